@@ -1,0 +1,51 @@
+// Importance scores of weights, and their reduction per block of a pattern.
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "spruce/matrix.hpp"
+#include "spruce/pattern.hpp"
+
+namespace spruce {
+
+enum class Criterion {
+  Magnitude,     // |W|
+  Gradient,      // |G|
+  Snip,          // |W * G|
+  SnipMomentum,  // exponential moving average of |W * G|
+};
+enum class Reduce { Mean, Sum, Max };
+
+Criterion parse_criterion(std::string_view text);  // "magnitude", "gradient", "snip", "snip_momentum"
+std::string to_string(Criterion c);
+Reduce parse_reduce(std::string_view text);        // "mean", "sum", "max"
+std::string to_string(Reduce r);
+bool needs_gradient(Criterion c);
+
+// Element-wise scores into `out` (same shape as w). `grad` may be empty only for Magnitude.
+// SnipMomentum here gives the instantaneous |W * G|; ScoreAccumulator keeps the moving average.
+void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const float> grad,
+                    MatrixView<float> out);
+
+// Accumulates scores across steps: for SnipMomentum, s = beta * s + (1 - beta) * |W * G|
+// (INC's beta 0.9); for the other criteria the latest score replaces the old one.
+class ScoreAccumulator {
+ public:
+  explicit ScoreAccumulator(Criterion c, double beta = 0.9) : criterion_(c), beta_(beta) {}
+  void update(MatrixView<const float> w, MatrixView<const float> grad);
+  bool ready() const { return !scores_.data.empty(); }
+  const MatrixF& scores() const { return scores_; }
+  void reset() { scores_ = {}; }
+  Criterion criterion() const { return criterion_; }
+
+ private:
+  Criterion criterion_;
+  double beta_;
+  MatrixF scores_;
+};
+
+// One score per block of the pattern's grid (grid_rows x grid_cols). For N:M the "blocks" are
+// single elements, so this returns the element scores unchanged.
+MatrixF block_scores(const Pattern& p, MatrixView<const float> scores, Reduce reduce = Reduce::Mean);
+
+}  // namespace spruce

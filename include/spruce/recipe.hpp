@@ -1,0 +1,65 @@
+// Pruning recipes in YAML, with Intel Neural Compressor's WeightPruningConfig keys:
+//
+//   target_sparsity: 0.9          pattern: "4x1"              pruning_type: snip_momentum
+//   op_names: ["fc.*"]            excluded_op_names: ["head"] pruning_op_types: [Linear, Conv]
+//   start_step: 0                 end_step: 1000              pruning_frequency: 100
+//   pruning_scope: global         sparsity_decay_type: exp    criterion_reduce_type: mean
+//   min_sparsity_ratio_per_op: 0  max_sparsity_ratio_per_op: 0.98
+//   reg_type: group_lasso         reg_coeff: 0.0001
+//   pruning_configs:              # per-layer groups; each entry's keys override the ones above
+//     - op_names: ["conv.*"]
+//       pattern: "2:4"
+//
+// op_names and excluded_op_names are regular expressions searched in a layer's qualified name.
+// Without pruning_configs there is one group, made of the top-level keys. With it, each entry is
+// a group, and a layer is pruned by the first group that matches it; a layer no group matches is
+// left dense. Unknown keys are errors that name the key and list the valid ones.
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spruce/criteria.hpp"
+#include "spruce/mask.hpp"
+#include "spruce/pattern.hpp"
+#include "spruce/schedule.hpp"
+
+namespace spruce {
+
+struct PruningGroup {
+  std::vector<std::string> op_names;           // empty: every layer
+  std::vector<std::string> excluded_op_names;
+  std::vector<std::string> op_types{"Linear", "Conv"};  // pruning_op_types
+  Pattern pattern = Pattern::block(4, 1);
+  Criterion criterion = Criterion::SnipMomentum;  // pruning_type
+  Reduce reduce = Reduce::Mean;                    // criterion_reduce_type
+  Scope scope = Scope::Global;                     // pruning_scope
+  Schedule schedule;  // start_step, end_step, pruning_frequency, sparsity_decay_type, target
+  GlobalLimits limits;
+  bool group_lasso = false;  // reg_type: group_lasso
+  double reg_coeff = 0.0;
+
+  // The sparsity this group aims at: target_sparsity, or 1 - N/M for an N:M pattern.
+  double target() const { return schedule.target; }
+  // `op_type` is "Linear" or "Conv" (empty: any).
+  bool matches(const std::string& op_name, std::string_view op_type = {}) const;
+  bool operator==(const PruningGroup&) const;
+};
+
+struct Recipe {
+  std::vector<PruningGroup> groups;
+
+  // Throws spruce::Error (usage) naming the key, the value and what would be valid.
+  static Recipe parse(std::string_view yaml_text, const std::string& source = "recipe");
+  static Recipe load(const std::string& path);
+  // A recipe with one group from the command line's flags.
+  static Recipe single(const Pattern& p, double sparsity);
+
+  std::string to_yaml() const;
+  const PruningGroup* group_for(const std::string& op_name, std::string_view op_type = {}) const;
+
+  static const std::vector<std::string>& valid_keys();
+};
+
+}  // namespace spruce

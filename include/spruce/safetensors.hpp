@@ -1,0 +1,52 @@
+// safetensors files: read with full validation, write atomically (temporary file, then rename).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace spruce {
+
+enum class DType { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64, F8_E4M3, F8_E5M2 };
+DType parse_dtype(std::string_view name);  // throws spruce::Error (data) for unknown names
+std::string to_string(DType d);
+size_t dtype_size(DType d);
+bool is_floating(DType d);
+// Whether spruce prunes tensors of this dtype (F32, F16, BF16).
+bool is_prunable(DType d);
+
+struct Tensor {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+
+  int64_t numel() const;
+  // Values as f32 (F32, F16, BF16, F64 only); exact for all of them but F64.
+  std::vector<float> to_f32() const;
+  static Tensor from_f32(std::string name, std::vector<int64_t> shape, const float* values);
+  // Zero the elements whose `keep` entry is 0, in place, leaving every other byte untouched.
+  void zero_where(const std::vector<uint8_t>& keep);
+};
+
+struct SafetensorsFile {
+  std::vector<Tensor> tensors;                     // in the order of their data offsets
+  std::map<std::string, std::string> metadata;     // __metadata__
+
+  const Tensor* find(const std::string& name) const;
+  Tensor* find(const std::string& name);
+};
+
+// Validates header length, JSON, dtypes, shapes against byte sizes, and that offsets lie in range
+// and do not overlap. Any failure throws spruce::Error (data) naming the file and the problem.
+SafetensorsFile read_safetensors(const std::string& path);
+SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source);
+void write_safetensors(const std::string& path, const SafetensorsFile& file);
+std::string serialize_safetensors(const SafetensorsFile& file);
+
+// Write `contents` to `path` through a temporary file in the same folder and a rename, so a
+// reader never sees a partial file.
+void write_file_atomic(const std::string& path, std::string_view contents);
+
+}  // namespace spruce

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every Debian package spruce needs. Idempotent, and quiet when all is present.
+set -euo pipefail
+
+packages=(
+  cmake g++-12 make pkg-config zlib1g-dev
+  libtorch-dev libopenblas0-pthread   # LibTorch 1.13 (links oneDNN); OpenBLAS, or BLAS is the slow reference
+  libdnnl-dev                          # oneDNN 2.6: dense baseline and dense fallback
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
+  dataset-fashion-mnist                # IDX files in /usr/share/datasets/fashion-mnist
+  gnuplot-nox                          # PNG plots in docs/
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
