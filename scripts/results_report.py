@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Rewrites docs/RESULTS.md's table and plots from the runs of scripts/results.sh.
+
+Reads <results>/<model>-<config>-s<seed>.json (spruce train --json), writes the table between the
+`<!-- results:begin -->` and `<!-- results:end -->` markers of docs/RESULTS.md, and, with gnuplot,
+docs/accuracy_vs_sparsity_4x1.png and docs/mask_heatmap_4x1.png (from seed 0's saved masks).
+Standard library only.
+"""
+import argparse
+import glob
+import json
+import os
+import re
+import statistics
+import struct
+import subprocess
+import tempfile
+
+CONFIGS = [  # name in the file, pattern, target sparsity, flags
+    ("dense", "dense", None, ""),
+    ("4x1-90", "4x1", 0.90, "--pattern 4x1 --sparsity 0.9"),
+    ("2x1-80", "2x1", 0.80, "--pattern 2x1 --sparsity 0.8"),
+    ("4x16-85", "4x16", 0.85, "--pattern 4x16 --sparsity 0.85"),
+    ("2in4", "2:4", 0.50, "--pattern 2:4"),
+    ("1x1-90", "1x1", 0.90, "--pattern 1x1 --sparsity 0.9"),
+]
+MODELS = [("mlp", "MLP 784-1024-1024-10"), ("cnn", "CNN 2 conv + 2 linear")]
+
+
+def load_runs(folder):
+    runs = {}
+    for path in glob.glob(os.path.join(folder, "*.json")):
+        m = re.match(r"(mlp|cnn)-(.+)-s(\d+)\.json$", os.path.basename(path))
+        if m:
+            runs.setdefault((m.group(1), m.group(2)), []).append(json.load(open(path)))
+    return runs
+
+
+def mean_std(values):
+    if len(values) < 2:
+        return values[0], float("nan")
+    return statistics.mean(values), statistics.stdev(values)
+
+
+def fmt(mean, std, scale=100, digits=2):
+    s = f"{scale * mean:.{digits}f}"
+    return s + (f" ± {scale * std:.{digits}f}" if std == std else "")
+
+
+def table(runs):
+    lines = [
+        "| Model | Sparsity Pattern | Target | Achieved Sparsity | Test Accuracy % (mean ± std) | Δ vs dense (points) | Seeds | Epochs | Command |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for model, label in MODELS:
+        dense = runs.get((model, "dense"))
+        dense_mean = mean_std([r["test_accuracy"] for r in dense])[0] if dense else None
+        for name, pattern, target, flags in CONFIGS:
+            rs = runs.get((model, name))
+            if not rs:
+                lines.append(f"| {label} | {pattern} | {'-' if target is None else f'{target:.0%}'} | not run yet | | | 0 | | |")
+                continue
+            acc = mean_std([r["test_accuracy"] for r in rs])
+            sparsity = statistics.mean(r["sparsity"] for r in rs)
+            delta = "" if dense_mean is None or name == "dense" else f"{100 * (acc[0] - dense_mean):+.2f}"
+            epochs = sorted({r["epochs"] for r in rs})
+            command = (f"`spruce train --dataset fashion-mnist --model {model} {flags} --epochs {epochs[0]} "
+                       f"--seed S`").replace("  ", " ")
+            lines.append(f"| {label} | {pattern} | {'-' if target is None else f'{target:.0%}'} | {100 * sparsity:.2f}% | "
+                         f"{fmt(*acc)} | {delta} | {len(rs)} | {'/'.join(map(str, epochs))} | {command} |")
+    return "\n".join(lines)
+
+
+def write_atomic(path, text):
+    with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(path)), delete=False) as f:
+        f.write(text)
+    os.replace(f.name, path)
+
+
+def sweep_plot(runs, docs, work):
+    points = []
+    for name in ["4x1-50", "4x1-70", "4x1-80", "4x1-90", "4x1-95"]:
+        rs = [r for r in runs.get(("mlp", name), []) if r.get("seed") == 0]
+        if rs:
+            points.append((100 * rs[0]["sparsity"], 100 * rs[0]["test_accuracy"]))
+    dense = [r for r in runs.get(("mlp", "dense"), []) if r.get("seed") == 0]
+    if not points or not dense:
+        return False
+    data = os.path.join(work, "sweep.dat")
+    with open(data, "w") as f:
+        f.writelines(f"{s:.3f} {a:.3f}\n" for s, a in sorted(points))
+    gp = f"""set terminal pngcairo size 720,440 font 'sans,11'
+set output '{docs}/accuracy_vs_sparsity_4x1.png'
+set title 'Fashion-MNIST MLP, 4x1 blocks pruned during training (seed 0, {dense[0]["epochs"]} epochs)'
+set xlabel 'sparsity of fc1 + fc2 (% zeros)'
+set ylabel 'test accuracy (%)'
+set grid
+set key bottom left
+set xrange [45:100]
+plot '{data}' using 1:2 with linespoints lw 2 pt 7 title '4x1 sparse', \\
+     {100 * dense[0]["test_accuracy"]:.3f} with lines dt 2 lw 2 title 'dense', \\
+     {100 * dense[0]["test_accuracy"] - 0.5:.3f} with lines dt 3 lc rgb 'gray' title 'dense - 0.5 points'
+"""
+    subprocess.run(["gnuplot"], input=gp, text=True, check=True)
+    return True
+
+
+def read_safetensor_u8(path, name):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        info = header[name]
+        begin, end = info["data_offsets"]
+        f.seek(8 + n + begin)
+        return info["shape"], f.read(end - begin)
+
+
+def heatmap(folder, docs, work, rows=64, cols=128):
+    path = os.path.join(folder, "mlp-4x1-90-s0", "masks.safetensors")
+    if not os.path.exists(path):
+        return False
+    shape, data = read_safetensor_u8(path, "fc2.weight")
+    data_path = os.path.join(work, "mask.dat")
+    with open(data_path, "w") as f:
+        for r in range(rows):
+            f.write(" ".join(str(data[r * shape[1] + c]) for c in range(cols)) + "\n")
+    gp = f"""set terminal pngcairo size 900,520 font 'sans,11'
+set output '{docs}/mask_heatmap_4x1.png'
+set title 'fc2 mask, top-left {rows} x {cols} of [{shape[0]}][{shape[1]}]: 4x1 blocks at 90% (black: kept)'
+set xlabel 'input channel (IC)'
+set ylabel 'output channel (OC)'
+set yrange [{rows - 0.5}:-0.5]
+set xrange [-0.5:{cols - 0.5}]
+set palette defined (0 'white', 1 'black')
+unset colorbox
+set size ratio {rows / cols}
+plot '{data_path}' matrix with image notitle
+"""
+    subprocess.run(["gnuplot"], input=gp, text=True, check=True)
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", default="out/results")
+    ap.add_argument("--doc", default="docs/RESULTS.md")
+    a = ap.parse_args()
+    runs = load_runs(a.results)
+    text = open(a.doc).read()
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    if begin not in text or end not in text:
+        raise SystemExit(f"{a.doc} lacks the {begin} / {end} markers")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    write_atomic(a.doc, head + begin + "\n" + table(runs) + "\n" + end + tail)
+    docs = os.path.dirname(os.path.abspath(a.doc))
+    with tempfile.TemporaryDirectory() as work:
+        print("plot:", "written" if sweep_plot(runs, docs, work) else "skipped (runs missing)")
+        print("heat map:", "written" if heatmap(a.results, docs, work) else "skipped (seed 0 masks missing)")
+    print(f"table: {sum(len(v) for v in runs.values())} runs in {a.doc}")
+
+
+if __name__ == "__main__":
+    main()
