@@ -3,6 +3,7 @@
 #include <torch/utils.h>
 
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -26,6 +27,12 @@ struct TrainArgs {
 
 void resolve_pruning(TrainArgs& a) {
   torch::TrainOptions& o = a.options;
+  const std::string saved_recipe = a.resume + "/recipe.yaml";
+  if (!a.resume.empty() && a.recipe.empty() && std::filesystem::is_regular_file(saved_recipe)) {
+    if (!a.pattern.empty() || !std::isnan(a.sparsity))
+      usage_error("--resume continues with " + saved_recipe + "; drop --pattern and --sparsity");
+    a.recipe = saved_recipe;  // the same schedule, in steps, whatever --epochs now says
+  }
   if (!a.recipe.empty()) {
     if (!a.pattern.empty() || !std::isnan(a.sparsity))
       usage_error("give either --recipe or --pattern/--sparsity, not both");
@@ -113,7 +120,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--scope", args->scope, "With --pattern: local or global (default global)");
   cmd->add_option("--criterion", args->criterion, "With --pattern: magnitude, gradient, snip or snip_momentum (default)");
   cmd->add_option("--group-lasso", o.group_lasso, "With --pattern: group-lasso coefficient (default 0: off)");
-  cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt (same model and pruning flags)");
+  cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model)");
   cmd->add_option("--init", o.init_from, "Start from the weights of a .safetensors file");
   cmd->add_flag("--lock-pattern", o.lock_pattern, "Keep the loaded weights' zeros as masks when they come without masks");
   cmd->add_flag("--no-progress", args->no_progress, "Print one line per epoch instead of a progress bar");
