@@ -18,11 +18,11 @@ import tempfile
 
 CONFIGS = [  # name in the file, pattern, target sparsity, flags
     ("dense", "dense", None, ""),
-    ("4x1-90", "4x1", 0.90, "--pattern 4x1 --sparsity 0.9"),
-    ("2x1-80", "2x1", 0.80, "--pattern 2x1 --sparsity 0.8"),
-    ("4x16-85", "4x16", 0.85, "--pattern 4x16 --sparsity 0.85"),
-    ("2in4", "2:4", 0.50, "--pattern 2:4"),
-    ("1x1-90", "1x1", 0.90, "--pattern 1x1 --sparsity 0.9"),
+    ("4x1-90", "4x1", 0.90, "--pattern 4x1 --sparsity 0.9 --criterion magnitude"),
+    ("2x1-80", "2x1", 0.80, "--pattern 2x1 --sparsity 0.8 --criterion magnitude"),
+    ("4x16-85", "4x16", 0.85, "--pattern 4x16 --sparsity 0.85 --criterion magnitude"),
+    ("2in4", "2:4", 0.50, "--pattern 2:4 --criterion magnitude"),
+    ("1x1-90", "1x1", 0.90, "--pattern 1x1 --sparsity 0.9 --criterion magnitude"),
 ]
 MODELS = [("mlp", "MLP 784-1024-1024-10"), ("cnn", "CNN 2 conv + 2 linear")]
 
