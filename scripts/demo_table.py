@@ -25,8 +25,9 @@ def main():
     table = "\n".join(rows)
     gap = 100 * (dense["test_accuracy"] - sparse["test_accuracy"])
     print(table)
-    print(f"\nThe sparse model is {gap:+.2f} points from dense (positive: below dense); "
-          f"training took {dense['seconds']:.0f} s dense and {sparse['seconds']:.0f} s pruned.")
+    where = f"{abs(gap):.2f} points {'below' if gap > 0 else 'above'} dense"
+    print(f"\nThe sparse model is {where}; training took {dense['seconds']:.0f} s dense and "
+          f"{sparse['seconds']:.0f} s pruned.")
 
     report = f"""# spruce demo report
 
@@ -35,7 +36,7 @@ input channel) at 90% zeros over fc1 and fc2 (the 10-way head stays dense), seed
 
 {table}
 
-Accuracy gap: {gap:+.2f} points (dense minus sparse). Training time: {dense['seconds']:.0f} s dense,
+The sparse model is {where}. Training time: {dense['seconds']:.0f} s dense,
 {sparse['seconds']:.0f} s pruned, one core each.
 
 Commands:
