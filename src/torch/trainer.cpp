@@ -113,7 +113,7 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
 
   if (pruner)
     for (const auto& g : pruner->recipe().groups)
-      if (g.schedule.end_step >= total_steps && g.schedule.start_step < total_steps)
+      if (g.schedule.end_step >= total_steps && g.target() > 0)
         log << "note: the recipe's end_step " << g.schedule.end_step << " is not before the run's last step "
             << total_steps - 1 << ", so its target sparsity " << g.target() << " is not reached\n";
 
