@@ -13,6 +13,7 @@
 #include "spruce/error.hpp"
 #include "spruce/torch/data.hpp"
 #include "spruce/torch/pruner.hpp"
+#include "spruce/torch/threads.hpp"
 
 struct Net : torch::nn::Module {
   torch::nn::Linear hidden{nullptr}, classifier{nullptr};
@@ -38,7 +39,7 @@ sparsity_decay_type: exp
 int main(int argc, char** argv) try {
   const int epochs = argc > 1 ? std::atoi(argv[1]) : 2;
   torch::manual_seed(0);
-  torch::set_num_threads(2);
+  spruce::torch::set_threads(2);
   auto train = spruce::torch::load_fashion_mnist_tensors(spruce::kFashionMnistDir, spruce::Split::Train);
   auto test = spruce::torch::load_fashion_mnist_tensors(spruce::kFashionMnistDir, spruce::Split::Test);
   auto loader = spruce::torch::make_train_loader(train, 128);

@@ -1,7 +1,5 @@
 // spruce train --dataset fashion-mnist --model mlp|cnn [--pattern P --sparsity S | --recipe R.yaml]
 //              --epochs N --seed N [--save DIR] [--json FILE] [--threads N]
-#include <torch/utils.h>
-
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -11,6 +9,7 @@
 #include "command.hpp"
 #include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
+#include "spruce/torch/threads.hpp"
 #include "spruce/torch/trainer.hpp"
 #include "table.hpp"
 
@@ -66,7 +65,7 @@ void run(TrainArgs& a) {
   if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
   a.options.progress_bar = !a.no_progress;
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  ::torch::set_num_threads(threads);
+  torch::set_threads(threads);
   std::cerr << "spruce train: " << a.options.model << " on fashion-mnist, "
             << (a.options.recipe ? "recipe " + a.recipe
                 : a.options.pattern ? a.options.pattern->str() + " at " + percent(a.options.sparsity) : std::string("dense"))
