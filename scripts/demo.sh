@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The main job: train the Fashion-MNIST MLP dense and pruned to 4x1 blocks at 90% during training,
 # print the seed's validated-models table for it, check the export's pattern, and write the report.
-# The same setup as the MLP rows of docs/RESULTS.md (6 epochs, gradual magnitude pruning), seed 0:
+# The same setup as the MLP rows of docs/RESULTS.md (4 epochs, gradual magnitude pruning), seed 0:
 # about 1-2 minutes of training on 2 idle cores after the build. DEMO_EPOCHS changes the epochs.
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
 out=${DEMO_DIR:-out/demo}
-epochs=${DEMO_EPOCHS:-6}
+epochs=${DEMO_EPOCHS:-4}
 mkdir -p "$out"
 
 common=(--dataset fashion-mnist --model mlp --epochs "$epochs" --seed 0 --threads 1 --no-progress)

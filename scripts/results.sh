@@ -3,7 +3,7 @@
 # 1x1@90%} x 3 seeds, then the MLP 4x1 sparsity sweep for the plot. Each run writes
 # $out/<model>-<config>-s<seed>.{json,log}; runs whose JSON exists are skipped, so an interrupted
 # sweep resumes. Then `python3 scripts/results_report.py` rewrites the table and plots.
-#   JOBS=2 MLP_EPOCHS=6 CNN_EPOCHS=5 SEEDS="0 1 2" scripts/results.sh [build/tools/spruce/spruce]
+#   JOBS=2 MLP_EPOCHS=4 CNN_EPOCHS=3 SEEDS="0 1 2" scripts/results.sh [build/tools/spruce/spruce]
 # The table uses gradual magnitude pruning (--criterion magnitude): snip_momentum, the default,
 # re-scores every step and makes each run about 1.5-2x slower on this shared 2-core machine.
 set -euo pipefail
@@ -11,7 +11,7 @@ spruce=${1:-build/tools/spruce/spruce}
 out=${RESULTS_DIR:-out/results}
 jobs=${JOBS:-2}
 seeds=${SEEDS:-"0 1 2"}
-declare -A epochs=([mlp]=${MLP_EPOCHS:-6} [cnn]=${CNN_EPOCHS:-5})
+declare -A epochs=([mlp]=${MLP_EPOCHS:-4} [cnn]=${CNN_EPOCHS:-3})
 criterion=${CRITERION:-magnitude}
 configs=(
   "dense|"
