@@ -2,7 +2,8 @@
 """Rewrites docs/RESULTS.md's table and plots from the runs of scripts/results.sh.
 
 Reads <results>/<model>-<config>-s<seed>.json (spruce train --json), writes the table between the
-`<!-- results:begin -->` and `<!-- results:end -->` markers of docs/RESULTS.md, and, with gnuplot,
+`<!-- results:begin -->` and `<!-- results:end -->` markers of docs/RESULTS.md, the runs of
+scripts/experiments.sh between the `experiments` markers, and, with gnuplot,
 docs/accuracy_vs_sparsity_4x1.png and docs/mask_heatmap_4x1.png (from seed 0's saved masks).
 Standard library only.
 """
@@ -71,6 +72,54 @@ def table(runs):
     return "\n".join(lines)
 
 
+EXPERIMENTS = {  # name: what changed against the table's row
+    "mlp-4x1-90-lasso1e-4": "4x1@90%, group lasso on (reg_coeff 1e-4)",
+    "mlp-4x1-90-lasso1e-3": "4x1@90%, group lasso on (reg_coeff 1e-3)",
+    "mlp-4x1-90-snipmom": "4x1@90%, snip_momentum criterion (INC's default) instead of magnitude",
+    "mlp-4x1-90-early": "4x1@90%, ramp ends at 40% of training instead of 60% (longer fine-tuning)",
+    "mlp-dense-8ep": "dense, 8 epochs",
+    "mlp-4x1-90-8ep": "4x1@90%, 8 epochs",
+    "mlp-4x16-85-8ep": "4x16@85%, 8 epochs",
+    "cnn-dense-6ep": "dense, 6 epochs",
+    "cnn-4x1-90-6ep": "4x1@90%, 6 epochs",
+}
+
+
+def experiments_table(runs, folder):
+    found = {}
+    for path in glob.glob(os.path.join(folder, "*.json")):
+        m = re.match(r"(.+)-s(\d+)\.json$", os.path.basename(path))
+        if m:
+            found.setdefault(m.group(1), []).append(json.load(open(path)))
+    lines = ["| Model | Run | Epochs | Seeds | Sparsity | Test Accuracy % | Δ vs dense, same epochs and seeds (points) |",
+             "|---|---|---|---|---|---|---|"]
+    for name, what in EXPERIMENTS.items():
+        rs = found.get(name)
+        if not rs:
+            continue
+        model = name.split("-")[0]
+        seeds = sorted(r["seed"] for r in rs)
+        epochs = rs[0]["epochs"]
+        dense_name = next((n for n in found if n.startswith(model + "-dense") and found[n][0]["epochs"] == epochs), None)
+        dense = found[dense_name] if dense_name else runs.get((model, "dense"), [])
+        dense = [r for r in dense if r["seed"] in seeds and r["epochs"] == epochs]
+        acc = mean_std([r["test_accuracy"] for r in rs])
+        delta = "" if not dense or "dense" in name else \
+            f"{100 * (acc[0] - statistics.mean(r['test_accuracy'] for r in dense)):+.2f}"
+        lines.append(f"| {model.upper()} | {what} | {epochs} | {','.join(map(str, seeds))} | "
+                     f"{100 * statistics.mean(r['sparsity'] for r in rs):.2f}% | {fmt(*acc)} | {delta} |")
+    return "\n".join(lines)
+
+
+def replace_block(text, marker, body, doc):
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    if begin not in text or end not in text:
+        raise SystemExit(f"{doc} lacks the {begin} / {end} markers")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return head + begin + "\n" + body + "\n" + end + tail
+
+
 def write_atomic(path, text):
     with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(os.path.abspath(path)), delete=False) as f:
         f.write(text)
@@ -120,13 +169,14 @@ def heatmap(folder, docs, work, rows=64, cols=128):
     if not os.path.exists(path):
         return False
     shape, data = read_safetensor_u8(path, "fc2.weight")
+    zeros = 100 * data.count(0) / len(data)
     data_path = os.path.join(work, "mask.dat")
     with open(data_path, "w") as f:
         for r in range(rows):
             f.write(" ".join(str(data[r * shape[1] + c]) for c in range(cols)) + "\n")
     gp = f"""set terminal pngcairo size 900,520 font 'sans,11'
 set output '{docs}/mask_heatmap_4x1.png'
-set title 'fc2 mask, top-left {rows} x {cols} of [{shape[0]}][{shape[1]}]: 4x1 blocks at 90% (black: kept)'
+set title "MLP pruned to 4x1 at 90%: fc2 mask ({zeros:.1f}% zeros), top-left {rows} x {cols} of [{shape[0]}][{shape[1]}]; black: kept"
 set xlabel 'input channel (IC)'
 set ylabel 'output channel (OC)'
 set yrange [{rows - 0.5}:-0.5]
@@ -143,16 +193,13 @@ plot '{data_path}' matrix with image notitle
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default="out/results")
+    ap.add_argument("--experiments", default="out/experiments")
     ap.add_argument("--doc", default="docs/RESULTS.md")
     a = ap.parse_args()
     runs = load_runs(a.results)
-    text = open(a.doc).read()
-    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
-    if begin not in text or end not in text:
-        raise SystemExit(f"{a.doc} lacks the {begin} / {end} markers")
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    write_atomic(a.doc, head + begin + "\n" + table(runs) + "\n" + end + tail)
+    text = replace_block(open(a.doc).read(), "results", table(runs), a.doc)
+    text = replace_block(text, "experiments", experiments_table(runs, a.experiments), a.doc)
+    write_atomic(a.doc, text)
     docs = os.path.dirname(os.path.abspath(a.doc))
     with tempfile.TemporaryDirectory() as work:
         print("plot:", "written" if sweep_plot(runs, docs, work) else "skipped (runs missing)")
