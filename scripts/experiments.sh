@@ -14,11 +14,14 @@ experiments=(
   "mlp-4x1-90-lasso1e-3|--model mlp --epochs 4 --pattern 4x1 --sparsity 0.9 --criterion magnitude --group-lasso 1e-3"
   "mlp-4x1-90-snipmom|--model mlp --epochs 4 --pattern 4x1 --sparsity 0.9"
   "mlp-4x1-90-early|--model mlp --epochs 4 --recipe scripts/recipes/mlp-4x1-90-early.yaml"
+  "mlp-4x1-90-local|--model mlp --epochs 4 --pattern 4x1 --sparsity 0.9 --criterion magnitude --scope local"
   "mlp-dense-8ep|--model mlp --epochs 8"
   "mlp-4x1-90-8ep|--model mlp --epochs 8 --pattern 4x1 --sparsity 0.9 --criterion magnitude"
   "mlp-4x16-85-8ep|--model mlp --epochs 8 --pattern 4x16 --sparsity 0.85 --criterion magnitude"
   "cnn-dense-6ep|--model cnn --epochs 6"
   "cnn-4x1-90-6ep|--model cnn --epochs 6 --pattern 4x1 --sparsity 0.9 --criterion magnitude"
+  "cnn-4x16-85-6ep|--model cnn --epochs 6 --pattern 4x16 --sparsity 0.85 --criterion magnitude"
+  "cnn-2in4-6ep|--model cnn --epochs 6 --pattern 2:4 --criterion magnitude"
 )
 mkdir -p "$out"
 for seed in $seeds; do

@@ -77,11 +77,14 @@ EXPERIMENTS = {  # name: what changed against the table's row
     "mlp-4x1-90-lasso1e-3": "4x1@90%, group lasso on (reg_coeff 1e-3)",
     "mlp-4x1-90-snipmom": "4x1@90%, snip_momentum criterion (INC's default) instead of magnitude",
     "mlp-4x1-90-early": "4x1@90%, ramp ends at 40% of training instead of 60% (longer fine-tuning)",
+    "mlp-4x1-90-local": "4x1@90%, local scope (each layer at 90%) instead of global",
     "mlp-dense-8ep": "dense, 8 epochs",
     "mlp-4x1-90-8ep": "4x1@90%, 8 epochs",
     "mlp-4x16-85-8ep": "4x16@85%, 8 epochs",
     "cnn-dense-6ep": "dense, 6 epochs",
     "cnn-4x1-90-6ep": "4x1@90%, 6 epochs",
+    "cnn-4x16-85-6ep": "4x16@85%, 6 epochs",
+    "cnn-2in4-6ep": "2:4, 6 epochs",
 }
 
 
