@@ -14,6 +14,7 @@ experiments=(
   "mlp-4x1-90-lasso1e-3|--model mlp --epochs 4 --pattern 4x1 --sparsity 0.9 --criterion magnitude --group-lasso 1e-3"
   "mlp-4x1-90-snipmom|--model mlp --epochs 4 --pattern 4x1 --sparsity 0.9"
   "mlp-4x1-90-early|--model mlp --epochs 4 --recipe scripts/recipes/mlp-4x1-90-early.yaml"
+  "mlp-4x1-90-late|--model mlp --epochs 4 --recipe scripts/recipes/mlp-4x1-90-late.yaml"
   "mlp-4x1-90-local|--model mlp --epochs 4 --pattern 4x1 --sparsity 0.9 --criterion magnitude --scope local"
   "mlp-dense-8ep|--model mlp --epochs 8"
   "mlp-4x1-90-8ep|--model mlp --epochs 8 --pattern 4x1 --sparsity 0.9 --criterion magnitude"

@@ -77,6 +77,7 @@ EXPERIMENTS = {  # name: what changed against the table's row
     "mlp-4x1-90-lasso1e-3": "4x1@90%, group lasso on (reg_coeff 1e-3)",
     "mlp-4x1-90-snipmom": "4x1@90%, snip_momentum criterion (INC's default) instead of magnitude",
     "mlp-4x1-90-early": "4x1@90%, ramp ends at 40% of training instead of 60% (longer fine-tuning)",
+    "mlp-4x1-90-late": "4x1@90%, ramp from 30% to 70% of training instead of 10% to 60% (longer dense start)",
     "mlp-4x1-90-local": "4x1@90%, local scope (each layer at 90%) instead of global",
     "mlp-dense-8ep": "dense, 8 epochs",
     "mlp-4x1-90-8ep": "4x1@90%, 8 epochs",
