@@ -150,9 +150,10 @@ set ylabel 'test accuracy (%)'
 set grid
 set key bottom left
 set xrange [45:100]
+set offsets 0, 0, graph 0.08, graph 0.08
 plot '{data}' using 1:2 with linespoints lw 2 pt 7 title '4x1 sparse', \\
      {100 * dense[0]["test_accuracy"]:.3f} with lines dt 2 lw 2 title 'dense', \\
-     {100 * dense[0]["test_accuracy"] - 0.5:.3f} with lines dt 3 lc rgb 'gray' title 'dense - 0.5 points'
+     {100 * dense[0]["test_accuracy"] - 0.5:.3f} with lines dt 3 lw 2 lc rgb '#c03030' title 'dense - 0.5 points (target)'
 """
     subprocess.run(["gnuplot"], input=gp, text=True, check=True)
     return True
