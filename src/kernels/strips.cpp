@@ -1,0 +1,64 @@
+// Building the kernel-side strip-CSR weights from dense pruned weights.
+#include <algorithm>
+#include <string>
+
+#include "kernel.hpp"
+#include "spruce/error.hpp"
+
+namespace spruce::kernels {
+namespace {
+
+template <typename T>
+StripWeights<T> build(MatrixView<const T> w, int h, int kg) {
+  if (h < 1 || h > 64) usage_error("strip height must be 1..64, not " + std::to_string(h));
+  StripWeights<T> s;
+  s.h = h;
+  s.kg = kg;
+  s.rows = w.rows;
+  s.cols = w.cols;
+  const int64_t strips = (w.rows + h - 1) / h;
+  s.ptr.assign(size_t(strips + 1), 0);
+  std::vector<int32_t> cols;
+  for (int64_t st = 0; st < strips; ++st) {
+    const int64_t r0 = st * h, r1 = std::min(w.rows, r0 + h);
+    cols.clear();
+    for (int64_t c = 0; c < w.cols; ++c)
+      for (int64_t r = r0; r < r1; ++r)
+        if (w(r, c) != T(0)) { cols.push_back(int32_t(c)); break; }
+    const size_t used = cols.size();
+    while (cols.size() % size_t(kg)) cols.push_back(cols.empty() ? 0 : cols.back());
+    const size_t base = s.k.size();
+    s.k.insert(s.k.end(), cols.begin(), cols.end());
+    s.w.resize(s.k.size() * size_t(h), T(0));
+    for (size_t j = 0; j < used; ++j) {
+      const size_t g = j / size_t(kg), t = j % size_t(kg);
+      for (int64_t r = r0; r < r1; ++r)
+        s.w[(base / size_t(kg) + g) * size_t(kg * h) + size_t(r - r0) * size_t(kg) + t] = w(r, cols[j]);
+    }
+    s.ptr[size_t(st + 1)] = int64_t(s.k.size());
+  }
+  return s;
+}
+
+}  // namespace
+
+StripWeights<float> make_strips(MatrixView<const float> w, int h) { return build(w, h, 1); }
+
+StripWeights<int8_t> make_strips(MatrixView<const int8_t> w, int h) {
+  auto s = build(w, h, 4);
+  s.wsum.assign(size_t(w.rows), 0);
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t c = 0; c < w.cols; ++c) s.wsum[size_t(r)] += w(r, c);
+  return s;
+}
+
+int64_t xt_ld(DType d, int64_t m) { return d == DType::F32 ? round_up(std::max<int64_t>(m, 1), 16) : round_up(std::max<int64_t>(m, 1), u8_chunk(m)); }
+
+int preferred_h(DType d, int block_rows) {
+  if (d == DType::S8) return block_rows % 4 == 0 ? 4 : 1;
+  for (int h : {16, 8, 4, 2})
+    if (block_rows % h == 0) return h;
+  return 1;
+}
+
+}  // namespace spruce::kernels
