@@ -139,7 +139,10 @@ void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void*
   const int64_t mb = 256, nm = (m + mb - 1) / mb;
   const int64_t strips = view.rows == 0 ? 0 : (view.rows + view.h - 1) / view.h;
   const int64_t want = std::max<int64_t>(1, (8 * T + nm - 1) / nm);
-  const int64_t per = std::max<int64_t>(1, (strips + want - 1) / want), ns = (strips + per - 1) / per;
+  // Strip ranges are whole panels of 16 output channels, as the x86 kernels finish them.
+  const int64_t panel = std::max(1, 16 / view.h);
+  const int64_t per = kernels::round_up(std::max<int64_t>(1, (strips + want - 1) / want), panel);
+  const int64_t ns = (strips + per - 1) / per;
   const int64_t kblocks = (ic + 63) / 64;
   kernels::SpmmArgs base;
   base.xt = xt.data();

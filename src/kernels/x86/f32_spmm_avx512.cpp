@@ -35,16 +35,21 @@ inline void strip(const float* xc, int64_t ld, const int32_t* k, const float* w,
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(tile + r * 128 + 16 * v, acc[r][v]);
 }
 
+// Strips are finished in panels of 16 output channels (16 / H strips): whole 64-byte rows of Y.
 template <int H, int V>
 void strips(const StripView& w, const SpmmArgs& a, int64_t m0, float* tile) {
+  constexpr int P = 16 / H;
   const float* xc = static_cast<const float*>(a.xt) + m0;
   const float* wv = static_cast<const float*>(w.w);
   const int64_t mv = std::min<int64_t>(16 * V, a.m1 - m0);
-  for (int64_t s = a.s0; s < a.s1; ++s) {
-    const int64_t j0 = w.ptr[s];
-    strip<H, V>(xc, a.ldxt, w.k + j0, wv + j0 * H, w.ptr[s + 1] - j0, tile);
+  for (int64_t s = a.s0; s < a.s1; s += P) {
+    const int64_t se = std::min<int64_t>(a.s1, s + P);
+    for (int64_t t = s; t < se; ++t) {
+      const int64_t j0 = w.ptr[t];
+      strip<H, V>(xc, a.ldxt, w.k + j0, wv + j0 * H, w.ptr[t + 1] - j0, tile + (t - s) * H * 128);
+    }
     const int64_t n0 = s * H;
-    store_tile_f32(tile, 128, n0, std::min<int64_t>(H, w.rows - n0), m0, mv, a);
+    store_panel(tile, 128, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, mv, a);
   }
 }
 
@@ -61,7 +66,7 @@ void tile_upto(int64_t nv, const StripView& w, const SpmmArgs& a, int64_t m0, fl
 template <int H>
 void f32_spmm_avx512(const StripView& w, const SpmmArgs& a) {
   constexpr int V = vmax<H>();
-  alignas(64) float tile[H * 128];
+  alignas(64) float tile[16 * 128];
   for (int64_t m0 = a.m0; m0 < a.m1; m0 += 16 * V) tile_upto<H, V>((a.m1 - m0 + 15) / 16, w, a, m0, tile);
 }
 
@@ -79,32 +84,11 @@ void pack_f32_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t 
     for (int64_t kb = k0; kb < k1; kb += 16) {
       const int64_t kn = std::min<int64_t>(16, k1 - kb);
       const __mmask16 km = __mmask16((1u << kn) - 1);
-      __m512 r[16], t[16];
+      __m512 r[16];
       for (int i = 0; i < 16; ++i)
         r[i] = m0 + i < m ? _mm512_maskz_loadu_ps(km, xs + (m0 + i) * lda + kb) : _mm512_setzero_ps();
-      for (int i = 0; i < 8; ++i) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-      }
-      for (int i = 0; i < 4; ++i) {
-        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xEE);
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-      }  // r[4i+j], lane L: rows 4i..4i+3 at column 4L + j
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) t[4 * i + j] = r[4 * j + i];  // t[4i+j] lane L: rows 4j.. at col 4L+i
-      for (int c = 0; c < 4; ++c) {
-        // column 4L + c: gather lane L of t[4c+0..3] (rows 0-3, 4-7, 8-11, 12-15).
-        const __m512 a01 = _mm512_shuffle_f32x4(t[4 * c + 0], t[4 * c + 1], 0x44);  // L0,L1 of t0 | L0,L1 of t1
-        const __m512 a23 = _mm512_shuffle_f32x4(t[4 * c + 2], t[4 * c + 3], 0x44);
-        const __m512 b01 = _mm512_shuffle_f32x4(t[4 * c + 0], t[4 * c + 1], 0xEE);  // L2,L3
-        const __m512 b23 = _mm512_shuffle_f32x4(t[4 * c + 2], t[4 * c + 3], 0xEE);
-        const __m512 col[4] = {_mm512_shuffle_f32x4(a01, a23, 0x88), _mm512_shuffle_f32x4(a01, a23, 0xDD),
-                               _mm512_shuffle_f32x4(b01, b23, 0x88), _mm512_shuffle_f32x4(b01, b23, 0xDD)};
-        for (int L = 0; L < 4; ++L)
-          if (4 * L + c < kn) _mm512_storeu_ps(out + (kb + 4 * L + c) * ldxt + m0, col[L]);
-      }
+      transpose16x16(r);
+      for (int c = 0; c < kn; ++c) _mm512_storeu_ps(out + (kb + c) * ldxt + m0, r[c]);
     }
 }
 

@@ -23,37 +23,49 @@ inline __m512i load_row(const uint8_t* p) {
   else return _mm512_maskz_loadu_epi8((__mmask64(1) << (16 * V)) - 1, p);
 }
 
+// One strip, one chunk: accumulators for H rows x 16*V m, left in tile rows [0, H) (stride 64).
+template <int H, int V>
+inline void strip(const uint8_t* xc, int64_t ld, const int32_t* k, const int32_t* wq, int64_t nj, int32_t* tile) {
+  constexpr int q = 4 * V;  // valid lanes per accumulator
+  __m512i acc[H][4];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm512_setzero_si512();
+  for (int64_t j = 0; j < nj; j += 4) {
+    const __m512i x0 = load_row<V>(xc + k[j] * ld), x1 = load_row<V>(xc + k[j + 1] * ld);
+    const __m512i x2 = load_row<V>(xc + k[j + 2] * ld), x3 = load_row<V>(xc + k[j + 3] * ld);
+    const __m512i l01 = _mm512_unpacklo_epi8(x0, x1), h01 = _mm512_unpackhi_epi8(x0, x1);
+    const __m512i l23 = _mm512_unpacklo_epi8(x2, x3), h23 = _mm512_unpackhi_epi8(x2, x3);
+    const __m512i xq[4] = {_mm512_unpacklo_epi16(l01, l23), _mm512_unpackhi_epi16(l01, l23),
+                           _mm512_unpacklo_epi16(h01, h23), _mm512_unpackhi_epi16(h01, h23)};
+    const int32_t* wg = wq + (j / 4) * H;
+    for (int r = 0; r < H; ++r) {
+      const __m512i wb = _mm512_set1_epi32(wg[r]);
+      for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], xq[i], wb);
+    }
+  }
+  for (int r = 0; r < H; ++r)
+    for (int i = 0; i < 4; ++i) {
+      if constexpr (V == 4) _mm512_storeu_si512(tile + r * 64 + 16 * i, acc[r][i]);
+      else _mm512_mask_storeu_epi32(tile + r * 64 + q * i, __mmask16((1u << q) - 1), acc[r][i]);
+    }
+}
+
+// Strips are finished in panels of 16 output channels (16 / H strips), so the epilogue writes
+// whole 64-byte rows of Y.
 template <int H, int V>
 void spmm_chunked(const StripView& w, const SpmmArgs& a) {
-  constexpr int cw = 16 * V, q = 4 * V;  // chunk width; valid lanes per accumulator
+  constexpr int cw = 16 * V, P = 16 / H;
   const uint8_t* xt = static_cast<const uint8_t*>(a.xt);
   const int32_t* wq = static_cast<const int32_t*>(w.w);
-  const int64_t ld = a.ldxt;
-  alignas(64) int32_t tile[H * 64];
+  alignas(64) int32_t tile[16 * 64];
   for (int64_t m0 = a.m0; m0 < a.m1; m0 += cw) {
-    const uint8_t* xc = xt + m0;
-    for (int64_t s = a.s0; s < a.s1; ++s) {
-      __m512i acc[H][4];
-      for (auto& row : acc)
-        for (auto& v : row) v = _mm512_setzero_si512();
-      for (int64_t j = w.ptr[s]; j < w.ptr[s + 1]; j += 4) {
-        const int32_t* k = w.k + j;
-        const __m512i x0 = load_row<V>(xc + k[0] * ld), x1 = load_row<V>(xc + k[1] * ld);
-        const __m512i x2 = load_row<V>(xc + k[2] * ld), x3 = load_row<V>(xc + k[3] * ld);
-        const __m512i l01 = _mm512_unpacklo_epi8(x0, x1), h01 = _mm512_unpackhi_epi8(x0, x1);
-        const __m512i l23 = _mm512_unpacklo_epi8(x2, x3), h23 = _mm512_unpackhi_epi8(x2, x3);
-        const __m512i xq[4] = {_mm512_unpacklo_epi16(l01, l23), _mm512_unpackhi_epi16(l01, l23),
-                               _mm512_unpacklo_epi16(h01, h23), _mm512_unpackhi_epi16(h01, h23)};
-        const int32_t* wg = wq + (j / 4) * H;
-        for (int r = 0; r < H; ++r) {
-          const __m512i wb = _mm512_set1_epi32(wg[r]);
-          for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], xq[i], wb);
-        }
-      }
-      for (int r = 0; r < H; ++r)
-        for (int i = 0; i < 4; ++i) _mm512_mask_storeu_epi32(tile + r * 64 + q * i, __mmask16((1u << q) - 1), acc[r][i]);
+    const int64_t mv = std::min<int64_t>(cw, a.m1 - m0);
+    for (int64_t s = a.s0; s < a.s1; s += P) {
+      const int64_t se = std::min<int64_t>(a.s1, s + P);
+      for (int64_t t = s; t < se; ++t)
+        strip<H, V>(xt + m0, a.ldxt, w.k + w.ptr[t], wq + w.ptr[t] / 4 * H, w.ptr[t + 1] - w.ptr[t], tile + (t - s) * H * 64);
       const int64_t n0 = s * H;
-      store_tile_s32(tile, 64, n0, std::min<int64_t>(H, w.rows - n0), m0, std::min<int64_t>(cw, a.m1 - m0), a);
+      store_panel(tile, 64, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, mv, a);
     }
   }
 }
