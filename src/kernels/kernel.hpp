@@ -56,10 +56,11 @@ struct Epilogue {
 };
 
 // Packed activations ("xt"): X[m][k] transposed to xt[k * ldxt + pos], one row per input channel.
-//  f32: pos = m (natural order), ldxt = round_up(M, 16), padding zero.
+//  f32: pos = m (natural order), ldxt >= round_up(M, 16) (xt_ld), padding zero.
 //  u8 : chunks of cw = u8_chunk(M) columns; inside a chunk, position p = 16L + 4i + j holds
 //       m = chunk_start + (cw/4)*i + 4L + j, so that interleaving 4 rows with unpack gives
-//       accumulators in natural m order. ldxt = round_up(M, cw), padding zero.
+//       accumulators in natural m order. ldxt >= round_up(M, cw) (xt_ld), padding zero.
+// xt_ld() pads rows to an odd number of cache lines, so that rows do not alias in the caches.
 inline int u8_chunk(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 inline int64_t u8_pos(int64_t m, int cw) {

@@ -52,7 +52,14 @@ StripWeights<int8_t> make_strips(MatrixView<const int8_t> w, int h) {
   return s;
 }
 
-int64_t xt_ld(DType d, int64_t m) { return d == DType::F32 ? round_up(std::max<int64_t>(m, 1), 16) : round_up(std::max<int64_t>(m, 1), u8_chunk(m)); }
+int64_t xt_ld(DType d, int64_t m) {
+  const int64_t es = d == DType::F32 ? 4 : 1;
+  int64_t ld = d == DType::F32 ? round_up(std::max<int64_t>(m, 1), 16) : round_up(std::max<int64_t>(m, 1), u8_chunk(m));
+  // An even number of cache lines between xt rows makes the rows of one kernel step collide in a
+  // few cache sets (at M = 1024 or 2048, all in 2 of 64 L1 sets). Pad to an odd line count.
+  if ((ld * es / 64) % 2 == 0) ld += 64 / es;
+  return ld;
+}
 
 int preferred_h(DType d, int block_rows) {
   if (d == DType::S8) return block_rows % 4 == 0 ? 4 : 1;

@@ -35,39 +35,39 @@ inline void strip(const float* xc, int64_t ld, const int32_t* k, const float* w,
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(tile + r * 128 + 16 * v, acc[r][v]);
 }
 
-// Strips are finished in panels of 16 output channels (16 / H strips): whole 64-byte rows of Y.
+// One panel of 16 output channels (strips [s, se)) for 16*V rows from m0, then its epilogue:
+// whole 64-byte rows of Y.
 template <int H, int V>
-void strips(const StripView& w, const SpmmArgs& a, int64_t m0, float* tile) {
-  constexpr int P = 16 / H;
+void panel(const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t m0, float* tile) {
   const float* xc = static_cast<const float*>(a.xt) + m0;
   const float* wv = static_cast<const float*>(w.w);
-  const int64_t mv = std::min<int64_t>(16 * V, a.m1 - m0);
-  for (int64_t s = a.s0; s < a.s1; s += P) {
-    const int64_t se = std::min<int64_t>(a.s1, s + P);
-    for (int64_t t = s; t < se; ++t) {
-      const int64_t j0 = w.ptr[t];
-      strip<H, V>(xc, a.ldxt, w.k + j0, wv + j0 * H, w.ptr[t + 1] - j0, tile + (t - s) * H * 128);
-    }
-    const int64_t n0 = s * H;
-    store_panel(tile, 128, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, mv, a);
+  for (int64_t t = s; t < se; ++t) {
+    const int64_t j0 = w.ptr[t];
+    strip<H, V>(xc, a.ldxt, w.k + j0, wv + j0 * H, w.ptr[t + 1] - j0, tile + (t - s) * H * 128);
   }
+  const int64_t n0 = s * H;
+  store_panel(tile, 128, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, std::min<int64_t>(16 * V, a.m1 - m0), a);
+}
+
+// The widest tile that the remaining m needs: nv of V vectors (xt is padded to 16).
+template <int H, int V>
+void panel_upto(int64_t nv, const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t m0, float* tile) {
+  if constexpr (V == 1) panel<H, 1>(w, a, s, se, m0, tile);
+  else if (nv >= V) panel<H, V>(w, a, s, se, m0, tile);
+  else panel_upto<H, V - 1>(nv, w, a, s, se, m0, tile);
 }
 
 }  // namespace
 
-// Runs the widest tile that the remaining m needs: nv of V vectors (xt is padded to 16).
-template <int H, int V>
-void tile_upto(int64_t nv, const StripView& w, const SpmmArgs& a, int64_t m0, float* tile) {
-  if constexpr (V == 1) strips<H, 1>(w, a, m0, tile);
-  else if (nv >= V) strips<H, V>(w, a, m0, tile);
-  else tile_upto<H, V - 1>(nv, w, a, m0, tile);
-}
-
+// Panel outer, m inner: a panel's weights stay in L1 while xt streams from L2.
 template <int H>
 void f32_spmm_avx512(const StripView& w, const SpmmArgs& a) {
-  constexpr int V = vmax<H>();
+  constexpr int V = vmax<H>(), P = 16 / H;
   alignas(64) float tile[16 * 128];
-  for (int64_t m0 = a.m0; m0 < a.m1; m0 += 16 * V) tile_upto<H, V>((a.m1 - m0 + 15) / 16, w, a, m0, tile);
+  for (int64_t s = a.s0; s < a.s1; s += P) {
+    const int64_t se = std::min<int64_t>(a.s1, s + P);
+    for (int64_t m0 = a.m0; m0 < a.m1; m0 += 16 * V) panel_upto<H, V>((a.m1 - m0 + 15) / 16, w, a, s, se, m0, tile);
+  }
 }
 
 template void f32_spmm_avx512<1>(const StripView&, const SpmmArgs&);

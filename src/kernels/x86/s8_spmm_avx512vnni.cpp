@@ -58,14 +58,13 @@ void spmm_chunked(const StripView& w, const SpmmArgs& a) {
   const uint8_t* xt = static_cast<const uint8_t*>(a.xt);
   const int32_t* wq = static_cast<const int32_t*>(w.w);
   alignas(64) int32_t tile[16 * 64];
-  for (int64_t m0 = a.m0; m0 < a.m1; m0 += cw) {
-    const int64_t mv = std::min<int64_t>(cw, a.m1 - m0);
-    for (int64_t s = a.s0; s < a.s1; s += P) {
-      const int64_t se = std::min<int64_t>(a.s1, s + P);
+  // Panel outer, m inner: a panel's weights stay in L1 while xt streams from L2.
+  for (int64_t s = a.s0; s < a.s1; s += P) {
+    const int64_t se = std::min<int64_t>(a.s1, s + P), n0 = s * H;
+    for (int64_t m0 = a.m0; m0 < a.m1; m0 += cw) {
       for (int64_t t = s; t < se; ++t)
         strip<H, V>(xt + m0, a.ldxt, w.k + w.ptr[t], wq + w.ptr[t] / 4 * H, w.ptr[t + 1] - w.ptr[t], tile + (t - s) * H * 64);
-      const int64_t n0 = s * H;
-      store_panel(tile, 64, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, mv, a);
+      store_panel(tile, 64, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, std::min<int64_t>(cw, a.m1 - m0), a);
     }
   }
 }
