@@ -13,14 +13,15 @@ namespace spruce::kernels {
 namespace {
 
 template <typename T>
-Matrix<T> weights(int64_t n, int64_t k, int rows, double sparsity) {
+Matrix<T> weights(int64_t n, int64_t k, int rows, int cols, double sparsity) {  // rows x cols blocks
   std::mt19937 rng(1);
   std::uniform_real_distribution<double> u(0, 1);
   Matrix<T> w(n, k);
   for (int64_t r0 = 0; r0 < n; r0 += rows)
-    for (int64_t c = 0; c < k; ++c)
+    for (int64_t c0 = 0; c0 < k; c0 += cols)
       if (u(rng) >= sparsity)
-        for (int64_t r = r0; r < std::min(n, r0 + rows); ++r) w(r, c) = T(1 + rng() % 100);
+        for (int64_t r = r0; r < std::min(n, r0 + rows); ++r)
+          for (int64_t c = c0; c < std::min(k, c0 + cols); ++c) w(r, c) = T(1 + rng() % 100);
   return w;
 }
 
@@ -28,8 +29,8 @@ void spmm(benchmark::State& st, const Kernel* kr, int h, int64_t m) {
   const int64_t k = 768, n = 768;
   const double sparsity = 0.9;
   const bool s8 = kr->dtype == DType::S8;
-  const int64_t ld = xt_ld(kr->dtype, m);
-  std::vector<uint8_t> x(size_t(m * k) * (s8 ? 1 : 4), 1), xt(size_t(ld * k) * (s8 ? 1 : 4));
+  const int64_t ld = xt_ld(kr->dtype, m, kr->layout);
+  std::vector<uint8_t> x(size_t(m * k) * (s8 ? 1 : 4), 1), xt(xt_bytes(kr->dtype, m, k, kr->layout));
   std::vector<float> y(size_t(m * n)), scale(size_t(n), 0.01f);
   std::vector<int32_t> comp(size_t(n), 0);
   Epilogue ep;
@@ -39,10 +40,11 @@ void spmm(benchmark::State& st, const Kernel* kr, int h, int64_t m) {
   StripWeights<int8_t> ws;
   StripView v;
   if (s8) {
-    ws = make_strips(MatrixView<const int8_t>(weights<int8_t>(n, k, h, sparsity).view()), h);
+    const bool quads = kr->layout == Layout::Quads;  // blocks h x 4 for quad kernels, h x 1 otherwise
+    ws = make_strips(MatrixView<const int8_t>(weights<int8_t>(n, k, h, quads ? 4 : 1, sparsity).view()), h, quads);
     v = view(ws);
   } else {
-    wf = make_strips(MatrixView<const float>(weights<float>(n, k, h, sparsity).view()), h);
+    wf = make_strips(MatrixView<const float>(weights<float>(n, k, h, 1, sparsity).view()), h);
     v = view(wf);
   }
   kr->pack(x.data(), m, k, 0, k, xt.data(), ld);
@@ -65,9 +67,9 @@ void spmm(benchmark::State& st, const Kernel* kr, int h, int64_t m) {
 }
 
 void pack(benchmark::State& st, const Kernel* kr, int64_t m) {
-  const int64_t k = 768, ld = xt_ld(kr->dtype, m);
+  const int64_t k = 768, ld = xt_ld(kr->dtype, m, kr->layout);
   const size_t es = kr->dtype == DType::S8 ? 1 : 4;
-  std::vector<uint8_t> x(size_t(m * k) * es, 1), xt(size_t(ld * k) * es);
+  std::vector<uint8_t> x(size_t(m * k) * es, 1), xt(xt_bytes(kr->dtype, m, k, kr->layout));
   for (auto _ : st) {
     kr->pack(x.data(), m, k, 0, k, xt.data(), ld);
     benchmark::ClobberMemory();
@@ -80,7 +82,9 @@ const int kRegistered = [] {
     if (kr.isa > max_isa()) continue;
     const bool ref = kr.isa == Isa::Scalar;
     for (int h : {1, 2, 4, 8, 16}) {
-      if (!kr.accepts(Problem{kr.dtype, h, 0, 0, 0}) || (ref && h != 4)) continue;
+      Problem p{kr.dtype, h, 0, 0, 0};
+      p.quads = kr.layout == Layout::Quads;
+      if (!kr.accepts(p) || (ref && h != 4)) continue;
       for (int64_t m : {1, 16, 128}) {
         if (ref && m != 16) continue;
         std::string name = std::string(kr.name) + "/h" + std::to_string(h) + "/m" + std::to_string(m) + "/768x768/90%";

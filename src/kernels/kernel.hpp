@@ -30,8 +30,10 @@ struct StripWeights {
   std::vector<int32_t> wsum;  // s8: per output channel, sum_k w[n][k] (zero-point compensation)
   int64_t strips() const { return int64_t(ptr.size()) - 1; }
 };
+// quads: list whole aligned quads of input channels (4q..4q+3) wherever one of them is nonzero,
+// for the Quads layout below (columns past `cols` get zero weights).
 StripWeights<float> make_strips(MatrixView<const float> w, int h);
-StripWeights<int8_t> make_strips(MatrixView<const int8_t> w, int h);
+StripWeights<int8_t> make_strips(MatrixView<const int8_t> w, int h, bool quads = false);
 
 struct StripView {
   int h = 1, kg = 1;
@@ -61,6 +63,9 @@ struct Epilogue {
 //       m = chunk_start + (cw/4)*i + 4L + j, so that interleaving 4 rows with unpack gives
 //       accumulators in natural m order. ldxt >= round_up(M, cw) (xt_ld), padding zero.
 // xt_ld() pads rows to an odd number of cache lines, so that rows do not alias in the caches.
+// Layout::Quads (u8 only): xt[(q * ldxt + m) * 4 + t] = x[m][4q + t], the VNNI-native order: one
+// 64-byte load is 16 m x one aligned quad of input channels, no interleave needed. ldxt counts m.
+enum class Layout { Gather, Quads };
 inline int u8_chunk(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 inline int64_t u8_pos(int64_t m, int cw) {
@@ -68,7 +73,8 @@ inline int64_t u8_pos(int64_t m, int cw) {
   const int64_t i = r / q, L = (r % q) / 4, j = r % 4;
   return c + 16 * L + 4 * i + j;
 }
-int64_t xt_ld(DType d, int64_t m);
+int64_t xt_ld(DType d, int64_t m, Layout l = Layout::Gather);
+size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l = Layout::Gather);
 
 // One call computes output rows [m0, m1) for strips [s0, s1). m0 is a multiple of the chunk
 // (16 for f32 is enough; u8_chunk(M) for s8). y(m, n) is at y + m * ldy + n with the
@@ -89,6 +95,7 @@ struct Problem {
   DType dtype = DType::F32;
   int h = 1;
   int64_t m = 0, k = 0, n = 0;
+  bool quads = false;  // the pattern keeps whole aligned quads of input channels (C % 4 == 0)
 };
 
 struct Kernel {
@@ -98,6 +105,7 @@ struct Kernel {
   bool (*accepts)(const Problem&);
   SpmmFn run;
   PackFn pack;
+  Layout layout = Layout::Gather;  // how pack() lays out xt and which strips run() expects
 };
 
 // Every kernel, best first, the references last. Dispatch, tests and benchmarks all read this.

@@ -13,13 +13,19 @@ namespace {
 
 template <DType D, int H>
 bool takes(const Problem& p) { return p.dtype == D && p.h == H; }
+bool takes_quads4(const Problem& p) { return p.dtype == DType::S8 && p.h == 4 && p.quads; }
+bool takes_quads1(const Problem& p) { return p.dtype == DType::S8 && p.h == 1 && p.quads; }
 template <DType D>
 bool takes_any(const Problem& p) { return p.dtype == D; }
 
 using namespace x86;
 constexpr DType F = DType::F32, S = DType::S8;
 
-const std::array<Kernel, 9> kKernels{{
+constexpr Layout Q = Layout::Quads;
+
+const std::array<Kernel, 11> kKernels{{
+    {"s8-spmm-4x4-avx512vnni", S, Isa::Avx512Vnni, takes_quads4, s8_spmm_4x4_avx512vnni, pack_u8_quads_avx512, Q},
+    {"s8-spmm-1x4-avx512vnni", S, Isa::Avx512Vnni, takes_quads1, s8_spmm_1x4_avx512vnni, pack_u8_quads_avx512, Q},
     {"s8-spmm-4x1-avx512vnni", S, Isa::Avx512Vnni, takes<S, 4>, s8_spmm_4x1_avx512vnni, pack_u8_avx512},
     {"s8-spmm-1x1-avx512vnni", S, Isa::Avx512Vnni, takes<S, 1>, s8_spmm_1x1_avx512vnni, pack_u8_avx512},
     {"f32-spmm-16x1-avx512", F, Isa::Avx512, takes<F, 16>, f32_spmm_avx512<16>, pack_f32_avx512},

@@ -9,7 +9,7 @@ namespace spruce::kernels {
 namespace {
 
 template <typename T>
-StripWeights<T> build(MatrixView<const T> w, int h, int kg) {
+StripWeights<T> build(MatrixView<const T> w, int h, int kg, bool quads = false) {
   if (h < 1 || h > 64) usage_error("strip height must be 1..64, not " + std::to_string(h));
   StripWeights<T> s;
   s.h = h;
@@ -24,7 +24,12 @@ StripWeights<T> build(MatrixView<const T> w, int h, int kg) {
     cols.clear();
     for (int64_t c = 0; c < w.cols; ++c)
       for (int64_t r = r0; r < r1; ++r)
-        if (w(r, c) != T(0)) { cols.push_back(int32_t(c)); break; }
+        if (w(r, c) != T(0)) {
+          if (!quads) cols.push_back(int32_t(c));
+          else if (cols.empty() || cols.back() < c / 4 * 4)
+            for (int64_t t = c / 4 * 4; t < c / 4 * 4 + 4; ++t) cols.push_back(int32_t(t));
+          break;
+        }
     const size_t used = cols.size();
     while (cols.size() % size_t(kg)) cols.push_back(cols.empty() ? 0 : cols.back());
     const size_t base = s.k.size();
@@ -33,7 +38,8 @@ StripWeights<T> build(MatrixView<const T> w, int h, int kg) {
     for (size_t j = 0; j < used; ++j) {
       const size_t g = j / size_t(kg), t = j % size_t(kg);
       for (int64_t r = r0; r < r1; ++r)
-        s.w[(base / size_t(kg) + g) * size_t(kg * h) + size_t(r - r0) * size_t(kg) + t] = w(r, cols[j]);
+        if (cols[j] < w.cols)
+          s.w[(base / size_t(kg) + g) * size_t(kg * h) + size_t(r - r0) * size_t(kg) + t] = w(r, cols[j]);
     }
     s.ptr[size_t(st + 1)] = int64_t(s.k.size());
   }
@@ -44,21 +50,27 @@ StripWeights<T> build(MatrixView<const T> w, int h, int kg) {
 
 StripWeights<float> make_strips(MatrixView<const float> w, int h) { return build(w, h, 1); }
 
-StripWeights<int8_t> make_strips(MatrixView<const int8_t> w, int h) {
-  auto s = build(w, h, 4);
+StripWeights<int8_t> make_strips(MatrixView<const int8_t> w, int h, bool quads) {
+  auto s = build(w, h, 4, quads);
   s.wsum.assign(size_t(w.rows), 0);
   for (int64_t r = 0; r < w.rows; ++r)
     for (int64_t c = 0; c < w.cols; ++c) s.wsum[size_t(r)] += w(r, c);
   return s;
 }
 
-int64_t xt_ld(DType d, int64_t m) {
-  const int64_t es = d == DType::F32 ? 4 : 1;
-  int64_t ld = d == DType::F32 ? round_up(std::max<int64_t>(m, 1), 16) : round_up(std::max<int64_t>(m, 1), u8_chunk(m));
+int64_t xt_ld(DType d, int64_t m, Layout l) {
+  const int64_t es = d == DType::F32 || l == Layout::Quads ? 4 : 1;
+  int64_t ld = es == 4 ? round_up(std::max<int64_t>(m, 1), 16) : round_up(std::max<int64_t>(m, 1), u8_chunk(m));
   // An even number of cache lines between xt rows makes the rows of one kernel step collide in a
   // few cache sets (at M = 1024 or 2048, all in 2 of 64 L1 sets). Pad to an odd line count.
   if ((ld * es / 64) % 2 == 0) ld += 64 / es;
   return ld;
+}
+
+size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l) {
+  const int64_t ld = xt_ld(d, m, l);
+  if (l == Layout::Quads) return size_t((k + 3) / 4 * ld * 4);
+  return size_t(k * ld * (d == DType::F32 ? 4 : 1));
 }
 
 int preferred_h(DType d, int block_rows) {

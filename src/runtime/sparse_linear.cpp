@@ -69,6 +69,7 @@ void init(SparseLinear::Impl& s, const T* w, int64_t oc, int64_t ic, const Patte
     if (!s.kernel) usage_error("SparseLinear: no kernel named '" + s.opt.kernel + "'");
   }
   kernels::Problem prob{s.dtype, h, 0, ic, oc};
+  prob.quads = s.dtype == DType::S8 && !p.is_nm() && packed.block_cols() % 4 == 0;
   if (!s.kernel) s.kernel = &kernels::select(prob);
   if (s.kernel->dtype != s.dtype || !s.kernel->accepts(prob) || s.kernel->isa > max_isa())
     usage_error(std::string("SparseLinear: kernel '") + s.kernel->name + "' cannot run this problem on this CPU");
@@ -79,7 +80,7 @@ void init(SparseLinear::Impl& s, const T* w, int64_t oc, int64_t ic, const Patte
     s.wf = kernels::make_strips(wv, h);
     s.view = kernels::view(s.wf);
   } else {
-    s.ws = kernels::make_strips(wv, h);
+    s.ws = kernels::make_strips(wv, h, s.kernel->layout == kernels::Layout::Quads);
     s.view = kernels::view(s.ws);
   }
 }
@@ -131,9 +132,9 @@ SparseLinear::SparseLinear(SparseLinear&&) noexcept = default;
 SparseLinear& SparseLinear::operator=(SparseLinear&&) noexcept = default;
 
 void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
-  const int64_t ldxt = kernels::xt_ld(dtype, m);
-  const size_t elem = dtype == DType::F32 ? 4 : 1;
-  if (xt.size() < size_t(ldxt * ic) * elem) xt.resize(size_t(ldxt * ic) * elem);
+  const int64_t ldxt = kernels::xt_ld(dtype, m, kernel->layout);
+  const size_t bytes = kernels::xt_bytes(dtype, m, ic, kernel->layout);
+  if (xt.size() < bytes) xt.resize(bytes);
   const int T = nthreads();
   // Tiles: m blocks of 256 rows (the kernels' chunks divide it) x strip ranges, ~8 tiles a thread.
   const int64_t mb = 256, nm = (m + mb - 1) / mb;

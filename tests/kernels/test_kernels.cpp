@@ -30,9 +30,15 @@ struct Case {
   }
 };
 
-int kernel_h(const Kernel& kr, DType d, int fallback) {
+Problem probe(const Kernel& kr, int h) {
+  Problem p{kr.dtype, h, 0, 0, 0};
+  p.quads = kr.layout == Layout::Quads;
+  return p;
+}
+
+int kernel_h(const Kernel& kr, int fallback) {
   for (int h : {1, 2, 4, 8, 16})
-    if (kr.accepts(Problem{d, h, 0, 0, 0})) return kr.accepts(Problem{d, h + 1, 0, 0, 0}) ? fallback : h;
+    if (kr.accepts(probe(kr, h))) return kr.accepts(probe(kr, h + 1)) ? fallback : h;
   return fallback;
 }
 
@@ -43,7 +49,8 @@ void check(const Kernel& kr, const Case& c) {
   std::mt19937 rng(c.seed);
   const Pattern p = Pattern::parse(c.pattern);
   const bool s8 = kr.dtype == DType::S8;
-  const int h = kernel_h(kr, kr.dtype, 1 + int(c.seed % 4));
+  const int h = kernel_h(kr, 1 + int(c.seed % 4));
+  const bool quads = kr.layout == Layout::Quads;
   const int64_t ldy = c.n + 3;
   const size_t esz = s8 && c.out != OutType::F32 ? 1 : 4;
   std::vector<uint8_t> y(size_t(c.m * ldy) * esz), want(y.size());
@@ -53,7 +60,7 @@ void check(const Kernel& kr, const Case& c) {
   ep.bias = c.bias ? bias.data() : nullptr;
   std::vector<float> scale;
   std::vector<int32_t> comp;
-  std::vector<uint8_t> xt(size_t(xt_ld(kr.dtype, c.m) * c.k) * (s8 ? 1 : 4));
+  std::vector<uint8_t> xt(xt_bytes(kr.dtype, c.m, c.k, kr.layout));
   // Fill with a sentinel: NaN for f32, 0xA5 for u8/s8; the stride padding must keep it.
   if (esz == 4) {
     const float nan = std::nanf("");
@@ -63,10 +70,10 @@ void check(const Kernel& kr, const Case& c) {
   }
   want = y;
   auto run = [&](const StripView& w, const void* x) {
-    kr.pack(x, c.m, c.k, 0, c.k, xt.data(), xt_ld(kr.dtype, c.m));
+    kr.pack(x, c.m, c.k, 0, c.k, xt.data(), xt_ld(kr.dtype, c.m, kr.layout));
     SpmmArgs a;
     a.xt = xt.data();
-    a.ldxt = xt_ld(kr.dtype, c.m);
+    a.ldxt = xt_ld(kr.dtype, c.m, kr.layout);
     a.m_total = c.m;
     a.y = y.data();
     a.ldy = ldy;
@@ -86,7 +93,7 @@ void check(const Kernel& kr, const Case& c) {
     auto w = test::pruned<int8_t>(c.n, c.k, p, c.sparsity, rng, 127, c.seed % 5 == 0);
     auto x = test::random_vec<uint8_t>(size_t(c.m * c.k), 0, 255, rng);
     const int32_t zp = int32_t(c.seed % 200);
-    auto sw = make_strips(MatrixView<const int8_t>(w.view()), h);
+    auto sw = make_strips(MatrixView<const int8_t>(w.view()), h, quads);
     for (int64_t n = 0; n < c.n; ++n) {
       scale.push_back(0.001f * float(1 + n % 7));
       comp.push_back(zp * sw.wsum[size_t(n)]);
@@ -179,11 +186,12 @@ TEST(Kernels, PackMatchesReference) {
         std::mt19937 rng(uint32_t(m * 1000 + k));
         const bool s8 = kr.dtype == DType::S8;
         const size_t es = s8 ? 1 : 4;
-        const int64_t ld = xt_ld(kr.dtype, m);
-        std::vector<uint8_t> x(size_t(m * (k + 2)) * es), a(size_t(ld * k) * es, 1), b(a.size(), 2);
+        const int64_t ld = xt_ld(kr.dtype, m, kr.layout);
+        std::vector<uint8_t> x(size_t(m * (k + 2)) * es), a(xt_bytes(kr.dtype, m, k, kr.layout), 1), b(a.size(), 2);
         for (auto& v : x) v = uint8_t(rng() % 100);  // small bytes: finite floats
         kr.pack(x.data(), m, k + 2, 0, k, a.data(), ld);
-        (s8 ? ref::pack_u8 : ref::pack_f32)(x.data(), m, k + 2, 0, k, b.data(), ld);
+        const PackFn want = kr.layout == Layout::Quads ? ref::pack_u8_quads : s8 ? ref::pack_u8 : ref::pack_f32;
+        want(x.data(), m, k + 2, 0, k, b.data(), ld);
         ASSERT_EQ(a, b) << kr.name << " m=" << m << " k=" << k;
       }
   }
@@ -194,6 +202,10 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   const char* want = max_isa() >= Isa::Avx512Vnni ? "s8-spmm-4x1-avx512vnni" : "s8-spmm-ref";
   EXPECT_STREQ(k.name, want);
   EXPECT_STREQ(registry().back().name, "f32-spmm-ref");
+  Problem quads{DType::S8, 4, 128, 768, 768};
+  quads.quads = true;
+  const char* want4x16 = max_isa() >= Isa::Avx512Vnni ? "s8-spmm-4x4-avx512vnni" : "s8-spmm-ref";
+  EXPECT_STREQ(select(quads).name, want4x16);
 }
 
 }  // namespace
