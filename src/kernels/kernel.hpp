@@ -65,7 +65,8 @@ struct Epilogue {
 // xt_ld() pads rows to an odd number of cache lines, so that rows do not alias in the caches.
 // Layout::Quads (u8 only): xt[(q * ldxt + m) * 4 + t] = x[m][4q + t], the VNNI-native order: one
 // 64-byte load is 16 m x one aligned quad of input channels, no interleave needed. ldxt counts m.
-enum class Layout { Gather, Quads };
+// Layout::Narrow (u8, m <= 4): xt[k * 4 + m], ldxt = 4: one dword per input channel.
+enum class Layout { Gather, Quads, Narrow };
 inline int u8_chunk(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 inline int64_t u8_pos(int64_t m, int cw) {
@@ -94,7 +95,7 @@ using PackFn = void (*)(const void* x, int64_t m, int64_t lda, int64_t k0, int64
 struct Problem {
   DType dtype = DType::F32;
   int h = 1;
-  int64_t m = 0, k = 0, n = 0;
+  int64_t m = 0, k = 0, n = 0;  // m = 0: any m (the choice made at construction)
   bool quads = false;  // the pattern keeps whole aligned quads of input channels (C % 4 == 0)
 };
 

@@ -13,6 +13,7 @@ namespace {
 
 template <DType D, int H>
 bool takes(const Problem& p) { return p.dtype == D && p.h == H; }
+bool takes_narrow(const Problem& p) { return p.dtype == DType::S8 && p.h == 4 && p.m >= 1 && p.m <= 4; }
 bool takes_quads4(const Problem& p) { return p.dtype == DType::S8 && p.h == 4 && p.quads; }
 bool takes_quads1(const Problem& p) { return p.dtype == DType::S8 && p.h == 1 && p.quads; }
 template <DType D>
@@ -23,7 +24,8 @@ constexpr DType F = DType::F32, S = DType::S8;
 
 constexpr Layout Q = Layout::Quads;
 
-const std::array<Kernel, 11> kKernels{{
+const std::array<Kernel, 12> kKernels{{
+    {"s8-spmm-4x1m4-avx512vnni", S, Isa::Avx512Vnni, takes_narrow, s8_spmm_4x1m4_avx512vnni, ref::pack_u8_narrow, Layout::Narrow},
     {"s8-spmm-4x4-avx512vnni", S, Isa::Avx512Vnni, takes_quads4, s8_spmm_4x4_avx512vnni, pack_u8_quads_avx512, Q},
     {"s8-spmm-1x4-avx512vnni", S, Isa::Avx512Vnni, takes_quads1, s8_spmm_1x4_avx512vnni, pack_u8_quads_avx512, Q},
     {"s8-spmm-4x1-avx512vnni", S, Isa::Avx512Vnni, takes<S, 4>, s8_spmm_4x1_avx512vnni, pack_u8_avx512},

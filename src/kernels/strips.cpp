@@ -59,6 +59,7 @@ StripWeights<int8_t> make_strips(MatrixView<const int8_t> w, int h, bool quads) 
 }
 
 int64_t xt_ld(DType d, int64_t m, Layout l) {
+  if (l == Layout::Narrow) return 4;
   const int64_t es = d == DType::F32 || l == Layout::Quads ? 4 : 1;
   int64_t ld = es == 4 ? round_up(std::max<int64_t>(m, 1), 16) : round_up(std::max<int64_t>(m, 1), u8_chunk(m));
   // An even number of cache lines between xt rows makes the rows of one kernel step collide in a

@@ -28,6 +28,7 @@ struct SparseLinear::Impl {
   kernels::StripWeights<int8_t> ws;
   kernels::StripView view;
   const kernels::Kernel* kernel = nullptr;
+  const kernels::Kernel* small = nullptr;  // for m <= 4, when the registry has a better one
   std::vector<float> bias, scale;
   std::vector<int32_t> comp;
   kernels::Epilogue ep;
@@ -73,6 +74,12 @@ void init(SparseLinear::Impl& s, const T* w, int64_t oc, int64_t ic, const Patte
   if (!s.kernel) s.kernel = &kernels::select(prob);
   if (s.kernel->dtype != s.dtype || !s.kernel->accepts(prob) || s.kernel->isa > max_isa())
     usage_error(std::string("SparseLinear: kernel '") + s.kernel->name + "' cannot run this problem on this CPU");
+  if (s.opt.kernel.empty()) {
+    kernels::Problem one = prob;
+    one.m = 1;
+    const kernels::Kernel& k1 = kernels::select(one);
+    if (&k1 != s.kernel && k1.dtype == s.dtype) s.small = &k1;
+  }
   if (bias) s.bias.assign(bias, bias + oc);
   s.ep.act = s.opt.activation;
   s.ep.bias = bias ? s.bias.data() : nullptr;
@@ -132,8 +139,9 @@ SparseLinear::SparseLinear(SparseLinear&&) noexcept = default;
 SparseLinear& SparseLinear::operator=(SparseLinear&&) noexcept = default;
 
 void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
-  const int64_t ldxt = kernels::xt_ld(dtype, m, kernel->layout);
-  const size_t bytes = kernels::xt_bytes(dtype, m, ic, kernel->layout);
+  const kernels::Kernel* k = small && m <= 4 ? small : kernel;
+  const int64_t ldxt = kernels::xt_ld(dtype, m, k->layout);
+  const size_t bytes = kernels::xt_bytes(dtype, m, ic, k->layout);
   if (xt.size() < bytes) xt.resize(bytes);
   const int T = nthreads();
   // Tiles: m blocks of 256 rows (the kernels' chunks divide it) x strip ranges, ~8 tiles a thread.
@@ -152,7 +160,6 @@ void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void*
   base.y = y;
   base.ldy = ldy;
   base.ep = &ep;
-  const kernels::Kernel* k = kernel;
   const kernels::StripView& w = view;
   void* xtp = xt.data();
 #pragma omp parallel num_threads(T)
@@ -219,7 +226,8 @@ std::string SparseLinear::impl(int64_t m) const {
     auto it = s.use_dense.find(m);
     dense = it != s.use_dense.end() && it->second;
   }
-  return dense ? "onednn:" + s.dense->impl(m) : std::string(s.kernel->name);
+  if (dense) return "onednn:" + s.dense->impl(m);
+  return s.small && m <= 4 ? s.small->name : s.kernel->name;
 }
 
 std::string SparseLinear::sparse_kernel() const { return impl_->kernel->name; }

@@ -200,14 +200,14 @@ void run_bench(const Options& o) {
         const double us_f = median(tf) * 1e6, us_q = median(tq) * 1e6, us_s = median(ts) * 1e6, us_o = median(to) * 1e6;
         const double us_d = int8 ? us_q : us_f;
         const double sparsity = sparse.sparsity();
-        const std::string dense_impl = int8 ? dq.impl(s.m) : df.impl(s.m);
+        const std::string dense_impl = int8 ? dq.impl(s.m) : df.impl(s.m), sparse_impl = sparse.impl(s.m);
         const double eff = 2.0 * double(s.m * s.k * s.n) / (us_s * 1e3);
         table.add_row({std::to_string(s.m), std::to_string(s.k), std::to_string(s.n), p.str(), percent(sparsity),
-                       o.dtype, std::to_string(threads), sparse.sparse_kernel(), dense_impl, fixed(us_s, 1),
+                       o.dtype, std::to_string(threads), sparse_impl, dense_impl, fixed(us_s, 1),
                        fixed(us_d, 1), fixed(us_d / us_s, 2) + "x", fixed(us_f / us_s, 2) + "x", op.impl(s.m),
                        fixed(us_d / us_o, 2) + "x", fixed(eff, 0)});
         records.push_back({{"m", s.m}, {"k", s.k}, {"n", s.n}, {"pattern", p.str()}, {"sparsity", sparsity},
-                           {"dtype", o.dtype}, {"threads", threads}, {"sparse_impl", sparse.sparse_kernel()},
+                           {"dtype", o.dtype}, {"threads", threads}, {"sparse_impl", sparse_impl},
                            {"dense_impl", dense_impl}, {"sparse_us", us_s}, {"dense_us", us_d},
                            {"speedup", us_d / us_s}, {"dense_f32_us", us_f}, {"speedup_vs_f32", us_f / us_s},
                            {"operator_impl", op.impl(s.m)}, {"operator_us", us_o}, {"operator_speedup", us_d / us_o},
