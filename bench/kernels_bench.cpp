@@ -27,9 +27,9 @@ Matrix<T> weights(int64_t n, int64_t k, int rows, int cols, double sparsity) {  
 
 void spmm(benchmark::State& st, const Kernel* kr, int h, int64_t m) {
   const int64_t k = 768, n = 768;
-  const double sparsity = 0.9;
+  const double sparsity = kr->layout == Layout::Rows ? 0.5 : 0.9;
   const bool s8 = kr->dtype == DType::S8;
-  const int64_t ld = xt_ld(kr->dtype, m, kr->layout);
+  const int64_t ld = xt_ld(kr->dtype, m, kr->layout, k);
   std::vector<uint8_t> x(size_t(m * k) * (s8 ? 1 : 4), 1), xt(xt_bytes(kr->dtype, m, k, kr->layout));
   std::vector<float> y(size_t(m * n)), scale(size_t(n), 0.01f);
   std::vector<int32_t> comp(size_t(n), 0);
@@ -39,7 +39,13 @@ void spmm(benchmark::State& st, const Kernel* kr, int h, int64_t m) {
   StripWeights<float> wf;
   StripWeights<int8_t> ws;
   StripView v;
-  if (s8) {
+  if (kr->layout == Layout::Rows) {  // 2:4: the first two of every four kept
+    Matrix<int8_t> w24(n, k);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < k; c += 4) w24(r, c) = w24(r, c + 1) = int8_t(1 + (r + c) % 100);
+    ws = make_nm8(MatrixView<const int8_t>(w24.view()));
+    v = view(ws);
+  } else if (s8) {
     const bool quads = kr->layout == Layout::Quads;  // blocks h x 4 for quad kernels, h x 1 otherwise
     ws = make_strips(MatrixView<const int8_t>(weights<int8_t>(n, k, h, quads ? 4 : 1, sparsity).view()), h, quads);
     v = view(ws);
@@ -67,7 +73,7 @@ void spmm(benchmark::State& st, const Kernel* kr, int h, int64_t m) {
 }
 
 void pack(benchmark::State& st, const Kernel* kr, int64_t m) {
-  const int64_t k = 768, ld = xt_ld(kr->dtype, m, kr->layout);
+  const int64_t k = 768, ld = xt_ld(kr->dtype, m, kr->layout, k);
   const size_t es = kr->dtype == DType::S8 ? 1 : 4;
   std::vector<uint8_t> x(size_t(m * k) * es, 1), xt(xt_bytes(kr->dtype, m, k, kr->layout));
   for (auto _ : st) {
@@ -84,10 +90,12 @@ const int kRegistered = [] {
     for (int h : {1, 2, 4, 8, 16}) {
       Problem p{kr.dtype, h, 0, 0, 0};
       p.quads = kr.layout == Layout::Quads;
+      p.nm8 = kr.layout == Layout::Rows;
       if (!kr.accepts(p) || (ref && h != 4)) continue;
       for (int64_t m : {1, 16, 128}) {
         if (ref && m != 16) continue;
-        std::string name = std::string(kr.name) + "/h" + std::to_string(h) + "/m" + std::to_string(m) + "/768x768/90%";
+        std::string name = std::string(kr.name) + "/h" + std::to_string(h) + "/m" + std::to_string(m) + "/768x768/" +
+                           (kr.layout == Layout::Rows ? "2:4" : "90%");
         benchmark::RegisterBenchmark(name.c_str(), spmm, &kr, h, m);
       }
     }

@@ -28,12 +28,18 @@ struct StripWeights {
   std::vector<int32_t> k;     // input channels
   std::vector<T> w;           // values, layout above; rows past `rows` are zero
   std::vector<int32_t> wsum;  // s8: per output channel, sum_k w[n][k] (zero-point compensation)
+  std::vector<uint8_t> sel;   // Rows layout only (make_nm8)
   int64_t strips() const { return int64_t(ptr.size()) - 1; }
 };
 // quads: list whole aligned quads of input channels (4q..4q+3) wherever one of them is nonzero,
 // for the Quads layout below (columns past `cols` get zero weights).
 StripWeights<float> make_strips(MatrixView<const float> w, int h);
 StripWeights<int8_t> make_strips(MatrixView<const int8_t> w, int h, bool quads = false);
+// For N:M with at most 4 nonzeros in every aligned 8 input channels of a row (2:4, 1:4, 4:8):
+// panels of 16 output channels (h = 16, kg = 8); for panel p and octet q (Q = ceil(cols/8)),
+// w[((p * Q + q) * 16 + r) * 4 + t] is row r's t-th kept weight in the octet and sel[same] its
+// position 0..7 in the octet (zero weights pad). ptr[p] = p * Q. Throws if a row breaks the rule.
+StripWeights<int8_t> make_nm8(MatrixView<const int8_t> w);
 
 struct StripView {
   int h = 1, kg = 1;
@@ -41,10 +47,11 @@ struct StripView {
   const int64_t* ptr = nullptr;
   const int32_t* k = nullptr;
   const void* w = nullptr;
+  const uint8_t* sel = nullptr;
 };
 template <typename T>
 StripView view(const StripWeights<T>& s) {
-  return {s.h, s.kg, s.rows, s.cols, s.ptr.data(), s.k.data(), s.w.data()};
+  return {s.h, s.kg, s.rows, s.cols, s.ptr.data(), s.k.data(), s.w.data(), s.sel.data()};
 }
 
 // Epilogue parameters, indexed by global output channel n (see spruce/quant.hpp for the arithmetic).
@@ -66,7 +73,8 @@ struct Epilogue {
 // Layout::Quads (u8 only): xt[(q * ldxt + m) * 4 + t] = x[m][4q + t], the VNNI-native order: one
 // 64-byte load is 16 m x one aligned quad of input channels, no interleave needed. ldxt counts m.
 // Layout::Narrow (u8, m <= 4): xt[k * 4 + m], ldxt = 4: one dword per input channel.
-enum class Layout { Gather, Quads, Narrow };
+// Layout::Rows (u8): X row-major as given, rows padded to a multiple of 8 input channels with zeros.
+enum class Layout { Gather, Quads, Narrow, Rows };
 inline int u8_chunk(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 inline int64_t u8_pos(int64_t m, int cw) {
@@ -74,7 +82,7 @@ inline int64_t u8_pos(int64_t m, int cw) {
   const int64_t i = r / q, L = (r % q) / 4, j = r % 4;
   return c + 16 * L + 4 * i + j;
 }
-int64_t xt_ld(DType d, int64_t m, Layout l = Layout::Gather);
+int64_t xt_ld(DType d, int64_t m, Layout l = Layout::Gather, int64_t k = 0);  // k: Rows only
 size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l = Layout::Gather);
 
 // One call computes output rows [m0, m1) for strips [s0, s1). m0 is a multiple of the chunk
@@ -97,6 +105,7 @@ struct Problem {
   int h = 1;
   int64_t m = 0, k = 0, n = 0;  // m = 0: any m (the choice made at construction)
   bool quads = false;  // the pattern keeps whole aligned quads of input channels (C % 4 == 0)
+  bool nm8 = false;    // N:M with <= 4 nonzeros in every aligned 8 input channels (make_nm8)
 };
 
 struct Kernel {

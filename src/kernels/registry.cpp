@@ -13,6 +13,7 @@ namespace {
 
 template <DType D, int H>
 bool takes(const Problem& p) { return p.dtype == D && p.h == H; }
+bool takes_nm8(const Problem& p) { return p.dtype == DType::S8 && p.h == 16 && p.nm8; }
 bool takes_narrow(const Problem& p) { return p.dtype == DType::S8 && p.h == 4 && p.m >= 1 && p.m <= 4; }
 bool takes_quads4(const Problem& p) { return p.dtype == DType::S8 && p.h == 4 && p.quads; }
 bool takes_quads1(const Problem& p) { return p.dtype == DType::S8 && p.h == 1 && p.quads; }
@@ -24,7 +25,8 @@ constexpr DType F = DType::F32, S = DType::S8;
 
 constexpr Layout Q = Layout::Quads;
 
-const std::array<Kernel, 12> kKernels{{
+const std::array<Kernel, 13> kKernels{{
+    {"s8-spmm-2of4-avx512vnni", S, Isa::Avx512Vnni, takes_nm8, s8_spmm_2of4_avx512vnni, ref::pack_u8_rows, Layout::Rows},
     {"s8-spmm-4x1m4-avx512vnni", S, Isa::Avx512Vnni, takes_narrow, s8_spmm_4x1m4_avx512vnni, ref::pack_u8_narrow, Layout::Narrow},
     {"s8-spmm-4x4-avx512vnni", S, Isa::Avx512Vnni, takes_quads4, s8_spmm_4x4_avx512vnni, pack_u8_quads_avx512, Q},
     {"s8-spmm-1x4-avx512vnni", S, Isa::Avx512Vnni, takes_quads1, s8_spmm_1x4_avx512vnni, pack_u8_quads_avx512, Q},

@@ -58,8 +58,40 @@ StripWeights<int8_t> make_strips(MatrixView<const int8_t> w, int h, bool quads) 
   return s;
 }
 
-int64_t xt_ld(DType d, int64_t m, Layout l) {
+StripWeights<int8_t> make_nm8(MatrixView<const int8_t> w) {
+  StripWeights<int8_t> s;
+  s.h = 16;
+  s.kg = 8;
+  s.rows = w.rows;
+  s.cols = w.cols;
+  const int64_t panels = (w.rows + 15) / 16, q = (w.cols + 7) / 8;
+  s.w.assign(size_t(panels * q * 64), 0);
+  s.sel.assign(s.w.size(), 0);
+  s.wsum.assign(size_t(w.rows), 0);
+  for (int64_t p = 0; p <= panels; ++p) s.ptr.push_back(p * q);
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t o = 0; o < q; ++o) {
+      const size_t base = size_t(((r / 16 * q + o) * 16 + r % 16) * 4);
+      int used = 0;
+      for (int64_t c = o * 8; c < std::min(w.cols, o * 8 + 8); ++c) {
+        if (w(r, c) == 0) continue;
+        if (used == 4) usage_error("make_nm8: row " + std::to_string(r) + " has more than 4 nonzeros in input channels " + std::to_string(o * 8) + ".." + std::to_string(o * 8 + 7));
+        s.w[base + size_t(used)] = w(r, c);
+        s.sel[base + size_t(used)] = uint8_t(c - o * 8);
+        s.wsum[size_t(r)] += w(r, c);
+        ++used;
+      }
+    }
+  return s;
+}
+
+int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
   if (l == Layout::Narrow) return 4;
+  if (l == Layout::Rows) {  // the stride between m rows
+    int64_t ld = round_up(std::max<int64_t>(k, 1), 8);
+    if ((ld / 64) % 2 == 0) ld += 64;
+    return ld;
+  }
   const int64_t es = d == DType::F32 || l == Layout::Quads ? 4 : 1;
   int64_t ld = es == 4 ? round_up(std::max<int64_t>(m, 1), 16) : round_up(std::max<int64_t>(m, 1), u8_chunk(m));
   // An even number of cache lines between xt rows makes the rows of one kernel step collide in a
@@ -69,7 +101,8 @@ int64_t xt_ld(DType d, int64_t m, Layout l) {
 }
 
 size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l) {
-  const int64_t ld = xt_ld(d, m, l);
+  const int64_t ld = xt_ld(d, m, l, k);
+  if (l == Layout::Rows) return size_t(m * ld);
   if (l == Layout::Quads) return size_t((k + 3) / 4 * ld * 4);
   return size_t(k * ld * (d == DType::F32 ? 4 : 1));
 }

@@ -64,14 +64,25 @@ void init(SparseLinear::Impl& s, const T* w, int64_t oc, int64_t ic, const Patte
   s.pattern = p;
   s.sparsity = sparsity(wv);
   s.packed_bytes = packed.size_bytes();
-  const int h = kernels::preferred_h(s.dtype, p.is_nm() ? 1 : int(std::min<int64_t>(packed.block_rows(), 64)));
+  int h = kernels::preferred_h(s.dtype, p.is_nm() ? 1 : int(std::min<int64_t>(packed.block_rows(), 64)));
+  kernels::Problem prob{s.dtype, h, 0, ic, oc};
+  prob.quads = s.dtype == DType::S8 && !p.is_nm() && packed.block_cols() % 4 == 0;
+  // N:M with <= 4 of every aligned 8 (2:4, 1:4, 4:8) has its own INT8 kernel over 16-channel panels.
+  kernels::Problem nm8 = prob;
+  nm8.h = 16;
+  nm8.nm8 = s.dtype == DType::S8 && p.is_nm() && 8 % p.m() == 0 && 2 * p.n() <= p.m();
   if (!s.opt.kernel.empty()) {
     s.kernel = kernels::find(s.opt.kernel.c_str());
     if (!s.kernel) usage_error("SparseLinear: no kernel named '" + s.opt.kernel + "'");
+  } else if (nm8.nm8 && kernels::select(nm8).layout == kernels::Layout::Rows) {
+    s.kernel = &kernels::select(nm8);
+  } else {
+    s.kernel = &kernels::select(prob);
   }
-  kernels::Problem prob{s.dtype, h, 0, ic, oc};
-  prob.quads = s.dtype == DType::S8 && !p.is_nm() && packed.block_cols() % 4 == 0;
-  if (!s.kernel) s.kernel = &kernels::select(prob);
+  if (s.kernel->layout == kernels::Layout::Rows) {
+    prob = nm8;
+    h = 16;
+  }
   if (s.kernel->dtype != s.dtype || !s.kernel->accepts(prob) || s.kernel->isa > max_isa())
     usage_error(std::string("SparseLinear: kernel '") + s.kernel->name + "' cannot run this problem on this CPU");
   if (s.opt.kernel.empty()) {
@@ -87,7 +98,8 @@ void init(SparseLinear::Impl& s, const T* w, int64_t oc, int64_t ic, const Patte
     s.wf = kernels::make_strips(wv, h);
     s.view = kernels::view(s.wf);
   } else {
-    s.ws = kernels::make_strips(wv, h, s.kernel->layout == kernels::Layout::Quads);
+    s.ws = s.kernel->layout == kernels::Layout::Rows ? kernels::make_nm8(wv)
+                                                     : kernels::make_strips(wv, h, s.kernel->layout == kernels::Layout::Quads);
     s.view = kernels::view(s.ws);
   }
 }
@@ -140,7 +152,7 @@ SparseLinear& SparseLinear::operator=(SparseLinear&&) noexcept = default;
 
 void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
   const kernels::Kernel* k = small && m <= 4 ? small : kernel;
-  const int64_t ldxt = kernels::xt_ld(dtype, m, k->layout);
+  const int64_t ldxt = kernels::xt_ld(dtype, m, k->layout, ic);
   const size_t bytes = kernels::xt_bytes(dtype, m, ic, k->layout);
   if (xt.size() < bytes) xt.resize(bytes);
   const int T = nthreads();

@@ -33,6 +33,7 @@ struct Case {
 Problem probe(const Kernel& kr, int h) {
   Problem p{kr.dtype, h, 1, 0, 0};
   p.quads = kr.layout == Layout::Quads;
+  p.nm8 = kr.layout == Layout::Rows;
   return p;
 }
 
@@ -53,6 +54,7 @@ void check(const Kernel& kr, const Case& c) {
   const bool quads = kr.layout == Layout::Quads;
   Problem pr = probe(kr, h);
   pr.m = c.m;
+  pr.nm8 = p.is_nm() && 8 % p.m() == 0 && 2 * p.n() <= p.m();
   if (!kr.accepts(pr)) return;  // e.g. the small-batch kernel only takes m <= 4
   const int64_t ldy = c.n + 3;
   const size_t esz = s8 && c.out != OutType::F32 ? 1 : 4;
@@ -73,10 +75,10 @@ void check(const Kernel& kr, const Case& c) {
   }
   want = y;
   auto run = [&](const StripView& w, const void* x) {
-    kr.pack(x, c.m, c.k, 0, c.k, xt.data(), xt_ld(kr.dtype, c.m, kr.layout));
+    kr.pack(x, c.m, c.k, 0, c.k, xt.data(), xt_ld(kr.dtype, c.m, kr.layout, c.k));
     SpmmArgs a;
     a.xt = xt.data();
-    a.ldxt = xt_ld(kr.dtype, c.m, kr.layout);
+    a.ldxt = xt_ld(kr.dtype, c.m, kr.layout, c.k);
     a.m_total = c.m;
     a.y = y.data();
     a.ldy = ldy;
@@ -96,7 +98,8 @@ void check(const Kernel& kr, const Case& c) {
     auto w = test::pruned<int8_t>(c.n, c.k, p, c.sparsity, rng, 127, c.seed % 5 == 0);
     auto x = test::random_vec<uint8_t>(size_t(c.m * c.k), 0, 255, rng);
     const int32_t zp = int32_t(c.seed % 200);
-    auto sw = make_strips(MatrixView<const int8_t>(w.view()), h, quads);
+    auto sw = kr.layout == Layout::Rows ? make_nm8(MatrixView<const int8_t>(w.view()))
+                                        : make_strips(MatrixView<const int8_t>(w.view()), h, quads);
     for (int64_t n = 0; n < c.n; ++n) {
       scale.push_back(0.001f * float(1 + n % 7));
       comp.push_back(zp * sw.wsum[size_t(n)]);
@@ -189,15 +192,17 @@ TEST(Kernels, PackMatchesReference) {
         std::mt19937 rng(uint32_t(m * 1000 + k));
         const bool s8 = kr.dtype == DType::S8;
         const size_t es = s8 ? 1 : 4;
-        const int64_t ld = xt_ld(kr.dtype, m, kr.layout);
+        const int64_t ld = xt_ld(kr.dtype, m, kr.layout, k);
         std::vector<uint8_t> x(size_t(m * (k + 2)) * es), a(xt_bytes(kr.dtype, m, k, kr.layout), 1), b(a.size(), 2);
         for (auto& v : x) v = uint8_t(rng() % 100);  // small bytes: finite floats
         kr.pack(x.data(), m, k + 2, 0, k, a.data(), ld);
         if (kr.layout == Layout::Narrow && m > 4) continue;
         const PackFn want = kr.layout == Layout::Quads    ? ref::pack_u8_quads
                             : kr.layout == Layout::Narrow ? ref::pack_u8_narrow
+                            : kr.layout == Layout::Rows   ? ref::pack_u8_rows
                             : s8                          ? ref::pack_u8
                                                           : ref::pack_f32;
+        if (want == kr.pack) continue;  // the kernel uses the reference packing itself
         want(x.data(), m, k + 2, 0, k, b.data(), ld);
         ASSERT_EQ(a, b) << kr.name << " m=" << m << " k=" << k;
       }

@@ -47,6 +47,16 @@ void pack_u8_narrow(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k
     for (int64_t i = 0; i < ldxt; ++i) out[k * ldxt + i] = i < m ? xs[i * lda + k] : uint8_t(0);
 }
 
+void pack_u8_rows(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+  const uint8_t* xs = static_cast<const uint8_t*>(x);
+  uint8_t* out = static_cast<uint8_t*>(xt);
+  const int64_t end = std::min(ldxt, (k1 + 7) / 8 * 8);  // zero the octet tail
+  for (int64_t i = 0; i < m; ++i) {
+    std::copy(xs + i * lda + k0, xs + i * lda + k1, out + i * ldxt + k0);
+    std::fill(out + i * ldxt + k1, out + i * ldxt + end, uint8_t(0));
+  }
+}
+
 void spmm_f32(const StripView& w, const SpmmArgs& a) {
   const float* xt = static_cast<const float*>(a.xt);
   const float* wv = static_cast<const float*>(w.w);
