@@ -156,8 +156,11 @@ void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void*
   const size_t bytes = kernels::xt_bytes(dtype, m, ic, k->layout);
   if (xt.size() < bytes) xt.resize(bytes);
   const int T = nthreads();
-  // Tiles: m blocks of 256 rows (the kernels' chunks divide it) x strip ranges, ~8 tiles a thread.
-  const int64_t mb = 256, nm = (m + mb - 1) / mb;
+  // Tiles: m blocks x strip ranges, ~8 tiles a thread. An m block's packed activations (k rows of
+  // mb) should stay in L2 while every panel of the tile reads them: about 192 KiB, so 256 rows at
+  // k = 768 (u8) and 64 at k = 3072. Multiples of 64 keep every kernel's m chunk whole.
+  const int64_t es = dtype == DType::F32 ? 4 : 1;
+  const int64_t mb = std::clamp<int64_t>((192 * 1024 / (ic * es)) / 64 * 64, 64, 256), nm = (m + mb - 1) / mb;
   const int64_t strips = view.rows == 0 ? 0 : (view.rows + view.h - 1) / view.h;
   const int64_t want = std::max<int64_t>(1, (8 * T + nm - 1) / nm);
   // Strip ranges are whole panels of 16 output channels, as the x86 kernels finish them.
@@ -203,22 +206,27 @@ void SparseLinear::Impl::run(const void* x, int64_t m, int64_t ldx, void* y, int
   if (opt.fallback == Fallback::Always) return run_dense(x, m, ldx, y, ldy);
   auto it = use_dense.find(m);
   if (it != use_dense.end()) return it->second ? run_dense(x, m, ldx, y, ldy) : run_sparse(x, m, ldx, y, ldy);
-  // First call with this m: warm both, then time each a few times on this call's data.
+  // First call with this m: warm both, then time them alternately on this call's data (so drift
+  // on a shared machine hits both alike) and compare medians. Sparse must win by 3% to be kept:
+  // a near tie goes to dense, so noise cannot leave the operator slower than dense.
   using clock = std::chrono::steady_clock;
-  auto best = [&](auto&& f) {
+  auto time = [](auto&& f) {
+    const auto t0 = clock::now();
     f();
-    double t = 1e30;
-    for (int r = 0; r < 5; ++r) {
-      auto t0 = clock::now();
-      f();
-      t = std::min(t, std::chrono::duration<double>(clock::now() - t0).count());
-    }
-    return t;
+    return std::chrono::duration<double>(clock::now() - t0).count();
   };
-  const double td = best([&] { run_dense(x, m, ldx, y, ldy); });
-  const double ts = best([&] { run_sparse(x, m, ldx, y, ldy); });
-  use_dense[m] = ts > td;
-  if (ts > td) run_dense(x, m, ldx, y, ldy);  // leave the chosen path's result in y
+  run_dense(x, m, ldx, y, ldy);
+  run_sparse(x, m, ldx, y, ldy);
+  std::vector<double> td, ts;
+  for (int r = 0; r < 7; ++r) {
+    td.push_back(time([&] { run_dense(x, m, ldx, y, ldy); }));
+    ts.push_back(time([&] { run_sparse(x, m, ldx, y, ldy); }));
+  }
+  std::nth_element(td.begin(), td.begin() + 3, td.end());
+  std::nth_element(ts.begin(), ts.begin() + 3, ts.end());
+  const bool dense_wins = !(ts[3] < 0.97 * td[3]);
+  use_dense[m] = dense_wins;
+  if (dense_wins) run_dense(x, m, ldx, y, ldy);  // leave the chosen path's result in y
 }
 
 void SparseLinear::run(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy) {
