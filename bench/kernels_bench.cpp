@@ -1,6 +1,9 @@
-// Google Benchmark microbenchmarks of the registry kernels themselves, one thread, warm cache:
-// activation packing and the spmm microkernel on a bert-base shape (k = n = 768) at 90%.
-// Run: build/bench/spruce_microbench [--benchmark_filter=s8]
+// Google Benchmark microbenchmarks, one thread, warm cache:
+//  - every registry kernel: activation packing, and the spmm microkernel at k = n = 768, 90%;
+//  - the whole operator (SparseLinear, sparse path only) against oneDNN dense on the BENCHMARKS.md
+//    target shapes. Google Benchmark's CPU time excludes time the thread spent descheduled, so
+//    these single-thread ratios hold up on a machine shared with other jobs.
+// Run: OMP_NUM_THREADS=1 build/bench/spruce_microbench [--benchmark_filter=operator]
 // Counters: useful GOP/s over the nonzeros, effective GOP/s as if dense (XNNPACK's convention).
 #include <benchmark/benchmark.h>
 
@@ -8,6 +11,8 @@
 #include <string>
 
 #include "kernels/kernel.hpp"
+#include "runtime/dense.hpp"
+#include "spruce/spmm.hpp"
 
 namespace spruce::kernels {
 namespace {
@@ -83,7 +88,74 @@ void pack(benchmark::State& st, const Kernel* kr, int64_t m) {
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(m * k * es));
 }
 
+struct Case {
+  bool int8;
+  const char* pattern;
+  double sparsity;
+  int64_t m, k, n;
+};
+
+// Weights pruned to whole random blocks (or 2 of every 4), as `spruce bench` does.
+std::vector<float> pruned(const Case& c) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<float> w(size_t(c.n * c.k));
+  for (auto& v : w) v = d(rng);
+  const Pattern p = Pattern::parse(c.pattern);
+  const BlockGrid g = block_grid(p, c.n, c.k);
+  for (int64_t i = 0; i < g.grid_rows(); ++i)
+    for (int64_t j = 0; j < g.grid_cols(); ++j) {
+      const bool drop_block = !p.is_nm() && u(rng) < c.sparsity;
+      for (int64_t r = g.row_begin(i); r < g.row_end(i); ++r)
+        for (int64_t col = g.col_begin(j); col < g.col_end(j); ++col)
+          if (drop_block || (p.is_nm() && col - g.col_begin(j) >= p.n())) w[size_t(r * c.k + col)] = 0.0f;
+    }
+  return w;
+}
+
+void op(benchmark::State& st, Case c, bool dense) {
+  auto wf = pruned(c);
+  Matrix<int8_t> wq;
+  QuantParams q;
+  q.w_scales = quantize_weights(MatrixView<const float>(wf.data(), c.n, c.k), wq);
+  q.x_zero_point = 128;
+  std::vector<float> xf(size_t(c.m * c.k), 0.5f), y(size_t(c.m * c.n));
+  std::vector<uint8_t> xq(xf.size(), 131);
+  SparseLinearOptions o;
+  o.threads = 1;
+  o.fallback = Fallback::Never;
+  std::unique_ptr<SparseLinear> sp;
+  std::unique_ptr<runtime::DenseMatmul> dn;
+  if (dense) dn = std::make_unique<runtime::DenseMatmul>(c.int8, c.int8 ? static_cast<const void*>(wq.data.data()) : wf.data(), c.n, c.k, nullptr, Activation::None, &q);
+  else if (c.int8) sp = std::make_unique<SparseLinear>(wq.data.data(), c.n, c.k, Pattern::parse(c.pattern), q, nullptr, o);
+  else sp = std::make_unique<SparseLinear>(wf.data(), c.n, c.k, Pattern::parse(c.pattern), nullptr, o);
+  for (auto _ : st) {
+    if (dense) dn->run(c.int8 ? static_cast<const void*>(xq.data()) : xf.data(), c.m, c.k, y.data(), c.n);
+    else if (c.int8) sp->run(xq.data(), c.m, y.data());
+    else sp->run(xf.data(), c.m, y.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetLabel(dense ? dn->impl(c.m) : sp->impl(c.m));
+  st.counters["eff_GOPs"] = benchmark::Counter(2.0 * double(c.m * c.k * c.n) * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+
+const Case kCases[] = {
+    {true, "4x1", 0.9, 128, 768, 768},    {true, "4x1", 0.9, 128, 768, 3072},   {true, "4x1", 0.9, 128, 3072, 768},
+    {true, "4x1", 0.9, 384, 768, 768},    {true, "4x1", 0.9, 384, 768, 3072},   {true, "4x1", 0.9, 384, 3072, 768},
+    {true, "4x16", 0.85, 2048, 1024, 1024}, {true, "4x16", 0.85, 2048, 1024, 512}, {true, "2:4", 0.5, 384, 768, 3072},
+    {true, "4x1", 0.9, 1, 1024, 1024},    {true, "4x1", 0.9, 16, 1024, 1024},
+    {false, "4x1", 0.9, 128, 768, 768},   {false, "4x1", 0.9, 384, 768, 3072},  {false, "1x1", 0.9, 128, 768, 768},
+    {false, "1x1", 0.9, 384, 768, 3072},  {false, "16x1", 0.9, 384, 768, 3072},
+};
+
 const int kRegistered = [] {
+  for (const Case& c : kCases) {
+    const std::string shape = std::string(c.int8 ? "int8/" : "f32/") + c.pattern + "@" + std::to_string(int(c.sparsity * 100)) +
+                              "/" + std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+    benchmark::RegisterBenchmark(("operator/" + shape).c_str(), op, c, false)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("onednn/" + shape).c_str(), op, c, true)->Unit(benchmark::kMicrosecond);
+  }
   for (const Kernel& kr : registry()) {
     if (kr.isa > max_isa()) continue;
     const bool ref = kr.isa == Isa::Scalar;
