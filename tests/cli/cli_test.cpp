@@ -1,6 +1,7 @@
 // Runs the real `spruce` binary on files it writes, and on malformed ones.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -34,9 +35,10 @@ Result run_spruce(const std::string& args) {
 class Cli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("spruce_cli_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    // A fresh folder per test and process: ctest runs this suite under several ISA caps at once.
+    std::string tmpl = (fs::temp_directory_path() / "spruce_cli_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
     ckpt_ = path("ckpt.safetensors");
     ASSERT_EQ(run_spruce("make-checkpoint --seed 7 -o " + ckpt_).status, 0);
   }

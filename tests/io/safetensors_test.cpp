@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -107,9 +109,9 @@ TEST(Safetensors, RejectsMalformedFiles) {
 }
 
 TEST(Safetensors, WritesAtomicallyAndFailsCleanly) {
-  const fs::path dir = fs::temp_directory_path() / "spruce_io_test";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  std::string tmpl = (fs::temp_directory_path() / "spruce_io_XXXXXX").string();
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);  // unique: ctest runs this suite under several ISA caps at once
+  const fs::path dir = tmpl;
   const std::string path = (dir / "out.safetensors").string();
   write_safetensors(path, sample());
   EXPECT_EQ(read_safetensors(path).tensors.size(), 4u);
