@@ -31,6 +31,7 @@ struct GlobalTensor {
 struct GlobalLimits {
   double min_ratio = 0.0;   // min_sparsity_ratio_per_op
   double max_ratio = 0.98;  // max_sparsity_ratio_per_op
+  bool operator==(const GlobalLimits&) const = default;
 };
 // Global scope: one threshold over the block scores of all tensors, so that the zeros over all
 // tensors reach `ratio` of their weights, while each tensor's own sparsity stays within limits.

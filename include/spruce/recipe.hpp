@@ -44,7 +44,7 @@ struct PruningGroup {
   double target() const { return schedule.target; }
   // `op_type` is "Linear" or "Conv" (empty: any).
   bool matches(const std::string& op_name, std::string_view op_type = {}) const;
-  bool operator==(const PruningGroup&) const;
+  bool operator==(const PruningGroup&) const = default;
 };
 
 struct Recipe {

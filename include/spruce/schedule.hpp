@@ -33,6 +33,8 @@ struct Schedule {
   // The target in force at `step`: initial before start_step, target from end_step on, and in
   // between the decay curve at progress p = (last pruning step <= step - start) / (end - start).
   double target_at(int64_t step) const;
+
+  bool operator==(const Schedule&) const = default;
 };
 
 }  // namespace spruce

@@ -1,0 +1,107 @@
+#include "spruce/criteria.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "spruce/error.hpp"
+
+namespace spruce {
+
+Criterion parse_criterion(std::string_view t) {
+  if (t == "magnitude") return Criterion::Magnitude;
+  if (t == "gradient") return Criterion::Gradient;
+  if (t == "snip") return Criterion::Snip;
+  if (t == "snip_momentum") return Criterion::SnipMomentum;
+  usage_error("unknown criterion '" + std::string(t) + "': valid are magnitude, gradient, snip, snip_momentum");
+}
+
+std::string to_string(Criterion c) {
+  switch (c) {
+    case Criterion::Magnitude: return "magnitude";
+    case Criterion::Gradient: return "gradient";
+    case Criterion::Snip: return "snip";
+    case Criterion::SnipMomentum: return "snip_momentum";
+  }
+  return "?";
+}
+
+Reduce parse_reduce(std::string_view t) {
+  if (t == "mean") return Reduce::Mean;
+  if (t == "sum") return Reduce::Sum;
+  if (t == "max") return Reduce::Max;
+  usage_error("unknown reduce type '" + std::string(t) + "': valid are mean, sum, max");
+}
+
+std::string to_string(Reduce r) {
+  switch (r) {
+    case Reduce::Mean: return "mean";
+    case Reduce::Sum: return "sum";
+    case Reduce::Max: return "max";
+  }
+  return "?";
+}
+
+bool needs_gradient(Criterion c) { return c != Criterion::Magnitude; }
+
+namespace {
+void check_same_shape(MatrixView<const float> a, MatrixView<const float> b, const char* what) {
+  if (a.rows != b.rows || a.cols != b.cols)
+    data_error(std::string(what) + " has shape " + std::to_string(b.rows) + "x" + std::to_string(b.cols) +
+               " but the weight is " + std::to_string(a.rows) + "x" + std::to_string(a.cols));
+}
+}  // namespace
+
+void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const float> g, MatrixView<float> out) {
+  check_same_shape(w, out, "the score buffer");
+  if (needs_gradient(c)) {
+    if (!g.data) usage_error("criterion " + to_string(c) + " needs gradients; use magnitude without them");
+    check_same_shape(w, g, "the gradient");
+  }
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t k = 0; k < w.cols; ++k) {
+      float v = 0.f;
+      switch (c) {
+        case Criterion::Magnitude: v = std::fabs(w(r, k)); break;
+        case Criterion::Gradient: v = std::fabs(g(r, k)); break;
+        case Criterion::Snip:
+        case Criterion::SnipMomentum: v = std::fabs(w(r, k) * g(r, k)); break;
+      }
+      out(r, k) = v;
+    }
+}
+
+void ScoreAccumulator::update(MatrixView<const float> w, MatrixView<const float> grad) {
+  MatrixF now(w.rows, w.cols);
+  element_scores(criterion_, w, grad, now.view());
+  if (criterion_ != Criterion::SnipMomentum || !ready() || scores_.rows != w.rows || scores_.cols != w.cols) {
+    scores_ = std::move(now);
+    if (criterion_ == Criterion::SnipMomentum)
+      for (float& s : scores_.data) s *= float(1.0 - beta_);
+    return;
+  }
+  const float b = float(beta_), a = float(1.0 - beta_);
+  for (size_t i = 0; i < now.data.size(); ++i) scores_.data[i] = b * scores_.data[i] + a * now.data[i];
+}
+
+MatrixF block_scores(const Pattern& p, MatrixView<const float> s, Reduce reduce) {
+  if (p.is_nm()) {
+    MatrixF out(s.rows, s.cols);
+    for (int64_t r = 0; r < s.rows; ++r)
+      for (int64_t c = 0; c < s.cols; ++c) out(r, c) = s(r, c);
+    return out;
+  }
+  BlockGrid g = block_grid(p, s.rows, s.cols);
+  MatrixF out(g.grid_rows(), g.grid_cols());
+  for (int64_t i = 0; i < g.grid_rows(); ++i)
+    for (int64_t j = 0; j < g.grid_cols(); ++j) {
+      double acc = reduce == Reduce::Max ? -INFINITY : 0.0;
+      for (int64_t r = g.row_begin(i); r < g.row_end(i); ++r)
+        for (int64_t c = g.col_begin(j); c < g.col_end(j); ++c)
+          acc = reduce == Reduce::Max ? std::max(acc, double(s(r, c))) : acc + s(r, c);
+      if (reduce == Reduce::Mean) acc /= double(g.block_elems(i, j));
+      out(i, j) = float(acc);
+    }
+  return out;
+}
+
+}  // namespace spruce

@@ -1,0 +1,260 @@
+#include "spruce/recipe.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "spruce/error.hpp"
+
+namespace spruce {
+namespace {
+
+const std::vector<std::string> kKeys = {
+    "target_sparsity", "pattern", "pruning_type", "op_names", "excluded_op_names", "pruning_op_types",
+    "start_step", "end_step", "pruning_frequency", "pruning_scope", "sparsity_decay_type",
+    "criterion_reduce_type", "min_sparsity_ratio_per_op", "max_sparsity_ratio_per_op", "reg_type",
+    "reg_coeff", "pruning_configs"};
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string source) : source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& value, const std::string& valid) const {
+    usage_error(source_ + ": key '" + key + "': value '" + value + "' is invalid; valid: " + valid);
+  }
+
+  std::string text(const YAML::Node& n) const {
+    if (n.IsScalar()) return n.Scalar();
+    YAML::Emitter e;
+    e << YAML::Flow << n;
+    return e.c_str();
+  }
+
+  template <typename T>
+  T scalar(const std::string& key, const YAML::Node& n, const std::string& valid) const {
+    if (!n.IsScalar()) fail(key, text(n), valid);
+    try {
+      return n.as<T>();
+    } catch (const YAML::Exception&) {
+      fail(key, text(n), valid);
+    }
+  }
+
+  double fraction(const std::string& key, const YAML::Node& n, bool allow_one) const {
+    const std::string valid = allow_one ? "a number in [0, 1]" : "a number in [0, 1), e.g. 0.9";
+    double v = scalar<double>(key, n, valid);
+    if (!(v >= 0.0 && (allow_one ? v <= 1.0 : v < 1.0))) fail(key, text(n), valid);
+    return v;
+  }
+
+  int64_t step(const std::string& key, const YAML::Node& n, int64_t min) const {
+    const std::string valid = "an integer >= " + std::to_string(min);
+    auto v = scalar<int64_t>(key, n, valid);
+    if (v < min) fail(key, text(n), valid);
+    return v;
+  }
+
+  std::vector<std::string> names(const std::string& key, const YAML::Node& n, bool regex) const {
+    const std::string valid = regex ? "a list of regular expressions, e.g. [\"fc.*\"]" : "a list of names";
+    std::vector<std::string> out;
+    if (n.IsNull()) return out;
+    if (n.IsScalar()) out.push_back(n.Scalar());
+    else if (n.IsSequence())
+      for (const auto& x : n) {
+        if (!x.IsScalar()) fail(key, text(n), valid);
+        out.push_back(x.Scalar());
+      }
+    else fail(key, text(n), valid);
+    if (regex)
+      for (const auto& r : out) try {
+          std::regex re(r);
+        } catch (const std::regex_error& e) {
+          fail(key, r, std::string("a valid regular expression (") + e.what() + ")");
+        }
+    return out;
+  }
+
+  template <typename Parse>
+  auto choice(const std::string& key, const YAML::Node& n, Parse parse, const std::string& valid) const {
+    if (!n.IsScalar()) fail(key, text(n), valid);
+    try {
+      return parse(n.Scalar());
+    } catch (const Error&) {
+      fail(key, n.Scalar(), valid);
+    }
+  }
+
+  // Applies the keys of one mapping over `g`.
+  void apply(const YAML::Node& map, PruningGroup& g, bool top_level, bool& target_given) const {
+    if (!map.IsMap()) usage_error(source_ + ": expected a mapping of recipe keys, got '" + text(map) + "'");
+    for (const auto& kv : map) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
+        usage_error(source_ + ": unknown key '" + key + "'; valid keys: " + join(kKeys));
+      if (key == "target_sparsity") g.schedule.target = fraction(key, v, false), target_given = true;
+      else if (key == "pattern") g.pattern = choice(key, v, Pattern::parse, Pattern::help());
+      else if (key == "pruning_type") g.criterion = choice(key, v, parse_criterion, "magnitude, gradient, snip, snip_momentum");
+      else if (key == "op_names") g.op_names = names(key, v, true);
+      else if (key == "excluded_op_names") g.excluded_op_names = names(key, v, true);
+      else if (key == "pruning_op_types") {
+        g.op_types = names(key, v, false);
+        for (const auto& t : g.op_types)
+          if (t != "Linear" && t != "Conv") fail(key, t, "Linear, Conv");
+      } else if (key == "start_step") g.schedule.start_step = step(key, v, 0);
+      else if (key == "end_step") g.schedule.end_step = step(key, v, 0);
+      else if (key == "pruning_frequency") g.schedule.frequency = step(key, v, 1);
+      else if (key == "pruning_scope") g.scope = choice(key, v, parse_scope, "local, global");
+      else if (key == "sparsity_decay_type") g.schedule.decay = choice(key, v, parse_decay, "exp, cos, linear, cube");
+      else if (key == "criterion_reduce_type") g.reduce = choice(key, v, parse_reduce, "mean, sum, max");
+      else if (key == "min_sparsity_ratio_per_op") g.limits.min_ratio = fraction(key, v, true);
+      else if (key == "max_sparsity_ratio_per_op") g.limits.max_ratio = fraction(key, v, true);
+      else if (key == "reg_type") {
+        const std::string t = v.IsNull() ? "none" : text(v);
+        if (t != "group_lasso" && t != "none" && t != "null") fail(key, t, "group_lasso, none");
+        g.group_lasso = t == "group_lasso";
+      } else if (key == "reg_coeff") {
+        g.reg_coeff = scalar<double>(key, v, "a number >= 0, e.g. 0.0001");
+        if (!(g.reg_coeff >= 0)) fail(key, text(v), "a number >= 0, e.g. 0.0001");
+      } else if (key == "pruning_configs" && !top_level)
+        usage_error(source_ + ": 'pruning_configs' cannot be nested inside a pruning_configs entry");
+    }
+  }
+
+  void check(const PruningGroup& g, bool target_given) const {
+    if (g.schedule.end_step < g.schedule.start_step)
+      usage_error(source_ + ": end_step " + std::to_string(g.schedule.end_step) + " is before start_step " +
+                  std::to_string(g.schedule.start_step) + "; set end_step >= start_step");
+    if (g.limits.min_ratio > g.limits.max_ratio)
+      usage_error(source_ + ": min_sparsity_ratio_per_op is above max_sparsity_ratio_per_op");
+    if (g.pattern.is_nm() && target_given && std::abs(g.schedule.target - g.pattern.natural_sparsity()) > 1e-9)
+      usage_error(source_ + ": target_sparsity " + std::to_string(g.schedule.target) + " contradicts pattern " +
+                  g.pattern.str() + ", whose sparsity is " + std::to_string(g.pattern.natural_sparsity()) +
+                  "; leave target_sparsity out for N:M patterns");
+  }
+
+ private:
+  std::string source_;
+};
+
+void finish(PruningGroup& g) {
+  if (g.pattern.is_nm()) g.schedule.target = g.pattern.natural_sparsity();
+}
+
+}  // namespace
+
+bool PruningGroup::matches(const std::string& name, std::string_view op_type) const {
+  if (!op_type.empty() && std::find(op_types.begin(), op_types.end(), op_type) == op_types.end()) return false;
+  auto any = [&](const std::vector<std::string>& res) {
+    return std::any_of(res.begin(), res.end(), [&](const std::string& r) { return std::regex_search(name, std::regex(r)); });
+  };
+  if (!op_names.empty() && !any(op_names)) return false;
+  return !any(excluded_op_names);
+}
+
+Recipe Recipe::parse(std::string_view text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    usage_error(source + ": not valid YAML: " + e.what());
+  }
+  if (root.IsNull()) usage_error(source + ": the recipe is empty; give at least target_sparsity and pattern");
+  Reader reader(source);
+  PruningGroup base;
+  bool base_target = false;
+  reader.apply(root, base, true, base_target);
+  Recipe recipe;
+  const YAML::Node configs = root["pruning_configs"];
+  if (configs && !configs.IsNull() && !(configs.IsSequence() && configs.size() == 0)) {
+    if (!configs.IsSequence())
+      usage_error(source + ": key 'pruning_configs': expected a list of mappings, one per group of layers");
+    for (const auto& entry : configs) {
+      PruningGroup g = base;
+      bool target = false;
+      reader.apply(entry, g, false, target);
+      reader.check(g, target || (base_target && !entry["pattern"]));
+      finish(g);
+      recipe.groups.push_back(std::move(g));
+    }
+  } else {
+    reader.check(base, base_target);
+    finish(base);
+    recipe.groups.push_back(std::move(base));
+  }
+  return recipe;
+}
+
+Recipe Recipe::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) usage_error("cannot read recipe '" + path + "': check the path");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse(ss.str(), path);
+}
+
+Recipe Recipe::single(const Pattern& p, double sparsity) {
+  PruningGroup g;
+  g.pattern = p;
+  g.schedule.target = p.is_nm() ? p.natural_sparsity() : sparsity;
+  return Recipe{{g}};
+}
+
+namespace {
+void emit_group(YAML::Emitter& e, const PruningGroup& g) {
+  e << YAML::Key << "target_sparsity" << YAML::Value << g.schedule.target;
+  e << YAML::Key << "pattern" << YAML::Value << g.pattern.str();
+  e << YAML::Key << "pruning_type" << YAML::Value << to_string(g.criterion);
+  e << YAML::Key << "op_names" << YAML::Value << YAML::Flow << g.op_names;
+  e << YAML::Key << "excluded_op_names" << YAML::Value << YAML::Flow << g.excluded_op_names;
+  e << YAML::Key << "pruning_op_types" << YAML::Value << YAML::Flow << g.op_types;
+  e << YAML::Key << "start_step" << YAML::Value << g.schedule.start_step;
+  e << YAML::Key << "end_step" << YAML::Value << g.schedule.end_step;
+  e << YAML::Key << "pruning_frequency" << YAML::Value << g.schedule.frequency;
+  e << YAML::Key << "pruning_scope" << YAML::Value << to_string(g.scope);
+  e << YAML::Key << "sparsity_decay_type" << YAML::Value << to_string(g.schedule.decay);
+  e << YAML::Key << "criterion_reduce_type" << YAML::Value << to_string(g.reduce);
+  e << YAML::Key << "min_sparsity_ratio_per_op" << YAML::Value << g.limits.min_ratio;
+  e << YAML::Key << "max_sparsity_ratio_per_op" << YAML::Value << g.limits.max_ratio;
+  e << YAML::Key << "reg_type" << YAML::Value << (g.group_lasso ? "group_lasso" : "none");
+  e << YAML::Key << "reg_coeff" << YAML::Value << g.reg_coeff;
+}
+}  // namespace
+
+std::string Recipe::to_yaml() const {
+  YAML::Emitter e;
+  e.SetDoublePrecision(17);
+  e << YAML::BeginMap;
+  if (groups.size() == 1) {
+    emit_group(e, groups[0]);
+  } else {
+    e << YAML::Key << "pruning_configs" << YAML::Value << YAML::BeginSeq;
+    for (const auto& g : groups) {
+      e << YAML::BeginMap;
+      emit_group(e, g);
+      e << YAML::EndMap;
+    }
+    e << YAML::EndSeq;
+  }
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+const PruningGroup* Recipe::group_for(const std::string& name, std::string_view op_type) const {
+  for (const auto& g : groups)
+    if (g.matches(name, op_type)) return &g;
+  return nullptr;
+}
+
+const std::vector<std::string>& Recipe::valid_keys() { return kKeys; }
+
+}  // namespace spruce

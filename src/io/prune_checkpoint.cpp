@@ -1,0 +1,110 @@
+#include "spruce/prune_checkpoint.hpp"
+
+#include <algorithm>
+#include <regex>
+
+#include "spruce/error.hpp"
+#include "spruce/mask.hpp"
+
+namespace spruce {
+namespace {
+
+std::regex compile(const std::string& re, const char* flag) {
+  try {
+    return std::regex(re);
+  } catch (const std::regex_error& e) {
+    usage_error(std::string(flag) + " '" + re + "' is not a valid regular expression (" + e.what() + ")");
+  }
+}
+
+struct Candidate {
+  size_t tensor;
+  const PruningGroup* group;
+  MatrixF scores;
+};
+
+// The mask, in the view's [OC][IC] order, moved to the tensor's storage order.
+std::vector<uint8_t> storage_keep(const Mask& mask, const std::vector<int64_t>& shape) {
+  TensorMatrixMap map(shape);
+  std::vector<uint8_t> keep(mask.data.size());
+  for (int64_t r = 0; r < mask.rows; ++r)
+    for (int64_t c = 0; c < mask.cols; ++c) keep[size_t(map.offset(r, c))] = mask(r, c);
+  return keep;
+}
+
+}  // namespace
+
+double tensor_sparsity(const Tensor& t) {
+  const int64_t n = t.numel();
+  if (n == 0) return 0.0;
+  int64_t zeros = 0;
+  if (is_prunable(t.dtype) || t.dtype == DType::F64) {
+    for (float v : t.to_f32()) zeros += (v == 0.f);
+  } else {
+    const size_t es = dtype_size(t.dtype);
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t* p = t.bytes.data() + size_t(i) * es;
+      zeros += std::all_of(p, p + es, [](uint8_t b) { return b == 0; });
+    }
+  }
+  return double(zeros) / double(n);
+}
+
+std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const CheckpointPruneOptions& opt) {
+  const bool has_include = !opt.include.empty(), has_exclude = !opt.exclude.empty();
+  const std::regex include = compile(has_include ? opt.include : ".*", "--include");
+  const std::regex exclude = compile(has_exclude ? opt.exclude : "$^", "--exclude");
+
+  std::vector<TensorPruneReport> reports;
+  std::vector<Candidate> candidates;
+  for (size_t i = 0; i < file.tensors.size(); ++i) {
+    const Tensor& t = file.tensors[i];
+    TensorPruneReport r;
+    r.name = t.name;
+    r.shape = t.shape;
+    r.dtype = t.dtype;
+    const bool weight_rank = t.shape.size() == 2 || t.shape.size() == 4;
+    const PruningGroup* g = nullptr;
+    if (!is_prunable(t.dtype)) r.reason = "dtype " + to_string(t.dtype) + " is carried through";
+    else if (!weight_rank) r.reason = "rank " + std::to_string(t.shape.size()) + " is not a weight";
+    else if (t.numel() == 0) r.reason = "empty";
+    else if (has_include && !std::regex_search(t.name, include)) r.reason = "not matched by --include";
+    else if (has_exclude && std::regex_search(t.name, exclude)) r.reason = "matched by --exclude";
+    else if (!(g = opt.recipe.group_for(t.name, t.shape.size() == 2 ? "Linear" : "Conv"))) r.reason = "no recipe group matches";
+    if (g) {
+      r.pruned = true;
+      r.pattern = g->pattern.str();
+      r.target = g->target();
+      MatrixF w = to_matrix(t.to_f32().data(), t.shape);
+      MatrixF scores(w.rows, w.cols);
+      element_scores(Criterion::Magnitude, w.view(), {}, scores.view());
+      candidates.push_back({i, g, std::move(scores)});
+    }
+    reports.push_back(std::move(r));
+  }
+
+  auto apply = [&](const Candidate& c, const Mask& mask) {
+    Tensor& t = file.tensors[c.tensor];
+    t.zero_where(storage_keep(mask, t.shape));
+  };
+  // Global groups share one threshold per group; local tensors are pruned alone.
+  for (const auto& g : opt.recipe.groups) {
+    const Scope scope = opt.scope.value_or(g.scope);
+    std::vector<const Candidate*> members;
+    for (const auto& c : candidates)
+      if (c.group == &g) members.push_back(&c);
+    if (members.empty()) continue;
+    if (scope == Scope::Local) {
+      for (const Candidate* c : members) apply(*c, local_mask(g.pattern, c->scores.view(), g.target(), g.reduce));
+    } else {
+      std::vector<GlobalTensor> in;
+      for (const Candidate* c : members) in.push_back({g.pattern, c->scores.view()});
+      auto masks = global_masks(in, g.target(), g.limits, g.reduce);
+      for (size_t k = 0; k < members.size(); ++k) apply(*members[k], masks[k]);
+    }
+  }
+  for (size_t i = 0; i < reports.size(); ++i) reports[i].sparsity = tensor_sparsity(file.tensors[i]);
+  return reports;
+}
+
+}  // namespace spruce

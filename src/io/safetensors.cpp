@@ -1,0 +1,244 @@
+#include "spruce/safetensors.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "spruce/error.hpp"
+
+namespace spruce {
+namespace {
+
+struct DTypeInfo {
+  DType dtype;
+  const char* name;
+  size_t size;
+};
+constexpr DTypeInfo kDTypes[] = {
+    {DType::BOOL, "BOOL", 1}, {DType::U8, "U8", 1},   {DType::I8, "I8", 1},     {DType::I16, "I16", 2},
+    {DType::U16, "U16", 2},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2}, {DType::I32, "I32", 4},
+    {DType::U32, "U32", 4},   {DType::F32, "F32", 4}, {DType::F64, "F64", 8},   {DType::I64, "I64", 8},
+    {DType::U64, "U64", 8},   {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1}};
+
+const DTypeInfo& info(DType d) {
+  for (const auto& i : kDTypes)
+    if (i.dtype == d) return i;
+  return kDTypes[0];
+}
+
+constexpr uint64_t kMaxHeader = 100ull << 20;  // as the reference implementation
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+  if (exp == 0x1f) bits = sign | 0x7f800000 | (mant << 13);
+  else if (exp != 0) bits = sign | ((exp + 112) << 23) | (mant << 13);
+  else if (mant == 0) bits = sign;
+  else {  // subnormal: normalize
+    exp = 113;
+    while (!(mant & 0x400)) mant <<= 1, --exp;
+    bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+  }
+  return std::bit_cast<float>(bits);
+}
+
+}  // namespace
+
+DType parse_dtype(std::string_view name) {
+  for (const auto& i : kDTypes)
+    if (name == i.name) return i.dtype;
+  data_error("unknown safetensors dtype '" + std::string(name) + "'");
+}
+std::string to_string(DType d) { return info(d).name; }
+size_t dtype_size(DType d) { return info(d).size; }
+bool is_floating(DType d) {
+  return d == DType::F16 || d == DType::BF16 || d == DType::F32 || d == DType::F64 || d == DType::F8_E4M3 || d == DType::F8_E5M2;
+}
+bool is_prunable(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }
+
+int64_t Tensor::numel() const {
+  int64_t n = 1;
+  for (int64_t s : shape) n *= s;
+  return n;
+}
+
+std::vector<float> Tensor::to_f32() const {
+  const auto n = size_t(numel());
+  std::vector<float> out(n);
+  const uint8_t* p = bytes.data();
+  for (size_t i = 0; i < n; ++i) {
+    switch (dtype) {
+      case DType::F32: std::memcpy(&out[i], p + 4 * i, 4); break;
+      case DType::F64: {
+        double d;
+        std::memcpy(&d, p + 8 * i, 8);
+        out[i] = float(d);
+        break;
+      }
+      case DType::F16: {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = half_to_float(h);
+        break;
+      }
+      case DType::BF16: {
+        uint16_t h;
+        std::memcpy(&h, p + 2 * i, 2);
+        out[i] = std::bit_cast<float>(uint32_t(h) << 16);
+        break;
+      }
+      default: data_error("tensor '" + name + "' has dtype " + to_string(dtype) + ", which spruce cannot read as floats");
+    }
+  }
+  return out;
+}
+
+Tensor Tensor::from_f32(std::string name, std::vector<int64_t> shape, const float* values) {
+  Tensor t;
+  t.name = std::move(name);
+  t.shape = std::move(shape);
+  t.bytes.resize(size_t(t.numel()) * 4);
+  if (!t.bytes.empty()) std::memcpy(t.bytes.data(), values, t.bytes.size());
+  return t;
+}
+
+void Tensor::zero_where(const std::vector<uint8_t>& keep) {
+  if (int64_t(keep.size()) != numel()) data_error("mask for tensor '" + name + "' has the wrong number of elements");
+  const size_t es = dtype_size(dtype);
+  for (size_t i = 0; i < keep.size(); ++i)
+    if (!keep[i]) std::memset(bytes.data() + i * es, 0, es);
+}
+
+const Tensor* SafetensorsFile::find(const std::string& n) const {
+  for (const auto& t : tensors)
+    if (t.name == n) return &t;
+  return nullptr;
+}
+Tensor* SafetensorsFile::find(const std::string& n) {
+  return const_cast<Tensor*>(static_cast<const SafetensorsFile*>(this)->find(n));
+}
+
+SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source) {
+  auto bad = [&](const std::string& why) -> void {
+    data_error(source + ": not a valid safetensors file: " + why);
+  };
+  if (bytes.size() < 8) bad("it is " + std::to_string(bytes.size()) + " bytes, shorter than the 8-byte header length");
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | uint8_t(bytes[size_t(i)]);
+  if (header_len > kMaxHeader) bad("header length " + std::to_string(header_len) + " exceeds the 100 MiB limit");
+  if (header_len > bytes.size() - 8)
+    bad("header length " + std::to_string(header_len) + " runs past the end of the file (" + std::to_string(bytes.size()) + " bytes); is it truncated?");
+  const std::string_view header = bytes.substr(8, header_len);
+  const std::string_view data = bytes.substr(8 + header_len);
+
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(header);
+  } catch (const nlohmann::json::exception& e) {
+    bad(std::string("header is not valid JSON (") + e.what() + ")");
+  }
+  if (!j.is_object()) bad("header is not a JSON object");
+
+  SafetensorsFile file;
+  struct Span {
+    uint64_t begin, end;
+    size_t tensor;
+  };
+  std::vector<Span> spans;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& name = it.key();
+    const auto& v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) bad("__metadata__ must map strings to strings");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m.value().is_string()) bad("__metadata__ value of '" + m.key() + "' is not a string");
+        file.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    const std::string where = "tensor '" + name + "'";
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
+      bad(where + " must have dtype, shape and data_offsets");
+    if (!v["dtype"].is_string()) bad(where + ": dtype is not a string");
+    Tensor t;
+    t.name = name;
+    try {
+      t.dtype = parse_dtype(v["dtype"].get<std::string>());
+    } catch (const Error& e) {
+      bad(where + ": " + e.what());
+    }
+    if (!v["shape"].is_array()) bad(where + ": shape is not a list");
+    uint64_t numel = 1;
+    for (const auto& d : v["shape"]) {
+      if (!d.is_number_unsigned()) bad(where + ": shape holds a value that is not a non-negative integer");
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / dim / 8) bad(where + ": shape is too large");
+      numel *= dim;
+      t.shape.push_back(int64_t(dim));
+    }
+    const auto& off = v["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      bad(where + ": data_offsets must be two non-negative integers [begin, end]");
+    const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
+    if (b > e) bad(where + ": data_offsets begin " + std::to_string(b) + " is after end " + std::to_string(e));
+    if (e > data.size())
+      bad(where + ": data_offsets end " + std::to_string(e) + " is past the data section (" + std::to_string(data.size()) + " bytes); is the file truncated?");
+    if (e - b != numel * dtype_size(t.dtype))
+      bad(where + ": shape " + std::to_string(numel) + " x " + to_string(t.dtype) + " needs " +
+          std::to_string(numel * dtype_size(t.dtype)) + " bytes but data_offsets span " + std::to_string(e - b));
+    spans.push_back({b, e, file.tensors.size()});
+    file.tensors.push_back(std::move(t));
+  }
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (spans[i].begin < spans[i - 1].end)
+      bad("tensors '" + file.tensors[spans[i - 1].tensor].name + "' and '" + file.tensors[spans[i].tensor].name + "' overlap");
+  std::vector<Tensor> ordered;
+  ordered.reserve(spans.size());
+  for (const auto& s : spans) {
+    Tensor& t = file.tensors[s.tensor];
+    t.bytes.assign(data.begin() + std::ptrdiff_t(s.begin), data.begin() + std::ptrdiff_t(s.end));
+    ordered.push_back(std::move(t));
+  }
+  file.tensors = std::move(ordered);
+  return file;
+}
+
+SafetensorsFile read_safetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) data_error("cannot open '" + path + "': check the path");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) data_error("cannot read '" + path + "'");
+  return parse_safetensors(ss.view(), path);
+}
+
+std::string serialize_safetensors(const SafetensorsFile& file) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  if (!file.metadata.empty()) j["__metadata__"] = file.metadata;
+  uint64_t offset = 0;
+  for (const auto& t : file.tensors) {
+    if (t.bytes.size() != size_t(t.numel()) * dtype_size(t.dtype))
+      data_error("tensor '" + t.name + "': " + std::to_string(t.bytes.size()) + " bytes do not fit its shape and dtype");
+    j[t.name] = {{"dtype", to_string(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
+  }
+  std::string header = j.dump();
+  header.append((8 - header.size() % 8) % 8, ' ');  // align the data section to 8 bytes
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[size_t(i)] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
+  out += header;
+  out.reserve(out.size() + offset);
+  for (const auto& t : file.tensors) out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+  return out;
+}
+
+void write_safetensors(const std::string& path, const SafetensorsFile& file) {
+  write_file_atomic(path, serialize_safetensors(file));
+}
+
+}  // namespace spruce

@@ -1,0 +1,75 @@
+// spruce inspect FILE.safetensors [--pattern P] [--json]
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "command.hpp"
+#include "spruce/error.hpp"
+#include "spruce/mask.hpp"
+#include "spruce/prune_checkpoint.hpp"
+#include "table.hpp"
+
+namespace spruce::cli {
+namespace {
+
+struct InspectArgs {
+  std::string file, pattern;
+  bool json = false;
+};
+
+bool is_weight(const Tensor& t) { return is_prunable(t.dtype) && (t.shape.size() == 2 || t.shape.size() == 4) && t.numel() > 0; }
+
+void run(const InspectArgs& a) {
+  std::optional<Pattern> pattern;
+  if (!a.pattern.empty()) pattern = Pattern::parse(a.pattern);
+  const SafetensorsFile file = read_safetensors(a.file);
+
+  nlohmann::ordered_json out = {{"file", a.file}, {"tensors", nlohmann::ordered_json::array()}};
+  Table table({"tensor", "shape", "dtype", "sparsity", pattern ? "follows " + pattern->str() : "pattern"});
+  int64_t weights = 0, all = 0;
+  double weight_zeros = 0, all_zeros = 0;
+  for (const auto& t : file.tensors) {
+    const double s = tensor_sparsity(t);
+    std::optional<bool> ok;
+    if (pattern && is_weight(t)) {
+      const MatrixF w = to_matrix(t.to_f32().data(), t.shape);
+      ok = follows_pattern(*pattern, w.view());
+    }
+    all += t.numel();
+    all_zeros += s * double(t.numel());
+    if (is_weight(t)) weights += t.numel(), weight_zeros += s * double(t.numel());
+    table.add_row({t.name, shape_string(t.shape), to_string(t.dtype), percent(s, 2), ok ? (*ok ? "yes" : "NO") : "-"});
+    out["tensors"].push_back({{"name", t.name}, {"shape", t.shape}, {"dtype", to_string(t.dtype)}, {"sparsity", s},
+                              {"pattern_ok", ok ? nlohmann::ordered_json(*ok) : nlohmann::ordered_json(nullptr)}});
+  }
+  const double total = weights ? weight_zeros / double(weights) : 0.0;
+  out["total_sparsity"] = total;
+  out["weights"] = weights;
+  out["all_tensors_sparsity"] = all ? all_zeros / double(all) : 0.0;
+  if (pattern) out["pattern"] = pattern->str();
+  if (!file.metadata.empty()) out["metadata"] = file.metadata;
+  if (a.json) {
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  std::cout << a.file << ": " << file.tensors.size() << " tensors\n\n";
+  table.print(std::cout);
+  std::cout << "\nweights (F32/F16/BF16, rank 2 or 4): " << weights << ", sparsity " << percent(total, 2)
+            << "; all tensors: " << all << " elements, sparsity " << percent(out["all_tensors_sparsity"].get<double>(), 2) << "\n";
+  if (pattern && pattern->is_nm())
+    std::cout << "N:M means at most " << pattern->n() << " nonzeros in every " << pattern->m() << " consecutive input channels\n";
+}
+
+void add(CLI::App& app) {
+  auto args = std::make_shared<InspectArgs>();
+  auto* cmd = app.add_subcommand("inspect", "Show each tensor's shape, dtype and sparsity, and whether its zeros follow a pattern");
+  cmd->add_option("file", args->file, "A .safetensors file")->required();
+  cmd->add_option("--pattern", args->pattern, "Check each weight's zeros against this pattern (e.g. 4x1, 2:4)");
+  cmd->add_flag("--json", args->json, "Print one JSON object instead of the table");
+  cmd->callback([args] { run(*args); });
+}
+
+const Command reg{"inspect", add};
+
+}  // namespace
+}  // namespace spruce::cli

@@ -1,0 +1,106 @@
+// spruce prune IN.safetensors -o OUT.safetensors (--pattern P [--sparsity S] | --recipe R.yaml)
+#include <cmath>
+#include <iostream>
+
+#include "command.hpp"
+#include "spruce/error.hpp"
+#include "spruce/prune_checkpoint.hpp"
+#include "table.hpp"
+
+namespace spruce::cli {
+namespace {
+
+struct PruneArgs {
+  std::string input, output, pattern, recipe, scope, criterion = "magnitude", include, exclude;
+  double sparsity = NAN;
+  bool dry_run = false;
+};
+
+Recipe recipe_from(const PruneArgs& a) {
+  if (!a.recipe.empty() && !a.pattern.empty()) usage_error("give either --recipe or --pattern, not both");
+  if (!a.recipe.empty()) {
+    if (!std::isnan(a.sparsity)) usage_error("--sparsity comes from the recipe's target_sparsity; drop --sparsity or --recipe");
+    return Recipe::load(a.recipe);
+  }
+  if (a.pattern.empty()) usage_error("give --pattern P --sparsity S (e.g. --pattern 4x1 --sparsity 0.9) or --recipe R.yaml");
+  const Pattern p = Pattern::parse(a.pattern);
+  if (p.is_nm()) {
+    if (!std::isnan(a.sparsity) && std::abs(a.sparsity - p.natural_sparsity()) > 1e-9)
+      usage_error("pattern " + p.str() + " (N:M: at most " + std::to_string(p.n()) + " nonzeros in every " +
+                  std::to_string(p.m()) + " input channels) fixes the sparsity at " + percent(p.natural_sparsity()) +
+                  "; drop --sparsity");
+    return Recipe::single(p, p.natural_sparsity());
+  }
+  if (std::isnan(a.sparsity)) usage_error("pattern " + p.str() + " needs --sparsity, the fraction of zeros (e.g. 0.9)");
+  if (!(a.sparsity >= 0.0 && a.sparsity <= 1.0)) usage_error("--sparsity must be a fraction of zeros in [0, 1], e.g. 0.9");
+  Recipe r = Recipe::single(p, a.sparsity);
+  r.groups[0].scope = Scope::Local;  // the flags prune each tensor to exactly its ratio by default
+  return r;
+}
+
+void run(const PruneArgs& a) {
+  if (a.output.empty() && !a.dry_run) usage_error("give the output file with -o OUT.safetensors, or --dry-run");
+  if (parse_criterion(a.criterion) != Criterion::Magnitude)
+    usage_error("criterion " + a.criterion + " needs gradients, which a checkpoint does not hold; use magnitude here, "
+                "or train with `spruce train`");
+  CheckpointPruneOptions opt;
+  opt.recipe = recipe_from(a);
+  if (!a.scope.empty()) opt.scope = parse_scope(a.scope);
+  opt.include = a.include;
+  opt.exclude = a.exclude;
+
+  SafetensorsFile file = read_safetensors(a.input);
+  const auto reports = prune_checkpoint(file, opt);
+
+  Table table({"tensor", "shape", "dtype", "pattern", "target", "achieved", "note"});
+  int64_t weights = 0;
+  double zeros = 0;
+  int pruned = 0;
+  for (const auto& r : reports) {
+    table.add_row({r.name, shape_string(r.shape), to_string(r.dtype), r.pruned ? r.pattern : "-",
+                   r.pruned ? percent(r.target, 2) : "-", percent(r.sparsity, 2), r.pruned ? "" : r.reason});
+    if (r.pruned) {
+      int64_t n = 1;
+      for (auto d : r.shape) n *= d;
+      weights += n;
+      zeros += r.sparsity * double(n);
+      ++pruned;
+    }
+  }
+  std::string scopes;
+  for (const auto& g : opt.recipe.groups) {
+    const std::string s = to_string(opt.scope.value_or(g.scope));
+    if (scopes.find(s) == std::string::npos) scopes += (scopes.empty() ? "" : "/") + s;
+  }
+  std::cout << "spruce prune: " << a.input << " (criterion magnitude, scope " << scopes << ")\n\n";
+  table.print(std::cout);
+  std::cout << "\n" << pruned << " tensors pruned, " << weights << " weights, sparsity "
+            << percent(weights ? zeros / double(weights) : 0.0, 2) << "\n";
+  if (a.dry_run) {
+    std::cout << "dry run: nothing written\n";
+    return;
+  }
+  write_safetensors(a.output, file);
+  std::cout << "wrote " << a.output << "\n";
+}
+
+void add(CLI::App& app) {
+  auto args = std::make_shared<PruneArgs>();
+  auto* cmd = app.add_subcommand("prune", "Prune the weights of a safetensors checkpoint to a sparsity pattern, by magnitude");
+  cmd->add_option("input", args->input, "Input .safetensors file")->required();
+  cmd->add_option("-o,--output", args->output, "Output .safetensors file (written atomically)");
+  cmd->add_option("--pattern", args->pattern, "RxC (4x1, 1x4, 4x16, 1x1, channelx1, 1xchannel) or N:M (2:4)");
+  cmd->add_option("--sparsity", args->sparsity, "Fraction of zeros, e.g. 0.9 (implied by an N:M pattern)");
+  cmd->add_option("--recipe", args->recipe, "YAML recipe with Intel Neural Compressor's keys");
+  cmd->add_option("--scope", args->scope, "local (exact ratio per tensor) or global (one threshold)")->check(CLI::IsMember({"local", "global"}));
+  cmd->add_option("--criterion", args->criterion, "Score: magnitude (the only one without gradients)");
+  cmd->add_option("--include", args->include, "Only prune tensors whose names match this regex");
+  cmd->add_option("--exclude", args->exclude, "Never prune tensors whose names match this regex");
+  cmd->add_flag("--dry-run", args->dry_run, "Print the table, write nothing");
+  cmd->callback([args] { run(*args); });
+}
+
+const Command reg{"prune", add};
+
+}  // namespace
+}  // namespace spruce::cli
