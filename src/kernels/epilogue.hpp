@@ -6,6 +6,9 @@
 #include "kernel.hpp"
 
 namespace spruce::kernels {
+// Internal linkage: this header is also compiled into the AVX-512 files, and a shared inline
+// definition could let the linker hand AVX-512 code to a baseline caller (SIGILL on older CPUs).
+namespace {
 
 inline float finish_f32(float acc, int64_t n, const Epilogue& ep) {
   float f = acc;
@@ -28,4 +31,5 @@ inline void store_out(float f, const Epilogue& ep, void* y, int64_t at) {
   }
 }
 
+}  // namespace
 }  // namespace spruce::kernels

@@ -64,7 +64,8 @@ struct Epilogue {
   float y_inv_scale = 1.0f, y_zero_point = 0.0f;
 };
 
-// Packed activations ("xt"): X[m][k] transposed to xt[k * ldxt + pos], one row per input channel.
+// Packed activations ("xt"), made by each kernel's pack() once per call. Layout::Gather: X[m][k]
+// transposed to xt[k * ldxt + pos], one row per input channel:
 //  f32: pos = m (natural order), ldxt >= round_up(M, 16) (xt_ld), padding zero.
 //  u8 : chunks of cw = u8_chunk(M) columns; inside a chunk, position p = 16L + 4i + j holds
 //       m = chunk_start + (cw/4)*i + 4L + j, so that interleaving 4 rows with unpack gives
@@ -75,6 +76,7 @@ struct Epilogue {
 // Layout::Narrow (u8, m <= 4): xt[k * 4 + m], ldxt = 4: one dword per input channel.
 // Layout::Rows (u8): X row-major as given, rows padded to a multiple of 8 input channels with zeros.
 enum class Layout { Gather, Quads, Narrow, Rows };
+namespace {  // internal linkage, as these are also compiled with AVX-512 flags (epilogue.hpp)
 inline int u8_chunk(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 inline int64_t u8_pos(int64_t m, int cw) {
@@ -82,6 +84,7 @@ inline int64_t u8_pos(int64_t m, int cw) {
   const int64_t i = r / q, L = (r % q) / 4, j = r % 4;
   return c + 16 * L + 4 * i + j;
 }
+}  // namespace
 int64_t xt_ld(DType d, int64_t m, Layout l = Layout::Gather, int64_t k = 0);  // k: Rows only
 size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l = Layout::Gather);
 

@@ -11,6 +11,7 @@
 #include "../epilogue.hpp"
 
 namespace spruce::kernels::x86 {
+namespace {  // internal linkage: only ever compiled with AVX-512 flags, never shared with baseline code
 
 inline __m512 activate(__m512 f, Activation act) {
   return act == Activation::ReLU ? _mm512_max_ps(f, _mm512_setzero_ps()) : f;
@@ -93,4 +94,5 @@ inline void store_panel(const Acc* tile, int ldt, int64_t n0, int64_t rows, int6
     }
 }
 
+}  // namespace
 }  // namespace spruce::kernels::x86
