@@ -1,0 +1,182 @@
+// Google Benchmark microbenchmarks, one thread, warm cache:
+//  - every registry kernel: activation packing, and the spmm microkernel at k = n = 768, 90%;
+//  - the whole operator (SparseLinear, sparse path only) against oneDNN dense on the BENCHMARKS.md
+//    target shapes. Google Benchmark's CPU time excludes time the thread spent descheduled, so
+//    these single-thread ratios hold up on a machine shared with other jobs.
+// Run: OMP_NUM_THREADS=1 build/bench/spruce_microbench [--benchmark_filter=operator]
+// Counters: useful GOP/s over the nonzeros, effective GOP/s as if dense (XNNPACK's convention).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+
+#include "kernels/kernel.hpp"
+#include "runtime/dense.hpp"
+#include "spruce/spmm.hpp"
+
+namespace spruce::kernels {
+namespace {
+
+template <typename T>
+Matrix<T> weights(int64_t n, int64_t k, int rows, int cols, double sparsity) {  // rows x cols blocks
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<double> u(0, 1);
+  Matrix<T> w(n, k);
+  for (int64_t r0 = 0; r0 < n; r0 += rows)
+    for (int64_t c0 = 0; c0 < k; c0 += cols)
+      if (u(rng) >= sparsity)
+        for (int64_t r = r0; r < std::min(n, r0 + rows); ++r)
+          for (int64_t c = c0; c < std::min(k, c0 + cols); ++c) w(r, c) = T(1 + rng() % 100);
+  return w;
+}
+
+void spmm(benchmark::State& st, const Kernel* kr, int h, int64_t m) {
+  const int64_t k = 768, n = 768;
+  const double sparsity = kr->layout == Layout::Rows ? 0.5 : 0.9;
+  const bool s8 = kr->dtype == DType::S8;
+  const int64_t ld = xt_ld(kr->dtype, m, kr->layout, k);
+  std::vector<uint8_t> x(size_t(m * k) * (s8 ? 1 : 4), 1), xt(xt_bytes(kr->dtype, m, k, kr->layout));
+  std::vector<float> y(size_t(m * n)), scale(size_t(n), 0.01f);
+  std::vector<int32_t> comp(size_t(n), 0);
+  Epilogue ep;
+  ep.scale = scale.data();
+  ep.comp = comp.data();
+  StripWeights<float> wf;
+  StripWeights<int8_t> ws;
+  StripView v;
+  if (kr->layout == Layout::Rows) {  // 2:4: the first two of every four kept
+    Matrix<int8_t> w24(n, k);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < k; c += 4) w24(r, c) = w24(r, c + 1) = int8_t(1 + (r + c) % 100);
+    ws = make_nm8(MatrixView<const int8_t>(w24.view()));
+    v = view(ws);
+  } else if (s8) {
+    const bool quads = kr->layout == Layout::Quads;  // blocks h x 4 for quad kernels, h x 1 otherwise
+    ws = make_strips(MatrixView<const int8_t>(weights<int8_t>(n, k, h, quads ? 4 : 1, sparsity).view()), h, quads);
+    v = view(ws);
+  } else {
+    wf = make_strips(MatrixView<const float>(weights<float>(n, k, h, 1, sparsity).view()), h);
+    v = view(wf);
+  }
+  kr->pack(x.data(), m, k, 0, k, xt.data(), ld);
+  SpmmArgs a;
+  a.xt = xt.data();
+  a.ldxt = ld;
+  a.m_total = m;
+  a.m1 = m;
+  a.s1 = (n + h - 1) / h;
+  a.y = y.data();
+  a.ldy = n;
+  a.ep = &ep;
+  for (auto _ : st) {
+    kr->run(v, a);
+    benchmark::ClobberMemory();
+  }
+  const double ops = 2.0 * double(m * k * n) * double(st.iterations());
+  st.counters["eff_GOPs"] = benchmark::Counter(ops, benchmark::Counter::kIsRate);
+  st.counters["useful_GOPs"] = benchmark::Counter(ops * (1.0 - sparsity), benchmark::Counter::kIsRate);
+}
+
+void pack(benchmark::State& st, const Kernel* kr, int64_t m) {
+  const int64_t k = 768, ld = xt_ld(kr->dtype, m, kr->layout, k);
+  const size_t es = kr->dtype == DType::S8 ? 1 : 4;
+  std::vector<uint8_t> x(size_t(m * k) * es, 1), xt(xt_bytes(kr->dtype, m, k, kr->layout));
+  for (auto _ : st) {
+    kr->pack(x.data(), m, k, 0, k, xt.data(), ld);
+    benchmark::ClobberMemory();
+  }
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(m * k * es));
+}
+
+struct Case {
+  bool int8;
+  const char* pattern;
+  double sparsity;
+  int64_t m, k, n;
+};
+
+// Weights pruned to whole random blocks (or 2 of every 4), as `spruce bench` does.
+std::vector<float> pruned(const Case& c) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<float> w(size_t(c.n * c.k));
+  for (auto& v : w) v = d(rng);
+  const Pattern p = Pattern::parse(c.pattern);
+  const BlockGrid g = block_grid(p, c.n, c.k);
+  for (int64_t i = 0; i < g.grid_rows(); ++i)
+    for (int64_t j = 0; j < g.grid_cols(); ++j) {
+      const bool drop_block = !p.is_nm() && u(rng) < c.sparsity;
+      for (int64_t r = g.row_begin(i); r < g.row_end(i); ++r)
+        for (int64_t col = g.col_begin(j); col < g.col_end(j); ++col)
+          if (drop_block || (p.is_nm() && col - g.col_begin(j) >= p.n())) w[size_t(r * c.k + col)] = 0.0f;
+    }
+  return w;
+}
+
+void op(benchmark::State& st, Case c, bool dense) {
+  auto wf = pruned(c);
+  Matrix<int8_t> wq;
+  QuantParams q;
+  q.w_scales = quantize_weights(MatrixView<const float>(wf.data(), c.n, c.k), wq);
+  q.x_zero_point = 128;
+  std::vector<float> xf(size_t(c.m * c.k), 0.5f), y(size_t(c.m * c.n));
+  std::vector<uint8_t> xq(xf.size(), 131);
+  SparseLinearOptions o;
+  o.threads = 1;
+  o.fallback = Fallback::Never;
+  std::unique_ptr<SparseLinear> sp;
+  std::unique_ptr<runtime::DenseMatmul> dn;
+  if (dense) dn = std::make_unique<runtime::DenseMatmul>(c.int8, c.int8 ? static_cast<const void*>(wq.data.data()) : wf.data(), c.n, c.k, nullptr, Activation::None, &q);
+  else if (c.int8) sp = std::make_unique<SparseLinear>(wq.data.data(), c.n, c.k, Pattern::parse(c.pattern), q, nullptr, o);
+  else sp = std::make_unique<SparseLinear>(wf.data(), c.n, c.k, Pattern::parse(c.pattern), nullptr, o);
+  for (auto _ : st) {
+    if (dense) dn->run(c.int8 ? static_cast<const void*>(xq.data()) : xf.data(), c.m, c.k, y.data(), c.n);
+    else if (c.int8) sp->run(xq.data(), c.m, y.data());
+    else sp->run(xf.data(), c.m, y.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetLabel(dense ? dn->impl(c.m) : sp->impl(c.m));
+  st.counters["eff_GOPs"] = benchmark::Counter(2.0 * double(c.m * c.k * c.n) * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+
+const Case kCases[] = {
+    {true, "4x1", 0.9, 128, 768, 768},    {true, "4x1", 0.9, 128, 768, 3072},   {true, "4x1", 0.9, 128, 3072, 768},
+    {true, "4x1", 0.9, 384, 768, 768},    {true, "4x1", 0.9, 384, 768, 3072},   {true, "4x1", 0.9, 384, 3072, 768},
+    {true, "4x16", 0.85, 2048, 1024, 1024}, {true, "4x16", 0.85, 2048, 1024, 512}, {true, "2:4", 0.5, 384, 768, 3072},
+    {true, "4x1", 0.9, 1, 1024, 1024},    {true, "4x1", 0.9, 16, 1024, 1024},
+    {false, "4x1", 0.9, 128, 768, 768},   {false, "4x1", 0.9, 384, 768, 3072},  {false, "1x1", 0.9, 128, 768, 768},
+    {false, "1x1", 0.9, 384, 768, 3072},  {false, "16x1", 0.9, 384, 768, 3072},
+};
+
+const int kRegistered = [] {
+  for (const Case& c : kCases) {
+    const std::string shape = std::string(c.int8 ? "int8/" : "f32/") + c.pattern + "@" + std::to_string(int(c.sparsity * 100)) +
+                              "/" + std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+    benchmark::RegisterBenchmark(("operator/" + shape).c_str(), op, c, false)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("onednn/" + shape).c_str(), op, c, true)->Unit(benchmark::kMicrosecond);
+  }
+  for (const Kernel& kr : registry()) {
+    if (kr.isa > max_isa()) continue;
+    const bool ref = kr.isa == Isa::Scalar;
+    for (int h : {1, 2, 4, 8, 16}) {
+      Problem p{kr.dtype, h, 0, 0, 0};
+      p.quads = kr.layout == Layout::Quads;
+      p.nm8 = kr.layout == Layout::Rows;
+      if (!kr.accepts(p) || (ref && h != 4)) continue;
+      for (int64_t m : {1, 16, 128}) {
+        if (ref && m != 16) continue;
+        std::string name = std::string(kr.name) + "/h" + std::to_string(h) + "/m" + std::to_string(m) + "/768x768/" +
+                           (kr.layout == Layout::Rows ? "2:4" : "90%");
+        benchmark::RegisterBenchmark(name.c_str(), spmm, &kr, h, m);
+      }
+    }
+    for (int64_t m : {16, 128}) benchmark::RegisterBenchmark((std::string(kr.name) + "/pack/m" + std::to_string(m) + "/k768").c_str(), pack, &kr, m);
+  }
+  return 0;
+}();
+
+}  // namespace
+}  // namespace spruce::kernels
+
+BENCHMARK_MAIN();

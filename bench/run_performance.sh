@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Reproduces every figure in docs/PERFORMANCE.md. Usage: bench/run_performance.sh [BUILD_DIR]
+# Writes tables and JSON records to out/perf/. Run it on a quiet machine; each case times
+# sparse and oneDNN alternately in one process and reports medians, so ratios survive noise
+# better than absolute times do.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+B="$BUILD/tools/spruce/spruce"
+OUT=out/perf
+mkdir -p "$OUT"
+# Sleeping (not spinning) OpenMP waits: on a machine shared with other jobs, spinning workers
+# that lose their core make every parallel region, oneDNN's and ours, many times slower.
+export OMP_WAIT_POLICY=passive
+run() {  # name, then spruce bench arguments
+  local name=$1
+  shift
+  echo "== $name: spruce bench $*"
+  "$B" bench "$@" --json "$OUT/$name.json" | tee "$OUT/$name.txt"
+}
+run int8-4x1-bert-t2 --suite bert-base --pattern 4x1 --sparsity 0.9 --dtype int8 --threads 2
+run int8-4x1-bert-t1 --suite bert-base --pattern 4x1 --sparsity 0.9 --dtype int8 --threads 1
+run int8-4x16-dlrm-t2 --suite dlrm-top --pattern 4x16 --sparsity 0.85 --dtype int8 --threads 2
+run int8-2of4-bert-t2 --suite bert-base --pattern 2:4 --dtype int8 --threads 2
+run f32-4x1-bert-t2 --suite bert-base --pattern 4x1 --sparsity 0.9 --dtype f32 --threads 2
+run f32-4x1-bert-t1 --suite bert-base --pattern 4x1 --sparsity 0.9 --dtype f32 --threads 1
+run f32-1x1-bert-t2 --suite bert-base --pattern 1x1 --sparsity 0.9 --dtype f32 --threads 2
+run int8-4x1-small-t2 --suite small-batch --pattern 4x1 --sparsity 0.9 --dtype int8 --threads 2
+run int8-4x1-bertlarge-t2 --suite bert-large --pattern 4x1 --sparsity 0.9 --dtype int8 --threads 2
+run int8-4x16-dlrmb-t2 --suite dlrm-bottom --pattern 4x16 --sparsity 0.85 --dtype int8 --threads 2
+run sweep-int8 --shape 384x768x3072 --pattern 4x1,4x16,1x4,1x1,16x1,2:4 --sparsity 0.5,0.6,0.7,0.8,0.85,0.9,0.95 --dtype int8 --threads 2
+run sweep-f32 --shape 384x768x3072 --pattern 4x1,4x16,1x4,1x1,16x1,2:4 --sparsity 0.5,0.6,0.7,0.8,0.85,0.9,0.95 --dtype f32 --threads 2
+"$BUILD/bench/spruce_microbench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true | tee "$OUT/microbench.txt"
