@@ -2,7 +2,8 @@
 # The main job: train the Fashion-MNIST MLP dense and pruned to 4x1 blocks at 90% during training,
 # print the seed's validated-models table for it, check the export's pattern, and write the report.
 # The same setup as the MLP rows of docs/RESULTS.md (4 epochs, gradual magnitude pruning), seed 0:
-# about 1-2 minutes of training on 2 idle cores after the build. DEMO_EPOCHS changes the epochs.
+# measured here: 66 s of training after a 5 min 20 s build from scratch (-j2, cores shared with
+# other work). DEMO_EPOCHS changes the epochs.
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
 out=${DEMO_DIR:-out/demo}
