@@ -1,0 +1,166 @@
+// Runs the real `spruce` binary on files it writes, and on malformed ones.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "spruce/safetensors.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int status = -1;  // exit code; 128 + signal when killed
+  std::string out;  // stdout and stderr together
+};
+
+Result run_spruce(const std::string& args) {
+  Result r;
+  FILE* p = popen((std::string(SPRUCE_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // A fresh folder per test and process: ctest runs this suite under several ISA caps at once.
+    std::string tmpl = (fs::temp_directory_path() / "spruce_cli_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    ckpt_ = path("ckpt.safetensors");
+    ASSERT_EQ(run_spruce("make-checkpoint --seed 7 -o " + ckpt_).status, 0);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  void write(const std::string& name, const std::string& bytes) const {
+    std::ofstream(path(name), std::ios::binary) << bytes;
+  }
+  size_t files() const {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir_)) n += e.is_regular_file();
+    return n;
+  }
+  fs::path dir_;
+  std::string ckpt_;
+};
+
+bool has(const Result& r, const std::string& part) { return r.out.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST_F(Cli, HelpOnEveryCommand) {
+  for (const char* cmd : {"", "prune ", "inspect ", "make-checkpoint "}) {
+    const Result r = run_spruce(std::string(cmd) + "--help");
+    EXPECT_EQ(r.status, 0) << cmd << r.out;
+    EXPECT_TRUE(has(r, "Usage")) << cmd;
+  }
+  EXPECT_EQ(run_spruce("").status, 2);
+}
+
+TEST_F(Cli, PruneThenInspectAgree) {
+  const std::string out = path("pruned.safetensors");
+  const Result p = run_spruce("prune " + ckpt_ + " -o " + out + " --pattern 4x1 --sparsity 0.9");
+  ASSERT_EQ(p.status, 0) << p.out;
+  EXPECT_TRUE(has(p, "fc1.weight"));
+  EXPECT_TRUE(has(p, "90.00%"));
+  const Result i = run_spruce("inspect " + out + " --pattern 4x1 --json");
+  ASSERT_EQ(i.status, 0) << i.out;
+  const auto j = nlohmann::json::parse(i.out);
+  EXPECT_NEAR(j["total_sparsity"].get<double>(), 0.9, 0.005);
+  int weights = 0;
+  for (const auto& t : j["tensors"]) {
+    ASSERT_TRUE(t.contains("name") && t.contains("shape") && t.contains("dtype") && t.contains("sparsity") && t.contains("pattern_ok"));
+    if (t["pattern_ok"].is_boolean()) {
+      ++weights;
+      EXPECT_TRUE(t["pattern_ok"].get<bool>()) << t["name"];
+    }
+  }
+  EXPECT_EQ(weights, 5);
+  // The 4x1 zeros do not follow 1x4, and the table says so.
+  const Result other = run_spruce("inspect " + out + " --pattern 1x4");
+  EXPECT_EQ(other.status, 0);
+  EXPECT_TRUE(has(other, "NO"));
+}
+
+TEST_F(Cli, NOfMTakesItsRatioFromThePattern) {
+  const std::string out = path("nm.safetensors");
+  const Result p = run_spruce("prune " + ckpt_ + " -o " + out + " --pattern 2:4");
+  ASSERT_EQ(p.status, 0) << p.out;
+  const auto j = nlohmann::json::parse(run_spruce("inspect " + out + " --pattern 2:4 --json").out);
+  EXPECT_NEAR(j["total_sparsity"].get<double>(), 0.5, 1e-3);
+  const Result bad = run_spruce("prune " + ckpt_ + " -o " + out + " --pattern 2:4 --sparsity 0.9");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_TRUE(has(bad, "fixes the sparsity at 50.0%")) << bad.out;
+}
+
+TEST_F(Cli, RecipeDryRunAndGlobalScope) {
+  write("r.yaml", "target_sparsity: 0.8\npattern: 4x16\nop_names: [\"fc\"]\n");
+  const Result dry = run_spruce("prune " + ckpt_ + " -o " + path("x.safetensors") + " --recipe " + path("r.yaml") + " --dry-run");
+  ASSERT_EQ(dry.status, 0) << dry.out;
+  EXPECT_TRUE(has(dry, "dry run"));
+  EXPECT_TRUE(has(dry, "scope global"));
+  EXPECT_FALSE(fs::exists(path("x.safetensors")));
+  write("bad.yaml", "target_sparsity: 0.8\nsparsity_pattern: 4x1\n");
+  const Result bad = run_spruce("prune " + ckpt_ + " -o " + path("x.safetensors") + " --recipe " + path("bad.yaml"));
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_TRUE(has(bad, "unknown key 'sparsity_pattern'")) << bad.out;
+  EXPECT_TRUE(has(bad, "target_sparsity")) << bad.out;
+}
+
+TEST_F(Cli, UsageErrorsExitTwoWithOneLine) {
+  const std::string o = " -o " + path("o.safetensors");
+  for (const std::string& args : {"prune " + ckpt_ + o + " --pattern 4x0 --sparsity 0.5",
+                                  "prune " + ckpt_ + o + " --pattern 4x1",
+                                  "prune " + ckpt_ + " --pattern 4x1 --sparsity 0.5",
+                                  "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 1.5",
+                                  "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --criterion snip",
+                                  "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --scope layer",
+                                  "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --include '('",
+                                  "prune " + ckpt_ + o + " --sparsity 0.5",
+                                  "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --bogus",
+                                  "inspect " + ckpt_ + " --pattern abc"}) {
+    const Result r = run_spruce(args);
+    EXPECT_EQ(r.status, 2) << args << "\n" << r.out;
+    EXPECT_TRUE(has(r, "error")) << args << "\n" << r.out;
+  }
+  EXPECT_FALSE(fs::exists(path("o.safetensors")));
+}
+
+TEST_F(Cli, BadDataExitsOneAndWritesNothing) {
+  const std::string good = spruce::serialize_safetensors(spruce::read_safetensors(ckpt_));
+  write("truncated.safetensors", good.substr(0, good.size() / 2));
+  write("garbage.safetensors", "this is not a safetensors file at all");
+  write("empty.safetensors", "");
+  const size_t before = files();
+  for (const char* name : {"truncated.safetensors", "garbage.safetensors", "empty.safetensors", "missing.safetensors"}) {
+    const Result p = run_spruce("prune " + path(name) + " -o " + path("out.safetensors") + " --pattern 4x1 --sparsity 0.5");
+    EXPECT_EQ(p.status, 1) << name << "\n" << p.out;
+    EXPECT_TRUE(has(p, name)) << p.out;
+    EXPECT_EQ(std::count(p.out.begin(), p.out.end(), '\n'), 1) << p.out;
+    const Result i = run_spruce(std::string("inspect ") + path(name));
+    EXPECT_EQ(i.status, 1) << name << "\n" << i.out;
+  }
+  EXPECT_EQ(files(), before);  // no output and no temporary file
+  const Result unwritable = run_spruce("prune " + ckpt_ + " -o " + path("no/such/dir.safetensors") + " --pattern 4x1 --sparsity 0.5");
+  EXPECT_EQ(unwritable.status, 1) << unwritable.out;
+}
+
+TEST_F(Cli, OverwritingTheInputInPlaceIsSafe) {
+  const std::string copy = path("inplace.safetensors");
+  fs::copy_file(ckpt_, copy);
+  ASSERT_EQ(run_spruce("prune " + copy + " -o " + copy + " --pattern 1x1 --sparsity 0.5").status, 0);
+  const auto j = nlohmann::json::parse(run_spruce("inspect " + copy + " --json").out);
+  EXPECT_NEAR(j["total_sparsity"].get<double>(), 0.5, 1e-3);
+}

@@ -1,0 +1,58 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "spruce/calibration.hpp"
+#include "spruce/error.hpp"
+
+using namespace spruce;
+
+TEST(Calibration, ZeroIsExactAndTheRangeIsCovered) {
+  for (auto [lo, hi] : std::vector<std::pair<float, float>>{{-1.f, 3.f}, {0.f, 6.f}, {0.5f, 2.f}, {-4.f, -1.f}}) {
+    const U8Quant q = u8_quant_for_range(lo, hi);
+    EXPECT_EQ(q.dequantize(q.quantize(0.f)), 0.f);
+    EXPECT_NEAR(q.dequantize(q.quantize(std::min(lo, 0.f))), std::min(lo, 0.f), q.scale / 2 + 1e-6);
+    EXPECT_NEAR(q.dequantize(q.quantize(std::max(hi, 0.f))), std::max(hi, 0.f), q.scale / 2 + 1e-6);
+    for (float x = lo; x <= hi; x += (hi - lo) / 97)  // round-trip error within half a step
+      EXPECT_LE(std::fabs(q.dequantize(q.quantize(x)) - x), q.scale / 2 + 1e-6);
+  }
+  const U8Quant relu = u8_quant_for_range(0.f, 2.55f);
+  EXPECT_EQ(relu.zero_point, 0);
+  EXPECT_NEAR(relu.scale, 0.01f, 1e-7);
+  EXPECT_EQ(relu.quantize(100.f), 255);  // saturates
+  EXPECT_EQ(relu.quantize(-5.f), 0);
+}
+
+TEST(Calibration, MinMaxAndPercentileObservers) {
+  const uint64_t seed = 99;
+  SCOPED_TRACE(seed);
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d(1.f, 1.f);
+  ActivationObserver obs(1 << 14);
+  std::vector<float> batch(1000);
+  for (int b = 0; b < 50; ++b) {
+    for (auto& x : batch) x = d(rng);
+    if (b == 7) batch[3] = 80.f;  // one outlier
+    obs.observe(batch.data(), int64_t(batch.size()));
+  }
+  EXPECT_EQ(obs.count(), 50000);
+  EXPECT_EQ(obs.max(), 80.f);
+  const U8Quant mm = obs.choose(CalibrationMethod::MinMax);
+  const U8Quant pc = obs.choose(CalibrationMethod::Percentile, 99.9);
+  EXPECT_NEAR(mm.scale * 255.f, 80.f - obs.min(), 1e-3);
+  // The 99.9th percentile of N(1, 1) is about 4.1 and the 0.1th about -2.1: the outlier is clipped.
+  EXPECT_NEAR(pc.scale * 255.f, 6.2f, 0.6f);
+  EXPECT_LT(pc.scale, mm.scale / 5);
+}
+
+TEST(Calibration, BadInputIsAnError) {
+  ActivationObserver obs;
+  EXPECT_THROW(obs.choose(CalibrationMethod::MinMax), Error);
+  const float bad[2] = {1.f, NAN};
+  EXPECT_THROW(obs.observe(bad, 2), Error);
+  const float ok[1] = {1.f};
+  obs.observe(ok, 1);
+  EXPECT_THROW(obs.choose(CalibrationMethod::Percentile, 20.0), Error);
+  EXPECT_THROW(parse_calibration("kl"), Error);
+}

@@ -1,0 +1,140 @@
+#include <gtest/gtest.h>
+
+#include "spruce/error.hpp"
+#include "spruce/recipe.hpp"
+
+using namespace spruce;
+
+namespace {
+// The message of the usage error that parsing `yaml` throws.
+std::string error_of(const std::string& yaml) {
+  try {
+    Recipe::parse(yaml, "r.yaml");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Usage);
+    return e.what();
+  }
+  ADD_FAILURE() << "accepted:\n" << yaml;
+  return "";
+}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+TEST(Recipe, DefaultsFollowIntelNeuralCompressor) {
+  const Recipe r = Recipe::parse("target_sparsity: 0.8\n");
+  ASSERT_EQ(r.groups.size(), 1u);
+  const auto& g = r.groups[0];
+  EXPECT_DOUBLE_EQ(g.target(), 0.8);
+  EXPECT_EQ(g.pattern, Pattern::block(4, 1));
+  EXPECT_EQ(g.criterion, Criterion::SnipMomentum);
+  EXPECT_EQ(g.scope, Scope::Global);
+  EXPECT_EQ(g.schedule.decay, Decay::Exp);
+  EXPECT_DOUBLE_EQ(g.limits.max_ratio, 0.98);
+}
+
+TEST(Recipe, ReadsEveryKeyAndRoundTrips) {
+  const std::string yaml = R"(
+target_sparsity: 0.85
+pattern: 4x16
+pruning_type: magnitude
+op_names: ["fc.*", "layer[0-9]+\\.dense"]
+excluded_op_names: [head]
+pruning_op_types: [Linear]
+start_step: 10
+end_step: 1010
+pruning_frequency: 50
+pruning_scope: local
+sparsity_decay_type: cube
+criterion_reduce_type: max
+min_sparsity_ratio_per_op: 0.1
+max_sparsity_ratio_per_op: 0.95
+reg_type: group_lasso
+reg_coeff: 0.0002
+)";
+  const Recipe r = Recipe::parse(yaml);
+  const auto& g = r.groups.at(0);
+  EXPECT_EQ(g.pattern, Pattern::block(4, 16));
+  EXPECT_EQ(g.criterion, Criterion::Magnitude);
+  EXPECT_EQ(g.op_names.size(), 2u);
+  EXPECT_EQ(g.schedule.start_step, 10);
+  EXPECT_EQ(g.schedule.end_step, 1010);
+  EXPECT_EQ(g.schedule.frequency, 50);
+  EXPECT_EQ(g.scope, Scope::Local);
+  EXPECT_EQ(g.schedule.decay, Decay::Cube);
+  EXPECT_EQ(g.reduce, Reduce::Max);
+  EXPECT_DOUBLE_EQ(g.limits.min_ratio, 0.1);
+  EXPECT_TRUE(g.group_lasso);
+  EXPECT_DOUBLE_EQ(g.reg_coeff, 0.0002);
+  EXPECT_TRUE(g.matches("fc1"));
+  EXPECT_TRUE(g.matches("encoder.layer11.dense"));
+  EXPECT_FALSE(g.matches("head"));
+  EXPECT_FALSE(g.matches("fc1", "Conv"));
+  EXPECT_EQ(Recipe::parse(r.to_yaml()).groups, r.groups);
+}
+
+TEST(Recipe, PruningConfigsOverrideTheTopLevelPerGroup) {
+  const Recipe r = Recipe::parse(R"(
+target_sparsity: 0.9
+pattern: 4x1
+pruning_configs:
+  - op_names: ["conv"]
+    pattern: "2:4"
+  - op_names: ["fc"]
+    target_sparsity: 0.7
+)");
+  ASSERT_EQ(r.groups.size(), 2u);
+  EXPECT_EQ(r.groups[0].pattern, Pattern::n_of_m(2, 4));
+  EXPECT_DOUBLE_EQ(r.groups[0].target(), 0.5);  // N:M fixes its own sparsity
+  EXPECT_EQ(r.groups[1].pattern, Pattern::block(4, 1));
+  EXPECT_DOUBLE_EQ(r.groups[1].target(), 0.7);
+  EXPECT_EQ(r.group_for("conv1"), &r.groups[0]);
+  EXPECT_EQ(r.group_for("fc2"), &r.groups[1]);
+  EXPECT_EQ(r.group_for("embedding"), nullptr);
+  EXPECT_EQ(Recipe::parse(r.to_yaml()).groups, r.groups);
+}
+
+TEST(Recipe, UnknownKeysNameTheKeyAndListTheValidOnes) {
+  const std::string e = error_of("target_sparsity: 0.9\ntarget_sparsty: 0.8\n");
+  EXPECT_TRUE(contains(e, "target_sparsty")) << e;
+  EXPECT_TRUE(contains(e, "pruning_frequency")) << e;
+  EXPECT_TRUE(contains(e, "r.yaml")) << e;
+  EXPECT_TRUE(contains(error_of("pruning_configs:\n  - op_names: [a]\n    patern: 4x1\n"), "patern"));
+}
+
+TEST(Recipe, BadValuesNameTheKeyTheValueAndWhatIsValid) {
+  struct Case {
+    std::string yaml, key, value, valid;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"target_sparsity: 1.5", "target_sparsity", "1.5", "[0, 1)"},
+           {"target_sparsity: lots", "target_sparsity", "lots", "[0, 1)"},
+           {"pattern: 4x0", "pattern", "4x0", "RxC"},
+           {"pruning_type: taylor", "pruning_type", "taylor", "snip_momentum"},
+           {"pruning_scope: layer", "pruning_scope", "layer", "local, global"},
+           {"sparsity_decay_type: step", "sparsity_decay_type", "step", "cube"},
+           {"pruning_frequency: 0", "pruning_frequency", "0", ">= 1"},
+           {"start_step: -3", "start_step", "-3", ">= 0"},
+           {"op_names: ['fc(']", "op_names", "fc(", "regular expression"},
+           {"reg_type: l1", "reg_type", "l1", "group_lasso"},
+           {"reg_coeff: -1", "reg_coeff", "-1", ">= 0"},
+           {"pruning_op_types: [Embedding]", "pruning_op_types", "Embedding", "Linear, Conv"},
+           {"max_sparsity_ratio_per_op: 2", "max_sparsity_ratio_per_op", "2", "[0, 1]"},
+       }) {
+    const std::string e = error_of(c.yaml);
+    EXPECT_TRUE(contains(e, "'" + c.key + "'")) << e;
+    EXPECT_TRUE(contains(e, c.value)) << e;
+    EXPECT_TRUE(contains(e, c.valid)) << e;
+  }
+}
+
+TEST(Recipe, InconsistentSettingsAreErrors) {
+  EXPECT_TRUE(contains(error_of("start_step: 100\nend_step: 10"), "end_step"));
+  EXPECT_TRUE(contains(error_of("min_sparsity_ratio_per_op: 0.9\nmax_sparsity_ratio_per_op: 0.5"), "min_sparsity_ratio_per_op"));
+  EXPECT_TRUE(contains(error_of("pattern: '2:4'\ntarget_sparsity: 0.9"), "contradicts"));
+  EXPECT_TRUE(contains(error_of("pruning_configs:\n  - pruning_configs: []"), "nested"));
+  EXPECT_TRUE(contains(error_of("pruning_configs: 3"), "pruning_configs"));
+  EXPECT_TRUE(contains(error_of("[1, 2]"), "mapping"));
+  EXPECT_TRUE(contains(error_of("a: [b"), "YAML"));
+  EXPECT_TRUE(contains(error_of(""), "empty"));
+  EXPECT_THROW(Recipe::load("/nonexistent/recipe.yaml"), Error);
+}

@@ -1,0 +1,139 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "spruce/error.hpp"
+#include "spruce/mask.hpp"
+#include "spruce/prune_checkpoint.hpp"
+
+using namespace spruce;
+
+namespace {
+
+Tensor random_f32(const std::string& name, std::vector<int64_t> shape, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> d;
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = d(rng);
+  return Tensor::from_f32(name, std::move(shape), v.data());
+}
+
+// Same values, stored as BF16 (truncated) or F16 bytes picked at random in the normal range.
+Tensor random_16bit(const std::string& name, DType dtype, std::vector<int64_t> shape, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Tensor t{name, dtype, std::move(shape), {}};
+  t.bytes.resize(size_t(t.numel()) * 2);
+  for (size_t i = 0; i < t.bytes.size(); i += 2) {
+    uint16_t bits = dtype == DType::F16 ? uint16_t(0x2000 + rng() % 0x3000) : uint16_t(0x3c00 + rng() % 0x0600);
+    if (rng() & 1) bits |= 0x8000;
+    std::memcpy(&t.bytes[i], &bits, 2);
+  }
+  return t;
+}
+
+SafetensorsFile checkpoint() {
+  SafetensorsFile f;
+  f.metadata = {{"format", "pt"}};
+  f.tensors.push_back(random_f32("fc1.weight", {64, 48}, 1));
+  f.tensors.push_back(random_f32("fc1.bias", {64}, 2));
+  f.tensors.push_back(random_f32("conv.weight", {16, 8, 3, 3}, 3));
+  f.tensors.push_back(random_16bit("fc2.weight", DType::BF16, {32, 64}, 4));
+  f.tensors.push_back(random_16bit("fc3.weight", DType::F16, {36, 20}, 5));
+  f.tensors.push_back(Tensor{"ids", DType::I32, {2, 2}, std::vector<uint8_t>(16, 7)});
+  return f;
+}
+
+CheckpointPruneOptions options(const char* pattern, double s) {
+  CheckpointPruneOptions o;
+  o.recipe = Recipe::single(Pattern::parse(pattern), s);
+  o.recipe.groups[0].scope = Scope::Local;
+  return o;
+}
+
+}  // namespace
+
+TEST(PruneCheckpoint, KeptWeightsAreBitIdenticalAndOthersByteIdentical) {
+  for (const char* ps : {"4x1", "1x4", "4x16", "2:4", "1x1", "channelx1", "1xchannel"}) {
+    SCOPED_TRACE(ps);
+    const SafetensorsFile before = checkpoint();
+    SafetensorsFile after = before;
+    const auto reports = prune_checkpoint(after, options(ps, 0.75));
+    const Pattern p = Pattern::parse(ps);
+    for (size_t k = 0; k < before.tensors.size(); ++k) {
+      const Tensor& a = before.tensors[k];
+      const Tensor& b = after.tensors[k];
+      ASSERT_EQ(a.bytes.size(), b.bytes.size());
+      if (!reports[k].pruned) {
+        EXPECT_EQ(a.bytes, b.bytes) << a.name;
+        continue;
+      }
+      const size_t es = dtype_size(a.dtype);
+      int64_t zeroed = 0;
+      for (size_t i = 0; i < a.bytes.size(); i += es) {
+        const bool is_zero = std::all_of(b.bytes.begin() + long(i), b.bytes.begin() + long(i + es), [](uint8_t x) { return x == 0; });
+        if (is_zero) ++zeroed;
+        else EXPECT_EQ(0, std::memcmp(&a.bytes[i], &b.bytes[i], es)) << a.name << " element " << i / es;
+      }
+      const MatrixF w = to_matrix(b.to_f32().data(), b.shape);
+      EXPECT_TRUE(follows_pattern(p, w.view())) << a.name;
+      EXPECT_NEAR(reports[k].sparsity, p.is_nm() ? 0.5 : 0.75, 0.06) << a.name;
+    }
+    EXPECT_FALSE(reports[1].pruned);  // bias
+    EXPECT_FALSE(reports[5].pruned);  // I32
+  }
+}
+
+TEST(PruneCheckpoint, ConvWeightsArePrunedInTheirChannelsLastView) {
+  SafetensorsFile f = checkpoint();
+  prune_checkpoint(f, options("1x4", 0.5));
+  const Tensor& conv = *f.find("conv.weight");
+  // 1x4 blocks run along the view's input dimension, IC fastest: (kh,kw) fixed, 4 input channels.
+  const MatrixF w = to_matrix(conv.to_f32().data(), conv.shape);
+  EXPECT_TRUE(follows_pattern(Pattern::block(1, 4), w.view()));
+  const auto raw = conv.to_f32();
+  MatrixF storage_order(16, 72);
+  std::copy(raw.begin(), raw.end(), storage_order.data.begin());
+  EXPECT_FALSE(follows_pattern(Pattern::block(1, 4), storage_order.view()));
+}
+
+TEST(PruneCheckpoint, IncludeExcludeAndRecipeGroupsPickTensors) {
+  SafetensorsFile f = checkpoint();
+  auto o = options("4x1", 0.5);
+  o.include = "fc";
+  o.exclude = "fc3";
+  const auto r = prune_checkpoint(f, o);
+  EXPECT_TRUE(r[0].pruned);
+  EXPECT_FALSE(r[2].pruned);
+  EXPECT_TRUE(r[3].pruned);
+  EXPECT_FALSE(r[4].pruned);
+  EXPECT_EQ(r[4].reason, "matched by --exclude");
+  o.include = std::string("fc(");
+  EXPECT_THROW(prune_checkpoint(f, o), Error);
+
+  SafetensorsFile g = checkpoint();
+  CheckpointPruneOptions byrecipe;
+  byrecipe.recipe = Recipe::parse("pattern: 4x1\ntarget_sparsity: 0.9\npruning_op_types: [Conv]\n");
+  const auto rr = prune_checkpoint(g, byrecipe);
+  EXPECT_FALSE(rr[0].pruned);
+  EXPECT_TRUE(rr[2].pruned);
+  EXPECT_EQ(rr[0].reason, "no recipe group matches");
+}
+
+TEST(PruneCheckpoint, GlobalScopeReachesTheOverallTarget) {
+  SafetensorsFile f = checkpoint();
+  auto o = options("4x1", 0.8);
+  o.scope = Scope::Global;
+  const auto r = prune_checkpoint(f, o);
+  double zeros = 0, total = 0;
+  for (const auto& t : r)
+    if (t.pruned) {
+      int64_t n = 1;
+      for (auto d : t.shape) n *= d;
+      zeros += t.sparsity * double(n);
+      total += double(n);
+    }
+  EXPECT_NEAR(zeros / total, 0.8, 0.01);
+}
