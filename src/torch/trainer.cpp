@@ -22,7 +22,7 @@ namespace spruce::torch {
 
 int64_t steps_per_epoch(int64_t examples, int64_t batch_size) { return (examples + batch_size - 1) / batch_size; }
 
-Recipe recipe_for_flags(const TrainOptions& o, int64_t total_steps) {
+Recipe recipe_for_flags(const TrainOptions& o, int64_t total_steps, const std::vector<std::string>& dense_layers) {
   if (!o.pattern) {  // pattern lock alone: masks come from the weights, the schedule never prunes
     Recipe r = Recipe::single(Pattern::block(1, 1), 0.0);
     r.groups[0].schedule.start_step = r.groups[0].schedule.end_step = INT64_MAX / 2;
@@ -30,7 +30,7 @@ Recipe recipe_for_flags(const TrainOptions& o, int64_t total_steps) {
   }
   Recipe r = Recipe::single(*o.pattern, o.sparsity);
   PruningGroup& g = r.groups[0];
-  g.excluded_op_names = {"^head$"};
+  for (const auto& name : dense_layers) g.excluded_op_names.push_back("^" + name + "$");
   g.schedule.start_step = total_steps / 10;
   g.schedule.end_step = std::max(g.schedule.start_step, total_steps * 6 / 10);
   g.schedule.frequency = std::max<int64_t>(1, (g.schedule.end_step - g.schedule.start_step) / 20);
@@ -109,7 +109,7 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
   if (o.recipe)
     pruner.emplace(*model, *o.recipe);
   else if (o.pattern || o.lock_pattern)
-    pruner.emplace(*model, recipe_for_flags(o, total_steps));
+    pruner.emplace(*model, recipe_for_flags(o, total_steps, model->dense_layers()));
 
   TrainPosition position;
   if (!o.init_from.empty()) {

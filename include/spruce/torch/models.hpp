@@ -14,6 +14,8 @@ namespace spruce::torch {
 class Classifier : public ::torch::nn::Module {
  public:
   virtual ::torch::Tensor forward(::torch::Tensor images) = 0;
+  // Layers that `--pattern` leaves dense: the classifier head, and tiny first layers.
+  virtual std::vector<std::string> dense_layers() const = 0;
 };
 
 // 784-1024-1024-10 with ReLU: layers fc1, fc2, head.
@@ -21,6 +23,7 @@ class Mlp : public Classifier {
  public:
   Mlp();
   ::torch::Tensor forward(::torch::Tensor images) override;
+  std::vector<std::string> dense_layers() const override { return {"head"}; }
 
  private:
   ::torch::nn::Linear fc1{nullptr}, fc2{nullptr}, head{nullptr};
@@ -31,6 +34,7 @@ class Cnn : public Classifier {
  public:
   Cnn();
   ::torch::Tensor forward(::torch::Tensor images) override;
+  std::vector<std::string> dense_layers() const override { return {"conv1", "head"}; }  // conv1: 144 weights
 
  private:
   ::torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};

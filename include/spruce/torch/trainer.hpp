@@ -48,9 +48,9 @@ struct TrainResult {
 };
 
 // The recipe `--pattern P --sparsity S` stands for: one global snip_momentum group over every
-// layer but the classifier head, growing with the exp decay from 10% to 60% of `total_steps`,
-// 20 mask updates, then fine-tuning with the masks fixed.
-Recipe recipe_for_flags(const TrainOptions& options, int64_t total_steps);
+// layer but `dense_layers` (the model's head), growing with the exp decay from 10% to 60% of
+// `total_steps` in 20 mask updates, then fine-tuning with the masks fixed.
+Recipe recipe_for_flags(const TrainOptions& options, int64_t total_steps, const std::vector<std::string>& dense_layers);
 
 // Steps of one epoch of `examples` at `batch_size`.
 int64_t steps_per_epoch(int64_t examples, int64_t batch_size);
