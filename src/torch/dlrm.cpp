@@ -59,30 +59,34 @@ ClickData make_synthetic_clicks(int64_t n, uint64_t sample_seed, uint64_t teache
   if (n < 1) usage_error("the synthetic data set needs at least one sample");
   ::torch::NoGradGuard no_grad;
   const auto sizes = dlrm_table_sizes(cap);
-  // The teacher: an 8-wide embedding per id, and a small MLP over dense features and embeddings.
+  // The teacher's click logit: a linear effect of the dense features, a random effect per id,
+  // and dot-product interactions between the first four categorical features (what DLRM's
+  // interaction layer is built to find).
   auto teacher_gen = at::detail::createCPUGenerator(teacher_seed);
-  const int64_t td = 8, hidden = 64, in = kDenseFeatures + kSparseFeatures * td;
-  std::vector<::torch::Tensor> temb;
-  for (int64_t s : sizes) temb.push_back(at::randn({s, td}, teacher_gen));
-  const auto w1 = at::randn({in, hidden}, teacher_gen) / std::sqrt(double(in));
-  const auto b1 = at::randn({hidden}, teacher_gen) * 0.5;
-  const auto w2 = at::randn({hidden}, teacher_gen) * (3.0 / std::sqrt(double(hidden)));
+  const auto dense_weight = at::randn({kDenseFeatures}, teacher_gen) * 0.6;
+  std::vector<::torch::Tensor> id_effect, id_vector;
+  for (int64_t s : sizes) {
+    id_effect.push_back(at::randn({s}, teacher_gen) * 0.5);
+    id_vector.push_back(at::randn({s, 8}, teacher_gen) * 0.5);
+  }
 
   auto gen = at::detail::createCPUGenerator(sample_seed);
   ClickData d;
   d.dense = ::torch::log1p(::torch::floor(::torch::exp(at::randn({n, kDenseFeatures}, gen) * 1.5 + 1.0)));
-  std::vector<::torch::Tensor> ids, feats{(d.dense - 1.5) / 1.2};
+  auto logit = ((d.dense - 1.5) / 1.5).matmul(dense_weight);
+  std::vector<::torch::Tensor> ids, vectors;
   for (int64_t f = 0; f < kSparseFeatures; ++f) {
     // Zipf-like: small ids are far more frequent, as in click logs.
     const auto u = at::rand({n}, gen);
     const auto id = ::torch::floor(u.pow(3.0) * double(sizes[size_t(f)])).to(::torch::kLong).clamp_max(sizes[size_t(f)] - 1);
     ids.push_back(id);
-    feats.push_back(temb[size_t(f)].index_select(0, id));
+    logit = logit + id_effect[size_t(f)].index_select(0, id);
+    if (f < 4) vectors.push_back(id_vector[size_t(f)].index_select(0, id));
   }
+  for (size_t f = 0; f < vectors.size(); ++f)
+    for (size_t g = 0; g < f; ++g) logit = logit + (vectors[f] * vectors[g]).sum(1);
   d.sparse = ::torch::stack(ids, 1);
-  const auto h = ::torch::relu(::torch::cat(feats, 1).matmul(w1) + b1);
-  auto logit = h.matmul(w2);
-  logit = logit - logit.mean() - 1.4;  // about a quarter positive
+  logit = logit - logit.mean() - 1.9;  // about a quarter positive, like Criteo
   d.labels = at::bernoulli(::torch::sigmoid(logit), gen).to(::torch::kFloat);
   return d;
 }
