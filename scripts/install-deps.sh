@@ -6,6 +6,7 @@ packages=(
   cmake g++-12 make pkg-config zlib1g-dev
   libtorch-dev libopenblas0-pthread   # LibTorch 1.13 (links oneDNN); OpenBLAS, or BLAS is the slow reference
   libdnnl-dev                          # oneDNN 2.6: dense baseline and dense fallback
+  ocl-icd-opencl-dev                   # dnnl-config.cmake runs find_package(OpenCL)
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   dataset-fashion-mnist                # IDX files in /usr/share/datasets/fashion-mnist

@@ -1,0 +1,22 @@
+// CPU features for kernel dispatch, read once with cpuid and XGETBV (so the OS really saves the
+// registers), then capped by the environment variable SPRUCE_MAX_ISA=scalar|avx2|avx512|avx512_vnni.
+#pragma once
+#include <string_view>
+
+namespace spruce {
+
+// Ordered: each level implies the ones below it.
+//   avx2        = AVX2 + FMA
+//   avx512      = AVX-512 F, BW, VL, DQ
+//   avx512_vnni = avx512 + AVX512_VNNI (vpdpbusd)
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Vnni = 3 };
+
+std::string_view isa_name(Isa isa);  // "scalar", "avx2", "avx512", "avx512_vnni"
+Isa parse_isa(std::string_view name);  // throws spruce::Error (usage) for an unknown name
+
+// What the CPU and OS support, ignoring the cap. Computed once.
+Isa detected_isa();
+// min(detected_isa(), SPRUCE_MAX_ISA). Read once; an invalid SPRUCE_MAX_ISA throws spruce::Error.
+Isa max_isa();
+
+}  // namespace spruce

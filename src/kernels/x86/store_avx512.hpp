@@ -1,0 +1,96 @@
+// AVX-512 epilogue for a finished tile of accumulators: bias, activation, (de/re)quantization and
+// the transposed store into Y[m][n]. Include only from files compiled with the AVX-512 flags.
+// Four rows x 16 m go through registers; everything else (tails, GELU) through the scalar
+// epilogue, which performs the same operations in the same order.
+#pragma once
+#include <immintrin.h>
+
+#include <cstring>
+#include <type_traits>
+
+#include "../epilogue.hpp"
+
+namespace spruce::kernels::x86 {
+
+inline __m512 activate(__m512 f, Activation act) {
+  return act == Activation::ReLU ? _mm512_max_ps(f, _mm512_setzero_ps()) : f;
+}
+
+// In-register 16x16 transpose of 32-bit elements: afterwards r[j] holds old column j.
+inline void transpose16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+  }  // r[4i+j], 128-bit lane L: rows 4i..4i+3 of column 4L+j
+  for (int j = 0; j < 4; ++j) {
+    const __m512 ab_lo = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), cd_lo = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
+    const __m512 ab_hi = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE), cd_hi = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
+    t[j] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88);
+    t[4 + j] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0xDD);
+    t[8 + j] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);
+    t[12 + j] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0xDD);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// A panel: tile[r * ldt + l] is the accumulator of output channel n0 + r (r < rows <= 16) and
+// row m0 + l (l < mv). 16x16 blocks are transposed in registers, finished with per-channel
+// vectors and stored as one (masked at the N edge) row of Y each; m tails and GELU go through
+// the scalar epilogue, which does the same operations in the same order.
+template <typename Acc>
+inline void store_panel(const Acc* tile, int ldt, int64_t n0, int64_t rows, int64_t m0, int64_t mv, const SpmmArgs& a) {
+  constexpr bool s32 = std::is_integral_v<Acc>;
+  const Epilogue& ep = *a.ep;
+  const int64_t vm = ep.act == Activation::GELU ? 0 : mv / 16 * 16;
+  if (vm > 0) {
+    const __mmask16 nm = __mmask16((1u << rows) - 1);
+    const __m512 bias = ep.bias ? _mm512_maskz_loadu_ps(nm, ep.bias + n0) : _mm512_setzero_ps();
+    __m512 scale = bias;
+    __m512i comp = _mm512_setzero_si512();
+    if constexpr (s32) {
+      scale = _mm512_maskz_loadu_ps(nm, ep.scale + n0);
+      comp = _mm512_maskz_loadu_epi32(nm, ep.comp + n0);
+    }
+    const bool u8 = ep.out == OutType::U8;
+    const __m512 lo = _mm512_set1_ps(u8 ? 0.0f : -128.0f), hi = _mm512_set1_ps(u8 ? 255.0f : 127.0f);
+    const __m512 inv = _mm512_set1_ps(ep.y_inv_scale), zp = _mm512_set1_ps(ep.y_zero_point);
+    for (int64_t l0 = 0; l0 < vm; l0 += 16) {
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < rows ? _mm512_loadu_ps(reinterpret_cast<const float*>(tile + i * ldt + l0)) : _mm512_setzero_ps();
+      transpose16x16(r);
+      for (int l = 0; l < 16; ++l) {
+        __m512 f = r[l];
+        if constexpr (s32) f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_castps_si512(f), comp)), scale);
+        if (ep.bias) f = _mm512_add_ps(f, bias);
+        f = activate(f, ep.act);
+        const int64_t at = (m0 + l0 + l) * a.ldy + n0;
+        if (ep.out == OutType::F32) {
+          if (rows == 16) _mm512_storeu_ps(static_cast<float*>(a.y) + at, f);
+          else _mm512_mask_storeu_ps(static_cast<float*>(a.y) + at, nm, f);
+        } else {
+          const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(_mm512_mul_ps(f, inv), zp), lo), hi);
+          const __m128i b = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));  // in range: truncation is exact
+          if (rows == 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(a.y) + at), b);
+          else _mm_mask_storeu_epi8(static_cast<uint8_t*>(a.y) + at, nm, b);
+        }
+      }
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t l = vm; l < mv; ++l) {
+      if constexpr (s32)
+        store_out(dequantize(tile[r * ldt + l], n0 + r, ep), ep, a.y, (m0 + l) * a.ldy + n0 + r);
+      else
+        static_cast<float*>(a.y)[(m0 + l) * a.ldy + n0 + r] = finish_f32(tile[r * ldt + l], n0 + r, ep);
+    }
+}
+
+}  // namespace spruce::kernels::x86

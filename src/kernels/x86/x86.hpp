@@ -1,0 +1,26 @@
+// x86 kernels, each compiled with its own ISA flags (src/kernels/CMakeLists.txt). Call only
+// through the registry, which checks the running CPU first.
+#pragma once
+#include "../kernel.hpp"
+
+namespace spruce::kernels::x86 {
+
+void s8_spmm_4x1_avx512vnni(const StripView& w, const SpmmArgs& a);
+void s8_spmm_1x1_avx512vnni(const StripView& w, const SpmmArgs& a);
+void s8_spmm_4x4_avx512vnni(const StripView& w, const SpmmArgs& a);
+void s8_spmm_1x4_avx512vnni(const StripView& w, const SpmmArgs& a);
+void pack_u8_quads_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);
+void s8_spmm_4x1m4_avx512vnni(const StripView& w, const SpmmArgs& a);
+void s8_spmm_2of4_avx512vnni(const StripView& w, const SpmmArgs& a);
+void pack_u8_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);
+
+template <int H>
+void f32_spmm_avx512(const StripView& w, const SpmmArgs& a);
+extern template void f32_spmm_avx512<1>(const StripView&, const SpmmArgs&);
+extern template void f32_spmm_avx512<2>(const StripView&, const SpmmArgs&);
+extern template void f32_spmm_avx512<4>(const StripView&, const SpmmArgs&);
+extern template void f32_spmm_avx512<8>(const StripView&, const SpmmArgs&);
+extern template void f32_spmm_avx512<16>(const StripView&, const SpmmArgs&);
+void pack_f32_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);
+
+}  // namespace spruce::kernels::x86

@@ -1,0 +1,98 @@
+#include "dense.hpp"
+
+#include <dnnl.hpp>
+#include <tuple>
+
+#include "spruce/error.hpp"
+
+namespace spruce::runtime {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace {
+dnnl::engine& engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+dnnl::stream& stream() {
+  static dnnl::stream s(engine());
+  return s;
+}
+dt out_type(OutType o) { return o == OutType::U8 ? dt::u8 : o == OutType::S8 ? dt::s8 : dt::f32; }
+}  // namespace
+
+struct DenseMatmul::Plan {
+  dnnl::matmul prim;
+  memory weights, bias;
+  memory::desc src, dst;
+  std::string impl;
+};
+
+DenseMatmul::DenseMatmul(bool int8, const void* w, int64_t oc, int64_t ic, const float* bias, Activation act,
+                         const QuantParams* q)
+    : int8_(int8), oc_(oc), ic_(ic), act_(act) {
+  if (int8) {
+    if (!q) usage_error("DenseMatmul: INT8 needs quantization parameters");
+    q_ = *q;
+    w_s8_.assign(static_cast<const int8_t*>(w), static_cast<const int8_t*>(w) + oc * ic);
+    for (int64_t n = 0; n < oc; ++n) scales_.push_back(q_.x_scale * q_.w_scales[size_t(n)]);
+  } else {
+    w_f32_.assign(static_cast<const float*>(w), static_cast<const float*>(w) + oc * ic);
+  }
+  if (bias) bias_.assign(bias, bias + oc);
+}
+
+DenseMatmul::~DenseMatmul() = default;
+
+DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) {
+  auto key = std::make_tuple(m, ldx, ldy);
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return *it->second;
+  auto p = std::make_unique<Plan>();
+  const dt wt = int8_ ? dt::s8 : dt::f32;
+  p->src = memory::desc({m, ic_}, int8_ ? dt::u8 : dt::f32, memory::dims{ldx, 1});
+  p->dst = memory::desc({m, oc_}, int8_ ? out_type(q_.out) : dt::f32, memory::dims{ldy, 1});
+  memory::desc wany({ic_, oc_}, wt, tag::any);
+  memory::desc bdesc({1, oc_}, dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  dnnl::post_ops ops;
+  const dnnl::algorithm alg =
+      act_ == Activation::ReLU ? dnnl::algorithm::eltwise_relu : dnnl::algorithm::eltwise_gelu_erf;
+  const bool requant = int8_ && q_.out != OutType::F32;
+  const float post_scale = requant ? 1.0f / q_.y_scale : 1.0f;
+  if (act_ != Activation::None) ops.append_eltwise(post_scale, alg, 0.0f, 0.0f);
+  else if (requant) ops.append_eltwise(post_scale, dnnl::algorithm::eltwise_linear, 1.0f, 0.0f);
+  attr.set_post_ops(ops);
+  if (int8_) {
+    attr.set_output_scales(1 << 1, scales_);
+    if (q_.x_zero_point) attr.set_zero_points(DNNL_ARG_SRC, 0, {q_.x_zero_point});
+    if (requant && q_.y_zero_point) attr.set_zero_points(DNNL_ARG_DST, 0, {q_.y_zero_point});
+  }
+  auto desc = bias_.empty() ? dnnl::matmul::desc(p->src, wany, p->dst) : dnnl::matmul::desc(p->src, wany, bdesc, p->dst);
+  dnnl::matmul::primitive_desc pd(desc, attr, engine());
+  p->prim = dnnl::matmul(pd);
+  p->impl = pd.impl_info_str();
+  // User weights W[oc][ic] are the {ic, oc} matrix in layout "ba"; reorder into oneDNN's choice.
+  memory user(memory::desc({ic_, oc_}, wt, tag::ba), engine(),
+              int8_ ? static_cast<void*>(w_s8_.data()) : static_cast<void*>(w_f32_.data()));
+  p->weights = memory(pd.weights_desc(), engine());
+  dnnl::reorder(user, p->weights).execute(stream(), user, p->weights);
+  if (!bias_.empty()) p->bias = memory(bdesc, engine(), bias_.data());
+  stream().wait();
+  return *plans_.emplace(key, std::move(p)).first->second;
+}
+
+void DenseMatmul::run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
+  Plan& p = plan(m, ldx, ldy);
+  memory src(p.src, engine(), const_cast<void*>(x)), dst(p.dst, engine(), y);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
+  if (!bias_.empty()) args.emplace(DNNL_ARG_BIAS, p.bias);
+  p.prim.execute(stream(), args);
+  stream().wait();
+}
+
+std::string DenseMatmul::impl(int64_t m) { return plan(m, ic_, oc_).impl; }
+
+}  // namespace spruce::runtime

@@ -1,0 +1,256 @@
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dense.hpp"
+#include "kernels/kernel.hpp"
+#include "spruce/error.hpp"
+#include "spruce/sparse_matrix.hpp"
+#include "spruce/spmm.hpp"
+
+namespace spruce {
+
+using kernels::DType;
+
+struct SparseLinear::Impl {
+  DType dtype = DType::F32;
+  int64_t oc = 0, ic = 0;
+  Pattern pattern;
+  SparseLinearOptions opt;
+  QuantParams q;
+  double sparsity = 0.0;
+  size_t packed_bytes = 0;
+  kernels::StripWeights<float> wf;
+  kernels::StripWeights<int8_t> ws;
+  kernels::StripView view;
+  const kernels::Kernel* kernel = nullptr;
+  const kernels::Kernel* small = nullptr;  // for m <= 4, when the registry has a better one
+  std::vector<float> bias, scale;
+  std::vector<int32_t> comp;
+  kernels::Epilogue ep;
+  std::unique_ptr<runtime::DenseMatmul> dense;
+  std::map<int64_t, bool> use_dense;  // decided per m under Fallback::Auto
+  std::vector<uint8_t> xt;            // packed activations, reused across calls
+
+  int nthreads() const { return opt.threads > 0 ? opt.threads : omp_get_max_threads(); }
+  void run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy);
+  void run_dense(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(nthreads());
+    dense->run(x, m, ldx, y, ldy);
+    omp_set_num_threads(saved);
+  }
+  void run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy);
+};
+
+namespace {
+
+void check_shape(int64_t oc, int64_t ic, const void* w) {
+  if (oc <= 0 || ic <= 0) usage_error("SparseLinear: weight shape must be positive, got " + std::to_string(oc) + "x" + std::to_string(ic));
+  if (!w) usage_error("SparseLinear: weight pointer is null");
+  if (oc > (int64_t(1) << 31) || ic > (int64_t(1) << 31)) usage_error("SparseLinear: weight dimension too large");
+}
+
+template <typename T>
+void init(SparseLinear::Impl& s, const T* w, int64_t oc, int64_t ic, const Pattern& p, const float* bias) {
+  MatrixView<const T> wv(w, oc, ic);
+  const auto packed = SparseMatrix<T>::pack(wv, p);  // throws when W breaks an N:M pattern
+  s.oc = oc;
+  s.ic = ic;
+  s.pattern = p;
+  s.sparsity = sparsity(wv);
+  s.packed_bytes = packed.size_bytes();
+  int h = kernels::preferred_h(s.dtype, p.is_nm() ? 1 : int(std::min<int64_t>(packed.block_rows(), 64)));
+  kernels::Problem prob{s.dtype, h, 0, ic, oc};
+  prob.quads = s.dtype == DType::S8 && !p.is_nm() && packed.block_cols() % 4 == 0;
+  // N:M with <= 4 of every aligned 8 (2:4, 1:4, 4:8) has its own INT8 kernel over 16-channel panels.
+  kernels::Problem nm8 = prob;
+  nm8.h = 16;
+  nm8.nm8 = s.dtype == DType::S8 && p.is_nm() && 8 % p.m() == 0 && 2 * p.n() <= p.m();
+  if (!s.opt.kernel.empty()) {
+    s.kernel = kernels::find(s.opt.kernel.c_str());
+    if (!s.kernel) usage_error("SparseLinear: no kernel named '" + s.opt.kernel + "'");
+  } else if (nm8.nm8 && kernels::select(nm8).layout == kernels::Layout::Rows) {
+    s.kernel = &kernels::select(nm8);
+  } else {
+    s.kernel = &kernels::select(prob);
+  }
+  if (s.kernel->layout == kernels::Layout::Rows) {
+    prob = nm8;
+    h = 16;
+  }
+  if (s.kernel->dtype != s.dtype || !s.kernel->accepts(prob) || s.kernel->isa > max_isa())
+    usage_error(std::string("SparseLinear: kernel '") + s.kernel->name + "' cannot run this problem on this CPU");
+  if (s.opt.kernel.empty()) {
+    kernels::Problem one = prob;
+    one.m = 1;
+    const kernels::Kernel& k1 = kernels::select(one);
+    if (&k1 != s.kernel && k1.dtype == s.dtype) s.small = &k1;
+  }
+  if (bias) s.bias.assign(bias, bias + oc);
+  s.ep.act = s.opt.activation;
+  s.ep.bias = bias ? s.bias.data() : nullptr;
+  if constexpr (std::is_same_v<T, float>) {
+    s.wf = kernels::make_strips(wv, h);
+    s.view = kernels::view(s.wf);
+  } else {
+    s.ws = s.kernel->layout == kernels::Layout::Rows ? kernels::make_nm8(wv)
+                                                     : kernels::make_strips(wv, h, s.kernel->layout == kernels::Layout::Quads);
+    s.view = kernels::view(s.ws);
+  }
+}
+
+}  // namespace
+
+SparseLinear::SparseLinear(const float* w, int64_t oc, int64_t ic, const Pattern& p, const float* bias,
+                           SparseLinearOptions opt)
+    : impl_(std::make_unique<Impl>()) {
+  check_shape(oc, ic, w);
+  impl_->opt = std::move(opt);
+  impl_->dtype = DType::F32;
+  init(*impl_, w, oc, ic, p, bias);
+  if (impl_->opt.fallback != Fallback::Never)
+    impl_->dense = std::make_unique<runtime::DenseMatmul>(false, w, oc, ic, bias, impl_->opt.activation, nullptr);
+}
+
+SparseLinear::SparseLinear(const int8_t* w, int64_t oc, int64_t ic, const Pattern& p, const QuantParams& q,
+                           const float* bias, SparseLinearOptions opt)
+    : impl_(std::make_unique<Impl>()) {
+  check_shape(oc, ic, w);
+  if (int64_t(q.w_scales.size()) != oc)
+    usage_error("SparseLinear: " + std::to_string(q.w_scales.size()) + " weight scales for " + std::to_string(oc) +
+                " output channels");
+  if (q.x_zero_point < 0 || q.x_zero_point > 255) usage_error("SparseLinear: u8 activation zero point must be 0..255");
+  if (!(q.x_scale > 0.0f) || !(q.y_scale > 0.0f)) usage_error("SparseLinear: quantization scales must be positive");
+  Impl& s = *impl_;
+  s.opt = std::move(opt);
+  s.dtype = DType::S8;
+  s.q = q;
+  init(s, w, oc, ic, p, bias);
+  s.scale.resize(size_t(oc));
+  s.comp.resize(size_t(oc));
+  for (int64_t n = 0; n < oc; ++n) {
+    s.scale[size_t(n)] = q.x_scale * q.w_scales[size_t(n)];
+    s.comp[size_t(n)] = q.x_zero_point * s.ws.wsum[size_t(n)];
+  }
+  s.ep.scale = s.scale.data();
+  s.ep.comp = s.comp.data();
+  s.ep.out = q.out;
+  s.ep.y_inv_scale = 1.0f / q.y_scale;
+  s.ep.y_zero_point = float(q.y_zero_point);
+  if (s.opt.fallback != Fallback::Never)
+    s.dense = std::make_unique<runtime::DenseMatmul>(true, w, oc, ic, bias, s.opt.activation, &s.q);
+}
+
+SparseLinear::~SparseLinear() = default;
+SparseLinear::SparseLinear(SparseLinear&&) noexcept = default;
+SparseLinear& SparseLinear::operator=(SparseLinear&&) noexcept = default;
+
+void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
+  const kernels::Kernel* k = small && m <= 4 ? small : kernel;
+  const int64_t ldxt = kernels::xt_ld(dtype, m, k->layout, ic);
+  const size_t bytes = kernels::xt_bytes(dtype, m, ic, k->layout);
+  if (xt.size() < bytes) xt.resize(bytes);
+  const int T = nthreads();
+  // Tiles: m blocks of 256 rows (the kernels' chunks divide it) x strip ranges, ~8 tiles a thread.
+  const int64_t mb = 256, nm = (m + mb - 1) / mb;
+  const int64_t strips = view.rows == 0 ? 0 : (view.rows + view.h - 1) / view.h;
+  const int64_t want = std::max<int64_t>(1, (8 * T + nm - 1) / nm);
+  // Strip ranges are whole panels of 16 output channels, as the x86 kernels finish them.
+  const int64_t panel = std::max(1, 16 / view.h);
+  const int64_t per = kernels::round_up(std::max<int64_t>(1, (strips + want - 1) / want), panel);
+  const int64_t ns = (strips + per - 1) / per;
+  const int64_t kblocks = (ic + 63) / 64;
+  kernels::SpmmArgs base;
+  base.xt = xt.data();
+  base.ldxt = ldxt;
+  base.m_total = m;
+  base.y = y;
+  base.ldy = ldy;
+  base.ep = &ep;
+  const kernels::StripView& w = view;
+  void* xtp = xt.data();
+#pragma omp parallel num_threads(T)
+  {
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < kblocks; ++b) k->pack(x, m, ldx, b * 64, std::min(ic, b * 64 + 64), xtp, ldxt);
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int64_t i = 0; i < nm; ++i)
+      for (int64_t j = 0; j < ns; ++j) {
+        kernels::SpmmArgs a = base;
+        a.m0 = i * mb;
+        a.m1 = std::min(m, a.m0 + mb);
+        a.s0 = j * per;
+        a.s1 = std::min(strips, a.s0 + per);
+        k->run(w, a);
+      }
+  }
+}
+
+void SparseLinear::Impl::run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
+  if (m < 0) usage_error("SparseLinear::run: m must be >= 0");
+  if (m == 0) return;
+  if (!x || !y) usage_error("SparseLinear::run: null input or output pointer");
+  if (ldx == 0) ldx = ic;
+  if (ldy == 0) ldy = oc;
+  if (ldx < ic) usage_error("SparseLinear::run: ldx " + std::to_string(ldx) + " is below in_features " + std::to_string(ic));
+  if (ldy < oc) usage_error("SparseLinear::run: ldy " + std::to_string(ldy) + " is below out_features " + std::to_string(oc));
+  if (opt.fallback == Fallback::Never) return run_sparse(x, m, ldx, y, ldy);
+  if (opt.fallback == Fallback::Always) return run_dense(x, m, ldx, y, ldy);
+  auto it = use_dense.find(m);
+  if (it != use_dense.end()) return it->second ? run_dense(x, m, ldx, y, ldy) : run_sparse(x, m, ldx, y, ldy);
+  // First call with this m: warm both, then time each a few times on this call's data.
+  using clock = std::chrono::steady_clock;
+  auto best = [&](auto&& f) {
+    f();
+    double t = 1e30;
+    for (int r = 0; r < 5; ++r) {
+      auto t0 = clock::now();
+      f();
+      t = std::min(t, std::chrono::duration<double>(clock::now() - t0).count());
+    }
+    return t;
+  };
+  const double td = best([&] { run_dense(x, m, ldx, y, ldy); });
+  const double ts = best([&] { run_sparse(x, m, ldx, y, ldy); });
+  use_dense[m] = ts > td;
+  if (ts > td) run_dense(x, m, ldx, y, ldy);  // leave the chosen path's result in y
+}
+
+void SparseLinear::run(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy) {
+  if (impl_->dtype != DType::F32) usage_error("SparseLinear::run: this operator is INT8; pass u8 activations");
+  impl_->run(x, m, ldx, y, ldy);
+}
+
+void SparseLinear::run(const uint8_t* x, int64_t m, void* y, int64_t ldx, int64_t ldy) {
+  if (impl_->dtype != DType::S8) usage_error("SparseLinear::run: this operator is FP32; pass f32 activations");
+  impl_->run(x, m, ldx, y, ldy);
+}
+
+std::string SparseLinear::impl(int64_t m) const {
+  const Impl& s = *impl_;
+  bool dense = s.opt.fallback == Fallback::Always;
+  if (s.opt.fallback == Fallback::Auto) {
+    auto it = s.use_dense.find(m);
+    dense = it != s.use_dense.end() && it->second;
+  }
+  if (dense) return "onednn:" + s.dense->impl(m);
+  return s.small && m <= 4 ? s.small->name : s.kernel->name;
+}
+
+std::string SparseLinear::sparse_kernel() const { return impl_->kernel->name; }
+int SparseLinear::threads() const { return impl_->nthreads(); }
+void SparseLinear::set_threads(int t) { impl_->opt.threads = std::max(0, t); }
+bool SparseLinear::is_int8() const { return impl_->dtype == DType::S8; }
+int64_t SparseLinear::in_features() const { return impl_->ic; }
+int64_t SparseLinear::out_features() const { return impl_->oc; }
+const Pattern& SparseLinear::pattern() const { return impl_->pattern; }
+double SparseLinear::sparsity() const { return impl_->sparsity; }
+size_t SparseLinear::packed_bytes() const { return impl_->packed_bytes; }
+size_t SparseLinear::dense_bytes() const { return size_t(impl_->oc * impl_->ic) * (is_int8() ? 1 : 4); }
+
+}  // namespace spruce

@@ -1,0 +1,224 @@
+// Every registry kernel the CPU (and SPRUCE_MAX_ISA) allows, against the dense oracle, exactly:
+// integer-valued f32 keeps sums exact, INT8 is exact by definition. Seeds are fixed and printed.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <sstream>
+
+#include "kernels/kernel.hpp"
+#include "kernels/reference/ref.hpp"
+#include "prune_util.hpp"
+
+namespace spruce::kernels {
+namespace {
+
+struct Case {
+  int64_t m, k, n;
+  std::string pattern;
+  double sparsity;
+  Activation act;
+  OutType out;
+  bool bias;
+  uint32_t seed;
+  std::string str() const {
+    std::ostringstream s;
+    s << "m=" << m << " k=" << k << " n=" << n << " pattern=" << pattern << " sparsity=" << sparsity
+      << " act=" << activation_name(act) << " out=" << int(out) << " bias=" << bias << " seed=" << seed;
+    return s.str();
+  }
+};
+
+Problem probe(const Kernel& kr, int h) {
+  Problem p{kr.dtype, h, 1, 0, 0};
+  p.quads = kr.layout == Layout::Quads;
+  p.nm8 = kr.layout == Layout::Rows;
+  return p;
+}
+
+int kernel_h(const Kernel& kr, int fallback) {
+  for (int h : {1, 2, 4, 8, 16})
+    if (kr.accepts(probe(kr, h))) return kr.accepts(probe(kr, h + 1)) ? fallback : h;
+  return fallback;
+}
+
+// Runs kernel kr on case c, split into two strip ranges and m blocks of 64, into a strided,
+// sentinel-filled output; compares with the dense oracle element by element.
+void check(const Kernel& kr, const Case& c) {
+  SCOPED_TRACE(std::string(kr.name) + " " + c.str());
+  std::mt19937 rng(c.seed);
+  const Pattern p = Pattern::parse(c.pattern);
+  const bool s8 = kr.dtype == DType::S8;
+  const int h = kernel_h(kr, 1 + int(c.seed % 4));
+  const bool quads = kr.layout == Layout::Quads;
+  Problem pr = probe(kr, h);
+  pr.m = c.m;
+  pr.nm8 = p.is_nm() && 8 % p.m() == 0 && 2 * p.n() <= p.m();
+  if (!kr.accepts(pr)) return;  // e.g. the small-batch kernel only takes m <= 4
+  const int64_t ldy = c.n + 3;
+  const size_t esz = s8 && c.out != OutType::F32 ? 1 : 4;
+  std::vector<uint8_t> y(size_t(c.m * ldy) * esz), want(y.size());
+  std::vector<float> bias = test::random_vec<float>(size_t(c.n), -20, 20, rng);
+  Epilogue ep;
+  ep.act = c.act;
+  ep.bias = c.bias ? bias.data() : nullptr;
+  std::vector<float> scale;
+  std::vector<int32_t> comp;
+  std::vector<uint8_t> xt(xt_bytes(kr.dtype, c.m, c.k, kr.layout));
+  // Fill with a sentinel: NaN for f32, 0xA5 for u8/s8; the stride padding must keep it.
+  if (esz == 4) {
+    const float nan = std::nanf("");
+    for (size_t i = 0; i < y.size() / 4; ++i) std::memcpy(&y[i * 4], &nan, 4);
+  } else {
+    std::fill(y.begin(), y.end(), uint8_t(0xA5));
+  }
+  want = y;
+  auto run = [&](const StripView& w, const void* x) {
+    kr.pack(x, c.m, c.k, 0, c.k, xt.data(), xt_ld(kr.dtype, c.m, kr.layout, c.k));
+    SpmmArgs a;
+    a.xt = xt.data();
+    a.ldxt = xt_ld(kr.dtype, c.m, kr.layout, c.k);
+    a.m_total = c.m;
+    a.y = y.data();
+    a.ldy = ldy;
+    a.ep = &ep;
+    const int64_t strips = (c.n + h - 1) / h, half = strips / 2;
+    for (int64_t m0 = 0; m0 < c.m; m0 += 64)
+      for (auto [s0, s1] : {std::pair{int64_t(0), half}, std::pair{half, strips}}) {
+        a.m0 = m0;
+        a.m1 = std::min(c.m, m0 + 64);
+        a.s0 = s0;
+        a.s1 = s1;
+        kr.run(w, a);
+      }
+  };
+  int64_t nonzero = 0;
+  if (s8) {
+    auto w = test::pruned<int8_t>(c.n, c.k, p, c.sparsity, rng, 127, c.seed % 5 == 0);
+    auto x = test::random_vec<uint8_t>(size_t(c.m * c.k), 0, 255, rng);
+    const int32_t zp = int32_t(c.seed % 200);
+    auto sw = kr.layout == Layout::Rows ? make_nm8(MatrixView<const int8_t>(w.view()))
+                                        : make_strips(MatrixView<const int8_t>(w.view()), h, quads);
+    for (int64_t n = 0; n < c.n; ++n) {
+      scale.push_back(0.001f * float(1 + n % 7));
+      comp.push_back(zp * sw.wsum[size_t(n)]);
+    }
+    ep.scale = scale.data();
+    ep.comp = comp.data();
+    ep.out = c.out;
+    ep.y_inv_scale = 1.0f / 0.05f;
+    ep.y_zero_point = c.out == OutType::U8 ? 100.0f : -3.0f;
+    ref::dense_s8(x.data(), c.m, c.k, c.n, w.data.data(), zp, ep, want.data(), ldy);
+    run(view(sw), x.data());
+  } else {
+    auto w = test::pruned<float>(c.n, c.k, p, c.sparsity, rng, 3, c.seed % 5 == 0);
+    auto x = test::random_vec<float>(size_t(c.m * c.k), -4, 4, rng);
+    ref::dense_f32(x.data(), c.m, c.k, c.n, w.data.data(), ep, reinterpret_cast<float*>(want.data()), ldy);
+    auto sw = make_strips(MatrixView<const float>(w.view()), h);
+    run(view(sw), x.data());
+  }
+  for (int64_t i = 0; i < c.m; ++i)
+    for (int64_t j = 0; j < ldy; ++j) {
+      const size_t at = size_t(i * ldy + j) * esz;
+      ASSERT_EQ(std::memcmp(&y[at], &want[at], esz), 0) << "at m=" << i << " n=" << j << (j >= c.n ? " (stride padding)" : "");
+      if (j < c.n) {
+        if (esz == 4) {
+          float v;
+          std::memcpy(&v, &y[at], 4);
+          nonzero += v != 0.0f;
+        } else {
+          nonzero += y[at] != 0;
+        }
+      }
+    }
+  // A comparison where (nearly) everything is zero proves nothing ("mistrusted").
+  if (c.sparsity < 0.6 && c.k >= 8 && c.act == Activation::None && c.out == OutType::F32) {
+    EXPECT_GT(nonzero, c.m * c.n / 4) << "mistrusted: almost all outputs are zero";
+  }
+}
+
+std::vector<const Kernel*> runnable(DType d) {
+  std::vector<const Kernel*> ks;
+  for (const Kernel& k : registry())
+    if (k.dtype == d && k.isa <= max_isa()) ks.push_back(&k);
+  return ks;
+}
+
+const char* kPatterns[] = {"1x1", "4x1", "1x4", "4x16", "2x1", "16x1", "8x1", "3x2", "2:4", "1:4", "channelx1", "1xchannel"};
+
+void sweep(DType d, uint32_t seed0) {
+  std::printf("kernel sweep: seeds %u.. (ISA cap %s)\n", seed0, std::string(isa_name(max_isa())).c_str());
+  const int64_t ms[] = {1, 3, 15, 16, 17, 31, 33, 63, 64, 65, 100};
+  const int64_t ks[] = {1, 3, 4, 5, 15, 16, 17, 63, 64, 65, 130};
+  const int64_t ns[] = {1, 3, 4, 5, 15, 16, 17, 33};
+  for (const Kernel* kr : runnable(d)) {
+    const bool ref = kr->isa == Isa::Scalar;
+    // Edges, each pattern once.
+    uint32_t seed = seed0;
+    for (const char* p : kPatterns)
+      for (int64_t m : {int64_t(1), int64_t(16), int64_t(65)})
+        check(*kr, Case{m, 67, 37, p, 0.5, Activation::None, OutType::F32, true, seed++});
+    // 0% and 100% sparsity, empty rows.
+    check(*kr, Case{33, 64, 16, "4x1", 0.0, Activation::ReLU, OutType::F32, true, seed++});
+    check(*kr, Case{33, 64, 16, "4x1", 1.0, Activation::None, OutType::F32, true, seed++});
+    // Random sweep.
+    std::mt19937 rng(seed0);
+    const int cases = ref ? 40 : 150;
+    for (int i = 0; i < cases; ++i) {
+      Case c{ms[rng() % std::size(ms)], ks[rng() % std::size(ks)], ns[rng() % std::size(ns)],
+             kPatterns[rng() % std::size(kPatterns)], std::array{0.0, 0.5, 0.9, 1.0}[rng() % 4],
+             Activation(rng() % 3), d == DType::S8 ? OutType(rng() % 3) : OutType::F32, bool(rng() % 2), seed++};
+      check(*kr, c);
+      if (testing::Test::HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST(Kernels, F32MatchesOracle) { sweep(DType::F32, 1000); }
+TEST(Kernels, S8MatchesOracle) { sweep(DType::S8, 2000); }
+
+// Larger M crosses the u8 chunk and the f32 tile constants.
+TEST(Kernels, LargeM) {
+  for (const Kernel* kr : runnable(DType::S8)) check(*kr, Case{130, 96, 24, "4x1", 0.8, Activation::None, OutType::F32, true, 7});
+  for (const Kernel* kr : runnable(DType::F32)) check(*kr, Case{150, 96, 40, "16x1", 0.8, Activation::ReLU, OutType::F32, false, 8});
+}
+
+TEST(Kernels, PackMatchesReference) {
+  for (const Kernel& kr : registry()) {
+    if (kr.isa > max_isa()) continue;
+    for (int64_t m : {1, 17, 33, 70})
+      for (int64_t k : {1, 30, 64, 100}) {
+        std::mt19937 rng(uint32_t(m * 1000 + k));
+        const bool s8 = kr.dtype == DType::S8;
+        const size_t es = s8 ? 1 : 4;
+        const int64_t ld = xt_ld(kr.dtype, m, kr.layout, k);
+        std::vector<uint8_t> x(size_t(m * (k + 2)) * es), a(xt_bytes(kr.dtype, m, k, kr.layout), 1), b(a.size(), 2);
+        for (auto& v : x) v = uint8_t(rng() % 100);  // small bytes: finite floats
+        kr.pack(x.data(), m, k + 2, 0, k, a.data(), ld);
+        if (kr.layout == Layout::Narrow && m > 4) continue;
+        const PackFn want = kr.layout == Layout::Quads    ? ref::pack_u8_quads
+                            : kr.layout == Layout::Narrow ? ref::pack_u8_narrow
+                            : kr.layout == Layout::Rows   ? ref::pack_u8_rows
+                            : s8                          ? ref::pack_u8
+                                                          : ref::pack_f32;
+        if (want == kr.pack) continue;  // the kernel uses the reference packing itself
+        want(x.data(), m, k + 2, 0, k, b.data(), ld);
+        ASSERT_EQ(a, b) << kr.name << " m=" << m << " k=" << k;
+      }
+  }
+}
+
+TEST(Kernels, DispatchPicksFastestAllowed) {
+  const Kernel& k = select(Problem{DType::S8, 4, 128, 768, 768});
+  const char* want = max_isa() >= Isa::Avx512Vnni ? "s8-spmm-4x1-avx512vnni" : "s8-spmm-ref";
+  EXPECT_STREQ(k.name, want);
+  EXPECT_STREQ(registry().back().name, "f32-spmm-ref");
+  Problem quads{DType::S8, 4, 128, 768, 768};
+  quads.quads = true;
+  const char* want4x16 = max_isa() >= Isa::Avx512Vnni ? "s8-spmm-4x4-avx512vnni" : "s8-spmm-ref";
+  EXPECT_STREQ(select(quads).name, want4x16);
+}
+
+}  // namespace
+}  // namespace spruce::kernels

@@ -1,0 +1,151 @@
+// The operator: packing + threading + dispatch + dense fallback, against the dense oracle.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kernels/kernel.hpp"
+#include "kernels/reference/ref.hpp"
+#include "prune_util.hpp"
+#include "spruce/error.hpp"
+#include "spruce/spmm.hpp"
+
+namespace spruce {
+namespace {
+
+using kernels::Epilogue;
+
+void f32_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, int threads, Activation act,
+              uint32_t seed) {
+  SCOPED_TRACE(std::string("f32 ") + pattern + " m=" + std::to_string(m) + " k=" + std::to_string(k) + " n=" +
+               std::to_string(n) + " threads=" + std::to_string(threads) + " seed=" + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const Pattern p = Pattern::parse(pattern);
+  auto w = test::pruned<float>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng);
+  auto bias = test::random_vec<float>(size_t(n), -5, 5, rng);
+  const int64_t ldx = k + 1, ldy = n + 2;
+  auto x = test::random_vec<float>(size_t(m * ldx), -4, 4, rng);
+  std::vector<float> xd(size_t(m * k));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < k; ++c) xd[size_t(i * k + c)] = x[size_t(i * ldx + c)];
+  SparseLinearOptions o;
+  o.threads = threads;
+  o.fallback = fb;
+  o.activation = act;
+  SparseLinear op(w.data.data(), n, k, p, bias.data(), o);
+  std::vector<float> y(size_t(m * ldy), std::nanf("")), want(y.size(), std::nanf(""));
+  Epilogue ep;
+  ep.act = act;
+  ep.bias = bias.data();
+  kernels::ref::dense_f32(xd.data(), m, k, n, w.data.data(), ep, want.data(), ldy);
+  op.run(x.data(), m, y.data(), ldx, ldy);
+  for (size_t i = 0; i < y.size(); ++i) {
+    if (std::isnan(want[i])) {
+      ASSERT_TRUE(std::isnan(y[i])) << "stride padding overwritten at " << i;
+      continue;
+    }
+    // Sparse paths are exact on integer inputs; oneDNN may use its own erf, so allow 1e-5 relative.
+    ASSERT_NEAR(y[i], want[i], 1e-5f * (1.0f + std::fabs(want[i]))) << "at " << i << " impl " << op.impl(m);
+  }
+}
+
+TEST(SparseLinear, F32SparseEveryPattern) {
+  uint32_t seed = 100;
+  for (const char* p : {"4x1", "1x1", "1x4", "4x16", "16x1", "2:4", "3x3"})
+    for (int64_t m : {1, 7, 300}) f32_case(p, m, 70, 37, Fallback::Never, 2, Activation::ReLU, seed++);
+}
+
+TEST(SparseLinear, F32ThreadCounts) {
+  for (int t : {1, 2, 3}) f32_case("4x1", 129, 96, 64, Fallback::Never, t, Activation::None, 200 + t);
+}
+
+TEST(SparseLinear, F32DenseFallbackAndAuto) {
+  f32_case("4x1", 33, 64, 48, Fallback::Always, 2, Activation::ReLU, 300);
+  f32_case("4x1", 33, 64, 48, Fallback::Auto, 2, Activation::None, 301);
+}
+
+void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, int threads, Activation act, OutType out,
+             bool with_bias, uint32_t seed) {
+  SCOPED_TRACE(std::string("s8 ") + pattern + " m=" + std::to_string(m) + " k=" + std::to_string(k) + " n=" +
+               std::to_string(n) + " out=" + std::to_string(int(out)) + " seed=" + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const Pattern p = Pattern::parse(pattern);
+  auto w = test::pruned<int8_t>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng, 127);
+  auto x = test::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
+  auto bias = test::random_vec<float>(size_t(n), -5, 5, rng);
+  QuantParams q;
+  q.x_scale = 0.02f;
+  q.x_zero_point = 7;
+  for (int64_t i = 0; i < n; ++i) q.w_scales.push_back(0.01f + 0.001f * float(i % 5));
+  q.out = out;
+  q.y_scale = 0.5f;
+  q.y_zero_point = out == OutType::U8 ? 128 : 0;
+  SparseLinearOptions o;
+  o.threads = threads;
+  o.fallback = fb;
+  o.activation = act;
+  SparseLinear op(w.data.data(), n, k, p, q, with_bias ? bias.data() : nullptr, o);
+  const size_t es = out == OutType::F32 ? 4 : 1;
+  std::vector<uint8_t> y(size_t(m * n) * es, 0xA5), want(y.size(), 0x5A);
+  std::vector<float> scale;
+  for (int64_t i = 0; i < n; ++i) scale.push_back(q.x_scale * q.w_scales[size_t(i)]);
+  Epilogue ep;
+  ep.act = act;
+  ep.bias = with_bias ? bias.data() : nullptr;
+  ep.scale = scale.data();
+  ep.out = out;
+  ep.y_inv_scale = 1.0f / q.y_scale;
+  ep.y_zero_point = float(q.y_zero_point);
+  kernels::ref::dense_s8(x.data(), m, k, n, w.data.data(), q.x_zero_point, ep, want.data(), n);
+  op.run(x.data(), m, y.data());
+  ASSERT_EQ(y, want) << "impl " << op.impl(m);
+}
+
+TEST(SparseLinear, S8SparseExactEveryPatternAndOutput) {
+  uint32_t seed = 400;
+  for (const char* p : {"4x1", "1x1", "1x4", "4x16", "2:4", "5x2"})
+    for (OutType out : {OutType::F32, OutType::U8, OutType::S8})
+      for (int64_t m : {1, 20, 300}) s8_case(p, m, 75, 36, Fallback::Never, 2, Activation::ReLU, out, true, seed++);
+  s8_case("4x1", 64, 128, 64, Fallback::Never, 2, Activation::GELU, OutType::F32, true, seed++);
+}
+
+// oneDNN 2.6 computes the same INT8 arithmetic for dequantize without bias: exact match.
+TEST(SparseLinear, S8DenseFallbackExact) {
+  s8_case("4x1", 40, 128, 64, Fallback::Always, 2, Activation::None, OutType::F32, false, 500);
+  s8_case("4x1", 40, 128, 64, Fallback::Auto, 2, Activation::None, OutType::F32, false, 501);
+}
+
+TEST(SparseLinear, BadInputThrows) {
+  std::vector<float> w(16, 1.0f);
+  EXPECT_THROW(SparseLinear(w.data(), 4, 4, Pattern::parse("2:4")), Error);  // breaks 2:4
+  EXPECT_THROW(SparseLinear(w.data(), 0, 4, Pattern::parse("4x1")), Error);
+  EXPECT_THROW(SparseLinear(static_cast<const float*>(nullptr), 4, 4, Pattern::parse("4x1")), Error);
+  std::vector<int8_t> ws(16, 1);
+  QuantParams q;
+  q.w_scales = {1.0f};  // 1 scale for 4 channels
+  EXPECT_THROW(SparseLinear(ws.data(), 4, 4, Pattern::parse("4x1"), q), Error);
+  SparseLinearOptions o;
+  o.kernel = "no-such-kernel";
+  EXPECT_THROW(SparseLinear(w.data(), 4, 4, Pattern::parse("4x1"), nullptr, o), Error);
+  SparseLinear op(w.data(), 4, 4, Pattern::parse("4x1"));
+  std::vector<float> x(16), y(16);
+  EXPECT_THROW(op.run(x.data(), 4, y.data(), 2, 4), Error);  // ldx < in_features
+  EXPECT_THROW(op.run(static_cast<const float*>(nullptr), 4, y.data()), Error);
+  std::vector<uint8_t> xu(16);
+  EXPECT_THROW(op.run(xu.data(), 4, y.data()), Error);  // FP32 operator, u8 input
+}
+
+TEST(SparseLinear, Reports) {
+  std::mt19937 rng(600);
+  auto w = test::pruned<float>(64, 64, Pattern::parse("4x1"), 0.9, rng);
+  SparseLinearOptions o;
+  o.fallback = Fallback::Never;
+  SparseLinear op(w.data.data(), 64, 64, Pattern::parse("4x1"), nullptr, o);
+  EXPECT_GT(op.sparsity(), 0.8);
+  EXPECT_LT(op.packed_bytes(), op.dense_bytes());
+  EXPECT_EQ(op.impl(16), op.sparse_kernel());
+  EXPECT_EQ(op.in_features(), 64);
+}
+
+}  // namespace
+}  // namespace spruce

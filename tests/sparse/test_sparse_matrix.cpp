@@ -1,0 +1,62 @@
+// Packed formats: pack/unpack round trip for every pattern, sizes, and bad input.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "../kernels/prune_util.hpp"
+#include "spruce/error.hpp"
+#include "spruce/sparse_matrix.hpp"
+
+namespace spruce {
+namespace {
+
+const char* kPatterns[] = {"1x1", "4x1", "1x4", "2x1", "4x16", "16x1", "3x5", "channelx1", "1xchannel", "2:4", "1:4", "3:8"};
+
+template <typename T>
+void round_trip(uint32_t seed) {
+  std::mt19937 rng(seed);
+  for (const char* ps : kPatterns)
+    for (int64_t oc : {1, 5, 16, 33})
+      for (int64_t ic : {1, 7, 16, 35})
+        for (double s : {0.0, 0.5, 0.9, 1.0}) {
+          const Pattern p = Pattern::parse(ps);
+          auto w = test::pruned<T>(oc, ic, p, s, rng);
+          auto packed = SparseMatrix<T>::pack(w.view(), p);
+          auto back = packed.unpack();
+          ASSERT_EQ(back.data, w.data) << "seed " << seed << " pattern " << ps << " " << oc << "x" << ic << " s=" << s;
+          ASSERT_GT(packed.size_bytes(), 0u);
+          int64_t nz = 0;
+          for (T v : w.data) nz += v != T(0);
+          ASSERT_EQ(packed.nonzeros(), nz);
+        }
+}
+
+TEST(SparseMatrix, RoundTripF32) { round_trip<float>(11); }
+TEST(SparseMatrix, RoundTripS8) { round_trip<int8_t>(12); }
+
+TEST(SparseMatrix, CompressesBlocks) {
+  std::mt19937 rng(13);
+  auto w = test::pruned<int8_t>(768, 768, Pattern::parse("4x1"), 0.9, rng);
+  auto packed = SparseMatrix<int8_t>::pack(w.view(), Pattern::parse("4x1"));
+  EXPECT_GT(packed.compression(), 4.0);  // 10% values plus one int32 per 4-value block
+  EXPECT_LT(packed.compression(), 10.0);
+}
+
+TEST(SparseMatrix, RejectsWeightsThatBreakNM) {
+  Matrix<float> w(2, 8, 1.0f);  // every group of 4 is full
+  EXPECT_THROW(SparseMatrix<float>::pack(w.view(), Pattern::parse("2:4")), Error);
+  try {
+    SparseMatrix<float>::pack(w.view(), Pattern::parse("2:4"));
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("2:4"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SparseMatrix, UnpackChecksShape) {
+  Matrix<float> w(4, 4, 1.0f), out(3, 4);
+  auto packed = SparseMatrix<float>::pack(w.view(), Pattern::parse("4x1"));
+  EXPECT_THROW(packed.unpack_into(out.view()), Error);
+}
+
+}  // namespace
+}  // namespace spruce
