@@ -20,6 +20,7 @@ LayerStackImpl::LayerStackImpl(const std::vector<int64_t>& widths, bool relu_aft
 
 ::torch::Tensor LayerStackImpl::forward(::torch::Tensor x) {
   for (size_t i = 0; i < layers_.size(); ++i) {
+    if (observer_) observer_(i, x);
     if (auto* lin = linear(i)) {
       x = lin->forward(x);
       if (relu_after_[i]) x = ::torch::relu(x);

@@ -7,6 +7,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -34,9 +35,14 @@ class LayerStackImpl : public ::torch::nn::Module {
   bool relu_after(size_t i) const { return relu_after_.at(i); }
   void replace_layer(size_t i, std::shared_ptr<FusedLayer> layer);
 
+  // Calibration: while set, forward() shows each layer's input to `observer` before the layer.
+  using Observer = std::function<void(size_t layer, const ::torch::Tensor& input)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
+
  private:
   std::vector<std::shared_ptr<::torch::nn::Module>> layers_;
   std::vector<bool> relu_after_;
+  Observer observer_;
 };
 // The module holder (TORCH_MODULE would look up `torch::nn` relative to this namespace).
 class LayerStack : public ::torch::nn::ModuleHolder<LayerStackImpl> {
