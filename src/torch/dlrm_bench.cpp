@@ -10,6 +10,7 @@
 #include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/convert.hpp"
 #include "spruce/torch/dlrm_train.hpp"
+#include "spruce/torch/threads.hpp"
 
 namespace spruce::torch {
 namespace {
@@ -75,7 +76,7 @@ double mlp_sparsity(DlrmImpl& m) {
 
 std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream& log) {
   if (o.threads < 1) usage_error("--threads must be at least 1");
-  ::torch::set_num_threads(o.threads);
+  set_threads(o.threads);
   std::filesystem::create_directories(o.work_dir);
   log << "synthetic Criteo-shaped clicks: " << o.train_samples << " train, " << o.test_samples
       << " test (SYNTHETIC, teacher-labelled; not Criteo)\n";

@@ -44,6 +44,7 @@ Pruner::Pruner(::torch::nn::Module& module, Recipe recipe) : recipe_(std::move(r
     usage_error("the recipe's op_names/excluded_op_names select none of the model's Linear and Conv2d layers (" +
                 (seen.empty() ? std::string("it has none") : seen) + "); fix the names in the recipe");
   pending_.assign(recipe_.groups.size(), false);
+  reached_.assign(recipe_.groups.size(), 0.0);
 }
 
 void Pruner::on_train_begin() { apply_masks(); }
@@ -107,7 +108,9 @@ void Pruner::update_masks(size_t g, int64_t step) {
     scores.push_back(magnitudes.back().view());
   }
 
-  const double ratio = group.schedule.target_at(step);
+  // Never below a ratio already reached, so a resumed run with a changed schedule keeps its zeros.
+  const double ratio = std::max(group.schedule.target_at(step), reached_[g]);
+  reached_[g] = ratio;
   std::vector<Mask> masks;
   if (group.scope == Scope::Global) {
     std::vector<GlobalTensor> tensors;
@@ -148,6 +151,7 @@ SparsityReport Pruner::report() const {
 
 void Pruner::save(::torch::serialize::OutputArchive& archive) const {
   archive.write("step", ::torch::tensor(step_, ::torch::kInt64));
+  archive.write("reached", ::torch::tensor(reached_, ::torch::kFloat64));
   archive.write("recipe", c10::IValue(recipe_.to_yaml()));
   for (const auto& layer : layers_)
     archive.write("mask." + layer.name, layer.mask.defined() ? layer.mask.to(::torch::kUInt8) : ::torch::empty({0}, ::torch::kUInt8));
@@ -167,7 +171,12 @@ void Pruner::load(::torch::serialize::InputArchive& archive) {
       data_error("the checkpoint's mask for layer " + layer.name + " has another shape than its weight");
     masks.push_back(mask);
   }
+  ::torch::Tensor reached;
+  if (!archive.try_read("reached", reached) || reached.numel() != int64_t(recipe_.groups.size()))
+    data_error("the checkpoint's pruner state does not match the recipe's " + std::to_string(recipe_.groups.size()) +
+               " groups; resume with the recipe it was trained with");
   step_ = step.item<int64_t>();
+  for (size_t g = 0; g < reached_.size(); ++g) reached_[g] = reached[int64_t(g)].item<double>();
   for (size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].mask = masks[i].numel() ? masks[i].to(::torch::kFloat32) : ::torch::Tensor();
     layers_[i].scores.reset();  // scores are re-accumulated after a resume

@@ -34,6 +34,12 @@ void check_weight(const ::torch::Tensor& t, const std::string& name);
 
 template <typename Edit>
 void edit_as_matrix(::torch::Tensor& t, Edit&& edit) {
+  if (!t.is_contiguous()) {  // e.g. a gradient a custom autograd function left strided
+    ::torch::Tensor packed = t.contiguous();
+    edit_as_matrix(packed, edit);
+    t.copy_(packed);
+    return;
+  }
   const std::vector<int64_t> shape = t.sizes().vec();
   float* data = t.data_ptr<float>();
   if (t.dim() == 2) {

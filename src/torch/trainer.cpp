@@ -111,10 +111,20 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
   else if (o.pattern || o.lock_pattern)
     pruner.emplace(*model, recipe_for_flags(o, total_steps, model->dense_layers()));
 
+  if (pruner)
+    for (const auto& g : pruner->recipe().groups)
+      if (g.schedule.end_step >= total_steps && g.target() > 0)
+        log << "note: the recipe's end_step " << g.schedule.end_step << " is not before the run's last step "
+            << total_steps - 1 << ", so its target sparsity " << g.target() << " is not reached\n";
+
   TrainPosition position;
   if (!o.init_from.empty()) {
     load_safetensors_weights(o.init_from, *model);
-    if (o.lock_pattern) pruner->lock_existing_zeros();
+    if (o.lock_pattern)
+      pruner->lock_existing_zeros();
+    else if (!pruner && weight_sparsity(*model) >= 0.05)
+      data_error(o.init_from + " holds sparse weights and dense training would refill them; add --lock-pattern to "
+                 "keep its zeros, or --pattern/--sparsity to prune it further");
   }
   if (!o.resume_from.empty())
     position = load_checkpoint(o.resume_from, *model, &optimizer, pruner ? &*pruner : nullptr,

@@ -69,6 +69,30 @@ TEST(Checkpoint, RoundTripKeepsMasksStepAndSparsity) {
   fs::remove_all(dir);
 }
 
+TEST(Checkpoint, ResumingWithALongerScheduleNeverLowersSparsity) {
+  const fs::path dir = temp_dir("longer");
+  TinyData d = tiny_data();
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner pruner(net, growing_recipe());
+  for (int64_t step = 0; step < 15; ++step) train_step(net, opt, pruner, d, step);
+  const double sparsity = pruner.sparsity();
+  spruce::torch::save_checkpoint((dir / "checkpoint.pt").string(), net, &opt, &pruner, {1, 15});
+
+  Recipe longer = growing_recipe();
+  longer.groups[0].schedule.end_step = 60;  // at step 15 this schedule asks for less than was reached
+  TinyNet resumed;
+  ::torch::optim::Adam resumed_opt(resumed.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner resumed_pruner(resumed, longer);
+  spruce::torch::load_checkpoint((dir / "checkpoint.pt").string(), resumed, &resumed_opt, &resumed_pruner);
+  resumed_pruner.on_train_begin();
+  for (int64_t step = 15; step < 40; ++step) {
+    train_step(resumed, resumed_opt, resumed_pruner, d, step);
+    EXPECT_GE(resumed_pruner.sparsity(), sparsity - 1e-12) << "sparsity fell after resuming, step " << step;
+  }
+  fs::remove_all(dir);
+}
+
 TEST(Checkpoint, SparseWeightsWithoutMasksAreRefusedOrLocked) {
   const fs::path dir = temp_dir("maskless");
   const std::string path = (dir / "checkpoint.pt").string();

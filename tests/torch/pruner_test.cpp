@@ -118,6 +118,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(ScheduleCase{"4x1", Criterion::Magnitude, Scope::Local},
                       ScheduleCase{"4x1", Criterion::Gradient, Scope::Local},
                       ScheduleCase{"4x1", Criterion::Snip, Scope::Global},
+                      ScheduleCase{"4x1", Criterion::Snip, Scope::Local},
                       ScheduleCase{"4x1", Criterion::SnipMomentum, Scope::Global},
                       ScheduleCase{"2x1", Criterion::SnipMomentum, Scope::Local},
                       ScheduleCase{"4x16", Criterion::Magnitude, Scope::Global},

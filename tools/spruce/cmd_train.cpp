@@ -1,8 +1,7 @@
 // spruce train --dataset fashion-mnist --model mlp|cnn [--pattern P --sparsity S | --recipe R.yaml]
 //              --epochs N --seed N [--save DIR] [--json FILE] [--threads N]
-#include <torch/utils.h>
-
 #include <cmath>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -10,6 +9,7 @@
 #include "command.hpp"
 #include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
+#include "spruce/torch/threads.hpp"
 #include "spruce/torch/trainer.hpp"
 #include "table.hpp"
 
@@ -26,6 +26,12 @@ struct TrainArgs {
 
 void resolve_pruning(TrainArgs& a) {
   torch::TrainOptions& o = a.options;
+  const std::string saved_recipe = a.resume + "/recipe.yaml";
+  if (!a.resume.empty() && a.recipe.empty() && std::filesystem::is_regular_file(saved_recipe)) {
+    if (!a.pattern.empty() || !std::isnan(a.sparsity))
+      usage_error("--resume continues with " + saved_recipe + "; drop --pattern and --sparsity");
+    a.recipe = saved_recipe;  // the same schedule, in steps, whatever --epochs now says
+  }
   if (!a.recipe.empty()) {
     if (!a.pattern.empty() || !std::isnan(a.sparsity))
       usage_error("give either --recipe or --pattern/--sparsity, not both");
@@ -59,7 +65,7 @@ void run(TrainArgs& a) {
   if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
   a.options.progress_bar = !a.no_progress;
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  ::torch::set_num_threads(threads);
+  torch::set_threads(threads);
   std::cerr << "spruce train: " << a.options.model << " on fashion-mnist, "
             << (a.options.recipe ? "recipe " + a.recipe
                 : a.options.pattern ? a.options.pattern->str() + " at " + percent(a.options.sparsity) : std::string("dense"))
@@ -113,7 +119,7 @@ void add_train(CLI::App& app) {
   cmd->add_option("--scope", args->scope, "With --pattern: local or global (default global)");
   cmd->add_option("--criterion", args->criterion, "With --pattern: magnitude, gradient, snip or snip_momentum (default)");
   cmd->add_option("--group-lasso", o.group_lasso, "With --pattern: group-lasso coefficient (default 0: off)");
-  cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt (same model and pruning flags)");
+  cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model)");
   cmd->add_option("--init", o.init_from, "Start from the weights of a .safetensors file");
   cmd->add_flag("--lock-pattern", o.lock_pattern, "Keep the loaded weights' zeros as masks when they come without masks");
   cmd->add_flag("--no-progress", args->no_progress, "Print one line per epoch instead of a progress bar");

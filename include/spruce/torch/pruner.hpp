@@ -84,7 +84,8 @@ class Pruner {
 
   Recipe recipe_;
   std::vector<PrunedLayer> layers_;
-  std::vector<bool> pending_;  // a group whose update waits for its first gradient scores
+  std::vector<bool> pending_;    // a group whose update waits for its first gradient scores
+  std::vector<double> reached_;  // the highest ratio each group has pruned to: masks never go below it
   int64_t step_ = -1;
 };
 
