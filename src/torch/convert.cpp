@@ -90,15 +90,15 @@ Pattern detect_pattern(const ::torch::Tensor& weight) {
 }
 
 namespace {
-struct StackRef {
+struct HostRef {
   std::string name;
-  LayerStackImpl* stack;
+  LayerHost* stack;
 };
-std::vector<StackRef> stacks_of(::torch::nn::Module& model) {
-  std::vector<StackRef> out;
-  if (auto* self = dynamic_cast<LayerStackImpl*>(&model)) out.push_back({"", self});
+std::vector<HostRef> hosts_of(::torch::nn::Module& model) {
+  std::vector<HostRef> out;
+  if (auto* self = dynamic_cast<LayerHost*>(&model)) out.push_back({"", self});
   for (const auto& item : model.named_modules("", /*include_self=*/false))
-    if (auto* s = dynamic_cast<LayerStackImpl*>(item.value().get())) out.push_back({item.key(), s});
+    if (auto* s = dynamic_cast<LayerHost*>(item.value().get())) out.push_back({item.key(), s});
   return out;
 }
 }  // namespace
@@ -106,11 +106,11 @@ std::vector<StackRef> stacks_of(::torch::nn::Module& model) {
 std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOptions& o,
                                     const std::function<void()>& calibrate) {
   const bool int8 = o.variant != Variant::F32Sparse;
-  const auto stacks = stacks_of(model);
-  if (stacks.empty()) usage_error("convert() found no LayerStack in the model: its Linear layers must live in LayerStacks");
+  const auto stacks = hosts_of(model);
+  if (stacks.empty()) usage_error("convert() found no LayerHost in the model: its Linear layers must live in a LayerHost such as LayerStack");
 
   // Calibration: every Linear's input, through the model as it is.
-  std::map<LayerStackImpl*, std::vector<ActivationObserver>> seen;
+  std::map<LayerHost*, std::vector<ActivationObserver>> seen;
   if (int8) {
     if (!calibrate) usage_error("INT8 conversion needs calibration data: pass a function that runs sample inputs");
     for (const auto& s : stacks) {
@@ -141,10 +141,11 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
       auto* lin = s.stack->linear(i);
       if (!lin) continue;
       const Pattern pattern = o.pattern.value_or(detect_pattern(lin->weight));
+      const auto& out_q = s.stack->feeds_next(i) ? in_q[i + 1] : std::optional<U8Quant>();
       auto layer = std::make_shared<SparseLinearLayer>(lin->weight, lin->bias, pattern, s.stack->relu_after(i), in_q[i],
-                                                       in_q[i + 1], opt);
+                                                       out_q, opt);
       ConvertedLayer r;
-      r.name = (s.name.empty() ? "" : s.name + ".") + std::to_string(i);
+      r.name = (s.name.empty() ? "" : s.name + ".") + s.stack->layer_name(i);
       r.variant = to_string(o.variant);
       r.pattern = pattern.str();
       r.sparsity = layer->op().sparsity();

@@ -74,7 +74,7 @@ TEST(Convert, Int8LayerIsWithinTheQuantizationBound) {
       copy.stack->linear(0)->weight.copy_(w);
       copy.stack->linear(0)->bias.copy_(b);
     }
-    convert(copy, {v}, [&] { copy.stack->forward(x); });
+    convert(copy, options(v), [&] { copy.stack->forward(x); });
     auto* layer = dynamic_cast<SparseLinearLayer*>(copy.stack->layer(0).get());
     ASSERT_NE(layer, nullptr);
     const U8Quant in = *layer->input_quant();

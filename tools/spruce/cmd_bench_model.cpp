@@ -79,6 +79,7 @@ void add(CLI::App& app) {
   cmd->add_option("--batches", a->o.batches, "Offline batch sizes to try")->capture_default_str();
   cmd->add_option("--p99-ms", a->o.p99_bound_ms, "Server scenario's p99 latency bound")->capture_default_str();
   cmd->add_option("--server-queries", a->o.server_queries, "Queries per Server trial")->capture_default_str();
+  cmd->add_option("--server-max-batch", a->o.server_max_batch, "Largest dynamic batch in the Server scenario")->capture_default_str();
   cmd->add_option("--seed", a->o.seed, "Seed of the data and training")->capture_default_str();
   cmd->add_option("--json", a->json, "Write one record per variant and scenario");
   cmd->callback([a] { run(*a); });

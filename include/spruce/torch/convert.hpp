@@ -1,4 +1,4 @@
-// Conversion of a trained model for fast inference: each Linear in the model's LayerStacks becomes
+// Conversion of a trained model for fast inference: each Linear in the model's LayerHosts becomes
 // a SparseLinearLayer that holds packed weights and calls spruce's operator (spruce/spmm.hpp).
 //
 //   FP32 sparse   f32 weights, packed by their pattern; the operator falls back to oneDNN where
@@ -8,7 +8,7 @@
 //   INT8 dense    s8 x u8 through oneDNN's dense matmul: the baseline the seed compares against
 //
 // ReLU is fused into the layer before it. Between two INT8 layers the first requantizes its
-// output straight to the second's u8 input, so activations stay 8-bit inside a stack.
+// output straight to the second's u8 input, so activations stay 8-bit along a chain.
 #pragma once
 #include <torch/nn/module.h>
 
@@ -70,8 +70,8 @@ class SparseLinearLayer : public FusedLayer {
 // The coarsest of spruce's kernel patterns that the weight's zeros follow (1x1 if none).
 Pattern detect_pattern(const ::torch::Tensor& weight);
 
-// Converts every Linear in every LayerStack of `model`. For INT8, `calibrate` is called once while
-// the stacks record their layers' inputs: it must run representative inputs through the model.
+// Converts every Linear in every LayerHost of `model`. For INT8, `calibrate` is called once while
+// the hosts record their layers' inputs: it must run representative inputs through the model.
 std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOptions& options,
                                     const std::function<void()>& calibrate = {});
 

@@ -24,7 +24,7 @@ struct DlrmBenchOptions {
   double offline_seconds = 1.0;                          // per batch size
   double p99_bound_ms = 30.0;                            // Server: MLPerf DLRM's latency bound
   int64_t server_queries = 20000;
-  int64_t server_max_batch = 2048;
+  int64_t server_max_batch = 256;   // dynamic batching up to this many queries
   uint64_t seed = 1;
 };
 
