@@ -10,6 +10,7 @@ packages=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
   dataset-fashion-mnist                # IDX files in /usr/share/datasets/fashion-mnist
   gnuplot-nox                          # PNG plots in docs/
+  python3                              # demo table and RESULTS.md generation (standard library only)
 )
 
 missing=()

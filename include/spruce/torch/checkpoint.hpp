@@ -1,0 +1,48 @@
+// Checkpoints that keep the masks, and exports that `spruce inspect` reads.
+//
+//   <dir>/checkpoint.pt         model, optimizer, pruner (step and masks) and epoch, one torch archive
+//   <dir>/masks.safetensors     one U8 mask per pruned weight (1 kept, 0 pruned), named like the weight
+//   <dir>/model.safetensors     every parameter as F32; metadata names the model, recipe and sparsity
+//
+// Every file is written to a temporary name and renamed, so a reader never sees a partial file.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "spruce/torch/pruner.hpp"
+
+namespace spruce::torch {
+
+struct TrainPosition {
+  int64_t epoch = 0;  // epochs completed
+  int64_t step = 0;   // optimizer steps completed
+};
+
+// `optimizer` and `pruner` may be null (not saved).
+void save_checkpoint(const std::string& path, ::torch::nn::Module& model, const ::torch::optim::Optimizer* optimizer,
+                     const Pruner* pruner, TrainPosition position);
+
+// What to do when the checkpoint holds no masks for the pruner.
+enum class MaskSource {
+  Checkpoint,  // masks must come from the checkpoint; sparse weights without them are an error
+  LockZeros,   // pattern lock: without masks, the weights' existing zeros become the masks
+};
+// Restores the model, and the optimizer and pruner when given. Resuming never silently loses
+// sparsity: a pruner without masks in the checkpoint either locks the zeros or throws
+// spruce::Error (data) naming the layer and the fix.
+TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& model, ::torch::optim::Optimizer* optimizer,
+                              Pruner* pruner, MaskSource source = MaskSource::Checkpoint);
+
+// Copies same-named F32 tensors of a safetensors file (e.g. from `spruce prune`) into the model's
+// parameters. Throws spruce::Error (data) for a missing name or a shape mismatch.
+void load_safetensors_weights(const std::string& path, ::torch::nn::Module& model);
+
+void export_safetensors(const std::string& path, ::torch::nn::Module& model,
+                        const std::map<std::string, std::string>& metadata);
+void export_masks(const std::string& path, const Pruner& pruner);
+
+}  // namespace spruce::torch

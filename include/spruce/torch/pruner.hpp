@@ -1,0 +1,92 @@
+// Pruning during training in LibTorch: the seed's flow as hooks, in Intel Neural Compressor's order.
+//
+//   spruce::torch::Pruner pruner(*model, recipe);
+//   pruner.on_train_begin();
+//   for (step ...) {
+//     pruner.on_step_begin(step);             // masks grow on the schedule; weights are pruned
+//     loss = ...; optimizer.zero_grad(); loss.backward();
+//     pruner.on_before_optimizer_step();      // scores accumulate; gradients masked; group lasso
+//     optimizer.step();
+//     pruner.on_after_optimizer_step();       // masks re-applied
+//   }
+//   std::cout << format_report(pruner.on_train_end());
+//
+// The Pruner holds the layers' weight tensors (sharing their storage) and one mask per layer, kept
+// in the weight's own layout. Scores, masks, schedules and group lasso come from the pruning core,
+// over the 2-D view of each weight (DESIGN.md: conv [OC][IC][KH][KW] is viewed as [OC][KH*KW*IC]).
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/serialize/archive.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "spruce/criteria.hpp"
+#include "spruce/recipe.hpp"
+
+namespace spruce::torch {
+
+struct PrunedLayer {
+  std::string name;              // qualified module name, e.g. "features.0"
+  std::string op_type;           // "Linear" or "Conv"
+  size_t group = 0;              // index into the recipe's groups
+  ::torch::Tensor weight;        // the module's parameter (same storage)
+  ::torch::Tensor mask;          // float 0/1 in the weight's layout; undefined while dense
+  ScoreAccumulator scores{Criterion::Magnitude};
+};
+
+struct LayerReport {
+  std::string name, op_type, pattern;
+  std::vector<int64_t> shape;
+  int64_t zeros = 0, elements = 0;
+  double target = 0.0;  // the schedule's target in force at the current step
+  double sparsity() const { return elements ? double(zeros) / double(elements) : 0.0; }
+};
+struct SparsityReport {
+  int64_t step = 0;
+  std::vector<LayerReport> layers;
+  int64_t zeros() const;
+  int64_t elements() const;
+  double sparsity() const;  // zeros over all pruned weights
+};
+// A table with one row per layer and a total, for the terminal.
+std::string format_report(const SparsityReport& report);
+
+class Pruner {
+ public:
+  // Finds the Linear and Conv2d layers that the recipe's groups select (Recipe::group_for).
+  // Throws spruce::Error (usage) when no layer matches, listing the model's layers.
+  Pruner(::torch::nn::Module& module, Recipe recipe);
+
+  void on_train_begin();
+  void on_step_begin(int64_t step);
+  void on_before_optimizer_step();
+  void on_after_optimizer_step();
+  SparsityReport on_train_end() const { return report(); }
+
+  SparsityReport report() const;
+  double sparsity() const { return report().sparsity(); }
+  int64_t step() const { return step_; }
+  const Recipe& recipe() const { return recipe_; }
+  const std::vector<PrunedLayer>& layers() const { return layers_; }
+
+  // Pattern lock: each layer's existing zeros become its mask, and stay zero from now on.
+  void lock_existing_zeros();
+  // Checkpoint state: the step, every mask, and the accumulated scores.
+  void save(::torch::serialize::OutputArchive& archive) const;
+  // Throws spruce::Error (data) when the archive lacks a mask or a mask's shape differs.
+  void load(::torch::serialize::InputArchive& archive);
+
+ private:
+  void update_masks(size_t group, int64_t step);
+  void apply_masks();
+
+  Recipe recipe_;
+  std::vector<PrunedLayer> layers_;
+  std::vector<bool> pending_;    // a group whose update waits for its first gradient scores
+  std::vector<double> reached_;  // the highest ratio each group has pruned to: masks never go below it
+  int64_t step_ = -1;
+};
+
+}  // namespace spruce::torch

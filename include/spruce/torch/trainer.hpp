@@ -1,0 +1,60 @@
+// `spruce train`'s loop: Fashion-MNIST, a model, Adam with a cosine learning rate, and the Pruner.
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "spruce/idx.hpp"
+#include "spruce/recipe.hpp"
+#include "spruce/torch/pruner.hpp"
+
+namespace spruce::torch {
+
+struct TrainOptions {
+  std::string model = "mlp";
+  std::optional<Recipe> recipe;    // a recipe file's; or built from the flags below
+  std::optional<Pattern> pattern;  // --pattern; none (and no recipe): dense training
+  double sparsity = 0;             // --sparsity
+  std::optional<Scope> scope;      // overrides of the flags' recipe, for experiments
+  std::optional<Criterion> criterion;
+  double group_lasso = 0;          // reg_coeff; 0 keeps group lasso off
+  int64_t epochs = 5;
+  int64_t batch_size = 128;
+  double learning_rate = 1e-3;
+  uint64_t seed = 0;
+  std::string data_dir = kFashionMnistDir;
+  int64_t train_limit = 0, test_limit = 0;  // the first N examples only (0: all)
+  std::string save_dir;                     // checkpoint, masks and safetensors export; empty: none
+  std::string resume_from;                  // a checkpoint.pt to continue from
+  std::string init_from;                    // a .safetensors to start from (e.g. `spruce prune`'s)
+  bool lock_pattern = false;                // without masks, keep the loaded weights' zeros
+  bool progress_bar = true;                 // redraw one line on a terminal; else one line per epoch
+};
+
+struct EpochLog {
+  int64_t epoch = 0;
+  double loss = 0, train_accuracy = 0, test_accuracy = 0, sparsity = 0, seconds = 0;
+};
+
+struct TrainResult {
+  double test_accuracy = 0;  // fraction
+  double sparsity = 0;       // zeros over the pruned weights (over every Linear/Conv weight when dense)
+  double seconds = 0;
+  int64_t epochs = 0, steps = 0;
+  std::vector<EpochLog> history;
+  SparsityReport report;
+};
+
+// The recipe `--pattern P --sparsity S` stands for: one global snip_momentum group over every
+// layer but `dense_layers` (the model's head), growing with the exp decay from 10% to 60% of
+// `total_steps` in 20 mask updates, then fine-tuning with the masks fixed.
+Recipe recipe_for_flags(const TrainOptions& options, int64_t total_steps, const std::vector<std::string>& dense_layers);
+
+// Steps of one epoch of `examples` at `batch_size`.
+int64_t steps_per_epoch(int64_t examples, int64_t batch_size);
+
+TrainResult train(const TrainOptions& options, std::ostream& log);
+
+}  // namespace spruce::torch

@@ -1,0 +1,78 @@
+#include "spruce/idx.hpp"
+
+#include <zlib.h>
+
+#include <filesystem>
+
+#include "spruce/error.hpp"
+
+namespace spruce {
+namespace {
+
+std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
+  gzFile f = gzopen(path.c_str(), "rb");  // reads plain files unchanged
+  if (f == nullptr) data_error("cannot open " + path);
+  std::vector<uint8_t> bytes;
+  uint8_t chunk[1 << 16];
+  int got = 0;
+  while ((got = gzread(f, chunk, sizeof chunk)) > 0) bytes.insert(bytes.end(), chunk, chunk + got);
+  int err = 0;
+  std::string message = got < 0 ? gzerror(f, &err) : "";
+  gzclose(f);
+  if (got < 0) data_error(path + ": corrupt gzip stream (" + message + "); reinstall the file");
+  return bytes;
+}
+
+uint32_t big_endian_u32(const uint8_t* p) {
+  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
+}
+
+}  // namespace
+
+IdxArray parse_idx(const std::vector<uint8_t>& bytes, const std::string& source) {
+  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0)
+    data_error(source + ": not an IDX file (its first two bytes must be zero)");
+  if (bytes[2] != 0x08)
+    data_error(source + ": IDX type code " + std::to_string(bytes[2]) +
+               " is not supported; only unsigned bytes (type code 8) are");
+  const size_t rank = bytes[3];
+  if (rank == 0 || bytes.size() < 4 + 4 * rank) data_error(source + ": IDX header is truncated");
+  IdxArray a;
+  size_t count = 1;
+  for (size_t i = 0; i < rank; ++i) {
+    a.shape.push_back(big_endian_u32(&bytes[4 + 4 * i]));
+    count *= size_t(a.shape.back());
+  }
+  const size_t payload = bytes.size() - 4 - 4 * rank;
+  if (payload != count)
+    data_error(source + ": IDX payload holds " + std::to_string(payload) + " bytes, its header says " +
+               std::to_string(count));
+  a.values.assign(bytes.begin() + std::ptrdiff_t(4 + 4 * rank), bytes.end());
+  return a;
+}
+
+IdxArray read_idx(const std::string& path) {
+  if (!std::filesystem::is_regular_file(path)) data_error(path + ": no such file");
+  return parse_idx(read_maybe_gzip(path), path);
+}
+
+LabeledImages load_fashion_mnist(const std::string& dir, Split split) {
+  const std::string prefix = dir + (split == Split::Train ? "/train" : "/t10k");
+  const std::string images_path = prefix + "-images-idx3-ubyte.gz";
+  const std::string labels_path = prefix + "-labels-idx1-ubyte.gz";
+  for (const auto& p : {images_path, labels_path})
+    if (!std::filesystem::is_regular_file(p))
+      data_error("Fashion-MNIST is missing: " + p +
+                 " not found; install the Debian package dataset-fashion-mnist (scripts/install-deps.sh)"
+                 " or point --data at a folder holding the four IDX .gz files");
+  LabeledImages set{read_idx(images_path), read_idx(labels_path)};
+  if (set.images.shape.size() != 3 || set.images.shape[1] != 28 || set.images.shape[2] != 28)
+    data_error(images_path + ": expected images of shape [N][28][28]");
+  if (set.labels.shape.size() != 1 || set.labels.shape[0] != set.images.shape[0])
+    data_error(labels_path + ": expected " + std::to_string(set.images.shape[0]) + " labels, one per image");
+  for (uint8_t label : set.labels.values)
+    if (label >= 10) data_error(labels_path + ": label " + std::to_string(label) + " is outside 0..9");
+  return set;
+}
+
+}  // namespace spruce

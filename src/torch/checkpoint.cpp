@@ -1,0 +1,115 @@
+#include "spruce/torch/checkpoint.hpp"
+
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+#include <torch/utils.h>
+
+#include <filesystem>
+
+#include "spruce/error.hpp"
+#include "spruce/safetensors.hpp"
+
+namespace spruce::torch {
+
+void save_checkpoint(const std::string& path, ::torch::nn::Module& model, const ::torch::optim::Optimizer* optimizer,
+                     const Pruner* pruner, TrainPosition position) {
+  ::torch::serialize::OutputArchive archive, model_part, optimizer_part, pruner_part;
+  model.save(model_part);
+  archive.write("model", model_part);
+  if (optimizer) {
+    optimizer->save(optimizer_part);
+    archive.write("optimizer", optimizer_part);
+  }
+  if (pruner) {
+    pruner->save(pruner_part);
+    archive.write("pruner", pruner_part);
+  }
+  archive.write("epoch", ::torch::tensor(position.epoch, ::torch::kInt64));
+  archive.write("step", ::torch::tensor(position.step, ::torch::kInt64));
+  const std::string temporary = path + ".tmp";
+  archive.save_to(temporary);
+  std::filesystem::rename(temporary, path);
+}
+
+namespace {
+
+// Refuses to resume sparse weights without masks: the next optimizer step would refill them.
+void refuse_silent_densify(const Pruner& pruner, const std::string& path) {
+  for (const auto& layer : pruner.layers()) {
+    const double zeros = (layer.weight == 0).sum().item<double>() / double(layer.weight.numel());
+    if (zeros >= 0.05)
+      data_error(path + " holds no masks, but layer " + layer.name + " is " + std::to_string(int(zeros * 100)) +
+                 "% zeros; training would refill them. Resume with pattern lock (--lock-pattern) to keep its zeros");
+  }
+}
+
+}  // namespace
+
+TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& model, ::torch::optim::Optimizer* optimizer,
+                              Pruner* pruner, MaskSource source) {
+  if (!std::filesystem::is_regular_file(path)) data_error(path + ": no such checkpoint");
+  ::torch::serialize::InputArchive archive, model_part, optimizer_part, pruner_part;
+  try {
+    archive.load_from(path);
+    archive.read("model", model_part);
+    model.load(model_part);
+    if (optimizer && archive.try_read("optimizer", optimizer_part)) optimizer->load(optimizer_part);
+  } catch (const c10::Error& e) {
+    data_error(path + ": not a checkpoint of this model (" + std::string(e.what_without_backtrace()) + ")");
+  }
+  TrainPosition position;
+  ::torch::Tensor value;
+  if (archive.try_read("epoch", value)) position.epoch = value.item<int64_t>();
+  if (archive.try_read("step", value)) position.step = value.item<int64_t>();
+  if (pruner) {
+    if (archive.try_read("pruner", pruner_part))
+      pruner->load(pruner_part);
+    else if (source == MaskSource::LockZeros)
+      pruner->lock_existing_zeros();
+    else
+      refuse_silent_densify(*pruner, path);
+  }
+  return position;
+}
+
+void load_safetensors_weights(const std::string& path, ::torch::nn::Module& model) {
+  SafetensorsFile file = read_safetensors(path);
+  ::torch::NoGradGuard no_grad;
+  for (auto& item : model.named_parameters()) {
+    const Tensor* t = file.find(item.key());
+    if (t == nullptr) data_error(path + " has no tensor " + item.key() + "; it is not a checkpoint of this model");
+    if (t->shape != item.value().sizes().vec())
+      data_error(path + ": tensor " + item.key() + " has another shape than the model's parameter");
+    std::vector<float> values = t->to_f32();
+    item.value().copy_(::torch::from_blob(values.data(), t->shape, ::torch::kFloat32));
+  }
+}
+
+void export_safetensors(const std::string& path, ::torch::nn::Module& model,
+                        const std::map<std::string, std::string>& metadata) {
+  SafetensorsFile file;
+  file.metadata = metadata;
+  for (const auto& item : model.named_parameters()) {
+    ::torch::Tensor t = item.value().detach().to(::torch::kFloat32).contiguous();
+    file.tensors.push_back(Tensor::from_f32(item.key(), t.sizes().vec(), t.data_ptr<float>()));
+  }
+  write_safetensors(path, file);
+}
+
+void export_masks(const std::string& path, const Pruner& pruner) {
+  SafetensorsFile file;
+  for (const auto& layer : pruner.layers()) {
+    ::torch::Tensor keep = layer.mask.defined() ? layer.mask.to(::torch::kUInt8).contiguous()
+                                                : ::torch::ones(layer.weight.sizes(), ::torch::kUInt8);
+    Tensor t;
+    t.name = layer.name + ".weight";
+    t.dtype = DType::U8;
+    t.shape = keep.sizes().vec();
+    t.bytes.assign(keep.data_ptr<uint8_t>(), keep.data_ptr<uint8_t>() + keep.numel());
+    file.metadata[t.name + ".pattern"] = pruner.recipe().groups[layer.group].pattern.str();
+    file.tensors.push_back(std::move(t));
+  }
+  write_safetensors(path, file);
+}
+
+}  // namespace spruce::torch

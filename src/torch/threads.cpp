@@ -1,0 +1,15 @@
+#include "spruce/torch/threads.hpp"
+
+#include <ATen/Parallel.h>
+
+// Resolved at load time when libopenblas is in the process (Debian's LibTorch links it as its BLAS).
+extern "C" void openblas_set_num_threads(int n) __attribute__((weak));
+
+namespace spruce::torch {
+
+void set_threads(int n) {
+  at::set_num_threads(n);
+  if (openblas_set_num_threads != nullptr) openblas_set_num_threads(n);
+}
+
+}  // namespace spruce::torch

@@ -1,0 +1,187 @@
+#include "spruce/torch/trainer.hpp"
+
+#include <torch/nn/functional/loss.h>
+#include <torch/optim/adam.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <numbers>
+#include <ostream>
+#include <unistd.h>
+
+#include "progress.hpp"
+#include "spruce/error.hpp"
+#include "spruce/safetensors.hpp"
+#include "spruce/torch/checkpoint.hpp"
+#include "spruce/torch/data.hpp"
+#include "spruce/torch/models.hpp"
+
+namespace spruce::torch {
+
+int64_t steps_per_epoch(int64_t examples, int64_t batch_size) { return (examples + batch_size - 1) / batch_size; }
+
+Recipe recipe_for_flags(const TrainOptions& o, int64_t total_steps, const std::vector<std::string>& dense_layers) {
+  if (!o.pattern) {  // pattern lock alone: masks come from the weights, the schedule never prunes
+    Recipe r = Recipe::single(Pattern::block(1, 1), 0.0);
+    r.groups[0].schedule.start_step = r.groups[0].schedule.end_step = INT64_MAX / 2;
+    return r;
+  }
+  Recipe r = Recipe::single(*o.pattern, o.sparsity);
+  PruningGroup& g = r.groups[0];
+  for (const auto& name : dense_layers) g.excluded_op_names.push_back("^" + name + "$");
+  g.schedule.start_step = total_steps / 10;
+  g.schedule.end_step = std::max(g.schedule.start_step, total_steps * 6 / 10);
+  g.schedule.frequency = std::max<int64_t>(1, (g.schedule.end_step - g.schedule.start_step) / 20);
+  if (o.scope) g.scope = *o.scope;
+  if (o.criterion) g.criterion = *o.criterion;
+  g.group_lasso = o.group_lasso > 0;
+  g.reg_coeff = o.group_lasso;
+  return r;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double accuracy(Classifier& model, const ImageTensors& set) {
+  ::torch::NoGradGuard no_grad;
+  model.eval();
+  int64_t correct = 0;
+  for (int64_t i = 0; i < set.size(); i += 1000) {
+    const int64_t n = std::min<int64_t>(1000, set.size() - i);
+    auto logits = model.forward(set.images.narrow(0, i, n));
+    correct += (logits.argmax(1) == set.labels.narrow(0, i, n)).sum().item<int64_t>();
+  }
+  model.train();
+  return double(correct) / double(set.size());
+}
+
+// Zeros over every Linear and Conv2d weight: the sparsity a dense run reports.
+double weight_sparsity(::torch::nn::Module& model) {
+  int64_t zeros = 0, total = 0;
+  for (const auto& p : model.named_parameters())
+    if (p.key().ends_with(".weight") && p.value().dim() >= 2) {
+      zeros += (p.value() == 0).sum().item<int64_t>();
+      total += p.value().numel();
+    }
+  return total ? double(zeros) / double(total) : 0.0;
+}
+
+void set_learning_rate(::torch::optim::Adam& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) static_cast<::torch::optim::AdamOptions&>(group.options()).lr(lr);
+}
+
+void save_outputs(const TrainOptions& o, Classifier& model, const ::torch::optim::Adam& optimizer,
+                  const Pruner* pruner, TrainPosition position, const TrainResult& result) {
+  std::filesystem::create_directories(o.save_dir);
+  save_checkpoint(o.save_dir + "/checkpoint.pt", model, &optimizer, pruner, position);
+  std::map<std::string, std::string> metadata{
+      {"spruce.model", o.model},
+      {"spruce.dataset", "fashion-mnist"},
+      {"spruce.test_accuracy", std::to_string(result.test_accuracy)},
+      {"spruce.sparsity", std::to_string(result.sparsity)},
+  };
+  if (pruner) {
+    metadata["spruce.recipe"] = pruner->recipe().to_yaml();
+    export_masks(o.save_dir + "/masks.safetensors", *pruner);
+    write_file_atomic(o.save_dir + "/recipe.yaml", pruner->recipe().to_yaml());
+  }
+  export_safetensors(o.save_dir + "/model.safetensors", model, metadata);
+}
+
+}  // namespace
+
+TrainResult train(const TrainOptions& o, std::ostream& log) {
+  if (o.epochs < 1 || o.batch_size < 1) usage_error("--epochs and --batch-size must be at least 1");
+  const auto started = Clock::now();
+  ::torch::manual_seed(o.seed);
+  ImageTensors train_set = load_fashion_mnist_tensors(o.data_dir, Split::Train, o.train_limit);
+  ImageTensors test_set = load_fashion_mnist_tensors(o.data_dir, Split::Test, o.test_limit);
+  const int64_t per_epoch = steps_per_epoch(train_set.size(), o.batch_size);
+  const int64_t total_steps = o.epochs * per_epoch;
+
+  std::shared_ptr<Classifier> model = make_model(o.model);
+  ::torch::optim::Adam optimizer(model->parameters(), ::torch::optim::AdamOptions(o.learning_rate));
+  std::optional<Pruner> pruner;
+  if (o.recipe)
+    pruner.emplace(*model, *o.recipe);
+  else if (o.pattern || o.lock_pattern)
+    pruner.emplace(*model, recipe_for_flags(o, total_steps, model->dense_layers()));
+
+  if (pruner)
+    for (const auto& g : pruner->recipe().groups)
+      if (g.schedule.end_step >= total_steps && g.target() > 0)
+        log << "note: the recipe's end_step " << g.schedule.end_step << " is not before the run's last step "
+            << total_steps - 1 << ", so its target sparsity " << g.target() << " is not reached\n";
+
+  TrainPosition position;
+  if (!o.init_from.empty()) {
+    load_safetensors_weights(o.init_from, *model);
+    if (o.lock_pattern)
+      pruner->lock_existing_zeros();
+    else if (!pruner && weight_sparsity(*model) >= 0.05)
+      data_error(o.init_from + " holds sparse weights and dense training would refill them; add --lock-pattern to "
+                 "keep its zeros, or --pattern/--sparsity to prune it further");
+  }
+  if (!o.resume_from.empty())
+    position = load_checkpoint(o.resume_from, *model, &optimizer, pruner ? &*pruner : nullptr,
+                               o.lock_pattern ? MaskSource::LockZeros : MaskSource::Checkpoint);
+
+  TrainResult result;
+  const bool redraw = o.progress_bar && isatty(STDERR_FILENO) && &log == &std::cerr;
+  ProgressLine progress(log, redraw, o.epochs, per_epoch);
+  auto loader = make_train_loader(train_set, o.batch_size);
+  if (pruner) pruner->on_train_begin();
+  for (int64_t epoch = position.epoch; epoch < o.epochs; ++epoch) {
+    const auto epoch_started = Clock::now();
+    double loss_sum = 0, sparsity = pruner ? pruner->sparsity() : 0.0;
+    int64_t seen = 0, correct = 0, step_in_epoch = 0;
+    for (auto& batch : *loader) {
+      const int64_t step = position.step;
+      set_learning_rate(optimizer, o.learning_rate * 0.5 * (1 + std::cos(std::numbers::pi * double(step) / double(total_steps))));
+      if (pruner) pruner->on_step_begin(step);
+      auto logits = model->forward(batch.data);
+      auto loss = ::torch::nn::functional::cross_entropy(logits, batch.target);
+      optimizer.zero_grad();
+      loss.backward();
+      if (pruner) pruner->on_before_optimizer_step();
+      optimizer.step();
+      if (pruner) pruner->on_after_optimizer_step();
+
+      const int64_t n = batch.target.size(0);
+      loss_sum += loss.item<double>() * double(n);
+      correct += (logits.argmax(1) == batch.target).sum().item<int64_t>();
+      seen += n;
+      ++position.step;
+      ++step_in_epoch;
+      if (redraw && (step_in_epoch % 20 == 0 || step_in_epoch == per_epoch)) {
+        if (pruner) sparsity = pruner->sparsity();
+        progress.update(epoch + 1, step_in_epoch, loss_sum / double(seen), double(correct) / double(seen), sparsity);
+      }
+    }
+    position.epoch = epoch + 1;
+    EpochLog e;
+    e.epoch = epoch + 1;
+    e.loss = loss_sum / double(seen);
+    e.train_accuracy = double(correct) / double(seen);
+    e.test_accuracy = accuracy(*model, test_set);
+    e.sparsity = pruner ? pruner->sparsity() : weight_sparsity(*model);
+    e.seconds = seconds_since(epoch_started);
+    progress.end_epoch(e);
+    result.history.push_back(e);
+  }
+
+  result.test_accuracy = accuracy(*model, test_set);
+  result.sparsity = pruner ? pruner->sparsity() : weight_sparsity(*model);
+  if (pruner) result.report = pruner->on_train_end();
+  result.epochs = position.epoch;
+  result.steps = position.step;
+  result.seconds = seconds_since(started);
+  if (!o.save_dir.empty()) save_outputs(o, *model, optimizer, pruner ? &*pruner : nullptr, position, result);
+  return result;
+}
+
+}  // namespace spruce::torch

@@ -1,0 +1,171 @@
+// Checkpoints keep masks and the schedule position; resuming never silently loses sparsity.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "spruce/error.hpp"
+#include "spruce/safetensors.hpp"
+#include "spruce/torch/checkpoint.hpp"
+#include "tiny_net.hpp"
+
+namespace spruce::test {
+namespace {
+
+namespace fs = std::filesystem;
+using spruce::torch::MaskSource;
+using spruce::torch::Pruner;
+
+Recipe growing_recipe() {
+  Recipe r = Recipe::single(Pattern::block(4, 1), 0.75);
+  r.groups[0].excluded_op_names = {"head"};
+  r.groups[0].schedule.start_step = 0;
+  r.groups[0].schedule.end_step = 20;  // the checkpoint falls mid-schedule
+  r.groups[0].schedule.frequency = 2;
+  return r;
+}
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("spruce-" + name + "-" + std::to_string(::getpid()));
+  fs::create_directories(p);
+  return p;
+}
+
+double zeros_of(const ::torch::Tensor& w) { return (w == 0).sum().item<double>() / double(w.numel()); }
+
+TEST(Checkpoint, RoundTripKeepsMasksStepAndSparsity) {
+  const fs::path dir = temp_dir("roundtrip");
+  TinyData d = tiny_data();
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner pruner(net, growing_recipe());
+  pruner.on_train_begin();
+  for (int64_t step = 0; step < 11; ++step) train_step(net, opt, pruner, d, step);
+  const double sparsity = pruner.sparsity();
+  ASSERT_GT(sparsity, 0.2);
+  spruce::torch::save_checkpoint((dir / "checkpoint.pt").string(), net, &opt, &pruner, {1, 11});
+
+  ::torch::manual_seed(99);  // a different initialization that the checkpoint must overwrite
+  TinyNet resumed;
+  ::torch::optim::Adam resumed_opt(resumed.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner resumed_pruner(resumed, growing_recipe());
+  auto position = spruce::torch::load_checkpoint((dir / "checkpoint.pt").string(), resumed, &resumed_opt, &resumed_pruner);
+  EXPECT_EQ(position.epoch, 1);
+  EXPECT_EQ(position.step, 11);
+  EXPECT_EQ(resumed_pruner.step(), pruner.step());
+  ASSERT_EQ(resumed_pruner.layers().size(), pruner.layers().size());
+  for (size_t i = 0; i < pruner.layers().size(); ++i) {
+    EXPECT_TRUE(::torch::equal(resumed_pruner.layers()[i].mask, pruner.layers()[i].mask)) << pruner.layers()[i].name;
+    EXPECT_TRUE(::torch::equal(resumed_pruner.layers()[i].weight, pruner.layers()[i].weight)) << pruner.layers()[i].name;
+  }
+  EXPECT_DOUBLE_EQ(resumed_pruner.sparsity(), sparsity);
+
+  // Training on never lowers the sparsity, and the schedule still lands on its target.
+  resumed_pruner.on_train_begin();
+  for (int64_t step = 11; step < 24; ++step) {
+    train_step(resumed, resumed_opt, resumed_pruner, d, step);
+    EXPECT_GE(resumed_pruner.sparsity(), sparsity - 1e-12) << "sparsity fell after resuming, step " << step;
+  }
+  EXPECT_NEAR(resumed_pruner.sparsity(), 0.75, 0.01);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, ResumingWithALongerScheduleNeverLowersSparsity) {
+  const fs::path dir = temp_dir("longer");
+  TinyData d = tiny_data();
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner pruner(net, growing_recipe());
+  for (int64_t step = 0; step < 15; ++step) train_step(net, opt, pruner, d, step);
+  const double sparsity = pruner.sparsity();
+  spruce::torch::save_checkpoint((dir / "checkpoint.pt").string(), net, &opt, &pruner, {1, 15});
+
+  Recipe longer = growing_recipe();
+  longer.groups[0].schedule.end_step = 60;  // at step 15 this schedule asks for less than was reached
+  TinyNet resumed;
+  ::torch::optim::Adam resumed_opt(resumed.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner resumed_pruner(resumed, longer);
+  spruce::torch::load_checkpoint((dir / "checkpoint.pt").string(), resumed, &resumed_opt, &resumed_pruner);
+  resumed_pruner.on_train_begin();
+  for (int64_t step = 15; step < 40; ++step) {
+    train_step(resumed, resumed_opt, resumed_pruner, d, step);
+    EXPECT_GE(resumed_pruner.sparsity(), sparsity - 1e-12) << "sparsity fell after resuming, step " << step;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, SparseWeightsWithoutMasksAreRefusedOrLocked) {
+  const fs::path dir = temp_dir("maskless");
+  const std::string path = (dir / "checkpoint.pt").string();
+  TinyData d = tiny_data();
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner pruner(net, growing_recipe());
+  for (int64_t step = 0; step < 22; ++step) train_step(net, opt, pruner, d, step);
+  spruce::torch::save_checkpoint(path, net, &opt, /*pruner=*/nullptr, {2, 22});  // weights only
+
+  TinyNet refused;
+  Pruner refused_pruner(refused, growing_recipe());
+  try {
+    spruce::torch::load_checkpoint(path, refused, nullptr, &refused_pruner, MaskSource::Checkpoint);
+    FAIL() << "a sparse checkpoint without masks was resumed silently";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pattern lock"), std::string::npos) << e.what();
+  }
+
+  TinyNet locked;
+  ::torch::optim::Adam locked_opt(locked.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Recipe lock_only = growing_recipe();
+  lock_only.groups[0].schedule.start_step = lock_only.groups[0].schedule.end_step = 1000;  // never prunes
+  Pruner locked_pruner(locked, lock_only);
+  spruce::torch::load_checkpoint(path, locked, nullptr, &locked_pruner, MaskSource::LockZeros);
+  const double sparsity = locked_pruner.sparsity();
+  EXPECT_NEAR(sparsity, 0.75, 0.01);
+  locked_pruner.on_train_begin();
+  for (int64_t step = 0; step < 5; ++step) train_step(locked, locked_opt, locked_pruner, d, step);
+  EXPECT_DOUBLE_EQ(locked_pruner.sparsity(), sparsity);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, ExportsAreSafetensorsWithWeightsAndMasks) {
+  const fs::path dir = temp_dir("export");
+  TinyData d = tiny_data();
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner pruner(net, growing_recipe());
+  for (int64_t step = 0; step < 21; ++step) train_step(net, opt, pruner, d, step);
+  spruce::torch::export_safetensors((dir / "model.safetensors").string(), net, {{"spruce.model", "tiny"}});
+  spruce::torch::export_masks((dir / "masks.safetensors").string(), pruner);
+
+  const SafetensorsFile model = read_safetensors((dir / "model.safetensors").string());
+  ASSERT_NE(model.find("fc.weight"), nullptr);
+  ASSERT_NE(model.find("conv.weight"), nullptr);
+  EXPECT_EQ(model.metadata.at("spruce.model"), "tiny");
+  const std::vector<float> fc = model.find("fc.weight")->to_f32();
+  EXPECT_NEAR(double(std::count(fc.begin(), fc.end(), 0.0f)) / double(fc.size()), zeros_of(net.fc->weight), 1e-12);
+
+  const SafetensorsFile masks = read_safetensors((dir / "masks.safetensors").string());
+  const Tensor* fc_mask = masks.find("fc.weight");
+  ASSERT_NE(fc_mask, nullptr);
+  EXPECT_EQ(fc_mask->dtype, DType::U8);
+  EXPECT_EQ(masks.metadata.at("fc.weight.pattern"), "4x1");
+  for (size_t i = 0; i < fc.size(); ++i) ASSERT_EQ(fc_mask->bytes[i] == 0, fc[i] == 0.0f) << "element " << i;
+
+  // The export loads back into a fresh model.
+  TinyNet loaded;
+  spruce::torch::load_safetensors_weights((dir / "model.safetensors").string(), loaded);
+  EXPECT_TRUE(::torch::equal(loaded.fc->weight, net.fc->weight));
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, MissingFileIsADataError) {
+  TinyNet net;
+  try {
+    spruce::torch::load_checkpoint("/nonexistent/checkpoint.pt", net, nullptr, nullptr);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Data);
+  }
+}
+
+}  // namespace
+}  // namespace spruce::test

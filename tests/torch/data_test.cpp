@@ -1,0 +1,101 @@
+// IDX parsing, Fashion-MNIST errors, and a short training smoke test on a slice of the real data.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "spruce/error.hpp"
+#include "spruce/idx.hpp"
+#include "spruce/torch/data.hpp"
+#include "spruce/torch/trainer.hpp"
+
+namespace spruce::test {
+namespace {
+
+std::vector<uint8_t> idx_bytes(std::vector<uint32_t> shape, size_t payload, uint8_t type = 0x08) {
+  std::vector<uint8_t> b{0, 0, type, uint8_t(shape.size())};
+  for (uint32_t d : shape)
+    for (int shift = 24; shift >= 0; shift -= 8) b.push_back(uint8_t(d >> shift));
+  for (size_t i = 0; i < payload; ++i) b.push_back(uint8_t(i));
+  return b;
+}
+
+std::string data_error_of(const std::vector<uint8_t>& bytes) {
+  try {
+    parse_idx(bytes, "x.idx");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Data);
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Idx, ParsesShapeAndValues) {
+  IdxArray a = parse_idx(idx_bytes({2, 3}, 6), "x.idx");
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(a.values, (std::vector<uint8_t>{0, 1, 2, 3, 4, 5}));
+}
+
+TEST(Idx, RejectsMalformedFilesWithOneLineErrors) {
+  EXPECT_NE(data_error_of({1, 2, 3}).find("not an IDX file"), std::string::npos);
+  EXPECT_NE(data_error_of(idx_bytes({4}, 4, 0x0D)).find("type code 13"), std::string::npos);
+  EXPECT_NE(data_error_of(idx_bytes({2, 3}, 5)).find("holds 5 bytes, its header says 6"), std::string::npos);
+  EXPECT_NE(data_error_of({0, 0, 8, 3, 0, 0}).find("truncated"), std::string::npos);
+}
+
+TEST(FashionMnist, MissingFilesNameThePackage) {
+  try {
+    load_fashion_mnist("/nonexistent", Split::Train);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("dataset-fashion-mnist"), std::string::npos) << e.what();
+  }
+}
+
+bool have_fashion_mnist() {
+  return std::filesystem::exists(std::string(kFashionMnistDir) + "/t10k-labels-idx1-ubyte.gz");
+}
+
+TEST(FashionMnist, LoadsNormalizedTensorsAndShuffledBatches) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed (scripts/install-deps.sh)";
+  auto set = spruce::torch::load_fashion_mnist_tensors(kFashionMnistDir, Split::Test, 1000);
+  ASSERT_EQ(set.size(), 1000);
+  EXPECT_EQ(set.images.sizes(), (std::vector<int64_t>{1000, 1, 28, 28}));
+  EXPECT_NEAR(set.images.mean().item<double>(), 0.0, 0.15);
+  EXPECT_EQ(set.labels.max().item<int64_t>(), 9);
+  ::torch::manual_seed(3);
+  auto loader = spruce::torch::make_train_loader(set, 300);
+  int64_t batches = 0, seen = 0, label_sum = 0;
+  for (auto& batch : *loader) {
+    ++batches;
+    seen += batch.target.size(0);
+    label_sum += batch.target.sum().item<int64_t>();
+    if (batches == 1) {
+      EXPECT_FALSE(::torch::equal(batch.target, set.labels.narrow(0, 0, 300))) << "not shuffled";
+    }
+  }
+  EXPECT_EQ(batches, 4);  // 300, 300, 300, 100
+  EXPECT_EQ(seen, 1000);
+  EXPECT_EQ(label_sum, set.labels.sum().item<int64_t>());  // every example once
+}
+
+TEST(FashionMnist, ShortSparseTrainingReachesSparsityAndBeatsChance) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed (scripts/install-deps.sh)";
+  spruce::torch::TrainOptions o;
+  o.model = "mlp";
+  o.pattern = Pattern::block(4, 1);
+  o.sparsity = 0.8;
+  o.epochs = 2;
+  o.batch_size = 64;
+  o.train_limit = 2048;
+  o.test_limit = 1000;
+  o.progress_bar = false;
+  std::ostringstream log;
+  const auto r = spruce::torch::train(o, log);
+  EXPECT_NEAR(r.sparsity, 0.8, 0.005) << log.str();
+  EXPECT_GT(r.test_accuracy, 0.6) << "chance is 0.1\n" << log.str();
+  ASSERT_EQ(r.report.layers.size(), 2u);  // fc1, fc2; the head stays dense
+}
+
+}  // namespace
+}  // namespace spruce::test

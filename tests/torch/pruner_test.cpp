@@ -1,0 +1,207 @@
+// The Pruner's hooks on a tiny conv + linear model: masks hold, schedules land, group lasso shrinks.
+#include <gtest/gtest.h>
+#include <torch/optim/sgd.h>
+
+#include "spruce/error.hpp"
+#include "spruce/mask.hpp"
+#include "spruce/regularizer.hpp"
+#include "tiny_net.hpp"
+
+namespace spruce::test {
+namespace {
+
+Recipe recipe(const std::string& pattern, double sparsity, Criterion c, Scope scope, int64_t start = 2,
+              int64_t end = 12, int64_t frequency = 2) {
+  Recipe r = Recipe::single(Pattern::parse(pattern), sparsity);
+  PruningGroup& g = r.groups[0];
+  g.criterion = c;
+  g.scope = scope;
+  g.excluded_op_names = {"head"};
+  g.schedule.start_step = start;
+  g.schedule.end_step = end;
+  g.schedule.frequency = frequency;
+  return r;
+}
+
+// Every weight whose mask is 0 is exactly 0; returns how many masked weights were checked.
+int64_t expect_masked_weights_zero(const spruce::torch::Pruner& pruner, const std::string& when) {
+  int64_t checked = 0;
+  for (const auto& layer : pruner.layers()) {
+    if (!layer.mask.defined()) continue;
+    auto pruned = layer.mask == 0;
+    checked += pruned.sum().item<int64_t>();
+    EXPECT_EQ(layer.weight.masked_select(pruned).abs().sum().item<float>(), 0.0f)
+        << "layer " << layer.name << ": a pruned weight is nonzero " << when;
+  }
+  return checked;
+}
+
+MatrixF view_of(const ::torch::Tensor& t) {
+  auto c = t.detach().contiguous();
+  return to_matrix(c.data_ptr<float>(), c.sizes().vec());
+}
+
+TEST(Pruner, PrunedWeightsStayZeroAfterEveryStep) {
+  TinyNet net;
+  TinyData d = tiny_data();
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  spruce::torch::Pruner pruner(net, recipe("4x1", 0.75, Criterion::SnipMomentum, Scope::Global));
+  ASSERT_EQ(pruner.layers().size(), 2u);  // conv and fc; head excluded
+  pruner.on_train_begin();
+  bool adam_moved_a_pruned_weight = false;
+  for (int64_t step = 0; step < 30; ++step) {
+    pruner.on_step_begin(step);
+    auto loss = ::torch::cross_entropy_loss(net.forward(d.x), d.y);
+    opt.zero_grad();
+    loss.backward();
+    pruner.on_before_optimizer_step();
+    for (const auto& layer : pruner.layers()) {
+      if (!layer.mask.defined()) continue;
+      EXPECT_EQ(layer.weight.grad().masked_select(layer.mask == 0).abs().sum().item<float>(), 0.0f)
+          << "layer " << layer.name << ": a pruned weight has a gradient at step " << step;
+    }
+    opt.step();
+    // Adam's momentum moves pruned weights; the re-masking hook is what keeps them at zero.
+    for (const auto& layer : pruner.layers())
+      if (layer.mask.defined() && layer.weight.masked_select(layer.mask == 0).abs().sum().item<float>() > 0)
+        adam_moved_a_pruned_weight = true;
+    pruner.on_after_optimizer_step();
+    const int64_t checked = expect_masked_weights_zero(pruner, "after step " + std::to_string(step));
+    if (step >= 12) {
+      EXPECT_GT(checked, 0) << "no weight is pruned at step " << step;
+    }
+  }
+  EXPECT_TRUE(adam_moved_a_pruned_weight) << "the test would pass without re-masking; it proves nothing";
+  EXPECT_NEAR(pruner.sparsity(), 0.75, 0.01);
+}
+
+struct ScheduleCase {
+  const char* pattern;
+  Criterion criterion;
+  Scope scope;
+};
+
+class ScheduleReachesTarget : public ::testing::TestWithParam<ScheduleCase> {};
+
+TEST_P(ScheduleReachesTarget, AtEndStepAndNotBefore) {
+  const ScheduleCase c = GetParam();
+  TinyNet net;
+  TinyData d = tiny_data();
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  const Pattern pattern = Pattern::parse(c.pattern);
+  const double target = pattern.is_nm() ? pattern.natural_sparsity() : 0.8;
+  spruce::torch::Pruner pruner(net, recipe(c.pattern, target, c.criterion, c.scope, 2, 12, 2));
+  pruner.on_train_begin();
+  for (int64_t step = 0; step <= 14; ++step) {
+    train_step(net, opt, pruner, d, step);
+    const double s = pruner.sparsity();
+    if (step < 2) {
+      EXPECT_EQ(s, 0.0) << "pruned before start_step, step " << step;
+    } else if (step < 12 && pattern.is_block()) {
+      EXPECT_LT(s, target - 0.01) << "target reached before end_step, step " << step;
+    } else if (step >= 12) {
+      EXPECT_NEAR(s, target, 0.01) << "step " << step << " pattern " << c.pattern;
+    }
+  }
+  const auto report = pruner.report();
+  for (size_t i = 0; i < report.layers.size(); ++i) {
+    const auto& layer = pruner.layers()[i];
+    EXPECT_TRUE(follows_pattern(pattern, view_of(layer.weight).view())) << layer.name << " breaks " << c.pattern;
+    if (c.scope == Scope::Local) {
+      EXPECT_NEAR(report.layers[i].sparsity(), target, 0.02) << layer.name;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    CriteriaAndScopes, ScheduleReachesTarget,
+    ::testing::Values(ScheduleCase{"4x1", Criterion::Magnitude, Scope::Local},
+                      ScheduleCase{"4x1", Criterion::Gradient, Scope::Local},
+                      ScheduleCase{"4x1", Criterion::Snip, Scope::Global},
+                      ScheduleCase{"4x1", Criterion::Snip, Scope::Local},
+                      ScheduleCase{"4x1", Criterion::SnipMomentum, Scope::Global},
+                      ScheduleCase{"2x1", Criterion::SnipMomentum, Scope::Local},
+                      ScheduleCase{"4x16", Criterion::Magnitude, Scope::Global},
+                      ScheduleCase{"1x1", Criterion::Gradient, Scope::Global},
+                      ScheduleCase{"2:4", Criterion::SnipMomentum, Scope::Local}));
+
+TEST(Pruner, ConvBlocksRunAlongOutputChannelsOfTheChannelsLastView) {
+  TinyNet net;
+  TinyData d = tiny_data();
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Recipe r = recipe("4x1", 0.5, Criterion::Magnitude, Scope::Local, 0, 0, 1);
+  r.groups[0].op_names = {"^conv$"};
+  spruce::torch::Pruner pruner(net, r);
+  ASSERT_EQ(pruner.layers().size(), 1u);
+  pruner.on_train_begin();
+  for (int64_t step = 0; step < 3; ++step) train_step(net, opt, pruner, d, step);
+  const auto w = pruner.layers()[0].weight;  // [8][3][3][3], viewed as [8][27] with column (kh*3+kw)*3+ic
+  EXPECT_NEAR(pruner.sparsity(), 0.5, 1e-9);
+  for (int64_t oc0 = 0; oc0 < 8; oc0 += 4)
+    for (int64_t ic = 0; ic < 3; ++ic)
+      for (int64_t k = 0; k < 9; ++k) {
+        auto block = w.slice(0, oc0, oc0 + 4).select(1, ic).flatten(1).select(1, k);
+        const int64_t zeros = (block == 0).sum().item<int64_t>();
+        EXPECT_TRUE(zeros == 0 || zeros == 4) << "block oc " << oc0 << " ic " << ic << " k " << k << " is partly zero";
+      }
+}
+
+TEST(Pruner, GroupLassoShrinksBlockNorms) {
+  TinyNet net;
+  TinyData d = tiny_data();
+  Recipe r = recipe("4x1", 0.5, Criterion::Magnitude, Scope::Local, 0, 100, 1000);
+  r.groups[0].schedule.target = 0.0;  // no pruning: group lasso alone
+  r.groups[0].group_lasso = true;
+  r.groups[0].reg_coeff = 1e-2;
+  spruce::torch::Pruner pruner(net, r);
+  ::torch::optim::SGD opt(net.parameters(), ::torch::optim::SGDOptions(0.5));
+  const Pattern p = Pattern::block(4, 1);
+  std::vector<double> before;
+  for (const auto& layer : pruner.layers()) before.push_back(group_lasso_penalty(p, view_of(layer.weight).view(), 1.0));
+  for (int64_t step = 0; step < 5; ++step) {
+    pruner.on_step_begin(step);
+    auto zero_loss = net.forward(d.x).sum() * 0.0;  // gradients exist but are zero: only the penalty acts
+    opt.zero_grad();
+    zero_loss.backward();
+    pruner.on_before_optimizer_step();
+    opt.step();
+    pruner.on_after_optimizer_step();
+  }
+  for (size_t i = 0; i < pruner.layers().size(); ++i) {
+    const double after = group_lasso_penalty(p, view_of(pruner.layers()[i].weight).view(), 1.0);
+    EXPECT_LT(after, before[i] * 0.999) << pruner.layers()[i].name << ": block norms did not shrink";
+  }
+}
+
+TEST(Pruner, RecipeThatMatchesNoLayerIsAUsageError) {
+  TinyNet net;
+  Recipe r = Recipe::single(Pattern::block(4, 1), 0.5);
+  r.groups[0].op_names = {"^decoder"};
+  try {
+    spruce::torch::Pruner pruner(net, r);
+    FAIL() << "expected spruce::Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Usage);
+    EXPECT_NE(std::string(e.what()).find("conv, fc, head"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Pruner, PatternLockKeepsExistingZeros) {
+  TinyNet net;
+  TinyData d = tiny_data();
+  {
+    ::torch::NoGradGuard no_grad;
+    net.fc->weight.slice(0, 0, 16).zero_();
+  }
+  Recipe r = recipe("1x1", 0.0, Criterion::Magnitude, Scope::Local, 1000, 1000, 1);
+  spruce::torch::Pruner pruner(net, r);
+  pruner.lock_existing_zeros();
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  pruner.on_train_begin();
+  for (int64_t step = 0; step < 5; ++step) train_step(net, opt, pruner, d, step);
+  EXPECT_EQ(net.fc->weight.slice(0, 0, 16).abs().sum().item<float>(), 0.0f);
+  EXPECT_GT(net.fc->weight.slice(0, 16).abs().sum().item<float>(), 0.0f);
+}
+
+}  // namespace
+}  // namespace spruce::test

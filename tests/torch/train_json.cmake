@@ -1,0 +1,24 @@
+# Runs a tiny `spruce train --json` and checks the file's keys: cmake -DSPRUCE=... -DOUT=... -P train_json.cmake
+execute_process(
+  COMMAND ${SPRUCE} train --dataset fashion-mnist --model cnn --pattern 4x16 --sparsity 0.85 --epochs 1
+          --train-limit 512 --test-limit 200 --threads 1 --no-progress --json ${OUT}/train.json --save ${OUT}/run
+  RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "spruce train exited with ${rc}")
+endif()
+file(READ ${OUT}/train.json json)
+foreach(key test_accuracy sparsity epochs seconds)
+  string(JSON value ERROR_VARIABLE missing GET "${json}" ${key})
+  if(missing)
+    message(FATAL_ERROR "train.json lacks \"${key}\": ${json}")
+  endif()
+endforeach()
+string(JSON sparsity GET "${json}" sparsity)
+if(sparsity LESS 0.84 OR sparsity GREATER 0.86)
+  message(FATAL_ERROR "sparsity ${sparsity} is not the 0.85 asked for")
+endif()
+foreach(file checkpoint.pt masks.safetensors model.safetensors recipe.yaml)
+  if(NOT EXISTS ${OUT}/run/${file})
+    message(FATAL_ERROR "--save wrote no ${file}")
+  endif()
+endforeach()
