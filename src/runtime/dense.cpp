@@ -42,6 +42,10 @@ DenseMatmul::DenseMatmul(bool int8, const void* w, int64_t oc, int64_t ic, const
     w_f32_.assign(static_cast<const float*>(w), static_cast<const float*>(w) + oc * ic);
   }
   if (bias) bias_.assign(bias, bias + oc);
+  // oneDNN 2.x adds an INT8 matmul's bias to the accumulator before the output scales, so the
+  // f32 bias that spruce adds after dequantizing goes in divided by each channel's scale.
+  if (int8 && bias)
+    for (int64_t n = 0; n < oc; ++n) bias_[size_t(n)] /= scales_[size_t(n)];
 }
 
 DenseMatmul::~DenseMatmul() = default;

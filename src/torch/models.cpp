@@ -11,30 +11,28 @@ namespace F = ::torch::nn::functional;
 namespace nn = ::torch::nn;
 
 Mlp::Mlp() {
-  fc1 = register_module("fc1", nn::Linear(784, 1024));
-  fc2 = register_module("fc2", nn::Linear(1024, 1024));
-  head = register_module("head", nn::Linear(1024, 10));
+  add_linear("fc1", 784, 1024, /*relu_after=*/true, /*feeds_next=*/true);
+  add_linear("fc2", 1024, 1024, true, true);
+  add_linear("head", 1024, 10, false, false);
 }
 
 ::torch::Tensor Mlp::forward(::torch::Tensor x) {
-  x = x.flatten(1);
-  x = ::torch::relu(fc1(x));
-  x = ::torch::relu(fc2(x));
-  return head(x);
+  x = run_layer(0, x.flatten(1));
+  x = run_layer(1, x);
+  return run_layer(2, x);
 }
 
 Cnn::Cnn() {
   conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, 16, 3).padding(1)));
   conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(16, 32, 3).padding(1)));
-  fc = register_module("fc", nn::Linear(32 * 7 * 7, 256));
-  head = register_module("head", nn::Linear(256, 10));
+  add_linear("fc", 32 * 7 * 7, 256, true, true);
+  add_linear("head", 256, 10, false, false);
 }
 
 ::torch::Tensor Cnn::forward(::torch::Tensor x) {
   x = F::max_pool2d(::torch::relu(conv1(x)), F::MaxPool2dFuncOptions(2));
   x = F::max_pool2d(::torch::relu(conv2(x)), F::MaxPool2dFuncOptions(2));
-  x = ::torch::relu(fc(x.flatten(1)));
-  return head(x);
+  return run_layer(1, run_layer(0, x.flatten(1)));
 }
 
 const std::vector<std::string>& model_names() {

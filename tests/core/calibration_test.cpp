@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -22,6 +23,20 @@ TEST(Calibration, ZeroIsExactAndTheRangeIsCovered) {
   EXPECT_NEAR(relu.scale, 0.01f, 1e-7);
   EXPECT_EQ(relu.quantize(100.f), 255);  // saturates
   EXPECT_EQ(relu.quantize(-5.f), 0);
+}
+
+TEST(Calibration, BulkQuantizeMatchesNearbyint) {
+  const U8Quant q{0.037f, 113};
+  std::vector<float> x;
+  for (int i = -6000; i <= 6000; ++i) x.push_back(float(i) * 0.00123f);
+  for (int t = -120; t <= 140; ++t) x.push_back((float(t) + 0.5f) * q.scale);  // ties
+  std::vector<uint8_t> out(x.size());
+  quantize_u8(x.data(), int64_t(x.size()), q, out.data());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const float v = std::clamp(x[i] * (1.f / q.scale) + float(q.zero_point), 0.f, 255.f);
+    ASSERT_EQ(out[i], uint8_t(std::nearbyint(v))) << "x=" << x[i];
+    ASSERT_EQ(out[i], q.quantize(x[i]));
+  }
 }
 
 TEST(Calibration, MinMaxAndPercentileObservers) {

@@ -8,10 +8,13 @@
 #include <string>
 #include <vector>
 
+#include "spruce/torch/layer_stack.hpp"
+
 namespace spruce::torch {
 
-// A module that maps images [N][1][28][28] to 10 logits.
-class Classifier : public ::torch::nn::Module {
+// A module that maps images [N][1][28][28] to 10 logits. Its Linear layers live in the LayerHost,
+// so convert() can replace them.
+class Classifier : public LayerHost {
  public:
   virtual ::torch::Tensor forward(::torch::Tensor images) = 0;
   // Layers that `--pattern` leaves dense: the classifier head, and tiny first layers.
@@ -24,9 +27,6 @@ class Mlp : public Classifier {
   Mlp();
   ::torch::Tensor forward(::torch::Tensor images) override;
   std::vector<std::string> dense_layers() const override { return {"head"}; }
-
- private:
-  ::torch::nn::Linear fc1{nullptr}, fc2{nullptr}, head{nullptr};
 };
 
 // conv1 3x3 1->16, pool, conv2 3x3 16->32, pool, fc 1568->256, head 256->10, with ReLU.
@@ -38,7 +38,6 @@ class Cnn : public Classifier {
 
  private:
   ::torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
-  ::torch::nn::Linear fc{nullptr}, head{nullptr};
 };
 
 const std::vector<std::string>& model_names();  // "mlp", "cnn"

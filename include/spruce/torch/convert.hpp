@@ -1,0 +1,78 @@
+// Conversion of a trained model for fast inference: each Linear in the model's LayerHosts becomes
+// a SparseLinearLayer that holds packed weights and calls spruce's operator (spruce/spmm.hpp).
+//
+//   FP32 sparse   f32 weights, packed by their pattern; the operator falls back to oneDNN where
+//                 sparse would lose (Fallback::Auto)
+//   INT8 sparse   s8 weights (a scale per output channel) x u8 activations (scale and zero point
+//                 from calibration on real inputs), packed; same fallback rule
+//   INT8 dense    s8 x u8 through oneDNN's dense matmul: the baseline the seed compares against
+//
+// ReLU is fused into the layer before it. Between two INT8 layers the first requantizes its
+// output straight to the second's u8 input, so activations stay 8-bit along a chain.
+#pragma once
+#include <torch/nn/module.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "spruce/calibration.hpp"
+#include "spruce/pattern.hpp"
+#include "spruce/spmm.hpp"
+#include "spruce/torch/layer_stack.hpp"
+
+namespace spruce::torch {
+
+enum class Variant { F32Sparse, Int8Sparse, Int8Dense };
+Variant parse_variant(const std::string& text);  // "fp32-sparse", "int8-sparse", "int8-dense"
+std::string to_string(Variant v);
+
+struct ConvertOptions {
+  Variant variant = Variant::Int8Sparse;
+  int threads = 0;  // operator threads; 0: OpenMP's default
+  CalibrationMethod calibration = CalibrationMethod::MinMax;
+  double percentile = 99.99;
+  std::optional<Pattern> pattern;  // the pattern to pack by; none: detect it per layer
+};
+
+// What became of one layer.
+struct ConvertedLayer {
+  std::string name;       // qualified, e.g. "top.1"
+  std::string variant;    // fp32-sparse | int8-sparse | int8-dense
+  std::string pattern;    // the pattern its weights were packed by
+  double sparsity = 0;    // zero weights
+  int64_t in_features = 0, out_features = 0;
+  size_t packed_bytes = 0, dense_bytes = 0;
+};
+
+// A converted Linear. It takes f32 input, or u8 input already quantized with its input_quant();
+// it returns f32, or u8 when it requantizes for the next INT8 layer.
+class SparseLinearLayer : public FusedLayer {
+ public:
+  // FP32 (in_quant empty) or INT8 (in_quant given). `w` [out][in] f32, `b` [out] or undefined.
+  SparseLinearLayer(const ::torch::Tensor& w, const ::torch::Tensor& b, const Pattern& pattern, bool relu,
+                    const std::optional<U8Quant>& in_quant, const std::optional<U8Quant>& out_quant,
+                    SparseLinearOptions options);
+  ::torch::Tensor forward(const ::torch::Tensor& x) override;
+  bool fuses_relu() const override { return true; }
+
+  const SparseLinear& op() const { return *op_; }
+  const std::optional<U8Quant>& input_quant() const { return in_quant_; }
+
+ private:
+  std::shared_ptr<SparseLinear> op_;
+  std::optional<U8Quant> in_quant_, out_quant_;
+  std::vector<uint8_t> xq_;  // quantized input, reused
+};
+
+// The coarsest of spruce's kernel patterns that the weight's zeros follow (1x1 if none).
+Pattern detect_pattern(const ::torch::Tensor& weight);
+
+// Converts every Linear in every LayerHost of `model`. For INT8, `calibrate` is called once while
+// the hosts record their layers' inputs: it must run representative inputs through the model.
+std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOptions& options,
+                                    const std::function<void()>& calibrate = {});
+
+}  // namespace spruce::torch

@@ -1,0 +1,37 @@
+// `spruce eval`: a trained Fashion-MNIST classifier as FP32 dense, INT8 dense, FP32 sparse and
+// INT8 sparse, with test accuracy and throughput for each, measured in one process.
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "spruce/calibration.hpp"
+#include "spruce/idx.hpp"
+
+namespace spruce::torch {
+
+struct EvalOptions {
+  std::string model = "mlp";
+  std::string dense_checkpoint;   // a checkpoint.pt from `spruce train` without pruning
+  std::string sparse_checkpoint;  // a checkpoint.pt from `spruce train --pattern ...`
+  std::string data_dir = kFashionMnistDir;
+  int threads = 2;
+  int64_t batch = 1024;           // throughput batch size
+  int64_t calibration_samples = 2048;  // from the training split
+  CalibrationMethod calibration = CalibrationMethod::MinMax;
+  double percentile = 99.99;
+  double seconds = 1.0;           // timing per variant
+};
+
+struct EvalRow {
+  std::string variant;  // fp32-dense | int8-dense | fp32-sparse | int8-sparse
+  double accuracy = 0;  // fraction of the test set
+  double images_per_second = 0;
+  double sparsity = 0;  // of the converted layers' weights (0 for LibTorch eager)
+};
+
+// Variants whose checkpoint is not given are skipped.
+std::vector<EvalRow> evaluate_variants(const EvalOptions& options, std::ostream& log);
+
+}  // namespace spruce::torch

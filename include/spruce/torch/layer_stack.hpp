@@ -1,0 +1,70 @@
+// Models whose Linear layers convert() may swap for fused sparse layers.
+//
+// A LayerHost registers its Linear layers under their own names (so recipes and checkpoints see
+// "fc1", "top.0", ...) and calls them through run_layer(), which looks the layer up at call time:
+// a layer replaced by replace_layer() takes effect without touching the model's code.
+// LayerStack is the common case: a chain of Linear layers with ReLU between them.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace spruce::torch {
+
+// A layer that computes its own activation, as a converted layer does.
+class FusedLayer : public ::torch::nn::Module {
+ public:
+  virtual ::torch::Tensor forward(const ::torch::Tensor& x) = 0;
+  // Whether forward() already applies the ReLU that the host would apply after it.
+  virtual bool fuses_relu() const = 0;
+};
+
+class LayerHost : public ::torch::nn::Module {
+ public:
+  size_t size() const { return layers_.size(); }
+  const std::string& layer_name(size_t i) const { return names_.at(i); }
+  const std::shared_ptr<::torch::nn::Module>& layer(size_t i) const { return layers_.at(i); }
+  // The Linear at i, or null once it was replaced.
+  ::torch::nn::LinearImpl* linear(size_t i) const;
+  bool relu_after(size_t i) const { return relu_after_.at(i); }
+  // Whether layer i's output feeds layer i + 1 directly (so i may requantize for i + 1).
+  bool feeds_next(size_t i) const { return chained_.at(i); }
+  void replace_layer(size_t i, std::shared_ptr<FusedLayer> layer);
+
+  // Calibration: while set, run_layer() shows each layer's input to `observer` first.
+  using Observer = std::function<void(size_t layer, const ::torch::Tensor& input)>;
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
+
+ protected:
+  // Registers a Linear; `feeds_next`: its output goes straight into the next added layer.
+  size_t add_linear(const std::string& name, int64_t in, int64_t out, bool relu_after, bool feeds_next);
+  // Layer i (Linear or fused) on x, then its ReLU unless the layer fused it.
+  ::torch::Tensor run_layer(size_t i, ::torch::Tensor x);
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<std::shared_ptr<::torch::nn::Module>> layers_;
+  std::vector<bool> relu_after_, chained_;
+  Observer observer_;
+};
+
+// Linear layers "0", "1", ... in a chain, each followed by ReLU (the last one optionally not).
+class LayerStackImpl : public LayerHost {
+ public:
+  // widths {13, 512, 256} makes Linear 13->512 and 512->256.
+  LayerStackImpl(const std::vector<int64_t>& widths, bool relu_after_last);
+  ::torch::Tensor forward(::torch::Tensor x);
+};
+
+// The module holder (TORCH_MODULE would look up `torch::nn` relative to this namespace).
+class LayerStack : public ::torch::nn::ModuleHolder<LayerStackImpl> {
+ public:
+  using ::torch::nn::ModuleHolder<LayerStackImpl>::ModuleHolder;
+};
+
+}  // namespace spruce::torch

@@ -1,0 +1,164 @@
+#include "spruce/torch/convert.hpp"
+
+#include <map>
+
+#include "spruce/error.hpp"
+#include "spruce/mask.hpp"
+#include "spruce/quant.hpp"
+
+namespace spruce::torch {
+
+Variant parse_variant(const std::string& t) {
+  if (t == "fp32-sparse") return Variant::F32Sparse;
+  if (t == "int8-sparse") return Variant::Int8Sparse;
+  if (t == "int8-dense") return Variant::Int8Dense;
+  usage_error("unknown variant '" + t + "': valid are fp32-sparse, int8-sparse, int8-dense");
+}
+
+std::string to_string(Variant v) {
+  switch (v) {
+    case Variant::F32Sparse: return "fp32-sparse";
+    case Variant::Int8Sparse: return "int8-sparse";
+    case Variant::Int8Dense: return "int8-dense";
+  }
+  return "?";
+}
+
+SparseLinearLayer::SparseLinearLayer(const ::torch::Tensor& weight, const ::torch::Tensor& bias, const Pattern& pattern,
+                                     bool relu, const std::optional<U8Quant>& in_quant,
+                                     const std::optional<U8Quant>& out_quant, SparseLinearOptions options)
+    : in_quant_(in_quant), out_quant_(out_quant) {
+  const auto w = weight.detach().to(::torch::kFloat).contiguous();
+  const auto b = bias.defined() ? bias.detach().to(::torch::kFloat).contiguous() : ::torch::Tensor();
+  const int64_t out = w.size(0), in = w.size(1);
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  options.activation = relu ? Activation::ReLU : Activation::None;
+  if (!in_quant) {
+    if (out_quant) usage_error("an FP32 layer cannot requantize its output");
+    op_ = std::make_shared<SparseLinear>(w.data_ptr<float>(), out, in, pattern, bp, options);
+    return;
+  }
+  Matrix<int8_t> q;
+  QuantParams qp;
+  qp.w_scales = quantize_weights(MatrixView<const float>(w.data_ptr<float>(), out, in), q);
+  qp.x_scale = in_quant->scale;
+  qp.x_zero_point = in_quant->zero_point;
+  if (out_quant) {
+    qp.out = OutType::U8;
+    qp.y_scale = out_quant->scale;
+    qp.y_zero_point = out_quant->zero_point;
+  }
+  op_ = std::make_shared<SparseLinear>(q.data.data(), out, in, pattern, qp, bp, options);
+}
+
+::torch::Tensor SparseLinearLayer::forward(const ::torch::Tensor& input) {
+  const int64_t in = op_->in_features(), out = op_->out_features();
+  if (input.dim() < 1 || input.size(-1) != in)
+    data_error("converted layer takes [..][" + std::to_string(in) + "] inputs, got " + std::to_string(input.size(-1)));
+  auto x = input.reshape({-1, in}).contiguous();
+  const int64_t m = x.size(0);
+  auto shape = input.sizes().vec();
+  shape.back() = out;
+  if (!in_quant_) {
+    if (x.scalar_type() != ::torch::kFloat) x = x.to(::torch::kFloat);
+    auto y = ::torch::empty({m, out}, ::torch::kFloat);
+    op_->run(x.data_ptr<float>(), m, y.data_ptr<float>());
+    return y.view(shape);
+  }
+  const uint8_t* xq = nullptr;
+  if (x.scalar_type() == ::torch::kByte) {  // already quantized by the layer before, for us
+    xq = x.data_ptr<uint8_t>();
+  } else {
+    if (x.scalar_type() != ::torch::kFloat) x = x.to(::torch::kFloat);
+    xq_.resize(size_t(m * in));
+    quantize_u8(x.data_ptr<float>(), m * in, *in_quant_, xq_.data());
+    xq = xq_.data();
+  }
+  auto y = ::torch::empty({m, out}, out_quant_ ? ::torch::kByte : ::torch::kFloat);
+  op_->run(xq, m, y.data_ptr());
+  return y.view(shape);
+}
+
+Pattern detect_pattern(const ::torch::Tensor& weight) {
+  const auto w = weight.detach().to(::torch::kFloat).contiguous();
+  const MatrixView<const float> v(w.data_ptr<float>(), w.size(0), w.size(1));
+  for (const char* p : {"4x16", "16x1", "8x1", "4x4", "4x1", "1x16", "1x4", "2x1", "2:4", "1:4"}) {
+    const Pattern pattern = Pattern::parse(p);
+    if (follows_pattern(pattern, v)) return pattern;
+  }
+  return Pattern::block(1, 1);
+}
+
+namespace {
+struct HostRef {
+  std::string name;
+  LayerHost* stack;
+};
+std::vector<HostRef> hosts_of(::torch::nn::Module& model) {
+  std::vector<HostRef> out;
+  if (auto* self = dynamic_cast<LayerHost*>(&model)) out.push_back({"", self});
+  for (const auto& item : model.named_modules("", /*include_self=*/false))
+    if (auto* s = dynamic_cast<LayerHost*>(item.value().get())) out.push_back({item.key(), s});
+  return out;
+}
+}  // namespace
+
+std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOptions& o,
+                                    const std::function<void()>& calibrate) {
+  const bool int8 = o.variant != Variant::F32Sparse;
+  const auto stacks = hosts_of(model);
+  if (stacks.empty()) usage_error("convert() found no LayerHost in the model: its Linear layers must live in a LayerHost such as LayerStack");
+
+  // Calibration: every Linear's input, through the model as it is.
+  std::map<LayerHost*, std::vector<ActivationObserver>> seen;
+  if (int8) {
+    if (!calibrate) usage_error("INT8 conversion needs calibration data: pass a function that runs sample inputs");
+    for (const auto& s : stacks) {
+      seen[s.stack].resize(s.stack->size());
+      s.stack->set_observer([&obs = seen[s.stack]](size_t i, const ::torch::Tensor& x) {
+        const auto c = x.detach().to(::torch::kFloat).contiguous();
+        obs[i].observe(c.data_ptr<float>(), c.numel());
+      });
+    }
+    {
+      ::torch::NoGradGuard no_grad;
+      calibrate();
+    }
+    for (const auto& s : stacks) s.stack->set_observer({});
+  }
+
+  SparseLinearOptions opt;
+  opt.threads = o.threads;
+  opt.fallback = o.variant == Variant::Int8Dense ? Fallback::Always : Fallback::Auto;
+  std::vector<ConvertedLayer> report;
+  for (const auto& s : stacks) {
+    const size_t n = s.stack->size();
+    std::vector<std::optional<U8Quant>> in_q(n + 1);
+    for (size_t i = 0; i < n && int8; ++i)
+      if (s.stack->linear(i)) in_q[i] = seen[s.stack][i].choose(o.calibration, o.percentile);
+    std::vector<ConvertedLayer> stack_report;
+    for (size_t i = n; i-- > 0;) {  // back to front: each layer requantizes for the one after it
+      auto* lin = s.stack->linear(i);
+      if (!lin) continue;
+      const Pattern pattern = o.pattern.value_or(detect_pattern(lin->weight));
+      const auto& out_q = s.stack->feeds_next(i) ? in_q[i + 1] : std::optional<U8Quant>();
+      auto layer = std::make_shared<SparseLinearLayer>(lin->weight, lin->bias, pattern, s.stack->relu_after(i), in_q[i],
+                                                       out_q, opt);
+      ConvertedLayer r;
+      r.name = (s.name.empty() ? "" : s.name + ".") + s.stack->layer_name(i);
+      r.variant = to_string(o.variant);
+      r.pattern = pattern.str();
+      r.sparsity = layer->op().sparsity();
+      r.in_features = layer->op().in_features();
+      r.out_features = layer->op().out_features();
+      r.packed_bytes = layer->op().packed_bytes();
+      r.dense_bytes = layer->op().dense_bytes();
+      s.stack->replace_layer(i, layer);
+      stack_report.insert(stack_report.begin(), r);
+    }
+    report.insert(report.end(), stack_report.begin(), stack_report.end());
+  }
+  return report;
+}
+
+}  // namespace spruce::torch

@@ -1,0 +1,134 @@
+#include "spruce/torch/dlrm_bench.hpp"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <ostream>
+
+#include "spruce/error.hpp"
+#include "spruce/loadgen.hpp"
+#include "spruce/torch/checkpoint.hpp"
+#include "spruce/torch/convert.hpp"
+#include "spruce/torch/dlrm_train.hpp"
+#include "spruce/torch/threads.hpp"
+
+namespace spruce::torch {
+namespace {
+
+struct Data {
+  ClickData train, test;
+};
+
+Dlrm load_dlrm(const std::string& path, int64_t table_cap) {
+  Dlrm model(table_cap);
+  load_checkpoint(path, *model, nullptr, nullptr);
+  return model;
+}
+
+// Trains and saves the model at `path` unless it is cached there already.
+void ensure_cached(const std::string& path, const DlrmBenchOptions& o, std::ostream& log,
+                   const std::function<void(Dlrm&)>& train) {
+  if (!o.retrain && std::filesystem::exists(path)) {
+    log << "using the cached " << path << " (--retrain trains it again)\n";
+    return;
+  }
+  Dlrm model(o.table_cap);
+  train(model);
+  save_checkpoint(path, *model, nullptr, nullptr, {});
+  log << "saved " << path << "\n";
+}
+
+std::string fixed_ms(double ms) { return std::to_string(int64_t(ms * 10 + 0.5) / 10) + "." + std::to_string(int64_t(ms * 10 + 0.5) % 10) + "ms"; }
+
+// Offline and Server figures for one variant; the model runs on slices of `pool`.
+void measure(const std::string& variant, Dlrm& model, const ClickData& pool, const ClickMetrics& quality, double sparsity,
+             const DlrmBenchOptions& o, std::ostream& log, std::vector<DlrmBenchRecord>& out) {
+  ::torch::NoGradGuard no_grad;
+  model->eval();
+  const BatchRunner run = [&](int64_t b) {
+    const ClickData batch = pool.slice(0, std::min(b, pool.size()));
+    return time_call([&] { model->forward(batch.dense, batch.sparse); });
+  };
+  const OfflineResult off = run_offline(run, o.batches, o.offline_seconds);
+  log << variant << ": offline " << int64_t(off.qps) << " QPS at batch " << off.batch << "\n";
+  // Warm every batch size the Server scenario can form, as a production server warms up: the
+  // operator settles its per-size choices (sparse or oneDNN dense, and oneDNN's plans) here.
+  for (int64_t b = 1; b <= o.server_max_batch; ++b) run(b);
+  ServerOptions so;
+  so.p99_bound_ms = o.p99_bound_ms;
+  so.queries = o.server_queries;
+  so.max_batch = o.server_max_batch;
+  so.seed = o.seed;
+  so.search_steps = 8;
+  const ServerResult srv = run_server(run, off.qps, so);
+  log << variant << ": server " << int64_t(srv.qps) << " QPS, p99 " << srv.p99_ms << " ms (tried";
+  for (const auto& t : srv.trials) log << " " << int64_t(t.lambda) << ":" << fixed_ms(t.p99_ms);
+  log << ")\n";
+  out.push_back({variant, "offline", off.qps, off.batch_ms, off.batch, quality.accuracy, quality.auc, sparsity});
+  out.push_back({variant, "server", srv.qps, srv.p99_ms, int64_t(srv.mean_batch + 0.5), quality.accuracy, quality.auc, sparsity});
+}
+
+
+double mlp_sparsity(DlrmImpl& m) {
+  int64_t zeros = 0, total = 0;
+  for (auto* stack : {m.bottom.get(), m.top.get()})
+    for (size_t i = 0; i < stack->size(); ++i)
+      if (auto* lin = stack->linear(i)) {
+        zeros += (lin->weight == 0).sum().item<int64_t>();
+        total += lin->weight.numel();
+      }
+  return total ? double(zeros) / double(total) : 0.0;
+}
+
+}  // namespace
+
+std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream& log) {
+  if (o.threads < 1) usage_error("--threads must be at least 1");
+  set_threads(o.threads);
+  std::filesystem::create_directories(o.work_dir);
+  log << "synthetic Criteo-shaped clicks: " << o.train_samples << " train, " << o.test_samples
+      << " test (SYNTHETIC, teacher-labelled; not Criteo)\n";
+  const Data data{make_synthetic_clicks(o.train_samples, o.seed, 2026, o.table_cap),
+                  make_synthetic_clicks(o.test_samples, o.seed + 1, 2026, o.table_cap)};
+  const std::string dense_path = o.work_dir + "/dense.pt", sparse_path = o.work_dir + "/sparse.pt";
+
+  DlrmTrainOptions t;
+  t.epochs = o.epochs;
+  t.seed = o.seed;
+  auto train_dense = [&](Dlrm& m) {
+    log << "training DLRM dense, " << o.epochs << " epoch(s)\n";
+    const auto r = train_dlrm(*m, data.train, data.test, t, log);
+    log << "dense: accuracy " << r.test.accuracy << ", AUC " << r.test.auc << "\n";
+  };
+  ensure_cached(dense_path, o, log, train_dense);
+  ensure_cached(sparse_path, o, log, [&](Dlrm& m) {
+    load_checkpoint(dense_path, *m, nullptr, nullptr);  // prune by fine-tuning the dense model
+    DlrmTrainOptions p = t;
+    const int64_t steps = o.epochs * ((data.train.size() + t.batch_size - 1) / t.batch_size);
+    p.recipe = dlrm_recipe(o.pattern, o.sparsity, steps);
+    log << "pruning DLRM to " << o.pattern.str() << " at " << o.sparsity << ", " << o.epochs << " epoch(s)\n";
+    const auto r = train_dlrm(*m, data.train, data.test, p, log);
+    log << "sparse: accuracy " << r.test.accuracy << ", AUC " << r.test.auc << ", sparsity " << r.sparsity << "\n";
+  });
+
+  const ClickData calibration = data.train.slice(0, std::min(o.calibration_samples, data.train.size()));
+  const int64_t pool_size = std::max<int64_t>(o.server_max_batch, *std::max_element(o.batches.begin(), o.batches.end()));
+  const ClickData pool = data.test.slice(0, std::min(pool_size, data.test.size()));
+  std::vector<DlrmBenchRecord> records;
+
+  Dlrm dense = load_dlrm(dense_path, o.table_cap);
+  measure("fp32-dense", dense, pool, evaluate_clicks(*dense, data.test), mlp_sparsity(*dense), o, log, records);
+  for (const auto& [name, path, variant] : {std::tuple{"int8-dense", dense_path, Variant::Int8Dense},
+                                            std::tuple{"int8-sparse", sparse_path, Variant::Int8Sparse}}) {
+    Dlrm model = load_dlrm(path, o.table_cap);
+    const double sparsity = mlp_sparsity(*model);
+    ConvertOptions c;
+    c.variant = variant;
+    c.threads = o.threads;
+    convert(*model, c, [&] { model->forward(calibration.dense, calibration.sparse); });
+    measure(name, model, pool, evaluate_clicks(*model, data.test), sparsity, o, log, records);
+  }
+  return records;
+}
+
+}  // namespace spruce::torch

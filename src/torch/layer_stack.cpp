@@ -1,0 +1,49 @@
+#include "spruce/torch/layer_stack.hpp"
+
+#include "spruce/error.hpp"
+
+namespace spruce::torch {
+
+::torch::nn::LinearImpl* LayerHost::linear(size_t i) const {
+  return dynamic_cast<::torch::nn::LinearImpl*>(layers_.at(i).get());
+}
+
+size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, bool relu_after, bool feeds_next) {
+  layers_.push_back(register_module(name, ::torch::nn::Linear(in, out)));
+  names_.push_back(name);
+  relu_after_.push_back(relu_after);
+  chained_.push_back(feeds_next);
+  return layers_.size() - 1;
+}
+
+::torch::Tensor LayerHost::run_layer(size_t i, ::torch::Tensor x) {
+  if (observer_) observer_(i, x);
+  if (auto* lin = linear(i)) {
+    x = lin->forward(x);
+    return relu_after_[i] ? ::torch::relu(x) : x;
+  }
+  auto* fused = static_cast<FusedLayer*>(layers_[i].get());
+  x = fused->forward(x);
+  return relu_after_[i] && !fused->fuses_relu() ? ::torch::relu(x) : x;
+}
+
+void LayerHost::replace_layer(size_t i, std::shared_ptr<FusedLayer> layer) {
+  if (i >= layers_.size()) usage_error("layer " + std::to_string(i) + " is past the last layer");
+  replace_module(names_[i], layer);
+  layers_[i] = std::move(layer);
+}
+
+LayerStackImpl::LayerStackImpl(const std::vector<int64_t>& widths, bool relu_after_last) {
+  if (widths.size() < 2) usage_error("a layer stack needs at least two widths (input and output)");
+  for (size_t i = 0; i + 1 < widths.size(); ++i) {
+    const bool last = i + 2 == widths.size();
+    add_linear(std::to_string(i), widths[i], widths[i + 1], relu_after_last || !last, !last);
+  }
+}
+
+::torch::Tensor LayerStackImpl::forward(::torch::Tensor x) {
+  for (size_t i = 0; i < size(); ++i) x = run_layer(i, std::move(x));
+  return x;
+}
+
+}  // namespace spruce::torch

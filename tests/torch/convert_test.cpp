@@ -1,0 +1,140 @@
+// Converted layers against the unconverted model: FP32 to rounding, INT8 within the bound that
+// the quantization steps give. Runs under every ISA cap (it dispatches kernels).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "spruce/error.hpp"
+#include "spruce/torch/convert.hpp"
+#include "spruce/torch/dlrm.hpp"
+#include "spruce/torch/dlrm_train.hpp"
+
+using namespace spruce;
+using namespace spruce::torch;
+
+namespace {
+// Zeroes all but the top `keep` of every 4x1 block column group, by magnitude: a 4x1 pattern.
+void prune_4x1(const ::torch::Tensor& w, double sparsity) {
+  ::torch::NoGradGuard g;
+  const auto blocks = w.abs().view({w.size(0) / 4, 4, w.size(1)}).sum(1);  // [OC/4][IC]
+  const auto k = int64_t(double(blocks.numel()) * sparsity);
+  const auto threshold = std::get<0>(blocks.flatten().kthvalue(k));
+  const auto keep = (blocks > threshold).to(::torch::kFloat).repeat_interleave(4, 0);
+  w.mul_(keep);
+}
+ConvertOptions options(Variant v) {
+  ConvertOptions o;
+  o.variant = v;
+  return o;
+}
+struct Net : ::torch::nn::Module {
+  LayerStack stack{nullptr};
+  explicit Net(std::vector<int64_t> widths) { stack = register_module("mlp", LayerStack(widths, false)); }
+};
+}  // namespace
+
+TEST(Convert, DetectsThePatternOfTheZeros) {
+  ::torch::manual_seed(3);
+  auto w = ::torch::randn({64, 96});
+  EXPECT_EQ(detect_pattern(w).str(), "4x16");  // no zeros: every pattern holds
+  prune_4x1(w, 0.8);
+  EXPECT_EQ(detect_pattern(w).str(), "4x1");
+  w.index_put_({0, 0}, 0.f);
+  w.index_put_({0, 1}, 7.f);
+  EXPECT_EQ(detect_pattern(w).str(), "1x1");
+}
+
+TEST(Convert, Fp32SparseMatchesTheModel) {
+  ::torch::manual_seed(1);
+  Net net({40, 64, 32, 8});
+  for (size_t i = 0; i < 3; ++i) prune_4x1(net.stack->linear(i)->weight, 0.75);
+  const auto x = ::torch::randn({37, 40});
+  ::torch::NoGradGuard g;
+  const auto want = net.stack->forward(x);
+  const auto report = convert(net, options(Variant::F32Sparse));
+  ASSERT_EQ(report.size(), 3u);
+  EXPECT_EQ(report[0].name, "mlp.0");
+  EXPECT_EQ(report[0].pattern, "4x1");
+  EXPECT_NEAR(report[1].sparsity, 0.75, 0.01);
+  EXPECT_EQ(net.stack->linear(0), nullptr);  // replaced
+  const auto got = net.stack->forward(x);
+  EXPECT_TRUE(::torch::allclose(got, want, 1e-4, 1e-5)) << (got - want).abs().max();
+}
+
+TEST(Convert, Int8LayerIsWithinTheQuantizationBound) {
+  ::torch::manual_seed(2);
+  Net net({96, 48});
+  prune_4x1(net.stack->linear(0)->weight, 0.5);
+  const auto w = net.stack->linear(0)->weight.detach().clone();
+  const auto b = net.stack->linear(0)->bias.detach().clone();
+  const auto x = ::torch::rand({19, 96}) * 4 - 1;  // range [-1, 3]
+  for (Variant v : {Variant::Int8Sparse, Variant::Int8Dense}) {
+    Net copy({96, 48});
+    {
+      ::torch::NoGradGuard g;
+      copy.stack->linear(0)->weight.copy_(w);
+      copy.stack->linear(0)->bias.copy_(b);
+    }
+    convert(copy, options(v), [&] { copy.stack->forward(x); });
+    auto* layer = dynamic_cast<SparseLinearLayer*>(copy.stack->layer(0).get());
+    ASSERT_NE(layer, nullptr);
+    const U8Quant in = *layer->input_quant();
+    EXPECT_NEAR(in.scale * 255, 4.0, 0.01);
+    ::torch::NoGradGuard g;
+    const auto got = copy.stack->forward(x);
+    const auto want = ::torch::matmul(x, w.t()) + b;
+    // |error| <= sum_k |w| s_x / 2 + |x| s_w / 2 + s_x s_w / 4, per output channel.
+    const auto s_w = w.abs().amax(1) / 127;                                  // [48]
+    const auto bound = (w.abs().sum(1) * in.scale / 2).unsqueeze(0) +        // [1][48]
+                       ::torch::matmul(x.abs(), ::torch::ones({96, 1})) * s_w.unsqueeze(0) / 2 +
+                       96 * in.scale * s_w.unsqueeze(0) / 4 + 1e-4;
+    EXPECT_TRUE(((got - want).abs() <= bound).all().item<bool>()) << to_string(v) << " max error " << (got - want).abs().max();
+    EXPECT_GT((got - want).abs().max().item<float>(), 0.f);  // it really is quantized
+  }
+}
+
+TEST(Convert, Int8StackRequantizesBetweenLayersAndStaysClose) {
+  ::torch::manual_seed(4);
+  Net net({64, 128, 128, 4});
+  for (size_t i = 0; i < 3; ++i) prune_4x1(net.stack->linear(i)->weight, 0.7);
+  const auto x = ::torch::randn({256, 64});
+  ::torch::NoGradGuard g;
+  const auto want = net.stack->forward(x);
+  convert(net, options(Variant::Int8Sparse), [&] { net.stack->forward(x); });
+  const auto got = net.stack->forward(x);
+  EXPECT_EQ(got.scalar_type(), ::torch::kFloat);
+  const double rel = ((got - want).norm() / want.norm()).item<double>();
+  EXPECT_LT(rel, 0.03);
+  EXPECT_GT(rel, 0.0);
+}
+
+TEST(Convert, Int8NeedsCalibrationAndAStack) {
+  Net net({8, 8});
+  EXPECT_THROW(convert(net, options(Variant::Int8Sparse)), Error);
+  ::torch::nn::Linear plain(4, 4);
+  EXPECT_THROW(convert(*plain, options(Variant::F32Sparse)), Error);
+  EXPECT_THROW(parse_variant("int4"), Error);
+}
+
+TEST(Convert, DenseFallbackEngagesWhereSparseLoses) {
+  ::torch::manual_seed(5);
+  Net net({512, 512});  // no zeros at all: sparse cannot win
+  const auto x = ::torch::randn({256, 512});
+  ::torch::NoGradGuard g;
+  const auto want = net.stack->forward(x);
+  convert(net, options(Variant::F32Sparse));
+  const auto got = net.stack->forward(x);
+  auto* layer = dynamic_cast<SparseLinearLayer*>(net.stack->layer(0).get());
+  EXPECT_EQ(layer->op().impl(256).rfind("onednn", 0), 0u) << layer->op().impl(256);
+  EXPECT_TRUE(::torch::allclose(got, want, 1e-4, 1e-4));
+}
+
+TEST(Convert, DlrmInt8KeepsItsRanking) {
+  ::torch::manual_seed(6);
+  Dlrm model(50);
+  const ClickData data = make_synthetic_clicks(512, 7, 2026, 50);
+  ::torch::NoGradGuard g;
+  const auto want = model->forward(data.dense, data.sparse);
+  convert(*model, options(Variant::Int8Sparse), [&] { model->forward(data.dense, data.sparse); });
+  const auto got = model->forward(data.dense, data.sparse);
+  EXPECT_LT(((got - want).norm() / want.norm()).item<double>(), 0.05);
+}

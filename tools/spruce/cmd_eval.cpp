@@ -1,0 +1,74 @@
+// spruce eval --model mlp --dense DIR --sparse DIR: accuracy and speed of the converted variants.
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "spruce/safetensors.hpp"
+#include "spruce/torch/eval.hpp"
+#include "table.hpp"
+
+namespace spruce::cli {
+namespace {
+
+struct EvalArgs {
+  torch::EvalOptions o;
+  std::string dense_dir, sparse_dir, calibration = "minmax", json;
+};
+
+std::string checkpoint_in(const std::string& dir) { return dir.empty() ? "" : dir + "/checkpoint.pt"; }
+
+void run(EvalArgs& a) {
+  a.o.dense_checkpoint = checkpoint_in(a.dense_dir);
+  a.o.sparse_checkpoint = checkpoint_in(a.sparse_dir);
+  a.o.calibration = parse_calibration(a.calibration);
+  const auto rows = torch::evaluate_variants(a.o, std::cerr);
+
+  std::vector<std::string> header{""}, acc{"Accuracy"}, speed{"Throughput (images/s)"}, sparsity{"Sparsity (converted layers)"};
+  const torch::EvalRow* base = nullptr;
+  const torch::EvalRow *f32s = nullptr, *i8s = nullptr;
+  for (const auto& r : rows) {
+    if (!base) base = &r;
+    if (r.variant == "fp32-sparse") f32s = &r;
+    if (r.variant == "int8-sparse") i8s = &r;
+    header.push_back(r.variant);
+    acc.push_back(percent(r.accuracy, 2) + " (" + percent(r.accuracy / base->accuracy, 2) + ")");
+    speed.push_back(fixed(r.images_per_second, 0) + " (" + fixed(r.images_per_second / base->images_per_second, 2) + "x)");
+    sparsity.push_back(r.variant.ends_with("dense") && r.sparsity == 0 ? "-" : percent(r.sparsity, 1));
+  }
+  Table t(header);
+  t.add_row(acc);
+  t.add_row(speed);
+  t.add_row(sparsity);
+  std::cout << "\n" << a.o.model << " on Fashion-MNIST, " << a.o.threads << " threads, batch " << a.o.batch
+            << "; ratios against " << base->variant << "\n\n";
+  t.print(std::cout);
+  if (f32s && i8s)
+    std::cout << "\nINT8 sparse vs FP32 sparse: " << fixed(100 * (i8s->accuracy - f32s->accuracy), 2)
+              << " points (target: within 0.3)\n";
+  if (a.json.empty()) return;
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& r : rows)
+    out.push_back({{"variant", r.variant}, {"accuracy", r.accuracy}, {"images_per_second", r.images_per_second},
+                   {"sparsity", r.sparsity}, {"threads", a.o.threads}, {"batch", a.o.batch}});
+  write_file_atomic(a.json, out.dump(2) + "\n");
+}
+
+void add(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand("eval", "Accuracy and throughput of a trained classifier as FP32/INT8, dense/sparse");
+  cmd->add_option("--model", a->o.model, "mlp or cnn (as trained)")->capture_default_str();
+  cmd->add_option("--dense", a->dense_dir, "The --save folder of a dense `spruce train`");
+  cmd->add_option("--sparse", a->sparse_dir, "The --save folder of a pruned `spruce train`");
+  cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder")->capture_default_str();
+  cmd->add_option("--threads", a->o.threads, "Threads for every variant")->capture_default_str();
+  cmd->add_option("--batch", a->o.batch, "Batch size for the throughput")->capture_default_str();
+  cmd->add_option("--calibration", a->calibration, "minmax or percentile")->capture_default_str();
+  cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")->capture_default_str();
+  cmd->add_option("--json", a->json, "Write one record per variant");
+  cmd->callback([a] { run(*a); });
+}
+
+const Command reg{"eval", add};
+
+}  // namespace
+}  // namespace spruce::cli
