@@ -3,8 +3,8 @@
 # print the seed's validated-models table for it, check the export's pattern, and write the report.
 # Then it converts both to FP32/INT8 inference and prints accuracy and throughput side by side.
 # The same setup as the MLP rows of docs/RESULTS.md (4 epochs, gradual magnitude pruning), seed 0:
-# measured here: 66 s of training after a 5 min 20 s build from scratch (-j2, cores shared with
-# other work). DEMO_EPOCHS changes the epochs.
+# measured here: 91 s for training, conversion and timing, after a 5.5 min build from scratch
+# (-j2, cores shared with other work). DEMO_EPOCHS changes the epochs.
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
 out=${DEMO_DIR:-out/demo}
