@@ -19,8 +19,9 @@
 //     [k][m] layout (split over k), then splits the output into (strip range x m block) tiles that
 //     the workers take dynamically; a tile is owned by one worker, so no reduction is needed;
 //   - the dense fallback: oneDNN matmul on the same weights. With Fallback::Auto, the first
-//     run() for each m times the sparse and the dense path on that call's data and keeps the
-//     faster, so the operator is never measurably slower than dense.
+//     run() in each bucket of m (1-8 alone, then up to each power of two) times the sparse and
+//     the dense path on that call's data and keeps the faster, so the operator is never
+//     measurably slower than dense.
 //
 // Errors (wrong sizes, null pointers, weights that break an N:M pattern) throw spruce::Error
 // with a one-line message. run() is not reentrant: use one operator per calling thread.

@@ -71,16 +71,22 @@ void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const flo
 }
 
 void ScoreAccumulator::update(MatrixView<const float> w, MatrixView<const float> grad) {
-  MatrixF now(w.rows, w.cols);
-  element_scores(criterion_, w, grad, now.view());
-  if (criterion_ != Criterion::SnipMomentum || !ready() || scores_.rows != w.rows || scores_.cols != w.cols) {
-    scores_ = std::move(now);
+  const bool fresh = !ready() || scores_.rows != w.rows || scores_.cols != w.cols;
+  if (fresh || criterion_ != Criterion::SnipMomentum) {
+    if (fresh) scores_ = MatrixF(w.rows, w.cols);
+    element_scores(criterion_, w, grad, scores_.view());
     if (criterion_ == Criterion::SnipMomentum)
       for (float& s : scores_.data) s *= float(1.0 - beta_);
     return;
   }
+  // The moving average in place: no allocation per training step.
+  if (!grad.data) usage_error("criterion snip_momentum needs gradients; use magnitude without them");
+  check_same_shape(w, grad, "the gradient");
   const float b = float(beta_), a = float(1.0 - beta_);
-  for (size_t i = 0; i < now.data.size(); ++i) scores_.data[i] = b * scores_.data[i] + a * now.data[i];
+  for (int64_t r = 0; r < w.rows; ++r) {
+    float* s = &scores_(r, 0);
+    for (int64_t k = 0; k < w.cols; ++k) s[k] = b * s[k] + a * std::fabs(w(r, k) * grad(r, k));
+  }
 }
 
 MatrixF block_scores(const Pattern& p, MatrixView<const float> s, Reduce reduce) {

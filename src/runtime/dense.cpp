@@ -78,11 +78,17 @@ DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) {
   dnnl::matmul::primitive_desc pd(desc, attr, engine());
   p->prim = dnnl::matmul(pd);
   p->impl = pd.impl_info_str();
-  // User weights W[oc][ic] are the {ic, oc} matrix in layout "ba"; reorder into oneDNN's choice.
-  memory user(memory::desc({ic_, oc_}, wt, tag::ba), engine(),
-              int8_ ? static_cast<void*>(w_s8_.data()) : static_cast<void*>(w_f32_.data()));
-  p->weights = memory(pd.weights_desc(), engine());
-  dnnl::reorder(user, p->weights).execute(stream(), user, p->weights);
+  // User weights W[oc][ic] are the {ic, oc} matrix in layout "ba"; reorder into oneDNN's choice,
+  // once per distinct layout: plans for other m that want the same layout share it.
+  for (const auto& [desc, mem] : reordered_)
+    if (desc == pd.weights_desc()) p->weights = mem;
+  if (!p->weights) {
+    memory user(memory::desc({ic_, oc_}, wt, tag::ba), engine(),
+                int8_ ? static_cast<void*>(w_s8_.data()) : static_cast<void*>(w_f32_.data()));
+    p->weights = memory(pd.weights_desc(), engine());
+    dnnl::reorder(user, p->weights).execute(stream(), user, p->weights);
+    reordered_.emplace_back(pd.weights_desc(), p->weights);
+  }
   if (!bias_.empty()) p->bias = memory(bdesc, engine(), bias_.data());
   stream().wait();
   return *plans_.emplace(key, std::move(p)).first->second;

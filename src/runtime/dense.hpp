@@ -10,6 +10,8 @@
 #include <tuple>
 #include <vector>
 
+#include <oneapi/dnnl/dnnl.hpp>
+
 #include "spruce/quant.hpp"
 
 namespace spruce::runtime {
@@ -38,6 +40,7 @@ class DenseMatmul {
   Activation act_;
   QuantParams q_;
   std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+  std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> reordered_;  // weights per oneDNN layout
 };
 
 }  // namespace spruce::runtime

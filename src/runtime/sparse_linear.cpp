@@ -33,7 +33,7 @@ struct SparseLinear::Impl {
   std::vector<int32_t> comp;
   kernels::Epilogue ep;
   std::unique_ptr<runtime::DenseMatmul> dense;
-  std::map<int64_t, bool> use_dense;  // decided per m under Fallback::Auto
+  std::map<int64_t, bool> use_dense;  // decided per bucket of m under Fallback::Auto
   std::vector<uint8_t> xt;            // packed activations, reused across calls
 
   int nthreads() const { return opt.threads > 0 ? opt.threads : omp_get_max_threads(); }
@@ -48,6 +48,15 @@ struct SparseLinear::Impl {
 };
 
 namespace {
+
+// Fallback choices are made per bucket of m, not per m: 1-8 alone, then (2^(j-1), 2^j]. A server
+// that sees every batch size from 1 to 256 then times the two paths 13 times, not 256 times.
+int64_t decision_bucket(int64_t m) {
+  if (m <= 8) return m;
+  int64_t b = 16;
+  while (b < m) b *= 2;
+  return b;
+}
 
 void check_shape(int64_t oc, int64_t ic, const void* w) {
   if (oc <= 0 || ic <= 0) usage_error("SparseLinear: weight shape must be positive, got " + std::to_string(oc) + "x" + std::to_string(ic));
@@ -204,9 +213,9 @@ void SparseLinear::Impl::run(const void* x, int64_t m, int64_t ldx, void* y, int
   if (ldy < oc) usage_error("SparseLinear::run: ldy " + std::to_string(ldy) + " is below out_features " + std::to_string(oc));
   if (opt.fallback == Fallback::Never) return run_sparse(x, m, ldx, y, ldy);
   if (opt.fallback == Fallback::Always) return run_dense(x, m, ldx, y, ldy);
-  auto it = use_dense.find(m);
+  auto it = use_dense.find(decision_bucket(m));
   if (it != use_dense.end()) return it->second ? run_dense(x, m, ldx, y, ldy) : run_sparse(x, m, ldx, y, ldy);
-  // First call with this m: warm both, then time them alternately on this call's data (so drift
+  // First call in this m's bucket: warm both, then time them alternately on this call's data (so drift
   // on a shared machine hits both alike) and compare medians. Sparse must win by 3% to be kept:
   // a near tie goes to dense, so noise cannot leave the operator slower than dense.
   using clock = std::chrono::steady_clock;
@@ -225,7 +234,7 @@ void SparseLinear::Impl::run(const void* x, int64_t m, int64_t ldx, void* y, int
   std::nth_element(td.begin(), td.begin() + 3, td.end());
   std::nth_element(ts.begin(), ts.begin() + 3, ts.end());
   const bool dense_wins = !(ts[3] < 0.97 * td[3]);
-  use_dense[m] = dense_wins;
+  use_dense[decision_bucket(m)] = dense_wins;
   if (dense_wins) run_dense(x, m, ldx, y, ldy);  // leave the chosen path's result in y
 }
 
@@ -243,7 +252,7 @@ std::string SparseLinear::impl(int64_t m) const {
   const Impl& s = *impl_;
   bool dense = s.opt.fallback == Fallback::Always;
   if (s.opt.fallback == Fallback::Auto) {
-    auto it = s.use_dense.find(m);
+    auto it = s.use_dense.find(decision_bucket(m));
     dense = it != s.use_dense.end() && it->second;
   }
   if (dense) return "onednn:" + s.dense->impl(m);

@@ -131,7 +131,7 @@ TEST(Convert, DenseFallbackEngagesWhereSparseLoses) {
 TEST(Convert, DlrmInt8KeepsItsRanking) {
   ::torch::manual_seed(6);
   Dlrm model(50);
-  const ClickData data = make_synthetic_clicks(512, 7, 2026, 50);
+  const ClickData data = make_synthetic_clicks(128, 7, 2026, 50);
   ::torch::NoGradGuard g;
   const auto want = model->forward(data.dense, data.sparse);
   convert(*model, options(Variant::Int8Sparse), [&] { model->forward(data.dense, data.sparse); });
