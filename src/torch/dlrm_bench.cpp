@@ -104,9 +104,10 @@ std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream&
   ensure_cached(sparse_path, o, log, [&](Dlrm& m) {
     load_checkpoint(dense_path, *m, nullptr, nullptr);  // prune by fine-tuning the dense model
     DlrmTrainOptions p = t;
-    const int64_t steps = o.epochs * ((data.train.size() + t.batch_size - 1) / t.batch_size);
+    p.epochs = o.prune_epochs;
+    const int64_t steps = o.prune_epochs * ((data.train.size() + t.batch_size - 1) / t.batch_size);
     p.recipe = dlrm_recipe(o.pattern, o.sparsity, steps);
-    log << "pruning DLRM to " << o.pattern.str() << " at " << o.sparsity << ", " << o.epochs << " epoch(s)\n";
+    log << "pruning DLRM to " << o.pattern.str() << " at " << o.sparsity << ", " << o.prune_epochs << " epoch(s)\n";
     const auto r = train_dlrm(*m, data.train, data.test, p, log);
     log << "sparse: accuracy " << r.test.accuracy << ", AUC " << r.test.auc << ", sparsity " << r.sparsity << "\n";
   });

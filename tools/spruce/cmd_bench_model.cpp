@@ -51,6 +51,7 @@ void run(BenchModelArgs& a) {
   if (a.model != "dlrm") usage_error("unknown model '" + a.model + "': valid is dlrm");
   a.o.pattern = Pattern::parse(a.pattern);
   if (!(a.o.sparsity > 0 && a.o.sparsity < 1)) usage_error("--sparsity must be in (0, 1), e.g. 0.85");
+  if (a.o.epochs < 1 || a.o.prune_epochs < 1) usage_error("--epochs and --prune-epochs must be at least 1");
   const auto records = torch::bench_dlrm(a.o, std::cerr);
   print_table(records, a.o);
   if (a.json.empty()) return;
@@ -71,7 +72,8 @@ void add(CLI::App& app) {
   cmd->add_flag("--retrain", a->o.retrain, "Train again even when the cache has the models");
   cmd->add_option("--train-samples", a->o.train_samples, "Synthetic training samples")->capture_default_str();
   cmd->add_option("--test-samples", a->o.test_samples, "Synthetic test samples")->capture_default_str();
-  cmd->add_option("--epochs", a->o.epochs, "Dense epochs; pruning fine-tunes as long again")->capture_default_str();
+  cmd->add_option("--epochs", a->o.epochs, "Dense training epochs")->capture_default_str();
+  cmd->add_option("--prune-epochs", a->o.prune_epochs, "Epochs of pruning, fine-tuning the dense model")->capture_default_str();
   cmd->add_option("--table-cap", a->o.table_cap, "Rows per embedding table at most")->capture_default_str();
   cmd->add_option("--pattern", a->pattern, "Sparsity pattern of the MLPs")->capture_default_str();
   cmd->add_option("--sparsity", a->o.sparsity, "Fraction of zeros in the pruned MLP layers")->capture_default_str();
