@@ -73,7 +73,7 @@ void add(CLI::App& app) {
   cmd->add_option("--train-samples", a->o.train_samples, "Synthetic training samples")->capture_default_str();
   cmd->add_option("--test-samples", a->o.test_samples, "Synthetic test samples")->capture_default_str();
   cmd->add_option("--epochs", a->o.epochs, "Dense training epochs")->capture_default_str();
-  cmd->add_option("--prune-epochs", a->o.prune_epochs, "Epochs of pruning, fine-tuning the dense model")->capture_default_str();
+  cmd->add_option("--prune-epochs", a->o.prune_epochs, "Pruning fine-tunes the dense model on this many epochs of fresh clicks")->capture_default_str();
   cmd->add_option("--table-cap", a->o.table_cap, "Rows per embedding table at most")->capture_default_str();
   cmd->add_option("--pattern", a->pattern, "Sparsity pattern of the MLPs")->capture_default_str();
   cmd->add_option("--sparsity", a->o.sparsity, "Fraction of zeros in the pruned MLP layers")->capture_default_str();

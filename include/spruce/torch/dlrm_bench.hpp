@@ -16,7 +16,8 @@ struct DlrmBenchOptions {
   bool retrain = false;
   int64_t train_samples = 1 << 18, test_samples = 1 << 16, calibration_samples = 4096;
   int64_t epochs = 1;        // dense training
-  int64_t prune_epochs = 2;  // pruning fine-tunes the dense model this long
+  int64_t prune_epochs = 2;  // pruning fine-tunes the dense model on this many epochs' worth of
+                             // fresh clicks, in one pass
   int64_t table_cap = 10000;
   Pattern pattern = Pattern::block(4, 16);
   double sparsity = 0.85;
