@@ -92,7 +92,7 @@ Pattern detect_pattern(const ::torch::Tensor& weight) {
 namespace {
 struct HostRef {
   std::string name;
-  LayerHost* stack;
+  LayerHost* host;
 };
 std::vector<HostRef> hosts_of(::torch::nn::Module& model) {
   std::vector<HostRef> out;
@@ -106,16 +106,16 @@ std::vector<HostRef> hosts_of(::torch::nn::Module& model) {
 std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOptions& o,
                                     const std::function<void()>& calibrate) {
   const bool int8 = o.variant != Variant::F32Sparse;
-  const auto stacks = hosts_of(model);
-  if (stacks.empty()) usage_error("convert() found no LayerHost in the model: its Linear layers must live in a LayerHost such as LayerStack");
+  const auto hosts = hosts_of(model);
+  if (hosts.empty()) usage_error("convert() found no LayerHost in the model: its Linear layers must live in a LayerHost such as LayerStack");
 
   // Calibration: every Linear's input, through the model as it is.
   std::map<LayerHost*, std::vector<ActivationObserver>> seen;
   if (int8) {
     if (!calibrate) usage_error("INT8 conversion needs calibration data: pass a function that runs sample inputs");
-    for (const auto& s : stacks) {
-      seen[s.stack].resize(s.stack->size());
-      s.stack->set_observer([&obs = seen[s.stack]](size_t i, const ::torch::Tensor& x) {
+    for (const auto& s : hosts) {
+      seen[s.host].resize(s.host->size());
+      s.host->set_observer([&obs = seen[s.host]](size_t i, const ::torch::Tensor& x) {
         const auto c = x.detach().to(::torch::kFloat).contiguous();
         obs[i].observe(c.data_ptr<float>(), c.numel());
       });
@@ -124,28 +124,28 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
       ::torch::NoGradGuard no_grad;
       calibrate();
     }
-    for (const auto& s : stacks) s.stack->set_observer({});
+    for (const auto& s : hosts) s.host->set_observer({});
   }
 
   SparseLinearOptions opt;
   opt.threads = o.threads;
   opt.fallback = o.variant == Variant::Int8Dense ? Fallback::Always : Fallback::Auto;
   std::vector<ConvertedLayer> report;
-  for (const auto& s : stacks) {
-    const size_t n = s.stack->size();
+  for (const auto& s : hosts) {
+    const size_t n = s.host->size();
     std::vector<std::optional<U8Quant>> in_q(n + 1);
     for (size_t i = 0; i < n && int8; ++i)
-      if (s.stack->linear(i)) in_q[i] = seen[s.stack][i].choose(o.calibration, o.percentile);
-    std::vector<ConvertedLayer> stack_report;
+      if (s.host->linear(i)) in_q[i] = seen[s.host][i].choose(o.calibration, o.percentile);
+    std::vector<ConvertedLayer> host_report;
     for (size_t i = n; i-- > 0;) {  // back to front: each layer requantizes for the one after it
-      auto* lin = s.stack->linear(i);
+      auto* lin = s.host->linear(i);
       if (!lin) continue;
       const Pattern pattern = o.pattern.value_or(detect_pattern(lin->weight));
-      const auto& out_q = s.stack->feeds_next(i) ? in_q[i + 1] : std::optional<U8Quant>();
-      auto layer = std::make_shared<SparseLinearLayer>(lin->weight, lin->bias, pattern, s.stack->relu_after(i), in_q[i],
+      const auto& out_q = s.host->feeds_next(i) ? in_q[i + 1] : std::optional<U8Quant>();
+      auto layer = std::make_shared<SparseLinearLayer>(lin->weight, lin->bias, pattern, s.host->relu_after(i), in_q[i],
                                                        out_q, opt);
       ConvertedLayer r;
-      r.name = (s.name.empty() ? "" : s.name + ".") + s.stack->layer_name(i);
+      r.name = (s.name.empty() ? "" : s.name + ".") + s.host->layer_name(i);
       r.variant = to_string(o.variant);
       r.pattern = pattern.str();
       r.sparsity = layer->op().sparsity();
@@ -153,10 +153,10 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
       r.out_features = layer->op().out_features();
       r.packed_bytes = layer->op().packed_bytes();
       r.dense_bytes = layer->op().dense_bytes();
-      s.stack->replace_layer(i, layer);
-      stack_report.insert(stack_report.begin(), r);
+      s.host->replace_layer(i, layer);
+      host_report.insert(host_report.begin(), r);
     }
-    report.insert(report.end(), stack_report.begin(), stack_report.end());
+    report.insert(report.end(), host_report.begin(), host_report.end());
   }
   return report;
 }

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <ostream>
 
@@ -38,7 +39,11 @@ void ensure_cached(const std::string& path, const DlrmBenchOptions& o, std::ostr
   log << "saved " << path << "\n";
 }
 
-std::string fixed_ms(double ms) { return std::to_string(int64_t(ms * 10 + 0.5) / 10) + "." + std::to_string(int64_t(ms * 10 + 0.5) % 10) + "ms"; }
+std::string fixed_ms(double ms) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1fms", ms);
+  return text;
+}
 
 // Offline and Server figures for one variant; the model runs on slices of `pool`.
 void measure(const std::string& variant, Dlrm& model, const ClickData& pool, const ClickMetrics& quality, double sparsity,
