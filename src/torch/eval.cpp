@@ -11,18 +11,10 @@
 #include "spruce/torch/data.hpp"
 #include "spruce/torch/models.hpp"
 #include "spruce/torch/threads.hpp"
+#include "spruce/torch/trainer.hpp"
 
 namespace spruce::torch {
 namespace {
-
-double accuracy(Classifier& model, const ImageTensors& set) {
-  int64_t correct = 0;
-  for (int64_t i = 0; i < set.size(); i += 1000) {
-    const int64_t n = std::min<int64_t>(1000, set.size() - i);
-    correct += (model.forward(set.images.narrow(0, i, n)).argmax(1) == set.labels.narrow(0, i, n)).sum().item<int64_t>();
-  }
-  return double(correct) / double(set.size());
-}
 
 double images_per_second(Classifier& model, const ImageTensors& set, const EvalOptions& o) {
   const auto batch = set.images.narrow(0, 0, std::min(o.batch, set.size()));
@@ -71,7 +63,7 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
       }
       row.sparsity = total ? double(zeros) / double(total) : 0.0;
     }
-    row.accuracy = accuracy(*model, test);
+    row.accuracy = test_accuracy(*model, test);
     row.images_per_second = images_per_second(*model, test, o);
     log << p.name << ": accuracy " << row.accuracy << ", " << int64_t(row.images_per_second) << " images/s\n";
     rows.push_back(row);

@@ -22,6 +22,20 @@ namespace spruce::torch {
 
 int64_t steps_per_epoch(int64_t examples, int64_t batch_size) { return (examples + batch_size - 1) / batch_size; }
 
+double test_accuracy(Classifier& model, const ImageTensors& set) {
+  ::torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  int64_t correct = 0;
+  for (int64_t i = 0; i < set.size(); i += 1000) {
+    const int64_t n = std::min<int64_t>(1000, set.size() - i);
+    auto logits = model.forward(set.images.narrow(0, i, n));
+    correct += (logits.argmax(1) == set.labels.narrow(0, i, n)).sum().item<int64_t>();
+  }
+  model.train(was_training);
+  return double(correct) / double(set.size());
+}
+
 Recipe recipe_for_flags(const TrainOptions& o, int64_t total_steps, const std::vector<std::string>& dense_layers) {
   if (!o.pattern) {  // pattern lock alone: masks come from the weights, the schedule never prunes
     Recipe r = Recipe::single(Pattern::block(1, 1), 0.0);
@@ -46,18 +60,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-double accuracy(Classifier& model, const ImageTensors& set) {
-  ::torch::NoGradGuard no_grad;
-  model.eval();
-  int64_t correct = 0;
-  for (int64_t i = 0; i < set.size(); i += 1000) {
-    const int64_t n = std::min<int64_t>(1000, set.size() - i);
-    auto logits = model.forward(set.images.narrow(0, i, n));
-    correct += (logits.argmax(1) == set.labels.narrow(0, i, n)).sum().item<int64_t>();
-  }
-  model.train();
-  return double(correct) / double(set.size());
-}
 
 // Zeros over every Linear and Conv2d weight: the sparsity a dense run reports.
 double weight_sparsity(::torch::nn::Module& model) {
@@ -167,14 +169,14 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
     e.epoch = epoch + 1;
     e.loss = loss_sum / double(seen);
     e.train_accuracy = double(correct) / double(seen);
-    e.test_accuracy = accuracy(*model, test_set);
+    e.test_accuracy = test_accuracy(*model, test_set);
     e.sparsity = pruner ? pruner->sparsity() : weight_sparsity(*model);
     e.seconds = seconds_since(epoch_started);
     progress.end_epoch(e);
     result.history.push_back(e);
   }
 
-  result.test_accuracy = accuracy(*model, test_set);
+  result.test_accuracy = test_accuracy(*model, test_set);
   result.sparsity = pruner ? pruner->sparsity() : weight_sparsity(*model);
   if (pruner) result.report = pruner->on_train_end();
   result.epochs = position.epoch;

@@ -8,6 +8,8 @@
 
 #include "spruce/idx.hpp"
 #include "spruce/recipe.hpp"
+#include "spruce/torch/data.hpp"
+#include "spruce/torch/models.hpp"
 #include "spruce/torch/pruner.hpp"
 
 namespace spruce::torch {
@@ -51,6 +53,9 @@ struct TrainResult {
 // layer but `dense_layers` (the model's head), growing with the exp decay from 10% to 60% of
 // `total_steps` in 20 mask updates, then fine-tuning with the masks fixed.
 Recipe recipe_for_flags(const TrainOptions& options, int64_t total_steps, const std::vector<std::string>& dense_layers);
+
+// Fraction of `set` that `model` classifies right, in eval mode (the caller's mode is restored).
+double test_accuracy(Classifier& model, const ImageTensors& set);
 
 // Steps of one epoch of `examples` at `batch_size`.
 int64_t steps_per_epoch(int64_t examples, int64_t batch_size);
