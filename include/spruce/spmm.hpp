@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "spruce/pattern.hpp"
 #include "spruce/quant.hpp"
@@ -37,12 +38,35 @@
 namespace spruce {
 
 enum class Fallback { Auto, Never, Always };  // Never: always sparse; Always: always oneDNN dense
+const char* fallback_name(Fallback f);          // "auto" | "never" | "always"
+Fallback parse_fallback(const std::string& name);  // throws spruce::Error
 
 struct SparseLinearOptions {
   int threads = 0;  // 0: OpenMP's default (omp_get_max_threads())
   Activation activation = Activation::None;
   Fallback fallback = Fallback::Auto;
   std::string kernel;  // force a registry kernel by name ("" = dispatch); for tests and benchmarks
+};
+
+// An operator's weights as its kernel reads them: what a saved model stores, so that loading it
+// adopts the packed arrays instead of packing again. The strip arrays follow the kernel-side
+// layout (src/kernels/kernel.hpp) and are opaque to callers: keep them as SparseLinear::packed()
+// made them. The constructor that takes them checks every invariant the kernels rely on, so a
+// corrupt file gives an error, never a wrong result or a crash.
+struct PackedLinear {
+  bool int8 = false;
+  int64_t out_features = 0, in_features = 0;
+  Pattern pattern;
+  QuantParams quant;         // INT8 only
+  std::vector<float> bias;   // [out_features], or empty
+  double sparsity = 0;       // fraction of zero weights
+  size_t packed_bytes = 0;   // SparseMatrix bytes, as packed_bytes() reports them
+  std::string kernel;        // the registry kernel the strips are laid out for
+  int strip_h = 1, strip_kg = 1;
+  std::vector<int64_t> strip_ptr;
+  std::vector<int32_t> strip_k;
+  std::vector<uint8_t> strip_w;    // f32 or s8 values, as bytes
+  std::vector<uint8_t> strip_sel;  // N:M panels only
 };
 
 class SparseLinear {
@@ -53,6 +77,10 @@ class SparseLinear {
   // INT8. w: s8 W[out][in]; q.w_scales has out_features entries; bias in f32, [out] or null.
   SparseLinear(const int8_t* w, int64_t out_features, int64_t in_features, const Pattern& pattern,
                const QuantParams& q, const float* bias = nullptr, SparseLinearOptions options = {});
+  // From saved packed weights. When this CPU's dispatch picks the kernel they were laid out for,
+  // the arrays are adopted as they are; otherwise they are unpacked and packed for the kernel it
+  // picks (repacked() says which). options.kernel, if set, must name that kernel.
+  explicit SparseLinear(const PackedLinear& packed, SparseLinearOptions options = {});
   ~SparseLinear();
   SparseLinear(SparseLinear&&) noexcept;
   SparseLinear& operator=(SparseLinear&&) noexcept;
@@ -76,6 +104,10 @@ class SparseLinear {
   double sparsity() const;        // fraction of zero weights
   size_t packed_bytes() const;    // bytes of the packed SparseMatrix (values + indices)
   size_t dense_bytes() const;     // out * in * sizeof(weight)
+  const QuantParams& quant() const;           // INT8: as given at construction
+  const SparseLinearOptions& options() const;
+  PackedLinear packed() const;  // a copy of the weights as the kernel reads them, for saving
+  bool repacked() const;        // made from a PackedLinear whose layout could not be adopted
 
   struct Impl;  // opaque: defined in src/runtime
 

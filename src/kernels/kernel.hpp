@@ -88,6 +88,12 @@ inline int64_t u8_pos(int64_t m, int cw) {
 int64_t xt_ld(DType d, int64_t m, Layout l = Layout::Gather, int64_t k = 0);  // k: Rows only
 size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l = Layout::Gather);
 
+// Saved strips (SparseLinear's PackedLinear): checks every invariant above that `layout`'s kernels
+// rely on (bounds, sizes, ordering, zero padding; wsum is ignored) and returns the dense W they
+// hold. Throws spruce::Error naming the first broken invariant.
+Matrix<float> unpack_strips(const StripWeights<float>& s, Layout layout);
+Matrix<int8_t> unpack_strips(const StripWeights<int8_t>& s, Layout layout);
+
 // One call computes output rows [m0, m1) for strips [s0, s1). m0 is a multiple of the chunk
 // (16 for f32 is enough; u8_chunk(M) for s8). y(m, n) is at y + m * ldy + n with the
 // epilogue's output type.

@@ -1,6 +1,7 @@
 // Building the kernel-side strip-CSR weights from dense pruned weights.
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "kernel.hpp"
 #include "spruce/error.hpp"
@@ -112,6 +113,106 @@ int preferred_h(DType d, int block_rows) {
   for (int h : {16, 8, 4, 2})
     if (block_rows % h == 0) return h;
   return 1;
+}
+
+}  // namespace spruce::kernels
+
+namespace spruce::kernels {
+namespace {
+
+[[noreturn]] void bad(const std::string& what) { data_error("packed weights are corrupt: " + what); }
+
+template <typename T>
+void check_sizes(const StripWeights<T>& s, int64_t strips, size_t values) {
+  if (int64_t(s.ptr.size()) != strips + 1)
+    bad(std::to_string(s.ptr.size()) + " strip offsets for " + std::to_string(strips) + " strips");
+  if (s.w.size() != values)
+    bad(std::to_string(s.w.size()) + " weight values where the offsets need " + std::to_string(values));
+}
+
+// Strip layouts (Gather, Narrow, Quads): see StripWeights.
+template <typename T>
+Matrix<T> unpack_strip_csr(const StripWeights<T>& s, bool quads) {
+  const int kg = std::is_same_v<T, float> ? 1 : 4;
+  if (s.h < 1 || s.h > 64) bad("strip height " + std::to_string(s.h) + " is outside 1..64");
+  if (s.kg != kg) bad("group size " + std::to_string(s.kg) + ", expected " + std::to_string(kg));
+  if (!s.sel.empty()) bad("selector bytes in a strip layout");
+  const int64_t strips = (s.rows + s.h - 1) / s.h;
+  check_sizes(s, strips, s.k.size() * size_t(s.h));
+  if (s.ptr.front() != 0 || s.ptr.back() != int64_t(s.k.size())) bad("strip offsets do not span the index list");
+  const int64_t limit = quads ? round_up(s.cols, 4) : s.cols;
+  Matrix<T> dense(s.rows, s.cols);
+  for (int64_t st = 0; st < strips; ++st) {
+    const int64_t j0 = s.ptr[size_t(st)], j1 = s.ptr[size_t(st + 1)];
+    if (j1 < j0 || j0 % kg != 0) bad("strip offsets of strip " + std::to_string(st) + " are not ascending whole groups");
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t c = s.k[size_t(j)];
+      if (c < 0 || c >= limit) bad("input channel " + std::to_string(c) + " is outside 0.." + std::to_string(limit - 1));
+      if (quads && c != s.k[size_t(j - j % 4)] + j % 4) bad("strip " + std::to_string(st) + " lists a partial quad of input channels");
+      if (quads && j % 4 == 0 && c % 4 != 0) bad("strip " + std::to_string(st) + " lists an unaligned quad");
+      // Sorted; a repeat of the previous channel is padding and must carry zero weights.
+      const bool repeat = j > j0 && c == s.k[size_t(j - 1)];
+      if (j > j0 && c < s.k[size_t(j - 1)]) bad("input channels of strip " + std::to_string(st) + " are not sorted");
+      for (int64_t r = 0; r < s.h; ++r) {
+        const T v = s.w[size_t((j / kg) * kg * s.h + r * kg + j % kg)];
+        if (v == T(0)) continue;
+        const int64_t row = st * s.h + r;
+        if (repeat || row >= s.rows || c >= s.cols)
+          bad("a nonzero weight in the padding of strip " + std::to_string(st));
+        dense(row, c) = v;
+      }
+    }
+  }
+  return dense;
+}
+
+// Rows layout (N:M panels): see make_nm8.
+Matrix<int8_t> unpack_nm8(const StripWeights<int8_t>& s) {
+  if (s.h != 16 || s.kg != 8) bad("N:M panels need strip height 16 and group 8");
+  if (!s.k.empty()) bad("an index list in an N:M panel layout");
+  const int64_t panels = (s.rows + 15) / 16, q = (s.cols + 7) / 8;
+  check_sizes(s, panels, size_t(panels * q * 64));
+  if (s.sel.size() != s.w.size()) bad("selector and weight counts differ");
+  for (int64_t p = 0; p <= panels; ++p)
+    if (s.ptr[size_t(p)] != p * q) bad("N:M panel offsets are not consecutive");
+  Matrix<int8_t> dense(s.rows, s.cols);
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t o = 0; o < q; ++o)
+      for (int64_t r = 0; r < 16; ++r) {
+        const size_t base = size_t(((p * q + o) * 16 + r) * 4);
+        const int64_t row = p * 16 + r;
+        for (size_t t = 0; t < 4; ++t) {
+          const int8_t v = s.w[base + t];
+          const int64_t c = o * 8 + s.sel[base + t];
+          if (s.sel[base + t] >= 8) bad("a selector past its octet");
+          if (v == 0) continue;
+          if (row >= s.rows || c >= s.cols) bad("a nonzero weight in the padding of panel " + std::to_string(p));
+          if (dense(row, c) != 0) bad("two weights for one position in panel " + std::to_string(p));
+          dense(row, c) = v;
+        }
+      }
+  return dense;
+}
+
+template <typename T>
+void check_shape(const StripWeights<T>& s) {
+  const int64_t rows = s.rows, cols = s.cols, most = int64_t(1) << 31;
+  if (rows < 1 || cols < 1 || rows > most || cols > most) bad("shape " + std::to_string(rows) + "x" + std::to_string(cols));
+  if (s.ptr.empty()) bad("no strip offsets");
+}
+
+}  // namespace
+
+Matrix<float> unpack_strips(const StripWeights<float>& s, Layout layout) {
+  check_shape(s);
+  if (layout == Layout::Quads || layout == Layout::Rows) bad("f32 weights in an INT8-only layout");
+  return unpack_strip_csr(s, false);
+}
+
+Matrix<int8_t> unpack_strips(const StripWeights<int8_t>& s, Layout layout) {
+  check_shape(s);
+  if (layout == Layout::Rows) return unpack_nm8(s);
+  return unpack_strip_csr(s, layout == Layout::Quads);
 }
 
 }  // namespace spruce::kernels

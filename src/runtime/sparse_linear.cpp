@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
 
-#include "dense.hpp"
-#include "kernels/kernel.hpp"
+#include "sparse_linear_impl.hpp"
 #include "spruce/error.hpp"
 #include "spruce/sparse_matrix.hpp"
 #include "spruce/spmm.hpp"
@@ -16,36 +16,6 @@ namespace spruce {
 
 using kernels::DType;
 
-struct SparseLinear::Impl {
-  DType dtype = DType::F32;
-  int64_t oc = 0, ic = 0;
-  Pattern pattern;
-  SparseLinearOptions opt;
-  QuantParams q;
-  double sparsity = 0.0;
-  size_t packed_bytes = 0;
-  kernels::StripWeights<float> wf;
-  kernels::StripWeights<int8_t> ws;
-  kernels::StripView view;
-  const kernels::Kernel* kernel = nullptr;
-  const kernels::Kernel* small = nullptr;  // for m <= 4, when the registry has a better one
-  std::vector<float> bias, scale;
-  std::vector<int32_t> comp;
-  kernels::Epilogue ep;
-  std::unique_ptr<runtime::DenseMatmul> dense;
-  std::map<int64_t, bool> use_dense;  // decided per bucket of m under Fallback::Auto
-  std::vector<uint8_t> xt;            // packed activations, reused across calls
-
-  int nthreads() const { return opt.threads > 0 ? opt.threads : omp_get_max_threads(); }
-  void run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy);
-  void run_dense(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(nthreads());
-    dense->run(x, m, ldx, y, ldy);
-    omp_set_num_threads(saved);
-  }
-  void run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy);
-};
 
 namespace {
 
@@ -58,101 +28,132 @@ int64_t decision_bucket(int64_t m) {
   return b;
 }
 
+}  // namespace
+
+namespace runtime {
+
+KernelChoice choose_kernel(DType dtype, const Pattern& p, int64_t oc, int64_t ic, const std::string& forced) {
+  const BlockGrid g = block_grid(p, oc, ic);
+  const int h = kernels::preferred_h(dtype, p.is_nm() ? 1 : int(std::min<int64_t>(g.block_rows, 64)));
+  kernels::Problem prob{dtype, h, 0, ic, oc};
+  prob.quads = dtype == DType::S8 && !p.is_nm() && g.block_cols % 4 == 0;
+  // N:M with <= 4 of every aligned 8 (2:4, 1:4, 4:8) has its own INT8 kernel over 16-channel panels.
+  kernels::Problem nm8 = prob;
+  nm8.h = 16;
+  nm8.nm8 = dtype == DType::S8 && p.is_nm() && 8 % p.m() == 0 && 2 * p.n() <= p.m();
+  KernelChoice c;
+  if (!forced.empty()) {
+    c.kernel = kernels::find(forced.c_str());
+    if (!c.kernel) usage_error("SparseLinear: no kernel named '" + forced + "'");
+  } else if (nm8.nm8 && kernels::select(nm8).layout == kernels::Layout::Rows) {
+    c.kernel = &kernels::select(nm8);
+  } else {
+    c.kernel = &kernels::select(prob);
+  }
+  c.problem = c.kernel->layout == kernels::Layout::Rows ? nm8 : prob;
+  if (c.kernel->dtype != dtype || !c.kernel->accepts(c.problem) || c.kernel->isa > max_isa())
+    usage_error(std::string("SparseLinear: kernel '") + c.kernel->name + "' cannot run this problem on this CPU");
+  return c;
+}
+
+namespace {
+
+// The kernel for m <= 4, when dispatch has a better one than the main kernel for the same strips.
+const kernels::Kernel* choose_small(const SparseLinear::Impl& s, kernels::Problem prob) {
+  if (!s.opt.kernel.empty()) return nullptr;
+  prob.m = 1;
+  const kernels::Kernel& k1 = kernels::select(prob);
+  return &k1 != s.kernel && k1.dtype == s.dtype ? &k1 : nullptr;
+}
+
+}  // namespace
+
+void init_from_dense(SparseLinear::Impl& s, const void* w, int64_t oc, int64_t ic, const Pattern& p,
+                     const float* bias, const QuantParams* q) {
+  const KernelChoice c = choose_kernel(s.dtype, p, oc, ic, s.opt.kernel);
+  s.oc = oc;
+  s.ic = ic;
+  s.pattern = p;
+  s.kernel = c.kernel;
+  s.small = choose_small(s, c.problem);
+  if (s.dtype == DType::F32) {
+    const MatrixView<const float> wv(static_cast<const float*>(w), oc, ic);
+    s.packed_bytes = SparseMatrix<float>::pack(wv, p).size_bytes();
+    s.sparsity = sparsity(wv);
+    s.wf = kernels::make_strips(wv, c.problem.h);
+    s.view = kernels::view(s.wf);
+  } else {
+    const MatrixView<const int8_t> wv(static_cast<const int8_t*>(w), oc, ic);
+    s.packed_bytes = SparseMatrix<int8_t>::pack(wv, p).size_bytes();  // throws when W breaks an N:M pattern
+    s.sparsity = sparsity(wv);
+    s.ws = c.kernel->layout == kernels::Layout::Rows
+               ? kernels::make_nm8(wv)
+               : kernels::make_strips(wv, c.problem.h, c.kernel->layout == kernels::Layout::Quads);
+    s.view = kernels::view(s.ws);
+  }
+  finish_init(s, w, bias, q);
+}
+
+void finish_init(SparseLinear::Impl& s, const void* w, const float* bias, const QuantParams* q) {
+  if (bias) s.bias.assign(bias, bias + s.oc);
+  s.ep.act = s.opt.activation;
+  s.ep.bias = bias ? s.bias.data() : nullptr;
+  if (q) {
+    s.q = *q;
+    s.scale.resize(size_t(s.oc));
+    s.comp.resize(size_t(s.oc));
+    for (int64_t n = 0; n < s.oc; ++n) {
+      s.scale[size_t(n)] = q->x_scale * q->w_scales[size_t(n)];
+      s.comp[size_t(n)] = q->x_zero_point * s.ws.wsum[size_t(n)];
+    }
+    s.ep.scale = s.scale.data();
+    s.ep.comp = s.comp.data();
+    s.ep.out = q->out;
+    s.ep.y_inv_scale = 1.0f / q->y_scale;
+    s.ep.y_zero_point = float(q->y_zero_point);
+  }
+  if (s.opt.fallback != Fallback::Never)
+    s.dense = std::make_unique<DenseMatmul>(s.dtype == DType::S8, w, s.oc, s.ic, bias, s.opt.activation,
+                                            q ? &s.q : nullptr);
+}
+
 void check_shape(int64_t oc, int64_t ic, const void* w) {
   if (oc <= 0 || ic <= 0) usage_error("SparseLinear: weight shape must be positive, got " + std::to_string(oc) + "x" + std::to_string(ic));
   if (!w) usage_error("SparseLinear: weight pointer is null");
   if (oc > (int64_t(1) << 31) || ic > (int64_t(1) << 31)) usage_error("SparseLinear: weight dimension too large");
 }
 
-template <typename T>
-void init(SparseLinear::Impl& s, const T* w, int64_t oc, int64_t ic, const Pattern& p, const float* bias) {
-  MatrixView<const T> wv(w, oc, ic);
-  const auto packed = SparseMatrix<T>::pack(wv, p);  // throws when W breaks an N:M pattern
-  s.oc = oc;
-  s.ic = ic;
-  s.pattern = p;
-  s.sparsity = sparsity(wv);
-  s.packed_bytes = packed.size_bytes();
-  int h = kernels::preferred_h(s.dtype, p.is_nm() ? 1 : int(std::min<int64_t>(packed.block_rows(), 64)));
-  kernels::Problem prob{s.dtype, h, 0, ic, oc};
-  prob.quads = s.dtype == DType::S8 && !p.is_nm() && packed.block_cols() % 4 == 0;
-  // N:M with <= 4 of every aligned 8 (2:4, 1:4, 4:8) has its own INT8 kernel over 16-channel panels.
-  kernels::Problem nm8 = prob;
-  nm8.h = 16;
-  nm8.nm8 = s.dtype == DType::S8 && p.is_nm() && 8 % p.m() == 0 && 2 * p.n() <= p.m();
-  if (!s.opt.kernel.empty()) {
-    s.kernel = kernels::find(s.opt.kernel.c_str());
-    if (!s.kernel) usage_error("SparseLinear: no kernel named '" + s.opt.kernel + "'");
-  } else if (nm8.nm8 && kernels::select(nm8).layout == kernels::Layout::Rows) {
-    s.kernel = &kernels::select(nm8);
-  } else {
-    s.kernel = &kernels::select(prob);
-  }
-  if (s.kernel->layout == kernels::Layout::Rows) {
-    prob = nm8;
-    h = 16;
-  }
-  if (s.kernel->dtype != s.dtype || !s.kernel->accepts(prob) || s.kernel->isa > max_isa())
-    usage_error(std::string("SparseLinear: kernel '") + s.kernel->name + "' cannot run this problem on this CPU");
-  if (s.opt.kernel.empty()) {
-    kernels::Problem one = prob;
-    one.m = 1;
-    const kernels::Kernel& k1 = kernels::select(one);
-    if (&k1 != s.kernel && k1.dtype == s.dtype) s.small = &k1;
-  }
-  if (bias) s.bias.assign(bias, bias + oc);
-  s.ep.act = s.opt.activation;
-  s.ep.bias = bias ? s.bias.data() : nullptr;
-  if constexpr (std::is_same_v<T, float>) {
-    s.wf = kernels::make_strips(wv, h);
-    s.view = kernels::view(s.wf);
-  } else {
-    s.ws = s.kernel->layout == kernels::Layout::Rows ? kernels::make_nm8(wv)
-                                                     : kernels::make_strips(wv, h, s.kernel->layout == kernels::Layout::Quads);
-    s.view = kernels::view(s.ws);
-  }
-}
-
-}  // namespace
-
-SparseLinear::SparseLinear(const float* w, int64_t oc, int64_t ic, const Pattern& p, const float* bias,
-                           SparseLinearOptions opt)
-    : impl_(std::make_unique<Impl>()) {
-  check_shape(oc, ic, w);
-  impl_->opt = std::move(opt);
-  impl_->dtype = DType::F32;
-  init(*impl_, w, oc, ic, p, bias);
-  if (impl_->opt.fallback != Fallback::Never)
-    impl_->dense = std::make_unique<runtime::DenseMatmul>(false, w, oc, ic, bias, impl_->opt.activation, nullptr);
-}
-
-SparseLinear::SparseLinear(const int8_t* w, int64_t oc, int64_t ic, const Pattern& p, const QuantParams& q,
-                           const float* bias, SparseLinearOptions opt)
-    : impl_(std::make_unique<Impl>()) {
-  check_shape(oc, ic, w);
+void check_quant(const QuantParams& q, int64_t oc) {
   if (int64_t(q.w_scales.size()) != oc)
     usage_error("SparseLinear: " + std::to_string(q.w_scales.size()) + " weight scales for " + std::to_string(oc) +
                 " output channels");
   if (q.x_zero_point < 0 || q.x_zero_point > 255) usage_error("SparseLinear: u8 activation zero point must be 0..255");
   if (!(q.x_scale > 0.0f) || !(q.y_scale > 0.0f)) usage_error("SparseLinear: quantization scales must be positive");
-  Impl& s = *impl_;
-  s.opt = std::move(opt);
-  s.dtype = DType::S8;
-  s.q = q;
-  init(s, w, oc, ic, p, bias);
-  s.scale.resize(size_t(oc));
-  s.comp.resize(size_t(oc));
-  for (int64_t n = 0; n < oc; ++n) {
-    s.scale[size_t(n)] = q.x_scale * q.w_scales[size_t(n)];
-    s.comp[size_t(n)] = q.x_zero_point * s.ws.wsum[size_t(n)];
-  }
-  s.ep.scale = s.scale.data();
-  s.ep.comp = s.comp.data();
-  s.ep.out = q.out;
-  s.ep.y_inv_scale = 1.0f / q.y_scale;
-  s.ep.y_zero_point = float(q.y_zero_point);
-  if (s.opt.fallback != Fallback::Never)
-    s.dense = std::make_unique<runtime::DenseMatmul>(true, w, oc, ic, bias, s.opt.activation, &s.q);
+  for (float ws : q.w_scales)
+    if (!(ws > 0.0f) || !std::isfinite(ws)) usage_error("SparseLinear: weight scales must be positive and finite");
+  if (q.out != OutType::F32 && (q.y_zero_point < (q.out == OutType::U8 ? 0 : -128) || q.y_zero_point > (q.out == OutType::U8 ? 255 : 127)))
+    usage_error("SparseLinear: output zero point out of range for its type");
+}
+
+}  // namespace runtime
+
+SparseLinear::SparseLinear(const float* w, int64_t oc, int64_t ic, const Pattern& p, const float* bias,
+                           SparseLinearOptions opt)
+    : impl_(std::make_unique<Impl>()) {
+  runtime::check_shape(oc, ic, w);
+  impl_->opt = std::move(opt);
+  impl_->dtype = DType::F32;
+  runtime::init_from_dense(*impl_, w, oc, ic, p, bias, nullptr);
+}
+
+SparseLinear::SparseLinear(const int8_t* w, int64_t oc, int64_t ic, const Pattern& p, const QuantParams& q,
+                           const float* bias, SparseLinearOptions opt)
+    : impl_(std::make_unique<Impl>()) {
+  runtime::check_shape(oc, ic, w);
+  runtime::check_quant(q, oc);
+  impl_->opt = std::move(opt);
+  impl_->dtype = DType::S8;
+  runtime::init_from_dense(*impl_, w, oc, ic, p, bias, &q);
 }
 
 SparseLinear::~SparseLinear() = default;
