@@ -51,6 +51,28 @@ SparseLinearLayer::SparseLinearLayer(const ::torch::Tensor& weight, const ::torc
   op_ = std::make_shared<SparseLinear>(q.data.data(), out, in, pattern, qp, bp, options);
 }
 
+SparseLinearLayer::SparseLinearLayer(std::shared_ptr<SparseLinear> op) : op_(std::move(op)) {
+  if (!op_) usage_error("SparseLinearLayer needs an operator");
+  if (!op_->is_int8()) return;
+  const QuantParams& q = op_->quant();
+  in_quant_ = U8Quant{q.x_scale, q.x_zero_point};
+  if (q.out == OutType::U8) out_quant_ = U8Quant{q.y_scale, q.y_zero_point};
+  else if (q.out != OutType::F32) data_error("a converted layer returns f32 or u8, not s8");
+}
+
+ConvertedLayer describe_layer(const std::string& name, const std::string& variant, const SparseLinear& op) {
+  ConvertedLayer r;
+  r.name = name;
+  r.variant = variant;
+  r.pattern = op.pattern().str();
+  r.sparsity = op.sparsity();
+  r.in_features = op.in_features();
+  r.out_features = op.out_features();
+  r.packed_bytes = op.packed_bytes();
+  r.dense_bytes = op.dense_bytes();
+  return r;
+}
+
 ::torch::Tensor SparseLinearLayer::forward(const ::torch::Tensor& input) {
   const int64_t in = op_->in_features(), out = op_->out_features();
   if (input.dim() < 1 || input.size(-1) != in)
@@ -89,24 +111,11 @@ Pattern detect_pattern(const ::torch::Tensor& weight) {
   return Pattern::block(1, 1);
 }
 
-namespace {
-struct HostRef {
-  std::string name;
-  LayerHost* host;
-};
-std::vector<HostRef> hosts_of(::torch::nn::Module& model) {
-  std::vector<HostRef> out;
-  if (auto* self = dynamic_cast<LayerHost*>(&model)) out.push_back({"", self});
-  for (const auto& item : model.named_modules("", /*include_self=*/false))
-    if (auto* s = dynamic_cast<LayerHost*>(item.value().get())) out.push_back({item.key(), s});
-  return out;
-}
-}  // namespace
 
 std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOptions& o,
                                     const std::function<void()>& calibrate) {
   const bool int8 = o.variant != Variant::F32Sparse;
-  const auto hosts = hosts_of(model);
+  const auto hosts = find_layer_hosts(model);
   if (hosts.empty()) usage_error("convert() found no LayerHost in the model: its Linear layers must live in a LayerHost such as LayerStack");
 
   // Calibration: every Linear's input, through the model as it is.
@@ -144,17 +153,9 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
       const auto& out_q = s.host->feeds_next(i) ? in_q[i + 1] : std::optional<U8Quant>();
       auto layer = std::make_shared<SparseLinearLayer>(lin->weight, lin->bias, pattern, s.host->relu_after(i), in_q[i],
                                                        out_q, opt);
-      ConvertedLayer r;
-      r.name = (s.name.empty() ? "" : s.name + ".") + s.host->layer_name(i);
-      r.variant = to_string(o.variant);
-      r.pattern = pattern.str();
-      r.sparsity = layer->op().sparsity();
-      r.in_features = layer->op().in_features();
-      r.out_features = layer->op().out_features();
-      r.packed_bytes = layer->op().packed_bytes();
-      r.dense_bytes = layer->op().dense_bytes();
+      const std::string name = s.layer_path(i);
+      host_report.insert(host_report.begin(), describe_layer(name, to_string(o.variant), layer->op()));
       s.host->replace_layer(i, layer);
-      host_report.insert(host_report.begin(), r);
     }
     report.insert(report.end(), host_report.begin(), host_report.end());
   }

@@ -33,6 +33,14 @@ void LayerHost::replace_layer(size_t i, std::shared_ptr<FusedLayer> layer) {
   layers_[i] = std::move(layer);
 }
 
+std::vector<NamedHost> find_layer_hosts(::torch::nn::Module& model) {
+  std::vector<NamedHost> out;
+  if (auto* self = dynamic_cast<LayerHost*>(&model)) out.push_back({"", self});
+  for (const auto& item : model.named_modules("", /*include_self=*/false))
+    if (auto* h = dynamic_cast<LayerHost*>(item.value().get())) out.push_back({item.key(), h});
+  return out;
+}
+
 LayerStackImpl::LayerStackImpl(const std::vector<int64_t>& widths, bool relu_after_last) {
   if (widths.size() < 2) usage_error("a layer stack needs at least two widths (input and output)");
   for (size_t i = 0; i + 1 < widths.size(); ++i) {

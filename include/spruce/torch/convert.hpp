@@ -55,6 +55,9 @@ class SparseLinearLayer : public FusedLayer {
   SparseLinearLayer(const ::torch::Tensor& w, const ::torch::Tensor& b, const Pattern& pattern, bool relu,
                     const std::optional<U8Quant>& in_quant, const std::optional<U8Quant>& out_quant,
                     SparseLinearOptions options);
+  // Around an operator made elsewhere (a loaded model): INT8 operators take u8 input quantized
+  // with their x_scale and zero point, and return u8 when they requantize.
+  explicit SparseLinearLayer(std::shared_ptr<SparseLinear> op);
   ::torch::Tensor forward(const ::torch::Tensor& x) override;
   bool fuses_relu() const override { return true; }
 
@@ -66,6 +69,9 @@ class SparseLinearLayer : public FusedLayer {
   std::optional<U8Quant> in_quant_, out_quant_;
   std::vector<uint8_t> xq_;  // quantized input, reused
 };
+
+// The report line for a converted layer.
+ConvertedLayer describe_layer(const std::string& name, const std::string& variant, const SparseLinear& op);
 
 // The coarsest of spruce's kernel patterns that the weight's zeros follow (1x1 if none).
 Pattern detect_pattern(const ::torch::Tensor& weight);

@@ -53,6 +53,15 @@ class LayerHost : public ::torch::nn::Module {
   Observer observer_;
 };
 
+// Every LayerHost in `model` (itself included), with its qualified name ("" for the model itself).
+struct NamedHost {
+  std::string name;
+  LayerHost* host;
+  // "top.0" for layer i of host "top"; "fc1" for a layer of the model itself.
+  std::string layer_path(size_t i) const { return (name.empty() ? "" : name + ".") + host->layer_name(i); }
+};
+std::vector<NamedHost> find_layer_hosts(::torch::nn::Module& model);
+
 // Linear layers "0", "1", ... in a chain, each followed by ReLU (the last one optionally not).
 class LayerStackImpl : public LayerHost {
  public:

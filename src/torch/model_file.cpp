@@ -1,0 +1,266 @@
+#include "spruce/torch/model_file.hpp"
+
+#include <torch/torch.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "spruce/error.hpp"
+
+namespace spruce::torch {
+namespace {
+
+using Json = nlohmann::ordered_json;
+constexpr const char* kFormatKey = "spruce.format";
+constexpr const char* kLayersKey = "spruce.layers";
+
+[[noreturn]] void bad_file(const std::string& source, const std::string& what) { data_error(source + ": " + what); }
+
+const std::pair<::torch::ScalarType, DType> kDTypes[] = {
+    {::torch::kFloat, DType::F32}, {::torch::kDouble, DType::F64}, {::torch::kHalf, DType::F16},
+    {::torch::kBFloat16, DType::BF16}, {::torch::kLong, DType::I64}, {::torch::kInt, DType::I32},
+    {::torch::kShort, DType::I16}, {::torch::kChar, DType::I8}, {::torch::kByte, DType::U8}, {::torch::kBool, DType::BOOL}};
+
+DType file_dtype(::torch::ScalarType t, const std::string& name) {
+  for (const auto& [s, d] : kDTypes)
+    if (s == t) return d;
+  usage_error("cannot save tensor '" + name + "' of type " + std::string(c10::toString(t)));
+}
+
+::torch::ScalarType torch_dtype(DType d) {
+  for (const auto& [s, f] : kDTypes)
+    if (f == d) return s;
+  return ::torch::kFloat;  // unreachable for tensors that matched a model tensor's dtype
+}
+
+Tensor from_torch(const std::string& name, const ::torch::Tensor& x) {
+  const auto c = x.detach().cpu().contiguous();
+  Tensor t;
+  t.name = name;
+  t.dtype = file_dtype(c.scalar_type(), name);
+  t.shape = c.sizes().vec();
+  t.bytes.resize(size_t(c.numel()) * c.element_size());
+  if (!t.bytes.empty()) std::memcpy(t.bytes.data(), c.data_ptr(), t.bytes.size());
+  return t;
+}
+
+template <typename T>
+Tensor from_array(const std::string& name, DType d, const std::vector<T>& v) {
+  Tensor t;
+  t.name = name;
+  t.dtype = d;
+  t.shape = {int64_t(v.size() * sizeof(T) / dtype_size(d))};
+  t.bytes.resize(v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(t.bytes.data(), v.data(), t.bytes.size());
+  return t;
+}
+
+// A 1-D array of the packed weights; `required` false: absent means empty.
+template <typename T>
+std::vector<T> to_array(const SafetensorsFile& f, const std::string& source, const std::string& name, DType d,
+                        bool required, std::set<std::string>& used) {
+  const Tensor* t = f.find(name);
+  if (!t) {
+    if (required) bad_file(source, "tensor '" + name + "' is missing");
+    return {};
+  }
+  used.insert(name);
+  if (t->dtype != d) bad_file(source, "tensor '" + name + "' is " + to_string(t->dtype) + ", expected " + to_string(d));
+  if (t->shape.size() != 1) bad_file(source, "tensor '" + name + "' must be one-dimensional");
+  if (t->bytes.size() % sizeof(T)) bad_file(source, "tensor '" + name + "' has a partial element");
+  std::vector<T> v(t->bytes.size() / sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), t->bytes.data(), t->bytes.size());
+  return v;
+}
+
+std::string variant_of(const SparseLinear& op) {
+  if (!op.is_int8()) return to_string(Variant::F32Sparse);
+  return to_string(op.options().fallback == Fallback::Always ? Variant::Int8Dense : Variant::Int8Sparse);
+}
+
+Json record_of(const std::string& name, const SparseLinear& op, const PackedLinear& p) {
+  const QuantParams& q = op.quant();
+  Json r = {{"name", name},
+            {"variant", variant_of(op)},
+            {"out_features", p.out_features},
+            {"in_features", p.in_features},
+            {"pattern", p.pattern.str()},
+            {"activation", activation_name(op.options().activation)},
+            {"fallback", fallback_name(op.options().fallback)},
+            {"kernel", p.kernel},
+            {"strip_h", p.strip_h},
+            {"strip_kg", p.strip_kg},
+            {"packed_bytes", p.packed_bytes}};
+  if (p.int8)
+    r.update({{"x_scale", q.x_scale},
+              {"x_zero_point", q.x_zero_point},
+              {"output", q.out == OutType::U8 ? "u8" : "f32"},
+              {"y_scale", q.y_scale},
+              {"y_zero_point", q.y_zero_point}});
+  return r;
+}
+
+// A field of a layer record, of the JSON type T needs.
+template <typename T>
+T field(const Json& r, const char* key, const std::string& source, const std::string& layer) {
+  const auto it = r.find(key);
+  if (it == r.end()) bad_file(source, "layer '" + layer + "' has no '" + key + "'");
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    bad_file(source, "layer '" + layer + "': '" + key + "' has the wrong type");
+  }
+}
+
+struct Slot {
+  LayerHost* host;
+  size_t index;
+};
+
+std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::string& source, const Json& r,
+                                         const std::string& name, const ::torch::nn::LinearImpl& linear, int threads,
+                                         std::set<std::string>& used) {
+  PackedLinear p;
+  const std::string variant = field<std::string>(r, "variant", source, name);
+  p.int8 = variant != to_string(Variant::F32Sparse);
+  parse_variant(variant);
+  p.out_features = field<int64_t>(r, "out_features", source, name);
+  p.in_features = field<int64_t>(r, "in_features", source, name);
+  if (p.out_features != linear.weight.size(0) || p.in_features != linear.weight.size(1))
+    bad_file(source, "layer '" + name + "' is " + std::to_string(p.in_features) + "->" + std::to_string(p.out_features) +
+                         " in the file but " + std::to_string(linear.weight.size(1)) + "->" +
+                         std::to_string(linear.weight.size(0)) + " in the model: build the model it was converted from");
+  p.pattern = Pattern::parse(field<std::string>(r, "pattern", source, name));
+  p.kernel = field<std::string>(r, "kernel", source, name);
+  p.strip_h = field<int>(r, "strip_h", source, name);
+  p.strip_kg = field<int>(r, "strip_kg", source, name);
+  p.packed_bytes = field<size_t>(r, "packed_bytes", source, name);
+  const std::string t = name + ".packed.";
+  p.strip_ptr = to_array<int64_t>(f, source, t + "strip_ptr", DType::I64, true, used);
+  p.strip_k = to_array<int32_t>(f, source, t + "strip_k", DType::I32, true, used);
+  p.strip_w = to_array<uint8_t>(f, source, t + "strip_w", p.int8 ? DType::I8 : DType::F32, true, used);
+  p.strip_sel = to_array<uint8_t>(f, source, t + "strip_sel", DType::U8, false, used);
+  p.bias = to_array<float>(f, source, t + "bias", DType::F32, false, used);
+  if (p.int8) {
+    p.quant.w_scales = to_array<float>(f, source, t + "w_scales", DType::F32, true, used);
+    p.quant.x_scale = field<float>(r, "x_scale", source, name);
+    p.quant.x_zero_point = field<int32_t>(r, "x_zero_point", source, name);
+    const std::string out = field<std::string>(r, "output", source, name);
+    if (out != "u8" && out != "f32") bad_file(source, "layer '" + name + "': output must be u8 or f32, not '" + out + "'");
+    if (out == "u8") {
+      p.quant.out = OutType::U8;
+      p.quant.y_scale = field<float>(r, "y_scale", source, name);
+      p.quant.y_zero_point = field<int32_t>(r, "y_zero_point", source, name);
+    }
+  }
+  SparseLinearOptions o;
+  o.threads = threads;
+  o.activation = parse_activation(field<std::string>(r, "activation", source, name).c_str());
+  o.fallback = parse_fallback(field<std::string>(r, "fallback", source, name));
+  return std::make_shared<SparseLinear>(p, o);
+}
+
+}  // namespace
+
+void save_converted_model(const std::string& path, ::torch::nn::Module& model,
+                          const std::map<std::string, std::string>& metadata) {
+  SafetensorsFile f;
+  for (const auto& [key, value] : metadata) {
+    if (key.starts_with("spruce.")) usage_error("metadata key '" + key + "' is reserved for spruce");
+    f.metadata[key] = value;
+  }
+  Json layers = Json::array();
+  for (const auto& h : find_layer_hosts(model))
+    for (size_t i = 0; i < h.host->size(); ++i) {
+      const auto* layer = dynamic_cast<const SparseLinearLayer*>(h.host->layer(i).get());
+      if (!layer) continue;
+      const std::string name = h.layer_path(i), t = name + ".packed.";
+      const PackedLinear p = layer->op().packed();
+      layers.push_back(record_of(name, layer->op(), p));
+      f.tensors.push_back(from_array(t + "strip_ptr", DType::I64, p.strip_ptr));
+      f.tensors.push_back(from_array(t + "strip_k", DType::I32, p.strip_k));
+      f.tensors.push_back(from_array(t + "strip_w", p.int8 ? DType::I8 : DType::F32, p.strip_w));
+      if (!p.strip_sel.empty()) f.tensors.push_back(from_array(t + "strip_sel", DType::U8, p.strip_sel));
+      if (!p.bias.empty()) f.tensors.push_back(from_array(t + "bias", DType::F32, p.bias));
+      if (p.int8) f.tensors.push_back(from_array(t + "w_scales", DType::F32, p.quant.w_scales));
+    }
+  if (layers.empty()) usage_error("the model has no converted layers: convert() it first, or save a checkpoint instead");
+  for (const auto& item : model.named_parameters(true)) f.tensors.push_back(from_torch(item.key(), item.value()));
+  for (const auto& item : model.named_buffers(true)) f.tensors.push_back(from_torch(item.key(), item.value()));
+  f.metadata[kFormatKey] = kModelFileFormat;
+  f.metadata[kLayersKey] = layers.dump();
+  write_safetensors(path, f);
+}
+
+std::map<std::string, std::string> converted_model_metadata(const SafetensorsFile& f, const std::string& source) {
+  const auto it = f.metadata.find(kFormatKey);
+  if (it == f.metadata.end())
+    bad_file(source, "not a spruce converted-model file (no '" + std::string(kFormatKey) +
+                         "' metadata): make one with `spruce convert`");
+  if (it->second != kModelFileFormat)
+    bad_file(source, "model file format '" + it->second + "' is not " + kModelFileFormat + ": convert the model again");
+  std::map<std::string, std::string> out;
+  for (const auto& [key, value] : f.metadata)
+    if (!key.starts_with("spruce.")) out[key] = value;
+  return out;
+}
+
+LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& source, ::torch::nn::Module& model,
+                                 int threads) {
+  LoadedModel out;
+  out.metadata = converted_model_metadata(f, source);
+  const auto text = f.metadata.find(kLayersKey);
+  if (text == f.metadata.end()) bad_file(source, "no '" + std::string(kLayersKey) + "' metadata");
+  const Json layers = Json::parse(text->second, nullptr, /*allow_exceptions=*/false);
+  if (!layers.is_array() || layers.empty()) bad_file(source, "'" + std::string(kLayersKey) + "' is not a list of layers");
+
+  std::map<std::string, Slot> slots;
+  for (const auto& h : find_layer_hosts(model))
+    for (size_t i = 0; i < h.host->size(); ++i) slots[h.layer_path(i)] = {h.host, i};
+  std::set<std::string> used;
+  ::torch::NoGradGuard no_grad;
+  for (const Json& r : layers) {
+    if (!r.is_object()) bad_file(source, "a layer record is not an object");
+    const std::string name = field<std::string>(r, "name", source, "?");
+    const auto slot = slots.find(name);
+    if (slot == slots.end())
+      bad_file(source, "layer '" + name + "' is not a layer of this model: build the model it was converted from");
+    const auto* linear = slot->second.host->linear(slot->second.index);
+    if (!linear) bad_file(source, "layer '" + name + "' is listed twice, or the model was converted already");
+    std::shared_ptr<SparseLinear> op;
+    try {
+      op = load_layer(f, source, r, name, *linear, threads, used);
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      if (what.starts_with(source)) throw;
+      bad_file(source, "layer '" + name + "': " + what);
+    }
+    out.repacked += op->repacked() ? 1 : 0;
+    out.layers.push_back(describe_layer(name, field<std::string>(r, "variant", source, name), *op));
+    slot->second.host->replace_layer(slot->second.index, std::make_shared<SparseLinearLayer>(op));
+  }
+
+  auto copy_in = [&](const std::string& name, ::torch::Tensor& x) {
+    const Tensor* t = f.find(name);
+    if (!t) bad_file(source, "tensor '" + name + "' of the model is missing: build the model it was converted from");
+    used.insert(name);
+    if (t->dtype != file_dtype(x.scalar_type(), name) || t->shape != x.sizes().vec())
+      bad_file(source, "tensor '" + name + "' does not match the model's in type or shape");
+    auto from = ::torch::from_blob(const_cast<uint8_t*>(t->bytes.data()), t->shape,
+                                   ::torch::TensorOptions().dtype(torch_dtype(t->dtype)));
+    x.copy_(from);
+  };
+  for (auto& item : model.named_parameters(true)) copy_in(item.key(), item.value());
+  for (auto& item : model.named_buffers(true)) copy_in(item.key(), item.value());
+  for (const auto& t : f.tensors)
+    if (!used.count(t.name))
+      bad_file(source, "tensor '" + t.name + "' is not part of this model: build the model it was converted from");
+  return out;
+}
+
+LoadedModel load_converted_model(const std::string& path, ::torch::nn::Module& model, int threads) {
+  return load_converted_model(read_safetensors(path), path, model, threads);
+}
+
+}  // namespace spruce::torch

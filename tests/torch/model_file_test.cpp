@@ -1,0 +1,205 @@
+// Converted models saved to one file and loaded back: bit-exact outputs, packed weights adopted
+// without repacking, and every kind of bad file rejected with a message that names it.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "spruce/error.hpp"
+#include "spruce/torch/convert.hpp"
+#include "spruce/torch/dlrm.hpp"
+#include "spruce/torch/model_file.hpp"
+
+using namespace spruce;
+using namespace spruce::torch;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A LayerStack plus a tensor outside it, so both kinds of state travel through the file.
+struct Net : ::torch::nn::Module {
+  LayerStack stack{nullptr};
+  ::torch::Tensor shift;
+  explicit Net(std::vector<int64_t> widths) {
+    stack = register_module("mlp", LayerStack(widths, false));
+    shift = register_parameter("shift", ::torch::randn({widths.front()}));
+  }
+  ::torch::Tensor forward(const ::torch::Tensor& x) { return stack->forward(x + shift); }
+};
+
+// Zeroes 4x1 blocks (4 output channels x 1 input channel) below the magnitude quantile.
+void prune_4x1(const ::torch::Tensor& w, double sparsity) {
+  ::torch::NoGradGuard g;
+  const auto blocks = w.abs().view({w.size(0) / 4, 4, w.size(1)}).sum(1);
+  const auto threshold = std::get<0>(blocks.flatten().kthvalue(int64_t(double(blocks.numel()) * sparsity)));
+  w.mul_((blocks > threshold).to(::torch::kFloat).repeat_interleave(4, 0));
+}
+
+const std::vector<int64_t> kWidths{40, 64, 32, 8};
+
+Net converted_net(Variant v, const ::torch::Tensor& calibration) {
+  ::torch::manual_seed(11);
+  Net net(kWidths);
+  for (size_t i = 0; i + 1 < net.stack->size(); ++i) prune_4x1(net.stack->linear(i)->weight, 0.8);
+  ConvertOptions o;
+  o.variant = v;
+  convert(net, o, [&] { net.forward(calibration); });
+  return net;
+}
+
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("spruce_model_file_" + std::to_string(::getpid()));
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() { fs::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+void expect_error(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one containing '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what();
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << "not one line: " << e.what();
+  }
+}
+
+TEST(ModelFile, RoundTripIsBitExactForEveryVariant) {
+  TempDir dir;
+  const auto calibration = ::torch::randn({64, 40});
+  const auto x = ::torch::randn({37, 40});
+  for (Variant v : {Variant::F32Sparse, Variant::Int8Sparse, Variant::Int8Dense}) {
+    SCOPED_TRACE(to_string(v));
+    ::torch::NoGradGuard g;
+    Net net = converted_net(v, calibration);
+    const auto want = net.forward(x);
+    const std::string path = dir.file(to_string(v) + ".safetensors");
+    save_converted_model(path, net, {{"model", "net"}, {"variant", to_string(v)}});
+    EXPECT_EQ(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()), 1 + int(v))
+        << "a temporary file was left behind";
+
+    ::torch::manual_seed(99);  // different initial weights: everything must come from the file
+    Net loaded(kWidths);
+    const LoadedModel info = load_converted_model(path, loaded, 2);
+    EXPECT_EQ(info.metadata.at("model"), "net");
+    EXPECT_EQ(info.metadata.at("variant"), to_string(v));
+    ASSERT_EQ(info.layers.size(), 3u);
+    EXPECT_EQ(info.layers[0].name, "mlp.0");
+    EXPECT_EQ(info.layers[0].variant, to_string(v));
+    EXPECT_EQ(info.repacked, 0) << "the packed strips were not adopted";
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(loaded.stack->linear(i), nullptr);
+    const auto got = loaded.forward(x);
+    EXPECT_TRUE(::torch::equal(got, want)) << (got - want).abs().max();
+  }
+}
+
+TEST(ModelFile, DlrmTablesAndBothStacksRoundTrip) {
+  TempDir dir;
+  ::torch::manual_seed(5);
+  const ClickData clicks = make_synthetic_clicks(96, 3, 2026, 50);
+  Dlrm model(50);
+  model->eval();
+  ConvertOptions o;
+  convert(*model, o, [&] { model->forward(clicks.dense, clicks.sparse); });
+  ::torch::NoGradGuard g;
+  const auto want = model->forward(clicks.dense, clicks.sparse);
+  const std::string path = dir.file("dlrm.safetensors");
+  save_converted_model(path, *model, {{"model", "dlrm"}});
+  ::torch::manual_seed(6);
+  Dlrm loaded(50);
+  loaded->eval();
+  EXPECT_EQ(load_converted_model(path, *loaded).layers.size(), 8u);
+  EXPECT_TRUE(::torch::equal(loaded->forward(clicks.dense, clicks.sparse), want));
+}
+
+class BadFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ::torch::NoGradGuard g;
+    Net net = converted_net(Variant::Int8Sparse, ::torch::randn({64, 40}));
+    save_converted_model(good, net, {{"model", "net"}});
+  }
+  // Loads `path` into a fresh model of `widths`.
+  static void load(const std::string& path, std::vector<int64_t> widths = kWidths) {
+    Net net(std::move(widths));
+    load_converted_model(path, net);
+  }
+  // Rewrites the good file with one change.
+  std::string edited(const std::string& name, const std::function<void(SafetensorsFile&)>& edit) {
+    SafetensorsFile f = read_safetensors(good);
+    edit(f);
+    const std::string path = dir.file(name);
+    write_safetensors(path, f);
+    return path;
+  }
+  TempDir dir;
+  std::string good = dir.file("good.safetensors");
+};
+
+TEST_F(BadFiles, TruncatedFile) {
+  const std::string path = dir.file("truncated.safetensors");
+  fs::copy_file(good, path);
+  fs::resize_file(path, fs::file_size(path) / 2);
+  expect_error([&] { load(path); }, path);
+}
+
+TEST_F(BadFiles, NotAModelFile) {
+  const auto path = edited("plain.safetensors", [](SafetensorsFile& f) { f.metadata.clear(); });
+  expect_error([&] { load(path); }, "not a spruce converted-model file");
+  const auto future = edited("future.safetensors", [](SafetensorsFile& f) { f.metadata["spruce.format"] = "spruce-converted-model/9"; });
+  expect_error([&] { load(future); }, "convert the model again");
+}
+
+TEST_F(BadFiles, ModelOfAnotherShape) {
+  expect_error([&] { load(good, {40, 64, 16, 8}); }, "build the model it was converted from");
+  expect_error([&] { load(good, {40, 64, 32, 8, 4}); }, "is missing");  // mlp.3 stays a Linear
+}
+
+TEST_F(BadFiles, CorruptPackedWeights) {
+  const auto path = edited("corrupt.safetensors", [](SafetensorsFile& f) {
+    Tensor* k = f.find("mlp.1.packed.strip_k");
+    ASSERT_NE(k, nullptr);
+    const int32_t far = 1 << 20;
+    std::memcpy(k->bytes.data(), &far, sizeof far);
+  });
+  expect_error([&] { load(path); }, "layer 'mlp.1': packed weights are corrupt");
+}
+
+TEST_F(BadFiles, MissingAndExtraTensors) {
+  const auto missing = edited("missing.safetensors", [](SafetensorsFile& f) {
+    std::erase_if(f.tensors, [](const Tensor& t) { return t.name == "mlp.2.packed.w_scales"; });
+  });
+  expect_error([&] { load(missing); }, "tensor 'mlp.2.packed.w_scales' is missing");
+  const auto extra = edited("extra.safetensors", [](SafetensorsFile& f) {
+    f.tensors.push_back(Tensor::from_f32("stray", {1}, std::vector<float>{1.0f}.data()));
+  });
+  expect_error([&] { load(extra); }, "tensor 'stray' is not part of this model");
+}
+
+TEST_F(BadFiles, BrokenLayerRecords) {
+  const auto json = edited("json.safetensors", [](SafetensorsFile& f) { f.metadata["spruce.layers"] = "[{\"name\": "; });
+  expect_error([&] { load(json); }, "is not a list of layers");
+  const auto kernel = edited("kernel.safetensors", [](SafetensorsFile& f) {
+    auto& text = f.metadata["spruce.layers"];
+    const auto at = text.find("s8-spmm-");
+    ASSERT_NE(at, std::string::npos);
+    text.replace(at, 8, "s9-spmm-");
+  });
+  expect_error([&] { load(kernel); }, "convert the model again");
+}
+
+TEST_F(BadFiles, SavingNeedsAConvertedModel) {
+  Net plain(kWidths);
+  expect_error([&] { save_converted_model(dir.file("plain.safetensors"), plain); }, "convert() it first");
+  EXPECT_FALSE(fs::exists(dir.file("plain.safetensors")));
+}
+
+TEST_F(BadFiles, LoadingTwiceIsAnError) {
+  Net net(kWidths);
+  load_converted_model(good, net);
+  expect_error([&] { load_converted_model(good, net); }, "converted already");
+}
+
+}  // namespace
