@@ -65,6 +65,7 @@ ConvertedLayer describe_layer(const std::string& name, const std::string& varian
   r.name = name;
   r.variant = variant;
   r.pattern = op.pattern().str();
+  r.kernel = op.options().fallback == Fallback::Always ? "onednn" : op.sparse_kernel();
   r.sparsity = op.sparsity();
   r.in_features = op.in_features();
   r.out_features = op.out_features();

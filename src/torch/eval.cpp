@@ -9,6 +9,7 @@
 #include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/convert.hpp"
 #include "spruce/torch/data.hpp"
+#include "spruce/torch/model_file.hpp"
 #include "spruce/torch/models.hpp"
 #include "spruce/torch/threads.hpp"
 #include "spruce/torch/trainer.hpp"
@@ -22,14 +23,40 @@ double images_per_second(Classifier& model, const ImageTensors& set, const EvalO
   return run_offline(run, {batch.size(0)}, o.seconds).qps;
 }
 
+double sparsity_of(const std::vector<ConvertedLayer>& layers) {
+  int64_t zeros = 0, total = 0;
+  for (const auto& l : layers) {
+    const int64_t n = l.in_features * l.out_features;
+    zeros += int64_t(l.sparsity * double(n) + 0.5);
+    total += n;
+  }
+  return total ? double(zeros) / double(total) : 0.0;
+}
+
 }  // namespace
+
+ConvertedClassifier convert_checkpoint(const EvalOptions& o, const std::string& checkpoint, Variant variant) {
+  ConvertedClassifier c{make_model(o.model), {}};
+  load_checkpoint(checkpoint, *c.model, nullptr, nullptr);
+  c.model->eval();
+  ::torch::NoGradGuard no_grad;
+  ImageTensors calibration;
+  if (variant != Variant::F32Sparse)
+    calibration = load_fashion_mnist_tensors(o.data_dir, Split::Train, o.calibration_samples);
+  ConvertOptions opt;
+  opt.variant = variant;
+  opt.threads = o.threads;
+  opt.calibration = o.calibration;
+  opt.percentile = o.percentile;
+  c.layers = convert(*c.model, opt, [&] { c.model->forward(calibration.images); });
+  return c;
+}
 
 std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) {
   if (o.threads < 1 || o.batch < 1) usage_error("--threads and --batch must be at least 1");
   set_threads(o.threads);
   ::torch::NoGradGuard no_grad;
   const ImageTensors test = load_fashion_mnist_tensors(o.data_dir, Split::Test);
-  const ImageTensors calibration = load_fashion_mnist_tensors(o.data_dir, Split::Train, o.calibration_samples);
 
   struct Plan {
     const char* name;
@@ -44,31 +71,41 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
   std::vector<EvalRow> rows;
   for (const Plan& p : plans) {
     if (p.checkpoint->empty()) continue;
-    auto model = make_model(o.model);
-    load_checkpoint(*p.checkpoint, *model, nullptr, nullptr);
-    model->eval();
-    EvalRow row{p.name};
+    EvalRow row;
+    row.variant = p.name;
+    std::shared_ptr<Classifier> model;
     if (p.convert) {
-      ConvertOptions c;
-      c.variant = p.variant;
-      c.threads = o.threads;
-      c.calibration = o.calibration;
-      c.percentile = o.percentile;
-      const auto layers = convert(*model, c, [&] { model->forward(calibration.images); });
-      int64_t zeros = 0, total = 0;
-      for (const auto& l : layers) {
-        const int64_t n = l.in_features * l.out_features;
-        zeros += int64_t(l.sparsity * double(n) + 0.5);
-        total += n;
-      }
-      row.sparsity = total ? double(zeros) / double(total) : 0.0;
+      auto c = convert_checkpoint(o, *p.checkpoint, p.variant);
+      model = c.model;
+      row.sparsity = sparsity_of(c.layers);
+    } else {
+      model = make_model(o.model);
+      load_checkpoint(*p.checkpoint, *model, nullptr, nullptr);
+      model->eval();
     }
     row.accuracy = test_accuracy(*model, test);
     row.images_per_second = images_per_second(*model, test, o);
     log << p.name << ": accuracy " << row.accuracy << ", " << int64_t(row.images_per_second) << " images/s\n";
     rows.push_back(row);
   }
-  if (rows.empty()) usage_error("give --dense DIR/checkpoint.pt and/or --sparse DIR/checkpoint.pt from `spruce train --save`");
+  for (const auto& path : o.converted_files) {
+    const SafetensorsFile file = read_safetensors(path);
+    const auto meta = converted_model_metadata(file, path);
+    const auto kind = meta.find("model");
+    if (kind == meta.end() || kind->second != o.model)
+      usage_error(path + " holds a '" + (kind == meta.end() ? std::string("?") : kind->second) + "' model, not --model " + o.model);
+    auto model = make_model(o.model);
+    const LoadedModel info = load_converted_model(file, path, *model, o.threads);
+    model->eval();
+    EvalRow row{meta.count("variant") ? meta.at("variant") : "converted", path};
+    row.sparsity = sparsity_of(info.layers);
+    row.accuracy = test_accuracy(*model, test);
+    row.images_per_second = images_per_second(*model, test, o);
+    log << path << " (" << row.variant << ", loaded" << (info.repacked ? ", repacked for this CPU" : "")
+        << "): accuracy " << row.accuracy << ", " << int64_t(row.images_per_second) << " images/s\n";
+    rows.push_back(row);
+  }
+  if (rows.empty()) usage_error("give --dense and/or --sparse (folders from `spruce train --save`), or --converted FILE from `spruce convert`");
   return rows;
 }
 

@@ -1,5 +1,7 @@
-# Trains a tiny dense and a tiny pruned CNN, then `spruce eval` converts both and reports every
-# variant: cmake -DSPRUCE=... -DOUT=... -P eval_json.cmake
+# Trains a tiny dense and a tiny pruned CNN, saves the pruned one converted to INT8 with
+# `spruce convert`, then `spruce eval` converts both in process, loads the file, and reports every
+# variant; the loaded file must score exactly what the in-process INT8 sparse model scores. Bad
+# model files must fail with one line: cmake -DSPRUCE=... -DOUT=... -P eval_json.cmake
 foreach(run dense sparse)
   set(prune)
   if(run STREQUAL "sparse")
@@ -13,8 +15,14 @@ foreach(run dense sparse)
     message(FATAL_ERROR "spruce train (${run}) exited with ${rc}")
   endif()
 endforeach()
+execute_process(COMMAND ${SPRUCE} convert --model cnn --checkpoint ${OUT}/sparse --variant int8-sparse
+                        --out ${OUT}/sparse-int8.safetensors
+                RESULT_VARIABLE rc OUTPUT_VARIABLE layers)
+if(NOT rc EQUAL 0 OR NOT layers MATCHES "fc +\\| 1568->256 +\\| 4x1")
+  message(FATAL_ERROR "spruce convert exited with ${rc}:\n${layers}")
+endif()
 execute_process(COMMAND ${SPRUCE} eval --model cnn --dense ${OUT}/dense --sparse ${OUT}/sparse --threads 1
-                        --batch 256 --json ${OUT}/eval.json
+                        --batch 256 --converted ${OUT}/sparse-int8.safetensors --json ${OUT}/eval.json
                 RESULT_VARIABLE rc OUTPUT_VARIABLE table)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "spruce eval exited with ${rc}")
@@ -33,3 +41,29 @@ string(JSON sparsity GET "${json}" 3 sparsity)
 if(sparsity LESS 0.6)
   message(FATAL_ERROR "int8-sparse converted layers are only ${sparsity} zeros")
 endif()
+string(JSON loaded GET "${json}" 4 variant)
+string(JSON loaded_file GET "${json}" 4 file)
+string(JSON loaded_accuracy GET "${json}" 4 accuracy)
+string(JSON int8_accuracy GET "${json}" 3 accuracy)
+if(NOT loaded STREQUAL "int8-sparse" OR NOT loaded_file MATCHES "sparse-int8.safetensors$"
+   OR NOT loaded_accuracy EQUAL int8_accuracy)
+  message(FATAL_ERROR "the loaded INT8 file scored ${loaded_accuracy}, in process ${int8_accuracy}:\n${table}")
+endif()
+
+# Bad files: a training export is not a converted model, a truncated file is caught, and a
+# missing checkpoint names itself. Each exits non-zero with one line on stderr.
+file(SIZE ${OUT}/sparse-int8.safetensors full_size)
+math(EXPR cut "${full_size} / 2")
+execute_process(COMMAND head -c ${cut} ${OUT}/sparse-int8.safetensors OUTPUT_FILE ${OUT}/truncated.safetensors)
+foreach(case
+    "--converted;${OUT}/sparse/model.safetensors;not a spruce converted-model file"
+    "--converted;${OUT}/truncated.safetensors;truncated.safetensors"
+    "--sparse;${OUT}/nowhere;nowhere")
+  list(GET case 0 flag)
+  list(GET case 1 path)
+  list(GET case 2 want)
+  execute_process(COMMAND ${SPRUCE} eval --model cnn ${flag} ${path} RESULT_VARIABLE rc ERROR_VARIABLE err OUTPUT_QUIET)
+  if(rc EQUAL 0 OR NOT err MATCHES "${want}")
+    message(FATAL_ERROR "spruce eval ${flag} ${path}: exit ${rc}, stderr '${err}', expected it to name '${want}'")
+  endif()
+endforeach()

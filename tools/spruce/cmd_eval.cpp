@@ -1,4 +1,5 @@
-// spruce eval --model mlp --dense DIR --sparse DIR: accuracy and speed of the converted variants.
+// spruce eval --model mlp --dense DIR --sparse DIR [--converted FILE]: accuracy and speed of the
+// converted variants, and of converted models loaded from files.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -28,9 +29,9 @@ void run(EvalArgs& a) {
   const torch::EvalRow *f32s = nullptr, *i8s = nullptr;
   for (const auto& r : rows) {
     if (!base) base = &r;
-    if (r.variant == "fp32-sparse") f32s = &r;
-    if (r.variant == "int8-sparse") i8s = &r;
-    header.push_back(r.variant);
+    if (r.variant == "fp32-sparse" && r.file.empty()) f32s = &r;
+    if (r.variant == "int8-sparse" && r.file.empty()) i8s = &r;
+    header.push_back(r.file.empty() ? r.variant : r.variant + " (loaded)");
     acc.push_back(percent(r.accuracy, 2) + " (" + percent(r.accuracy / base->accuracy, 2) + ")");
     speed.push_back(fixed(r.images_per_second, 0) + " (" + fixed(r.images_per_second / base->images_per_second, 2) + "x)");
     sparsity.push_back(r.variant.ends_with("dense") && r.sparsity == 0 ? "-" : percent(r.sparsity, 1));
@@ -50,6 +51,8 @@ void run(EvalArgs& a) {
   for (const auto& r : rows)
     out.push_back({{"variant", r.variant}, {"accuracy", r.accuracy}, {"images_per_second", r.images_per_second},
                    {"sparsity", r.sparsity}, {"threads", a.o.threads}, {"batch", a.o.batch}});
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (!rows[i].file.empty()) out[i]["file"] = rows[i].file;
   write_file_atomic(a.json, out.dump(2) + "\n");
 }
 
@@ -59,6 +62,8 @@ void add(CLI::App& app) {
   cmd->add_option("--model", a->o.model, "mlp or cnn (as trained)")->capture_default_str();
   cmd->add_option("--dense", a->dense_dir, "The --save folder of a dense `spruce train`");
   cmd->add_option("--sparse", a->sparse_dir, "The --save folder of a pruned `spruce train`");
+  cmd->add_option("--converted", a->o.converted_files, "Also evaluate models saved by `spruce convert`, as loaded")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder")->capture_default_str();
   cmd->add_option("--threads", a->o.threads, "Threads for every variant")->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Batch size for the throughput")->capture_default_str();

@@ -3,11 +3,14 @@
 #pragma once
 #include <cstdint>
 #include <iosfwd>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "spruce/calibration.hpp"
 #include "spruce/idx.hpp"
+#include "spruce/torch/convert.hpp"
+#include "spruce/torch/models.hpp"
 
 namespace spruce::torch {
 
@@ -22,16 +25,26 @@ struct EvalOptions {
   CalibrationMethod calibration = CalibrationMethod::MinMax;
   double percentile = 99.99;
   double seconds = 1.0;           // timing per variant
+  std::vector<std::string> converted_files;  // models saved by `spruce convert`, loaded as they are
 };
 
 struct EvalRow {
   std::string variant;  // fp32-dense | int8-dense | fp32-sparse | int8-sparse
+  std::string file;     // for a loaded converted-model file: its path (variant is the file's)
   double accuracy = 0;  // fraction of the test set
   double images_per_second = 0;
   double sparsity = 0;  // of the converted layers' weights (0 for LibTorch eager)
 };
 
-// Variants whose checkpoint is not given are skipped.
+// A `spruce train` checkpoint of options.model, converted to `variant` (INT8: calibrated on
+// options.calibration_samples training images).
+struct ConvertedClassifier {
+  std::shared_ptr<Classifier> model;
+  std::vector<ConvertedLayer> layers;
+};
+ConvertedClassifier convert_checkpoint(const EvalOptions& options, const std::string& checkpoint, Variant variant);
+
+// Variants whose checkpoint is not given are skipped; each converted file adds a row.
 std::vector<EvalRow> evaluate_variants(const EvalOptions& options, std::ostream& log);
 
 }  // namespace spruce::torch

@@ -1,0 +1,57 @@
+// spruce convert --model mlp --checkpoint DIR --variant int8-sparse --out FILE: a trained
+// classifier converted for inference and saved as one file that `spruce eval --converted` loads.
+#include <iostream>
+
+#include "command.hpp"
+#include "spruce/safetensors.hpp"
+#include "spruce/torch/eval.hpp"
+#include "spruce/torch/model_file.hpp"
+#include "table.hpp"
+
+namespace spruce::cli {
+namespace {
+
+struct ConvertArgs {
+  torch::EvalOptions o;
+  std::string checkpoint_dir, variant = "int8-sparse", calibration = "minmax", out;
+};
+
+void run(ConvertArgs& a) {
+  const torch::Variant variant = torch::parse_variant(a.variant);
+  a.o.calibration = parse_calibration(a.calibration);
+  const auto c = torch::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
+
+  Table t({"layer", "shape (in->out)", "pattern", "sparsity", "kernel", "packed KiB", "dense KiB"});
+  for (const auto& l : c.layers) {
+    t.add_row({l.name, std::to_string(l.in_features) + "->" + std::to_string(l.out_features), l.pattern,
+               percent(l.sparsity, 1), l.kernel, fixed(double(l.packed_bytes) / 1024, 1), fixed(double(l.dense_bytes) / 1024, 1)});
+  }
+  torch::save_converted_model(a.out, *c.model,
+                              {{"model", a.o.model},
+                               {"variant", a.variant},
+                               {"checkpoint", a.checkpoint_dir + "/checkpoint.pt"},
+                               {"calibration", a.variant == "fp32-sparse" ? "none" : a.calibration}});
+  t.print(std::cout);
+  std::cout << "\nwrote " << a.out << " (" << a.variant << "); evaluate it with: spruce eval --model " << a.o.model
+            << " --converted " << a.out << "\n";
+}
+
+void add(CLI::App& app) {
+  auto a = std::make_shared<ConvertArgs>();
+  auto* cmd = app.add_subcommand("convert", "Convert a trained classifier for inference and save it as one file");
+  cmd->add_option("--model", a->o.model, "mlp or cnn (as trained)")->capture_default_str();
+  cmd->add_option("--checkpoint", a->checkpoint_dir, "The --save folder of `spruce train`")->required();
+  cmd->add_option("--variant", a->variant, "fp32-sparse, int8-sparse or int8-dense")->capture_default_str();
+  cmd->add_option("--out", a->out, "The model file to write (safetensors)")->required();
+  cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder (INT8 calibration images)")->capture_default_str();
+  cmd->add_option("--calibration", a->calibration, "minmax or percentile")->capture_default_str();
+  cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")->capture_default_str();
+  cmd->add_option("--calibration-samples", a->o.calibration_samples, "Training images to calibrate on")->capture_default_str();
+  cmd->add_option("--threads", a->o.threads, "Threads for calibration")->capture_default_str();
+  cmd->callback([a] { run(*a); });
+}
+
+const Command reg{"convert", add};
+
+}  // namespace
+}  // namespace spruce::cli
