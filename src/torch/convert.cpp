@@ -102,6 +102,53 @@ ConvertedLayer describe_layer(const std::string& name, const std::string& varian
   return y.view(shape);
 }
 
+ConvGeometry ConvGeometry::of(const ::torch::nn::Conv2dImpl& conv) {
+  const auto& o = conv.options;
+  const auto* pad = c10::get_if<::torch::ExpandingArray<2>>(&o.padding());
+  if (!pad || o.groups() != 1 || (*o.dilation())[0] != 1 || (*o.dilation())[1] != 1)
+    usage_error("only convs with groups 1, dilation 1 and numeric padding convert");
+  return {o.in_channels(), (*o.kernel_size())[0], (*o.kernel_size())[1], (*o.stride())[0], (*o.stride())[1],
+          (**pad)[0], (**pad)[1]};
+}
+
+SparseConvLayer::SparseConvLayer(std::shared_ptr<SparseLinearLayer> gemm, const ConvGeometry& g)
+    : gemm_(std::move(gemm)), geometry_(g) {
+  if (gemm_->op().in_features() != g.in_channels * g.kernel_h * g.kernel_w)
+    data_error("a converted conv's GEMM takes " + std::to_string(gemm_->op().in_features()) + " inputs, not " +
+               std::to_string(g.in_channels) + "x" + std::to_string(g.kernel_h) + "x" + std::to_string(g.kernel_w));
+}
+
+::torch::Tensor SparseConvLayer::forward(const ::torch::Tensor& input) {
+  const ConvGeometry& g = geometry_;
+  if (input.dim() != 4 || input.size(1) != g.in_channels)
+    data_error("converted conv takes [N][" + std::to_string(g.in_channels) + "][H][W] inputs");
+  auto x = input.permute({0, 2, 3, 1}).to(::torch::kFloat).contiguous();  // NHWC
+  double pad_value = 0;
+  if (const auto& q = gemm_->input_quant()) {  // quantize once, before the 9x larger unfold
+    auto xq = ::torch::empty(x.sizes(), ::torch::kByte);
+    quantize_u8(x.data_ptr<float>(), x.numel(), *q, xq.data_ptr<uint8_t>());
+    x = xq;
+    pad_value = q->zero_point;  // the u8 code of 0.0
+  }
+  x = ::torch::constant_pad_nd(x, {0, 0, g.pad_w, g.pad_w, g.pad_h, g.pad_h}, pad_value);
+  const int64_t n = x.size(0), oh = (x.size(1) - g.kernel_h) / g.stride_h + 1, ow = (x.size(2) - g.kernel_w) / g.stride_w + 1;
+  if (oh < 1 || ow < 1) data_error("converted conv: the input is smaller than the kernel");
+  std::vector<::torch::Tensor> taps;  // (kh, kw) outer, channels inner: the channels-last order
+  using ::torch::indexing::Slice;
+  for (int64_t kh = 0; kh < g.kernel_h; ++kh)
+    for (int64_t kw = 0; kw < g.kernel_w; ++kw)
+      taps.push_back(x.index({Slice(), Slice(kh, kh + g.stride_h * (oh - 1) + 1, g.stride_h),
+                              Slice(kw, kw + g.stride_w * (ow - 1) + 1, g.stride_w), Slice()}));
+  const auto rows = ::torch::cat(taps, 3).view({n * oh * ow, -1});
+  return gemm_->forward(rows).view({n, oh, ow, -1}).permute({0, 3, 1, 2}).contiguous();
+}
+
+const SparseLinearLayer* converted_gemm(const ::torch::nn::Module& layer) {
+  if (const auto* l = dynamic_cast<const SparseLinearLayer*>(&layer)) return l;
+  if (const auto* c = dynamic_cast<const SparseConvLayer*>(&layer)) return &c->gemm();
+  return nullptr;
+}
+
 Pattern detect_pattern(const ::torch::Tensor& weight) {
   const auto w = weight.detach().to(::torch::kFloat).contiguous();
   const MatrixView<const float> v(w.data_ptr<float>(), w.size(0), w.size(1));
@@ -139,24 +186,25 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
 
   SparseLinearOptions opt;
   opt.threads = o.threads;
-  opt.fallback = o.variant == Variant::Int8Dense ? Fallback::Always : Fallback::Auto;
+  opt.fallback = o.fallback.value_or(o.variant == Variant::Int8Dense ? Fallback::Always : Fallback::Auto);
   std::vector<ConvertedLayer> report;
   for (const auto& s : hosts) {
     const size_t n = s.host->size();
     std::vector<std::optional<U8Quant>> in_q(n + 1);
     for (size_t i = 0; i < n && int8; ++i)
-      if (s.host->linear(i)) in_q[i] = seen[s.host][i].choose(o.calibration, o.percentile);
+      if (s.host->gemm_weight(i).defined()) in_q[i] = seen[s.host][i].choose(o.calibration, o.percentile);
     std::vector<ConvertedLayer> host_report;
     for (size_t i = n; i-- > 0;) {  // back to front: each layer requantizes for the one after it
-      auto* lin = s.host->linear(i);
-      if (!lin) continue;
-      const Pattern pattern = o.pattern.value_or(detect_pattern(lin->weight));
+      const auto weight = s.host->gemm_weight(i);
+      if (!weight.defined()) continue;
+      auto* conv = s.host->conv(i);
+      const auto bias = conv ? conv->bias : s.host->linear(i)->bias;
+      const Pattern pattern = o.pattern.value_or(detect_pattern(weight));
       const auto& out_q = s.host->feeds_next(i) ? in_q[i + 1] : std::optional<U8Quant>();
-      auto layer = std::make_shared<SparseLinearLayer>(lin->weight, lin->bias, pattern, s.host->relu_after(i), in_q[i],
-                                                       out_q, opt);
-      const std::string name = s.layer_path(i);
-      host_report.insert(host_report.begin(), describe_layer(name, to_string(o.variant), layer->op()));
-      s.host->replace_layer(i, layer);
+      auto gemm = std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->relu_after(i), in_q[i], out_q, opt);
+      host_report.insert(host_report.begin(), describe_layer(s.layer_path(i), to_string(o.variant), gemm->op()));
+      if (conv) s.host->replace_layer(i, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
+      else s.host->replace_layer(i, gemm);
     }
     report.insert(report.end(), host_report.begin(), host_report.end());
   }

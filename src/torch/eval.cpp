@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <ostream>
 
 #include "spruce/error.hpp"
@@ -84,6 +85,8 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
       model->eval();
     }
     row.accuracy = test_accuracy(*model, test);
+    row.test_images = test.size();
+    row.correct = std::llround(row.accuracy * double(test.size()));
     row.images_per_second = images_per_second(*model, test, o);
     log << p.name << ": accuracy " << row.accuracy << ", " << int64_t(row.images_per_second) << " images/s\n";
     rows.push_back(row);
@@ -100,6 +103,8 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
     EvalRow row{meta.count("variant") ? meta.at("variant") : "converted", path};
     row.sparsity = sparsity_of(info.layers);
     row.accuracy = test_accuracy(*model, test);
+    row.test_images = test.size();
+    row.correct = std::llround(row.accuracy * double(test.size()));
     row.images_per_second = images_per_second(*model, test, o);
     log << path << " (" << row.variant << ", loaded" << (info.repacked ? ", repacked for this CPU" : "")
         << "): accuracy " << row.accuracy << ", " << int64_t(row.images_per_second) << " images/s\n";

@@ -8,6 +8,28 @@ namespace spruce::torch {
   return dynamic_cast<::torch::nn::LinearImpl*>(layers_.at(i).get());
 }
 
+::torch::nn::Conv2dImpl* LayerHost::conv(size_t i) const {
+  return dynamic_cast<::torch::nn::Conv2dImpl*>(layers_.at(i).get());
+}
+
+::torch::Tensor LayerHost::gemm_weight(size_t i) const {
+  if (auto* lin = linear(i)) return lin->weight;
+  if (auto* c = conv(i)) return c->weight.permute({0, 2, 3, 1}).reshape({c->weight.size(0), -1});
+  return {};
+}
+
+size_t LayerHost::add_conv(const std::string& name, const ::torch::nn::Conv2dOptions& options, bool relu_after) {
+  if (options.groups() != 1 || options.dilation()->at(0) != 1 || options.dilation()->at(1) != 1 ||
+      !c10::holds_alternative<::torch::ExpandingArray<2>>(options.padding()) ||
+      !c10::holds_alternative<::torch::enumtype::kZeros>(options.padding_mode()))
+    usage_error("conv '" + name + "': a LayerHost conv needs groups 1, dilation 1 and numeric zero padding");
+  layers_.push_back(register_module(name, ::torch::nn::Conv2d(options)));
+  names_.push_back(name);
+  relu_after_.push_back(relu_after);
+  chained_.push_back(false);
+  return layers_.size() - 1;
+}
+
 size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, bool relu_after, bool feeds_next) {
   layers_.push_back(register_module(name, ::torch::nn::Linear(in, out)));
   names_.push_back(name);
@@ -20,6 +42,10 @@ size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, b
   if (observer_) observer_(i, x);
   if (auto* lin = linear(i)) {
     x = lin->forward(x);
+    return relu_after_[i] ? ::torch::relu(x) : x;
+  }
+  if (auto* c = conv(i)) {
+    x = c->forward(x);
     return relu_after_[i] ? ::torch::relu(x) : x;
   }
   auto* fused = static_cast<FusedLayer*>(layers_[i].get());

@@ -101,6 +101,11 @@ Json record_of(const std::string& name, const SparseLinear& op, const PackedLine
   return r;
 }
 
+Json geometry_json(const ConvGeometry& g) {
+  return {{"in_channels", g.in_channels}, {"kernel", {g.kernel_h, g.kernel_w}}, {"stride", {g.stride_h, g.stride_w}},
+          {"padding", {g.pad_h, g.pad_w}}};
+}
+
 // A field of a layer record, of the JSON type T needs.
 template <typename T>
 T field(const Json& r, const char* key, const std::string& source, const std::string& layer) {
@@ -119,7 +124,7 @@ struct Slot {
 };
 
 std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::string& source, const Json& r,
-                                         const std::string& name, const ::torch::nn::LinearImpl& linear, int threads,
+                                         const std::string& name, const ::torch::Tensor& weight, int threads,
                                          std::set<std::string>& used) {
   PackedLinear p;
   const std::string variant = field<std::string>(r, "variant", source, name);
@@ -127,10 +132,10 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
   parse_variant(variant);
   p.out_features = field<int64_t>(r, "out_features", source, name);
   p.in_features = field<int64_t>(r, "in_features", source, name);
-  if (p.out_features != linear.weight.size(0) || p.in_features != linear.weight.size(1))
+  if (p.out_features != weight.size(0) || p.in_features != weight.size(1))
     bad_file(source, "layer '" + name + "' is " + std::to_string(p.in_features) + "->" + std::to_string(p.out_features) +
-                         " in the file but " + std::to_string(linear.weight.size(1)) + "->" +
-                         std::to_string(linear.weight.size(0)) + " in the model: build the model it was converted from");
+                         " in the file but " + std::to_string(weight.size(1)) + "->" + std::to_string(weight.size(0)) +
+                         " in the model: build the model it was converted from");
   p.pattern = Pattern::parse(field<std::string>(r, "pattern", source, name));
   p.kernel = field<std::string>(r, "kernel", source, name);
   p.strip_h = field<int>(r, "strip_h", source, name);
@@ -173,11 +178,14 @@ void save_converted_model(const std::string& path, ::torch::nn::Module& model,
   Json layers = Json::array();
   for (const auto& h : find_layer_hosts(model))
     for (size_t i = 0; i < h.host->size(); ++i) {
-      const auto* layer = dynamic_cast<const SparseLinearLayer*>(h.host->layer(i).get());
+      const auto* layer = converted_gemm(*h.host->layer(i));
       if (!layer) continue;
       const std::string name = h.layer_path(i), t = name + ".packed.";
       const PackedLinear p = layer->op().packed();
-      layers.push_back(record_of(name, layer->op(), p));
+      Json record = record_of(name, layer->op(), p);
+      if (const auto* conv = dynamic_cast<const SparseConvLayer*>(h.host->layer(i).get()))
+        record["conv"] = geometry_json(conv->geometry());
+      layers.push_back(record);
       f.tensors.push_back(from_array(t + "strip_ptr", DType::I64, p.strip_ptr));
       f.tensors.push_back(from_array(t + "strip_k", DType::I32, p.strip_k));
       f.tensors.push_back(from_array(t + "strip_w", p.int8 ? DType::I8 : DType::F32, p.strip_w));
@@ -226,11 +234,16 @@ LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& so
     const auto slot = slots.find(name);
     if (slot == slots.end())
       bad_file(source, "layer '" + name + "' is not a layer of this model: build the model it was converted from");
-    const auto* linear = slot->second.host->linear(slot->second.index);
-    if (!linear) bad_file(source, "layer '" + name + "' is listed twice, or the model was converted already");
+    LayerHost& host = *slot->second.host;
+    const size_t index = slot->second.index;
+    const auto weight = host.gemm_weight(index);
+    if (!weight.defined()) bad_file(source, "layer '" + name + "' is listed twice, or the model was converted already");
+    const auto* conv = host.conv(index);
+    if (bool(conv) != r.contains("conv") || (conv && r["conv"] != geometry_json(ConvGeometry::of(*conv))))
+      bad_file(source, "layer '" + name + "' has another kind or conv geometry in the model: build the model it was converted from");
     std::shared_ptr<SparseLinear> op;
     try {
-      op = load_layer(f, source, r, name, *linear, threads, used);
+      op = load_layer(f, source, r, name, weight, threads, used);
     } catch (const Error& e) {
       const std::string what = e.what();
       if (what.starts_with(source)) throw;
@@ -238,7 +251,9 @@ LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& so
     }
     out.repacked += op->repacked() ? 1 : 0;
     out.layers.push_back(describe_layer(name, field<std::string>(r, "variant", source, name), *op));
-    slot->second.host->replace_layer(slot->second.index, std::make_shared<SparseLinearLayer>(op));
+    auto gemm = std::make_shared<SparseLinearLayer>(op);
+    if (conv) host.replace_layer(index, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
+    else host.replace_layer(index, gemm);
   }
 
   auto copy_in = [&](const std::string& name, ::torch::Tensor& x) {

@@ -23,16 +23,16 @@ Mlp::Mlp() {
 }
 
 Cnn::Cnn() {
-  conv1 = register_module("conv1", nn::Conv2d(nn::Conv2dOptions(1, 16, 3).padding(1)));
-  conv2 = register_module("conv2", nn::Conv2d(nn::Conv2dOptions(16, 32, 3).padding(1)));
+  add_conv("conv1", nn::Conv2dOptions(1, 16, 3).padding(1), /*relu_after=*/true);
+  add_conv("conv2", nn::Conv2dOptions(16, 32, 3).padding(1), true);
   add_linear("fc", 32 * 7 * 7, 256, true, true);
   add_linear("head", 256, 10, false, false);
 }
 
 ::torch::Tensor Cnn::forward(::torch::Tensor x) {
-  x = F::max_pool2d(::torch::relu(conv1(x)), F::MaxPool2dFuncOptions(2));
-  x = F::max_pool2d(::torch::relu(conv2(x)), F::MaxPool2dFuncOptions(2));
-  return run_layer(1, run_layer(0, x.flatten(1)));
+  x = F::max_pool2d(run_layer(0, x), F::MaxPool2dFuncOptions(2));
+  x = F::max_pool2d(run_layer(1, x), F::MaxPool2dFuncOptions(2));
+  return run_layer(3, run_layer(2, x.flatten(1)));
 }
 
 const std::vector<std::string>& model_names() {

@@ -138,3 +138,59 @@ TEST(Convert, DlrmInt8KeepsItsRanking) {
   const auto got = model->forward(data.dense, data.sparse);
   EXPECT_LT(((got - want).norm() / want.norm()).item<double>(), 0.05);
 }
+
+namespace {
+// One conv in a LayerHost, followed by ReLU.
+struct ConvNet : LayerHost {
+  explicit ConvNet(const ::torch::nn::Conv2dOptions& o) { add_conv("conv", o, /*relu_after=*/true); }
+  ::torch::Tensor forward(const ::torch::Tensor& x) { return run_layer(0, x); }
+};
+
+// Zeroes aligned groups of 4 input channels at one kernel tap (1x4 blocks of the channels-last
+// [OC][KH*KW*IC] view), by magnitude.
+void prune_conv_1x4(const ::torch::Tensor& w, double sparsity) {
+  ::torch::NoGradGuard g;
+  const auto groups = w.abs().view({w.size(0), w.size(1) / 4, 4, w.size(2), w.size(3)}).sum(2);  // [OC][IC/4][KH][KW]
+  const auto threshold = std::get<0>(groups.flatten().kthvalue(int64_t(double(groups.numel()) * sparsity)));
+  w.mul_((groups > threshold).to(::torch::kFloat).repeat_interleave(4, 1));
+}
+}  // namespace
+
+TEST(Convert, ConvMatchesLibTorchForEveryGeometry) {
+  namespace nn = ::torch::nn;
+  const nn::Conv2dOptions geometries[] = {nn::Conv2dOptions(8, 12, 3).padding(1), nn::Conv2dOptions(8, 12, 3).stride(2),
+                                          nn::Conv2dOptions(8, 12, {3, 2}).padding({0, 1}).stride({1, 2}),
+                                          nn::Conv2dOptions(8, 12, 1)};
+  int seed = 20;
+  for (const auto& geometry : geometries) {
+    ::torch::manual_seed(seed++);
+    ConvNet net(geometry);
+    prune_conv_1x4(net.conv(0)->weight, 0.6);
+    const auto x = ::torch::randn({3, 8, 9, 7});
+    ::torch::NoGradGuard g;
+    const auto want = net.forward(x);
+    const auto report = convert(net, options(Variant::F32Sparse));
+    ASSERT_EQ(report.size(), 1u);
+    // The zeros follow 1x4 only in the channels-last view: this checks the unfold's order.
+    EXPECT_EQ(report[0].pattern, "1x4");
+    EXPECT_EQ(report[0].in_features, 8 * geometry.kernel_size()->at(0) * geometry.kernel_size()->at(1));
+    ASSERT_NE(dynamic_cast<SparseConvLayer*>(net.layer(0).get()), nullptr);
+    const auto got = net.forward(x);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_TRUE(::torch::allclose(got, want, 1e-4, 1e-5)) << (got - want).abs().max();
+  }
+}
+
+TEST(Convert, Int8ConvStaysWithinQuantizationError) {
+  ::torch::manual_seed(30);
+  ConvNet net(::torch::nn::Conv2dOptions(16, 32, 3).padding(1));
+  prune_conv_1x4(net.conv(0)->weight, 0.7);
+  const auto x = ::torch::randn({8, 16, 10, 10});
+  ::torch::NoGradGuard g;
+  const auto want = net.forward(x);
+  convert(net, options(Variant::Int8Sparse), [&] { net.forward(x); });
+  const auto got = net.forward(x);
+  const double rel = ((got - want).norm() / want.norm()).item<double>();
+  EXPECT_LT(rel, 0.03);  // 8-bit activations and weights over 144-term sums
+  EXPECT_GT(rel, 0.0);
+}

@@ -45,8 +45,13 @@ string(JSON loaded GET "${json}" 4 variant)
 string(JSON loaded_file GET "${json}" 4 file)
 string(JSON loaded_accuracy GET "${json}" 4 accuracy)
 string(JSON int8_accuracy GET "${json}" 3 accuracy)
+string(JSON loaded_correct GET "${json}" 4 correct)
+string(JSON int8_correct GET "${json}" 3 correct)
+# The two copies time sparse against oneDNN each on their own (Fallback::Auto) and the paths may
+# round the last bit of a logit apart, so allow 2 test images to differ.
+math(EXPR accuracy_gap "${loaded_correct} - ${int8_correct}")
 if(NOT loaded STREQUAL "int8-sparse" OR NOT loaded_file MATCHES "sparse-int8.safetensors$"
-   OR NOT loaded_accuracy EQUAL int8_accuracy)
+   OR accuracy_gap GREATER 2 OR accuracy_gap LESS -2)
   message(FATAL_ERROR "the loaded INT8 file scored ${loaded_accuracy}, in process ${int8_accuracy}:\n${table}")
 endif()
 

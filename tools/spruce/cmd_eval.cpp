@@ -49,7 +49,7 @@ void run(EvalArgs& a) {
   if (a.json.empty()) return;
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& r : rows)
-    out.push_back({{"variant", r.variant}, {"accuracy", r.accuracy}, {"images_per_second", r.images_per_second},
+    out.push_back({{"variant", r.variant}, {"accuracy", r.accuracy}, {"correct", r.correct}, {"test_images", r.test_images}, {"images_per_second", r.images_per_second},
                    {"sparsity", r.sparsity}, {"threads", a.o.threads}, {"batch", a.o.batch}});
   for (size_t i = 0; i < rows.size(); ++i)
     if (!rows[i].file.empty()) out[i]["file"] = rows[i].file;

@@ -1,5 +1,6 @@
 // Conversion of a trained model for fast inference: each Linear in the model's LayerHosts becomes
-// a SparseLinearLayer that holds packed weights and calls spruce's operator (spruce/spmm.hpp).
+// a SparseLinearLayer that holds packed weights and calls spruce's operator (spruce/spmm.hpp),
+// and each Conv2d a SparseConvLayer: the same GEMM over the input unfolded channels-last.
 //
 //   FP32 sparse   f32 weights, packed by their pattern; the operator falls back to oneDNN where
 //                 sparse would lose (Fallback::Auto)
@@ -11,6 +12,7 @@
 // output straight to the second's u8 input, so activations stay 8-bit along a chain.
 #pragma once
 #include <torch/nn/module.h>
+#include <torch/nn/modules/conv.h>
 
 #include <functional>
 #include <memory>
@@ -35,6 +37,10 @@ struct ConvertOptions {
   CalibrationMethod calibration = CalibrationMethod::MinMax;
   double percentile = 99.99;
   std::optional<Pattern> pattern;  // the pattern to pack by; none: detect it per layer
+  // The operators' dense fallback; none: Auto for the sparse variants, Always for INT8 dense.
+  // Auto times both paths per bucket of m on first use, so two copies of a model may pick
+  // differently (and differ in the last bits, where oneDNN rounds its epilogue otherwise).
+  std::optional<Fallback> fallback;
 };
 
 // What became of one layer.
@@ -71,14 +77,37 @@ class SparseLinearLayer : public FusedLayer {
   std::vector<uint8_t> xq_;  // quantized input, reused
 };
 
+// A converted Conv2d: the input [N][C][H][W] is (quantized to u8 for INT8, then) unfolded
+// channels-last into [N*OH*OW][KH*KW*C] rows, which the GEMM layer multiplies by the weight viewed
+// [OC][KH*KW*C], as the pruner saw it; the output is returned as [N][OC][OH][OW].
+struct ConvGeometry {
+  int64_t in_channels = 0, kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  static ConvGeometry of(const ::torch::nn::Conv2dImpl& conv);
+};
+class SparseConvLayer : public FusedLayer {
+ public:
+  SparseConvLayer(std::shared_ptr<SparseLinearLayer> gemm, const ConvGeometry& geometry);
+  ::torch::Tensor forward(const ::torch::Tensor& x) override;
+  bool fuses_relu() const override { return true; }
+  const SparseLinearLayer& gemm() const { return *gemm_; }
+  const ConvGeometry& geometry() const { return geometry_; }
+
+ private:
+  std::shared_ptr<SparseLinearLayer> gemm_;
+  ConvGeometry geometry_;
+};
+
+// The GEMM layer of a converted Linear or Conv2d, or null for any other layer.
+const SparseLinearLayer* converted_gemm(const ::torch::nn::Module& layer);
+
 // The report line for a converted layer.
 ConvertedLayer describe_layer(const std::string& name, const std::string& variant, const SparseLinear& op);
 
 // The coarsest of spruce's kernel patterns that the weight's zeros follow (1x1 if none).
 Pattern detect_pattern(const ::torch::Tensor& weight);
 
-// Converts every Linear in every LayerHost of `model`. For INT8, `calibrate` is called once while
-// the hosts record their layers' inputs: it must run representative inputs through the model.
+// Converts every Linear and Conv2d in every LayerHost of `model`. For INT8, `calibrate` is called
+// once while the hosts record their layers' inputs: it must run representative inputs through it.
 std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOptions& options,
                                     const std::function<void()>& calibrate = {});
 

@@ -32,6 +32,7 @@ struct EvalRow {
   std::string variant;  // fp32-dense | int8-dense | fp32-sparse | int8-sparse
   std::string file;     // for a loaded converted-model file: its path (variant is the file's)
   double accuracy = 0;  // fraction of the test set
+  int64_t correct = 0, test_images = 0;
   double images_per_second = 0;
   double sparsity = 0;  // of the converted layers' weights (0 for LibTorch eager)
 };

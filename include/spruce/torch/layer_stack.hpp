@@ -1,11 +1,12 @@
-// Models whose Linear layers convert() may swap for fused sparse layers.
+// Models whose Linear and Conv2d layers convert() may swap for fused sparse layers.
 //
-// A LayerHost registers its Linear layers under their own names (so recipes and checkpoints see
-// "fc1", "top.0", ...) and calls them through run_layer(), which looks the layer up at call time:
-// a layer replaced by replace_layer() takes effect without touching the model's code.
+// A LayerHost registers its layers under their own names (so recipes and checkpoints see "fc1",
+// "conv2", "top.0", ...) and calls them through run_layer(), which looks the layer up at call
+// time: a layer replaced by replace_layer() takes effect without touching the model's code.
 // LayerStack is the common case: a chain of Linear layers with ReLU between them.
 #pragma once
 #include <torch/nn/module.h>
+#include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
@@ -29,8 +30,12 @@ class LayerHost : public ::torch::nn::Module {
   size_t size() const { return layers_.size(); }
   const std::string& layer_name(size_t i) const { return names_.at(i); }
   const std::shared_ptr<::torch::nn::Module>& layer(size_t i) const { return layers_.at(i); }
-  // The Linear at i, or null once it was replaced.
+  // The Linear (or Conv2d) at i, or null if it is the other kind or was replaced.
   ::torch::nn::LinearImpl* linear(size_t i) const;
+  ::torch::nn::Conv2dImpl* conv(size_t i) const;
+  // The weight of the Linear or Conv2d at i as the GEMM sees it: [out][in] for a Linear,
+  // [OC][KH*KW*IC] (channels-last, as the pruner views it) for a conv; undefined once replaced.
+  ::torch::Tensor gemm_weight(size_t i) const;
   bool relu_after(size_t i) const { return relu_after_.at(i); }
   // Whether layer i's output feeds layer i + 1 directly (so i may requantize for i + 1).
   bool feeds_next(size_t i) const { return chained_.at(i); }
@@ -43,6 +48,8 @@ class LayerHost : public ::torch::nn::Module {
  protected:
   // Registers a Linear; `feeds_next`: its output goes straight into the next added layer.
   size_t add_linear(const std::string& name, int64_t in, int64_t out, bool relu_after, bool feeds_next);
+  // Registers a Conv2d (groups 1, dilation 1, zero padding: what convert() can turn into a GEMM).
+  size_t add_conv(const std::string& name, const ::torch::nn::Conv2dOptions& options, bool relu_after);
   // Layer i (Linear or fused) on x, then its ReLU unless the layer fused it.
   ::torch::Tensor run_layer(size_t i, ::torch::Tensor x);
 

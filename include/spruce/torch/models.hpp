@@ -12,8 +12,8 @@
 
 namespace spruce::torch {
 
-// A module that maps images [N][1][28][28] to 10 logits. Its Linear layers live in the LayerHost,
-// so convert() can replace them.
+// A module that maps images [N][1][28][28] to 10 logits. Its Linear and Conv2d layers live in the
+// LayerHost, so convert() can replace them.
 class Classifier : public LayerHost {
  public:
   virtual ::torch::Tensor forward(::torch::Tensor images) = 0;
@@ -35,9 +35,6 @@ class Cnn : public Classifier {
   Cnn();
   ::torch::Tensor forward(::torch::Tensor images) override;
   std::vector<std::string> dense_layers() const override { return {"conv1", "head"}; }  // conv1: 144 weights
-
- private:
-  ::torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
 };
 
 const std::vector<std::string>& model_names();  // "mlp", "cnn"
