@@ -140,11 +140,12 @@ Matrix<T> unpack_strip_csr(const StripWeights<T>& s, bool quads) {
   const int64_t strips = (s.rows + s.h - 1) / s.h;
   check_sizes(s, strips, s.k.size() * size_t(s.h));
   if (s.ptr.front() != 0 || s.ptr.back() != int64_t(s.k.size())) bad("strip offsets do not span the index list");
+  if (s.k.size() % size_t(kg)) bad("the index list is not whole groups of " + std::to_string(kg));
   const int64_t limit = quads ? round_up(s.cols, 4) : s.cols;
   Matrix<T> dense(s.rows, s.cols);
   for (int64_t st = 0; st < strips; ++st) {
     const int64_t j0 = s.ptr[size_t(st)], j1 = s.ptr[size_t(st + 1)];
-    if (j1 < j0 || j0 % kg != 0) bad("strip offsets of strip " + std::to_string(st) + " are not ascending whole groups");
+    if (j1 < j0 || j1 > int64_t(s.k.size()) || j0 % kg != 0) bad("strip offsets of strip " + std::to_string(st) + " are not ascending whole groups");
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t c = s.k[size_t(j)];
       if (c < 0 || c >= limit) bad("input channel " + std::to_string(c) + " is outside 0.." + std::to_string(limit - 1));
