@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
 #include <ostream>
 
@@ -98,7 +99,9 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
     if (kind == meta.end() || kind->second != o.model)
       usage_error(path + " holds a '" + (kind == meta.end() ? std::string("?") : kind->second) + "' model, not --model " + o.model);
     auto model = make_model(o.model);
+    const auto start = std::chrono::steady_clock::now();
     const LoadedModel info = load_converted_model(file, path, *model, o.threads);
+    const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     model->eval();
     EvalRow row{meta.count("variant") ? meta.at("variant") : "converted", path};
     row.sparsity = sparsity_of(info.layers);
@@ -106,8 +109,8 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
     row.test_images = test.size();
     row.correct = std::llround(row.accuracy * double(test.size()));
     row.images_per_second = images_per_second(*model, test, o);
-    log << path << " (" << row.variant << ", loaded" << (info.repacked ? ", repacked for this CPU" : "")
-        << "): accuracy " << row.accuracy << ", " << int64_t(row.images_per_second) << " images/s\n";
+    log << path << " (" << row.variant << ", loaded in " << int64_t(load_ms + 0.5) << " ms"
+        << (info.repacked ? ", " + std::to_string(info.repacked) + " layer(s) repacked for this CPU" : "") << "): accuracy " << row.accuracy << ", " << int64_t(row.images_per_second) << " images/s\n";
     rows.push_back(row);
   }
   if (rows.empty()) usage_error("give --dense and/or --sparse (folders from `spruce train --save`), or --converted FILE from `spruce convert`");
