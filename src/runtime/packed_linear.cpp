@@ -53,10 +53,7 @@ void init_from_packed(SparseLinear::Impl& s, const PackedLinear& p, const kernel
   s.ic = p.in_features;
   s.pattern = p.pattern;
   s.kernel = c.kernel;
-  kernels::Problem one = c.problem;
-  one.m = 1;
-  const kernels::Kernel& k1 = kernels::select(one);
-  s.small = s.opt.kernel.empty() && &k1 != s.kernel && k1.dtype == s.dtype ? &k1 : nullptr;
+  s.small = runtime::choose_small(s, c.problem);
   s.sparsity = sparsity(MatrixView<const T>(dense.data.data(), dense.rows, dense.cols));
   s.packed_bytes = p.packed_bytes;
   if constexpr (std::is_same_v<T, float>) {

@@ -56,17 +56,12 @@ KernelChoice choose_kernel(DType dtype, const Pattern& p, int64_t oc, int64_t ic
   return c;
 }
 
-namespace {
-
-// The kernel for m <= 4, when dispatch has a better one than the main kernel for the same strips.
 const kernels::Kernel* choose_small(const SparseLinear::Impl& s, kernels::Problem prob) {
   if (!s.opt.kernel.empty()) return nullptr;
   prob.m = 1;
   const kernels::Kernel& k1 = kernels::select(prob);
   return &k1 != s.kernel && k1.dtype == s.dtype ? &k1 : nullptr;
 }
-
-}  // namespace
 
 void init_from_dense(SparseLinear::Impl& s, const void* w, int64_t oc, int64_t ic, const Pattern& p,
                      const float* bias, const QuantParams* q) {

@@ -55,6 +55,9 @@ struct KernelChoice {
 KernelChoice choose_kernel(kernels::DType dtype, const Pattern& pattern, int64_t oc, int64_t ic,
                            const std::string& forced);
 
+// The kernel for m <= 4, when dispatch has a better one than s.kernel for the same strips.
+const kernels::Kernel* choose_small(const SparseLinear::Impl& s, kernels::Problem problem);
+
 // Construction from dense weights W[oc][ic] (f32, or s8 with q): packs, picks the kernels, then
 // finish_init(). Shapes and quant params must have been checked (check_shape, check_quant).
 void init_from_dense(SparseLinear::Impl& s, const void* w, int64_t oc, int64_t ic, const Pattern& p,
