@@ -1,5 +1,8 @@
 #include "spruce/torch/convert.hpp"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <map>
 
 #include "spruce/error.hpp"
@@ -118,29 +121,55 @@ SparseConvLayer::SparseConvLayer(std::shared_ptr<SparseLinearLayer> gemm, const 
                std::to_string(g.in_channels) + "x" + std::to_string(g.kernel_h) + "x" + std::to_string(g.kernel_w));
 }
 
+namespace {
+
+// x NHWC [N][H][W][C], contiguous, unfolded to the conv's GEMM rows [N*OH*OW][KH*KW*C]: taps
+// (kh, kw) outer and channels inner, positions outside the input filled with `pad`. One pass, in
+// parallel over output rows of pixels.
+template <typename T>
+::torch::Tensor unfold_channels_last(const ::torch::Tensor& x, const ConvGeometry& g, int64_t oh, int64_t ow, T pad) {
+  const int64_t n = x.size(0), h = x.size(1), w = x.size(2), c = x.size(3), taps = g.kernel_h * g.kernel_w;
+  auto rows = ::torch::empty({n * oh * ow, taps * c}, x.options());
+  const T* src = x.data_ptr<T>();
+  T* dst = rows.data_ptr<T>();
+  at::parallel_for(0, n * oh, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t nr = begin; nr < end; ++nr) {
+      const int64_t img = nr / oh, r = nr % oh;
+      for (int64_t col = 0; col < ow; ++col) {
+        T* out = dst + ((img * oh + r) * ow + col) * taps * c;
+        for (int64_t kh = 0; kh < g.kernel_h; ++kh)
+          for (int64_t kw = 0; kw < g.kernel_w; ++kw, out += c) {
+            const int64_t y = r * g.stride_h - g.pad_h + kh, z = col * g.stride_w - g.pad_w + kw;
+            if (y < 0 || y >= h || z < 0 || z >= w) std::fill(out, out + c, pad);
+            else std::copy_n(src + ((img * h + y) * w + z) * c, c, out);
+          }
+      }
+    }
+  });
+  return rows;
+}
+
+}  // namespace
+
 ::torch::Tensor SparseConvLayer::forward(const ::torch::Tensor& input) {
   const ConvGeometry& g = geometry_;
   if (input.dim() != 4 || input.size(1) != g.in_channels)
     data_error("converted conv takes [N][" + std::to_string(g.in_channels) + "][H][W] inputs");
-  auto x = input.permute({0, 2, 3, 1}).to(::torch::kFloat).contiguous();  // NHWC
-  double pad_value = 0;
-  if (const auto& q = gemm_->input_quant()) {  // quantize once, before the 9x larger unfold
+  // NHWC; no copy when the input is channels-last already, as this layer's own outputs are.
+  auto x = input.to(::torch::kFloat).permute({0, 2, 3, 1}).contiguous();
+  const int64_t oh = (x.size(1) + 2 * g.pad_h - g.kernel_h) / g.stride_h + 1;
+  const int64_t ow = (x.size(2) + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1;
+  if (oh < 1 || ow < 1) data_error("converted conv: the input is smaller than the kernel");
+  ::torch::Tensor rows;
+  if (const auto& q = gemm_->input_quant()) {  // quantize once, before the KH*KW times larger unfold
     auto xq = ::torch::empty(x.sizes(), ::torch::kByte);
     quantize_u8(x.data_ptr<float>(), x.numel(), *q, xq.data_ptr<uint8_t>());
-    x = xq;
-    pad_value = q->zero_point;  // the u8 code of 0.0
+    rows = unfold_channels_last<uint8_t>(xq, g, oh, ow, uint8_t(q->zero_point));  // the code of 0.0
+  } else {
+    rows = unfold_channels_last<float>(x, g, oh, ow, 0.0f);
   }
-  x = ::torch::constant_pad_nd(x, {0, 0, g.pad_w, g.pad_w, g.pad_h, g.pad_h}, pad_value);
-  const int64_t n = x.size(0), oh = (x.size(1) - g.kernel_h) / g.stride_h + 1, ow = (x.size(2) - g.kernel_w) / g.stride_w + 1;
-  if (oh < 1 || ow < 1) data_error("converted conv: the input is smaller than the kernel");
-  std::vector<::torch::Tensor> taps;  // (kh, kw) outer, channels inner: the channels-last order
-  using ::torch::indexing::Slice;
-  for (int64_t kh = 0; kh < g.kernel_h; ++kh)
-    for (int64_t kw = 0; kw < g.kernel_w; ++kw)
-      taps.push_back(x.index({Slice(), Slice(kh, kh + g.stride_h * (oh - 1) + 1, g.stride_h),
-                              Slice(kw, kw + g.stride_w * (ow - 1) + 1, g.stride_w), Slice()}));
-  const auto rows = ::torch::cat(taps, 3).view({n * oh * ow, -1});
-  return gemm_->forward(rows).view({n, oh, ow, -1}).permute({0, 3, 1, 2}).contiguous();
+  // [N][OC][OH][OW] with channels-last strides: pooling and the next conv take it without a copy.
+  return gemm_->forward(rows).view({x.size(0), oh, ow, -1}).permute({0, 3, 1, 2});
 }
 
 const SparseLinearLayer* converted_gemm(const ::torch::nn::Module& layer) {
