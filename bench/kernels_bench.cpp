@@ -1,5 +1,6 @@
 // Google Benchmark microbenchmarks, one thread, warm cache:
 //  - every registry kernel: activation packing, and the spmm microkernel at k = n = 768, 90%;
+//  - every dot-interaction kernel on one DLRM sample (27 vectors of 128, warm);
 //  - the whole operator (SparseLinear, sparse path only) against oneDNN dense on the BENCHMARKS.md
 //    target shapes. Google Benchmark's CPU time excludes time the thread spent descheduled, so
 //    these single-thread ratios hold up on a machine shared with other jobs.
@@ -10,6 +11,7 @@
 #include <random>
 #include <string>
 
+#include "kernels/interaction.hpp"
 #include "kernels/kernel.hpp"
 #include "runtime/dense.hpp"
 #include "spruce/spmm.hpp"
@@ -149,7 +151,29 @@ const Case kCases[] = {
     {false, "1x1", 0.9, 384, 768, 3072},  {false, "16x1", 0.9, 384, 768, 3072},
 };
 
+// One DLRM sample: 351 pair dots of 27 x 128 floats and 479 u8 outputs. Warm: 14 KB in L1/L2.
+void dot_interaction(benchmark::State& st, const DotInteractionKernel* kr) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> n(0.f, 1.f);
+  std::vector<std::vector<float>> v(27, std::vector<float>(128));
+  std::vector<const float*> ptrs;
+  for (auto& x : v) {
+    for (float& f : x) f = n(rng);
+    ptrs.push_back(x.data());
+  }
+  std::vector<uint8_t> out(479);
+  const U8Quant q = u8_quant_for_range(-20.f, 20.f);
+  for (auto _ : st) {
+    kr->fn(ptrs.data(), 27, 128, q, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["samples/s"] = benchmark::Counter(double(st.iterations()), benchmark::Counter::kIsRate);
+  st.counters["GFLOP/s"] = benchmark::Counter(double(st.iterations()) * 351 * 128 * 2 * 1e-9, benchmark::Counter::kIsRate);
+}
+
 const int kRegistered = [] {
+  for (const DotInteractionKernel& kr : dot_interaction_kernels())
+    if (kr.isa <= max_isa()) benchmark::RegisterBenchmark((std::string(kr.name) + "/27x128").c_str(), dot_interaction, &kr);
   for (const Case& c : kCases) {
     const std::string shape = std::string(c.int8 ? "int8/" : "f32/") + c.pattern + "@" + std::to_string(int(c.sparsity * 100)) +
                               "/" + std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);

@@ -1,6 +1,7 @@
-// f32-dot-interaction-u8-avx512: 16 pairs at a time, one zmm accumulator each (lane l sums
-// k = l, l + 16, ...), then a shuffle tree that reduces the 16 accumulators into one vector in
-// the order kernels/interaction.hpp fixes, quantized and stored as 16 bytes.
+// f32-dot-interaction-u8-avx512: the lower triangle in 4x4 tiles of (row i, column j) pairs, one
+// zmm accumulator per pair (lane l sums k = l, l + 16, ...), so each 16 floats loaded feed 4
+// FMAs; a shuffle tree then reduces a tile's 16 accumulators into one vector in the order
+// kernels/interaction.hpp fixes. Diagonal tiles compute a few pairs that are thrown away.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -9,13 +10,9 @@
 
 namespace spruce::kernels::x86 {
 namespace {
-constexpr int kGroup = 16;
+constexpr int kLanes = 16, kTile = 4;
 
-// The reduction below leaves accumulator b + 4e in lane 4b + e (a 4x4 transpose, its own
-// inverse), so pair q of a group goes to accumulator slot_of(q) and comes out in lane q.
-constexpr int slot_of(int q) { return q / 4 + 4 * (q % 4); }
-
-// Lane q: the sum of the 16 lanes of acc[slot_of(q)], as s_l += s_{l+8}, s_{l+4}, s_{l+2}, s_{l+1}.
+// Lane 4 * (s % 4) + s / 4: the sum of the 16 lanes of acc[s], as s_l += s_{l+8}, s_{l+4}, s_{l+2}, s_{l+1}.
 inline __m512 reduce16(const __m512* acc) {
   __m512 c[8], d[4], e[2];
   for (int p = 0; p < 8; ++p)  // lanes l + 8 onto l: 128-bit blocks {0,1} + {2,3}
@@ -36,37 +33,58 @@ inline void store_u8(uint8_t* out, __mmask16 m, __m512 x, __m512 inv, __m512 zp)
   _mm512_mask_cvtusepi32_storeu_epi8(out, m, _mm512_cvtps_epi32(v));
 }
 
-inline __mmask16 first(int64_t n) { return __mmask16(n >= kGroup ? 0xFFFF : (1u << n) - 1); }
+inline __mmask16 first(int64_t n) { return __mmask16(n >= kLanes ? 0xFFFF : (1u << n) - 1); }
+
+// acc[4 * ii + jj] = the lane partial sums of dot(a[ii], b[jj]).
+inline void tile(const float* const* a, const float* const* b, int64_t dim, __m512* acc) {
+  for (int s = 0; s < kTile * kTile; ++s) acc[s] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < dim; k += kLanes) {
+    const __mmask16 m = first(dim - k);
+    __m512 x[kTile], y[kTile];
+    for (int t = 0; t < kTile; ++t) x[t] = _mm512_maskz_loadu_ps(m, a[t] + k), y[t] = _mm512_maskz_loadu_ps(m, b[t] + k);
+    for (int ii = 0; ii < kTile; ++ii)
+      for (int jj = 0; jj < kTile; ++jj) acc[kTile * ii + jj] = _mm512_fmadd_ps(x[ii], y[jj], acc[kTile * ii + jj]);
+  }
+}
 }  // namespace
 
 void f32_dot_interaction_u8_avx512(const float* const* v, int64_t count, int64_t dim, const U8Quant& q, uint8_t* out) {
   const __m512 inv = _mm512_set1_ps(1.f / q.scale), zp = _mm512_set1_ps(float(q.zero_point));
-  for (int64_t k = 0; k < dim; k += kGroup) {
+  for (int64_t k = 0; k < dim; k += kLanes) {
     const __mmask16 m = first(dim - k);
     store_u8(out + k, m, _mm512_maskz_loadu_ps(m, v[0] + k), inv, zp);
   }
-  const int64_t pairs = count * (count - 1) / 2, full = dim - dim % kGroup;
-  const __mmask16 tail = first(dim % kGroup);
-  int64_t i = 1, j = 0;  // the next pair, in tril order
-  for (int64_t base = 0; base < pairs; base += kGroup) {
-    const int64_t n = std::min<int64_t>(kGroup, pairs - base);
-    const float *a[kGroup], *b[kGroup];
-    for (int p = 0; p < kGroup; ++p) {
-      const int s = slot_of(p);
-      a[s] = b[s] = v[0];  // past the last pair: computed, never stored
-      if (p < n) {
-        a[s] = v[i], b[s] = v[j];
-        if (++j == i) ++i, j = 0;
+  const int64_t pairs = count * (count - 1) / 2;
+  constexpr int64_t kMaxBuffered = 1024;  // pairs of up to 46 vectors per pass (DLRM: 27, 351 pairs)
+  alignas(64) float dots[kMaxBuffered];
+  // Rows i0 + 1 .. i0 + 4 (row i pairs with columns j < i) against columns j0 .. j0 + 3; rows past
+  // the last vector, and pairs with j >= i, are computed on v[0] or in vain and never kept.
+  for (int64_t i0 = 0; i0 + 1 < count; i0 += kTile) {
+    const float* a[kTile];
+    for (int t = 0; t < kTile; ++t) a[t] = i0 + 1 + t < count ? v[i0 + 1 + t] : v[0];
+    for (int64_t j0 = 0; j0 <= i0; j0 += kTile) {
+      const float* b[kTile];
+      for (int t = 0; t < kTile; ++t) b[t] = j0 + t < count ? v[j0 + t] : v[0];
+      __m512 acc[kTile * kTile];
+      tile(a, b, dim, acc);
+      alignas(64) float r[kLanes];
+      _mm512_store_ps(r, reduce16(acc));
+      for (int ii = 0; ii < kTile; ++ii) {
+        const int64_t i = i0 + 1 + ii, row = i * (i - 1) / 2;
+        for (int jj = 0; jj < kTile && j0 + jj < i && i < count; ++jj) {
+          const int64_t p = row + j0 + jj;
+          if (p >= kMaxBuffered) {  // beyond the buffer: quantize as we go
+            store_u8(out + dim + p, 1, _mm512_set1_ps(r[kTile * jj + ii]), inv, zp);
+            continue;
+          }
+          dots[p] = r[kTile * jj + ii];
+        }
       }
     }
-    __m512 acc[kGroup];
-    for (int s = 0; s < kGroup; ++s) acc[s] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < full; k += kGroup)
-      for (int s = 0; s < kGroup; ++s) acc[s] = _mm512_fmadd_ps(_mm512_loadu_ps(a[s] + k), _mm512_loadu_ps(b[s] + k), acc[s]);
-    if (full < dim)
-      for (int s = 0; s < kGroup; ++s)
-        acc[s] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, a[s] + full), _mm512_maskz_loadu_ps(tail, b[s] + full), acc[s]);
-    store_u8(out + dim + base, first(n), reduce16(acc), inv, zp);
+  }
+  for (int64_t p = 0; p < std::min(pairs, kMaxBuffered); p += kLanes) {
+    const __mmask16 m = first(std::min(pairs, kMaxBuffered) - p);
+    store_u8(out + dim + p, m, _mm512_maskz_load_ps(m, dots + p), inv, zp);
   }
 }
 
