@@ -1,5 +1,7 @@
 // Where one DLRM batch's time goes, per variant and stage: the fused INT8 path against the
 // LibTorch ops it replaced (run on the same converted model). Medians of repeated runs.
+// First, whole forwards of all five configurations in turn (round robin), so that the ratios
+// hold up on a machine shared with other jobs; then each variant's stages.
 // Usage: dlrm_breakdown [WORK_DIR=out/dlrm] [BATCH=2048] [THREADS=2]; needs the models that
 // `spruce bench-model dlrm` caches in WORK_DIR.
 #include <torch/torch.h>
@@ -8,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -77,6 +80,37 @@ void breakdown(const char* name, Dlrm& m, const ClickData& d) {
   row(name, "top MLP (u8 input)", median_ms([&] { m->top->forward(q); }));
 }
 
+struct Config {
+  std::string name;
+  Dlrm* model;
+  bool fused;
+};
+
+// Medians of whole forwards, the configurations taking turns in every round.
+void round_robin(const std::vector<Config>& configs, const ClickData& d, int rounds = 21) {
+  ::torch::NoGradGuard g;
+  std::vector<std::vector<double>> t(configs.size());
+  for (int r = -1; r < rounds; ++r)  // round -1 warms
+    for (size_t c = 0; c < configs.size(); ++c) {
+      DlrmImpl& m = **configs[c].model;
+      m.fuse_int8_interaction = configs[c].fused;
+      const auto t0 = std::chrono::steady_clock::now();
+      m.forward(d.dense, d.sparse);
+      if (r >= 0) t[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      m.fuse_int8_interaction = true;
+    }
+  std::vector<double> med;
+  for (auto& v : t) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    med.push_back(v[v.size() / 2]);
+  }
+  std::printf("whole forward, batch %lld, medians of %d rounds taken in turn:\n", (long long)d.size(), rounds);
+  for (size_t c = 0; c < configs.size(); ++c)
+    std::printf("  %-22s %8.2f ms %9.0f QPS  %5.2fx fp32  %5.2fx int8-dense unfused  %5.2fx int8-dense fused\n",
+                configs[c].name.c_str(), med[c], double(d.size()) / med[c] * 1e3, med[0] / med[c], med[1] / med[c],
+                med[2] / med[c]);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,20 +125,27 @@ int main(int argc, char** argv) {
   std::printf("batch %lld, %d threads, interaction kernel %s\n", (long long)batch, threads, spruce::dot_interaction_kernel_name());
   const ClickData calib = make_synthetic_clicks(4096, 1, 2026, kDefaultTableCap);
   const ClickData d = make_synthetic_clicks(batch, 2, 2026, kDefaultTableCap);
-  {
-    Dlrm m(kDefaultTableCap);
-    load_checkpoint(dir + "/dense.pt", *m, nullptr, nullptr);
-    breakdown("fp32-dense", m, d);
-  }
-  for (auto [name, file, variant] : {std::tuple{"int8-dense", "/dense.pt", Variant::Int8Dense},
-                                     std::tuple{"int8-sparse", "/sparse.pt", Variant::Int8Sparse}}) {
+  std::vector<Dlrm> models;
+  using Int8 = std::optional<Variant>;  // none: LibTorch FP32, unconverted
+  for (auto [file, variant] : {std::pair{"/dense.pt", Int8{}}, std::pair{"/dense.pt", Int8{Variant::Int8Dense}},
+                               std::pair{"/sparse.pt", Int8{Variant::Int8Sparse}}}) {
     Dlrm m(kDefaultTableCap);
     load_checkpoint(dir + file, *m, nullptr, nullptr);
-    ConvertOptions c;
-    c.variant = variant;
-    c.threads = threads;
-    convert(*m, c, [&] { m->forward(calib.dense, calib.sparse); });
-    breakdown(name, m, d);
+    if (variant) {
+      ConvertOptions c;
+      c.variant = *variant;
+      c.threads = threads;
+      convert(*m, c, [&] { m->forward(calib.dense, calib.sparse); });
+    }
+    models.push_back(m);
   }
+  round_robin({{"fp32-dense", &models[0], true},
+               {"int8-dense unfused", &models[1], false},
+               {"int8-dense fused", &models[1], true},
+               {"int8-sparse unfused", &models[2], false},
+               {"int8-sparse fused", &models[2], true}},
+              d);
+  const char* names[] = {"fp32-dense", "int8-dense", "int8-sparse"};
+  for (size_t i = 0; i < models.size(); ++i) breakdown(names[i], models[i], d);
   return 0;
 }
