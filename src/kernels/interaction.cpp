@@ -5,6 +5,7 @@ namespace spruce::kernels {
 namespace {
 constexpr DotInteractionKernel kKernels[] = {
     {"f32-dot-interaction-u8-avx512", Isa::Avx512, x86::f32_dot_interaction_u8_avx512},
+    {"f32-dot-interaction-u8-avx2", Isa::Avx2, x86::f32_dot_interaction_u8_avx2},
     {"f32-dot-interaction-u8-ref", Isa::Scalar, ref::f32_dot_interaction_u8},
 };
 }  // namespace
