@@ -1,5 +1,7 @@
 // Google Benchmark microbenchmarks, one thread, warm cache:
 //  - every registry kernel: activation packing, and the spmm microkernel at k = n = 768, 90%;
+//  - every dot-interaction kernel on one DLRM sample (27 vectors of 128, warm), and the operator on
+//    a batch of 2048 gathering from 26 tables of 10,000 rows (cold beyond the caches);
 //  - the whole operator (SparseLinear, sparse path only) against oneDNN dense on the BENCHMARKS.md
 //    target shapes. Google Benchmark's CPU time excludes time the thread spent descheduled, so
 //    these single-thread ratios hold up on a machine shared with other jobs.
@@ -7,11 +9,14 @@
 // Counters: useful GOP/s over the nonzeros, effective GOP/s as if dense (XNNPACK's convention).
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <random>
 #include <string>
 
+#include "kernels/interaction.hpp"
 #include "kernels/kernel.hpp"
 #include "runtime/dense.hpp"
+#include "spruce/interaction.hpp"
 #include "spruce/spmm.hpp"
 
 namespace spruce::kernels {
@@ -149,7 +154,60 @@ const Case kCases[] = {
     {false, "1x1", 0.9, 384, 768, 3072},  {false, "16x1", 0.9, 384, 768, 3072},
 };
 
+// One DLRM sample: 351 pair dots of 27 x 128 floats and 479 u8 outputs. Warm: 14 KB in L1/L2.
+void dot_interaction(benchmark::State& st, const DotInteractionKernel* kr) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> n(0.f, 1.f);
+  std::vector<std::vector<float>> v(27, std::vector<float>(128));
+  std::vector<const float*> ptrs;
+  for (auto& x : v) {
+    for (float& f : x) f = n(rng);
+    ptrs.push_back(x.data());
+  }
+  std::vector<uint8_t> out(479);
+  const U8Quant q = u8_quant_for_range(-20.f, 20.f);
+  for (auto _ : st) {
+    kr->fn(ptrs.data(), 27, 128, q, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["samples/s"] = benchmark::Counter(double(st.iterations()), benchmark::Counter::kIsRate);
+  st.counters["GFLOP/s"] = benchmark::Counter(double(st.iterations()) * 351 * 128 * 2 * 1e-9, benchmark::Counter::kIsRate);
+}
+
+// The operator on a DLRM batch, one thread: 26 tables of 10,000 rows (5 MB each, cold beyond
+// the caches) indexed by Zipf-like ids as in spruce's synthetic clicks, plus the quantization.
+void dot_interaction_op(benchmark::State& st, int64_t batch) {
+  constexpr int64_t kTables = 26, kRows = 10000, kDim = 128;
+  std::mt19937 rng(2);
+  std::normal_distribution<float> n(0.f, 0.3f);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<std::vector<float>> rows(kTables, std::vector<float>(size_t(kRows * kDim)));
+  std::vector<EmbeddingTable> tables;
+  for (auto& t : rows) {
+    for (float& f : t) f = n(rng);
+    tables.push_back({t.data(), kRows});
+  }
+  std::vector<float> dense(size_t(batch * kDim));
+  for (float& f : dense) f = n(rng);
+  std::vector<int64_t> ids(size_t(batch * kTables));
+  for (auto& id : ids) id = std::min<int64_t>(kRows - 1, int64_t(std::pow(u(rng), 3.0) * kRows));
+  const int64_t width = interaction_width(kDim, kTables);
+  std::vector<uint8_t> out(size_t(batch * width));
+  DotInteractionArgs a;
+  a.batch = batch, a.dim = kDim, a.dense = dense.data(), a.ld_dense = kDim, a.tables = tables, a.ids = ids.data();
+  a.ld_ids = kTables, a.quant = u8_quant_for_range(-5.f, 5.f), a.out = out.data(), a.ld_out = width, a.threads = 1;
+  for (auto _ : st) {
+    dot_interaction_u8(a);
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["samples/s"] = benchmark::Counter(double(st.iterations() * batch), benchmark::Counter::kIsRate);
+}
+
 const int kRegistered = [] {
+  benchmark::RegisterBenchmark("operator/dot-interaction-u8/b2048/26x10000x128", dot_interaction_op, 2048)
+      ->Unit(benchmark::kMillisecond);
+  for (const DotInteractionKernel& kr : dot_interaction_kernels())
+    if (kr.isa <= max_isa()) benchmark::RegisterBenchmark((std::string(kr.name) + "/27x128").c_str(), dot_interaction, &kr);
   for (const Case& c : kCases) {
     const std::string shape = std::string(c.int8 ? "int8/" : "f32/") + c.pattern + "@" + std::to_string(int(c.sparsity * 100)) +
                               "/" + std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);

@@ -6,9 +6,39 @@
 #include <cmath>
 
 #include "spruce/error.hpp"
+#include "spruce/interaction.hpp"
+#include "spruce/torch/convert.hpp"
 
 namespace spruce::torch {
 namespace {
+// The u8 input quantization of the top MLP's first layer, once convert() made it INT8.
+const U8Quant* int8_top_input(const LayerStackImpl& top) {
+  const auto* layer = dynamic_cast<const SparseLinearLayer*>(top.layer(0).get());
+  return layer != nullptr && layer->input_quant() ? &*layer->input_quant() : nullptr;
+}
+
+// The top MLP's u8 input [B][479] from the bottom MLP's output x [B][128] and the ids, in one pass.
+::torch::Tensor fused_interaction_u8(const ::torch::Tensor& x, const ::torch::Tensor& sparse,
+                                     const std::vector<::torch::nn::Embedding>& tables, const U8Quant& quant) {
+  const auto dense = x.to(::torch::kFloat).contiguous();
+  const auto ids = sparse.to(::torch::kLong).contiguous();
+  std::vector<EmbeddingTable> rows;
+  for (const auto& t : tables) {
+    const auto& w = t->weight;
+    if (w.scalar_type() != ::torch::kFloat || !w.is_contiguous() || w.size(1) != kEmbeddingDim)
+      data_error("DLRM's fused interaction needs contiguous float [rows][128] embedding tables");
+    rows.push_back({w.data_ptr<float>(), w.size(0)});
+  }
+  const int64_t batch = dense.size(0), width = interaction_width(kEmbeddingDim, kSparseFeatures);
+  auto out = ::torch::empty({batch, width}, ::torch::kByte);
+  DotInteractionArgs a;
+  a.batch = batch, a.dim = kEmbeddingDim, a.dense = dense.data_ptr<float>(), a.ld_dense = kEmbeddingDim;
+  a.tables = rows, a.ids = ids.data_ptr<int64_t>(), a.ld_ids = kSparseFeatures, a.quant = quant;
+  a.out = out.data_ptr<uint8_t>(), a.ld_out = width, a.threads = at::get_num_threads();
+  dot_interaction_u8(a);
+  return out;
+}
+
 // Criteo (Kaggle Display Advertising) per-feature cardinalities.
 constexpr std::array<int64_t, kSparseFeatures> kCriteoCardinality = {
     1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194,
@@ -42,6 +72,8 @@ DlrmImpl::DlrmImpl(int64_t cap) : cap_(cap) {
       dense.size(0) != sparse.size(0))
     data_error("DLRM takes dense [B][13] and sparse [B][26] inputs of the same batch");
   const auto x = bottom->forward(dense);
+  if (const U8Quant* quant = fuse_int8_interaction ? int8_top_input(*top) : nullptr)
+    return top->forward(fused_interaction_u8(x, sparse, tables, *quant)).squeeze(1);
   std::vector<::torch::Tensor> vecs;
   vecs.push_back(x);
   for (int64_t f = 0; f < kSparseFeatures; ++f) vecs.push_back(tables[size_t(f)]->forward(sparse.select(1, f)));

@@ -1,10 +1,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "spruce/error.hpp"
+#include "spruce/interaction.hpp"
 #include "spruce/mask.hpp"
+#include "spruce/torch/convert.hpp"
 #include "spruce/torch/dlrm.hpp"
 #include "spruce/torch/dlrm_train.hpp"
 
@@ -37,6 +41,107 @@ TEST(Dlrm, InteractionIsThePairwiseDotProducts) {
     for (int j = 0; j < i; ++j) feats.push_back((v[size_t(i)] * v[size_t(j)]).sum(1, true));
   const auto want = model->top->forward(torch::cat(feats, 1)).squeeze(1);
   EXPECT_TRUE(torch::allclose(model->forward(d.dense, d.sparse), want, 1e-4, 1e-5));
+}
+
+// A converted DLRM whose embeddings are large enough that the pairwise products span the top
+// MLP's u8 input range (a fresh model's are tiny and would all quantize to the zero point).
+Dlrm converted_dlrm(Variant variant, const ClickData& calibration) {
+  torch::manual_seed(3);
+  Dlrm model(50);
+  torch::NoGradGuard g;
+  for (auto& t : model->tables) t->weight.normal_(0.0, 0.3);
+  ConvertOptions c;
+  c.variant = variant;
+  c.threads = 2;
+  convert(*model, c, [&] { model->forward(calibration.dense, calibration.sparse); });
+  return model;
+}
+
+// LibTorch's f32 top-MLP input [B][479] (the unfused path's ops) and, per pair, sum_k |a_k b_k|.
+std::pair<torch::Tensor, torch::Tensor> libtorch_top_input(DlrmImpl& m, const ClickData& d) {
+  const auto x = m.bottom->forward(d.dense);
+  std::vector<torch::Tensor> v{x};
+  for (int64_t f = 0; f < 26; ++f) v.push_back(m.tables[size_t(f)]->forward(d.sparse.select(1, f)));
+  const auto t = torch::stack(v, 1), tri = torch::tril_indices(27, 27, -1);
+  const auto pairs = torch::bmm(t, t.transpose(1, 2)).index({torch::indexing::Slice(), tri[0], tri[1]});
+  const auto magnitude = torch::bmm(t.abs(), t.abs().transpose(1, 2)).index({torch::indexing::Slice(), tri[0], tri[1]});
+  return {torch::cat({x, pairs}, 1).contiguous(), torch::cat({torch::zeros_like(x), magnitude}, 1).contiguous()};
+}
+
+// The fused op against LibTorch's arithmetic on DLRM's own shapes: the u8 inputs agree exactly
+// except where LibTorch's f32 sum (another summation order) lies within its rounding error of a
+// .5 boundary, and there by one step.
+TEST(Dlrm, FusedInteractionQuantizesWhatLibTorchComputes) {
+  torch::set_num_threads(2);
+  const ClickData d = make_synthetic_clicks(257, 4, 2026, 50);
+  Dlrm model = converted_dlrm(Variant::Int8Dense, d);
+  torch::NoGradGuard g;
+  const auto* top0 = dynamic_cast<SparseLinearLayer*>(model->top->layer(0).get());
+  ASSERT_TRUE(top0 != nullptr && top0->input_quant());
+  const spruce::U8Quant q = *top0->input_quant();
+  const auto [want_f32, magnitude] = libtorch_top_input(*model, d);
+
+  const auto x = model->bottom->forward(d.dense).contiguous();
+  std::vector<spruce::EmbeddingTable> tables;
+  for (auto& t : model->tables) tables.push_back({t->weight.data_ptr<float>(), t->weight.size(0)});
+  auto got = torch::empty({257, 479}, torch::kByte);
+  spruce::DotInteractionArgs a;
+  a.batch = 257, a.dim = 128, a.dense = x.data_ptr<float>(), a.ld_dense = 128, a.tables = tables;
+  a.ids = d.sparse.data_ptr<int64_t>(), a.ld_ids = 26, a.quant = q, a.out = got.data_ptr<uint8_t>(), a.ld_out = 479;
+  spruce::dot_interaction_u8(a);
+
+  const float* w = want_f32.data_ptr<float>();
+  const float* mag = magnitude.data_ptr<float>();
+  const uint8_t* u = got.data_ptr<uint8_t>();
+  int64_t differ = 0;
+  std::vector<bool> seen(256);
+  for (int64_t i = 0; i < want_f32.numel(); ++i) {
+    seen[u[i]] = true;
+    const int want = q.quantize(w[i]);
+    if (u[i] == want) continue;
+    ++differ;
+    const double v = double(w[i]) / q.scale + q.zero_point, boundary = std::floor(v) + 0.5;
+    // Both sums' worst-case error (128 terms, unit roundoff 2^-24), plus the f32 rounding of x / scale + zp, in steps.
+    const double rounding = 2 * 128 * 6e-8 * mag[i] / q.scale + 1e-4;
+    ASSERT_EQ(std::abs(int(u[i]) - want), 1) << "element " << i << ": fused " << int(u[i]) << ", LibTorch " << want;
+    ASSERT_LE(std::abs(v - boundary), rounding) << "element " << i << " is " << std::abs(v - boundary) << " steps from .5";
+  }
+  EXPECT_LT(differ, want_f32.numel() / 1000);
+  EXPECT_GT(std::count(seen.begin(), seen.end(), true), 100) << "the inputs span too few u8 values to test anything";
+}
+
+// Both INT8 variants take the fused path, and give the logits of the same converted model run
+// through LibTorch's ops: identical for nearly every click (a sample whose u8 inputs all agree
+// gets bit-identical logits), and close for the few with a one-step input difference.
+TEST(Dlrm, ConvertedModelsRunTheFusedPathAndMatchTheUnfusedOne) {
+  torch::set_num_threads(2);
+  const ClickData d = make_synthetic_clicks(300, 5, 2026, 50);
+  for (Variant variant : {Variant::Int8Dense, Variant::Int8Sparse}) {
+    Dlrm model = converted_dlrm(variant, d);
+    torch::NoGradGuard g;
+    const auto fused = model->forward(d.dense, d.sparse);
+    model->fuse_int8_interaction = false;
+    const auto unfused = model->forward(d.dense, d.sparse);
+    model->fuse_int8_interaction = true;
+    const auto same = (fused == unfused).sum().item<int64_t>();
+    EXPECT_GE(same, 270) << to_string(variant);
+    const double spread = unfused.std().item<double>();
+    EXPECT_GT(spread, 0.0);
+    EXPECT_LT((fused - unfused).abs().max().item<double>(), 0.05 * spread) << to_string(variant);
+
+    // An id outside its table is a spruce::Error that says so (LibTorch's path would throw c10::Error).
+    for (int64_t bad : {int64_t(50), int64_t(-3)}) {
+      auto ids = d.sparse.clone();
+      ids[7][3] = bad;
+      try {
+        model->forward(d.dense, ids);
+        ADD_FAILURE() << "id " << bad << " was accepted";
+      } catch (const spruce::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("out of range"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("sample 7, categorical feature 3"), std::string::npos) << e.what();
+      }
+    }
+  }
 }
 
 TEST(Dlrm, SyntheticDataIsReproducibleAndCriteoLike) {

@@ -31,7 +31,12 @@ class DlrmImpl : public ::torch::nn::Module {
  public:
   explicit DlrmImpl(int64_t table_cap = kDefaultTableCap);
   // dense: float [B][13] (log-transformed counts); sparse: int64 [B][26]. Returns logits [B].
+  // Once convert() made the top MLP's first layer INT8, the embeddings, the interaction and the
+  // quantization of the top MLP's input run as one fused op (spruce/interaction.hpp) that writes
+  // its u8 input directly; otherwise (FP32, or fuse_int8_interaction off) they run in LibTorch.
   ::torch::Tensor forward(const ::torch::Tensor& dense, const ::torch::Tensor& sparse);
+
+  bool fuse_int8_interaction = true;  // false: the LibTorch path even when converted (for tests)
 
   LayerStack bottom{nullptr}, top{nullptr};
   std::vector<::torch::nn::Embedding> tables;

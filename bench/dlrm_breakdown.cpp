@@ -1,0 +1,151 @@
+// Where one DLRM batch's time goes, per variant and stage: the fused INT8 path against the
+// LibTorch ops it replaced (run on the same converted model). Medians of repeated runs.
+// First, whole forwards of all five configurations in turn (round robin), so that the ratios
+// hold up on a machine shared with other jobs; then each variant's stages.
+// Usage: dlrm_breakdown [WORK_DIR=out/dlrm] [BATCH=2048] [THREADS=2]; needs the models that
+// `spruce bench-model dlrm` caches in WORK_DIR.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "spruce/interaction.hpp"
+#include "spruce/torch/checkpoint.hpp"
+#include "spruce/torch/convert.hpp"
+#include "spruce/torch/dlrm.hpp"
+#include "spruce/torch/threads.hpp"
+
+using namespace spruce::torch;
+namespace {
+
+double median_ms(const std::function<void()>& f, int runs = 15) {
+  std::vector<double> t;
+  f();  // warm
+  for (int i = 0; i < runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::nth_element(t.begin(), t.begin() + runs / 2, t.end());
+  return t[size_t(runs / 2)];
+}
+
+void row(const char* variant, const char* stage, double ms) { std::printf("%-12s %-34s %8.2f ms\n", variant, stage, ms); }
+
+void breakdown(const char* name, Dlrm& m, const ClickData& d) {
+  ::torch::NoGradGuard g;
+  const auto x = m->bottom->forward(d.dense);
+  row(name, "whole forward", median_ms([&] { m->forward(d.dense, d.sparse); }));
+  row(name, "bottom MLP", median_ms([&] { m->bottom->forward(d.dense); }));
+  std::vector<::torch::Tensor> v{x};
+  for (int64_t f = 0; f < kSparseFeatures; ++f) v.push_back(m->tables[size_t(f)]->forward(d.sparse.select(1, f)));
+  const auto t = ::torch::stack(v, 1);
+  const auto z = ::torch::bmm(t, t.transpose(1, 2));
+  const auto tri = ::torch::tril_indices(27, 27, -1);
+  const auto pairs = z.index({::torch::indexing::Slice(), tri[0], tri[1]});
+  const auto cat = ::torch::cat({x, pairs}, 1);
+  row(name, "  libtorch: 26 embedding gathers", median_ms([&] {
+        for (int64_t f = 0; f < kSparseFeatures; ++f) m->tables[size_t(f)]->forward(d.sparse.select(1, f));
+      }));
+  row(name, "  libtorch: stack", median_ms([&] { ::torch::stack(v, 1); }));
+  row(name, "  libtorch: bmm", median_ms([&] { ::torch::bmm(t, t.transpose(1, 2)); }));
+  row(name, "  libtorch: index 351 pairs", median_ms([&] { z.index({::torch::indexing::Slice(), tri[0], tri[1]}); }));
+  row(name, "  libtorch: cat", median_ms([&] { ::torch::cat({x, pairs}, 1); }));
+  const auto* top0 = dynamic_cast<SparseLinearLayer*>(m->top->layer(0).get());
+  if (top0 == nullptr || !top0->input_quant()) {
+    row(name, "top MLP (f32 input)", median_ms([&] { m->top->forward(cat); }));
+    return;
+  }
+  std::vector<uint8_t> u(size_t(cat.numel()));
+  row(name, "  libtorch path: quantize_u8", median_ms([&] {
+        spruce::quantize_u8(cat.data_ptr<float>(), cat.numel(), *top0->input_quant(), u.data());
+      }));
+  m->fuse_int8_interaction = false;
+  row(name, "whole forward, unfused", median_ms([&] { m->forward(d.dense, d.sparse); }));
+  m->fuse_int8_interaction = true;
+  std::vector<spruce::EmbeddingTable> tables;
+  for (auto& e : m->tables) tables.push_back({e->weight.data_ptr<float>(), e->weight.size(0)});
+  const auto xc = x.contiguous();
+  auto q = ::torch::empty({x.size(0), 479}, ::torch::kByte);
+  spruce::DotInteractionArgs a;
+  a.batch = x.size(0), a.dim = 128, a.dense = xc.data_ptr<float>(), a.ld_dense = 128, a.tables = tables;
+  a.ids = d.sparse.data_ptr<int64_t>(), a.ld_ids = 26, a.quant = *top0->input_quant();
+  a.out = q.data_ptr<uint8_t>(), a.ld_out = 479, a.threads = at::get_num_threads();
+  row(name, "fused interaction (u8 out)", median_ms([&] { spruce::dot_interaction_u8(a); }));
+  row(name, "top MLP (u8 input)", median_ms([&] { m->top->forward(q); }));
+}
+
+struct Config {
+  std::string name;
+  Dlrm* model;
+  bool fused;
+};
+
+// Medians of whole forwards, the configurations taking turns in every round.
+void round_robin(const std::vector<Config>& configs, const ClickData& d, int rounds = 21) {
+  ::torch::NoGradGuard g;
+  std::vector<std::vector<double>> t(configs.size());
+  for (int r = -1; r < rounds; ++r)  // round -1 warms
+    for (size_t c = 0; c < configs.size(); ++c) {
+      DlrmImpl& m = **configs[c].model;
+      m.fuse_int8_interaction = configs[c].fused;
+      const auto t0 = std::chrono::steady_clock::now();
+      m.forward(d.dense, d.sparse);
+      if (r >= 0) t[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      m.fuse_int8_interaction = true;
+    }
+  std::vector<double> med;
+  for (auto& v : t) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    med.push_back(v[v.size() / 2]);
+  }
+  std::printf("whole forward, batch %lld, medians of %d rounds taken in turn:\n", (long long)d.size(), rounds);
+  for (size_t c = 0; c < configs.size(); ++c)
+    std::printf("  %-22s %8.2f ms %9.0f QPS  %5.2fx fp32  %5.2fx int8-dense unfused  %5.2fx int8-dense fused\n",
+                configs[c].name.c_str(), med[c], double(d.size()) / med[c] * 1e3, med[0] / med[c], med[1] / med[c],
+                med[2] / med[c]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string dir = argc > 1 ? argv[1] : "out/dlrm";
+  const int64_t batch = argc > 2 ? std::stoll(argv[2]) : 2048;
+  const int threads = argc > 3 ? std::stoi(argv[3]) : 2;
+  if (!std::filesystem::exists(dir + "/dense.pt") || !std::filesystem::exists(dir + "/sparse.pt")) {
+    std::fprintf(stderr, "no cached models in %s: run `spruce bench-model dlrm` first\n", dir.c_str());
+    return 1;
+  }
+  set_threads(threads);
+  std::printf("batch %lld, %d threads, interaction kernel %s\n", (long long)batch, threads, spruce::dot_interaction_kernel_name());
+  const ClickData calib = make_synthetic_clicks(4096, 1, 2026, kDefaultTableCap);
+  const ClickData d = make_synthetic_clicks(batch, 2, 2026, kDefaultTableCap);
+  std::vector<Dlrm> models;
+  using Int8 = std::optional<Variant>;  // none: LibTorch FP32, unconverted
+  for (auto [file, variant] : {std::pair{"/dense.pt", Int8{}}, std::pair{"/dense.pt", Int8{Variant::Int8Dense}},
+                               std::pair{"/sparse.pt", Int8{Variant::Int8Sparse}}}) {
+    Dlrm m(kDefaultTableCap);
+    load_checkpoint(dir + file, *m, nullptr, nullptr);
+    if (variant) {
+      ConvertOptions c;
+      c.variant = *variant;
+      c.threads = threads;
+      convert(*m, c, [&] { m->forward(calib.dense, calib.sparse); });
+    }
+    models.push_back(m);
+  }
+  round_robin({{"fp32-dense", &models[0], true},
+               {"int8-dense unfused", &models[1], false},
+               {"int8-dense fused", &models[1], true},
+               {"int8-sparse unfused", &models[2], false},
+               {"int8-sparse fused", &models[2], true}},
+              d);
+  const char* names[] = {"fp32-dense", "int8-dense", "int8-sparse"};
+  for (size_t i = 0; i < models.size(); ++i) breakdown(names[i], models[i], d);
+  return 0;
+}

@@ -1,0 +1,51 @@
+// DLRM's dot interaction, fused with the embedding gather and the u8 quantization of its output,
+// for INT8 inference: one pass per sample instead of gather, stack, bmm, index, cat and quantize.
+//
+// Per sample b, the vectors are v[0] = dense row b (the bottom MLP's output) and
+// v[1 + t] = tables[t].rows[ids[b][t]]; out row b is
+//   [ q(v[0][0..dim)) , q(dot(v[i], v[j])) for i = 1..V-1, j = 0..i-1 ]
+// (the order of torch::tril_indices(V, V, -1)), with q = U8Quant::quantize (the rounding of
+// quantize_u8). The dot products sum in a fixed order (16 interleaved partial sums, combined
+// pairwise; spruce/kernels/interaction.hpp), the same in every kernel, so results are identical
+// under every SPRUCE_MAX_ISA cap.
+#pragma once
+#include <cstdint>
+#include <span>
+
+#include "spruce/calibration.hpp"
+
+namespace spruce {
+
+// Pairwise products of `vectors` vectors: vectors * (vectors - 1) / 2.
+constexpr int64_t interaction_pairs(int64_t vectors) { return vectors * (vectors - 1) / 2; }
+
+struct EmbeddingTable {
+  const float* rows = nullptr;  // [size][dim], row-major, contiguous
+  int64_t size = 0;
+};
+
+struct DotInteractionArgs {
+  int64_t batch = 0, dim = 0;
+  const float* dense = nullptr;  // [batch][ld_dense], first dim used
+  int64_t ld_dense = 0;
+  std::span<const EmbeddingTable> tables;
+  const int64_t* ids = nullptr;  // [batch][ld_ids], first tables.size() used
+  int64_t ld_ids = 0;
+  U8Quant quant;
+  uint8_t* out = nullptr;  // [batch][ld_out], first dim + interaction_pairs(tables.size() + 1) written
+  int64_t ld_out = 0;
+  int threads = 0;  // OpenMP threads over the batch; 0: OpenMP's default
+};
+
+// Width of an output row: dim + interaction_pairs(tables + 1).
+constexpr int64_t interaction_width(int64_t dim, int64_t tables) { return dim + interaction_pairs(tables + 1); }
+
+// Checks every id first: one out of its table's range throws spruce::Error (data) naming the
+// sample, the table and the range, before anything is written. Bad sizes throw (usage).
+void dot_interaction_u8(const DotInteractionArgs& args);
+
+// The kernel dot_interaction_u8 runs under the current SPRUCE_MAX_ISA, e.g.
+// "f32-dot-interaction-u8-avx512".
+const char* dot_interaction_kernel_name();
+
+}  // namespace spruce
