@@ -50,8 +50,14 @@ void measure(const std::string& variant, Dlrm& model, const ClickData& pool, con
              const DlrmBenchOptions& o, std::ostream& log, std::vector<DlrmBenchRecord>& out) {
   ::torch::NoGradGuard no_grad;
   model->eval();
+  // Each batch takes the next clicks of the pool, so embedding rows are as cold as in a stream of
+  // new queries (the same first clicks each time would keep a small batch's rows in cache).
+  int64_t next = 0;
   const BatchRunner run = [&](int64_t b) {
-    const ClickData batch = pool.slice(0, std::min(b, pool.size()));
+    b = std::min(b, pool.size());
+    if (next + b > pool.size()) next = 0;
+    const ClickData batch = pool.slice(next, b);
+    next += b;
     return time_call([&] { model->forward(batch.dense, batch.sparse); });
   };
   const OfflineResult off = run_offline(run, o.batches, o.offline_seconds);
@@ -120,8 +126,7 @@ std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream&
   });
 
   const ClickData calibration = data.train.slice(0, std::min(o.calibration_samples, data.train.size()));
-  const int64_t pool_size = std::max<int64_t>(o.server_max_batch, *std::max_element(o.batches.begin(), o.batches.end()));
-  const ClickData pool = data.test.slice(0, std::min(pool_size, data.test.size()));
+  const ClickData& pool = data.test;
   std::vector<DlrmBenchRecord> records;
 
   Dlrm dense = load_dlrm(dense_path, o.table_cap);
