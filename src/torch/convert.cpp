@@ -27,6 +27,16 @@ std::string to_string(Variant v) {
   return "?";
 }
 
+namespace {
+// quantize_u8 over LibTorch's intra-op threads, in chunks of whole cache lines.
+void parallel_quantize(const float* x, int64_t n, const U8Quant& q, uint8_t* out) {
+  at::parallel_for(0, (n + 4095) / 4096, 1, [&](int64_t begin, int64_t end) {
+    const int64_t first = begin * 4096, last = std::min(n, end * 4096);
+    quantize_u8(x + first, last - first, q, out + first);
+  });
+}
+}  // namespace
+
 SparseLinearLayer::SparseLinearLayer(const ::torch::Tensor& weight, const ::torch::Tensor& bias, const Pattern& pattern,
                                      bool relu, const std::optional<U8Quant>& in_quant,
                                      const std::optional<U8Quant>& out_quant, SparseLinearOptions options)
@@ -97,7 +107,7 @@ ConvertedLayer describe_layer(const std::string& name, const std::string& varian
   } else {
     if (x.scalar_type() != ::torch::kFloat) x = x.to(::torch::kFloat);
     xq_.resize(size_t(m * in));
-    quantize_u8(x.data_ptr<float>(), m * in, *in_quant_, xq_.data());
+    parallel_quantize(x.data_ptr<float>(), m * in, *in_quant_, xq_.data());
     xq = xq_.data();
   }
   auto y = ::torch::empty({m, out}, out_quant_ ? ::torch::kByte : ::torch::kFloat);
@@ -163,7 +173,7 @@ template <typename T>
   ::torch::Tensor rows;
   if (const auto& q = gemm_->input_quant()) {  // quantize once, before the KH*KW times larger unfold
     auto xq = ::torch::empty(x.sizes(), ::torch::kByte);
-    quantize_u8(x.data_ptr<float>(), x.numel(), *q, xq.data_ptr<uint8_t>());
+    parallel_quantize(x.data_ptr<float>(), x.numel(), *q, xq.data_ptr<uint8_t>());
     rows = unfold_channels_last<uint8_t>(xq, g, oh, ow, uint8_t(q->zero_point));  // the code of 0.0
   } else {
     rows = unfold_channels_last<float>(x, g, oh, ow, 0.0f);
