@@ -36,7 +36,7 @@ struct ServerOptions {
   int64_t max_batch = 256;
   int64_t queries = 20000;     // queries per trial at one lambda
   uint64_t seed = 1;
-  int search_steps = 12;       // bisection steps over lambda
+  int search_steps = 12;       // bisection steps over lambda (after the doubling)
 };
 struct ServerTrial {
   double lambda = 0.0;         // offered queries per second
@@ -52,8 +52,10 @@ struct ServerResult {
   double mean_batch = 0.0;
   std::vector<ServerTrial> trials;  // every lambda tried, in order
 };
-// Bisects lambda between 0 and `max_qps` (e.g. the Offline figure, an upper limit).
-ServerResult run_server(const BatchRunner& run, double max_qps, const ServerOptions& opt);
+// The highest Poisson rate whose p99 stays within the bound: starting at `first_qps` (e.g. the
+// Offline figure), doubled while it meets the bound, then bisected between the last rate met and
+// the first missed.
+ServerResult run_server(const BatchRunner& run, double first_qps, const ServerOptions& opt);
 
 // The q-quantile (0..1) of `values` by the nearest-rank method; 0 for no values.
 double quantile(std::vector<double> values, double q);

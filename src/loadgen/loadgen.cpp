@@ -66,23 +66,31 @@ ServerTrial run_server_trial(const BatchRunner& run, double lambda, const Server
   return {lambda, 1e3 * quantile(latency, 0.99), double(arrival.size()) / double(batches)};
 }
 
-ServerResult run_server(const BatchRunner& run, double max_qps, const ServerOptions& opt) {
-  if (!(max_qps > 0.0)) usage_error("server search needs a positive upper rate (the offline QPS)");
+ServerResult run_server(const BatchRunner& run, double first_qps, const ServerOptions& opt) {
+  if (!(first_qps > 0.0)) usage_error("server search needs a positive first rate (e.g. the offline QPS)");
   ServerResult result;
-  double lo = 0.0, hi = max_qps;
-  for (int step = 0; step < opt.search_steps; ++step) {
-    const double lambda = step == 0 ? hi : 0.5 * (lo + hi);
+  auto meets = [&](double lambda) {
     const ServerTrial trial = run_server_trial(run, lambda, opt);
     result.trials.push_back(trial);
-    if (trial.p99_ms <= opt.p99_bound_ms) {
-      lo = lambda;
+    const bool ok = trial.p99_ms <= opt.p99_bound_ms;
+    if (ok && lambda > result.qps) {
       result.qps = lambda;
       result.p99_ms = trial.p99_ms;
       result.mean_batch = trial.mean_batch;
-      if (step == 0) break;  // even the upper limit meets the bound
-    } else {
-      hi = lambda;
     }
+    return ok;
+  };
+  // Grow past the first guess while it meets the bound: dynamic batching may sustain more than
+  // the Offline rate it usually is. Then bisect between the last rate met and the first missed.
+  double lo = 0.0, hi = first_qps;
+  for (int grown = 0; meets(hi); ++grown) {
+    if (grown == 10) return result;  // 1024x the guess and still within the bound
+    lo = hi;
+    hi *= 2.0;
+  }
+  for (int step = 1; step < opt.search_steps; ++step) {
+    const double mid = 0.5 * (lo + hi);
+    (meets(mid) ? lo : hi) = mid;
   }
   return result;
 }

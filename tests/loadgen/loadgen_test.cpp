@@ -65,6 +65,18 @@ TEST(Loadgen, BatchingRaisesServerThroughput) {
   EXPECT_GT(b.mean_batch, 2.0);
 }
 
+TEST(Loadgen, SearchGrowsPastALowFirstGuess) {
+  // 1 ms per batch of up to 64: about 64,000 queries/s at most, far above the 5,000 guessed.
+  const BatchRunner model = [](int64_t) { return 1e-3; };
+  ServerOptions opt;
+  opt.max_batch = 64;
+  opt.queries = 20000;
+  const ServerResult r = run_server(model, 5000.0, opt);
+  EXPECT_GT(r.qps, 20000.0);
+  EXPECT_LT(r.qps, 64000.0 * 1.1);  // a finite trial tolerates a slightly overloaded queue
+  EXPECT_GT(run_server_trial(model, r.qps * 1.1, opt).p99_ms, opt.p99_bound_ms * 0.8);
+}
+
 TEST(Loadgen, RejectsNonsense) {
   const BatchRunner model = [](int64_t) { return 1e-3; };
   EXPECT_THROW(run_server(model, 0.0, {}), Error);
