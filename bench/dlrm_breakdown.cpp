@@ -1,9 +1,11 @@
 // Where one DLRM batch's time goes, per variant and stage: the fused INT8 path against the
 // LibTorch ops it replaced (run on the same converted model). Medians of repeated runs.
-// First, whole forwards of all five configurations in turn (round robin), so that the ratios
-// hold up on a machine shared with other jobs; then each variant's stages.
-// Usage: dlrm_breakdown [WORK_DIR=out/dlrm] [BATCH=2048] [THREADS=2]; needs the models that
-// `spruce bench-model dlrm` caches in WORK_DIR.
+// First, whole forwards of all seven configurations in turn (round robin), so that the ratios
+// hold up on a machine shared with other jobs (the fused INT8 path with FP32 tables and with
+// row-wise INT8 tables, DlrmImpl::quantize_tables()); then each variant's stages; then accuracy
+// and AUC of both INT8 variants on bench-model's test set with either kind of table.
+// Usage: dlrm_breakdown [WORK_DIR=out/dlrm] [BATCH=2048] [THREADS=2] [EVAL=1]; needs the models
+// that `spruce bench-model dlrm` caches in WORK_DIR (its default seed and sizes are assumed).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/convert.hpp"
 #include "spruce/torch/dlrm.hpp"
+#include "spruce/torch/dlrm_train.hpp"
 #include "spruce/torch/threads.hpp"
 
 using namespace spruce::torch;
@@ -70,6 +73,15 @@ void breakdown(const char* name, Dlrm& m, const ClickData& d) {
   m->fuse_int8_interaction = true;
   std::vector<spruce::EmbeddingTable> tables;
   for (auto& e : m->tables) tables.push_back({e->weight.data_ptr<float>(), e->weight.size(0)});
+  std::vector<std::vector<int8_t>> s8(tables.size());
+  std::vector<std::vector<float>> scales(tables.size());
+  std::vector<spruce::Int8EmbeddingTable> int8;
+  for (size_t f = 0; f < tables.size(); ++f) {
+    s8[f].resize(size_t(tables[f].size * 128));
+    scales[f].resize(size_t(tables[f].size));
+    spruce::quantize_embedding_rows(tables[f].rows, tables[f].size, 128, s8[f].data(), scales[f].data());
+    int8.push_back({s8[f].data(), scales[f].data(), tables[f].size});
+  }
   const auto xc = x.contiguous();
   auto q = ::torch::empty({x.size(0), 479}, ::torch::kByte);
   spruce::DotInteractionArgs a;
@@ -77,6 +89,9 @@ void breakdown(const char* name, Dlrm& m, const ClickData& d) {
   a.ids = d.sparse.data_ptr<int64_t>(), a.ld_ids = 26, a.quant = *top0->input_quant();
   a.out = q.data_ptr<uint8_t>(), a.ld_out = 479, a.threads = at::get_num_threads();
   row(name, "fused interaction (u8 out)", median_ms([&] { spruce::dot_interaction_u8(a); }));
+  auto a8 = a;
+  a8.tables = {}, a8.int8_tables = int8;
+  row(name, "fused interaction, INT8 tables", median_ms([&] { spruce::dot_interaction_u8(a8); }));
   row(name, "top MLP (u8 input)", median_ms([&] { m->top->forward(q); }));
 }
 
@@ -84,6 +99,7 @@ struct Config {
   std::string name;
   Dlrm* model;
   bool fused;
+  bool int8_tables = false;
 };
 
 // Medians of whole forwards, the configurations taking turns in every round.
@@ -94,10 +110,12 @@ void round_robin(const std::vector<Config>& configs, const ClickData& d, int rou
     for (size_t c = 0; c < configs.size(); ++c) {
       DlrmImpl& m = **configs[c].model;
       m.fuse_int8_interaction = configs[c].fused;
+      m.use_int8_tables = configs[c].int8_tables;
       const auto t0 = std::chrono::steady_clock::now();
       m.forward(d.dense, d.sparse);
       if (r >= 0) t[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       m.fuse_int8_interaction = true;
+      m.use_int8_tables = false;
     }
   std::vector<double> med;
   for (auto& v : t) {
@@ -106,9 +124,13 @@ void round_robin(const std::vector<Config>& configs, const ClickData& d, int rou
   }
   std::printf("whole forward, batch %lld, medians of %d rounds taken in turn:\n", (long long)d.size(), rounds);
   for (size_t c = 0; c < configs.size(); ++c)
-    std::printf("  %-22s %8.2f ms %9.0f QPS  %5.2fx fp32  %5.2fx int8-dense unfused  %5.2fx int8-dense fused\n",
+    std::printf("  %-30s %8.2f ms %9.0f QPS  %5.2fx fp32  %5.2fx int8-dense unfused  %5.2fx int8-dense fused\n",
                 configs[c].name.c_str(), med[c], double(d.size()) / med[c] * 1e3, med[0] / med[c], med[1] / med[c],
                 med[2] / med[c]);
+  if (configs.size() >= 7)
+    std::printf("  int8-sparse / int8-dense, both fused: FP32 tables %.2fx, INT8 tables %.2fx; "
+                "int8-sparse INT8 tables / int8-dense fused FP32 tables %.2fx\n",
+                med[2] / med[5], med[3] / med[6], med[2] / med[6]);
 }
 
 }  // namespace
@@ -121,9 +143,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "no cached models in %s: run `spruce bench-model dlrm` first\n", dir.c_str());
     return 1;
   }
+  const bool eval = argc > 4 ? std::stoi(argv[4]) != 0 : true;
   set_threads(threads);
   std::printf("batch %lld, %d threads, interaction kernel %s\n", (long long)batch, threads, spruce::dot_interaction_kernel_name());
-  const ClickData calib = make_synthetic_clicks(4096, 1, 2026, kDefaultTableCap);
+  // bench-model's calibration: the first 4096 of its 262,144 training clicks (seed 1).
+  const ClickData calib = make_synthetic_clicks(1 << 18, 1, 2026, kDefaultTableCap).slice(0, 4096);
   const ClickData d = make_synthetic_clicks(batch, 2, 2026, kDefaultTableCap);
   std::vector<Dlrm> models;
   using Int8 = std::optional<Variant>;  // none: LibTorch FP32, unconverted
@@ -137,15 +161,32 @@ int main(int argc, char** argv) {
       c.threads = threads;
       convert(*m, c, [&] { m->forward(calib.dense, calib.sparse); });
     }
+    m->quantize_tables();  // derived state: a loaded model builds it again
     models.push_back(m);
   }
   round_robin({{"fp32-dense", &models[0], true},
                {"int8-dense unfused", &models[1], false},
                {"int8-dense fused", &models[1], true},
+               {"int8-dense fused INT8 tables", &models[1], true, true},
                {"int8-sparse unfused", &models[2], false},
-               {"int8-sparse fused", &models[2], true}},
+               {"int8-sparse fused", &models[2], true},
+               {"int8-sparse fused INT8 tables", &models[2], true, true}},
               d);
   const char* names[] = {"fp32-dense", "int8-dense", "int8-sparse"};
   for (size_t i = 0; i < models.size(); ++i) breakdown(names[i], models[i], d);
+  if (eval) {
+    // bench-model's test set: 65,536 clicks, seed 2 (its seed + 1).
+    const ClickData test = make_synthetic_clicks(1 << 16, 2, 2026, kDefaultTableCap);
+    std::printf("accuracy / AUC on the 65,536 synthetic test clicks:\n");
+    for (size_t i = 0; i < models.size(); ++i)
+      for (bool int8 : {false, true}) {
+        if (i == 0 && int8) continue;  // FP32 LibTorch never reads them
+        models[i]->use_int8_tables = int8;
+        const ClickMetrics r = evaluate_clicks(*models[i], test);
+        std::printf("  %-12s %-12s accuracy %.4f%%  AUC %.4f  loss %.5f\n", names[i], int8 ? "INT8 tables" : "FP32 tables",
+                    100 * r.accuracy, r.auc, r.loss);
+      }
+    for (auto& m : models) m->use_int8_tables = false;
+  }
   return 0;
 }
