@@ -47,6 +47,8 @@ void check(const DotInteractionArgs& a) {
     }
 }
 
+constexpr int64_t kPrefetchAhead = 2;
+
 void int8_table_interaction(const DotInteractionArgs& a, int threads) {
   const auto fn = kernels::choose_s8_table_dot_interaction().fn;
   const int64_t t = int64_t(a.int8_tables.size());
@@ -58,6 +60,15 @@ void int8_table_interaction(const DotInteractionArgs& a, int threads) {
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < a.batch; ++b) {
       const int64_t* ids = a.ids + b * a.ld_ids;
+      if (b + kPrefetchAhead < a.batch) {  // the rows of a sample a few ahead: random, so no hardware prefetcher finds them
+        const int64_t* next = ids + kPrefetchAhead * a.ld_ids;
+        for (int64_t f = 0; f < t; ++f) {
+          const Int8EmbeddingTable& tab = a.int8_tables[size_t(f)];
+          const int8_t* row = tab.rows + next[f] * a.dim;
+          for (int64_t off = 0; off < a.dim; off += 64) __builtin_prefetch(row + off);
+          __builtin_prefetch(tab.scales + next[f]);
+        }
+      }
       for (int64_t f = 0; f < t; ++f) {
         const Int8EmbeddingTable& tab = a.int8_tables[size_t(f)];
         rows[size_t(f)] = tab.rows + ids[f] * a.dim;
@@ -99,6 +110,13 @@ void dot_interaction_u8(const DotInteractionArgs& a) {
     for (int64_t b = 0; b < a.batch; ++b) {
       v[0] = a.dense + b * a.ld_dense;
       const int64_t* ids = a.ids + b * a.ld_ids;
+      if (b + kPrefetchAhead < a.batch) {
+        const int64_t* next = ids + kPrefetchAhead * a.ld_ids;
+        for (int64_t f = 0; f < t; ++f) {
+          const float* row = a.tables[size_t(f)].rows + next[f] * a.dim;
+          for (int64_t off = 0; off < a.dim; off += 16) __builtin_prefetch(row + off);
+        }
+      }
       for (int64_t f = 0; f < t; ++f) v[size_t(f + 1)] = a.tables[size_t(f)].rows + ids[f] * a.dim;
       fn(v.data(), t + 1, a.dim, a.quant, a.out + b * a.ld_out);
     }

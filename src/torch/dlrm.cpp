@@ -79,7 +79,7 @@ DlrmImpl::DlrmImpl(int64_t cap) : cap_(cap) {
   if (const U8Quant* quant = fuse_int8_interaction ? int8_top_input(*top) : nullptr) {
     std::vector<Int8EmbeddingTable> int8;
     if (use_int8_tables)
-      for (const auto& t : int8_tables_) int8.push_back({t.rows.data(), t.scales.data(), int64_t(t.scales.size())});
+      for (const auto& t : int8_tables_) int8.push_back({t.rows, t.scales.data(), int64_t(t.scales.size())});
     return top->forward(fused_interaction_u8(x, sparse, tables, int8, *quant)).squeeze(1);
   }
   std::vector<::torch::Tensor> vecs;
@@ -98,9 +98,11 @@ void DlrmImpl::quantize_tables() {
     const auto w = t->weight.detach().to(::torch::kFloat).contiguous();
     if (w.dim() != 2 || w.size(1) != kEmbeddingDim) data_error("DLRM's embedding tables must be [rows][128]");
     Int8Table q;
-    q.rows.resize(size_t(w.numel()));
+    q.storage.resize(size_t(w.numel()) + 63);
+    const auto addr = reinterpret_cast<uintptr_t>(q.storage.data());
+    q.rows = q.storage.data() + ((64 - addr % 64) % 64);
     q.scales.resize(size_t(w.size(0)));
-    quantize_embedding_rows(w.data_ptr<float>(), w.size(0), kEmbeddingDim, q.rows.data(), q.scales.data());
+    quantize_embedding_rows(w.data_ptr<float>(), w.size(0), kEmbeddingDim, q.rows, q.scales.data());
     built.push_back(std::move(q));
   }
   int8_tables_ = std::move(built);

@@ -56,8 +56,9 @@ class DlrmImpl : public ::torch::nn::Module {
  private:
   int64_t cap_;
   struct Int8Table {
-    std::vector<int8_t> rows;  // [size][128]
-    std::vector<float> scales;  // [size]
+    std::vector<int8_t> storage;  // rows plus up to 63 bytes, so that rows start on a cache line
+    int8_t* rows = nullptr;       // [size][128] inside storage: each row exactly two cache lines
+    std::vector<float> scales;    // [size]
   };
   std::vector<Int8Table> int8_tables_;
   ::torch::Tensor pair_i_, pair_j_;  // the 351 lower-triangle index pairs of the interaction
