@@ -28,12 +28,36 @@ std::span<const DotInteractionKernel> dot_interaction_kernels();
 // The first kernel that max_isa() allows.
 const DotInteractionKernel& choose_dot_interaction();
 
+// The same with row-wise INT8 embedding rows: v[0] = dense, v[1 + t] = float(rows[t][k]) *
+// scales[t] (one rounding, no fused multiply-add), then exactly the f32 kernel's arithmetic. Each
+// kernel dequantizes the sample's count - 1 rows once into scratch [(count - 1) * dim] (hot in L1,
+// where the f32 kernels reread each row count / 4 times), points vp [count] at them and runs its
+// f32 counterpart, so every kernel agrees byte for byte with the reference and with the f32
+// operator on the dequantized tables.
+using S8TableDotInteractionFn = void (*)(const float* dense, const int8_t* const* rows, const float* scales, int64_t count,
+                                         int64_t dim, const U8Quant& q, uint8_t* out, float* scratch, const float** vp);
+
+struct S8TableDotInteractionKernel {
+  const char* name;  // e.g. "s8-table-dot-interaction-u8-avx512"
+  Isa isa;
+  S8TableDotInteractionFn fn;
+};
+
+std::span<const S8TableDotInteractionKernel> s8_table_dot_interaction_kernels();
+const S8TableDotInteractionKernel& choose_s8_table_dot_interaction();
+
 namespace ref {
 void f32_dot_interaction_u8(const float* const* v, int64_t count, int64_t dim, const U8Quant& q, uint8_t* out);
+void s8_table_dot_interaction_u8(const float* dense, const int8_t* const* rows, const float* scales, int64_t count,
+                                 int64_t dim, const U8Quant& q, uint8_t* out, float* scratch, const float** vp);
 }
 namespace x86 {
 void f32_dot_interaction_u8_avx2(const float* const* v, int64_t count, int64_t dim, const U8Quant& q, uint8_t* out);
 void f32_dot_interaction_u8_avx512(const float* const* v, int64_t count, int64_t dim, const U8Quant& q, uint8_t* out);
+void s8_table_dot_interaction_u8_avx2(const float* dense, const int8_t* const* rows, const float* scales, int64_t count,
+                                      int64_t dim, const U8Quant& q, uint8_t* out, float* scratch, const float** vp);
+void s8_table_dot_interaction_u8_avx512(const float* dense, const int8_t* const* rows, const float* scales, int64_t count,
+                                        int64_t dim, const U8Quant& q, uint8_t* out, float* scratch, const float** vp);
 }
 
 }  // namespace spruce::kernels

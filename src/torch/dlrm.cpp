@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <span>
 
 #include "spruce/error.hpp"
 #include "spruce/interaction.hpp"
@@ -17,23 +18,26 @@ const U8Quant* int8_top_input(const LayerStackImpl& top) {
   return layer != nullptr && layer->input_quant() ? &*layer->input_quant() : nullptr;
 }
 
-// The top MLP's u8 input [B][479] from the bottom MLP's output x [B][128] and the ids, in one pass.
+// The top MLP's u8 input [B][479] from the bottom MLP's output x [B][128] and the ids, in one pass;
+// from the INT8 copies of the tables where int8 is not empty.
 ::torch::Tensor fused_interaction_u8(const ::torch::Tensor& x, const ::torch::Tensor& sparse,
-                                     const std::vector<::torch::nn::Embedding>& tables, const U8Quant& quant) {
+                                     const std::vector<::torch::nn::Embedding>& tables,
+                                     std::span<const Int8EmbeddingTable> int8, const U8Quant& quant) {
   const auto dense = x.to(::torch::kFloat).contiguous();
   const auto ids = sparse.to(::torch::kLong).contiguous();
   std::vector<EmbeddingTable> rows;
-  for (const auto& t : tables) {
-    const auto& w = t->weight;
-    if (w.scalar_type() != ::torch::kFloat || !w.is_contiguous() || w.size(1) != kEmbeddingDim)
-      data_error("DLRM's fused interaction needs contiguous float [rows][128] embedding tables");
-    rows.push_back({w.data_ptr<float>(), w.size(0)});
-  }
+  if (int8.empty())
+    for (const auto& t : tables) {
+      const auto& w = t->weight;
+      if (w.scalar_type() != ::torch::kFloat || !w.is_contiguous() || w.size(1) != kEmbeddingDim)
+        data_error("DLRM's fused interaction needs contiguous float [rows][128] embedding tables");
+      rows.push_back({w.data_ptr<float>(), w.size(0)});
+    }
   const int64_t batch = dense.size(0), width = interaction_width(kEmbeddingDim, kSparseFeatures);
   auto out = ::torch::empty({batch, width}, ::torch::kByte);
   DotInteractionArgs a;
   a.batch = batch, a.dim = kEmbeddingDim, a.dense = dense.data_ptr<float>(), a.ld_dense = kEmbeddingDim;
-  a.tables = rows, a.ids = ids.data_ptr<int64_t>(), a.ld_ids = kSparseFeatures, a.quant = quant;
+  a.tables = rows, a.int8_tables = int8, a.ids = ids.data_ptr<int64_t>(), a.ld_ids = kSparseFeatures, a.quant = quant;
   a.out = out.data_ptr<uint8_t>(), a.ld_out = width, a.threads = at::get_num_threads();
   dot_interaction_u8(a);
   return out;
@@ -72,8 +76,12 @@ DlrmImpl::DlrmImpl(int64_t cap) : cap_(cap) {
       dense.size(0) != sparse.size(0))
     data_error("DLRM takes dense [B][13] and sparse [B][26] inputs of the same batch");
   const auto x = bottom->forward(dense);
-  if (const U8Quant* quant = fuse_int8_interaction ? int8_top_input(*top) : nullptr)
-    return top->forward(fused_interaction_u8(x, sparse, tables, *quant)).squeeze(1);
+  if (const U8Quant* quant = fuse_int8_interaction ? int8_top_input(*top) : nullptr) {
+    std::vector<Int8EmbeddingTable> int8;
+    if (use_int8_tables)
+      for (const auto& t : int8_tables_) int8.push_back({t.rows, t.scales.data(), int64_t(t.scales.size())});
+    return top->forward(fused_interaction_u8(x, sparse, tables, int8, *quant)).squeeze(1);
+  }
   std::vector<::torch::Tensor> vecs;
   vecs.push_back(x);
   for (int64_t f = 0; f < kSparseFeatures; ++f) vecs.push_back(tables[size_t(f)]->forward(sparse.select(1, f)));
@@ -81,6 +89,23 @@ DlrmImpl::DlrmImpl(int64_t cap) : cap_(cap) {
   const auto z = ::torch::bmm(t, t.transpose(1, 2));         // [B][27][27]
   const auto pairs = z.index({::torch::indexing::Slice(), pair_i_, pair_j_});  // [B][351]
   return top->forward(::torch::cat(std::vector<::torch::Tensor>{x, pairs}, 1)).squeeze(1);
+}
+
+void DlrmImpl::quantize_tables() {
+  ::torch::NoGradGuard no_grad;
+  std::vector<Int8Table> built;
+  for (const auto& t : tables) {
+    const auto w = t->weight.detach().to(::torch::kFloat).contiguous();
+    if (w.dim() != 2 || w.size(1) != kEmbeddingDim) data_error("DLRM's embedding tables must be [rows][128]");
+    Int8Table q;
+    q.storage.resize(size_t(w.numel()) + 63);
+    const auto addr = reinterpret_cast<uintptr_t>(q.storage.data());
+    q.rows = q.storage.data() + ((64 - addr % 64) % 64);
+    q.scales.resize(size_t(w.size(0)));
+    quantize_embedding_rows(w.data_ptr<float>(), w.size(0), kEmbeddingDim, q.rows, q.scales.data());
+    built.push_back(std::move(q));
+  }
+  int8_tables_ = std::move(built);
 }
 
 ClickData ClickData::slice(int64_t begin, int64_t n) const {

@@ -175,5 +175,178 @@ TEST(DotInteraction, OperatorGathersRowsAndThreadsOverTheBatch) {
   }
 }
 
+// Row-wise INT8 tables: every s8-table kernel against its reference, byte for byte, and the
+// reference against the f32 reference on the dequantized rows (what the kernels promise), with
+// random s8 rows (all of -128..127, as a foreign table might hold), positive row scales of varied
+// magnitude, and an all-zero row (scale 0).
+TEST(DotInteraction, Int8TableKernelsMatchTheReferenceExactly) {
+  const auto& ref = s8_table_dot_interaction_kernels().back();
+  ASSERT_EQ(std::string(ref.name), "s8-table-dot-interaction-u8-ref");
+  int checked = 0;
+  for (const auto& kr : s8_table_dot_interaction_kernels()) {
+    if (kr.isa > max_isa()) continue;
+    for (int64_t count : {1, 2, 3, 5, 9, 17, 27, 30})
+      for (int64_t dim : {1, 5, 8, 15, 16, 17, 33, 128, 131})
+        for (int variant = 0; variant < 4; ++variant) {
+          const uint32_t seed = uint32_t(count * 1000 + dim * 10 + variant);
+          std::mt19937 rng(seed);
+          std::normal_distribution<float> n(0.f, 1.f);
+          std::vector<float> dense(static_cast<size_t>(dim));
+          for (auto& x : dense) x = n(rng);
+          std::vector<std::vector<int8_t>> rows(size_t(count - 1), std::vector<int8_t>(size_t(dim)));
+          std::vector<const int8_t*> rp;
+          std::vector<float> scales;
+          for (size_t t = 0; t < rows.size(); ++t) {
+            for (auto& x : rows[t]) x = int8_t(int(rng() % 256) - 128);
+            if (t == 2) std::fill(rows[t].begin(), rows[t].end(), int8_t(0));
+            rp.push_back(rows[t].data());
+            // |row| up to ~127 * scale; dot products then spread like quant_for's unit vectors.
+            scales.push_back(t == 2 ? 0.f : std::exp2(float(int(rng() % 5) - 2)) / 73.f);
+          }
+          const U8Quant q = quant_for(dim, variant);
+          const int64_t width = dim + count * (count - 1) / 2;
+          std::vector<uint8_t> want(size_t(width) + 1, 0xA5), got(size_t(width) + 1, 0x5A), f32(static_cast<size_t>(width));
+          std::vector<float> scratch(size_t((count - 1) * dim) + 1, -7.f);
+          std::vector<const float*> vp(static_cast<size_t>(count));
+          ref.fn(dense.data(), rp.data(), scales.data(), count, dim, q, want.data(), scratch.data(), vp.data());
+          // The reference is the f32 reference on the dequantized rows.
+          std::vector<std::vector<float>> deq(rows.size(), std::vector<float>(size_t(dim)));
+          std::vector<const float*> dp{dense.data()};
+          for (size_t t = 0; t < rows.size(); ++t) {
+            for (int64_t k = 0; k < dim; ++k) deq[t][size_t(k)] = float(rows[t][size_t(k)]) * scales[t];
+            dp.push_back(deq[t].data());
+          }
+          ref::f32_dot_interaction_u8(dp.data(), count, dim, q, f32.data());
+          for (int64_t p = 0; p < width; ++p) ASSERT_EQ(int(want[size_t(p)]), int(f32[size_t(p)])) << "seed " << seed;
+          std::fill(scratch.begin(), scratch.end(), -7.f);
+          kr.fn(dense.data(), rp.data(), scales.data(), count, dim, q, got.data(), scratch.data(), vp.data());
+          EXPECT_EQ(got[size_t(width)], 0x5A) << kr.name << " wrote past the row";
+          EXPECT_EQ(scratch.back(), -7.f) << kr.name << " wrote past the scratch";
+          int distinct = 0;
+          for (int64_t p = 0; p < width; ++p) distinct += want[size_t(p)] != want[0];
+          if (width > 8) {
+            EXPECT_GT(distinct, 0) << "degenerate case, seed " << seed;
+          }
+          for (int64_t p = 0; p < width; ++p)
+            ASSERT_EQ(int(got[size_t(p)]), int(want[size_t(p)]))
+                << kr.name << " count=" << count << " dim=" << dim << " variant=" << variant << " index=" << p
+                << " seed=" << seed;
+          ++checked;
+        }
+  }
+  EXPECT_GE(checked, 8 * 9 * 4);
+  std::cout << "checked " << checked << " cases; the operator runs " << int8_table_dot_interaction_kernel_name() << "\n";
+}
+
+// quantize_embedding_rows: each element dequantizes (float(q) * scale, as the kernels do) to within
+// half a step of the f32 value; the bound is scale / 2 in real arithmetic, plus the f32 roundings
+// of x / scale (relative 2^-24 of a value <= 127.5 steps) and of q * scale (2^-24 relative of |x|),
+// so scale / 2 + 2^-22 * (scale * 128 + |x|) is a safe bound that a step off by one (a full scale)
+// would still break. The largest |x| of each row must come back exactly as +-127 steps.
+TEST(DotInteraction, RowQuantizationErrorIsHalfAStep) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> n(0.f, 1.f);
+  for (int64_t dim : {1, 7, 128}) {
+    const int64_t size = 300;
+    std::vector<float> rows(size_t(size * dim));
+    for (int64_t r = 0; r < size; ++r) {
+      const float mag = std::exp2(float(int(rng() % 40) - 30));  // rows of very different magnitudes
+      for (int64_t k = 0; k < dim; ++k) rows[size_t(r * dim + k)] = r == 5 ? 0.f : mag * n(rng);
+    }
+    std::vector<int8_t> q(rows.size());
+    std::vector<float> scales(static_cast<size_t>(size));
+    quantize_embedding_rows(rows.data(), size, dim, q.data(), scales.data());
+    EXPECT_EQ(scales[5], 0.f);
+    int64_t worst_step = 0;
+    for (int64_t r = 0; r < size; ++r) {
+      float max_abs = 0.f;
+      int max_q = 0;
+      for (int64_t k = 0; k < dim; ++k) {
+        const float x = rows[size_t(r * dim + k)], s = scales[size_t(r)];
+        const int8_t v = q[size_t(r * dim + k)];
+        ASSERT_GE(v, -127);
+        const float back = float(v) * s;
+        const double bound = 0.5 * double(s) + std::ldexp(1.0, -22) * (double(s) * 128 + std::abs(double(x)));
+        ASSERT_LE(std::abs(double(back) - double(x)), bound) << "row " << r << " element " << k << " x " << x << " scale " << s;
+        if (std::abs(x) > max_abs) max_abs = std::abs(x), max_q = std::abs(int(v));
+        worst_step = std::max<int64_t>(worst_step, std::abs(int(v)));
+      }
+      if (max_abs > 0) {
+        EXPECT_EQ(max_q, 127) << "row " << r;
+        EXPECT_FLOAT_EQ(scales[size_t(r)], max_abs / 127.f);
+      }
+    }
+    EXPECT_EQ(worst_step, 127);
+  }
+  const float bad[2] = {1.f, std::nanf("")};
+  int8_t q2[2];
+  float s2;
+  EXPECT_THROW(quantize_embedding_rows(bad, 1, 2, q2, &s2), Error);
+}
+
+// The operator with int8_tables: byte for byte the f32 operator on the dequantized tables, over
+// batch sizes that split unevenly between threads, strided inputs and outputs, and the same id
+// checks; mixing both kinds of tables is a usage error.
+TEST(DotInteraction, OperatorWithInt8TablesIsTheF32OperatorOnTheDequantizedTables) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n(0.f, 1.f);
+  for (int64_t dim : {20, 128}) {
+    const int64_t tables = dim == 128 ? 26 : 4, width = interaction_width(dim, tables);
+    std::vector<int64_t> sizes;
+    for (int64_t f = 0; f < tables; ++f) sizes.push_back(1 + int64_t(rng() % 40));
+    std::vector<std::vector<float>> f32_rows, deq_rows, row_scales;
+    std::vector<std::vector<int8_t>> s8_rows;
+    std::vector<EmbeddingTable> deq_tabs;
+    std::vector<Int8EmbeddingTable> s8_tabs;
+    for (int64_t sz : sizes) {
+      f32_rows.emplace_back(size_t(sz * dim));
+      for (auto& x : f32_rows.back()) x = 0.3f * n(rng);
+      s8_rows.emplace_back(size_t(sz * dim));
+      row_scales.emplace_back(size_t(sz));
+      quantize_embedding_rows(f32_rows.back().data(), sz, dim, s8_rows.back().data(), row_scales.back().data());
+      deq_rows.emplace_back(size_t(sz * dim));
+      for (int64_t i = 0; i < sz * dim; ++i)
+        deq_rows.back()[size_t(i)] = float(s8_rows.back()[size_t(i)]) * row_scales.back()[size_t(i / dim)];
+    }
+    for (size_t f = 0; f < sizes.size(); ++f) {
+      deq_tabs.push_back({deq_rows[f].data(), sizes[f]});
+      s8_tabs.push_back({s8_rows[f].data(), row_scales[f].data(), sizes[f]});
+    }
+    const U8Quant q = u8_quant_for_range(-3.f, 5.f);
+    for (int64_t batch : {1, 2, 7, 33}) {
+      const int64_t ld_dense = dim + 3, ld_ids = tables + 1, ld_out = width + 5;
+      std::vector<float> dense(size_t(batch * ld_dense));
+      for (auto& x : dense) x = n(rng);
+      std::vector<int64_t> ids(size_t(batch * ld_ids), -1);
+      for (int64_t b = 0; b < batch; ++b)
+        for (int64_t f = 0; f < tables; ++f) ids[size_t(b * ld_ids + f)] = int64_t(rng() % uint32_t(sizes[size_t(f)]));
+      std::vector<uint8_t> got(size_t(batch * ld_out), 0xEE), want(size_t(batch * ld_out), 0xEE);
+      DotInteractionArgs a;
+      a.batch = batch, a.dim = dim, a.dense = dense.data(), a.ld_dense = ld_dense, a.int8_tables = s8_tabs;
+      a.ids = ids.data(), a.ld_ids = ld_ids, a.quant = q, a.out = got.data(), a.ld_out = ld_out, a.threads = 2;
+      dot_interaction_u8(a);
+      DotInteractionArgs w = a;
+      w.int8_tables = {}, w.tables = deq_tabs, w.out = want.data();
+      dot_interaction_u8(w);
+      ASSERT_EQ(got, want) << "dim " << dim << " batch " << batch;
+      int distinct = 0;
+      for (int64_t p = dim; p < width; ++p) distinct += got[size_t(p)] != got[size_t(dim)];
+      EXPECT_GT(distinct, 0) << "degenerate pairs";
+
+      DotInteractionArgs both = a;
+      both.tables = deq_tabs;
+      EXPECT_THROW(dot_interaction_u8(both), Error);
+      ids[size_t((batch - 1) * ld_ids + 1)] = sizes[1];
+      try {
+        dot_interaction_u8(a);
+        FAIL() << "an out-of-range id was accepted";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::Data);
+        EXPECT_NE(std::string(e.what()).find("[0, " + std::to_string(sizes[1]) + ")"), std::string::npos) << e.what();
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace spruce::kernels

@@ -144,6 +144,130 @@ TEST(Dlrm, ConvertedModelsRunTheFusedPathAndMatchTheUnfusedOne) {
   }
 }
 
+// Row-wise INT8 tables against the FP32 tables, through the fused op on DLRM's shapes. Each
+// dequantized element is within s / 2 of the f32 one (s = its row's scale), so a pair's dot
+// product moves by at most (s_a / 2) |b|_1 + (s_b / 2) |a|_1 + dim s_a s_b / 4 (the dense vector
+// has no error), plus both f32 sums' rounding (2 * 128 * 2^-24 * sum |a_k b_k|, as above). In u8
+// steps that is bound / q.scale, and the rounding to u8 adds up to one step: every element must
+// stay within floor(bound / q.scale) + 1 steps. This bounds each element, so a kernel that
+// dequantized wrongly (a wrong scale, a wrong row) breaks it, while the tables' real quantization
+// error cannot.
+TEST(Dlrm, Int8TablesMoveEachTopInputByNoMoreThanTheirQuantizationError) {
+  torch::set_num_threads(2);
+  const ClickData d = make_synthetic_clicks(257, 4, 2026, 50);
+  Dlrm model = converted_dlrm(Variant::Int8Dense, d);
+  torch::NoGradGuard g;
+  const spruce::U8Quant q = *dynamic_cast<SparseLinearLayer*>(model->top->layer(0).get())->input_quant();
+  const auto x = model->bottom->forward(d.dense).contiguous();
+  std::vector<spruce::EmbeddingTable> f32;
+  std::vector<spruce::Int8EmbeddingTable> s8;
+  std::vector<std::vector<int8_t>> rows(26);
+  std::vector<std::vector<float>> scales(26);
+  for (size_t f = 0; f < 26; ++f) {
+    const auto& w = model->tables[f]->weight;
+    rows[f].resize(size_t(w.numel()));
+    scales[f].resize(size_t(w.size(0)));
+    spruce::quantize_embedding_rows(w.data_ptr<float>(), w.size(0), 128, rows[f].data(), scales[f].data());
+    f32.push_back({w.data_ptr<float>(), w.size(0)});
+    s8.push_back({rows[f].data(), scales[f].data(), w.size(0)});
+  }
+  auto want = torch::empty({257, 479}, torch::kByte), got = torch::empty({257, 479}, torch::kByte);
+  spruce::DotInteractionArgs a;
+  a.batch = 257, a.dim = 128, a.dense = x.data_ptr<float>(), a.ld_dense = 128, a.tables = f32;
+  a.ids = d.sparse.data_ptr<int64_t>(), a.ld_ids = 26, a.quant = q, a.out = want.data_ptr<uint8_t>(), a.ld_out = 479;
+  spruce::dot_interaction_u8(a);
+  a.tables = {}, a.int8_tables = s8, a.out = got.data_ptr<uint8_t>();
+  spruce::dot_interaction_u8(a);
+
+  const auto tri_t = torch::tril_indices(27, 27, -1);
+  const auto tri = tri_t.accessor<int64_t, 2>();
+  const auto gu = got.accessor<uint8_t, 2>(), wu = want.accessor<uint8_t, 2>();
+  const int64_t* ids = d.sparse.data_ptr<int64_t>();
+  const float* xp = x.data_ptr<float>();
+  int64_t moved = 0, max_steps = 0;
+  for (int64_t b = 0; b < 257; ++b) {
+    std::vector<const float*> v{xp + b * 128};
+    std::vector<float> s{0.f};
+    for (int64_t f = 0; f < 26; ++f) {
+      v.push_back(f32[size_t(f)].rows + ids[b * 26 + f] * 128);
+      s.push_back(scales[size_t(f)][size_t(ids[b * 26 + f])]);
+    }
+    for (int64_t k = 0; k < 128; ++k) ASSERT_EQ(gu[b][k], wu[b][k]);
+    for (int64_t p = 0; p < 351; ++p) {
+      const int64_t i = tri[0][p], j = tri[1][p];
+      double l1i = 0, l1j = 0, mag = 0;
+      for (int64_t k = 0; k < 128; ++k) l1i += std::abs(v[size_t(i)][k]), l1j += std::abs(v[size_t(j)][k]),
+                                         mag += std::abs(double(v[size_t(i)][k]) * v[size_t(j)][k]);
+      const double bound = 0.5 * s[size_t(i)] * l1j + 0.5 * s[size_t(j)] * l1i + 128 * 0.25 * s[size_t(i)] * s[size_t(j)] +
+                           2 * 128 * 6e-8 * mag;
+      const int64_t steps = std::abs(int(gu[b][128 + p]) - int(wu[b][128 + p]));
+      ASSERT_LE(steps, int64_t(std::floor(bound / q.scale)) + 1) << "sample " << b << " pair " << i << "," << j;
+      moved += steps > 0, max_steps = std::max(max_steps, steps);
+    }
+  }
+  EXPECT_GT(moved, 0) << "the INT8 tables changed nothing: is the test still looking at them?";
+  std::cout << moved << " of " << 257 * 351 << " pair inputs moved, by at most " << max_steps << " steps\n";
+}
+
+// DlrmImpl::quantize_tables(): derived state that is no parameter or buffer, and that the fused
+// forward of both INT8 variants uses, close to the FP32 tables' logits. Tolerance: the INT8 tables
+// move about a fifth of the pair inputs by a step or two (the test above), a disturbance of the same
+// order as the u8 quantization of the top input itself (half a step on each of the 479 inputs), so
+// of convert()'s whole error (weights to s8, every stack's input to u8). Measured here: 1.2x
+// convert()'s change from the FP32 model, mean and max (these tables' rows are wide, N(0, 0.3)).
+// The bound: at most 2x convert()'s change, on average and at worst (a wrong row or scale moves
+// the logits by their whole spread), and the clicks still ranked alike (Pearson r > 0.99).
+TEST(Dlrm, Int8TablesKeepTheFusedForwardCloseToTheFp32Tables) {
+  torch::set_num_threads(2);
+  const ClickData d = make_synthetic_clicks(300, 5, 2026, 50);
+  for (Variant variant : {Variant::Int8Dense, Variant::Int8Sparse}) {
+    torch::manual_seed(3);  // converted_dlrm's model, unconverted
+    Dlrm plain(50);
+    torch::NoGradGuard g;
+    for (auto& t : plain->tables) t->weight.normal_(0.0, 0.3);
+    const auto fp32_model = plain->forward(d.dense, d.sparse);
+    Dlrm model = converted_dlrm(variant, d);
+    const size_t params = model->parameters().size(), buffers = model->buffers().size();
+    const auto state = model->named_parameters().size();
+    const auto fp32_tables = model->forward(d.dense, d.sparse);
+    EXPECT_FALSE(model->has_int8_tables());
+    model->quantize_tables();
+    ASSERT_TRUE(model->has_int8_tables());
+    EXPECT_EQ(model->parameters().size(), params);
+    EXPECT_EQ(model->buffers().size(), buffers);
+    EXPECT_EQ(model->named_parameters().size(), state);
+    const auto int8_tables = model->forward(d.dense, d.sparse);
+    model->use_int8_tables = false;
+    EXPECT_TRUE(torch::equal(model->forward(d.dense, d.sparse), fp32_tables)) << "use_int8_tables = false";
+    model->use_int8_tables = true;
+    model->fuse_int8_interaction = false;
+    const auto unfused = model->forward(d.dense, d.sparse);  // LibTorch reads the FP32 tables
+    model->fuse_int8_interaction = true;
+    EXPECT_LT((unfused - fp32_tables).abs().max().item<double>(), 0.05 * fp32_tables.std().item<double>());
+
+    const double spread = fp32_tables.std().item<double>();
+    const auto diff = (int8_tables - fp32_tables).abs();
+    EXPECT_GT(diff.max().item<double>(), 0.0) << to_string(variant) << ": the INT8 tables were not used";
+    const auto conv = (fp32_tables - fp32_model).abs();
+    EXPECT_LT(diff.max().item<double>(), 2 * conv.max().item<double>()) << to_string(variant);
+    EXPECT_LT(diff.mean().item<double>(), 2 * conv.mean().item<double>()) << to_string(variant);
+    const auto r = torch::corrcoef(torch::stack({int8_tables, fp32_tables}))[0][1].item<double>();
+    EXPECT_GT(r, 0.99) << to_string(variant);
+    std::cout << to_string(variant) << ": INT8 tables change the logits by " << diff.mean().item<double>() / spread
+              << " (mean), " << diff.max().item<double>() / spread << " (max) of their spread; convert() by "
+              << conv.mean().item<double>() / spread << ", " << conv.max().item<double>() / spread << "; r " << r << "\n";
+    model->drop_int8_tables();
+    EXPECT_TRUE(torch::equal(model->forward(d.dense, d.sparse), fp32_tables));
+  }
+  // An FP32 model: quantize_tables() only prepares; LibTorch's forward is unchanged.
+  torch::manual_seed(1);
+  Dlrm fp32(50);
+  torch::NoGradGuard g;
+  const auto before = fp32->forward(d.dense, d.sparse);
+  fp32->quantize_tables();
+  EXPECT_TRUE(torch::equal(fp32->forward(d.dense, d.sparse), before));
+}
+
 TEST(Dlrm, SyntheticDataIsReproducibleAndCriteoLike) {
   const ClickData a = make_synthetic_clicks(20000, 5, 2026, 1000);
   const ClickData b = make_synthetic_clicks(20000, 5, 2026, 1000);

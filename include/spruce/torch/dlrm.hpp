@@ -38,12 +38,29 @@ class DlrmImpl : public ::torch::nn::Module {
 
   bool fuse_int8_interaction = true;  // false: the LibTorch path even when converted (for tests)
 
+  // Builds row-wise INT8 copies of the embedding tables (s8 rows, one f32 scale per row:
+  // spruce::quantize_embedding_rows), about a quarter of the FP32 tables' bytes, which the fused
+  // INT8 path then gathers instead of the FP32 rows. Derived state: NOT parameters or buffers, so
+  // saved models and checkpoints hold the FP32 tables only, and a loaded (or further trained)
+  // model must call quantize_tables() again. The LibTorch path (FP32, or fuse_int8_interaction
+  // off) never reads them; on an unconverted model this just prepares them for after convert().
+  void quantize_tables();
+  void drop_int8_tables() { int8_tables_.clear(); }
+  bool has_int8_tables() const { return !int8_tables_.empty(); }
+  bool use_int8_tables = true;  // false: the fused path reads the FP32 tables even if copies exist
+
   LayerStack bottom{nullptr}, top{nullptr};
   std::vector<::torch::nn::Embedding> tables;
   int64_t table_cap() const { return cap_; }
 
  private:
   int64_t cap_;
+  struct Int8Table {
+    std::vector<int8_t> storage;  // rows plus up to 63 bytes, so that rows start on a cache line
+    int8_t* rows = nullptr;       // [size][128] inside storage: each row exactly two cache lines
+    std::vector<float> scales;    // [size]
+  };
+  std::vector<Int8Table> int8_tables_;
   ::torch::Tensor pair_i_, pair_j_;  // the 351 lower-triangle index pairs of the interaction
 };
 class Dlrm : public ::torch::nn::ModuleHolder<DlrmImpl> {

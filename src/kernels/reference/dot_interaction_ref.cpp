@@ -24,4 +24,17 @@ void f32_dot_interaction_u8(const float* const* v, int64_t count, int64_t dim, c
     for (int64_t j = 0; j < i; ++j) *pairs++ = q.quantize(dot(v[i], v[j], dim));
 }
 
+// s8-table-dot-interaction-u8-ref: dequantize each row (float(q) * scale, one rounding), then the
+// f32 reference.
+void s8_table_dot_interaction_u8(const float* dense, const int8_t* const* rows, const float* scales, int64_t count,
+                                 int64_t dim, const U8Quant& q, uint8_t* out, float* scratch, const float** vp) {
+  vp[0] = dense;
+  for (int64_t t = 0; t + 1 < count; ++t) {
+    float* dst = scratch + t * dim;
+    for (int64_t k = 0; k < dim; ++k) dst[k] = float(rows[t][k]) * scales[t];
+    vp[t + 1] = dst;
+  }
+  f32_dot_interaction_u8(vp, count, dim, q, out);
+}
+
 }  // namespace spruce::kernels::ref
