@@ -139,6 +139,7 @@ std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream&
     c.variant = variant;
     c.threads = o.threads;
     convert(*model, c, [&] { model->forward(calibration.dense, calibration.sparse); });
+    model->quantize_tables();  // both INT8 variants gather row-wise INT8 embeddings
     measure(name, model, pool, evaluate_clicks(*model, data.test), sparsity, o, log, records);
   }
   return records;
