@@ -39,8 +39,7 @@ void parallel_quantize(const float* x, int64_t n, const U8Quant& q, uint8_t* out
 
 SparseLinearLayer::SparseLinearLayer(const ::torch::Tensor& weight, const ::torch::Tensor& bias, const Pattern& pattern,
                                      bool relu, const std::optional<U8Quant>& in_quant,
-                                     const std::optional<U8Quant>& out_quant, SparseLinearOptions options)
-    : in_quant_(in_quant), out_quant_(out_quant) {
+                                     const std::optional<U8Quant>& out_quant, SparseLinearOptions options) {
   const auto w = weight.detach().to(::torch::kFloat).contiguous();
   const auto b = bias.defined() ? bias.detach().to(::torch::kFloat).contiguous() : ::torch::Tensor();
   const int64_t out = w.size(0), in = w.size(1);
@@ -68,9 +67,12 @@ SparseLinearLayer::SparseLinearLayer(std::shared_ptr<SparseLinear> op) : op_(std
   if (!op_) usage_error("SparseLinearLayer needs an operator");
   if (!op_->is_int8()) return;
   const QuantParams& q = op_->quant();
-  in_quant_ = U8Quant{q.x_scale, q.x_zero_point};
-  if (q.out == OutType::U8) out_quant_ = U8Quant{q.y_scale, q.y_zero_point};
-  else if (q.out != OutType::F32) data_error("a converted layer returns f32 or u8, not s8");
+  if (q.out == OutType::S8) data_error("a converted layer returns f32 or u8, not s8");
+}
+
+std::optional<U8Quant> SparseLinearLayer::input_quant() const {
+  if (!op_->is_int8()) return std::nullopt;
+  return U8Quant{op_->quant().x_scale, op_->quant().x_zero_point};
 }
 
 ConvertedLayer describe_layer(const std::string& name, const std::string& variant, const SparseLinear& op) {
@@ -95,7 +97,8 @@ ConvertedLayer describe_layer(const std::string& name, const std::string& varian
   const int64_t m = x.size(0);
   auto shape = input.sizes().vec();
   shape.back() = out;
-  if (!in_quant_) {
+  const std::optional<U8Quant> in_quant = input_quant();
+  if (!in_quant) {
     if (x.scalar_type() != ::torch::kFloat) x = x.to(::torch::kFloat);
     auto y = ::torch::empty({m, out}, ::torch::kFloat);
     op_->run(x.data_ptr<float>(), m, y.data_ptr<float>());
@@ -107,10 +110,10 @@ ConvertedLayer describe_layer(const std::string& name, const std::string& varian
   } else {
     if (x.scalar_type() != ::torch::kFloat) x = x.to(::torch::kFloat);
     xq_.resize(size_t(m * in));
-    parallel_quantize(x.data_ptr<float>(), m * in, *in_quant_, xq_.data());
+    parallel_quantize(x.data_ptr<float>(), m * in, *in_quant, xq_.data());
     xq = xq_.data();
   }
-  auto y = ::torch::empty({m, out}, out_quant_ ? ::torch::kByte : ::torch::kFloat);
+  auto y = ::torch::empty({m, out}, op_->quant().out == OutType::U8 ? ::torch::kByte : ::torch::kFloat);
   op_->run(xq, m, y.data_ptr());
   return y.view(shape);
 }
@@ -171,7 +174,7 @@ template <typename T>
   const int64_t ow = (x.size(2) + 2 * g.pad_w - g.kernel_w) / g.stride_w + 1;
   if (oh < 1 || ow < 1) data_error("converted conv: the input is smaller than the kernel");
   ::torch::Tensor rows;
-  if (const auto& q = gemm_->input_quant()) {  // quantize once, before the KH*KW times larger unfold
+  if (const auto q = gemm_->input_quant()) {  // quantize once, before the KH*KW times larger unfold
     auto xq = ::torch::empty(x.sizes(), ::torch::kByte);
     parallel_quantize(x.data_ptr<float>(), x.numel(), *q, xq.data_ptr<uint8_t>());
     rows = unfold_channels_last<uint8_t>(xq, g, oh, ow, uint8_t(q->zero_point));  // the code of 0.0

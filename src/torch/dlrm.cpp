@@ -13,9 +13,9 @@
 namespace spruce::torch {
 namespace {
 // The u8 input quantization of the top MLP's first layer, once convert() made it INT8.
-const U8Quant* int8_top_input(const LayerStackImpl& top) {
+std::optional<U8Quant> int8_top_input(const LayerStackImpl& top) {
   const auto* layer = dynamic_cast<const SparseLinearLayer*>(top.layer(0).get());
-  return layer != nullptr && layer->input_quant() ? &*layer->input_quant() : nullptr;
+  return layer != nullptr ? layer->input_quant() : std::nullopt;
 }
 
 // The top MLP's u8 input [B][479] from the bottom MLP's output x [B][128] and the ids, in one pass;
@@ -76,7 +76,7 @@ DlrmImpl::DlrmImpl(int64_t cap) : cap_(cap) {
       dense.size(0) != sparse.size(0))
     data_error("DLRM takes dense [B][13] and sparse [B][26] inputs of the same batch");
   const auto x = bottom->forward(dense);
-  if (const U8Quant* quant = fuse_int8_interaction ? int8_top_input(*top) : nullptr) {
+  if (const auto quant = fuse_int8_interaction ? int8_top_input(*top) : std::nullopt) {
     std::vector<Int8EmbeddingTable> int8;
     if (use_int8_tables)
       for (const auto& t : int8_tables_) int8.push_back({t.rows, t.scales.data(), int64_t(t.scales.size())});

@@ -71,6 +71,15 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
                         {"fp32-sparse", &o.sparse_checkpoint, true, Variant::F32Sparse},
                         {"int8-sparse", &o.sparse_checkpoint, true, Variant::Int8Sparse}};
   std::vector<EvalRow> rows;
+  // Test accuracy and throughput of a ready model; one log line named `label`.
+  auto score = [&](EvalRow& row, Classifier& model, const std::string& label) {
+    row.accuracy = test_accuracy(model, test);
+    row.test_images = test.size();
+    row.correct = std::llround(row.accuracy * double(test.size()));
+    row.images_per_second = images_per_second(model, test, o);
+    log << label << ": accuracy " << row.accuracy << ", " << int64_t(row.images_per_second) << " images/s\n";
+    rows.push_back(row);
+  };
   for (const Plan& p : plans) {
     if (p.checkpoint->empty()) continue;
     EvalRow row;
@@ -85,12 +94,7 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
       load_checkpoint(*p.checkpoint, *model, nullptr, nullptr);
       model->eval();
     }
-    row.accuracy = test_accuracy(*model, test);
-    row.test_images = test.size();
-    row.correct = std::llround(row.accuracy * double(test.size()));
-    row.images_per_second = images_per_second(*model, test, o);
-    log << p.name << ": accuracy " << row.accuracy << ", " << int64_t(row.images_per_second) << " images/s\n";
-    rows.push_back(row);
+    score(row, *model, p.name);
   }
   for (const auto& path : o.converted_files) {
     const SafetensorsFile file = read_safetensors(path);
@@ -105,13 +109,8 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
     model->eval();
     EvalRow row{meta.count("variant") ? meta.at("variant") : "converted", path};
     row.sparsity = sparsity_of(info.layers);
-    row.accuracy = test_accuracy(*model, test);
-    row.test_images = test.size();
-    row.correct = std::llround(row.accuracy * double(test.size()));
-    row.images_per_second = images_per_second(*model, test, o);
-    log << path << " (" << row.variant << ", loaded in " << int64_t(load_ms + 0.5) << " ms"
-        << (info.repacked ? ", " + std::to_string(info.repacked) + " layer(s) repacked for this CPU" : "") << "): accuracy " << row.accuracy << ", " << int64_t(row.images_per_second) << " images/s\n";
-    rows.push_back(row);
+    score(row, *model, path + " (" + row.variant + ", loaded in " + std::to_string(std::llround(load_ms)) + " ms" +
+                           (info.repacked ? ", " + std::to_string(info.repacked) + " layer(s) repacked for this CPU" : "") + ")");
   }
   if (rows.empty()) usage_error("give --dense and/or --sparse (folders from `spruce train --save`), or --converted FILE from `spruce convert`");
   return rows;

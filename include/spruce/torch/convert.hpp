@@ -69,11 +69,11 @@ class SparseLinearLayer : public FusedLayer {
   bool fuses_relu() const override { return true; }
 
   const SparseLinear& op() const { return *op_; }
-  const std::optional<U8Quant>& input_quant() const { return in_quant_; }
+  // INT8: the u8 quantization its input takes (the operator's x_scale and zero point).
+  std::optional<U8Quant> input_quant() const;
 
  private:
   std::shared_ptr<SparseLinear> op_;
-  std::optional<U8Quant> in_quant_, out_quant_;
   std::vector<uint8_t> xq_;  // quantized input, reused
 };
 
