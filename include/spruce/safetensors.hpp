@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "spruce/file.hpp"
+
 namespace spruce {
 
 enum class DType { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64, F8_E4M3, F8_E5M2 };
@@ -38,15 +40,12 @@ struct SafetensorsFile {
   Tensor* find(const std::string& name);
 };
 
-// Validates header length, JSON, dtypes, shapes against byte sizes, and that offsets lie in range
-// and do not overlap. Any failure throws spruce::Error (data) naming the file and the problem.
+// Strict, as the format requires: header length, JSON, unique tensor names, dtypes, shapes against
+// byte sizes, and data offsets that cover the data section exactly (no gaps, overlaps or trailing
+// bytes). Any failure throws spruce::Error (data) naming the file and the problem.
 SafetensorsFile read_safetensors(const std::string& path);
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source);
 void write_safetensors(const std::string& path, const SafetensorsFile& file);
 std::string serialize_safetensors(const SafetensorsFile& file);
-
-// Write `contents` to `path` through a temporary file in the same folder and a rename, so a
-// reader never sees a partial file.
-void write_file_atomic(const std::string& path, std::string_view contents);
 
 }  // namespace spruce

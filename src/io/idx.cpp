@@ -5,11 +5,13 @@
 #include <filesystem>
 
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
 
 namespace spruce {
 namespace {
 
 std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
+  require_regular_file(path);
   gzFile f = gzopen(path.c_str(), "rb");  // reads plain files unchanged
   if (f == nullptr) data_error("cannot open " + path);
   std::vector<uint8_t> bytes;
@@ -52,7 +54,6 @@ IdxArray parse_idx(const std::vector<uint8_t>& bytes, const std::string& source)
 }
 
 IdxArray read_idx(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) data_error(path + ": no such file");
   return parse_idx(read_maybe_gzip(path), path);
 }
 
@@ -61,7 +62,7 @@ LabeledImages load_fashion_mnist(const std::string& dir, Split split) {
   const std::string images_path = prefix + "-images-idx3-ubyte.gz";
   const std::string labels_path = prefix + "-labels-idx1-ubyte.gz";
   for (const auto& p : {images_path, labels_path})
-    if (!std::filesystem::is_regular_file(p))
+    if (!std::filesystem::exists(p))  // present but not a file: read_idx says what it is
       data_error("Fashion-MNIST is missing: " + p +
                  " not found; install the Debian package dataset-fashion-mnist (scripts/install-deps.sh)"
                  " or point --data at a folder holding the four IDX .gz files");

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
 #include "spruce/safetensors.hpp"
 
 namespace spruce::torch {
@@ -26,12 +27,14 @@ void save_checkpoint(const std::string& path, ::torch::nn::Module& model, const 
   }
   archive.write("epoch", ::torch::tensor(position.epoch, ::torch::kInt64));
   archive.write("step", ::torch::tensor(position.step, ::torch::kInt64));
-  const std::string temporary = path + ".tmp";
-  archive.save_to(temporary);
-  std::filesystem::rename(temporary, path);
+  AtomicOutput out(path);
+  archive.save_to(out.temp_path());
+  out.commit();
 }
 
 namespace {
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 // Refuses to resume sparse weights without masks: the next optimizer step would refill them.
 void refuse_silent_densify(const Pruner& pruner, const std::string& path) {
@@ -47,27 +50,27 @@ void refuse_silent_densify(const Pruner& pruner, const std::string& path) {
 
 TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& model, ::torch::optim::Optimizer* optimizer,
                               Pruner* pruner, MaskSource source) {
-  if (!std::filesystem::is_regular_file(path)) data_error(path + ": no such checkpoint");
+  require_regular_file(path);
   ::torch::serialize::InputArchive archive, model_part, optimizer_part, pruner_part;
+  TrainPosition position;
   try {
     archive.load_from(path);
     archive.read("model", model_part);
     model.load(model_part);
     if (optimizer && archive.try_read("optimizer", optimizer_part)) optimizer->load(optimizer_part);
+    ::torch::Tensor value;
+    if (archive.try_read("epoch", value)) position.epoch = value.item<int64_t>();
+    if (archive.try_read("step", value)) position.step = value.item<int64_t>();
+    if (pruner) {
+      if (archive.try_read("pruner", pruner_part))
+        pruner->load(pruner_part);
+      else if (source == MaskSource::LockZeros)
+        pruner->lock_existing_zeros();
+      else
+        refuse_silent_densify(*pruner, path);
+    }
   } catch (const c10::Error& e) {
-    data_error(path + ": not a checkpoint of this model (" + std::string(e.what_without_backtrace()) + ")");
-  }
-  TrainPosition position;
-  ::torch::Tensor value;
-  if (archive.try_read("epoch", value)) position.epoch = value.item<int64_t>();
-  if (archive.try_read("step", value)) position.step = value.item<int64_t>();
-  if (pruner) {
-    if (archive.try_read("pruner", pruner_part))
-      pruner->load(pruner_part);
-    else if (source == MaskSource::LockZeros)
-      pruner->lock_existing_zeros();
-    else
-      refuse_silent_densify(*pruner, path);
+    data_error(path + ": not a checkpoint of this model (" + first_line(e.what_without_backtrace()) + ")");
   }
   return position;
 }

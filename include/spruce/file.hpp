@@ -1,0 +1,42 @@
+// Files from users: inputs must be regular files, outputs are written whole or not at all.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace spruce {
+
+// Throws spruce::Error (data) naming `path` unless it is a regular file (after symlinks): a
+// folder, FIFO, socket or device is refused before anything opens it, so nothing blocks on it.
+void require_regular_file(const std::string& path);
+
+// The whole of a regular file. Throws spruce::Error (data) naming the path and the problem.
+std::string read_file(const std::string& path);
+
+// An output written as a temporary file in the target's folder, then renamed over the target.
+// Readers never see a partial file. The target, if it exists, must be a regular file (or a
+// symlink to one, which is replaced at its destination). While the output is open, SIGINT,
+// SIGTERM, SIGHUP and SIGXFSZ remove the temporary file before the signal takes its course;
+// destroying an uncommitted output removes it too.
+class AtomicOutput {
+ public:
+  explicit AtomicOutput(const std::string& path);
+  ~AtomicOutput();
+  AtomicOutput(const AtomicOutput&) = delete;
+  AtomicOutput& operator=(const AtomicOutput&) = delete;
+
+  const std::string& temp_path() const { return temp_; }  // write here (open, or by name)
+  int fd() const { return fd_; }                           // open for writing, or -1 once closed
+  void write(std::string_view bytes);
+  void commit();  // flush, close and rename over the target
+
+ private:
+  [[noreturn]] void fail(const std::string& what);
+  std::string target_, temp_;
+  int fd_ = -1;
+  int slot_ = -1;
+};
+
+// Write `contents` to `path` through an AtomicOutput.
+void write_file_atomic(const std::string& path, std::string_view contents);
+
+}  // namespace spruce

@@ -1,0 +1,176 @@
+// Checked inputs and whole-or-nothing outputs: read_file, AtomicOutput, and the signals that
+// interrupt a write.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "spruce/error.hpp"
+#include "spruce/file.hpp"
+
+namespace fs = std::filesystem;
+using spruce::AtomicOutput;
+
+namespace {
+
+class Files : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "spruce_file_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    target_ = path("out.bin");
+    std::ofstream(target_) << "old contents";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string contents(const std::string& p) const {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  // Names in the folder other than the target: a temporary file left behind shows up here.
+  std::vector<std::string> strays() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(dir_))
+      if (e.path().filename() != "out.bin") out.push_back(e.path().filename().string());
+    return out;
+  }
+  fs::path dir_;
+  std::string target_;
+};
+
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const spruce::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST_F(Files, ReadFileRefusesWhatIsNotARegularFile) {
+  EXPECT_EQ(spruce::read_file(target_), "old contents");
+  ASSERT_EQ(mkfifo(path("fifo").c_str(), 0644), 0);
+  EXPECT_NE(error_of([&] { spruce::read_file(path("fifo")); }).find("it is a FIFO"), std::string::npos);
+  EXPECT_NE(error_of([&] { spruce::read_file(dir_.string()); }).find("it is a folder"), std::string::npos);
+  EXPECT_NE(error_of([&] { spruce::read_file(path("missing")); }).find("no such file"), std::string::npos);
+  fs::create_symlink(target_, path("link"));
+  EXPECT_EQ(spruce::read_file(path("link")), "old contents");
+}
+
+TEST_F(Files, OutputsReplaceOnlyRegularFiles) {
+  ASSERT_EQ(mkfifo(path("fifo").c_str(), 0644), 0);
+  EXPECT_NE(error_of([&] { spruce::write_file_atomic(path("fifo"), "x"); }).find("it is a FIFO"), std::string::npos);
+  EXPECT_NE(error_of([&] { spruce::write_file_atomic(dir_.string(), "x"); }).find("it is a folder"), std::string::npos);
+  EXPECT_TRUE(fs::is_fifo(path("fifo")));
+  // A symlink to a regular file: its destination is replaced and the link kept.
+  fs::create_symlink(target_, path("link"));
+  spruce::write_file_atomic(path("link"), "new contents");
+  EXPECT_TRUE(fs::is_symlink(path("link")));
+  EXPECT_EQ(contents(target_), "new contents");
+  fs::create_symlink(path("nowhere"), path("dangling"));
+  EXPECT_NE(error_of([&] { spruce::write_file_atomic(path("dangling"), "x"); }).find("symlink to nothing"), std::string::npos);
+}
+
+TEST_F(Files, ModeOfAReplacedFileIsKept) {
+  ASSERT_EQ(chmod(target_.c_str(), 0600), 0);
+  spruce::write_file_atomic(target_, "new");
+  struct stat st {};
+  ASSERT_EQ(stat(target_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST_F(Files, NameAtNameMaxGetsAShortTemporaryFile) {
+  const std::string name = path(std::string(255, 'n'));
+  spruce::write_file_atomic(name, "x");
+  EXPECT_EQ(contents(name), "x");
+}
+
+TEST_F(Files, UncommittedOutputLeavesNothing) {
+  {
+    AtomicOutput out(target_);
+    out.write("half");
+    EXPECT_TRUE(fs::exists(out.temp_path()));
+  }
+  EXPECT_TRUE(strays().empty());
+  EXPECT_EQ(contents(target_), "old contents");
+}
+
+// A write past the file-size limit fails with one error (not SIGXFSZ), and leaves nothing.
+TEST_F(Files, FileSizeLimitIsAnErrorNotASignal) {
+  const pid_t child = fork();
+  if (child == 0) {
+    rlimit limit{1024, 1024};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    const std::string message = error_of([&] { spruce::write_file_atomic(target_, std::string(4096, 'x')); });
+    _exit(message.find("File too large") != std::string::npos ? 0 : 3);
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, 0), child);
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << WTERMSIG(st);
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_TRUE(strays().empty());
+  EXPECT_EQ(contents(target_), "old contents");
+}
+
+// SIGINT, SIGTERM or SIGHUP in the middle of a write: the process ends by that signal, its
+// temporary file is gone, and the old output is intact.
+TEST_F(Files, SignalMidWriteRemovesTheTemporaryFile) {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    const pid_t child = fork();
+    if (child == 0) {
+      AtomicOutput out(target_);
+      out.write("partial");
+      const char c = 1;
+      (void)!write(ready[1], &c, 1);
+      for (;;) pause();
+    }
+    char c;
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    close(ready[0]), close(ready[1]);
+    ASSERT_EQ(strays().size(), 1u);  // the temporary file, while the write is open
+    kill(child, sig);
+    int st = 0;
+    ASSERT_EQ(waitpid(child, &st, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(st)) << strsignal(sig);
+    EXPECT_EQ(WTERMSIG(st), sig);
+    EXPECT_TRUE(strays().empty()) << strsignal(sig);
+    EXPECT_EQ(contents(target_), "old contents");
+  }
+}
+
+// A signal the process ignores (nohup) stays ignored during a write; handlers go when it ends.
+TEST_F(Files, SignalDispositionsAreRestored) {
+  const pid_t child = fork();
+  if (child == 0) {
+    signal(SIGHUP, SIG_IGN);
+    {
+      AtomicOutput out(target_);
+      raise(SIGHUP);  // ignored: the write goes on
+      out.write("new");
+      out.commit();
+    }
+    struct sigaction hup {}, term {};
+    sigaction(SIGHUP, nullptr, &hup);
+    sigaction(SIGTERM, nullptr, &term);
+    _exit(hup.sa_handler == SIG_IGN && term.sa_handler == SIG_DFL ? 0 : 3);
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, 0), child);
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 0);
+  EXPECT_EQ(contents(target_), "new");
+}
