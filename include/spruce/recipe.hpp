@@ -55,6 +55,10 @@ struct Recipe {
   static Recipe load(const std::string& path);
   // A recipe with one group from the command line's flags.
   static Recipe single(const Pattern& p, double sparsity);
+  // The same from `--pattern P [--sparsity S]` (S NaN: not given): a block pattern needs S in
+  // [0, 1); an N:M pattern fixes its own sparsity, and S, if given, must equal it. Throws
+  // spruce::Error (usage) saying which flag to add or drop.
+  static Recipe from_flags(std::string_view pattern, double sparsity);
 
   std::string to_yaml() const;
   const PruningGroup* group_for(const std::string& op_name, std::string_view op_type = {}) const;

@@ -20,7 +20,7 @@ int parse_positive(std::string_view s) {
 }
 
 [[noreturn]] void bad(std::string_view text, const std::string& why) {
-  usage_error("invalid pattern '" + std::string(text) + "': " + why + "; " + Pattern::help());
+  usage_error("invalid pattern " + in_quotes(text) + ": " + why + "; " + Pattern::help());
 }
 
 }  // namespace

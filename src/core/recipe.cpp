@@ -3,11 +3,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <fstream>
-#include <regex>
-#include <sstream>
+#include <cmath>
+#include <cstdio>
 
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
+#include "spruce/name_pattern.hpp"
 
 namespace spruce {
 namespace {
@@ -29,7 +30,7 @@ class Reader {
   explicit Reader(std::string source) : source_(std::move(source)) {}
 
   [[noreturn]] void fail(const std::string& key, const std::string& value, const std::string& valid) const {
-    usage_error(source_ + ": key '" + key + "': value '" + value + "' is invalid; valid: " + valid);
+    usage_error(source_ + ": key " + in_quotes(key) + ": value " + in_quotes(value) + " is invalid; valid: " + valid);
   }
 
   std::string text(const YAML::Node& n) const {
@@ -75,11 +76,7 @@ class Reader {
       }
     else fail(key, text(n), valid);
     if (regex)
-      for (const auto& r : out) try {
-          std::regex re(r);
-        } catch (const std::regex_error& e) {
-          fail(key, r, std::string("a valid regular expression (") + e.what() + ")");
-        }
+      for (const auto& r : out) NamePattern(r, source_ + ": key '" + key + "':");
     return out;
   }
 
@@ -95,12 +92,14 @@ class Reader {
 
   // Applies the keys of one mapping over `g`.
   void apply(const YAML::Node& map, PruningGroup& g, bool top_level, bool& target_given) const {
-    if (!map.IsMap()) usage_error(source_ + ": expected a mapping of recipe keys, got '" + text(map) + "'");
+    if (!map.IsMap()) usage_error(source_ + ": expected a mapping of recipe keys, got " + in_quotes(text(map)));
     for (const auto& kv : map) {
-      const std::string key = kv.first.as<std::string>();
+      if (!kv.first.IsScalar())
+        usage_error(source_ + ": a key is " + in_quotes(text(kv.first)) + ", not a name; valid keys: " + join(kKeys));
+      const std::string key = kv.first.Scalar();
       const YAML::Node& v = kv.second;
       if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
-        usage_error(source_ + ": unknown key '" + key + "'; valid keys: " + join(kKeys));
+        usage_error(source_ + ": unknown key " + in_quotes(key) + "; valid keys: " + join(kKeys));
       if (key == "target_sparsity") g.schedule.target = fraction(key, v, false), target_given = true;
       else if (key == "pattern") g.pattern = choice(key, v, Pattern::parse, Pattern::help());
       else if (key == "pruning_type") g.criterion = choice(key, v, parse_criterion, "magnitude, gradient, snip, snip_momentum");
@@ -146,29 +145,17 @@ class Reader {
   std::string source_;
 };
 
+std::string percent_text(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", fraction * 100.0);
+  return buf;
+}
+
 void finish(PruningGroup& g) {
   if (g.pattern.is_nm()) g.schedule.target = g.pattern.natural_sparsity();
 }
 
-}  // namespace
-
-bool PruningGroup::matches(const std::string& name, std::string_view op_type) const {
-  if (!op_type.empty() && std::find(op_types.begin(), op_types.end(), op_type) == op_types.end()) return false;
-  auto any = [&](const std::vector<std::string>& res) {
-    return std::any_of(res.begin(), res.end(), [&](const std::string& r) { return std::regex_search(name, std::regex(r)); });
-  };
-  if (!op_names.empty() && !any(op_names)) return false;
-  return !any(excluded_op_names);
-}
-
-Recipe Recipe::parse(std::string_view text, const std::string& source) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::Exception& e) {
-    usage_error(source + ": not valid YAML: " + e.what());
-  }
-  if (root.IsNull()) usage_error(source + ": the recipe is empty; give at least target_sparsity and pattern");
+Recipe parse_root(const YAML::Node& root, const std::string& source) {
   Reader reader(source);
   PruningGroup base;
   bool base_target = false;
@@ -193,13 +180,56 @@ Recipe Recipe::parse(std::string_view text, const std::string& source) {
   }
   return recipe;
 }
+}  // namespace
+
+bool PruningGroup::matches(const std::string& name, std::string_view op_type) const {
+  if (!op_type.empty() && std::find(op_types.begin(), op_types.end(), op_type) == op_types.end()) return false;
+  auto any = [&](const std::vector<std::string>& res) {
+    return std::any_of(res.begin(), res.end(), [&](const std::string& r) { return NamePattern(r, "op_names").found_in(name); });
+  };
+  if (!op_names.empty() && !any(op_names)) return false;
+  return !any(excluded_op_names);
+}
+
+Recipe Recipe::parse(std::string_view text, const std::string& source) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::Exception& e) {
+    usage_error(source + ": not valid YAML: " + e.what());
+  }
+  if (root.IsNull()) usage_error(source + ": the recipe is empty; give at least target_sparsity and pattern");
+  try {
+    return parse_root(root, source);
+  } catch (const YAML::Exception& e) {  // a node of an unexpected kind that the checks above missed
+    usage_error(source + ": " + in_quotes(e.msg) + " at line " + std::to_string(e.mark.line + 1));
+  }
+}
+
 
 Recipe Recipe::load(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) usage_error("cannot read recipe '" + path + "': check the path");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse(ss.str(), path);
+  std::string text;
+  try {
+    text = read_file(path);
+  } catch (const Error& e) {
+    usage_error(std::string("recipe: ") + e.what());
+  }
+  return parse(text, path);
+}
+
+Recipe Recipe::from_flags(std::string_view pattern, double sparsity) {
+  const Pattern p = Pattern::parse(pattern);
+  const bool given = !std::isnan(sparsity);
+  if (p.is_nm()) {
+    if (given && std::abs(sparsity - p.natural_sparsity()) > 1e-9)
+      usage_error("pattern " + p.str() + " (N:M: at most " + std::to_string(p.n()) + " nonzeros in every " +
+                  std::to_string(p.m()) + " input channels) fixes the sparsity at " +
+                  percent_text(p.natural_sparsity()) + "; drop --sparsity");
+    return single(p, p.natural_sparsity());
+  }
+  if (!given) usage_error("pattern " + p.str() + " needs --sparsity, the fraction of zeros (e.g. 0.9)");
+  if (!(sparsity >= 0.0 && sparsity < 1.0)) usage_error("--sparsity must be a fraction of zeros in [0, 1), e.g. 0.9");
+  return single(p, sparsity);
 }
 
 Recipe Recipe::single(const Pattern& p, double sparsity) {

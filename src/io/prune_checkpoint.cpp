@@ -1,21 +1,13 @@
 #include "spruce/prune_checkpoint.hpp"
 
 #include <algorithm>
-#include <regex>
 
 #include "spruce/error.hpp"
 #include "spruce/mask.hpp"
+#include "spruce/name_pattern.hpp"
 
 namespace spruce {
 namespace {
-
-std::regex compile(const std::string& re, const char* flag) {
-  try {
-    return std::regex(re);
-  } catch (const std::regex_error& e) {
-    usage_error(std::string(flag) + " '" + re + "' is not a valid regular expression (" + e.what() + ")");
-  }
-}
 
 struct Candidate {
   size_t tensor;
@@ -52,8 +44,7 @@ double tensor_sparsity(const Tensor& t) {
 
 std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const CheckpointPruneOptions& opt) {
   const bool has_include = !opt.include.empty(), has_exclude = !opt.exclude.empty();
-  const std::regex include = compile(has_include ? opt.include : ".*", "--include");
-  const std::regex exclude = compile(has_exclude ? opt.exclude : "$^", "--exclude");
+  const NamePattern include(opt.include, "--include"), exclude(opt.exclude, "--exclude");
 
   std::vector<TensorPruneReport> reports;
   std::vector<Candidate> candidates;
@@ -68,8 +59,8 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
     if (!is_prunable(t.dtype)) r.reason = "dtype " + to_string(t.dtype) + " is carried through";
     else if (!weight_rank) r.reason = "rank " + std::to_string(t.shape.size()) + " is not a weight";
     else if (t.numel() == 0) r.reason = "empty";
-    else if (has_include && !std::regex_search(t.name, include)) r.reason = "not matched by --include";
-    else if (has_exclude && std::regex_search(t.name, exclude)) r.reason = "matched by --exclude";
+    else if (has_include && !include.found_in(t.name)) r.reason = "not matched by --include";
+    else if (has_exclude && exclude.found_in(t.name)) r.reason = "matched by --exclude";
     else if (!(g = opt.recipe.group_for(t.name, t.shape.size() == 2 ? "Linear" : "Conv"))) r.reason = "no recipe group matches";
     if (g) {
       r.pruned = true;
