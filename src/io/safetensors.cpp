@@ -3,10 +3,8 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "spruce/error.hpp"
 
@@ -135,13 +133,26 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
   const std::string_view header = bytes.substr(8, header_len);
   const std::string_view data = bytes.substr(8 + header_len);
 
+  // nlohmann keeps the last of two equal keys; the callback sees every key, so it refuses them.
+  std::vector<std::string> keys, metadata_keys;
+  auto unique_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (event != nlohmann::json::parse_event_t::key) return true;
+    if (depth == 1) keys.push_back(parsed.get<std::string>());
+    else if (depth == 2 && keys.back() == "__metadata__") metadata_keys.push_back(parsed.get<std::string>());
+    return true;
+  };
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(header);
+    j = nlohmann::json::parse(header, unique_keys);
   } catch (const nlohmann::json::exception& e) {
     bad(std::string("header is not valid JSON (") + e.what() + ")");
   }
   if (!j.is_object()) bad("header is not a JSON object");
+  for (auto* list : {&keys, &metadata_keys}) {
+    std::sort(list->begin(), list->end());
+    if (const auto d = std::adjacent_find(list->begin(), list->end()); d != list->end())
+      bad(std::string(list == &keys ? "the name " : "the __metadata__ key ") + in_quotes(*d) + " is given twice");
+  }
 
   SafetensorsFile file;
   struct Span {
@@ -160,7 +171,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
       }
       continue;
     }
-    const std::string where = "tensor '" + name + "'";
+    const std::string where = "tensor " + in_quotes(name);
     if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
       bad(where + " must have dtype, shape and data_offsets");
     if (!v["dtype"].is_string()) bad(where + ": dtype is not a string");
@@ -194,9 +205,17 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
     file.tensors.push_back(std::move(t));
   }
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
-  for (size_t i = 1; i < spans.size(); ++i)
-    if (spans[i].begin < spans[i - 1].end)
-      bad("tensors '" + file.tensors[spans[i - 1].tensor].name + "' and '" + file.tensors[spans[i].tensor].name + "' overlap");
+  uint64_t covered = 0;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const std::string& name = file.tensors[spans[i].tensor].name;
+    if (spans[i].begin < covered)
+      bad("tensors " + in_quotes(file.tensors[spans[i - 1].tensor].name) + " and " + in_quotes(name) + " overlap");
+    if (spans[i].begin > covered)
+      bad("bytes " + std::to_string(covered) + " to " + std::to_string(spans[i].begin) + " of the data section belong to no tensor (before " + in_quotes(name) + ")");
+    covered = spans[i].end;
+  }
+  if (covered != data.size())
+    bad(std::to_string(data.size() - covered) + " bytes after the last tensor belong to no tensor (appended data?)");
   std::vector<Tensor> ordered;
   ordered.reserve(spans.size());
   for (const auto& s : spans) {
@@ -208,16 +227,14 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
   return file;
 }
 
-SafetensorsFile read_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) data_error("cannot open '" + path + "': check the path");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) data_error("cannot read '" + path + "'");
-  return parse_safetensors(ss.view(), path);
-}
+SafetensorsFile read_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }
 
 std::string serialize_safetensors(const SafetensorsFile& file) {
+  std::vector<std::string> names;
+  for (const auto& t : file.tensors) names.push_back(t.name);
+  std::sort(names.begin(), names.end());
+  if (const auto d = std::adjacent_find(names.begin(), names.end()); d != names.end())
+    data_error("two tensors are named " + in_quotes(*d) + "; safetensors names must be unique");
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   if (!file.metadata.empty()) j["__metadata__"] = file.metadata;
   uint64_t offset = 0;
