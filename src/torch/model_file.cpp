@@ -2,7 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -106,16 +108,58 @@ Json geometry_json(const ConvGeometry& g) {
           {"padding", {g.pad_h, g.pad_w}}};
 }
 
-// A field of a layer record, of the JSON type T needs.
+// A field of a layer record, of the JSON type T needs. Numbers must fit T exactly: an integer
+// out of T's range, a fraction where an integer belongs, or a non-finite float is refused, never
+// narrowed.
 template <typename T>
 T field(const Json& r, const char* key, const std::string& source, const std::string& layer) {
   const auto it = r.find(key);
-  if (it == r.end()) bad_file(source, "layer '" + layer + "' has no '" + key + "'");
-  try {
-    return it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    bad_file(source, "layer '" + layer + "': '" + key + "' has the wrong type");
+  if (it == r.end()) bad_file(source, "layer " + in_quotes(layer) + " has no '" + key + "'");
+  auto wrong = [&](const std::string& why) { bad_file(source, "layer " + in_quotes(layer) + ": '" + key + "' " + why); };
+  if constexpr (std::is_integral_v<T>) {
+    if (!it->is_number_integer()) wrong("is not an integer");
+    const bool fits = it->is_number_unsigned()
+                          ? it->template get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+                          : it->template get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                                (std::is_unsigned_v<T> || it->template get<int64_t>() <= int64_t(std::numeric_limits<T>::max()));
+    if (!fits) wrong(it->dump() + " is out of range");
+    return it->template get<T>();
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!it->is_number()) wrong("is not a number");
+    const double v = it->template get<double>();
+    if (!std::isfinite(v) || std::abs(v) > double(std::numeric_limits<T>::max())) wrong(it->dump() + " is not a finite " + (sizeof(T) == 4 ? "f32" : "f64"));
+    return T(v);
+  } else {
+    try {
+      return it->template get<T>();
+    } catch (const nlohmann::json::exception&) {
+      bad_file(source, "layer " + in_quotes(layer) + ": '" + key + "' has the wrong type");
+    }
   }
+}
+
+// An integer field that must lie in [lo, hi].
+template <typename T>
+T field_in(const Json& r, const char* key, T lo, T hi, const std::string& source, const std::string& layer) {
+  const T v = field<T>(r, key, source, layer);
+  if (v < lo || v > hi)
+    bad_file(source, "layer " + in_quotes(layer) + ": '" + key + "' is " + std::to_string(v) + ", outside [" +
+                         std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return v;
+}
+
+// Quantization scales must be finite and positive, and so must every product and reciprocal the
+// kernels form from them: an absurd scale is an error here, not a model that scores 0%.
+void check_scales(const QuantParams& q, const std::string& source, const std::string& layer) {
+  auto bad_scale = [&](const std::string& what, double v) {
+    bad_file(source, "layer " + in_quotes(layer) + ": " + what + " " + std::to_string(v) +
+                         " is not a usable scale (finite, > 0, and finite times x_scale)");
+  };
+  auto usable = [](float v) { return std::isfinite(v) && v > 0.0f && std::isnormal(v); };
+  if (!usable(q.x_scale)) bad_scale("x_scale", q.x_scale);
+  for (float w : q.w_scales)
+    if (!usable(w) || !usable(w * q.x_scale)) bad_scale("a w_scale", w);
+  if (q.out != OutType::F32 && (!usable(q.y_scale) || !usable(1.0f / q.y_scale))) bad_scale("y_scale", q.y_scale);
 }
 
 struct Slot {
@@ -138,8 +182,8 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
                          " in the model: build the model it was converted from");
   p.pattern = Pattern::parse(field<std::string>(r, "pattern", source, name));
   p.kernel = field<std::string>(r, "kernel", source, name);
-  p.strip_h = field<int>(r, "strip_h", source, name);
-  p.strip_kg = field<int>(r, "strip_kg", source, name);
+  p.strip_h = field_in<int>(r, "strip_h", 1, 1 << 16, source, name);
+  p.strip_kg = field_in<int>(r, "strip_kg", 1, 1 << 16, source, name);
   p.packed_bytes = field<size_t>(r, "packed_bytes", source, name);
   const std::string t = name + ".packed.";
   p.strip_ptr = to_array<int64_t>(f, source, t + "strip_ptr", DType::I64, true, used);
@@ -150,14 +194,15 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
   if (p.int8) {
     p.quant.w_scales = to_array<float>(f, source, t + "w_scales", DType::F32, true, used);
     p.quant.x_scale = field<float>(r, "x_scale", source, name);
-    p.quant.x_zero_point = field<int32_t>(r, "x_zero_point", source, name);
+    p.quant.x_zero_point = field_in<int32_t>(r, "x_zero_point", 0, 255, source, name);
     const std::string out = field<std::string>(r, "output", source, name);
     if (out != "u8" && out != "f32") bad_file(source, "layer '" + name + "': output must be u8 or f32, not '" + out + "'");
     if (out == "u8") {
       p.quant.out = OutType::U8;
       p.quant.y_scale = field<float>(r, "y_scale", source, name);
-      p.quant.y_zero_point = field<int32_t>(r, "y_zero_point", source, name);
+      p.quant.y_zero_point = field_in<int32_t>(r, "y_zero_point", 0, 255, source, name);
     }
+    check_scales(p.quant, source, name);
   }
   SparseLinearOptions o;
   o.threads = threads;

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
+#include <nlohmann/json.hpp>
 
 #include "spruce/error.hpp"
 #include "spruce/torch/convert.hpp"
@@ -193,6 +195,53 @@ TEST_F(BadFiles, BrokenLayerRecords) {
     text.replace(at, 8, "s9-spmm-");
   });
   expect_error([&] { load(kernel); }, "convert the model again");
+}
+
+// Integers that overflow their field are refused, not narrowed; scales must be finite and usable.
+TEST_F(BadFiles, MetadataOutOfRange) {
+  struct Case {
+    const char* key;
+    nlohmann::json value;
+    const char* message;
+  };
+  const Case cases[] = {{"x_zero_point", int64_t(1) << 40, "out of range"},
+                        {"x_zero_point", 256, "outside [0, 255]"},
+                        {"x_zero_point", -1, "outside [0, 255]"},
+                        {"x_zero_point", 3.5, "is not an integer"},
+                        {"strip_h", (int64_t(1) << 32) + 4, "out of range"},
+                        {"strip_h", 0, "outside [1, 65536]"},
+                        {"strip_kg", -4, "outside [1, 65536]"},
+                        {"x_scale", 1e39, "is not a finite f32"},
+                        {"x_scale", 0.0, "is not a usable scale"},
+                        {"x_scale", -0.5, "is not a usable scale"},
+                        {"x_scale", 1e-40, "is not a usable scale"},
+                        {"y_scale", 1e-39, "is not a usable scale"},
+                        {"x_scale", "0.1", "is not a number"}};
+  int i = 0;
+  for (const Case& c : cases) {
+    const auto path = edited("range" + std::to_string(i++) + ".safetensors", [&](SafetensorsFile& f) {
+      auto layers = nlohmann::json::parse(f.metadata["spruce.layers"]);
+      for (auto& layer : layers)
+        if (layer.contains(c.key)) layer[c.key] = c.value;
+      f.metadata["spruce.layers"] = layers.dump();
+    });
+    expect_error([&] { load(path); }, c.message);
+  }
+  const auto scales = edited("w_scales.safetensors", [](SafetensorsFile& f) {
+    Tensor* t = f.find("mlp.1.packed.w_scales");
+    ASSERT_NE(t, nullptr);
+    const float inf = std::numeric_limits<float>::infinity();
+    std::memcpy(t->bytes.data(), &inf, sizeof inf);
+  });
+  expect_error([&] { load(scales); }, "a w_scale");
+}
+
+// Bytes appended to a model file make it a file the format does not describe.
+TEST_F(BadFiles, AppendedBytes) {
+  const std::string path = dir.file("appended.safetensors");
+  fs::copy_file(good, path);
+  std::ofstream(path, std::ios::binary | std::ios::app) << "trailing";
+  expect_error([&] { load(path); }, "belong to no tensor");
 }
 
 TEST_F(BadFiles, SavingNeedsAConvertedModel) {
