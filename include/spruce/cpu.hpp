@@ -19,4 +19,10 @@ Isa detected_isa();
 // min(detected_isa(), SPRUCE_MAX_ISA). Read once; an invalid SPRUCE_MAX_ISA throws spruce::Error.
 Isa max_isa();
 
+// Thread counts from users are capped: no CPU spruce runs on has more hardware threads, and a
+// larger count (a typo, or 100000) would make OpenMP or LibTorch create threads without end.
+constexpr int kMaxThreads = 512;
+// `n` when 1 <= n <= kMaxThreads; otherwise throws spruce::Error (usage) naming `what`.
+int checked_threads(int n, const char* what = "thread count");
+
 }  // namespace spruce

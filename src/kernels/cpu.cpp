@@ -68,4 +68,10 @@ Isa max_isa() {
   return isa;
 }
 
+int checked_threads(int n, const char* what) {
+  if (n < 1 || n > kMaxThreads)
+    usage_error(std::string(what) + " " + std::to_string(n) + " is outside 1.." + std::to_string(kMaxThreads));
+  return n;
+}
+
 }  // namespace spruce

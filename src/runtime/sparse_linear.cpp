@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sparse_linear_impl.hpp"
+#include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 #include "spruce/sparse_matrix.hpp"
 #include "spruce/spmm.hpp"
@@ -257,7 +258,7 @@ std::string SparseLinear::impl(int64_t m) const {
 
 std::string SparseLinear::sparse_kernel() const { return impl_->kernel->name; }
 int SparseLinear::threads() const { return impl_->nthreads(); }
-void SparseLinear::set_threads(int t) { impl_->opt.threads = std::max(0, t); }
+void SparseLinear::set_threads(int t) { impl_->opt.threads = t <= 0 ? 0 : checked_threads(t, "SparseLinear threads"); }
 bool SparseLinear::is_int8() const { return impl_->dtype == DType::S8; }
 int64_t SparseLinear::in_features() const { return impl_->ic; }
 int64_t SparseLinear::out_features() const { return impl_->oc; }

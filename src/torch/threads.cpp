@@ -2,13 +2,15 @@
 
 #include <ATen/Parallel.h>
 
+#include "spruce/cpu.hpp"
+
 // Resolved at load time when libopenblas is in the process (Debian's LibTorch links it as its BLAS).
 extern "C" void openblas_set_num_threads(int n) __attribute__((weak));
 
 namespace spruce::torch {
 
 void set_threads(int n) {
-  at::set_num_threads(n);
+  at::set_num_threads(checked_threads(n));
   if (openblas_set_num_threads != nullptr) openblas_set_num_threads(n);
 }
 

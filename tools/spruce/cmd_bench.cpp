@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "command.hpp"
+#include "flags.hpp"
 #include "runtime/dense.hpp"
 #include "spruce/error.hpp"
 #include "spruce/spmm.hpp"
@@ -59,8 +60,8 @@ Shape parse_shape(const std::string& t) {
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  if (s.empty() || s.back() == ',') out.emplace_back();  // an empty item is an error downstream
   return out;
 }
 
@@ -124,7 +125,7 @@ void run_bench(const Options& o) {
   for (const auto& t : split(o.sparsities)) {
     char* end = nullptr;
     const double v = std::strtod(t.c_str(), &end);
-    if (*end || !(v >= 0.0 && v <= 1.0)) usage_error("invalid --sparsity '" + t + "': expected a fraction in [0, 1]");
+    if (t.empty() || *end || !(v >= 0.0 && v < 1.0)) usage_error("invalid --sparsity " + in_quotes(t) + ": expected a fraction in [0, 1)");
     sps.push_back(v);
   }
   Table table({"m", "k", "n", "pattern", "sparsity", "dtype", "thr", "sparse_impl", "dense_impl", "sparse_us",
@@ -244,9 +245,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--sparsity", opt->sparsities, "fraction(s) of zero weights, comma-separated (ignored for N:M)")
       ->capture_default_str();
   cmd->add_option("--dtype", opt->dtype, "f32 | int8")->capture_default_str();
-  cmd->add_option("--threads", opt->threads, "threads for sparse and dense (0 = OpenMP default)");
-  cmd->add_option("--reps", opt->reps, "timed repetitions per case (0 = by size)");
-  cmd->add_option("--json", opt->json, "write one JSON record per case to FILE");
+  cmd->add_option("--threads", opt->threads, "threads for sparse and dense (default: OpenMP's)")->check(thread_count());
+  cmd->add_option("--reps", opt->reps, "timed repetitions per case (default: by size)")->check(int_in(1, 1000000));
+  cmd->add_option("--json", opt->json, "write one JSON record per case to FILE")->check(non_empty());
   cmd->callback([opt] { run_bench(*opt); });
 }
 

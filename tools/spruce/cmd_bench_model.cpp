@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "flags.hpp"
 #include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/dlrm_bench.hpp"
@@ -70,20 +71,22 @@ void add(CLI::App& app) {
   cmd->add_option("model", a->model, "The model: dlrm (MLPerf shapes, synthetic data)")->required();
   cmd->add_option("--work-dir", a->o.work_dir, "Where trained models are cached")->capture_default_str();
   cmd->add_flag("--retrain", a->o.retrain, "Train again even when the cache has the models");
-  cmd->add_option("--train-samples", a->o.train_samples, "Synthetic training samples")->capture_default_str();
-  cmd->add_option("--test-samples", a->o.test_samples, "Synthetic test samples")->capture_default_str();
-  cmd->add_option("--epochs", a->o.epochs, "Dense training epochs")->capture_default_str();
-  cmd->add_option("--prune-epochs", a->o.prune_epochs, "Pruning fine-tunes the dense model on this many epochs of fresh clicks")->capture_default_str();
-  cmd->add_option("--table-cap", a->o.table_cap, "Rows per embedding table at most")->capture_default_str();
+  cmd->add_option("--train-samples", a->o.train_samples, "Synthetic training samples")->check(int_in(1, 1 << 26))->capture_default_str();
+  cmd->add_option("--test-samples", a->o.test_samples, "Synthetic test samples")->check(int_in(1, 1 << 26))->capture_default_str();
+  cmd->add_option("--epochs", a->o.epochs, "Dense training epochs")->check(int_in(1, 1000))->capture_default_str();
+  cmd->add_option("--prune-epochs", a->o.prune_epochs, "Pruning fine-tunes the dense model on this many epochs of fresh clicks")
+      ->check(int_in(1, 1000))->capture_default_str();
+  cmd->add_option("--table-cap", a->o.table_cap, "Rows per embedding table at most")->check(int_in(1, 1 << 24))->capture_default_str();
   cmd->add_option("--pattern", a->pattern, "Sparsity pattern of the MLPs")->capture_default_str();
-  cmd->add_option("--sparsity", a->o.sparsity, "Fraction of zeros in the pruned MLP layers")->capture_default_str();
-  cmd->add_option("--threads", a->o.threads, "Threads for every variant")->capture_default_str();
-  cmd->add_option("--batches", a->o.batches, "Offline batch sizes to try")->capture_default_str();
-  cmd->add_option("--p99-ms", a->o.p99_bound_ms, "Server scenario's p99 latency bound")->capture_default_str();
-  cmd->add_option("--server-queries", a->o.server_queries, "Queries per Server trial")->capture_default_str();
-  cmd->add_option("--server-max-batch", a->o.server_max_batch, "Largest dynamic batch in the Server scenario")->capture_default_str();
-  cmd->add_option("--seed", a->o.seed, "Seed of the data and training")->capture_default_str();
-  cmd->add_option("--json", a->json, "Write one record per variant and scenario");
+  cmd->add_option("--sparsity", a->o.sparsity, "Fraction of zeros in the pruned MLP layers")->check(fraction())->capture_default_str();
+  cmd->add_option("--threads", a->o.threads, "Threads for every variant")->check(thread_count())->capture_default_str();
+  cmd->add_option("--batches", a->o.batches, "Offline batch sizes to try")->check(int_in(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--p99-ms", a->o.p99_bound_ms, "Server scenario's p99 latency bound")->check(real_in(0, 1e6, true))->capture_default_str();
+  cmd->add_option("--server-queries", a->o.server_queries, "Queries per Server trial")->check(int_in(1, 100000000))->capture_default_str();
+  cmd->add_option("--server-max-batch", a->o.server_max_batch, "Largest dynamic batch in the Server scenario")
+      ->check(int_in(1, 1 << 16))->capture_default_str();
+  cmd->add_option("--seed", a->o.seed, "Seed of the data and training")->check(uint_in(0, UINT64_MAX))->capture_default_str();
+  cmd->add_option("--json", a->json, "Write one record per variant and scenario")->check(non_empty());
   cmd->callback([a] { run(*a); });
 }
 

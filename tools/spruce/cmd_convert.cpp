@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "flags.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/eval.hpp"
 #include "spruce/torch/model_file.hpp"
@@ -42,12 +43,14 @@ void add(CLI::App& app) {
   cmd->add_option("--model", a->o.model, "mlp or cnn (as trained)")->capture_default_str();
   cmd->add_option("--checkpoint", a->checkpoint_dir, "The --save folder of `spruce train`")->required();
   cmd->add_option("--variant", a->variant, "fp32-sparse, int8-sparse or int8-dense")->capture_default_str();
-  cmd->add_option("--out", a->out, "The model file to write (safetensors)")->required();
+  cmd->add_option("--out", a->out, "The model file to write (safetensors)")->check(non_empty())->required();
   cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder (INT8 calibration images)")->capture_default_str();
   cmd->add_option("--calibration", a->calibration, "minmax or percentile")->capture_default_str();
-  cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")->capture_default_str();
-  cmd->add_option("--calibration-samples", a->o.calibration_samples, "Training images to calibrate on")->capture_default_str();
-  cmd->add_option("--threads", a->o.threads, "Threads for calibration")->capture_default_str();
+  cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")
+      ->check(real_in(50, 100, false, false))->capture_default_str();
+  cmd->add_option("--calibration-samples", a->o.calibration_samples, "Training images to calibrate on")
+      ->check(int_in(1, 60000))->capture_default_str();
+  cmd->add_option("--threads", a->o.threads, "Threads for calibration")->check(thread_count())->capture_default_str();
   cmd->callback([a] { run(*a); });
 }
 

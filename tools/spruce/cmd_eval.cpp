@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "flags.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/eval.hpp"
 #include "table.hpp"
@@ -65,11 +66,12 @@ void add(CLI::App& app) {
   cmd->add_option("--converted", a->o.converted_files, "Also evaluate models saved by `spruce convert`, as loaded")
       ->check(CLI::ExistingFile);
   cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder")->capture_default_str();
-  cmd->add_option("--threads", a->o.threads, "Threads for every variant")->capture_default_str();
-  cmd->add_option("--batch", a->o.batch, "Batch size for the throughput")->capture_default_str();
+  cmd->add_option("--threads", a->o.threads, "Threads for every variant")->check(thread_count())->capture_default_str();
+  cmd->add_option("--batch", a->o.batch, "Batch size for the throughput")->check(int_in(1, 1 << 16))->capture_default_str();
   cmd->add_option("--calibration", a->calibration, "minmax or percentile")->capture_default_str();
-  cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")->capture_default_str();
-  cmd->add_option("--json", a->json, "Write one record per variant");
+  cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")
+      ->check(real_in(50, 100, false, false))->capture_default_str();
+  cmd->add_option("--json", a->json, "Write one record per variant")->check(non_empty());
   cmd->callback([a] { run(*a); });
 }
 

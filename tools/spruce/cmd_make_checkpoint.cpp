@@ -3,6 +3,7 @@
 #include <random>
 
 #include "command.hpp"
+#include "flags.hpp"
 #include "spruce/safetensors.hpp"
 
 namespace spruce::cli {
@@ -49,7 +50,7 @@ void add(CLI::App& app) {
   auto args = std::make_shared<MakeArgs>();
   auto* cmd = app.add_subcommand("make-checkpoint", "Write a small random MLP+CNN checkpoint from a fixed seed (for demos and tests)");
   cmd->add_option("-o,--output", args->output, "Output .safetensors file")->required();
-  cmd->add_option("--seed", args->seed, "Random seed")->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Random seed")->check(uint_in(0, UINT32_MAX))->capture_default_str();
   cmd->callback([args] { run(*args); });
 }
 

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "flags.hpp"
 #include "spruce/error.hpp"
 #include "spruce/prune_checkpoint.hpp"
 #include "table.hpp"
@@ -23,18 +24,8 @@ Recipe recipe_from(const PruneArgs& a) {
     return Recipe::load(a.recipe);
   }
   if (a.pattern.empty()) usage_error("give --pattern P --sparsity S (e.g. --pattern 4x1 --sparsity 0.9) or --recipe R.yaml");
-  const Pattern p = Pattern::parse(a.pattern);
-  if (p.is_nm()) {
-    if (!std::isnan(a.sparsity) && std::abs(a.sparsity - p.natural_sparsity()) > 1e-9)
-      usage_error("pattern " + p.str() + " (N:M: at most " + std::to_string(p.n()) + " nonzeros in every " +
-                  std::to_string(p.m()) + " input channels) fixes the sparsity at " + percent(p.natural_sparsity()) +
-                  "; drop --sparsity");
-    return Recipe::single(p, p.natural_sparsity());
-  }
-  if (std::isnan(a.sparsity)) usage_error("pattern " + p.str() + " needs --sparsity, the fraction of zeros (e.g. 0.9)");
-  if (!(a.sparsity >= 0.0 && a.sparsity <= 1.0)) usage_error("--sparsity must be a fraction of zeros in [0, 1], e.g. 0.9");
-  Recipe r = Recipe::single(p, a.sparsity);
-  r.groups[0].scope = Scope::Local;  // the flags prune each tensor to exactly its ratio by default
+  Recipe r = Recipe::from_flags(a.pattern, a.sparsity);
+  if (!r.groups[0].pattern.is_nm()) r.groups[0].scope = Scope::Local;  // each tensor to exactly its ratio
   return r;
 }
 
@@ -88,10 +79,10 @@ void add(CLI::App& app) {
   auto args = std::make_shared<PruneArgs>();
   auto* cmd = app.add_subcommand("prune", "Prune the weights of a safetensors checkpoint to a sparsity pattern, by magnitude");
   cmd->add_option("input", args->input, "Input .safetensors file")->required();
-  cmd->add_option("-o,--output", args->output, "Output .safetensors file (written atomically)");
-  cmd->add_option("--pattern", args->pattern, "RxC (4x1, 1x4, 4x16, 1x1, channelx1, 1xchannel) or N:M (2:4)");
-  cmd->add_option("--sparsity", args->sparsity, "Fraction of zeros, e.g. 0.9 (implied by an N:M pattern)");
-  cmd->add_option("--recipe", args->recipe, "YAML recipe with Intel Neural Compressor's keys");
+  cmd->add_option("-o,--output", args->output, "Output .safetensors file (written atomically)")->check(non_empty());
+  cmd->add_option("--pattern", args->pattern, "RxC (4x1, 1x4, 4x16, 1x1, channelx1, 1xchannel) or N:M (2:4)")->check(non_empty());
+  cmd->add_option("--sparsity", args->sparsity, "Fraction of zeros, e.g. 0.9 (implied by an N:M pattern)")->check(fraction());
+  cmd->add_option("--recipe", args->recipe, "YAML recipe with Intel Neural Compressor's keys")->check(non_empty());
   cmd->add_option("--scope", args->scope, "local (exact ratio per tensor) or global (one threshold)")->check(CLI::IsMember({"local", "global"}));
   cmd->add_option("--criterion", args->criterion, "Score: magnitude (the only one without gradients)");
   cmd->add_option("--include", args->include, "Only prune tensors whose names match this regex");

@@ -7,7 +7,9 @@
 #include <thread>
 
 #include "command.hpp"
+#include "flags.hpp"
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/threads.hpp"
 #include "spruce/torch/trainer.hpp"
@@ -42,18 +44,9 @@ void resolve_pruning(TrainArgs& a) {
     if (!std::isnan(a.sparsity)) usage_error("--sparsity needs --pattern, e.g. --pattern 4x1 --sparsity 0.9");
     return;
   }
-  o.pattern = Pattern::parse(a.pattern);
-  if (o.pattern->is_nm()) {
-    if (!std::isnan(a.sparsity) && std::abs(a.sparsity - o.pattern->natural_sparsity()) > 1e-9)
-      usage_error("pattern " + o.pattern->str() + " (N:M: at most " + std::to_string(o.pattern->n()) +
-                  " nonzeros in every " + std::to_string(o.pattern->m()) + " input channels) fixes the sparsity at " +
-                  percent(o.pattern->natural_sparsity()) + "; drop --sparsity");
-    o.sparsity = o.pattern->natural_sparsity();
-  } else {
-    if (std::isnan(a.sparsity)) usage_error("pattern " + o.pattern->str() + " needs --sparsity, the fraction of zeros (e.g. 0.9)");
-    if (!(a.sparsity >= 0.0 && a.sparsity < 1.0)) usage_error("--sparsity must be a fraction of zeros in [0, 1), e.g. 0.9");
-    o.sparsity = a.sparsity;
-  }
+  const PruningGroup flags = Recipe::from_flags(a.pattern, a.sparsity).groups[0];
+  o.pattern = flags.pattern;
+  o.sparsity = flags.schedule.target;
   if (!a.scope.empty()) o.scope = parse_scope(a.scope);
   if (!a.criterion.empty()) o.criterion = parse_criterion(a.criterion);
 }
@@ -63,6 +56,9 @@ void run(TrainArgs& a) {
   resolve_pruning(a);
   if (a.options.group_lasso < 0) usage_error("--group-lasso is a coefficient >= 0, e.g. 1e-4");
   if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
+  // Input files are checked before the run starts, so a bad one is the only line printed.
+  for (const std::string* file : {&a.options.resume_from, &a.options.init_from})
+    if (!file->empty()) require_regular_file(*file);
   a.options.progress_bar = !a.no_progress;
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_threads(threads);
@@ -103,24 +99,26 @@ void add_train(CLI::App& app) {
   cmd->add_option("--dataset", args->dataset, "Dataset (fashion-mnist)")->capture_default_str();
   cmd->add_option("--model", o.model, "Model: mlp (784-1024-1024-10) or cnn (2 conv + linear head)")
       ->check(CLI::IsMember({"mlp", "cnn"}))->capture_default_str();
-  auto* pattern = cmd->add_option("--pattern", args->pattern, "Sparsity pattern: RxC blocks (4x1, 2x1, 4x16, 1x1) or N:M (2:4)");
-  cmd->add_option("--sparsity", args->sparsity, "Target fraction of zeros, e.g. 0.9 (not with N:M)");
-  cmd->add_option("--recipe", args->recipe, "Pruning recipe YAML (Intel Neural Compressor's keys)")->excludes(pattern);
-  cmd->add_option("--epochs", o.epochs, "Training epochs")->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Seed of initialization and shuffling")->capture_default_str();
-  cmd->add_option("--save", o.save_dir, "Folder for checkpoint.pt, masks.safetensors and model.safetensors");
-  cmd->add_option("--json", args->json, "Write the final metrics as JSON to this file");
-  cmd->add_option("--threads", args->threads, "Intra-op threads (default: all cores)");
-  cmd->add_option("--batch-size", o.batch_size, "Batch size")->capture_default_str();
-  cmd->add_option("--lr", o.learning_rate, "Adam's peak learning rate (cosine decay to 0)")->capture_default_str();
+  auto* pattern = cmd->add_option("--pattern", args->pattern, "Sparsity pattern: RxC blocks (4x1, 2x1, 4x16, 1x1) or N:M (2:4)")
+                      ->check(non_empty());
+  cmd->add_option("--sparsity", args->sparsity, "Target fraction of zeros, e.g. 0.9 (not with N:M)")->check(fraction());
+  cmd->add_option("--recipe", args->recipe, "Pruning recipe YAML (Intel Neural Compressor's keys)")->check(non_empty())->excludes(pattern);
+  cmd->add_option("--epochs", o.epochs, "Training epochs")->check(int_in(1, 10000))->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Seed of initialization and shuffling")->check(uint_in(0, UINT64_MAX))->capture_default_str();
+  cmd->add_option("--save", o.save_dir, "Folder for checkpoint.pt, masks.safetensors and model.safetensors")->check(non_empty());
+  cmd->add_option("--json", args->json, "Write the final metrics as JSON to this file")->check(non_empty());
+  cmd->add_option("--threads", args->threads, "Intra-op threads (default: all cores)")->check(thread_count());
+  cmd->add_option("--batch-size", o.batch_size, "Batch size")->check(int_in(1, 1 << 16))->capture_default_str();
+  cmd->add_option("--lr", o.learning_rate, "Adam's peak learning rate (cosine decay to 0)")
+      ->check(real_in(0, 10, true))->capture_default_str();
   cmd->add_option("--data", o.data_dir, "Folder of the Fashion-MNIST IDX .gz files")->capture_default_str();
-  cmd->add_option("--train-limit", o.train_limit, "Use only the first N training examples");
-  cmd->add_option("--test-limit", o.test_limit, "Use only the first N test examples");
-  cmd->add_option("--scope", args->scope, "With --pattern: local or global (default global)");
+  cmd->add_option("--train-limit", o.train_limit, "Use only the first N training examples")->check(int_in(1, INT32_MAX));
+  cmd->add_option("--test-limit", o.test_limit, "Use only the first N test examples")->check(int_in(1, INT32_MAX));
+  cmd->add_option("--scope", args->scope, "With --pattern: local or global (default global)")->check(CLI::IsMember({"local", "global"}));
   cmd->add_option("--criterion", args->criterion, "With --pattern: magnitude, gradient, snip or snip_momentum (default)");
-  cmd->add_option("--group-lasso", o.group_lasso, "With --pattern: group-lasso coefficient (default 0: off)");
-  cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model)");
-  cmd->add_option("--init", o.init_from, "Start from the weights of a .safetensors file");
+  cmd->add_option("--group-lasso", o.group_lasso, "With --pattern: group-lasso coefficient (default 0: off)")->check(real_in(0, 1e3));
+  cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model)")->check(non_empty());
+  cmd->add_option("--init", o.init_from, "Start from the weights of a .safetensors file")->check(non_empty());
   cmd->add_flag("--lock-pattern", o.lock_pattern, "Keep the loaded weights' zeros as masks when they come without masks");
   cmd->add_flag("--no-progress", args->no_progress, "Print one line per epoch instead of a progress bar");
   cmd->callback([args] { run(*args); });

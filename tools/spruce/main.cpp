@@ -18,28 +18,53 @@ std::vector<std::pair<std::string, void (*)(CLI::App&)>>& registry() {
 
 Command::Command(const char* name, void (*add)(CLI::App& app)) { registry().emplace_back(name, add); }
 
+namespace {
+
+// Errors reach the terminal as one line: a library's message may carry a backtrace after its first
+// line (LibTorch's do), and a message built from hostile input may be long.
+std::string one_line(const char* what) {
+  std::string s(what);
+  s = s.substr(0, s.find('\n'));
+  constexpr size_t kMax = 1000;
+  if (s.size() > kMax) s = s.substr(0, kMax) + "... (cut)";
+  return s;
+}
+
+int report(const std::string& message, int status) {
+  std::cerr << "spruce: error: " << message << '\n';
+  return status;
+}
+
+}  // namespace
 }  // namespace spruce::cli
 
 int main(int argc, char** argv) {
+  using spruce::cli::one_line;
+  using spruce::cli::report;
   CLI::App app{"spruce: prune networks to structured sparsity, and run them faster than dense on CPUs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "spruce 0.1.0");
   auto commands = spruce::cli::registry();
   std::sort(commands.begin(), commands.end());
   for (const auto& [name, add] : commands) add(app);
+  if (argc > 1 && argv[1][0] != '-' && !std::any_of(commands.begin(), commands.end(), [&](const auto& c) { return c.first == argv[1]; })) {
+    std::string names;
+    for (const auto& c : commands) names += (names.empty() ? "" : ", ") + c.first;
+    return report("unknown command " + spruce::in_quotes(argv[1], 60) + "; the commands are " + names + " (see `spruce --help`)", 2);
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "spruce: error: " << e.what() << "\n(see `spruce --help`)\n";
-    return 2;
+    const std::string command = argc > 1 && argv[1][0] != '-' ? std::string(argv[1]) + " " : "";
+    return report(one_line(e.what()) + " (see `spruce " + command + "--help`)", 2);
   } catch (const spruce::Error& e) {
-    std::cerr << "spruce: error: " << e.what() << '\n';
-    return e.exit_code();
+    return report(one_line(e.what()), e.exit_code());
+  } catch (const std::bad_alloc&) {
+    return report("out of memory; try smaller inputs or batches", 1);
   } catch (const std::exception& e) {
-    std::cerr << "spruce: error: " << e.what() << '\n';
-    return 1;
+    return report(one_line(e.what()), 1);
   }
   return 0;
 }

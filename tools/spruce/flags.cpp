@@ -1,0 +1,65 @@
+#include "flags.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+#include "spruce/cpu.hpp"
+
+namespace spruce::cli {
+namespace {
+
+template <typename T>
+bool parse_whole(const std::string& text, T& v) {
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  return !text.empty() && ec == std::errc() && ptr == end;
+}
+
+template <typename T>
+CLI::Validator integer(T lo, T hi, const char* type) {
+  const std::string range = "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        T v{};
+        if (!parse_whole(text, v) || v < lo || v > hi) return "'" + text.substr(0, 40) + "' is not " + range;
+        return {};
+      },
+      type);
+}
+
+}  // namespace
+
+CLI::Validator int_in(int64_t lo, int64_t hi) { return integer<int64_t>(lo, hi, "INT"); }
+CLI::Validator uint_in(uint64_t lo, uint64_t hi) { return integer<uint64_t>(lo, hi, "UINT"); }
+
+CLI::Validator real_in(double lo, double hi, bool lo_open, bool hi_open) {
+  auto show = [](double v) {
+    std::string s = std::to_string(v);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (s.back() == '.') s.pop_back();
+    return s;
+  };
+  const std::string range = std::string("a number in ") + (lo_open ? "(" : "[") + show(lo) + ", " +
+                            (std::isinf(hi) ? "inf" : show(hi)) + (hi_open ? ")" : "]");
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = text.empty() ? NAN : std::strtod(text.c_str(), &end);
+        const bool ok = !text.empty() && end == text.c_str() + text.size() && std::isfinite(v) &&
+                        (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+        return ok ? std::string() : "'" + text.substr(0, 40) + "' is not " + range;
+      },
+      "REAL");
+}
+
+CLI::Validator fraction() { return real_in(0.0, 1.0, false, true); }
+
+CLI::Validator thread_count() { return int_in(1, kMaxThreads); }
+
+CLI::Validator non_empty() {
+  return CLI::Validator([](std::string& text) { return text.empty() ? std::string("must not be empty") : std::string(); },
+                        "TEXT");
+}
+
+}  // namespace spruce::cli

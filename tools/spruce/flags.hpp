@@ -1,0 +1,23 @@
+// Validators for numeric flags. Each parses the flag's whole text as its type: no empty string
+// (which CLI11 would read as 0), no negative number wrapped into an unsigned one, no overflow, no
+// nan or inf. Then it checks the range, so every flag has one stated range and one message.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+namespace spruce::cli {
+
+// An integer of type T in [lo, hi].
+CLI::Validator int_in(int64_t lo, int64_t hi);
+CLI::Validator uint_in(uint64_t lo, uint64_t hi);  // for unsigned flags such as seeds
+// A finite real in [lo, hi], or (lo, hi] / [lo, hi) when an end is open.
+CLI::Validator real_in(double lo, double hi, bool lo_open = false, bool hi_open = false);
+// A fraction of zeros, [0, 1).
+CLI::Validator fraction();
+// 1..kMaxThreads.
+CLI::Validator thread_count();
+// A text that is not empty (names, patterns, paths).
+CLI::Validator non_empty();
+
+}  // namespace spruce::cli
