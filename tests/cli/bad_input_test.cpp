@@ -1,0 +1,283 @@
+// Hostile input to the real `spruce` binary, one class of failure per test. Every case must end
+// with the expected exit status, exactly one line on stderr, no signal, no hang (a deadline kills
+// it), and no change to any file in the test's folder.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "spruce/safetensors.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Outcome {
+  int status = -1;      // exit status, or -1 when killed by a signal
+  int signal = 0;       // the signal that ended it, if any
+  bool hung = false;    // still running at the deadline, then killed
+  std::string out, err;
+};
+
+// Runs the binary with `args` (no shell), stdin from /dev/null, for at most `seconds`.
+Outcome run(const std::vector<std::string>& args, double seconds = 60) {
+  int out_pipe[2], err_pipe[2];
+  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) return {};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int null = open("/dev/null", O_RDONLY);
+    dup2(null, 0);
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    close(out_pipe[0]), close(err_pipe[0]), close(out_pipe[1]), close(err_pipe[1]);
+    std::vector<char*> argv{const_cast<char*>(SPRUCE_BINARY)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(SPRUCE_BINARY, argv.data());
+    _exit(127);
+  }
+  close(out_pipe[1]), close(err_pipe[1]);
+  Outcome o;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      o.hung = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    if (poll(fds, 2, int(left.count())) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+      char buf[65536];
+      const ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) (i == 0 ? o.out : o.err).append(buf, size_t(n));
+      else close(fds[i].fd), fds[i].fd = -1, --open_fds;
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0) close(f.fd);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (WIFEXITED(st)) o.status = WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) o.signal = WTERMSIG(st);
+  return o;
+}
+
+std::string joined(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) {
+    if (!s.empty()) s += ' ';
+    s.append(a, 0, 80);
+  }
+  return s;
+}
+
+class BadInput : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "spruce_bad_XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    ckpt_ = path("ckpt.safetensors");
+    ASSERT_EQ(run({"make-checkpoint", "--seed", "7", "-o", ckpt_}).status, 0);
+    old_output_ = path("old.safetensors");
+    fs::copy_file(ckpt_, old_output_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  void write(const std::string& name, const std::string& bytes) const {
+    std::ofstream(path(name), std::ios::binary) << bytes;
+  }
+  // Every regular file's name and bytes, and every other entry's name and kind.
+  std::map<std::string, std::string> snapshot() const {
+    std::map<std::string, std::string> files;
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      const std::string name = e.path().filename().string();
+      if (e.is_regular_file()) {
+        std::ifstream in(e.path(), std::ios::binary);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        files[name] = ss.str();
+      } else {
+        files[name] = std::to_string(int(e.status().type()));
+        files[name].insert(0, "<");
+      }
+    }
+    return files;
+  }
+  // Runs one hostile case and checks everything the class of failure must show.
+  void expect_refused(const std::vector<std::string>& args, int status, const std::string& message = "") {
+    const auto before = snapshot();
+    const Outcome o = run(args);
+    const std::string what = joined(args);
+    EXPECT_FALSE(o.hung) << what << ": hung";
+    EXPECT_EQ(o.signal, 0) << what << ": killed by signal " << o.signal;
+    EXPECT_EQ(o.status, status) << what << "\n" << o.err.substr(0, 2000);
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << what << ": stderr is not one line:\n" << o.err.substr(0, 2000);
+    EXPECT_LT(o.err.size(), 1200u) << what << ": the error line is too long";
+    EXPECT_TRUE(o.err.rfind("spruce: error: ", 0) == 0) << what << "\n" << o.err.substr(0, 500);
+    if (!message.empty()) {
+      EXPECT_NE(o.err.find(message), std::string::npos) << what << ": no '" << message << "' in\n" << o.err.substr(0, 2000);
+    }
+    EXPECT_EQ(snapshot(), before) << what << ": files in the folder changed";
+  }
+  std::vector<std::string> prune_to_old(std::vector<std::string> extra) const {
+    std::vector<std::string> args{"prune", ckpt_, "-o", old_output_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+
+  fs::path dir_;
+  std::string ckpt_, old_output_;
+};
+
+// A valid file whose one tensor has a name of `length` characters.
+std::string file_with_name_of(size_t length) {
+  spruce::SafetensorsFile f;
+  std::vector<float> w(16, 0.5f);
+  f.tensors.push_back(spruce::Tensor::from_f32(std::string(length, 'a'), {4, 4}, w.data()));
+  return spruce::serialize_safetensors(f);
+}
+
+std::string nested(int depth) { return std::string(size_t(depth), '(') + "a" + std::string(size_t(depth), ')'); }
+
+}  // namespace
+
+// std::regex recursed on long names and deep patterns; RE2 neither recurses nor backtracks.
+TEST_F(BadInput, NamePatternsNeverExhaustTheStack) {
+  write("long.safetensors", file_with_name_of(60000));
+  const Outcome ok = run({"prune", path("long.safetensors"), "-o", path("long-out.safetensors"), "--pattern", "4x1",
+                          "--sparsity", "0.5", "--include", "(a|b)*a", "--exclude", "x.*y"});
+  EXPECT_EQ(ok.status, 0) << ok.err;
+  EXPECT_EQ(ok.signal, 0);
+  fs::remove(path("long-out.safetensors"));
+  const Outcome deep = run({"prune", ckpt_, "-o", path("deep-out.safetensors"), "--pattern", "4x1", "--sparsity", "0.5",
+                            "--include", nested(1000) + "|fc"});
+  EXPECT_EQ(deep.status, 0) << deep.err;
+  fs::remove(path("deep-out.safetensors"));
+  expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "0.5", "--include", nested(30000)}), 2, "longer than 4096");
+  expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "0.5", "--exclude", "(a"}), 2, "--exclude");
+  write("deep.yaml", "target_sparsity: 0.5\npattern: 4x1\nop_names: [\"" + nested(30000) + "\"]\n");
+  expect_refused(prune_to_old({"--recipe", path("deep.yaml")}), 2, "op_names");
+}
+
+TEST_F(BadInput, ThreadCountsHaveBounds) {
+  for (const char* n : {"100000", "0", "-1", "", "2x"})
+    expect_refused({"bench", "--shape", "8x64x64", "--threads", n}, 2, "--threads");
+#ifdef SPRUCE_WITH_TORCH
+  expect_refused({"eval", "--threads", "100000"}, 2, "--threads");
+  expect_refused({"train", "--threads", "100000"}, 2, "--threads");
+  expect_refused({"convert", "--checkpoint", dir_.string(), "--out", path("x.safetensors"), "--threads", "0"}, 2, "--threads");
+  expect_refused({"bench-model", "dlrm", "--threads", "513"}, 2, "--threads");
+#endif
+}
+
+TEST_F(BadInput, InputsMustBeRegularFiles) {
+  ASSERT_EQ(mkfifo(path("fifo").c_str(), 0644), 0);
+  fs::create_directory(path("folder"));
+  expect_refused({"inspect", path("fifo")}, 1, "FIFO");
+  expect_refused({"inspect", path("folder")}, 1, "folder");
+  expect_refused({"prune", path("fifo"), "-o", path("x.safetensors"), "--pattern", "4x1", "--sparsity", "0.5"}, 1, "FIFO");
+  expect_refused(prune_to_old({"--recipe", path("fifo")}), 2, "FIFO");
+#ifdef SPRUCE_WITH_TORCH
+  expect_refused({"eval", "--converted", path("fifo")}, 1, "FIFO");
+  expect_refused({"train", "--init", path("fifo"), "--epochs", "1", "--train-limit", "64", "--test-limit", "64"}, 1, "FIFO");
+#endif
+}
+
+TEST_F(BadInput, OutputsReplaceOnlyRegularFiles) {
+  ASSERT_EQ(mkfifo(path("fifo").c_str(), 0644), 0);
+  fs::create_directory(path("folder"));
+  for (const char* target : {"fifo", "folder"})
+    expect_refused({"prune", ckpt_, "-o", path(target), "--pattern", "4x1", "--sparsity", "0.5"}, 1, "only replaces regular files");
+  // A device node, where the test may make one (root): never replaced by a regular file.
+  if (mknod(path("null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0) {
+    expect_refused({"prune", ckpt_, "-o", path("null"), "--pattern", "4x1", "--sparsity", "0.5"}, 1, "a device");
+    EXPECT_TRUE(fs::is_character_file(path("null")));
+  }
+  expect_refused({"prune", ckpt_, "-o", "", "--pattern", "4x1", "--sparsity", "0.5"}, 2);
+}
+
+// A safetensors file of `header` (JSON) and `data_bytes` bytes of data.
+std::string raw_file(std::string header, size_t data_bytes) {
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string out(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(out.data(), &n, 8);
+  return out + header + std::string(data_bytes, '\0');
+}
+
+TEST_F(BadInput, SafetensorsIsStrict) {
+  const std::string a = R"("a": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64]})";
+  write("dup.safetensors", raw_file("{" + a + ", " + a + "}", 64));
+  write("dup-meta.safetensors", raw_file(R"({"__metadata__": {"k": "1", "k": "2"}, )" + a + "}", 64));
+  write("trailing.safetensors", raw_file("{" + a + "}", 68));
+  write("gap.safetensors", raw_file(R"({"a": {"dtype": "F32", "shape": [4, 4], "data_offsets": [4, 68]}})", 68));
+  write("valid.safetensors", raw_file("{" + a + "}", 64));
+  EXPECT_EQ(run({"inspect", path("valid.safetensors")}).status, 0);
+  expect_refused({"inspect", path("dup.safetensors")}, 1, "the name 'a' is given twice");
+  expect_refused({"inspect", path("dup-meta.safetensors")}, 1, "the __metadata__ key 'k' is given twice");
+  expect_refused({"inspect", path("trailing.safetensors")}, 1, "4 bytes after the last tensor");
+  expect_refused({"inspect", path("gap.safetensors")}, 1, "bytes 0 to 4 of the data section belong to no tensor");
+  expect_refused({"prune", path("trailing.safetensors"), "-o", old_output_, "--pattern", "4x1", "--sparsity", "0.5"}, 1);
+}
+
+TEST_F(BadInput, FlagsAreValidated) {
+  expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", ""}), 2, "--sparsity");
+  expect_refused(prune_to_old({"--pattern", "", "--sparsity", "0.5"}), 2, "--pattern");
+  expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "nan"}), 2, "--sparsity");
+  expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "1"}), 2, "--sparsity");
+  expect_refused({"bench", "--shape", "8x64x64", "--pattern", ""}, 2, "pattern");
+  expect_refused({"bench", "--shape", "8x64x64", "--pattern", "4x1,"}, 2, "pattern");
+  expect_refused({"bench", "--shape", "8x64x64", "--sparsity", "0.5,"}, 2, "--sparsity");
+  expect_refused({"make-checkpoint", "-o", path("x.safetensors"), "--seed", "-1"}, 2, "--seed");
+  expect_refused({"make-checkpoint", "-o", path("x.safetensors"), "--seed", "99999999999999999999999"}, 2, "--seed");
+  expect_refused({"no-such-command"}, 2, "unknown command 'no-such-command'");
+  expect_refused({std::string(100000, 'x')}, 2, "unknown command");
+#ifdef SPRUCE_WITH_TORCH
+  expect_refused({"train", "--lr", "nan"}, 2, "--lr");
+  expect_refused({"train", "--lr", "-1"}, 2, "--lr");
+  expect_refused({"train", "--seed", "-5"}, 2, "--seed");
+  expect_refused({"train", "--epochs", "0"}, 2, "--epochs");
+  expect_refused({"bench-model", "dlrm", "--p99-ms", "-1"}, 2, "--p99-ms");
+  expect_refused({"bench-model", "dlrm", "--server-queries", "0"}, 2, "--server-queries");
+  expect_refused({"bench-model", "dlrm", "--batches", "0"}, 2, "--batches");
+  expect_refused({"eval", "--batch", "0"}, 2, "--batch");
+#endif
+}
+
+TEST_F(BadInput, RecipesNameTheirFile) {
+  write("list-key.yaml", "[a, b]: 0.5\npattern: 4x1\n");
+  expect_refused(prune_to_old({"--recipe", path("list-key.yaml")}), 2, "list-key.yaml");
+  write("huge.yaml", "target_sparsity: 0.5\npattern: " + std::string(50 << 20, 'x') + "\n");
+  expect_refused(prune_to_old({"--recipe", path("huge.yaml")}), 2, "pattern");
+  write("huge-key.yaml", std::string(1 << 20, 'k') + ": 1\n");
+  expect_refused(prune_to_old({"--recipe", path("huge-key.yaml")}), 2, "huge-key.yaml");
+  write("seq.yaml", "- 1\n- 2\n");
+  expect_refused(prune_to_old({"--recipe", path("seq.yaml")}), 2, "seq.yaml");
+}
+
+// A legal name at NAME_MAX still gets its temporary file, which is short.
+TEST_F(BadInput, LongOutputNamesAreWritten) {
+  const std::string name = std::string(255 - std::string(".safetensors").size(), 'n') + ".safetensors";
+  const Outcome o = run({"prune", ckpt_, "-o", path(name), "--pattern", "4x1", "--sparsity", "0.5"});
+  EXPECT_EQ(o.status, 0) << o.err;
+  EXPECT_TRUE(fs::is_regular_file(path(name)));
+}
