@@ -95,6 +95,14 @@ double mlp_sparsity(DlrmImpl& m) {
 
 std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream& log) {
   if (o.threads < 1) usage_error("--threads must be at least 1");
+  for (const int64_t b : o.batches)
+    if (b < 1 || b > o.test_samples)
+      usage_error("Offline batch " + std::to_string(b) + " is outside 1..--test-samples (" +
+                  std::to_string(o.test_samples) + "): a batch cannot hold more clicks than the test set");
+  if (o.server_max_batch > o.test_samples)
+    usage_error("--server-max-batch " + std::to_string(o.server_max_batch) + " exceeds --test-samples (" +
+                std::to_string(o.test_samples) + ")");
+  if (!(o.p99_bound_ms > 0) || o.server_queries < 1) usage_error("the Server scenario needs --p99-ms > 0 and --server-queries >= 1");
   set_threads(o.threads);
   std::filesystem::create_directories(o.work_dir);
   log << "synthetic Criteo-shaped clicks: " << o.train_samples << " train, " << o.test_samples

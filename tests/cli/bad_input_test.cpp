@@ -116,8 +116,7 @@ class BadInput : public ::testing::Test {
         ss << in.rdbuf();
         files[name] = ss.str();
       } else {
-        files[name] = std::to_string(int(e.status().type()));
-        files[name].insert(0, "<");
+        files[name] = fs::is_directory(e.status()) ? "(folder)" : "(not a regular file)";
       }
     }
     return files;
@@ -259,6 +258,8 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"bench-model", "dlrm", "--p99-ms", "-1"}, 2, "--p99-ms");
   expect_refused({"bench-model", "dlrm", "--server-queries", "0"}, 2, "--server-queries");
   expect_refused({"bench-model", "dlrm", "--batches", "0"}, 2, "--batches");
+  expect_refused({"bench-model", "dlrm", "--work-dir", path("dlrm"), "--test-samples", "100", "--batches", "256"}, 2,
+                 "cannot hold more clicks than the test set");
   expect_refused({"eval", "--batch", "0"}, 2, "--batch");
 #endif
 }
