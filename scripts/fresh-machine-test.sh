@@ -64,15 +64,16 @@ kill_in_root() {  # processes we started in the root (a build, the demo's traine
 cleanup() {
   local rc=$? m; trap - EXIT INT TERM; set +e
   [ -z "$stage" ] || echo "fresh-test: stage '$stage' FAILED (exit $rc)" >&2
-  finish
   kill_in_root TERM; [ -z "$job" ] || kill "$job" 2>/dev/null
   sleep 1; kill_in_root KILL; [ -z "$job" ] || wait "$job" 2>/dev/null
+  finish; begin cleanup
   for m in $(mounts_under_root); do umount "$m" 2>/dev/null || umount -l "$m"; done
   # Never delete a root with anything still mounted in it (a bind of /dev would take the host's).
   if [ -n "$(mounts_under_root)" ]; then
     echo "fresh-test: still mounted under $root, NOT removing it:" >&2; mounts_under_root >&2; rc=1
   elif [ "$keep" = 1 ]; then echo "fresh-test: kept $root (mounts removed)"
   else rm -rf --one-file-system "$work"; fi
+  finish
   printf '\n==== fresh-machine test: %s in %d s\n' "$([ "$rc" = 0 ] && echo PASSED || echo "FAILED ($rc)")" $((SECONDS - t_all))
   printf '%s\n' "${summary[@]}"
   exit "$rc"
