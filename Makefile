@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 SPRUCE  := $(BUILD)/tools/spruce/spruce
 
-.PHONY: all deps configure build test demo clean
+.PHONY: all deps configure build test demo fresh-test clean
 
 all: build
 
@@ -24,6 +24,10 @@ test: build
 
 demo: build
 	@bash scripts/demo.sh $(SPRUCE)
+
+# make test and make demo in a new minbase Debian 12 root, on a clone of HEAD (root; FRESH_ARGS=--help)
+fresh-test:
+	bash scripts/fresh-machine-test.sh $(FRESH_ARGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -116,16 +116,21 @@ TEST(Convert, Int8NeedsCalibrationAndAStack) {
 }
 
 TEST(Convert, DenseFallbackEngagesWhereSparseLoses) {
+  // The choice is timed on the first call, and on a busy machine (ctest -j, other builds) one timing
+  // can favor sparse: a fresh conversion gets up to 5 tries. A sparse kernel that won would win all.
   ::torch::manual_seed(5);
-  Net net({512, 512});  // no zeros at all: sparse cannot win
-  const auto x = ::torch::randn({256, 512});
-  ::torch::NoGradGuard g;
-  const auto want = net.stack->forward(x);
-  convert(net, options(Variant::F32Sparse));
-  const auto got = net.stack->forward(x);
-  auto* layer = dynamic_cast<SparseLinearLayer*>(net.stack->layer(0).get());
-  EXPECT_EQ(layer->op().impl(256).rfind("onednn", 0), 0u) << layer->op().impl(256);
-  EXPECT_TRUE(::torch::allclose(got, want, 1e-4, 1e-4));
+  std::string impl;
+  for (int attempt = 0; attempt < 5 && impl.rfind("onednn", 0) != 0; ++attempt) {
+    Net net({512, 512});  // no zeros at all: sparse cannot win
+    const auto x = ::torch::randn({256, 512});
+    ::torch::NoGradGuard g;
+    const auto want = net.stack->forward(x);
+    convert(net, options(Variant::F32Sparse));
+    const auto got = net.stack->forward(x);
+    impl = dynamic_cast<SparseLinearLayer*>(net.stack->layer(0).get())->op().impl(256);
+    EXPECT_TRUE(::torch::allclose(got, want, 1e-4, 1e-4));
+  }
+  EXPECT_EQ(impl.rfind("onednn", 0), 0u) << impl;
 }
 
 TEST(Convert, DlrmInt8KeepsItsRanking) {
