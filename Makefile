@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 SPRUCE  := $(BUILD)/tools/spruce/spruce
 
-.PHONY: all deps configure build test demo clean
+.PHONY: all deps configure build test demo clean test-asan
 
 all: build
 
@@ -25,5 +25,20 @@ test: build
 demo: build
 	@bash scripts/demo.sh $(SPRUCE)
 
+# Sanitized tests: the suites that build without LibTorch (SPRUCE_WITH_TORCH=OFF: LibTorch's
+# headers take most of the build time, and its own library is not instrumented), every ISA cap
+# included, built with ASan + UBSan in their own folder. Any report fails its test.
+ASAN_BUILD ?= build-asan
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1 \
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1" \
+	  -DSPRUCE_SANITIZE=ON -DSPRUCE_WITH_TORCH=OFF
+
+test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	$(ASAN_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS)
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD)
