@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 SPRUCE  := $(BUILD)/tools/spruce/spruce
 
-.PHONY: all deps configure build test demo clean test-asan
+.PHONY: all deps configure build test demo clean test-asan fuzz
 
 all: build
 
@@ -40,5 +40,19 @@ test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	$(ASAN_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS)
 
+# libFuzzer targets (tests/fuzz), built with clang in their own folder; each runs FUZZ_SECONDS
+# from its committed corpus. Fails on any crash, UB, leak, timeout or out-of-memory.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+export FUZZ_SECONDS
+
+$(FUZZ_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DSPRUCE_FUZZ=ON -DSPRUCE_WITH_TORCH=OFF -DBUILD_TESTING=OFF
+
+fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target spruce_fuzzers
+	bash tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD)
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
