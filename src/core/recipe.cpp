@@ -97,7 +97,8 @@ class Reader {
   void apply(const YAML::Node& map, PruningGroup& g, bool top_level, bool& target_given) const {
     if (!map.IsMap()) usage_error(source_ + ": expected a mapping of recipe keys, got '" + text(map) + "'");
     for (const auto& kv : map) {
-      const std::string key = kv.first.as<std::string>();
+      if (!kv.first.IsScalar()) usage_error(source_ + ": key '" + text(kv.first) + "' is not a name; valid keys: " + join(kKeys));
+      const std::string key = kv.first.Scalar();
       const YAML::Node& v = kv.second;
       if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
         usage_error(source_ + ": unknown key '" + key + "'; valid keys: " + join(kKeys));

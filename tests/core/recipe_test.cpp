@@ -150,3 +150,12 @@ TEST(Recipe, TextMustBeUtf8) {
   EXPECT_EQ(r.groups[0].op_names, (std::vector<std::string>{"caf\xc3\xa9", "\xf0\x9f\x8c\xb2"}));
   EXPECT_EQ(Recipe::parse(r.to_yaml()).groups, r.groups);
 }
+
+// Found by tests/fuzz/recipe_fuzz: a key that is a mapping or a list ("? end_step: 1010") threw
+// YAML::TypedBadConversion, which no caller catches, instead of a usage error.
+TEST(Recipe, KeysThatAreNotNamesAreUsageErrors) {
+  EXPECT_TRUE(contains(error_of("target_sparsity: 0.5\n? end_step: 1010\n"), "not a name"));
+  EXPECT_TRUE(contains(error_of("[a, b]: 1\n"), "valid keys"));
+  EXPECT_TRUE(contains(error_of("pruning_configs:\n  - {? [x]: 1}\n"), "not a name"));
+  EXPECT_TRUE(contains(error_of("~: 1\n"), "not a name"));  // a null key
+}
