@@ -41,10 +41,12 @@ test-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	$(ASAN_ENV) ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS)
 
 # libFuzzer targets (tests/fuzz), built with clang in their own folder; each runs FUZZ_SECONDS
-# from its committed corpus. Fails on any crash, UB, leak, timeout or out-of-memory.
+# from its committed corpus, FUZZ_JOBS at a time. Fails on any crash, UB, leak, timeout or
+# out-of-memory.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
-export FUZZ_SECONDS
+FUZZ_JOBS ?= 1
+export FUZZ_SECONDS FUZZ_JOBS
 
 $(FUZZ_BUILD)/CMakeCache.txt:
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
