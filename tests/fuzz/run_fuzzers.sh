@@ -18,9 +18,10 @@ jobs=${FUZZ_JOBS:-1}
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=($(ls corpus))
 
-# abort_on_error: a report ends the process with a signal libFuzzer records as a crash.
+# abort_on_error: a report ends the process with a signal, which libFuzzer records as a crash
+# and saves the input of. (With GCC, UBSan is a runtime apart from ASan's, and exits otherwise.)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-abort_on_error=1:print_stacktrace=1:halt_on_error=1}
 
 run_one() {
   local t=$1 bin="$build/tests/fuzz/$1"
