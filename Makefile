@@ -54,7 +54,7 @@ $(FUZZ_BUILD)/CMakeCache.txt:
 
 fuzz: deps $(FUZZ_BUILD)/CMakeCache.txt
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target spruce_fuzzers
-	bash tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD)
+	bash tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD) safetensors_fuzz recipe_fuzz packed_fuzz
 
 # The converted-model loader's target needs LibTorch, whose headers clang 14 cannot compile in
 # C++20: GCC builds it (with libFuzzer's runtime from clang), in its own folder. Not in CI: the

@@ -6,7 +6,7 @@
 # comes back fails at once. Inputs that failed are left in BUILD/fuzz-artifacts/<target>/; add one
 # to tests/fuzz/corpus/<target>/ as crash-<what> once it is fixed.
 #
-#   usage: run_fuzzers.sh BUILD [TARGET...]      (default: every target with a corpus)
+#   usage: run_fuzzers.sh BUILD [TARGET...]      (default: every target BUILD has and a corpus is for)
 set -euo pipefail
 build=$(realpath "$1")
 shift
@@ -16,7 +16,10 @@ timeout=${FUZZ_TIMEOUT:-10}
 rss=${FUZZ_RSS_MB:-2048}
 jobs=${FUZZ_JOBS:-1}
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=($(ls corpus))
+if [ ${#targets[@]} -eq 0 ]; then
+  for t in $(ls corpus); do [ -x "$build/tests/fuzz/$t" ] && targets+=("$t"); done
+  [ ${#targets[@]} -gt 0 ] || { echo "fuzz: no fuzz target is built in $build"; exit 1; }
+fi
 
 # abort_on_error: a report ends the process with a signal, which libFuzzer records as a crash
 # and saves the input of. (With GCC, UBSan is a runtime apart from ASan's, and exits otherwise.)
