@@ -19,8 +19,11 @@ namespace {
 // Adding and subtracting 1.5 * 2^23 rounds a float in [0, 2^22] to the nearest integer, ties to
 // even, in the default rounding mode: the same as nearbyint, but it vectorizes on plain SSE2.
 constexpr float kRound = 12582912.0f;
+// The clamp is written as vmaxps/vminps compute it, so a NaN becomes 0 (the max returns its second
+// operand for a NaN), as in the AVX-512 quantizers, instead of reaching the int conversion (UB).
 inline uint8_t quantize_one(float x, float inv_scale, float zero_point) {
-  const float v = std::min(std::max(x * inv_scale + zero_point, 0.f), 255.f);
+  const float t = x * inv_scale + zero_point, low = t > 0.f ? t : 0.f;
+  const float v = low < 255.f ? low : 255.f;
   return uint8_t(int32_t((v + kRound) - kRound));
 }
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
 #include "spruce/error.hpp"
@@ -145,6 +146,25 @@ class Reader {
   std::string source_;
 };
 
+// YAML text is Unicode. yaml-cpp keeps stray bytes as they are but writes them back as U+FFFD,
+// so a recipe holding them would not survive to_yaml() (which checkpoints store).
+bool is_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = uint8_t(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || s.size() - i < n) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t j = 1; j < n; ++j) {
+      if ((uint8_t(s[i + j]) & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (uint8_t(s[i + j]) & 0x3f);
+    }
+    const uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};  // shorter forms are overlong
+    if (cp < least[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n;
+  }
+  return true;
+}
+
 std::string percent_text(double fraction) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f%%", fraction * 100.0);
@@ -192,6 +212,7 @@ bool PruningGroup::matches(const std::string& name, std::string_view op_type) co
 }
 
 Recipe Recipe::parse(std::string_view text, const std::string& source) {
+  if (!is_utf8(text)) usage_error(source + ": not UTF-8 text; save the recipe as UTF-8");
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
@@ -205,7 +226,6 @@ Recipe Recipe::parse(std::string_view text, const std::string& source) {
     usage_error(source + ": " + in_quotes(e.msg) + " at line " + std::to_string(e.mark.line + 1));
   }
 }
-
 
 Recipe Recipe::load(const std::string& path) {
   std::string text;

@@ -183,11 +183,14 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
       bad(where + ": " + e.what());
     }
     if (!v["shape"].is_array()) bad(where + ": shape is not a list");
-    uint64_t numel = 1;
+    // extent: the product of the nonzero dims, bounded even when a zero dim makes numel 0, so
+    // that every dim and every product of dims fits the int64_t the shape is kept in.
+    uint64_t numel = 1, extent = 1;
     for (const auto& d : v["shape"]) {
       if (!d.is_number_unsigned()) bad(where + ": shape holds a value that is not a non-negative integer");
       const uint64_t dim = d.get<uint64_t>();
-      if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / dim / 8) bad(where + ": shape is too large");
+      if (dim != 0 && extent > std::numeric_limits<uint64_t>::max() / dim / 8) bad(where + ": shape is too large");
+      extent *= dim != 0 ? dim : 1;
       numel *= dim;
       t.shape.push_back(int64_t(dim));
     }

@@ -105,6 +105,9 @@ size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l) {
   const int64_t ld = xt_ld(d, m, l, k);
   if (l == Layout::Rows) return size_t(m * ld);
   if (l == Layout::Quads) return size_t((k + 3) / 4 * ld * 4);
+  // The narrow kernel also runs on quad strips (m <= 4), whose zero-weight padding lists input
+  // channels up to round_up(k, 4) - 1, and gathers xt for them: rows past k are read, never used.
+  if (l == Layout::Narrow) return size_t(round_up(k, 4) * ld);
   return size_t(k * ld * (d == DType::F32 ? 4 : 1));
 }
 

@@ -47,14 +47,19 @@ float apply_activation(float f, Activation a) {
   }
 }
 
+// The clamp as the AVX-512 epilogue's vmaxps/vminps compute it: a NaN becomes the lower bound
+// (vmaxps returns its second operand for a NaN), never reaching the int conversion (UB).
+static float clamp_like_simd(float v, float lo, float hi) {
+  v = v > lo ? v : lo;
+  return v < hi ? v : hi;
+}
+
 uint8_t requantize_u8(float f, float y_inv_scale, float y_zero_point) {
-  float v = std::clamp(f * y_inv_scale + y_zero_point, 0.0f, 255.0f);
-  return uint8_t(std::nearbyint(v));
+  return uint8_t(std::nearbyint(clamp_like_simd(f * y_inv_scale + y_zero_point, 0.0f, 255.0f)));
 }
 
 int8_t requantize_s8(float f, float y_inv_scale, float y_zero_point) {
-  float v = std::clamp(f * y_inv_scale + y_zero_point, -128.0f, 127.0f);
-  return int8_t(std::nearbyint(v));
+  return int8_t(std::nearbyint(clamp_like_simd(f * y_inv_scale + y_zero_point, -128.0f, 127.0f)));
 }
 
 }  // namespace spruce

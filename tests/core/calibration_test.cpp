@@ -39,6 +39,21 @@ TEST(Calibration, BulkQuantizeMatchesNearbyint) {
   }
 }
 
+// Found by tests/fuzz/model_file_fuzz: a NaN activation (a loaded model's NaN parameter) reached
+// int32_t(NaN) in the clamp, UB. It quantizes to 0 now, as the AVX-512 quantizers' vmaxps gives.
+TEST(Calibration, NanAndInfinitiesQuantizeLikeTheVectorCode) {
+  const U8Quant q{0.5f, 10};
+  const float nan = std::nanf(""), inf = INFINITY;
+  EXPECT_EQ(q.quantize(nan), 0);
+  EXPECT_EQ(q.quantize(-nan), 0);
+  EXPECT_EQ(q.quantize(inf), 255);
+  EXPECT_EQ(q.quantize(-inf), 0);
+  const std::vector<float> x{1.f, nan, inf, -inf, -nan, 2.f};
+  std::vector<uint8_t> out(x.size());
+  quantize_u8(x.data(), int64_t(x.size()), q, out.data());
+  EXPECT_EQ(out, (std::vector<uint8_t>{12, 0, 255, 0, 0, 14}));
+}
+
 TEST(Calibration, MinMaxAndPercentileObservers) {
   const uint64_t seed = 99;
   SCOPED_TRACE(seed);

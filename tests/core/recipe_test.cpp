@@ -138,3 +138,24 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   EXPECT_TRUE(contains(error_of(""), "empty"));
   EXPECT_THROW(Recipe::load("/nonexistent/recipe.yaml"), Error);
 }
+
+// Found by tests/fuzz/recipe_fuzz: yaml-cpp read a stray byte as it was and to_yaml() wrote it
+// back as U+FFFD, so the recipe a checkpoint stored was not the one that pruned it.
+TEST(Recipe, TextMustBeUtf8) {
+  EXPECT_TRUE(contains(error_of("op_names: [\"fc\xaf\"]"), "UTF-8"));
+  EXPECT_TRUE(contains(error_of("op_names: [\"\xc0\xae\"]"), "UTF-8"));      // an overlong '.'
+  EXPECT_TRUE(contains(error_of("op_names: [\"\xed\xa0\x80\"]"), "UTF-8"));  // a surrogate
+  EXPECT_TRUE(contains(error_of("op_names: [\"\xf0\x9f\x8c\"]"), "UTF-8"));  // cut short
+  const Recipe r = Recipe::parse("op_names: [\"caf\xc3\xa9\", \"\xf0\x9f\x8c\xb2\"]");
+  EXPECT_EQ(r.groups[0].op_names, (std::vector<std::string>{"caf\xc3\xa9", "\xf0\x9f\x8c\xb2"}));
+  EXPECT_EQ(Recipe::parse(r.to_yaml()).groups, r.groups);
+}
+
+// Found by tests/fuzz/recipe_fuzz: a key that is a mapping or a list ("? end_step: 1010") threw
+// YAML::TypedBadConversion, which no caller catches, instead of a usage error.
+TEST(Recipe, KeysThatAreNotNamesAreUsageErrors) {
+  EXPECT_TRUE(contains(error_of("target_sparsity: 0.5\n? end_step: 1010\n"), "not a name"));
+  EXPECT_TRUE(contains(error_of("[a, b]: 1\n"), "valid keys"));
+  EXPECT_TRUE(contains(error_of("pruning_configs:\n  - {? [x]: 1}\n"), "not a name"));
+  EXPECT_TRUE(contains(error_of("~: 1\n"), "not a name"));  // a null key
+}

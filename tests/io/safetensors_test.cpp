@@ -108,6 +108,17 @@ TEST(Safetensors, RejectsMalformedFiles) {
   expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", "abcd"), "too large");
 }
 
+// Found by tests/fuzz/safetensors_fuzz: after a zero dim the size check was skipped, so a dim
+// past INT64_MAX was kept as a negative int64_t; `spruce prune -o` then wrote a file that no
+// reader, spruce's included, accepts.
+TEST(Safetensors, DimsAfterAZeroDimAreCheckedToo) {
+  expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[0,18446744073709551615],"data_offsets":[0,0]}})", ""), "too large");
+  expect_data_error(file_with(R"({"w":{"dtype":"U8","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})", ""), "too large");
+  const SafetensorsFile f = parse_safetensors(file_with(R"({"w":{"dtype":"F32","shape":[0,3,4],"data_offsets":[0,0]}})", ""), "empty");
+  EXPECT_EQ(f.tensors.at(0).shape, (std::vector<int64_t>{0, 3, 4}));
+  EXPECT_EQ(f.tensors.at(0).numel(), 0);
+}
+
 TEST(Safetensors, WritesAtomicallyAndFailsCleanly) {
   std::string tmpl = (fs::temp_directory_path() / "spruce_io_XXXXXX").string();
   ASSERT_NE(mkdtemp(tmpl.data()), nullptr);  // unique: ctest runs this suite under several ISA caps at once

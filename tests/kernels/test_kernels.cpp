@@ -1,7 +1,10 @@
 // Every registry kernel the CPU (and SPRUCE_MAX_ISA) allows, against the dense oracle, exactly:
 // integer-valued f32 keeps sums exact, INT8 is exact by definition. Seeds are fixed and printed.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -207,6 +210,46 @@ TEST(Kernels, PackMatchesReference) {
         ASSERT_EQ(a, b) << kr.name << " m=" << m << " k=" << k;
       }
   }
+}
+
+// SparseLinear runs the small-batch kernel (m <= 4) on the strips it made for the quads kernel,
+// which list input channels up to round_up(k, 4) - 1 with zero weights; the kernel gathers xt for
+// them too, so xt_bytes() must cover them. ASan does not see gathers: xt ends at a guard page here.
+TEST(Kernels, NarrowKernelOnQuadStripsReadsInsideXt) {
+  const Kernel* narrow = find("s8-spmm-4x1m4-avx512vnni");
+  ASSERT_NE(narrow, nullptr);
+  if (narrow->isa > max_isa()) GTEST_SKIP() << "needs AVX-512 VNNI";
+  const int64_t m = 3, k = 75, n = 8;
+  std::mt19937 rng(31);
+  const auto w = test::pruned<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
+  const auto sw = make_strips(MatrixView<const int8_t>(w.view()), 4, /*quads=*/true);
+  ASSERT_TRUE(std::any_of(sw.k.begin(), sw.k.end(), [&](int32_t c) { return c >= k; }));
+  const size_t bytes = xt_bytes(DType::S8, m, k, Layout::Narrow), page = size_t(sysconf(_SC_PAGESIZE));
+  ASSERT_LE(bytes, page);
+  auto* mem = static_cast<uint8_t*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(mem, MAP_FAILED);
+  ASSERT_EQ(mprotect(mem + page, page, PROT_NONE), 0);
+  uint8_t* xt = mem + page - bytes;
+  const auto x = test::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
+  narrow->pack(x.data(), m, k, 0, k, xt, xt_ld(DType::S8, m, Layout::Narrow, k));
+  std::vector<float> scale(size_t(n), 0.01f), y(size_t(m * n)), want(y.size());
+  std::vector<int32_t> comp(size_t(n), 0);
+  Epilogue ep;
+  ep.scale = scale.data();
+  ep.comp = comp.data();
+  ref::dense_s8(x.data(), m, k, n, w.data.data(), 0, ep, want.data(), n);
+  SpmmArgs a;
+  a.xt = xt;
+  a.ldxt = xt_ld(DType::S8, m, Layout::Narrow, k);
+  a.m_total = m;
+  a.m1 = m;
+  a.s1 = sw.strips();
+  a.y = y.data();
+  a.ldy = n;
+  a.ep = &ep;
+  narrow->run(view(sw), a);
+  EXPECT_EQ(y, want);
+  munmap(mem, 2 * page);
 }
 
 TEST(Kernels, DispatchPicksFastestAllowed) {

@@ -1,10 +1,12 @@
 // Packed formats: pack/unpack round trip for every pattern, sizes, and bad input.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "../kernels/prune_util.hpp"
 #include "spruce/error.hpp"
+#include "spruce/quant.hpp"
 #include "spruce/sparse_matrix.hpp"
 
 namespace spruce {
@@ -56,6 +58,20 @@ TEST(SparseMatrix, UnpackChecksShape) {
   Matrix<float> w(4, 4, 1.0f), out(3, 4);
   auto packed = SparseMatrix<float>::pack(w.view(), Pattern::parse("4x1"));
   EXPECT_THROW(packed.unpack_into(out.view()), Error);
+}
+
+// A NaN output (a NaN bias from a loaded file is enough) reached uint8_t(NaN), UB, in the scalar
+// epilogue, which the AVX-512 kernels also use for the m rows past the last whole 16. It gives
+// the lower bound now, as the vector epilogue's vmaxps does. (Same class as a NaN that
+// tests/fuzz/model_file_fuzz found in quantize_u8.)
+TEST(Quant, RequantizeClampsNanToTheLowerBoundLikeTheVectorEpilogue) {
+  const float nan = std::nanf(""), inf = INFINITY;
+  EXPECT_EQ(requantize_u8(nan, 2.0f, 100.0f), 0);
+  EXPECT_EQ(requantize_s8(nan, 2.0f, 3.0f), -128);
+  EXPECT_EQ(requantize_u8(inf, 2.0f, 100.0f), 255);
+  EXPECT_EQ(requantize_s8(-inf, 2.0f, 3.0f), -128);
+  EXPECT_EQ(requantize_u8(10.25f, 2.0f, 100.0f), 120);  // 120.5: ties to even
+  EXPECT_EQ(requantize_s8(-1.25f, 2.0f, 3.0f), 0);      // 0.5: ties to even
 }
 
 }  // namespace

@@ -1,0 +1,112 @@
+// libFuzzer target: the packed-weight validator, through the constructor a model file's layers go
+// through (SparseLinear(const PackedLinear&), which calls kernels::unpack_strips()).
+//
+// Any strip arrays must either be rejected with spruce::Error or give an operator that runs
+// without touching memory it does not own (ASan) and computes what the dense weights that
+// unpack_strips() returns compute: exactly for INT8, within rounding for FP32.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "fuzz_check.hpp"
+#include "kernels/kernel.hpp"
+#include "packed_format.hpp"
+#include "spruce/error.hpp"
+
+using namespace spruce;
+
+namespace {
+
+bool read(const uint8_t* data, size_t size, fuzz::PackedInput& in) {
+  fuzz::Reader r(data, size);
+  uint8_t flags, kernel, pattern, h, kg, m;
+  uint16_t out, inf;
+  if (!r.get(flags) || !r.get(kernel) || !r.get(pattern) || !r.get(h) || !r.get(kg) || !r.get(m) || !r.get(out) ||
+      !r.get(inf))
+    return false;
+  // A dense matrix of the layer's shape is allocated before the arrays are checked against it;
+  // in a model file the shape must also match the model's own layer, so it is not the file's to choose.
+  if (out > 512 || inf > 512) return false;
+  PackedLinear& p = in.p;
+  p.int8 = flags & 1;
+  p.out_features = out;
+  p.in_features = inf;
+  p.pattern = Pattern::parse(fuzz::kPatterns[pattern % fuzz::kPatternCount]);
+  const auto reg = kernels::registry();
+  p.kernel = kernel < reg.size() ? reg[kernel].name : "no-such-kernel";
+  p.strip_h = h;
+  p.strip_kg = kg;
+  p.strip_ptr = r.array<int64_t>();
+  p.strip_k = r.array<int32_t>();
+  p.strip_w = r.array<uint8_t>();
+  p.strip_sel = r.array<uint8_t>();
+  in.u8_out = p.int8 && (flags & 4);
+  fuzz::fill_params(p, flags & 2, in.u8_out);
+  in.options.threads = 1;
+  in.options.fallback = flags & 8 ? Fallback::Always : Fallback::Never;
+  in.options.activation = Activation((flags >> 4) % 3);
+  in.m = 1 + m % 80;
+  return true;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  fuzz::PackedInput in;
+  if (!read(data, size, in)) return 0;
+  const PackedLinear& p = in.p;
+  std::unique_ptr<SparseLinear> op;
+  try {
+    op = std::make_unique<SparseLinear>(p, in.options);
+  } catch (const Error&) {
+    return 0;
+  }
+  // Accepted: the strips must be what the validator says they are. Rebuild the operator from the
+  // dense weights they hold, on the scalar reference kernel, and compare outputs.
+  const int64_t m = in.m, k = p.in_features, n = p.out_features;
+  SparseLinearOptions ref_options = in.options;
+  ref_options.fallback = Fallback::Never;
+  ref_options.kernel = p.int8 ? "s8-spmm-ref" : "f32-spmm-ref";
+  const kernels::Kernel* saved = kernels::find(p.kernel.c_str());
+  FUZZ_CHECK(saved);
+  if (p.int8) {
+    kernels::StripWeights<int8_t> s;
+    s.h = p.strip_h, s.kg = p.strip_kg, s.rows = n, s.cols = k, s.ptr = p.strip_ptr, s.k = p.strip_k, s.sel = p.strip_sel;
+    s.w.assign(p.strip_w.begin(), p.strip_w.end());
+    const Matrix<int8_t> dense = kernels::unpack_strips(s, saved->layout);
+    SparseLinear ref(dense.data.data(), n, k, Pattern::block(1, 1), p.quant, p.bias.empty() ? nullptr : p.bias.data(),
+                     ref_options);
+    std::vector<uint8_t> x(size_t(m * k));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = uint8_t(i * 37 + 11);
+    const size_t es = in.u8_out ? 1 : 4;
+    std::vector<uint8_t> y(size_t(m * n) * es, 0xA5), want(y.size(), 0x5A);
+    op->run(x.data(), m, y.data());
+    ref.run(x.data(), m, want.data());
+    if (in.options.fallback == Fallback::Never) FUZZ_CHECK(y == want);  // oneDNN rounds its own way
+  } else {
+    kernels::StripWeights<float> s;
+    s.h = p.strip_h, s.kg = p.strip_kg, s.rows = n, s.cols = k, s.ptr = p.strip_ptr, s.k = p.strip_k, s.sel = p.strip_sel;
+    s.w.resize(p.strip_w.size() / 4);
+    if (!s.w.empty()) std::memcpy(s.w.data(), p.strip_w.data(), s.w.size() * 4);
+    const Matrix<float> dense = kernels::unpack_strips(s, saved->layout);
+    SparseLinear ref(dense.data.data(), n, k, Pattern::block(1, 1), p.bias.empty() ? nullptr : p.bias.data(),
+                     ref_options);
+    std::vector<float> x(size_t(m * k));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 7 % 9) - 4);
+    std::vector<float> y(size_t(m * n), -1.0f), want(y.size(), -2.0f);
+    op->run(x.data(), m, y.data());
+    ref.run(x.data(), m, want.data());
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        double bound = 1.0;
+        for (int64_t j = 0; j < k; ++j) bound += std::fabs(double(dense(c, j)) * double(x[size_t(r * k + j)]));
+        const float a = y[size_t(r * n + c)], b = want[size_t(r * n + c)];
+        // Past float's range the order of the sum decides between inf, -inf and NaN; below it,
+        // both sums are finite and differ by rounding only.
+        if (!(bound < 1e37)) continue;
+        FUZZ_CHECK(std::fabs(double(a) - double(b)) <= 1e-4 * bound);
+      }
+  }
+  return 0;
+}
