@@ -108,8 +108,9 @@ echo "root: $root   mirror: $mirror"
 command -v debootstrap >/dev/null || {
   echo "fresh-test: installing debootstrap on the host"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+reused=0
 if [ -e "$root/.fresh-base" ]; then
-  echo "fresh-test: reusing the root in FRESH_DIR: quicker, but not a fresh machine"
+  echo "fresh-test: reusing the root in FRESH_DIR: quicker, but not a fresh machine"; reused=1
 else
   [ -z "$(mounts_under_root)" ] || { echo "fresh-test: mounts under $root" >&2; exit 1; }
   rm -rf --one-file-system "$root"   # a partial root from an interrupted run
@@ -139,6 +140,7 @@ rm -rf --one-file-system "$root/root/spruce"
 git clone -q --no-local "$repo" "$root/root/spruce"
 echo "cloned $repo at $(git -C "$root/root/spruce" log -1 --format='%h %s')"
 [ -z "$(git -C "$repo" status --porcelain --untracked-files=no)" ] || echo "note: $repo has uncommitted changes; they are not tested"
+[ "$reused" = 0 ] || bg in_root "dpkg --configure -a" ""   # finish an install a stopped run left
 
 begin "make test"
 bg in_root "make test" install-deps
