@@ -236,6 +236,10 @@ TEST_F(BadInput, SafetensorsIsStrict) {
   expect_refused({"inspect", path("trailing.safetensors")}, 1, "4 bytes after the last tensor");
   expect_refused({"inspect", path("gap.safetensors")}, 1, "bytes 0 to 4 of the data section belong to no tensor");
   expect_refused({"prune", path("trailing.safetensors"), "-o", old_output_, "--pattern", "4x1", "--sparsity", "0.5"}, 1);
+#ifdef SPRUCE_WITH_TORCH
+  // A converted-model file is a safetensors file: bytes appended to one are refused the same way.
+  expect_refused({"eval", "--converted", path("trailing.safetensors")}, 1, "4 bytes after the last tensor");
+#endif
 }
 
 TEST_F(BadInput, FlagsAreValidated) {
