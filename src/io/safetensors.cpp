@@ -138,7 +138,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
   auto unique_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     if (event != nlohmann::json::parse_event_t::key) return true;
     if (depth == 1) keys.push_back(parsed.get<std::string>());
-    else if (depth == 2 && keys.back() == "__metadata__") metadata_keys.push_back(parsed.get<std::string>());
+    else if (depth == 2 && !keys.empty() && keys.back() == "__metadata__") metadata_keys.push_back(parsed.get<std::string>());
     return true;
   };
   nlohmann::json j;

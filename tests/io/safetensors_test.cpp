@@ -133,3 +133,22 @@ TEST(Safetensors, WritesAtomicallyAndFailsCleanly) {
   EXPECT_EQ(files, 1u);  // no temporary file left behind
   fs::remove_all(dir);
 }
+
+// Found by tests/fuzz/safetensors_fuzz: objects inside a top-level list reached the duplicate-key
+// check with no top-level key yet (vector::back() of an empty vector).
+TEST(Safetensors, ObjectsInATopLevelListAreNotAHeader) {
+  expect_data_error(file_with(R"([{"a": {"__metadata__": {"k": "v"}}}])", ""), "not a JSON object");
+  expect_data_error(file_with(R"([{"__metadata__": {"k": "v", "k": "w"}}])", ""), "not a JSON object");
+}
+
+// The format describes every byte: names are unique and offsets cover the data exactly.
+TEST(Safetensors, IsStrict) {
+  const std::string a = R"("a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]})";
+  expect_data_error(file_with("{" + a + ", " + a + "}", "xy"), "the name 'a' is given twice");
+  expect_data_error(file_with(R"({"__metadata__": {"k": "1", "k": "2"}, )" + a + "}", "xy"), "__metadata__ key 'k'");
+  expect_data_error(file_with("{" + a + "}", "xyz"), "1 bytes after the last tensor");
+  expect_data_error(file_with(R"({"a": {"dtype": "U8", "shape": [2], "data_offsets": [1, 3]}})", "xyz"), "bytes 0 to 1");
+  SafetensorsFile twice;
+  twice.tensors = {Tensor::from_f32("w", {1}, std::vector<float>{1}.data()), Tensor::from_f32("w", {1}, std::vector<float>{2}.data())};
+  EXPECT_THROW(serialize_safetensors(twice), Error);
+}
