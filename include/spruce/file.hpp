@@ -31,9 +31,11 @@ class AtomicOutput {
 
  private:
   [[noreturn]] void fail(const std::string& what);
+  void release();  // close, remove an uncommitted temporary file, drop the signal handlers; once
   std::string target_, temp_;
   int fd_ = -1;
   int slot_ = -1;
+  bool released_ = false;
 };
 
 // Write `contents` to `path` through an AtomicOutput.

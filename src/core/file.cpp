@@ -161,11 +161,20 @@ AtomicOutput::AtomicOutput(const std::string& path) : target_(path) {
   }
   temp_ = tmpl;
   slot_ = claim_slot(temp_);
-  if (::fchmod(fd_, mode) != 0) fail("chmod failed");
+  if (::fchmod(fd_, mode) != 0) {  // a throwing constructor runs no destructor: release by hand
+    const std::string why = std::strerror(errno);
+    release();
+    cannot("write", path, "chmod failed: " + why);
+  }
 }
 
-AtomicOutput::~AtomicOutput() {
+AtomicOutput::~AtomicOutput() { release(); }
+
+void AtomicOutput::release() {
+  if (released_) return;
+  released_ = true;
   if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
   if (!temp_.empty()) ::unlink(temp_.c_str());
   if (slot_ >= 0) slots[size_t(slot_)].state.store(0, std::memory_order_release);
   release_handlers();
