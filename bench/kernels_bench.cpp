@@ -35,9 +35,11 @@ Matrix<T> weights(int64_t n, int64_t k, int rows, int cols, double sparsity) {  
   return w;
 }
 
-void spmm(benchmark::State& st, const Kernel* kr, int h, int64_t m) {
+void spmm(benchmark::State& st, const Kernel* kr, int64_t m) {
   const int64_t k = 768, n = 768;
-  const double sparsity = kr->layout == Layout::Rows ? 0.5 : 0.9;
+  const int h = kr->h;
+  const bool octets = kr->weights == WeightFormat::Octets;
+  const double sparsity = octets ? 0.5 : 0.9;
   const bool s8 = kr->dtype == DType::S8;
   const int64_t ld = xt_ld(kr->dtype, m, kr->layout, k);
   std::vector<uint8_t> x(size_t(m * k) * (s8 ? 1 : 4), 1), xt(xt_bytes(kr->dtype, m, k, kr->layout));
@@ -46,23 +48,19 @@ void spmm(benchmark::State& st, const Kernel* kr, int h, int64_t m) {
   Epilogue ep;
   ep.scale = scale.data();
   ep.comp = comp.data();
-  StripWeights<float> wf;
-  StripWeights<int8_t> ws;
-  StripView v;
-  if (kr->layout == Layout::Rows) {  // 2:4: the first two of every four kept
+  PackedWeights packed;
+  if (octets) {  // 2:4: the first two of every four kept
     Matrix<int8_t> w24(n, k);
     for (int64_t r = 0; r < n; ++r)
       for (int64_t c = 0; c < k; c += 4) w24(r, c) = w24(r, c + 1) = int8_t(1 + (r + c) % 100);
-    ws = make_nm8(MatrixView<const int8_t>(w24.view()));
-    v = view(ws);
+    packed = pack_weights(*kr, MatrixView<const int8_t>(w24.view()));
   } else if (s8) {
-    const bool quads = kr->layout == Layout::Quads;  // blocks h x 4 for quad kernels, h x 1 otherwise
-    ws = make_strips(MatrixView<const int8_t>(weights<int8_t>(n, k, h, quads ? 4 : 1, sparsity).view()), h, quads);
-    v = view(ws);
+    const bool quads = kr->weights == WeightFormat::QuadStrips;  // blocks h x 4 for quad kernels, h x 1 otherwise
+    packed = pack_weights(*kr, MatrixView<const int8_t>(weights<int8_t>(n, k, h, quads ? 4 : 1, sparsity).view()));
   } else {
-    wf = make_strips(MatrixView<const float>(weights<float>(n, k, h, 1, sparsity).view()), h);
-    v = view(wf);
+    packed = pack_weights(*kr, MatrixView<const float>(weights<float>(n, k, h, 1, sparsity).view()));
   }
+  const StripView& v = packed.impl().view;
   kr->pack(x.data(), m, k, 0, k, xt.data(), ld);
   SpmmArgs a;
   a.xt = xt.data();
@@ -74,7 +72,7 @@ void spmm(benchmark::State& st, const Kernel* kr, int h, int64_t m) {
   a.ldy = n;
   a.ep = &ep;
   for (auto _ : st) {
-    kr->run(v, a);
+    kr->spmm()(v, a);
     benchmark::ClobberMemory();
   }
   const double ops = 2.0 * double(m * k * n) * double(st.iterations());
@@ -155,7 +153,7 @@ const Case kCases[] = {
 };
 
 // One DLRM sample: 351 pair dots of 27 x 128 floats and 479 u8 outputs. Warm: 14 KB in L1/L2.
-void dot_interaction(benchmark::State& st, const DotInteractionKernel* kr) {
+void dot_interaction(benchmark::State& st, const Kernel* kr) {
   std::mt19937 rng(1);
   std::normal_distribution<float> n(0.f, 1.f);
   std::vector<std::vector<float>> v(27, std::vector<float>(128));
@@ -167,7 +165,7 @@ void dot_interaction(benchmark::State& st, const DotInteractionKernel* kr) {
   std::vector<uint8_t> out(479);
   const U8Quant q = u8_quant_for_range(-20.f, 20.f);
   for (auto _ : st) {
-    kr->fn(ptrs.data(), 27, 128, q, out.data());
+    kr->dot_interaction()(ptrs.data(), 27, 128, q, out.data());
     benchmark::DoNotOptimize(out.data());
   }
   st.counters["samples/s"] = benchmark::Counter(double(st.iterations()), benchmark::Counter::kIsRate);
@@ -206,8 +204,9 @@ void dot_interaction_op(benchmark::State& st, int64_t batch) {
 const int kRegistered = [] {
   benchmark::RegisterBenchmark("operator/dot-interaction-u8/b2048/26x10000x128", dot_interaction_op, 2048)
       ->Unit(benchmark::kMillisecond);
-  for (const DotInteractionKernel& kr : dot_interaction_kernels())
-    if (kr.isa <= max_isa()) benchmark::RegisterBenchmark((std::string(kr.name) + "/27x128").c_str(), dot_interaction, &kr);
+  for (const Kernel& kr : registry())
+    if (kr.op == Op::DotInteraction && kr.dtype == DType::F32 && kr.isa <= max_isa())
+      benchmark::RegisterBenchmark((std::string(kr.name) + "/27x128").c_str(), dot_interaction, &kr);
   for (const Case& c : kCases) {
     const std::string shape = std::string(c.int8 ? "int8/" : "f32/") + c.pattern + "@" + std::to_string(int(c.sparsity * 100)) +
                               "/" + std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
@@ -215,19 +214,13 @@ const int kRegistered = [] {
     benchmark::RegisterBenchmark(("onednn/" + shape).c_str(), op, c, true)->Unit(benchmark::kMicrosecond);
   }
   for (const Kernel& kr : registry()) {
-    if (kr.isa > max_isa()) continue;
+    if (kr.isa > max_isa() || kr.op != Op::Spmm) continue;
     const bool ref = kr.isa == Isa::Scalar;
-    for (int h : {1, 2, 4, 8, 16}) {
-      Problem p{kr.dtype, h, 0, 0, 0};
-      p.quads = kr.layout == Layout::Quads;
-      p.nm8 = kr.layout == Layout::Rows;
-      if (!kr.accepts(p) || (ref && h != 4)) continue;
-      for (int64_t m : {1, 16, 128}) {
-        if (ref && m != 16) continue;
-        std::string name = std::string(kr.name) + "/h" + std::to_string(h) + "/m" + std::to_string(m) + "/768x768/" +
-                           (kr.layout == Layout::Rows ? "2:4" : "90%");
-        benchmark::RegisterBenchmark(name.c_str(), spmm, &kr, h, m);
-      }
+    for (int64_t m : {1, 16, 128}) {
+      if ((ref && m != 16) || (kr.max_m && m > kr.max_m)) continue;
+      std::string name = std::string(kr.name) + "/m" + std::to_string(m) + "/768x768/" +
+                         (kr.weights == WeightFormat::Octets ? "2:4" : "90%");
+      benchmark::RegisterBenchmark(name.c_str(), spmm, &kr, m);
     }
     for (int64_t m : {16, 128}) benchmark::RegisterBenchmark((std::string(kr.name) + "/pack/m" + std::to_string(m) + "/k768").c_str(), pack, &kr, m);
   }

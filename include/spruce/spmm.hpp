@@ -10,28 +10,36 @@
 // per output channel) -> s32 -> dequantize to f32, or requantize to u8/s8 (quant.hpp has the exact
 // arithmetic; the zero-point compensation sum_k w[n][k] is folded in at construction).
 //
-// The operator owns, at construction:
-//   - packing: W is packed into the pattern's block-sparse or N:M format (SparseMatrix, its size
-//     is packed_bytes()) and into the kernel's strip layout;
-//   - kernel choice: from the registry (kernel names like s8-spmm-4x1-avx512vnni), by dtype,
-//     pattern and the CPU (cpuid + XGETBV, capped by SPRUCE_MAX_ISA);
-//   - threading: OpenMP, `threads` workers. Each run() transposes X once into the kernel's
-//     [k][m] layout (split over k), then splits the output into (strip range x m block) tiles that
-//     the workers take dynamically; a tile is owned by one worker, so no reduction is needed;
-//   - the dense fallback: oneDNN matmul on the same weights. With Fallback::Auto, the first
-//     run() in each bucket of m (1-8 alone, then up to each power of two) times the sparse and
-//     the dense path on that call's data and keeps the faster, so the operator is never
-//     measurably slower than dense.
+// Two phases, as XNNPACK's create/setup and oneDNN's primitive + scratchpad:
+//   1. Construction (and tune()) does all the work that does not depend on the input: packing W
+//      into the kernel's format (PackedWeights, whose size is packed_bytes()), the kernel choice
+//      from the registry (names like s8-spmm-4x1-avx512vnni; by dtype, pattern and the CPU:
+//      cpuid + XGETBV, capped by SPRUCE_MAX_ISA), the oneDNN dense fallback on the same weights,
+//      and, under Fallback::Auto, timing sparse against dense for the batch sizes given
+//      (options.tune_m or tune()). The choices can be saved with the model (PackedLinear).
+//   2. run() is const and reentrant: many threads may run one operator at once. Its scratch (the
+//      activations packed for the kernel, scratch_bytes(m)) comes from the caller, or from a
+//      per-thread buffer. It runs on `threads` OpenMP workers: X is packed once (split over k),
+//      then the output is split into (strip range x m block) tiles that the workers take
+//      dynamically; a tile is owned by one worker, so no reduction is needed. The fallback runs
+//      oneDNN under the calling thread's OpenMP setting for the call, restored afterwards.
+//
+// Fallback::Auto picks per bucket of m (1-8 alone, then up to each power of two) the path that
+// tune() measured faster; a bucket that was not tuned takes the nearest tuned bucket's choice,
+// and with nothing tuned the sparse path runs.
 //
 // Errors (wrong sizes, null pointers, weights that break an N:M pattern) throw spruce::Error
-// with a one-line message. run() is not reentrant: use one operator per calling thread.
+// with a one-line message.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "spruce/packed_weights.hpp"
 #include "spruce/pattern.hpp"
 #include "spruce/quant.hpp"
 
@@ -46,27 +54,19 @@ struct SparseLinearOptions {
   Activation activation = Activation::None;
   Fallback fallback = Fallback::Auto;
   std::string kernel;  // force a registry kernel by name ("" = dispatch); for tests and benchmarks
+  std::vector<int64_t> tune_m;  // Fallback::Auto: batch sizes to time sparse against dense for
 };
 
-// An operator's weights as its kernel reads them: what a saved model stores, so that loading it
-// adopts the packed arrays instead of packing again. The strip arrays follow the kernel-side
-// layout (src/kernels/kernel.hpp) and are opaque to callers: keep them as SparseLinear::packed()
-// made them. The constructor that takes them checks every invariant the kernels rely on, so a
-// corrupt file gives an error, never a wrong result or a crash.
+// An operator as a saved model stores it, so that loading adopts the packed weights and the
+// tuned choices instead of packing and timing again.
 struct PackedLinear {
   bool int8 = false;
   int64_t out_features = 0, in_features = 0;
   Pattern pattern;
-  QuantParams quant;         // INT8 only
-  std::vector<float> bias;   // [out_features], or empty
-  double sparsity = 0;       // fraction of zero weights
-  size_t packed_bytes = 0;   // SparseMatrix bytes, as packed_bytes() reports them
-  std::string kernel;        // the registry kernel the strips are laid out for
-  int strip_h = 1, strip_kg = 1;
-  std::vector<int64_t> strip_ptr;
-  std::vector<int32_t> strip_k;
-  std::vector<uint8_t> strip_w;    // f32 or s8 values, as bytes
-  std::vector<uint8_t> strip_sel;  // N:M panels only
+  QuantParams quant;        // INT8 only
+  std::vector<float> bias;  // [out_features], or empty
+  PackedWeights weights;
+  std::map<int64_t, bool> dense_for_m;  // Fallback::Auto: per bucket of m, whether dense won
 };
 
 class SparseLinear {
@@ -78,21 +78,30 @@ class SparseLinear {
   SparseLinear(const int8_t* w, int64_t out_features, int64_t in_features, const Pattern& pattern,
                const QuantParams& q, const float* bias = nullptr, SparseLinearOptions options = {});
   // From saved packed weights. When this CPU's dispatch picks the kernel they were laid out for,
-  // the arrays are adopted as they are; otherwise they are unpacked and packed for the kernel it
-  // picks (repacked() says which). options.kernel, if set, must name that kernel.
+  // the arrays and the tuned choices are adopted as they are; otherwise the weights are unpacked
+  // and packed for the kernel it picks, and the choices dropped (repacked() says which).
   explicit SparseLinear(const PackedLinear& packed, SparseLinearOptions options = {});
   ~SparseLinear();
   SparseLinear(SparseLinear&&) noexcept;
   SparseLinear& operator=(SparseLinear&&) noexcept;
 
-  // FP32: x [m][in] (row stride ldx, 0 = in), y [m][out] (row stride ldy, 0 = out).
-  void run(const float* x, int64_t m, float* y, int64_t ldx = 0, int64_t ldy = 0);
-  // INT8: x u8 [m][in]; y is float*, uint8_t* or int8_t* as QuantParams::out says.
-  void run(const uint8_t* x, int64_t m, void* y, int64_t ldx = 0, int64_t ldy = 0);
+  // Fallback::Auto: times the sparse and the dense path for each of these batch sizes (random
+  // inputs; interleaved rounds until both paths have run for long enough; the median per-round
+  // ratio decides, and sparse must win by 3%, so a near tie keeps dense).
+  void tune(std::span<const int64_t> ms);
 
-  // What runs for m rows: the sparse kernel's registry name, or "onednn:<impl>" for the fallback
-  // (before the first run() with this m under Fallback::Auto: the sparse kernel's name).
+  // FP32: x [m][in] (row stride ldx, 0 = in), y [m][out] (row stride ldy, 0 = out).
+  void run(const float* x, int64_t m, float* y, int64_t ldx = 0, int64_t ldy = 0) const;
+  // INT8: x u8 [m][in]; y is float*, uint8_t* or int8_t* as QuantParams::out says.
+  void run(const uint8_t* x, int64_t m, void* y, int64_t ldx = 0, int64_t ldy = 0) const;
+  // The same with the caller's scratch, at least scratch_bytes(m) bytes.
+  void run(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy, std::span<uint8_t> scratch) const;
+  void run(const uint8_t* x, int64_t m, void* y, int64_t ldx, int64_t ldy, std::span<uint8_t> scratch) const;
+  size_t scratch_bytes(int64_t m) const;
+
+  // What runs for m rows: the sparse kernel's registry name, or "onednn:<impl>" for the fallback.
   std::string impl(int64_t m) const;
+  const std::map<int64_t, bool>& dense_for_m() const;  // the tuned choices, per bucket of m
   std::string sparse_kernel() const;  // the registry kernel the sparse path uses
   int threads() const;
   void set_threads(int threads);  // 0 = OpenMP default
@@ -102,11 +111,13 @@ class SparseLinear {
   int64_t out_features() const;
   const Pattern& pattern() const;
   double sparsity() const;        // fraction of zero weights
-  size_t packed_bytes() const;    // bytes of the packed SparseMatrix (values + indices)
+  size_t packed_bytes() const;    // bytes of the packed weights the kernel reads
+  size_t memory_bytes() const;    // all weight bytes held: packed, plus oneDNN's copies for the fallback
   size_t dense_bytes() const;     // out * in * sizeof(weight)
+  const PackedWeights& weights() const;
   const QuantParams& quant() const;           // INT8: as given at construction
   const SparseLinearOptions& options() const;
-  PackedLinear packed() const;  // a copy of the weights as the kernel reads them, for saving
+  PackedLinear packed() const;  // the weights as the kernel reads them and the tuned choices, for saving
   bool repacked() const;        // made from a PackedLinear whose layout could not be adopted
 
   struct Impl;  // opaque: defined in src/runtime

@@ -1,45 +1,50 @@
-// The microkernel contract, the kernel-side weight format and the one kernel registry.
-// Internal to spruce (src/), not installed: public callers use spruce/spmm.hpp.
+// The microkernel contract, the packed weight format the kernels read, and the one registry of
+// every kernel of every operation. Internal to spruce (src/), not installed: public callers use
+// spruce/spmm.hpp, spruce/packed_weights.hpp and spruce/interaction.hpp.
 //
 // Microkernels are pure: pointers, sizes and params in; no allocation, no threads, no environment.
 #pragma once
 #include <cstdint>
 #include <span>
+#include <variant>
 #include <vector>
 
+#include "spruce/calibration.hpp"
 #include "spruce/cpu.hpp"
 #include "spruce/matrix.hpp"
+#include "spruce/packed_weights.hpp"
+#include "spruce/pattern.hpp"
 #include "spruce/quant.hpp"
 
 namespace spruce::kernels {
 
-enum class DType { F32, S8 };  // S8 = u8 activations x s8 weights
+enum class Op { Spmm, DotInteraction };
+enum class DType { F32, S8 };  // spmm: S8 = u8 activations x s8 weights; dot interaction: the tables
 
-// Strip-CSR: output channels in strips of h rows; per strip, the sorted list of input channels k
-// where any row of the strip is nonzero, padded to a multiple of kg (1 for f32, 4 for s8) by
-// repeating the last k with zero weights. Every pattern packs into it; the strip height only
-// changes how much work is shared. Weights for list position j = g*kg + t and strip row r live at
-// w[g*kg*h + r*kg + t]: f32 [col][h]; s8 [group][h][4] (one dword per row, as vpdpbusd reads it).
+// The packed weights (spmm only) are Strip-CSR in one of three formats:
+//  Strips: output channels in strips of h rows; per strip, the sorted list of input channels k
+//    where any row of the strip is nonzero, padded to a multiple of kg (1 for f32, 4 for s8) by
+//    repeating the last k with zero weights. Every pattern packs into it; h only changes how much
+//    work is shared. Weights for list position j = g*kg + t and strip row r live at
+//    w[g*kg*h + r*kg + t]: f32 [col][h]; s8 [group][h][4] (one dword per row, as vpdpbusd reads it).
+//  QuadStrips: Strips that list whole aligned quads of input channels (4q..4q+3) wherever one of
+//    them is nonzero (columns past `cols` get zero weights). s8 only.
+//  Octets: for N:M with at most 4 nonzeros in every aligned 8 input channels of a row (2:4, 1:4,
+//    4:8): panels of 16 output channels (h = 16, kg = 8); for panel p and octet q (Q = ceil(cols/8)),
+//    w[((p * Q + q) * 16 + r) * 4 + t] is row r's t-th kept weight in the octet and sel[same] its
+//    position 0..7 in the octet (zero weights pad). ptr[p] = p * Q; no k list. s8 only.
+enum class WeightFormat { None, Strips, QuadStrips, Octets };
+
 template <typename T>
 struct StripWeights {
   int h = 1, kg = 1;
   int64_t rows = 0, cols = 0;
-  std::vector<int64_t> ptr;   // strips() + 1 offsets into k
-  std::vector<int32_t> k;     // input channels
-  std::vector<T> w;           // values, layout above; rows past `rows` are zero
-  std::vector<int32_t> wsum;  // s8: per output channel, sum_k w[n][k] (zero-point compensation)
-  std::vector<uint8_t> sel;   // Rows layout only (make_nm8)
+  std::vector<int64_t> ptr;  // strips() + 1 offsets into k (Octets: into groups)
+  std::vector<int32_t> k;    // input channels
+  std::vector<T> w;          // values, layout above; rows past `rows` are zero
+  std::vector<uint8_t> sel;  // Octets only
   int64_t strips() const { return int64_t(ptr.size()) - 1; }
 };
-// quads: list whole aligned quads of input channels (4q..4q+3) wherever one of them is nonzero,
-// for the Quads layout below (columns past `cols` get zero weights).
-StripWeights<float> make_strips(MatrixView<const float> w, int h);
-StripWeights<int8_t> make_strips(MatrixView<const int8_t> w, int h, bool quads = false);
-// For N:M with at most 4 nonzeros in every aligned 8 input channels of a row (2:4, 1:4, 4:8):
-// panels of 16 output channels (h = 16, kg = 8); for panel p and octet q (Q = ceil(cols/8)),
-// w[((p * Q + q) * 16 + r) * 4 + t] is row r's t-th kept weight in the octet and sel[same] its
-// position 0..7 in the octet (zero weights pad). ptr[p] = p * Q. Throws if a row breaks the rule.
-StripWeights<int8_t> make_nm8(MatrixView<const int8_t> w);
 
 struct StripView {
   int h = 1, kg = 1;
@@ -73,9 +78,9 @@ struct Epilogue {
 // xt_ld() pads rows to an odd number of cache lines, so that rows do not alias in the caches.
 // Layout::Quads (u8 only): xt[(q * ldxt + m) * 4 + t] = x[m][4q + t], the VNNI-native order: one
 // 64-byte load is 16 m x one aligned quad of input channels, no interleave needed. ldxt counts m.
-// Layout::Narrow (u8, m <= 4): xt[k * 4 + m], ldxt = 4: one dword per input channel.
+// Layout::M4 (u8, m <= 4): xt[k * 4 + m], ldxt = 4: one dword per input channel.
 // Layout::Rows (u8): X row-major as given, rows padded to a multiple of 8 input channels with zeros.
-enum class Layout { Gather, Quads, Narrow, Rows };
+enum class Layout { Gather, Quads, M4, Rows };
 namespace {  // internal linkage, as these are also compiled with AVX-512 flags (epilogue.hpp)
 inline int u8_chunk(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
@@ -87,12 +92,6 @@ inline int64_t u8_pos(int64_t m, int cw) {
 }  // namespace
 int64_t xt_ld(DType d, int64_t m, Layout l = Layout::Gather, int64_t k = 0);  // k: Rows only
 size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l = Layout::Gather);
-
-// Saved strips (SparseLinear's PackedLinear): checks every invariant above that `layout`'s kernels
-// rely on (bounds, sizes, ordering, zero padding; wsum is ignored) and returns the dense W they
-// hold. Throws spruce::Error naming the first broken invariant.
-Matrix<float> unpack_strips(const StripWeights<float>& s, Layout layout);
-Matrix<int8_t> unpack_strips(const StripWeights<int8_t>& s, Layout layout);
 
 // One call computes output rows [m0, m1) for strips [s0, s1). m0 is a multiple of the chunk
 // (16 for f32 is enough; u8_chunk(M) for s8). y(m, n) is at y + m * ldy + n with the
@@ -109,31 +108,82 @@ using SpmmFn = void (*)(const StripView& w, const SpmmArgs& a);
 // Packs rows [k0, k1) of xt from X[m][k] (lda elements between rows). Elementwise pure.
 using PackFn = void (*)(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);
 
+// Dot interaction, one sample per call: `v` points at its `count` vectors of `dim` floats; the
+// kernel writes out[0..dim) = q(v[0]) and out[dim + p] = q(dot(v[i], v[j])) for pair p =
+// i * (i - 1) / 2 + j. Summation order, fixed for every kernel so that they agree bit for bit:
+// lane l = 0..15 sums fma(a[k], b[k], s_l) over k = l, l + 16, l + 32, ... (< dim) from s_l = +0;
+// then s_l += s_{l+8} (l < 8), s_l += s_{l+4} (l < 4), s_l += s_{l+2} (l < 2), dot = s_0 + s_1.
+// Quantization is quantize_u8's: round_half_even(clamp(x * (1 / scale) + zero_point, 0, 255)).
+using DotInteractionFn = void (*)(const float* const* v, int64_t count, int64_t dim, const U8Quant& q, uint8_t* out);
+// The same with row-wise INT8 embedding rows (DType::S8): v[0] = dense, v[1 + t] =
+// float(rows[t][k]) * scales[t] (one rounding, no fused multiply-add), then exactly the f32
+// kernel's arithmetic. Each kernel dequantizes the sample's count - 1 rows once into scratch
+// [(count - 1) * dim], points vp [count] at them and runs its f32 counterpart, so every kernel
+// agrees byte for byte with the reference and with the f32 operator on the dequantized tables.
+using S8TableDotInteractionFn = void (*)(const float* dense, const int8_t* const* rows, const float* scales,
+                                         int64_t count, int64_t dim, const U8Quant& q, uint8_t* out, float* scratch,
+                                         const float** vp);
+
+struct Kernel;
+
+// What an operation needs from a kernel. Spmm: W is n x k, pruned to `pattern`; m rows of X
+// (m = 0: any m, the choice made when the weights are packed). `packed_for`, when set, says the
+// weights are already packed for that kernel: only kernels that read the same format and tile
+// accept (how the operator picks a second kernel for small m on the same weights).
 struct Problem {
+  Op op = Op::Spmm;
   DType dtype = DType::F32;
-  int h = 1;
-  int64_t m = 0, k = 0, n = 0;  // m = 0: any m (the choice made at construction)
-  bool quads = false;  // the pattern keeps whole aligned quads of input channels (C % 4 == 0)
-  bool nm8 = false;    // N:M with <= 4 nonzeros in every aligned 8 input channels (make_nm8)
+  Pattern pattern;
+  int64_t m = 0, k = 0, n = 0;
+  const Kernel* packed_for = nullptr;
 };
 
+// One registry entry. Names: "<dtype>-<op>-<tile>[-m4]-<isa>", the tile being h x (input channels
+// per weight group): s8-spmm-4x1-avx512vnni reads strips of 4 output channels listing single input
+// channels, s8-spmm-4x4 quads, s8-spmm-4of8 at most 4 of every 8 input channels; -m4 only runs
+// m <= 4. Reference kernels (isa scalar) end in "-ref".
 struct Kernel {
-  const char* name;  // "<dtype>-spmm-<h>x1-<isa>" or "<dtype>-spmm-ref"
+  const char* name;
+  Op op;
   DType dtype;
   Isa isa;
-  bool (*accepts)(const Problem&);
-  SpmmFn run;
-  PackFn pack;
-  Layout layout = Layout::Gather;  // how pack() lays out xt and which strips run() expects
+  int h = 1, kg = 1;                          // spmm tile: output channels per strip, k per group
+  WeightFormat weights = WeightFormat::None;  // what it reads (spmm)
+  Layout layout = Layout::Gather;             // how pack() lays out xt (spmm)
+  int64_t max_m = 0;                          // > 0: only for 1 <= m <= max_m
+  std::variant<SpmmFn, DotInteractionFn, S8TableDotInteractionFn> run;
+  PackFn pack = nullptr;  // activations (spmm)
+
+  // Whether this kernel can run p (ignoring the CPU: see select()).
+  bool accepts(const Problem& p) const;
+  SpmmFn spmm() const { return std::get<SpmmFn>(run); }
+  DotInteractionFn dot_interaction() const { return std::get<DotInteractionFn>(run); }
+  S8TableDotInteractionFn s8_table_dot_interaction() const { return std::get<S8TableDotInteractionFn>(run); }
 };
 
-// Every kernel, best first, the references last. Dispatch, tests and benchmarks all read this.
+// Every kernel of every operation, best first within each operation, references last. Dispatch,
+// tests and benchmarks all read this.
 std::span<const Kernel> registry();
-// The first kernel that accepts p and whose ISA is <= cap.
+// The first kernel that accepts p and whose ISA is <= cap (and the CPU's). Throws if none does
+// (never for a valid problem: the references accept every one).
 const Kernel& select(const Problem& p, Isa cap = max_isa());
-const Kernel* find(const char* name);  // by exact name, or null
+const Kernel* find(const std::string& name);  // by exact name, or null
 
-// Strip height the kernels prefer for a pattern's block rows (1 for N:M, 1x1, 1xC...).
-int preferred_h(DType d, int block_rows);
+// Packs dense pruned W for kernel k (an spmm kernel) in its format. Throws spruce::Error (usage)
+// when W does not fit the format (a row with more than 4 nonzeros in an octet).
+PackedWeights pack_weights(const Kernel& k, MatrixView<const float> w);
+PackedWeights pack_weights(const Kernel& k, MatrixView<const int8_t> w);
 
 }  // namespace spruce::kernels
+
+namespace spruce {
+// The packed arrays behind PackedWeights, as the kernels read them.
+struct PackedWeights::Impl {
+  const kernels::Kernel* kernel = nullptr;
+  kernels::StripWeights<float> f32;
+  kernels::StripWeights<int8_t> s8;
+  std::vector<int32_t> wsum;  // s8: per output channel, sum_k w[n][k] (zero-point compensation)
+  double sparsity = 0;
+  kernels::StripView view;  // of f32 or s8
+};
+}  // namespace spruce

@@ -1,8 +1,9 @@
-// The one kernel table: best first, references last. Dispatch, tests and benchmarks read it.
+// The kernel table of every operation: best first, references last. Dispatch, tests and
+// benchmarks all read it; what a kernel accepts follows from its fields (accepts()).
 #include <array>
-#include <cstring>
 #include <string>
 
+#include "interaction.hpp"
 #include "kernel.hpp"
 #include "reference/ref.hpp"
 #include "spruce/error.hpp"
@@ -11,49 +12,80 @@
 namespace spruce::kernels {
 namespace {
 
-template <DType D, int H>
-bool takes(const Problem& p) { return p.dtype == D && p.h == H; }
-bool takes_nm8(const Problem& p) { return p.dtype == DType::S8 && p.h == 16 && p.nm8; }
-bool takes_narrow(const Problem& p) { return p.dtype == DType::S8 && p.h == 4 && p.m >= 1 && p.m <= 4; }
-bool takes_quads4(const Problem& p) { return p.dtype == DType::S8 && p.h == 4 && p.quads; }
-bool takes_quads1(const Problem& p) { return p.dtype == DType::S8 && p.h == 1 && p.quads; }
-template <DType D>
-bool takes_any(const Problem& p) { return p.dtype == D; }
-
 using namespace x86;
 constexpr DType F = DType::F32, S = DType::S8;
+constexpr Isa Vnni = Isa::Avx512Vnni, Avx512 = Isa::Avx512, Avx2 = Isa::Avx2, Scalar = Isa::Scalar;
+constexpr WeightFormat Strips = WeightFormat::Strips, Quads = WeightFormat::QuadStrips, Octets = WeightFormat::Octets;
 
-constexpr Layout Q = Layout::Quads;
+constexpr Kernel spmm(const char* name, DType d, Isa isa, int h, WeightFormat wf, SpmmFn run, PackFn pack,
+                      Layout layout = Layout::Gather, int64_t max_m = 0) {
+  const int kg = wf == Octets ? 8 : d == S ? 4 : 1;
+  return Kernel{name, Op::Spmm, d, isa, h, kg, wf, layout, max_m, run, pack};
+}
+template <typename Fn>
+constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
+  return Kernel{name, Op::DotInteraction, d, isa, 1, 1, WeightFormat::None, Layout::Gather, 0, run, nullptr};
+}
 
-const std::array<Kernel, 13> kKernels{{
-    {"s8-spmm-2of4-avx512vnni", S, Isa::Avx512Vnni, takes_nm8, s8_spmm_2of4_avx512vnni, ref::pack_u8_rows, Layout::Rows},
-    {"s8-spmm-4x1m4-avx512vnni", S, Isa::Avx512Vnni, takes_narrow, s8_spmm_4x1m4_avx512vnni, ref::pack_u8_narrow, Layout::Narrow},
-    {"s8-spmm-4x4-avx512vnni", S, Isa::Avx512Vnni, takes_quads4, s8_spmm_4x4_avx512vnni, pack_u8_quads_avx512, Q},
-    {"s8-spmm-1x4-avx512vnni", S, Isa::Avx512Vnni, takes_quads1, s8_spmm_1x4_avx512vnni, pack_u8_quads_avx512, Q},
-    {"s8-spmm-4x1-avx512vnni", S, Isa::Avx512Vnni, takes<S, 4>, s8_spmm_4x1_avx512vnni, pack_u8_avx512},
-    {"s8-spmm-1x1-avx512vnni", S, Isa::Avx512Vnni, takes<S, 1>, s8_spmm_1x1_avx512vnni, pack_u8_avx512},
-    {"f32-spmm-16x1-avx512", F, Isa::Avx512, takes<F, 16>, f32_spmm_avx512<16>, pack_f32_avx512},
-    {"f32-spmm-8x1-avx512", F, Isa::Avx512, takes<F, 8>, f32_spmm_avx512<8>, pack_f32_avx512},
-    {"f32-spmm-4x1-avx512", F, Isa::Avx512, takes<F, 4>, f32_spmm_avx512<4>, pack_f32_avx512},
-    {"f32-spmm-2x1-avx512", F, Isa::Avx512, takes<F, 2>, f32_spmm_avx512<2>, pack_f32_avx512},
-    {"f32-spmm-1x1-avx512", F, Isa::Avx512, takes<F, 1>, f32_spmm_avx512<1>, pack_f32_avx512},
-    {"s8-spmm-ref", S, Isa::Scalar, takes_any<S>, ref::spmm_s8, ref::pack_u8},
-    {"f32-spmm-ref", F, Isa::Scalar, takes_any<F>, ref::spmm_f32, ref::pack_f32},
-}};
+const std::array kKernels{
+    // Sparse GEMM, INT8: the m <= 4 kernels first, so that a problem with a small m finds them.
+    spmm("s8-spmm-4x1-m4-avx512vnni", S, Vnni, 4, Strips, s8_spmm_4x1_m4_avx512vnni, ref::pack_u8_m4, Layout::M4, 4),
+    spmm("s8-spmm-4x4-m4-avx512vnni", S, Vnni, 4, Quads, s8_spmm_4x1_m4_avx512vnni, ref::pack_u8_m4, Layout::M4, 4),
+    spmm("s8-spmm-4of8-avx512vnni", S, Vnni, 16, Octets, s8_spmm_4of8_avx512vnni, ref::pack_u8_rows, Layout::Rows),
+    spmm("s8-spmm-4x4-avx512vnni", S, Vnni, 4, Quads, s8_spmm_4x4_avx512vnni, pack_u8_quads_avx512, Layout::Quads),
+    spmm("s8-spmm-1x4-avx512vnni", S, Vnni, 1, Quads, s8_spmm_1x4_avx512vnni, pack_u8_quads_avx512, Layout::Quads),
+    spmm("s8-spmm-4x1-avx512vnni", S, Vnni, 4, Strips, s8_spmm_4x1_avx512vnni, pack_u8_avx512),
+    spmm("s8-spmm-1x1-avx512vnni", S, Vnni, 1, Strips, s8_spmm_1x1_avx512vnni, pack_u8_avx512),
+    spmm("s8-spmm-ref", S, Scalar, 1, Strips, ref::spmm_s8, ref::pack_u8),
+    // Sparse GEMM, FP32.
+    spmm("f32-spmm-16x1-avx512", F, Avx512, 16, Strips, f32_spmm_avx512<16>, pack_f32_avx512),
+    spmm("f32-spmm-8x1-avx512", F, Avx512, 8, Strips, f32_spmm_avx512<8>, pack_f32_avx512),
+    spmm("f32-spmm-4x1-avx512", F, Avx512, 4, Strips, f32_spmm_avx512<4>, pack_f32_avx512),
+    spmm("f32-spmm-2x1-avx512", F, Avx512, 2, Strips, f32_spmm_avx512<2>, pack_f32_avx512),
+    spmm("f32-spmm-1x1-avx512", F, Avx512, 1, Strips, f32_spmm_avx512<1>, pack_f32_avx512),
+    spmm("f32-spmm-ref", F, Scalar, 1, Strips, ref::spmm_f32, ref::pack_f32),
+    // Dot interaction (DLRM) over f32 tables, and over row-wise INT8 tables.
+    dot("f32-dot-interaction-u8-avx512", F, Avx512, DotInteractionFn(x86::f32_dot_interaction_u8_avx512)),
+    dot("f32-dot-interaction-u8-avx2", F, Avx2, DotInteractionFn(x86::f32_dot_interaction_u8_avx2)),
+    dot("f32-dot-interaction-u8-ref", F, Scalar, DotInteractionFn(ref::f32_dot_interaction_u8)),
+    dot("s8-table-dot-interaction-u8-avx512", S, Avx512, S8TableDotInteractionFn(x86::s8_table_dot_interaction_u8_avx512)),
+    dot("s8-table-dot-interaction-u8-avx2", S, Avx2, S8TableDotInteractionFn(x86::s8_table_dot_interaction_u8_avx2)),
+    dot("s8-table-dot-interaction-u8-ref", S, Scalar, S8TableDotInteractionFn(ref::s8_table_dot_interaction_u8)),
+};
+
+// N:M with at most 4 nonzeros in every aligned 8 input channels: 2:4, 1:4, 4:8, 1:8, 2:8...
+bool fits_octets(const Pattern& p) { return p.is_nm() && 8 % p.m() == 0 && 8 / p.m() * p.n() <= 4; }
 
 }  // namespace
+
+bool Kernel::accepts(const Problem& p) const {
+  if (p.op != op || p.dtype != dtype) return false;
+  if (max_m > 0 && (p.m < 1 || p.m > max_m)) return false;
+  if (op != Op::Spmm) return true;
+  if (p.packed_for) return p.packed_for->weights == weights && p.packed_for->h == h && p.packed_for->kg == kg;
+  // A strip of h output channels shares its input-channel list; it pays off when the pattern's
+  // blocks span those h channels (for N:M, blocks are one row).
+  const BlockGrid g = block_grid(p.pattern, std::max<int64_t>(p.n, 1), std::max<int64_t>(p.k, 1));
+  switch (weights) {
+    case WeightFormat::Octets: return fits_octets(p.pattern);
+    case WeightFormat::QuadStrips: return !p.pattern.is_nm() && g.block_cols % 4 == 0 && g.block_rows % h == 0;
+    case WeightFormat::Strips: return g.block_rows % h == 0;
+    case WeightFormat::None: return false;
+  }
+  return false;
+}
 
 std::span<const Kernel> registry() { return kKernels; }
 
 const Kernel& select(const Problem& p, Isa cap) {
   for (const Kernel& k : kKernels)
     if (k.isa <= cap && k.isa <= detected_isa() && k.accepts(p)) return k;
-  usage_error("no kernel accepts this problem");  // unreachable: the references accept every problem
+  usage_error("no kernel accepts this problem");  // unreachable for valid problems: the references accept them
 }
 
-const Kernel* find(const char* name) {
+const Kernel* find(const std::string& name) {
   for (const Kernel& k : kKernels)
-    if (!std::strcmp(k.name, name)) return &k;
+    if (name == k.name) return &k;
   return nullptr;
 }
 

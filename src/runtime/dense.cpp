@@ -1,5 +1,6 @@
 #include "dense.hpp"
 
+#include <algorithm>
 #include <dnnl.hpp>
 #include <tuple>
 
@@ -30,16 +31,31 @@ struct DenseMatmul::Plan {
   std::string impl;
 };
 
+DenseMatmul::DenseMatmul(const PackedWeights& w, const float* bias, Activation act, const QuantParams* q)
+    : w_(w), int8_(w.int8()), oc_(w.rows()), ic_(w.cols()), act_(act) {
+  init(bias, q);
+}
+
 DenseMatmul::DenseMatmul(bool int8, const void* w, int64_t oc, int64_t ic, const float* bias, Activation act,
                          const QuantParams* q)
     : int8_(int8), oc_(oc), ic_(ic), act_(act) {
   if (int8) {
+    w_s8_ = Matrix<int8_t>(oc, ic);
+    std::copy_n(static_cast<const int8_t*>(w), oc * ic, w_s8_.data.begin());
+  } else {
+    w_f32_ = Matrix<float>(oc, ic);
+    std::copy_n(static_cast<const float*>(w), oc * ic, w_f32_.data.begin());
+  }
+  init(bias, q);
+}
+
+void DenseMatmul::init(const float* bias, const QuantParams* q) {
+  const int64_t oc = oc_;
+  const bool int8 = int8_;
+  if (int8) {
     if (!q) usage_error("DenseMatmul: INT8 needs quantization parameters");
     q_ = *q;
-    w_s8_.assign(static_cast<const int8_t*>(w), static_cast<const int8_t*>(w) + oc * ic);
     for (int64_t n = 0; n < oc; ++n) scales_.push_back(q_.x_scale * q_.w_scales[size_t(n)]);
-  } else {
-    w_f32_.assign(static_cast<const float*>(w), static_cast<const float*>(w) + oc * ic);
   }
   if (bias) bias_.assign(bias, bias + oc);
   // oneDNN 2.x adds an INT8 matmul's bias to the accumulator before the output scales, so the
@@ -50,7 +66,8 @@ DenseMatmul::DenseMatmul(bool int8, const void* w, int64_t oc, int64_t ic, const
 
 DenseMatmul::~DenseMatmul() = default;
 
-DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) {
+const DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) const {
+  const std::lock_guard lock(mutex_);
   auto key = std::make_tuple(m, ldx, ldy);
   auto it = plans_.find(key);
   if (it != plans_.end()) return *it->second;
@@ -83,26 +100,39 @@ DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) {
   for (const auto& [desc, mem] : reordered_)
     if (desc == pd.weights_desc()) p->weights = mem;
   if (!p->weights) {
+    Matrix<float> wf;
+    Matrix<int8_t> ws;
+    if (w_.empty()) ws = w_s8_, wf = w_f32_;
+    else if (int8_) ws = w_.unpack_s8();
+    else wf = w_.unpack_f32();
     memory user(memory::desc({ic_, oc_}, wt, tag::ba), engine(),
-                int8_ ? static_cast<void*>(w_s8_.data()) : static_cast<void*>(w_f32_.data()));
+                int8_ ? static_cast<void*>(ws.data.data()) : static_cast<void*>(wf.data.data()));
     p->weights = memory(pd.weights_desc(), engine());
     dnnl::reorder(user, p->weights).execute(stream(), user, p->weights);
     reordered_.emplace_back(pd.weights_desc(), p->weights);
   }
-  if (!bias_.empty()) p->bias = memory(bdesc, engine(), bias_.data());
+  if (!bias_.empty()) p->bias = memory(bdesc, engine(), const_cast<float*>(bias_.data()));
   stream().wait();
   return *plans_.emplace(key, std::move(p)).first->second;
 }
 
-void DenseMatmul::run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
-  Plan& p = plan(m, ldx, ldy);
+void DenseMatmul::run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) const {
+  const Plan& p = plan(m, ldx, ldy);
   memory src(p.src, engine(), const_cast<void*>(x)), dst(p.dst, engine(), y);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
   if (!bias_.empty()) args.emplace(DNNL_ARG_BIAS, p.bias);
-  p.prim.execute(stream(), args);
-  stream().wait();
+  dnnl::stream s(engine());  // a stream per call: several threads may run at once
+  p.prim.execute(s, args);
+  s.wait();
 }
 
-std::string DenseMatmul::impl(int64_t m) { return plan(m, ic_, oc_).impl; }
+std::string DenseMatmul::impl(int64_t m) const { return plan(m, ic_, oc_).impl; }
+
+size_t DenseMatmul::weight_bytes() const {
+  const std::lock_guard lock(mutex_);
+  size_t bytes = 0;
+  for (const auto& [desc, mem] : reordered_) bytes += desc.get_size();
+  return bytes;
+}
 
 }  // namespace spruce::runtime

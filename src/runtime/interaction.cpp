@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/interaction.hpp"
+#include "kernels/kernel.hpp"
 #include "spruce/error.hpp"
 
 namespace spruce {
@@ -49,8 +49,15 @@ void check(const DotInteractionArgs& a) {
 
 constexpr int64_t kPrefetchAhead = 2;
 
+const kernels::Kernel& dot_kernel(kernels::DType tables) {
+  kernels::Problem p;
+  p.op = kernels::Op::DotInteraction;
+  p.dtype = tables;
+  return kernels::select(p);
+}
+
 void int8_table_interaction(const DotInteractionArgs& a, int threads) {
-  const auto fn = kernels::choose_s8_table_dot_interaction().fn;
+  const auto fn = dot_kernel(kernels::DType::S8).s8_table_dot_interaction();
   const int64_t t = int64_t(a.int8_tables.size());
 #pragma omp parallel num_threads(threads)
   {
@@ -101,7 +108,7 @@ void dot_interaction_u8(const DotInteractionArgs& a) {
   check(a);
   const int threads = a.threads > 0 ? a.threads : omp_get_max_threads();
   if (!a.int8_tables.empty()) return int8_table_interaction(a, threads);
-  const auto fn = kernels::choose_dot_interaction().fn;
+  const auto fn = dot_kernel(kernels::DType::F32).dot_interaction();
   const int64_t t = int64_t(a.tables.size());
 #pragma omp parallel num_threads(threads)
   {
@@ -123,7 +130,7 @@ void dot_interaction_u8(const DotInteractionArgs& a) {
   }
 }
 
-const char* dot_interaction_kernel_name() { return kernels::choose_dot_interaction().name; }
-const char* int8_table_dot_interaction_kernel_name() { return kernels::choose_s8_table_dot_interaction().name; }
+const char* dot_interaction_kernel_name() { return dot_kernel(kernels::DType::F32).name; }
+const char* int8_table_dot_interaction_kernel_name() { return dot_kernel(kernels::DType::S8).name; }
 
 }  // namespace spruce

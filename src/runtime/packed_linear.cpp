@@ -1,94 +1,63 @@
-// SparseLinear's packed weights out (for saving) and back in (adopted without repacking when
-// this CPU's dispatch picks the kernel they were laid out for).
-#include <cstring>
-#include <type_traits>
+// SparseLinear's saved form out (for saving) and back in: the packed weights and tuned choices are
+// adopted when this CPU's dispatch picks the kernel they were laid out for.
+#include <string>
 
 #include "sparse_linear_impl.hpp"
 #include "spruce/error.hpp"
-#include "spruce/sparse_matrix.hpp"
+#include "spruce/mask.hpp"
 
 namespace spruce {
 
 using kernels::DType;
 
-namespace {
-
-template <typename T>
-std::vector<uint8_t> as_bytes(const std::vector<T>& v) {
-  std::vector<uint8_t> out(v.size() * sizeof(T));
-  if (!v.empty()) std::memcpy(out.data(), v.data(), out.size());
-  return out;
-}
-
-template <typename T>
-kernels::StripWeights<T> strips_of(const PackedLinear& p) {
-  if (p.strip_w.size() % sizeof(T) != 0) data_error("packed weights are corrupt: a partial weight value");
-  kernels::StripWeights<T> s;
-  s.h = p.strip_h;
-  s.kg = p.strip_kg;
-  s.rows = p.out_features;
-  s.cols = p.in_features;
-  s.ptr = p.strip_ptr;
-  s.k = p.strip_k;
-  s.w.resize(p.strip_w.size() / sizeof(T));
-  if (!s.w.empty()) std::memcpy(s.w.data(), p.strip_w.data(), p.strip_w.size());
-  s.sel = p.strip_sel;
-  return s;
-}
-
-// Unpacks (checking every invariant), then adopts the strips or packs again for this CPU.
-template <typename T>
-void init_from_packed(SparseLinear::Impl& s, const PackedLinear& p, const kernels::Kernel& saved) {
-  kernels::StripWeights<T> strips = strips_of<T>(p);
-  const Matrix<T> dense = kernels::unpack_strips(strips, saved.layout);
-  const runtime::KernelChoice c = runtime::choose_kernel(s.dtype, p.pattern, p.out_features, p.in_features, s.opt.kernel);
-  const QuantParams* q = p.int8 ? &p.quant : nullptr;
-  const float* bias = p.bias.empty() ? nullptr : p.bias.data();
-  if (c.kernel != &saved || c.problem.h != p.strip_h) {
-    runtime::init_from_dense(s, dense.data.data(), p.out_features, p.in_features, p.pattern, bias, q);
-    s.repacked = true;
-    return;
-  }
-  s.oc = p.out_features;
-  s.ic = p.in_features;
-  s.pattern = p.pattern;
-  s.kernel = c.kernel;
-  s.small = runtime::choose_small(s, c.problem);
-  s.sparsity = sparsity(MatrixView<const T>(dense.data.data(), dense.rows, dense.cols));
-  s.packed_bytes = p.packed_bytes;
-  if constexpr (std::is_same_v<T, float>) {
-    s.wf = std::move(strips);
-    s.view = kernels::view(s.wf);
-  } else {
-    strips.wsum.assign(size_t(s.oc), 0);
-    for (int64_t r = 0; r < s.oc; ++r)
-      for (int64_t c2 = 0; c2 < s.ic; ++c2) strips.wsum[size_t(r)] += dense(r, c2);
-    s.ws = std::move(strips);
-    s.view = kernels::view(s.ws);
-  }
-  runtime::finish_init(s, dense.data.data(), bias, q);
-}
-
-}  // namespace
-
 SparseLinear::SparseLinear(const PackedLinear& p, SparseLinearOptions opt) : impl_(std::make_unique<Impl>()) {
-  if (p.out_features < 1 || p.in_features < 1 || p.out_features > (int64_t(1) << 31) || p.in_features > (int64_t(1) << 31))
-    data_error("packed weights have an impossible shape " + std::to_string(p.out_features) + "x" + std::to_string(p.in_features));
+  const PackedWeights& w = p.weights;
+  if (w.empty()) data_error("packed weights are missing");
+  if (w.rows() != p.out_features || w.cols() != p.in_features)
+    data_error("packed weights are " + std::to_string(w.rows()) + "x" + std::to_string(w.cols()) + " for a " +
+               std::to_string(p.out_features) + "x" + std::to_string(p.in_features) + " layer");
+  if (w.int8() != p.int8)
+    data_error("packed weights are " + std::string(w.int8() ? "INT8" : "FP32") + " in an " + (p.int8 ? "INT8" : "FP32") + " layer");
   if (!p.bias.empty() && int64_t(p.bias.size()) != p.out_features)
     data_error("packed weights have " + std::to_string(p.bias.size()) + " bias values for " +
                std::to_string(p.out_features) + " output channels");
   if (p.int8) runtime::check_quant(p.quant, p.out_features);
-  const kernels::Kernel* saved = kernels::find(p.kernel.c_str());
-  if (!saved)
-    data_error("packed weights are laid out for kernel '" + p.kernel +
-               "', which this build of spruce does not have: convert the model again");
+  for (const auto& [bucket, dense] : p.dense_for_m)
+    if (bucket < 1) data_error("a tuned batch-size bucket " + std::to_string(bucket) + " is below 1");
   Impl& s = *impl_;
   s.opt = std::move(opt);
   s.dtype = p.int8 ? DType::S8 : DType::F32;
-  if (saved->dtype != s.dtype)
-    data_error("packed weights are " + std::string(p.int8 ? "INT8" : "FP32") + " but laid out for kernel '" + p.kernel + "'");
-  if (p.int8) init_from_packed<int8_t>(s, p, *saved);
-  else init_from_packed<float>(s, p, *saved);
+  // The saved zeros must follow an N:M pattern, as for weights given dense.
+  if (p.pattern.is_nm()) {
+    Mask keep(w.rows(), w.cols());
+    if (p.int8) {
+      const Matrix<int8_t> d = w.unpack_s8();
+      for (size_t i = 0; i < d.data.size(); ++i) keep.data[i] = d.data[i] != 0;
+    } else {
+      const Matrix<float> d = w.unpack_f32();
+      for (size_t i = 0; i < d.data.size(); ++i) keep.data[i] = d.data[i] != 0.0f;
+    }
+    if (!follows_pattern(p.pattern, keep)) data_error("packed weights break their pattern " + p.pattern.str());
+  }
+  const kernels::Kernel& k = runtime::choose_kernel(s.dtype, p.pattern, p.out_features, p.in_features, s.opt.kernel);
+  const QuantParams* q = p.int8 ? &p.quant : nullptr;
+  const float* bias = p.bias.empty() ? nullptr : p.bias.data();
+  if (&k == w.impl().kernel) {
+    runtime::init(s, w, p.pattern, bias, q);
+    s.dense_for_m = p.dense_for_m;
+  } else {  // laid out for another CPU's kernel: pack again; its timings do not apply here
+    PackedWeights again;
+    if (p.int8) {
+      const Matrix<int8_t> d = w.unpack_s8();
+      again = kernels::pack_weights(k, d.view());
+    } else {
+      const Matrix<float> d = w.unpack_f32();
+      again = kernels::pack_weights(k, d.view());
+    }
+    runtime::init(s, std::move(again), p.pattern, bias, q);
+    s.repacked = true;
+  }
+  tune(s.opt.tune_m);
 }
 
 PackedLinear SparseLinear::packed() const {
@@ -100,20 +69,8 @@ PackedLinear SparseLinear::packed() const {
   p.pattern = s.pattern;
   if (p.int8) p.quant = s.q;
   p.bias = s.bias;
-  p.packed_bytes = s.packed_bytes;
-  p.kernel = s.kernel->name;
-  p.strip_h = s.view.h;
-  p.strip_kg = s.view.kg;
-  if (p.int8) {
-    p.strip_ptr = s.ws.ptr;
-    p.strip_k = s.ws.k;
-    p.strip_w = as_bytes(s.ws.w);
-    p.strip_sel = s.ws.sel;
-  } else {
-    p.strip_ptr = s.wf.ptr;
-    p.strip_k = s.wf.k;
-    p.strip_w = as_bytes(s.wf.w);
-  }
+  p.weights = s.weights;
+  p.dense_for_m = s.dense_for_m;
   return p;
 }
 

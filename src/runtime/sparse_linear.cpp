@@ -3,25 +3,23 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <map>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "sparse_linear_impl.hpp"
 #include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
-#include "spruce/sparse_matrix.hpp"
-#include "spruce/spmm.hpp"
+#include "spruce/mask.hpp"
 
 namespace spruce {
 
 using kernels::DType;
 
-
 namespace {
 
 // Fallback choices are made per bucket of m, not per m: 1-8 alone, then (2^(j-1), 2^j]. A server
-// that sees every batch size from 1 to 256 then times the two paths 13 times, not 256 times.
+// that sees every batch size from 1 to 256 is then tuned for 13 buckets, not 256 sizes.
 int64_t decision_bucket(int64_t m) {
   if (m <= 8) return m;
   int64_t b = 16;
@@ -29,78 +27,90 @@ int64_t decision_bucket(int64_t m) {
   return b;
 }
 
+// N:M patterns bind the weights: more than N nonzeros in a group of M is an error (block
+// patterns only describe where the zeros are expected; any zeros run correctly).
+template <typename T>
+void check_fits(const Pattern& p, const T* w, int64_t oc, int64_t ic) {
+  if (!p.is_nm()) return;
+  Mask keep(oc, ic);
+  for (int64_t i = 0; i < oc * ic; ++i) keep.data[size_t(i)] = w[i] != T(0);
+  if (!follows_pattern(p, keep))
+    usage_error("SparseLinear: the weights break the pattern " + p.str() + " (a group of " + std::to_string(p.m()) +
+                " input channels holds more than " + std::to_string(p.n()) + " nonzeros): prune them to it first");
+}
+
+// Times both paths on random inputs of m rows, interleaved so that drift on a shared machine hits
+// both alike, until each has run 15 rounds and 50 ms (at most 400 rounds). Returns whether dense
+// wins: the median per-round ratio must show sparse at least 3% faster, so a near tie goes to dense.
+bool dense_wins(const SparseLinear::Impl& s, int64_t m) {
+  std::mt19937 rng{uint32_t(m)};
+  const bool s8 = s.dtype == DType::S8;
+  std::vector<uint8_t> x(size_t(m * s.ic) * (s8 ? 1 : 4)), y(size_t(m * s.oc) * 4), scratch(s.scratch_bytes(m));
+  if (s8) {
+    for (auto& v : x) v = uint8_t(rng());
+  } else {
+    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+    for (size_t i = 0; i < x.size() / 4; ++i) reinterpret_cast<float*>(x.data())[i] = d(rng);
+  }
+  using clock = std::chrono::steady_clock;
+  auto seconds = [&](bool dense) {
+    const auto t0 = clock::now();
+    if (dense) s.run_dense(x.data(), m, s.ic, y.data(), s.oc);
+    else s.run_sparse(x.data(), m, s.ic, y.data(), s.oc, scratch.data());
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  };
+  for (int warm = 0; warm < 2; ++warm) seconds(true), seconds(false);
+  std::vector<double> ratios;
+  double total_dense = 0, total_sparse = 0;
+  for (int r = 0; r < 400 && (r < 15 || std::min(total_dense, total_sparse) < 0.05); ++r) {
+    const bool dense_first = r % 2 == 0;
+    const double a = seconds(dense_first), b = seconds(!dense_first);
+    const double td = dense_first ? a : b, ts = dense_first ? b : a;
+    total_dense += td;
+    total_sparse += ts;
+    ratios.push_back(ts / std::max(td, 1e-9));
+  }
+  std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
+  return !(ratios[ratios.size() / 2] < 0.97);
+}
+
 }  // namespace
 
 namespace runtime {
 
-KernelChoice choose_kernel(DType dtype, const Pattern& p, int64_t oc, int64_t ic, const std::string& forced) {
-  const BlockGrid g = block_grid(p, oc, ic);
-  const int h = kernels::preferred_h(dtype, p.is_nm() ? 1 : int(std::min<int64_t>(g.block_rows, 64)));
-  kernels::Problem prob{dtype, h, 0, ic, oc};
-  prob.quads = dtype == DType::S8 && !p.is_nm() && g.block_cols % 4 == 0;
-  // N:M with <= 4 of every aligned 8 (2:4, 1:4, 4:8) has its own INT8 kernel over 16-channel panels.
-  kernels::Problem nm8 = prob;
-  nm8.h = 16;
-  nm8.nm8 = dtype == DType::S8 && p.is_nm() && 8 % p.m() == 0 && 2 * p.n() <= p.m();
-  KernelChoice c;
-  if (!forced.empty()) {
-    c.kernel = kernels::find(forced.c_str());
-    if (!c.kernel) usage_error("SparseLinear: no kernel named '" + forced + "'");
-  } else if (nm8.nm8 && kernels::select(nm8).layout == kernels::Layout::Rows) {
-    c.kernel = &kernels::select(nm8);
-  } else {
-    c.kernel = &kernels::select(prob);
-  }
-  c.problem = c.kernel->layout == kernels::Layout::Rows ? nm8 : prob;
-  if (c.kernel->dtype != dtype || !c.kernel->accepts(c.problem) || c.kernel->isa > max_isa())
-    usage_error(std::string("SparseLinear: kernel '") + c.kernel->name + "' cannot run this problem on this CPU");
-  return c;
+const kernels::Kernel& choose_kernel(DType dtype, const Pattern& p, int64_t oc, int64_t ic, const std::string& forced) {
+  const kernels::Problem problem{kernels::Op::Spmm, dtype, p, 0, ic, oc};
+  if (forced.empty()) return kernels::select(problem);
+  const kernels::Kernel* k = kernels::find(forced);
+  if (!k || k->op != kernels::Op::Spmm) usage_error("SparseLinear: no sparse GEMM kernel named '" + forced + "'");
+  if (!k->accepts(problem) || k->isa > max_isa())
+    usage_error("SparseLinear: kernel '" + forced + "' cannot run this problem on this CPU");
+  return *k;
 }
 
-const kernels::Kernel* choose_small(const SparseLinear::Impl& s, kernels::Problem prob) {
-  if (!s.opt.kernel.empty()) return nullptr;
-  prob.m = 1;
-  const kernels::Kernel& k1 = kernels::select(prob);
-  return &k1 != s.kernel && k1.dtype == s.dtype ? &k1 : nullptr;
-}
-
-void init_from_dense(SparseLinear::Impl& s, const void* w, int64_t oc, int64_t ic, const Pattern& p,
-                     const float* bias, const QuantParams* q) {
-  const KernelChoice c = choose_kernel(s.dtype, p, oc, ic, s.opt.kernel);
-  s.oc = oc;
-  s.ic = ic;
+void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const float* bias, const QuantParams* q) {
+  s.oc = weights.rows();
+  s.ic = weights.cols();
   s.pattern = p;
-  s.kernel = c.kernel;
-  s.small = choose_small(s, c.problem);
-  if (s.dtype == DType::F32) {
-    const MatrixView<const float> wv(static_cast<const float*>(w), oc, ic);
-    s.packed_bytes = SparseMatrix<float>::pack(wv, p).size_bytes();
-    s.sparsity = sparsity(wv);
-    s.wf = kernels::make_strips(wv, c.problem.h);
-    s.view = kernels::view(s.wf);
-  } else {
-    const MatrixView<const int8_t> wv(static_cast<const int8_t*>(w), oc, ic);
-    s.packed_bytes = SparseMatrix<int8_t>::pack(wv, p).size_bytes();  // throws when W breaks an N:M pattern
-    s.sparsity = sparsity(wv);
-    s.ws = c.kernel->layout == kernels::Layout::Rows
-               ? kernels::make_nm8(wv)
-               : kernels::make_strips(wv, c.problem.h, c.kernel->layout == kernels::Layout::Quads);
-    s.view = kernels::view(s.ws);
+  s.weights = std::move(weights);
+  s.kernel = s.weights.impl().kernel;
+  s.small = nullptr;
+  if (s.opt.kernel.empty()) {
+    const kernels::Problem one{kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc, s.kernel};
+    const kernels::Kernel& k1 = kernels::select(one);
+    if (&k1 != s.kernel) s.small = &k1;
   }
-  finish_init(s, w, bias, q);
-}
-
-void finish_init(SparseLinear::Impl& s, const void* w, const float* bias, const QuantParams* q) {
   if (bias) s.bias.assign(bias, bias + s.oc);
   s.ep.act = s.opt.activation;
   s.ep.bias = bias ? s.bias.data() : nullptr;
   if (q) {
     s.q = *q;
+    const std::vector<int32_t>& wsum = s.weights.impl().wsum;
     s.scale.resize(size_t(s.oc));
     s.comp.resize(size_t(s.oc));
     for (int64_t n = 0; n < s.oc; ++n) {
       s.scale[size_t(n)] = q->x_scale * q->w_scales[size_t(n)];
-      s.comp[size_t(n)] = q->x_zero_point * s.ws.wsum[size_t(n)];
+      s.comp[size_t(n)] = q->x_zero_point * wsum[size_t(n)];
     }
     s.ep.scale = s.scale.data();
     s.ep.comp = s.comp.data();
@@ -109,7 +119,7 @@ void finish_init(SparseLinear::Impl& s, const void* w, const float* bias, const 
     s.ep.y_zero_point = float(q->y_zero_point);
   }
   if (s.opt.fallback != Fallback::Never)
-    s.dense = std::make_unique<DenseMatmul>(s.dtype == DType::S8, w, s.oc, s.ic, bias, s.opt.activation,
+    s.dense = std::make_unique<DenseMatmul>(s.weights, s.bias.empty() ? nullptr : s.bias.data(), s.opt.activation,
                                             q ? &s.q : nullptr);
 }
 
@@ -137,9 +147,12 @@ SparseLinear::SparseLinear(const float* w, int64_t oc, int64_t ic, const Pattern
                            SparseLinearOptions opt)
     : impl_(std::make_unique<Impl>()) {
   runtime::check_shape(oc, ic, w);
+  check_fits(p, w, oc, ic);
   impl_->opt = std::move(opt);
   impl_->dtype = DType::F32;
-  runtime::init_from_dense(*impl_, w, oc, ic, p, bias, nullptr);
+  const kernels::Kernel& k = runtime::choose_kernel(DType::F32, p, oc, ic, impl_->opt.kernel);
+  runtime::init(*impl_, kernels::pack_weights(k, MatrixView<const float>(w, oc, ic)), p, bias, nullptr);
+  tune(impl_->opt.tune_m);
 }
 
 SparseLinear::SparseLinear(const int8_t* w, int64_t oc, int64_t ic, const Pattern& p, const QuantParams& q,
@@ -147,46 +160,74 @@ SparseLinear::SparseLinear(const int8_t* w, int64_t oc, int64_t ic, const Patter
     : impl_(std::make_unique<Impl>()) {
   runtime::check_shape(oc, ic, w);
   runtime::check_quant(q, oc);
+  check_fits(p, w, oc, ic);
   impl_->opt = std::move(opt);
   impl_->dtype = DType::S8;
-  runtime::init_from_dense(*impl_, w, oc, ic, p, bias, &q);
+  const kernels::Kernel& k = runtime::choose_kernel(DType::S8, p, oc, ic, impl_->opt.kernel);
+  runtime::init(*impl_, kernels::pack_weights(k, MatrixView<const int8_t>(w, oc, ic)), p, bias, &q);
+  tune(impl_->opt.tune_m);
 }
 
 SparseLinear::~SparseLinear() = default;
 SparseLinear::SparseLinear(SparseLinear&&) noexcept = default;
 SparseLinear& SparseLinear::operator=(SparseLinear&&) noexcept = default;
 
-void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
-  const kernels::Kernel* k = small && m <= 4 ? small : kernel;
-  const int64_t ldxt = kernels::xt_ld(dtype, m, k->layout, ic);
-  const size_t bytes = kernels::xt_bytes(dtype, m, ic, k->layout);
-  if (xt.size() < bytes) xt.resize(bytes);
+void SparseLinear::tune(std::span<const int64_t> ms) {
+  Impl& s = *impl_;
+  if (s.opt.fallback != Fallback::Auto) return;
+  std::map<int64_t, int64_t> buckets;  // bucket -> the m timed for it
+  for (int64_t m : ms) {
+    if (m < 1) usage_error("SparseLinear::tune: batch sizes must be at least 1, not " + std::to_string(m));
+    buckets.emplace(decision_bucket(m), m);
+  }
+  for (const auto& [bucket, m] : buckets) s.dense_for_m[bucket] = dense_wins(s, m);
+}
+
+bool SparseLinear::Impl::runs_dense(int64_t m) const {
+  if (opt.fallback != Fallback::Auto) return opt.fallback == Fallback::Always;
+  if (dense_for_m.empty()) return false;
+  const int64_t b = decision_bucket(m);
+  // The tuned bucket nearest on a log scale; the smaller one on a tie.
+  auto distance = [&](int64_t t) { return std::abs(std::log2(double(t)) - std::log2(double(b))); };
+  auto best = dense_for_m.begin();
+  for (auto it = dense_for_m.begin(); it != dense_for_m.end(); ++it)
+    if (distance(it->first) < distance(best->first)) best = it;
+  return best->second;
+}
+
+size_t SparseLinear::Impl::scratch_bytes(int64_t m) const {
+  return m < 1 ? 0 : kernels::xt_bytes(dtype, m, ic, kernel_for(m).layout);
+}
+
+void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, uint8_t* xt) const {
+  const kernels::Kernel& k = kernel_for(m);
+  const kernels::StripView& w = weights.impl().view;
+  const int64_t ldxt = kernels::xt_ld(dtype, m, k.layout, ic);
   const int T = nthreads();
   // Tiles: m blocks x strip ranges, ~8 tiles a thread. An m block's packed activations (k rows of
   // mb) should stay in L2 while every panel of the tile reads them: about 192 KiB, so 256 rows at
   // k = 768 (u8) and 64 at k = 3072. Multiples of 64 keep every kernel's m chunk whole.
   const int64_t es = dtype == DType::F32 ? 4 : 1;
   const int64_t mb = std::clamp<int64_t>((192 * 1024 / (ic * es)) / 64 * 64, 64, 256), nm = (m + mb - 1) / mb;
-  const int64_t strips = view.rows == 0 ? 0 : (view.rows + view.h - 1) / view.h;
+  const int64_t strips = (w.rows + w.h - 1) / w.h;
   const int64_t want = std::max<int64_t>(1, (8 * T + nm - 1) / nm);
   // Strip ranges are whole panels of 16 output channels, as the x86 kernels finish them.
-  const int64_t panel = std::max(1, 16 / view.h);
+  const int64_t panel = std::max(1, 16 / w.h);
   const int64_t per = kernels::round_up(std::max<int64_t>(1, (strips + want - 1) / want), panel);
   const int64_t ns = (strips + per - 1) / per;
   const int64_t kblocks = (ic + 63) / 64;
   kernels::SpmmArgs base;
-  base.xt = xt.data();
+  base.xt = xt;
   base.ldxt = ldxt;
   base.m_total = m;
   base.y = y;
   base.ldy = ldy;
   base.ep = &ep;
-  const kernels::StripView& w = view;
-  void* xtp = xt.data();
+  const kernels::SpmmFn run = k.spmm();
 #pragma omp parallel num_threads(T)
   {
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < kblocks; ++b) k->pack(x, m, ldx, b * 64, std::min(ic, b * 64 + 64), xtp, ldxt);
+    for (int64_t b = 0; b < kblocks; ++b) k.pack(x, m, ldx, b * 64, std::min(ic, b * 64 + 64), xt, ldxt);
 #pragma omp for schedule(dynamic, 1) collapse(2)
     for (int64_t i = 0; i < nm; ++i)
       for (int64_t j = 0; j < ns; ++j) {
@@ -195,12 +236,21 @@ void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void*
         a.m1 = std::min(m, a.m0 + mb);
         a.s0 = j * per;
         a.s1 = std::min(strips, a.s0 + per);
-        k->run(w, a);
+        run(w, a);
       }
   }
 }
 
-void SparseLinear::Impl::run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) {
+// oneDNN (OpenMP build) runs on the calling thread's OpenMP thread count, a per-thread setting:
+// set it for the call and restore it, so other threads and later calls are unaffected.
+void SparseLinear::Impl::run_dense(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) const {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(nthreads());
+  dense->run(x, m, ldx, y, ldy);
+  omp_set_num_threads(saved);
+}
+
+void SparseLinear::Impl::run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, std::span<uint8_t> scratch) const {
   if (m < 0) usage_error("SparseLinear::run: m must be >= 0");
   if (m == 0) return;
   if (!x || !y) usage_error("SparseLinear::run: null input or output pointer");
@@ -208,54 +258,45 @@ void SparseLinear::Impl::run(const void* x, int64_t m, int64_t ldx, void* y, int
   if (ldy == 0) ldy = oc;
   if (ldx < ic) usage_error("SparseLinear::run: ldx " + std::to_string(ldx) + " is below in_features " + std::to_string(ic));
   if (ldy < oc) usage_error("SparseLinear::run: ldy " + std::to_string(ldy) + " is below out_features " + std::to_string(oc));
-  if (opt.fallback == Fallback::Never) return run_sparse(x, m, ldx, y, ldy);
-  if (opt.fallback == Fallback::Always) return run_dense(x, m, ldx, y, ldy);
-  auto it = use_dense.find(decision_bucket(m));
-  if (it != use_dense.end()) return it->second ? run_dense(x, m, ldx, y, ldy) : run_sparse(x, m, ldx, y, ldy);
-  // First call in this m's bucket: warm both, then time them alternately on this call's data (so drift
-  // on a shared machine hits both alike) and compare medians. Sparse must win by 3% to be kept:
-  // a near tie goes to dense, so noise cannot leave the operator slower than dense.
-  using clock = std::chrono::steady_clock;
-  auto time = [](auto&& f) {
-    const auto t0 = clock::now();
-    f();
-    return std::chrono::duration<double>(clock::now() - t0).count();
-  };
-  run_dense(x, m, ldx, y, ldy);
-  run_sparse(x, m, ldx, y, ldy);
-  std::vector<double> td, ts;
-  for (int r = 0; r < 7; ++r) {
-    td.push_back(time([&] { run_dense(x, m, ldx, y, ldy); }));
-    ts.push_back(time([&] { run_sparse(x, m, ldx, y, ldy); }));
+  if (runs_dense(m)) return run_dense(x, m, ldx, y, ldy);
+  const size_t need = scratch_bytes(m);
+  if (scratch.data()) {
+    if (scratch.size() < need)
+      usage_error("SparseLinear::run: scratch of " + std::to_string(scratch.size()) + " bytes, " + std::to_string(need) + " needed");
+    return run_sparse(x, m, ldx, y, ldy, scratch.data());
   }
-  std::nth_element(td.begin(), td.begin() + 3, td.end());
-  std::nth_element(ts.begin(), ts.begin() + 3, ts.end());
-  const bool dense_wins = !(ts[3] < 0.97 * td[3]);
-  use_dense[decision_bucket(m)] = dense_wins;
-  if (dense_wins) run_dense(x, m, ldx, y, ldy);  // leave the chosen path's result in y
+  thread_local std::vector<uint8_t> own;
+  if (own.size() < need) own.resize(need);
+  run_sparse(x, m, ldx, y, ldy, own.data());
 }
 
-void SparseLinear::run(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy) {
+void SparseLinear::run(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy) const {
+  run(x, m, y, ldx, ldy, {});
+}
+
+void SparseLinear::run(const uint8_t* x, int64_t m, void* y, int64_t ldx, int64_t ldy) const {
+  run(x, m, y, ldx, ldy, {});
+}
+
+void SparseLinear::run(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy, std::span<uint8_t> scratch) const {
   if (impl_->dtype != DType::F32) usage_error("SparseLinear::run: this operator is INT8; pass u8 activations");
-  impl_->run(x, m, ldx, y, ldy);
+  impl_->run(x, m, ldx, y, ldy, scratch);
 }
 
-void SparseLinear::run(const uint8_t* x, int64_t m, void* y, int64_t ldx, int64_t ldy) {
+void SparseLinear::run(const uint8_t* x, int64_t m, void* y, int64_t ldx, int64_t ldy, std::span<uint8_t> scratch) const {
   if (impl_->dtype != DType::S8) usage_error("SparseLinear::run: this operator is FP32; pass f32 activations");
-  impl_->run(x, m, ldx, y, ldy);
+  impl_->run(x, m, ldx, y, ldy, scratch);
 }
+
+size_t SparseLinear::scratch_bytes(int64_t m) const { return impl_->scratch_bytes(m); }
 
 std::string SparseLinear::impl(int64_t m) const {
   const Impl& s = *impl_;
-  bool dense = s.opt.fallback == Fallback::Always;
-  if (s.opt.fallback == Fallback::Auto) {
-    auto it = s.use_dense.find(decision_bucket(m));
-    dense = it != s.use_dense.end() && it->second;
-  }
-  if (dense) return "onednn:" + s.dense->impl(m);
-  return s.small && m <= 4 ? s.small->name : s.kernel->name;
+  if (s.runs_dense(m)) return "onednn:" + s.dense->impl(m);
+  return s.kernel_for(m).name;
 }
 
+const std::map<int64_t, bool>& SparseLinear::dense_for_m() const { return impl_->dense_for_m; }
 std::string SparseLinear::sparse_kernel() const { return impl_->kernel->name; }
 int SparseLinear::threads() const { return impl_->nthreads(); }
 void SparseLinear::set_threads(int t) { impl_->opt.threads = t <= 0 ? 0 : checked_threads(t, "SparseLinear threads"); }
@@ -263,8 +304,10 @@ bool SparseLinear::is_int8() const { return impl_->dtype == DType::S8; }
 int64_t SparseLinear::in_features() const { return impl_->ic; }
 int64_t SparseLinear::out_features() const { return impl_->oc; }
 const Pattern& SparseLinear::pattern() const { return impl_->pattern; }
-double SparseLinear::sparsity() const { return impl_->sparsity; }
-size_t SparseLinear::packed_bytes() const { return impl_->packed_bytes; }
+double SparseLinear::sparsity() const { return impl_->weights.sparsity(); }
+size_t SparseLinear::packed_bytes() const { return impl_->weights.size_bytes(); }
+size_t SparseLinear::memory_bytes() const { return packed_bytes() + (impl_->dense ? impl_->dense->weight_bytes() : 0); }
 size_t SparseLinear::dense_bytes() const { return size_t(impl_->oc * impl_->ic) * (is_int8() ? 1 : 4); }
+const PackedWeights& SparseLinear::weights() const { return impl_->weights; }
 
 }  // namespace spruce

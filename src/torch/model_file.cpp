@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -81,8 +82,23 @@ std::string variant_of(const SparseLinear& op) {
   return to_string(op.options().fallback == Fallback::Always ? Variant::Int8Dense : Variant::Int8Sparse);
 }
 
-Json record_of(const std::string& name, const SparseLinear& op, const PackedLinear& p) {
+DType file_dtype(PackedParts::Type t) {
+  switch (t) {
+    case PackedParts::Type::I64: return DType::I64;
+    case PackedParts::Type::I32: return DType::I32;
+    case PackedParts::Type::I8: return DType::I8;
+    case PackedParts::Type::U8: return DType::U8;
+    case PackedParts::Type::F32: return DType::F32;
+  }
+  return DType::U8;
+}
+
+Json record_of(const std::string& name, const SparseLinear& op, const PackedLinear& p, const PackedParts& parts) {
   const QuantParams& q = op.quant();
+  Json packed = {{"kernel", parts.kernel}};
+  for (const auto& [key, value] : parts.attributes) packed[key] = value;
+  Json tuned = Json::object();
+  for (const auto& [bucket, dense] : p.dense_for_m) tuned[std::to_string(bucket)] = dense ? "dense" : "sparse";
   Json r = {{"name", name},
             {"variant", variant_of(op)},
             {"out_features", p.out_features},
@@ -90,10 +106,8 @@ Json record_of(const std::string& name, const SparseLinear& op, const PackedLine
             {"pattern", p.pattern.str()},
             {"activation", activation_name(op.options().activation)},
             {"fallback", fallback_name(op.options().fallback)},
-            {"kernel", p.kernel},
-            {"strip_h", p.strip_h},
-            {"strip_kg", p.strip_kg},
-            {"packed_bytes", p.packed_bytes}};
+            {"packed", packed},
+            {"tuned", tuned}};
   if (p.int8)
     r.update({{"x_scale", q.x_scale},
               {"x_zero_point", q.x_zero_point},
@@ -181,15 +195,42 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
                          " in the file but " + std::to_string(weight.size(1)) + "->" + std::to_string(weight.size(0)) +
                          " in the model: build the model it was converted from");
   p.pattern = Pattern::parse(field<std::string>(r, "pattern", source, name));
-  p.kernel = field<std::string>(r, "kernel", source, name);
-  p.strip_h = field_in<int>(r, "strip_h", 1, 1 << 16, source, name);
-  p.strip_kg = field_in<int>(r, "strip_kg", 1, 1 << 16, source, name);
-  p.packed_bytes = field<size_t>(r, "packed_bytes", source, name);
   const std::string t = name + ".packed.";
-  p.strip_ptr = to_array<int64_t>(f, source, t + "strip_ptr", DType::I64, true, used);
-  p.strip_k = to_array<int32_t>(f, source, t + "strip_k", DType::I32, true, used);
-  p.strip_w = to_array<uint8_t>(f, source, t + "strip_w", p.int8 ? DType::I8 : DType::F32, true, used);
-  p.strip_sel = to_array<uint8_t>(f, source, t + "strip_sel", DType::U8, false, used);
+  // The packed weights: the record's "packed" object (kernel and integer attributes) and every
+  // tensor under "<layer>.packed." but the bias and scales; PackedWeights checks the rest.
+  const Json packed = field<Json>(r, "packed", source, name);
+  if (!packed.is_object()) bad_file(source, "layer " + in_quotes(name) + ": 'packed' is not an object");
+  PackedParts parts;
+  parts.kernel = field<std::string>(packed, "kernel", source, name);
+  for (const auto& item : packed.items())
+    if (item.key() != "kernel") parts.attributes.emplace_back(item.key(), field<int64_t>(packed, item.key().c_str(), source, name));
+  for (const Tensor& tensor : f.tensors) {
+    if (!tensor.name.starts_with(t) || tensor.name == t + "bias" || tensor.name == t + "w_scales") continue;
+    const std::string array = tensor.name.substr(t.size());
+    PackedParts::Type type;
+    if (tensor.dtype == DType::I64) type = PackedParts::Type::I64;
+    else if (tensor.dtype == DType::I32) type = PackedParts::Type::I32;
+    else if (tensor.dtype == DType::I8) type = PackedParts::Type::I8;
+    else if (tensor.dtype == DType::U8) type = PackedParts::Type::U8;
+    else if (tensor.dtype == DType::F32) type = PackedParts::Type::F32;
+    else bad_file(source, "tensor " + in_quotes(tensor.name) + " is " + to_string(tensor.dtype) + ", not a packed-weight type");
+    parts.arrays.push_back({array, type, to_array<uint8_t>(f, source, tensor.name, tensor.dtype, true, used)});
+  }
+  try {
+    p.weights = PackedWeights::from_parts(parts, p.int8, p.out_features, p.in_features);
+  } catch (const Error& e) {
+    bad_file(source, "layer " + in_quotes(name) + ": " + e.what());
+  }
+  const Json tuned = field<Json>(r, "tuned", source, name);
+  if (!tuned.is_object()) bad_file(source, "layer " + in_quotes(name) + ": 'tuned' is not an object");
+  for (const auto& item : tuned.items()) {
+    int64_t bucket = 0;
+    const auto [end, ec] = std::from_chars(item.key().data(), item.key().data() + item.key().size(), bucket);
+    if (ec != std::errc() || end != item.key().data() + item.key().size() || bucket < 1 || !item.value().is_string() ||
+        (item.value() != "dense" && item.value() != "sparse"))
+      bad_file(source, "layer " + in_quotes(name) + ": 'tuned' must map batch-size buckets (>= 1) to \"dense\" or \"sparse\"");
+    p.dense_for_m[bucket] = item.value() == "dense";
+  }
   p.bias = to_array<float>(f, source, t + "bias", DType::F32, false, used);
   if (p.int8) {
     p.quant.w_scales = to_array<float>(f, source, t + "w_scales", DType::F32, true, used);
@@ -227,14 +268,12 @@ void save_converted_model(const std::string& path, ::torch::nn::Module& model,
       if (!layer) continue;
       const std::string name = h.layer_path(i), t = name + ".packed.";
       const PackedLinear p = layer->op().packed();
-      Json record = record_of(name, layer->op(), p);
+      const PackedParts parts = p.weights.parts();
+      Json record = record_of(name, layer->op(), p, parts);
       if (const auto* conv = dynamic_cast<const SparseConvLayer*>(h.host->layer(i).get()))
         record["conv"] = geometry_json(conv->geometry());
       layers.push_back(record);
-      f.tensors.push_back(from_array(t + "strip_ptr", DType::I64, p.strip_ptr));
-      f.tensors.push_back(from_array(t + "strip_k", DType::I32, p.strip_k));
-      f.tensors.push_back(from_array(t + "strip_w", p.int8 ? DType::I8 : DType::F32, p.strip_w));
-      if (!p.strip_sel.empty()) f.tensors.push_back(from_array(t + "strip_sel", DType::U8, p.strip_sel));
+      for (const auto& a : parts.arrays) f.tensors.push_back(from_array(t + a.name, file_dtype(a.type), a.bytes));
       if (!p.bias.empty()) f.tensors.push_back(from_array(t + "bias", DType::F32, p.bias));
       if (p.int8) f.tensors.push_back(from_array(t + "w_scales", DType::F32, p.quant.w_scales));
     }

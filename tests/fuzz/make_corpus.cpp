@@ -47,10 +47,24 @@ std::vector<float> pruned(int64_t n, int64_t k, const Pattern& p, std::mt19937& 
 
 std::string encode(const fuzz::PackedInput& in) {
   const PackedLinear& p = in.p;
+  const PackedParts parts = p.weights.parts();
   std::string out;
-  const auto reg = kernels::registry();
+  const auto kernels = fuzz::spmm_kernels();
   uint8_t kernel = 0;
-  while (kernel < reg.size() && p.kernel != reg[kernel].name) ++kernel;
+  while (kernel < kernels.size() && parts.kernel != kernels[kernel]->name) ++kernel;
+  auto attribute = [&](const char* name) {
+    for (const auto& [key, value] : parts.attributes)
+      if (key == name) return uint8_t(value);
+    return uint8_t(0);
+  };
+  auto array = [&](const char* name) {
+    const PackedParts::Array* a = parts.find(name);
+    std::string bytes;
+    const size_t es = std::string(name) == "strip_ptr" ? 8 : std::string(name) == "strip_k" ? 4 : 1;
+    fuzz::put(bytes, uint32_t(a ? a->bytes.size() / es : 0));
+    if (a) bytes.append(reinterpret_cast<const char*>(a->bytes.data()), a->bytes.size());
+    return bytes;
+  };
   uint8_t pattern = 0;
   while (pattern < fuzz::kPatternCount && Pattern::parse(fuzz::kPatterns[pattern]) != p.pattern) ++pattern;
   const uint8_t flags = uint8_t((p.int8 ? 1 : 0) | (p.bias.empty() ? 0 : 2) | (in.u8_out ? 4 : 0) |
@@ -58,15 +72,12 @@ std::string encode(const fuzz::PackedInput& in) {
   fuzz::put(out, flags);
   fuzz::put(out, kernel);
   fuzz::put(out, pattern);
-  fuzz::put(out, uint8_t(p.strip_h));
-  fuzz::put(out, uint8_t(p.strip_kg));
+  fuzz::put(out, attribute("strip_h"));
+  fuzz::put(out, attribute("strip_kg"));
   fuzz::put(out, uint8_t(in.m - 1));
   fuzz::put(out, uint16_t(p.out_features));
   fuzz::put(out, uint16_t(p.in_features));
-  fuzz::put_array(out, p.strip_ptr);
-  fuzz::put_array(out, p.strip_k);
-  fuzz::put_array(out, p.strip_w);
-  fuzz::put_array(out, p.strip_sel);
+  for (const char* name : {"strip_ptr", "strip_k", "strip_w", "strip_sel"}) out += array(name);
   return out;
 }
 
@@ -105,7 +116,7 @@ void packed_corpus(const fs::path& dir) {
           continue;
         }
         in.options.kernel.clear();
-        write(dir, "seed-" + std::to_string(id++) + "-" + in.p.kernel, encode(in));
+        write(dir, "seed-" + std::to_string(id++) + "-" + in.p.weights.kernel(), encode(in));
       }
 }
 
@@ -124,11 +135,11 @@ void safetensors_corpus(const fs::path& dir) {
   s.tensors.push_back(Tensor{"scalar", DType::F64, {}, {0, 0, 0, 0, 0, 0, 0xf0, 0x3f}});
   s.tensors.push_back(Tensor{"none", DType::U8, {0, 4}, {}});
   s.tensors.push_back(Tensor{"flags", DType::BOOL, {3}, {1, 0, 1}});
-  s.metadata = {{"model", "mlp"}, {"spruce.format", "spruce-converted-model/1"}};
+  s.metadata = {{"model", "mlp"}, {"spruce.format", "spruce-converted-model/2"}};
   write(dir, "seed-shapes", serialize_safetensors(s));
   // A converted-model-like file: packed arrays of every dtype a model file holds.
   SafetensorsFile m;
-  m.metadata = {{"spruce.format", "spruce-converted-model/1"},
+  m.metadata = {{"spruce.format", "spruce-converted-model/2"},
                 {"spruce.layers", R"([{"name":"mlp.0","variant":"int8-sparse","out_features":4,"in_features":8}])"}};
   m.tensors.push_back(Tensor{"mlp.0.packed.strip_ptr", DType::I64, {2}, {0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0}});
   m.tensors.push_back(Tensor{"mlp.0.packed.strip_k", DType::I32, {4}, {0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0}});

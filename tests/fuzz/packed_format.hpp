@@ -3,13 +3,15 @@
 //
 //   u8  flags      bit 0 INT8, bit 1 bias, bit 2 u8 output, bit 3 Fallback::Always,
 //                  bits 4-5 activation (0 none, 1 relu, 2 gelu)
-//   u8  kernel     index into kernels::registry(); past its end: a name no kernel has
+//   u8  kernel     index into the sparse GEMM kernels of kernels::registry(); past their end: a
+//                  name no kernel has
 //   u8  pattern    index into kPatterns
 //   u8  strip_h, strip_kg
 //   u8  m          rows of the test input: 1 + m % 80
 //   u16 out_features, in_features (little-endian; the target skips shapes over 512)
-//   then strip_ptr, strip_k, strip_w, strip_sel: each a u32 count, then that many elements
-//   (i64, i32, u8, u8), cut short where the input ends.
+//   then the arrays strip_ptr, strip_k, strip_w, strip_sel of the packed weights' parts (attributes
+//   strip_h, strip_kg): each a u32 count, then that many elements (i64, i32, f32 or i8, u8), cut
+//   short where the input ends; an empty strip_sel is left out.
 //
 // Bias, scales and zero points are not in the input: they come valid from the shape, because
 // their checks are plain range checks and the interesting invariants are in the strip arrays.
@@ -19,16 +21,26 @@
 #include <string>
 #include <vector>
 
+#include "kernels/kernel.hpp"
 #include "spruce/spmm.hpp"
 
 namespace spruce::fuzz {
+
+// The sparse GEMM kernels, in registry order: what the kernel byte indexes.
+inline std::vector<const kernels::Kernel*> spmm_kernels() {
+  std::vector<const kernels::Kernel*> ks;
+  for (const kernels::Kernel& k : kernels::registry())
+    if (k.op == kernels::Op::Spmm) ks.push_back(&k);
+  return ks;
+}
 
 inline const char* const kPatterns[] = {"1x1", "4x1", "1x4", "4x16", "16x1", "5x2", "8x1", "2x2",
                                         "2:4", "1:4", "4:8", "3:4", "channelx1", "1xchannel"};
 constexpr size_t kPatternCount = sizeof(kPatterns) / sizeof(kPatterns[0]);
 
 struct PackedInput {
-  PackedLinear p;
+  PackedLinear p;       // all but the weights
+  PackedParts weights;  // what a model file stores of them
   SparseLinearOptions options;
   int64_t m = 1;
   bool u8_out = false;

@@ -1,12 +1,13 @@
-// libFuzzer target: the packed-weight validator, through the constructor a model file's layers go
-// through (SparseLinear(const PackedLinear&), which calls kernels::unpack_strips()).
+// libFuzzer target: the packed-weight validator, through the path a model file's layers take
+// (PackedWeights::from_parts(), then SparseLinear(const PackedLinear&)).
 //
-// Any strip arrays must either be rejected with spruce::Error or give an operator that runs
-// without touching memory it does not own (ASan) and computes what the dense weights that
-// unpack_strips() returns compute: exactly for INT8, within rounding for FP32.
+// Any arrays must either be rejected with spruce::Error or give an operator that runs without
+// touching memory it does not own (ASan) and computes what the dense weights that unpack() returns
+// compute: exactly for INT8, within rounding for FP32.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 
 #include "fuzz_check.hpp"
@@ -33,14 +34,21 @@ bool read(const uint8_t* data, size_t size, fuzz::PackedInput& in) {
   p.out_features = out;
   p.in_features = inf;
   p.pattern = Pattern::parse(fuzz::kPatterns[pattern % fuzz::kPatternCount]);
-  const auto reg = kernels::registry();
-  p.kernel = kernel < reg.size() ? reg[kernel].name : "no-such-kernel";
-  p.strip_h = h;
-  p.strip_kg = kg;
-  p.strip_ptr = r.array<int64_t>();
-  p.strip_k = r.array<int32_t>();
-  p.strip_w = r.array<uint8_t>();
-  p.strip_sel = r.array<uint8_t>();
+  const auto kernels = fuzz::spmm_kernels();
+  PackedParts& w = in.weights;
+  w.kernel = kernel < kernels.size() ? kernels[kernel]->name : "no-such-kernel";
+  w.attributes = {{"strip_h", h}, {"strip_kg", kg}};
+  using T = PackedParts::Type;
+  auto bytes = [](const auto& v) {
+    std::vector<uint8_t> b(v.size() * sizeof(v[0]));
+    if (!v.empty()) std::memcpy(b.data(), v.data(), b.size());
+    return b;
+  };
+  w.arrays.push_back({"strip_ptr", T::I64, bytes(r.array<int64_t>())});
+  w.arrays.push_back({"strip_k", T::I32, bytes(r.array<int32_t>())});
+  w.arrays.push_back({"strip_w", p.int8 ? T::I8 : T::F32, r.array<uint8_t>()});
+  std::vector<uint8_t> sel = r.array<uint8_t>();
+  if (!sel.empty()) w.arrays.push_back({"strip_sel", T::U8, sel});
   in.u8_out = p.int8 && (flags & 4);
   fuzz::fill_params(p, flags & 2, in.u8_out);
   in.options.threads = 1;
@@ -55,9 +63,10 @@ bool read(const uint8_t* data, size_t size, fuzz::PackedInput& in) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::PackedInput in;
   if (!read(data, size, in)) return 0;
-  const PackedLinear& p = in.p;
+  PackedLinear& p = in.p;
   std::unique_ptr<SparseLinear> op;
   try {
+    p.weights = PackedWeights::from_parts(in.weights, p.int8, p.out_features, p.in_features);
     op = std::make_unique<SparseLinear>(p, in.options);
   } catch (const Error&) {
     return 0;
@@ -68,13 +77,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   SparseLinearOptions ref_options = in.options;
   ref_options.fallback = Fallback::Never;
   ref_options.kernel = p.int8 ? "s8-spmm-ref" : "f32-spmm-ref";
-  const kernels::Kernel* saved = kernels::find(p.kernel.c_str());
-  FUZZ_CHECK(saved);
+  FUZZ_CHECK(kernels::find(in.weights.kernel));
   if (p.int8) {
-    kernels::StripWeights<int8_t> s;
-    s.h = p.strip_h, s.kg = p.strip_kg, s.rows = n, s.cols = k, s.ptr = p.strip_ptr, s.k = p.strip_k, s.sel = p.strip_sel;
-    s.w.assign(p.strip_w.begin(), p.strip_w.end());
-    const Matrix<int8_t> dense = kernels::unpack_strips(s, saved->layout);
+    const Matrix<int8_t> dense = p.weights.unpack_s8();
     SparseLinear ref(dense.data.data(), n, k, Pattern::block(1, 1), p.quant, p.bias.empty() ? nullptr : p.bias.data(),
                      ref_options);
     std::vector<uint8_t> x(size_t(m * k));
@@ -85,11 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ref.run(x.data(), m, want.data());
     if (in.options.fallback == Fallback::Never) FUZZ_CHECK(y == want);  // oneDNN rounds its own way
   } else {
-    kernels::StripWeights<float> s;
-    s.h = p.strip_h, s.kg = p.strip_kg, s.rows = n, s.cols = k, s.ptr = p.strip_ptr, s.k = p.strip_k, s.sel = p.strip_sel;
-    s.w.resize(p.strip_w.size() / 4);
-    if (!s.w.empty()) std::memcpy(s.w.data(), p.strip_w.data(), s.w.size() * 4);
-    const Matrix<float> dense = kernels::unpack_strips(s, saved->layout);
+    const Matrix<float> dense = p.weights.unpack_f32();
     SparseLinear ref(dense.data.data(), n, k, Pattern::block(1, 1), p.bias.empty() ? nullptr : p.bias.data(),
                      ref_options);
     std::vector<float> x(size_t(m * k));

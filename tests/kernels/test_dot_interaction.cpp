@@ -9,7 +9,9 @@
 #include <sstream>
 #include <vector>
 
+#include "coverage.hpp"
 #include "kernels/interaction.hpp"
+#include "kernels/kernel.hpp"
 #include "spruce/error.hpp"
 #include "spruce/interaction.hpp"
 
@@ -39,11 +41,21 @@ U8Quant quant_for(int64_t dim, int variant) {
   return q[variant];
 }
 
+// The dot-interaction kernels over f32 (DType::F32) or row-wise INT8 (DType::S8) tables, best first.
+std::vector<const Kernel*> dot_kernels(DType tables) {
+  std::vector<const Kernel*> ks;
+  for (const Kernel& k : registry())
+    if (k.op == Op::DotInteraction && k.dtype == tables) ks.push_back(&k);
+  return ks;
+}
+const auto* const kCoverage = ::testing::AddGlobalTestEnvironment(new coverage::KernelCoverage(Op::DotInteraction, 100));
+
 TEST(DotInteraction, EveryKernelMatchesTheReferenceExactly) {
-  const auto& ref = dot_interaction_kernels().back();
+  const auto& ref = *dot_kernels(DType::F32).back();
   ASSERT_EQ(std::string(ref.name), "f32-dot-interaction-u8-ref");
   int checked = 0;
-  for (const auto& kr : dot_interaction_kernels()) {
+  for (const Kernel* k : dot_kernels(DType::F32)) {
+    const Kernel& kr = *k;
     if (kr.isa > max_isa()) continue;
     for (int64_t count : {1, 2, 3, 5, 6, 9, 17, 18, 27, 30, 50})
       for (int64_t dim : {1, 5, 15, 16, 17, 33, 64, 128, 131})
@@ -54,8 +66,9 @@ TEST(DotInteraction, EveryKernelMatchesTheReferenceExactly) {
           const U8Quant q = quant_for(dim, variant);
           const int64_t width = dim + count * (count - 1) / 2;
           std::vector<uint8_t> want(size_t(width) + 1, 0xA5), got(size_t(width) + 1, 0x5A);
-          ref.fn(s.ptrs.data(), count, dim, q, want.data());
-          kr.fn(s.ptrs.data(), count, dim, q, got.data());
+          ref.dot_interaction()(s.ptrs.data(), count, dim, q, want.data());
+          kr.dot_interaction()(s.ptrs.data(), count, dim, q, got.data());
+          coverage::count_case(kr);
           EXPECT_EQ(got[size_t(width)], 0x5A) << kr.name << " wrote past the row";
           int distinct = 0;
           for (int64_t p = 0; p < width; ++p) distinct += want[size_t(p)] != want[0];
@@ -78,8 +91,9 @@ TEST(DotInteraction, EveryKernelMatchesTheReferenceExactly) {
 // exactly in real arithmetic and its f32 result is pure rounding residue, which depends on the
 // order of the sum and on fused multiply-adds; a tiny scale maps that residue onto many u8 steps.
 TEST(DotInteraction, EveryKernelSumsInTheReferencesOrder) {
-  const auto& ref = dot_interaction_kernels().back();
-  for (const auto& kr : dot_interaction_kernels()) {
+  const auto& ref = *dot_kernels(DType::F32).back();
+  for (const Kernel* k : dot_kernels(DType::F32)) {
+    const Kernel& kr = *k;
     if (kr.isa > max_isa()) continue;
     for (int64_t dim : {34, 64, 100, 128, 131}) {
       const int64_t count = 27, half = dim / 2, width = dim + count * (count - 1) / 2;
@@ -91,8 +105,8 @@ TEST(DotInteraction, EveryKernelSumsInTheReferencesOrder) {
           s.vectors[size_t(v)][size_t(half + k)] = k < half ? (v % 2 ? -1.f : 1.f) * s.vectors[size_t(v)][size_t(k)] : 0.f;
       const U8Quant q{2e-8f, 128};
       std::vector<uint8_t> want(static_cast<size_t>(width)), got(static_cast<size_t>(width));
-      ref.fn(s.ptrs.data(), count, dim, q, want.data());
-      kr.fn(s.ptrs.data(), count, dim, q, got.data());
+      ref.dot_interaction()(s.ptrs.data(), count, dim, q, want.data());
+      kr.dot_interaction()(s.ptrs.data(), count, dim, q, got.data());
       int residues = 0;  // cancelling pairs whose residue is neither zero nor clipped
       for (int64_t p = dim; p < width; ++p) residues += want[size_t(p)] != 0 && want[size_t(p)] != 128 && want[size_t(p)] != 255;
       EXPECT_GT(residues, 20) << "dim=" << dim << ": too few residues to test the order";
@@ -180,10 +194,11 @@ TEST(DotInteraction, OperatorGathersRowsAndThreadsOverTheBatch) {
 // random s8 rows (all of -128..127, as a foreign table might hold), positive row scales of varied
 // magnitude, and an all-zero row (scale 0).
 TEST(DotInteraction, Int8TableKernelsMatchTheReferenceExactly) {
-  const auto& ref = s8_table_dot_interaction_kernels().back();
+  const auto& ref = *dot_kernels(DType::S8).back();
   ASSERT_EQ(std::string(ref.name), "s8-table-dot-interaction-u8-ref");
   int checked = 0;
-  for (const auto& kr : s8_table_dot_interaction_kernels()) {
+  for (const Kernel* k : dot_kernels(DType::S8)) {
+    const Kernel& kr = *k;
     if (kr.isa > max_isa()) continue;
     for (int64_t count : {1, 2, 3, 5, 9, 17, 27, 30})
       for (int64_t dim : {1, 5, 8, 15, 16, 17, 33, 128, 131})
@@ -208,7 +223,7 @@ TEST(DotInteraction, Int8TableKernelsMatchTheReferenceExactly) {
           std::vector<uint8_t> want(size_t(width) + 1, 0xA5), got(size_t(width) + 1, 0x5A), f32(static_cast<size_t>(width));
           std::vector<float> scratch(size_t((count - 1) * dim) + 1, -7.f);
           std::vector<const float*> vp(static_cast<size_t>(count));
-          ref.fn(dense.data(), rp.data(), scales.data(), count, dim, q, want.data(), scratch.data(), vp.data());
+          ref.s8_table_dot_interaction()(dense.data(), rp.data(), scales.data(), count, dim, q, want.data(), scratch.data(), vp.data());
           // The reference is the f32 reference on the dequantized rows.
           std::vector<std::vector<float>> deq(rows.size(), std::vector<float>(size_t(dim)));
           std::vector<const float*> dp{dense.data()};
@@ -219,7 +234,8 @@ TEST(DotInteraction, Int8TableKernelsMatchTheReferenceExactly) {
           ref::f32_dot_interaction_u8(dp.data(), count, dim, q, f32.data());
           for (int64_t p = 0; p < width; ++p) ASSERT_EQ(int(want[size_t(p)]), int(f32[size_t(p)])) << "seed " << seed;
           std::fill(scratch.begin(), scratch.end(), -7.f);
-          kr.fn(dense.data(), rp.data(), scales.data(), count, dim, q, got.data(), scratch.data(), vp.data());
+          kr.s8_table_dot_interaction()(dense.data(), rp.data(), scales.data(), count, dim, q, got.data(), scratch.data(), vp.data());
+          coverage::count_case(kr);
           EXPECT_EQ(got[size_t(width)], 0x5A) << kr.name << " wrote past the row";
           EXPECT_EQ(scratch.back(), -7.f) << kr.name << " wrote past the scratch";
           int distinct = 0;

@@ -1,5 +1,7 @@
-// Every registry kernel the CPU (and SPRUCE_MAX_ISA) allows, against the dense oracle, exactly:
-// integer-valued f32 keeps sums exact, INT8 is exact by definition. Seeds are fixed and printed.
+// Every sparse GEMM kernel the CPU (and SPRUCE_MAX_ISA) allows, against the dense oracle, exactly:
+// integer-valued f32 keeps sums exact, INT8 is exact by definition. Each kernel runs on weights
+// packed by pack_weights() for it, on the cases its accepts() takes; every kernel must run a
+// stated number of cases (coverage.hpp). Seeds are fixed and printed.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -8,9 +10,11 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "kernels/kernel.hpp"
+#include "coverage.hpp"
 #include "kernels/reference/ref.hpp"
 #include "prune_util.hpp"
 
@@ -33,32 +37,18 @@ struct Case {
   }
 };
 
-Problem probe(const Kernel& kr, int h) {
-  Problem p{kr.dtype, h, 1, 0, 0};
-  p.quads = kr.layout == Layout::Quads;
-  p.nm8 = kr.layout == Layout::Rows;
-  return p;
-}
-
-int kernel_h(const Kernel& kr, int fallback) {
-  for (int h : {1, 2, 4, 8, 16})
-    if (kr.accepts(probe(kr, h))) return kr.accepts(probe(kr, h + 1)) ? fallback : h;
-  return fallback;
+Problem problem_of(const Kernel& kr, const Case& c) {
+  return Problem{Op::Spmm, kr.dtype, Pattern::parse(c.pattern), c.m, c.k, c.n};
 }
 
 // Runs kernel kr on case c, split into two strip ranges and m blocks of 64, into a strided,
 // sentinel-filled output; compares with the dense oracle element by element.
-void check(const Kernel& kr, const Case& c) {
+void run_case(const Kernel& kr, const Case& c) {
   SCOPED_TRACE(std::string(kr.name) + " " + c.str());
   std::mt19937 rng(c.seed);
   const Pattern p = Pattern::parse(c.pattern);
   const bool s8 = kr.dtype == DType::S8;
-  const int h = kernel_h(kr, 1 + int(c.seed % 4));
-  const bool quads = kr.layout == Layout::Quads;
-  Problem pr = probe(kr, h);
-  pr.m = c.m;
-  pr.nm8 = p.is_nm() && 8 % p.m() == 0 && 2 * p.n() <= p.m();
-  if (!kr.accepts(pr)) return;  // e.g. the small-batch kernel only takes m <= 4
+  const int h = kr.h;
   const int64_t ldy = c.n + 3;
   const size_t esz = s8 && c.out != OutType::F32 ? 1 : 4;
   std::vector<uint8_t> y(size_t(c.m * ldy) * esz), want(y.size());
@@ -93,7 +83,7 @@ void check(const Kernel& kr, const Case& c) {
         a.m1 = std::min(c.m, m0 + 64);
         a.s0 = s0;
         a.s1 = s1;
-        kr.run(w, a);
+        kr.spmm()(w, a);
       }
   };
   int64_t nonzero = 0;
@@ -101,11 +91,10 @@ void check(const Kernel& kr, const Case& c) {
     auto w = test::pruned<int8_t>(c.n, c.k, p, c.sparsity, rng, 127, c.seed % 5 == 0);
     auto x = test::random_vec<uint8_t>(size_t(c.m * c.k), 0, 255, rng);
     const int32_t zp = int32_t(c.seed % 200);
-    auto sw = kr.layout == Layout::Rows ? make_nm8(MatrixView<const int8_t>(w.view()))
-                                        : make_strips(MatrixView<const int8_t>(w.view()), h, quads);
+    const PackedWeights sw = pack_weights(kr, MatrixView<const int8_t>(w.view()));
     for (int64_t n = 0; n < c.n; ++n) {
       scale.push_back(0.001f * float(1 + n % 7));
-      comp.push_back(zp * sw.wsum[size_t(n)]);
+      comp.push_back(zp * sw.impl().wsum[size_t(n)]);
     }
     ep.scale = scale.data();
     ep.comp = comp.data();
@@ -113,13 +102,13 @@ void check(const Kernel& kr, const Case& c) {
     ep.y_inv_scale = 1.0f / 0.05f;
     ep.y_zero_point = c.out == OutType::U8 ? 100.0f : -3.0f;
     ref::dense_s8(x.data(), c.m, c.k, c.n, w.data.data(), zp, ep, want.data(), ldy);
-    run(view(sw), x.data());
+    run(sw.impl().view, x.data());
   } else {
     auto w = test::pruned<float>(c.n, c.k, p, c.sparsity, rng, 3, c.seed % 5 == 0);
     auto x = test::random_vec<float>(size_t(c.m * c.k), -4, 4, rng);
     ref::dense_f32(x.data(), c.m, c.k, c.n, w.data.data(), ep, reinterpret_cast<float*>(want.data()), ldy);
-    auto sw = make_strips(MatrixView<const float>(w.view()), h);
-    run(view(sw), x.data());
+    const PackedWeights sw = pack_weights(kr, MatrixView<const float>(w.view()));
+    run(sw.impl().view, x.data());
   }
   for (int64_t i = 0; i < c.m; ++i)
     for (int64_t j = 0; j < ldy; ++j) {
@@ -141,14 +130,25 @@ void check(const Kernel& kr, const Case& c) {
   }
 }
 
+// Runs the case when the kernel accepts it (and counts it); false when it does not.
+bool check(const Kernel& kr, const Case& c) {
+  if (!kr.accepts(problem_of(kr, c))) return false;
+  coverage::count_case(kr);
+  run_case(kr, c);
+  return true;
+}
+
 std::vector<const Kernel*> runnable(DType d) {
   std::vector<const Kernel*> ks;
   for (const Kernel& k : registry())
-    if (k.dtype == d && k.isa <= max_isa()) ks.push_back(&k);
+    if (k.op == Op::Spmm && k.dtype == d && k.isa <= max_isa()) ks.push_back(&k);
   return ks;
 }
 
-const char* kPatterns[] = {"1x1", "4x1", "1x4", "4x16", "2x1", "16x1", "8x1", "3x2", "2:4", "1:4", "channelx1", "1xchannel"};
+const char* kPatterns[] = {"1x1", "4x1", "1x4", "4x16", "2x1", "16x1", "8x1", "3x2", "2:4", "1:4", "4:8", "2:3", "channelx1", "1xchannel"};
+constexpr int kCasesPerKernel = 150, kCasesPerReference = 40;
+const auto* const kCoverage =
+    ::testing::AddGlobalTestEnvironment(new coverage::KernelCoverage(Op::Spmm, kCasesPerReference));
 
 void sweep(DType d, uint32_t seed0) {
   std::printf("kernel sweep: seeds %u.. (ISA cap %s)\n", seed0, std::string(isa_name(max_isa())).c_str());
@@ -165,14 +165,15 @@ void sweep(DType d, uint32_t seed0) {
     // 0% and 100% sparsity, empty rows.
     check(*kr, Case{33, 64, 16, "4x1", 0.0, Activation::ReLU, OutType::F32, true, seed++});
     check(*kr, Case{33, 64, 16, "4x1", 1.0, Activation::None, OutType::F32, true, seed++});
-    // Random sweep.
+    // Random sweep: draws until the kernel has accepted `cases` of them.
     std::mt19937 rng(seed0);
-    const int cases = ref ? 40 : 150;
-    for (int i = 0; i < cases; ++i) {
+    const int cases = ref ? kCasesPerReference : kCasesPerKernel;
+    for (int i = 0, draws = 0; i < cases && draws < 200000; ++draws) {
       Case c{ms[rng() % std::size(ms)], ks[rng() % std::size(ks)], ns[rng() % std::size(ns)],
              kPatterns[rng() % std::size(kPatterns)], std::array{0.0, 0.5, 0.9, 1.0}[rng() % 4],
-             Activation(rng() % 3), d == DType::S8 ? OutType(rng() % 3) : OutType::F32, bool(rng() % 2), seed++};
-      check(*kr, c);
+             Activation(rng() % 3), d == DType::S8 ? OutType(rng() % 3) : OutType::F32, bool(rng() % 2), seed};
+      if (!check(*kr, c)) continue;
+      ++seed, ++i;
       if (testing::Test::HasFatalFailure()) return;
     }
   }
@@ -189,7 +190,7 @@ TEST(Kernels, LargeM) {
 
 TEST(Kernels, PackMatchesReference) {
   for (const Kernel& kr : registry()) {
-    if (kr.isa > max_isa()) continue;
+    if (kr.isa > max_isa() || kr.op != Op::Spmm) continue;
     for (int64_t m : {1, 17, 33, 70})
       for (int64_t k : {1, 30, 64, 100}) {
         std::mt19937 rng(uint32_t(m * 1000 + k));
@@ -199,9 +200,9 @@ TEST(Kernels, PackMatchesReference) {
         std::vector<uint8_t> x(size_t(m * (k + 2)) * es), a(xt_bytes(kr.dtype, m, k, kr.layout), 1), b(a.size(), 2);
         for (auto& v : x) v = uint8_t(rng() % 100);  // small bytes: finite floats
         kr.pack(x.data(), m, k + 2, 0, k, a.data(), ld);
-        if (kr.layout == Layout::Narrow && m > 4) continue;
+        if (kr.layout == Layout::M4 && m > 4) continue;
         const PackFn want = kr.layout == Layout::Quads    ? ref::pack_u8_quads
-                            : kr.layout == Layout::Narrow ? ref::pack_u8_narrow
+                            : kr.layout == Layout::M4 ? ref::pack_u8_m4
                             : kr.layout == Layout::Rows   ? ref::pack_u8_rows
                             : s8                          ? ref::pack_u8
                                                           : ref::pack_f32;
@@ -212,26 +213,27 @@ TEST(Kernels, PackMatchesReference) {
   }
 }
 
-// SparseLinear runs the small-batch kernel (m <= 4) on the strips it made for the quads kernel,
-// which list input channels up to round_up(k, 4) - 1 with zero weights; the kernel gathers xt for
-// them too, so xt_bytes() must cover them. ASan does not see gathers: xt ends at a guard page here.
-TEST(Kernels, NarrowKernelOnQuadStripsReadsInsideXt) {
-  const Kernel* narrow = find("s8-spmm-4x1m4-avx512vnni");
+// The m4 kernel on quad strips, which list input channels up to round_up(k, 4) - 1 with zero
+// weights: it gathers xt for them too, so xt_bytes() must cover them. ASan does not see gathers:
+// xt ends at a guard page here.
+TEST(Kernels, M4KernelOnQuadStripsReadsInsideXt) {
+  const Kernel* narrow = find("s8-spmm-4x4-m4-avx512vnni");
   ASSERT_NE(narrow, nullptr);
   if (narrow->isa > max_isa()) GTEST_SKIP() << "needs AVX-512 VNNI";
   const int64_t m = 3, k = 75, n = 8;
   std::mt19937 rng(31);
   const auto w = test::pruned<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
-  const auto sw = make_strips(MatrixView<const int8_t>(w.view()), 4, /*quads=*/true);
+  const PackedWeights pw = pack_weights(*narrow, MatrixView<const int8_t>(w.view()));
+  const auto& sw = pw.impl().s8;
   ASSERT_TRUE(std::any_of(sw.k.begin(), sw.k.end(), [&](int32_t c) { return c >= k; }));
-  const size_t bytes = xt_bytes(DType::S8, m, k, Layout::Narrow), page = size_t(sysconf(_SC_PAGESIZE));
+  const size_t bytes = xt_bytes(DType::S8, m, k, Layout::M4), page = size_t(sysconf(_SC_PAGESIZE));
   ASSERT_LE(bytes, page);
   auto* mem = static_cast<uint8_t*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(mem, MAP_FAILED);
   ASSERT_EQ(mprotect(mem + page, page, PROT_NONE), 0);
   uint8_t* xt = mem + page - bytes;
   const auto x = test::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
-  narrow->pack(x.data(), m, k, 0, k, xt, xt_ld(DType::S8, m, Layout::Narrow, k));
+  narrow->pack(x.data(), m, k, 0, k, xt, xt_ld(DType::S8, m, Layout::M4, k));
   std::vector<float> scale(size_t(n), 0.01f), y(size_t(m * n)), want(y.size());
   std::vector<int32_t> comp(size_t(n), 0);
   Epilogue ep;
@@ -240,27 +242,50 @@ TEST(Kernels, NarrowKernelOnQuadStripsReadsInsideXt) {
   ref::dense_s8(x.data(), m, k, n, w.data.data(), 0, ep, want.data(), n);
   SpmmArgs a;
   a.xt = xt;
-  a.ldxt = xt_ld(DType::S8, m, Layout::Narrow, k);
+  a.ldxt = xt_ld(DType::S8, m, Layout::M4, k);
   a.m_total = m;
   a.m1 = m;
   a.s1 = sw.strips();
   a.y = y.data();
   a.ldy = n;
   a.ep = &ep;
-  narrow->run(view(sw), a);
+  narrow->spmm()(pw.impl().view, a);
   EXPECT_EQ(y, want);
   munmap(mem, 2 * page);
 }
 
 TEST(Kernels, DispatchPicksFastestAllowed) {
-  const Kernel& k = select(Problem{DType::S8, 4, 128, 768, 768});
-  const char* want = max_isa() >= Isa::Avx512Vnni ? "s8-spmm-4x1-avx512vnni" : "s8-spmm-ref";
-  EXPECT_STREQ(k.name, want);
-  EXPECT_STREQ(registry().back().name, "f32-spmm-ref");
-  Problem quads{DType::S8, 4, 128, 768, 768};
-  quads.quads = true;
-  const char* want4x16 = max_isa() >= Isa::Avx512Vnni ? "s8-spmm-4x4-avx512vnni" : "s8-spmm-ref";
-  EXPECT_STREQ(select(quads).name, want4x16);
+  const bool vnni = max_isa() >= Isa::Avx512Vnni;
+  auto pick = [](const char* pattern, int64_t m) {
+    return std::string(select(Problem{Op::Spmm, DType::S8, Pattern::parse(pattern), m, 768, 768}).name);
+  };
+  EXPECT_EQ(pick("4x1", 128), vnni ? "s8-spmm-4x1-avx512vnni" : "s8-spmm-ref");
+  EXPECT_EQ(pick("4x16", 0), vnni ? "s8-spmm-4x4-avx512vnni" : "s8-spmm-ref");
+  EXPECT_EQ(pick("4x16", 3), vnni ? "s8-spmm-4x1-m4-avx512vnni" : "s8-spmm-ref");  // fresh weights: strips
+  EXPECT_EQ(pick("2:4", 0), vnni ? "s8-spmm-4of8-avx512vnni" : "s8-spmm-ref");
+  EXPECT_EQ(pick("4:8", 0), vnni ? "s8-spmm-4of8-avx512vnni" : "s8-spmm-ref");
+  EXPECT_EQ(pick("2:3", 0), vnni ? "s8-spmm-1x1-avx512vnni" : "s8-spmm-ref");
+  // A second kernel for weights already packed must read the same format and tile.
+  const Kernel& quads = select(Problem{Op::Spmm, DType::S8, Pattern::parse("4x16"), 0, 768, 768});
+  const Kernel& small = select(Problem{Op::Spmm, DType::S8, Pattern::parse("4x16"), 2, 768, 768, &quads});
+  EXPECT_EQ(small.weights, quads.weights);
+  EXPECT_EQ(small.h, quads.h);
+  if (vnni) {
+    EXPECT_STREQ(small.name, "s8-spmm-4x4-m4-avx512vnni");
+  }
+  EXPECT_STREQ(registry().back().name, "s8-table-dot-interaction-u8-ref");
+}
+
+// Names follow "<dtype>-<op>-...-<isa>" and are unique.
+TEST(Kernels, RegistryNamesAreUniqueAndSayWhatTheyAre) {
+  std::set<std::string> seen;
+  for (const Kernel& k : registry()) {
+    const std::string name = k.name;
+    EXPECT_TRUE(seen.insert(name).second) << name;
+    EXPECT_EQ(name.rfind(k.dtype == DType::S8 ? "s8-" : "f32-", 0), 0u) << name;
+    const std::string isa = k.isa == Isa::Scalar ? "ref" : k.isa == Isa::Avx512Vnni ? "avx512vnni" : std::string(isa_name(k.isa));
+    EXPECT_EQ(name.substr(name.size() - isa.size()), isa) << name;
+  }
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 // The operator: packing + threading + dispatch + dense fallback, against the dense oracle.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 #include <random>
+#include <thread>
 
 #include "kernels/kernel.hpp"
 #include "kernels/reference/ref.hpp"
@@ -32,6 +35,7 @@ void f32_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb,
   o.threads = threads;
   o.fallback = fb;
   o.activation = act;
+  if (fb == Fallback::Auto) o.tune_m = {m};
   SparseLinear op(w.data.data(), n, k, p, bias.data(), o);
   std::vector<float> y(size_t(m * ldy), std::nanf("")), want(y.size(), std::nanf(""));
   Epilogue ep;
@@ -84,6 +88,7 @@ void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, 
   o.threads = threads;
   o.fallback = fb;
   o.activation = act;
+  if (fb == Fallback::Auto) o.tune_m = {m};
   SparseLinear op(w.data.data(), n, k, p, q, with_bias ? bias.data() : nullptr, o);
   const size_t es = out == OutType::F32 ? 4 : 1;
   std::vector<uint8_t> y(size_t(m * n) * es, 0xA5), want(y.size(), 0x5A);
@@ -145,6 +150,99 @@ TEST(SparseLinear, Reports) {
   EXPECT_LT(op.packed_bytes(), op.dense_bytes());
   EXPECT_EQ(op.impl(16), op.sparse_kernel());
   EXPECT_EQ(op.in_features(), 64);
+}
+
+// run() is const and reentrant: four threads share one operator, on both paths, and each gets
+// the reference result; the callers' OpenMP settings are as they were.
+TEST(SparseLinear, RunIsReentrant) {
+  std::mt19937 rng(700);
+  const int64_t m = 37, k = 96, n = 80;
+  const Pattern p = Pattern::parse("4x1");
+  auto w = test::pruned<int8_t>(n, k, p, 0.8, rng, 127);
+  QuantParams q;
+  q.x_scale = 0.02f;
+  q.x_zero_point = 3;
+  q.w_scales.assign(size_t(n), 0.01f);
+  std::vector<std::vector<uint8_t>> xs;
+  for (int t = 0; t < 4; ++t) xs.push_back(test::random_vec<uint8_t>(size_t(m * k), 0, 255, rng));
+  for (Fallback fb : {Fallback::Never, Fallback::Always}) {
+    SparseLinearOptions o;
+    o.fallback = fb;
+    o.threads = 2;
+    const SparseLinear op(w.data.data(), n, k, p, q, nullptr, o);
+    std::vector<std::vector<float>> want(4, std::vector<float>(size_t(m * n))), got = want;
+    for (int t = 0; t < 4; ++t) op.run(xs[size_t(t)].data(), m, want[size_t(t)].data());
+    const int omp_before = omp_get_max_threads();
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+      threads.emplace_back([&, t] {
+        std::vector<uint8_t> scratch(op.scratch_bytes(m));
+        for (int r = 0; r < 20; ++r) op.run(xs[size_t(t)].data(), m, got[size_t(t)].data(), 0, 0, scratch);
+      });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(omp_get_max_threads(), omp_before);
+    for (int t = 0; t < 4; ++t) EXPECT_EQ(got[size_t(t)], want[size_t(t)]) << fallback_name(fb) << " thread " << t;
+  }
+}
+
+TEST(SparseLinear, ScratchFromTheCaller) {
+  std::mt19937 rng(701);
+  auto w = test::pruned<float>(32, 64, Pattern::parse("4x1"), 0.5, rng);
+  SparseLinearOptions o;
+  o.fallback = Fallback::Never;
+  const SparseLinear op(w.data.data(), 32, 64, Pattern::parse("4x1"), nullptr, o);
+  std::vector<float> x(size_t(20 * 64), 1.0f), y(size_t(20 * 32)), y2(y.size());
+  std::vector<uint8_t> scratch(op.scratch_bytes(20));
+  ASSERT_GT(scratch.size(), 0u);
+  op.run(x.data(), 20, y.data(), 0, 0, scratch);
+  op.run(x.data(), 20, y2.data());
+  EXPECT_EQ(y, y2);
+  std::vector<uint8_t> small(scratch.size() - 1);
+  EXPECT_THROW(op.run(x.data(), 20, y.data(), 0, 0, small), Error);
+}
+
+// Tuning happens at creation (or tune()), never in run(); its choices travel with the weights.
+TEST(SparseLinear, TunedChoicesAreKeptAndSaved) {
+  std::mt19937 rng(702);
+  const Pattern p = Pattern::parse("4x1");
+  auto w = test::pruned<float>(64, 128, p, 0.9, rng);
+  SparseLinearOptions o;
+  o.tune_m = {1, 100};
+  SparseLinear op(w.data.data(), 64, 128, p, nullptr, o);
+  ASSERT_EQ(op.dense_for_m().size(), 2u);  // buckets 1 and 128
+  EXPECT_EQ(op.dense_for_m().count(1), 1u);
+  EXPECT_EQ(op.dense_for_m().count(128), 1u);
+  const std::string before = op.impl(100);
+  std::vector<float> x(size_t(100 * 128), 0.5f), y(size_t(100 * 64));
+  op.run(x.data(), 100, y.data());
+  EXPECT_EQ(op.impl(100), before);
+  EXPECT_EQ(op.dense_for_m().size(), 2u);  // run() did not tune
+  // An untuned bucket takes the nearest tuned one's choice.
+  EXPECT_EQ(op.impl(90) == before, true);
+  const SparseLinear loaded(op.packed());
+  EXPECT_FALSE(loaded.repacked());
+  EXPECT_EQ(loaded.dense_for_m(), op.dense_for_m());
+  EXPECT_EQ(loaded.impl(100), before);
+  // Without tuning, Auto runs sparse.
+  const SparseLinear untuned(w.data.data(), 64, 128, p);
+  EXPECT_EQ(untuned.impl(100), untuned.sparse_kernel());
+}
+
+TEST(SparseLinear, MemoryHeldIsReported) {
+  std::mt19937 rng(703);
+  const Pattern p = Pattern::parse("4x1");
+  auto w = test::pruned<float>(64, 128, p, 0.9, rng);
+  SparseLinearOptions never;
+  never.fallback = Fallback::Never;
+  const SparseLinear sparse_only(w.data.data(), 64, 128, p, nullptr, never);
+  EXPECT_EQ(sparse_only.memory_bytes(), sparse_only.packed_bytes());
+  EXPECT_EQ(sparse_only.packed_bytes(), sparse_only.weights().size_bytes());
+  SparseLinearOptions always;
+  always.fallback = Fallback::Always;
+  const SparseLinear dense(w.data.data(), 64, 128, p, nullptr, always);
+  std::vector<float> x(size_t(8 * 128), 0.5f), y(size_t(8 * 64));
+  dense.run(x.data(), 8, y.data());  // makes oneDNN's copy of the weights
+  EXPECT_GE(dense.memory_bytes(), dense.packed_bytes() + 64 * 128 * 4);
 }
 
 }  // namespace

@@ -208,9 +208,11 @@ TEST_F(BadFiles, MetadataOutOfRange) {
                         {"x_zero_point", 256, "outside [0, 255]"},
                         {"x_zero_point", -1, "outside [0, 255]"},
                         {"x_zero_point", 3.5, "is not an integer"},
-                        {"strip_h", (int64_t(1) << 32) + 4, "out of range"},
-                        {"strip_h", 0, "outside [1, 65536]"},
-                        {"strip_kg", -4, "outside [1, 65536]"},
+                        {"strip_h", (int64_t(1) << 32) + 4, "packed weights are corrupt: tile"},
+                        {"strip_h", 0, "packed weights are corrupt: tile"},
+                        {"strip_kg", -4, "packed weights are corrupt: tile"},
+                        {"strip_kg", 1e300, "is not an integer"},
+                        {"kernel", 7, "has the wrong type"},
                         {"x_scale", 1e39, "is not a finite f32"},
                         {"x_scale", 0.0, "is not a usable scale"},
                         {"x_scale", -0.5, "is not a usable scale"},
@@ -221,8 +223,10 @@ TEST_F(BadFiles, MetadataOutOfRange) {
   for (const Case& c : cases) {
     const auto path = edited("range" + std::to_string(i++) + ".safetensors", [&](SafetensorsFile& f) {
       auto layers = nlohmann::json::parse(f.metadata["spruce.layers"]);
-      for (auto& layer : layers)
+      for (auto& layer : layers) {
         if (layer.contains(c.key)) layer[c.key] = c.value;
+        if (layer["packed"].contains(c.key)) layer["packed"][c.key] = c.value;  // the packed weights' record
+      }
       f.metadata["spruce.layers"] = layers.dump();
     });
     expect_error([&] { load(path); }, c.message);

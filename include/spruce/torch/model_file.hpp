@@ -22,7 +22,7 @@
 
 namespace spruce::torch {
 
-inline constexpr const char* kModelFileFormat = "spruce-converted-model/1";
+inline constexpr const char* kModelFileFormat = "spruce-converted-model/2";
 
 // `model` must have been through convert(). `metadata` keys must not start with "spruce.".
 void save_converted_model(const std::string& path, ::torch::nn::Module& model,

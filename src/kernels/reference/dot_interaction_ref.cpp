@@ -1,5 +1,5 @@
 // f32-dot-interaction-u8-ref: the scalar reference, spelling out the fixed summation order
-// (kernels/interaction.hpp) that the vector kernels reproduce.
+// (kernels/kernel.hpp) that the vector kernels reproduce.
 #include <cmath>
 
 #include "kernels/interaction.hpp"

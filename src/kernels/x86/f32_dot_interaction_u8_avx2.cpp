@@ -1,5 +1,5 @@
 // f32-dot-interaction-u8-avx2: one pair at a time, the 16 lanes of the fixed summation order
-// (kernels/interaction.hpp) held in two ymm accumulators (lanes 0-7 and 8-15), so CPUs without
+// (kernels/kernel.hpp) held in two ymm accumulators (lanes 0-7 and 8-15), so CPUs without
 // AVX-512 get the same bytes as every other kernel, far faster than the scalar reference.
 #include <immintrin.h>
 

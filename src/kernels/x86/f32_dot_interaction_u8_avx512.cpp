@@ -1,7 +1,7 @@
 // f32-dot-interaction-u8-avx512: the lower triangle in 4x4 tiles of (row i, column j) pairs, one
 // zmm accumulator per pair (lane l sums k = l, l + 16, ...), so each 16 floats loaded feed 4
 // FMAs; a shuffle tree then reduces a tile's 16 accumulators into one vector in the order
-// kernels/interaction.hpp fixes. Diagonal tiles compute a few pairs that are thrown away.
+// kernels/kernel.hpp fixes. Diagonal tiles compute a few pairs that are thrown away.
 #include <immintrin.h>
 
 #include <algorithm>

@@ -1,8 +1,8 @@
-// s8-spmm-4x1m4-avx512vnni: INT8 for m <= 4 (small batches), strips of 4 output channels.
+// s8-spmm-4x1-m4-avx512vnni: INT8 for m <= 4 (small batches), strips of 4 output channels.
 //
 // With so few rows, vectorizing over m wastes the vector. Instead each vpdpbusd covers 4 groups
 // of a strip at once: lane (g, r) holds row r's 4 weights of group g, which is exactly 64
-// contiguous bytes of the strip weights. xt is narrow ([k][4], one dword per input channel
+// contiguous bytes of the strip weights. xt is in the M4 layout ([k][4], one dword per input channel
 // holding its 4 m values), so one vpgatherdd fetches the 16 input channels of the 4 groups for all
 // m, and one in-lane vpshufb per m picks byte m of each into the group's dword, repeated for the
 // 4 rows. Lanes are summed over g at the end of the strip.
@@ -16,7 +16,7 @@
 
 namespace spruce::kernels::x86 {
 
-void s8_spmm_4x1m4_avx512vnni(const StripView& w, const SpmmArgs& a) {
+void s8_spmm_4x1_m4_avx512vnni(const StripView& w, const SpmmArgs& a) {
   const uint8_t* xt = static_cast<const uint8_t*>(a.xt);
   const int8_t* wv = static_cast<const int8_t*>(w.w);
   const int M = int(std::min<int64_t>(4, a.m1 - a.m0));

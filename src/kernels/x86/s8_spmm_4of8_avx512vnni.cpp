@@ -1,8 +1,8 @@
-// s8-spmm-2of4-avx512vnni: N:M patterns with at most 4 nonzeros in every aligned 8 input
+// s8-spmm-4of8-avx512vnni: N:M patterns with at most 4 nonzeros in every aligned 8 input
 // channels of a row (2:4, 1:4, 4:8), vectorized over 16 output channels instead of m.
 //
 // For one row m and one octet of input channels, the 8 activation bytes are broadcast to every
-// lane; one vpshufb with the octet's precomputed selection (make_nm8) gives each output channel's
+// lane; one vpshufb with the octet's precomputed selection (make_octets) gives each output channel's
 // lane the 4 activations its 4 kept weights multiply, and one vpdpbusd does 16 channels x 8
 // input channels (4 of them zero): twice the dense work per instruction. X is read row-major as
 // given and the accumulators are already a row of Y: no transposes at all.
@@ -78,7 +78,7 @@ void rows_upto(int64_t left, const StripView& w, const SpmmArgs& a, int64_t p, i
 }  // namespace
 
 // Strip index = panel of 16 output channels.
-void s8_spmm_2of4_avx512vnni(const StripView& w, const SpmmArgs& a) {
+void s8_spmm_4of8_avx512vnni(const StripView& w, const SpmmArgs& a) {
   for (int64_t p = a.s0; p < a.s1; ++p)
     for (int64_t m0 = a.m0; m0 < a.m1; m0 += kMaxRows) rows_upto<kMaxRows>(a.m1 - m0, w, a, p, m0);
 }

@@ -1,0 +1,376 @@
+// PackedWeights: packing dense pruned weights into the kernels' strip formats (kernel.hpp), and
+// checking, unpacking and (de)serializing them.
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <type_traits>
+
+#include "kernel.hpp"
+#include "spruce/error.hpp"
+
+namespace spruce::kernels {
+namespace {
+
+template <typename T>
+StripWeights<T> build(MatrixView<const T> w, int h, int kg, bool quads = false) {
+  if (h < 1 || h > 64) usage_error("strip height must be 1..64, not " + std::to_string(h));
+  StripWeights<T> s;
+  s.h = h;
+  s.kg = kg;
+  s.rows = w.rows;
+  s.cols = w.cols;
+  const int64_t strips = (w.rows + h - 1) / h;
+  s.ptr.assign(size_t(strips + 1), 0);
+  std::vector<int32_t> cols;
+  for (int64_t st = 0; st < strips; ++st) {
+    const int64_t r0 = st * h, r1 = std::min(w.rows, r0 + h);
+    cols.clear();
+    for (int64_t c = 0; c < w.cols; ++c)
+      for (int64_t r = r0; r < r1; ++r)
+        if (w(r, c) != T(0)) {
+          if (!quads) cols.push_back(int32_t(c));
+          else if (cols.empty() || cols.back() < c / 4 * 4)
+            for (int64_t t = c / 4 * 4; t < c / 4 * 4 + 4; ++t) cols.push_back(int32_t(t));
+          break;
+        }
+    const size_t used = cols.size();
+    while (cols.size() % size_t(kg)) cols.push_back(cols.empty() ? 0 : cols.back());
+    const size_t base = s.k.size();
+    s.k.insert(s.k.end(), cols.begin(), cols.end());
+    s.w.resize(s.k.size() * size_t(h), T(0));
+    for (size_t j = 0; j < used; ++j) {
+      const size_t g = j / size_t(kg), t = j % size_t(kg);
+      for (int64_t r = r0; r < r1; ++r)
+        if (cols[j] < w.cols)
+          s.w[(base / size_t(kg) + g) * size_t(kg * h) + size_t(r - r0) * size_t(kg) + t] = w(r, cols[j]);
+    }
+    s.ptr[size_t(st + 1)] = int64_t(s.k.size());
+  }
+  return s;
+}
+
+StripWeights<int8_t> make_octets(MatrixView<const int8_t> w) {
+  StripWeights<int8_t> s;
+  s.h = 16;
+  s.kg = 8;
+  s.rows = w.rows;
+  s.cols = w.cols;
+  const int64_t panels = (w.rows + 15) / 16, q = (w.cols + 7) / 8;
+  s.w.assign(size_t(panels * q * 64), 0);
+  s.sel.assign(s.w.size(), 0);
+  for (int64_t p = 0; p <= panels; ++p) s.ptr.push_back(p * q);
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t o = 0; o < q; ++o) {
+      const size_t base = size_t(((r / 16 * q + o) * 16 + r % 16) * 4);
+      int used = 0;
+      for (int64_t c = o * 8; c < std::min(w.cols, o * 8 + 8); ++c) {
+        if (w(r, c) == 0) continue;
+        if (used == 4) usage_error("the weights do not fit 4 of every 8: row " + std::to_string(r) + " has more than 4 nonzeros in input channels " + std::to_string(o * 8) + ".." + std::to_string(o * 8 + 7));
+        s.w[base + size_t(used)] = w(r, c);
+        s.sel[base + size_t(used)] = uint8_t(c - o * 8);
+        ++used;
+      }
+    }
+  return s;
+}
+
+}  // namespace
+
+int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
+  if (l == Layout::M4) return 4;
+  if (l == Layout::Rows) {  // the stride between m rows
+    int64_t ld = round_up(std::max<int64_t>(k, 1), 8);
+    if ((ld / 64) % 2 == 0) ld += 64;
+    return ld;
+  }
+  const int64_t es = d == DType::F32 || l == Layout::Quads ? 4 : 1;
+  int64_t ld = es == 4 ? round_up(std::max<int64_t>(m, 1), 16) : round_up(std::max<int64_t>(m, 1), u8_chunk(m));
+  // An even number of cache lines between xt rows makes the rows of one kernel step collide in a
+  // few cache sets (at M = 1024 or 2048, all in 2 of 64 L1 sets). Pad to an odd line count.
+  if ((ld * es / 64) % 2 == 0) ld += 64 / es;
+  return ld;
+}
+
+size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l) {
+  const int64_t ld = xt_ld(d, m, l, k);
+  if (l == Layout::Rows) return size_t(m * ld);
+  if (l == Layout::Quads) return size_t((k + 3) / 4 * ld * 4);
+  // The m4 kernels also runs on quad strips (m <= 4), whose zero-weight padding lists input
+  // channels up to round_up(k, 4) - 1, and gathers xt for them: rows past k are read, never used.
+  if (l == Layout::M4) return size_t(round_up(k, 4) * ld);
+  return size_t(k * ld * (d == DType::F32 ? 4 : 1));
+}
+
+}  // namespace spruce::kernels
+
+namespace spruce::kernels {
+namespace {
+
+[[noreturn]] void bad(const std::string& what) { data_error("packed weights are corrupt: " + what); }
+
+template <typename T>
+void check_sizes(const StripWeights<T>& s, int64_t strips, size_t values) {
+  if (int64_t(s.ptr.size()) != strips + 1)
+    bad(std::to_string(s.ptr.size()) + " strip offsets for " + std::to_string(strips) + " strips");
+  if (s.w.size() != values)
+    bad(std::to_string(s.w.size()) + " weight values where the offsets need " + std::to_string(values));
+}
+
+// Strips and QuadStrips: see WeightFormat.
+template <typename T>
+Matrix<T> unpack_strip_csr(const StripWeights<T>& s, bool quads) {
+  const int kg = std::is_same_v<T, float> ? 1 : 4;
+  if (s.h < 1 || s.h > 64) bad("strip height " + std::to_string(s.h) + " is outside 1..64");
+  if (s.kg != kg) bad("group size " + std::to_string(s.kg) + ", expected " + std::to_string(kg));
+  if (!s.sel.empty()) bad("selector bytes in a strip layout");
+  const int64_t strips = (s.rows + s.h - 1) / s.h;
+  check_sizes(s, strips, s.k.size() * size_t(s.h));
+  if (s.ptr.front() != 0 || s.ptr.back() != int64_t(s.k.size())) bad("strip offsets do not span the index list");
+  if (s.k.size() % size_t(kg)) bad("the index list is not whole groups of " + std::to_string(kg));
+  const int64_t limit = quads ? round_up(s.cols, 4) : s.cols;
+  Matrix<T> dense(s.rows, s.cols);
+  for (int64_t st = 0; st < strips; ++st) {
+    const int64_t j0 = s.ptr[size_t(st)], j1 = s.ptr[size_t(st + 1)];
+    if (j1 < j0 || j1 > int64_t(s.k.size()) || j0 % kg != 0) bad("strip offsets of strip " + std::to_string(st) + " are not ascending whole groups");
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t c = s.k[size_t(j)];
+      if (c < 0 || c >= limit) bad("input channel " + std::to_string(c) + " is outside 0.." + std::to_string(limit - 1));
+      if (quads && c != s.k[size_t(j - j % 4)] + j % 4) bad("strip " + std::to_string(st) + " lists a partial quad of input channels");
+      if (quads && j % 4 == 0 && c % 4 != 0) bad("strip " + std::to_string(st) + " lists an unaligned quad");
+      // Sorted; a repeat of the previous channel is padding and must carry zero weights.
+      const bool repeat = j > j0 && c == s.k[size_t(j - 1)];
+      if (j > j0 && c < s.k[size_t(j - 1)]) bad("input channels of strip " + std::to_string(st) + " are not sorted");
+      for (int64_t r = 0; r < s.h; ++r) {
+        const T v = s.w[size_t((j / kg) * kg * s.h + r * kg + j % kg)];
+        if (v == T(0)) continue;
+        const int64_t row = st * s.h + r;
+        if (repeat || row >= s.rows || c >= s.cols)
+          bad("a nonzero weight in the padding of strip " + std::to_string(st));
+        dense(row, c) = v;
+      }
+    }
+  }
+  return dense;
+}
+
+// Octets: see WeightFormat.
+Matrix<int8_t> unpack_octets(const StripWeights<int8_t>& s) {
+  if (s.h != 16 || s.kg != 8) bad("N:M panels need strip height 16 and group 8");
+  if (!s.k.empty()) bad("an index list in an N:M panel layout");
+  const int64_t panels = (s.rows + 15) / 16, q = (s.cols + 7) / 8;
+  check_sizes(s, panels, size_t(panels * q * 64));
+  if (s.sel.size() != s.w.size()) bad("selector and weight counts differ");
+  for (int64_t p = 0; p <= panels; ++p)
+    if (s.ptr[size_t(p)] != p * q) bad("N:M panel offsets are not consecutive");
+  Matrix<int8_t> dense(s.rows, s.cols);
+  for (int64_t p = 0; p < panels; ++p)
+    for (int64_t o = 0; o < q; ++o)
+      for (int64_t r = 0; r < 16; ++r) {
+        const size_t base = size_t(((p * q + o) * 16 + r) * 4);
+        const int64_t row = p * 16 + r;
+        for (size_t t = 0; t < 4; ++t) {
+          const int8_t v = s.w[base + t];
+          const int64_t c = o * 8 + s.sel[base + t];
+          if (s.sel[base + t] >= 8) bad("a selector past its octet");
+          if (v == 0) continue;
+          if (row >= s.rows || c >= s.cols) bad("a nonzero weight in the padding of panel " + std::to_string(p));
+          if (dense(row, c) != 0) bad("two weights for one position in panel " + std::to_string(p));
+          dense(row, c) = v;
+        }
+      }
+  return dense;
+}
+
+template <typename T>
+void check_shape(const StripWeights<T>& s) {
+  const int64_t rows = s.rows, cols = s.cols, most = int64_t(1) << 31;
+  if (rows < 1 || cols < 1 || rows > most || cols > most) bad("shape " + std::to_string(rows) + "x" + std::to_string(cols));
+  if (s.ptr.empty()) bad("no strip offsets");
+}
+
+
+template <typename T>
+double zero_fraction(const Matrix<T>& w) {
+  const auto zeros = std::count(w.data.begin(), w.data.end(), T(0));
+  return w.data.empty() ? 0.0 : double(zeros) / double(w.data.size());
+}
+
+template <typename T>
+Matrix<T> unpack_checked(const StripWeights<T>& s, WeightFormat f) {
+  check_shape(s);
+  if constexpr (std::is_same_v<T, int8_t>) {
+    if (f == WeightFormat::Octets) return unpack_octets(s);
+  }
+  return unpack_strip_csr(s, f == WeightFormat::QuadStrips);
+}
+
+// The Impl for strips s of kernel k, with the derived state (wsum, sparsity, view) from dense W.
+template <typename T>
+PackedWeights adopt(const Kernel& k, StripWeights<T> s, const Matrix<T>& dense) {
+  auto impl = std::make_shared<PackedWeights::Impl>();
+  impl->kernel = &k;
+  impl->sparsity = zero_fraction(dense);
+  if constexpr (std::is_same_v<T, int8_t>) {
+    impl->wsum.assign(size_t(dense.rows), 0);
+    for (int64_t r = 0; r < dense.rows; ++r)
+      for (int64_t c = 0; c < dense.cols; ++c) impl->wsum[size_t(r)] += dense(r, c);
+    impl->s8 = std::move(s);
+    impl->view = view(impl->s8);
+  } else {
+    impl->f32 = std::move(s);
+    impl->view = view(impl->f32);
+  }
+  return PackedWeights(std::move(impl));
+}
+
+template <typename T>
+PackedWeights pack(const Kernel& k, MatrixView<const T> w) {
+  constexpr DType d = std::is_same_v<T, float> ? DType::F32 : DType::S8;
+  if (k.op != Op::Spmm || k.dtype != d)
+    usage_error(std::string("kernel '") + k.name + "' does not read " + (d == DType::S8 ? "INT8" : "FP32") + " GEMM weights");
+  StripWeights<T> s;
+  if constexpr (std::is_same_v<T, int8_t>) {
+    if (k.weights == WeightFormat::Octets) s = make_octets(w);
+    else s = build(w, k.h, k.kg, k.weights == WeightFormat::QuadStrips);
+  } else {
+    s = build(w, k.h, k.kg);
+  }
+  Matrix<T> dense(w.rows, w.cols);
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t c = 0; c < w.cols; ++c) dense(r, c) = w(r, c);
+  return adopt(k, std::move(s), dense);
+}
+
+template <typename T>
+std::vector<uint8_t> bytes_of(const std::vector<T>& v) {
+  std::vector<uint8_t> out(v.size() * sizeof(T));
+  if (!v.empty()) std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+template <typename T>
+std::vector<T> array_of(const PackedParts& p, const std::string& name, PackedParts::Type type, bool required) {
+  const PackedParts::Array* a = p.find(name);
+  if (!a) {
+    if (required) bad("the array '" + name + "' is missing");
+    return {};
+  }
+  if (a->type != type) bad("the array '" + name + "' has the wrong element type");
+  if (a->bytes.size() % sizeof(T)) bad("the array '" + name + "' ends in a partial element");
+  std::vector<T> v(a->bytes.size() / sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), a->bytes.data(), a->bytes.size());
+  return v;
+}
+
+int64_t attribute(const PackedParts& p, const std::string& name) {
+  for (const auto& [key, value] : p.attributes)
+    if (key == name) return value;
+  bad("the attribute '" + name + "' is missing");
+}
+
+template <typename T>
+PackedWeights from_parts(const Kernel& k, const PackedParts& p, int64_t rows, int64_t cols) {
+  constexpr bool s8 = std::is_same_v<T, int8_t>;
+  for (const auto& [key, value] : p.attributes)
+    if (key != "strip_h" && key != "strip_kg") bad("unknown attribute '" + key + "'");
+  for (const auto& a : p.arrays)
+    if (a.name != "strip_ptr" && a.name != "strip_k" && a.name != "strip_w" && a.name != "strip_sel")
+      bad("unknown array '" + a.name + "'");
+  StripWeights<T> s;
+  const int64_t h = attribute(p, "strip_h"), kg = attribute(p, "strip_kg");
+  if (h != k.h || kg != k.kg)
+    bad("tile " + std::to_string(h) + "x" + std::to_string(kg) + " where kernel '" + k.name + "' reads " +
+        std::to_string(k.h) + "x" + std::to_string(k.kg));
+  s.h = k.h;
+  s.kg = k.kg;
+  s.rows = rows;
+  s.cols = cols;
+  s.ptr = array_of<int64_t>(p, "strip_ptr", PackedParts::Type::I64, true);
+  s.k = array_of<int32_t>(p, "strip_k", PackedParts::Type::I32, true);
+  s.w = array_of<T>(p, "strip_w", s8 ? PackedParts::Type::I8 : PackedParts::Type::F32, true);
+  s.sel = array_of<uint8_t>(p, "strip_sel", PackedParts::Type::U8, false);
+  const Matrix<T> dense = unpack_checked(s, k.weights);
+  return adopt(k, std::move(s), dense);
+}
+
+template <typename T>
+PackedParts parts_of(const Kernel& k, const StripWeights<T>& s) {
+  PackedParts p;
+  p.kernel = k.name;
+  p.attributes = {{"strip_h", s.h}, {"strip_kg", s.kg}};
+  p.arrays.push_back({"strip_ptr", PackedParts::Type::I64, bytes_of(s.ptr)});
+  p.arrays.push_back({"strip_k", PackedParts::Type::I32, bytes_of(s.k)});
+  p.arrays.push_back({"strip_w", std::is_same_v<T, float> ? PackedParts::Type::F32 : PackedParts::Type::I8, bytes_of(s.w)});
+  if (!s.sel.empty()) p.arrays.push_back({"strip_sel", PackedParts::Type::U8, s.sel});
+  return p;
+}
+
+template <typename T>
+size_t bytes(const StripWeights<T>& s) {
+  return s.ptr.size() * sizeof(int64_t) + s.k.size() * sizeof(int32_t) + s.w.size() * sizeof(T) + s.sel.size();
+}
+
+}  // namespace
+
+PackedWeights pack_weights(const Kernel& k, MatrixView<const float> w) { return pack(k, w); }
+PackedWeights pack_weights(const Kernel& k, MatrixView<const int8_t> w) { return pack(k, w); }
+
+}  // namespace spruce::kernels
+
+namespace spruce {
+
+using kernels::DType;
+
+const PackedParts::Array* PackedParts::find(const std::string& name) const {
+  for (const Array& a : arrays)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+PackedWeights::PackedWeights() : impl_(std::make_shared<Impl>()) {}
+PackedWeights::PackedWeights(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+const PackedWeights::Impl& PackedWeights::impl() const { return *impl_; }
+
+bool PackedWeights::empty() const { return impl_->kernel == nullptr; }
+bool PackedWeights::int8() const { return impl_->kernel && impl_->kernel->dtype == DType::S8; }
+int64_t PackedWeights::rows() const { return impl_->view.rows; }
+int64_t PackedWeights::cols() const { return impl_->view.cols; }
+std::string PackedWeights::kernel() const { return impl_->kernel ? impl_->kernel->name : ""; }
+size_t PackedWeights::size_bytes() const { return int8() ? kernels::bytes(impl_->s8) : kernels::bytes(impl_->f32); }
+double PackedWeights::sparsity() const { return impl_->sparsity; }
+
+Matrix<float> PackedWeights::unpack_f32() const {
+  if (empty() || int8()) usage_error("PackedWeights::unpack_f32: the weights are not FP32");
+  return kernels::unpack_checked(impl_->f32, impl_->kernel->weights);
+}
+
+Matrix<int8_t> PackedWeights::unpack_s8() const {
+  if (!int8()) usage_error("PackedWeights::unpack_s8: the weights are not INT8");
+  return kernels::unpack_checked(impl_->s8, impl_->kernel->weights);
+}
+
+void PackedWeights::validate() const {
+  if (empty()) return;
+  if (int8()) unpack_s8();
+  else unpack_f32();
+}
+
+PackedParts PackedWeights::parts() const {
+  if (empty()) usage_error("PackedWeights::parts: the weights are empty");
+  return int8() ? kernels::parts_of(*impl_->kernel, impl_->s8) : kernels::parts_of(*impl_->kernel, impl_->f32);
+}
+
+PackedWeights PackedWeights::from_parts(const PackedParts& p, bool int8, int64_t rows, int64_t cols) {
+  const kernels::Kernel* k = kernels::find(p.kernel);
+  if (!k || k->op != kernels::Op::Spmm)
+    data_error("packed weights are laid out for kernel '" + p.kernel +
+               "', which this build of spruce does not have: convert the model again");
+  if (k->dtype != (int8 ? DType::S8 : DType::F32))
+    data_error("packed weights are " + std::string(int8 ? "INT8" : "FP32") + " but laid out for kernel '" + p.kernel + "'");
+  const int64_t most = int64_t(1) << 31;
+  if (rows < 1 || cols < 1 || rows > most || cols > most)
+    data_error("packed weights have an impossible shape " + std::to_string(rows) + "x" + std::to_string(cols));
+  return int8 ? kernels::from_parts<int8_t>(*k, p, rows, cols) : kernels::from_parts<float>(*k, p, rows, cols);
+}
+
+}  // namespace spruce
