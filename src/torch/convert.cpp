@@ -79,8 +79,10 @@ ConvertedLayer describe_layer(const std::string& name, const std::string& varian
   ConvertedLayer r;
   r.name = name;
   r.variant = variant;
-  r.pattern = op.pattern().str();
-  r.kernel = op.options().fallback == Fallback::Always ? "onednn" : op.sparse_kernel();
+  // A layer that always runs oneDNN is dense, whatever zeros its packed copy describes.
+  const bool dense = op.options().fallback == Fallback::Always;
+  r.pattern = dense ? "dense" : op.pattern().str();
+  r.kernel = dense ? "onednn" : op.sparse_kernel();
   r.sparsity = op.sparsity();
   r.in_features = op.in_features();
   r.out_features = op.out_features();
@@ -228,6 +230,7 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
 
   SparseLinearOptions opt;
   opt.threads = o.threads;
+  opt.tune_m = o.tune_m;
   opt.fallback = o.fallback.value_or(o.variant == Variant::Int8Dense ? Fallback::Always : Fallback::Auto);
   std::vector<ConvertedLayer> report;
   for (const auto& s : hosts) {
@@ -244,6 +247,14 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
       const Pattern pattern = o.pattern.value_or(detect_pattern(weight));
       const auto& out_q = s.host->feeds_next(i) ? in_q[i + 1] : std::optional<U8Quant>();
       auto gemm = std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->relu_after(i), in_q[i], out_q, opt);
+      // A detected pattern that packs no smaller than dense (a dense layer's rounding zeros fit
+      // any pattern) leaves the layer dense: it runs oneDNN. A pattern or fallback the caller
+      // chose is kept.
+      if (!o.pattern && !o.fallback && opt.fallback != Fallback::Always && gemm->op().packed_bytes() >= gemm->op().dense_bytes()) {
+        SparseLinearOptions dense = opt;
+        dense.fallback = Fallback::Always;
+        gemm = std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->relu_after(i), in_q[i], out_q, dense);
+      }
       host_report.insert(host_report.begin(), describe_layer(s.layer_path(i), to_string(o.variant), gemm->op()));
       if (conv) s.host->replace_layer(i, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
       else s.host->replace_layer(i, gemm);

@@ -36,18 +36,23 @@ struct ConvertOptions {
   int threads = 0;  // operator threads; 0: OpenMP's default
   CalibrationMethod calibration = CalibrationMethod::MinMax;
   double percentile = 99.99;
-  std::optional<Pattern> pattern;  // the pattern to pack by; none: detect it per layer
+  // The pattern to pack by; none: detect it per layer (detect_pattern), and a layer whose packed
+  // weights would be no smaller than dense stays dense (runs oneDNN; reported as "dense").
+  std::optional<Pattern> pattern;
   // The operators' dense fallback; none: Auto for the sparse variants, Always for INT8 dense.
-  // Auto times both paths per bucket of m on first use, so two copies of a model may pick
-  // differently (and differ in the last bits, where oneDNN rounds its epilogue otherwise).
   std::optional<Fallback> fallback;
+  // The batch sizes the model will run: under Auto, each layer times sparse against dense for
+  // them at conversion (the choices are saved with the model). Untuned, Auto runs sparse. Two
+  // conversions may choose differently (and differ in the last bits, where oneDNN rounds its
+  // epilogue otherwise).
+  std::vector<int64_t> tune_m;
 };
 
 // What became of one layer.
 struct ConvertedLayer {
   std::string name;       // qualified, e.g. "top.1"
   std::string variant;    // fp32-sparse | int8-sparse | int8-dense
-  std::string pattern;    // the pattern its weights were packed by
+  std::string pattern;    // the pattern its weights were packed by, or "dense" where it runs oneDNN
   std::string kernel;     // the sparse kernel, or "onednn" where INT8 dense always falls back
   double sparsity = 0;    // zero weights
   int64_t in_features = 0, out_features = 0;
