@@ -1,4 +1,4 @@
-#include "spruce/torch/dlrm_bench.hpp"
+#include "dlrm/dlrm_bench.hpp"
 
 #include <torch/torch.h>
 
@@ -6,14 +6,16 @@
 #include <filesystem>
 #include <ostream>
 
+#include "dlrm/dlrm_train.hpp"
 #include "spruce/error.hpp"
 #include "spruce/loadgen.hpp"
 #include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/convert.hpp"
-#include "spruce/torch/dlrm_train.hpp"
 #include "spruce/torch/threads.hpp"
 
-namespace spruce::torch {
+namespace spruce::dlrm {
+using namespace spruce::torch;
+
 namespace {
 
 struct Data {
@@ -153,4 +155,4 @@ std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream&
   return records;
 }
 
-}  // namespace spruce::torch
+}  // namespace spruce::dlrm

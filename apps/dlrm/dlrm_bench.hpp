@@ -9,7 +9,7 @@
 
 #include "spruce/pattern.hpp"
 
-namespace spruce::torch {
+namespace spruce::dlrm {
 
 struct DlrmBenchOptions {
   std::string work_dir = "out/dlrm";  // trained models are cached here: dense.pt, sparse.pt
@@ -41,4 +41,4 @@ struct DlrmBenchRecord {
 // Trains what is missing from the cache, converts, verifies and measures. Progress goes to `log`.
 std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& options, std::ostream& log);
 
-}  // namespace spruce::torch
+}  // namespace spruce::dlrm

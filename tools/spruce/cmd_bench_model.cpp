@@ -3,10 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "dlrm/dlrm_bench.hpp"
 #include "flags.hpp"
 #include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
-#include "spruce/torch/dlrm_bench.hpp"
 #include "table.hpp"
 
 namespace spruce::cli {
@@ -14,16 +14,16 @@ namespace {
 
 struct BenchModelArgs {
   std::string model, pattern = "4x16", json;
-  torch::DlrmBenchOptions o;
+  dlrm::DlrmBenchOptions o;
 };
 
-const torch::DlrmBenchRecord* find(const std::vector<torch::DlrmBenchRecord>& rs, const std::string& v, const std::string& s) {
+const dlrm::DlrmBenchRecord* find(const std::vector<dlrm::DlrmBenchRecord>& rs, const std::string& v, const std::string& s) {
   for (const auto& r : rs)
     if (r.variant == v && r.scenario == s) return &r;
   return nullptr;
 }
 
-void print_table(const std::vector<torch::DlrmBenchRecord>& rs, const torch::DlrmBenchOptions& o) {
+void print_table(const std::vector<dlrm::DlrmBenchRecord>& rs, const dlrm::DlrmBenchOptions& o) {
   const char* variants[] = {"fp32-dense", "int8-dense", "int8-sparse"};
   Table t({"", "Dense Model (FP32)", "Dense Model (INT8)", "Sparse Model (INT8)"});
   const auto* base = find(rs, "fp32-dense", "offline");
@@ -53,7 +53,7 @@ void run(BenchModelArgs& a) {
   a.o.pattern = Pattern::parse(a.pattern);
   if (!(a.o.sparsity > 0 && a.o.sparsity < 1)) usage_error("--sparsity must be in (0, 1), e.g. 0.85");
   if (a.o.epochs < 1 || a.o.prune_epochs < 1) usage_error("--epochs and --prune-epochs must be at least 1");
-  const auto records = torch::bench_dlrm(a.o, std::cerr);
+  const auto records = dlrm::bench_dlrm(a.o, std::cerr);
   print_table(records, a.o);
   if (a.json.empty()) return;
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
