@@ -78,9 +78,9 @@ struct ClickData {
   int64_t size() const { return labels.size(0); }
   ClickData slice(int64_t begin, int64_t n) const;
 };
-// The teacher depends only on `teacher_seed`; the samples on `sample_seed`.
-ClickData make_synthetic_clicks(int64_t n, uint64_t sample_seed, uint64_t teacher_seed = 2026,
-                                int64_t table_cap = kDefaultTableCap);
+// The teacher depends only on `teacher_seed`; the samples on `sample_seed`. Both seeds are the
+// caller's (the benchmark and the tests use teacher 2026).
+ClickData make_synthetic_clicks(int64_t n, uint64_t sample_seed, uint64_t teacher_seed, int64_t table_cap);
 
 // Area under the ROC curve of `scores` against 0/1 `labels` (ties share their rank).
 double roc_auc(const ::torch::Tensor& scores, const ::torch::Tensor& labels);
