@@ -16,14 +16,15 @@
 #include <string>
 #include <vector>
 
+#include "dlrm/dlrm.hpp"
+#include "dlrm/dlrm_train.hpp"
 #include "spruce/interaction.hpp"
 #include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/convert.hpp"
-#include "spruce/torch/dlrm.hpp"
-#include "spruce/torch/dlrm_train.hpp"
 #include "spruce/torch/threads.hpp"
 
 using namespace spruce::torch;
+using namespace spruce::dlrm;
 namespace {
 
 double median_ms(const std::function<void()>& f, int runs = 15) {

@@ -2,16 +2,16 @@
 //
 //   build/examples/fashion_mnist_pruning [epochs]
 //
-// The model, optimizer and loop are the user's; spruce supplies the recipe, the hooks and (for
-// brevity here) the Fashion-MNIST loader.
+// The model, optimizer and loop are the user's; spruce supplies the recipe and the hooks, and (for
+// brevity here) the Fashion-MNIST application in apps/ the loader.
 #include <torch/nn/functional/loss.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/sgd.h>
 
 #include <iostream>
 
+#include "fashion_mnist/data.hpp"
 #include "spruce/error.hpp"
-#include "spruce/torch/data.hpp"
 #include "spruce/torch/pruner.hpp"
 #include "spruce/torch/threads.hpp"
 
@@ -40,9 +40,9 @@ int main(int argc, char** argv) try {
   const int epochs = argc > 1 ? std::atoi(argv[1]) : 2;
   torch::manual_seed(0);
   spruce::torch::set_threads(2);
-  auto train = spruce::torch::load_fashion_mnist_tensors(spruce::kFashionMnistDir, spruce::Split::Train);
-  auto test = spruce::torch::load_fashion_mnist_tensors(spruce::kFashionMnistDir, spruce::Split::Test);
-  auto loader = spruce::torch::make_train_loader(train, 128);
+  auto train = spruce::fashion_mnist::load_fashion_mnist_tensors(spruce::kFashionMnistDir, spruce::Split::Train);
+  auto test = spruce::fashion_mnist::load_fashion_mnist_tensors(spruce::kFashionMnistDir, spruce::Split::Test);
+  auto loader = spruce::fashion_mnist::make_train_loader(train, 128);
 
   Net net;
   torch::optim::SGD optimizer(net.parameters(), torch::optim::SGDOptions(0.05).momentum(0.9));

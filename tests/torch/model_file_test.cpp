@@ -11,9 +11,7 @@
 
 #include "spruce/error.hpp"
 #include "spruce/torch/convert.hpp"
-#include "spruce/torch/dlrm.hpp"
 #include "spruce/torch/model_file.hpp"
-#include "spruce/torch/models.hpp"
 
 using namespace spruce;
 using namespace spruce::torch;
@@ -99,26 +97,6 @@ TEST(ModelFile, RoundTripIsBitExactForEveryVariant) {
     const auto got = loaded.forward(x);
     EXPECT_TRUE(::torch::equal(got, want)) << (got - want).abs().max();
   }
-}
-
-TEST(ModelFile, DlrmTablesAndBothStacksRoundTrip) {
-  TempDir dir;
-  ::torch::manual_seed(5);
-  const ClickData clicks = make_synthetic_clicks(96, 3, 2026, 50);
-  Dlrm model(50);
-  model->eval();
-  ConvertOptions o;
-  o.fallback = Fallback::Never;
-  convert(*model, o, [&] { model->forward(clicks.dense, clicks.sparse); });
-  ::torch::NoGradGuard g;
-  const auto want = model->forward(clicks.dense, clicks.sparse);
-  const std::string path = dir.file("dlrm.safetensors");
-  save_converted_model(path, *model, {{"model", "dlrm"}});
-  ::torch::manual_seed(6);
-  Dlrm loaded(50);
-  loaded->eval();
-  EXPECT_EQ(load_converted_model(path, *loaded).layers.size(), 8u);
-  EXPECT_TRUE(::torch::equal(loaded->forward(clicks.dense, clicks.sparse), want));
 }
 
 class BadFiles : public ::testing::Test {
@@ -260,28 +238,4 @@ TEST_F(BadFiles, LoadingTwiceIsAnError) {
   expect_error([&] { load_converted_model(good, net); }, "converted already");
 }
 
-}  // namespace
-
-namespace {
-TEST(ModelFile, CnnConvLayersRoundTrip) {
-  TempDir dir;
-  ::torch::manual_seed(40);
-  auto model = make_model("cnn");
-  model->eval();
-  const auto images = ::torch::rand({16, 1, 28, 28});
-  ConvertOptions o;
-  o.fallback = Fallback::Never;
-  ::torch::NoGradGuard g;
-  const auto report = convert(*model, o, [&] { model->forward(images); });
-  ASSERT_EQ(report.size(), 4u);
-  EXPECT_EQ(report[1].name, "conv2");
-  EXPECT_EQ(report[1].in_features, 16 * 9);
-  const auto want = model->forward(images);
-  const std::string path = dir.file("cnn.safetensors");
-  save_converted_model(path, *model, {{"model", "cnn"}});
-  auto loaded = make_model("cnn");
-  loaded->eval();
-  EXPECT_EQ(load_converted_model(path, *loaded).layers.size(), 4u);
-  EXPECT_TRUE(::torch::equal(loaded->forward(images), want));
-}
 }  // namespace

@@ -3,10 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "dlrm/dlrm_bench.hpp"
 #include "flags.hpp"
 #include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
-#include "spruce/torch/dlrm_bench.hpp"
 #include "table.hpp"
 
 namespace spruce::cli {
@@ -14,16 +14,18 @@ namespace {
 
 struct BenchModelArgs {
   std::string model, pattern = "4x16", json;
-  torch::DlrmBenchOptions o;
+  std::string work_dir = "out/dlrm";  // trained models are cached here
+  uint64_t seed = 1;
+  dlrm::DlrmBenchOptions o;
 };
 
-const torch::DlrmBenchRecord* find(const std::vector<torch::DlrmBenchRecord>& rs, const std::string& v, const std::string& s) {
+const dlrm::DlrmBenchRecord* find(const std::vector<dlrm::DlrmBenchRecord>& rs, const std::string& v, const std::string& s) {
   for (const auto& r : rs)
     if (r.variant == v && r.scenario == s) return &r;
   return nullptr;
 }
 
-void print_table(const std::vector<torch::DlrmBenchRecord>& rs, const torch::DlrmBenchOptions& o) {
+void print_table(const std::vector<dlrm::DlrmBenchRecord>& rs, const dlrm::DlrmBenchOptions& o) {
   const char* variants[] = {"fp32-dense", "int8-dense", "int8-sparse"};
   Table t({"", "Dense Model (FP32)", "Dense Model (INT8)", "Sparse Model (INT8)"});
   const auto* base = find(rs, "fp32-dense", "offline");
@@ -53,7 +55,7 @@ void run(BenchModelArgs& a) {
   a.o.pattern = Pattern::parse(a.pattern);
   if (!(a.o.sparsity > 0 && a.o.sparsity < 1)) usage_error("--sparsity must be in (0, 1), e.g. 0.85");
   if (a.o.epochs < 1 || a.o.prune_epochs < 1) usage_error("--epochs and --prune-epochs must be at least 1");
-  const auto records = torch::bench_dlrm(a.o, std::cerr);
+  const auto records = dlrm::bench_dlrm(a.work_dir, a.seed, a.o, std::cerr);
   print_table(records, a.o);
   if (a.json.empty()) return;
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
@@ -69,7 +71,7 @@ void add(CLI::App& app) {
   auto a = std::make_shared<BenchModelArgs>();
   auto* cmd = app.add_subcommand("bench-model", "Train, convert and measure a whole model: LibTorch FP32 dense, INT8 dense, INT8 sparse");
   cmd->add_option("model", a->model, "The model: dlrm (MLPerf shapes, synthetic data)")->required();
-  cmd->add_option("--work-dir", a->o.work_dir, "Where trained models are cached")->capture_default_str();
+  cmd->add_option("--work-dir", a->work_dir, "Where trained models are cached")->capture_default_str();
   cmd->add_flag("--retrain", a->o.retrain, "Train again even when the cache has the models");
   cmd->add_option("--train-samples", a->o.train_samples, "Synthetic training samples")->check(int_in(1, 1 << 26))->capture_default_str();
   cmd->add_option("--test-samples", a->o.test_samples, "Synthetic test samples")->check(int_in(1, 1 << 26))->capture_default_str();
@@ -85,7 +87,7 @@ void add(CLI::App& app) {
   cmd->add_option("--server-queries", a->o.server_queries, "Queries per Server trial")->check(int_in(1, 100000000))->capture_default_str();
   cmd->add_option("--server-max-batch", a->o.server_max_batch, "Largest dynamic batch in the Server scenario")
       ->check(int_in(1, 1 << 16))->capture_default_str();
-  cmd->add_option("--seed", a->o.seed, "Seed of the data and training")->check(uint_in(0, UINT64_MAX))->capture_default_str();
+  cmd->add_option("--seed", a->seed, "Seed of the data and training")->check(uint_in(0, UINT64_MAX))->capture_default_str();
   cmd->add_option("--json", a->json, "Write one record per variant and scenario")->check(non_empty());
   cmd->callback([a] { run(*a); });
 }

@@ -3,9 +3,9 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "fashion_mnist/eval.hpp"
 #include "flags.hpp"
 #include "spruce/safetensors.hpp"
-#include "spruce/torch/eval.hpp"
 #include "spruce/torch/model_file.hpp"
 #include "table.hpp"
 
@@ -13,14 +13,14 @@ namespace spruce::cli {
 namespace {
 
 struct ConvertArgs {
-  torch::EvalOptions o;
+  fashion_mnist::EvalOptions o;
   std::string checkpoint_dir, variant = "int8-sparse", calibration = "minmax", out;
 };
 
 void run(ConvertArgs& a) {
   const torch::Variant variant = torch::parse_variant(a.variant);
   a.o.calibration = parse_calibration(a.calibration);
-  const auto c = torch::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
+  const auto c = fashion_mnist::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
 
   Table t({"layer", "shape (in->out)", "pattern", "sparsity", "kernel", "packed KiB", "dense KiB"});
   for (const auto& l : c.layers) {

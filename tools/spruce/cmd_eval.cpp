@@ -4,16 +4,16 @@
 #include <nlohmann/json.hpp>
 
 #include "command.hpp"
+#include "fashion_mnist/eval.hpp"
 #include "flags.hpp"
 #include "spruce/safetensors.hpp"
-#include "spruce/torch/eval.hpp"
 #include "table.hpp"
 
 namespace spruce::cli {
 namespace {
 
 struct EvalArgs {
-  torch::EvalOptions o;
+  fashion_mnist::EvalOptions o;
   std::string dense_dir, sparse_dir, calibration = "minmax", json;
 };
 
@@ -23,11 +23,11 @@ void run(EvalArgs& a) {
   a.o.dense_checkpoint = checkpoint_in(a.dense_dir);
   a.o.sparse_checkpoint = checkpoint_in(a.sparse_dir);
   a.o.calibration = parse_calibration(a.calibration);
-  const auto rows = torch::evaluate_variants(a.o, std::cerr);
+  const auto rows = fashion_mnist::evaluate_variants(a.o, std::cerr);
 
   std::vector<std::string> header{""}, acc{"Accuracy"}, speed{"Throughput (images/s)"}, sparsity{"Sparsity (converted layers)"};
-  const torch::EvalRow* base = nullptr;
-  const torch::EvalRow *f32s = nullptr, *i8s = nullptr;
+  const fashion_mnist::EvalRow* base = nullptr;
+  const fashion_mnist::EvalRow *f32s = nullptr, *i8s = nullptr;
   for (const auto& r : rows) {
     if (!base) base = &r;
     if (r.variant == "fp32-sparse" && r.file.empty()) f32s = &r;

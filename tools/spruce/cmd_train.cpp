@@ -7,12 +7,12 @@
 #include <thread>
 
 #include "command.hpp"
+#include "fashion_mnist/trainer.hpp"
 #include "flags.hpp"
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/threads.hpp"
-#include "spruce/torch/trainer.hpp"
 #include "table.hpp"
 
 namespace spruce::cli {
@@ -23,11 +23,11 @@ struct TrainArgs {
   double sparsity = NAN;
   int threads = 0;
   bool no_progress = false;
-  torch::TrainOptions options;
+  fashion_mnist::TrainOptions options;
 };
 
 void resolve_pruning(TrainArgs& a) {
-  torch::TrainOptions& o = a.options;
+  fashion_mnist::TrainOptions& o = a.options;
   const std::string saved_recipe = a.resume + "/recipe.yaml";
   if (!a.resume.empty() && a.recipe.empty() && std::filesystem::is_regular_file(saved_recipe)) {
     if (!a.pattern.empty() || !std::isnan(a.sparsity))
@@ -67,7 +67,7 @@ void run(TrainArgs& a) {
                 : a.options.pattern ? a.options.pattern->str() + " at " + percent(a.options.sparsity) : std::string("dense"))
             << ", " << a.options.epochs << " epochs, seed " << a.options.seed << ", " << threads << " threads\n";
 
-  const torch::TrainResult r = torch::train(a.options, std::cerr);
+  const fashion_mnist::TrainResult r = fashion_mnist::train(a.options, std::cerr);
 
   if (!r.report.layers.empty()) std::cout << '\n' << torch::format_report(r.report);
   Table table({"Model", "Sparsity Pattern", "Sparsity Ratio", "Dataset", "Accuracy", "Epochs", "Seconds"});
@@ -94,7 +94,7 @@ void run(TrainArgs& a) {
 
 void add_train(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
-  torch::TrainOptions& o = args->options;
+  fashion_mnist::TrainOptions& o = args->options;
   auto* cmd = app.add_subcommand("train", "Train a Fashion-MNIST model, dense or pruned during training");
   cmd->add_option("--dataset", args->dataset, "Dataset (fashion-mnist)")->capture_default_str();
   cmd->add_option("--model", o.model, "Model: mlp (784-1024-1024-10) or cnn (2 conv + linear head)")

@@ -1,11 +1,11 @@
-#include "spruce/torch/models.hpp"
+#include "fashion_mnist/models.hpp"
 
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/pooling.h>
 
 #include "spruce/error.hpp"
 
-namespace spruce::torch {
+namespace spruce::fashion_mnist {
 
 namespace F = ::torch::nn::functional;
 namespace nn = ::torch::nn;
@@ -46,4 +46,4 @@ std::shared_ptr<Classifier> make_model(const std::string& name) {
   usage_error("unknown model '" + name + "'; valid models are mlp and cnn");
 }
 
-}  // namespace spruce::torch
+}  // namespace spruce::fashion_mnist

@@ -1,8 +1,8 @@
-#include "spruce/torch/data.hpp"
+#include "fashion_mnist/data.hpp"
 
 #include <torch/data/dataloader_options.h>
 
-namespace spruce::torch {
+namespace spruce::fashion_mnist {
 namespace {
 constexpr float kMean = 0.2860f, kStd = 0.3530f;  // Fashion-MNIST training-set pixel statistics
 }
@@ -28,4 +28,4 @@ std::unique_ptr<TrainLoader> make_train_loader(ImageTensors set, int64_t batch_s
                                        ::torch::data::DataLoaderOptions(size_t(batch_size)).workers(0));
 }
 
-}  // namespace spruce::torch
+}  // namespace spruce::fashion_mnist

@@ -5,10 +5,10 @@
 #include <optional>
 
 #include "spruce/recipe.hpp"
-#include "spruce/torch/dlrm.hpp"
+#include "dlrm/dlrm.hpp"
 #include "spruce/torch/pruner.hpp"
 
-namespace spruce::torch {
+namespace spruce::dlrm {
 
 struct ClickMetrics {
   double accuracy = 0;  // fraction of labels matched at a 0.5 threshold
@@ -30,7 +30,7 @@ struct DlrmTrainResult {
   double sparsity = 0;  // over the pruned layers (0 for dense)
   double seconds = 0;
   int64_t steps = 0;
-  std::optional<SparsityReport> report;
+  std::optional<torch::SparsityReport> report;
 };
 // Trains `model` in place (Adam; with a recipe, the Pruner prunes on its schedule).
 DlrmTrainResult train_dlrm(DlrmImpl& model, const ClickData& train, const ClickData& test, const DlrmTrainOptions& options,
@@ -40,4 +40,4 @@ DlrmTrainResult train_dlrm(DlrmImpl& model, const ClickData& train, const ClickD
 // except the 13-wide first and the 1-wide last layer, growing over the first 60% of `total_steps`.
 Recipe dlrm_recipe(const Pattern& pattern, double sparsity, int64_t total_steps);
 
-}  // namespace spruce::torch
+}  // namespace spruce::dlrm

@@ -1,12 +1,11 @@
-#include "progress.hpp"
+#include "common/progress.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ostream>
 #include <string>
 
-#include "spruce/torch/trainer.hpp"
-
-namespace spruce::torch {
+namespace spruce::apps {
 
 void ProgressLine::update(int64_t epoch, int64_t step, double loss, double accuracy, double sparsity) {
   if (!redraw_) return;
@@ -29,4 +28,4 @@ void ProgressLine::end_epoch(const EpochLog& e) {
   out_ << line << std::flush;
 }
 
-}  // namespace spruce::torch
+}  // namespace spruce::apps

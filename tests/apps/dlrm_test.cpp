@@ -5,14 +5,15 @@
 #include <cmath>
 #include <sstream>
 
+#include "dlrm/dlrm.hpp"
+#include "dlrm/dlrm_train.hpp"
 #include "spruce/error.hpp"
 #include "spruce/interaction.hpp"
 #include "spruce/mask.hpp"
 #include "spruce/torch/convert.hpp"
-#include "spruce/torch/dlrm.hpp"
-#include "spruce/torch/dlrm_train.hpp"
 
 using namespace spruce::torch;
+using namespace spruce::dlrm;
 
 TEST(Dlrm, HasMlperfShapes) {
   Dlrm model(100);

@@ -9,10 +9,9 @@
 
 #include "spruce/pattern.hpp"
 
-namespace spruce::torch {
+namespace spruce::dlrm {
 
 struct DlrmBenchOptions {
-  std::string work_dir = "out/dlrm";  // trained models are cached here: dense.pt, sparse.pt
   bool retrain = false;
   int64_t train_samples = 1 << 18, test_samples = 1 << 16, calibration_samples = 4096;
   int64_t epochs = 1;        // dense training
@@ -27,7 +26,6 @@ struct DlrmBenchOptions {
   double p99_bound_ms = 30.0;                            // Server: MLPerf DLRM's latency bound
   int64_t server_queries = 20000;
   int64_t server_max_batch = 256;   // dynamic batching up to this many queries
-  uint64_t seed = 1;
 };
 
 struct DlrmBenchRecord {
@@ -39,6 +37,10 @@ struct DlrmBenchRecord {
 };
 
 // Trains what is missing from the cache, converts, verifies and measures. Progress goes to `log`.
-std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& options, std::ostream& log);
+// The caller chooses (no default here) `work_dir`, where the trained models are cached (dense.pt,
+// sparse.pt; created if missing), and `seed`, of the synthetic data, the training and the Server
+// scenario's arrivals.
+std::vector<DlrmBenchRecord> bench_dlrm(const std::string& work_dir, uint64_t seed, const DlrmBenchOptions& options,
+                                        std::ostream& log);
 
-}  // namespace spruce::torch
+}  // namespace spruce::dlrm

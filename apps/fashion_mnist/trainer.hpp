@@ -8,11 +8,12 @@
 
 #include "spruce/idx.hpp"
 #include "spruce/recipe.hpp"
-#include "spruce/torch/data.hpp"
-#include "spruce/torch/models.hpp"
+#include "common/progress.hpp"
+#include "fashion_mnist/data.hpp"
+#include "fashion_mnist/models.hpp"
 #include "spruce/torch/pruner.hpp"
 
-namespace spruce::torch {
+namespace spruce::fashion_mnist {
 
 struct TrainOptions {
   std::string model = "mlp";
@@ -35,10 +36,7 @@ struct TrainOptions {
   bool progress_bar = true;                 // redraw one line on a terminal; else one line per epoch
 };
 
-struct EpochLog {
-  int64_t epoch = 0;
-  double loss = 0, train_accuracy = 0, test_accuracy = 0, sparsity = 0, seconds = 0;
-};
+using apps::EpochLog;
 
 struct TrainResult {
   double test_accuracy = 0;  // fraction
@@ -46,7 +44,7 @@ struct TrainResult {
   double seconds = 0;
   int64_t epochs = 0, steps = 0;
   std::vector<EpochLog> history;
-  SparsityReport report;
+  torch::SparsityReport report;
 };
 
 // The recipe `--pattern P --sparsity S` stands for: one global snip_momentum group over every
@@ -62,4 +60,4 @@ int64_t steps_per_epoch(int64_t examples, int64_t batch_size);
 
 TrainResult train(const TrainOptions& options, std::ostream& log);
 
-}  // namespace spruce::torch
+}  // namespace spruce::fashion_mnist

@@ -17,7 +17,7 @@
 
 #include "spruce/torch/layer_stack.hpp"
 
-namespace spruce::torch {
+namespace spruce::dlrm {
 
 inline constexpr int64_t kDenseFeatures = 13;
 inline constexpr int64_t kSparseFeatures = 26;
@@ -49,7 +49,7 @@ class DlrmImpl : public ::torch::nn::Module {
   bool has_int8_tables() const { return !int8_tables_.empty(); }
   bool use_int8_tables = true;  // false: the fused path reads the FP32 tables even if copies exist
 
-  LayerStack bottom{nullptr}, top{nullptr};
+  torch::LayerStack bottom{nullptr}, top{nullptr};
   std::vector<::torch::nn::Embedding> tables;
   int64_t table_cap() const { return cap_; }
 
@@ -78,11 +78,11 @@ struct ClickData {
   int64_t size() const { return labels.size(0); }
   ClickData slice(int64_t begin, int64_t n) const;
 };
-// The teacher depends only on `teacher_seed`; the samples on `sample_seed`.
-ClickData make_synthetic_clicks(int64_t n, uint64_t sample_seed, uint64_t teacher_seed = 2026,
-                                int64_t table_cap = kDefaultTableCap);
+// The teacher depends only on `teacher_seed`; the samples on `sample_seed`. Both seeds are the
+// caller's (the benchmark and the tests use teacher 2026).
+ClickData make_synthetic_clicks(int64_t n, uint64_t sample_seed, uint64_t teacher_seed, int64_t table_cap);
 
 // Area under the ROC curve of `scores` against 0/1 `labels` (ties share their rank).
 double roc_auc(const ::torch::Tensor& scores, const ::torch::Tensor& labels);
 
-}  // namespace spruce::torch
+}  // namespace spruce::dlrm

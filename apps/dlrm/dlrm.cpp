@@ -1,4 +1,4 @@
-#include "spruce/torch/dlrm.hpp"
+#include "dlrm/dlrm.hpp"
 
 #include <torch/torch.h>
 
@@ -10,7 +10,9 @@
 #include "spruce/interaction.hpp"
 #include "spruce/torch/convert.hpp"
 
-namespace spruce::torch {
+namespace spruce::dlrm {
+using namespace spruce::torch;
+
 namespace {
 // The u8 input quantization of the top MLP's first layer, once convert() made it INT8.
 std::optional<U8Quant> int8_top_input(const LayerStackImpl& top) {
@@ -171,4 +173,4 @@ double roc_auc(const ::torch::Tensor& scores, const ::torch::Tensor& labels) {
   return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives);
 }
 
-}  // namespace spruce::torch
+}  // namespace spruce::dlrm

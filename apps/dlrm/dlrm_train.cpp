@@ -1,4 +1,4 @@
-#include "spruce/torch/dlrm_train.hpp"
+#include "dlrm/dlrm_train.hpp"
 
 #include <torch/nn/functional/loss.h>
 #include <torch/optim/adam.h>
@@ -7,11 +7,13 @@
 #include <chrono>
 #include <iostream>
 
-#include "progress.hpp"
+#include "common/progress.hpp"
 #include "spruce/error.hpp"
-#include "spruce/torch/trainer.hpp"
 
-namespace spruce::torch {
+namespace spruce::dlrm {
+using namespace spruce::torch;
+using apps::EpochLog;
+using apps::ProgressLine;
 namespace F = ::torch::nn::functional;
 
 ClickMetrics evaluate_clicks(DlrmImpl& model, const ClickData& data, int64_t batch) {
@@ -99,4 +101,4 @@ DlrmTrainResult train_dlrm(DlrmImpl& model, const ClickData& train, const ClickD
   return result;
 }
 
-}  // namespace spruce::torch
+}  // namespace spruce::dlrm

@@ -1,4 +1,4 @@
-#include "spruce/torch/eval.hpp"
+#include "fashion_mnist/eval.hpp"
 
 #include <torch/torch.h>
 
@@ -6,17 +6,19 @@
 #include <cmath>
 #include <ostream>
 
+#include "fashion_mnist/data.hpp"
+#include "fashion_mnist/models.hpp"
+#include "fashion_mnist/trainer.hpp"
 #include "spruce/error.hpp"
 #include "spruce/loadgen.hpp"
 #include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/convert.hpp"
-#include "spruce/torch/data.hpp"
 #include "spruce/torch/model_file.hpp"
-#include "spruce/torch/models.hpp"
 #include "spruce/torch/threads.hpp"
-#include "spruce/torch/trainer.hpp"
 
-namespace spruce::torch {
+namespace spruce::fashion_mnist {
+using namespace spruce::torch;
+
 namespace {
 
 double images_per_second(Classifier& model, const ImageTensors& set, const EvalOptions& o) {
@@ -116,4 +118,4 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
   return rows;
 }
 
-}  // namespace spruce::torch
+}  // namespace spruce::fashion_mnist

@@ -1,4 +1,4 @@
-#include "spruce/torch/dlrm_bench.hpp"
+#include "dlrm/dlrm_bench.hpp"
 
 #include <torch/torch.h>
 
@@ -6,14 +6,16 @@
 #include <filesystem>
 #include <ostream>
 
+#include "dlrm/dlrm_train.hpp"
 #include "spruce/error.hpp"
 #include "spruce/loadgen.hpp"
 #include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/convert.hpp"
-#include "spruce/torch/dlrm_train.hpp"
 #include "spruce/torch/threads.hpp"
 
-namespace spruce::torch {
+namespace spruce::dlrm {
+using namespace spruce::torch;
+
 namespace {
 
 struct Data {
@@ -47,7 +49,7 @@ std::string fixed_ms(double ms) {
 
 // Offline and Server figures for one variant; the model runs on slices of `pool`.
 void measure(const std::string& variant, Dlrm& model, const ClickData& pool, const ClickMetrics& quality, double sparsity,
-             const DlrmBenchOptions& o, std::ostream& log, std::vector<DlrmBenchRecord>& out) {
+             const DlrmBenchOptions& o, uint64_t seed, std::ostream& log, std::vector<DlrmBenchRecord>& out) {
   ::torch::NoGradGuard no_grad;
   model->eval();
   // Each batch takes the next clicks of the pool, so embedding rows are as cold as in a stream of
@@ -69,7 +71,7 @@ void measure(const std::string& variant, Dlrm& model, const ClickData& pool, con
   so.p99_bound_ms = o.p99_bound_ms;
   so.queries = o.server_queries;
   so.max_batch = o.server_max_batch;
-  so.seed = o.seed;
+  so.seed = seed;
   so.search_steps = 8;
   const ServerResult srv = run_server(run, off.qps, so);
   log << variant << ": server " << int64_t(srv.qps) << " QPS, p99 " << srv.p99_ms << " ms (tried";
@@ -93,7 +95,8 @@ double mlp_sparsity(DlrmImpl& m) {
 
 }  // namespace
 
-std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream& log) {
+std::vector<DlrmBenchRecord> bench_dlrm(const std::string& work_dir, uint64_t seed, const DlrmBenchOptions& o,
+                                        std::ostream& log) {
   if (o.threads < 1) usage_error("--threads must be at least 1");
   for (const int64_t b : o.batches)
     if (b < 1 || b > o.test_samples)
@@ -104,16 +107,16 @@ std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream&
                 std::to_string(o.test_samples) + ")");
   if (!(o.p99_bound_ms > 0) || o.server_queries < 1) usage_error("the Server scenario needs --p99-ms > 0 and --server-queries >= 1");
   set_threads(o.threads);
-  std::filesystem::create_directories(o.work_dir);
+  std::filesystem::create_directories(work_dir);
   log << "synthetic Criteo-shaped clicks: " << o.train_samples << " train, " << o.test_samples
       << " test (SYNTHETIC, teacher-labelled; not Criteo)\n";
-  const Data data{make_synthetic_clicks(o.train_samples, o.seed, 2026, o.table_cap),
-                  make_synthetic_clicks(o.test_samples, o.seed + 1, 2026, o.table_cap)};
-  const std::string dense_path = o.work_dir + "/dense.pt", sparse_path = o.work_dir + "/sparse.pt";
+  const Data data{make_synthetic_clicks(o.train_samples, seed, 2026, o.table_cap),
+                  make_synthetic_clicks(o.test_samples, seed + 1, 2026, o.table_cap)};
+  const std::string dense_path = work_dir + "/dense.pt", sparse_path = work_dir + "/sparse.pt";
 
   DlrmTrainOptions t;
   t.epochs = o.epochs;
-  t.seed = o.seed;
+  t.seed = seed;
   auto train_dense = [&](Dlrm& m) {
     log << "training DLRM dense, " << o.epochs << " epoch(s)\n";
     const auto r = train_dlrm(*m, data.train, data.test, t, log);
@@ -124,7 +127,7 @@ std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream&
     load_checkpoint(dense_path, *m, nullptr, nullptr);  // prune by fine-tuning the dense model
     // Click logs are a stream, trained in one pass (as MLPerf's DLRM is): pruning fine-tunes on
     // fresh clicks, since more passes over the same ones overfit the embedding tables.
-    const ClickData stream = make_synthetic_clicks(o.train_samples * o.prune_epochs, o.seed + 2, 2026, o.table_cap);
+    const ClickData stream = make_synthetic_clicks(o.train_samples * o.prune_epochs, seed + 2, 2026, o.table_cap);
     DlrmTrainOptions p = t;
     const int64_t steps = (stream.size() + t.batch_size - 1) / t.batch_size;
     p.recipe = dlrm_recipe(o.pattern, o.sparsity, steps);
@@ -138,7 +141,7 @@ std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream&
   std::vector<DlrmBenchRecord> records;
 
   Dlrm dense = load_dlrm(dense_path, o.table_cap);
-  measure("fp32-dense", dense, pool, evaluate_clicks(*dense, data.test), mlp_sparsity(*dense), o, log, records);
+  measure("fp32-dense", dense, pool, evaluate_clicks(*dense, data.test), mlp_sparsity(*dense), o, seed, log, records);
   for (const auto& [name, path, variant] : {std::tuple{"int8-dense", dense_path, Variant::Int8Dense},
                                             std::tuple{"int8-sparse", sparse_path, Variant::Int8Sparse}}) {
     Dlrm model = load_dlrm(path, o.table_cap);
@@ -148,9 +151,9 @@ std::vector<DlrmBenchRecord> bench_dlrm(const DlrmBenchOptions& o, std::ostream&
     c.threads = o.threads;
     convert(*model, c, [&] { model->forward(calibration.dense, calibration.sparse); });
     model->quantize_tables();  // both INT8 variants gather row-wise INT8 embeddings
-    measure(name, model, pool, evaluate_clicks(*model, data.test), sparsity, o, log, records);
+    measure(name, model, pool, evaluate_clicks(*model, data.test), sparsity, o, seed, log, records);
   }
   return records;
 }
 
-}  // namespace spruce::torch
+}  // namespace spruce::dlrm

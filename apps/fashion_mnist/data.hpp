@@ -11,7 +11,7 @@
 
 #include "spruce/idx.hpp"
 
-namespace spruce::torch {
+namespace spruce::fashion_mnist {
 
 struct ImageTensors {
   ::torch::Tensor images;  // float [N][1][28][28], normalized with Fashion-MNIST's mean and std
@@ -38,4 +38,4 @@ using TrainLoader = ::torch::data::StatelessDataLoader<ImageBatches, ::torch::da
 // Shuffles every epoch from torch's global generator, so torch::manual_seed fixes the order.
 std::unique_ptr<TrainLoader> make_train_loader(ImageTensors set, int64_t batch_size);
 
-}  // namespace spruce::torch
+}  // namespace spruce::fashion_mnist

@@ -9,10 +9,10 @@
 
 #include "spruce/calibration.hpp"
 #include "spruce/idx.hpp"
+#include "fashion_mnist/models.hpp"
 #include "spruce/torch/convert.hpp"
-#include "spruce/torch/models.hpp"
 
-namespace spruce::torch {
+namespace spruce::fashion_mnist {
 
 struct EvalOptions {
   std::string model = "mlp";
@@ -41,11 +41,12 @@ struct EvalRow {
 // options.calibration_samples training images).
 struct ConvertedClassifier {
   std::shared_ptr<Classifier> model;
-  std::vector<ConvertedLayer> layers;
+  std::vector<torch::ConvertedLayer> layers;
 };
-ConvertedClassifier convert_checkpoint(const EvalOptions& options, const std::string& checkpoint, Variant variant);
+ConvertedClassifier convert_checkpoint(const EvalOptions& options, const std::string& checkpoint,
+                                       torch::Variant variant);
 
 // Variants whose checkpoint is not given are skipped; each converted file adds a row.
 std::vector<EvalRow> evaluate_variants(const EvalOptions& options, std::ostream& log);
 
-}  // namespace spruce::torch
+}  // namespace spruce::fashion_mnist

@@ -4,10 +4,10 @@
 #include <filesystem>
 #include <sstream>
 
+#include "fashion_mnist/data.hpp"
+#include "fashion_mnist/trainer.hpp"
 #include "spruce/error.hpp"
 #include "spruce/idx.hpp"
-#include "spruce/torch/data.hpp"
-#include "spruce/torch/trainer.hpp"
 
 namespace spruce::test {
 namespace {
@@ -58,13 +58,13 @@ bool have_fashion_mnist() {
 
 TEST(FashionMnist, LoadsNormalizedTensorsAndShuffledBatches) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed (scripts/install-deps.sh)";
-  auto set = spruce::torch::load_fashion_mnist_tensors(kFashionMnistDir, Split::Test, 1000);
+  auto set = spruce::fashion_mnist::load_fashion_mnist_tensors(kFashionMnistDir, Split::Test, 1000);
   ASSERT_EQ(set.size(), 1000);
   EXPECT_EQ(set.images.sizes(), (std::vector<int64_t>{1000, 1, 28, 28}));
   EXPECT_NEAR(set.images.mean().item<double>(), 0.0, 0.15);
   EXPECT_EQ(set.labels.max().item<int64_t>(), 9);
   ::torch::manual_seed(3);
-  auto loader = spruce::torch::make_train_loader(set, 300);
+  auto loader = spruce::fashion_mnist::make_train_loader(set, 300);
   int64_t batches = 0, seen = 0, label_sum = 0;
   for (auto& batch : *loader) {
     ++batches;
@@ -81,7 +81,7 @@ TEST(FashionMnist, LoadsNormalizedTensorsAndShuffledBatches) {
 
 TEST(FashionMnist, ShortSparseTrainingReachesSparsityAndBeatsChance) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist is not installed (scripts/install-deps.sh)";
-  spruce::torch::TrainOptions o;
+  spruce::fashion_mnist::TrainOptions o;
   o.model = "mlp";
   o.pattern = Pattern::block(4, 1);
   o.sparsity = 0.8;
@@ -91,7 +91,7 @@ TEST(FashionMnist, ShortSparseTrainingReachesSparsityAndBeatsChance) {
   o.test_limit = 1000;
   o.progress_bar = false;
   std::ostringstream log;
-  const auto r = spruce::torch::train(o, log);
+  const auto r = spruce::fashion_mnist::train(o, log);
   EXPECT_NEAR(r.sparsity, 0.8, 0.005) << log.str();
   EXPECT_GT(r.test_accuracy, 0.6) << "chance is 0.1\n" << log.str();
   ASSERT_EQ(r.report.layers.size(), 2u);  // fc1, fc2; the head stays dense

@@ -1,11 +1,15 @@
-// Private: the training progress line (redrawn in place on a terminal, one line per epoch else).
+// The training progress line the applications share (redrawn in place on a terminal, one line
+// per epoch else), and the per-epoch figures it prints.
 #pragma once
 #include <cstdint>
 #include <iosfwd>
 
-namespace spruce::torch {
+namespace spruce::apps {
 
-struct EpochLog;
+struct EpochLog {
+  int64_t epoch = 0;
+  double loss = 0, train_accuracy = 0, test_accuracy = 0, sparsity = 0, seconds = 0;
+};
 
 class ProgressLine {
  public:
@@ -20,4 +24,4 @@ class ProgressLine {
   int64_t epochs_, steps_;
 };
 
-}  // namespace spruce::torch
+}  // namespace spruce::apps

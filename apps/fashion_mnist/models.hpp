@@ -1,4 +1,5 @@
-// The Fashion-MNIST classifiers of the validated-models table.
+// The Fashion-MNIST classifiers of the validated-models table, built on the library's LayerHost so
+// that convert() can replace their layers.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/conv.h>
@@ -10,11 +11,11 @@
 
 #include "spruce/torch/layer_stack.hpp"
 
-namespace spruce::torch {
+namespace spruce::fashion_mnist {
 
 // A module that maps images [N][1][28][28] to 10 logits. Its Linear and Conv2d layers live in the
 // LayerHost, so convert() can replace them.
-class Classifier : public LayerHost {
+class Classifier : public torch::LayerHost {
  public:
   virtual ::torch::Tensor forward(::torch::Tensor images) = 0;
   // Layers that `--pattern` leaves dense: the classifier head, and tiny first layers.
@@ -41,4 +42,4 @@ const std::vector<std::string>& model_names();  // "mlp", "cnn"
 // Throws spruce::Error (usage) for an unknown name, listing the valid ones.
 std::shared_ptr<Classifier> make_model(const std::string& name);
 
-}  // namespace spruce::torch
+}  // namespace spruce::fashion_mnist

@@ -1,4 +1,4 @@
-#include "spruce/torch/trainer.hpp"
+#include "fashion_mnist/trainer.hpp"
 
 #include <torch/nn/functional/loss.h>
 #include <torch/optim/adam.h>
@@ -11,14 +11,16 @@
 #include <ostream>
 #include <unistd.h>
 
-#include "progress.hpp"
+#include "common/progress.hpp"
+#include "fashion_mnist/data.hpp"
+#include "fashion_mnist/models.hpp"
 #include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/checkpoint.hpp"
-#include "spruce/torch/data.hpp"
-#include "spruce/torch/models.hpp"
 
-namespace spruce::torch {
+namespace spruce::fashion_mnist {
+using namespace spruce::torch;
+using apps::ProgressLine;
 
 int64_t steps_per_epoch(int64_t examples, int64_t batch_size) { return (examples + batch_size - 1) / batch_size; }
 
@@ -186,4 +188,4 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
   return result;
 }
 
-}  // namespace spruce::torch
+}  // namespace spruce::fashion_mnist
