@@ -176,6 +176,7 @@ int main(int argc, char** argv) {
       ConvertOptions c;
       c.variant = *variant;
       c.threads = threads;
+      c.tune_m = {batch};
       convert(*m, c, [&] { m->forward(calib.dense, calib.sparse); });
     }
     m->quantize_tables();  // derived state: a loaded model builds it again

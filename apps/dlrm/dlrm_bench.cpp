@@ -149,6 +149,9 @@ std::vector<DlrmBenchRecord> bench_dlrm(const std::string& work_dir, uint64_t se
     ConvertOptions c;
     c.variant = variant;
     c.threads = o.threads;
+    c.tune_m = o.batches;  // Offline batch sizes, then the Server's dynamic batches
+    for (int64_t b = 1; b <= o.server_max_batch; b *= 2) c.tune_m.push_back(b);
+    c.tune_m.push_back(o.server_max_batch);
     convert(*model, c, [&] { model->forward(calibration.dense, calibration.sparse); });
     model->quantize_tables();  // both INT8 variants gather row-wise INT8 embeddings
     measure(name, model, pool, evaluate_clicks(*model, data.test), sparsity, o, seed, log, records);

@@ -91,6 +91,8 @@ ConvertedLayer describe_layer(const std::string& name, const std::string& varian
   return r;
 }
 
+void SparseLinearLayer::tune(std::span<const int64_t> ms) { op_->tune(ms); }
+
 ::torch::Tensor SparseLinearLayer::forward(const ::torch::Tensor& input) {
   const int64_t in = op_->in_features(), out = op_->out_features();
   if (input.dim() < 1 || input.size(-1) != in)
@@ -230,7 +232,6 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
 
   SparseLinearOptions opt;
   opt.threads = o.threads;
-  opt.tune_m = o.tune_m;
   opt.fallback = o.fallback.value_or(o.variant == Variant::Int8Dense ? Fallback::Always : Fallback::Auto);
   std::vector<ConvertedLayer> report;
   for (const auto& s : hosts) {
@@ -255,6 +256,7 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
         dense.fallback = Fallback::Always;
         gemm = std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->relu_after(i), in_q[i], out_q, dense);
       }
+      gemm->tune(o.tune_m);
       host_report.insert(host_report.begin(), describe_layer(s.layer_path(i), to_string(o.variant), gemm->op()));
       if (conv) s.host->replace_layer(i, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
       else s.host->replace_layer(i, gemm);

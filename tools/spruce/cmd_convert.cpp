@@ -50,7 +50,9 @@ void add(CLI::App& app) {
       ->check(real_in(50, 100, false, false))->capture_default_str();
   cmd->add_option("--calibration-samples", a->o.calibration_samples, "Training images to calibrate on")
       ->check(int_in(1, 60000))->capture_default_str();
-  cmd->add_option("--threads", a->o.threads, "Threads for calibration")->check(thread_count())->capture_default_str();
+  cmd->add_option("--threads", a->o.threads, "Threads for calibration and the operators")->check(thread_count())->capture_default_str();
+  cmd->add_option("--batch", a->o.batch, "Batch size each layer times sparse against oneDNN for (the choice is saved)")
+      ->check(int_in(1, 1 << 20))->capture_default_str();
   cmd->callback([a] { run(*a); });
 }
 

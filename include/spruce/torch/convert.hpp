@@ -74,6 +74,7 @@ class SparseLinearLayer : public FusedLayer {
   bool fuses_relu() const override { return true; }
 
   const SparseLinear& op() const { return *op_; }
+  void tune(std::span<const int64_t> ms);  // SparseLinear::tune
   // INT8: the u8 quantization its input takes (the operator's x_scale and zero point).
   std::optional<U8Quant> input_quant() const;
 
