@@ -12,7 +12,7 @@
 
 #include "kernels/kernel.hpp"
 #include "kernels/reference/ref.hpp"
-#include "prune_util.hpp"
+#include "spruce/bench.hpp"
 
 namespace spruce::kernels {
 namespace {
@@ -62,7 +62,7 @@ void check(const Kernel& kr, const Case& c) {
   const int64_t ldy = c.n + 3;
   const size_t esz = s8 && c.out != OutType::F32 ? 1 : 4;
   std::vector<uint8_t> y(size_t(c.m * ldy) * esz), want(y.size());
-  std::vector<float> bias = test::random_vec<float>(size_t(c.n), -20, 20, rng);
+  std::vector<float> bias = bench::random_vec<float>(size_t(c.n), -20, 20, rng);
   Epilogue ep;
   ep.act = c.act;
   ep.bias = c.bias ? bias.data() : nullptr;
@@ -98,8 +98,8 @@ void check(const Kernel& kr, const Case& c) {
   };
   int64_t nonzero = 0;
   if (s8) {
-    auto w = test::pruned<int8_t>(c.n, c.k, p, c.sparsity, rng, 127, c.seed % 5 == 0);
-    auto x = test::random_vec<uint8_t>(size_t(c.m * c.k), 0, 255, rng);
+    auto w = bench::pruned_integers<int8_t>(c.n, c.k, p, c.sparsity, rng, 127, c.seed % 5 == 0);
+    auto x = bench::random_vec<uint8_t>(size_t(c.m * c.k), 0, 255, rng);
     const int32_t zp = int32_t(c.seed % 200);
     auto sw = kr.layout == Layout::Rows ? make_nm8(MatrixView<const int8_t>(w.view()))
                                         : make_strips(MatrixView<const int8_t>(w.view()), h, quads);
@@ -115,8 +115,8 @@ void check(const Kernel& kr, const Case& c) {
     ref::dense_s8(x.data(), c.m, c.k, c.n, w.data.data(), zp, ep, want.data(), ldy);
     run(view(sw), x.data());
   } else {
-    auto w = test::pruned<float>(c.n, c.k, p, c.sparsity, rng, 3, c.seed % 5 == 0);
-    auto x = test::random_vec<float>(size_t(c.m * c.k), -4, 4, rng);
+    auto w = bench::pruned_integers<float>(c.n, c.k, p, c.sparsity, rng, 3, c.seed % 5 == 0);
+    auto x = bench::random_vec<float>(size_t(c.m * c.k), -4, 4, rng);
     ref::dense_f32(x.data(), c.m, c.k, c.n, w.data.data(), ep, reinterpret_cast<float*>(want.data()), ldy);
     auto sw = make_strips(MatrixView<const float>(w.view()), h);
     run(view(sw), x.data());
@@ -221,7 +221,7 @@ TEST(Kernels, NarrowKernelOnQuadStripsReadsInsideXt) {
   if (narrow->isa > max_isa()) GTEST_SKIP() << "needs AVX-512 VNNI";
   const int64_t m = 3, k = 75, n = 8;
   std::mt19937 rng(31);
-  const auto w = test::pruned<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
+  const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
   const auto sw = make_strips(MatrixView<const int8_t>(w.view()), 4, /*quads=*/true);
   ASSERT_TRUE(std::any_of(sw.k.begin(), sw.k.end(), [&](int32_t c) { return c >= k; }));
   const size_t bytes = xt_bytes(DType::S8, m, k, Layout::Narrow), page = size_t(sysconf(_SC_PAGESIZE));
@@ -230,7 +230,7 @@ TEST(Kernels, NarrowKernelOnQuadStripsReadsInsideXt) {
   ASSERT_NE(mem, MAP_FAILED);
   ASSERT_EQ(mprotect(mem + page, page, PROT_NONE), 0);
   uint8_t* xt = mem + page - bytes;
-  const auto x = test::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
+  const auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
   narrow->pack(x.data(), m, k, 0, k, xt, xt_ld(DType::S8, m, Layout::Narrow, k));
   std::vector<float> scale(size_t(n), 0.01f), y(size_t(m * n)), want(y.size());
   std::vector<int32_t> comp(size_t(n), 0);

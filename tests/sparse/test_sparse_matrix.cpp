@@ -4,7 +4,7 @@
 #include <cmath>
 #include <random>
 
-#include "../kernels/prune_util.hpp"
+#include "spruce/bench.hpp"
 #include "spruce/error.hpp"
 #include "spruce/quant.hpp"
 #include "spruce/sparse_matrix.hpp"
@@ -22,7 +22,7 @@ void round_trip(uint32_t seed) {
       for (int64_t ic : {1, 7, 16, 35})
         for (double s : {0.0, 0.5, 0.9, 1.0}) {
           const Pattern p = Pattern::parse(ps);
-          auto w = test::pruned<T>(oc, ic, p, s, rng);
+          auto w = bench::pruned_integers<T>(oc, ic, p, s, rng);
           auto packed = SparseMatrix<T>::pack(w.view(), p);
           auto back = packed.unpack();
           ASSERT_EQ(back.data, w.data) << "seed " << seed << " pattern " << ps << " " << oc << "x" << ic << " s=" << s;
@@ -38,7 +38,7 @@ TEST(SparseMatrix, RoundTripS8) { round_trip<int8_t>(12); }
 
 TEST(SparseMatrix, CompressesBlocks) {
   std::mt19937 rng(13);
-  auto w = test::pruned<int8_t>(768, 768, Pattern::parse("4x1"), 0.9, rng);
+  auto w = bench::pruned_integers<int8_t>(768, 768, Pattern::parse("4x1"), 0.9, rng);
   auto packed = SparseMatrix<int8_t>::pack(w.view(), Pattern::parse("4x1"));
   EXPECT_GT(packed.compression(), 4.0);  // 10% values plus one int32 per 4-value block
   EXPECT_LT(packed.compression(), 10.0);
