@@ -16,23 +16,18 @@
 #include "kernels/interaction.hpp"
 #include "kernels/kernel.hpp"
 #include "runtime/dense.hpp"
+#include "spruce/bench.hpp"
 #include "spruce/interaction.hpp"
 #include "spruce/spmm.hpp"
 
 namespace spruce::kernels {
 namespace {
 
+// Integer weights (they fit s8) in rows x cols blocks, a fraction `sparsity` of them zeroed.
 template <typename T>
-Matrix<T> weights(int64_t n, int64_t k, int rows, int cols, double sparsity) {  // rows x cols blocks
+Matrix<T> weights(int64_t n, int64_t k, int rows, int cols, double sparsity) {
   std::mt19937 rng(1);
-  std::uniform_real_distribution<double> u(0, 1);
-  Matrix<T> w(n, k);
-  for (int64_t r0 = 0; r0 < n; r0 += rows)
-    for (int64_t c0 = 0; c0 < k; c0 += cols)
-      if (u(rng) >= sparsity)
-        for (int64_t r = r0; r < std::min(n, r0 + rows); ++r)
-          for (int64_t c = c0; c < std::min(k, c0 + cols); ++c) w(r, c) = T(1 + rng() % 100);
-  return w;
+  return bench::pruned_integers<T>(n, k, Pattern::block(rows, cols), sparsity, rng, 100);
 }
 
 void spmm(benchmark::State& st, const Kernel* kr, int64_t m) {
@@ -49,10 +44,9 @@ void spmm(benchmark::State& st, const Kernel* kr, int64_t m) {
   ep.scale = scale.data();
   ep.comp = comp.data();
   PackedWeights packed;
-  if (octets) {  // 2:4: the first two of every four kept
-    Matrix<int8_t> w24(n, k);
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t c = 0; c < k; c += 4) w24(r, c) = w24(r, c + 1) = int8_t(1 + (r + c) % 100);
+  if (octets) {  // 2:4: two random weights of every four kept
+    std::mt19937 rng(1);
+    const auto w24 = bench::pruned_integers<int8_t>(n, k, Pattern::n_of_m(2, 4), 0.0, rng, 100);
     packed = pack_weights(*kr, MatrixView<const int8_t>(w24.view()));
   } else if (s8) {
     const bool quads = kr->weights == WeightFormat::QuadStrips;  // blocks h x 4 for quad kernels, h x 1 otherwise
@@ -98,30 +92,18 @@ struct Case {
   int64_t m, k, n;
 };
 
-// Weights pruned to whole random blocks (or 2 of every 4), as `spruce bench` does.
-std::vector<float> pruned(const Case& c) {
+// Weights pruned as `spruce bench` prunes them: exactly that fraction of random whole blocks, or
+// N random of every M.
+MatrixF pruned(const Case& c) {
   std::mt19937 rng(3);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  std::uniform_real_distribution<double> u(0, 1);
-  std::vector<float> w(size_t(c.n * c.k));
-  for (auto& v : w) v = d(rng);
-  const Pattern p = Pattern::parse(c.pattern);
-  const BlockGrid g = block_grid(p, c.n, c.k);
-  for (int64_t i = 0; i < g.grid_rows(); ++i)
-    for (int64_t j = 0; j < g.grid_cols(); ++j) {
-      const bool drop_block = !p.is_nm() && u(rng) < c.sparsity;
-      for (int64_t r = g.row_begin(i); r < g.row_end(i); ++r)
-        for (int64_t col = g.col_begin(j); col < g.col_end(j); ++col)
-          if (drop_block || (p.is_nm() && col - g.col_begin(j) >= p.n())) w[size_t(r * c.k + col)] = 0.0f;
-    }
-  return w;
+  return bench::pruned_weights(c.n, c.k, Pattern::parse(c.pattern), c.sparsity, rng);
 }
 
 void op(benchmark::State& st, Case c, bool dense) {
   auto wf = pruned(c);
   Matrix<int8_t> wq;
   QuantParams q;
-  q.w_scales = quantize_weights(MatrixView<const float>(wf.data(), c.n, c.k), wq);
+  q.w_scales = quantize_weights(wf.view(), wq);
   q.x_zero_point = 128;
   std::vector<float> xf(size_t(c.m * c.k), 0.5f), y(size_t(c.m * c.n));
   std::vector<uint8_t> xq(xf.size(), 131);
@@ -130,9 +112,9 @@ void op(benchmark::State& st, Case c, bool dense) {
   o.fallback = Fallback::Never;
   std::unique_ptr<SparseLinear> sp;
   std::unique_ptr<runtime::DenseMatmul> dn;
-  if (dense) dn = std::make_unique<runtime::DenseMatmul>(c.int8, c.int8 ? static_cast<const void*>(wq.data.data()) : wf.data(), c.n, c.k, nullptr, Activation::None, &q);
+  if (dense) dn = std::make_unique<runtime::DenseMatmul>(c.int8, c.int8 ? static_cast<const void*>(wq.data.data()) : wf.data.data(), c.n, c.k, nullptr, Activation::None, &q);
   else if (c.int8) sp = std::make_unique<SparseLinear>(wq.data.data(), c.n, c.k, Pattern::parse(c.pattern), q, nullptr, o);
-  else sp = std::make_unique<SparseLinear>(wf.data(), c.n, c.k, Pattern::parse(c.pattern), nullptr, o);
+  else sp = std::make_unique<SparseLinear>(wf.data.data(), c.n, c.k, Pattern::parse(c.pattern), nullptr, o);
   for (auto _ : st) {
     if (dense) dn->run(c.int8 ? static_cast<const void*>(xq.data()) : xf.data(), c.m, c.k, y.data(), c.n);
     else if (c.int8) sp->run(xq.data(), c.m, y.data());

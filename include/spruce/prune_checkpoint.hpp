@@ -31,6 +31,11 @@ struct TensorPruneReport {
 // group's final target. Kept weights stay bit-identical and other tensors byte-identical.
 std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const CheckpointPruneOptions& options);
 
+// Whether a tensor is a weight spruce prunes: F32/F16/BF16, rank 2 (Linear) or 4 (Conv), not
+// empty. not_a_weight says why not ("" for a weight), in the words of TensorPruneReport::reason.
+std::string not_a_weight(const Tensor& t);
+inline bool is_weight(const Tensor& t) { return not_a_weight(t).empty(); }
+
 // Fraction of zero elements in a tensor (floats compare to 0, -0 included; other dtypes by bytes).
 double tensor_sparsity(const Tensor& t);
 

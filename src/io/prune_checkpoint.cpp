@@ -26,6 +26,13 @@ std::vector<uint8_t> storage_keep(const Mask& mask, const std::vector<int64_t>& 
 
 }  // namespace
 
+std::string not_a_weight(const Tensor& t) {
+  if (!is_prunable(t.dtype)) return "dtype " + to_string(t.dtype) + " is carried through";
+  if (t.shape.size() != 2 && t.shape.size() != 4) return "rank " + std::to_string(t.shape.size()) + " is not a weight";
+  if (t.numel() == 0) return "empty";
+  return "";
+}
+
 double tensor_sparsity(const Tensor& t) {
   const int64_t n = t.numel();
   if (n == 0) return 0.0;
@@ -54,14 +61,17 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
     r.name = t.name;
     r.shape = t.shape;
     r.dtype = t.dtype;
-    const bool weight_rank = t.shape.size() == 2 || t.shape.size() == 4;
     const PruningGroup* g = nullptr;
-    if (!is_prunable(t.dtype)) r.reason = "dtype " + to_string(t.dtype) + " is carried through";
-    else if (!weight_rank) r.reason = "rank " + std::to_string(t.shape.size()) + " is not a weight";
-    else if (t.numel() == 0) r.reason = "empty";
-    else if (has_include && !include.found_in(t.name)) r.reason = "not matched by --include";
-    else if (has_exclude && exclude.found_in(t.name)) r.reason = "matched by --exclude";
-    else if (!(g = opt.recipe.group_for(t.name, t.shape.size() == 2 ? "Linear" : "Conv"))) r.reason = "no recipe group matches";
+    r.reason = not_a_weight(t);
+    if (!r.reason.empty()) {
+      // carried through as it is
+    } else if (has_include && !include.found_in(t.name)) {
+      r.reason = "not matched by --include";
+    } else if (has_exclude && exclude.found_in(t.name)) {
+      r.reason = "matched by --exclude";
+    } else if (!(g = opt.recipe.group_for(t.name, t.shape.size() == 2 ? "Linear" : "Conv"))) {
+      r.reason = "no recipe group matches";
+    }
     if (g) {
       r.pruned = true;
       r.pattern = g->pattern.str();

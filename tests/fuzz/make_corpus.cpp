@@ -12,6 +12,7 @@
 
 #include "kernels/kernel.hpp"
 #include "packed_format.hpp"
+#include "spruce/bench.hpp"
 #include "spruce/recipe.hpp"
 #include "spruce/safetensors.hpp"
 
@@ -23,26 +24,6 @@ namespace {
 void write(const fs::path& dir, const std::string& name, const std::string& bytes) {
   fs::create_directories(dir);
   std::ofstream(dir / name, std::ios::binary) << bytes;
-}
-
-// Integer-valued weights, pruned by zeroing whole blocks (or keeping N of every M).
-std::vector<float> pruned(int64_t n, int64_t k, const Pattern& p, std::mt19937& rng) {
-  std::vector<float> w(size_t(n * k));
-  std::uniform_int_distribution<int> v(-3, 3), keep(0, 9);
-  for (auto& x : w) x = float(v(rng) == 0 ? 1 : v(rng));
-  if (p.is_nm()) {
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t c = 0; c < k; ++c)
-        if (c % p.m() >= p.n()) w[size_t(r * k + c)] = 0;
-    return w;
-  }
-  const int64_t br = p.block_rows(n), bc = p.block_cols(k);
-  for (int64_t r0 = 0; r0 < n; r0 += br)
-    for (int64_t c0 = 0; c0 < k; c0 += bc)
-      if (keep(rng) < 7)
-        for (int64_t r = r0; r < std::min(n, r0 + br); ++r)
-          for (int64_t c = c0; c < std::min(k, c0 + bc); ++c) w[size_t(r * k + c)] = 0;
-  return w;
 }
 
 std::string encode(const fuzz::PackedInput& in) {
@@ -91,7 +72,8 @@ void packed_corpus(const fs::path& dir) {
         if (!int8 && *forced) continue;
         const Pattern p = Pattern::parse(name);
         const int64_t n = 20 + id % 3 * 6, k = 24 + id % 5 * 8;
-        const auto w = pruned(n, k, p, rng);
+        // Integer-valued weights, 70% of the blocks zeroed (or N of every M kept).
+        const MatrixF w = bench::pruned_weights(n, k, p, 0.7, rng, {bench::Values::Integers, 3});
         fuzz::PackedInput in;
         in.options.threads = 1;
         in.options.fallback = id % 7 == 3 ? Fallback::Always : Fallback::Never;
@@ -106,10 +88,10 @@ void packed_corpus(const fs::path& dir) {
         const float* bias = q.bias.empty() ? nullptr : q.bias.data();
         try {
           if (int8) {
-            std::vector<int8_t> w8(w.begin(), w.end());
+            std::vector<int8_t> w8(w.data.begin(), w.data.end());
             in.p = SparseLinear(w8.data(), n, k, p, q.quant, bias, in.options).packed();
           } else {
-            in.p = SparseLinear(w.data(), n, k, p, bias, in.options).packed();
+            in.p = SparseLinear(w.data.data(), n, k, p, bias, in.options).packed();
           }
         } catch (const std::exception& e) {
           std::fprintf(stderr, "skipped %s: %s\n", name, e.what());

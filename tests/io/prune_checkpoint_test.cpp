@@ -122,6 +122,22 @@ TEST(PruneCheckpoint, IncludeExcludeAndRecipeGroupsPickTensors) {
   EXPECT_EQ(rr[0].reason, "no recipe group matches");
 }
 
+// The one rule for "is this a weight" (prune_checkpoint and `spruce inspect` both use it).
+TEST(PruneCheckpoint, WeightsAreFloatTensorsOfRankTwoOrFour) {
+  const SafetensorsFile f = checkpoint();
+  SafetensorsFile pruned = f;
+  const auto r = prune_checkpoint(pruned, options("4x1", 0.5));
+  for (size_t k = 0; k < f.tensors.size(); ++k) {
+    EXPECT_EQ(is_weight(f.tensors[k]), r[k].pruned) << f.tensors[k].name;
+    EXPECT_EQ(not_a_weight(f.tensors[k]), r[k].reason) << f.tensors[k].name;
+  }
+  EXPECT_EQ(not_a_weight(f.tensors[1]), "rank 1 is not a weight");
+  EXPECT_EQ(not_a_weight(f.tensors[5]), "dtype I32 is carried through");
+  EXPECT_EQ(not_a_weight(Tensor{"e", DType::F32, {0, 4}, {}}), "empty");
+  EXPECT_FALSE(is_weight(random_f32("w3", {2, 3, 4}, 6)));
+  EXPECT_TRUE(is_weight(random_f32("w4", {2, 3, 1, 1}, 7)));
+}
+
 TEST(PruneCheckpoint, GlobalScopeReachesTheOverallTarget) {
   SafetensorsFile f = checkpoint();
   auto o = options("4x1", 0.8);

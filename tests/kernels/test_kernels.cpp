@@ -16,7 +16,7 @@
 #include "kernels/kernel.hpp"
 #include "coverage.hpp"
 #include "kernels/reference/ref.hpp"
-#include "prune_util.hpp"
+#include "spruce/bench.hpp"
 
 namespace spruce::kernels {
 namespace {
@@ -52,7 +52,7 @@ void run_case(const Kernel& kr, const Case& c) {
   const int64_t ldy = c.n + 3;
   const size_t esz = s8 && c.out != OutType::F32 ? 1 : 4;
   std::vector<uint8_t> y(size_t(c.m * ldy) * esz), want(y.size());
-  std::vector<float> bias = test::random_vec<float>(size_t(c.n), -20, 20, rng);
+  std::vector<float> bias = bench::random_vec<float>(size_t(c.n), -20, 20, rng);
   Epilogue ep;
   ep.act = c.act;
   ep.bias = c.bias ? bias.data() : nullptr;
@@ -88,8 +88,8 @@ void run_case(const Kernel& kr, const Case& c) {
   };
   int64_t nonzero = 0;
   if (s8) {
-    auto w = test::pruned<int8_t>(c.n, c.k, p, c.sparsity, rng, 127, c.seed % 5 == 0);
-    auto x = test::random_vec<uint8_t>(size_t(c.m * c.k), 0, 255, rng);
+    auto w = bench::pruned_integers<int8_t>(c.n, c.k, p, c.sparsity, rng, 127, c.seed % 5 == 0);
+    auto x = bench::random_vec<uint8_t>(size_t(c.m * c.k), 0, 255, rng);
     const int32_t zp = int32_t(c.seed % 200);
     const PackedWeights sw = pack_weights(kr, MatrixView<const int8_t>(w.view()));
     for (int64_t n = 0; n < c.n; ++n) {
@@ -104,8 +104,8 @@ void run_case(const Kernel& kr, const Case& c) {
     ref::dense_s8(x.data(), c.m, c.k, c.n, w.data.data(), zp, ep, want.data(), ldy);
     run(sw.impl().view, x.data());
   } else {
-    auto w = test::pruned<float>(c.n, c.k, p, c.sparsity, rng, 3, c.seed % 5 == 0);
-    auto x = test::random_vec<float>(size_t(c.m * c.k), -4, 4, rng);
+    auto w = bench::pruned_integers<float>(c.n, c.k, p, c.sparsity, rng, 3, c.seed % 5 == 0);
+    auto x = bench::random_vec<float>(size_t(c.m * c.k), -4, 4, rng);
     ref::dense_f32(x.data(), c.m, c.k, c.n, w.data.data(), ep, reinterpret_cast<float*>(want.data()), ldy);
     const PackedWeights sw = pack_weights(kr, MatrixView<const float>(w.view()));
     run(sw.impl().view, x.data());
@@ -222,7 +222,7 @@ TEST(Kernels, M4KernelOnQuadStripsReadsInsideXt) {
   if (narrow->isa > max_isa()) GTEST_SKIP() << "needs AVX-512 VNNI";
   const int64_t m = 3, k = 75, n = 8;
   std::mt19937 rng(31);
-  const auto w = test::pruned<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
+  const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
   const PackedWeights pw = pack_weights(*narrow, MatrixView<const int8_t>(w.view()));
   const auto& sw = pw.impl().s8;
   ASSERT_TRUE(std::any_of(sw.k.begin(), sw.k.end(), [&](int32_t c) { return c >= k; }));
@@ -232,7 +232,7 @@ TEST(Kernels, M4KernelOnQuadStripsReadsInsideXt) {
   ASSERT_NE(mem, MAP_FAILED);
   ASSERT_EQ(mprotect(mem + page, page, PROT_NONE), 0);
   uint8_t* xt = mem + page - bytes;
-  const auto x = test::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
+  const auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
   narrow->pack(x.data(), m, k, 0, k, xt, xt_ld(DType::S8, m, Layout::M4, k));
   std::vector<float> scale(size_t(n), 0.01f), y(size_t(m * n)), want(y.size());
   std::vector<int32_t> comp(size_t(n), 0);

@@ -8,7 +8,7 @@
 #include <random>
 #include <stdexcept>
 
-#include "prune_util.hpp"
+#include "spruce/bench.hpp"
 #include "spruce/error.hpp"
 #include "spruce/spmm.hpp"
 
@@ -26,8 +26,8 @@ SparseLinearOptions never_dense() {
 SparseLinear make_s8(const char* pattern, int64_t n, int64_t k, uint32_t seed, SparseLinearOptions o = never_dense()) {
   std::mt19937 rng(seed);
   const Pattern p = Pattern::parse(pattern);
-  auto w = test::pruned<int8_t>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng, 127);
-  auto bias = test::random_vec<float>(size_t(n), -5, 5, rng);
+  auto w = bench::pruned_integers<int8_t>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng, 127);
+  auto bias = bench::random_vec<float>(size_t(n), -5, 5, rng);
   QuantParams q;
   q.x_scale = 0.02f;
   q.x_zero_point = 9;
@@ -41,8 +41,8 @@ SparseLinear make_s8(const char* pattern, int64_t n, int64_t k, uint32_t seed, S
 SparseLinear make_f32(const char* pattern, int64_t n, int64_t k, uint32_t seed) {
   std::mt19937 rng(seed);
   const Pattern p = Pattern::parse(pattern);
-  auto w = test::pruned<float>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng);
-  auto bias = test::random_vec<float>(size_t(n), -5, 5, rng);
+  auto w = bench::pruned_integers<float>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng);
+  auto bias = bench::random_vec<float>(size_t(n), -5, 5, rng);
   return SparseLinear(w.data.data(), n, k, p, bias.data(), never_dense());
 }
 
@@ -53,13 +53,13 @@ void expect_same_outputs(SparseLinear& a, SparseLinear& b, uint32_t seed) {
   for (int64_t m : {1, 5, 67}) {
     SCOPED_TRACE("m=" + std::to_string(m));
     if (a.is_int8()) {
-      auto x = test::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
+      auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
       std::vector<uint8_t> ya(size_t(m * n), 1), yb(size_t(m * n), 2);
       a.run(x.data(), m, ya.data());
       b.run(x.data(), m, yb.data());
       ASSERT_EQ(ya, yb);
     } else {
-      auto x = test::random_vec<float>(size_t(m * k), -4, 4, rng);
+      auto x = bench::random_vec<float>(size_t(m * k), -4, 4, rng);
       std::vector<float> ya(size_t(m * n), 1), yb(size_t(m * n), 2);
       a.run(x.data(), m, ya.data());
       b.run(x.data(), m, yb.data());

@@ -9,7 +9,7 @@
 
 #include "kernels/kernel.hpp"
 #include "kernels/reference/ref.hpp"
-#include "prune_util.hpp"
+#include "spruce/bench.hpp"
 #include "spruce/error.hpp"
 #include "spruce/spmm.hpp"
 
@@ -24,10 +24,10 @@ void f32_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb,
                std::to_string(n) + " threads=" + std::to_string(threads) + " seed=" + std::to_string(seed));
   std::mt19937 rng(seed);
   const Pattern p = Pattern::parse(pattern);
-  auto w = test::pruned<float>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng);
-  auto bias = test::random_vec<float>(size_t(n), -5, 5, rng);
+  auto w = bench::pruned_integers<float>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng);
+  auto bias = bench::random_vec<float>(size_t(n), -5, 5, rng);
   const int64_t ldx = k + 1, ldy = n + 2;
-  auto x = test::random_vec<float>(size_t(m * ldx), -4, 4, rng);
+  auto x = bench::random_vec<float>(size_t(m * ldx), -4, 4, rng);
   std::vector<float> xd(size_t(m * k));
   for (int64_t i = 0; i < m; ++i)
     for (int64_t c = 0; c < k; ++c) xd[size_t(i * k + c)] = x[size_t(i * ldx + c)];
@@ -74,9 +74,9 @@ void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, 
                std::to_string(n) + " out=" + std::to_string(int(out)) + " seed=" + std::to_string(seed));
   std::mt19937 rng(seed);
   const Pattern p = Pattern::parse(pattern);
-  auto w = test::pruned<int8_t>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng, 127);
-  auto x = test::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
-  auto bias = test::random_vec<float>(size_t(n), -5, 5, rng);
+  auto w = bench::pruned_integers<int8_t>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng, 127);
+  auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
+  auto bias = bench::random_vec<float>(size_t(n), -5, 5, rng);
   QuantParams q;
   q.x_scale = 0.02f;
   q.x_zero_point = 7;
@@ -142,7 +142,7 @@ TEST(SparseLinear, BadInputThrows) {
 
 TEST(SparseLinear, Reports) {
   std::mt19937 rng(600);
-  auto w = test::pruned<float>(64, 64, Pattern::parse("4x1"), 0.9, rng);
+  auto w = bench::pruned_integers<float>(64, 64, Pattern::parse("4x1"), 0.9, rng);
   SparseLinearOptions o;
   o.fallback = Fallback::Never;
   SparseLinear op(w.data.data(), 64, 64, Pattern::parse("4x1"), nullptr, o);
@@ -158,13 +158,13 @@ TEST(SparseLinear, RunIsReentrant) {
   std::mt19937 rng(700);
   const int64_t m = 37, k = 96, n = 80;
   const Pattern p = Pattern::parse("4x1");
-  auto w = test::pruned<int8_t>(n, k, p, 0.8, rng, 127);
+  auto w = bench::pruned_integers<int8_t>(n, k, p, 0.8, rng, 127);
   QuantParams q;
   q.x_scale = 0.02f;
   q.x_zero_point = 3;
   q.w_scales.assign(size_t(n), 0.01f);
   std::vector<std::vector<uint8_t>> xs;
-  for (int t = 0; t < 4; ++t) xs.push_back(test::random_vec<uint8_t>(size_t(m * k), 0, 255, rng));
+  for (int t = 0; t < 4; ++t) xs.push_back(bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng));
   for (Fallback fb : {Fallback::Never, Fallback::Always}) {
     SparseLinearOptions o;
     o.fallback = fb;
@@ -187,7 +187,7 @@ TEST(SparseLinear, RunIsReentrant) {
 
 TEST(SparseLinear, ScratchFromTheCaller) {
   std::mt19937 rng(701);
-  auto w = test::pruned<float>(32, 64, Pattern::parse("4x1"), 0.5, rng);
+  auto w = bench::pruned_integers<float>(32, 64, Pattern::parse("4x1"), 0.5, rng);
   SparseLinearOptions o;
   o.fallback = Fallback::Never;
   const SparseLinear op(w.data.data(), 32, 64, Pattern::parse("4x1"), nullptr, o);
@@ -205,7 +205,7 @@ TEST(SparseLinear, ScratchFromTheCaller) {
 TEST(SparseLinear, TunedChoicesAreKeptAndSaved) {
   std::mt19937 rng(702);
   const Pattern p = Pattern::parse("4x1");
-  auto w = test::pruned<float>(64, 128, p, 0.9, rng);
+  auto w = bench::pruned_integers<float>(64, 128, p, 0.9, rng);
   SparseLinearOptions o;
   o.tune_m = {1, 100};
   SparseLinear op(w.data.data(), 64, 128, p, nullptr, o);
@@ -231,7 +231,7 @@ TEST(SparseLinear, TunedChoicesAreKeptAndSaved) {
 TEST(SparseLinear, MemoryHeldIsReported) {
   std::mt19937 rng(703);
   const Pattern p = Pattern::parse("4x1");
-  auto w = test::pruned<float>(64, 128, p, 0.9, rng);
+  auto w = bench::pruned_integers<float>(64, 128, p, 0.9, rng);
   SparseLinearOptions never;
   never.fallback = Fallback::Never;
   const SparseLinear sparse_only(w.data.data(), 64, 128, p, nullptr, never);

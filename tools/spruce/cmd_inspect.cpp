@@ -17,8 +17,6 @@ struct InspectArgs {
   bool json = false;
 };
 
-bool is_weight(const Tensor& t) { return is_prunable(t.dtype) && (t.shape.size() == 2 || t.shape.size() == 4) && t.numel() > 0; }
-
 void run(const InspectArgs& a) {
   std::optional<Pattern> pattern;
   if (!a.pattern.empty()) pattern = Pattern::parse(a.pattern);
