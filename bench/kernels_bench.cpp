@@ -104,7 +104,7 @@ void op(benchmark::State& st, Case c, bool dense) {
   Matrix<int8_t> wq;
   QuantParams q;
   q.w_scales = quantize_weights(wf.view(), wq);
-  q.x_zero_point = 128;
+  q.x.zero_point = 128;
   std::vector<float> xf(size_t(c.m * c.k), 0.5f), y(size_t(c.m * c.n));
   std::vector<uint8_t> xq(xf.size(), 131);
   SparseLinearOptions o;

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "spruce/quant.hpp"
+
 namespace spruce {
 
 enum class CalibrationMethod {
@@ -15,20 +17,6 @@ enum class CalibrationMethod {
 };
 CalibrationMethod parse_calibration(std::string_view text);  // "minmax", "percentile"
 std::string to_string(CalibrationMethod m);
-
-struct U8Quant {
-  float scale = 1.0f;
-  int32_t zero_point = 0;
-  // round_half_even(clamp(x * (1 / scale) + zero_point, 0, 255)), as quantize_u8 computes it.
-  uint8_t quantize(float x) const;
-  float dequantize(uint8_t q) const { return scale * float(int32_t(q) - zero_point); }
-};
-
-// Quantizes n values with q (vectorizes without SSE4.1: rounding by the 1.5 * 2^23 trick).
-void quantize_u8(const float* x, int64_t n, const U8Quant& q, uint8_t* out);
-
-// Parameters for a real range; the range is widened to include 0 so that 0 is exact.
-U8Quant u8_quant_for_range(float lo, float hi);
 
 // Watches activation values across calibration batches. Min and max are exact; percentiles come
 // from a uniform reservoir sample of at most `reservoir` values (fixed seed: reproducible).

@@ -6,7 +6,7 @@
 // so k = IC = in_features and n = OC = out_features. X is [m][IC], Y is [m][OC], both row-major
 // with optional row strides. Raw pointers only: a torch::Tensor's data_ptr() works directly.
 //
-// FP32: f32 in, f32 out. INT8: u8 activations (x_scale, x_zero_point) x s8 weights (one scale
+// FP32: f32 in, f32 out. INT8: u8 activations (QuantParams::x, a U8Quant) x s8 weights (one scale
 // per output channel) -> s32 -> dequantize to f32, or requantize to u8/s8 (quant.hpp has the exact
 // arithmetic; the zero-point compensation sum_k w[n][k] is folded in at construction).
 //
@@ -21,8 +21,9 @@
 //      activations packed for the kernel, scratch_bytes(m)) comes from the caller, or from a
 //      per-thread buffer. It runs on `threads` OpenMP workers: X is packed once (split over k),
 //      then the output is split into (strip range x m block) tiles that the workers take
-//      dynamically; a tile is owned by one worker, so no reduction is needed. The fallback runs
-//      oneDNN under the calling thread's OpenMP setting for the call, restored afterwards.
+//      dynamically; a tile is owned by one worker, so no reduction is needed. For the fallback it
+//      sets the calling thread's OpenMP thread count (a per-thread setting) for the call and
+//      restores it, so other threads and the process keep theirs.
 //
 // Fallback::Auto picks per bucket of m (1-8 alone, then up to each power of two) the path that
 // tune() measured faster; a bucket that was not tuned takes the nearest tuned bucket's choice,

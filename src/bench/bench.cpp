@@ -76,11 +76,9 @@ CaseData make_case(const Shape& s, const Pattern& p, double sparsity, std::mt199
   d.x = uniform_vec(size_t(s.m * s.k), -1.0f, 1.0f, rng);
   // INT8: per-channel symmetric weights, u8 activations with a zero point.
   d.q.w_scales = quantize_weights(d.w.view(), d.wq);
-  const U8Quant xq = u8_quant_for_range(-1.0f, 1.0f);
-  d.q.x_scale = xq.scale;
-  d.q.x_zero_point = xq.zero_point;
+  d.q.x = u8_quant_for_range(-1.0f, 1.0f);
   d.xq.resize(d.x.size());
-  quantize_u8(d.x.data(), int64_t(d.x.size()), xq, d.xq.data());
+  quantize_u8(d.x.data(), int64_t(d.x.size()), d.q.x, d.xq.data());
   return d;
 }
 

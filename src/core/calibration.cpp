@@ -15,37 +15,6 @@ CalibrationMethod parse_calibration(std::string_view t) {
 
 std::string to_string(CalibrationMethod m) { return m == CalibrationMethod::MinMax ? "minmax" : "percentile"; }
 
-namespace {
-// Adding and subtracting 1.5 * 2^23 rounds a float in [0, 2^22] to the nearest integer, ties to
-// even, in the default rounding mode: the same as nearbyint, but it vectorizes on plain SSE2.
-constexpr float kRound = 12582912.0f;
-// The clamp is written as vmaxps/vminps compute it, so a NaN becomes 0 (the max returns its second
-// operand for a NaN), as in the AVX-512 quantizers, instead of reaching the int conversion (UB).
-inline uint8_t quantize_one(float x, float inv_scale, float zero_point) {
-  const float t = x * inv_scale + zero_point, low = t > 0.f ? t : 0.f;
-  const float v = low < 255.f ? low : 255.f;
-  return uint8_t(int32_t((v + kRound) - kRound));
-}
-}  // namespace
-
-uint8_t U8Quant::quantize(float x) const { return quantize_one(x, 1.f / scale, float(zero_point)); }
-
-void quantize_u8(const float* x, int64_t n, const U8Quant& q, uint8_t* out) {
-  const float inv = 1.f / q.scale, zp = float(q.zero_point);
-  for (int64_t i = 0; i < n; ++i) out[i] = quantize_one(x[i], inv, zp);
-}
-
-U8Quant u8_quant_for_range(float lo, float hi) {
-  if (!std::isfinite(lo) || !std::isfinite(hi)) data_error("calibration saw a non-finite activation value");
-  lo = std::min(lo, 0.f);
-  hi = std::max(hi, 0.f);
-  if (hi - lo < 1e-12f) return {1.0f, 0};  // all zeros
-  U8Quant q;
-  q.scale = (hi - lo) / 255.f;
-  q.zero_point = int32_t(std::clamp(std::nearbyint(-lo / q.scale), 0.f, 255.f));
-  return q;
-}
-
 ActivationObserver::ActivationObserver(size_t reservoir, uint64_t seed) : capacity_(std::max<size_t>(1, reservoir)), rng_(seed) {
   sample_.reserve(capacity_);
 }

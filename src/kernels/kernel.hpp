@@ -63,8 +63,8 @@ StripView view(const StripWeights<T>& s) {
 struct Epilogue {
   Activation act = Activation::None;
   const float* bias = nullptr;    // [N] or null
-  const float* scale = nullptr;   // s8: [N] = x_scale * w_scale[n]
-  const int32_t* comp = nullptr;  // s8: [N] = x_zero_point * sum_k w[n][k]
+  const float* scale = nullptr;   // s8: [N] = x.scale * w_scale[n]
+  const int32_t* comp = nullptr;  // s8: [N] = x.zero_point * sum_k w[n][k]
   OutType out = OutType::F32;     // s8 may requantize to U8/S8; f32 is always F32
   float y_inv_scale = 1.0f, y_zero_point = 0.0f;
 };

@@ -55,7 +55,7 @@ void DenseMatmul::init(const float* bias, const QuantParams* q) {
   if (int8) {
     if (!q) usage_error("DenseMatmul: INT8 needs quantization parameters");
     q_ = *q;
-    for (int64_t n = 0; n < oc; ++n) scales_.push_back(q_.x_scale * q_.w_scales[size_t(n)]);
+    for (int64_t n = 0; n < oc; ++n) scales_.push_back(q_.x.scale * q_.w_scales[size_t(n)]);
   }
   if (bias) bias_.assign(bias, bias + oc);
   // oneDNN 2.x adds an INT8 matmul's bias to the accumulator before the output scales, so the
@@ -88,7 +88,7 @@ const DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) 
   attr.set_post_ops(ops);
   if (int8_) {
     attr.set_output_scales(1 << 1, scales_);
-    if (q_.x_zero_point) attr.set_zero_points(DNNL_ARG_SRC, 0, {q_.x_zero_point});
+    if (q_.x.zero_point) attr.set_zero_points(DNNL_ARG_SRC, 0, {q_.x.zero_point});
     if (requant && q_.y_zero_point) attr.set_zero_points(DNNL_ARG_DST, 0, {q_.y_zero_point});
   }
   auto desc = bias_.empty() ? dnnl::matmul::desc(p->src, wany, p->dst) : dnnl::matmul::desc(p->src, wany, bdesc, p->dst);

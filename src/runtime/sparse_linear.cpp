@@ -109,8 +109,8 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
     s.scale.resize(size_t(s.oc));
     s.comp.resize(size_t(s.oc));
     for (int64_t n = 0; n < s.oc; ++n) {
-      s.scale[size_t(n)] = q->x_scale * q->w_scales[size_t(n)];
-      s.comp[size_t(n)] = q->x_zero_point * wsum[size_t(n)];
+      s.scale[size_t(n)] = q->x.scale * q->w_scales[size_t(n)];
+      s.comp[size_t(n)] = q->x.zero_point * wsum[size_t(n)];
     }
     s.ep.scale = s.scale.data();
     s.ep.comp = s.comp.data();
@@ -133,8 +133,8 @@ void check_quant(const QuantParams& q, int64_t oc) {
   if (int64_t(q.w_scales.size()) != oc)
     usage_error("SparseLinear: " + std::to_string(q.w_scales.size()) + " weight scales for " + std::to_string(oc) +
                 " output channels");
-  if (q.x_zero_point < 0 || q.x_zero_point > 255) usage_error("SparseLinear: u8 activation zero point must be 0..255");
-  if (!(q.x_scale > 0.0f) || !(q.y_scale > 0.0f)) usage_error("SparseLinear: quantization scales must be positive");
+  if (q.x.zero_point < 0 || q.x.zero_point > 255) usage_error("SparseLinear: u8 activation zero point must be 0..255");
+  if (!(q.x.scale > 0.0f) || !(q.y_scale > 0.0f)) usage_error("SparseLinear: quantization scales must be positive");
   for (float ws : q.w_scales)
     if (!(ws > 0.0f) || !std::isfinite(ws)) usage_error("SparseLinear: weight scales must be positive and finite");
   if (q.out != OutType::F32 && (q.y_zero_point < (q.out == OutType::U8 ? 0 : -128) || q.y_zero_point > (q.out == OutType::U8 ? 255 : 127)))

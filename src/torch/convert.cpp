@@ -53,8 +53,7 @@ SparseLinearLayer::SparseLinearLayer(const ::torch::Tensor& weight, const ::torc
   Matrix<int8_t> q;
   QuantParams qp;
   qp.w_scales = quantize_weights(MatrixView<const float>(w.data_ptr<float>(), out, in), q);
-  qp.x_scale = in_quant->scale;
-  qp.x_zero_point = in_quant->zero_point;
+  qp.x = *in_quant;
   if (out_quant) {
     qp.out = OutType::U8;
     qp.y_scale = out_quant->scale;
@@ -72,7 +71,7 @@ SparseLinearLayer::SparseLinearLayer(std::shared_ptr<SparseLinear> op) : op_(std
 
 std::optional<U8Quant> SparseLinearLayer::input_quant() const {
   if (!op_->is_int8()) return std::nullopt;
-  return U8Quant{op_->quant().x_scale, op_->quant().x_zero_point};
+  return op_->quant().x;
 }
 
 ConvertedLayer describe_layer(const std::string& name, const std::string& variant, const SparseLinear& op) {

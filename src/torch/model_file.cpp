@@ -109,8 +109,8 @@ Json record_of(const std::string& name, const SparseLinear& op, const PackedLine
             {"packed", packed},
             {"tuned", tuned}};
   if (p.int8)
-    r.update({{"x_scale", q.x_scale},
-              {"x_zero_point", q.x_zero_point},
+    r.update({{"x_scale", q.x.scale},
+              {"x_zero_point", q.x.zero_point},
               {"output", q.out == OutType::U8 ? "u8" : "f32"},
               {"y_scale", q.y_scale},
               {"y_zero_point", q.y_zero_point}});
@@ -170,9 +170,9 @@ void check_scales(const QuantParams& q, const std::string& source, const std::st
                          " is not a usable scale (finite, > 0, and finite times x_scale)");
   };
   auto usable = [](float v) { return std::isfinite(v) && v > 0.0f && std::isnormal(v); };
-  if (!usable(q.x_scale)) bad_scale("x_scale", q.x_scale);
+  if (!usable(q.x.scale)) bad_scale("x_scale", q.x.scale);
   for (float w : q.w_scales)
-    if (!usable(w) || !usable(w * q.x_scale)) bad_scale("a w_scale", w);
+    if (!usable(w) || !usable(w * q.x.scale)) bad_scale("a w_scale", w);
   if (q.out != OutType::F32 && (!usable(q.y_scale) || !usable(1.0f / q.y_scale))) bad_scale("y_scale", q.y_scale);
 }
 
@@ -234,8 +234,8 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
   p.bias = to_array<float>(f, source, t + "bias", DType::F32, false, used);
   if (p.int8) {
     p.quant.w_scales = to_array<float>(f, source, t + "w_scales", DType::F32, true, used);
-    p.quant.x_scale = field<float>(r, "x_scale", source, name);
-    p.quant.x_zero_point = field_in<int32_t>(r, "x_zero_point", 0, 255, source, name);
+    p.quant.x.scale = field<float>(r, "x_scale", source, name);
+    p.quant.x.zero_point = field_in<int32_t>(r, "x_zero_point", 0, 255, source, name);
     const std::string out = field<std::string>(r, "output", source, name);
     if (out != "u8" && out != "f32") bad_file(source, "layer '" + name + "': output must be u8 or f32, not '" + out + "'");
     if (out == "u8") {

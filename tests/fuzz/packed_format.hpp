@@ -53,8 +53,8 @@ inline void fill_params(PackedLinear& p, bool bias, bool u8_out) {
     for (int64_t n = 0; n < p.out_features; ++n) p.bias.push_back(float(n % 11) - 5.0f);
   if (!p.int8) return;
   p.quant = QuantParams{};
-  p.quant.x_scale = 0.02f;
-  p.quant.x_zero_point = 9;
+  p.quant.x.scale = 0.02f;
+  p.quant.x.zero_point = 9;
   for (int64_t n = 0; n < p.out_features; ++n) p.quant.w_scales.push_back(0.01f + 0.001f * float(n % 7));
   if (u8_out) {
     p.quant.out = OutType::U8;

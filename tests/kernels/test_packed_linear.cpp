@@ -29,8 +29,8 @@ SparseLinear make_s8(const char* pattern, int64_t n, int64_t k, uint32_t seed, S
   auto w = bench::pruned_integers<int8_t>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng, 127);
   auto bias = bench::random_vec<float>(size_t(n), -5, 5, rng);
   QuantParams q;
-  q.x_scale = 0.02f;
-  q.x_zero_point = 9;
+  q.x.scale = 0.02f;
+  q.x.zero_point = 9;
   for (int64_t i = 0; i < n; ++i) q.w_scales.push_back(0.01f + 0.001f * float(i % 7));
   q.out = OutType::U8;
   q.y_scale = 0.4f;
@@ -156,7 +156,7 @@ TEST(PackedLinear, CorruptionIsAnError) {
   expect_rejected(s8, "bias count", [](PackedLinear& p) { p.bias.pop_back(); });
   expect_rejected(s8, "scale count", [](PackedLinear& p) { p.quant.w_scales.pop_back(); });
   expect_rejected(s8, "zero scale", [](PackedLinear& p) { p.quant.w_scales[3] = 0.0f; });
-  expect_rejected(s8, "zero point", [](PackedLinear& p) { p.quant.x_zero_point = 300; });
+  expect_rejected(s8, "zero point", [](PackedLinear& p) { p.quant.x.zero_point = 300; });
   expect_rejected(s8, "tuned bucket", [](PackedLinear& p) { p.dense_for_m[0] = true; });
   EXPECT_THROW(PackedWeights::from_parts(s8.weights.parts(), false, 32, 64), Error) << "f32 in an s8 kernel";
   EXPECT_THROW(PackedWeights::from_parts(s8.weights.parts(), true, 40, 64), Error) << "rows vs offsets";

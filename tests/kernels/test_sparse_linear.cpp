@@ -78,8 +78,8 @@ void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, 
   auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
   auto bias = bench::random_vec<float>(size_t(n), -5, 5, rng);
   QuantParams q;
-  q.x_scale = 0.02f;
-  q.x_zero_point = 7;
+  q.x.scale = 0.02f;
+  q.x.zero_point = 7;
   for (int64_t i = 0; i < n; ++i) q.w_scales.push_back(0.01f + 0.001f * float(i % 5));
   q.out = out;
   q.y_scale = 0.5f;
@@ -93,7 +93,7 @@ void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, 
   const size_t es = out == OutType::F32 ? 4 : 1;
   std::vector<uint8_t> y(size_t(m * n) * es, 0xA5), want(y.size(), 0x5A);
   std::vector<float> scale;
-  for (int64_t i = 0; i < n; ++i) scale.push_back(q.x_scale * q.w_scales[size_t(i)]);
+  for (int64_t i = 0; i < n; ++i) scale.push_back(q.x.scale * q.w_scales[size_t(i)]);
   Epilogue ep;
   ep.act = act;
   ep.bias = with_bias ? bias.data() : nullptr;
@@ -101,7 +101,7 @@ void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, 
   ep.out = out;
   ep.y_inv_scale = 1.0f / q.y_scale;
   ep.y_zero_point = float(q.y_zero_point);
-  kernels::ref::dense_s8(x.data(), m, k, n, w.data.data(), q.x_zero_point, ep, want.data(), n);
+  kernels::ref::dense_s8(x.data(), m, k, n, w.data.data(), q.x.zero_point, ep, want.data(), n);
   op.run(x.data(), m, y.data());
   ASSERT_EQ(y, want) << "impl " << op.impl(m);
 }
@@ -160,8 +160,8 @@ TEST(SparseLinear, RunIsReentrant) {
   const Pattern p = Pattern::parse("4x1");
   auto w = bench::pruned_integers<int8_t>(n, k, p, 0.8, rng, 127);
   QuantParams q;
-  q.x_scale = 0.02f;
-  q.x_zero_point = 3;
+  q.x.scale = 0.02f;
+  q.x.zero_point = 3;
   q.w_scales.assign(size_t(n), 0.01f);
   std::vector<std::vector<uint8_t>> xs;
   for (int t = 0; t < 4; ++t) xs.push_back(bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng));

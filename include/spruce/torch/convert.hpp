@@ -68,14 +68,14 @@ class SparseLinearLayer : public FusedLayer {
                     const std::optional<U8Quant>& in_quant, const std::optional<U8Quant>& out_quant,
                     SparseLinearOptions options);
   // Around an operator made elsewhere (a loaded model): INT8 operators take u8 input quantized
-  // with their x_scale and zero point, and return u8 when they requantize.
+  // with their QuantParams::x, and return u8 when they requantize.
   explicit SparseLinearLayer(std::shared_ptr<SparseLinear> op);
   ::torch::Tensor forward(const ::torch::Tensor& x) override;
   bool fuses_relu() const override { return true; }
 
   const SparseLinear& op() const { return *op_; }
   void tune(std::span<const int64_t> ms);  // SparseLinear::tune
-  // INT8: the u8 quantization its input takes (the operator's x_scale and zero point).
+  // INT8: the u8 quantization its input takes (the operator's QuantParams::x).
   std::optional<U8Quant> input_quant() const;
 
  private:
