@@ -4,7 +4,7 @@ JOBS    ?= $(shell nproc)
 CMAKE_FLAGS ?=
 SPRUCE  := $(BUILD)/tools/spruce/spruce
 
-.PHONY: all deps configure build test demo fresh-test clean test-asan fuzz fuzz-model
+.PHONY: all deps configure build test demo fresh-test clean test-asan fuzz fuzz-model format format-check
 
 all: build
 
@@ -78,3 +78,12 @@ fuzz-model: deps $(FUZZ_MODEL_BUILD)/CMakeCache.txt
 
 clean:
 	rm -rf $(BUILD) build-asan build-asan-torch $(FUZZ_BUILD) $(FUZZ_MODEL_BUILD)
+
+# The tree's style (.clang-format): `make format` rewrites the C++ sources in place; `make
+# format-check` (CI) fails naming every file that differs.
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.hpp')
+format: deps
+	clang-format -i $(FORMAT_FILES)
+
+format-check: deps
+	clang-format --dry-run --Werror $(FORMAT_FILES)

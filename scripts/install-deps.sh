@@ -6,6 +6,7 @@ packages=(
   cmake g++ g++-12 make pkg-config zlib1g-dev   # g++: the driver CMake looks for, absent on minbase
   libre2-dev                           # linear-time matching of name patterns from users and files
   clang libclang-rt-14-dev             # libFuzzer targets (make fuzz)
+  clang-format                         # the tree's style (make format, make format-check)
   libomp-dev                           # clang's OpenMP, for the runtime in the fuzz build (only a Recommends of clang)
   libtorch-dev libopenblas0-pthread   # LibTorch 1.13 (links oneDNN); OpenBLAS, or BLAS is the slow reference
   libdnnl-dev                          # oneDNN 2.6: dense baseline and dense fallback
