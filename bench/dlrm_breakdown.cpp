@@ -39,7 +39,9 @@ double median_ms(const std::function<void()>& f, int runs = 15) {
   return t[size_t(runs / 2)];
 }
 
-void row(const char* variant, const char* stage, double ms) { std::printf("%-12s %-34s %8.2f ms\n", variant, stage, ms); }
+void row(const char* variant, const char* stage, double ms) {
+  std::printf("%-12s %-34s %8.2f ms\n", variant, stage, ms);
+}
 
 // `pool` holds several batches of fresh clicks; the fused interaction stages take the next batch's
 // ids at every run, so that they gather rows as a stream of new clicks would, not the same
@@ -69,9 +71,8 @@ void breakdown(const char* name, Dlrm& m, const ClickData& d, const ClickData& p
     return;
   }
   std::vector<uint8_t> u(size_t(cat.numel()));
-  row(name, "  libtorch path: quantize_u8", median_ms([&] {
-        spruce::quantize_u8(cat.data_ptr<float>(), cat.numel(), *top0->input_quant(), u.data());
-      }));
+  row(name, "  libtorch path: quantize_u8",
+      median_ms([&] { spruce::quantize_u8(cat.data_ptr<float>(), cat.numel(), *top0->input_quant(), u.data()); }));
   m->fuse_int8_interaction = false;
   row(name, "whole forward, unfused", median_ms([&] { m->forward(d.dense, d.sparse); }));
   m->fuse_int8_interaction = true;
@@ -127,7 +128,8 @@ void round_robin(const std::vector<Config>& configs, const ClickData& pool, int6
       const ClickData d = pool.slice((r + 1) % (pool.size() / batch) * batch, batch);
       const auto t0 = std::chrono::steady_clock::now();
       m.forward(d.dense, d.sparse);
-      if (r >= 0) t[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      if (r >= 0)
+        t[c].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       m.fuse_int8_interaction = true;
       m.use_int8_tables = false;
     }
@@ -143,9 +145,10 @@ void round_robin(const std::vector<Config>& configs, const ClickData& pool, int6
                 configs[c].name.c_str(), med[c], double(batch) / med[c] * 1e3, med[0] / med[c], med[1] / med[c],
                 med[2] / med[c]);
   if (configs.size() >= 7)
-    std::printf("  int8-sparse / int8-dense, both fused: FP32 tables %.2fx, INT8 tables %.2fx; "
-                "int8-sparse INT8 tables / int8-dense fused FP32 tables %.2fx\n",
-                med[2] / med[5], med[3] / med[6], med[2] / med[6]);
+    std::printf(
+        "  int8-sparse / int8-dense, both fused: FP32 tables %.2fx, INT8 tables %.2fx; "
+        "int8-sparse INT8 tables / int8-dense fused FP32 tables %.2fx\n",
+        med[2] / med[5], med[3] / med[6], med[2] / med[6]);
 }
 
 }  // namespace
@@ -160,7 +163,8 @@ int main(int argc, char** argv) {
   }
   const bool eval = argc > 4 ? std::stoi(argv[4]) != 0 : true;
   set_threads(threads);
-  std::printf("batch %lld, %d threads, interaction kernel %s\n", (long long)batch, threads, spruce::dot_interaction_kernel_name());
+  std::printf("batch %lld, %d threads, interaction kernel %s\n", (long long)batch, threads,
+              spruce::dot_interaction_kernel_name());
   // bench-model's calibration: the first 4096 of its 262,144 training clicks (seed 1).
   const ClickData calib = make_synthetic_clicks(1 << 18, 1, 2026, kDefaultTableCap).slice(0, 4096);
   // 16 batches of bench-model's test clicks (seed 2), taken in turn.
@@ -201,8 +205,8 @@ int main(int argc, char** argv) {
         if (i == 0 && int8) continue;  // FP32 LibTorch never reads them
         models[i]->use_int8_tables = int8;
         const ClickMetrics r = evaluate_clicks(*models[i], test);
-        std::printf("  %-12s %-12s accuracy %.4f%%  AUC %.4f  loss %.5f\n", names[i], int8 ? "INT8 tables" : "FP32 tables",
-                    100 * r.accuracy, r.auc, r.loss);
+        std::printf("  %-12s %-12s accuracy %.4f%%  AUC %.4f  loss %.5f\n", names[i],
+                    int8 ? "INT8 tables" : "FP32 tables", 100 * r.accuracy, r.auc, r.loss);
       }
     for (auto& m : models) m->use_int8_tables = false;
   }

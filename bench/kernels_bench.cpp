@@ -112,26 +112,35 @@ void op(benchmark::State& st, Case c, bool dense) {
   o.fallback = Fallback::Never;
   std::unique_ptr<SparseLinear> sp;
   std::unique_ptr<runtime::DenseMatmul> dn;
-  if (dense) dn = std::make_unique<runtime::DenseMatmul>(c.int8, c.int8 ? static_cast<const void*>(wq.data.data()) : wf.data.data(), c.n, c.k, nullptr, Activation::None, &q);
-  else if (c.int8) sp = std::make_unique<SparseLinear>(wq.data.data(), c.n, c.k, Pattern::parse(c.pattern), q, nullptr, o);
-  else sp = std::make_unique<SparseLinear>(wf.data.data(), c.n, c.k, Pattern::parse(c.pattern), nullptr, o);
+  if (dense)
+    dn = std::make_unique<runtime::DenseMatmul>(c.int8,
+                                                c.int8 ? static_cast<const void*>(wq.data.data()) : wf.data.data(), c.n,
+                                                c.k, nullptr, Activation::None, &q);
+  else if (c.int8)
+    sp = std::make_unique<SparseLinear>(wq.data.data(), c.n, c.k, Pattern::parse(c.pattern), q, nullptr, o);
+  else
+    sp = std::make_unique<SparseLinear>(wf.data.data(), c.n, c.k, Pattern::parse(c.pattern), nullptr, o);
   for (auto _ : st) {
-    if (dense) dn->run(c.int8 ? static_cast<const void*>(xq.data()) : xf.data(), c.m, c.k, y.data(), c.n);
-    else if (c.int8) sp->run(xq.data(), c.m, y.data());
-    else sp->run(xf.data(), c.m, y.data());
+    if (dense)
+      dn->run(c.int8 ? static_cast<const void*>(xq.data()) : xf.data(), c.m, c.k, y.data(), c.n);
+    else if (c.int8)
+      sp->run(xq.data(), c.m, y.data());
+    else
+      sp->run(xf.data(), c.m, y.data());
     benchmark::ClobberMemory();
   }
   st.SetLabel(dense ? dn->impl(c.m) : sp->impl(c.m));
-  st.counters["eff_GOPs"] = benchmark::Counter(2.0 * double(c.m * c.k * c.n) * double(st.iterations()), benchmark::Counter::kIsRate);
+  st.counters["eff_GOPs"] =
+      benchmark::Counter(2.0 * double(c.m * c.k * c.n) * double(st.iterations()), benchmark::Counter::kIsRate);
 }
 
 const Case kCases[] = {
-    {true, "4x1", 0.9, 128, 768, 768},    {true, "4x1", 0.9, 128, 768, 3072},   {true, "4x1", 0.9, 128, 3072, 768},
-    {true, "4x1", 0.9, 384, 768, 768},    {true, "4x1", 0.9, 384, 768, 3072},   {true, "4x1", 0.9, 384, 3072, 768},
+    {true, "4x1", 0.9, 128, 768, 768},      {true, "4x1", 0.9, 128, 768, 3072},    {true, "4x1", 0.9, 128, 3072, 768},
+    {true, "4x1", 0.9, 384, 768, 768},      {true, "4x1", 0.9, 384, 768, 3072},    {true, "4x1", 0.9, 384, 3072, 768},
     {true, "4x16", 0.85, 2048, 1024, 1024}, {true, "4x16", 0.85, 2048, 1024, 512}, {true, "2:4", 0.5, 384, 768, 3072},
-    {true, "4x1", 0.9, 1, 1024, 1024},    {true, "4x1", 0.9, 16, 1024, 1024},
-    {false, "4x1", 0.9, 128, 768, 768},   {false, "4x1", 0.9, 384, 768, 3072},  {false, "1x1", 0.9, 128, 768, 768},
-    {false, "1x1", 0.9, 384, 768, 3072},  {false, "16x1", 0.9, 384, 768, 3072},
+    {true, "4x1", 0.9, 1, 1024, 1024},      {true, "4x1", 0.9, 16, 1024, 1024},    {false, "4x1", 0.9, 128, 768, 768},
+    {false, "4x1", 0.9, 384, 768, 3072},    {false, "1x1", 0.9, 128, 768, 768},    {false, "1x1", 0.9, 384, 768, 3072},
+    {false, "16x1", 0.9, 384, 768, 3072},
 };
 
 // One DLRM sample: 351 pair dots of 27 x 128 floats and 479 u8 outputs. Warm: 14 KB in L1/L2.
@@ -151,7 +160,8 @@ void dot_interaction(benchmark::State& st, const Kernel* kr) {
     benchmark::DoNotOptimize(out.data());
   }
   st.counters["samples/s"] = benchmark::Counter(double(st.iterations()), benchmark::Counter::kIsRate);
-  st.counters["GFLOP/s"] = benchmark::Counter(double(st.iterations()) * 351 * 128 * 2 * 1e-9, benchmark::Counter::kIsRate);
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(double(st.iterations()) * 351 * 128 * 2 * 1e-9, benchmark::Counter::kIsRate);
 }
 
 // The operator on a DLRM batch, one thread: 26 tables of 10,000 rows (5 MB each, cold beyond
@@ -190,8 +200,9 @@ const int kRegistered = [] {
     if (kr.op == Op::DotInteraction && kr.dtype == DType::F32 && kr.isa <= max_isa())
       benchmark::RegisterBenchmark((std::string(kr.name) + "/27x128").c_str(), dot_interaction, &kr);
   for (const Case& c : kCases) {
-    const std::string shape = std::string(c.int8 ? "int8/" : "f32/") + c.pattern + "@" + std::to_string(int(c.sparsity * 100)) +
-                              "/" + std::to_string(c.m) + "x" + std::to_string(c.k) + "x" + std::to_string(c.n);
+    const std::string shape = std::string(c.int8 ? "int8/" : "f32/") + c.pattern + "@" +
+                              std::to_string(int(c.sparsity * 100)) + "/" + std::to_string(c.m) + "x" +
+                              std::to_string(c.k) + "x" + std::to_string(c.n);
     benchmark::RegisterBenchmark(("operator/" + shape).c_str(), op, c, false)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("onednn/" + shape).c_str(), op, c, true)->Unit(benchmark::kMicrosecond);
   }
@@ -204,7 +215,9 @@ const int kRegistered = [] {
                          (kr.weights == WeightFormat::Octets ? "2:4" : "90%");
       benchmark::RegisterBenchmark(name.c_str(), spmm, &kr, m);
     }
-    for (int64_t m : {16, 128}) benchmark::RegisterBenchmark((std::string(kr.name) + "/pack/m" + std::to_string(m) + "/k768").c_str(), pack, &kr, m);
+    for (int64_t m : {16, 128})
+      benchmark::RegisterBenchmark((std::string(kr.name) + "/pack/m" + std::to_string(m) + "/k768").c_str(), pack, &kr,
+                                   m);
   }
   return 0;
 }();

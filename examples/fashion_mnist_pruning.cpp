@@ -61,7 +61,8 @@ int main(int argc, char** argv) try {
       pruner.on_after_optimizer_step();
     }
     torch::NoGradGuard no_grad;
-    const double accuracy = (net.forward(test.images).argmax(1) == test.labels).to(torch::kFloat64).mean().item<double>();
+    const double accuracy =
+        (net.forward(test.images).argmax(1) == test.labels).to(torch::kFloat64).mean().item<double>();
     std::cout << "epoch " << epoch + 1 << ": test accuracy " << 100 * accuracy << "%, sparsity "
               << 100 * pruner.sparsity() << "%\n";
   }

@@ -47,8 +47,8 @@ std::optional<U8Quant> int8_top_input(const LayerStackImpl& top) {
 
 // Criteo (Kaggle Display Advertising) per-feature cardinalities.
 constexpr std::array<int64_t, kSparseFeatures> kCriteoCardinality = {
-    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194,
-    27, 14992, 5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572};
+    1460, 583,   10131227, 2202608, 305,  24,   12517, 633,     3,  93145, 5683,   8351593, 3194,
+    27,   14992, 5461306,  10,      5652, 2173, 4,     7046547, 18, 15,    286181, 105,     142572};
 }  // namespace
 
 std::vector<int64_t> dlrm_table_sizes(int64_t cap) {
@@ -87,8 +87,8 @@ DlrmImpl::DlrmImpl(int64_t cap) : cap_(cap) {
   std::vector<::torch::Tensor> vecs;
   vecs.push_back(x);
   for (int64_t f = 0; f < kSparseFeatures; ++f) vecs.push_back(tables[size_t(f)]->forward(sparse.select(1, f)));
-  const auto t = ::torch::stack(vecs, 1);                    // [B][27][128]
-  const auto z = ::torch::bmm(t, t.transpose(1, 2));         // [B][27][27]
+  const auto t = ::torch::stack(vecs, 1);                                      // [B][27][128]
+  const auto z = ::torch::bmm(t, t.transpose(1, 2));                           // [B][27][27]
   const auto pairs = z.index({::torch::indexing::Slice(), pair_i_, pair_j_});  // [B][351]
   return top->forward(::torch::cat(std::vector<::torch::Tensor>{x, pairs}, 1)).squeeze(1);
 }
@@ -137,7 +137,8 @@ ClickData make_synthetic_clicks(int64_t n, uint64_t sample_seed, uint64_t teache
   for (int64_t f = 0; f < kSparseFeatures; ++f) {
     // Zipf-like: small ids are far more frequent, as in click logs.
     const auto u = at::rand({n}, gen);
-    const auto id = ::torch::floor(u.pow(3.0) * double(sizes[size_t(f)])).to(::torch::kLong).clamp_max(sizes[size_t(f)] - 1);
+    const auto id =
+        ::torch::floor(u.pow(3.0) * double(sizes[size_t(f)])).to(::torch::kLong).clamp_max(sizes[size_t(f)] - 1);
     ids.push_back(id);
     logit = logit + id_effect[size_t(f)].index_select(0, id);
     if (f < 4) vectors.push_back(id_vector[size_t(f)].index_select(0, id));

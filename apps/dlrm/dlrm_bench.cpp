@@ -48,8 +48,9 @@ std::string fixed_ms(double ms) {
 }
 
 // Offline and Server figures for one variant; the model runs on slices of `pool`.
-void measure(const std::string& variant, Dlrm& model, const ClickData& pool, const ClickMetrics& quality, double sparsity,
-             const DlrmBenchOptions& o, uint64_t seed, std::ostream& log, std::vector<DlrmBenchRecord>& out) {
+void measure(const std::string& variant, Dlrm& model, const ClickData& pool, const ClickMetrics& quality,
+             double sparsity, const DlrmBenchOptions& o, uint64_t seed, std::ostream& log,
+             std::vector<DlrmBenchRecord>& out) {
   ::torch::NoGradGuard no_grad;
   model->eval();
   // Each batch takes the next clicks of the pool, so embedding rows are as cold as in a stream of
@@ -78,9 +79,9 @@ void measure(const std::string& variant, Dlrm& model, const ClickData& pool, con
   for (const auto& t : srv.trials) log << " " << int64_t(t.lambda) << ":" << fixed_ms(t.p99_ms);
   log << ")\n";
   out.push_back({variant, "offline", off.qps, off.batch_ms, off.batch, quality.accuracy, quality.auc, sparsity});
-  out.push_back({variant, "server", srv.qps, srv.p99_ms, int64_t(srv.mean_batch + 0.5), quality.accuracy, quality.auc, sparsity});
+  out.push_back(
+      {variant, "server", srv.qps, srv.p99_ms, int64_t(srv.mean_batch + 0.5), quality.accuracy, quality.auc, sparsity});
 }
-
 
 double mlp_sparsity(DlrmImpl& m) {
   int64_t zeros = 0, total = 0;
@@ -105,7 +106,8 @@ std::vector<DlrmBenchRecord> bench_dlrm(const std::string& work_dir, uint64_t se
   if (o.server_max_batch > o.test_samples)
     usage_error("--server-max-batch " + std::to_string(o.server_max_batch) + " exceeds --test-samples (" +
                 std::to_string(o.test_samples) + ")");
-  if (!(o.p99_bound_ms > 0) || o.server_queries < 1) usage_error("the Server scenario needs --p99-ms > 0 and --server-queries >= 1");
+  if (!(o.p99_bound_ms > 0) || o.server_queries < 1)
+    usage_error("the Server scenario needs --p99-ms > 0 and --server-queries >= 1");
   set_threads(o.threads);
   std::filesystem::create_directories(work_dir);
   log << "synthetic Criteo-shaped clicks: " << o.train_samples << " train, " << o.test_samples
@@ -131,7 +133,8 @@ std::vector<DlrmBenchRecord> bench_dlrm(const std::string& work_dir, uint64_t se
     DlrmTrainOptions p = t;
     const int64_t steps = (stream.size() + t.batch_size - 1) / t.batch_size;
     p.recipe = dlrm_recipe(o.pattern, o.sparsity, steps);
-    log << "pruning DLRM to " << o.pattern.str() << " at " << o.sparsity << " over " << stream.size() << " fresh clicks\n";
+    log << "pruning DLRM to " << o.pattern.str() << " at " << o.sparsity << " over " << stream.size()
+        << " fresh clicks\n";
     const auto r = train_dlrm(*m, stream, data.test, p, log);
     log << "sparse: accuracy " << r.test.accuracy << ", AUC " << r.test.auc << ", sparsity " << r.sparsity << "\n";
   });

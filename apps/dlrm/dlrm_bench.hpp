@@ -22,17 +22,17 @@ struct DlrmBenchOptions {
   double sparsity = 0.85;
   int threads = 2;
   std::vector<int64_t> batches{256, 1024, 2048, 4096};  // Offline candidates
-  double offline_seconds = 1.0;                          // per batch size
-  double p99_bound_ms = 30.0;                            // Server: MLPerf DLRM's latency bound
+  double offline_seconds = 1.0;                         // per batch size
+  double p99_bound_ms = 30.0;                           // Server: MLPerf DLRM's latency bound
   int64_t server_queries = 20000;
-  int64_t server_max_batch = 256;   // dynamic batching up to this many queries
+  int64_t server_max_batch = 256;  // dynamic batching up to this many queries
 };
 
 struct DlrmBenchRecord {
   std::string variant;   // fp32-dense | int8-dense | int8-sparse
   std::string scenario;  // offline | server
   double qps = 0, p99_ms = 0;
-  int64_t batch = 0;     // offline: the best batch; server: mean dynamic batch (rounded)
+  int64_t batch = 0;  // offline: the best batch; server: mean dynamic batch (rounded)
   double accuracy = 0, auc = 0, sparsity = 0;
 };
 

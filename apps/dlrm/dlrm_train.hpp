@@ -4,8 +4,8 @@
 #include <iosfwd>
 #include <optional>
 
-#include "spruce/recipe.hpp"
 #include "dlrm/dlrm.hpp"
+#include "spruce/recipe.hpp"
 #include "spruce/torch/pruner.hpp"
 
 namespace spruce::dlrm {
@@ -33,8 +33,8 @@ struct DlrmTrainResult {
   std::optional<torch::SparsityReport> report;
 };
 // Trains `model` in place (Adam; with a recipe, the Pruner prunes on its schedule).
-DlrmTrainResult train_dlrm(DlrmImpl& model, const ClickData& train, const ClickData& test, const DlrmTrainOptions& options,
-                           std::ostream& log);
+DlrmTrainResult train_dlrm(DlrmImpl& model, const ClickData& train, const ClickData& test,
+                           const DlrmTrainOptions& options, std::ostream& log);
 
 // The recipe the DLRM benchmark prunes with: `pattern` at `sparsity` over the bottom and top MLPs
 // except the 13-wide first and the 1-wide last layer, growing over the first 60% of `total_steps`.

@@ -104,7 +104,8 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
     const auto meta = converted_model_metadata(file, path);
     const auto kind = meta.find("model");
     if (kind == meta.end() || kind->second != o.model)
-      usage_error(path + " holds a '" + (kind == meta.end() ? std::string("?") : kind->second) + "' model, not --model " + o.model);
+      usage_error(path + " holds a '" + (kind == meta.end() ? std::string("?") : kind->second) +
+                  "' model, not --model " + o.model);
     auto model = make_model(o.model);
     const auto start = std::chrono::steady_clock::now();
     const LoadedModel info = load_converted_model(file, path, *model, o.threads);
@@ -112,10 +113,13 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
     model->eval();
     EvalRow row{meta.count("variant") ? meta.at("variant") : "converted", path};
     row.sparsity = sparsity_of(info.layers);
-    score(row, *model, path + " (" + row.variant + ", loaded in " + std::to_string(std::llround(load_ms)) + " ms" +
-                           (info.repacked ? ", " + std::to_string(info.repacked) + " layer(s) repacked for this CPU" : "") + ")");
+    score(row, *model,
+          path + " (" + row.variant + ", loaded in " + std::to_string(std::llround(load_ms)) + " ms" +
+              (info.repacked ? ", " + std::to_string(info.repacked) + " layer(s) repacked for this CPU" : "") + ")");
   }
-  if (rows.empty()) usage_error("give --dense and/or --sparse (folders from `spruce train --save`), or --converted FILE from `spruce convert`");
+  if (rows.empty())
+    usage_error(
+        "give --dense and/or --sparse (folders from `spruce train --save`), or --converted FILE from `spruce convert`");
   return rows;
 }
 

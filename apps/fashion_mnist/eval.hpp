@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "fashion_mnist/models.hpp"
 #include "spruce/calibration.hpp"
 #include "spruce/idx.hpp"
-#include "fashion_mnist/models.hpp"
 #include "spruce/torch/convert.hpp"
 
 namespace spruce::fashion_mnist {
@@ -20,11 +20,11 @@ struct EvalOptions {
   std::string sparse_checkpoint;  // a checkpoint.pt from `spruce train --pattern ...`
   std::string data_dir = kFashionMnistDir;
   int threads = 2;
-  int64_t batch = 1024;           // throughput batch size
+  int64_t batch = 1024;                // throughput batch size
   int64_t calibration_samples = 2048;  // from the training split
   CalibrationMethod calibration = CalibrationMethod::MinMax;
   double percentile = 99.99;
-  double seconds = 1.0;           // timing per variant
+  double seconds = 1.0;                      // timing per variant
   std::vector<std::string> converted_files;  // models saved by `spruce convert`, loaded as they are
 };
 

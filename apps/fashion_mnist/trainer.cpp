@@ -4,12 +4,12 @@
 #include <torch/optim/adam.h>
 #include <torch/utils.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <numbers>
 #include <ostream>
-#include <unistd.h>
 
 #include "common/progress.hpp"
 #include "fashion_mnist/data.hpp"
@@ -62,7 +62,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-
 // Zeros over every Linear and Conv2d weight: the sparsity a dense run reports.
 double weight_sparsity(::torch::nn::Module& model) {
   int64_t zeros = 0, total = 0;
@@ -78,8 +77,8 @@ void set_learning_rate(::torch::optim::Adam& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) static_cast<::torch::optim::AdamOptions&>(group.options()).lr(lr);
 }
 
-void save_outputs(const TrainOptions& o, Classifier& model, const ::torch::optim::Adam& optimizer,
-                  const Pruner* pruner, TrainPosition position, const TrainResult& result) {
+void save_outputs(const TrainOptions& o, Classifier& model, const ::torch::optim::Adam& optimizer, const Pruner* pruner,
+                  TrainPosition position, const TrainResult& result) {
   std::filesystem::create_directories(o.save_dir);
   save_checkpoint(o.save_dir + "/checkpoint.pt", model, &optimizer, pruner, position);
   std::map<std::string, std::string> metadata{
@@ -127,7 +126,8 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
     if (o.lock_pattern)
       pruner->lock_existing_zeros();
     else if (!pruner && weight_sparsity(*model) >= 0.05)
-      data_error(o.init_from + " holds sparse weights and dense training would refill them; add --lock-pattern to "
+      data_error(o.init_from +
+                 " holds sparse weights and dense training would refill them; add --lock-pattern to "
                  "keep its zeros, or --pattern/--sparsity to prune it further");
   }
   if (!o.resume_from.empty())
@@ -145,7 +145,8 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
     int64_t seen = 0, correct = 0, step_in_epoch = 0;
     for (auto& batch : *loader) {
       const int64_t step = position.step;
-      set_learning_rate(optimizer, o.learning_rate * 0.5 * (1 + std::cos(std::numbers::pi * double(step) / double(total_steps))));
+      set_learning_rate(optimizer,
+                        o.learning_rate * 0.5 * (1 + std::cos(std::numbers::pi * double(step) / double(total_steps))));
       if (pruner) pruner->on_step_begin(step);
       auto logits = model->forward(batch.data);
       auto loss = ::torch::nn::functional::cross_entropy(logits, batch.target);

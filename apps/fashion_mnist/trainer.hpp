@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "spruce/idx.hpp"
-#include "spruce/recipe.hpp"
 #include "common/progress.hpp"
 #include "fashion_mnist/data.hpp"
 #include "fashion_mnist/models.hpp"
+#include "spruce/idx.hpp"
+#include "spruce/recipe.hpp"
 #include "spruce/torch/pruner.hpp"
 
 namespace spruce::fashion_mnist {
@@ -22,7 +22,7 @@ struct TrainOptions {
   double sparsity = 0;             // --sparsity
   std::optional<Scope> scope;      // overrides of the flags' recipe, for experiments
   std::optional<Criterion> criterion;
-  double group_lasso = 0;          // reg_coeff; 0 keeps group lasso off
+  double group_lasso = 0;  // reg_coeff; 0 keeps group lasso off
   int64_t epochs = 5;
   int64_t batch_size = 128;
   double learning_rate = 1e-3;

@@ -105,19 +105,19 @@ struct Case {
 
 struct Result {
   Case c;
-  int reps = 0;                  // timed rounds (after 3 warm-up rounds)
-  double sparsity = 0;           // zero weights the operator holds
-  std::string sparse_impl;       // the sparse kernel
-  std::string dense_impl;        // oneDNN's implementation, in the case's dtype
-  std::string operator_impl;     // what the operator (Fallback::Auto) chose
-  double sparse_us = 0;          // medians, microseconds
-  double dense_us = 0;           // oneDNN in the case's dtype
-  double dense_f32_us = 0;       // oneDNN FP32
+  int reps = 0;               // timed rounds (after 3 warm-up rounds)
+  double sparsity = 0;        // zero weights the operator holds
+  std::string sparse_impl;    // the sparse kernel
+  std::string dense_impl;     // oneDNN's implementation, in the case's dtype
+  std::string operator_impl;  // what the operator (Fallback::Auto) chose
+  double sparse_us = 0;       // medians, microseconds
+  double dense_us = 0;        // oneDNN in the case's dtype
+  double dense_f32_us = 0;    // oneDNN FP32
   double operator_us = 0;
-  double speedup = 0;            // dense / sparse, median of the per-round ratios
-  double speedup_vs_f32 = 0;     // oneDNN FP32 / sparse
-  double operator_speedup = 0;   // dense / operator
-  double eff_gops = 0;           // 2mkn / sparse time, in GOP/s
+  double speedup = 0;           // dense / sparse, median of the per-round ratios
+  double speedup_vs_f32 = 0;    // oneDNN FP32 / sparse
+  double operator_speedup = 0;  // dense / operator
+  double eff_gops = 0;          // 2mkn / sparse time, in GOP/s
 };
 
 // Rounds (3 warm-up + reps) for a mid-size shape: about 4 GOP per path, within [31, 301].
@@ -134,8 +134,7 @@ Result run_case(const Case& c, std::mt19937& rng);
 
 // Runs warmup + reps rounds; each round runs every path once, in order. Returns each path's
 // seconds for the timed rounds: times[path][round].
-std::vector<std::vector<double>> time_rounds(const std::vector<std::function<void()>>& paths, int reps,
-                                             int warmup = 3);
+std::vector<std::vector<double>> time_rounds(const std::vector<std::function<void()>>& paths, int reps, int warmup = 3);
 double median(std::vector<double> v);  // the upper median of a non-empty list
 // The median of num[i] / den[i]: paired timings of one round see the same machine load, so a busy
 // second on a shared machine cancels out.

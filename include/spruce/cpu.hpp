@@ -11,7 +11,7 @@ namespace spruce {
 //   avx512_vnni = avx512 + AVX512_VNNI (vpdpbusd)
 enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Vnni = 3 };
 
-std::string_view isa_name(Isa isa);  // "scalar", "avx2", "avx512", "avx512_vnni"
+std::string_view isa_name(Isa isa);    // "scalar", "avx2", "avx512", "avx512_vnni"
 Isa parse_isa(std::string_view name);  // throws spruce::Error (usage) for an unknown name
 
 // What the CPU and OS support, ignoring the cap. Computed once.

@@ -18,14 +18,13 @@ enum class Reduce { Mean, Sum, Max };
 
 Criterion parse_criterion(std::string_view text);  // "magnitude", "gradient", "snip", "snip_momentum"
 std::string to_string(Criterion c);
-Reduce parse_reduce(std::string_view text);        // "mean", "sum", "max"
+Reduce parse_reduce(std::string_view text);  // "mean", "sum", "max"
 std::string to_string(Reduce r);
 bool needs_gradient(Criterion c);
 
 // Element-wise scores into `out` (same shape as w). `grad` may be empty only for Magnitude.
 // SnipMomentum here gives the instantaneous |W * G|; ScoreAccumulator keeps the moving average.
-void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const float> grad,
-                    MatrixView<float> out);
+void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const float> grad, MatrixView<float> out);
 
 // Accumulates scores across steps: for SnipMomentum, s = beta * s + (1 - beta) * |W * G|
 // (INC's beta 0.9); for the other criteria the latest score replaces the old one.

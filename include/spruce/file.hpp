@@ -25,7 +25,7 @@ class AtomicOutput {
   AtomicOutput& operator=(const AtomicOutput&) = delete;
 
   const std::string& temp_path() const { return temp_; }  // write here (open, or by name)
-  int fd() const { return fd_; }                           // open for writing, or -1 once closed
+  int fd() const { return fd_; }                          // open for writing, or -1 once closed
   void write(std::string_view bytes);
   void commit();  // flush, close and rename over the target
 

@@ -8,8 +8,8 @@ namespace spruce {
 
 // An IDX array of unsigned bytes (type code 0x08), the only type the MNIST family uses.
 struct IdxArray {
-  std::vector<int64_t> shape;  // from the header, outermost first
-  std::vector<uint8_t> values; // row-major, product(shape) bytes
+  std::vector<int64_t> shape;   // from the header, outermost first
+  std::vector<uint8_t> values;  // row-major, product(shape) bytes
 };
 
 // Reads `path`, gunzipping when it starts with the gzip magic. Throws spruce::Error (data) naming

@@ -30,7 +30,7 @@ struct EmbeddingTable {
 // not u8 with a zero point: embedding rows are centred on zero (DLRM initializes them uniform in
 // +-a), so a zero point would buy no resolution and cost a subtraction per element.
 struct Int8EmbeddingTable {
-  const int8_t* rows = nullptr;  // [size][dim], row-major, contiguous
+  const int8_t* rows = nullptr;   // [size][dim], row-major, contiguous
   const float* scales = nullptr;  // [size]
   int64_t size = 0;
 };

@@ -25,8 +25,8 @@ double time_call(const std::function<void()>& run);
 
 struct OfflineResult {
   int64_t batch = 0;
-  double qps = 0.0;           // samples per second at that batch
-  double batch_ms = 0.0;      // median batch latency
+  double qps = 0.0;       // samples per second at that batch
+  double batch_ms = 0.0;  // median batch latency
 };
 // Tries each batch size for at least `min_seconds` (and 3 batches) and keeps the best.
 OfflineResult run_offline(const BatchRunner& run, const std::vector<int64_t>& batches, double min_seconds);
@@ -34,12 +34,12 @@ OfflineResult run_offline(const BatchRunner& run, const std::vector<int64_t>& ba
 struct ServerOptions {
   double p99_bound_ms = 10.0;
   int64_t max_batch = 256;
-  int64_t queries = 20000;     // queries per trial at one lambda
+  int64_t queries = 20000;  // queries per trial at one lambda
   uint64_t seed = 1;
-  int search_steps = 12;       // bisection steps over lambda (after the doubling)
+  int search_steps = 12;  // bisection steps over lambda (after the doubling)
 };
 struct ServerTrial {
-  double lambda = 0.0;         // offered queries per second
+  double lambda = 0.0;  // offered queries per second
   double p99_ms = 0.0;
   double mean_batch = 0.0;
 };
@@ -47,8 +47,8 @@ struct ServerTrial {
 ServerTrial run_server_trial(const BatchRunner& run, double lambda, const ServerOptions& opt);
 
 struct ServerResult {
-  double qps = 0.0;            // highest lambda found within the bound (0: none)
-  double p99_ms = 0.0;         // p99 at that lambda
+  double qps = 0.0;     // highest lambda found within the bound (0: none)
+  double p99_ms = 0.0;  // p99 at that lambda
   double mean_batch = 0.0;
   std::vector<ServerTrial> trials;  // every lambda tried, in order
 };

@@ -18,8 +18,7 @@ std::string to_string(Scope s);
 // N:M pattern: the top N scores of every group of M input channels are kept (ratio is ignored;
 // a partial tail group keeps min(N, its size)). Ties break toward the lower index, so the result
 // is deterministic.
-Mask local_mask(const Pattern& p, MatrixView<const float> scores, double ratio,
-                Reduce reduce = Reduce::Mean);
+Mask local_mask(const Pattern& p, MatrixView<const float> scores, double ratio, Reduce reduce = Reduce::Mean);
 
 // Expand a per-block keep grid (grid_rows x grid_cols) to a full element mask.
 Mask expand_block_mask(const BlockGrid& grid, const Mask& block_keep);
@@ -36,8 +35,8 @@ struct GlobalLimits {
 // Global scope: one threshold over the block scores of all tensors, so that the zeros over all
 // tensors reach `ratio` of their weights, while each tensor's own sparsity stays within limits.
 // N:M tensors keep their pattern's fixed ratio and take no part in the threshold.
-std::vector<Mask> global_masks(const std::vector<GlobalTensor>& tensors, double ratio,
-                               GlobalLimits limits = {}, Reduce reduce = Reduce::Mean);
+std::vector<Mask> global_masks(const std::vector<GlobalTensor>& tensors, double ratio, GlobalLimits limits = {},
+                               Reduce reduce = Reduce::Mean);
 
 // Whether a matrix's zeros (or a mask's zeros) already follow the pattern: every block that holds
 // a zero is all zero (block patterns), or every group of M has at most N nonzeros (N:M).

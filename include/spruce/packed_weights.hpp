@@ -38,8 +38,8 @@ class PackedWeights {
   int64_t rows() const;
   int64_t cols() const;
   std::string kernel() const;  // the registry kernel this layout is for ("" when empty)
-  size_t size_bytes() const;          // what the packed arrays occupy
-  double sparsity() const;            // fraction of zero weights in W
+  size_t size_bytes() const;   // what the packed arrays occupy
+  double sparsity() const;     // fraction of zero weights in W
 
   // The dense W, exactly. Throws spruce::Error if the weights are of the other type.
   Matrix<float> unpack_f32() const;

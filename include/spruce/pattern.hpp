@@ -58,7 +58,7 @@ class Pattern {
 
 // The grid of blocks a block pattern lays over an oc x ic matrix; edge blocks may be partial.
 struct BlockGrid {
-  int64_t rows = 0, cols = 0;            // matrix size
+  int64_t rows = 0, cols = 0;  // matrix size
   int64_t block_rows = 1, block_cols = 1;
   int64_t grid_rows() const { return (rows + block_rows - 1) / block_rows; }
   int64_t grid_cols() const { return (cols + block_cols - 1) / block_cols; }

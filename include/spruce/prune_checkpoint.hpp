@@ -10,10 +10,10 @@
 namespace spruce {
 
 struct CheckpointPruneOptions {
-  Recipe recipe;                      // groups pick tensors by name; rank 2 is "Linear", rank 4 "Conv"
-  std::optional<Scope> scope;         // overrides every group's pruning_scope
-  std::string include;                // regex: only tensors whose names match (empty: all)
-  std::string exclude;                // regex: never tensors whose names match (empty: none)
+  Recipe recipe;               // groups pick tensors by name; rank 2 is "Linear", rank 4 "Conv"
+  std::optional<Scope> scope;  // overrides every group's pruning_scope
+  std::string include;         // regex: only tensors whose names match (empty: all)
+  std::string exclude;         // regex: never tensors whose names match (empty: none)
 };
 
 struct TensorPruneReport {
@@ -21,10 +21,10 @@ struct TensorPruneReport {
   std::vector<int64_t> shape;
   DType dtype = DType::F32;
   bool pruned = false;
-  std::string pattern;     // the group's pattern, when pruned
-  double target = 0.0;     // the group's target, when pruned
-  double sparsity = 0.0;   // zeros after pruning (before, for tensors left alone)
-  std::string reason;      // why a tensor was left alone
+  std::string pattern;    // the group's pattern, when pruned
+  double target = 0.0;    // the group's target, when pruned
+  double sparsity = 0.0;  // zeros after pruning (before, for tensors left alone)
+  std::string reason;     // why a tensor was left alone
 };
 
 // Prunes every F32/F16/BF16 tensor of rank 2 or 4 that a recipe group takes, by magnitude, to the

@@ -48,7 +48,7 @@ struct QuantParams {
   U8Quant x;                    // the u8 activations
   std::vector<float> w_scales;  // one per output channel: real weight = w_scale[n] * s8
   OutType out = OutType::F32;
-  float y_scale = 1.0f;      // only for U8/S8 output: real y = y_scale * (q - y_zero_point)
+  float y_scale = 1.0f;  // only for U8/S8 output: real y = y_scale * (q - y_zero_point)
   int32_t y_zero_point = 0;
 };
 

@@ -28,13 +28,13 @@
 namespace spruce {
 
 struct PruningGroup {
-  std::vector<std::string> op_names;           // empty: every layer
+  std::vector<std::string> op_names;  // empty: every layer
   std::vector<std::string> excluded_op_names;
   std::vector<std::string> op_types{"Linear", "Conv"};  // pruning_op_types
   Pattern pattern = Pattern::block(4, 1);
   Criterion criterion = Criterion::SnipMomentum;  // pruning_type
-  Reduce reduce = Reduce::Mean;                    // criterion_reduce_type
-  Scope scope = Scope::Global;                     // pruning_scope
+  Reduce reduce = Reduce::Mean;                   // criterion_reduce_type
+  Scope scope = Scope::Global;                    // pruning_scope
   Schedule schedule;  // start_step, end_step, pruning_frequency, sparsity_decay_type, target
   GlobalLimits limits;
   bool group_lasso = false;  // reg_type: group_lasso

@@ -10,7 +10,6 @@ double group_lasso_penalty(const Pattern& p, MatrixView<const float> w, double a
 
 // Adds d(penalty)/dW = alpha * W / ||W_block||_2 to `grad` (zero for an all-zero block).
 // For N:M patterns the groups are the 1 x M groups along input channels.
-void add_group_lasso_grad(const Pattern& p, MatrixView<const float> w, double alpha,
-                          MatrixView<float> grad);
+void add_group_lasso_grad(const Pattern& p, MatrixView<const float> w, double alpha, MatrixView<float> grad);
 
 }  // namespace spruce

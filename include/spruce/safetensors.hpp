@@ -33,8 +33,8 @@ struct Tensor {
 };
 
 struct SafetensorsFile {
-  std::vector<Tensor> tensors;                     // in the order of their data offsets
-  std::map<std::string, std::string> metadata;     // __metadata__
+  std::vector<Tensor> tensors;                  // in the order of their data offsets
+  std::map<std::string, std::string> metadata;  // __metadata__
 
   const Tensor* find(const std::string& name) const;
   Tensor* find(const std::string& name);

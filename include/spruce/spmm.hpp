@@ -46,15 +46,15 @@
 
 namespace spruce {
 
-enum class Fallback { Auto, Never, Always };  // Never: always sparse; Always: always oneDNN dense
-const char* fallback_name(Fallback f);          // "auto" | "never" | "always"
+enum class Fallback { Auto, Never, Always };       // Never: always sparse; Always: always oneDNN dense
+const char* fallback_name(Fallback f);             // "auto" | "never" | "always"
 Fallback parse_fallback(const std::string& name);  // throws spruce::Error
 
 struct SparseLinearOptions {
   int threads = 0;  // 0: OpenMP's default (omp_get_max_threads())
   Activation activation = Activation::None;
   Fallback fallback = Fallback::Auto;
-  std::string kernel;  // force a registry kernel by name ("" = dispatch); for tests and benchmarks
+  std::string kernel;           // force a registry kernel by name ("" = dispatch); for tests and benchmarks
   std::vector<int64_t> tune_m;  // Fallback::Auto: batch sizes to time sparse against dense for
 };
 
@@ -76,8 +76,8 @@ class SparseLinear {
   SparseLinear(const float* w, int64_t out_features, int64_t in_features, const Pattern& pattern,
                const float* bias = nullptr, SparseLinearOptions options = {});
   // INT8. w: s8 W[out][in]; q.w_scales has out_features entries; bias in f32, [out] or null.
-  SparseLinear(const int8_t* w, int64_t out_features, int64_t in_features, const Pattern& pattern,
-               const QuantParams& q, const float* bias = nullptr, SparseLinearOptions options = {});
+  SparseLinear(const int8_t* w, int64_t out_features, int64_t in_features, const Pattern& pattern, const QuantParams& q,
+               const float* bias = nullptr, SparseLinearOptions options = {});
   // From saved packed weights. When this CPU's dispatch picks the kernel they were laid out for,
   // the arrays and the tuned choices are adopted as they are; otherwise the weights are unpacked
   // and packed for the kernel it picks, and the choices dropped (repacked() says which).
@@ -103,7 +103,7 @@ class SparseLinear {
   // What runs for m rows: the sparse kernel's registry name, or "onednn:<impl>" for the fallback.
   std::string impl(int64_t m) const;
   const std::map<int64_t, bool>& dense_for_m() const;  // the tuned choices, per bucket of m
-  std::string sparse_kernel() const;  // the registry kernel the sparse path uses
+  std::string sparse_kernel() const;                   // the registry kernel the sparse path uses
   int threads() const;
   void set_threads(int threads);  // 0 = OpenMP default
 
@@ -111,12 +111,12 @@ class SparseLinear {
   int64_t in_features() const;
   int64_t out_features() const;
   const Pattern& pattern() const;
-  double sparsity() const;        // fraction of zero weights
-  size_t packed_bytes() const;    // bytes of the packed weights the kernel reads
-  size_t memory_bytes() const;    // all weight bytes held: packed, plus oneDNN's copies for the fallback
-  size_t dense_bytes() const;     // out * in * sizeof(weight)
+  double sparsity() const;      // fraction of zero weights
+  size_t packed_bytes() const;  // bytes of the packed weights the kernel reads
+  size_t memory_bytes() const;  // all weight bytes held: packed, plus oneDNN's copies for the fallback
+  size_t dense_bytes() const;   // out * in * sizeof(weight)
   const PackedWeights& weights() const;
-  const QuantParams& quant() const;           // INT8: as given at construction
+  const QuantParams& quant() const;  // INT8: as given at construction
   const SparseLinearOptions& options() const;
   PackedLinear packed() const;  // the weights as the kernel reads them and the tuned choices, for saving
   bool repacked() const;        // made from a PackedLinear whose layout could not be adopted

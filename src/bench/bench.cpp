@@ -84,7 +84,8 @@ CaseData make_case(const Shape& s, const Pattern& p, double sparsity, std::mt199
 
 void check_result(const Shape& s, const Pattern& p, bool int8, const float* y, const float* want) {
   for (size_t i = 0; i < size_t(s.m * s.n); ++i) {
-    const bool ok = int8 ? y[i] == want[i] : std::fabs(y[i] - want[i]) <= 1e-5f * float(s.k) * (1.0f + std::fabs(want[i]));
+    const bool ok =
+        int8 ? y[i] == want[i] : std::fabs(y[i] - want[i]) <= 1e-5f * float(s.k) * (1.0f + std::fabs(want[i]));
     if (!ok)
       data_error("verification failed for " + to_string(s) + " " + p.str() + " at " + std::to_string(i) + ": " +
                  std::to_string(y[i]) + " vs reference " + std::to_string(want[i]));
@@ -146,8 +147,10 @@ Result run_case(const Case& c, std::mt19937& rng) {
   SparseLinear sparse = make(raw), reference = make(ref), op = make(autoo);
   std::vector<float> y(size_t(s.m * s.n)), want(y.size()), yd(y.size());
   auto run_op = [&](const SparseLinear& l, float* out) {
-    if (int8) l.run(d.xq.data(), s.m, out);
-    else l.run(d.x.data(), s.m, out);
+    if (int8)
+      l.run(d.xq.data(), s.m, out);
+    else
+      l.run(d.x.data(), s.m, out);
   };
   // Verify before timing: sparse vs the scalar reference; for INT8, oneDNN's dense result too.
   run_op(sparse, y.data());
@@ -162,10 +165,10 @@ Result run_case(const Case& c, std::mt19937& rng) {
   Result r;
   r.c = c;
   r.reps = c.reps > 0 ? c.reps : default_reps(s);
-  const auto t = time_rounds({[&] { df.run(d.x.data(), s.m, s.k, yd.data(), s.n); },
-                              [&] { dq.run(d.xq.data(), s.m, s.k, yd.data(), s.n); },
-                              [&] { run_op(sparse, y.data()); }, [&] { run_op(op, y.data()); }},
-                             r.reps);
+  const auto t = time_rounds(
+      {[&] { df.run(d.x.data(), s.m, s.k, yd.data(), s.n); }, [&] { dq.run(d.xq.data(), s.m, s.k, yd.data(), s.n); },
+       [&] { run_op(sparse, y.data()); }, [&] { run_op(op, y.data()); }},
+      r.reps);
   const auto &tf = t[0], &tq = t[1], &ts = t[2], &to = t[3];
   const auto& td = int8 ? tq : tf;
   r.dense_f32_us = median(tf) * 1e6;

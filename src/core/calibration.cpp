@@ -15,14 +15,16 @@ CalibrationMethod parse_calibration(std::string_view t) {
 
 std::string to_string(CalibrationMethod m) { return m == CalibrationMethod::MinMax ? "minmax" : "percentile"; }
 
-ActivationObserver::ActivationObserver(size_t reservoir, uint64_t seed) : capacity_(std::max<size_t>(1, reservoir)), rng_(seed) {
+ActivationObserver::ActivationObserver(size_t reservoir, uint64_t seed)
+    : capacity_(std::max<size_t>(1, reservoir)), rng_(seed) {
   sample_.reserve(capacity_);
 }
 
 void ActivationObserver::observe(const float* v, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float x = v[i];
-    if (!std::isfinite(x)) data_error("calibration saw a non-finite activation value (NaN or inf): check the model's inputs");
+    if (!std::isfinite(x))
+      data_error("calibration saw a non-finite activation value (NaN or inf): check the model's inputs");
     min_ = seen_ == 0 ? x : std::min(min_, x);
     max_ = seen_ == 0 ? x : std::max(max_, x);
     ++seen_;
@@ -38,7 +40,8 @@ void ActivationObserver::observe(const float* v, int64_t n) {
 U8Quant ActivationObserver::choose(CalibrationMethod m, double percentile) const {
   if (seen_ == 0) usage_error("calibration saw no data: run at least one batch through the model first");
   if (m == CalibrationMethod::MinMax) return u8_quant_for_range(min_, max_);
-  if (!(percentile > 50.0 && percentile <= 100.0)) usage_error("calibration percentile must be in (50, 100], e.g. 99.99");
+  if (!(percentile > 50.0 && percentile <= 100.0))
+    usage_error("calibration percentile must be in (50, 100], e.g. 99.99");
   std::vector<float> s = sample_;
   auto at = [&](double p) {
     const auto k = static_cast<size_t>(std::llround(p / 100.0 * double(s.size() - 1)));

@@ -74,7 +74,8 @@ Mask local_mask(const Pattern& p, MatrixView<const float> scores, double ratio, 
   return expand_block_mask(g, keep);
 }
 
-std::vector<Mask> global_masks(const std::vector<GlobalTensor>& tensors, double ratio, GlobalLimits limits, Reduce reduce) {
+std::vector<Mask> global_masks(const std::vector<GlobalTensor>& tensors, double ratio, GlobalLimits limits,
+                               Reduce reduce) {
   check_ratio(ratio);
   if (!(limits.min_ratio >= 0 && limits.min_ratio <= limits.max_ratio && limits.max_ratio <= 1))
     usage_error("min_sparsity_ratio_per_op must be <= max_sparsity_ratio_per_op, both in [0, 1]");

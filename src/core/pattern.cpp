@@ -34,7 +34,8 @@ Pattern Pattern::block(int rows, int cols) {
   auto ok = [](int d) { return d == kChannel || (d >= 1 && d <= kMaxDim); };
   if (!ok(rows) || !ok(cols))
     usage_error("invalid block pattern " + std::to_string(rows) + "x" + std::to_string(cols) + ": " + help());
-  if (rows == kChannel && cols == kChannel) usage_error("invalid pattern channelxchannel: it would prune whole tensors; " + std::string(help()));
+  if (rows == kChannel && cols == kChannel)
+    usage_error("invalid pattern channelxchannel: it would prune whole tensors; " + std::string(help()));
   return Pattern(Kind::Block, rows, cols);
 }
 

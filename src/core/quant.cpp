@@ -40,7 +40,6 @@ U8Quant u8_quant_for_range(float lo, float hi) {
   return q;
 }
 
-
 const char* activation_name(Activation a) {
   switch (a) {
     case Activation::ReLU: return "relu";

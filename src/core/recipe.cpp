@@ -14,11 +14,23 @@
 namespace spruce {
 namespace {
 
-const std::vector<std::string> kKeys = {
-    "target_sparsity", "pattern", "pruning_type", "op_names", "excluded_op_names", "pruning_op_types",
-    "start_step", "end_step", "pruning_frequency", "pruning_scope", "sparsity_decay_type",
-    "criterion_reduce_type", "min_sparsity_ratio_per_op", "max_sparsity_ratio_per_op", "reg_type",
-    "reg_coeff", "pruning_configs"};
+const std::vector<std::string> kKeys = {"target_sparsity",
+                                        "pattern",
+                                        "pruning_type",
+                                        "op_names",
+                                        "excluded_op_names",
+                                        "pruning_op_types",
+                                        "start_step",
+                                        "end_step",
+                                        "pruning_frequency",
+                                        "pruning_scope",
+                                        "sparsity_decay_type",
+                                        "criterion_reduce_type",
+                                        "min_sparsity_ratio_per_op",
+                                        "max_sparsity_ratio_per_op",
+                                        "reg_type",
+                                        "reg_coeff",
+                                        "pruning_configs"};
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -69,13 +81,15 @@ class Reader {
     const std::string valid = regex ? "a list of regular expressions, e.g. [\"fc.*\"]" : "a list of names";
     std::vector<std::string> out;
     if (n.IsNull()) return out;
-    if (n.IsScalar()) out.push_back(n.Scalar());
+    if (n.IsScalar())
+      out.push_back(n.Scalar());
     else if (n.IsSequence())
       for (const auto& x : n) {
         if (!x.IsScalar()) fail(key, text(n), valid);
         out.push_back(x.Scalar());
       }
-    else fail(key, text(n), valid);
+    else
+      fail(key, text(n), valid);
     if (regex)
       for (const auto& r : out) NamePattern(r, source_ + ": key '" + key + "':");
     return out;
@@ -101,23 +115,36 @@ class Reader {
       const YAML::Node& v = kv.second;
       if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
         usage_error(source_ + ": unknown key " + in_quotes(key) + "; valid keys: " + join(kKeys));
-      if (key == "target_sparsity") g.schedule.target = fraction(key, v, false), target_given = true;
-      else if (key == "pattern") g.pattern = choice(key, v, Pattern::parse, Pattern::help());
-      else if (key == "pruning_type") g.criterion = choice(key, v, parse_criterion, "magnitude, gradient, snip, snip_momentum");
-      else if (key == "op_names") g.op_names = names(key, v, true);
-      else if (key == "excluded_op_names") g.excluded_op_names = names(key, v, true);
+      if (key == "target_sparsity")
+        g.schedule.target = fraction(key, v, false), target_given = true;
+      else if (key == "pattern")
+        g.pattern = choice(key, v, Pattern::parse, Pattern::help());
+      else if (key == "pruning_type")
+        g.criterion = choice(key, v, parse_criterion, "magnitude, gradient, snip, snip_momentum");
+      else if (key == "op_names")
+        g.op_names = names(key, v, true);
+      else if (key == "excluded_op_names")
+        g.excluded_op_names = names(key, v, true);
       else if (key == "pruning_op_types") {
         g.op_types = names(key, v, false);
         for (const auto& t : g.op_types)
           if (t != "Linear" && t != "Conv") fail(key, t, "Linear, Conv");
-      } else if (key == "start_step") g.schedule.start_step = step(key, v, 0);
-      else if (key == "end_step") g.schedule.end_step = step(key, v, 0);
-      else if (key == "pruning_frequency") g.schedule.frequency = step(key, v, 1);
-      else if (key == "pruning_scope") g.scope = choice(key, v, parse_scope, "local, global");
-      else if (key == "sparsity_decay_type") g.schedule.decay = choice(key, v, parse_decay, "exp, cos, linear, cube");
-      else if (key == "criterion_reduce_type") g.reduce = choice(key, v, parse_reduce, "mean, sum, max");
-      else if (key == "min_sparsity_ratio_per_op") g.limits.min_ratio = fraction(key, v, true);
-      else if (key == "max_sparsity_ratio_per_op") g.limits.max_ratio = fraction(key, v, true);
+      } else if (key == "start_step")
+        g.schedule.start_step = step(key, v, 0);
+      else if (key == "end_step")
+        g.schedule.end_step = step(key, v, 0);
+      else if (key == "pruning_frequency")
+        g.schedule.frequency = step(key, v, 1);
+      else if (key == "pruning_scope")
+        g.scope = choice(key, v, parse_scope, "local, global");
+      else if (key == "sparsity_decay_type")
+        g.schedule.decay = choice(key, v, parse_decay, "exp, cos, linear, cube");
+      else if (key == "criterion_reduce_type")
+        g.reduce = choice(key, v, parse_reduce, "mean, sum, max");
+      else if (key == "min_sparsity_ratio_per_op")
+        g.limits.min_ratio = fraction(key, v, true);
+      else if (key == "max_sparsity_ratio_per_op")
+        g.limits.max_ratio = fraction(key, v, true);
       else if (key == "reg_type") {
         const std::string t = v.IsNull() ? "none" : text(v);
         if (t != "group_lasso" && t != "none" && t != "null") fail(key, t, "group_lasso, none");
@@ -205,7 +232,8 @@ Recipe parse_root(const YAML::Node& root, const std::string& source) {
 bool PruningGroup::matches(const std::string& name, std::string_view op_type) const {
   if (!op_type.empty() && std::find(op_types.begin(), op_types.end(), op_type) == op_types.end()) return false;
   auto any = [&](const std::vector<std::string>& res) {
-    return std::any_of(res.begin(), res.end(), [&](const std::string& r) { return NamePattern(r, "op_names").found_in(name); });
+    return std::any_of(res.begin(), res.end(),
+                       [&](const std::string& r) { return NamePattern(r, "op_names").found_in(name); });
   };
   if (!op_names.empty() && !any(op_names)) return false;
   return !any(excluded_op_names);

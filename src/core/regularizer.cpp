@@ -27,7 +27,8 @@ double group_lasso_penalty(const Pattern& p, MatrixView<const float> w, double a
 }
 
 void add_group_lasso_grad(const Pattern& p, MatrixView<const float> w, double alpha, MatrixView<float> grad) {
-  if (grad.rows != w.rows || grad.cols != w.cols) data_error("group lasso: the gradient's shape differs from the weight's");
+  if (grad.rows != w.rows || grad.cols != w.cols)
+    data_error("group lasso: the gradient's shape differs from the weight's");
   for_each_block_norm(p, w, [&](const BlockGrid& g, int64_t i, int64_t j, double norm) {
     if (norm == 0.0) return;
     const double scale = alpha / norm;

@@ -53,9 +53,7 @@ IdxArray parse_idx(const std::vector<uint8_t>& bytes, const std::string& source)
   return a;
 }
 
-IdxArray read_idx(const std::string& path) {
-  return parse_idx(read_maybe_gzip(path), path);
-}
+IdxArray read_idx(const std::string& path) { return parse_idx(read_maybe_gzip(path), path); }
 
 LabeledImages load_fashion_mnist(const std::string& dir, Split split) {
   const std::string prefix = dir + (split == Split::Train ? "/train" : "/t10k");

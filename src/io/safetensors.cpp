@@ -17,9 +17,9 @@ struct DTypeInfo {
   size_t size;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::BOOL, "BOOL", 1}, {DType::U8, "U8", 1},   {DType::I8, "I8", 1},     {DType::I16, "I16", 2},
-    {DType::U16, "U16", 2},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2}, {DType::I32, "I32", 4},
-    {DType::U32, "U32", 4},   {DType::F32, "F32", 4}, {DType::F64, "F64", 8},   {DType::I64, "I64", 8},
+    {DType::BOOL, "BOOL", 1}, {DType::U8, "U8", 1},           {DType::I8, "I8", 1},          {DType::I16, "I16", 2},
+    {DType::U16, "U16", 2},   {DType::F16, "F16", 2},         {DType::BF16, "BF16", 2},      {DType::I32, "I32", 4},
+    {DType::U32, "U32", 4},   {DType::F32, "F32", 4},         {DType::F64, "F64", 8},        {DType::I64, "I64", 8},
     {DType::U64, "U64", 8},   {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1}};
 
 const DTypeInfo& info(DType d) {
@@ -33,9 +33,12 @@ constexpr uint64_t kMaxHeader = 100ull << 20;  // as the reference implementatio
 float half_to_float(uint16_t h) {
   const uint32_t sign = uint32_t(h & 0x8000) << 16;
   uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-  if (exp == 0x1f) bits = sign | 0x7f800000 | (mant << 13);
-  else if (exp != 0) bits = sign | ((exp + 112) << 23) | (mant << 13);
-  else if (mant == 0) bits = sign;
+  if (exp == 0x1f)
+    bits = sign | 0x7f800000 | (mant << 13);
+  else if (exp != 0)
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  else if (mant == 0)
+    bits = sign;
   else {  // subnormal: normalize
     exp = 113;
     while (!(mant & 0x400)) mant <<= 1, --exp;
@@ -54,7 +57,8 @@ DType parse_dtype(std::string_view name) {
 std::string to_string(DType d) { return info(d).name; }
 size_t dtype_size(DType d) { return info(d).size; }
 bool is_floating(DType d) {
-  return d == DType::F16 || d == DType::BF16 || d == DType::F32 || d == DType::F64 || d == DType::F8_E4M3 || d == DType::F8_E5M2;
+  return d == DType::F16 || d == DType::BF16 || d == DType::F32 || d == DType::F64 || d == DType::F8_E4M3 ||
+         d == DType::F8_E5M2;
 }
 bool is_prunable(DType d) { return d == DType::F32 || d == DType::F16 || d == DType::BF16; }
 
@@ -89,7 +93,8 @@ std::vector<float> Tensor::to_f32() const {
         out[i] = std::bit_cast<float>(uint32_t(h) << 16);
         break;
       }
-      default: data_error("tensor '" + name + "' has dtype " + to_string(dtype) + ", which spruce cannot read as floats");
+      default:
+        data_error("tensor '" + name + "' has dtype " + to_string(dtype) + ", which spruce cannot read as floats");
     }
   }
   return out;
@@ -121,15 +126,14 @@ Tensor* SafetensorsFile::find(const std::string& n) {
 }
 
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source) {
-  auto bad = [&](const std::string& why) -> void {
-    data_error(source + ": not a valid safetensors file: " + why);
-  };
+  auto bad = [&](const std::string& why) -> void { data_error(source + ": not a valid safetensors file: " + why); };
   if (bytes.size() < 8) bad("it is " + std::to_string(bytes.size()) + " bytes, shorter than the 8-byte header length");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | uint8_t(bytes[size_t(i)]);
   if (header_len > kMaxHeader) bad("header length " + std::to_string(header_len) + " exceeds the 100 MiB limit");
   if (header_len > bytes.size() - 8)
-    bad("header length " + std::to_string(header_len) + " runs past the end of the file (" + std::to_string(bytes.size()) + " bytes); is it truncated?");
+    bad("header length " + std::to_string(header_len) + " runs past the end of the file (" +
+        std::to_string(bytes.size()) + " bytes); is it truncated?");
   const std::string_view header = bytes.substr(8, header_len);
   const std::string_view data = bytes.substr(8 + header_len);
 
@@ -137,8 +141,10 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
   std::vector<std::string> keys, metadata_keys;
   auto unique_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     if (event != nlohmann::json::parse_event_t::key) return true;
-    if (depth == 1) keys.push_back(parsed.get<std::string>());
-    else if (depth == 2 && !keys.empty() && keys.back() == "__metadata__") metadata_keys.push_back(parsed.get<std::string>());
+    if (depth == 1)
+      keys.push_back(parsed.get<std::string>());
+    else if (depth == 2 && !keys.empty() && keys.back() == "__metadata__")
+      metadata_keys.push_back(parsed.get<std::string>());
     return true;
   };
   nlohmann::json j;
@@ -200,21 +206,24 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
     const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
     if (b > e) bad(where + ": data_offsets begin " + std::to_string(b) + " is after end " + std::to_string(e));
     if (e > data.size())
-      bad(where + ": data_offsets end " + std::to_string(e) + " is past the data section (" + std::to_string(data.size()) + " bytes); is the file truncated?");
+      bad(where + ": data_offsets end " + std::to_string(e) + " is past the data section (" +
+          std::to_string(data.size()) + " bytes); is the file truncated?");
     if (e - b != numel * dtype_size(t.dtype))
       bad(where + ": shape " + std::to_string(numel) + " x " + to_string(t.dtype) + " needs " +
           std::to_string(numel * dtype_size(t.dtype)) + " bytes but data_offsets span " + std::to_string(e - b));
     spans.push_back({b, e, file.tensors.size()});
     file.tensors.push_back(std::move(t));
   }
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
   uint64_t covered = 0;
   for (size_t i = 0; i < spans.size(); ++i) {
     const std::string& name = file.tensors[spans[i].tensor].name;
     if (spans[i].begin < covered)
       bad("tensors " + in_quotes(file.tensors[spans[i - 1].tensor].name) + " and " + in_quotes(name) + " overlap");
     if (spans[i].begin > covered)
-      bad("bytes " + std::to_string(covered) + " to " + std::to_string(spans[i].begin) + " of the data section belong to no tensor (before " + in_quotes(name) + ")");
+      bad("bytes " + std::to_string(covered) + " to " + std::to_string(spans[i].begin) +
+          " of the data section belong to no tensor (before " + in_quotes(name) + ")");
     covered = spans[i].end;
   }
   if (covered != data.size())
@@ -243,8 +252,10 @@ std::string serialize_safetensors(const SafetensorsFile& file) {
   uint64_t offset = 0;
   for (const auto& t : file.tensors) {
     if (t.bytes.size() != size_t(t.numel()) * dtype_size(t.dtype))
-      data_error("tensor '" + t.name + "': " + std::to_string(t.bytes.size()) + " bytes do not fit its shape and dtype");
-    j[t.name] = {{"dtype", to_string(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
+      data_error("tensor '" + t.name + "': " + std::to_string(t.bytes.size()) +
+                 " bytes do not fit its shape and dtype");
+    j[t.name] = {
+        {"dtype", to_string(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
     offset += t.bytes.size();
   }
   std::string header = j.dump();

@@ -28,7 +28,8 @@ StripWeights<T> build(MatrixView<const T> w, int h, int kg, bool quads = false) 
     for (int64_t c = 0; c < w.cols; ++c)
       for (int64_t r = r0; r < r1; ++r)
         if (w(r, c) != T(0)) {
-          if (!quads) cols.push_back(int32_t(c));
+          if (!quads)
+            cols.push_back(int32_t(c));
           else if (cols.empty() || cols.back() < c / 4 * 4)
             for (int64_t t = c / 4 * 4; t < c / 4 * 4 + 4; ++t) cols.push_back(int32_t(t));
           break;
@@ -65,7 +66,10 @@ StripWeights<int8_t> make_octets(MatrixView<const int8_t> w) {
       int used = 0;
       for (int64_t c = o * 8; c < std::min(w.cols, o * 8 + 8); ++c) {
         if (w(r, c) == 0) continue;
-        if (used == 4) usage_error("the weights do not fit 4 of every 8: row " + std::to_string(r) + " has more than 4 nonzeros in input channels " + std::to_string(o * 8) + ".." + std::to_string(o * 8 + 7));
+        if (used == 4)
+          usage_error("the weights do not fit 4 of every 8: row " + std::to_string(r) +
+                      " has more than 4 nonzeros in input channels " + std::to_string(o * 8) + ".." +
+                      std::to_string(o * 8 + 7));
         s.w[base + size_t(used)] = w(r, c);
         s.sel[base + size_t(used)] = uint8_t(c - o * 8);
         ++used;
@@ -131,11 +135,14 @@ Matrix<T> unpack_strip_csr(const StripWeights<T>& s, bool quads) {
   Matrix<T> dense(s.rows, s.cols);
   for (int64_t st = 0; st < strips; ++st) {
     const int64_t j0 = s.ptr[size_t(st)], j1 = s.ptr[size_t(st + 1)];
-    if (j1 < j0 || j1 > int64_t(s.k.size()) || j0 % kg != 0) bad("strip offsets of strip " + std::to_string(st) + " are not ascending whole groups");
+    if (j1 < j0 || j1 > int64_t(s.k.size()) || j0 % kg != 0)
+      bad("strip offsets of strip " + std::to_string(st) + " are not ascending whole groups");
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t c = s.k[size_t(j)];
-      if (c < 0 || c >= limit) bad("input channel " + std::to_string(c) + " is outside 0.." + std::to_string(limit - 1));
-      if (quads && c != s.k[size_t(j - j % 4)] + j % 4) bad("strip " + std::to_string(st) + " lists a partial quad of input channels");
+      if (c < 0 || c >= limit)
+        bad("input channel " + std::to_string(c) + " is outside 0.." + std::to_string(limit - 1));
+      if (quads && c != s.k[size_t(j - j % 4)] + j % 4)
+        bad("strip " + std::to_string(st) + " lists a partial quad of input channels");
       if (quads && j % 4 == 0 && c % 4 != 0) bad("strip " + std::to_string(st) + " lists an unaligned quad");
       // Sorted; a repeat of the previous channel is padding and must carry zero weights.
       const bool repeat = j > j0 && c == s.k[size_t(j - 1)];
@@ -184,10 +191,10 @@ Matrix<int8_t> unpack_octets(const StripWeights<int8_t>& s) {
 template <typename T>
 void check_shape(const StripWeights<T>& s) {
   const int64_t rows = s.rows, cols = s.cols, most = int64_t(1) << 31;
-  if (rows < 1 || cols < 1 || rows > most || cols > most) bad("shape " + std::to_string(rows) + "x" + std::to_string(cols));
+  if (rows < 1 || cols < 1 || rows > most || cols > most)
+    bad("shape " + std::to_string(rows) + "x" + std::to_string(cols));
   if (s.ptr.empty()) bad("no strip offsets");
 }
-
 
 template <typename T>
 double zero_fraction(const Matrix<T>& w) {
@@ -227,11 +234,14 @@ template <typename T>
 PackedWeights pack(const Kernel& k, MatrixView<const T> w) {
   constexpr DType d = std::is_same_v<T, float> ? DType::F32 : DType::S8;
   if (k.op != Op::Spmm || k.dtype != d)
-    usage_error(std::string("kernel '") + k.name + "' does not read " + (d == DType::S8 ? "INT8" : "FP32") + " GEMM weights");
+    usage_error(std::string("kernel '") + k.name + "' does not read " + (d == DType::S8 ? "INT8" : "FP32") +
+                " GEMM weights");
   StripWeights<T> s;
   if constexpr (std::is_same_v<T, int8_t>) {
-    if (k.weights == WeightFormat::Octets) s = make_octets(w);
-    else s = build(w, k.h, k.kg, k.weights == WeightFormat::QuadStrips);
+    if (k.weights == WeightFormat::Octets)
+      s = make_octets(w);
+    else
+      s = build(w, k.h, k.kg, k.weights == WeightFormat::QuadStrips);
   } else {
     s = build(w, k.h, k.kg);
   }
@@ -300,7 +310,8 @@ PackedParts parts_of(const Kernel& k, const StripWeights<T>& s) {
   p.attributes = {{"strip_h", s.h}, {"strip_kg", s.kg}};
   p.arrays.push_back({"strip_ptr", PackedParts::Type::I64, bytes_of(s.ptr)});
   p.arrays.push_back({"strip_k", PackedParts::Type::I32, bytes_of(s.k)});
-  p.arrays.push_back({"strip_w", std::is_same_v<T, float> ? PackedParts::Type::F32 : PackedParts::Type::I8, bytes_of(s.w)});
+  p.arrays.push_back(
+      {"strip_w", std::is_same_v<T, float> ? PackedParts::Type::F32 : PackedParts::Type::I8, bytes_of(s.w)});
   if (!s.sel.empty()) p.arrays.push_back({"strip_sel", PackedParts::Type::U8, s.sel});
   return p;
 }
@@ -351,8 +362,10 @@ Matrix<int8_t> PackedWeights::unpack_s8() const {
 
 void PackedWeights::validate() const {
   if (empty()) return;
-  if (int8()) unpack_s8();
-  else unpack_f32();
+  if (int8())
+    unpack_s8();
+  else
+    unpack_f32();
 }
 
 PackedParts PackedWeights::parts() const {
@@ -366,7 +379,8 @@ PackedWeights PackedWeights::from_parts(const PackedParts& p, bool int8, int64_t
     data_error("packed weights are laid out for kernel '" + p.kernel +
                "', which this build of spruce does not have: convert the model again");
   if (k->dtype != (int8 ? DType::S8 : DType::F32))
-    data_error("packed weights are " + std::string(int8 ? "INT8" : "FP32") + " but laid out for kernel '" + p.kernel + "'");
+    data_error("packed weights are " + std::string(int8 ? "INT8" : "FP32") + " but laid out for kernel '" + p.kernel +
+               "'");
   const int64_t most = int64_t(1) << 31;
   if (rows < 1 || cols < 1 || rows > most || cols > most)
     data_error("packed weights have an impossible shape " + std::to_string(rows) + "x" + std::to_string(cols));

@@ -83,15 +83,18 @@ const DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) 
       act_ == Activation::ReLU ? dnnl::algorithm::eltwise_relu : dnnl::algorithm::eltwise_gelu_erf;
   const bool requant = int8_ && q_.out != OutType::F32;
   const float post_scale = requant ? 1.0f / q_.y_scale : 1.0f;
-  if (act_ != Activation::None) ops.append_eltwise(post_scale, alg, 0.0f, 0.0f);
-  else if (requant) ops.append_eltwise(post_scale, dnnl::algorithm::eltwise_linear, 1.0f, 0.0f);
+  if (act_ != Activation::None)
+    ops.append_eltwise(post_scale, alg, 0.0f, 0.0f);
+  else if (requant)
+    ops.append_eltwise(post_scale, dnnl::algorithm::eltwise_linear, 1.0f, 0.0f);
   attr.set_post_ops(ops);
   if (int8_) {
     attr.set_output_scales(1 << 1, scales_);
     if (q_.x.zero_point) attr.set_zero_points(DNNL_ARG_SRC, 0, {q_.x.zero_point});
     if (requant && q_.y_zero_point) attr.set_zero_points(DNNL_ARG_DST, 0, {q_.y_zero_point});
   }
-  auto desc = bias_.empty() ? dnnl::matmul::desc(p->src, wany, p->dst) : dnnl::matmul::desc(p->src, wany, bdesc, p->dst);
+  auto desc =
+      bias_.empty() ? dnnl::matmul::desc(p->src, wany, p->dst) : dnnl::matmul::desc(p->src, wany, bdesc, p->dst);
   dnnl::matmul::primitive_desc pd(desc, attr, engine());
   p->prim = dnnl::matmul(pd);
   p->impl = pd.impl_info_str();
@@ -102,9 +105,12 @@ const DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) 
   if (!p->weights) {
     Matrix<float> wf;
     Matrix<int8_t> ws;
-    if (w_.empty()) ws = w_s8_, wf = w_f32_;
-    else if (int8_) ws = w_.unpack_s8();
-    else wf = w_.unpack_f32();
+    if (w_.empty())
+      ws = w_s8_, wf = w_f32_;
+    else if (int8_)
+      ws = w_.unpack_s8();
+    else
+      wf = w_.unpack_f32();
     memory user(memory::desc({ic_, oc_}, wt, tag::ba), engine(),
                 int8_ ? static_cast<void*>(ws.data.data()) : static_cast<void*>(wf.data.data()));
     p->weights = memory(pd.weights_desc(), engine());

@@ -27,7 +27,8 @@ class DenseMatmul {
   // bias [oc] or null. For INT8 weights, q is required.
   DenseMatmul(const PackedWeights& w, const float* bias, Activation act, const QuantParams* q);
   // w is W[oc][ic] row-major (f32 or s8 per `int8`).
-  DenseMatmul(bool int8, const void* w, int64_t oc, int64_t ic, const float* bias, Activation act, const QuantParams* q);
+  DenseMatmul(bool int8, const void* w, int64_t oc, int64_t ic, const float* bias, Activation act,
+              const QuantParams* q);
   ~DenseMatmul();
   DenseMatmul(const DenseMatmul&) = delete;
   DenseMatmul& operator=(const DenseMatmul&) = delete;

@@ -67,7 +67,8 @@ void int8_table_interaction(const DotInteractionArgs& a, int threads) {
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < a.batch; ++b) {
       const int64_t* ids = a.ids + b * a.ld_ids;
-      if (b + kPrefetchAhead < a.batch) {  // the rows of a sample a few ahead: random, so no hardware prefetcher finds them
+      if (b + kPrefetchAhead <
+          a.batch) {  // the rows of a sample a few ahead: random, so no hardware prefetcher finds them
         const int64_t* next = ids + kPrefetchAhead * a.ld_ids;
         for (int64_t f = 0; f < t; ++f) {
           const Int8EmbeddingTable& tab = a.int8_tables[size_t(f)];
@@ -95,7 +96,8 @@ void quantize_embedding_rows(const float* rows, int64_t size, int64_t dim, int8_
     int8_t* q = rows_out + r * dim;
     float max_abs = 0.f;
     bool finite = true;
-    for (int64_t k = 0; k < dim; ++k) max_abs = std::max(max_abs, std::abs(x[k])), finite = finite && std::isfinite(x[k]);
+    for (int64_t k = 0; k < dim; ++k)
+      max_abs = std::max(max_abs, std::abs(x[k])), finite = finite && std::isfinite(x[k]);
     if (!finite) data_error("quantize_embedding_rows: row " + std::to_string(r) + " is not finite");
     const float scale = max_abs / 127.f;
     scales_out[r] = scale;

@@ -17,7 +17,8 @@ SparseLinear::SparseLinear(const PackedLinear& p, SparseLinearOptions opt) : imp
     data_error("packed weights are " + std::to_string(w.rows()) + "x" + std::to_string(w.cols()) + " for a " +
                std::to_string(p.out_features) + "x" + std::to_string(p.in_features) + " layer");
   if (w.int8() != p.int8)
-    data_error("packed weights are " + std::string(w.int8() ? "INT8" : "FP32") + " in an " + (p.int8 ? "INT8" : "FP32") + " layer");
+    data_error("packed weights are " + std::string(w.int8() ? "INT8" : "FP32") + " in an " +
+               (p.int8 ? "INT8" : "FP32") + " layer");
   if (!p.bias.empty() && int64_t(p.bias.size()) != p.out_features)
     data_error("packed weights have " + std::to_string(p.bias.size()) + " bias values for " +
                std::to_string(p.out_features) + " output channels");

@@ -55,8 +55,10 @@ bool dense_wins(const SparseLinear::Impl& s, int64_t m) {
   using clock = std::chrono::steady_clock;
   auto seconds = [&](bool dense) {
     const auto t0 = clock::now();
-    if (dense) s.run_dense(x.data(), m, s.ic, y.data(), s.oc);
-    else s.run_sparse(x.data(), m, s.ic, y.data(), s.oc, scratch.data());
+    if (dense)
+      s.run_dense(x.data(), m, s.ic, y.data(), s.oc);
+    else
+      s.run_sparse(x.data(), m, s.ic, y.data(), s.oc, scratch.data());
     return std::chrono::duration<double>(clock::now() - t0).count();
   };
   for (int warm = 0; warm < 2; ++warm) seconds(true), seconds(false);
@@ -124,7 +126,8 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
 }
 
 void check_shape(int64_t oc, int64_t ic, const void* w) {
-  if (oc <= 0 || ic <= 0) usage_error("SparseLinear: weight shape must be positive, got " + std::to_string(oc) + "x" + std::to_string(ic));
+  if (oc <= 0 || ic <= 0)
+    usage_error("SparseLinear: weight shape must be positive, got " + std::to_string(oc) + "x" + std::to_string(ic));
   if (!w) usage_error("SparseLinear: weight pointer is null");
   if (oc > (int64_t(1) << 31) || ic > (int64_t(1) << 31)) usage_error("SparseLinear: weight dimension too large");
 }
@@ -137,7 +140,8 @@ void check_quant(const QuantParams& q, int64_t oc) {
   if (!(q.x.scale > 0.0f) || !(q.y_scale > 0.0f)) usage_error("SparseLinear: quantization scales must be positive");
   for (float ws : q.w_scales)
     if (!(ws > 0.0f) || !std::isfinite(ws)) usage_error("SparseLinear: weight scales must be positive and finite");
-  if (q.out != OutType::F32 && (q.y_zero_point < (q.out == OutType::U8 ? 0 : -128) || q.y_zero_point > (q.out == OutType::U8 ? 255 : 127)))
+  if (q.out != OutType::F32 &&
+      (q.y_zero_point < (q.out == OutType::U8 ? 0 : -128) || q.y_zero_point > (q.out == OutType::U8 ? 255 : 127)))
     usage_error("SparseLinear: output zero point out of range for its type");
 }
 
@@ -250,19 +254,23 @@ void SparseLinear::Impl::run_dense(const void* x, int64_t m, int64_t ldx, void* 
   omp_set_num_threads(saved);
 }
 
-void SparseLinear::Impl::run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, std::span<uint8_t> scratch) const {
+void SparseLinear::Impl::run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy,
+                             std::span<uint8_t> scratch) const {
   if (m < 0) usage_error("SparseLinear::run: m must be >= 0");
   if (m == 0) return;
   if (!x || !y) usage_error("SparseLinear::run: null input or output pointer");
   if (ldx == 0) ldx = ic;
   if (ldy == 0) ldy = oc;
-  if (ldx < ic) usage_error("SparseLinear::run: ldx " + std::to_string(ldx) + " is below in_features " + std::to_string(ic));
-  if (ldy < oc) usage_error("SparseLinear::run: ldy " + std::to_string(ldy) + " is below out_features " + std::to_string(oc));
+  if (ldx < ic)
+    usage_error("SparseLinear::run: ldx " + std::to_string(ldx) + " is below in_features " + std::to_string(ic));
+  if (ldy < oc)
+    usage_error("SparseLinear::run: ldy " + std::to_string(ldy) + " is below out_features " + std::to_string(oc));
   if (runs_dense(m)) return run_dense(x, m, ldx, y, ldy);
   const size_t need = scratch_bytes(m);
   if (scratch.data()) {
     if (scratch.size() < need)
-      usage_error("SparseLinear::run: scratch of " + std::to_string(scratch.size()) + " bytes, " + std::to_string(need) + " needed");
+      usage_error("SparseLinear::run: scratch of " + std::to_string(scratch.size()) + " bytes, " +
+                  std::to_string(need) + " needed");
     return run_sparse(x, m, ldx, y, ldy, scratch.data());
   }
   thread_local std::vector<uint8_t> own;
@@ -278,12 +286,14 @@ void SparseLinear::run(const uint8_t* x, int64_t m, void* y, int64_t ldx, int64_
   run(x, m, y, ldx, ldy, {});
 }
 
-void SparseLinear::run(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy, std::span<uint8_t> scratch) const {
+void SparseLinear::run(const float* x, int64_t m, float* y, int64_t ldx, int64_t ldy,
+                       std::span<uint8_t> scratch) const {
   if (impl_->dtype != DType::F32) usage_error("SparseLinear::run: this operator is INT8; pass u8 activations");
   impl_->run(x, m, ldx, y, ldy, scratch);
 }
 
-void SparseLinear::run(const uint8_t* x, int64_t m, void* y, int64_t ldx, int64_t ldy, std::span<uint8_t> scratch) const {
+void SparseLinear::run(const uint8_t* x, int64_t m, void* y, int64_t ldx, int64_t ldy,
+                       std::span<uint8_t> scratch) const {
   if (impl_->dtype != DType::S8) usage_error("SparseLinear::run: this operator is FP32; pass f32 activations");
   impl_->run(x, m, ldx, y, ldy, scratch);
 }

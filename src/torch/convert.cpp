@@ -126,8 +126,8 @@ ConvGeometry ConvGeometry::of(const ::torch::nn::Conv2dImpl& conv) {
   const auto* pad = c10::get_if<::torch::ExpandingArray<2>>(&o.padding());
   if (!pad || o.groups() != 1 || (*o.dilation())[0] != 1 || (*o.dilation())[1] != 1)
     usage_error("only convs with groups 1, dilation 1 and numeric padding convert");
-  return {o.in_channels(), (*o.kernel_size())[0], (*o.kernel_size())[1], (*o.stride())[0], (*o.stride())[1],
-          (**pad)[0], (**pad)[1]};
+  return {o.in_channels(), (*o.kernel_size())[0], (*o.kernel_size())[1], (*o.stride())[0], (*o.stride())[1], (**pad)[0],
+          (**pad)[1]};
 }
 
 SparseConvLayer::SparseConvLayer(std::shared_ptr<SparseLinearLayer> gemm, const ConvGeometry& g)
@@ -156,8 +156,10 @@ template <typename T>
         for (int64_t kh = 0; kh < g.kernel_h; ++kh)
           for (int64_t kw = 0; kw < g.kernel_w; ++kw, out += c) {
             const int64_t y = r * g.stride_h - g.pad_h + kh, z = col * g.stride_w - g.pad_w + kw;
-            if (y < 0 || y >= h || z < 0 || z >= w) std::fill(out, out + c, pad);
-            else std::copy_n(src + ((img * h + y) * w + z) * c, c, out);
+            if (y < 0 || y >= h || z < 0 || z >= w)
+              std::fill(out, out + c, pad);
+            else
+              std::copy_n(src + ((img * h + y) * w + z) * c, c, out);
           }
       }
     }
@@ -204,12 +206,13 @@ Pattern detect_pattern(const ::torch::Tensor& weight) {
   return Pattern::block(1, 1);
 }
 
-
 std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOptions& o,
                                     const std::function<void()>& calibrate) {
   const bool int8 = o.variant != Variant::F32Sparse;
   const auto hosts = find_layer_hosts(model);
-  if (hosts.empty()) usage_error("convert() found no LayerHost in the model: its Linear layers must live in a LayerHost such as LayerStack");
+  if (hosts.empty())
+    usage_error(
+        "convert() found no LayerHost in the model: its Linear layers must live in a LayerHost such as LayerStack");
 
   // Calibration: every Linear's input, through the model as it is.
   std::map<LayerHost*, std::vector<ActivationObserver>> seen;
@@ -246,19 +249,23 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
       const auto bias = conv ? conv->bias : s.host->linear(i)->bias;
       const Pattern pattern = o.pattern.value_or(detect_pattern(weight));
       const auto& out_q = s.host->feeds_next(i) ? in_q[i + 1] : std::optional<U8Quant>();
-      auto gemm = std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->relu_after(i), in_q[i], out_q, opt);
+      auto gemm =
+          std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->relu_after(i), in_q[i], out_q, opt);
       // A detected pattern that packs no smaller than dense (a dense layer's rounding zeros fit
       // any pattern) leaves the layer dense: it runs oneDNN. A pattern or fallback the caller
       // chose is kept.
-      if (!o.pattern && !o.fallback && opt.fallback != Fallback::Always && gemm->op().packed_bytes() >= gemm->op().dense_bytes()) {
+      if (!o.pattern && !o.fallback && opt.fallback != Fallback::Always &&
+          gemm->op().packed_bytes() >= gemm->op().dense_bytes()) {
         SparseLinearOptions dense = opt;
         dense.fallback = Fallback::Always;
         gemm = std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->relu_after(i), in_q[i], out_q, dense);
       }
       gemm->tune(o.tune_m);
       host_report.insert(host_report.begin(), describe_layer(s.layer_path(i), to_string(o.variant), gemm->op()));
-      if (conv) s.host->replace_layer(i, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
-      else s.host->replace_layer(i, gemm);
+      if (conv)
+        s.host->replace_layer(i, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
+      else
+        s.host->replace_layer(i, gemm);
     }
     report.insert(report.end(), host_report.begin(), host_report.end());
   }

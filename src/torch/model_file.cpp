@@ -21,9 +21,10 @@ constexpr const char* kLayersKey = "spruce.layers";
 [[noreturn]] void bad_file(const std::string& source, const std::string& what) { data_error(source + ": " + what); }
 
 const std::pair<::torch::ScalarType, DType> kDTypes[] = {
-    {::torch::kFloat, DType::F32}, {::torch::kDouble, DType::F64}, {::torch::kHalf, DType::F16},
-    {::torch::kBFloat16, DType::BF16}, {::torch::kLong, DType::I64}, {::torch::kInt, DType::I32},
-    {::torch::kShort, DType::I16}, {::torch::kChar, DType::I8}, {::torch::kByte, DType::U8}, {::torch::kBool, DType::BOOL}};
+    {::torch::kFloat, DType::F32},     {::torch::kDouble, DType::F64}, {::torch::kHalf, DType::F16},
+    {::torch::kBFloat16, DType::BF16}, {::torch::kLong, DType::I64},   {::torch::kInt, DType::I32},
+    {::torch::kShort, DType::I16},     {::torch::kChar, DType::I8},    {::torch::kByte, DType::U8},
+    {::torch::kBool, DType::BOOL}};
 
 DType file_dtype(::torch::ScalarType t, const std::string& name) {
   for (const auto& [s, d] : kDTypes)
@@ -118,7 +119,9 @@ Json record_of(const std::string& name, const SparseLinear& op, const PackedLine
 }
 
 Json geometry_json(const ConvGeometry& g) {
-  return {{"in_channels", g.in_channels}, {"kernel", {g.kernel_h, g.kernel_w}}, {"stride", {g.stride_h, g.stride_w}},
+  return {{"in_channels", g.in_channels},
+          {"kernel", {g.kernel_h, g.kernel_w}},
+          {"stride", {g.stride_h, g.stride_w}},
           {"padding", {g.pad_h, g.pad_w}}};
 }
 
@@ -129,19 +132,23 @@ template <typename T>
 T field(const Json& r, const char* key, const std::string& source, const std::string& layer) {
   const auto it = r.find(key);
   if (it == r.end()) bad_file(source, "layer " + in_quotes(layer) + " has no '" + key + "'");
-  auto wrong = [&](const std::string& why) { bad_file(source, "layer " + in_quotes(layer) + ": '" + key + "' " + why); };
+  auto wrong = [&](const std::string& why) {
+    bad_file(source, "layer " + in_quotes(layer) + ": '" + key + "' " + why);
+  };
   if constexpr (std::is_integral_v<T>) {
     if (!it->is_number_integer()) wrong("is not an integer");
-    const bool fits = it->is_number_unsigned()
-                          ? it->template get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
-                          : it->template get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
-                                (std::is_unsigned_v<T> || it->template get<int64_t>() <= int64_t(std::numeric_limits<T>::max()));
+    const bool fits =
+        it->is_number_unsigned()
+            ? it->template get<uint64_t>() <= uint64_t(std::numeric_limits<T>::max())
+            : it->template get<int64_t>() >= int64_t(std::numeric_limits<T>::min()) &&
+                  (std::is_unsigned_v<T> || it->template get<int64_t>() <= int64_t(std::numeric_limits<T>::max()));
     if (!fits) wrong(it->dump() + " is out of range");
     return it->template get<T>();
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!it->is_number()) wrong("is not a number");
     const double v = it->template get<double>();
-    if (!std::isfinite(v) || std::abs(v) > double(std::numeric_limits<T>::max())) wrong(it->dump() + " is not a finite " + (sizeof(T) == 4 ? "f32" : "f64"));
+    if (!std::isfinite(v) || std::abs(v) > double(std::numeric_limits<T>::max()))
+      wrong(it->dump() + " is not a finite " + (sizeof(T) == 4 ? "f32" : "f64"));
     return T(v);
   } else {
     try {
@@ -191,9 +198,9 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
   p.out_features = field<int64_t>(r, "out_features", source, name);
   p.in_features = field<int64_t>(r, "in_features", source, name);
   if (p.out_features != weight.size(0) || p.in_features != weight.size(1))
-    bad_file(source, "layer '" + name + "' is " + std::to_string(p.in_features) + "->" + std::to_string(p.out_features) +
-                         " in the file but " + std::to_string(weight.size(1)) + "->" + std::to_string(weight.size(0)) +
-                         " in the model: build the model it was converted from");
+    bad_file(source, "layer '" + name + "' is " + std::to_string(p.in_features) + "->" +
+                         std::to_string(p.out_features) + " in the file but " + std::to_string(weight.size(1)) + "->" +
+                         std::to_string(weight.size(0)) + " in the model: build the model it was converted from");
   p.pattern = Pattern::parse(field<std::string>(r, "pattern", source, name));
   const std::string t = name + ".packed.";
   // The packed weights: the record's "packed" object (kernel and integer attributes) and every
@@ -203,17 +210,25 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
   PackedParts parts;
   parts.kernel = field<std::string>(packed, "kernel", source, name);
   for (const auto& item : packed.items())
-    if (item.key() != "kernel") parts.attributes.emplace_back(item.key(), field<int64_t>(packed, item.key().c_str(), source, name));
+    if (item.key() != "kernel")
+      parts.attributes.emplace_back(item.key(), field<int64_t>(packed, item.key().c_str(), source, name));
   for (const Tensor& tensor : f.tensors) {
     if (!tensor.name.starts_with(t) || tensor.name == t + "bias" || tensor.name == t + "w_scales") continue;
     const std::string array = tensor.name.substr(t.size());
     PackedParts::Type type;
-    if (tensor.dtype == DType::I64) type = PackedParts::Type::I64;
-    else if (tensor.dtype == DType::I32) type = PackedParts::Type::I32;
-    else if (tensor.dtype == DType::I8) type = PackedParts::Type::I8;
-    else if (tensor.dtype == DType::U8) type = PackedParts::Type::U8;
-    else if (tensor.dtype == DType::F32) type = PackedParts::Type::F32;
-    else bad_file(source, "tensor " + in_quotes(tensor.name) + " is " + to_string(tensor.dtype) + ", not a packed-weight type");
+    if (tensor.dtype == DType::I64)
+      type = PackedParts::Type::I64;
+    else if (tensor.dtype == DType::I32)
+      type = PackedParts::Type::I32;
+    else if (tensor.dtype == DType::I8)
+      type = PackedParts::Type::I8;
+    else if (tensor.dtype == DType::U8)
+      type = PackedParts::Type::U8;
+    else if (tensor.dtype == DType::F32)
+      type = PackedParts::Type::F32;
+    else
+      bad_file(source,
+               "tensor " + in_quotes(tensor.name) + " is " + to_string(tensor.dtype) + ", not a packed-weight type");
     parts.arrays.push_back({array, type, to_array<uint8_t>(f, source, tensor.name, tensor.dtype, true, used)});
   }
   try {
@@ -228,7 +243,8 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
     const auto [end, ec] = std::from_chars(item.key().data(), item.key().data() + item.key().size(), bucket);
     if (ec != std::errc() || end != item.key().data() + item.key().size() || bucket < 1 || !item.value().is_string() ||
         (item.value() != "dense" && item.value() != "sparse"))
-      bad_file(source, "layer " + in_quotes(name) + ": 'tuned' must map batch-size buckets (>= 1) to \"dense\" or \"sparse\"");
+      bad_file(source,
+               "layer " + in_quotes(name) + ": 'tuned' must map batch-size buckets (>= 1) to \"dense\" or \"sparse\"");
     p.dense_for_m[bucket] = item.value() == "dense";
   }
   p.bias = to_array<float>(f, source, t + "bias", DType::F32, false, used);
@@ -237,7 +253,8 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
     p.quant.x.scale = field<float>(r, "x_scale", source, name);
     p.quant.x.zero_point = field_in<int32_t>(r, "x_zero_point", 0, 255, source, name);
     const std::string out = field<std::string>(r, "output", source, name);
-    if (out != "u8" && out != "f32") bad_file(source, "layer '" + name + "': output must be u8 or f32, not '" + out + "'");
+    if (out != "u8" && out != "f32")
+      bad_file(source, "layer '" + name + "': output must be u8 or f32, not '" + out + "'");
     if (out == "u8") {
       p.quant.out = OutType::U8;
       p.quant.y_scale = field<float>(r, "y_scale", source, name);
@@ -277,7 +294,8 @@ void save_converted_model(const std::string& path, ::torch::nn::Module& model,
       if (!p.bias.empty()) f.tensors.push_back(from_array(t + "bias", DType::F32, p.bias));
       if (p.int8) f.tensors.push_back(from_array(t + "w_scales", DType::F32, p.quant.w_scales));
     }
-  if (layers.empty()) usage_error("the model has no converted layers: convert() it first, or save a checkpoint instead");
+  if (layers.empty())
+    usage_error("the model has no converted layers: convert() it first, or save a checkpoint instead");
   for (const auto& item : model.named_parameters(true)) f.tensors.push_back(from_torch(item.key(), item.value()));
   for (const auto& item : model.named_buffers(true)) f.tensors.push_back(from_torch(item.key(), item.value()));
   f.metadata[kFormatKey] = kModelFileFormat;
@@ -305,7 +323,8 @@ LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& so
   const auto text = f.metadata.find(kLayersKey);
   if (text == f.metadata.end()) bad_file(source, "no '" + std::string(kLayersKey) + "' metadata");
   const Json layers = Json::parse(text->second, nullptr, /*allow_exceptions=*/false);
-  if (!layers.is_array() || layers.empty()) bad_file(source, "'" + std::string(kLayersKey) + "' is not a list of layers");
+  if (!layers.is_array() || layers.empty())
+    bad_file(source, "'" + std::string(kLayersKey) + "' is not a list of layers");
 
   std::map<std::string, Slot> slots;
   for (const auto& h : find_layer_hosts(model))
@@ -324,7 +343,8 @@ LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& so
     if (!weight.defined()) bad_file(source, "layer '" + name + "' is listed twice, or the model was converted already");
     const auto* conv = host.conv(index);
     if (bool(conv) != r.contains("conv") || (conv && r["conv"] != geometry_json(ConvGeometry::of(*conv))))
-      bad_file(source, "layer '" + name + "' has another kind or conv geometry in the model: build the model it was converted from");
+      bad_file(source, "layer '" + name +
+                           "' has another kind or conv geometry in the model: build the model it was converted from");
     std::shared_ptr<SparseLinear> op;
     try {
       op = load_layer(f, source, r, name, weight, threads, used);
@@ -336,8 +356,10 @@ LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& so
     out.repacked += op->repacked() ? 1 : 0;
     out.layers.push_back(describe_layer(name, field<std::string>(r, "variant", source, name), *op));
     auto gemm = std::make_shared<SparseLinearLayer>(op);
-    if (conv) host.replace_layer(index, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
-    else host.replace_layer(index, gemm);
+    if (conv)
+      host.replace_layer(index, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
+    else
+      host.replace_layer(index, gemm);
   }
 
   auto copy_in = [&](const std::string& name, ::torch::Tensor& x) {

@@ -68,7 +68,8 @@ void Pruner::on_before_optimizer_step() {
     if (layer.mask.defined()) grad.mul_(layer.mask);
     if (group.group_lasso && group.reg_coeff > 0 && step_ >= s.start_step && step_ <= s.end_step) {
       HeldMatrix w(layer.weight);
-      edit_as_matrix(grad, [&](MatrixView<float> g) { add_group_lasso_grad(group.pattern, w.view(), group.reg_coeff, g); });
+      edit_as_matrix(grad,
+                     [&](MatrixView<float> g) { add_group_lasso_grad(group.pattern, w.view(), group.reg_coeff, g); });
     }
   }
 }
@@ -154,7 +155,8 @@ void Pruner::save(::torch::serialize::OutputArchive& archive) const {
   archive.write("reached", ::torch::tensor(reached_, ::torch::kFloat64));
   archive.write("recipe", c10::IValue(recipe_.to_yaml()));
   for (const auto& layer : layers_)
-    archive.write("mask." + layer.name, layer.mask.defined() ? layer.mask.to(::torch::kUInt8) : ::torch::empty({0}, ::torch::kUInt8));
+    archive.write("mask." + layer.name,
+                  layer.mask.defined() ? layer.mask.to(::torch::kUInt8) : ::torch::empty({0}, ::torch::kUInt8));
 }
 
 void Pruner::load(::torch::serialize::InputArchive& archive) {

@@ -22,7 +22,8 @@ double SparsityReport::sparsity() const { return elements() ? double(zeros()) / 
 std::string format_report(const SparsityReport& report) {
   std::ostringstream out;
   char line[160];
-  std::snprintf(line, sizeof line, "%-16s %-6s %-10s %-22s %9s %9s\n", "layer", "op", "pattern", "shape", "sparsity", "target");
+  std::snprintf(line, sizeof line, "%-16s %-6s %-10s %-22s %9s %9s\n", "layer", "op", "pattern", "shape", "sparsity",
+                "target");
   out << line;
   for (const auto& l : report.layers) {
     std::string shape = "[";
@@ -33,7 +34,8 @@ std::string format_report(const SparsityReport& report) {
     out << line;
   }
   std::snprintf(line, sizeof line, "%-56s %8.2f%%   (%lld of %lld weights are zero, step %lld)\n", "total",
-                100 * report.sparsity(), (long long)report.zeros(), (long long)report.elements(), (long long)report.step);
+                100 * report.sparsity(), (long long)report.zeros(), (long long)report.elements(),
+                (long long)report.step);
   out << line;
   return out.str();
 }

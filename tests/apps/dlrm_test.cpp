@@ -105,7 +105,8 @@ TEST(Dlrm, FusedInteractionQuantizesWhatLibTorchComputes) {
     // Both sums' worst-case error (128 terms, unit roundoff 2^-24), plus the f32 rounding of x / scale + zp, in steps.
     const double rounding = 2 * 128 * 6e-8 * mag[i] / q.scale + 1e-4;
     ASSERT_EQ(std::abs(int(u[i]) - want), 1) << "element " << i << ": fused " << int(u[i]) << ", LibTorch " << want;
-    ASSERT_LE(std::abs(v - boundary), rounding) << "element " << i << " is " << std::abs(v - boundary) << " steps from .5";
+    ASSERT_LE(std::abs(v - boundary), rounding)
+        << "element " << i << " is " << std::abs(v - boundary) << " steps from .5";
   }
   EXPECT_LT(differ, want_f32.numel() / 1000);
   EXPECT_GT(std::count(seen.begin(), seen.end(), true), 100) << "the inputs span too few u8 values to test anything";
@@ -197,10 +198,11 @@ TEST(Dlrm, Int8TablesMoveEachTopInputByNoMoreThanTheirQuantizationError) {
     for (int64_t p = 0; p < 351; ++p) {
       const int64_t i = tri[0][p], j = tri[1][p];
       double l1i = 0, l1j = 0, mag = 0;
-      for (int64_t k = 0; k < 128; ++k) l1i += std::abs(v[size_t(i)][k]), l1j += std::abs(v[size_t(j)][k]),
-                                         mag += std::abs(double(v[size_t(i)][k]) * v[size_t(j)][k]);
-      const double bound = 0.5 * s[size_t(i)] * l1j + 0.5 * s[size_t(j)] * l1i + 128 * 0.25 * s[size_t(i)] * s[size_t(j)] +
-                           2 * 128 * 6e-8 * mag;
+      for (int64_t k = 0; k < 128; ++k)
+        l1i += std::abs(v[size_t(i)][k]), l1j += std::abs(v[size_t(j)][k]),
+            mag += std::abs(double(v[size_t(i)][k]) * v[size_t(j)][k]);
+      const double bound = 0.5 * s[size_t(i)] * l1j + 0.5 * s[size_t(j)] * l1i +
+                           128 * 0.25 * s[size_t(i)] * s[size_t(j)] + 2 * 128 * 6e-8 * mag;
       const int64_t steps = std::abs(int(gu[b][128 + p]) - int(wu[b][128 + p]));
       ASSERT_LE(steps, int64_t(std::floor(bound / q.scale)) + 1) << "sample " << b << " pair " << i << "," << j;
       moved += steps > 0, max_steps = std::max(max_steps, steps);
@@ -256,7 +258,8 @@ TEST(Dlrm, Int8TablesKeepTheFusedForwardCloseToTheFp32Tables) {
     EXPECT_GT(r, 0.99) << to_string(variant);
     std::cout << to_string(variant) << ": INT8 tables change the logits by " << diff.mean().item<double>() / spread
               << " (mean), " << diff.max().item<double>() / spread << " (max) of their spread; convert() by "
-              << conv.mean().item<double>() / spread << ", " << conv.max().item<double>() / spread << "; r " << r << "\n";
+              << conv.mean().item<double>() / spread << ", " << conv.max().item<double>() / spread << "; r " << r
+              << "\n";
     model->drop_int8_tables();
     EXPECT_TRUE(torch::equal(model->forward(d.dense, d.sparse), fp32_tables));
   }
@@ -322,7 +325,8 @@ TEST(Dlrm, PrunesTheMlpsTo4x16AndLeavesTheExcludedLayersDense) {
   ASSERT_TRUE(r.report.has_value());
   EXPECT_EQ(r.report->layers.size(), 6u);  // bottom.1-2, top.0-3
   auto follows = [](const torch::Tensor& w) {
-    return spruce::follows_pattern(spruce::Pattern::block(4, 16), spruce::mask_of_nonzeros({w.data_ptr<float>(), w.size(0), w.size(1)}));
+    return spruce::follows_pattern(spruce::Pattern::block(4, 16),
+                                   spruce::mask_of_nonzeros({w.data_ptr<float>(), w.size(0), w.size(1)}));
   };
   for (size_t i : {1, 2}) EXPECT_TRUE(follows(model->bottom->linear(i)->weight));
   for (size_t i : {0, 1, 2, 3}) EXPECT_TRUE(follows(model->top->linear(i)->weight));

@@ -32,7 +32,8 @@ TEST(PrunedWeights, ZeroesExactlyRoundedFractionOfWholeBlocks) {
   for (const char* ps : {"1x1", "4x1", "1x4", "4x16", "3x5", "channelx1", "1xchannel"})
     for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 70}, {64, 64}, {1, 9}})
       for (double s : {0.0, 0.3, 0.5, 0.9, 1.0}) {
-        SCOPED_TRACE(std::string(ps) + " " + std::to_string(rows) + "x" + std::to_string(cols) + " " + std::to_string(s));
+        SCOPED_TRACE(std::string(ps) + " " + std::to_string(rows) + "x" + std::to_string(cols) + " " +
+                     std::to_string(s));
         const Pattern p = Pattern::parse(ps);
         const MatrixF w = pruned_weights(rows, cols, p, s, rng, {Values::Integers, 3});
         const int64_t blocks = block_grid(p, rows, cols).blocks();

@@ -26,9 +26,9 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Outcome {
-  int status = -1;      // exit status, or -1 when killed by a signal
-  int signal = 0;       // the signal that ended it, if any
-  bool hung = false;    // still running at the deadline, then killed
+  int status = -1;    // exit status, or -1 when killed by a signal
+  int signal = 0;     // the signal that ended it, if any
+  bool hung = false;  // still running at the deadline, then killed
   std::string out, err;
 };
 
@@ -55,7 +55,8 @@ Outcome run(const std::vector<std::string>& args, double seconds = 60) {
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open_fds = 2;
   while (open_fds > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       o.hung = true;
       kill(pid, SIGKILL);
@@ -66,8 +67,10 @@ Outcome run(const std::vector<std::string>& args, double seconds = 60) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
       char buf[65536];
       const ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) (i == 0 ? o.out : o.err).append(buf, size_t(n));
-      else close(fds[i].fd), fds[i].fd = -1, --open_fds;
+      if (n > 0)
+        (i == 0 ? o.out : o.err).append(buf, size_t(n));
+      else
+        close(fds[i].fd), fds[i].fd = -1, --open_fds;
     }
   }
   for (auto& f : fds)
@@ -129,11 +132,13 @@ class BadInput : public ::testing::Test {
     EXPECT_FALSE(o.hung) << what << ": hung";
     EXPECT_EQ(o.signal, 0) << what << ": killed by signal " << o.signal;
     EXPECT_EQ(o.status, status) << what << "\n" << o.err.substr(0, 2000);
-    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << what << ": stderr is not one line:\n" << o.err.substr(0, 2000);
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << what << ": stderr is not one line:\n"
+                                                               << o.err.substr(0, 2000);
     EXPECT_LT(o.err.size(), 1200u) << what << ": the error line is too long";
     EXPECT_TRUE(o.err.rfind("spruce: error: ", 0) == 0) << what << "\n" << o.err.substr(0, 500);
     if (!message.empty()) {
-      EXPECT_NE(o.err.find(message), std::string::npos) << what << ": no '" << message << "' in\n" << o.err.substr(0, 2000);
+      EXPECT_NE(o.err.find(message), std::string::npos) << what << ": no '" << message << "' in\n"
+                                                        << o.err.substr(0, 2000);
     }
     EXPECT_EQ(snapshot(), before) << what << ": files in the folder changed";
   }
@@ -171,7 +176,8 @@ TEST_F(BadInput, NamePatternsNeverExhaustTheStack) {
                             "--include", nested(1000) + "|fc"});
   EXPECT_EQ(deep.status, 0) << deep.err;
   fs::remove(path("deep-out.safetensors"));
-  expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "0.5", "--include", nested(30000)}), 2, "longer than 4096");
+  expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "0.5", "--include", nested(30000)}), 2,
+                 "longer than 4096");
   expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "0.5", "--exclude", "(a"}), 2, "--exclude");
   write("deep.yaml", "target_sparsity: 0.5\npattern: 4x1\nop_names: [\"" + nested(30000) + "\"]\n");
   expect_refused(prune_to_old({"--recipe", path("deep.yaml")}), 2, "op_names");
@@ -183,7 +189,8 @@ TEST_F(BadInput, ThreadCountsHaveBounds) {
 #ifdef SPRUCE_WITH_TORCH
   expect_refused({"eval", "--threads", "100000"}, 2, "--threads");
   expect_refused({"train", "--threads", "100000"}, 2, "--threads");
-  expect_refused({"convert", "--checkpoint", dir_.string(), "--out", path("x.safetensors"), "--threads", "0"}, 2, "--threads");
+  expect_refused({"convert", "--checkpoint", dir_.string(), "--out", path("x.safetensors"), "--threads", "0"}, 2,
+                 "--threads");
   expect_refused({"bench-model", "dlrm", "--threads", "513"}, 2, "--threads");
 #endif
 }
@@ -193,11 +200,13 @@ TEST_F(BadInput, InputsMustBeRegularFiles) {
   fs::create_directory(path("folder"));
   expect_refused({"inspect", path("fifo")}, 1, "FIFO");
   expect_refused({"inspect", path("folder")}, 1, "folder");
-  expect_refused({"prune", path("fifo"), "-o", path("x.safetensors"), "--pattern", "4x1", "--sparsity", "0.5"}, 1, "FIFO");
+  expect_refused({"prune", path("fifo"), "-o", path("x.safetensors"), "--pattern", "4x1", "--sparsity", "0.5"}, 1,
+                 "FIFO");
   expect_refused(prune_to_old({"--recipe", path("fifo")}), 2, "FIFO");
 #ifdef SPRUCE_WITH_TORCH
   expect_refused({"eval", "--converted", path("fifo")}, 1, "FIFO");
-  expect_refused({"train", "--init", path("fifo"), "--epochs", "1", "--train-limit", "64", "--test-limit", "64"}, 1, "FIFO");
+  expect_refused({"train", "--init", path("fifo"), "--epochs", "1", "--train-limit", "64", "--test-limit", "64"}, 1,
+                 "FIFO");
 #endif
 }
 
@@ -205,7 +214,8 @@ TEST_F(BadInput, OutputsReplaceOnlyRegularFiles) {
   ASSERT_EQ(mkfifo(path("fifo").c_str(), 0644), 0);
   fs::create_directory(path("folder"));
   for (const char* target : {"fifo", "folder"})
-    expect_refused({"prune", ckpt_, "-o", path(target), "--pattern", "4x1", "--sparsity", "0.5"}, 1, "only replaces regular files");
+    expect_refused({"prune", ckpt_, "-o", path(target), "--pattern", "4x1", "--sparsity", "0.5"}, 1,
+                   "only replaces regular files");
   // A device node, where the test may make one (root): never replaced by a regular file.
   if (mknod(path("null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0) {
     expect_refused({"prune", ckpt_, "-o", path("null"), "--pattern", "4x1", "--sparsity", "0.5"}, 1, "a device");
@@ -235,7 +245,8 @@ TEST_F(BadInput, SafetensorsIsStrict) {
   expect_refused({"inspect", path("dup-meta.safetensors")}, 1, "the __metadata__ key 'k' is given twice");
   expect_refused({"inspect", path("trailing.safetensors")}, 1, "4 bytes after the last tensor");
   expect_refused({"inspect", path("gap.safetensors")}, 1, "bytes 0 to 4 of the data section belong to no tensor");
-  expect_refused({"prune", path("trailing.safetensors"), "-o", old_output_, "--pattern", "4x1", "--sparsity", "0.5"}, 1);
+  expect_refused({"prune", path("trailing.safetensors"), "-o", old_output_, "--pattern", "4x1", "--sparsity", "0.5"},
+                 1);
 #ifdef SPRUCE_WITH_TORCH
   // A converted-model file is a safetensors file: bytes appended to one are refused the same way.
   expect_refused({"eval", "--converted", path("trailing.safetensors")}, 1, "4 bytes after the last tensor");

@@ -81,7 +81,8 @@ TEST_F(Cli, PruneThenInspectAgree) {
   EXPECT_NEAR(j["total_sparsity"].get<double>(), 0.9, 0.005);
   int weights = 0;
   for (const auto& t : j["tensors"]) {
-    ASSERT_TRUE(t.contains("name") && t.contains("shape") && t.contains("dtype") && t.contains("sparsity") && t.contains("pattern_ok"));
+    ASSERT_TRUE(t.contains("name") && t.contains("shape") && t.contains("dtype") && t.contains("sparsity") &&
+                t.contains("pattern_ok"));
     if (t["pattern_ok"].is_boolean()) {
       ++weights;
       EXPECT_TRUE(t["pattern_ok"].get<bool>()) << t["name"];
@@ -107,7 +108,8 @@ TEST_F(Cli, NOfMTakesItsRatioFromThePattern) {
 
 TEST_F(Cli, RecipeDryRunAndGlobalScope) {
   write("r.yaml", "target_sparsity: 0.8\npattern: 4x16\nop_names: [\"fc\"]\n");
-  const Result dry = run_spruce("prune " + ckpt_ + " -o " + path("x.safetensors") + " --recipe " + path("r.yaml") + " --dry-run");
+  const Result dry =
+      run_spruce("prune " + ckpt_ + " -o " + path("x.safetensors") + " --recipe " + path("r.yaml") + " --dry-run");
   ASSERT_EQ(dry.status, 0) << dry.out;
   EXPECT_TRUE(has(dry, "dry run"));
   EXPECT_TRUE(has(dry, "scope global"));
@@ -121,16 +123,13 @@ TEST_F(Cli, RecipeDryRunAndGlobalScope) {
 
 TEST_F(Cli, UsageErrorsExitTwoWithOneLine) {
   const std::string o = " -o " + path("o.safetensors");
-  for (const std::string& args : {"prune " + ckpt_ + o + " --pattern 4x0 --sparsity 0.5",
-                                  "prune " + ckpt_ + o + " --pattern 4x1",
-                                  "prune " + ckpt_ + " --pattern 4x1 --sparsity 0.5",
-                                  "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 1.5",
-                                  "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --criterion snip",
-                                  "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --scope layer",
-                                  "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --include '('",
-                                  "prune " + ckpt_ + o + " --sparsity 0.5",
-                                  "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --bogus",
-                                  "inspect " + ckpt_ + " --pattern abc"}) {
+  for (const std::string& args :
+       {"prune " + ckpt_ + o + " --pattern 4x0 --sparsity 0.5", "prune " + ckpt_ + o + " --pattern 4x1",
+        "prune " + ckpt_ + " --pattern 4x1 --sparsity 0.5", "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 1.5",
+        "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --criterion snip",
+        "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --scope layer",
+        "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --include '('", "prune " + ckpt_ + o + " --sparsity 0.5",
+        "prune " + ckpt_ + o + " --pattern 4x1 --sparsity 0.5 --bogus", "inspect " + ckpt_ + " --pattern abc"}) {
     const Result r = run_spruce(args);
     EXPECT_EQ(r.status, 2) << args << "\n" << r.out;
     EXPECT_TRUE(has(r, "error")) << args << "\n" << r.out;
@@ -144,8 +143,10 @@ TEST_F(Cli, BadDataExitsOneAndWritesNothing) {
   write("garbage.safetensors", "this is not a safetensors file at all");
   write("empty.safetensors", "");
   const size_t before = files();
-  for (const char* name : {"truncated.safetensors", "garbage.safetensors", "empty.safetensors", "missing.safetensors"}) {
-    const Result p = run_spruce("prune " + path(name) + " -o " + path("out.safetensors") + " --pattern 4x1 --sparsity 0.5");
+  for (const char* name :
+       {"truncated.safetensors", "garbage.safetensors", "empty.safetensors", "missing.safetensors"}) {
+    const Result p =
+        run_spruce("prune " + path(name) + " -o " + path("out.safetensors") + " --pattern 4x1 --sparsity 0.5");
     EXPECT_EQ(p.status, 1) << name << "\n" << p.out;
     EXPECT_TRUE(has(p, name)) << p.out;
     EXPECT_EQ(std::count(p.out.begin(), p.out.end(), '\n'), 1) << p.out;
@@ -153,7 +154,8 @@ TEST_F(Cli, BadDataExitsOneAndWritesNothing) {
     EXPECT_EQ(i.status, 1) << name << "\n" << i.out;
   }
   EXPECT_EQ(files(), before);  // no output and no temporary file
-  const Result unwritable = run_spruce("prune " + ckpt_ + " -o " + path("no/such/dir.safetensors") + " --pattern 4x1 --sparsity 0.5");
+  const Result unwritable =
+      run_spruce("prune " + ckpt_ + " -o " + path("no/such/dir.safetensors") + " --pattern 4x1 --sparsity 0.5");
   EXPECT_EQ(unwritable.status, 1) << unwritable.out;
 }
 

@@ -16,7 +16,7 @@ TEST(Criteria, ElementScoresFollowTheirDefinitions) {
     element_scores(c, w.view(), g.view(), s.view());
     for (int64_t i = 0; i < 5; ++i)
       for (int64_t j = 0; j < 7; ++j) {
-        const float want = c == Criterion::Magnitude ? std::fabs(w(i, j))
+        const float want = c == Criterion::Magnitude  ? std::fabs(w(i, j))
                            : c == Criterion::Gradient ? std::fabs(g(i, j))
                                                       : std::fabs(w(i, j) * g(i, j));
         EXPECT_FLOAT_EQ(s(i, j), want) << to_string(c);

@@ -80,7 +80,8 @@ TEST_F(Files, OutputsReplaceOnlyRegularFiles) {
   EXPECT_TRUE(fs::is_symlink(path("link")));
   EXPECT_EQ(contents(target_), "new contents");
   fs::create_symlink(path("nowhere"), path("dangling"));
-  EXPECT_NE(error_of([&] { spruce::write_file_atomic(path("dangling"), "x"); }).find("symlink to nothing"), std::string::npos);
+  EXPECT_NE(error_of([&] { spruce::write_file_atomic(path("dangling"), "x"); }).find("symlink to nothing"),
+            std::string::npos);
 }
 
 TEST_F(Files, ModeOfAReplacedFileIsKept) {
@@ -163,7 +164,8 @@ TEST_F(Files, SignalDispositionsAreRestored) {
       out.write("new");
       out.commit();
     }
-    struct sigaction hup {}, term {};
+    struct sigaction hup {
+    }, term{};
     sigaction(SIGHUP, nullptr, &hup);
     sigaction(SIGTERM, nullptr, &term);
     _exit(hup.sa_handler == SIG_IGN && term.sa_handler == SIG_DFL ? 0 : 3);

@@ -26,8 +26,10 @@ void expect_pruned_below_kept(const Pattern& p, const MatrixF& scores, const Mas
   float max_pruned = -INFINITY, min_kept = INFINITY;
   for (int64_t i = 0; i < g.grid_rows(); ++i)
     for (int64_t j = 0; j < g.grid_cols(); ++j) {
-      if (mask(g.row_begin(i), g.col_begin(j))) min_kept = std::min(min_kept, bs(i, j));
-      else max_pruned = std::max(max_pruned, bs(i, j));
+      if (mask(g.row_begin(i), g.col_begin(j)))
+        min_kept = std::min(min_kept, bs(i, j));
+      else
+        max_pruned = std::max(max_pruned, bs(i, j));
     }
   EXPECT_LE(max_pruned, min_kept);
 }
@@ -81,8 +83,10 @@ TEST(LocalMask, NOfMKeepsTheTopNOfEveryGroup) {
           float min_kept = INFINITY, max_pruned = -INFINITY;
           for (int64_t c = c0; c < c0 + len; ++c) {
             kept += mask(r, c);
-            if (mask(r, c)) min_kept = std::min(min_kept, scores(r, c));
-            else max_pruned = std::max(max_pruned, scores(r, c));
+            if (mask(r, c))
+              min_kept = std::min(min_kept, scores(r, c));
+            else
+              max_pruned = std::max(max_pruned, scores(r, c));
           }
           EXPECT_EQ(kept, std::min<int64_t>(p.n(), len));
           EXPECT_LE(max_pruned, min_kept);
@@ -118,8 +122,10 @@ TEST(GlobalMask, OneThresholdAcrossTensorsWithoutClamps) {
     const BlockGrid g = block_grid(p, scores[t].rows, scores[t].cols);
     for (int64_t i = 0; i < g.grid_rows(); ++i)
       for (int64_t j = 0; j < g.grid_cols(); ++j) {
-        if (masks[t](g.row_begin(i), g.col_begin(j))) min_kept = std::min(min_kept, bs(i, j));
-        else max_pruned = std::max(max_pruned, bs(i, j));
+        if (masks[t](g.row_begin(i), g.col_begin(j)))
+          min_kept = std::min(min_kept, bs(i, j));
+        else
+          max_pruned = std::max(max_pruned, bs(i, j));
       }
     zeros += std::llround(mask_sparsity(masks[t]) * double(masks[t].size()));
     total += masks[t].size();

@@ -28,8 +28,8 @@ TEST(Pattern, ChannelSpansTheWholeDimension) {
 }
 
 TEST(Pattern, RejectsBadStringsWithAnExplanation) {
-  for (const char* s : {"4x0", "3:2", "x4", "abc", "", "4x", "0x4", "2:2", "0:4", "-1x4", "4x1x2", "2:4:8",
-                        "1.5x2", "channelxchannel", "99999999x1", "4 x1"}) {
+  for (const char* s : {"4x0", "3:2", "x4", "abc", "", "4x", "0x4", "2:2", "0:4", "-1x4", "4x1x2", "2:4:8", "1.5x2",
+                        "channelxchannel", "99999999x1", "4 x1"}) {
     try {
       Pattern::parse(s);
       ADD_FAILURE() << "accepted '" << s << "'";

@@ -129,7 +129,8 @@ TEST(Recipe, BadValuesNameTheKeyTheValueAndWhatIsValid) {
 
 TEST(Recipe, InconsistentSettingsAreErrors) {
   EXPECT_TRUE(contains(error_of("start_step: 100\nend_step: 10"), "end_step"));
-  EXPECT_TRUE(contains(error_of("min_sparsity_ratio_per_op: 0.9\nmax_sparsity_ratio_per_op: 0.5"), "min_sparsity_ratio_per_op"));
+  EXPECT_TRUE(contains(error_of("min_sparsity_ratio_per_op: 0.9\nmax_sparsity_ratio_per_op: 0.5"),
+                       "min_sparsity_ratio_per_op"));
   EXPECT_TRUE(contains(error_of("pattern: '2:4'\ntarget_sparsity: 0.9"), "contradicts"));
   EXPECT_TRUE(contains(error_of("pruning_configs:\n  - pruning_configs: []"), "nested"));
   EXPECT_TRUE(contains(error_of("pruning_configs: 3"), "pruning_configs"));

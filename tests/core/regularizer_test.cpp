@@ -34,7 +34,7 @@ TEST(GroupLasso, GradientMatchesFiniteDifferences) {
 TEST(GroupLasso, PenaltyIsAlphaTimesSumOfBlockNorms) {
   MatrixF w(4, 2, 0.f);
   w(0, 0) = 3.f;
-  w(1, 0) = 4.f;  // block column 0: norm 5
+  w(1, 0) = 4.f;   // block column 0: norm 5
   w(2, 1) = 12.f;  // block column 1: norm 12
   EXPECT_NEAR(group_lasso_penalty(Pattern::block(4, 1), w.view(), 0.5), 0.5 * 17, 1e-9);
 }

@@ -123,8 +123,10 @@ void safetensors_corpus(const fs::path& dir) {
   SafetensorsFile m;
   m.metadata = {{"spruce.format", "spruce-converted-model/2"},
                 {"spruce.layers", R"([{"name":"mlp.0","variant":"int8-sparse","out_features":4,"in_features":8}])"}};
-  m.tensors.push_back(Tensor{"mlp.0.packed.strip_ptr", DType::I64, {2}, {0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0}});
-  m.tensors.push_back(Tensor{"mlp.0.packed.strip_k", DType::I32, {4}, {0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0}});
+  m.tensors.push_back(
+      Tensor{"mlp.0.packed.strip_ptr", DType::I64, {2}, {0, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0}});
+  m.tensors.push_back(
+      Tensor{"mlp.0.packed.strip_k", DType::I32, {4}, {0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0}});
   m.tensors.push_back(Tensor{"mlp.0.packed.strip_w", DType::I8, {16}, std::vector<uint8_t>(16, 1)});
   m.tensors.push_back(Tensor{"mlp.0.packed.strip_sel", DType::U8, {2}, {1, 2}});
   write(dir, "seed-model-like", serialize_safetensors(m));
@@ -159,7 +161,8 @@ pruning_configs:
     pruning_op_types: Conv
     reg_type: none
 )");
-  write(dir, "seed-flow.yaml", "{target_sparsity: 0.5, pattern: 1xchannel, pruning_configs: [{op_names: [a, b]}], reg_type: null}\n");
+  write(dir, "seed-flow.yaml",
+        "{target_sparsity: 0.5, pattern: 1xchannel, pruning_configs: [{op_names: [a, b]}], reg_type: null}\n");
   // The recipes the repository ships, as users write them.
   for (const char* rel : {"examples/recipes/mlp-mixed.yaml", "scripts/recipes/mlp-4x1-90-late.yaml"}) {
     std::ifstream in(source / rel);

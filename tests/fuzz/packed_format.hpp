@@ -34,8 +34,8 @@ inline std::vector<const kernels::Kernel*> spmm_kernels() {
   return ks;
 }
 
-inline const char* const kPatterns[] = {"1x1", "4x1", "1x4", "4x16", "16x1", "5x2", "8x1", "2x2",
-                                        "2:4", "1:4", "4:8", "3:4", "channelx1", "1xchannel"};
+inline const char* const kPatterns[] = {"1x1", "4x1", "1x4", "4x16", "16x1", "5x2",       "8x1",
+                                        "2x2", "2:4", "1:4", "4:8",  "3:4",  "channelx1", "1xchannel"};
 constexpr size_t kPatternCount = sizeof(kPatterns) / sizeof(kPatterns[0]);
 
 struct PackedInput {

@@ -73,9 +73,12 @@ TEST(PruneCheckpoint, KeptWeightsAreBitIdenticalAndOthersByteIdentical) {
       const size_t es = dtype_size(a.dtype);
       int64_t zeroed = 0;
       for (size_t i = 0; i < a.bytes.size(); i += es) {
-        const bool is_zero = std::all_of(b.bytes.begin() + long(i), b.bytes.begin() + long(i + es), [](uint8_t x) { return x == 0; });
-        if (is_zero) ++zeroed;
-        else EXPECT_EQ(0, std::memcmp(&a.bytes[i], &b.bytes[i], es)) << a.name << " element " << i / es;
+        const bool is_zero =
+            std::all_of(b.bytes.begin() + long(i), b.bytes.begin() + long(i + es), [](uint8_t x) { return x == 0; });
+        if (is_zero)
+          ++zeroed;
+        else
+          EXPECT_EQ(0, std::memcmp(&a.bytes[i], &b.bytes[i], es)) << a.name << " element " << i / es;
       }
       const MatrixF w = to_matrix(b.to_f32().data(), b.shape);
       EXPECT_TRUE(follows_pattern(p, w.view())) << a.name;

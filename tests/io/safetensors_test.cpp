@@ -88,7 +88,7 @@ TEST(Safetensors, RejectsMalformedFiles) {
   const std::string good = serialize_safetensors(sample());
   expect_data_error("", "shorter than");
   expect_data_error(good.substr(0, 5), "shorter than");
-  expect_data_error(good.substr(0, 40), "truncated");  // header cut short
+  expect_data_error(good.substr(0, 40), "truncated");               // header cut short
   expect_data_error(good.substr(0, good.size() - 3), "truncated");  // data cut short
   std::string huge = good;
   const uint64_t big = 1ull << 40;
@@ -96,25 +96,35 @@ TEST(Safetensors, RejectsMalformedFiles) {
   expect_data_error(huge, "100 MiB");
   expect_data_error(file_with("{not json", ""), "not valid JSON");
   expect_data_error(file_with("[1,2]", ""), "not a JSON object");
-  expect_data_error(file_with(R"({"w":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}})", "abcd"), "unknown safetensors dtype 'F33'");
+  expect_data_error(file_with(R"({"w":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}})", "abcd"),
+                    "unknown safetensors dtype 'F33'");
   expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", "abcd"), "needs 8 bytes");
-  expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}})", "abcd"), "past the data section");
+  expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}})", "abcd"),
+                    "past the data section");
   expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", "abcd"), "after end");
   expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", "abcd"), "non-negative");
   expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[1]}})", "abcd"), "data_offsets");
   expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0]}})", "abcd"), "data_offsets");
-  expect_data_error(file_with(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})", "abcdefgh"), "overlap");
+  expect_data_error(
+      file_with(
+          R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})",
+          "abcdefgh"),
+      "overlap");
   expect_data_error(file_with(R"({"__metadata__":{"k":1}})", ""), "__metadata__");
-  expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", "abcd"), "too large");
+  expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}})", "abcd"),
+                    "too large");
 }
 
 // Found by tests/fuzz/safetensors_fuzz: after a zero dim the size check was skipped, so a dim
 // past INT64_MAX was kept as a negative int64_t; `spruce prune -o` then wrote a file that no
 // reader, spruce's included, accepts.
 TEST(Safetensors, DimsAfterAZeroDimAreCheckedToo) {
-  expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[0,18446744073709551615],"data_offsets":[0,0]}})", ""), "too large");
-  expect_data_error(file_with(R"({"w":{"dtype":"U8","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})", ""), "too large");
-  const SafetensorsFile f = parse_safetensors(file_with(R"({"w":{"dtype":"F32","shape":[0,3,4],"data_offsets":[0,0]}})", ""), "empty");
+  expect_data_error(file_with(R"({"w":{"dtype":"F32","shape":[0,18446744073709551615],"data_offsets":[0,0]}})", ""),
+                    "too large");
+  expect_data_error(file_with(R"({"w":{"dtype":"U8","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})", ""),
+                    "too large");
+  const SafetensorsFile f =
+      parse_safetensors(file_with(R"({"w":{"dtype":"F32","shape":[0,3,4],"data_offsets":[0,0]}})", ""), "empty");
   EXPECT_EQ(f.tensors.at(0).shape, (std::vector<int64_t>{0, 3, 4}));
   EXPECT_EQ(f.tensors.at(0).numel(), 0);
 }
@@ -147,8 +157,10 @@ TEST(Safetensors, IsStrict) {
   expect_data_error(file_with("{" + a + ", " + a + "}", "xy"), "the name 'a' is given twice");
   expect_data_error(file_with(R"({"__metadata__": {"k": "1", "k": "2"}, )" + a + "}", "xy"), "__metadata__ key 'k'");
   expect_data_error(file_with("{" + a + "}", "xyz"), "1 bytes after the last tensor");
-  expect_data_error(file_with(R"({"a": {"dtype": "U8", "shape": [2], "data_offsets": [1, 3]}})", "xyz"), "bytes 0 to 1");
+  expect_data_error(file_with(R"({"a": {"dtype": "U8", "shape": [2], "data_offsets": [1, 3]}})", "xyz"),
+                    "bytes 0 to 1");
   SafetensorsFile twice;
-  twice.tensors = {Tensor::from_f32("w", {1}, std::vector<float>{1}.data()), Tensor::from_f32("w", {1}, std::vector<float>{2}.data())};
+  twice.tensors = {Tensor::from_f32("w", {1}, std::vector<float>{1}.data()),
+                   Tensor::from_f32("w", {1}, std::vector<float>{2}.data())};
   EXPECT_THROW(serialize_safetensors(twice), Error);
 }

@@ -36,8 +36,10 @@ Sample random_sample(int64_t count, int64_t dim, std::mt19937& rng) {
 // Scale and zero point that spread the products over most of [0, 255], plus some clipping.
 U8Quant quant_for(int64_t dim, int variant) {
   const float spread = 2.f * std::sqrt(float(dim));
-  const U8Quant q[] = {u8_quant_for_range(-spread, spread), u8_quant_for_range(-0.5f * spread, 3.f * spread),
-                       u8_quant_for_range(0.f, spread), {0.0371f, 17}};
+  const U8Quant q[] = {u8_quant_for_range(-spread, spread),
+                       u8_quant_for_range(-0.5f * spread, 3.f * spread),
+                       u8_quant_for_range(0.f, spread),
+                       {0.0371f, 17}};
   return q[variant];
 }
 
@@ -48,7 +50,8 @@ std::vector<const Kernel*> dot_kernels(DType tables) {
     if (k.op == Op::DotInteraction && k.dtype == tables) ks.push_back(&k);
   return ks;
 }
-const auto* const kCoverage = ::testing::AddGlobalTestEnvironment(new coverage::KernelCoverage(Op::DotInteraction, 100));
+const auto* const kCoverage =
+    ::testing::AddGlobalTestEnvironment(new coverage::KernelCoverage(Op::DotInteraction, 100));
 
 TEST(DotInteraction, EveryKernelMatchesTheReferenceExactly) {
   const auto& ref = *dot_kernels(DType::F32).back();
@@ -102,16 +105,19 @@ TEST(DotInteraction, EveryKernelSumsInTheReferencesOrder) {
       Sample s = random_sample(count, dim, rng);
       for (int64_t v = 0; v < count; ++v)
         for (int64_t k = 0; k < dim - half; ++k)
-          s.vectors[size_t(v)][size_t(half + k)] = k < half ? (v % 2 ? -1.f : 1.f) * s.vectors[size_t(v)][size_t(k)] : 0.f;
+          s.vectors[size_t(v)][size_t(half + k)] =
+              k < half ? (v % 2 ? -1.f : 1.f) * s.vectors[size_t(v)][size_t(k)] : 0.f;
       const U8Quant q{2e-8f, 128};
       std::vector<uint8_t> want(static_cast<size_t>(width)), got(static_cast<size_t>(width));
       ref.dot_interaction()(s.ptrs.data(), count, dim, q, want.data());
       kr.dot_interaction()(s.ptrs.data(), count, dim, q, got.data());
       int residues = 0;  // cancelling pairs whose residue is neither zero nor clipped
-      for (int64_t p = dim; p < width; ++p) residues += want[size_t(p)] != 0 && want[size_t(p)] != 128 && want[size_t(p)] != 255;
+      for (int64_t p = dim; p < width; ++p)
+        residues += want[size_t(p)] != 0 && want[size_t(p)] != 128 && want[size_t(p)] != 255;
       EXPECT_GT(residues, 20) << "dim=" << dim << ": too few residues to test the order";
       for (int64_t p = 0; p < width; ++p)
-        ASSERT_EQ(int(got[size_t(p)]), int(want[size_t(p)])) << kr.name << " dim=" << dim << " index=" << p << " seed=" << seed;
+        ASSERT_EQ(int(got[size_t(p)]), int(want[size_t(p)]))
+            << kr.name << " dim=" << dim << " index=" << p << " seed=" << seed;
     }
   }
 }
@@ -168,7 +174,8 @@ TEST(DotInteraction, OperatorGathersRowsAndThreadsOverTheBatch) {
       for (int64_t f = 0; f < tables; ++f) v.push_back(rows[size_t(f)].data() + ids[size_t(b * ld_ids + f)] * dim);
       std::vector<uint8_t> want(static_cast<size_t>(width));
       ref::f32_dot_interaction_u8(v.data(), tables + 1, dim, q, want.data());
-      for (int64_t p = 0; p < width; ++p) ASSERT_EQ(out[size_t(b * ld_out + p)], want[size_t(p)]) << "batch " << batch << " b " << b << " p " << p;
+      for (int64_t p = 0; p < width; ++p)
+        ASSERT_EQ(out[size_t(b * ld_out + p)], want[size_t(p)]) << "batch " << batch << " b " << b << " p " << p;
       for (int64_t p = width; p < ld_out; ++p) ASSERT_EQ(out[size_t(b * ld_out + p)], 0xEE) << "wrote into the stride";
     }
     for (int64_t bad : {int64_t(-1), sizes[2]}) {
@@ -220,10 +227,12 @@ TEST(DotInteraction, Int8TableKernelsMatchTheReferenceExactly) {
           }
           const U8Quant q = quant_for(dim, variant);
           const int64_t width = dim + count * (count - 1) / 2;
-          std::vector<uint8_t> want(size_t(width) + 1, 0xA5), got(size_t(width) + 1, 0x5A), f32(static_cast<size_t>(width));
+          std::vector<uint8_t> want(size_t(width) + 1, 0xA5), got(size_t(width) + 1, 0x5A),
+              f32(static_cast<size_t>(width));
           std::vector<float> scratch(size_t((count - 1) * dim) + 1, -7.f);
           std::vector<const float*> vp(static_cast<size_t>(count));
-          ref.s8_table_dot_interaction()(dense.data(), rp.data(), scales.data(), count, dim, q, want.data(), scratch.data(), vp.data());
+          ref.s8_table_dot_interaction()(dense.data(), rp.data(), scales.data(), count, dim, q, want.data(),
+                                         scratch.data(), vp.data());
           // The reference is the f32 reference on the dequantized rows.
           std::vector<std::vector<float>> deq(rows.size(), std::vector<float>(size_t(dim)));
           std::vector<const float*> dp{dense.data()};
@@ -234,7 +243,8 @@ TEST(DotInteraction, Int8TableKernelsMatchTheReferenceExactly) {
           ref::f32_dot_interaction_u8(dp.data(), count, dim, q, f32.data());
           for (int64_t p = 0; p < width; ++p) ASSERT_EQ(int(want[size_t(p)]), int(f32[size_t(p)])) << "seed " << seed;
           std::fill(scratch.begin(), scratch.end(), -7.f);
-          kr.s8_table_dot_interaction()(dense.data(), rp.data(), scales.data(), count, dim, q, got.data(), scratch.data(), vp.data());
+          kr.s8_table_dot_interaction()(dense.data(), rp.data(), scales.data(), count, dim, q, got.data(),
+                                        scratch.data(), vp.data());
           coverage::count_case(kr);
           EXPECT_EQ(got[size_t(width)], 0x5A) << kr.name << " wrote past the row";
           EXPECT_EQ(scratch.back(), -7.f) << kr.name << " wrote past the scratch";
@@ -251,7 +261,8 @@ TEST(DotInteraction, Int8TableKernelsMatchTheReferenceExactly) {
         }
   }
   EXPECT_GE(checked, 8 * 9 * 4);
-  std::cout << "checked " << checked << " cases; the operator runs " << int8_table_dot_interaction_kernel_name() << "\n";
+  std::cout << "checked " << checked << " cases; the operator runs " << int8_table_dot_interaction_kernel_name()
+            << "\n";
 }
 
 // quantize_embedding_rows: each element dequantizes (float(q) * scale, as the kernels do) to within
@@ -283,7 +294,8 @@ TEST(DotInteraction, RowQuantizationErrorIsHalfAStep) {
         ASSERT_GE(v, -127);
         const float back = float(v) * s;
         const double bound = 0.5 * double(s) + std::ldexp(1.0, -22) * (double(s) * 128 + std::abs(double(x)));
-        ASSERT_LE(std::abs(double(back) - double(x)), bound) << "row " << r << " element " << k << " x " << x << " scale " << s;
+        ASSERT_LE(std::abs(double(back) - double(x)), bound)
+            << "row " << r << " element " << k << " x " << x << " scale " << s;
         if (std::abs(x) > max_abs) max_abs = std::abs(x), max_q = std::abs(int(v));
         worst_step = std::max<int64_t>(worst_step, std::abs(int(v)));
       }

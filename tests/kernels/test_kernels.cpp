@@ -13,8 +13,8 @@
 #include <set>
 #include <sstream>
 
-#include "kernels/kernel.hpp"
 #include "coverage.hpp"
+#include "kernels/kernel.hpp"
 #include "kernels/reference/ref.hpp"
 #include "spruce/bench.hpp"
 
@@ -113,7 +113,8 @@ void run_case(const Kernel& kr, const Case& c) {
   for (int64_t i = 0; i < c.m; ++i)
     for (int64_t j = 0; j < ldy; ++j) {
       const size_t at = size_t(i * ldy + j) * esz;
-      ASSERT_EQ(std::memcmp(&y[at], &want[at], esz), 0) << "at m=" << i << " n=" << j << (j >= c.n ? " (stride padding)" : "");
+      ASSERT_EQ(std::memcmp(&y[at], &want[at], esz), 0)
+          << "at m=" << i << " n=" << j << (j >= c.n ? " (stride padding)" : "");
       if (j < c.n) {
         if (esz == 4) {
           float v;
@@ -145,7 +146,8 @@ std::vector<const Kernel*> runnable(DType d) {
   return ks;
 }
 
-const char* kPatterns[] = {"1x1", "4x1", "1x4", "4x16", "2x1", "16x1", "8x1", "3x2", "2:4", "1:4", "4:8", "2:3", "channelx1", "1xchannel"};
+const char* kPatterns[] = {"1x1", "4x1", "1x4", "4x16", "2x1", "16x1",      "8x1",
+                           "3x2", "2:4", "1:4", "4:8",  "2:3", "channelx1", "1xchannel"};
 constexpr int kCasesPerKernel = 150, kCasesPerReference = 40;
 const auto* const kCoverage =
     ::testing::AddGlobalTestEnvironment(new coverage::KernelCoverage(Op::Spmm, kCasesPerReference));
@@ -169,9 +171,15 @@ void sweep(DType d, uint32_t seed0) {
     std::mt19937 rng(seed0);
     const int cases = ref ? kCasesPerReference : kCasesPerKernel;
     for (int i = 0, draws = 0; i < cases && draws < 200000; ++draws) {
-      Case c{ms[rng() % std::size(ms)], ks[rng() % std::size(ks)], ns[rng() % std::size(ns)],
-             kPatterns[rng() % std::size(kPatterns)], std::array{0.0, 0.5, 0.9, 1.0}[rng() % 4],
-             Activation(rng() % 3), d == DType::S8 ? OutType(rng() % 3) : OutType::F32, bool(rng() % 2), seed};
+      Case c{ms[rng() % std::size(ms)],
+             ks[rng() % std::size(ks)],
+             ns[rng() % std::size(ns)],
+             kPatterns[rng() % std::size(kPatterns)],
+             std::array{0.0, 0.5, 0.9, 1.0}[rng() % 4],
+             Activation(rng() % 3),
+             d == DType::S8 ? OutType(rng() % 3) : OutType::F32,
+             bool(rng() % 2),
+             seed};
       if (!check(*kr, c)) continue;
       ++seed, ++i;
       if (testing::Test::HasFatalFailure()) return;
@@ -184,8 +192,10 @@ TEST(Kernels, S8MatchesOracle) { sweep(DType::S8, 2000); }
 
 // Larger M crosses the u8 chunk and the f32 tile constants.
 TEST(Kernels, LargeM) {
-  for (const Kernel* kr : runnable(DType::S8)) check(*kr, Case{130, 96, 24, "4x1", 0.8, Activation::None, OutType::F32, true, 7});
-  for (const Kernel* kr : runnable(DType::F32)) check(*kr, Case{150, 96, 40, "16x1", 0.8, Activation::ReLU, OutType::F32, false, 8});
+  for (const Kernel* kr : runnable(DType::S8))
+    check(*kr, Case{130, 96, 24, "4x1", 0.8, Activation::None, OutType::F32, true, 7});
+  for (const Kernel* kr : runnable(DType::F32))
+    check(*kr, Case{150, 96, 40, "16x1", 0.8, Activation::ReLU, OutType::F32, false, 8});
 }
 
 TEST(Kernels, PackMatchesReference) {
@@ -201,11 +211,11 @@ TEST(Kernels, PackMatchesReference) {
         for (auto& v : x) v = uint8_t(rng() % 100);  // small bytes: finite floats
         kr.pack(x.data(), m, k + 2, 0, k, a.data(), ld);
         if (kr.layout == Layout::M4 && m > 4) continue;
-        const PackFn want = kr.layout == Layout::Quads    ? ref::pack_u8_quads
-                            : kr.layout == Layout::M4 ? ref::pack_u8_m4
-                            : kr.layout == Layout::Rows   ? ref::pack_u8_rows
-                            : s8                          ? ref::pack_u8
-                                                          : ref::pack_f32;
+        const PackFn want = kr.layout == Layout::Quads  ? ref::pack_u8_quads
+                            : kr.layout == Layout::M4   ? ref::pack_u8_m4
+                            : kr.layout == Layout::Rows ? ref::pack_u8_rows
+                            : s8                        ? ref::pack_u8
+                                                        : ref::pack_f32;
         if (want == kr.pack) continue;  // the kernel uses the reference packing itself
         want(x.data(), m, k + 2, 0, k, b.data(), ld);
         ASSERT_EQ(a, b) << kr.name << " m=" << m << " k=" << k;
@@ -228,7 +238,8 @@ TEST(Kernels, M4KernelOnQuadStripsReadsInsideXt) {
   ASSERT_TRUE(std::any_of(sw.k.begin(), sw.k.end(), [&](int32_t c) { return c >= k; }));
   const size_t bytes = xt_bytes(DType::S8, m, k, Layout::M4), page = size_t(sysconf(_SC_PAGESIZE));
   ASSERT_LE(bytes, page);
-  auto* mem = static_cast<uint8_t*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  auto* mem =
+      static_cast<uint8_t*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
   ASSERT_NE(mem, MAP_FAILED);
   ASSERT_EQ(mprotect(mem + page, page, PROT_NONE), 0);
   uint8_t* xt = mem + page - bytes;
@@ -283,7 +294,9 @@ TEST(Kernels, RegistryNamesAreUniqueAndSayWhatTheyAre) {
     const std::string name = k.name;
     EXPECT_TRUE(seen.insert(name).second) << name;
     EXPECT_EQ(name.rfind(k.dtype == DType::S8 ? "s8-" : "f32-", 0), 0u) << name;
-    const std::string isa = k.isa == Isa::Scalar ? "ref" : k.isa == Isa::Avx512Vnni ? "avx512vnni" : std::string(isa_name(k.isa));
+    const std::string isa = k.isa == Isa::Scalar       ? "ref"
+                            : k.isa == Isa::Avx512Vnni ? "avx512vnni"
+                                                       : std::string(isa_name(k.isa));
     EXPECT_EQ(name.substr(name.size() - isa.size()), isa) << name;
   }
 }

@@ -81,9 +81,13 @@ std::vector<uint8_t>& array(PackedParts& p, const std::string& name) {
   throw std::runtime_error("no array " + name);
 }
 template <typename T>
-T* elements(PackedParts& p, const std::string& name) { return reinterpret_cast<T*>(array(p, name).data()); }
+T* elements(PackedParts& p, const std::string& name) {
+  return reinterpret_cast<T*>(array(p, name).data());
+}
 template <typename T>
-size_t count(PackedParts& p, const std::string& name) { return array(p, name).size() / sizeof(T); }
+size_t count(PackedParts& p, const std::string& name) {
+  return array(p, name).size() / sizeof(T);
+}
 void set_attribute(PackedParts& p, const std::string& name, int64_t v) {
   for (auto& [key, value] : p.attributes)
     if (key == name) value = v;
@@ -105,7 +109,8 @@ TEST(PackedLinear, RoundTripAdoptsStripsBitExact) {
         const PackedParts x = a.weights().parts(), y = b.packed().weights.parts();
         EXPECT_EQ(x.attributes, y.attributes);
         ASSERT_EQ(x.arrays.size(), y.arrays.size());
-        for (size_t i = 0; i < x.arrays.size(); ++i) EXPECT_EQ(x.arrays[i].bytes, y.arrays[i].bytes) << x.arrays[i].name;
+        for (size_t i = 0; i < x.arrays.size(); ++i)
+          EXPECT_EQ(x.arrays[i].bytes, y.arrays[i].bytes) << x.arrays[i].name;
         expect_same_outputs(a, b, seed++);
       }
     }
@@ -140,7 +145,8 @@ void expect_rejected(const PackedLinear& good, const char* what, const std::func
   EXPECT_THROW(SparseLinear(bad, never_dense()), Error) << what;
 }
 
-void expect_parts_rejected(const PackedLinear& good, const char* what, const std::function<void(PackedParts&)>& corrupt) {
+void expect_parts_rejected(const PackedLinear& good, const char* what,
+                           const std::function<void(PackedParts&)>& corrupt) {
   PackedParts parts = good.weights.parts();
   corrupt(parts);
   EXPECT_THROW(PackedWeights::from_parts(parts, good.int8, good.out_features, good.in_features), Error) << what;
@@ -161,11 +167,16 @@ TEST(PackedLinear, CorruptionIsAnError) {
   EXPECT_THROW(PackedWeights::from_parts(s8.weights.parts(), false, 32, 64), Error) << "f32 in an s8 kernel";
   EXPECT_THROW(PackedWeights::from_parts(s8.weights.parts(), true, 40, 64), Error) << "rows vs offsets";
   expect_parts_rejected(s8, "unknown kernel", [](PackedParts& p) { p.kernel = "s8-spmm-9x9-future"; });
-  expect_parts_rejected(s8, "offset count", [](PackedParts& p) { array(p, "strip_ptr").resize(array(p, "strip_ptr").size() - 8); });
-  expect_parts_rejected(s8, "offsets descend", [](PackedParts& p) { std::swap(elements<int64_t>(p, "strip_ptr")[1], elements<int64_t>(p, "strip_ptr")[2]); });
+  expect_parts_rejected(s8, "offset count",
+                        [](PackedParts& p) { array(p, "strip_ptr").resize(array(p, "strip_ptr").size() - 8); });
+  expect_parts_rejected(s8, "offsets descend", [](PackedParts& p) {
+    std::swap(elements<int64_t>(p, "strip_ptr")[1], elements<int64_t>(p, "strip_ptr")[2]);
+  });
   expect_parts_rejected(s8, "channel out of range", [](PackedParts& p) { elements<int32_t>(p, "strip_k")[5] = 64; });
   expect_parts_rejected(s8, "negative channel", [](PackedParts& p) { elements<int32_t>(p, "strip_k")[0] = -1; });
-  expect_parts_rejected(s8, "unsorted channels", [](PackedParts& p) { std::swap(elements<int32_t>(p, "strip_k")[0], elements<int32_t>(p, "strip_k")[1]); });
+  expect_parts_rejected(s8, "unsorted channels", [](PackedParts& p) {
+    std::swap(elements<int32_t>(p, "strip_k")[0], elements<int32_t>(p, "strip_k")[1]);
+  });
   expect_parts_rejected(s8, "weight count", [](PackedParts& p) { array(p, "strip_w").pop_back(); });
   expect_parts_rejected(s8, "partial index", [](PackedParts& p) { array(p, "strip_k").pop_back(); });
   expect_parts_rejected(s8, "strip height", [](PackedParts& p) { set_attribute(p, "strip_h", 65); });
@@ -178,7 +189,9 @@ TEST(PackedLinear, CorruptionIsAnError) {
 
   const PackedLinear quads = make_s8("4x16", 32, 64, 1001).packed();
   if (quads.weights.kernel() == "s8-spmm-4x4-avx512vnni") {  // the quad layout exists only where VNNI runs
-    expect_parts_rejected(quads, "partial quad", [](PackedParts& p) { elements<int32_t>(p, "strip_k")[1] = elements<int32_t>(p, "strip_k")[0]; });
+    expect_parts_rejected(quads, "partial quad", [](PackedParts& p) {
+      elements<int32_t>(p, "strip_k")[1] = elements<int32_t>(p, "strip_k")[0];
+    });
   }
 
   const PackedLinear nm = make_s8("2:4", 32, 64, 1002).packed();

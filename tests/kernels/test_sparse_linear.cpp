@@ -20,8 +20,8 @@ using kernels::Epilogue;
 
 void f32_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, int threads, Activation act,
               uint32_t seed) {
-  SCOPED_TRACE(std::string("f32 ") + pattern + " m=" + std::to_string(m) + " k=" + std::to_string(k) + " n=" +
-               std::to_string(n) + " threads=" + std::to_string(threads) + " seed=" + std::to_string(seed));
+  SCOPED_TRACE(std::string("f32 ") + pattern + " m=" + std::to_string(m) + " k=" + std::to_string(k) +
+               " n=" + std::to_string(n) + " threads=" + std::to_string(threads) + " seed=" + std::to_string(seed));
   std::mt19937 rng(seed);
   const Pattern p = Pattern::parse(pattern);
   auto w = bench::pruned_integers<float>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng);
@@ -68,10 +68,10 @@ TEST(SparseLinear, F32DenseFallbackAndAuto) {
   f32_case("4x1", 33, 64, 48, Fallback::Auto, 2, Activation::None, 301);
 }
 
-void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, int threads, Activation act, OutType out,
-             bool with_bias, uint32_t seed) {
-  SCOPED_TRACE(std::string("s8 ") + pattern + " m=" + std::to_string(m) + " k=" + std::to_string(k) + " n=" +
-               std::to_string(n) + " out=" + std::to_string(int(out)) + " seed=" + std::to_string(seed));
+void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, int threads, Activation act,
+             OutType out, bool with_bias, uint32_t seed) {
+  SCOPED_TRACE(std::string("s8 ") + pattern + " m=" + std::to_string(m) + " k=" + std::to_string(k) +
+               " n=" + std::to_string(n) + " out=" + std::to_string(int(out)) + " seed=" + std::to_string(seed));
   std::mt19937 rng(seed);
   const Pattern p = Pattern::parse(pattern);
   auto w = bench::pruned_integers<int8_t>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng, 127);

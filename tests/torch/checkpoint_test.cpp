@@ -48,14 +48,16 @@ TEST(Checkpoint, RoundTripKeepsMasksStepAndSparsity) {
   TinyNet resumed;
   ::torch::optim::Adam resumed_opt(resumed.parameters(), ::torch::optim::AdamOptions(1e-2));
   Pruner resumed_pruner(resumed, growing_recipe());
-  auto position = spruce::torch::load_checkpoint((dir / "checkpoint.pt").string(), resumed, &resumed_opt, &resumed_pruner);
+  auto position =
+      spruce::torch::load_checkpoint((dir / "checkpoint.pt").string(), resumed, &resumed_opt, &resumed_pruner);
   EXPECT_EQ(position.epoch, 1);
   EXPECT_EQ(position.step, 11);
   EXPECT_EQ(resumed_pruner.step(), pruner.step());
   ASSERT_EQ(resumed_pruner.layers().size(), pruner.layers().size());
   for (size_t i = 0; i < pruner.layers().size(); ++i) {
     EXPECT_TRUE(::torch::equal(resumed_pruner.layers()[i].mask, pruner.layers()[i].mask)) << pruner.layers()[i].name;
-    EXPECT_TRUE(::torch::equal(resumed_pruner.layers()[i].weight, pruner.layers()[i].weight)) << pruner.layers()[i].name;
+    EXPECT_TRUE(::torch::equal(resumed_pruner.layers()[i].weight, pruner.layers()[i].weight))
+        << pruner.layers()[i].name;
   }
   EXPECT_DOUBLE_EQ(resumed_pruner.sparsity(), sparsity);
 

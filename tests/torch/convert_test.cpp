@@ -81,11 +81,12 @@ TEST(Convert, Int8LayerIsWithinTheQuantizationBound) {
     const auto got = copy.stack->forward(x);
     const auto want = ::torch::matmul(x, w.t()) + b;
     // |error| <= sum_k |w| s_x / 2 + |x| s_w / 2 + s_x s_w / 4, per output channel.
-    const auto s_w = w.abs().amax(1) / 127;                                  // [48]
-    const auto bound = (w.abs().sum(1) * in.scale / 2).unsqueeze(0) +        // [1][48]
+    const auto s_w = w.abs().amax(1) / 127;                            // [48]
+    const auto bound = (w.abs().sum(1) * in.scale / 2).unsqueeze(0) +  // [1][48]
                        ::torch::matmul(x.abs(), ::torch::ones({96, 1})) * s_w.unsqueeze(0) / 2 +
                        96 * in.scale * s_w.unsqueeze(0) / 4 + 1e-4;
-    EXPECT_TRUE(((got - want).abs() <= bound).all().item<bool>()) << to_string(v) << " max error " << (got - want).abs().max();
+    EXPECT_TRUE(((got - want).abs() <= bound).all().item<bool>())
+        << to_string(v) << " max error " << (got - want).abs().max();
     EXPECT_GT((got - want).abs().max().item<float>(), 0.f);  // it really is quantized
   }
 }

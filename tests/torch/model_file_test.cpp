@@ -133,7 +133,8 @@ TEST_F(BadFiles, TruncatedFile) {
 TEST_F(BadFiles, NotAModelFile) {
   const auto path = edited("plain.safetensors", [](SafetensorsFile& f) { f.metadata.clear(); });
   expect_error([&] { load(path); }, "not a spruce converted-model file");
-  const auto future = edited("future.safetensors", [](SafetensorsFile& f) { f.metadata["spruce.format"] = "spruce-converted-model/9"; });
+  const auto future = edited("future.safetensors",
+                             [](SafetensorsFile& f) { f.metadata["spruce.format"] = "spruce-converted-model/9"; });
   expect_error([&] { load(future); }, "convert the model again");
 }
 
@@ -164,7 +165,8 @@ TEST_F(BadFiles, MissingAndExtraTensors) {
 }
 
 TEST_F(BadFiles, BrokenLayerRecords) {
-  const auto json = edited("json.safetensors", [](SafetensorsFile& f) { f.metadata["spruce.layers"] = "[{\"name\": "; });
+  const auto json =
+      edited("json.safetensors", [](SafetensorsFile& f) { f.metadata["spruce.layers"] = "[{\"name\": "; });
   expect_error([&] { load(json); }, "is not a list of layers");
   const auto kernel = edited("kernel.safetensors", [](SafetensorsFile& f) {
     auto& text = f.metadata["spruce.layers"];

@@ -113,17 +113,16 @@ TEST_P(ScheduleReachesTarget, AtEndStepAndNotBefore) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    CriteriaAndScopes, ScheduleReachesTarget,
-    ::testing::Values(ScheduleCase{"4x1", Criterion::Magnitude, Scope::Local},
-                      ScheduleCase{"4x1", Criterion::Gradient, Scope::Local},
-                      ScheduleCase{"4x1", Criterion::Snip, Scope::Global},
-                      ScheduleCase{"4x1", Criterion::Snip, Scope::Local},
-                      ScheduleCase{"4x1", Criterion::SnipMomentum, Scope::Global},
-                      ScheduleCase{"2x1", Criterion::SnipMomentum, Scope::Local},
-                      ScheduleCase{"4x16", Criterion::Magnitude, Scope::Global},
-                      ScheduleCase{"1x1", Criterion::Gradient, Scope::Global},
-                      ScheduleCase{"2:4", Criterion::SnipMomentum, Scope::Local}));
+INSTANTIATE_TEST_SUITE_P(CriteriaAndScopes, ScheduleReachesTarget,
+                         ::testing::Values(ScheduleCase{"4x1", Criterion::Magnitude, Scope::Local},
+                                           ScheduleCase{"4x1", Criterion::Gradient, Scope::Local},
+                                           ScheduleCase{"4x1", Criterion::Snip, Scope::Global},
+                                           ScheduleCase{"4x1", Criterion::Snip, Scope::Local},
+                                           ScheduleCase{"4x1", Criterion::SnipMomentum, Scope::Global},
+                                           ScheduleCase{"2x1", Criterion::SnipMomentum, Scope::Local},
+                                           ScheduleCase{"4x16", Criterion::Magnitude, Scope::Global},
+                                           ScheduleCase{"1x1", Criterion::Gradient, Scope::Global},
+                                           ScheduleCase{"2:4", Criterion::SnipMomentum, Scope::Local}));
 
 TEST(Pruner, ConvBlocksRunAlongOutputChannelsOfTheChannelsLastView) {
   TinyNet net;

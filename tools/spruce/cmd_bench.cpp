@@ -47,7 +47,8 @@ void run_bench(const Options& o) {
   for (const auto& t : split(o.sparsities)) {
     char* end = nullptr;
     const double v = std::strtod(t.c_str(), &end);
-    if (t.empty() || *end || !(v >= 0.0 && v < 1.0)) usage_error("invalid --sparsity " + in_quotes(t) + ": expected a fraction in [0, 1)");
+    if (t.empty() || *end || !(v >= 0.0 && v < 1.0))
+      usage_error("invalid --sparsity " + in_quotes(t) + ": expected a fraction in [0, 1)");
     sps.push_back(v);
   }
   Table table({"m", "k", "n", "pattern", "sparsity", "dtype", "thr", "sparse_impl", "dense_impl", "sparse_us",
@@ -62,12 +63,25 @@ void run_bench(const Options& o) {
                        o.dtype, std::to_string(threads), r.sparse_impl, r.dense_impl, fixed(r.sparse_us, 1),
                        fixed(r.dense_us, 1), fixed(r.speedup, 2) + "x", fixed(r.speedup_vs_f32, 2) + "x",
                        r.operator_impl, fixed(r.operator_speedup, 2) + "x", fixed(r.eff_gops, 0)});
-        records.push_back({{"m", s.m}, {"k", s.k}, {"n", s.n}, {"pattern", p.str()}, {"sparsity", r.sparsity},
-                           {"dtype", o.dtype}, {"threads", threads}, {"sparse_impl", r.sparse_impl},
-                           {"dense_impl", r.dense_impl}, {"sparse_us", r.sparse_us}, {"dense_us", r.dense_us},
-                           {"speedup", r.speedup}, {"dense_f32_us", r.dense_f32_us}, {"speedup_vs_f32", r.speedup_vs_f32},
-                           {"operator_impl", r.operator_impl}, {"operator_us", r.operator_us},
-                           {"operator_speedup", r.operator_speedup}, {"verified", true}, {"cache", "warm"},
+        records.push_back({{"m", s.m},
+                           {"k", s.k},
+                           {"n", s.n},
+                           {"pattern", p.str()},
+                           {"sparsity", r.sparsity},
+                           {"dtype", o.dtype},
+                           {"threads", threads},
+                           {"sparse_impl", r.sparse_impl},
+                           {"dense_impl", r.dense_impl},
+                           {"sparse_us", r.sparse_us},
+                           {"dense_us", r.dense_us},
+                           {"speedup", r.speedup},
+                           {"dense_f32_us", r.dense_f32_us},
+                           {"speedup_vs_f32", r.speedup_vs_f32},
+                           {"operator_impl", r.operator_impl},
+                           {"operator_us", r.operator_us},
+                           {"operator_speedup", r.operator_speedup},
+                           {"verified", true},
+                           {"cache", "warm"},
                            {"reps", r.reps}});
       }
   table.print(std::cout);

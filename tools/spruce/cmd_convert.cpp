@@ -25,7 +25,8 @@ void run(ConvertArgs& a) {
   Table t({"layer", "shape (in->out)", "pattern", "sparsity", "kernel", "packed KiB", "dense KiB"});
   for (const auto& l : c.layers) {
     t.add_row({l.name, std::to_string(l.in_features) + "->" + std::to_string(l.out_features), l.pattern,
-               percent(l.sparsity, 1), l.kernel, fixed(double(l.packed_bytes) / 1024, 1), fixed(double(l.dense_bytes) / 1024, 1)});
+               percent(l.sparsity, 1), l.kernel, fixed(double(l.packed_bytes) / 1024, 1),
+               fixed(double(l.dense_bytes) / 1024, 1)});
   }
   torch::save_converted_model(a.out, *c.model,
                               {{"model", a.o.model},
@@ -47,12 +48,17 @@ void add(CLI::App& app) {
   cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder (INT8 calibration images)")->capture_default_str();
   cmd->add_option("--calibration", a->calibration, "minmax or percentile")->capture_default_str();
   cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")
-      ->check(real_in(50, 100, false, false))->capture_default_str();
+      ->check(real_in(50, 100, false, false))
+      ->capture_default_str();
   cmd->add_option("--calibration-samples", a->o.calibration_samples, "Training images to calibrate on")
-      ->check(int_in(1, 60000))->capture_default_str();
-  cmd->add_option("--threads", a->o.threads, "Threads for calibration and the operators")->check(thread_count())->capture_default_str();
+      ->check(int_in(1, 60000))
+      ->capture_default_str();
+  cmd->add_option("--threads", a->o.threads, "Threads for calibration and the operators")
+      ->check(thread_count())
+      ->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Batch size each layer times sparse against oneDNN for (the choice is saved)")
-      ->check(int_in(1, 1 << 20))->capture_default_str();
+      ->check(int_in(1, 1 << 20))
+      ->capture_default_str();
   cmd->callback([a] { run(*a); });
 }
 

@@ -25,7 +25,8 @@ void run(EvalArgs& a) {
   a.o.calibration = parse_calibration(a.calibration);
   const auto rows = fashion_mnist::evaluate_variants(a.o, std::cerr);
 
-  std::vector<std::string> header{""}, acc{"Accuracy"}, speed{"Throughput (images/s)"}, sparsity{"Sparsity (converted layers)"};
+  std::vector<std::string> header{""}, acc{"Accuracy"}, speed{"Throughput (images/s)"},
+      sparsity{"Sparsity (converted layers)"};
   const fashion_mnist::EvalRow* base = nullptr;
   const fashion_mnist::EvalRow *f32s = nullptr, *i8s = nullptr;
   for (const auto& r : rows) {
@@ -34,14 +35,16 @@ void run(EvalArgs& a) {
     if (r.variant == "int8-sparse" && r.file.empty()) i8s = &r;
     header.push_back(r.file.empty() ? r.variant : r.variant + " (loaded)");
     acc.push_back(percent(r.accuracy, 2) + " (" + percent(r.accuracy / base->accuracy, 2) + ")");
-    speed.push_back(fixed(r.images_per_second, 0) + " (" + fixed(r.images_per_second / base->images_per_second, 2) + "x)");
+    speed.push_back(fixed(r.images_per_second, 0) + " (" + fixed(r.images_per_second / base->images_per_second, 2) +
+                    "x)");
     sparsity.push_back(r.variant.ends_with("dense") && r.sparsity == 0 ? "-" : percent(r.sparsity, 1));
   }
   Table t(header);
   t.add_row(acc);
   t.add_row(speed);
   t.add_row(sparsity);
-  std::cout << "\n" << a.o.model << " on Fashion-MNIST, " << a.o.threads << " threads, batch " << a.o.batch
+  std::cout << "\n"
+            << a.o.model << " on Fashion-MNIST, " << a.o.threads << " threads, batch " << a.o.batch
             << "; ratios against " << base->variant << "\n\n";
   t.print(std::cout);
   if (f32s && i8s)
@@ -50,8 +53,14 @@ void run(EvalArgs& a) {
   if (a.json.empty()) return;
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& r : rows)
-    out.push_back({{"variant", r.variant}, {"accuracy", r.accuracy}, {"correct", r.correct}, {"test_images", r.test_images}, {"images_per_second", r.images_per_second},
-                   {"sparsity", r.sparsity}, {"threads", a.o.threads}, {"batch", a.o.batch}});
+    out.push_back({{"variant", r.variant},
+                   {"accuracy", r.accuracy},
+                   {"correct", r.correct},
+                   {"test_images", r.test_images},
+                   {"images_per_second", r.images_per_second},
+                   {"sparsity", r.sparsity},
+                   {"threads", a.o.threads},
+                   {"batch", a.o.batch}});
   for (size_t i = 0; i < rows.size(); ++i)
     if (!rows[i].file.empty()) out[i]["file"] = rows[i].file;
   write_file_atomic(a.json, out.dump(2) + "\n");
@@ -67,10 +76,13 @@ void add(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder")->capture_default_str();
   cmd->add_option("--threads", a->o.threads, "Threads for every variant")->check(thread_count())->capture_default_str();
-  cmd->add_option("--batch", a->o.batch, "Batch size for the throughput")->check(int_in(1, 1 << 16))->capture_default_str();
+  cmd->add_option("--batch", a->o.batch, "Batch size for the throughput")
+      ->check(int_in(1, 1 << 16))
+      ->capture_default_str();
   cmd->add_option("--calibration", a->calibration, "minmax or percentile")->capture_default_str();
   cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")
-      ->check(real_in(50, 100, false, false))->capture_default_str();
+      ->check(real_in(50, 100, false, false))
+      ->capture_default_str();
   cmd->add_option("--json", a->json, "Write one record per variant")->check(non_empty());
   cmd->callback([a] { run(*a); });
 }

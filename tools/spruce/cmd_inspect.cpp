@@ -37,7 +37,10 @@ void run(const InspectArgs& a) {
     all_zeros += s * double(t.numel());
     if (is_weight(t)) weights += t.numel(), weight_zeros += s * double(t.numel());
     table.add_row({t.name, shape_string(t.shape), to_string(t.dtype), percent(s, 2), ok ? (*ok ? "yes" : "NO") : "-"});
-    out["tensors"].push_back({{"name", t.name}, {"shape", t.shape}, {"dtype", to_string(t.dtype)}, {"sparsity", s},
+    out["tensors"].push_back({{"name", t.name},
+                              {"shape", t.shape},
+                              {"dtype", to_string(t.dtype)},
+                              {"sparsity", s},
                               {"pattern_ok", ok ? nlohmann::ordered_json(*ok) : nlohmann::ordered_json(nullptr)}});
   }
   const double total = weights ? weight_zeros / double(weights) : 0.0;
@@ -53,14 +56,17 @@ void run(const InspectArgs& a) {
   std::cout << a.file << ": " << file.tensors.size() << " tensors\n\n";
   table.print(std::cout);
   std::cout << "\nweights (F32/F16/BF16, rank 2 or 4): " << weights << ", sparsity " << percent(total, 2)
-            << "; all tensors: " << all << " elements, sparsity " << percent(out["all_tensors_sparsity"].get<double>(), 2) << "\n";
+            << "; all tensors: " << all << " elements, sparsity "
+            << percent(out["all_tensors_sparsity"].get<double>(), 2) << "\n";
   if (pattern && pattern->is_nm())
-    std::cout << "N:M means at most " << pattern->n() << " nonzeros in every " << pattern->m() << " consecutive input channels\n";
+    std::cout << "N:M means at most " << pattern->n() << " nonzeros in every " << pattern->m()
+              << " consecutive input channels\n";
 }
 
 void add(CLI::App& app) {
   auto args = std::make_shared<InspectArgs>();
-  auto* cmd = app.add_subcommand("inspect", "Show each tensor's shape, dtype and sparsity, and whether its zeros follow a pattern");
+  auto* cmd = app.add_subcommand(
+      "inspect", "Show each tensor's shape, dtype and sparsity, and whether its zeros follow a pattern");
   cmd->add_option("file", args->file, "A .safetensors file")->required();
   cmd->add_option("--pattern", args->pattern, "Check each weight's zeros against this pattern (e.g. 4x1, 2:4)");
   cmd->add_flag("--json", args->json, "Print one JSON object instead of the table");

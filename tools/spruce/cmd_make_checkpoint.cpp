@@ -48,7 +48,8 @@ void run(const MakeArgs& a) {
 
 void add(CLI::App& app) {
   auto args = std::make_shared<MakeArgs>();
-  auto* cmd = app.add_subcommand("make-checkpoint", "Write a small random MLP+CNN checkpoint from a fixed seed (for demos and tests)");
+  auto* cmd = app.add_subcommand("make-checkpoint",
+                                 "Write a small random MLP+CNN checkpoint from a fixed seed (for demos and tests)");
   cmd->add_option("-o,--output", args->output, "Output .safetensors file")->required();
   cmd->add_option("--seed", args->seed, "Random seed")->check(uint_in(0, UINT32_MAX))->capture_default_str();
   cmd->callback([args] { run(*args); });

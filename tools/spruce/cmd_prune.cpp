@@ -20,10 +20,12 @@ struct PruneArgs {
 Recipe recipe_from(const PruneArgs& a) {
   if (!a.recipe.empty() && !a.pattern.empty()) usage_error("give either --recipe or --pattern, not both");
   if (!a.recipe.empty()) {
-    if (!std::isnan(a.sparsity)) usage_error("--sparsity comes from the recipe's target_sparsity; drop --sparsity or --recipe");
+    if (!std::isnan(a.sparsity))
+      usage_error("--sparsity comes from the recipe's target_sparsity; drop --sparsity or --recipe");
     return Recipe::load(a.recipe);
   }
-  if (a.pattern.empty()) usage_error("give --pattern P --sparsity S (e.g. --pattern 4x1 --sparsity 0.9) or --recipe R.yaml");
+  if (a.pattern.empty())
+    usage_error("give --pattern P --sparsity S (e.g. --pattern 4x1 --sparsity 0.9) or --recipe R.yaml");
   Recipe r = Recipe::from_flags(a.pattern, a.sparsity);
   if (!r.groups[0].pattern.is_nm()) r.groups[0].scope = Scope::Local;  // each tensor to exactly its ratio
   return r;
@@ -32,7 +34,8 @@ Recipe recipe_from(const PruneArgs& a) {
 void run(const PruneArgs& a) {
   if (a.output.empty() && !a.dry_run) usage_error("give the output file with -o OUT.safetensors, or --dry-run");
   if (parse_criterion(a.criterion) != Criterion::Magnitude)
-    usage_error("criterion " + a.criterion + " needs gradients, which a checkpoint does not hold; use magnitude here, "
+    usage_error("criterion " + a.criterion +
+                " needs gradients, which a checkpoint does not hold; use magnitude here, "
                 "or train with `spruce train`");
   CheckpointPruneOptions opt;
   opt.recipe = recipe_from(a);
@@ -65,7 +68,8 @@ void run(const PruneArgs& a) {
   }
   std::cout << "spruce prune: " << a.input << " (criterion magnitude, scope " << scopes << ")\n\n";
   table.print(std::cout);
-  std::cout << "\n" << pruned << " tensors pruned, " << weights << " weights, sparsity "
+  std::cout << "\n"
+            << pruned << " tensors pruned, " << weights << " weights, sparsity "
             << percent(weights ? zeros / double(weights) : 0.0, 2) << "\n";
   if (a.dry_run) {
     std::cout << "dry run: nothing written\n";
@@ -77,13 +81,17 @@ void run(const PruneArgs& a) {
 
 void add(CLI::App& app) {
   auto args = std::make_shared<PruneArgs>();
-  auto* cmd = app.add_subcommand("prune", "Prune the weights of a safetensors checkpoint to a sparsity pattern, by magnitude");
+  auto* cmd =
+      app.add_subcommand("prune", "Prune the weights of a safetensors checkpoint to a sparsity pattern, by magnitude");
   cmd->add_option("input", args->input, "Input .safetensors file")->required();
   cmd->add_option("-o,--output", args->output, "Output .safetensors file (written atomically)")->check(non_empty());
-  cmd->add_option("--pattern", args->pattern, "RxC (4x1, 1x4, 4x16, 1x1, channelx1, 1xchannel) or N:M (2:4)")->check(non_empty());
-  cmd->add_option("--sparsity", args->sparsity, "Fraction of zeros, e.g. 0.9 (implied by an N:M pattern)")->check(fraction());
+  cmd->add_option("--pattern", args->pattern, "RxC (4x1, 1x4, 4x16, 1x1, channelx1, 1xchannel) or N:M (2:4)")
+      ->check(non_empty());
+  cmd->add_option("--sparsity", args->sparsity, "Fraction of zeros, e.g. 0.9 (implied by an N:M pattern)")
+      ->check(fraction());
   cmd->add_option("--recipe", args->recipe, "YAML recipe with Intel Neural Compressor's keys")->check(non_empty());
-  cmd->add_option("--scope", args->scope, "local (exact ratio per tensor) or global (one threshold)")->check(CLI::IsMember({"local", "global"}));
+  cmd->add_option("--scope", args->scope, "local (exact ratio per tensor) or global (one threshold)")
+      ->check(CLI::IsMember({"local", "global"}));
   cmd->add_option("--criterion", args->criterion, "Score: magnitude (the only one without gradients)");
   cmd->add_option("--include", args->include, "Only prune tensors whose names match this regex");
   cmd->add_option("--exclude", args->exclude, "Never prune tensors whose names match this regex");

@@ -52,7 +52,8 @@ void resolve_pruning(TrainArgs& a) {
 }
 
 void run(TrainArgs& a) {
-  if (a.dataset != "fashion-mnist") usage_error("unknown dataset '" + a.dataset + "'; the one dataset is fashion-mnist");
+  if (a.dataset != "fashion-mnist")
+    usage_error("unknown dataset '" + a.dataset + "'; the one dataset is fashion-mnist");
   resolve_pruning(a);
   if (a.options.group_lasso < 0) usage_error("--group-lasso is a coefficient >= 0, e.g. 1e-4");
   if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
@@ -63,15 +64,19 @@ void run(TrainArgs& a) {
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_threads(threads);
   std::cerr << "spruce train: " << a.options.model << " on fashion-mnist, "
-            << (a.options.recipe ? "recipe " + a.recipe
-                : a.options.pattern ? a.options.pattern->str() + " at " + percent(a.options.sparsity) : std::string("dense"))
+            << (a.options.recipe    ? "recipe " + a.recipe
+                : a.options.pattern ? a.options.pattern->str() + " at " + percent(a.options.sparsity)
+                                    : std::string("dense"))
             << ", " << a.options.epochs << " epochs, seed " << a.options.seed << ", " << threads << " threads\n";
 
   const fashion_mnist::TrainResult r = fashion_mnist::train(a.options, std::cerr);
 
   if (!r.report.layers.empty()) std::cout << '\n' << torch::format_report(r.report);
   Table table({"Model", "Sparsity Pattern", "Sparsity Ratio", "Dataset", "Accuracy", "Epochs", "Seconds"});
-  table.add_row({a.options.model, a.options.recipe ? "recipe" : a.options.pattern ? a.options.pattern->str() : "dense",
+  table.add_row({a.options.model,
+                 a.options.recipe    ? "recipe"
+                 : a.options.pattern ? a.options.pattern->str()
+                                     : "dense",
                  percent(r.sparsity, 2), "Fashion-MNIST", percent(r.test_accuracy, 2), std::to_string(r.epochs),
                  fixed(r.seconds, 1)});
   std::cout << '\n';
@@ -80,14 +85,17 @@ void run(TrainArgs& a) {
     std::cout << "\nsaved " << a.options.save_dir << "/{checkpoint.pt, model.safetensors"
               << (r.report.layers.empty() ? "" : ", masks.safetensors, recipe.yaml") << "}\n";
   if (!a.json.empty()) {
-    nlohmann::ordered_json j = {{"test_accuracy", r.test_accuracy}, {"sparsity", r.sparsity}, {"epochs", r.epochs},
-                                {"seconds", r.seconds},           {"model", a.options.model},  {"seed", a.options.seed},
-                                {"steps", r.steps}};
+    nlohmann::ordered_json j = {
+        {"test_accuracy", r.test_accuracy}, {"sparsity", r.sparsity}, {"epochs", r.epochs}, {"seconds", r.seconds},
+        {"model", a.options.model},         {"seed", a.options.seed}, {"steps", r.steps}};
     j["pattern"] = a.options.pattern ? a.options.pattern->str() : a.options.recipe ? "recipe" : "dense";
     j["history"] = nlohmann::ordered_json::array();
     for (const auto& e : r.history)
-      j["history"].push_back({{"epoch", e.epoch}, {"loss", e.loss}, {"train_accuracy", e.train_accuracy},
-                              {"test_accuracy", e.test_accuracy}, {"sparsity", e.sparsity}});
+      j["history"].push_back({{"epoch", e.epoch},
+                              {"loss", e.loss},
+                              {"train_accuracy", e.train_accuracy},
+                              {"test_accuracy", e.test_accuracy},
+                              {"sparsity", e.sparsity}});
     write_file_atomic(a.json, j.dump(2) + "\n");
   }
 }
@@ -98,28 +106,42 @@ void add_train(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Train a Fashion-MNIST model, dense or pruned during training");
   cmd->add_option("--dataset", args->dataset, "Dataset (fashion-mnist)")->capture_default_str();
   cmd->add_option("--model", o.model, "Model: mlp (784-1024-1024-10) or cnn (2 conv + linear head)")
-      ->check(CLI::IsMember({"mlp", "cnn"}))->capture_default_str();
-  auto* pattern = cmd->add_option("--pattern", args->pattern, "Sparsity pattern: RxC blocks (4x1, 2x1, 4x16, 1x1) or N:M (2:4)")
-                      ->check(non_empty());
+      ->check(CLI::IsMember({"mlp", "cnn"}))
+      ->capture_default_str();
+  auto* pattern =
+      cmd->add_option("--pattern", args->pattern, "Sparsity pattern: RxC blocks (4x1, 2x1, 4x16, 1x1) or N:M (2:4)")
+          ->check(non_empty());
   cmd->add_option("--sparsity", args->sparsity, "Target fraction of zeros, e.g. 0.9 (not with N:M)")->check(fraction());
-  cmd->add_option("--recipe", args->recipe, "Pruning recipe YAML (Intel Neural Compressor's keys)")->check(non_empty())->excludes(pattern);
+  cmd->add_option("--recipe", args->recipe, "Pruning recipe YAML (Intel Neural Compressor's keys)")
+      ->check(non_empty())
+      ->excludes(pattern);
   cmd->add_option("--epochs", o.epochs, "Training epochs")->check(int_in(1, 10000))->capture_default_str();
-  cmd->add_option("--seed", o.seed, "Seed of initialization and shuffling")->check(uint_in(0, UINT64_MAX))->capture_default_str();
-  cmd->add_option("--save", o.save_dir, "Folder for checkpoint.pt, masks.safetensors and model.safetensors")->check(non_empty());
+  cmd->add_option("--seed", o.seed, "Seed of initialization and shuffling")
+      ->check(uint_in(0, UINT64_MAX))
+      ->capture_default_str();
+  cmd->add_option("--save", o.save_dir, "Folder for checkpoint.pt, masks.safetensors and model.safetensors")
+      ->check(non_empty());
   cmd->add_option("--json", args->json, "Write the final metrics as JSON to this file")->check(non_empty());
   cmd->add_option("--threads", args->threads, "Intra-op threads (default: all cores)")->check(thread_count());
   cmd->add_option("--batch-size", o.batch_size, "Batch size")->check(int_in(1, 1 << 16))->capture_default_str();
   cmd->add_option("--lr", o.learning_rate, "Adam's peak learning rate (cosine decay to 0)")
-      ->check(real_in(0, 10, true))->capture_default_str();
+      ->check(real_in(0, 10, true))
+      ->capture_default_str();
   cmd->add_option("--data", o.data_dir, "Folder of the Fashion-MNIST IDX .gz files")->capture_default_str();
-  cmd->add_option("--train-limit", o.train_limit, "Use only the first N training examples")->check(int_in(1, INT32_MAX));
+  cmd->add_option("--train-limit", o.train_limit, "Use only the first N training examples")
+      ->check(int_in(1, INT32_MAX));
   cmd->add_option("--test-limit", o.test_limit, "Use only the first N test examples")->check(int_in(1, INT32_MAX));
-  cmd->add_option("--scope", args->scope, "With --pattern: local or global (default global)")->check(CLI::IsMember({"local", "global"}));
-  cmd->add_option("--criterion", args->criterion, "With --pattern: magnitude, gradient, snip or snip_momentum (default)");
-  cmd->add_option("--group-lasso", o.group_lasso, "With --pattern: group-lasso coefficient (default 0: off)")->check(real_in(0, 1e3));
-  cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model)")->check(non_empty());
+  cmd->add_option("--scope", args->scope, "With --pattern: local or global (default global)")
+      ->check(CLI::IsMember({"local", "global"}));
+  cmd->add_option("--criterion", args->criterion,
+                  "With --pattern: magnitude, gradient, snip or snip_momentum (default)");
+  cmd->add_option("--group-lasso", o.group_lasso, "With --pattern: group-lasso coefficient (default 0: off)")
+      ->check(real_in(0, 1e3));
+  cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model)")
+      ->check(non_empty());
   cmd->add_option("--init", o.init_from, "Start from the weights of a .safetensors file")->check(non_empty());
-  cmd->add_flag("--lock-pattern", o.lock_pattern, "Keep the loaded weights' zeros as masks when they come without masks");
+  cmd->add_flag("--lock-pattern", o.lock_pattern,
+                "Keep the loaded weights' zeros as masks when they come without masks");
   cmd->add_flag("--no-progress", args->no_progress, "Print one line per epoch instead of a progress bar");
   cmd->callback([args] { run(*args); });
 }

@@ -58,8 +58,8 @@ CLI::Validator fraction() { return real_in(0.0, 1.0, false, true); }
 CLI::Validator thread_count() { return int_in(1, kMaxThreads); }
 
 CLI::Validator non_empty() {
-  return CLI::Validator([](std::string& text) { return text.empty() ? std::string("must not be empty") : std::string(); },
-                        "TEXT");
+  return CLI::Validator(
+      [](std::string& text) { return text.empty() ? std::string("must not be empty") : std::string(); }, "TEXT");
 }
 
 }  // namespace spruce::cli

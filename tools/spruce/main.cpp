@@ -47,10 +47,13 @@ int main(int argc, char** argv) {
   auto commands = spruce::cli::registry();
   std::sort(commands.begin(), commands.end());
   for (const auto& [name, add] : commands) add(app);
-  if (argc > 1 && argv[1][0] != '-' && !std::any_of(commands.begin(), commands.end(), [&](const auto& c) { return c.first == argv[1]; })) {
+  if (argc > 1 && argv[1][0] != '-' &&
+      !std::any_of(commands.begin(), commands.end(), [&](const auto& c) { return c.first == argv[1]; })) {
     std::string names;
     for (const auto& c : commands) names += (names.empty() ? "" : ", ") + c.first;
-    return report("unknown command " + spruce::in_quotes(argv[1], 60) + "; the commands are " + names + " (see `spruce --help`)", 2);
+    return report(
+        "unknown command " + spruce::in_quotes(argv[1], 60) + "; the commands are " + names + " (see `spruce --help`)",
+        2);
   }
   try {
     app.parse(argc, argv);

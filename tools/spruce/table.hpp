@@ -19,7 +19,7 @@ class Table {
 
 // Formatting helpers shared by the commands.
 std::string fixed(double v, int decimals);
-std::string percent(double fraction, int decimals = 1);  // 0.9 -> "90.0%"
+std::string percent(double fraction, int decimals = 1);       // 0.9 -> "90.0%"
 std::string shape_string(const std::vector<int64_t>& shape);  // [768, 3072]
 
 }  // namespace spruce::cli

@@ -50,11 +50,11 @@ struct ConvertOptions {
 
 // What became of one layer.
 struct ConvertedLayer {
-  std::string name;       // qualified, e.g. "top.1"
-  std::string variant;    // fp32-sparse | int8-sparse | int8-dense
-  std::string pattern;    // the pattern its weights were packed by, or "dense" where it runs oneDNN
-  std::string kernel;     // the sparse kernel, or "onednn" where INT8 dense always falls back
-  double sparsity = 0;    // zero weights
+  std::string name;     // qualified, e.g. "top.1"
+  std::string variant;  // fp32-sparse | int8-sparse | int8-dense
+  std::string pattern;  // the pattern its weights were packed by, or "dense" where it runs oneDNN
+  std::string kernel;   // the sparse kernel, or "onednn" where INT8 dense always falls back
+  double sparsity = 0;  // zero weights
   int64_t in_features = 0, out_features = 0;
   size_t packed_bytes = 0, dense_bytes = 0;
 };

@@ -28,11 +28,11 @@
 namespace spruce::torch {
 
 struct PrunedLayer {
-  std::string name;              // qualified module name, e.g. "features.0"
-  std::string op_type;           // "Linear" or "Conv"
-  size_t group = 0;              // index into the recipe's groups
-  ::torch::Tensor weight;        // the module's parameter (same storage)
-  ::torch::Tensor mask;          // float 0/1 in the weight's layout; undefined while dense
+  std::string name;        // qualified module name, e.g. "features.0"
+  std::string op_type;     // "Linear" or "Conv"
+  size_t group = 0;        // index into the recipe's groups
+  ::torch::Tensor weight;  // the module's parameter (same storage)
+  ::torch::Tensor mask;    // float 0/1 in the weight's layout; undefined while dense
   ScoreAccumulator scores{Criterion::Magnitude};
 };
 

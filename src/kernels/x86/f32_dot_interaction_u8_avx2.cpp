@@ -21,10 +21,10 @@ float dot(const float* a, const float* b, int64_t dim) {
     lo = _mm256_fmadd_ps(load8(a, k, dim), load8(b, k, dim), lo);
     hi = _mm256_fmadd_ps(load8(a, k + 8, dim), load8(b, k + 8, dim), hi);
   }
-  const __m256 s8 = _mm256_add_ps(lo, hi);                                          // l + 8 onto l
+  const __m256 s8 = _mm256_add_ps(lo, hi);                                                 // l + 8 onto l
   const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));  // l + 4
-  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                          // l + 2
-  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));                  // l + 1
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                                 // l + 2
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));                         // l + 1
 }
 }  // namespace
 

@@ -22,7 +22,8 @@ inline __m512 reduce16(const __m512* acc) {
     d[p] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * p], c[2 * p + 1], 0x88),
                          _mm512_shuffle_f32x4(c[2 * p], c[2 * p + 1], 0xDD));
   for (int p = 0; p < 2; ++p)  // l + 2 onto l, inside each block
-    e[p] = _mm512_add_ps(_mm512_shuffle_ps(d[2 * p], d[2 * p + 1], 0x44), _mm512_shuffle_ps(d[2 * p], d[2 * p + 1], 0xEE));
+    e[p] =
+        _mm512_add_ps(_mm512_shuffle_ps(d[2 * p], d[2 * p + 1], 0x44), _mm512_shuffle_ps(d[2 * p], d[2 * p + 1], 0xEE));
   return _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xDD));  // l + 1 onto l
 }
 
@@ -41,7 +42,8 @@ inline void tile(const float* const* a, const float* const* b, int64_t dim, __m5
   for (int64_t k = 0; k < dim; k += kLanes) {
     const __mmask16 m = first(dim - k);
     __m512 x[kTile], y[kTile];
-    for (int t = 0; t < kTile; ++t) x[t] = _mm512_maskz_loadu_ps(m, a[t] + k), y[t] = _mm512_maskz_loadu_ps(m, b[t] + k);
+    for (int t = 0; t < kTile; ++t)
+      x[t] = _mm512_maskz_loadu_ps(m, a[t] + k), y[t] = _mm512_maskz_loadu_ps(m, b[t] + k);
     for (int ii = 0; ii < kTile; ++ii)
       for (int jj = 0; jj < kTile; ++jj) acc[kTile * ii + jj] = _mm512_fmadd_ps(x[ii], y[jj], acc[kTile * ii + jj]);
   }
@@ -90,8 +92,9 @@ void f32_dot_interaction_u8_avx512(const float* const* v, int64_t count, int64_t
 
 // s8-table-dot-interaction-u8-avx512: 16 s8 at a time widened to f32 and multiplied by the row's
 // scale (exact conversion, one rounding: the reference's float(q) * scale), then the kernel above.
-void s8_table_dot_interaction_u8_avx512(const float* dense, const int8_t* const* rows, const float* scales, int64_t count,
-                                        int64_t dim, const U8Quant& q, uint8_t* out, float* scratch, const float** vp) {
+void s8_table_dot_interaction_u8_avx512(const float* dense, const int8_t* const* rows, const float* scales,
+                                        int64_t count, int64_t dim, const U8Quant& q, uint8_t* out, float* scratch,
+                                        const float** vp) {
   vp[0] = dense;
   for (int64_t t = 0; t + 1 < count; ++t) {
     float* dst = scratch + t * dim;

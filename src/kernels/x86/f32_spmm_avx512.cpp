@@ -15,7 +15,9 @@ namespace spruce::kernels::x86 {
 namespace {
 
 template <int H>
-constexpr int vmax() { return H >= 16 ? 1 : H >= 8 ? 2 : H >= 4 ? 4 : 8; }
+constexpr int vmax() {
+  return H >= 16 ? 1 : H >= 8 ? 2 : H >= 4 ? 4 : 8;
+}
 
 template <int H, int V>
 inline void strip(const float* xc, int64_t ld, const int32_t* k, const float* w, int64_t nj, float* tile) {
@@ -52,9 +54,12 @@ void panel(const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t
 // The widest tile that the remaining m needs: nv of V vectors (xt is padded to 16).
 template <int H, int V>
 void panel_upto(int64_t nv, const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t m0, float* tile) {
-  if constexpr (V == 1) panel<H, 1>(w, a, s, se, m0, tile);
-  else if (nv >= V) panel<H, V>(w, a, s, se, m0, tile);
-  else panel_upto<H, V - 1>(nv, w, a, s, se, m0, tile);
+  if constexpr (V == 1)
+    panel<H, 1>(w, a, s, se, m0, tile);
+  else if (nv >= V)
+    panel<H, V>(w, a, s, se, m0, tile);
+  else
+    panel_upto<H, V - 1>(nv, w, a, s, se, m0, tile);
 }
 
 }  // namespace

@@ -55,10 +55,10 @@ inline void finish_row(__m512i acc, int64_t n0, int64_t rows, int64_t m, const S
     return;
   }
   const bool u8 = ep.out == OutType::U8;
-  const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(_mm512_mul_ps(f, _mm512_set1_ps(ep.y_inv_scale)),
-                                                             _mm512_set1_ps(ep.y_zero_point)),
-                                               _mm512_set1_ps(u8 ? 0.0f : -128.0f)),
-                                 _mm512_set1_ps(u8 ? 255.0f : 127.0f));
+  const __m512 v = _mm512_min_ps(
+      _mm512_max_ps(_mm512_add_ps(_mm512_mul_ps(f, _mm512_set1_ps(ep.y_inv_scale)), _mm512_set1_ps(ep.y_zero_point)),
+                    _mm512_set1_ps(u8 ? 0.0f : -128.0f)),
+      _mm512_set1_ps(u8 ? 255.0f : 127.0f));
   _mm_mask_storeu_epi8(static_cast<uint8_t*>(a.y) + at, nm, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
 }
 

@@ -23,9 +23,9 @@ void s8_spmm_4x1_m4_avx512vnni(const StripView& w, const SpmmArgs& a) {
   // For m: in every dword, bytes m, 4+m, 8+m, 12+m of its 128-bit lane.
   __m512i pick[4];
   for (int m = 0; m < 4; ++m) {
-    const __m128i p = _mm_setr_epi8(char(m), char(4 + m), char(8 + m), char(12 + m), char(m), char(4 + m), char(8 + m),
-                                    char(12 + m), char(m), char(4 + m), char(8 + m), char(12 + m), char(m), char(4 + m),
-                                    char(8 + m), char(12 + m));
+    const __m128i p =
+        _mm_setr_epi8(char(m), char(4 + m), char(8 + m), char(12 + m), char(m), char(4 + m), char(8 + m), char(12 + m),
+                      char(m), char(4 + m), char(8 + m), char(12 + m), char(m), char(4 + m), char(8 + m), char(12 + m));
     pick[m] = _mm512_broadcast_i32x4(p);
   }
   for (int64_t s = a.s0; s < a.s1; ++s) {

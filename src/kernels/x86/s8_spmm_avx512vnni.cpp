@@ -19,8 +19,10 @@ namespace {
 
 template <int V>
 inline __m512i load_row(const uint8_t* p) {
-  if constexpr (V == 4) return _mm512_loadu_si512(p);
-  else return _mm512_maskz_loadu_epi8((__mmask64(1) << (16 * V)) - 1, p);
+  if constexpr (V == 4)
+    return _mm512_loadu_si512(p);
+  else
+    return _mm512_maskz_loadu_epi8((__mmask64(1) << (16 * V)) - 1, p);
 }
 
 // One strip, one chunk: accumulators for H rows x 16*V m, left in tile rows [0, H) (stride 64).
@@ -45,8 +47,10 @@ inline void strip(const uint8_t* xc, int64_t ld, const int32_t* k, const int32_t
   }
   for (int r = 0; r < H; ++r)
     for (int i = 0; i < 4; ++i) {
-      if constexpr (V == 4) _mm512_storeu_si512(tile + r * 64 + 16 * i, acc[r][i]);
-      else _mm512_mask_storeu_epi32(tile + r * 64 + q * i, __mmask16((1u << q) - 1), acc[r][i]);
+      if constexpr (V == 4)
+        _mm512_storeu_si512(tile + r * 64 + 16 * i, acc[r][i]);
+      else
+        _mm512_mask_storeu_epi32(tile + r * 64 + q * i, __mmask16((1u << q) - 1), acc[r][i]);
     }
 }
 
@@ -63,7 +67,8 @@ void spmm_chunked(const StripView& w, const SpmmArgs& a) {
     const int64_t se = std::min<int64_t>(a.s1, s + P), n0 = s * H;
     for (int64_t m0 = a.m0; m0 < a.m1; m0 += cw) {
       for (int64_t t = s; t < se; ++t)
-        strip<H, V>(xt + m0, a.ldxt, w.k + w.ptr[t], wq + w.ptr[t] / 4 * H, w.ptr[t + 1] - w.ptr[t], tile + (t - s) * H * 64);
+        strip<H, V>(xt + m0, a.ldxt, w.k + w.ptr[t], wq + w.ptr[t] / 4 * H, w.ptr[t + 1] - w.ptr[t],
+                    tile + (t - s) * H * 64);
       store_panel(tile, 64, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, std::min<int64_t>(cw, a.m1 - m0), a);
     }
   }
@@ -125,9 +130,12 @@ void pack_u8_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k
         for (int c = 0; c < 16; ++c) {
           uint8_t* dst = out + (kb + c) * ldxt + c0 + 16 * L;
           if (c < kn) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm512_extracti32x4_epi32(r[c], 0));
-          if (16 + c < kn) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16 * ldxt), _mm512_extracti32x4_epi32(r[c], 1));
-          if (32 + c < kn) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 32 * ldxt), _mm512_extracti32x4_epi32(r[c], 2));
-          if (48 + c < kn) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 48 * ldxt), _mm512_extracti32x4_epi32(r[c], 3));
+          if (16 + c < kn)
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 16 * ldxt), _mm512_extracti32x4_epi32(r[c], 1));
+          if (32 + c < kn)
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 32 * ldxt), _mm512_extracti32x4_epi32(r[c], 2));
+          if (48 + c < kn)
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 48 * ldxt), _mm512_extracti32x4_epi32(r[c], 3));
         }
       }
 }

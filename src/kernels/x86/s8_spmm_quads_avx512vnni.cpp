@@ -13,7 +13,9 @@ namespace spruce::kernels::x86 {
 namespace {
 
 template <int H>
-constexpr int vmax() { return H >= 4 ? 4 : 8; }
+constexpr int vmax() {
+  return H >= 4 ? 4 : 8;
+}
 
 template <int H, int V>
 inline void strip(const uint8_t* xc, int64_t ld, const int32_t* k, const int32_t* wq, int64_t nj, int32_t* tile) {
@@ -46,9 +48,12 @@ void panel(const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t
 
 template <int H, int V>
 void panel_upto(int64_t nv, const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t m0, int32_t* tile) {
-  if constexpr (V == 1) panel<H, 1>(w, a, s, se, m0, tile);
-  else if (nv >= V) panel<H, V>(w, a, s, se, m0, tile);
-  else panel_upto<H, V - 1>(nv, w, a, s, se, m0, tile);
+  if constexpr (V == 1)
+    panel<H, 1>(w, a, s, se, m0, tile);
+  else if (nv >= V)
+    panel<H, V>(w, a, s, se, m0, tile);
+  else
+    panel_upto<H, V - 1>(nv, w, a, s, se, m0, tile);
 }
 
 template <int H>
@@ -77,9 +82,11 @@ void pack_u8_quads_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int
       const __mmask64 km = kn == 64 ? ~__mmask64(0) : (__mmask64(1) << kn) - 1;
       __m512 r[16];
       for (int i = 0; i < 16; ++i)
-        r[i] = m0 + i < m ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi8(km, xs + (m0 + i) * lda + kb)) : _mm512_setzero_ps();
+        r[i] = m0 + i < m ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi8(km, xs + (m0 + i) * lda + kb))
+                          : _mm512_setzero_ps();
       transpose16x16(r);
-      for (int64_t c = 0; c < 16 && kb / 4 + c < q1; ++c) _mm512_storeu_ps(reinterpret_cast<float*>(out + ((kb / 4 + c) * ldxt + m0) * 4), r[c]);
+      for (int64_t c = 0; c < 16 && kb / 4 + c < q1; ++c)
+        _mm512_storeu_ps(reinterpret_cast<float*>(out + ((kb / 4 + c) * ldxt + m0) * 4), r[c]);
     }
 }
 

@@ -31,8 +31,10 @@ inline void transpose16x16(__m512 r[16]) {
     r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
   }  // r[4i+j], 128-bit lane L: rows 4i..4i+3 of column 4L+j
   for (int j = 0; j < 4; ++j) {
-    const __m512 ab_lo = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44), cd_lo = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
-    const __m512 ab_hi = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE), cd_hi = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
+    const __m512 ab_lo = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x44),
+                 cd_lo = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x44);
+    const __m512 ab_hi = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xEE),
+                 cd_hi = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xEE);
     t[j] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0x88);
     t[4 + j] = _mm512_shuffle_f32x4(ab_lo, cd_lo, 0xDD);
     t[8 + j] = _mm512_shuffle_f32x4(ab_hi, cd_hi, 0x88);
@@ -74,13 +76,17 @@ inline void store_panel(const Acc* tile, int ldt, int64_t n0, int64_t rows, int6
         f = activate(f, ep.act);
         const int64_t at = (m0 + l0 + l) * a.ldy + n0;
         if (ep.out == OutType::F32) {
-          if (rows == 16) _mm512_storeu_ps(static_cast<float*>(a.y) + at, f);
-          else _mm512_mask_storeu_ps(static_cast<float*>(a.y) + at, nm, f);
+          if (rows == 16)
+            _mm512_storeu_ps(static_cast<float*>(a.y) + at, f);
+          else
+            _mm512_mask_storeu_ps(static_cast<float*>(a.y) + at, nm, f);
         } else {
           const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(_mm512_mul_ps(f, inv), zp), lo), hi);
           const __m128i b = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));  // in range: truncation is exact
-          if (rows == 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(a.y) + at), b);
-          else _mm_mask_storeu_epi8(static_cast<uint8_t*>(a.y) + at, nm, b);
+          if (rows == 16)
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(a.y) + at), b);
+          else
+            _mm_mask_storeu_epi8(static_cast<uint8_t*>(a.y) + at, nm, b);
         }
       }
     }
