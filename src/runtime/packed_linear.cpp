@@ -1,14 +1,48 @@
 // SparseLinear's saved form out (for saving) and back in: the packed weights and tuned choices are
 // adopted when this CPU's dispatch picks the kernel they were laid out for.
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "sparse_linear_impl.hpp"
 #include "spruce/error.hpp"
-#include "spruce/mask.hpp"
 
 namespace spruce {
 
 using kernels::DType;
+
+namespace {
+
+// Adopts the saved weights and choices when k is the kernel they were packed for; otherwise
+// packs them again for k (their timings do not apply here). W is unpacked at most once: to check
+// an N:M pattern (as for weights given dense) or to pack again.
+template <typename T>
+void from_saved(SparseLinear::Impl& s, const PackedLinear& p, const kernels::Kernel& k) {
+  const QuantParams* q = p.int8 ? &p.quant : nullptr;
+  const float* bias = p.bias.empty() ? nullptr : p.bias.data();
+  const bool adopt = &k == p.weights.impl().kernel;
+  if (adopt && !p.pattern.is_nm()) {
+    runtime::init(s, p.weights, p.pattern, bias, q);
+    s.dense_for_m = p.dense_for_m;
+    return;
+  }
+  Matrix<T> w;
+  if constexpr (std::is_same_v<T, int8_t>)
+    w = p.weights.unpack_s8();
+  else
+    w = p.weights.unpack_f32();
+  if (!runtime::fits_pattern(p.pattern, w.data.data(), w.rows, w.cols))
+    data_error("packed weights: " + runtime::breaks_pattern(p.pattern));
+  if (adopt) {
+    runtime::init(s, p.weights, p.pattern, bias, q);
+    s.dense_for_m = p.dense_for_m;
+  } else {
+    runtime::init(s, kernels::pack_weights(k, std::as_const(w).view()), p.pattern, bias, q);
+    s.repacked = true;
+  }
+}
+
+}  // namespace
 
 SparseLinear::SparseLinear(const PackedLinear& p, SparseLinearOptions opt) : impl_(std::make_unique<Impl>()) {
   const PackedWeights& w = p.weights;
@@ -28,36 +62,11 @@ SparseLinear::SparseLinear(const PackedLinear& p, SparseLinearOptions opt) : imp
   Impl& s = *impl_;
   s.opt = std::move(opt);
   s.dtype = p.int8 ? DType::S8 : DType::F32;
-  // The saved zeros must follow an N:M pattern, as for weights given dense.
-  if (p.pattern.is_nm()) {
-    Mask keep(w.rows(), w.cols());
-    if (p.int8) {
-      const Matrix<int8_t> d = w.unpack_s8();
-      for (size_t i = 0; i < d.data.size(); ++i) keep.data[i] = d.data[i] != 0;
-    } else {
-      const Matrix<float> d = w.unpack_f32();
-      for (size_t i = 0; i < d.data.size(); ++i) keep.data[i] = d.data[i] != 0.0f;
-    }
-    if (!follows_pattern(p.pattern, keep)) data_error("packed weights break their pattern " + p.pattern.str());
-  }
   const kernels::Kernel& k = runtime::choose_kernel(s.dtype, p.pattern, p.out_features, p.in_features, s.opt.kernel);
-  const QuantParams* q = p.int8 ? &p.quant : nullptr;
-  const float* bias = p.bias.empty() ? nullptr : p.bias.data();
-  if (&k == w.impl().kernel) {
-    runtime::init(s, w, p.pattern, bias, q);
-    s.dense_for_m = p.dense_for_m;
-  } else {  // laid out for another CPU's kernel: pack again; its timings do not apply here
-    PackedWeights again;
-    if (p.int8) {
-      const Matrix<int8_t> d = w.unpack_s8();
-      again = kernels::pack_weights(k, d.view());
-    } else {
-      const Matrix<float> d = w.unpack_f32();
-      again = kernels::pack_weights(k, d.view());
-    }
-    runtime::init(s, std::move(again), p.pattern, bias, q);
-    s.repacked = true;
-  }
+  if (p.int8)
+    from_saved<int8_t>(s, p, k);
+  else
+    from_saved<float>(s, p, k);
   tune(s.opt.tune_m);
 }
 

@@ -27,18 +27,6 @@ int64_t decision_bucket(int64_t m) {
   return b;
 }
 
-// N:M patterns bind the weights: more than N nonzeros in a group of M is an error (block
-// patterns only describe where the zeros are expected; any zeros run correctly).
-template <typename T>
-void check_fits(const Pattern& p, const T* w, int64_t oc, int64_t ic) {
-  if (!p.is_nm()) return;
-  Mask keep(oc, ic);
-  for (int64_t i = 0; i < oc * ic; ++i) keep.data[size_t(i)] = w[i] != T(0);
-  if (!follows_pattern(p, keep))
-    usage_error("SparseLinear: the weights break the pattern " + p.str() + " (a group of " + std::to_string(p.m()) +
-                " input channels holds more than " + std::to_string(p.n()) + " nonzeros): prune them to it first");
-}
-
 // Times both paths on random inputs of m rows, interleaved so that drift on a shared machine hits
 // both alike, until each has run 15 rounds and 50 ms (at most 400 rounds). Returns whether dense
 // wins: the median per-round ratio must show sparse at least 3% faster, so a near tie goes to dense.
@@ -79,6 +67,21 @@ bool dense_wins(const SparseLinear::Impl& s, int64_t m) {
 }  // namespace
 
 namespace runtime {
+
+template <typename T>
+bool fits_pattern(const Pattern& p, const T* w, int64_t oc, int64_t ic) {
+  if (!p.is_nm()) return true;
+  Mask keep(oc, ic);
+  for (int64_t i = 0; i < oc * ic; ++i) keep.data[size_t(i)] = w[i] != T(0);
+  return follows_pattern(p, keep);
+}
+template bool fits_pattern(const Pattern&, const float*, int64_t, int64_t);
+template bool fits_pattern(const Pattern&, const int8_t*, int64_t, int64_t);
+
+std::string breaks_pattern(const Pattern& p) {
+  return "the weights break the pattern " + p.str() + " (a group of " + std::to_string(p.m()) +
+         " input channels holds more than " + std::to_string(p.n()) + " nonzeros): prune them to it first";
+}
 
 const kernels::Kernel& choose_kernel(DType dtype, const Pattern& p, int64_t oc, int64_t ic, const std::string& forced) {
   const kernels::Problem problem{kernels::Op::Spmm, dtype, p, 0, ic, oc};
@@ -151,7 +154,7 @@ SparseLinear::SparseLinear(const float* w, int64_t oc, int64_t ic, const Pattern
                            SparseLinearOptions opt)
     : impl_(std::make_unique<Impl>()) {
   runtime::check_shape(oc, ic, w);
-  check_fits(p, w, oc, ic);
+  if (!runtime::fits_pattern(p, w, oc, ic)) usage_error("SparseLinear: " + runtime::breaks_pattern(p));
   impl_->opt = std::move(opt);
   impl_->dtype = DType::F32;
   const kernels::Kernel& k = runtime::choose_kernel(DType::F32, p, oc, ic, impl_->opt.kernel);
@@ -164,7 +167,7 @@ SparseLinear::SparseLinear(const int8_t* w, int64_t oc, int64_t ic, const Patter
     : impl_(std::make_unique<Impl>()) {
   runtime::check_shape(oc, ic, w);
   runtime::check_quant(q, oc);
-  check_fits(p, w, oc, ic);
+  if (!runtime::fits_pattern(p, w, oc, ic)) usage_error("SparseLinear: " + runtime::breaks_pattern(p));
   impl_->opt = std::move(opt);
   impl_->dtype = DType::S8;
   const kernels::Kernel& k = runtime::choose_kernel(DType::S8, p, oc, ic, impl_->opt.kernel);
@@ -191,7 +194,8 @@ bool SparseLinear::Impl::runs_dense(int64_t m) const {
   if (opt.fallback != Fallback::Auto) return opt.fallback == Fallback::Always;
   if (dense_for_m.empty()) return false;
   const int64_t b = decision_bucket(m);
-  // The tuned bucket nearest on a log scale; the smaller one on a tie.
+  if (const auto it = dense_for_m.find(b); it != dense_for_m.end()) return it->second;
+  // Untuned: the tuned bucket nearest on a log scale; the smaller one on a tie.
   auto distance = [&](int64_t t) { return std::abs(std::log2(double(t)) - std::log2(double(b))); };
   auto best = dense_for_m.begin();
   for (auto it = dense_for_m.begin(); it != dense_for_m.end(); ++it)

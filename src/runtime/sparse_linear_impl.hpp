@@ -47,6 +47,11 @@ const kernels::Kernel& choose_kernel(kernels::DType dtype, const Pattern& patter
 // oneDNN fallback, and tuning for s.opt.tune_m. Shapes and quant params must have been checked.
 void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const float* bias, const QuantParams* q);
 void check_shape(int64_t oc, int64_t ic, const void* w);
+// N:M patterns bind the weights: more than N nonzeros in a group of M breaks them (block
+// patterns only say where zeros are expected; any zeros run correctly).
+template <typename T>
+bool fits_pattern(const Pattern& p, const T* w, int64_t oc, int64_t ic);
+std::string breaks_pattern(const Pattern& p);  // the message for weights that do not fit
 void check_quant(const QuantParams& q, int64_t oc);
 
 }  // namespace runtime
