@@ -28,13 +28,17 @@ Dlrm load_dlrm(const std::string& path, int64_t table_cap) {
   return model;
 }
 
-// Trains and saves the model at `path` unless it is cached there already.
-void ensure_cached(const std::string& path, const DlrmBenchOptions& o, std::ostream& log,
+// Trains and saves the model at `path` unless it is cached there already. The model is initialized
+// from torch's global generator seeded with `seed`: LibTorch seeds that generator from a
+// non-deterministic source at start-up, so without this the initial weights (and with them the
+// trained model) differ from process to process.
+void ensure_cached(const std::string& path, const DlrmBenchOptions& o, uint64_t seed, std::ostream& log,
                    const std::function<void(Dlrm&)>& train) {
   if (!o.retrain && std::filesystem::exists(path)) {
     log << "using the cached " << path << " (--retrain trains it again)\n";
     return;
   }
+  ::torch::manual_seed(seed);
   Dlrm model(o.table_cap);
   train(model);
   save_checkpoint(path, *model, nullptr, nullptr, {});
@@ -124,8 +128,8 @@ std::vector<DlrmBenchRecord> bench_dlrm(const std::string& work_dir, uint64_t se
     const auto r = train_dlrm(*m, data.train, data.test, t, log);
     log << "dense: accuracy " << r.test.accuracy << ", AUC " << r.test.auc << "\n";
   };
-  ensure_cached(dense_path, o, log, train_dense);
-  ensure_cached(sparse_path, o, log, [&](Dlrm& m) {
+  ensure_cached(dense_path, o, seed, log, train_dense);
+  ensure_cached(sparse_path, o, seed, log, [&](Dlrm& m) {
     load_checkpoint(dense_path, *m, nullptr, nullptr);  // prune by fine-tuning the dense model
     // Click logs are a stream, trained in one pass (as MLPerf's DLRM is): pruning fine-tunes on
     // fresh clicks, since more passes over the same ones overfit the embedding tables.

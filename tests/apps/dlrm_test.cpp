@@ -16,6 +16,7 @@ using namespace spruce::torch;
 using namespace spruce::dlrm;
 
 TEST(Dlrm, HasMlperfShapes) {
+  torch::manual_seed(1);  // LibTorch seeds its global generator from a random source
   Dlrm model(100);
   EXPECT_EQ(model->bottom->size(), 3u);
   EXPECT_EQ(model->top->size(), 5u);
@@ -31,6 +32,7 @@ TEST(Dlrm, HasMlperfShapes) {
 }
 
 TEST(Dlrm, InteractionIsThePairwiseDotProducts) {
+  torch::manual_seed(2);
   Dlrm model(50);
   const ClickData d = make_synthetic_clicks(3, 2, 2026, 50);
   torch::NoGradGuard g;
@@ -315,6 +317,7 @@ TEST(Dlrm, LearnsTheTeacher) {
 TEST(Dlrm, PrunesTheMlpsTo4x16AndLeavesTheExcludedLayersDense) {
   torch::set_num_threads(2);
   const ClickData train = make_synthetic_clicks(1024, 13, 2026, 50);
+  torch::manual_seed(3);
   Dlrm model(50);
   DlrmTrainOptions o;
   o.batch_size = 256;
