@@ -130,6 +130,11 @@ int use_threads(int threads);
 // check_result; for INT8, oneDNN dense must equal the reference as well), then times it.
 Result run_case(const Case& c, std::mt19937& rng);
 
+// The host line every speed figure carries: its class (cpu.hpp's host_class()), spruce's ISA cap
+// and the ISA oneDNN's dense kernels run at, e.g. "AMX (spruce amx, oneDNN avx512_core_amx)".
+std::string host_line();
+std::string dense_max_isa();  // oneDNN's effective ISA in this process
+
 // ---- Timing ----------------------------------------------------------------------------------
 
 // Runs warmup + reps rounds; each round runs every path once, in order. Returns each path's

@@ -1,5 +1,7 @@
 // CPU features for kernel dispatch, read once with cpuid and XGETBV (so the OS really saves the
-// registers), then capped by the environment variable SPRUCE_MAX_ISA=scalar|avx2|avx512|avx512_vnni.
+// registers), then capped by the environment variable SPRUCE_MAX_ISA=scalar|avx2|avx512|avx512_vnni|amx.
+// On an AMX host, a cap below amx also caps oneDNN's dense kernels at AVX-512 VNNI (see
+// runtime/dense.cpp), so that one host measures both classes: "AMX" and "AVX-512 VNNI only".
 #pragma once
 #include <string_view>
 
@@ -9,15 +11,19 @@ namespace spruce {
 //   avx2        = AVX2 + FMA
 //   avx512      = AVX-512 F, BW, VL, DQ
 //   avx512_vnni = avx512 + AVX512_VNNI (vpdpbusd)
-enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Vnni = 3 };
+//   amx         = avx512_vnni + AMX-TILE and AMX-INT8 (tdpbsud), with the OS's permission to use
+//                 the tile data (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM), asked once; refused = no AMX)
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Avx512Vnni = 3, Amx = 4 };
 
-std::string_view isa_name(Isa isa);    // "scalar", "avx2", "avx512", "avx512_vnni"
+std::string_view isa_name(Isa isa);    // "scalar", "avx2", "avx512", "avx512_vnni", "amx"
 Isa parse_isa(std::string_view name);  // throws spruce::Error (usage) for an unknown name
 
 // What the CPU and OS support, ignoring the cap. Computed once.
 Isa detected_isa();
 // min(detected_isa(), SPRUCE_MAX_ISA). Read once; an invalid SPRUCE_MAX_ISA throws spruce::Error.
 Isa max_isa();
+// The class of host for figures: "AMX", "AVX-512 VNNI", "AVX-512", "AVX2" or "scalar", from max_isa().
+std::string_view host_class();
 
 // Thread counts from users are capped: no CPU spruce runs on has more hardware threads, and a
 // larger count (a typo, or 100000) would make OpenMP or LibTorch create threads without end.

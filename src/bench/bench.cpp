@@ -9,6 +9,7 @@
 #include "runtime/dense.hpp"
 #include "spruce/bench.hpp"
 #include "spruce/calibration.hpp"
+#include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 #include "spruce/spmm.hpp"
 
@@ -184,6 +185,13 @@ Result run_case(const Case& c, std::mt19937& rng) {
   r.operator_impl = op.impl(s.m);
   r.eff_gops = 2.0 * double(s.m * s.k * s.n) / (r.sparse_us * 1e3);
   return r;
+}
+
+std::string dense_max_isa() { return runtime::DenseMatmul::max_isa(); }
+
+std::string host_line() {
+  return std::string(host_class()) + " (spruce " + std::string(isa_name(max_isa())) + ", oneDNN " + dense_max_isa() +
+         ")";
 }
 
 }  // namespace spruce::bench

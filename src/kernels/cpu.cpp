@@ -2,6 +2,8 @@
 #include "spruce/cpu.hpp"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
@@ -18,6 +20,17 @@ uint64_t xgetbv0() {
   return (uint64_t(edx) << 32) | eax;
 }
 
+// Linux keeps AMX tile data off until the process asks (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA); the permission then holds for every thread of the process.
+bool amx_permitted() {
+#ifdef SYS_arch_prctl
+  constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
 Isa detect() {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d)) return Isa::Scalar;
@@ -31,9 +44,12 @@ Isa detect() {
   const bool avx2 = b & (1u << 5);
   const bool f = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
   const bool vnni = c & (1u << 11);
+  const bool amx_tile = d & (1u << 24), amx_int8 = d & (1u << 25);
+  const bool tile_state = (xcr0 & 0x60000) == 0x60000;  // XTILECFG + XTILEDATA
   if (!avx2 || !fma) return Isa::Scalar;
   if (!(zmm_state && f && dq && bw && vl)) return Isa::Avx2;
-  return vnni ? Isa::Avx512Vnni : Isa::Avx512;
+  if (!vnni) return Isa::Avx512;
+  return amx_tile && amx_int8 && tile_state && amx_permitted() ? Isa::Amx : Isa::Avx512Vnni;
 }
 
 }  // namespace
@@ -43,14 +59,15 @@ std::string_view isa_name(Isa isa) {
     case Isa::Avx2: return "avx2";
     case Isa::Avx512: return "avx512";
     case Isa::Avx512Vnni: return "avx512_vnni";
+    case Isa::Amx: return "amx";
     default: return "scalar";
   }
 }
 
 Isa parse_isa(std::string_view name) {
-  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni})
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni, Isa::Amx})
     if (isa_name(i) == name) return i;
-  usage_error("unknown ISA '" + std::string(name) + "': expected scalar, avx2, avx512 or avx512_vnni");
+  usage_error("unknown ISA '" + std::string(name) + "': expected scalar, avx2, avx512, avx512_vnni or amx");
 }
 
 Isa detected_isa() {
@@ -66,6 +83,16 @@ Isa max_isa() {
     return want < detected_isa() ? want : detected_isa();
   }();
   return isa;
+}
+
+std::string_view host_class() {
+  switch (max_isa()) {
+    case Isa::Amx: return "AMX";
+    case Isa::Avx512Vnni: return "AVX-512 VNNI";
+    case Isa::Avx512: return "AVX-512";
+    case Isa::Avx2: return "AVX2";
+    default: return "scalar";
+  }
 }
 
 int checked_threads(int n, const char* what) {

@@ -5,6 +5,7 @@
 // Microkernels are pure: pointers, sizes and params in; no allocation, no threads, no environment.
 #pragma once
 #include <cstdint>
+#include <new>
 #include <span>
 #include <variant>
 #include <vector>
@@ -28,12 +29,33 @@ enum class DType { F32, S8 };  // spmm: S8 = u8 activations x s8 weights; dot in
 //    work is shared. Weights for list position j = g*kg + t and strip row r live at
 //    w[g*kg*h + r*kg + t]: f32 [col][h]; s8 [group][h][4] (one dword per row, as vpdpbusd reads it).
 //  QuadStrips: Strips that list whole aligned quads of input channels (4q..4q+3) wherever one of
-//    them is nonzero (columns past `cols` get zero weights). s8 only.
+//    them is nonzero (columns past `cols` get zero weights); padding repeats the last quad. s8 only.
+//  AMX tiles are Strips or QuadStrips with h = 16 and kg = 64: each group of 64 list positions is
+//    then one 16 x 64-byte tile, w[g * 1024 + r * 64 + t], as tileloadd reads the A operand.
 //  Octets: for N:M with at most 4 nonzeros in every aligned 8 input channels of a row (2:4, 1:4,
 //    4:8): panels of 16 output channels (h = 16, kg = 8); for panel p and octet q (Q = ceil(cols/8)),
 //    w[((p * Q + q) * 16 + r) * 4 + t] is row r's t-th kept weight in the octet and sel[same] its
 //    position 0..7 in the octet (zero weights pad). ptr[p] = p * Q; no k list. s8 only.
-enum class WeightFormat { None, Strips, QuadStrips, Octets };
+//  TileBlocks: strips of 16 output channels listing the aligned blocks of 64 input channels
+//    where any of the 16 is nonzero (k holds each block's first input channel); each block is one
+//    AMX B tile, w[j * 1024 + q * 64 + c * 4 + t] = W[16 s + c][k[j] + 4 q + t], zero past the edges.
+//    s8 only; the pattern's blocks must cover 16 x 64 (16x64, 32x64, ...).
+enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks };
+
+// Cache-line-aligned storage: AMX tile rows and AVX-512 loads that straddle two lines run at
+// half speed or worse.
+template <typename T>
+struct LineAllocator {
+  using value_type = T;
+  LineAllocator() = default;
+  template <typename U>
+  LineAllocator(const LineAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const LineAllocator&) const { return true; }
+};
+template <typename T>
+using LineVector = std::vector<T, LineAllocator<T>>;
 
 template <typename T>
 struct StripWeights {
@@ -41,7 +63,7 @@ struct StripWeights {
   int64_t rows = 0, cols = 0;
   std::vector<int64_t> ptr;  // strips() + 1 offsets into k (Octets: into groups)
   std::vector<int32_t> k;    // input channels
-  std::vector<T> w;          // values, layout above; rows past `rows` are zero
+  LineVector<T> w;           // values, layout above; rows past `rows` are zero
   std::vector<uint8_t> sel;  // Octets only
   int64_t strips() const { return int64_t(ptr.size()) - 1; }
 };
@@ -80,7 +102,10 @@ struct Epilogue {
 // 64-byte load is 16 m x one aligned quad of input channels, no interleave needed. ldxt counts m.
 // Layout::M4 (u8, m <= 4): xt[k * 4 + m], ldxt = 4: one dword per input channel.
 // Layout::Rows (u8): X row-major as given, rows padded to a multiple of 8 input channels with zeros.
-enum class Layout { Gather, Quads, M4, Rows };
+// Layout::Gather64 (u8): Gather with chunks of cw = 64 whatever M is (the AMX kernels' B tiles).
+// Layout::Rows64 (u8): Rows padded to a multiple of 64 input channels and of 16 m with zeros, so
+// that a 16 x 64-byte AMX tile loads straight from it.
+enum class Layout { Gather, Quads, M4, Rows, Gather64, Rows64 };
 namespace {  // internal linkage, as these are also compiled with AVX-512 flags (epilogue.hpp)
 inline int u8_chunk(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
@@ -148,6 +173,7 @@ struct Kernel {
   DType dtype;
   Isa isa;
   int h = 1, kg = 1;                          // spmm tile: output channels per strip, k per group
+  bool any_rows = false;                      // accepts blocks of any height: a strip lists its rows' union
   WeightFormat weights = WeightFormat::None;  // what it reads (spmm)
   Layout layout = Layout::Gather;             // how pack() lays out xt (spmm)
   int64_t max_m = 0;                          // > 0: only for 1 <= m <= max_m

@@ -35,7 +35,10 @@ StripWeights<T> build(MatrixView<const T> w, int h, int kg, bool quads = false) 
           break;
         }
     const size_t used = cols.size();
-    while (cols.size() % size_t(kg)) cols.push_back(cols.empty() ? 0 : cols.back());
+    // Padding repeats the last input channel (quads: the last quad), with zero weights.
+    const size_t step = quads ? 4 : 1;
+    while (cols.size() % size_t(kg))
+      for (size_t t = 0; t < step; ++t) cols.push_back(cols.size() < step ? int32_t(t) : cols[cols.size() - step]);
     const size_t base = s.k.size();
     s.k.insert(s.k.end(), cols.begin(), cols.end());
     s.w.resize(s.k.size() * size_t(h), T(0));
@@ -44,6 +47,33 @@ StripWeights<T> build(MatrixView<const T> w, int h, int kg, bool quads = false) 
       for (int64_t r = r0; r < r1; ++r)
         if (cols[j] < w.cols)
           s.w[(base / size_t(kg) + g) * size_t(kg * h) + size_t(r - r0) * size_t(kg) + t] = w(r, cols[j]);
+    }
+    s.ptr[size_t(st + 1)] = int64_t(s.k.size());
+  }
+  return s;
+}
+
+StripWeights<int8_t> make_tile_blocks(MatrixView<const int8_t> w) {
+  StripWeights<int8_t> s;
+  s.h = 16;
+  s.kg = 64;
+  s.rows = w.rows;
+  s.cols = w.cols;
+  const int64_t strips = (w.rows + 15) / 16, blocks = (w.cols + 63) / 64;
+  s.ptr.assign(size_t(strips + 1), 0);
+  for (int64_t st = 0; st < strips; ++st) {
+    const int64_t r0 = st * 16, r1 = std::min(w.rows, r0 + 16);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t c0 = b * 64, c1 = std::min(w.cols, c0 + 64);
+      bool any = false;
+      for (int64_t r = r0; r < r1 && !any; ++r)
+        for (int64_t c = c0; c < c1 && !any; ++c) any = w(r, c) != 0;
+      if (!any) continue;
+      const size_t base = s.w.size();
+      s.k.push_back(int32_t(c0));
+      s.w.resize(base + 1024, 0);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = c0; c < c1; ++c) s.w[base + size_t((c - c0) / 4 * 64 + (r - r0) * 4 + (c - c0) % 4)] = w(r, c);
     }
     s.ptr[size_t(st + 1)] = int64_t(s.k.size());
   }
@@ -82,13 +112,14 @@ StripWeights<int8_t> make_octets(MatrixView<const int8_t> w) {
 
 int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
   if (l == Layout::M4) return 4;
-  if (l == Layout::Rows) {  // the stride between m rows
-    int64_t ld = round_up(std::max<int64_t>(k, 1), 8);
+  if (l == Layout::Rows || l == Layout::Rows64) {  // the stride between m rows
+    int64_t ld = round_up(std::max<int64_t>(k, 1), l == Layout::Rows ? 8 : 64);
     if ((ld / 64) % 2 == 0) ld += 64;
     return ld;
   }
   const int64_t es = d == DType::F32 || l == Layout::Quads ? 4 : 1;
-  int64_t ld = es == 4 ? round_up(std::max<int64_t>(m, 1), 16) : round_up(std::max<int64_t>(m, 1), u8_chunk(m));
+  const int64_t cw = es == 4 ? 16 : l == Layout::Gather64 ? 64 : u8_chunk(m);
+  int64_t ld = round_up(std::max<int64_t>(m, 1), cw);
   // An even number of cache lines between xt rows makes the rows of one kernel step collide in a
   // few cache sets (at M = 1024 or 2048, all in 2 of 64 L1 sets). Pad to an odd line count.
   if ((ld * es / 64) % 2 == 0) ld += 64 / es;
@@ -98,6 +129,7 @@ int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
 size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l) {
   const int64_t ld = xt_ld(d, m, l, k);
   if (l == Layout::Rows) return size_t(m * ld);
+  if (l == Layout::Rows64) return size_t(round_up(m, 16) * ld);
   if (l == Layout::Quads) return size_t((k + 3) / 4 * ld * 4);
   // The m4 kernels also runs on quad strips (m <= 4), whose zero-weight padding lists input
   // channels up to round_up(k, 4) - 1, and gathers xt for them: rows past k are read, never used.
@@ -123,9 +155,11 @@ void check_sizes(const StripWeights<T>& s, int64_t strips, size_t values) {
 // Strips and QuadStrips: see WeightFormat.
 template <typename T>
 Matrix<T> unpack_strip_csr(const StripWeights<T>& s, bool quads) {
-  const int kg = std::is_same_v<T, float> ? 1 : 4;
+  const int kg = s.kg;
   if (s.h < 1 || s.h > 64) bad("strip height " + std::to_string(s.h) + " is outside 1..64");
-  if (s.kg != kg) bad("group size " + std::to_string(s.kg) + ", expected " + std::to_string(kg));
+  if (std::is_same_v<T, float> ? kg != 1 : (kg != 4 && !(kg == 64 && s.h == 16)))
+    bad("group size " + std::to_string(kg) + " with strip height " + std::to_string(s.h) +
+        " is not a tile kernels read");
   if (!s.sel.empty()) bad("selector bytes in a strip layout");
   const int64_t strips = (s.rows + s.h - 1) / s.h;
   check_sizes(s, strips, s.k.size() * size_t(s.h));
@@ -144,9 +178,11 @@ Matrix<T> unpack_strip_csr(const StripWeights<T>& s, bool quads) {
       if (quads && c != s.k[size_t(j - j % 4)] + j % 4)
         bad("strip " + std::to_string(st) + " lists a partial quad of input channels");
       if (quads && j % 4 == 0 && c % 4 != 0) bad("strip " + std::to_string(st) + " lists an unaligned quad");
-      // Sorted; a repeat of the previous channel is padding and must carry zero weights.
-      const bool repeat = j > j0 && c == s.k[size_t(j - 1)];
-      if (j > j0 && c < s.k[size_t(j - 1)]) bad("input channels of strip " + std::to_string(st) + " are not sorted");
+      // Sorted; a repeat of the previous channel (quads: of the previous quad) is padding and must
+      // carry zero weights.
+      const int64_t step = quads ? 4 : 1, prev = j - step >= j0 ? s.k[size_t(j - step)] : -1;
+      const bool repeat = c == prev;
+      if (c < prev) bad("input channels of strip " + std::to_string(st) + " are not sorted");
       for (int64_t r = 0; r < s.h; ++r) {
         const T v = s.w[size_t((j / kg) * kg * s.h + r * kg + j % kg)];
         if (v == T(0)) continue;
@@ -155,6 +191,36 @@ Matrix<T> unpack_strip_csr(const StripWeights<T>& s, bool quads) {
           bad("a nonzero weight in the padding of strip " + std::to_string(st));
         dense(row, c) = v;
       }
+    }
+  }
+  return dense;
+}
+
+// TileBlocks: see WeightFormat.
+Matrix<int8_t> unpack_tile_blocks(const StripWeights<int8_t>& s) {
+  if (s.h != 16 || s.kg != 64) bad("tile blocks need strip height 16 and group 64");
+  if (!s.sel.empty()) bad("selector bytes in a tile-block layout");
+  const int64_t strips = (s.rows + 15) / 16;
+  check_sizes(s, strips, s.k.size() * 1024);
+  if (s.ptr.front() != 0 || s.ptr.back() != int64_t(s.k.size())) bad("strip offsets do not span the block list");
+  Matrix<int8_t> dense(s.rows, s.cols);
+  for (int64_t st = 0; st < strips; ++st) {
+    const int64_t j0 = s.ptr[size_t(st)], j1 = s.ptr[size_t(st + 1)];
+    if (j1 < j0 || j1 > int64_t(s.k.size())) bad("strip offsets of strip " + std::to_string(st) + " are not ascending");
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t c0 = s.k[size_t(j)];
+      if (c0 < 0 || c0 >= s.cols || c0 % 64)
+        bad("block start " + std::to_string(c0) + " is not an aligned input channel");
+      if (j > j0 && c0 <= s.k[size_t(j - 1)]) bad("blocks of strip " + std::to_string(st) + " are not sorted");
+      for (int64_t q = 0; q < 16; ++q)
+        for (int64_t r = 0; r < 16; ++r)
+          for (int64_t t = 0; t < 4; ++t) {
+            const int8_t v = s.w[size_t(j * 1024 + q * 64 + r * 4 + t)];
+            const int64_t row = st * 16 + r, c = c0 + 4 * q + t;
+            if (v == 0) continue;
+            if (row >= s.rows || c >= s.cols) bad("a nonzero weight in the padding of strip " + std::to_string(st));
+            dense(row, c) = v;
+          }
     }
   }
   return dense;
@@ -207,6 +273,7 @@ Matrix<T> unpack_checked(const StripWeights<T>& s, WeightFormat f) {
   check_shape(s);
   if constexpr (std::is_same_v<T, int8_t>) {
     if (f == WeightFormat::Octets) return unpack_octets(s);
+    if (f == WeightFormat::TileBlocks) return unpack_tile_blocks(s);
   }
   return unpack_strip_csr(s, f == WeightFormat::QuadStrips);
 }
@@ -240,6 +307,8 @@ PackedWeights pack(const Kernel& k, MatrixView<const T> w) {
   if constexpr (std::is_same_v<T, int8_t>) {
     if (k.weights == WeightFormat::Octets)
       s = make_octets(w);
+    else if (k.weights == WeightFormat::TileBlocks)
+      s = make_tile_blocks(w);
     else
       s = build(w, k.h, k.kg, k.weights == WeightFormat::QuadStrips);
   } else {
@@ -251,8 +320,8 @@ PackedWeights pack(const Kernel& k, MatrixView<const T> w) {
   return adopt(k, std::move(s), dense);
 }
 
-template <typename T>
-std::vector<uint8_t> bytes_of(const std::vector<T>& v) {
+template <typename T, typename A>
+std::vector<uint8_t> bytes_of(const std::vector<T, A>& v) {
   std::vector<uint8_t> out(v.size() * sizeof(T));
   if (!v.empty()) std::memcpy(out.data(), v.data(), out.size());
   return out;
@@ -297,7 +366,8 @@ PackedWeights from_parts(const Kernel& k, const PackedParts& p, int64_t rows, in
   s.cols = cols;
   s.ptr = array_of<int64_t>(p, "strip_ptr", PackedParts::Type::I64, true);
   s.k = array_of<int32_t>(p, "strip_k", PackedParts::Type::I32, true);
-  s.w = array_of<T>(p, "strip_w", s8 ? PackedParts::Type::I8 : PackedParts::Type::F32, true);
+  const std::vector<T> w = array_of<T>(p, "strip_w", s8 ? PackedParts::Type::I8 : PackedParts::Type::F32, true);
+  s.w.assign(w.begin(), w.end());
   s.sel = array_of<uint8_t>(p, "strip_sel", PackedParts::Type::U8, false);
   const Matrix<T> dense = unpack_checked(s, k.weights);
   return adopt(k, std::move(s), dense);

@@ -19,18 +19,27 @@ constexpr WeightFormat Strips = WeightFormat::Strips, Quads = WeightFormat::Quad
 
 constexpr Kernel spmm(const char* name, DType d, Isa isa, int h, WeightFormat wf, SpmmFn run, PackFn pack,
                       Layout layout = Layout::Gather, int64_t max_m = 0) {
-  const int kg = wf == Octets ? 8 : d == S ? 4 : 1;
-  return Kernel{name, Op::Spmm, d, isa, h, kg, wf, layout, max_m, run, pack};
+  const int kg = wf == Octets ? 8 : wf == WeightFormat::TileBlocks ? 64 : d == S ? 4 : 1;
+  return Kernel{name, Op::Spmm, d, isa, h, kg, false, wf, layout, max_m, run, pack};
+}
+// AMX: strips of 16 output channels listing the union of their rows' input channels, whatever
+// the pattern's block height, in tiles of 64 input channels.
+constexpr Kernel amx(const char* name, WeightFormat wf, SpmmFn run, PackFn pack, Layout layout) {
+  return Kernel{name, Op::Spmm, S, Isa::Amx, 16, 64, true, wf, layout, 0, run, pack};
 }
 template <typename Fn>
 constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
-  return Kernel{name, Op::DotInteraction, d, isa, 1, 1, WeightFormat::None, Layout::Gather, 0, run, nullptr};
+  return Kernel{name, Op::DotInteraction, d, isa, 1, 1, false, WeightFormat::None, Layout::Gather, 0, run, nullptr};
 }
 
 const std::array kKernels{
     // Sparse GEMM, INT8: the m <= 4 kernels first, so that a problem with a small m finds them.
     spmm("s8-spmm-4x1-m4-avx512vnni", S, Vnni, 4, Strips, s8_spmm_4x1_m4_avx512vnni, ref::pack_u8_m4, Layout::M4, 4),
     spmm("s8-spmm-4x4-m4-avx512vnni", S, Vnni, 4, Quads, s8_spmm_4x1_m4_avx512vnni, ref::pack_u8_m4, Layout::M4, 4),
+    spmm("s8-spmm-16x64-amx", S, Isa::Amx, 16, WeightFormat::TileBlocks, s8_spmm_16x64_amx, ref::pack_u8_rows64,
+         Layout::Rows64),
+    amx("s8-spmm-16x4-amx", Quads, s8_spmm_16x4_amx, pack_u8_quads_avx512, Layout::Quads),
+    amx("s8-spmm-16x1-amx", Strips, s8_spmm_16x1_amx, pack_u8_gather64_avx512, Layout::Gather64),
     spmm("s8-spmm-4of8-avx512vnni", S, Vnni, 16, Octets, s8_spmm_4of8_avx512vnni, ref::pack_u8_rows, Layout::Rows),
     spmm("s8-spmm-4x4-avx512vnni", S, Vnni, 4, Quads, s8_spmm_4x4_avx512vnni, pack_u8_quads_avx512, Layout::Quads),
     spmm("s8-spmm-1x4-avx512vnni", S, Vnni, 1, Quads, s8_spmm_1x4_avx512vnni, pack_u8_quads_avx512, Layout::Quads),
@@ -64,13 +73,16 @@ bool Kernel::accepts(const Problem& p) const {
   if (max_m > 0 && (p.m < 1 || p.m > max_m)) return false;
   if (op != Op::Spmm) return true;
   if (p.packed_for) return p.packed_for->weights == weights && p.packed_for->h == h && p.packed_for->kg == kg;
+  if (any_rows && p.pattern.is_nm()) return false;  // N:M's row-wise groups have their own format (Octets)
   // A strip of h output channels shares its input-channel list; it pays off when the pattern's
   // blocks span those h channels (for N:M, blocks are one row).
   const BlockGrid g = block_grid(p.pattern, std::max<int64_t>(p.n, 1), std::max<int64_t>(p.k, 1));
   switch (weights) {
     case WeightFormat::Octets: return fits_octets(p.pattern);
-    case WeightFormat::QuadStrips: return !p.pattern.is_nm() && g.block_cols % 4 == 0 && g.block_rows % h == 0;
-    case WeightFormat::Strips: return g.block_rows % h == 0;
+    case WeightFormat::TileBlocks: return !p.pattern.is_nm() && g.block_cols % 64 == 0 && g.block_rows % 16 == 0;
+    case WeightFormat::QuadStrips:
+      return !p.pattern.is_nm() && g.block_cols % 4 == 0 && (any_rows || g.block_rows % h == 0);
+    case WeightFormat::Strips: return any_rows || g.block_rows % h == 0;
     case WeightFormat::None: return false;
   }
   return false;

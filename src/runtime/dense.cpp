@@ -1,9 +1,11 @@
 #include "dense.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <dnnl.hpp>
 #include <tuple>
 
+#include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 
 namespace spruce::runtime {
@@ -13,8 +15,24 @@ using tag = memory::format_tag;
 using dt = memory::data_type;
 
 namespace {
+// SPRUCE_MAX_ISA below amx caps oneDNN at AVX-512 VNNI (unless DNNL_MAX_CPU_ISA says otherwise),
+// so that one AMX host also measures as a VNNI-only host. Never lower: without VNNI, oneDNN's
+// INT8 saturates its 16-bit intermediate sums and the dense baseline would no longer be exact.
+// oneDNN takes the cap only before its first primitive; if something else made one first, its
+// ISA stays as it is (DenseMatmul::max_isa() says).
+void cap_onednn() {
+  const char* own = std::getenv("DNNL_MAX_CPU_ISA");
+  if ((own && *own) || detected_isa() != Isa::Amx || max_isa() == Isa::Amx) return;
+  try {
+    dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx512_core_vnni);
+  } catch (const dnnl::error&) {
+  }
+}
 dnnl::engine& engine() {
-  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  static dnnl::engine e = [] {
+    cap_onednn();
+    return dnnl::engine(dnnl::engine::kind::cpu, 0);
+  }();
   return e;
 }
 dnnl::stream& stream() {
@@ -133,6 +151,21 @@ void DenseMatmul::run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ld
 }
 
 std::string DenseMatmul::impl(int64_t m) const { return plan(m, ic_, oc_).impl; }
+
+std::string DenseMatmul::max_isa() {
+  engine();  // applies the cap first
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::sse41: return "sse41";
+    default: return "other";
+  }
+}
 
 size_t DenseMatmul::weight_bytes() const {
   const std::lock_guard lock(mutex_);

@@ -37,6 +37,8 @@ class DenseMatmul {
   void run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) const;
   // oneDNN's implementation name for m rows (creates the primitive if needed).
   std::string impl(int64_t m) const;
+  // The highest ISA oneDNN uses in this process, after SPRUCE_MAX_ISA's cap (cap_onednn).
+  static std::string max_isa();
   size_t weight_bytes() const;  // of the reordered copies made so far
 
  private:

@@ -105,6 +105,15 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
     const kernels::Kernel& k1 = kernels::select(one);
     if (&k1 != s.kernel) s.small = &k1;
   }
+  s.low = s.low_small = nullptr;
+  s.low_weights = PackedWeights();
+  if (s.opt.kernel.empty() && s.kernel->isa == Isa::Amx) {
+    const kernels::Kernel& lk = kernels::select({kernels::Op::Spmm, s.dtype, p, 0, s.ic, s.oc}, Isa::Avx512Vnni);
+    s.low = &lk;
+    s.low_weights = kernels::pack_weights(lk, MatrixView<const int8_t>(s.weights.unpack_s8().view()));
+    const kernels::Kernel& k1 = kernels::select({kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc, &lk}, Isa::Avx512Vnni);
+    if (&k1 != &lk) s.low_small = &k1;
+  }
   if (bias) s.bias.assign(bias, bias + s.oc);
   s.ep.act = s.opt.activation;
   s.ep.bias = bias ? s.bias.data() : nullptr;
@@ -204,12 +213,14 @@ bool SparseLinear::Impl::runs_dense(int64_t m) const {
 }
 
 size_t SparseLinear::Impl::scratch_bytes(int64_t m) const {
-  return m < 1 ? 0 : kernels::xt_bytes(dtype, m, ic, kernel_for(m).layout);
+  // + 64: the packed activations start on a cache line wherever the scratch does.
+  return m < 1 ? 0 : kernels::xt_bytes(dtype, m, ic, kernel_for(m).layout) + 64;
 }
 
 void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, uint8_t* xt) const {
   const kernels::Kernel& k = kernel_for(m);
-  const kernels::StripView& w = weights.impl().view;
+  const kernels::StripView& w = weights_for(m).impl().view;
+  xt += (64 - reinterpret_cast<uintptr_t>(xt) % 64) % 64;
   const int64_t ldxt = kernels::xt_ld(dtype, m, k.layout, ic);
   const int T = nthreads();
   // Tiles: m blocks x strip ranges, ~8 tiles a thread. An m block's packed activations (k rows of
@@ -320,7 +331,10 @@ int64_t SparseLinear::out_features() const { return impl_->oc; }
 const Pattern& SparseLinear::pattern() const { return impl_->pattern; }
 double SparseLinear::sparsity() const { return impl_->weights.sparsity(); }
 size_t SparseLinear::packed_bytes() const { return impl_->weights.size_bytes(); }
-size_t SparseLinear::memory_bytes() const { return packed_bytes() + (impl_->dense ? impl_->dense->weight_bytes() : 0); }
+size_t SparseLinear::memory_bytes() const {
+  const size_t low = impl_->low ? impl_->low_weights.size_bytes() : 0;
+  return packed_bytes() + low + (impl_->dense ? impl_->dense->weight_bytes() : 0);
+}
 size_t SparseLinear::dense_bytes() const { return size_t(impl_->oc * impl_->ic) * (is_int8() ? 1 : 4); }
 const PackedWeights& SparseLinear::weights() const { return impl_->weights; }
 

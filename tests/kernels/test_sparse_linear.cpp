@@ -10,6 +10,7 @@
 #include "kernels/kernel.hpp"
 #include "kernels/reference/ref.hpp"
 #include "spruce/bench.hpp"
+#include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 #include "spruce/spmm.hpp"
 
@@ -108,10 +109,32 @@ void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, 
 
 TEST(SparseLinear, S8SparseExactEveryPatternAndOutput) {
   uint32_t seed = 400;
-  for (const char* p : {"4x1", "1x1", "1x4", "4x16", "2:4", "5x2"})
+  for (const char* p : {"4x1", "1x1", "1x4", "4x16", "2:4", "5x2", "16x4", "16x64"})
     for (OutType out : {OutType::F32, OutType::U8, OutType::S8})
-      for (int64_t m : {1, 20, 300}) s8_case(p, m, 75, 36, Fallback::Never, 2, Activation::ReLU, out, true, seed++);
+      for (int64_t m : {1, 15, 16, 300}) s8_case(p, m, 75, 36, Fallback::Never, 2, Activation::ReLU, out, true, seed++);
   s8_case("4x1", 64, 128, 64, Fallback::Never, 2, Activation::GELU, OutType::F32, true, seed++);
+}
+
+// Where the weights are packed for an AMX kernel, batches below 16 rows run a VNNI kernel on a
+// second packing (a 16-row tile would be mostly empty), and the memory report counts both.
+TEST(SparseLinear, SmallBatchesLeaveAmx) {
+  std::mt19937 rng(450);
+  const int64_t k = 256, n = 128;
+  auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x1"), 0.9, rng, 127);
+  QuantParams q;
+  q.w_scales.assign(size_t(n), 0.01f);
+  SparseLinearOptions o;
+  o.fallback = Fallback::Never;
+  SparseLinear op(w.data.data(), n, k, Pattern::parse("4x1"), q, nullptr, o);
+  if (max_isa() < Isa::Amx) {
+    EXPECT_EQ(op.memory_bytes(), op.packed_bytes());
+    GTEST_SKIP() << "the AMX routing needs AMX";
+  }
+  EXPECT_EQ(op.sparse_kernel(), "s8-spmm-16x1-amx");
+  EXPECT_EQ(op.impl(1), "s8-spmm-4x1-m4-avx512vnni");
+  EXPECT_EQ(op.impl(15), "s8-spmm-4x1-avx512vnni");
+  EXPECT_EQ(op.impl(16), "s8-spmm-16x1-amx");
+  EXPECT_GT(op.memory_bytes(), op.packed_bytes());
 }
 
 // oneDNN 2.6 computes the same INT8 arithmetic for dequantize without bias: exact match.

@@ -12,6 +12,7 @@
 #include "command.hpp"
 #include "flags.hpp"
 #include "spruce/bench.hpp"
+#include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 #include "table.hpp"
 
@@ -30,10 +31,27 @@ struct Options {
   std::string suite_name, json;
   std::vector<std::string> shapes;
   std::string patterns = "4x1", sparsities = "0.9", dtype = "int8";
+  std::string dense_isa;
   int threads = 0, reps = 0;
 };
 
+// oneDNN reads DNNL_MAX_CPU_ISA when it first dispatches, which `spruce bench` has not done yet.
+void cap_dense(const std::string& isa) {
+  static const char* const known[] = {
+      "sse41",           "avx", "avx2", "avx2_vnni", "avx512_core", "avx512_core_vnni", "avx512_core_bf16",
+      "avx512_core_amx", "all"};
+  for (const char* k : known)
+    if (isa == k) {
+      setenv("DNNL_MAX_CPU_ISA", isa.c_str(), 1);
+      return;
+    }
+  usage_error("invalid --dense-isa " + in_quotes(isa) +
+              ": expected sse41, avx, avx2, avx2_vnni, avx512_core, avx512_core_vnni, avx512_core_bf16, "
+              "avx512_core_amx or all");
+}
+
 void run_bench(const Options& o) {
+  if (!o.dense_isa.empty()) cap_dense(o.dense_isa);
   std::vector<bench::Shape> shapes;
   for (const auto& t : o.shapes) shapes.push_back(bench::parse_shape(t));
   if (!o.suite_name.empty())
@@ -80,10 +98,13 @@ void run_bench(const Options& o) {
                            {"operator_impl", r.operator_impl},
                            {"operator_us", r.operator_us},
                            {"operator_speedup", r.operator_speedup},
+                           {"host_class", std::string(host_class())},
+                           {"dense_max_isa", bench::dense_max_isa()},
                            {"verified", true},
                            {"cache", "warm"},
                            {"reps", r.reps}});
       }
+  std::cout << "host: " << bench::host_line() << "\n";
   table.print(std::cout);
   std::cout << "speedup = oneDNN dense " << o.dtype << " / sparse, the median of per-round ratios (rounds alternate "
             << "all paths; same process, warm cache); times are medians; vs_f32 = oneDNN FP32 / sparse; op_x = dense / "
@@ -113,6 +134,9 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--dtype", opt->dtype, "f32 | int8")->capture_default_str();
   cmd->add_option("--threads", opt->threads, "threads for sparse and dense (default: OpenMP's)")->check(thread_count());
   cmd->add_option("--reps", opt->reps, "timed repetitions per case (default: by size)")->check(int_in(1, 1000000));
+  cmd->add_option("--dense-isa", opt->dense_isa,
+                  "cap oneDNN's dense baseline at this ISA (its DNNL_MAX_CPU_ISA names, e.g. avx512_core_vnni); "
+                  "default: SPRUCE_MAX_ISA's level");
   cmd->add_option("--json", opt->json, "write one JSON record per case to FILE")->check(non_empty());
   cmd->callback([opt] { run_bench(*opt); });
 }

@@ -18,15 +18,24 @@ void pack_f32(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, voi
   }
 }
 
-void pack_u8(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+namespace {
+void pack_u8_chunks(int cw, const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
   const uint8_t* xs = static_cast<const uint8_t*>(x);
   uint8_t* out = static_cast<uint8_t*>(xt);
-  const int cw = u8_chunk(m);
   for (int64_t k = k0; k < k1; ++k) {
     uint8_t* row = out + k * ldxt;
     std::fill(row, row + ldxt, uint8_t(0));
     for (int64_t i = 0; i < m; ++i) row[u8_pos(i, cw)] = xs[i * lda + k];
   }
+}
+}  // namespace
+
+void pack_u8(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+  pack_u8_chunks(u8_chunk(m), x, m, lda, k0, k1, xt, ldxt);
+}
+
+void pack_u8_gather64(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+  pack_u8_chunks(64, x, m, lda, k0, k1, xt, ldxt);
 }
 
 void pack_u8_quads(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
@@ -54,6 +63,16 @@ void pack_u8_rows(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1,
   for (int64_t i = 0; i < m; ++i) {
     std::copy(xs + i * lda + k0, xs + i * lda + k1, out + i * ldxt + k0);
     std::fill(out + i * ldxt + k1, out + i * ldxt + end, uint8_t(0));
+  }
+}
+
+void pack_u8_rows64(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+  const uint8_t* xs = static_cast<const uint8_t*>(x);
+  uint8_t* out = static_cast<uint8_t*>(xt);
+  const int64_t end = std::min(ldxt, (k1 + 63) / 64 * 64);  // zero the block tail
+  for (int64_t i = 0; i < (m + 15) / 16 * 16; ++i) {
+    if (i < m) std::copy(xs + i * lda + k0, xs + i * lda + k1, out + i * ldxt + k0);
+    std::fill(out + i * ldxt + (i < m ? k1 : k0), out + i * ldxt + end, uint8_t(0));
   }
 }
 

@@ -112,10 +112,11 @@ void s8_spmm_4x1_avx512vnni(const StripView& w, const SpmmArgs& a) { spmm<4>(w, 
 void s8_spmm_1x1_avx512vnni(const StripView& w, const SpmmArgs& a) { spmm<1>(w, a); }
 
 // The u8 xt layout of kernel.hpp, 16 rows x 64 input channels per step through registers.
-void pack_u8_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+namespace {
+void pack_u8_chunks(int cw, const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
   const uint8_t* xs = static_cast<const uint8_t*>(x);
   uint8_t* out = static_cast<uint8_t*>(xt);
-  const int cw = u8_chunk(m), qw = cw / 4;
+  const int qw = cw / 4;
   for (int64_t c0 = 0; c0 < ldxt; c0 += cw)
     for (int L = 0; L < cw / 16; ++L)
       for (int64_t kb = k0; kb < k1; kb += 64) {
@@ -138,6 +139,16 @@ void pack_u8_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k
             _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 48 * ldxt), _mm512_extracti32x4_epi32(r[c], 3));
         }
       }
+}
+
+}  // namespace
+
+void pack_u8_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+  pack_u8_chunks(u8_chunk(m), x, m, lda, k0, k1, xt, ldxt);
+}
+
+void pack_u8_gather64_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+  pack_u8_chunks(64, x, m, lda, k0, k1, xt, ldxt);
 }
 
 }  // namespace spruce::kernels::x86

@@ -43,61 +43,94 @@ inline void transpose16x16(__m512 r[16]) {
   for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
+// The vector epilogue of 16 consecutive output channels n0..n0+rows-1 (rows <= 16): bias,
+// activation, (de/re)quantization and the (masked) store of one row of Y.
+template <bool S32>
+struct RowEpilogue {
+  const SpmmArgs& a;
+  const Epilogue& ep;
+  int64_t n0, rows;
+  __mmask16 nm;
+  __m512 bias, scale, lo, hi, inv, zp;
+  __m512i comp;
+  RowEpilogue(const SpmmArgs& args, int64_t n0_, int64_t rows_) : a(args), ep(*args.ep), n0(n0_), rows(rows_) {
+    nm = __mmask16((1u << rows) - 1);
+    bias = ep.bias ? _mm512_maskz_loadu_ps(nm, ep.bias + n0) : _mm512_setzero_ps();
+    scale = bias;
+    comp = _mm512_setzero_si512();
+    if constexpr (S32) {
+      scale = _mm512_maskz_loadu_ps(nm, ep.scale + n0);
+      comp = _mm512_maskz_loadu_epi32(nm, ep.comp + n0);
+    }
+    const bool u8 = ep.out == OutType::U8;
+    lo = _mm512_set1_ps(u8 ? 0.0f : -128.0f);
+    hi = _mm512_set1_ps(u8 ? 255.0f : 127.0f);
+    inv = _mm512_set1_ps(ep.y_inv_scale);
+    zp = _mm512_set1_ps(ep.y_zero_point);
+  }
+  // f: the accumulators of row m (int32 bits when S32), stored to Y[m][n0..].
+  void store(__m512 f, int64_t m) const {
+    if constexpr (S32) f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_castps_si512(f), comp)), scale);
+    if (ep.bias) f = _mm512_add_ps(f, bias);
+    f = activate(f, ep.act);
+    const int64_t at = m * a.ldy + n0;
+    if (ep.out == OutType::F32) {
+      if (rows == 16)
+        _mm512_storeu_ps(static_cast<float*>(a.y) + at, f);
+      else
+        _mm512_mask_storeu_ps(static_cast<float*>(a.y) + at, nm, f);
+    } else {
+      const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(_mm512_mul_ps(f, inv), zp), lo), hi);
+      const __m128i b = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));  // in range: truncation is exact
+      if (rows == 16)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(a.y) + at), b);
+      else
+        _mm_mask_storeu_epi8(static_cast<uint8_t*>(a.y) + at, nm, b);
+    }
+  }
+};
+
+// The scalar epilogue of one accumulator (tails and GELU): the same operations in the same order.
+template <typename Acc>
+inline void store_one(Acc acc, int64_t n, int64_t m, const SpmmArgs& a) {
+  if constexpr (std::is_integral_v<Acc>)
+    store_out(dequantize(acc, n, *a.ep), *a.ep, a.y, m * a.ldy + n);
+  else
+    static_cast<float*>(a.y)[m * a.ldy + n] = finish_f32(acc, n, *a.ep);
+}
+
 // A panel: tile[r * ldt + l] is the accumulator of output channel n0 + r (r < rows <= 16) and
 // row m0 + l (l < mv). 16x16 blocks are transposed in registers, finished with per-channel
 // vectors and stored as one (masked at the N edge) row of Y each; m tails and GELU go through
 // the scalar epilogue, which does the same operations in the same order.
 template <typename Acc>
 inline void store_panel(const Acc* tile, int ldt, int64_t n0, int64_t rows, int64_t m0, int64_t mv, const SpmmArgs& a) {
-  constexpr bool s32 = std::is_integral_v<Acc>;
-  const Epilogue& ep = *a.ep;
-  const int64_t vm = ep.act == Activation::GELU ? 0 : mv / 16 * 16;
+  const int64_t vm = a.ep->act == Activation::GELU ? 0 : mv / 16 * 16;
   if (vm > 0) {
-    const __mmask16 nm = __mmask16((1u << rows) - 1);
-    const __m512 bias = ep.bias ? _mm512_maskz_loadu_ps(nm, ep.bias + n0) : _mm512_setzero_ps();
-    __m512 scale = bias;
-    __m512i comp = _mm512_setzero_si512();
-    if constexpr (s32) {
-      scale = _mm512_maskz_loadu_ps(nm, ep.scale + n0);
-      comp = _mm512_maskz_loadu_epi32(nm, ep.comp + n0);
-    }
-    const bool u8 = ep.out == OutType::U8;
-    const __m512 lo = _mm512_set1_ps(u8 ? 0.0f : -128.0f), hi = _mm512_set1_ps(u8 ? 255.0f : 127.0f);
-    const __m512 inv = _mm512_set1_ps(ep.y_inv_scale), zp = _mm512_set1_ps(ep.y_zero_point);
+    const RowEpilogue<std::is_integral_v<Acc>> e(a, n0, rows);
     for (int64_t l0 = 0; l0 < vm; l0 += 16) {
       __m512 r[16];
       for (int i = 0; i < 16; ++i)
         r[i] = i < rows ? _mm512_loadu_ps(reinterpret_cast<const float*>(tile + i * ldt + l0)) : _mm512_setzero_ps();
       transpose16x16(r);
-      for (int l = 0; l < 16; ++l) {
-        __m512 f = r[l];
-        if constexpr (s32) f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_castps_si512(f), comp)), scale);
-        if (ep.bias) f = _mm512_add_ps(f, bias);
-        f = activate(f, ep.act);
-        const int64_t at = (m0 + l0 + l) * a.ldy + n0;
-        if (ep.out == OutType::F32) {
-          if (rows == 16)
-            _mm512_storeu_ps(static_cast<float*>(a.y) + at, f);
-          else
-            _mm512_mask_storeu_ps(static_cast<float*>(a.y) + at, nm, f);
-        } else {
-          const __m512 v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(_mm512_mul_ps(f, inv), zp), lo), hi);
-          const __m128i b = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));  // in range: truncation is exact
-          if (rows == 16)
-            _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(a.y) + at), b);
-          else
-            _mm_mask_storeu_epi8(static_cast<uint8_t*>(a.y) + at, nm, b);
-        }
-      }
+      for (int l = 0; l < 16; ++l) e.store(r[l], m0 + l0 + l);
     }
   }
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t l = vm; l < mv; ++l) {
-      if constexpr (s32)
-        store_out(dequantize(tile[r * ldt + l], n0 + r, ep), ep, a.y, (m0 + l) * a.ldy + n0 + r);
-      else
-        static_cast<float*>(a.y)[(m0 + l) * a.ldy + n0 + r] = finish_f32(tile[r * ldt + l], n0 + r, ep);
-    }
+    for (int64_t l = vm; l < mv; ++l) store_one(tile[r * ldt + l], n0 + r, m0 + l, a);
+}
+
+// Accumulators already in Y's orientation: acc[l * lda + r] for row m0 + l (l < mv) and output
+// channel n0 + r (r < rows <= 16), as AMX leaves them when the weights are the B operand.
+inline void store_rows(const int32_t* acc, int lda, int64_t n0, int64_t rows, int64_t m0, int64_t mv,
+                       const SpmmArgs& a) {
+  if (a.ep->act == Activation::GELU) {
+    for (int64_t l = 0; l < mv; ++l)
+      for (int64_t r = 0; r < rows; ++r) store_one(acc[l * lda + r], n0 + r, m0 + l, a);
+    return;
+  }
+  const RowEpilogue<true> e(a, n0, rows);
+  for (int64_t l = 0; l < mv; ++l) e.store(_mm512_castsi512_ps(_mm512_loadu_si512(acc + l * lda)), m0 + l);
 }
 
 }  // namespace
