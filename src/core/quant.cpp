@@ -5,6 +5,10 @@
 #include <cstring>
 #include <string>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "spruce/error.hpp"
 
 namespace spruce {
@@ -24,9 +28,27 @@ inline uint8_t quantize_one(float x, float inv_scale, float zero_point) {
 
 uint8_t U8Quant::quantize(float x) const { return quantize_one(x, 1.f / scale, float(zero_point)); }
 
+// SSE2 (every x86-64) for 16 values a step: GCC 12 leaves quantize_one's loop scalar, with
+// branches, which cost a third of a small INT8 layer. The same operations in the same order:
+// maxps(t, 0) returns 0 for a NaN as quantize_one does.
 void quantize_u8(const float* x, int64_t n, const U8Quant& q, uint8_t* out) {
   const float inv = 1.f / q.scale, zp = float(q.zero_point);
-  for (int64_t i = 0; i < n; ++i) out[i] = quantize_one(x[i], inv, zp);
+  int64_t i = 0;
+#ifdef __SSE2__
+  const __m128 vinv = _mm_set1_ps(inv), vzp = _mm_set1_ps(zp), zero = _mm_setzero_ps(), top = _mm_set1_ps(255.f),
+               round = _mm_set1_ps(kRound);
+  auto four = [&](const float* p) {
+    const __m128 t = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(p), vinv), vzp);
+    const __m128 v = _mm_min_ps(_mm_max_ps(t, zero), top);
+    return _mm_cvttps_epi32(_mm_sub_ps(_mm_add_ps(v, round), round));
+  };
+  for (; i + 16 <= n; i += 16) {
+    const __m128i a = _mm_packs_epi32(four(x + i), four(x + i + 4));
+    const __m128i b = _mm_packs_epi32(four(x + i + 8), four(x + i + 12));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm_packus_epi16(a, b));
+  }
+#endif
+  for (; i < n; ++i) out[i] = quantize_one(x[i], inv, zp);
 }
 
 U8Quant u8_quant_for_range(float lo, float hi) {
