@@ -5,6 +5,11 @@ Reads <results>/<model>-<config>-s<seed>.json (spruce train --json), writes the 
 `<!-- results:begin -->` and `<!-- results:end -->` markers of docs/RESULTS.md, the runs of
 scripts/experiments.sh between the `experiments` markers, and, with gnuplot,
 docs/accuracy_vs_sparsity_4x1.png and docs/mask_heatmap_4x1.png (from seed 0's saved masks).
+The `amx` markers get the same table for dense, 4x1, 4x16, 16x1 and 16x4 from --same-build
+(scripts/results.sh run with RESULTS_DIR=out/amx ONLY="dense 4x1-90 4x16-85 16x1-90 16x4-90"):
+every row from one build, so its Δ compares like with like.
+With --keep-missing, a row whose runs are not in the folders is kept as the document has it (and
+Δ vs dense falls back to the document's dense row), so rows can be added without rerunning all.
 Standard library only.
 """
 import argparse
@@ -24,7 +29,10 @@ CONFIGS = [  # name in the file, pattern, target sparsity, flags
     ("4x16-85", "4x16", 0.85, "--pattern 4x16 --sparsity 0.85 --criterion magnitude"),
     ("2in4", "2:4", 0.50, "--pattern 2:4 --criterion magnitude"),
     ("1x1-90", "1x1", 0.90, "--pattern 1x1 --sparsity 0.9 --criterion magnitude"),
+    ("16x1-90", "16x1", 0.90, "--pattern 16x1 --sparsity 0.9 --criterion magnitude"),
+    ("16x4-90", "16x4", 0.90, "--pattern 16x4 --sparsity 0.9 --criterion magnitude"),
 ]
+SAME_BUILD = ["dense", "4x1-90", "4x16-85", "16x1-90", "16x4-90"]  # the amx block's configs
 MODELS = [("mlp", "MLP 784-1024-1024-10"), ("cnn", "CNN 2 conv + 2 linear")]
 
 
@@ -48,16 +56,43 @@ def fmt(mean, std, scale=100, digits=2):
     return s + (f" ± {scale * std:.{digits}f}" if std == std else "")
 
 
-def table(runs):
+def doc_rows(text, marker, key_columns):
+    """The table rows between `marker`'s markers, by the tuple of their first key_columns cells."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    if begin not in text or end not in text:
+        return {}
+    rows = {}
+    for line in text.split(begin, 1)[1].split(end, 1)[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and not line.startswith("|---") and len(cells) > key_columns:
+            rows[tuple(cells[:key_columns])] = line
+    return rows
+
+
+def doc_dense_mean(kept, label):
+    """The dense mean (a fraction) of `label`'s dense row in the document, or None."""
+    line = kept.get((label, "dense", "-"))
+    if line is None:
+        return None
+    m = re.match(r"\s*([0-9.]+)", line.strip().strip("|").split("|")[4])
+    return float(m.group(1)) / 100 if m else None
+
+
+def table(runs, kept=None, configs=CONFIGS):
+    kept = kept or {}
     lines = [
         "| Model | Sparsity Pattern | Target | Achieved Sparsity | Test Accuracy % (mean ± std) | Δ vs dense (points) | Seeds | Epochs | Command |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for model, label in MODELS:
         dense = runs.get((model, "dense"))
-        dense_mean = mean_std([r["test_accuracy"] for r in dense])[0] if dense else None
-        for name, pattern, target, flags in CONFIGS:
+        dense_mean = mean_std([r["test_accuracy"] for r in dense])[0] if dense else doc_dense_mean(kept, label)
+        for name, pattern, target, flags in configs:
             rs = runs.get((model, name))
+            old = kept.get((label, pattern, '-' if target is None else f'{target:.0%}'))
+            if not rs and old and "not run yet" not in old:
+                lines.append(old)
+                continue
             if not rs:
                 lines.append(f"| {label} | {pattern} | {'-' if target is None else f'{target:.0%}'} | not run yet | | | 0 | | |")
                 continue
@@ -89,7 +124,8 @@ EXPERIMENTS = {  # name: what changed against the table's row
 }
 
 
-def experiments_table(runs, folder):
+def experiments_table(runs, folder, kept=None):
+    kept = kept or {}
     found = {}
     for path in glob.glob(os.path.join(folder, "*.json")):
         m = re.match(r"(.+)-s(\d+)\.json$", os.path.basename(path))
@@ -100,6 +136,8 @@ def experiments_table(runs, folder):
     for name, what in EXPERIMENTS.items():
         rs = found.get(name)
         if not rs:
+            if (name.split("-")[0].upper(), what) in kept:
+                lines.append(kept[(name.split("-")[0].upper(), what)])
             continue
         model = name.split("-")[0]
         seeds = sorted(r["seed"] for r in rs)
@@ -199,11 +237,22 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default="out/results")
     ap.add_argument("--experiments", default="out/experiments")
+    ap.add_argument("--same-build", default="out/amx",
+                    help="runs of dense, 4x1, 4x16, 16x1 and 16x4 from one build, for the amx block")
     ap.add_argument("--doc", default="docs/RESULTS.md")
+    ap.add_argument("--keep-missing", action="store_true",
+                    help="keep the document's rows whose runs are not in --results / --experiments")
     a = ap.parse_args()
     runs = load_runs(a.results)
-    text = replace_block(open(a.doc).read(), "results", table(runs), a.doc)
-    text = replace_block(text, "experiments", experiments_table(runs, a.experiments), a.doc)
+    text = open(a.doc).read()
+    kept = doc_rows(text, "results", 3) if a.keep_missing else {}
+    kept_experiments = doc_rows(text, "experiments", 2) if a.keep_missing else {}
+    text = replace_block(text, "results", table(runs, kept), a.doc)
+    text = replace_block(text, "experiments", experiments_table(runs, a.experiments, kept_experiments), a.doc)
+    same = load_runs(a.same_build)
+    if "<!-- amx:begin -->" in text and (same or not a.keep_missing):
+        kept_same = doc_rows(text, "amx", 3) if a.keep_missing else {}
+        text = replace_block(text, "amx", table(same, kept_same, [c for c in CONFIGS if c[0] in SAME_BUILD]), a.doc)
     write_atomic(a.doc, text)
     docs = os.path.dirname(os.path.abspath(a.doc))
     with tempfile.TemporaryDirectory() as work:
