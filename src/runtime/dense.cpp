@@ -1,8 +1,10 @@
 #include "dense.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <dnnl.hpp>
+#include <memory>
 #include <tuple>
 
 #include "spruce/cpu.hpp"
@@ -39,13 +41,24 @@ dnnl::stream& stream() {
   static dnnl::stream s(engine());
   return s;
 }
+// oneDNN 2.6's library-managed scratchpad gave wrong rows, now and then, when a primitive ran on a
+// thread other than the one that created it; so each calling thread brings its own, kept for reuse.
+void* thread_scratchpad(size_t bytes) {
+  thread_local std::unique_ptr<uint8_t[]> buffer;
+  thread_local size_t capacity = 0;
+  if (bytes + 64 > capacity) {
+    capacity = bytes + 64;
+    buffer.reset(new uint8_t[capacity]);
+  }
+  return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(buffer.get()) + 63) & ~uintptr_t(63));
+}
 dt out_type(OutType o) { return o == OutType::U8 ? dt::u8 : o == OutType::S8 ? dt::s8 : dt::f32; }
 }  // namespace
 
 struct DenseMatmul::Plan {
   dnnl::matmul prim;
   memory weights, bias;
-  memory::desc src, dst;
+  memory::desc src, dst, scratchpad;
   std::string impl;
 };
 
@@ -106,6 +119,7 @@ const DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) 
   else if (requant)
     ops.append_eltwise(post_scale, dnnl::algorithm::eltwise_linear, 1.0f, 0.0f);
   attr.set_post_ops(ops);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   if (int8_) {
     attr.set_output_scales(1 << 1, scales_);
     if (q_.x.zero_point) attr.set_zero_points(DNNL_ARG_SRC, 0, {q_.x.zero_point});
@@ -116,6 +130,7 @@ const DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) 
   dnnl::matmul::primitive_desc pd(desc, attr, engine());
   p->prim = dnnl::matmul(pd);
   p->impl = pd.impl_info_str();
+  p->scratchpad = pd.scratchpad_desc();
   // User weights W[oc][ic] are the {ic, oc} matrix in layout "ba"; reorder into oneDNN's choice,
   // once per distinct layout: plans for other m that want the same layout share it.
   for (const auto& [desc, mem] : reordered_)
@@ -145,6 +160,7 @@ void DenseMatmul::run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ld
   memory src(p.src, engine(), const_cast<void*>(x)), dst(p.dst, engine(), y);
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
   if (!bias_.empty()) args.emplace(DNNL_ARG_BIAS, p.bias);
+  args.emplace(DNNL_ARG_SCRATCHPAD, memory(p.scratchpad, engine(), thread_scratchpad(p.scratchpad.get_size())));
   dnnl::stream s(engine());  // a stream per call: several threads may run at once
   p.prim.execute(s, args);
   s.wait();
