@@ -15,8 +15,9 @@
 //      into the kernel's format (PackedWeights, whose size is packed_bytes()), the kernel choice
 //      from the registry (names like s8-spmm-4x1-avx512vnni; by dtype, pattern and the CPU:
 //      cpuid + XGETBV, capped by SPRUCE_MAX_ISA), the oneDNN dense fallback on the same weights,
-//      and, under Fallback::Auto, timing sparse against dense for the batch sizes given
-//      (options.tune_m or tune()). The choices can be saved with the model (PackedLinear).
+//      and, for the batch sizes given (options.tune_m or tune()), timing sparse against dense
+//      under Fallback::Auto and, for an AMX kernel, its AMX route against its VNNI route. The
+//      choices can be saved with the model (PackedLinear).
 //   2. run() is const and reentrant: many threads may run one operator at once. Its scratch (the
 //      activations packed for the kernel, scratch_bytes(m)) comes from the caller, or from a
 //      per-thread buffer. It runs on `threads` OpenMP workers: X is packed once (split over k),
@@ -55,7 +56,7 @@ struct SparseLinearOptions {
   Activation activation = Activation::None;
   Fallback fallback = Fallback::Auto;
   std::string kernel;           // force a registry kernel by name ("" = dispatch); for tests and benchmarks
-  std::vector<int64_t> tune_m;  // Fallback::Auto: batch sizes to time sparse against dense for
+  std::vector<int64_t> tune_m;  // batch sizes to tune for (see tune())
 };
 
 // An operator as a saved model stores it, so that loading adopts the packed weights and the
@@ -68,6 +69,7 @@ struct PackedLinear {
   std::vector<float> bias;  // [out_features], or empty
   PackedWeights weights;
   std::map<int64_t, bool> dense_for_m;  // Fallback::Auto: per bucket of m, whether dense won
+  std::map<int64_t, bool> vnni_for_m;   // AMX kernels: per bucket of m, whether the VNNI route won
 };
 
 class SparseLinear {
@@ -88,7 +90,9 @@ class SparseLinear {
 
   // Fallback::Auto: times the sparse and the dense path for each of these batch sizes (random
   // inputs; interleaved rounds until both paths have run for long enough; the median per-round
-  // ratio decides, and sparse must win by 3%, so a near tie keeps dense).
+  // ratio decides, and sparse must win by 3%, so a near tie keeps dense). Where the weights are
+  // packed for an AMX kernel (any fallback but Always), it first times the AMX kernel against the
+  // AVX-512 VNNI kernel on a second packing, and keeps the faster for the bucket.
   void tune(std::span<const int64_t> ms);
 
   // FP32: x [m][in] (row stride ldx, 0 = in), y [m][out] (row stride ldy, 0 = out).
@@ -103,6 +107,7 @@ class SparseLinear {
   // What runs for m rows: the sparse kernel's registry name, or "onednn:<impl>" for the fallback.
   std::string impl(int64_t m) const;
   const std::map<int64_t, bool>& dense_for_m() const;  // the tuned choices, per bucket of m
+  const std::map<int64_t, bool>& vnni_for_m() const;   // AMX kernels: where the VNNI route won
   std::string sparse_kernel() const;                   // the registry kernel the sparse path uses
   int threads() const;
   void set_threads(int threads);  // 0 = OpenMP default

@@ -24,6 +24,7 @@ void from_saved(SparseLinear::Impl& s, const PackedLinear& p, const kernels::Ker
   if (adopt && !p.pattern.is_nm()) {
     runtime::init(s, p.weights, p.pattern, bias, q);
     s.dense_for_m = p.dense_for_m;
+    if (s.low) s.low_for_m = p.vnni_for_m;
     return;
   }
   Matrix<T> w;
@@ -36,6 +37,7 @@ void from_saved(SparseLinear::Impl& s, const PackedLinear& p, const kernels::Ker
   if (adopt) {
     runtime::init(s, p.weights, p.pattern, bias, q);
     s.dense_for_m = p.dense_for_m;
+    if (s.low) s.low_for_m = p.vnni_for_m;
   } else {
     runtime::init(s, kernels::pack_weights(k, std::as_const(w).view()), p.pattern, bias, q);
     s.repacked = true;
@@ -57,8 +59,9 @@ SparseLinear::SparseLinear(const PackedLinear& p, SparseLinearOptions opt) : imp
     data_error("packed weights have " + std::to_string(p.bias.size()) + " bias values for " +
                std::to_string(p.out_features) + " output channels");
   if (p.int8) runtime::check_quant(p.quant, p.out_features);
-  for (const auto& [bucket, dense] : p.dense_for_m)
-    if (bucket < 1) data_error("a tuned batch-size bucket " + std::to_string(bucket) + " is below 1");
+  for (const auto* tuned : {&p.dense_for_m, &p.vnni_for_m})
+    for (const auto& [bucket, choice] : *tuned)
+      if (bucket < 1) data_error("a tuned batch-size bucket " + std::to_string(bucket) + " is below 1");
   Impl& s = *impl_;
   s.opt = std::move(opt);
   s.dtype = p.int8 ? DType::S8 : DType::F32;
@@ -81,6 +84,7 @@ PackedLinear SparseLinear::packed() const {
   p.bias = s.bias;
   p.weights = s.weights;
   p.dense_for_m = s.dense_for_m;
+  p.vnni_for_m = s.low_for_m;
   return p;
 }
 

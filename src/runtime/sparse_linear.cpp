@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -27,13 +28,15 @@ int64_t decision_bucket(int64_t m) {
   return b;
 }
 
-// Times both paths on random inputs of m rows, interleaved so that drift on a shared machine hits
-// both alike, until each has run 15 rounds and 50 ms (at most 400 rounds). Returns whether dense
-// wins: the median per-round ratio must show sparse at least 3% faster, so a near tie goes to dense.
-bool dense_wins(const SparseLinear::Impl& s, int64_t m) {
+// Times two paths (0 and 1) on random inputs of m rows, interleaved so that drift on a shared
+// machine hits both alike, until each has run 15 rounds and 50 ms (at most 400 rounds). Returns
+// the median per-round ratio time(1) / time(0).
+double time_ratio(const SparseLinear::Impl& s, int64_t m,
+                  const std::function<void(const void*, void*, uint8_t*, int)>& run) {
   std::mt19937 rng{uint32_t(m)};
   const bool s8 = s.dtype == DType::S8;
-  std::vector<uint8_t> x(size_t(m * s.ic) * (s8 ? 1 : 4)), y(size_t(m * s.oc) * 4), scratch(s.scratch_bytes(m));
+  std::vector<uint8_t> x(size_t(m * s.ic) * (s8 ? 1 : 4)), y(size_t(m * s.oc) * 4);
+  std::vector<uint8_t> scratch(std::max(s.scratch_bytes(m, 0), s.scratch_bytes(m, 1)));
   if (s8) {
     for (auto& v : x) v = uint8_t(rng());
   } else {
@@ -41,27 +44,42 @@ bool dense_wins(const SparseLinear::Impl& s, int64_t m) {
     for (size_t i = 0; i < x.size() / 4; ++i) reinterpret_cast<float*>(x.data())[i] = d(rng);
   }
   using clock = std::chrono::steady_clock;
-  auto seconds = [&](bool dense) {
+  auto seconds = [&](int path) {
     const auto t0 = clock::now();
-    if (dense)
-      s.run_dense(x.data(), m, s.ic, y.data(), s.oc);
-    else
-      s.run_sparse(x.data(), m, s.ic, y.data(), s.oc, scratch.data());
+    run(x.data(), y.data(), scratch.data(), path);
     return std::chrono::duration<double>(clock::now() - t0).count();
   };
-  for (int warm = 0; warm < 2; ++warm) seconds(true), seconds(false);
+  for (int warm = 0; warm < 2; ++warm) seconds(0), seconds(1);
   std::vector<double> ratios;
-  double total_dense = 0, total_sparse = 0;
-  for (int r = 0; r < 400 && (r < 15 || std::min(total_dense, total_sparse) < 0.05); ++r) {
-    const bool dense_first = r % 2 == 0;
-    const double a = seconds(dense_first), b = seconds(!dense_first);
-    const double td = dense_first ? a : b, ts = dense_first ? b : a;
-    total_dense += td;
-    total_sparse += ts;
-    ratios.push_back(ts / std::max(td, 1e-9));
+  double total0 = 0, total1 = 0;
+  for (int r = 0; r < 400 && (r < 15 || std::min(total0, total1) < 0.05); ++r) {
+    const int first = r % 2;
+    const double a = seconds(first), b = seconds(1 - first);
+    const double t0 = first == 0 ? a : b, t1 = first == 0 ? b : a;
+    total0 += t0;
+    total1 += t1;
+    ratios.push_back(t1 / std::max(t0, 1e-9));
   }
   std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
-  return !(ratios[ratios.size() / 2] < 0.97);
+  return ratios[ratios.size() / 2];
+}
+
+// Whether dense wins at m: sparse must be at least 3% faster, so a near tie goes to dense.
+bool dense_wins(const SparseLinear::Impl& s, int64_t m) {
+  const double sparse_over_dense = time_ratio(s, m, [&](const void* x, void* y, uint8_t* xt, int path) {
+    if (path == 0)
+      s.run_dense(x, m, s.ic, y, s.oc);
+    else
+      s.run_sparse(x, m, s.ic, y, s.oc, xt);
+  });
+  return !(sparse_over_dense < 0.97);
+}
+
+// Whether the low (VNNI) route beats the main (AMX) route at m.
+bool low_wins(const SparseLinear::Impl& s, int64_t m) {
+  return time_ratio(s, m, [&](const void* x, void* y, uint8_t* xt, int path) {
+           s.run_sparse(x, m, s.ic, y, s.oc, xt, path);
+         }) < 1.0;
 }
 
 }  // namespace
@@ -190,13 +208,22 @@ SparseLinear& SparseLinear::operator=(SparseLinear&&) noexcept = default;
 
 void SparseLinear::tune(std::span<const int64_t> ms) {
   Impl& s = *impl_;
-  if (s.opt.fallback != Fallback::Auto) return;
+  if (s.opt.fallback == Fallback::Always || (s.opt.fallback == Fallback::Never && !s.low)) return;
   std::map<int64_t, int64_t> buckets;  // bucket -> the m timed for it
   for (int64_t m : ms) {
     if (m < 1) usage_error("SparseLinear::tune: batch sizes must be at least 1, not " + std::to_string(m));
     buckets.emplace(decision_bucket(m), m);
   }
-  for (const auto& [bucket, m] : buckets) s.dense_for_m[bucket] = dense_wins(s, m);
+  for (const auto& [bucket, m] : buckets) {
+    if (s.low) s.low_for_m[bucket] = low_wins(s, m);
+    if (s.opt.fallback == Fallback::Auto) s.dense_for_m[bucket] = dense_wins(s, m);
+  }
+}
+
+bool SparseLinear::Impl::runs_low(int64_t m) const {
+  if (!low) return false;
+  if (const auto it = low_for_m.find(decision_bucket(m)); it != low_for_m.end()) return it->second;
+  return m < kLowM;
 }
 
 bool SparseLinear::Impl::runs_dense(int64_t m) const {
@@ -212,14 +239,15 @@ bool SparseLinear::Impl::runs_dense(int64_t m) const {
   return best->second;
 }
 
-size_t SparseLinear::Impl::scratch_bytes(int64_t m) const {
+size_t SparseLinear::Impl::scratch_bytes(int64_t m, int route) const {
   // + 64: the packed activations start on a cache line wherever the scratch does.
-  return m < 1 ? 0 : kernels::xt_bytes(dtype, m, ic, kernel_for(m).layout) + 64;
+  return m < 1 ? 0 : kernels::xt_bytes(dtype, m, ic, kernel_for(m, route).layout) + 64;
 }
 
-void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, uint8_t* xt) const {
-  const kernels::Kernel& k = kernel_for(m);
-  const kernels::StripView& w = weights_for(m).impl().view;
+void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, uint8_t* xt,
+                                    int route) const {
+  const kernels::Kernel& k = kernel_for(m, route);
+  const kernels::StripView& w = weights_for(m, route).impl().view;
   xt += (64 - reinterpret_cast<uintptr_t>(xt) % 64) % 64;
   const int64_t ldxt = kernels::xt_ld(dtype, m, k.layout, ic);
   const int T = nthreads();
@@ -322,6 +350,7 @@ std::string SparseLinear::impl(int64_t m) const {
 }
 
 const std::map<int64_t, bool>& SparseLinear::dense_for_m() const { return impl_->dense_for_m; }
+const std::map<int64_t, bool>& SparseLinear::vnni_for_m() const { return impl_->low_for_m; }
 std::string SparseLinear::sparse_kernel() const { return impl_->kernel->name; }
 int SparseLinear::threads() const { return impl_->nthreads(); }
 void SparseLinear::set_threads(int t) { impl_->opt.threads = t <= 0 ? 0 : checked_threads(t, "SparseLinear threads"); }

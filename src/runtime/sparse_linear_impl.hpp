@@ -22,12 +22,15 @@ struct SparseLinear::Impl {
   PackedWeights weights;
   const kernels::Kernel* kernel = nullptr;  // the one the weights are packed for
   const kernels::Kernel* small = nullptr;   // for m <= small->max_m on the same weights, or null
-  // AMX kernels fill 16-row tiles, so a few rows of X waste most of each: below kLowM rows, the
-  // best VNNI kernel runs on a second packing of the weights (with its own m <= 4 kernel, if any).
+  // Where the weights are packed for an AMX kernel, the best VNNI kernel also runs on a second
+  // packing ("low" route): AMX fills 16-row tiles, so a few rows of X waste most of each, and
+  // where the AMX kernel must gather (4x1, 4x16) VNNI can win at any m. Untuned, m < kLowM takes
+  // the low route; tune() times both routes per bucket of m (low_for_m).
   static constexpr int64_t kLowM = 16;
   const kernels::Kernel* low = nullptr;
   const kernels::Kernel* low_small = nullptr;
   PackedWeights low_weights;
+  std::map<int64_t, bool> low_for_m;
   std::vector<float> bias, scale;
   std::vector<int32_t> comp;
   kernels::Epilogue ep;
@@ -36,16 +39,19 @@ struct SparseLinear::Impl {
   bool repacked = false;                // built from a PackedLinear whose weights could not be adopted
 
   int nthreads() const { return opt.threads > 0 ? opt.threads : omp_get_max_threads(); }
-  bool runs_low(int64_t m) const { return low && m < kLowM; }
-  const kernels::Kernel& kernel_for(int64_t m) const {
-    if (runs_low(m)) return low_small && m <= low_small->max_m ? *low_small : *low;
+  bool runs_low(int64_t m) const;
+  // route: 1 = low, 0 = main, -1 = as tuned (runs_low).
+  const kernels::Kernel& kernel_for(int64_t m, int route = -1) const {
+    if (route < 0 ? runs_low(m) : low && route == 1) return low_small && m <= low_small->max_m ? *low_small : *low;
     return small && m <= small->max_m ? *small : *kernel;
   }
-  const PackedWeights& weights_for(int64_t m) const { return runs_low(m) ? low_weights : weights; }
+  const PackedWeights& weights_for(int64_t m, int route = -1) const {
+    return (route < 0 ? runs_low(m) : low && route == 1) ? low_weights : weights;
+  }
   bool runs_dense(int64_t m) const;
-  size_t scratch_bytes(int64_t m) const;
+  size_t scratch_bytes(int64_t m, int route = -1) const;
   void run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, std::span<uint8_t> scratch) const;
-  void run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, uint8_t* scratch) const;
+  void run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, uint8_t* scratch, int route = -1) const;
   void run_dense(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) const;
 };
 

@@ -109,6 +109,11 @@ Json record_of(const std::string& name, const SparseLinear& op, const PackedLine
             {"fallback", fallback_name(op.options().fallback)},
             {"packed", packed},
             {"tuned", tuned}};
+  if (!p.vnni_for_m.empty()) {  // AMX kernels only: which route each tuned bucket takes
+    Json route = Json::object();
+    for (const auto& [bucket, vnni] : p.vnni_for_m) route[std::to_string(bucket)] = vnni ? "vnni" : "amx";
+    r["route"] = route;
+  }
   if (p.int8)
     r.update({{"x_scale", q.x.scale},
               {"x_zero_point", q.x.zero_point},
@@ -246,6 +251,19 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
       bad_file(source,
                "layer " + in_quotes(name) + ": 'tuned' must map batch-size buckets (>= 1) to \"dense\" or \"sparse\"");
     p.dense_for_m[bucket] = item.value() == "dense";
+  }
+  if (r.contains("route")) {  // optional: absent in files from hosts without AMX and before it
+    const Json& route = r["route"];
+    if (!route.is_object()) bad_file(source, "layer " + in_quotes(name) + ": 'route' is not an object");
+    for (const auto& item : route.items()) {
+      int64_t bucket = 0;
+      const auto [end, ec] = std::from_chars(item.key().data(), item.key().data() + item.key().size(), bucket);
+      if (ec != std::errc() || end != item.key().data() + item.key().size() || bucket < 1 ||
+          !item.value().is_string() || (item.value() != "amx" && item.value() != "vnni"))
+        bad_file(source,
+                 "layer " + in_quotes(name) + ": 'route' must map batch-size buckets (>= 1) to \"amx\" or \"vnni\"");
+      p.vnni_for_m[bucket] = item.value() == "vnni";
+    }
   }
   p.bias = to_array<float>(f, source, t + "bias", DType::F32, false, used);
   if (p.int8) {

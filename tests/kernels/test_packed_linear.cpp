@@ -164,6 +164,7 @@ TEST(PackedLinear, CorruptionIsAnError) {
   expect_rejected(s8, "zero scale", [](PackedLinear& p) { p.quant.w_scales[3] = 0.0f; });
   expect_rejected(s8, "zero point", [](PackedLinear& p) { p.quant.x.zero_point = 300; });
   expect_rejected(s8, "tuned bucket", [](PackedLinear& p) { p.dense_for_m[0] = true; });
+  expect_rejected(s8, "route bucket", [](PackedLinear& p) { p.vnni_for_m[-3] = true; });
   EXPECT_THROW(PackedWeights::from_parts(s8.weights.parts(), false, 32, 64), Error) << "f32 in an s8 kernel";
   EXPECT_THROW(PackedWeights::from_parts(s8.weights.parts(), true, 40, 64), Error) << "rows vs offsets";
   expect_parts_rejected(s8, "unknown kernel", [](PackedParts& p) { p.kernel = "s8-spmm-9x9-future"; });

@@ -137,6 +137,57 @@ TEST(SparseLinear, SmallBatchesLeaveAmx) {
   EXPECT_GT(op.memory_bytes(), op.packed_bytes());
 }
 
+// tune() times the AMX route against the VNNI route per bucket of m, even with Fallback::Never;
+// the choice decides impl(), gives the reference result, and survives packed(). A route set by
+// hand is taken as given, AMX at m = 1 included.
+TEST(SparseLinear, RoutesAreTunedAndSaved) {
+  std::mt19937 rng(451);
+  const int64_t k = 256, n = 128;
+  const Pattern p = Pattern::parse("4x1");
+  auto w = bench::pruned_integers<int8_t>(n, k, p, 0.9, rng, 127);
+  QuantParams q;
+  q.x.zero_point = 7;
+  q.w_scales.assign(size_t(n), 0.01f);
+  SparseLinearOptions o;
+  o.fallback = Fallback::Never;
+  o.tune_m = {1, 64};
+  const SparseLinear op(w.data.data(), n, k, p, q, nullptr, o);
+  if (max_isa() < Isa::Amx) {
+    EXPECT_TRUE(op.vnni_for_m().empty());
+    GTEST_SKIP() << "routes exist only for AMX kernels";
+  }
+  ASSERT_EQ(op.vnni_for_m().size(), 2u);
+  EXPECT_TRUE(op.dense_for_m().empty()) << "Fallback::Never times no dense path";
+  const auto route_kernel = [&](int64_t m, bool vnni) {
+    if (!vnni) return std::string("s8-spmm-16x1-amx");
+    return std::string(m <= 4 ? "s8-spmm-4x1-m4-avx512vnni" : "s8-spmm-4x1-avx512vnni");
+  };
+  for (int64_t m : {1, 64}) EXPECT_EQ(op.impl(m), route_kernel(m, op.vnni_for_m().at(m))) << m;
+
+  SparseLinearOptions plain;
+  plain.fallback = Fallback::Never;
+  const SparseLinear untuned(w.data.data(), n, k, p, q, nullptr, plain);
+  const auto x = bench::random_vec<uint8_t>(size_t(64 * k), 0, 255, rng);
+  std::vector<float> want(size_t(64 * n)), got(want.size());
+  untuned.run(x.data(), 64, want.data());
+  op.run(x.data(), 64, got.data());
+  EXPECT_EQ(got, want);
+
+  const SparseLinear loaded(op.packed(), plain);
+  EXPECT_EQ(loaded.vnni_for_m(), op.vnni_for_m());
+  for (int64_t m : {1, 64}) EXPECT_EQ(loaded.impl(m), op.impl(m)) << m;
+
+  PackedLinear forced = op.packed();
+  forced.vnni_for_m = {{1, false}, {64, true}};
+  const SparseLinear by_hand(forced, plain);
+  EXPECT_EQ(by_hand.impl(1), "s8-spmm-16x1-amx");
+  EXPECT_EQ(by_hand.impl(64), "s8-spmm-4x1-avx512vnni");
+  for (int64_t m : {1, 64}) {
+    by_hand.run(x.data(), m, got.data());
+    EXPECT_TRUE(std::equal(got.begin(), got.begin() + m * n, want.begin())) << m;
+  }
+}
+
 // oneDNN 2.6 computes the same INT8 arithmetic for dequantize without bias: exact match.
 TEST(SparseLinear, S8DenseFallbackExact) {
   s8_case("4x1", 40, 128, 64, Fallback::Always, 2, Activation::None, OutType::F32, false, 500);

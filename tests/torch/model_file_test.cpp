@@ -177,6 +177,25 @@ TEST_F(BadFiles, BrokenLayerRecords) {
   expect_error([&] { load(kernel); }, "convert the model again");
 }
 
+// A layer's "route" (AMX hosts: which kernel each tuned bucket of m takes) must name a bucket and
+// "amx" or "vnni"; a well-formed one loads on any host.
+TEST_F(BadFiles, BrokenRoutes) {
+  const auto with_route = [&](const std::string& name, const nlohmann::json& route) {
+    return edited(name, [&](SafetensorsFile& f) {
+      auto layers = nlohmann::json::parse(f.metadata["spruce.layers"]);
+      for (auto& layer : layers) layer["route"] = route;
+      f.metadata["spruce.layers"] = layers.dump();
+    });
+  };
+  expect_error([&] { load(with_route("r1.safetensors", 5)); }, "'route' is not an object");
+  const char* must = "'route' must map batch-size buckets (>= 1) to \"amx\" or \"vnni\"";
+  expect_error([&] { load(with_route("r2.safetensors", {{"16", "avx"}})); }, must);
+  expect_error([&] { load(with_route("r3.safetensors", {{"0", "amx"}})); }, must);
+  expect_error([&] { load(with_route("r4.safetensors", {{"8x", "vnni"}})); }, must);
+  expect_error([&] { load(with_route("r5.safetensors", {{"16", 1}})); }, must);
+  EXPECT_NO_THROW(load(with_route("ok.safetensors", {{"1", "vnni"}, {"128", "amx"}})));
+}
+
 // Integers that overflow their field are refused, not narrowed; scales must be finite and usable.
 TEST_F(BadFiles, MetadataOutOfRange) {
   struct Case {
