@@ -30,4 +30,13 @@ run int8-4x1-bertlarge-t2 --suite bert-large --pattern 4x1 --sparsity 0.9 --dtyp
 run int8-4x16-dlrmb-t2 --suite dlrm-bottom --pattern 4x16 --sparsity 0.85 --dtype int8 --threads 2
 run sweep-int8 --shape 384x768x3072 --pattern 4x1,4x16,1x4,1x1,16x1,2:4 --sparsity 0.5,0.6,0.7,0.8,0.85,0.9,0.95 --dtype int8 --threads 2
 run sweep-f32 --shape 384x768x3072 --pattern 4x1,4x16,1x4,1x1,16x1,2:4 --sparsity 0.5,0.6,0.7,0.8,0.85,0.9,0.95 --dtype f32 --threads 2
+# An AMX host (Intel Xeon with AMX-INT8) measures both classes of host: the AMX-friendly patterns
+# at its best (spruce amx, oneDNN avx512_core_amx), then spruce and oneDNN both capped to AVX-512 VNNI.
+if grep -qw amx_int8 /proc/cpuinfo; then
+  run amx-int8-bert-t2 --suite bert-base --pattern 4x1,16x1,16x4,16x64 --sparsity 0.9 --dtype int8 --threads 2
+  run amx-int8-dlrm-t2 --suite dlrm-top --pattern 4x16,16x4,16x64 --sparsity 0.85 --dtype int8 --threads 2
+  run amx-int8-small-t2 --suite small-batch --pattern 4x1,16x4 --sparsity 0.9 --dtype int8 --threads 2
+  SPRUCE_MAX_ISA=avx512_vnni run vnnicap-int8-4x1-bert-t2 --suite bert-base --pattern 4x1 --sparsity 0.9 --dtype int8 --threads 2
+  SPRUCE_MAX_ISA=avx512_vnni run vnnicap-int8-4x16-dlrm-t2 --suite dlrm-top --pattern 4x16 --sparsity 0.85 --dtype int8 --threads 2
+fi
 "$BUILD/bench/spruce_microbench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true | tee "$OUT/microbench.txt"
