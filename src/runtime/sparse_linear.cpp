@@ -251,13 +251,18 @@ void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void*
   xt += (64 - reinterpret_cast<uintptr_t>(xt) % 64) % 64;
   const int64_t ldxt = kernels::xt_ld(dtype, m, k.layout, ic);
   const int T = nthreads();
-  // Tiles: m blocks x strip ranges, ~8 tiles a thread. An m block's packed activations (k rows of
-  // mb) should stay in L2 while every panel of the tile reads them: about 192 KiB, so 256 rows at
-  // k = 768 (u8) and 64 at k = 3072. Multiples of 64 keep every kernel's m chunk whole.
+  // Tiles: m blocks x strip ranges. An m block's packed activations (k rows of mb) should stay in
+  // L2 while every panel of the tile reads them: about 192 KiB, so 256 rows at k = 768 (u8) and 64
+  // at k = 3072. Multiples of 64 keep every kernel's m chunk whole. Few, large tiles: every tile has
+  // fixed costs and splits the rows of Y between threads, and with 8 tiles a thread 128x768x768
+  // ran 1.5x slower than with one (AMX host, 2 threads). But a tile's block of Y stays within
+  // 1 MiB, or its stream of outputs evicts the activations the tile keeps re-reading (at
+  // 1024x768x3072, 4 tiles of 3 MiB ran 1.5x slower than 16 of 0.75 MiB).
   const int64_t es = dtype == DType::F32 ? 4 : 1;
   const int64_t mb = std::clamp<int64_t>((192 * 1024 / (ic * es)) / 64 * 64, 64, 256), nm = (m + mb - 1) / mb;
   const int64_t strips = (w.rows + w.h - 1) / w.h;
-  const int64_t want = std::max<int64_t>(1, (8 * T + nm - 1) / nm);
+  const int64_t y_block = std::min(m, mb) * oc * 4;
+  const int64_t want = std::max<int64_t>((T + nm - 1) / nm, (y_block + (1 << 20) - 1) >> 20);
   // Strip ranges are whole panels of 16 output channels, as the x86 kernels finish them.
   const int64_t panel = std::max(1, 16 / w.h);
   const int64_t per = kernels::round_up(std::max<int64_t>(1, (strips + want - 1) / want), panel);
