@@ -137,8 +137,10 @@ std::string dense_max_isa();  // oneDNN's effective ISA in this process
 
 // ---- Timing ----------------------------------------------------------------------------------
 
-// Runs warmup + reps rounds; each round runs every path once, in order. Returns each path's
-// seconds for the timed rounds: times[path][round].
+// Runs warmup + reps rounds; each round runs every path once, in an order shuffled per round (a
+// fixed order gave each path the same predecessor, and with it the same cache state: oneDNN timed
+// against itself came out 0.82-0.88x). Returns each path's seconds for the timed rounds:
+// times[path][round].
 std::vector<std::vector<double>> time_rounds(const std::vector<std::function<void()>>& paths, int reps, int warmup = 3);
 double median(std::vector<double> v);  // the upper median of a non-empty list
 // The median of num[i] / den[i]: paired timings of one round see the same machine load, so a busy

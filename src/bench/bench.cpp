@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <numeric>
 #include <sstream>
 
 #include "runtime/dense.hpp"
@@ -102,15 +103,16 @@ int use_threads(int threads) {
 
 std::vector<std::vector<double>> time_rounds(const std::vector<std::function<void()>>& paths, int reps, int warmup) {
   std::vector<std::vector<double>> t(paths.size());
-  std::vector<double> stamp(paths.size() + 1);
+  std::vector<size_t> order(paths.size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  std::mt19937 rng(20261203);
   for (int r = 0; r < warmup + reps; ++r) {
-    stamp[0] = now();
-    for (size_t i = 0; i < paths.size(); ++i) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (size_t i : order) {
+      const double t0 = now();
       paths[i]();
-      stamp[i + 1] = now();
+      if (r >= warmup) t[i].push_back(now() - t0);
     }
-    if (r < warmup) continue;
-    for (size_t i = 0; i < paths.size(); ++i) t[i].push_back(stamp[i + 1] - stamp[i]);
   }
   return t;
 }

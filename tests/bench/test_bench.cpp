@@ -3,8 +3,10 @@
 // fail, and a whole case runs verified.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <set>
 #include <utility>
 
 #include "spruce/bench.hpp"
@@ -168,6 +170,18 @@ TEST(Timing, RoundsAndMedians) {
   EXPECT_EQ(calls, 2 * 7);
   ASSERT_EQ(t.size(), 2u);
   EXPECT_EQ(t[0].size(), 5u);
+  // Every path once a round, in orders that vary, so that no path always follows the same one.
+  std::vector<int> seq;
+  time_rounds({[&] { seq.push_back(0); }, [&] { seq.push_back(1); }, [&] { seq.push_back(2); }}, 20, 0);
+  ASSERT_EQ(seq.size(), 60u);
+  std::set<std::vector<int>> orders;
+  for (size_t r = 0; r < 20; ++r) {
+    std::vector<int> round(seq.begin() + long(3 * r), seq.begin() + long(3 * r + 3));
+    orders.insert(round);
+    std::sort(round.begin(), round.end());
+    EXPECT_EQ(round, (std::vector<int>{0, 1, 2})) << "round " << r;
+  }
+  EXPECT_GE(orders.size(), 4u);
   EXPECT_EQ(median({3, 1, 2}), 2);
   EXPECT_EQ(median({4, 1, 3, 2}), 3);  // the upper median
   // The median of per-round ratios, not the ratio of medians.
