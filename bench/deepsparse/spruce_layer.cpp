@@ -127,7 +127,9 @@ bool run_case(const std::string& path, const Options& o) {
   opt.threads = o.threads;
   opt.fallback = o.fallback;
   opt.kernel = o.kernel;
-  if (o.fallback == spruce::Fallback::Auto) opt.tune_m = {m};
+  // Tuned for this m as a deployment would be: the AMX or VNNI route (an AMX host) and, under
+  // --fallback auto, sparse against oneDNN.
+  if (o.fallback != spruce::Fallback::Always) opt.tune_m = {m};
   const spruce::SparseLinear op(w.data(), n, k, pattern, q, bias.data(), opt);
 
   std::vector<float> y(static_cast<size_t>(m * n));
