@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Plots the operator's speedup over oneDNN dense against sparsity, one line per pattern, from the
-JSON records of `spruce bench --json` (a sweep over --sparsity). Writes a PNG with gnuplot."""
+JSON records of `spruce bench --json` (a sweep over --sparsity), or the raw sparse kernel's with
+--metric raw. Writes a PNG with gnuplot."""
 import argparse
 import collections
 import json
@@ -14,10 +15,14 @@ def main():
     ap.add_argument("json", help="records from spruce bench --json")
     ap.add_argument("--out", required=True, help="PNG to write")
     ap.add_argument("--title", default="")
+    ap.add_argument("--metric", choices=["operator", "raw"], default="operator",
+                    help="the operator's speedup (with its fallback) or the raw sparse kernel's")
+    ap.add_argument("--ymax", type=float, default=12)
     a = ap.parse_args()
+    key = "operator_speedup" if a.metric == "operator" else "speedup"
     rows = collections.defaultdict(list)
     for r in json.load(open(a.json)):
-        rows[r["pattern"]].append((100 * r["sparsity"], r["operator_speedup"]))
+        rows[r["pattern"]].append((100 * r["sparsity"], r[key]))
     with tempfile.TemporaryDirectory() as tmp:
         plots = []
         for pattern, points in rows.items():
@@ -32,9 +37,9 @@ set terminal pngcairo size 760,460 font 'DejaVu Sans,10'
 set output '{a.out}.tmp'
 set title '{a.title}'
 set xlabel 'sparsity (% zero weights)'
-set ylabel 'speedup over oneDNN dense (x)'
+set ylabel '{"operator" if a.metric == "operator" else "sparse kernel"} speedup over oneDNN dense (x)'
 set xrange [48:97]
-set yrange [0:12]
+set yrange [0:{a.ymax:g}]
 set key top left
 set grid
 plot {', '.join(plots)}
