@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the trainings behind docs/RESULTS.md: both models x {dense, 4x1@90%, 2x1@80%, 4x16@85%, 2:4,
-# 1x1@90%, 16x1@90%, 16x4@90%} x 3 seeds, then the MLP 4x1 sparsity sweep for the plot. Each run writes
+# 1x1@90%, 16x1@90%, 16x4@90%, 16x64@90%} x 3 seeds, then the MLP 4x1 sparsity sweep for the plot. Each run writes
 # $out/<model>-<config>-s<seed>.{json,log}; runs whose JSON exists are skipped, so an interrupted
 # sweep resumes. Then `python3 scripts/results_report.py` rewrites the table and plots.
 #   JOBS=2 MLP_EPOCHS=4 CNN_EPOCHS=3 SEEDS="0 1 2" scripts/results.sh [build/tools/spruce/spruce]
@@ -23,6 +23,7 @@ configs=(
   "1x1-90|--pattern 1x1 --sparsity 0.9 --criterion $criterion"
   "16x1-90|--pattern 16x1 --sparsity 0.9 --criterion $criterion"  # 16 output channels per block:
   "16x4-90|--pattern 16x4 --sparsity 0.9 --criterion $criterion"  # the AMX kernel's tile height
+  "16x64-90|--pattern 16x64 --sparsity 0.9 --criterion $criterion"  # one whole AMX tile per block
 )
 only=${ONLY:-}
 sweep=(50 70 80 95)  # 4x1 on the MLP, seed 0; 90% comes from the table

@@ -5,8 +5,8 @@ Reads <results>/<model>-<config>-s<seed>.json (spruce train --json), writes the 
 `<!-- results:begin -->` and `<!-- results:end -->` markers of docs/RESULTS.md, the runs of
 scripts/experiments.sh between the `experiments` markers, and, with gnuplot,
 docs/accuracy_vs_sparsity_4x1.png and docs/mask_heatmap_4x1.png (from seed 0's saved masks).
-The `amx` markers get the same table for dense, 4x1, 4x16, 16x1 and 16x4 from --same-build
-(scripts/results.sh run with RESULTS_DIR=out/amx ONLY="dense 4x1-90 4x16-85 16x1-90 16x4-90"):
+The `amx` markers get the same table for dense, 4x1, 4x16, 16x1, 16x4 and 16x64 from --same-build
+(scripts/results.sh run with RESULTS_DIR=out/amx ONLY="dense 4x1-90 4x16-85 16x1-90 16x4-90 16x64-90"):
 every row from one build, so its Δ compares like with like.
 With --keep-missing, a row whose runs are not in the folders is kept as the document has it (and
 Δ vs dense falls back to the document's dense row), so rows can be added without rerunning all.
@@ -31,8 +31,9 @@ CONFIGS = [  # name in the file, pattern, target sparsity, flags
     ("1x1-90", "1x1", 0.90, "--pattern 1x1 --sparsity 0.9 --criterion magnitude"),
     ("16x1-90", "16x1", 0.90, "--pattern 16x1 --sparsity 0.9 --criterion magnitude"),
     ("16x4-90", "16x4", 0.90, "--pattern 16x4 --sparsity 0.9 --criterion magnitude"),
+    ("16x64-90", "16x64", 0.90, "--pattern 16x64 --sparsity 0.9 --criterion magnitude"),
 ]
-SAME_BUILD = ["dense", "4x1-90", "4x16-85", "16x1-90", "16x4-90"]  # the amx block's configs
+SAME_BUILD = ["dense", "4x1-90", "4x16-85", "16x1-90", "16x4-90", "16x64-90"]  # the amx block's configs
 MODELS = [("mlp", "MLP 784-1024-1024-10"), ("cnn", "CNN 2 conv + 2 linear")]
 
 
@@ -238,7 +239,7 @@ def main():
     ap.add_argument("--results", default="out/results")
     ap.add_argument("--experiments", default="out/experiments")
     ap.add_argument("--same-build", default="out/amx",
-                    help="runs of dense, 4x1, 4x16, 16x1 and 16x4 from one build, for the amx block")
+                    help="runs of dense, 4x1, 4x16, 16x1, 16x4 and 16x64 from one build, for the amx block")
     ap.add_argument("--doc", default="docs/RESULTS.md")
     ap.add_argument("--keep-missing", action="store_true",
                     help="keep the document's rows whose runs are not in --results / --experiments")
