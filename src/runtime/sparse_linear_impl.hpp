@@ -41,12 +41,13 @@ struct SparseLinear::Impl {
   int nthreads() const { return opt.threads > 0 ? opt.threads : omp_get_max_threads(); }
   bool runs_low(int64_t m) const;
   // route: 1 = low, 0 = main, -1 = as tuned (runs_low).
+  bool low_route(int64_t m, int route) const { return route < 0 ? runs_low(m) : low && route == 1; }
   const kernels::Kernel& kernel_for(int64_t m, int route = -1) const {
-    if (route < 0 ? runs_low(m) : low && route == 1) return low_small && m <= low_small->max_m ? *low_small : *low;
+    if (low_route(m, route)) return low_small && m <= low_small->max_m ? *low_small : *low;
     return small && m <= small->max_m ? *small : *kernel;
   }
   const PackedWeights& weights_for(int64_t m, int route = -1) const {
-    return (route < 0 ? runs_low(m) : low && route == 1) ? low_weights : weights;
+    return low_route(m, route) ? low_weights : weights;
   }
   bool runs_dense(int64_t m) const;
   size_t scratch_bytes(int64_t m, int route = -1) const;

@@ -94,12 +94,38 @@ DType file_dtype(PackedParts::Type t) {
   return DType::U8;
 }
 
+// A per-bucket choice ("tuned", "route") as {"<bucket>": yes or no}.
+Json bucket_choices(const std::map<int64_t, bool>& choices, const char* yes, const char* no) {
+  Json j = Json::object();
+  for (const auto& [bucket, choice] : choices) j[std::to_string(bucket)] = choice ? yes : no;
+  return j;
+}
+
+// The inverse, with every key a bucket >= 1 and every value `yes` or `no`.
+std::map<int64_t, bool> bucket_choices(const Json& j, const char* key, const char* yes, const char* no,
+                                       const std::string& source, const std::string& layer) {
+  if (!j.is_object()) bad_file(source, "layer " + in_quotes(layer) + ": '" + key + "' is not an object");
+  std::map<int64_t, bool> choices;
+  for (const auto& item : j.items()) {
+    int64_t bucket = 0;
+    const auto [end, ec] = std::from_chars(item.key().data(), item.key().data() + item.key().size(), bucket);
+    if (ec != std::errc() || end != item.key().data() + item.key().size() || bucket < 1 || !item.value().is_string() ||
+        (item.value() != yes && item.value() != no)) {
+      const std::string a = yes, b = no;  // named in alphabetical order
+      const std::string& first = std::min(a, b);
+      const std::string& second = std::max(a, b);
+      bad_file(source, "layer " + in_quotes(layer) + ": '" + key + "' must map batch-size buckets (>= 1) to \"" +
+                           first + "\" or \"" + second + "\"");
+    }
+    choices[bucket] = item.value() == yes;
+  }
+  return choices;
+}
+
 Json record_of(const std::string& name, const SparseLinear& op, const PackedLinear& p, const PackedParts& parts) {
   const QuantParams& q = op.quant();
   Json packed = {{"kernel", parts.kernel}};
   for (const auto& [key, value] : parts.attributes) packed[key] = value;
-  Json tuned = Json::object();
-  for (const auto& [bucket, dense] : p.dense_for_m) tuned[std::to_string(bucket)] = dense ? "dense" : "sparse";
   Json r = {{"name", name},
             {"variant", variant_of(op)},
             {"out_features", p.out_features},
@@ -108,12 +134,9 @@ Json record_of(const std::string& name, const SparseLinear& op, const PackedLine
             {"activation", activation_name(op.options().activation)},
             {"fallback", fallback_name(op.options().fallback)},
             {"packed", packed},
-            {"tuned", tuned}};
-  if (!p.vnni_for_m.empty()) {  // AMX kernels only: which route each tuned bucket takes
-    Json route = Json::object();
-    for (const auto& [bucket, vnni] : p.vnni_for_m) route[std::to_string(bucket)] = vnni ? "vnni" : "amx";
-    r["route"] = route;
-  }
+            {"tuned", bucket_choices(p.dense_for_m, "dense", "sparse")}};
+  // AMX kernels only: which route each tuned bucket takes
+  if (!p.vnni_for_m.empty()) r["route"] = bucket_choices(p.vnni_for_m, "vnni", "amx");
   if (p.int8)
     r.update({{"x_scale", q.x.scale},
               {"x_zero_point", q.x.zero_point},
@@ -241,30 +264,9 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
   } catch (const Error& e) {
     bad_file(source, "layer " + in_quotes(name) + ": " + e.what());
   }
-  const Json tuned = field<Json>(r, "tuned", source, name);
-  if (!tuned.is_object()) bad_file(source, "layer " + in_quotes(name) + ": 'tuned' is not an object");
-  for (const auto& item : tuned.items()) {
-    int64_t bucket = 0;
-    const auto [end, ec] = std::from_chars(item.key().data(), item.key().data() + item.key().size(), bucket);
-    if (ec != std::errc() || end != item.key().data() + item.key().size() || bucket < 1 || !item.value().is_string() ||
-        (item.value() != "dense" && item.value() != "sparse"))
-      bad_file(source,
-               "layer " + in_quotes(name) + ": 'tuned' must map batch-size buckets (>= 1) to \"dense\" or \"sparse\"");
-    p.dense_for_m[bucket] = item.value() == "dense";
-  }
-  if (r.contains("route")) {  // optional: absent in files from hosts without AMX and before it
-    const Json& route = r["route"];
-    if (!route.is_object()) bad_file(source, "layer " + in_quotes(name) + ": 'route' is not an object");
-    for (const auto& item : route.items()) {
-      int64_t bucket = 0;
-      const auto [end, ec] = std::from_chars(item.key().data(), item.key().data() + item.key().size(), bucket);
-      if (ec != std::errc() || end != item.key().data() + item.key().size() || bucket < 1 ||
-          !item.value().is_string() || (item.value() != "amx" && item.value() != "vnni"))
-        bad_file(source,
-                 "layer " + in_quotes(name) + ": 'route' must map batch-size buckets (>= 1) to \"amx\" or \"vnni\"");
-      p.vnni_for_m[bucket] = item.value() == "vnni";
-    }
-  }
+  p.dense_for_m = bucket_choices(field<Json>(r, "tuned", source, name), "tuned", "dense", "sparse", source, name);
+  if (r.contains("route"))  // optional: absent in files from hosts without AMX and before it
+    p.vnni_for_m = bucket_choices(r["route"], "route", "vnni", "amx", source, name);
   p.bias = to_array<float>(f, source, t + "bias", DType::F32, false, used);
   if (p.int8) {
     p.quant.w_scales = to_array<float>(f, source, t + "w_scales", DType::F32, true, used);
