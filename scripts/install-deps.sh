@@ -15,17 +15,22 @@ packages=(
   dataset-fashion-mnist                # IDX files in /usr/share/datasets/fashion-mnist
   gnuplot-nox                          # PNG plots in docs/
   python3                              # demo table and RESULTS.md generation (standard library only)
+  ca-certificates                      # HTTPS for the LoadGen download below
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-echo "install-deps: installing ${missing[*]}"
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# MLPerf LoadGen's C++ source, from its source distribution on PyPI (no Debian package has it),
+# pinned by version and SHA-256, unpacked into third_party/ (ignored by git; CMake builds it).
+bash "$(dirname "$0")/fetch-loadgen.sh"
