@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
   const std::string dir = argc > 1 ? argv[1] : "out/dlrm";
   const int64_t batch = argc > 2 ? std::stoll(argv[2]) : 2048;
   const int threads = argc > 3 ? std::stoi(argv[3]) : 2;
-  if (!std::filesystem::exists(dir + "/dense.pt") || !std::filesystem::exists(dir + "/sparse.pt")) {
+  if (!std::filesystem::exists(dir + "/dense-finetuned.pt") || !std::filesystem::exists(dir + "/sparse-finetuned.pt")) {
     std::fprintf(stderr, "no cached models in %s: run `spruce bench-model dlrm` first\n", dir.c_str());
     return 1;
   }
@@ -172,8 +172,9 @@ int main(int argc, char** argv) {
   const ClickData d = pool.slice(0, batch);
   std::vector<Dlrm> models;
   using Int8 = std::optional<Variant>;  // none: LibTorch FP32, unconverted
-  for (auto [file, variant] : {std::pair{"/dense.pt", Int8{}}, std::pair{"/dense.pt", Int8{Variant::Int8Dense}},
-                               std::pair{"/sparse.pt", Int8{Variant::Int8Sparse}}}) {
+  for (auto [file, variant] :
+       {std::pair{"/dense-finetuned.pt", Int8{}}, std::pair{"/dense-finetuned.pt", Int8{Variant::Int8Dense}},
+        std::pair{"/sparse-finetuned.pt", Int8{Variant::Int8Sparse}}}) {
     Dlrm m(kDefaultTableCap);
     load_checkpoint(dir + file, *m, nullptr, nullptr);
     if (variant) {

@@ -114,6 +114,10 @@ ClickData ClickData::slice(int64_t begin, int64_t n) const {
   return {dense.narrow(0, begin, n), sparse.narrow(0, begin, n), labels.narrow(0, begin, n)};
 }
 
+ClickData ClickData::gather(const ::torch::Tensor& rows) const {
+  return {dense.index_select(0, rows), sparse.index_select(0, rows), labels.index_select(0, rows)};
+}
+
 ClickData make_synthetic_clicks(int64_t n, uint64_t sample_seed, uint64_t teacher_seed, int64_t cap) {
   if (n < 1) usage_error("the synthetic data set needs at least one sample");
   ::torch::NoGradGuard no_grad;

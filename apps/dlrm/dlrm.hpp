@@ -77,6 +77,7 @@ struct ClickData {
   ::torch::Tensor labels;  // float [N], 0 or 1
   int64_t size() const { return labels.size(0); }
   ClickData slice(int64_t begin, int64_t n) const;
+  ClickData gather(const ::torch::Tensor& indices) const;  // int64 row indices
 };
 // The teacher depends only on `teacher_seed`; the samples on `sample_seed`. Both seeds are the
 // caller's (the benchmark and the tests use teacher 2026).

@@ -2,13 +2,13 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <ostream>
 
 #include "dlrm/dlrm_train.hpp"
 #include "spruce/error.hpp"
-#include "spruce/loadgen.hpp"
 #include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/convert.hpp"
 #include "spruce/torch/threads.hpp"
@@ -17,10 +17,6 @@ namespace spruce::dlrm {
 using namespace spruce::torch;
 
 namespace {
-
-struct Data {
-  ClickData train, test;
-};
 
 Dlrm load_dlrm(const std::string& path, int64_t table_cap) {
   Dlrm model(table_cap);
@@ -45,46 +41,99 @@ void ensure_cached(const std::string& path, const DlrmBenchOptions& o, uint64_t 
   log << "saved " << path << "\n";
 }
 
-std::string fixed_ms(double ms) {
+std::string fixed(double v, int digits) {
   char text[32];
-  std::snprintf(text, sizeof text, "%.1fms", ms);
+  std::snprintf(text, sizeof text, "%.*f", digits, v);
   return text;
 }
 
-// Offline and Server figures for one variant; the model runs on slices of `pool`.
+mlperf::Settings loadgen_settings(const DlrmBenchOptions& o, int64_t offline_batch, const std::string& log_dir) {
+  mlperf::Settings s;
+  s.model = "dlrm-v2";
+  s.sample_count = o.test_samples;
+  s.offline_batch = offline_batch;
+  s.server_max_batch = o.server_max_batch;
+  s.min_duration_s = o.min_duration_s;
+  s.target_latency_ms = o.p99_bound_ms;
+  s.log_dir = log_dir;
+  return s;
+}
+
+// The Offline batch: each candidate runs 3 batches of spread-out test clicks after one warm-up,
+// and the fastest per sample wins. Not a LoadGen figure: it configures the system under test, and
+// its rate sizes LoadGen's Offline query.
+struct OfflineBatch {
+  int64_t batch = 0;
+  double rate = 0;
+};
+OfflineBatch pick_offline_batch(const mlperf::BatchFn& run, const DlrmBenchOptions& o, std::ostream& log) {
+  OfflineBatch best;
+  std::vector<int64_t> rows;
+  log << "  Offline batch probe:";
+  for (const int64_t b : o.batches) {
+    rows.resize(size_t(b));
+    for (int64_t i = 0; i < b; ++i) rows[size_t(i)] = (i * 7919) % o.test_samples;
+    run(rows);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int rep = 0; rep < 3; ++rep) run(rows);
+    const double rate = 3.0 * double(b) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    log << " " << b << ": " << int64_t(rate) << "/s";
+    if (rate > best.rate) best = {b, rate};
+  }
+  log << " -> batch " << best.batch << "\n";
+  return best;
+}
+
+std::string run_line(const mlperf::RunResult& r) {
+  std::string line = r.scenario + " offered " + fixed(r.target_qps, 0) + " QPS: " + fixed(r.qps, 0) + " QPS, p99 " +
+                     fixed(r.p99_ms, 2) + " ms, " + (r.valid ? "VALID" : "INVALID");
+  if (!r.valid && !r.invalid_reason.empty()) line += " (" + r.invalid_reason + ")";
+  return line;
+}
+
+// Offline and Server through LoadGen for one variant; each batch gathers its clicks from `pool`.
 void measure(const std::string& variant, Dlrm& model, const ClickData& pool, const ClickMetrics& quality,
-             double sparsity, const DlrmBenchOptions& o, uint64_t seed, std::ostream& log,
-             std::vector<DlrmBenchRecord>& out) {
-  ::torch::NoGradGuard no_grad;
+             double sparsity, const DlrmBenchOptions& o, std::ostream& log, std::vector<DlrmBenchRecord>& out) {
   model->eval();
-  // Each batch takes the next clicks of the pool, so embedding rows are as cold as in a stream of
-  // new queries (the same first clicks each time would keep a small batch's rows in cache).
-  int64_t next = 0;
-  const BatchRunner run = [&](int64_t b) {
-    b = std::min(b, pool.size());
-    if (next + b > pool.size()) next = 0;
-    const ClickData batch = pool.slice(next, b);
-    next += b;
-    return time_call([&] { model->forward(batch.dense, batch.sparse); });
+  // LoadGen calls this from its worker thread: grad mode and the thread count are per thread.
+  const mlperf::BatchFn run = [&](std::span<const int64_t> samples) {
+    thread_local bool configured = false;
+    if (!configured) set_threads(o.threads), configured = true;
+    ::torch::NoGradGuard no_grad;
+    const auto rows =
+        ::torch::from_blob(const_cast<int64_t*>(samples.data()), {int64_t(samples.size())}, ::torch::kLong);
+    const ClickData batch = pool.gather(rows);
+    model->forward(batch.dense, batch.sparse);
   };
-  const OfflineResult off = run_offline(run, o.batches, o.offline_seconds);
-  log << variant << ": offline " << int64_t(off.qps) << " QPS at batch " << off.batch << "\n";
+  log << variant << ":\n";
+  const auto [offline_batch, offline_rate] = pick_offline_batch(run, o, log);
   // Warm every batch size the Server scenario can form, as a production server warms up: the
   // operator settles its per-size choices (sparse or oneDNN dense, and oneDNN's plans) here.
-  for (int64_t b = 1; b <= o.server_max_batch; ++b) run(b);
-  ServerOptions so;
-  so.p99_bound_ms = o.p99_bound_ms;
-  so.queries = o.server_queries;
-  so.max_batch = o.server_max_batch;
-  so.seed = seed;
-  so.search_steps = 8;
-  const ServerResult srv = run_server(run, off.qps, so);
-  log << variant << ": server " << int64_t(srv.qps) << " QPS, p99 " << srv.p99_ms << " ms (tried";
-  for (const auto& t : srv.trials) log << " " << int64_t(t.lambda) << ":" << fixed_ms(t.p99_ms);
-  log << ")\n";
-  out.push_back({variant, "offline", off.qps, off.batch_ms, off.batch, quality.accuracy, quality.auc, sparsity});
-  out.push_back(
-      {variant, "server", srv.qps, srv.p99_ms, int64_t(srv.mean_batch + 0.5), quality.accuracy, quality.auc, sparsity});
+  // LibTorch's FP32 layers keep no per-size plans: powers of two warm it.
+  std::vector<int64_t> rows;
+  for (int64_t b = 1; b <= o.server_max_batch; ++b) {
+    rows.push_back(b - 1);
+    if (variant != "fp32-dense" || (b & (b - 1)) == 0) run(rows);
+  }
+
+  const mlperf::Settings s = loadgen_settings(o, offline_batch, o.log_dir + "/" + variant);
+  const mlperf::RunResult offline = mlperf::run_offline(run, s, offline_rate);
+  log << "  " << run_line(offline) << "\n";
+  out.push_back({variant,
+                 "offline",
+                 quality.accuracy,
+                 quality.auc,
+                 sparsity,
+                 offline_batch,
+                 offline,
+                 {},
+                 offline.valid ? "VALID" : "INVALID: " + offline.invalid_reason});
+
+  const mlperf::ServerSearch server = mlperf::find_server_qps(
+      run, s, offline.qps, o.server_probes, [&](const mlperf::RunResult& r) { log << "  " << run_line(r) << "\n"; });
+  log << "  " << server.verdict << "\n";
+  out.push_back({variant, "server", quality.accuracy, quality.auc, sparsity, o.server_max_batch, server.best,
+                 server.probes, server.verdict});
 }
 
 double mlp_sparsity(DlrmImpl& m) {
@@ -98,57 +147,74 @@ double mlp_sparsity(DlrmImpl& m) {
   return total ? double(zeros) / double(total) : 0.0;
 }
 
-}  // namespace
-
-std::vector<DlrmBenchRecord> bench_dlrm(const std::string& work_dir, uint64_t seed, const DlrmBenchOptions& o,
-                                        std::ostream& log) {
+void check_options(const DlrmBenchOptions& o) {
   if (o.threads < 1) usage_error("--threads must be at least 1");
+  if (o.batches.empty()) usage_error("--batches needs at least one Offline batch size");
   for (const int64_t b : o.batches)
     if (b < 1 || b > o.test_samples)
       usage_error("Offline batch " + std::to_string(b) + " is outside 1..--test-samples (" +
-                  std::to_string(o.test_samples) + "): a batch cannot hold more clicks than the test set");
-  if (o.server_max_batch > o.test_samples)
-    usage_error("--server-max-batch " + std::to_string(o.server_max_batch) + " exceeds --test-samples (" +
-                std::to_string(o.test_samples) + ")");
-  if (!(o.p99_bound_ms > 0) || o.server_queries < 1)
-    usage_error("the Server scenario needs --p99-ms > 0 and --server-queries >= 1");
+                  std::to_string(o.test_samples) + "): a batch cannot hold more clicks than the sample library");
+  if (o.server_probes < 1) usage_error("--server-probes must be at least 1");
+  mlperf::validate(loadgen_settings(o, o.batches.front(), o.log_dir));  // the Server batch, bound, duration
+}
+
+}  // namespace
+
+DlrmBenchReport bench_dlrm(const std::string& work_dir, uint64_t seed, const DlrmBenchOptions& options,
+                           std::ostream& log) {
+  DlrmBenchOptions o = options;
+  if (o.log_dir.empty()) o.log_dir = work_dir + "/loadgen";
+  check_options(o);  // before any training: a bad setting costs nothing
   set_threads(o.threads);
   std::filesystem::create_directories(work_dir);
   log << "synthetic Criteo-shaped clicks: " << o.train_samples << " train, " << o.test_samples
       << " test (SYNTHETIC, teacher-labelled; not Criteo)\n";
-  const Data data{make_synthetic_clicks(o.train_samples, seed, 2026, o.table_cap),
-                  make_synthetic_clicks(o.test_samples, seed + 1, 2026, o.table_cap)};
-  const std::string dense_path = work_dir + "/dense.pt", sparse_path = work_dir + "/sparse.pt";
+  const ClickData train = make_synthetic_clicks(o.train_samples, seed, 2026, o.table_cap);
+  const ClickData test = make_synthetic_clicks(o.test_samples, seed + 1, 2026, o.table_cap);
+  const std::string pretrained = work_dir + "/dense-pretrained.pt", dense_path = work_dir + "/dense-finetuned.pt",
+                    sparse_path = work_dir + "/sparse-finetuned.pt";
 
   DlrmTrainOptions t;
   t.epochs = o.epochs;
   t.seed = seed;
-  auto train_dense = [&](Dlrm& m) {
-    log << "training DLRM dense, " << o.epochs << " epoch(s)\n";
-    const auto r = train_dlrm(*m, data.train, data.test, t, log);
-    log << "dense: accuracy " << r.test.accuracy << ", AUC " << r.test.auc << "\n";
+  ensure_cached(pretrained, o, seed, log, [&](Dlrm& m) {
+    log << "pre-training DLRM dense, " << o.epochs << " epoch(s) of " << train.size() << " clicks\n";
+    const auto r = train_dlrm(*m, train, test, t, log);
+    log << "pre-trained: accuracy " << r.test.accuracy << ", AUC " << r.test.auc << "\n";
+  });
+  // Click logs are a stream, trained in one pass (as MLPerf's DLRM is): both models continue on
+  // fresh clicks, since more passes over the same ones overfit the embedding tables.
+  std::optional<ClickData> stream;
+  auto finetune = [&](Dlrm& m, std::optional<Recipe> recipe) {
+    if (!stream) stream = make_synthetic_clicks(o.train_samples * o.finetune_epochs, seed + 2, 2026, o.table_cap);
+    load_checkpoint(pretrained, *m, nullptr, nullptr);
+    DlrmTrainOptions f = t;
+    f.epochs = 1;
+    f.recipe = std::move(recipe);
+    const auto r = train_dlrm(*m, *stream, test, f, log);
+    log << (f.recipe ? "sparse" : "dense") << ": accuracy " << r.test.accuracy << ", AUC " << r.test.auc
+        << (f.recipe ? ", sparsity " + fixed(r.sparsity, 4) : "") << "\n";
   };
-  ensure_cached(dense_path, o, seed, log, train_dense);
+  const int64_t finetune_clicks = o.train_samples * o.finetune_epochs;
+  const int64_t finetune_steps = (finetune_clicks + t.batch_size - 1) / t.batch_size;
+  ensure_cached(dense_path, o, seed, log, [&](Dlrm& m) {
+    log << "fine-tuning DLRM dense over " << finetune_clicks << " fresh clicks (the sparse model's budget)\n";
+    finetune(m, std::nullopt);
+  });
   ensure_cached(sparse_path, o, seed, log, [&](Dlrm& m) {
-    load_checkpoint(dense_path, *m, nullptr, nullptr);  // prune by fine-tuning the dense model
-    // Click logs are a stream, trained in one pass (as MLPerf's DLRM is): pruning fine-tunes on
-    // fresh clicks, since more passes over the same ones overfit the embedding tables.
-    const ClickData stream = make_synthetic_clicks(o.train_samples * o.prune_epochs, seed + 2, 2026, o.table_cap);
-    DlrmTrainOptions p = t;
-    const int64_t steps = (stream.size() + t.batch_size - 1) / t.batch_size;
-    p.recipe = dlrm_recipe(o.pattern, o.sparsity, steps);
-    log << "pruning DLRM to " << o.pattern.str() << " at " << o.sparsity << " over " << stream.size()
+    log << "pruning DLRM to " << o.pattern.str() << " at " << o.sparsity << " over the same " << finetune_clicks
         << " fresh clicks\n";
-    const auto r = train_dlrm(*m, stream, data.test, p, log);
-    log << "sparse: accuracy " << r.test.accuracy << ", AUC " << r.test.auc << ", sparsity " << r.sparsity << "\n";
+    finetune(m, dlrm_recipe(o.pattern, o.sparsity, finetune_steps));
   });
 
-  const ClickData calibration = data.train.slice(0, std::min(o.calibration_samples, data.train.size()));
-  const ClickData& pool = data.test;
-  std::vector<DlrmBenchRecord> records;
+  DlrmBenchReport report;
+  report.pretrain_clicks = o.train_samples * o.epochs;
+  report.finetune_clicks = finetune_clicks;
+  report.steps = o.epochs * ((o.train_samples + t.batch_size - 1) / t.batch_size) + finetune_steps;
+  const ClickData calibration = train.slice(0, std::min(o.calibration_samples, train.size()));
 
   Dlrm dense = load_dlrm(dense_path, o.table_cap);
-  measure("fp32-dense", dense, pool, evaluate_clicks(*dense, data.test), mlp_sparsity(*dense), o, seed, log, records);
+  measure("fp32-dense", dense, test, evaluate_clicks(*dense, test), mlp_sparsity(*dense), o, log, report.records);
   for (const auto& [name, path, variant] : {std::tuple{"int8-dense", dense_path, Variant::Int8Dense},
                                             std::tuple{"int8-sparse", sparse_path, Variant::Int8Sparse}}) {
     Dlrm model = load_dlrm(path, o.table_cap);
@@ -159,11 +225,14 @@ std::vector<DlrmBenchRecord> bench_dlrm(const std::string& work_dir, uint64_t se
     c.tune_m = o.batches;  // Offline batch sizes, then the Server's dynamic batches
     for (int64_t b = 1; b <= o.server_max_batch; b *= 2) c.tune_m.push_back(b);
     c.tune_m.push_back(o.server_max_batch);
-    convert(*model, c, [&] { model->forward(calibration.dense, calibration.sparse); });
+    {
+      ::torch::NoGradGuard no_grad;
+      convert(*model, c, [&] { model->forward(calibration.dense, calibration.sparse); });
+    }
     model->quantize_tables();  // both INT8 variants gather row-wise INT8 embeddings
-    measure(name, model, pool, evaluate_clicks(*model, data.test), sparsity, o, seed, log, records);
+    measure(name, model, test, evaluate_clicks(*model, test), sparsity, o, log, report.records);
   }
-  return records;
+  return report;
 }
 
 }  // namespace spruce::dlrm

@@ -1,12 +1,15 @@
-// `spruce bench-model dlrm`: DLRM trained dense and pruned on synthetic clicks, then measured in
-// one process as LibTorch FP32 dense, INT8 dense (oneDNN) and INT8 sparse (spruce), Offline and
-// Server, as the seed's table does. The data are SYNTHETIC (Criteo-shaped), never Criteo.
+// `spruce bench-model dlrm`: DLRM trained dense and pruned on synthetic clicks with equal budgets,
+// then measured in one process as LibTorch FP32 dense, INT8 dense (oneDNN) and INT8 sparse
+// (spruce), Offline and Server through MLPerf LoadGen, as the seed's table is. The data are
+// SYNTHETIC (Criteo-shaped), never Criteo.
 #pragma once
 #include <cstdint>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "spruce/mlperf.hpp"
 #include "spruce/pattern.hpp"
 
 namespace spruce::dlrm {
@@ -14,33 +17,43 @@ namespace spruce::dlrm {
 struct DlrmBenchOptions {
   bool retrain = false;
   int64_t train_samples = 1 << 18, test_samples = 1 << 16, calibration_samples = 4096;
-  int64_t epochs = 1;        // dense training
-  int64_t prune_epochs = 2;  // pruning fine-tunes the dense model on this many epochs' worth of
-                             // fresh clicks, in one pass
+  int64_t epochs = 1;  // dense pre-training on the training clicks
+  // Then the dense and the sparse model both continue from the pre-trained one on the same fresh
+  // clicks, this many epochs' worth, in one pass with the same order: the sparse one prunes while
+  // it does. Equal budgets, so the accuracy row compares like with like.
+  int64_t finetune_epochs = 2;
   int64_t table_cap = 10000;
   Pattern pattern = Pattern::block(4, 16);
   double sparsity = 0.85;
   int threads = 2;
-  std::vector<int64_t> batches{256, 1024, 2048, 4096};  // Offline candidates
-  double offline_seconds = 1.0;                         // per batch size
-  double p99_bound_ms = 30.0;                           // Server: MLPerf DLRM's latency bound
-  int64_t server_queries = 20000;
-  int64_t server_max_batch = 256;  // dynamic batching up to this many queries
+  std::vector<int64_t> batches{256, 1024, 2048, 4096};  // Offline candidates; a short probe picks one
+  int64_t server_max_batch = 1024;                      // Server: dynamic batching up to this
+  double min_duration_s = 10;                           // LoadGen's minimum per run (its own for DLRM: 600 s)
+  double p99_bound_ms = 0;                              // 0: LoadGen's DLRM v2 bound (60 ms)
+  int server_probes = 6;                                // LoadGen Server runs per variant in the rate search
+  std::string log_dir;  // LoadGen's logs, a folder per variant (default: <work_dir>/loadgen)
 };
 
 struct DlrmBenchRecord {
   std::string variant;   // fp32-dense | int8-dense | int8-sparse
   std::string scenario;  // offline | server
-  double qps = 0, p99_ms = 0;
-  int64_t batch = 0;  // offline: the best batch; server: mean dynamic batch (rounded)
   double accuracy = 0, auc = 0, sparsity = 0;
+  int64_t batch = 0;                      // offline: the SUT's batch; server: the largest dynamic batch
+  std::optional<mlperf::RunResult> run;   // offline: the run; server: the highest VALID (none: no rate met)
+  std::vector<mlperf::RunResult> probes;  // server: every run of the search
+  std::string verdict;                    // one line
+};
+
+struct DlrmBenchReport {
+  std::vector<DlrmBenchRecord> records;
+  int64_t pretrain_clicks = 0, finetune_clicks = 0, steps = 0;  // the budget each model saw
 };
 
 // Trains what is missing from the cache, converts, verifies and measures. Progress goes to `log`.
-// The caller chooses (no default here) `work_dir`, where the trained models are cached (dense.pt,
-// sparse.pt; created if missing), and `seed`, of the synthetic data, the training and the Server
-// scenario's arrivals.
-std::vector<DlrmBenchRecord> bench_dlrm(const std::string& work_dir, uint64_t seed, const DlrmBenchOptions& options,
-                                        std::ostream& log);
+// The caller chooses (no default here) `work_dir`, where the trained models are cached
+// (dense-pretrained.pt, dense-finetuned.pt, sparse-finetuned.pt; created if missing), and `seed`,
+// of the synthetic data and the training.
+DlrmBenchReport bench_dlrm(const std::string& work_dir, uint64_t seed, const DlrmBenchOptions& options,
+                           std::ostream& log);
 
 }  // namespace spruce::dlrm

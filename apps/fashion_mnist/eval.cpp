@@ -10,7 +10,6 @@
 #include "fashion_mnist/models.hpp"
 #include "fashion_mnist/trainer.hpp"
 #include "spruce/error.hpp"
-#include "spruce/loadgen.hpp"
 #include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/convert.hpp"
 #include "spruce/torch/model_file.hpp"
@@ -21,10 +20,19 @@ using namespace spruce::torch;
 
 namespace {
 
+// One batch over and over, after a warm-up, for at least `o.seconds` and 3 batches.
 double images_per_second(Classifier& model, const ImageTensors& set, const EvalOptions& o) {
   const auto batch = set.images.narrow(0, 0, std::min(o.batch, set.size()));
-  const BatchRunner run = [&](int64_t) { return time_call([&] { model.forward(batch); }); };
-  return run_offline(run, {batch.size(0)}, o.seconds).qps;
+  model.forward(batch);
+  const auto start = std::chrono::steady_clock::now();
+  double seconds = 0;
+  int64_t batches = 0;
+  while (seconds < o.seconds || batches < 3) {
+    model.forward(batch);
+    ++batches;
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  return double(batch.size(0)) * double(batches) / seconds;
 }
 
 double sparsity_of(const std::vector<ConvertedLayer>& layers) {

@@ -32,8 +32,9 @@ struct Outcome {
   std::string out, err;
 };
 
-// Runs the binary with `args` (no shell), stdin from /dev/null, for at most `seconds`.
-Outcome run(const std::vector<std::string>& args, double seconds = 60) {
+// Runs the binary with `args` (no shell), stdin from /dev/null, for at most `seconds`. With
+// `interrupt_on`, it gets SIGINT (as from Ctrl-C) once that text shows on its stderr.
+Outcome run(const std::vector<std::string>& args, double seconds = 60, const std::string& interrupt_on = "") {
   int out_pipe[2], err_pipe[2];
   if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) return {};
   const pid_t pid = fork();
@@ -54,6 +55,7 @@ Outcome run(const std::vector<std::string>& args, double seconds = 60) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
   int open_fds = 2;
+  bool interrupted = interrupt_on.empty();
   while (open_fds > 0) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -67,9 +69,13 @@ Outcome run(const std::vector<std::string>& args, double seconds = 60) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
       char buf[65536];
       const ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n > 0)
+      if (n > 0) {
         (i == 0 ? o.out : o.err).append(buf, size_t(n));
-      else
+        if (!interrupted && o.err.find(interrupt_on) != std::string::npos) {
+          kill(pid, SIGINT);
+          interrupted = true;
+        }
+      } else
         close(fds[i].fd), fds[i].fd = -1, --open_fds;
     }
   }
@@ -271,13 +277,33 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"train", "--seed", "-5"}, 2, "--seed");
   expect_refused({"train", "--epochs", "0"}, 2, "--epochs");
   expect_refused({"bench-model", "dlrm", "--p99-ms", "-1"}, 2, "--p99-ms");
-  expect_refused({"bench-model", "dlrm", "--server-queries", "0"}, 2, "--server-queries");
+  expect_refused({"bench-model", "dlrm", "--server-probes", "0"}, 2, "--server-probes");
+  expect_refused({"bench-model", "dlrm", "--min-duration", "0"}, 2, "--min-duration");
   expect_refused({"bench-model", "dlrm", "--batches", "0"}, 2, "--batches");
+  // Checked before any training: refused at once, and nothing is written.
   expect_refused({"bench-model", "dlrm", "--work-dir", path("dlrm"), "--test-samples", "100", "--batches", "256"}, 2,
-                 "cannot hold more clicks than the test set");
+                 "cannot hold more clicks than the sample library");
+  expect_refused({"bench-model", "dlrm", "--work-dir", path("dlrm"), "--test-samples", "100", "--batches", "64",
+                  "--server-max-batch", "256"},
+                 2, "Server max batch 256 is larger than the sample library (100 samples)");
   expect_refused({"eval", "--batch", "0"}, 2, "--batch");
 #endif
 }
+
+#ifdef SPRUCE_WITH_TORCH
+TEST_F(BadInput, InterruptedModelBenchLeavesNoHalfWrittenJson) {
+  // Ctrl-C while LoadGen measures a (tiny) DLRM: no JSON, and no temporary file left behind.
+  const Outcome o = run({"bench-model", "dlrm", "--work-dir", path("dlrm"), "--train-samples", "2048", "--test-samples",
+                         "2048", "--finetune-epochs", "1", "--batches", "256", "--server-max-batch", "64",
+                         "--min-duration", "60", "--json", path("bench.json")},
+                        300, "Offline batch probe");
+  EXPECT_FALSE(o.hung);
+  EXPECT_TRUE(o.signal == SIGINT || o.status != 0) << o.err.substr(0, 2000);
+  EXPECT_NE(o.err.find("Offline batch probe"), std::string::npos) << o.err.substr(0, 2000);
+  EXPECT_FALSE(fs::exists(path("bench.json")));
+  for (const auto& e : fs::recursive_directory_iterator(dir_)) EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+}
+#endif
 
 TEST_F(BadInput, RecipesNameTheirFile) {
   write("list-key.yaml", "[a, b]: 0.5\npattern: 4x1\n");

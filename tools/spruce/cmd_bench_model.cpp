@@ -1,4 +1,5 @@
-// spruce bench-model dlrm: whole-model Offline and Server throughput, in the seed's table form.
+// spruce bench-model dlrm: whole-model Offline and Server throughput through MLPerf LoadGen, in the
+// seed's table form, with the seed's own figures beside it.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -6,6 +7,7 @@
 #include "dlrm/dlrm_bench.hpp"
 #include "flags.hpp"
 #include "spruce/error.hpp"
+#include "spruce/mlperf.hpp"
 #include "spruce/safetensors.hpp"
 #include "table.hpp"
 
@@ -23,57 +25,107 @@ const dlrm::DlrmBenchRecord* find(const std::vector<dlrm::DlrmBenchRecord>& rs, 
                                   const std::string& s) {
   for (const auto& r : rs)
     if (r.variant == v && r.scenario == s) return &r;
-  return nullptr;
+  usage_error("internal: no " + v + " " + s + " record");
 }
 
-void print_table(const std::vector<dlrm::DlrmBenchRecord>& rs, const dlrm::DlrmBenchOptions& o) {
+// A LoadGen rate for the table: its QPS (with a ratio to INT8 dense), or why there is none.
+std::string rate_cell(const dlrm::DlrmBenchRecord& r, const dlrm::DlrmBenchRecord* int8) {
+  if (!r.run) return "none VALID";
+  std::string cell = fixed(r.run->qps, 0);
+  if (int8 && int8->run && int8->run->qps > 0) cell += " (" + fixed(r.run->qps / int8->run->qps, 2) + "x)";
+  if (!r.run->valid) cell += " INVALID";
+  return cell;
+}
+
+void print_table(const dlrm::DlrmBenchReport& report, const dlrm::DlrmBenchOptions& o) {
+  const auto& rs = report.records;
   const char* variants[] = {"fp32-dense", "int8-dense", "int8-sparse"};
-  Table t({"", "Dense Model (FP32)", "Dense Model (INT8)", "Sparse Model (INT8)"});
   const auto* base = find(rs, "fp32-dense", "offline");
-  std::vector<std::string> acc{"Accuracy"}, auc{"AUC"}, off{"Offline QPS"}, srv{"Server QPS"},
-      fp32x{"vs FP32 dense (offline)"};
+  Table t({"", "Dense Model (FP32)", "Dense Model (INT8)", "Sparse Model (INT8)"});
+  std::vector<std::string> acc{"Accuracy"}, auc{"AUC"}, off{"Offline QPS"}, srv{"Online (Server) QPS"},
+      fp32x{"vs FP32 dense (Offline)"}, detail{"Offline batch / Server p99"};
   for (const char* v : variants) {
     const auto* a = find(rs, v, "offline");
     const auto* s = find(rs, v, "server");
-    const auto* i8 = find(rs, "int8-dense", "offline");
-    const auto* i8s = find(rs, "int8-dense", "server");
+    const bool int8 = std::string(v) != "fp32-dense";
     acc.push_back(percent(a->accuracy, 2) + " (" + percent(a->accuracy / base->accuracy, 2) + ")");
     auc.push_back(fixed(a->auc, 4));
-    const bool int8 = std::string(v) != "fp32-dense";
-    off.push_back(fixed(a->qps, 0) + (int8 ? " (" + fixed(a->qps / i8->qps, 2) + "x)" : "") + ", batch " +
-                  std::to_string(a->batch));
-    srv.push_back(fixed(s->qps, 0) + (int8 && i8s->qps > 0 ? " (" + fixed(s->qps / i8s->qps, 2) + "x)" : "") +
-                  ", p99 " + fixed(s->p99_ms, 1) + " ms");
-    fp32x.push_back(fixed(a->qps / base->qps, 2) + "x");
+    off.push_back(rate_cell(*a, int8 ? find(rs, "int8-dense", "offline") : nullptr));
+    srv.push_back(rate_cell(*s, int8 ? find(rs, "int8-dense", "server") : nullptr));
+    fp32x.push_back(a->run && base->run ? fixed(a->run->qps / base->run->qps, 2) + "x" : "-");
+    detail.push_back(std::to_string(a->batch) + " / " + (s->run ? fixed(s->run->p99_ms, 1) + " ms" : "-"));
   }
-  for (auto* row : {&acc, &auc, &off, &srv, &fp32x}) t.add_row(*row);
+  for (auto* row : {&acc, &auc, &off, &srv, &fp32x, &detail}) t.add_row(*row);
+  const auto& offline = *find(rs, "int8-sparse", "offline")->run;
   std::cout << "\nDLRM (MLPerf shapes; SYNTHETIC Criteo-shaped data), sparse " << o.pattern.str() << " at "
-            << percent(o.sparsity, 0) << ", " << o.threads << " threads; Server bound p99 <= " << o.p99_bound_ms
-            << " ms; ratios in parentheses are against INT8 dense\n\n";
+            << percent(o.sparsity, 0) << ", " << o.threads << " threads. Every model trained on the same "
+            << report.pretrain_clicks << " + " << report.finetune_clicks << " clicks, " << report.steps
+            << " steps. Rates from MLPerf LoadGen (VALID unless marked), Server p99 bound "
+            << fixed(offline.target_latency_ms, 0) << " ms"
+            << (offline.shortened ? ", runs SHORTENED to " + fixed(offline.min_duration_s, 0) + " s (LoadGen's: 600 s)"
+                                  : std::string())
+            << "; ratios in parentheses against INT8 dense\n\n";
   t.print(std::cout);
+  std::cout << "\nThe seed's table (MLPerf Inference submissions: a full Xeon server, Criteo Terabyte):\n\n";
+  Table seed({"", "Dense Model (FP32)", "Dense Model (INT8)", "Sparse Model (INT8)"});
+  seed.add_row({"Accuracy", "80.25% (100%)", "80.21% (99.96%)", "79.91% (99.57%)"});
+  seed.add_row({"Offline QPS", "5732", "23174 (1.0x)", "36883 (1.6x)"});
+  seed.add_row({"Online QPS", "NA", "20245 (1.0x)", "30396 (1.5x)"});
+  seed.print(std::cout);
+}
+
+nlohmann::ordered_json run_json(const mlperf::RunResult& r) {
+  nlohmann::ordered_json j = {{"scenario", r.scenario},
+                              {"target_qps", r.target_qps},
+                              {"qps", r.qps},
+                              {"completed_qps", r.completed_qps},
+                              {"valid", r.valid},
+                              {"invalid_reason", r.invalid_reason},
+                              {"p50_ms", r.p50_ms},
+                              {"p99_ms", r.p99_ms},
+                              {"target_latency_ms", r.target_latency_ms},
+                              {"min_duration_s", r.min_duration_s},
+                              {"shortened", r.shortened},
+                              {"mean_batch", r.mean_batch},
+                              {"log_dir", r.log_dir}};
+  nlohmann::ordered_json fields = nlohmann::ordered_json::object();
+  for (const auto& [key, text] : r.fields) fields[key] = nlohmann::ordered_json::parse(text, nullptr, false);
+  j["loadgen"] = fields;
+  return j;
 }
 
 void run(BenchModelArgs& a) {
   if (a.model != "dlrm") usage_error("unknown model '" + a.model + "': valid is dlrm");
   a.o.pattern = Pattern::parse(a.pattern);
   if (!(a.o.sparsity > 0 && a.o.sparsity < 1)) usage_error("--sparsity must be in (0, 1), e.g. 0.85");
-  if (a.o.epochs < 1 || a.o.prune_epochs < 1) usage_error("--epochs and --prune-epochs must be at least 1");
-  const auto records = dlrm::bench_dlrm(a.work_dir, a.seed, a.o, std::cerr);
-  print_table(records, a.o);
+  const auto report = dlrm::bench_dlrm(a.work_dir, a.seed, a.o, std::cerr);
+  print_table(report, a.o);
   if (a.json.empty()) return;
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
-  for (const auto& r : records)
-    out.push_back({{"variant", r.variant},
-                   {"scenario", r.scenario},
-                   {"qps", r.qps},
-                   {"p99_ms", r.p99_ms},
-                   {"batch", r.batch},
-                   {"accuracy", r.accuracy},
-                   {"auc", r.auc},
-                   {"sparsity", r.sparsity},
-                   {"threads", a.o.threads},
-                   {"data", "synthetic"}});
-  write_file_atomic(a.json, out.dump(2) + "\n");
+  for (const auto& r : report.records) {
+    nlohmann::ordered_json rec = {{"variant", r.variant},
+                                  {"scenario", r.scenario},
+                                  {"qps", r.run ? nlohmann::ordered_json(r.run->qps) : nlohmann::ordered_json()},
+                                  {"valid", r.run && r.run->valid},
+                                  {"verdict", r.verdict},
+                                  {"p99_ms", r.run ? nlohmann::ordered_json(r.run->p99_ms) : nlohmann::ordered_json()},
+                                  {"batch", r.batch},
+                                  {"accuracy", r.accuracy},
+                                  {"auc", r.auc},
+                                  {"sparsity", r.sparsity},
+                                  {"threads", a.o.threads},
+                                  {"data", "synthetic"},
+                                  {"budget",
+                                   {{"pretrain_clicks", report.pretrain_clicks},
+                                    {"finetune_clicks", report.finetune_clicks},
+                                    {"steps", report.steps}}}};
+    rec["run"] = r.run ? run_json(*r.run) : nlohmann::ordered_json();
+    nlohmann::ordered_json probes = nlohmann::ordered_json::array();
+    for (const auto& p : r.probes) probes.push_back(run_json(p));
+    rec["probes"] = probes;
+    out.push_back(rec);
+  }
+  write_file_atomic(a.json, out.dump(2) + "\n");  // a run stopped before here leaves no file
   std::cout << "wrote " << a.json << "\n";
 }
 
@@ -91,8 +143,9 @@ void add(CLI::App& app) {
       ->check(int_in(1, 1 << 26))
       ->capture_default_str();
   cmd->add_option("--epochs", a->o.epochs, "Dense training epochs")->check(int_in(1, 1000))->capture_default_str();
-  cmd->add_option("--prune-epochs", a->o.prune_epochs,
-                  "Pruning fine-tunes the dense model on this many epochs of fresh clicks")
+  cmd->add_option("--finetune-epochs", a->o.finetune_epochs,
+                  "Dense and sparse both continue from the pre-trained model on this many epochs of the same "
+                  "fresh clicks (the sparse one prunes meanwhile)")
       ->check(int_in(1, 1000))
       ->capture_default_str();
   cmd->add_option("--table-cap", a->o.table_cap, "Rows per embedding table at most")
@@ -106,19 +159,25 @@ void add(CLI::App& app) {
   cmd->add_option("--batches", a->o.batches, "Offline batch sizes to try")
       ->check(int_in(1, 1 << 20))
       ->capture_default_str();
-  cmd->add_option("--p99-ms", a->o.p99_bound_ms, "Server scenario's p99 latency bound")
-      ->check(real_in(0, 1e6, true))
+  cmd->add_option("--p99-ms", a->o.p99_bound_ms, "Server p99 latency bound; 0: LoadGen's for DLRM v2 (60 ms)")
+      ->check(real_in(0, 1e6))
       ->capture_default_str();
-  cmd->add_option("--server-queries", a->o.server_queries, "Queries per Server trial")
-      ->check(int_in(1, 100000000))
+  cmd->add_option("--min-duration", a->o.min_duration_s,
+                  "LoadGen's minimum duration of each run, seconds (LoadGen's own: 600; shorter runs are marked)")
+      ->check(real_in(0.1, 1e5))
       ->capture_default_str();
+  cmd->add_option("--server-probes", a->o.server_probes, "LoadGen Server runs in the search for the highest VALID rate")
+      ->check(int_in(1, 100))
+      ->capture_default_str();
+  cmd->add_option("--log-dir", a->o.log_dir, "LoadGen's summary and detail logs (default: <work-dir>/loadgen)");
   cmd->add_option("--server-max-batch", a->o.server_max_batch, "Largest dynamic batch in the Server scenario")
       ->check(int_in(1, 1 << 16))
       ->capture_default_str();
   cmd->add_option("--seed", a->seed, "Seed of the data and training")
       ->check(uint_in(0, UINT64_MAX))
       ->capture_default_str();
-  cmd->add_option("--json", a->json, "Write one record per variant and scenario")->check(non_empty());
+  cmd->add_option("--json", a->json, "Write one record per variant and scenario, with LoadGen's fields")
+      ->check(non_empty());
   cmd->callback([a] { run(*a); });
 }
 
