@@ -18,7 +18,10 @@ trap 'rm -rf "$tmp"' EXIT
 python3 - "$url" "$sha256" "$tmp/loadgen.tar.gz" <<'PY'
 import hashlib, sys, urllib.request
 url, want, out = sys.argv[1:]
-data = urllib.request.urlopen(url, timeout=120).read()
+try:
+    data = urllib.request.urlopen(url, timeout=120).read()
+except Exception as e:  # one line, not a traceback: no network, proxy, certificate...
+    sys.exit(f"fetch-loadgen: cannot download {url}: {e}")
 got = hashlib.sha256(data).hexdigest()
 if got != want:
     sys.exit(f"fetch-loadgen: {url} has SHA-256 {got}, expected {want}; refusing it")

@@ -46,22 +46,22 @@ struct Settings {
 void validate(const Settings& settings);
 
 struct RunResult {
-  std::string scenario;  // "Offline" | "Server"
+  std::string scenario;   // "Offline" | "Server"
   double target_qps = 0;  // Server: the offered rate; Offline: the expected rate
   // Offline: result_samples_per_second. Server: result_scheduled_samples_per_sec (the rate at
   // which LoadGen sent queries; a VALID run kept up with it).
   double qps = 0;
-  double completed_qps = 0;  // Server: result_completed_samples_per_sec
-  bool valid = false;        // LoadGen's result_validity
+  double completed_qps = 0;    // Server: result_completed_samples_per_sec
+  bool valid = false;          // LoadGen's result_validity
   std::string invalid_reason;  // LoadGen's words, or spruce's for a Server rate above Offline
   bool min_duration_met = false, min_queries_met = false, early_stopping_met = false;
   bool perf_constraints_met = true;  // Server: the latency bound held at its percentile
   int64_t query_count = 0, sample_count = 0;
   double target_latency_ms = 0, p50_ms = 0, p99_ms = 0, max_ms = 0, mean_ms = 0;
-  double min_duration_s = 0;  // as run
-  bool shortened = false;     // min_duration_s below LoadGen's own for the model
-  double mean_batch = 0;      // the worker's batches, measured
-  std::string log_dir;        // where this run's mlperf_log_summary.txt and _detail.txt are
+  double min_duration_s = 0;                  // as run
+  bool shortened = false;                     // min_duration_s below LoadGen's own for the model
+  double mean_batch = 0;                      // the worker's batches, measured
+  std::string log_dir;                        // where this run's mlperf_log_summary.txt and _detail.txt are
   std::map<std::string, std::string> fields;  // every result_* and effective_* record, as JSON text
 };
 

@@ -84,7 +84,7 @@ TEST(Mlperf, OfflineRateIsTheBatchServiceRate) {
   EXPECT_GT(r.qps, 0.85 * expected);  // sleeps overshoot, so only slower
   EXPECT_LT(r.qps, 1.01 * expected);
   EXPECT_GT(r.mean_batch, 60.0);
-  EXPECT_TRUE(r.shortened);  // 1 s, not LoadGen's 600 s
+  EXPECT_TRUE(r.shortened);          // 1 s, not LoadGen's 600 s
   EXPECT_GE(r.sample_count, 24576);  // DLRM v2's Offline minimum from mlperf.conf
   EXPECT_NE(slurp(r.log_dir + "/mlperf_log_summary.txt").find("Result is : VALID"), std::string::npos);
   EXPECT_EQ(r.fields.at("result_validity"), "\"VALID\"");

@@ -1,5 +1,8 @@
 // spruce bench-model dlrm: whole-model Offline and Server throughput through MLPerf LoadGen, in the
 // seed's table form, with the seed's own figures beside it.
+#include <strings.h>
+
+#include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -98,6 +101,10 @@ void run(BenchModelArgs& a) {
   if (a.model != "dlrm") usage_error("unknown model '" + a.model + "': valid is dlrm");
   a.o.pattern = Pattern::parse(a.pattern);
   if (!(a.o.sparsity > 0 && a.o.sparsity < 1)) usage_error("--sparsity must be in (0, 1), e.g. 0.85");
+  // LoadGen logs every completed sample on a thread of its own, which spinning workers starve.
+  if (const char* policy = std::getenv("OMP_WAIT_POLICY"); policy && strcasecmp(policy, "active") == 0)
+    std::cerr << "note: OMP_WAIT_POLICY=active: spinning OpenMP workers take the cores LoadGen's own threads "
+                 "need (on 2 cores Offline ran at half its rate); OMP_WAIT_POLICY=passive measures the model\n";
   const auto report = dlrm::bench_dlrm(a.work_dir, a.seed, a.o, std::cerr);
   print_table(report, a.o);
   if (a.json.empty()) return;
