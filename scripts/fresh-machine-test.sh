@@ -132,6 +132,14 @@ begin setup
 { echo "deb $mirror bookworm main"; echo "deb $mirror bookworm-updates main"
   [ -z "$security" ] || echo "deb $security bookworm-security main"; } > "$root/etc/apt/sources.list"
 cp -L /etc/resolv.conf "$root/etc/resolv.conf"
+# The network's trust anchors, like its DNS: where the network inspects TLS (as this project's
+# machines' does), its CA is only in the host's bundle, and HTTPS downloads (LoadGen from PyPI)
+# would fail in the root for a reason no real machine has. Added as a local CA, as an admin would.
+if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp -L /etc/ssl/certs/ca-certificates.crt "$root/usr/local/share/ca-certificates/host-network.crt"
+  chroot "$root" update-ca-certificates >/dev/null 2>&1 || echo "note: update-ca-certificates failed in the root"
+fi
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --bind /dev/pts "$root/dev/pts"
