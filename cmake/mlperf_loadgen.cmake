@@ -1,5 +1,5 @@
 # MLPerf LoadGen, built from the C++ source of its pinned PyPI source distribution, which
-# scripts/fetch-loadgen.sh unpacks into third_party/ (install-deps.sh runs it).
+# scripts/fetch_pinned.py unpacks into third_party/ (install-deps.sh runs it).
 set(SPRUCE_LOADGEN_VERSION 6.0.17)
 set(SPRUCE_LOADGEN_DIR ${PROJECT_SOURCE_DIR}/third_party/mlcommons_loadgen-${SPRUCE_LOADGEN_VERSION})
 if(NOT EXISTS ${SPRUCE_LOADGEN_DIR}/loadgen.h)
