@@ -305,6 +305,48 @@ TEST_F(BadInput, InterruptedModelBenchLeavesNoHalfWrittenJson) {
 }
 #endif
 
+#ifdef SPRUCE_WITH_TORCH
+// spruce embed: each bad text names its line; no output file appears.
+TEST_F(BadInput, EmbedNamesTheBadLine) {
+  auto embed = [&](const std::string& input, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"embed", "--input", path(input), "--output", path("out.jsonl")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  write("blank.txt", "one\n  \nthree\n");
+  expect_refused(embed("blank.txt"), 2, "line 2: empty");
+  write("latin1.txt", "ok\ncaf\xe9\n");
+  expect_refused(embed("latin1.txt"), 2, "line 2: invalid UTF-8 at byte 3");
+  write("nul.txt", std::string("ok\n\xc0\x80\n", 6));  // an overlong NUL
+  expect_refused(embed("nul.txt"), 2, "line 2: invalid UTF-8");
+  write("bad.jsonl", "{\"text\": \"fine\"}\n{\"text\": 3}\n");
+  expect_refused(embed("bad.jsonl"), 2, "line 2: holds no text");
+  write("broken.jsonl", "{\"text\": \"fine\"\n");
+  expect_refused(embed("broken.jsonl"), 2, "line 1: not JSON");
+  write("empty.txt", "");
+  expect_refused(embed("empty.txt"), 2, "holds no text");
+  write("fine.txt", "A sentence.\n");
+  expect_refused(embed("fine.txt", {"--model", path("no-model")}), 2, "no config.json");
+  fs::create_directories(path("no-vocab"));
+  write("no-vocab/config.json", "{}");
+  write("no-vocab/model.safetensors", "");
+  expect_refused(embed("fine.txt", {"--model", path("no-vocab")}), 2, "no vocab.txt");
+  expect_refused({"embed", "--input", path("fine.txt"), "--format", "npy"}, 2, "--output");
+  expect_refused(embed("fine.txt", {"--format", "csv"}), 2, "use jsonl or npy");
+}
+
+// An overlong text is truncated, as sentence-transformers does, and counted; it is no error.
+TEST_F(BadInput, EmbedTruncatesAndCountsOverlongTexts) {
+  std::string longer;
+  for (int i = 0; i < 200; ++i) longer += "word ";
+  write("texts.txt", "short text\n" + longer + "\n");
+  const Outcome o = run({"embed", "--input", path("texts.txt"), "--output", path("out.npy"), "--format", "npy"});
+  EXPECT_EQ(o.status, 0) << o.err;
+  EXPECT_NE(o.err.find("1 of 2 texts were longer than 128 tokens"), std::string::npos) << o.err;
+  EXPECT_EQ(fs::file_size(path("out.npy")), 128u + 2 * 384 * sizeof(float));  // header, then [2][384] f32
+}
+#endif
+
 TEST_F(BadInput, RecipesNameTheirFile) {
   write("list-key.yaml", "[a, b]: 0.5\npattern: 4x1\n");
   expect_refused(prune_to_old({"--recipe", path("list-key.yaml")}), 2, "list-key.yaml");

@@ -1,0 +1,109 @@
+// A BERT encoder in LibTorch whose parameters carry Hugging Face's names
+// ("encoder.layer.0.attention.self.query.weight", ...), so weights load from and save to a
+// `model.safetensors` as transformers writes it. Every Linear sits in a LayerHost, so the Pruner
+// finds it under its Hugging Face name and convert() can swap it for a sparse layer.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <string>
+#include <vector>
+
+#include "spruce/torch/layer_stack.hpp"
+
+namespace minilm {
+
+struct BertConfig {
+  int64_t vocab_size = 30522, hidden_size = 384, num_layers = 6, num_heads = 12, intermediate_size = 1536;
+  int64_t max_position_embeddings = 512, type_vocab_size = 2;
+  double layer_norm_eps = 1e-12, dropout = 0.1;
+  // Reads transformers' config.json; throws spruce::Error (data) for a model this encoder cannot
+  // run (not BERT, an activation other than GELU, sizes that do not divide into heads).
+  static BertConfig read(const std::string& path);
+};
+
+// Q, K and V projections and scaled dot-product attention over [B*T][H] rows.
+class BertSelfAttentionImpl : public spruce::torch::LayerHost {
+ public:
+  explicit BertSelfAttentionImpl(const BertConfig& config);
+  // `mask_bias` [B][1][1][T]: 0 for tokens, a large negative number for padding.
+  ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& mask_bias, int64_t batch);
+
+ private:
+  int64_t heads_, head_size_;
+  ::torch::nn::Dropout dropout_;
+};
+TORCH_MODULE(BertSelfAttention);
+
+// "dense" (+ dropout, the residual and "LayerNorm" when `residual_norm`); used three times per layer.
+class BertDenseImpl : public spruce::torch::LayerHost {
+ public:
+  BertDenseImpl(const BertConfig& config, int64_t in, int64_t out, bool residual_norm);
+  ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& residual = {});
+
+ private:
+  ::torch::nn::LayerNorm norm_{nullptr};
+  ::torch::nn::Dropout dropout_;
+};
+TORCH_MODULE(BertDense);
+
+class BertAttentionImpl : public ::torch::nn::Module {
+ public:
+  explicit BertAttentionImpl(const BertConfig& config);
+  BertSelfAttention self_attention;  // registered as "self"
+  BertDense output;
+};
+TORCH_MODULE(BertAttention);
+
+class BertLayerImpl : public ::torch::nn::Module {
+ public:
+  explicit BertLayerImpl(const BertConfig& config);
+  ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& mask_bias, int64_t batch);
+  BertAttention attention;
+  BertDense intermediate, output;  // intermediate is followed by GELU (erf), as in BERT
+};
+TORCH_MODULE(BertLayer);
+
+class BertEmbeddingsImpl : public ::torch::nn::Module {
+ public:
+  explicit BertEmbeddingsImpl(const BertConfig& config);
+  ::torch::Tensor forward(const ::torch::Tensor& ids);  // [B][T] int64 -> [B][T][H]
+  ::torch::nn::Embedding word_embeddings, position_embeddings, token_type_embeddings;
+  ::torch::nn::LayerNorm norm;
+  ::torch::nn::Dropout dropout;
+};
+TORCH_MODULE(BertEmbeddings);
+
+struct EncoderOutput {
+  ::torch::Tensor last_hidden;                 // [B][T][H]
+  std::vector<::torch::Tensor> hidden_states;  // after each layer, [B][T][H]
+};
+
+class BertModelImpl : public ::torch::nn::Module {
+ public:
+  explicit BertModelImpl(const BertConfig& config);
+  // `ids` and `mask` [B][T] int64 (mask 1 = token, 0 = padding).
+  EncoderOutput forward(const ::torch::Tensor& ids, const ::torch::Tensor& mask);
+  const BertConfig& config() const { return config_; }
+  BertEmbeddings embeddings;
+  ::torch::nn::ModuleList layers;  // registered as "encoder.layer"
+
+ private:
+  BertConfig config_;
+};
+TORCH_MODULE(BertModel);
+
+// Copies every parameter of `model` from the safetensors file by its name. Throws spruce::Error
+// (data) naming the first tensor that is missing, not F32, or of another shape. Tensors the model
+// does not use (the pooler, position_ids) are ignored.
+void load_weights(::torch::nn::Module& model, const std::string& safetensors_path);
+// Writes every parameter under its name (F32), atomically, so transformers can load the result.
+void save_weights(const ::torch::nn::Module& model, const std::string& safetensors_path);
+
+// Sentence embeddings: the mean of the token vectors under the mask, L2-normalized ([B][H]).
+::torch::Tensor mean_pool_normalized(const ::torch::Tensor& last_hidden, const ::torch::Tensor& mask);
+
+}  // namespace minilm

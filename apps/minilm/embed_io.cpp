@@ -1,0 +1,104 @@
+#include "minilm/embed_io.hpp"
+
+#include <torch/torch.h>
+
+#include <cstring>
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "spruce/error.hpp"
+#include "spruce/file.hpp"
+#include "spruce/text/wordpiece.hpp"
+
+namespace minilm {
+namespace {
+
+constexpr size_t kMaxLineBytes = size_t{1} << 20;
+
+[[noreturn]] void line_error(const std::string& path, size_t line, const std::string& problem) {
+  spruce::usage_error((path == "-" ? std::string("standard input") : spruce::in_quotes(path)) + ", line " +
+                      std::to_string(line) + ": " + problem);
+}
+
+bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos; }
+
+}  // namespace
+
+TextFormat parse_text_format(const std::string& name, const std::string& path) {
+  if (name == "text") return TextFormat::Lines;
+  if (name == "jsonl") return TextFormat::Jsonl;
+  if (name == "auto") return path.ends_with(".jsonl") ? TextFormat::Jsonl : TextFormat::Lines;
+  spruce::usage_error("unknown input format " + spruce::in_quotes(name) + "; use text, jsonl or auto");
+}
+
+EmbeddingFormat parse_embedding_format(const std::string& name) {
+  if (name == "jsonl") return EmbeddingFormat::Jsonl;
+  if (name == "npy") return EmbeddingFormat::Npy;
+  spruce::usage_error("unknown output format " + spruce::in_quotes(name) + "; use jsonl or npy");
+}
+
+std::vector<std::string> read_texts(const std::string& path, TextFormat format) {
+  const std::string data =
+      path == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {}) : spruce::read_file(path);
+  std::vector<std::string> texts;
+  size_t line_number = 0;
+  for (size_t begin = 0; begin < data.size();) {
+    const size_t newline = data.find('\n', begin);
+    const size_t end = newline == std::string::npos ? data.size() : newline;
+    std::string_view line(data.data() + begin, end - begin);
+    begin = end + 1;
+    ++line_number;
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    if (line.size() > kMaxLineBytes) line_error(path, line_number, "longer than 1 MiB; split the text");
+    if (blank(line)) line_error(path, line_number, "empty; give one text per line, with no blank lines");
+    if (const size_t bad = spruce::text::first_invalid_utf8(line); bad != std::string_view::npos)
+      line_error(path, line_number, "invalid UTF-8 at byte " + std::to_string(bad) + "; convert the file to UTF-8");
+    if (format == TextFormat::Lines) {
+      texts.emplace_back(line);
+      continue;
+    }
+    nlohmann::json value;
+    try {
+      value = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception&) {
+      line_error(path, line_number, "not JSON; JSONL needs a string or {\"text\": ...} per line (or use --input-format text)");
+    }
+    if (value.is_object() && value.contains("text")) value = value["text"];
+    if (!value.is_string()) line_error(path, line_number, "holds no text; give a JSON string or {\"text\": \"...\"}");
+    auto text = value.get<std::string>();
+    if (blank(text)) line_error(path, line_number, "its text is empty");
+    texts.push_back(std::move(text));
+  }
+  if (texts.empty()) spruce::usage_error((path == "-" ? std::string("standard input") : spruce::in_quotes(path)) + " holds no text");
+  return texts;
+}
+
+std::string to_jsonl(const std::vector<std::string>& texts, const ::torch::Tensor& embeddings) {
+  const auto e = embeddings.contiguous();
+  const int64_t width = e.size(1);
+  std::string out;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const float* row = e.data_ptr<float>() + static_cast<int64_t>(i) * width;
+    nlohmann::ordered_json j{{"text", texts[i]}, {"embedding", std::vector<float>(row, row + width)}};
+    out += j.dump() + "\n";
+  }
+  return out;
+}
+
+std::string to_npy(const ::torch::Tensor& embeddings) {
+  const auto e = embeddings.contiguous().to(::torch::kFloat);
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(e.size(0)) + ", " +
+                       std::to_string(e.size(1)) + "), }";
+  const size_t preamble = 10;  // magic, version, header length
+  header.append((64 - (preamble + header.size() + 1) % 64) % 64, ' ');  // data starts 64-byte aligned
+  header += '\n';
+  std::string out = std::string("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  out += header;
+  out.append(reinterpret_cast<const char*>(e.data_ptr<float>()), static_cast<size_t>(e.numel()) * sizeof(float));
+  return out;
+}
+
+}  // namespace minilm

@@ -1,0 +1,29 @@
+// `spruce embed`'s files: texts in (one per line, or JSONL), embeddings out (JSONL or .npy), with
+// every refusal naming the line and the fix.
+#pragma once
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+namespace minilm {
+
+enum class TextFormat { Lines, Jsonl };
+// "text" or "jsonl"; "auto" picks jsonl for a *.jsonl path and text otherwise.
+TextFormat parse_text_format(const std::string& name, const std::string& path);
+
+// Reads texts: one per line (a trailing \r is dropped), or one JSON value per line, either a
+// string or an object with a string "text". Throws spruce::Error (usage, exit 2) naming the line
+// for an empty or blank line, ill-formed UTF-8, bad JSON, a line over 1 MiB, or no text at all.
+// `path` "-" reads standard input.
+std::vector<std::string> read_texts(const std::string& path, TextFormat format);
+
+enum class EmbeddingFormat { Jsonl, Npy };
+EmbeddingFormat parse_embedding_format(const std::string& name);  // "jsonl" or "npy"
+
+// JSONL: {"text": ..., "embedding": [...]} per line, as sentence-transformers users store them.
+std::string to_jsonl(const std::vector<std::string>& texts, const ::torch::Tensor& embeddings);
+// NumPy's .npy (version 1.0): little-endian float32, C order, shape [N][H]; numpy.load reads it.
+std::string to_npy(const ::torch::Tensor& embeddings);
+
+}  // namespace minilm

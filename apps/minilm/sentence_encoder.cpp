@@ -1,0 +1,71 @@
+#include "minilm/sentence_encoder.hpp"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <numeric>
+
+#include "spruce/error.hpp"
+
+namespace minilm {
+
+std::string default_model_dir() {
+  if (const char* dir = std::getenv("SPRUCE_MINILM_DIR"); dir && *dir) return dir;
+  return std::string(SPRUCE_SOURCE_DIR) + "/third_party/all-MiniLM-L6-v2";
+}
+
+SentenceEncoder::SentenceEncoder(spruce::text::WordPieceTokenizer tokenizer, BertModel model, int64_t max_length,
+                                 std::string dir)
+    : tokenizer_(std::move(tokenizer)), model_(std::move(model)), max_length_(max_length), directory_(std::move(dir)) {}
+
+SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length) {
+  for (const char* file : {"config.json", "model.safetensors", "vocab.txt"})
+    if (!std::filesystem::is_regular_file(std::filesystem::path(dir) / file))
+      spruce::usage_error(spruce::in_quotes(dir) + " is not a sentence-transformers model folder (no " + file +
+                          "); give one, or run scripts/install-deps.sh, which fetches all-MiniLM-L6-v2");
+  auto tokenizer = spruce::text::WordPieceTokenizer::load(dir + "/vocab.txt");
+  const BertConfig config = BertConfig::read(dir + "/config.json");
+  if (max_length < 2 || max_length > config.max_position_embeddings)
+    spruce::usage_error("the maximum length must be 2.." + std::to_string(config.max_position_embeddings) + " tokens");
+  BertModel model(config);
+  load_weights(*model, dir + "/model.safetensors");
+  model->eval();
+  return SentenceEncoder(std::move(tokenizer), std::move(model), max_length, dir);
+}
+
+Inputs SentenceEncoder::tokenize(const std::vector<std::string>& texts) const {
+  const auto batch = tokenizer_.encode_batch(texts, static_cast<size_t>(max_length_));
+  Inputs in;
+  in.ids = ::torch::tensor(batch.ids, ::torch::kInt64).view({batch.rows, batch.max_length});
+  in.mask = ::torch::tensor(batch.mask, ::torch::kInt64).view({batch.rows, batch.max_length});
+  in.truncated = batch.truncated;
+  return in;
+}
+
+::torch::Tensor SentenceEncoder::embed(const Inputs& inputs) {
+  return mean_pool_normalized(model_->forward(inputs.ids, inputs.mask).last_hidden, inputs.mask);
+}
+
+::torch::Tensor SentenceEncoder::encode(const std::vector<std::string>& texts, int64_t batch_size) {
+  if (batch_size < 1) spruce::usage_error("the batch size must be at least 1");
+  std::vector<size_t> lengths(texts.size()), order(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) lengths[i] = tokenizer_.tokenize(texts[i]).size();
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] > lengths[b]; });
+  ::torch::NoGradGuard no_grad;
+  auto out = ::torch::empty({static_cast<int64_t>(texts.size()), model_->config().hidden_size});
+  for (size_t begin = 0; begin < order.size(); begin += static_cast<size_t>(batch_size)) {
+    const size_t end = std::min(order.size(), begin + static_cast<size_t>(batch_size));
+    std::vector<std::string> chunk;
+    for (size_t i = begin; i < end; ++i) chunk.push_back(texts[order[i]]);
+    const Inputs inputs = tokenize(chunk);
+    truncated_ += inputs.truncated;
+    const auto e = embed(inputs);
+    for (size_t i = begin; i < end; ++i) out[static_cast<int64_t>(order[i])] = e[static_cast<int64_t>(i - begin)];
+  }
+  return out;
+}
+
+}  // namespace minilm

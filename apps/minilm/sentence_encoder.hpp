@@ -1,0 +1,54 @@
+// A sentence-transformers model in C++: tokenizer, BERT encoder, mean pooling, L2 normalization,
+// loaded from a folder as sentence-transformers saves one (config.json, model.safetensors,
+// vocab.txt). The default is all-MiniLM-L6-v2 as scripts/install-deps.sh fetches it.
+//
+//   auto encoder = minilm::SentenceEncoder::load(minilm::default_model_dir());
+//   torch::Tensor e = encoder.encode({"A cat sat.", "A dog ran."});  // [2][384], unit rows
+#pragma once
+#include <torch/types.h>
+
+#include <string>
+#include <vector>
+
+#include "minilm/bert.hpp"
+#include "spruce/text/wordpiece.hpp"
+
+namespace minilm {
+
+// third_party/all-MiniLM-L6-v2 under the source tree, or $SPRUCE_MINILM_DIR when set.
+std::string default_model_dir();
+
+struct Inputs {
+  ::torch::Tensor ids, mask;  // [B][T] int64
+  int64_t truncated = 0;      // texts cut at the maximum length
+};
+
+class SentenceEncoder {
+ public:
+  static constexpr int64_t kMaxLength = 128;  // tokens, [CLS] and [SEP] included
+  // Throws spruce::Error naming the missing or malformed file and the fix.
+  static SentenceEncoder load(const std::string& model_dir, int64_t max_length = kMaxLength);
+
+  Inputs tokenize(const std::vector<std::string>& texts) const;
+  // Unit-length embeddings [N][H], computed in batches of similar lengths (sorted, as
+  // sentence-transformers does, so little is padding), returned in the input's order.
+  ::torch::Tensor encode(const std::vector<std::string>& texts, int64_t batch_size = 32);
+  // One padded batch, with gradients if enabled: the pooled, normalized embeddings.
+  ::torch::Tensor embed(const Inputs& inputs);
+
+  BertModel& model() { return model_; }
+  const spruce::text::WordPieceTokenizer& tokenizer() const { return tokenizer_; }
+  int64_t max_length() const { return max_length_; }
+  const std::string& directory() const { return directory_; }
+  int64_t truncated() const { return truncated_; }  // texts truncated by encode() so far
+
+ private:
+  SentenceEncoder(spruce::text::WordPieceTokenizer tokenizer, BertModel model, int64_t max_length, std::string dir);
+  spruce::text::WordPieceTokenizer tokenizer_;
+  BertModel model_;
+  int64_t max_length_;
+  std::string directory_;
+  int64_t truncated_ = 0;
+};
+
+}  // namespace minilm

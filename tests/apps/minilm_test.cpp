@@ -1,0 +1,105 @@
+// The C++ all-MiniLM-L6-v2 against sentence-transformers: the same token ids and, in FP32,
+// embeddings with cosine >= 0.9999 to the reference's, alone and in padded batches.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "minilm/sentence_encoder.hpp"
+#include "spruce/error.hpp"
+
+namespace {
+
+struct Reference {
+  std::vector<std::string> texts;
+  std::vector<std::vector<int64_t>> ids;
+  torch::Tensor embeddings;  // [N][384]
+  int64_t max_length = 0;
+};
+
+const Reference& reference() {
+  static const Reference r = [] {
+    std::ifstream in(std::string(SPRUCE_SOURCE_DIR) + "/tests/apps/data/minilm_reference.json");
+    const auto j = nlohmann::json::parse(in);
+    Reference out;
+    out.max_length = j.at("max_seq_length").get<int64_t>();
+    std::vector<float> values;
+    for (const auto& s : j.at("sentences")) {
+      out.texts.push_back(s.at("text").get<std::string>());
+      out.ids.push_back(s.at("input_ids").get<std::vector<int64_t>>());
+      for (float v : s.at("embedding").get<std::vector<float>>()) values.push_back(v);
+    }
+    out.embeddings = torch::tensor(values).view({static_cast<int64_t>(out.texts.size()), -1});
+    return out;
+  }();
+  return r;
+}
+
+minilm::SentenceEncoder& encoder() {
+  static minilm::SentenceEncoder e = minilm::SentenceEncoder::load(minilm::default_model_dir(), reference().max_length);
+  return e;
+}
+
+TEST(MiniLM, TokenIdsMatchTheReference) {
+  const auto& r = reference();
+  for (size_t i = 0; i < r.texts.size(); ++i) {
+    const auto in = encoder().tokenize({r.texts[i]});
+    const auto* p = in.ids.data_ptr<int64_t>();
+    EXPECT_EQ(std::vector<int64_t>(p, p + in.ids.numel()), r.ids[i]) << r.texts[i];
+  }
+}
+
+TEST(MiniLM, Fp32EmbeddingsMatchTheReferenceAloneAndInBatches) {
+  const auto& r = reference();
+  for (int64_t batch : {1, 7, 64}) {
+    const auto e = encoder().encode(r.texts, batch);
+    ASSERT_EQ(e.sizes(), r.embeddings.sizes());
+    const auto cosine = (e * r.embeddings).sum(1) / (e.norm(2, 1) * r.embeddings.norm(2, 1));
+    EXPECT_GE(cosine.min().item<double>(), 0.9999) << "batch " << batch << ", worst at text "
+                                                   << cosine.argmin().item<int64_t>();
+    EXPECT_NEAR(e.norm(2, 1).max().item<double>(), 1.0, 1e-5);
+  }
+}
+
+TEST(MiniLM, SavedWeightsReloadBitForBit) {
+  const auto dir = std::filesystem::temp_directory_path() / ("spruce_minilm_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  minilm::save_weights(*encoder().model(), (dir / "model.safetensors").string());
+  minilm::BertModel copy(encoder().model()->config());
+  minilm::load_weights(*copy, (dir / "model.safetensors").string());
+  const auto a = encoder().model()->named_parameters(), b = copy->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& item : a) EXPECT_TRUE(torch::equal(item.value(), b[item.key()])) << item.key();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(MiniLM, LinearLayersCarryHuggingFaceNames) {
+  std::vector<std::string> names;
+  for (const auto& host : spruce::torch::find_layer_hosts(*encoder().model()))
+    for (size_t i = 0; i < host.host->size(); ++i) names.push_back(host.layer_path(i));
+  ASSERT_EQ(names.size(), 36u);  // 6 layers x (Q, K, V, attention output, FFN in, FFN out)
+  EXPECT_EQ(names.front(), "encoder.layer.0.attention.self.query");
+  EXPECT_EQ(names.back(), "encoder.layer.5.output.dense");
+}
+
+TEST(MiniLM, RefusesAMissingModelOrAForeignConfig) {
+  try {
+    minilm::SentenceEncoder::load("/nonexistent");
+    ADD_FAILURE();
+  } catch (const spruce::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("install-deps"), std::string::npos) << e.what();
+  }
+  const auto path = std::filesystem::temp_directory_path() / ("spruce_config_" + std::to_string(getpid()) + ".json");
+  for (const char* text : {"{\"model_type\": \"gpt2\"}", "{\"model_type\": \"bert\", \"hidden_size\": 384}", "{",
+                           "{\"model_type\": \"bert\", \"vocab_size\": 10, \"hidden_size\": 385, \"num_hidden_layers\": 1,"
+                           " \"num_attention_heads\": 12, \"intermediate_size\": 4, \"max_position_embeddings\": 8}"}) {
+    std::ofstream(path) << text;
+    EXPECT_THROW(minilm::BertConfig::read(path.string()), spruce::Error) << text;
+  }
+  std::filesystem::remove(path);
+}
+
+}  // namespace

@@ -1,0 +1,71 @@
+// spruce embed --input texts.txt --output embeddings.jsonl: sentence embeddings with
+// all-MiniLM-L6-v2 (or a pruned copy of it), one text per line or JSONL in, JSONL or .npy out.
+#include <chrono>
+#include <iostream>
+
+#include "command.hpp"
+#include "flags.hpp"
+#include "minilm/embed_io.hpp"
+#include "minilm/sentence_encoder.hpp"
+#include "spruce/error.hpp"
+#include "spruce/file.hpp"
+#include "spruce/torch/threads.hpp"
+
+namespace spruce::cli {
+namespace {
+
+struct EmbedArgs {
+  std::string model = minilm::default_model_dir(), input = "-", output, input_format = "auto", format = "jsonl";
+  int64_t batch = 32, max_length = minilm::SentenceEncoder::kMaxLength;
+  int threads = 2;
+};
+
+void run(const EmbedArgs& a) {
+  const auto out_format = minilm::parse_embedding_format(a.format);
+  if (out_format == minilm::EmbeddingFormat::Npy && a.output.empty())
+    usage_error("--format npy writes a binary file: give it with --output");
+  spruce::torch::set_threads(a.threads);
+  const auto texts = minilm::read_texts(a.input, minilm::parse_text_format(a.input_format, a.input));
+  auto encoder = minilm::SentenceEncoder::load(a.model, a.max_length);
+  const auto start = std::chrono::steady_clock::now();
+  const auto embeddings = encoder.encode(texts, a.batch);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string bytes =
+      out_format == minilm::EmbeddingFormat::Npy ? minilm::to_npy(embeddings) : minilm::to_jsonl(texts, embeddings);
+  if (a.output.empty()) {
+    std::cout << bytes << std::flush;
+  } else {
+    write_file_atomic(a.output, bytes);
+  }
+  std::cerr << "embed: " << texts.size() << " texts -> " << embeddings.size(1) << "-d embeddings in " << seconds
+            << " s (" << static_cast<int64_t>(double(texts.size()) / seconds) << " texts/s, batch " << a.batch << ", "
+            << a.threads << " threads)" << (a.output.empty() ? "" : ", written to " + a.output) << "\n";
+  if (encoder.truncated() > 0)
+    std::cerr << "embed: note: " << encoder.truncated() << " of " << texts.size() << " texts were longer than "
+              << a.max_length << " tokens and were truncated, as sentence-transformers truncates them\n";
+}
+
+void add(CLI::App& app) {
+  auto a = std::make_shared<EmbedArgs>();
+  auto* cmd = app.add_subcommand("embed", "Sentence embeddings with all-MiniLM-L6-v2 (or a pruned copy), JSONL or .npy");
+  cmd->add_option("--model", a->model, "A sentence-transformers folder (config.json, model.safetensors, vocab.txt)")
+      ->capture_default_str();
+  cmd->add_option("--input", a->input, "Texts, one per line, or JSONL (a string or {\"text\": ...} per line); - is stdin")
+      ->check(non_empty())
+      ->capture_default_str();
+  cmd->add_option("--input-format", a->input_format, "text, jsonl, or auto (jsonl for *.jsonl)")->capture_default_str();
+  cmd->add_option("--output", a->output, "Write here (atomically); default: standard output (JSONL only)")->check(non_empty());
+  cmd->add_option("--format", a->format, "jsonl ({\"text\", \"embedding\"} per line) or npy (float32 [N][H])")
+      ->capture_default_str();
+  cmd->add_option("--batch", a->batch, "Texts per forward pass")->check(int_in(1, 4096))->capture_default_str();
+  cmd->add_option("--max-length", a->max_length, "Tokens per text, [CLS] and [SEP] included; longer texts are truncated")
+      ->check(int_in(2, 512))
+      ->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Threads")->check(thread_count())->capture_default_str();
+  cmd->callback([a] { run(*a); });
+}
+
+const Command reg{"embed", add};
+
+}  // namespace
+}  // namespace spruce::cli
