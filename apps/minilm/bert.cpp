@@ -16,7 +16,9 @@ namespace F = ::torch::nn::functional;
 
 BertConfig BertConfig::read(const std::string& path) {
   std::ifstream in(path);
-  if (!in) spruce::usage_error("cannot read " + spruce::in_quotes(path) + "; run scripts/install-deps.sh, which fetches all-MiniLM-L6-v2");
+  if (!in)
+    spruce::usage_error("cannot read " + spruce::in_quotes(path) +
+                        "; run scripts/install-deps.sh, which fetches all-MiniLM-L6-v2");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
@@ -27,7 +29,8 @@ BertConfig BertConfig::read(const std::string& path) {
   try {
     if (j.value("model_type", "") != "bert") spruce::data_error("model_type is not \"bert\"");
     if (j.value("hidden_act", "gelu") != "gelu") spruce::data_error("hidden_act is not \"gelu\"");
-    if (j.value("position_embedding_type", "absolute") != "absolute") spruce::data_error("position embeddings are not absolute");
+    if (j.value("position_embedding_type", "absolute") != "absolute")
+      spruce::data_error("position embeddings are not absolute");
     c.vocab_size = j.at("vocab_size").get<int64_t>();
     c.hidden_size = j.at("hidden_size").get<int64_t>();
     c.num_layers = j.at("num_hidden_layers").get<int64_t>();
@@ -68,10 +71,13 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
   return ::torch::matmul(probs, v).transpose(1, 2).reshape({batch * tokens, heads_ * head_size_});
 }
 
-BertDenseImpl::BertDenseImpl(const BertConfig& c, int64_t in, int64_t out, bool residual_norm) : dropout_(c.dropout) {
-  add_linear("dense", in, out, false, false);
+BertDenseImpl::BertDenseImpl(const BertConfig& c, int64_t in, int64_t out, spruce::Activation activation,
+                             bool residual_norm)
+    : dropout_(c.dropout) {
+  add_linear("dense", in, out, activation, false);
   if (residual_norm)
-    norm_ = register_module("LayerNorm", ::torch::nn::LayerNorm(::torch::nn::LayerNormOptions({out}).eps(c.layer_norm_eps)));
+    norm_ = register_module("LayerNorm",
+                            ::torch::nn::LayerNorm(::torch::nn::LayerNormOptions({out}).eps(c.layer_norm_eps)));
   register_module("dropout", dropout_);
 }
 
@@ -82,16 +88,18 @@ BertDenseImpl::BertDenseImpl(const BertConfig& c, int64_t in, int64_t out, bool 
 
 BertAttentionImpl::BertAttentionImpl(const BertConfig& c)
     : self_attention(register_module("self", BertSelfAttention(c))),
-      output(register_module("output", BertDense(c, c.hidden_size, c.hidden_size, true))) {}
+      output(register_module("output", BertDense(c, c.hidden_size, c.hidden_size, spruce::Activation::None, true))) {}
 
 BertLayerImpl::BertLayerImpl(const BertConfig& c)
     : attention(register_module("attention", BertAttention(c))),
-      intermediate(register_module("intermediate", BertDense(c, c.hidden_size, c.intermediate_size, false))),
-      output(register_module("output", BertDense(c, c.intermediate_size, c.hidden_size, true))) {}
+      intermediate(register_module("intermediate",
+                                   BertDense(c, c.hidden_size, c.intermediate_size, spruce::Activation::GELU, false))),
+      output(register_module("output",
+                             BertDense(c, c.intermediate_size, c.hidden_size, spruce::Activation::None, true))) {}
 
 ::torch::Tensor BertLayerImpl::forward(const ::torch::Tensor& x, const ::torch::Tensor& mask_bias, int64_t batch) {
   const auto attended = attention->output(attention->self_attention(x, mask_bias, batch), x);
-  return output(::torch::gelu(intermediate(attended)), attended);
+  return output(intermediate(attended), attended);
 }
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c)
@@ -100,8 +108,8 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c)
           register_module("position_embeddings", ::torch::nn::Embedding(c.max_position_embeddings, c.hidden_size))),
       token_type_embeddings(
           register_module("token_type_embeddings", ::torch::nn::Embedding(c.type_vocab_size, c.hidden_size))),
-      norm(register_module("LayerNorm",
-                           ::torch::nn::LayerNorm(::torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)))),
+      norm(register_module(
+          "LayerNorm", ::torch::nn::LayerNorm(::torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)))),
       dropout(register_module("dropout", ::torch::nn::Dropout(c.dropout))) {}
 
 ::torch::Tensor BertEmbeddingsImpl::forward(const ::torch::Tensor& ids) {
@@ -146,8 +154,8 @@ void load_weights(::torch::nn::Module& model, const std::string& path) {
     if (!t) spruce::data_error(path + " has no tensor " + item.key() + "; is it this model's checkpoint?");
     auto& p = item.value();
     if (t->dtype != spruce::DType::F32 || t->shape != p.sizes().vec())
-      spruce::data_error(path + ": tensor " + item.key() + " is " + spruce::to_string(t->dtype) + " of another shape than the model's F32 " +
-                         c10::str(p.sizes()));
+      spruce::data_error(path + ": tensor " + item.key() + " is " + spruce::to_string(t->dtype) +
+                         " of another shape than the model's F32 " + c10::str(p.sizes()));
     std::memcpy(p.data_ptr<float>(), t->bytes.data(), t->bytes.size());
   }
 }

@@ -38,10 +38,11 @@ class BertSelfAttentionImpl : public spruce::torch::LayerHost {
 };
 TORCH_MODULE(BertSelfAttention);
 
-// "dense" (+ dropout, the residual and "LayerNorm" when `residual_norm`); used three times per layer.
+// "dense" and its activation (+ dropout, the residual and "LayerNorm" when `residual_norm`); used
+// three times per layer: attention output, FFN in (GELU, erf form, as BERT), FFN out.
 class BertDenseImpl : public spruce::torch::LayerHost {
  public:
-  BertDenseImpl(const BertConfig& config, int64_t in, int64_t out, bool residual_norm);
+  BertDenseImpl(const BertConfig& config, int64_t in, int64_t out, spruce::Activation activation, bool residual_norm);
   ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& residual = {});
 
  private:
@@ -63,7 +64,7 @@ class BertLayerImpl : public ::torch::nn::Module {
   explicit BertLayerImpl(const BertConfig& config);
   ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& mask_bias, int64_t batch);
   BertAttention attention;
-  BertDense intermediate, output;  // intermediate is followed by GELU (erf), as in BERT
+  BertDense intermediate, output;
 };
 TORCH_MODULE(BertLayer);
 

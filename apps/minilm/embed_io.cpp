@@ -62,7 +62,8 @@ std::vector<std::string> read_texts(const std::string& path, TextFormat format) 
     try {
       value = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception&) {
-      line_error(path, line_number, "not JSON; JSONL needs a string or {\"text\": ...} per line (or use --input-format text)");
+      line_error(path, line_number,
+                 "not JSON; JSONL needs a string or {\"text\": ...} per line (or use --input-format text)");
     }
     if (value.is_object() && value.contains("text")) value = value["text"];
     if (!value.is_string()) line_error(path, line_number, "holds no text; give a JSON string or {\"text\": \"...\"}");
@@ -70,7 +71,8 @@ std::vector<std::string> read_texts(const std::string& path, TextFormat format) 
     if (blank(text)) line_error(path, line_number, "its text is empty");
     texts.push_back(std::move(text));
   }
-  if (texts.empty()) spruce::usage_error((path == "-" ? std::string("standard input") : spruce::in_quotes(path)) + " holds no text");
+  if (texts.empty())
+    spruce::usage_error((path == "-" ? std::string("standard input") : spruce::in_quotes(path)) + " holds no text");
   return texts;
 }
 
@@ -90,7 +92,7 @@ std::string to_npy(const ::torch::Tensor& embeddings) {
   const auto e = embeddings.contiguous().to(::torch::kFloat);
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(e.size(0)) + ", " +
                        std::to_string(e.size(1)) + "), }";
-  const size_t preamble = 10;  // magic, version, header length
+  const size_t preamble = 10;                                           // magic, version, header length
   header.append((64 - (preamble + header.size() + 1) % 64) % 64, ' ');  // data starts 64-byte aligned
   header += '\n';
   std::string out = std::string("\x93NUMPY\x01\x00", 8);

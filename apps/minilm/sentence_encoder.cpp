@@ -69,3 +69,14 @@ Inputs SentenceEncoder::tokenize(const std::vector<std::string>& texts) const {
 }
 
 }  // namespace minilm
+
+namespace minilm {
+
+std::vector<spruce::torch::ConvertedLayer> SentenceEncoder::convert(const spruce::torch::ConvertOptions& options,
+                                                                    const std::vector<std::string>& calibration_texts) {
+  const bool int8 = options.variant != spruce::torch::Variant::F32Sparse;
+  if (int8 && calibration_texts.empty()) spruce::usage_error("INT8 conversion of the encoder needs calibration texts");
+  return spruce::torch::convert(*model_, options, [&] { encode(calibration_texts, 32); });
+}
+
+}  // namespace minilm

@@ -12,6 +12,7 @@
 
 #include "minilm/bert.hpp"
 #include "spruce/text/wordpiece.hpp"
+#include "spruce/torch/convert.hpp"
 
 namespace minilm {
 
@@ -35,6 +36,12 @@ class SentenceEncoder {
   ::torch::Tensor encode(const std::vector<std::string>& texts, int64_t batch_size = 32);
   // One padded batch, with gradients if enabled: the pooled, normalized embeddings.
   ::torch::Tensor embed(const Inputs& inputs);
+
+  // Swaps every encoder Linear for spruce's operator (spruce::torch::convert): FP32 or INT8,
+  // sparse or dense. INT8 calibrates each layer's input on `calibration_texts`. Attention,
+  // LayerNorm, GELU and the embeddings stay in LibTorch.
+  std::vector<spruce::torch::ConvertedLayer> convert(const spruce::torch::ConvertOptions& options,
+                                                     const std::vector<std::string>& calibration_texts);
 
   BertModel& model() { return model_; }
   const spruce::text::WordPieceTokenizer& tokenizer() const { return tokenizer_; }

@@ -25,15 +25,13 @@ bool is_control(UChar32 c) {
 bool is_whitespace(UChar32 c) { return c == '\t' || c == '\n' || c == '\r' || u_isUWhiteSpace(c); }
 
 bool is_punctuation(UChar32 c) {  // ASCII symbols count too ($, +, <, ^, `, |, ~), as in BERT
-  const bool ascii = (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
-                     (c >= 123 && c <= 126);
+  const bool ascii = (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
   return ascii || u_ispunct(c);
 }
 
 bool is_cjk(UChar32 c) {  // the CJK Unified Ideograph blocks BERT splits into single characters
-  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) ||
-         (c >= 0x20000 && c <= 0x2A6DF) || (c >= 0x2A700 && c <= 0x2B73F) ||
-         (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
+  return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+         (c >= 0x2A700 && c <= 0x2B73F) || (c >= 0x2B740 && c <= 0x2B81F) || (c >= 0x2B820 && c <= 0x2CEAF) ||
          (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
@@ -107,7 +105,9 @@ size_t first_invalid_utf8(std::string_view text) {
 
 WordPieceTokenizer WordPieceTokenizer::load(const std::string& vocab_path) {
   std::ifstream in(vocab_path);
-  if (!in) usage_error("cannot read the vocabulary " + in_quotes(vocab_path) + "; run scripts/install-deps.sh, which fetches all-MiniLM-L6-v2");
+  if (!in)
+    usage_error("cannot read the vocabulary " + in_quotes(vocab_path) +
+                "; run scripts/install-deps.sh, which fetches all-MiniLM-L6-v2");
   std::vector<std::string> vocabulary;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();

@@ -25,32 +25,39 @@ size_t LayerHost::add_conv(const std::string& name, const ::torch::nn::Conv2dOpt
     usage_error("conv '" + name + "': a LayerHost conv needs groups 1, dilation 1 and numeric zero padding");
   layers_.push_back(register_module(name, ::torch::nn::Conv2d(options)));
   names_.push_back(name);
-  relu_after_.push_back(relu_after);
+  activation_after_.push_back(relu_after ? Activation::ReLU : Activation::None);
   chained_.push_back(false);
   return layers_.size() - 1;
 }
 
-size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, bool relu_after, bool feeds_next) {
+size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, Activation after, bool feeds_next) {
+  if (after == Activation::GELU && feeds_next)
+    usage_error("layer '" + name + "': a GELU layer cannot requantize into the next one (its GELU runs after it)");
   layers_.push_back(register_module(name, ::torch::nn::Linear(in, out)));
   names_.push_back(name);
-  relu_after_.push_back(relu_after);
+  activation_after_.push_back(after);
   chained_.push_back(feeds_next);
   return layers_.size() - 1;
 }
 
 ::torch::Tensor LayerHost::run_layer(size_t i, ::torch::Tensor x) {
   if (observer_) observer_(i, x);
+  bool fused_relu = false;
   if (auto* lin = linear(i)) {
     x = lin->forward(x);
-    return relu_after_[i] ? ::torch::relu(x) : x;
-  }
-  if (auto* c = conv(i)) {
+  } else if (auto* c = conv(i)) {
     x = c->forward(x);
-    return relu_after_[i] ? ::torch::relu(x) : x;
+  } else {
+    auto* fused = static_cast<FusedLayer*>(layers_[i].get());
+    x = fused->forward(x);
+    fused_relu = fused->fuses_relu();
   }
-  auto* fused = static_cast<FusedLayer*>(layers_[i].get());
-  x = fused->forward(x);
-  return relu_after_[i] && !fused->fuses_relu() ? ::torch::relu(x) : x;
+  switch (activation_after_[i]) {
+    case Activation::ReLU: return fused_relu ? x : ::torch::relu(x);
+    case Activation::GELU: return ::torch::gelu(x);
+    case Activation::None: return x;
+  }
+  return x;
 }
 
 void LayerHost::replace_layer(size_t i, std::shared_ptr<FusedLayer> layer) {

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -20,21 +21,25 @@ int64_t SparsityReport::elements() const {
 double SparsityReport::sparsity() const { return elements() ? double(zeros()) / double(elements()) : 0.0; }
 
 std::string format_report(const SparsityReport& report) {
+  // The name column fits the longest name ("encoder.layer.5.attention.self.query" as well as "fc1").
+  int name_width = 16;
+  for (const auto& l : report.layers)
+    name_width = std::max(name_width, static_cast<int>(std::min<size_t>(l.name.size(), 100)));
   std::ostringstream out;
-  char line[160];
-  std::snprintf(line, sizeof line, "%-16s %-6s %-10s %-22s %9s %9s\n", "layer", "op", "pattern", "shape", "sparsity",
-                "target");
+  char line[320];
+  std::snprintf(line, sizeof line, "%-*s %-6s %-10s %-22s %9s %9s\n", name_width, "layer", "op", "pattern", "shape",
+                "sparsity", "target");
   out << line;
   for (const auto& l : report.layers) {
     std::string shape = "[";
     for (size_t i = 0; i < l.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(l.shape[i]);
     shape += "]";
-    std::snprintf(line, sizeof line, "%-16s %-6s %-10s %-22s %8.2f%% %8.2f%%\n", l.name.c_str(), l.op_type.c_str(),
-                  l.pattern.c_str(), shape.c_str(), 100 * l.sparsity(), 100 * l.target);
+    std::snprintf(line, sizeof line, "%-*s %-6s %-10s %-22s %8.2f%% %8.2f%%\n", name_width, l.name.c_str(),
+                  l.op_type.c_str(), l.pattern.c_str(), shape.c_str(), 100 * l.sparsity(), 100 * l.target);
     out << line;
   }
-  std::snprintf(line, sizeof line, "%-56s %8.2f%%   (%lld of %lld weights are zero, step %lld)\n", "total",
-                100 * report.sparsity(), (long long)report.zeros(), (long long)report.elements(),
+  std::snprintf(line, sizeof line, "%-*s %8.2f%%   (%lld of %lld weights are zero, step %lld)\n", name_width + 40,
+                "total", 100 * report.sparsity(), (long long)report.zeros(), (long long)report.elements(),
                 (long long)report.step);
   out << line;
   return out.str();

@@ -9,34 +9,10 @@
 #include <nlohmann/json.hpp>
 
 #include "minilm/sentence_encoder.hpp"
+#include "minilm_reference.hpp"
 #include "spruce/error.hpp"
 
 namespace {
-
-struct Reference {
-  std::vector<std::string> texts;
-  std::vector<std::vector<int64_t>> ids;
-  torch::Tensor embeddings;  // [N][384]
-  int64_t max_length = 0;
-};
-
-const Reference& reference() {
-  static const Reference r = [] {
-    std::ifstream in(std::string(SPRUCE_SOURCE_DIR) + "/tests/apps/data/minilm_reference.json");
-    const auto j = nlohmann::json::parse(in);
-    Reference out;
-    out.max_length = j.at("max_seq_length").get<int64_t>();
-    std::vector<float> values;
-    for (const auto& s : j.at("sentences")) {
-      out.texts.push_back(s.at("text").get<std::string>());
-      out.ids.push_back(s.at("input_ids").get<std::vector<int64_t>>());
-      for (float v : s.at("embedding").get<std::vector<float>>()) values.push_back(v);
-    }
-    out.embeddings = torch::tensor(values).view({static_cast<int64_t>(out.texts.size()), -1});
-    return out;
-  }();
-  return r;
-}
 
 minilm::SentenceEncoder& encoder() {
   static minilm::SentenceEncoder e = minilm::SentenceEncoder::load(minilm::default_model_dir(), reference().max_length);
@@ -58,8 +34,8 @@ TEST(MiniLM, Fp32EmbeddingsMatchTheReferenceAloneAndInBatches) {
     const auto e = encoder().encode(r.texts, batch);
     ASSERT_EQ(e.sizes(), r.embeddings.sizes());
     const auto cosine = (e * r.embeddings).sum(1) / (e.norm(2, 1) * r.embeddings.norm(2, 1));
-    EXPECT_GE(cosine.min().item<double>(), 0.9999) << "batch " << batch << ", worst at text "
-                                                   << cosine.argmin().item<int64_t>();
+    EXPECT_GE(cosine.min().item<double>(), 0.9999)
+        << "batch " << batch << ", worst at text " << cosine.argmin().item<int64_t>();
     EXPECT_NEAR(e.norm(2, 1).max().item<double>(), 1.0, 1e-5);
   }
 }
@@ -93,9 +69,10 @@ TEST(MiniLM, RefusesAMissingModelOrAForeignConfig) {
     EXPECT_NE(std::string(e.what()).find("install-deps"), std::string::npos) << e.what();
   }
   const auto path = std::filesystem::temp_directory_path() / ("spruce_config_" + std::to_string(getpid()) + ".json");
-  for (const char* text : {"{\"model_type\": \"gpt2\"}", "{\"model_type\": \"bert\", \"hidden_size\": 384}", "{",
-                           "{\"model_type\": \"bert\", \"vocab_size\": 10, \"hidden_size\": 385, \"num_hidden_layers\": 1,"
-                           " \"num_attention_heads\": 12, \"intermediate_size\": 4, \"max_position_embeddings\": 8}"}) {
+  for (const char* text :
+       {"{\"model_type\": \"gpt2\"}", "{\"model_type\": \"bert\", \"hidden_size\": 384}", "{",
+        "{\"model_type\": \"bert\", \"vocab_size\": 10, \"hidden_size\": 385, \"num_hidden_layers\": 1,"
+        " \"num_attention_heads\": 12, \"intermediate_size\": 4, \"max_position_embeddings\": 8}"}) {
     std::ofstream(path) << text;
     EXPECT_THROW(minilm::BertConfig::read(path.string()), spruce::Error) << text;
   }

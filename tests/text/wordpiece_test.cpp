@@ -49,20 +49,28 @@ TEST(WordPiece, SplitsPunctuationAndLongestMatchesPieces) {
 
 TEST(WordPiece, StripsAccentsLowercasesAndSplitsCjk) {
   EXPECT_EQ(pieces("CAFÉ"), pieces("cafe"));
-  EXPECT_EQ(pieces("cafe\xCC\x81"), pieces("cafe"));                       // decomposed accent
+  EXPECT_EQ(pieces("cafe\xCC\x81"), pieces("cafe"));                                      // decomposed accent
   EXPECT_EQ(pieces("\xE4\xB8\xAD\xE6\x96\x87"), (std::vector<std::string>{"中", "文"}));  // 中文
-  EXPECT_EQ(pieces("a\xE2\x80\x8B" "b"), pieces("ab"));                     // zero-width space dropped
-  EXPECT_EQ(pieces("a\xC2\xA0" "b"), pieces("a b"));                        // no-break space splits
+  EXPECT_EQ(pieces("a\xE2\x80\x8B"
+                   "b"),
+            pieces("ab"));  // zero-width space dropped
+  EXPECT_EQ(pieces("a\xC2\xA0"
+                   "b"),
+            pieces("a b"));  // no-break space splits
   EXPECT_EQ(pieces("a\tb\r\nc"), pieces("a b c"));
-  EXPECT_EQ(pieces(std::string("a\0b", 3)), pieces("ab"));                 // NUL dropped
+  EXPECT_EQ(pieces(std::string("a\0b", 3)), pieces("ab"));  // NUL dropped
 }
 
 TEST(WordPiece, KeepsTypedSpecialTokensAndUnassignedCodePoints) {
   // As Hugging Face: exact "[SEP]" / "[MASK]" are special tokens; "[cls]" is text.
   EXPECT_EQ(pieces("hello [SEP] world [MASK] x [cls] [UNK]"),
             (std::vector<std::string>{"hello", "[SEP]", "world", "[MASK]", "x", "[", "cl", "##s", "]", "[UNK]"}));
-  EXPECT_EQ(pieces("a\xCD\xB8" "b"), (std::vector<std::string>{"[UNK]"}));  // U+0378 is kept, not dropped
-  EXPECT_EQ(pieces("soft\xC2\xAD" "hyphen"), pieces("softhyphen"));          // U+00AD (Cf) is dropped
+  EXPECT_EQ(pieces("a\xCD\xB8"
+                   "b"),
+            (std::vector<std::string>{"[UNK]"}));  // U+0378 is kept, not dropped
+  EXPECT_EQ(pieces("soft\xC2\xAD"
+                   "hyphen"),
+            pieces("softhyphen"));  // U+00AD (Cf) is dropped
 }
 
 TEST(WordPiece, UnknownWordsBecomeOneUnk) {

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "bench_minilm.hpp"
 #include "command.hpp"
 #include "dlrm/dlrm_bench.hpp"
 #include "flags.hpp"
@@ -22,6 +23,8 @@ struct BenchModelArgs {
   std::string work_dir = "out/dlrm";  // trained models are cached here
   uint64_t seed = 1;
   dlrm::DlrmBenchOptions o;
+  minilm::MinilmBenchOptions minilm;  // --sparse-model, --dense-model, --seq-length; shares --batches, --threads
+  CLI::App* cmd = nullptr;
 };
 
 const dlrm::DlrmBenchRecord* find(const std::vector<dlrm::DlrmBenchRecord>& rs, const std::string& v,
@@ -98,7 +101,20 @@ nlohmann::ordered_json run_json(const mlperf::RunResult& r) {
 }
 
 void run(BenchModelArgs& a) {
-  if (a.model != "dlrm") usage_error("unknown model '" + a.model + "': valid is dlrm");
+  if (a.model == "minilm") {
+    for (const char* dlrm_only : {"--pattern", "--sparsity", "--epochs", "--finetune-epochs", "--train-samples",
+                                  "--test-samples", "--table-cap", "--retrain", "--p99-ms", "--server-probes",
+                                  "--log-dir", "--server-max-batch", "--work-dir", "--min-duration"})
+      if (a.cmd->count(dlrm_only) > 0)
+        usage_error(std::string(dlrm_only) + " is for dlrm; minilm measures the weights given by --sparse-model");
+    a.minilm.threads = a.o.threads;
+    if (a.cmd->count("--batches") > 0) a.minilm.batches = a.o.batches;
+    run_minilm_bench(a.minilm, a.json);
+    return;
+  }
+  for (const char* minilm_only : {"--sparse-model", "--dense-model", "--seq-length", "--seconds"})
+    if (a.cmd->count(minilm_only) > 0) usage_error(std::string(minilm_only) + " is for minilm");
+  if (a.model != "dlrm") usage_error("unknown model " + in_quotes(a.model) + ": valid are dlrm and minilm");
   a.o.pattern = Pattern::parse(a.pattern);
   if (!(a.o.sparsity > 0 && a.o.sparsity < 1)) usage_error("--sparsity must be in (0, 1), e.g. 0.85");
   // LoadGen logs every completed sample on a thread of its own, which spinning workers starve.
@@ -140,7 +156,20 @@ void add(CLI::App& app) {
   auto a = std::make_shared<BenchModelArgs>();
   auto* cmd = app.add_subcommand(
       "bench-model", "Train, convert and measure a whole model: LibTorch FP32 dense, INT8 dense, INT8 sparse");
-  cmd->add_option("model", a->model, "The model: dlrm (MLPerf shapes, synthetic data)")->required();
+  a->cmd = cmd;
+  cmd->add_option("model", a->model,
+                  "dlrm (MLPerf shapes, synthetic data, through LoadGen) or minilm (all-MiniLM-L6-v2, pruned by "
+                  "`spruce distill`)")
+      ->required();
+  a->minilm.dense_dir = minilm::default_model_dir();
+  cmd->add_option("--sparse-model", a->minilm.sparse_dir, "minilm: the pruned model folder (`spruce distill --save`)");
+  cmd->add_option("--dense-model", a->minilm.dense_dir, "minilm: the dense model folder")->capture_default_str();
+  cmd->add_option("--seq-length", a->minilm.seq_length, "minilm: tokens per sequence")
+      ->check(int_in(3, 512))
+      ->capture_default_str();
+  cmd->add_option("--seconds", a->minilm.min_seconds, "minilm: timing per variant and batch size, seconds")
+      ->check(real_in(0.01, 3600))
+      ->capture_default_str();
   cmd->add_option("--work-dir", a->work_dir, "Where trained models are cached")->capture_default_str();
   cmd->add_flag("--retrain", a->o.retrain, "Train again even when the cache has the models");
   cmd->add_option("--train-samples", a->o.train_samples, "Synthetic training samples")
@@ -163,7 +192,7 @@ void add(CLI::App& app) {
       ->check(fraction())
       ->capture_default_str();
   cmd->add_option("--threads", a->o.threads, "Threads for every variant")->check(thread_count())->capture_default_str();
-  cmd->add_option("--batches", a->o.batches, "Offline batch sizes to try")
+  cmd->add_option("--batches", a->o.batches, "Batch sizes: dlrm's Offline batches to try; minilm's (default 1 8 32)")
       ->check(int_in(1, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--p99-ms", a->o.p99_bound_ms, "Server p99 latency bound; 0: LoadGen's for DLRM v2 (60 ms)")

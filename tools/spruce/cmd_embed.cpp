@@ -47,18 +47,22 @@ void run(const EmbedArgs& a) {
 
 void add(CLI::App& app) {
   auto a = std::make_shared<EmbedArgs>();
-  auto* cmd = app.add_subcommand("embed", "Sentence embeddings with all-MiniLM-L6-v2 (or a pruned copy), JSONL or .npy");
+  auto* cmd =
+      app.add_subcommand("embed", "Sentence embeddings with all-MiniLM-L6-v2 (or a pruned copy), JSONL or .npy");
   cmd->add_option("--model", a->model, "A sentence-transformers folder (config.json, model.safetensors, vocab.txt)")
       ->capture_default_str();
-  cmd->add_option("--input", a->input, "Texts, one per line, or JSONL (a string or {\"text\": ...} per line); - is stdin")
+  cmd->add_option("--input", a->input,
+                  "Texts, one per line, or JSONL (a string or {\"text\": ...} per line); - is stdin")
       ->check(non_empty())
       ->capture_default_str();
   cmd->add_option("--input-format", a->input_format, "text, jsonl, or auto (jsonl for *.jsonl)")->capture_default_str();
-  cmd->add_option("--output", a->output, "Write here (atomically); default: standard output (JSONL only)")->check(non_empty());
+  cmd->add_option("--output", a->output, "Write here (atomically); default: standard output (JSONL only)")
+      ->check(non_empty());
   cmd->add_option("--format", a->format, "jsonl ({\"text\", \"embedding\"} per line) or npy (float32 [N][H])")
       ->capture_default_str();
   cmd->add_option("--batch", a->batch, "Texts per forward pass")->check(int_in(1, 4096))->capture_default_str();
-  cmd->add_option("--max-length", a->max_length, "Tokens per text, [CLS] and [SEP] included; longer texts are truncated")
+  cmd->add_option("--max-length", a->max_length,
+                  "Tokens per text, [CLS] and [SEP] included; longer texts are truncated")
       ->check(int_in(2, 512))
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Threads")->check(thread_count())->capture_default_str();

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "spruce/quant.hpp"
+
 namespace spruce::torch {
 
 // A layer that computes its own activation, as a converted layer does.
@@ -36,7 +38,10 @@ class LayerHost : public ::torch::nn::Module {
   // The weight of the Linear or Conv2d at i as the GEMM sees it: [out][in] for a Linear,
   // [OC][KH*KW*IC] (channels-last, as the pruner views it) for a conv; undefined once replaced.
   ::torch::Tensor gemm_weight(size_t i) const;
-  bool relu_after(size_t i) const { return relu_after_.at(i); }
+  bool relu_after(size_t i) const { return activation_after_.at(i) == Activation::ReLU; }
+  // The activation after layer i. A converted layer fuses ReLU; GELU stays with the host, which
+  // applies LibTorch's vectorized GELU to the layer's f32 output.
+  Activation activation_after(size_t i) const { return activation_after_.at(i); }
   // Whether layer i's output feeds layer i + 1 directly (so i may requantize for i + 1).
   bool feeds_next(size_t i) const { return chained_.at(i); }
   void replace_layer(size_t i, std::shared_ptr<FusedLayer> layer);
@@ -47,16 +52,20 @@ class LayerHost : public ::torch::nn::Module {
 
  protected:
   // Registers a Linear; `feeds_next`: its output goes straight into the next added layer.
-  size_t add_linear(const std::string& name, int64_t in, int64_t out, bool relu_after, bool feeds_next);
+  size_t add_linear(const std::string& name, int64_t in, int64_t out, Activation after, bool feeds_next);
+  size_t add_linear(const std::string& name, int64_t in, int64_t out, bool relu_after, bool feeds_next) {
+    return add_linear(name, in, out, relu_after ? Activation::ReLU : Activation::None, feeds_next);
+  }
   // Registers a Conv2d (groups 1, dilation 1, zero padding: what convert() can turn into a GEMM).
   size_t add_conv(const std::string& name, const ::torch::nn::Conv2dOptions& options, bool relu_after);
-  // Layer i (Linear or fused) on x, then its ReLU unless the layer fused it.
+  // Layer i (Linear or fused) on x, then its activation unless the layer fused it.
   ::torch::Tensor run_layer(size_t i, ::torch::Tensor x);
 
  private:
   std::vector<std::string> names_;
   std::vector<std::shared_ptr<::torch::nn::Module>> layers_;
-  std::vector<bool> relu_after_, chained_;
+  std::vector<Activation> activation_after_;
+  std::vector<bool> chained_;
   Observer observer_;
 };
 

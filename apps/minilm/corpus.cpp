@@ -1,0 +1,69 @@
+#include "minilm/corpus.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "spruce/error.hpp"
+#include "spruce/text/wordpiece.hpp"
+
+namespace minilm {
+namespace {
+
+std::string collapse_whitespace(const std::string& text, size_t& words) {
+  std::istringstream in(text);
+  std::string word, out;
+  words = 0;
+  while (in >> word) out += (words++ ? " " : "") + word;
+  return out;
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+Corpus read_fortunes(const std::string& dir, int held_out_percent) {
+  namespace fs = std::filesystem;
+  if (held_out_percent < 1 || held_out_percent > 50) spruce::usage_error("the held-out share must be 1-50%");
+  std::error_code ec;
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto name = entry.path().filename().string();
+    if (entry.is_regular_file() && !entry.path().has_extension() && name.find("art") == std::string::npos)
+      files.push_back(entry.path());
+  }
+  if (ec || files.empty())
+    spruce::usage_error("no fortunes in " + spruce::in_quotes(dir) + "; install Debian's `fortunes` package (scripts/install-deps.sh does)");
+  std::sort(files.begin(), files.end());
+  std::set<std::string> seen;
+  Corpus corpus;
+  for (const auto& file : files) {
+    std::ifstream in(file);
+    std::string text, line;
+    auto flush = [&] {
+      size_t words = 0;
+      std::string t = collapse_whitespace(text, words);
+      text.clear();
+      const bool fits = words >= 3 && words <= 80 && spruce::text::first_invalid_utf8(t) == std::string::npos;
+      if (!fits || !seen.insert(t).second) return;
+      (fnv1a(t) % 100 < static_cast<uint64_t>(held_out_percent) ? corpus.held_out : corpus.train).push_back(std::move(t));
+    };
+    while (std::getline(in, line)) {
+      if (line == "%") {
+        flush();
+      } else {
+        text += line + "\n";
+      }
+    }
+    flush();
+  }
+  return corpus;
+}
+
+}  // namespace minilm

@@ -1,0 +1,183 @@
+#include "minilm/distill.hpp"
+
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <ostream>
+#include <random>
+
+#include "spruce/error.hpp"
+#include "spruce/torch/distillation.hpp"
+
+namespace minilm {
+namespace {
+
+// Ranks 0..n-1 of a 1-D tensor's values (ties, rare in floats, get distinct ranks).
+::torch::Tensor ranks(const ::torch::Tensor& values) {
+  const auto order = values.argsort();
+  auto r = ::torch::empty_like(values);
+  r.index_put_({order}, ::torch::arange(values.numel(), values.options()));
+  return r;
+}
+
+double pearson(const ::torch::Tensor& a, const ::torch::Tensor& b) {
+  const auto x = a.to(::torch::kDouble) - a.to(::torch::kDouble).mean();
+  const auto y = b.to(::torch::kDouble) - b.to(::torch::kDouble).mean();
+  return ((x * y).sum() / (x.norm() * y.norm())).item<double>();
+}
+
+std::string percent(double v) {
+  char s[32];
+  std::snprintf(s, sizeof s, "%.2f%%", 100 * v);
+  return s;
+}
+
+// `steps` batches of text indices: each pool of 16 batches' worth of shuffled texts is sorted by
+// token count and cut into batches (in shuffled order), so a batch pads little, as
+// sentence-transformers' trainers bucket by length.
+std::vector<std::vector<size_t>> length_bucketed_batches(const SentenceEncoder& encoder,
+                                                         const std::vector<std::string>& texts, int64_t batch,
+                                                         int64_t steps, uint64_t seed) {
+  std::vector<size_t> lengths(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) lengths[i] = encoder.tokenizer().tokenize(texts[i]).size();
+  std::mt19937_64 rng(seed);
+  std::vector<size_t> order(texts.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::vector<std::vector<size_t>> out;
+  const size_t b = static_cast<size_t>(batch), pool = 16 * b;
+  while (out.size() < static_cast<size_t>(steps)) {
+    std::shuffle(order.begin(), order.end(), rng);
+    for (size_t begin = 0; begin + b <= order.size() && out.size() < static_cast<size_t>(steps); begin += pool) {
+      const size_t end = std::min(order.size(), begin + pool);
+      std::vector<size_t> chunk(order.begin() + static_cast<ptrdiff_t>(begin), order.begin() + static_cast<ptrdiff_t>(end));
+      std::sort(chunk.begin(), chunk.end(), [&](size_t x, size_t y) { return lengths[x] < lengths[y]; });
+      std::vector<std::vector<size_t>> cut;
+      for (size_t i = 0; i + b <= chunk.size(); i += b) cut.emplace_back(chunk.begin() + static_cast<ptrdiff_t>(i), chunk.begin() + static_cast<ptrdiff_t>(i + b));
+      std::shuffle(cut.begin(), cut.end(), rng);
+      for (auto& c : cut)
+        if (out.size() < static_cast<size_t>(steps)) out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Fidelity measure_fidelity(const ::torch::Tensor& student, const ::torch::Tensor& teacher) {
+  const int64_t n = student.size(0);
+  if (n < 11 || !student.sizes().equals(teacher.sizes()))
+    spruce::usage_error("fidelity needs the same 11 or more texts embedded by student and teacher");
+  ::torch::NoGradGuard no_grad;
+  Fidelity f;
+  f.texts = n;
+  f.mean_cosine = (student * teacher).sum(1).mean().item<double>();
+  const auto eye = ::torch::eye(n, ::torch::kBool);
+  const auto sim_s = student.matmul(student.t()).masked_fill(eye, -2.0);
+  const auto sim_t = teacher.matmul(teacher.t()).masked_fill(eye, -2.0);
+  const auto top_s = std::get<1>(sim_s.topk(10, 1)), top_t = std::get<1>(sim_t.topk(10, 1));
+  // Shared neighbours per text: each of the student's 10 found among the teacher's 10.
+  const auto shared = (top_s.unsqueeze(2) == top_t.unsqueeze(1)).any(2).sum(1).to(::torch::kDouble);
+  f.top10_overlap = (shared / 10).mean().item<double>();
+  const auto upper = ::torch::triu_indices(n, n, 1);
+  const auto pairs_s = sim_s.index({upper[0], upper[1]}), pairs_t = sim_t.index({upper[0], upper[1]});
+  f.spearman = pearson(ranks(pairs_s), ranks(pairs_t));
+  return f;
+}
+
+spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, int64_t steps,
+                              spruce::Criterion criterion) {
+  spruce::Recipe r = spruce::Recipe::single(pattern, sparsity);
+  spruce::PruningGroup& g = r.groups[0];
+  g.op_names = {"^encoder\\.layer\\.[0-9]+\\."};
+  g.op_types = {"Linear"};
+  g.criterion = criterion;
+  g.scope = spruce::Scope::Local;  // every layer at the target: what the kernels will see
+  g.schedule.start_step = 0;
+  g.schedule.end_step = std::max<int64_t>(0, steps * 7 / 10);
+  g.schedule.frequency = std::max<int64_t>(1, g.schedule.end_step / 20);
+  return r;
+}
+
+DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus,
+                      const DistillOptions& o, std::ostream& log) {
+  if (o.steps < 1 || o.batch < 1) spruce::usage_error("distillation needs at least 1 step and a batch of 1");
+  if (corpus.train.size() < static_cast<size_t>(o.batch)) spruce::usage_error("fewer training texts than one batch");
+  const auto started = std::chrono::steady_clock::now();
+  ::torch::manual_seed(o.seed);
+  const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
+  teacher.model()->eval();
+  student.model()->eval();  // no dropout: the student follows the teacher's deterministic outputs
+  // The embeddings are not pruned and stay the teacher's: training them would only cost time.
+  for (auto& p : student.model()->embeddings->parameters()) p.set_requires_grad(false);
+  std::vector<::torch::Tensor> trained;
+  for (auto& p : student.model()->parameters())
+    if (p.requires_grad()) trained.push_back(p);
+  ::torch::optim::AdamW optimizer(trained,
+                                  ::torch::optim::AdamWOptions(o.learning_rate).weight_decay(0.0));
+  std::optional<spruce::torch::Pruner> pruner;
+  if (o.recipe) pruner.emplace(*student.model(), *o.recipe);
+  if (pruner) pruner->on_train_begin();
+  const bool redraw = o.progress_bar && isatty(STDERR_FILENO) && &log == &std::cerr;
+  const auto batches = length_bucketed_batches(student, corpus.train, o.batch, o.steps, o.seed);
+  double loss_sum = 0, cosine_sum = 0;
+  int64_t window = 0;
+  DistillResult result;
+  for (int64_t step = 0; step < o.steps; ++step) {
+    std::vector<std::string> batch;
+    for (size_t i : batches[static_cast<size_t>(step)]) batch.push_back(corpus.train[i]);
+    const Inputs in = student.tokenize(batch);
+    EncoderOutput target;
+    {
+      ::torch::NoGradGuard no_grad;
+      target = teacher.model()->forward(in.ids, in.mask);
+    }
+    const auto target_embedding = mean_pool_normalized(target.last_hidden, in.mask);
+    if (pruner) pruner->on_step_begin(step);
+    const EncoderOutput out = student.model()->forward(in.ids, in.mask);
+    const auto embedding = mean_pool_normalized(out.last_hidden, in.mask);
+    auto loss = spruce::torch::embedding_distillation(embedding, target_embedding);
+    if (o.hidden_weight > 0)
+      loss = loss + o.hidden_weight * spruce::torch::hidden_state_distillation(out.hidden_states, target.hidden_states, in.mask);
+    optimizer.zero_grad();
+    loss.backward();
+    if (pruner) pruner->on_before_optimizer_step();
+    optimizer.step();
+    if (pruner) pruner->on_after_optimizer_step();
+    loss_sum += loss.item<double>();
+    cosine_sum += (embedding.detach() * target_embedding).sum(1).mean().item<double>();
+    ++window;
+    const double sparsity = pruner ? pruner->sparsity() : 0.0;
+    if (redraw && (step % 5 == 0 || step + 1 == o.steps)) {
+      char line[200];
+      std::snprintf(line, sizeof line, "\rdistil step %lld/%lld  loss %.4f  cosine %.4f  sparsity %5.2f%% ",
+                    (long long)(step + 1), (long long)o.steps, loss_sum / window, cosine_sum / window, 100 * sparsity);
+      log << line << std::flush;
+    }
+    const int64_t every = std::max<int64_t>(1, o.steps / std::max<int64_t>(1, o.evaluations));
+    if ((step + 1) % every == 0 || step + 1 == o.steps) {
+      const Fidelity f = measure_fidelity(student.encode(corpus.held_out, 64), teacher_held_out);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      char line[300];
+      std::snprintf(line, sizeof line,
+                    "%sstep %lld/%lld  loss %.4f  train cosine %.4f  held-out cosine %.4f  top-10 %.3f  "
+                    "spearman %.4f  sparsity %s  %.0f s\n",
+                    redraw ? "\r\033[K" : "", (long long)(step + 1), (long long)o.steps, loss_sum / window,
+                    cosine_sum / window, f.mean_cosine, f.top10_overlap, f.spearman, percent(sparsity).c_str(), seconds);
+      log << line << std::flush;
+      result.final_loss = loss_sum / window;
+      result.fidelity = f;
+      loss_sum = cosine_sum = 0;
+      window = 0;
+    }
+  }
+  result.steps = o.steps;
+  if (pruner) result.report = pruner->on_train_end();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+}  // namespace minilm

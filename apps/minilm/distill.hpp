@@ -1,0 +1,55 @@
+// Pruning all-MiniLM-L6-v2 by distillation: the dense encoder teaches, a copy is pruned by the
+// recipe while it learns to reproduce the teacher's embeddings (and, optionally, its hidden
+// states) on the training texts; fidelity is then measured on held-out texts.
+#pragma once
+#include <torch/types.h>
+
+#include <iosfwd>
+#include <optional>
+
+#include "minilm/corpus.hpp"
+#include "minilm/sentence_encoder.hpp"
+#include "spruce/recipe.hpp"
+#include "spruce/torch/pruner.hpp"
+
+namespace minilm {
+
+// How closely a student's embeddings follow the teacher's on the same texts.
+struct Fidelity {
+  double mean_cosine = 0;    // between each text's student and teacher embeddings
+  double top10_overlap = 0;  // shared share of each text's 10 nearest neighbours (retrieval)
+  double spearman = 0;       // rank correlation of all pairwise similarities
+  int64_t texts = 0;
+};
+// `student` and `teacher` [N][H] unit rows for the same N >= 11 texts.
+Fidelity measure_fidelity(const ::torch::Tensor& student, const ::torch::Tensor& teacher);
+
+struct DistillOptions {
+  std::optional<spruce::Recipe> recipe;  // none: distil without pruning (a dense baseline)
+  int64_t steps = 800, batch = 32;
+  double learning_rate = 1e-4;
+  double hidden_weight = 1.0;  // weight of the hidden-state loss beside the embedding loss
+  uint64_t seed = 0;
+  int64_t evaluations = 4;  // held-out fidelity is printed this many times during training
+  bool progress_bar = true;
+};
+
+struct DistillResult {
+  int64_t steps = 0;
+  double seconds = 0, final_loss = 0;
+  Fidelity fidelity;
+  std::optional<spruce::torch::SparsityReport> report;
+};
+
+// A recipe for every Linear of the encoder (Q, K, V, attention output, FFN in and out), with the
+// schedule reaching its target at 70% of `steps` and pruning 20 times on the way. Magnitude by
+// default: at step 0 the student is the teacher, so distillation's gradients (and any score
+// built on them, as snip's) are exactly zero.
+spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, int64_t steps,
+                              spruce::Criterion criterion = spruce::Criterion::Magnitude);
+
+// Trains `student` (a loaded copy of the teacher) in place; `teacher` is only run.
+DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus,
+                      const DistillOptions& options, std::ostream& log);
+
+}  // namespace minilm

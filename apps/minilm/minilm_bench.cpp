@@ -1,0 +1,160 @@
+#include "minilm/minilm_bench.hpp"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <ostream>
+
+#include "minilm/corpus.hpp"
+#include "minilm/sentence_encoder.hpp"
+#include "spruce/error.hpp"
+#include "spruce/torch/threads.hpp"
+
+namespace minilm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+// Sequences of exactly `length` tokens ([CLS] ... [SEP]) cut from the held-out texts' tokens
+// laid end to end: real words, and no padding.
+Inputs full_length_inputs(const SentenceEncoder& e, const std::vector<std::string>& texts, int64_t rows, int64_t length) {
+  std::vector<int32_t> stream;
+  for (const auto& t : texts) {
+    const auto ids = e.tokenizer().tokenize(t);
+    stream.insert(stream.end(), ids.begin(), ids.end());
+    if (stream.size() >= static_cast<size_t>(rows * (length - 2))) break;
+  }
+  if (stream.size() < static_cast<size_t>(rows * (length - 2))) spruce::usage_error("not enough held-out text for the batch");
+  std::vector<int64_t> ids;
+  for (int64_t r = 0; r < rows; ++r) {
+    ids.push_back(e.tokenizer().cls_id());
+    for (int64_t i = 0; i < length - 2; ++i) ids.push_back(stream[static_cast<size_t>(r * (length - 2) + i)]);
+    ids.push_back(e.tokenizer().sep_id());
+  }
+  Inputs in;
+  in.ids = ::torch::tensor(ids, ::torch::kInt64).view({rows, length});
+  in.mask = ::torch::ones({rows, length}, ::torch::kInt64);
+  return in;
+}
+
+double linear_sparsity(BertModelImpl& model) {
+  int64_t zeros = 0, total = 0;
+  for (const auto& host : spruce::torch::find_layer_hosts(model))
+    for (size_t i = 0; i < host.host->size(); ++i)
+      if (const auto w = host.host->gemm_weight(i); w.defined()) {
+        zeros += (w == 0).sum().item<int64_t>();
+        total += w.numel();
+      }
+  return total ? double(zeros) / double(total) : 0.0;
+}
+
+// Seconds one batch spends in the Linear layers: each layer is run alone on the input it saw.
+double linear_ms(SentenceEncoder& e, const Inputs& in) {
+  struct Seen {
+    spruce::torch::LayerHost* host;
+    size_t layer;
+    ::torch::Tensor input;
+  };
+  std::vector<Seen> seen;
+  const auto hosts = spruce::torch::find_layer_hosts(*e.model());
+  for (const auto& h : hosts)
+    h.host->set_observer([&seen, host = h.host](size_t i, const ::torch::Tensor& x) { seen.push_back({host, i, x.clone()}); });
+  ::torch::NoGradGuard no_grad;
+  e.embed(in);
+  for (const auto& h : hosts) h.host->set_observer({});
+  double best = 1e30;
+  for (int round = 0; round < 3; ++round) {
+    const auto start = Clock::now();
+    for (const auto& s : seen) {
+      if (auto* lin = s.host->linear(s.layer)) {
+        lin->forward(s.input);
+      } else {
+        static_cast<spruce::torch::FusedLayer*>(s.host->layer(s.layer).get())->forward(s.input);
+      }
+    }
+    best = std::min(best, ms_since(start));
+  }
+  return best;
+}
+
+std::string kernel_summary(const std::vector<spruce::torch::ConvertedLayer>& layers) {
+  std::map<std::string, int> count;
+  for (const auto& l : layers) ++count[l.kernel];
+  std::string out;
+  for (const auto& [kernel, n] : count) out += (out.empty() ? "" : ", ") + kernel + " x" + std::to_string(n);
+  return out;
+}
+
+}  // namespace
+
+std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::ostream& log) {
+  if (o.sparse_dir.empty()) spruce::usage_error("bench-model minilm needs --sparse-model DIR, a folder written by `spruce distill --save`");
+  if (o.batches.empty()) spruce::usage_error("bench-model minilm needs at least one batch size");
+  if (o.seq_length < 3 || o.seq_length > 512) spruce::usage_error("--seq-length must be 3..512");
+  spruce::torch::set_threads(o.threads);
+  const Corpus corpus = read_fortunes(o.fortunes);
+  std::vector<std::string> calibration(corpus.train.begin(),
+                                       corpus.train.begin() + std::min<int64_t>(o.calibration_texts, corpus.train.size()));
+  auto teacher = SentenceEncoder::load(o.dense_dir);
+  const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
+  std::vector<MinilmBenchRecord> records;
+  const std::vector<std::pair<std::string, std::string>> variants{
+      {"fp32-dense", o.dense_dir}, {"int8-dense", o.dense_dir}, {"fp32-sparse", o.sparse_dir}, {"int8-sparse", o.sparse_dir}};
+  std::map<std::string, ::torch::Tensor> own_fp32;  // per weights folder
+  for (const auto& [variant, dir] : variants) {
+    auto e = SentenceEncoder::load(dir);
+    if (!own_fp32.count(dir)) own_fp32[dir] = e.encode(corpus.held_out, 64);
+    const double sparsity = linear_sparsity(*e.model());
+    std::string kernels = "libtorch";
+    if (variant != "fp32-dense") {
+      spruce::torch::ConvertOptions c;
+      c.threads = o.threads;
+      c.variant = spruce::torch::parse_variant(variant == "fp32-sparse" ? "fp32-sparse" : variant);
+      for (int64_t b : o.batches) c.tune_m.push_back(b * o.seq_length);
+      log << "bench-model minilm: converting " << variant << " (calibrating and tuning)\n";
+      kernels = kernel_summary(e.convert(c, calibration));
+    }
+    const auto held_out = e.encode(corpus.held_out, 64);
+    const double to_own = (held_out * own_fp32[dir]).sum(1).mean().item<double>();
+    const double to_teacher = (held_out * teacher_held_out).sum(1).mean().item<double>();
+    for (int64_t batch : o.batches) {
+      const Inputs in = full_length_inputs(e, corpus.held_out, batch, o.seq_length);
+      ::torch::NoGradGuard no_grad;
+      for (int i = 0; i < 2; ++i) e.embed(in);  // warm-up
+      std::vector<double> ms;
+      const auto start = Clock::now();
+      while (ms.size() < 10 || ms_since(start) < 1000 * o.min_seconds) {
+        const auto t = Clock::now();
+        e.embed(in);
+        ms.push_back(ms_since(t));
+      }
+      std::sort(ms.begin(), ms.end());
+      MinilmBenchRecord r;
+      r.variant = variant;
+      r.batch = batch;
+      r.seq_length = o.seq_length;
+      r.iterations = static_cast<int64_t>(ms.size());
+      double total = 0;
+      for (double v : ms) total += v;
+      r.sequences_per_second = 1000.0 * double(batch) * double(ms.size()) / total;
+      r.p50_ms = ms[ms.size() / 2];
+      r.p99_ms = ms[std::min(ms.size() - 1, static_cast<size_t>(0.99 * double(ms.size())))];
+      r.linear_share = std::min(1.0, linear_ms(e, in) / (total / double(ms.size())));
+      r.sparsity = sparsity;
+      r.cosine_to_own_fp32 = to_own;
+      r.cosine_to_teacher = to_teacher;
+      r.kernels = kernels;
+      log << "bench-model minilm: " << variant << " batch " << batch << " x " << o.seq_length << ": "
+          << static_cast<int64_t>(r.sequences_per_second) << " seq/s, p99 " << r.p99_ms << " ms (" << r.iterations
+          << " runs)\n";
+      records.push_back(r);
+    }
+  }
+  return records;
+}
+
+}  // namespace minilm

@@ -1,0 +1,55 @@
+// The converted encoder (spruce's operators in place of every Linear) against its FP32 LibTorch
+// twin: FP32 sparse >= 0.9999 and INT8 sparse / dense >= 0.99 cosine on the reference texts.
+// Under every ISA cap, as the kernels differ.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "minilm/sentence_encoder.hpp"
+#include "minilm_reference.hpp"
+#include "spruce/torch/pruner.hpp"
+
+namespace {
+
+// A copy of the model with every encoder Linear pruned by magnitude, one shot, to `pattern`.
+minilm::SentenceEncoder pruned_copy(const std::string& pattern, double sparsity) {
+  auto e = minilm::SentenceEncoder::load(minilm::default_model_dir(), reference().max_length);
+  auto recipe = spruce::Recipe::single(spruce::Pattern::parse(pattern), sparsity);
+  recipe.groups[0].criterion = spruce::Criterion::Magnitude;
+  recipe.groups[0].schedule.start_step = recipe.groups[0].schedule.end_step = 0;
+  spruce::torch::Pruner pruner(*e.model(), recipe);
+  pruner.on_train_begin();
+  pruner.on_step_begin(0);
+  EXPECT_NEAR(pruner.sparsity(), sparsity, 1e-4);  // whole blocks per layer
+  return e;
+}
+
+double min_cosine(const torch::Tensor& a, const torch::Tensor& b) { return (a * b).sum(1).min().item<double>(); }
+
+TEST(MiniLM, ConvertedEncodersFollowTheirFp32Twins) {
+  const auto& texts = reference().texts;
+  auto sparse = pruned_copy("4x1", 0.8);
+  const auto fp32 = sparse.encode(texts, 8);
+  auto f32_sparse = pruned_copy("4x1", 0.8), int8_sparse = pruned_copy("4x1", 0.8),
+       int8_dense = pruned_copy("4x1", 0.8);
+  spruce::torch::ConvertOptions o;
+  o.threads = 2;
+  o.pattern = spruce::Pattern::parse("4x1");  // packed by it under every cap (detection may keep a layer dense)
+  o.variant = spruce::torch::Variant::F32Sparse;
+  const auto layers = f32_sparse.convert(o, {});
+  ASSERT_EQ(layers.size(), 36u);
+  for (const auto& l : layers) EXPECT_EQ(l.pattern, "4x1") << l.name;
+  EXPECT_GE(min_cosine(f32_sparse.encode(texts, 8), fp32), 0.9999);
+  o.variant = spruce::torch::Variant::Int8Sparse;
+  int8_sparse.convert(o, texts);
+  const double int8_cosine = min_cosine(int8_sparse.encode(texts, 8), fp32);
+  EXPECT_GE(int8_cosine, 0.99);  // the target
+  std::cout << "INT8 sparse 4x1@80% vs its FP32 twin: min cosine " << int8_cosine << " over " << texts.size()
+            << " texts\n";
+  o.variant = spruce::torch::Variant::Int8Dense;
+  int8_dense.convert(o, texts);
+  EXPECT_GE(min_cosine(int8_dense.encode(texts, 8), fp32), 0.99);
+}
+
+}  // namespace

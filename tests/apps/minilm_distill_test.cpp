@@ -1,0 +1,103 @@
+// Pruning all-MiniLM-L6-v2 by distillation: the fortune corpus and its held-out split, the
+// fidelity metrics on constructed cases, and a few real steps that reach the pattern's sparsity.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "minilm/distill.hpp"
+#include "spruce/error.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+TEST(Fidelity, IsPerfectForTheTeacherAndFallsWithNoise) {
+  torch::manual_seed(3);
+  const auto teacher = torch::nn::functional::normalize(torch::randn({40, 16}));
+  const auto same = minilm::measure_fidelity(teacher, teacher);
+  EXPECT_NEAR(same.mean_cosine, 1.0, 1e-6);
+  EXPECT_DOUBLE_EQ(same.top10_overlap, 1.0);
+  EXPECT_NEAR(same.spearman, 1.0, 1e-9);
+  const auto noisy = torch::nn::functional::normalize(teacher + 0.1 * torch::randn({40, 16}));
+  const auto f = minilm::measure_fidelity(noisy, teacher);
+  EXPECT_LT(f.mean_cosine, 0.99);
+  EXPECT_LT(f.top10_overlap, 1.0);
+  EXPECT_GT(f.spearman, 0.5);  // still related
+  EXPECT_LT(f.spearman, 0.99);
+  // Unrelated embeddings: about chance (10 of 39 neighbours) and no rank correlation.
+  const auto other = torch::nn::functional::normalize(torch::randn({40, 16}));
+  const auto unrelated = minilm::measure_fidelity(other, teacher);
+  EXPECT_LT(unrelated.top10_overlap, 0.45);
+  EXPECT_LT(std::abs(unrelated.spearman), 0.2);
+  EXPECT_THROW(minilm::measure_fidelity(teacher.narrow(0, 0, 10), teacher.narrow(0, 0, 10)), spruce::Error);
+}
+
+class FortuneDir : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("spruce_fortunes_" + std::to_string(getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
+  fs::path dir_;
+};
+
+TEST_F(FortuneDir, ReadsSplitsAndDeduplicates) {
+  std::string fortunes;
+  for (int i = 0; i < 300; ++i) fortunes += "Fortune number " + std::to_string(i) + " says\n  hello   there.\n%\n";
+  fortunes += "Fortune number 0 says hello there.\n%\ntoo short\n%\n";  // a duplicate (after whitespace) and 2 words
+  write("wisdom", fortunes);
+  write("wisdom.dat", "binary index");
+  write("ascii-art", "  ___  \n / _ \\ pictures are skipped\n%\n");
+  const auto corpus = minilm::read_fortunes(dir_.string(), 10);
+  EXPECT_EQ(corpus.train.size() + corpus.held_out.size(), 300u);
+  EXPECT_GT(corpus.held_out.size(), 10u);
+  EXPECT_LT(corpus.held_out.size(), 60u);
+  std::set<std::string> train(corpus.train.begin(), corpus.train.end());
+  for (const auto& t : corpus.held_out) EXPECT_EQ(train.count(t), 0u) << t;
+  EXPECT_EQ(train.count("Fortune number 0 says hello there.") + (corpus.held_out.end() != std::find(corpus.held_out.begin(), corpus.held_out.end(), "Fortune number 0 says hello there.")), 1u);
+  // The split is a property of each text, not of the order it was read in.
+  write("more", "An extra fortune that shifts nothing.\n%\n");
+  const auto again = minilm::read_fortunes(dir_.string(), 10);
+  for (const auto& t : corpus.held_out)
+    EXPECT_NE(std::find(again.held_out.begin(), again.held_out.end(), t), again.held_out.end()) << t;
+}
+
+TEST_F(FortuneDir, NamesThePackageWhenThereAreNone) {
+  try {
+    minilm::read_fortunes((dir_ / "missing").string());
+    ADD_FAILURE();
+  } catch (const spruce::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fortunes"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
+  auto teacher = minilm::SentenceEncoder::load(minilm::default_model_dir());
+  auto student = minilm::SentenceEncoder::load(minilm::default_model_dir());
+  const auto teacher_before = teacher.model()->named_parameters()["encoder.layer.0.output.dense.weight"].clone();
+  minilm::Corpus corpus;
+  for (int i = 0; i < 64; ++i) corpus.train.push_back("training sentence " + std::to_string(i) + " about cats and dogs");
+  for (int i = 0; i < 12; ++i) corpus.held_out.push_back("held out text " + std::to_string(i) + " on the weather");
+  minilm::DistillOptions o;
+  o.steps = 4;
+  o.batch = 8;
+  o.recipe = minilm::encoder_recipe(spruce::Pattern::parse("2:4"), 0.5, o.steps);
+  std::ostringstream log;
+  const auto result = minilm::distill(teacher, student, corpus, o, log);
+  ASSERT_TRUE(result.report);
+  EXPECT_EQ(result.report->layers.size(), 36u);
+  for (const auto& layer : result.report->layers) EXPECT_NEAR(layer.sparsity(), 0.5, 1e-9) << layer.name;
+  EXPECT_TRUE(std::isfinite(result.final_loss));
+  EXPECT_GT(result.fidelity.mean_cosine, 0.0);
+  EXPECT_LT(result.fidelity.mean_cosine, 1.0);  // pruned: no longer the teacher
+  EXPECT_TRUE(torch::equal(teacher.model()->named_parameters()["encoder.layer.0.output.dense.weight"], teacher_before));
+  EXPECT_NE(log.str().find("held-out cosine"), std::string::npos) << log.str();
+}
+
+}  // namespace

@@ -1,0 +1,110 @@
+// spruce distill --pattern 4x1 --sparsity 0.8 --save out/minilm-4x1-80: prunes all-MiniLM-L6-v2's
+// encoder by distillation from the dense model, on Debian's fortunes, and reports held-out fidelity.
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "flags.hpp"
+#include "minilm/distill.hpp"
+#include "spruce/error.hpp"
+#include "spruce/file.hpp"
+#include "spruce/torch/threads.hpp"
+
+namespace spruce::cli {
+namespace {
+
+struct DistillArgs {
+  minilm::DistillOptions o;
+  std::string model = minilm::default_model_dir(), fortunes = "/usr/share/games/fortunes", pattern, save, json, criterion = "magnitude";
+  double sparsity = NAN;
+  int threads = 2;
+};
+
+// The model folder as sentence-transformers reads it: the teacher's files, the student's weights.
+void save_model(minilm::SentenceEncoder& student, const std::string& dir) {
+  namespace fs = std::filesystem;
+  fs::create_directories(fs::path(dir) / "1_Pooling");
+  for (const char* file : {"config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+                           "1_Pooling/config.json"}) {
+    const auto from = fs::path(student.directory()) / file;
+    if (fs::is_regular_file(from)) write_file_atomic((fs::path(dir) / file).string(), read_file(from.string()));
+  }
+  minilm::save_weights(*student.model(), (fs::path(dir) / "model.safetensors").string());
+}
+
+void run(DistillArgs& a) {
+  const bool prune = !a.pattern.empty();
+  if (!prune && !std::isnan(a.sparsity)) usage_error("--sparsity needs --pattern");
+  spruce::torch::set_threads(a.threads);
+  if (prune) {  // from_flags checks the pair (an N:M pattern fixes its sparsity); the encoder's recipe follows
+    const double target = Recipe::from_flags(a.pattern, a.sparsity).groups[0].target();
+    a.o.recipe = minilm::encoder_recipe(Pattern::parse(a.pattern), target, a.o.steps, parse_criterion(a.criterion));
+  }
+  const minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
+  auto teacher = minilm::SentenceEncoder::load(a.model);
+  auto student = minilm::SentenceEncoder::load(a.model);
+  std::cerr << "distil: " << corpus.train.size() << " training and " << corpus.held_out.size()
+            << " held-out fortunes; " << a.o.steps << " steps of " << a.o.batch << " texts; "
+            << (prune ? a.pattern + " to " + std::to_string(int(std::lround(100 * a.o.recipe->groups[0].target()))) + "%"
+                      : std::string("no pruning"))
+            << "\n";
+  const auto result = minilm::distill(teacher, student, corpus, a.o, std::cerr);
+  if (result.report) std::cout << spruce::torch::format_report(*result.report);
+  const auto& f = result.fidelity;
+  std::cout << "held-out fidelity over " << f.texts << " texts: mean cosine " << f.mean_cosine << ", top-10 overlap "
+            << f.top10_overlap << ", Spearman " << f.spearman << " (" << result.seconds << " s)\n";
+  if (!a.save.empty()) save_model(student, a.save);
+  if (a.json.empty()) return;
+  nlohmann::ordered_json j{{"model", "all-MiniLM-L6-v2"},
+                           {"pattern", prune ? a.pattern : "dense"},
+                           {"sparsity", result.report ? result.report->sparsity() : 0.0},
+                           {"criterion", prune ? a.criterion : "-"},
+                           {"steps", result.steps},
+                           {"batch", a.o.batch},
+                           {"learning_rate", a.o.learning_rate},
+                           {"hidden_weight", a.o.hidden_weight},
+                           {"seed", a.o.seed},
+                           {"train_texts", corpus.train.size()},
+                           {"held_out_texts", f.texts},
+                           {"mean_cosine", f.mean_cosine},
+                           {"top10_overlap", f.top10_overlap},
+                           {"spearman", f.spearman},
+                           {"final_loss", result.final_loss},
+                           {"seconds", result.seconds},
+                           {"threads", a.threads}};
+  write_file_atomic(a.json, j.dump(2) + "\n");
+}
+
+void add(CLI::App& app) {
+  auto a = std::make_shared<DistillArgs>();
+  auto* cmd = app.add_subcommand("distill", "Prune all-MiniLM-L6-v2 by distillation from the dense model; held-out fidelity");
+  cmd->add_option("--pattern", a->pattern, "Pattern for every encoder Linear: 4x1, 2:4, 16x1, ... (none: dense)");
+  cmd->add_option("--sparsity", a->sparsity, "Target sparsity (an N:M pattern fixes its own)")->check(fraction());
+  cmd->add_option("--criterion", a->criterion, "Pruning scores: magnitude, gradient, snip or snip_momentum")
+      ->capture_default_str();
+  cmd->add_option("--steps", a->o.steps, "Training steps")->check(int_in(1, 1'000'000))->capture_default_str();
+  cmd->add_option("--batch", a->o.batch, "Texts per step")->check(int_in(1, 1024))->capture_default_str();
+  cmd->add_option("--lr", a->o.learning_rate, "AdamW learning rate")->check(real_in(0, 1, true))->capture_default_str();
+  cmd->add_option("--hidden-weight", a->o.hidden_weight, "Weight of the hidden-state loss (0: embeddings only)")
+      ->check(real_in(0, 1000))
+      ->capture_default_str();
+  cmd->add_option("--evaluations", a->o.evaluations, "Held-out fidelity reports during training")
+      ->check(int_in(1, 1000))
+      ->capture_default_str();
+  cmd->add_option("--seed", a->o.seed, "Seed for the text order")->check(uint_in(0, UINT64_MAX))->capture_default_str();
+  cmd->add_option("--model", a->model, "The teacher: a sentence-transformers folder")->capture_default_str();
+  cmd->add_option("--fortunes", a->fortunes, "Folder of fortune files (Debian's fortunes)")->capture_default_str();
+  cmd->add_option("--save", a->save, "Write the pruned model here, as a sentence-transformers folder")->check(non_empty());
+  cmd->add_option("--json", a->json, "Write the fidelity and settings")->check(non_empty());
+  cmd->add_option("--threads", a->threads, "Threads")->check(thread_count())->capture_default_str();
+  cmd->add_flag("!--no-progress", a->o.progress_bar, "No progress line");
+  cmd->callback([a] { run(*a); });
+}
+
+const Command reg{"distill", add};
+
+}  // namespace
+}  // namespace spruce::cli
