@@ -170,6 +170,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       log << line << std::flush;
       result.final_loss = loss_sum / window;
       result.fidelity = f;
+      result.history.push_back({step + 1, sparsity, result.final_loss, f});
       loss_sum = cosine_sum = 0;
       window = 0;
     }

@@ -6,6 +6,7 @@
 
 #include <iosfwd>
 #include <optional>
+#include <vector>
 
 #include "minilm/corpus.hpp"
 #include "minilm/sentence_encoder.hpp"
@@ -34,7 +35,14 @@ struct DistillOptions {
   bool progress_bar = true;
 };
 
+struct FidelityPoint {
+  int64_t step = 0;
+  double sparsity = 0, loss = 0;
+  Fidelity fidelity;
+};
+
 struct DistillResult {
+  std::vector<FidelityPoint> history;  // each held-out evaluation during training
   int64_t steps = 0;
   double seconds = 0, final_loss = 0;
   Fidelity fidelity;

@@ -96,6 +96,7 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
   if (o.batches.empty()) spruce::usage_error("bench-model minilm needs at least one batch size");
   if (o.seq_length < 3 || o.seq_length > 512) spruce::usage_error("--seq-length must be 3..512");
   spruce::torch::set_threads(o.threads);
+  SentenceEncoder::load(o.sparse_dir);  // a bad folder fails now, not after the dense variants' timing
   const Corpus corpus = read_fortunes(o.fortunes);
   std::vector<std::string> calibration(corpus.train.begin(),
                                        corpus.train.begin() + std::min<int64_t>(o.calibration_texts, corpus.train.size()));

@@ -335,6 +335,22 @@ TEST_F(BadInput, EmbedNamesTheBadLine) {
   expect_refused(embed("fine.txt", {"--format", "csv"}), 2, "use jsonl or npy");
 }
 
+// spruce distill and bench-model minilm refuse bad settings before any model loads or trains.
+TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
+  expect_refused({"distill", "--sparsity", "0.8"}, 2, "--sparsity needs --pattern");
+  expect_refused({"distill", "--pattern", "2:4", "--sparsity", "0.7"}, 2, "2:4");
+  expect_refused({"distill", "--pattern", "3x3x3", "--sparsity", "0.5"}, 2, "3x3x3");
+  expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--fortunes", path("none")}, 2, "fortunes");
+  expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--criterion", "luck"}, 2, "luck");
+  expect_refused({"distill", "--steps", "0"}, 2, "--steps");
+  expect_refused({"distill", "--json", path("no/such/folder/d.json")}, 2, "folder does not exist");
+  expect_refused({"bench-model", "minilm"}, 2, "--sparse-model");
+  expect_refused({"bench-model", "minilm", "--sparse-model", path("missing")}, 2, "no config.json");
+  expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--pattern", "4x1"}, 2, "--pattern is for dlrm");
+  expect_refused({"bench-model", "dlrm", "--sparse-model", path("x")}, 2, "--sparse-model is for minilm");
+  expect_refused({"bench-model", "gpt"}, 2, "valid are dlrm and minilm");
+}
+
 // An overlong text is truncated, as sentence-transformers does, and counted; it is no error.
 TEST_F(BadInput, EmbedTruncatesAndCountsOverlongTexts) {
   std::string longer;

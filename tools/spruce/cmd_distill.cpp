@@ -43,6 +43,10 @@ void run(DistillArgs& a) {
     const double target = Recipe::from_flags(a.pattern, a.sparsity).groups[0].target();
     a.o.recipe = minilm::encoder_recipe(Pattern::parse(a.pattern), target, a.o.steps, parse_criterion(a.criterion));
   }
+  // Outputs are checked before training, so a typo cannot cost the run.
+  if (!a.json.empty() && !std::filesystem::is_directory(std::filesystem::absolute(a.json).parent_path()))
+    usage_error("--json " + in_quotes(a.json) + ": its folder does not exist");
+  if (!a.save.empty()) std::filesystem::create_directories(a.save);
   const minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
   auto teacher = minilm::SentenceEncoder::load(a.model);
   auto student = minilm::SentenceEncoder::load(a.model);
@@ -75,6 +79,15 @@ void run(DistillArgs& a) {
                            {"final_loss", result.final_loss},
                            {"seconds", result.seconds},
                            {"threads", a.threads}};
+  nlohmann::ordered_json history = nlohmann::ordered_json::array();
+  for (const auto& h : result.history)
+    history.push_back({{"step", h.step},
+                       {"sparsity", h.sparsity},
+                       {"loss", h.loss},
+                       {"mean_cosine", h.fidelity.mean_cosine},
+                       {"top10_overlap", h.fidelity.top10_overlap},
+                       {"spearman", h.fidelity.spearman}});
+  j["history"] = history;
   write_file_atomic(a.json, j.dump(2) + "\n");
 }
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the distillations behind docs/results-minilm.md: all-MiniLM-L6-v2's encoder pruned to 2:4 and
+# 4x1 at 70/80/90% (and the AMX-friendly 16x1 at 80%), one run at a time (each uses both cores).
+# Each writes out/minilm/<config>.{json,log} and the pruned model folder out/minilm/<config>/;
+# runs whose JSON exists are skipped, so an interrupted sweep resumes. Then
+# `python3 scripts/minilm_report.py` rewrites the table and the plot.
+#   STEPS=600 LR=2e-4 ONLY="2in4 4x1-80" scripts/minilm_results.sh [build/tools/spruce/spruce]
+set -euo pipefail
+spruce=${1:-build/tools/spruce/spruce}
+out=${MINILM_DIR:-out/minilm}
+steps=${STEPS:-600}
+lr=${LR:-2e-4}
+configs=(
+  "2in4|--pattern 2:4"
+  "4x1-70|--pattern 4x1 --sparsity 0.7"
+  "4x1-80|--pattern 4x1 --sparsity 0.8"
+  "4x1-90|--pattern 4x1 --sparsity 0.9"
+  "16x1-80|--pattern 16x1 --sparsity 0.8"  # 16 output channels per block: the AMX kernel's tile height
+)
+only=${ONLY:-}
+mkdir -p "$out"
+for c in "${configs[@]}"; do
+  name=${c%%|*}
+  [ -n "$only" ] && [[ " $only " != *" $name "* ]] && continue
+  [ -f "$out/$name.json" ] && continue
+  echo "minilm: $name ($steps steps, lr $lr)"
+  # shellcheck disable=SC2086
+  "$spruce" distill ${c#*|} --steps "$steps" --lr "$lr" --evaluations 6 --no-progress \
+    --save "$out/$name" --json "$out/$name.json" > "$out/$name.log" 2>&1 || echo "failed: $name (see $out/$name.log)" >&2
+done
+echo "minilm: done; now run python3 scripts/minilm_report.py"
