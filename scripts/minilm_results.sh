@@ -4,12 +4,12 @@
 # Each writes out/minilm/<config>.{json,log} and the pruned model folder out/minilm/<config>/;
 # runs whose JSON exists are skipped, so an interrupted sweep resumes. Then
 # `python3 scripts/minilm_report.py` rewrites the table and the plot.
-#   STEPS=600 LR=2e-4 ONLY="2in4 4x1-80" scripts/minilm_results.sh [build/tools/spruce/spruce]
+#   STEPS=500 LR=3e-4 ONLY="2in4 4x1-80" scripts/minilm_results.sh [build/tools/spruce/spruce]
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
 out=${MINILM_DIR:-out/minilm}
-steps=${STEPS:-600}
-lr=${LR:-2e-4}
+steps=${STEPS:-500}
+lr=${LR:-3e-4}
 configs=(
   "2in4|--pattern 2:4"
   "4x1-70|--pattern 4x1 --sparsity 0.7"
