@@ -17,6 +17,7 @@
 #include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/checkpoint.hpp"
+#include "spruce/torch/distillation.hpp"
 
 namespace spruce::fashion_mnist {
 using namespace spruce::torch;
@@ -120,6 +121,15 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
         log << "note: the recipe's end_step " << g.schedule.end_step << " is not before the run's last step "
             << total_steps - 1 << ", so its target sparsity " << g.target() << " is not reached\n";
 
+  std::shared_ptr<Classifier> teacher;
+  if (!o.teacher.empty()) {
+    if (!(o.distill_weight > 0 && o.distill_weight <= 1) || !(o.distill_temperature > 0))
+      usage_error("distillation needs a weight in (0, 1] and a positive temperature");
+    teacher = make_model(o.model);
+    load_safetensors_weights(o.teacher, *teacher);
+    teacher->eval();
+  }
+
   TrainPosition position;
   if (!o.init_from.empty()) {
     load_safetensors_weights(o.init_from, *model);
@@ -150,6 +160,15 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
       if (pruner) pruner->on_step_begin(step);
       auto logits = model->forward(batch.data);
       auto loss = ::torch::nn::functional::cross_entropy(logits, batch.target);
+      if (teacher) {
+        ::torch::Tensor taught;
+        {
+          ::torch::NoGradGuard no_grad;
+          taught = teacher->forward(batch.data);
+        }
+        loss = (1 - o.distill_weight) * loss +
+               o.distill_weight * logit_distillation(logits, taught, o.distill_temperature);
+      }
       optimizer.zero_grad();
       loss.backward();
       if (pruner) pruner->on_before_optimizer_step();

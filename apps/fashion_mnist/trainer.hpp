@@ -33,7 +33,11 @@ struct TrainOptions {
   std::string resume_from;                  // a checkpoint.pt to continue from
   std::string init_from;                    // a .safetensors to start from (e.g. `spruce prune`'s)
   bool lock_pattern = false;                // without masks, keep the loaded weights' zeros
-  bool progress_bar = true;                 // redraw one line on a terminal; else one line per epoch
+  // Knowledge distillation: a trained model of the same architecture (a model.safetensors) whose
+  // logits teach; loss = (1 - w) cross-entropy + w * T^2 KL(teacher/T || student/T).
+  std::string teacher;
+  double distill_weight = 0.5, distill_temperature = 4.0;
+  bool progress_bar = true;  // redraw one line on a terminal; else one line per epoch
 };
 
 using apps::EpochLog;

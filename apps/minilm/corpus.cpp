@@ -39,7 +39,8 @@ Corpus read_fortunes(const std::string& dir, int held_out_percent) {
       files.push_back(entry.path());
   }
   if (ec || files.empty())
-    spruce::usage_error("no fortunes in " + spruce::in_quotes(dir) + "; install Debian's `fortunes` package (scripts/install-deps.sh does)");
+    spruce::usage_error("no fortunes in " + spruce::in_quotes(dir) +
+                        "; install Debian's `fortunes` package (scripts/install-deps.sh does)");
   std::sort(files.begin(), files.end());
   std::set<std::string> seen;
   Corpus corpus;
@@ -52,7 +53,8 @@ Corpus read_fortunes(const std::string& dir, int held_out_percent) {
       text.clear();
       const bool fits = words >= 3 && words <= 80 && spruce::text::first_invalid_utf8(t) == std::string::npos;
       if (!fits || !seen.insert(t).second) return;
-      (fnv1a(t) % 100 < static_cast<uint64_t>(held_out_percent) ? corpus.held_out : corpus.train).push_back(std::move(t));
+      (fnv1a(t) % 100 < static_cast<uint64_t>(held_out_percent) ? corpus.held_out : corpus.train)
+          .push_back(std::move(t));
     };
     while (std::getline(in, line)) {
       if (line == "%") {

@@ -53,10 +53,12 @@ std::vector<std::vector<size_t>> length_bucketed_batches(const SentenceEncoder& 
     std::shuffle(order.begin(), order.end(), rng);
     for (size_t begin = 0; begin + b <= order.size() && out.size() < static_cast<size_t>(steps); begin += pool) {
       const size_t end = std::min(order.size(), begin + pool);
-      std::vector<size_t> chunk(order.begin() + static_cast<ptrdiff_t>(begin), order.begin() + static_cast<ptrdiff_t>(end));
+      std::vector<size_t> chunk(order.begin() + static_cast<ptrdiff_t>(begin),
+                                order.begin() + static_cast<ptrdiff_t>(end));
       std::sort(chunk.begin(), chunk.end(), [&](size_t x, size_t y) { return lengths[x] < lengths[y]; });
       std::vector<std::vector<size_t>> cut;
-      for (size_t i = 0; i + b <= chunk.size(); i += b) cut.emplace_back(chunk.begin() + static_cast<ptrdiff_t>(i), chunk.begin() + static_cast<ptrdiff_t>(i + b));
+      for (size_t i = 0; i + b <= chunk.size(); i += b)
+        cut.emplace_back(chunk.begin() + static_cast<ptrdiff_t>(i), chunk.begin() + static_cast<ptrdiff_t>(i + b));
       std::shuffle(cut.begin(), cut.end(), rng);
       for (auto& c : cut)
         if (out.size() < static_cast<size_t>(steps)) out.push_back(std::move(c));
@@ -102,8 +104,8 @@ spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, i
   return r;
 }
 
-DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus,
-                      const DistillOptions& o, std::ostream& log) {
+DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus, const DistillOptions& o,
+                      std::ostream& log) {
   if (o.steps < 1 || o.batch < 1) spruce::usage_error("distillation needs at least 1 step and a batch of 1");
   if (corpus.train.size() < static_cast<size_t>(o.batch)) spruce::usage_error("fewer training texts than one batch");
   const auto started = std::chrono::steady_clock::now();
@@ -116,8 +118,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   std::vector<::torch::Tensor> trained;
   for (auto& p : student.model()->parameters())
     if (p.requires_grad()) trained.push_back(p);
-  ::torch::optim::AdamW optimizer(trained,
-                                  ::torch::optim::AdamWOptions(o.learning_rate).weight_decay(0.0));
+  ::torch::optim::AdamW optimizer(trained, ::torch::optim::AdamWOptions(o.learning_rate).weight_decay(0.0));
   std::optional<spruce::torch::Pruner> pruner;
   if (o.recipe) pruner.emplace(*student.model(), *o.recipe);
   if (pruner) pruner->on_train_begin();
@@ -141,7 +142,8 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     const auto embedding = mean_pool_normalized(out.last_hidden, in.mask);
     auto loss = spruce::torch::embedding_distillation(embedding, target_embedding);
     if (o.hidden_weight > 0)
-      loss = loss + o.hidden_weight * spruce::torch::hidden_state_distillation(out.hidden_states, target.hidden_states, in.mask);
+      loss = loss + o.hidden_weight *
+                        spruce::torch::hidden_state_distillation(out.hidden_states, target.hidden_states, in.mask);
     optimizer.zero_grad();
     loss.backward();
     if (pruner) pruner->on_before_optimizer_step();
@@ -166,7 +168,8 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
                     "%sstep %lld/%lld  loss %.4f  train cosine %.4f  held-out cosine %.4f  top-10 %.3f  "
                     "spearman %.4f  sparsity %s  %.0f s\n",
                     redraw ? "\r\033[K" : "", (long long)(step + 1), (long long)o.steps, loss_sum / window,
-                    cosine_sum / window, f.mean_cosine, f.top10_overlap, f.spearman, percent(sparsity).c_str(), seconds);
+                    cosine_sum / window, f.mean_cosine, f.top10_overlap, f.spearman, percent(sparsity).c_str(),
+                    seconds);
       log << line << std::flush;
       result.final_loss = loss_sum / window;
       result.fidelity = f;

@@ -21,14 +21,16 @@ double ms_since(Clock::time_point t) { return std::chrono::duration<double, std:
 
 // Sequences of exactly `length` tokens ([CLS] ... [SEP]) cut from the held-out texts' tokens
 // laid end to end: real words, and no padding.
-Inputs full_length_inputs(const SentenceEncoder& e, const std::vector<std::string>& texts, int64_t rows, int64_t length) {
+Inputs full_length_inputs(const SentenceEncoder& e, const std::vector<std::string>& texts, int64_t rows,
+                          int64_t length) {
   std::vector<int32_t> stream;
   for (const auto& t : texts) {
     const auto ids = e.tokenizer().tokenize(t);
     stream.insert(stream.end(), ids.begin(), ids.end());
     if (stream.size() >= static_cast<size_t>(rows * (length - 2))) break;
   }
-  if (stream.size() < static_cast<size_t>(rows * (length - 2))) spruce::usage_error("not enough held-out text for the batch");
+  if (stream.size() < static_cast<size_t>(rows * (length - 2)))
+    spruce::usage_error("not enough held-out text for the batch");
   std::vector<int64_t> ids;
   for (int64_t r = 0; r < rows; ++r) {
     ids.push_back(e.tokenizer().cls_id());
@@ -62,7 +64,9 @@ double linear_ms(SentenceEncoder& e, const Inputs& in) {
   std::vector<Seen> seen;
   const auto hosts = spruce::torch::find_layer_hosts(*e.model());
   for (const auto& h : hosts)
-    h.host->set_observer([&seen, host = h.host](size_t i, const ::torch::Tensor& x) { seen.push_back({host, i, x.clone()}); });
+    h.host->set_observer([&seen, host = h.host](size_t i, const ::torch::Tensor& x) {
+      seen.push_back({host, i, x.clone()});
+    });
   ::torch::NoGradGuard no_grad;
   e.embed(in);
   for (const auto& h : hosts) h.host->set_observer({});
@@ -92,19 +96,22 @@ std::string kernel_summary(const std::vector<spruce::torch::ConvertedLayer>& lay
 }  // namespace
 
 std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::ostream& log) {
-  if (o.sparse_dir.empty()) spruce::usage_error("bench-model minilm needs --sparse-model DIR, a folder written by `spruce distill --save`");
+  if (o.sparse_dir.empty())
+    spruce::usage_error("bench-model minilm needs --sparse-model DIR, a folder written by `spruce distill --save`");
   if (o.batches.empty()) spruce::usage_error("bench-model minilm needs at least one batch size");
   if (o.seq_length < 3 || o.seq_length > 512) spruce::usage_error("--seq-length must be 3..512");
   spruce::torch::set_threads(o.threads);
   SentenceEncoder::load(o.sparse_dir);  // a bad folder fails now, not after the dense variants' timing
   const Corpus corpus = read_fortunes(o.fortunes);
-  std::vector<std::string> calibration(corpus.train.begin(),
-                                       corpus.train.begin() + std::min<int64_t>(o.calibration_texts, corpus.train.size()));
+  std::vector<std::string> calibration(
+      corpus.train.begin(), corpus.train.begin() + std::min<int64_t>(o.calibration_texts, corpus.train.size()));
   auto teacher = SentenceEncoder::load(o.dense_dir);
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   std::vector<MinilmBenchRecord> records;
-  const std::vector<std::pair<std::string, std::string>> variants{
-      {"fp32-dense", o.dense_dir}, {"int8-dense", o.dense_dir}, {"fp32-sparse", o.sparse_dir}, {"int8-sparse", o.sparse_dir}};
+  const std::vector<std::pair<std::string, std::string>> variants{{"fp32-dense", o.dense_dir},
+                                                                  {"int8-dense", o.dense_dir},
+                                                                  {"fp32-sparse", o.sparse_dir},
+                                                                  {"int8-sparse", o.sparse_dir}};
   std::map<std::string, ::torch::Tensor> own_fp32;  // per weights folder
   for (const auto& [variant, dir] : variants) {
     auto e = SentenceEncoder::load(dir);

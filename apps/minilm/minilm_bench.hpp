@@ -22,8 +22,8 @@ struct MinilmBenchRecord {
   std::string variant;  // fp32-dense | int8-dense | fp32-sparse | int8-sparse
   int64_t batch = 0, seq_length = 0, iterations = 0;
   double sequences_per_second = 0, p50_ms = 0, p99_ms = 0;
-  double linear_share = 0;  // of one batch's time, spent in the encoder's 36 Linear layers
-  double sparsity = 0;      // of the encoder's Linear weights
+  double linear_share = 0;        // of one batch's time, spent in the encoder's 36 Linear layers
+  double sparsity = 0;            // of the encoder's Linear weights
   double cosine_to_own_fp32 = 0;  // held-out mean cosine to the FP32 LibTorch model of the same weights
   double cosine_to_teacher = 0;   // held-out mean cosine to the dense FP32 teacher
   std::string kernels;            // the kernels the Linear layers run, e.g. "s8-spmm-4x1-avx512vnni x36"

@@ -60,7 +60,10 @@ TEST_F(FortuneDir, ReadsSplitsAndDeduplicates) {
   EXPECT_LT(corpus.held_out.size(), 60u);
   std::set<std::string> train(corpus.train.begin(), corpus.train.end());
   for (const auto& t : corpus.held_out) EXPECT_EQ(train.count(t), 0u) << t;
-  EXPECT_EQ(train.count("Fortune number 0 says hello there.") + (corpus.held_out.end() != std::find(corpus.held_out.begin(), corpus.held_out.end(), "Fortune number 0 says hello there.")), 1u);
+  EXPECT_EQ(train.count("Fortune number 0 says hello there.") +
+                (corpus.held_out.end() !=
+                 std::find(corpus.held_out.begin(), corpus.held_out.end(), "Fortune number 0 says hello there.")),
+            1u);
   // The split is a property of each text, not of the order it was read in.
   write("more", "An extra fortune that shifts nothing.\n%\n");
   const auto again = minilm::read_fortunes(dir_.string(), 10);
@@ -82,7 +85,8 @@ TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
   auto student = minilm::SentenceEncoder::load(minilm::default_model_dir());
   const auto teacher_before = teacher.model()->named_parameters()["encoder.layer.0.output.dense.weight"].clone();
   minilm::Corpus corpus;
-  for (int i = 0; i < 64; ++i) corpus.train.push_back("training sentence " + std::to_string(i) + " about cats and dogs");
+  for (int i = 0; i < 64; ++i)
+    corpus.train.push_back("training sentence " + std::to_string(i) + " about cats and dogs");
   for (int i = 0; i < 12; ++i) corpus.held_out.push_back("held out text " + std::to_string(i) + " on the weather");
   minilm::DistillOptions o;
   o.steps = 4;

@@ -22,3 +22,27 @@ foreach(file checkpoint.pt masks.safetensors model.safetensors recipe.yaml)
     message(FATAL_ERROR "--save wrote no ${file}")
   endif()
 endforeach()
+
+# Distillation: a pruned run taught by the run above (same architecture) records its teacher.
+execute_process(
+  COMMAND ${SPRUCE} train --dataset fashion-mnist --model cnn --pattern 2:4 --epochs 1 --train-limit 512
+          --test-limit 200 --threads 1 --no-progress --teacher ${OUT}/run --distill-weight 0.7
+          --json ${OUT}/distilled.json
+  RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "spruce train --teacher exited with ${rc}")
+endif()
+file(READ ${OUT}/distilled.json json)
+string(JSON weight GET "${json}" distillation weight)
+string(JSON sparsity GET "${json}" sparsity)
+if(NOT weight EQUAL 0.7 OR sparsity LESS 0.49 OR sparsity GREATER 0.51)
+  message(FATAL_ERROR "distilled run: weight ${weight}, sparsity ${sparsity}: ${json}")
+endif()
+# A teacher of another architecture is refused with one line, before training.
+execute_process(
+  COMMAND ${SPRUCE} train --dataset fashion-mnist --model mlp --epochs 1 --train-limit 64 --test-limit 64
+          --threads 1 --no-progress --teacher ${OUT}/run
+  RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "spruce: error: ")
+  message(FATAL_ERROR "an mlp taught by a cnn was not refused (exit ${rc}): ${err}")
+endif()

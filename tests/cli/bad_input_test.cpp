@@ -346,7 +346,8 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--json", path("no/such/folder/d.json")}, 2, "folder does not exist");
   expect_refused({"bench-model", "minilm"}, 2, "--sparse-model");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("missing")}, 2, "no config.json");
-  expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--pattern", "4x1"}, 2, "--pattern is for dlrm");
+  expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--pattern", "4x1"}, 2,
+                 "--pattern is for dlrm");
   expect_refused({"bench-model", "dlrm", "--sparse-model", path("x")}, 2, "--sparse-model is for minilm");
   expect_refused({"bench-model", "gpt"}, 2, "valid are dlrm and minilm");
 }

@@ -31,11 +31,13 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
   t.add_row(own);
   for (int64_t batch : o.batches) {
     std::vector<std::string> speed{"batch " + std::to_string(batch) + ": seq/s (vs INT8 dense)"},
-        latency{"batch " + std::to_string(batch) + ": p50 / p99 ms"}, share{"batch " + std::to_string(batch) + ": time in Linear"};
+        latency{"batch " + std::to_string(batch) + ": p50 / p99 ms"},
+        share{"batch " + std::to_string(batch) + ": time in Linear"};
     const auto* int8 = find("int8-dense", batch);
     for (const char* v : variants) {
       const auto* r = find(v, batch);
-      speed.push_back(fixed(r->sequences_per_second, 1) + " (" + fixed(r->sequences_per_second / int8->sequences_per_second, 2) + "x)");
+      speed.push_back(fixed(r->sequences_per_second, 1) + " (" +
+                      fixed(r->sequences_per_second / int8->sequences_per_second, 2) + "x)");
       latency.push_back(fixed(r->p50_ms, 1) + " / " + fixed(r->p99_ms, 1));
       share.push_back(percent(r->linear_share, 0));
     }
@@ -53,21 +55,21 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& r : records)
     out.push_back(nlohmann::ordered_json{{"model", "all-MiniLM-L6-v2"},
-                   {"variant", r.variant},
-                   {"batch", r.batch},
-                   {"seq_length", r.seq_length},
-                   {"sequences_per_second", r.sequences_per_second},
-                   {"p50_ms", r.p50_ms},
-                   {"p99_ms", r.p99_ms},
-                   {"iterations", r.iterations},
-                   {"linear_share", r.linear_share},
-                   {"sparsity", r.sparsity},
-                   {"cosine_to_teacher", r.cosine_to_teacher},
-                   {"cosine_to_own_fp32", r.cosine_to_own_fp32},
-                   {"kernels", r.kernels},
-                   {"threads", o.threads},
-                   {"host", bench::host_line()},
-                   {"sparse_model", o.sparse_dir}});
+                                         {"variant", r.variant},
+                                         {"batch", r.batch},
+                                         {"seq_length", r.seq_length},
+                                         {"sequences_per_second", r.sequences_per_second},
+                                         {"p50_ms", r.p50_ms},
+                                         {"p99_ms", r.p99_ms},
+                                         {"iterations", r.iterations},
+                                         {"linear_share", r.linear_share},
+                                         {"sparsity", r.sparsity},
+                                         {"cosine_to_teacher", r.cosine_to_teacher},
+                                         {"cosine_to_own_fp32", r.cosine_to_own_fp32},
+                                         {"kernels", r.kernels},
+                                         {"threads", o.threads},
+                                         {"host", bench::host_line()},
+                                         {"sparse_model", o.sparse_dir}});
   write_file_atomic(json, out.dump(2) + "\n");
   std::cout << "wrote " << json << "\n";
 }

@@ -17,7 +17,8 @@ namespace {
 
 struct DistillArgs {
   minilm::DistillOptions o;
-  std::string model = minilm::default_model_dir(), fortunes = "/usr/share/games/fortunes", pattern, save, json, criterion = "magnitude";
+  std::string model = minilm::default_model_dir(), fortunes = "/usr/share/games/fortunes", pattern, save, json,
+              criterion = "magnitude";
   double sparsity = NAN;
   int threads = 2;
 };
@@ -26,9 +27,9 @@ struct DistillArgs {
 void save_model(minilm::SentenceEncoder& student, const std::string& dir) {
   namespace fs = std::filesystem;
   fs::create_directories(fs::path(dir) / "1_Pooling");
-  for (const char* file : {"config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                           "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json",
-                           "1_Pooling/config.json"}) {
+  for (const char* file :
+       {"config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json"}) {
     const auto from = fs::path(student.directory()) / file;
     if (fs::is_regular_file(from)) write_file_atomic((fs::path(dir) / file).string(), read_file(from.string()));
   }
@@ -50,10 +51,11 @@ void run(DistillArgs& a) {
   const minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
   auto teacher = minilm::SentenceEncoder::load(a.model);
   auto student = minilm::SentenceEncoder::load(a.model);
-  std::cerr << "distil: " << corpus.train.size() << " training and " << corpus.held_out.size()
-            << " held-out fortunes; " << a.o.steps << " steps of " << a.o.batch << " texts; "
-            << (prune ? a.pattern + " to " + std::to_string(int(std::lround(100 * a.o.recipe->groups[0].target()))) + "%"
-                      : std::string("no pruning"))
+  std::cerr << "distil: " << corpus.train.size() << " training and " << corpus.held_out.size() << " held-out fortunes; "
+            << a.o.steps << " steps of " << a.o.batch << " texts; "
+            << (prune
+                    ? a.pattern + " to " + std::to_string(int(std::lround(100 * a.o.recipe->groups[0].target()))) + "%"
+                    : std::string("no pruning"))
             << "\n";
   const auto result = minilm::distill(teacher, student, corpus, a.o, std::cerr);
   if (result.report) std::cout << spruce::torch::format_report(*result.report);
@@ -93,7 +95,8 @@ void run(DistillArgs& a) {
 
 void add(CLI::App& app) {
   auto a = std::make_shared<DistillArgs>();
-  auto* cmd = app.add_subcommand("distill", "Prune all-MiniLM-L6-v2 by distillation from the dense model; held-out fidelity");
+  auto* cmd =
+      app.add_subcommand("distill", "Prune all-MiniLM-L6-v2 by distillation from the dense model; held-out fidelity");
   cmd->add_option("--pattern", a->pattern, "Pattern for every encoder Linear: 4x1, 2:4, 16x1, ... (none: dense)");
   cmd->add_option("--sparsity", a->sparsity, "Target sparsity (an N:M pattern fixes its own)")->check(fraction());
   cmd->add_option("--criterion", a->criterion, "Pruning scores: magnitude, gradient, snip or snip_momentum")
@@ -110,7 +113,8 @@ void add(CLI::App& app) {
   cmd->add_option("--seed", a->o.seed, "Seed for the text order")->check(uint_in(0, UINT64_MAX))->capture_default_str();
   cmd->add_option("--model", a->model, "The teacher: a sentence-transformers folder")->capture_default_str();
   cmd->add_option("--fortunes", a->fortunes, "Folder of fortune files (Debian's fortunes)")->capture_default_str();
-  cmd->add_option("--save", a->save, "Write the pruned model here, as a sentence-transformers folder")->check(non_empty());
+  cmd->add_option("--save", a->save, "Write the pruned model here, as a sentence-transformers folder")
+      ->check(non_empty());
   cmd->add_option("--json", a->json, "Write the fidelity and settings")->check(non_empty());
   cmd->add_option("--threads", a->threads, "Threads")->check(thread_count())->capture_default_str();
   cmd->add_flag("!--no-progress", a->o.progress_bar, "No progress line");

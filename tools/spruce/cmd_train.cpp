@@ -19,7 +19,7 @@ namespace spruce::cli {
 namespace {
 
 struct TrainArgs {
-  std::string dataset = "fashion-mnist", pattern, recipe, json, scope, criterion, resume;
+  std::string dataset = "fashion-mnist", pattern, recipe, json, scope, criterion, resume, teacher_dir;
   double sparsity = NAN;
   int threads = 0;
   bool no_progress = false;
@@ -58,7 +58,8 @@ void run(TrainArgs& a) {
   if (a.options.group_lasso < 0) usage_error("--group-lasso is a coefficient >= 0, e.g. 1e-4");
   if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
   // Input files are checked before the run starts, so a bad one is the only line printed.
-  for (const std::string* file : {&a.options.resume_from, &a.options.init_from})
+  if (!a.teacher_dir.empty()) a.options.teacher = a.teacher_dir + "/model.safetensors";
+  for (const std::string* file : {&a.options.resume_from, &a.options.init_from, &a.options.teacher})
     if (!file->empty()) require_regular_file(*file);
   a.options.progress_bar = !a.no_progress;
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
@@ -89,6 +90,10 @@ void run(TrainArgs& a) {
         {"test_accuracy", r.test_accuracy}, {"sparsity", r.sparsity}, {"epochs", r.epochs}, {"seconds", r.seconds},
         {"model", a.options.model},         {"seed", a.options.seed}, {"steps", r.steps}};
     j["pattern"] = a.options.pattern ? a.options.pattern->str() : a.options.recipe ? "recipe" : "dense";
+    if (!a.teacher_dir.empty())
+      j["distillation"] = {{"teacher", a.options.teacher},
+                           {"weight", a.options.distill_weight},
+                           {"temperature", a.options.distill_temperature}};
     j["history"] = nlohmann::ordered_json::array();
     for (const auto& e : r.history)
       j["history"].push_back({{"epoch", e.epoch},
@@ -140,6 +145,15 @@ void add_train(CLI::App& app) {
   cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model)")
       ->check(non_empty());
   cmd->add_option("--init", o.init_from, "Start from the weights of a .safetensors file")->check(non_empty());
+  cmd->add_option("--teacher", args->teacher_dir,
+                  "Distil from a trained model of the same architecture: the --save folder of a `spruce train`")
+      ->check(non_empty());
+  cmd->add_option("--distill-weight", o.distill_weight, "With --teacher: share of the distillation loss")
+      ->check(real_in(0, 1, true, false))
+      ->capture_default_str();
+  cmd->add_option("--distill-temperature", o.distill_temperature, "With --teacher: softmax temperature")
+      ->check(real_in(0, 100, true, false))
+      ->capture_default_str();
   cmd->add_flag("--lock-pattern", o.lock_pattern,
                 "Keep the loaded weights' zeros as masks when they come without masks");
   cmd->add_flag("--no-progress", args->no_progress, "Print one line per epoch instead of a progress bar");
