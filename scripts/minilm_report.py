@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Rewrites the fidelity table of docs/results-minilm.md (between its `minilm-table` markers) from
 out/minilm/<config>.json (written by scripts/minilm_results.sh), and, with gnuplot, plots
-docs/minilm_fidelity_vs_sparsity.png: held-out mean cosine and top-10 overlap against sparsity,
-one line per pattern. Standard library only."""
+docs/minilm_fidelity_vs_sparsity.png (held-out mean cosine and top-10 overlap against sparsity,
+one line per pattern) and docs/minilm_fidelity_vs_steps.png (mean cosine during training). Standard library only."""
 import argparse
 import json
 import os
@@ -58,26 +58,45 @@ def plot(runs, png):
     return True
 
 
+def plot_steps(runs, png):
+    """Held-out mean cosine at each evaluation during training, one line per run."""
+    data, plots = "", []
+    for i, (name, r) in enumerate(runs.items()):
+        points = [(0, 1.0)] + [(h["step"], h["mean_cosine"]) for h in r.get("history", [])]
+        data += f"$r{i} << EOD\n" + "\n".join(f"{s} {c:.5f}" for s, c in points) + "\nEOD\n"
+        plots.append(f"$r{i} using 1:2 with linespoints lw 2 pt 7 title '{name}'")
+    gp = (f"set terminal pngcairo size 900,480 font ',11'\nset output '{png}'\n{data}"
+          "set title 'all-MiniLM-L6-v2 distillation: held-out mean cosine to the dense model during training'\n"
+          "set xlabel 'step (32 texts each)'\nset ylabel 'mean cosine'\nset yrange [0:1]\nset key bottom right\n"
+          "set grid\nset arrow from graph 0, first 0.95 to graph 1, first 0.95 nohead dt 3\n"
+          "plot " + ", ".join(plots) + "\n")
+    subprocess.run(["gnuplot"], input=gp, text=True, check=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", default="out/minilm")
     ap.add_argument("--doc", default="docs/results-minilm.md")
     ap.add_argument("--png", default="docs/minilm_fidelity_vs_sparsity.png")
+    ap.add_argument("--steps-png", default="docs/minilm_fidelity_vs_steps.png")
     a = ap.parse_args()
     runs = load(a.runs)
     if not runs:
         raise SystemExit(f"minilm_report: no runs in {a.runs}; run scripts/minilm_results.sh first")
     with open(a.doc) as f:
         doc = f.read()
-    new = re.sub(r"(<!-- minilm-table -->\n).*?(\n<!-- /minilm-table -->)", lambda m: m.group(1) + table(runs) + m.group(2),
-                 doc, flags=re.S)
+    new = re.sub(r"(<!-- minilm-table -->\n).*?(<!-- /minilm-table -->)",
+                 lambda m: m.group(1) + table(runs) + "\n" + m.group(2), doc, flags=re.S)
     if new == doc and "<!-- minilm-table -->" not in doc:
         raise SystemExit(f"minilm_report: {a.doc} has no minilm-table markers")
     tmp = a.doc + ".tmp"
     with open(tmp, "w") as f:
         f.write(new)
     os.replace(tmp, a.doc)
-    print(f"minilm_report: {len(runs)} runs -> {a.doc}" + (f", {a.png}" if plot(runs, a.png) else ""))
+    plotted = plot(runs, a.png)
+    if plotted:
+        plot_steps(runs, a.steps_png)
+    print(f"minilm_report: {len(runs)} runs -> {a.doc}" + (f", {a.png}, {a.steps_png}" if plotted else ""))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 // spruce: prune networks to structured sparsity and run them faster than dense on CPUs.
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "command.hpp"
+#include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 
 namespace spruce::cli {
@@ -30,6 +32,17 @@ std::string one_line(const char* what) {
   return s;
 }
 
+// SPRUCE_MAX_ISA below amx on an AMX host caps every oneDNN in the process at AVX-512 VNNI, LibTorch's
+// too: each reads DNNL_MAX_CPU_ISA at its first primitive, and LibTorch may run one before spruce's
+// dense operator does (runtime/dense.cpp caps only its own, and only if it is first).
+void cap_onednn_with_spruce() {
+  if (const char* own = std::getenv("DNNL_MAX_CPU_ISA"); own && *own) return;
+  try {
+    if (detected_isa() == Isa::Amx && max_isa() < Isa::Amx) setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE_VNNI", 1);
+  } catch (const spruce::Error&) {  // an invalid SPRUCE_MAX_ISA is reported where it is used
+  }
+}
+
 int report(const std::string& message, int status) {
   std::cerr << "spruce: error: " << message << '\n';
   return status;
@@ -41,6 +54,7 @@ int report(const std::string& message, int status) {
 int main(int argc, char** argv) {
   using spruce::cli::one_line;
   using spruce::cli::report;
+  spruce::cli::cap_onednn_with_spruce();
   CLI::App app{"spruce: prune networks to structured sparsity, and run them faster than dense on CPUs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "spruce 0.1.0");
