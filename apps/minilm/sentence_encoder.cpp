@@ -35,13 +35,18 @@ SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length
   return SentenceEncoder(std::move(tokenizer), std::move(model), max_length, dir);
 }
 
-Inputs SentenceEncoder::tokenize(const std::vector<std::string>& texts) const {
-  const auto batch = tokenizer_.encode_batch(texts, static_cast<size_t>(max_length_));
+namespace {
+Inputs to_inputs(const spruce::text::Batch& batch) {
   Inputs in;
   in.ids = ::torch::tensor(batch.ids, ::torch::kInt64).view({batch.rows, batch.max_length});
   in.mask = ::torch::tensor(batch.mask, ::torch::kInt64).view({batch.rows, batch.max_length});
   in.truncated = batch.truncated;
   return in;
+}
+}  // namespace
+
+Inputs SentenceEncoder::tokenize(const std::vector<std::string>& texts) const {
+  return to_inputs(tokenizer_.encode_batch(texts, static_cast<size_t>(max_length_)));
 }
 
 ::torch::Tensor SentenceEncoder::embed(const Inputs& inputs) {
@@ -50,17 +55,20 @@ Inputs SentenceEncoder::tokenize(const std::vector<std::string>& texts) const {
 
 ::torch::Tensor SentenceEncoder::encode(const std::vector<std::string>& texts, int64_t batch_size) {
   if (batch_size < 1) spruce::usage_error("the batch size must be at least 1");
-  std::vector<size_t> lengths(texts.size()), order(texts.size());
-  for (size_t i = 0; i < texts.size(); ++i) lengths[i] = tokenizer_.tokenize(texts[i]).size();
+  std::vector<spruce::text::Encoding> encodings;  // each text tokenized once
+  encodings.reserve(texts.size());
+  for (const auto& text : texts) encodings.push_back(tokenizer_.encode(text, static_cast<size_t>(max_length_)));
+  std::vector<size_t> order(texts.size());
   std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] > lengths[b]; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return encodings[a].ids.size() > encodings[b].ids.size(); });
   ::torch::NoGradGuard no_grad;
   auto out = ::torch::empty({static_cast<int64_t>(texts.size()), model_->config().hidden_size});
   for (size_t begin = 0; begin < order.size(); begin += static_cast<size_t>(batch_size)) {
     const size_t end = std::min(order.size(), begin + static_cast<size_t>(batch_size));
-    std::vector<std::string> chunk;
-    for (size_t i = begin; i < end; ++i) chunk.push_back(texts[order[i]]);
-    const Inputs inputs = tokenize(chunk);
+    std::vector<const spruce::text::Encoding*> chunk;
+    for (size_t i = begin; i < end; ++i) chunk.push_back(&encodings[order[i]]);
+    const Inputs inputs = to_inputs(tokenizer_.pad(chunk));
     truncated_ += inputs.truncated;
     const auto e = embed(inputs);
     for (size_t i = begin; i < end; ++i) out[static_cast<int64_t>(order[i])] = e[static_cast<int64_t>(i - begin)];

@@ -220,21 +220,25 @@ Encoding WordPieceTokenizer::encode(std::string_view utf8, size_t max_length) co
 Batch WordPieceTokenizer::encode_batch(const std::vector<std::string>& texts, size_t max_length) const {
   std::vector<Encoding> encodings;
   encodings.reserve(texts.size());
+  for (const auto& text : texts) encodings.push_back(encode(text, max_length));
+  std::vector<const Encoding*> pointers;
+  for (const auto& e : encodings) pointers.push_back(&e);
+  return pad(pointers);
+}
+
+Batch WordPieceTokenizer::pad(const std::vector<const Encoding*>& encodings) const {
   size_t longest = 0;
-  for (const auto& text : texts) {
-    encodings.push_back(encode(text, max_length));
-    longest = std::max(longest, encodings.back().ids.size());
-  }
+  for (const Encoding* e : encodings) longest = std::max(longest, e->ids.size());
   Batch batch;
-  batch.rows = static_cast<int64_t>(texts.size());
+  batch.rows = static_cast<int64_t>(encodings.size());
   batch.max_length = static_cast<int64_t>(longest);
-  batch.ids.assign(texts.size() * longest, pad_);
-  batch.mask.assign(texts.size() * longest, 0);
+  batch.ids.assign(encodings.size() * longest, pad_);
+  batch.mask.assign(encodings.size() * longest, 0);
   for (size_t r = 0; r < encodings.size(); ++r) {
-    const auto& ids = encodings[r].ids;
+    const auto& ids = encodings[r]->ids;
     std::copy(ids.begin(), ids.end(), batch.ids.begin() + static_cast<ptrdiff_t>(r * longest));
     std::fill_n(batch.mask.begin() + static_cast<ptrdiff_t>(r * longest), ids.size(), 1);
-    batch.truncated += encodings[r].truncated ? 1 : 0;
+    batch.truncated += encodings[r]->truncated ? 1 : 0;
   }
   return batch;
 }

@@ -45,6 +45,8 @@ class WordPieceTokenizer {
   Encoding encode(std::string_view utf8, size_t max_length) const;
   // Encodes every text, padded with [PAD] to the longest one (at most max_length).
   Batch encode_batch(const std::vector<std::string>& texts, size_t max_length) const;
+  // Pads encodings made by encode() into a batch.
+  Batch pad(const std::vector<const Encoding*>& encodings) const;
 
   const std::string& token(int32_t id) const { return vocabulary_.at(static_cast<size_t>(id)); }
   size_t vocabulary_size() const { return vocabulary_.size(); }
