@@ -127,6 +127,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   double loss_sum = 0, cosine_sum = 0;
   int64_t window = 0;
   DistillResult result;
+  const int64_t every = std::max<int64_t>(1, o.steps / std::max<int64_t>(1, o.evaluations));  // held-out checks
   for (int64_t step = 0; step < o.steps; ++step) {
     std::vector<std::string> batch;
     for (size_t i : batches[static_cast<size_t>(step)]) batch.push_back(corpus.train[i]);
@@ -159,7 +160,6 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
                     (long long)(step + 1), (long long)o.steps, loss_sum / window, cosine_sum / window, 100 * sparsity);
       log << line << std::flush;
     }
-    const int64_t every = std::max<int64_t>(1, o.steps / std::max<int64_t>(1, o.evaluations));
     if ((step + 1) % every == 0 || step + 1 == o.steps) {
       const Fidelity f = measure_fidelity(student.encode(corpus.held_out, 64), teacher_held_out);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

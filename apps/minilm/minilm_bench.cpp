@@ -121,7 +121,7 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
     if (variant != "fp32-dense") {
       spruce::torch::ConvertOptions c;
       c.threads = o.threads;
-      c.variant = spruce::torch::parse_variant(variant == "fp32-sparse" ? "fp32-sparse" : variant);
+      c.variant = spruce::torch::parse_variant(variant);
       for (int64_t b : o.batches) c.tune_m.push_back(b * o.seq_length);
       log << "bench-model minilm: converting " << variant << " (calibrating and tuning)\n";
       kernels = kernel_summary(e.convert(c, calibration));
