@@ -39,7 +39,7 @@ sparsity_decay_type: exp
 int main(int argc, char** argv) try {
   const int epochs = argc > 1 ? std::atoi(argv[1]) : 2;
   torch::manual_seed(0);
-  spruce::torch::set_threads(2);
+  spruce::torch::set_training_threads(2);
   auto train = spruce::fashion_mnist::load_fashion_mnist_tensors(spruce::kFashionMnistDir, spruce::Split::Train);
   auto test = spruce::fashion_mnist::load_fashion_mnist_tensors(spruce::kFashionMnistDir, spruce::Split::Test);
   auto loader = spruce::fashion_mnist::make_train_loader(train, 128);

@@ -1,5 +1,6 @@
 #include "spruce/torch/layer_stack.hpp"
 
+#include "onednn_linear.hpp"
 #include "spruce/error.hpp"
 
 namespace spruce::torch {
@@ -44,7 +45,7 @@ size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, A
   if (observer_) observer_(i, x);
   bool fused_relu = false;
   if (auto* lin = linear(i)) {
-    x = lin->forward(x);
+    x = onednn_linear(x, lin->weight, lin->bias);
   } else if (auto* c = conv(i)) {
     x = c->forward(x);
   } else {

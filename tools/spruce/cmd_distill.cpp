@@ -39,7 +39,7 @@ void save_model(minilm::SentenceEncoder& student, const std::string& dir) {
 void run(DistillArgs& a) {
   const bool prune = !a.pattern.empty();
   if (!prune && !std::isnan(a.sparsity)) usage_error("--sparsity needs --pattern");
-  spruce::torch::set_threads(a.threads);
+  spruce::torch::set_training_threads(a.threads);
   if (prune) {  // from_flags checks the pair (an N:M pattern fixes its sparsity); the encoder's recipe follows
     const double target = Recipe::from_flags(a.pattern, a.sparsity).groups[0].target();
     a.o.recipe = minilm::encoder_recipe(Pattern::parse(a.pattern), target, a.o.steps, parse_criterion(a.criterion));

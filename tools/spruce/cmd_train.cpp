@@ -63,7 +63,7 @@ void run(TrainArgs& a) {
     if (!file->empty()) require_regular_file(*file);
   a.options.progress_bar = !a.no_progress;
   const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_threads(threads);
+  torch::set_training_threads(threads);
   std::cerr << "spruce train: " << a.options.model << " on fashion-mnist, "
             << (a.options.recipe    ? "recipe " + a.recipe
                 : a.options.pattern ? a.options.pattern->str() + " at " + percent(a.options.sparsity)

@@ -1,10 +1,17 @@
-// One thread count for LibTorch's intra-op pool and the BLAS under it.
+// Thread pools and floating-point modes for LibTorch work.
 #pragma once
 
 namespace spruce::torch {
 
-// torch::set_num_threads(n), and OpenBLAS's own pool too when OpenBLAS is the loaded BLAS: its
-// threads otherwise spin on every core beside LibTorch's, which oversubscribes a small machine.
+// Inference: torch::set_num_threads(n), and the same count for OpenBLAS's own pool when OpenBLAS
+// is the loaded BLAS (Debian's LibTorch links it), whose threads otherwise default to every core.
 void set_threads(int n);
+
+// Training: many short element-wise ops (optimizer, masks, activations) run between the GEMMs.
+// OpenMP's workers spin after each op while OpenBLAS's separate pool needs the same cores, which
+// made an MLP epoch 3x slower on 2 cores. So LibTorch's OpenMP pool gets `n` threads, OpenBLAS
+// runs serially inside it, and every pool thread flushes denormals to zero: Adam's moments of
+// pruned weights decay geometrically into the denormal range, where each op costs ~100 cycles.
+void set_training_threads(int n);
 
 }  // namespace spruce::torch
