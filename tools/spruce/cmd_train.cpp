@@ -100,7 +100,8 @@ void run(TrainArgs& a) {
                               {"loss", e.loss},
                               {"train_accuracy", e.train_accuracy},
                               {"test_accuracy", e.test_accuracy},
-                              {"sparsity", e.sparsity}});
+                              {"sparsity", e.sparsity},
+                              {"seconds", e.seconds}});
     write_file_atomic(a.json, j.dump(2) + "\n");
   }
 }
