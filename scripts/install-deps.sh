@@ -11,6 +11,7 @@ packages=(
   clang-format                         # the tree's style (make format, make format-check)
   libomp-dev                           # clang's OpenMP, for the runtime in the fuzz build (only a Recommends of clang)
   libtorch-dev libopenblas0-pthread   # LibTorch 1.13 (links oneDNN); OpenBLAS, or BLAS is the slow reference
+  libgloo-dev libgoogle-glog-dev       # Gloo headers for LibTorch's c10d ProcessGroupGloo; glog, its logger
   libdnnl-dev                          # oneDNN 2.6: dense baseline and dense fallback
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev

@@ -96,6 +96,15 @@ void save_outputs(const TrainOptions& o, Classifier& model, const ::torch::optim
   export_safetensors(o.save_dir + "/model.safetensors", model, metadata);
 }
 
+// FNV-1a of a tensor's bytes: the same order on every rank hashes alike.
+uint64_t bytes_checksum(const ::torch::Tensor& t) {
+  const auto c = t.contiguous();
+  const auto* p = static_cast<const uint8_t*>(c.data_ptr());
+  uint64_t hash = 14695981039346656037ull;
+  for (size_t i = 0; i < c.nbytes(); ++i) hash = (hash ^ p[i]) * 1099511628211ull;
+  return hash;
+}
+
 }  // namespace
 
 TrainResult train(const TrainOptions& o, std::ostream& log) {
@@ -144,58 +153,94 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
     position = load_checkpoint(o.resume_from, *model, &optimizer, pruner ? &*pruner : nullptr,
                                o.lock_pattern ? MaskSource::LockZeros : MaskSource::Checkpoint);
 
+  DataParallel* const dp = o.data_parallel;
+  const bool writer = dp == nullptr || dp->rank() == 0;  // the rank that prints and writes files
+  if (dp) dp->broadcast_parameters(*model);              // identical replicas, whatever each rank loaded
+
   TrainResult result;
-  const bool redraw = o.progress_bar && isatty(STDERR_FILENO) && &log == &std::cerr;
+  const bool redraw = writer && o.progress_bar && isatty(STDERR_FILENO) && &log == &std::cerr;
   ProgressLine progress(log, redraw, o.epochs, per_epoch);
-  auto loader = make_train_loader(train_set, o.batch_size);
+  const int64_t examples = train_set.size();
+  // torch's RandomSampler drew one order when built and one per epoch; drawing the same keeps a
+  // seed's runs (and RESULTS.md's figures) as they were.
+  ::torch::randperm(examples, ::torch::kInt64);
   if (pruner) pruner->on_train_begin();
+  int64_t checked_masks = pruner ? pruner->mask_updates() : 0;
   for (int64_t epoch = position.epoch; epoch < o.epochs; ++epoch) {
     const auto epoch_started = Clock::now();
+    const ::torch::Tensor order = ::torch::randperm(examples, ::torch::kInt64);
+    if (dp) dp->require_identical("the shuffled order of epoch " + std::to_string(epoch + 1), bytes_checksum(order));
     double loss_sum = 0, sparsity = pruner ? pruner->sparsity() : 0.0;
     int64_t seen = 0, correct = 0, step_in_epoch = 0;
-    for (auto& batch : *loader) {
+    for (int64_t first = 0; first < examples; first += o.batch_size) {
+      // This rank's share of the global batch: contiguous, as even as the batch allows.
+      ::torch::Tensor index = order.narrow(0, first, std::min(o.batch_size, examples - first));
+      const int64_t global_n = index.size(0);
+      if (dp) index = index.tensor_split(dp->world_size())[size_t(dp->rank())];
+      const int64_t n = index.size(0);
+      const ::torch::Tensor images = train_set.images.index_select(0, index);
+      const ::torch::Tensor labels = train_set.labels.index_select(0, index);
+
       const int64_t step = position.step;
       set_learning_rate(optimizer,
                         o.learning_rate * 0.5 * (1 + std::cos(std::numbers::pi * double(step) / double(total_steps))));
-      if (pruner) pruner->on_step_begin(step);
-      auto logits = model->forward(batch.data);
-      auto loss = ::torch::nn::functional::cross_entropy(logits, batch.target);
-      if (teacher) {
-        ::torch::Tensor taught;
-        {
-          ::torch::NoGradGuard no_grad;
-          taught = teacher->forward(batch.data);
-        }
-        loss = (1 - o.distill_weight) * loss +
-               o.distill_weight * logit_distillation(logits, taught, o.distill_temperature);
+      if (pruner) {
+        pruner->on_step_begin(step);
+        if (dp && pruner->mask_updates() != checked_masks)
+          dp->require_identical("the masks after the update at step " + std::to_string(step), pruner->mask_checksum());
+        checked_masks = pruner->mask_updates();
       }
       optimizer.zero_grad();
-      loss.backward();
+      if (n > 0) {  // a rank can get none of a short last batch, and still joins the all-reduce
+        auto logits = model->forward(images);
+        auto loss = ::torch::nn::functional::cross_entropy(logits, labels);
+        if (teacher) {
+          ::torch::Tensor taught;
+          {
+            ::torch::NoGradGuard no_grad;
+            taught = teacher->forward(images);
+          }
+          loss = (1 - o.distill_weight) * loss +
+                 o.distill_weight * logit_distillation(logits, taught, o.distill_temperature);
+        }
+        loss.backward();
+        loss_sum += loss.item<double>() * double(n);
+        correct += (logits.argmax(1) == labels).sum().item<int64_t>();
+      }
+      if (dp) dp->average_gradients(*model, double(n) / double(global_n));
       if (pruner) pruner->on_before_optimizer_step();
       optimizer.step();
       if (pruner) pruner->on_after_optimizer_step();
 
-      const int64_t n = batch.target.size(0);
-      loss_sum += loss.item<double>() * double(n);
-      correct += (logits.argmax(1) == batch.target).sum().item<int64_t>();
       seen += n;
       ++position.step;
       ++step_in_epoch;
       if (redraw && (step_in_epoch % 20 == 0 || step_in_epoch == per_epoch)) {
         if (pruner) sparsity = pruner->sparsity();
-        progress.update(epoch + 1, step_in_epoch, loss_sum / double(seen), double(correct) / double(seen), sparsity);
+        progress.update(epoch + 1, step_in_epoch, loss_sum / double(std::max<int64_t>(seen, 1)),
+                        double(correct) / double(std::max<int64_t>(seen, 1)), sparsity);
       }
     }
     position.epoch = epoch + 1;
+    std::vector<double> totals{loss_sum, double(correct), double(seen)};
+    if (dp) dp->all_reduce_sum(totals);
     EpochLog e;
     e.epoch = epoch + 1;
-    e.loss = loss_sum / double(seen);
-    e.train_accuracy = double(correct) / double(seen);
+    e.loss = totals[0] / totals[2];
+    e.train_accuracy = totals[1] / totals[2];
     e.test_accuracy = test_accuracy(*model, test_set);
     e.sparsity = pruner ? pruner->sparsity() : weight_sparsity(*model);
     e.seconds = seconds_since(epoch_started);
-    progress.end_epoch(e);
+    if (writer) progress.end_epoch(e);
     result.history.push_back(e);
+    // A checkpoint per epoch, written by one rank once every rank has finished the epoch.
+    if (!o.save_dir.empty()) {
+      if (dp) dp->barrier();
+      if (writer) {
+        std::filesystem::create_directories(o.save_dir);
+        save_checkpoint(o.save_dir + "/checkpoint.pt", *model, &optimizer, pruner ? &*pruner : nullptr, position);
+      }
+    }
   }
 
   result.test_accuracy = test_accuracy(*model, test_set);
@@ -204,7 +249,8 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
   result.epochs = position.epoch;
   result.steps = position.step;
   result.seconds = seconds_since(started);
-  if (!o.save_dir.empty()) save_outputs(o, *model, optimizer, pruner ? &*pruner : nullptr, position, result);
+  if (!o.save_dir.empty() && writer) save_outputs(o, *model, optimizer, pruner ? &*pruner : nullptr, position, result);
+  if (dp) dp->barrier();  // no rank exits before the files are written
   return result;
 }
 

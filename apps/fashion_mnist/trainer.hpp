@@ -11,6 +11,7 @@
 #include "fashion_mnist/models.hpp"
 #include "spruce/idx.hpp"
 #include "spruce/recipe.hpp"
+#include "spruce/torch/distributed.hpp"
 #include "spruce/torch/pruner.hpp"
 
 namespace spruce::fashion_mnist {
@@ -38,6 +39,9 @@ struct TrainOptions {
   std::string teacher;
   double distill_weight = 0.5, distill_temperature = 4.0;
   bool progress_bar = true;  // redraw one line on a terminal; else one line per epoch
+  // Data-parallel: this process is one rank. Each global batch of `batch_size` is split between
+  // the ranks, gradients are averaged, masks are checked identical, and only rank 0 writes files.
+  ::spruce::torch::DataParallel* data_parallel = nullptr;
 };
 
 using apps::EpochLog;

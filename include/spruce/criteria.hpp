@@ -35,6 +35,8 @@ class ScoreAccumulator {
   bool ready() const { return !scores_.data.empty(); }
   const MatrixF& scores() const { return scores_; }
   void reset() { scores_ = {}; }
+  // Resumes from saved scores (a checkpoint's): snip_momentum's running average goes on from them.
+  void restore(MatrixF scores) { scores_ = std::move(scores); }
   Criterion criterion() const { return criterion_; }
 
  private:

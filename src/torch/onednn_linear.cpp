@@ -1,8 +1,8 @@
 #include "onednn_linear.hpp"
 
-#include <dnnl.hpp>
 #include <torch/autograd.h>
 #include <torch/nn/functional/linear.h>
+#include <dnnl.hpp>
 
 #include <stdexcept>
 #include <string>
@@ -18,9 +18,10 @@ using ::torch::autograd::tensor_list;
 void sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, const Tensor& a, const Tensor& b, float beta,
            Tensor& c) {
   const int64_t lda = trans_a == 'N' ? k : m, ldb = trans_b == 'N' ? n : k;
-  const auto status = dnnl::sgemm(trans_a, trans_b, m, n, k, 1.0f, a.data_ptr<float>(), lda, b.data_ptr<float>(),
-                                  ldb, beta, c.data_ptr<float>(), n);
-  if (status != dnnl::status::success) throw std::runtime_error("oneDNN sgemm failed with status " + std::to_string(int(status)));
+  const auto status = dnnl::sgemm(trans_a, trans_b, m, n, k, 1.0f, a.data_ptr<float>(), lda, b.data_ptr<float>(), ldb,
+                                  beta, c.data_ptr<float>(), n);
+  if (status != dnnl::status::success)
+    throw std::runtime_error("oneDNN sgemm failed with status " + std::to_string(int(status)));
 }
 
 struct LinearFunction : public ::torch::autograd::Function<LinearFunction> {
@@ -57,7 +58,9 @@ struct LinearFunction : public ::torch::autograd::Function<LinearFunction> {
 }  // namespace
 
 Tensor onednn_linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  const auto f32_cpu = [](const Tensor& t) { return !t.defined() || (t.scalar_type() == ::torch::kFloat32 && t.is_cpu()); };
+  const auto f32_cpu = [](const Tensor& t) {
+    return !t.defined() || (t.scalar_type() == ::torch::kFloat32 && t.is_cpu());
+  };
   if (!f32_cpu(x) || !f32_cpu(weight) || !f32_cpu(bias) || x.dim() < 1 || x.size(-1) != weight.size(1))
     return ::torch::nn::functional::linear(x, weight, bias);
   auto shape = x.sizes().vec();

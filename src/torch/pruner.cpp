@@ -121,6 +121,7 @@ void Pruner::update_masks(size_t g, int64_t step) {
     for (const auto& s : scores) masks.push_back(local_mask(group.pattern, s, ratio, group.reduce));
   }
   ::torch::NoGradGuard no_grad;
+  ++mask_updates_;
   for (size_t i = 0; i < members.size(); ++i) {
     members[i]->mask = mask_to_tensor(masks[i], members[i]->weight.sizes().vec());
     members[i]->weight.mul_(members[i]->mask);
@@ -130,6 +131,21 @@ void Pruner::update_masks(size_t g, int64_t step) {
 void Pruner::lock_existing_zeros() {
   for (auto& layer : layers_)
     layer.mask = mask_to_tensor(mask_of_nonzeros(HeldMatrix(layer.weight).view()), layer.weight.sizes().vec());
+}
+
+uint64_t Pruner::mask_checksum() const {
+  uint64_t hash = 14695981039346656037ull;
+  const auto mix = [&](uint8_t byte) { hash = (hash ^ byte) * 1099511628211ull; };
+  for (const auto& layer : layers_) {
+    if (!layer.mask.defined()) {
+      mix(0xff);
+      continue;
+    }
+    const auto bits = layer.mask.to(::torch::kUInt8).contiguous();
+    const uint8_t* p = bits.data_ptr<uint8_t>();
+    for (int64_t i = 0; i < bits.numel(); ++i) mix(p[i]);
+  }
+  return hash;
 }
 
 SparsityReport Pruner::report() const {
@@ -154,9 +170,15 @@ void Pruner::save(::torch::serialize::OutputArchive& archive) const {
   archive.write("step", ::torch::tensor(step_, ::torch::kInt64));
   archive.write("reached", ::torch::tensor(reached_, ::torch::kFloat64));
   archive.write("recipe", c10::IValue(recipe_.to_yaml()));
-  for (const auto& layer : layers_)
+  for (const auto& layer : layers_) {
     archive.write("mask." + layer.name,
                   layer.mask.defined() ? layer.mask.to(::torch::kUInt8) : ::torch::empty({0}, ::torch::kUInt8));
+    if (layer.scores.ready()) {  // gradient criteria's accumulated scores (snip_momentum's running average)
+      const MatrixF& m = layer.scores.scores();
+      archive.write("scores." + layer.name,
+                    ::torch::from_blob(const_cast<float*>(m.data.data()), {m.rows, m.cols}, ::torch::kFloat32).clone());
+    }
+  }
 }
 
 void Pruner::load(::torch::serialize::InputArchive& archive) {
@@ -181,7 +203,17 @@ void Pruner::load(::torch::serialize::InputArchive& archive) {
   for (size_t g = 0; g < reached_.size(); ++g) reached_[g] = reached[int64_t(g)].item<double>();
   for (size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].mask = masks[i].numel() ? masks[i].to(::torch::kFloat32) : ::torch::Tensor();
-    layers_[i].scores.reset();  // scores are re-accumulated after a resume
+    ::torch::Tensor scores;
+    const auto view = HeldMatrix(layers_[i].weight).view();
+    if (archive.try_read("scores." + layers_[i].name, scores) && scores.dim() == 2 &&
+        scores.size(0) == int64_t(view.rows) && scores.size(1) == int64_t(view.cols)) {
+      MatrixF m(view.rows, view.cols);
+      const auto src = scores.to(::torch::kFloat32).contiguous();
+      std::copy_n(src.data_ptr<float>(), m.data.size(), m.data.begin());
+      layers_[i].scores.restore(std::move(m));
+    } else {
+      layers_[i].scores.reset();  // an older checkpoint: scores are re-accumulated
+    }
   }
   pending_.assign(recipe_.groups.size(), false);
 }

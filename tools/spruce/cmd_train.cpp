@@ -1,17 +1,23 @@
 // spruce train --dataset fashion-mnist --model mlp|cnn [--pattern P --sparsity S | --recipe R.yaml]
 //              --epochs N --seed N [--save DIR] [--json FILE] [--threads N]
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "command.hpp"
 #include "fashion_mnist/trainer.hpp"
 #include "flags.hpp"
+#include "launch.hpp"
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
 #include "spruce/safetensors.hpp"
+#include "spruce/torch/distributed.hpp"
 #include "spruce/torch/threads.hpp"
 #include "table.hpp"
 
@@ -23,6 +29,9 @@ struct TrainArgs {
   double sparsity = NAN;
   int threads = 0;
   bool no_progress = false;
+  // Data parallel: --nproc launches local ranks; the rest join a job (flags over torchrun's variables).
+  int nproc = 1, world_size = -1, rank = -1, master_port = -1, dist_timeout = 60;
+  std::string master_addr;
   fashion_mnist::TrainOptions options;
 };
 
@@ -62,15 +71,46 @@ void run(TrainArgs& a) {
   for (const std::string* file : {&a.options.resume_from, &a.options.init_from, &a.options.teacher})
     if (!file->empty()) require_regular_file(*file);
   a.options.progress_bar = !a.no_progress;
-  const int threads = a.threads > 0 ? a.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (a.nproc > 1) {
+    if (a.world_size >= 0 || a.rank >= 0 || !a.master_addr.empty())
+      usage_error("--nproc starts its own local ranks; drop --world-size, --rank and --master-addr");
+    LocalLaunch launch;
+    launch.nproc = a.nproc;
+    launch.master_port = std::max(a.master_port, 0);
+    launch.threads_per_rank = a.threads > 0 ? a.threads : std::max(1, cores / a.nproc);
+    launch.log_dir =
+        !a.options.save_dir.empty()
+            ? a.options.save_dir + "/logs"
+            : (std::filesystem::temp_directory_path() / ("spruce-train-" + std::to_string(getpid()))).string();
+    std::cout.flush();
+    std::exit(launch_local_ranks(launch));
+  }
+  torch::DistributedOptions d = torch::distributed_options_from_env({});
+  if (a.world_size >= 0) d.world_size = a.world_size;
+  if (a.rank >= 0) d.rank = a.rank;
+  if (a.master_port >= 0) d.master_port = a.master_port;
+  if (!a.master_addr.empty()) d.master_addr = a.master_addr;
+  d.timeout = std::chrono::seconds(a.dist_timeout);
+  torch::check_distributed_options(d);
+  const int threads = a.threads > 0 ? a.threads : cores;
   torch::set_training_threads(threads);
+  std::unique_ptr<torch::DataParallel> group;
+  if (d.distributed()) {
+    group = std::make_unique<torch::DataParallel>(d);
+    a.options.data_parallel = group.get();
+  }
+  const bool writer = d.rank == 0;  // other ranks print the same header into their logs
   std::cerr << "spruce train: " << a.options.model << " on fashion-mnist, "
             << (a.options.recipe    ? "recipe " + a.recipe
                 : a.options.pattern ? a.options.pattern->str() + " at " + percent(a.options.sparsity)
                                     : std::string("dense"))
-            << ", " << a.options.epochs << " epochs, seed " << a.options.seed << ", " << threads << " threads\n";
+            << ", " << a.options.epochs << " epochs, seed " << a.options.seed << ", " << threads << " threads"
+            << (d.distributed() ? ", rank " + std::to_string(d.rank) + " of " + std::to_string(d.world_size) : "")
+            << "\n";
 
   const fashion_mnist::TrainResult r = fashion_mnist::train(a.options, std::cerr);
+  if (!writer) return;
 
   if (!r.report.layers.empty()) std::cout << '\n' << torch::format_report(r.report);
   Table table({"Model", "Sparsity Pattern", "Sparsity Ratio", "Dataset", "Accuracy", "Epochs", "Seconds"});
@@ -158,6 +198,25 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--lock-pattern", o.lock_pattern,
                 "Keep the loaded weights' zeros as masks when they come without masks");
   cmd->add_flag("--no-progress", args->no_progress, "Print one line per epoch instead of a progress bar");
+  auto* nproc = cmd->add_option("--nproc", args->nproc,
+                                "Data-parallel: start N local ranks (threads split between them), Gloo over loopback")
+                    ->check(int_in(1, 256))
+                    ->capture_default_str();
+  cmd->add_option("--world-size", args->world_size, "Data-parallel job: number of ranks (env WORLD_SIZE)")
+      ->check(int_in(1, 1 << 16))
+      ->excludes(nproc);
+  cmd->add_option("--rank", args->rank, "Data-parallel job: this process's rank, 0 to world size - 1 (env RANK)")
+      ->check(int_in(0, 1 << 16))
+      ->excludes(nproc);
+  cmd->add_option("--master-addr", args->master_addr, "Data-parallel job: rank 0's address (env MASTER_ADDR)")
+      ->check(non_empty())
+      ->excludes(nproc);
+  cmd->add_option("--master-port", args->master_port, "Data-parallel: rank 0's TCP port (env MASTER_PORT; 29500)")
+      ->check(int_in(1, 65535));
+  cmd->add_option("--dist-timeout", args->dist_timeout,
+                  "Data-parallel: seconds a rank waits for the others before it fails")
+      ->check(int_in(1, 86400))
+      ->capture_default_str();
   cmd->callback([args] { run(*args); });
 }
 

@@ -70,6 +70,10 @@ class Pruner {
   int64_t step() const { return step_; }
   const Recipe& recipe() const { return recipe_; }
   const std::vector<PrunedLayer>& layers() const { return layers_; }
+  // How many times the masks have been recomputed; a change means new masks.
+  int64_t mask_updates() const { return mask_updates_; }
+  // FNV-1a over every mask's bits, in layer order: equal on ranks whose masks are equal.
+  uint64_t mask_checksum() const;
 
   // Pattern lock: each layer's existing zeros become its mask, and stay zero from now on.
   void lock_existing_zeros();
@@ -87,6 +91,7 @@ class Pruner {
   std::vector<bool> pending_;    // a group whose update waits for its first gradient scores
   std::vector<double> reached_;  // the highest ratio each group has pruned to: masks never go below it
   int64_t step_ = -1;
+  int64_t mask_updates_ = 0;
 };
 
 }  // namespace spruce::torch
