@@ -1,9 +1,9 @@
 #include "spruce/torch/distributed.hpp"
 
 #include <glog/logging.h>
+#include <torch/utils.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/utils.h>
 
 #include <cstdlib>
 #include <sstream>
@@ -58,7 +58,8 @@ struct DataParallel::State {
       work->wait();
     } catch (const std::exception& e) {
       data_error("rank " + std::to_string(self.rank()) + ": " + what + " with the other " +
-                 std::to_string(self.world_size() - 1) + " rank(s) failed: another rank stopped, or did not answer within " +
+                 std::to_string(self.world_size() - 1) +
+                 " rank(s) failed: another rank stopped, or did not answer within " +
                  std::to_string(self.options().timeout.count()) + " s (gloo: " + first_line(e.what()) + ")");
     }
   }
@@ -115,6 +116,7 @@ void DataParallel::broadcast_parameters(::torch::nn::Module& module) {
 }
 
 void DataParallel::average_gradients(::torch::nn::Module& module, double share) {
+  const auto started = std::chrono::steady_clock::now();
   ::torch::NoGradGuard no_grad;
   std::vector<at::Tensor> grads;
   for (auto& p : module.parameters()) {
@@ -134,6 +136,8 @@ void DataParallel::average_gradients(::torch::nn::Module& module, double share) 
     buckets.back().push_back(g);
     filled += int64_t(g.nbytes());
   }
+  gradient_bytes_ = 0;
+  for (auto& g : grads) gradient_bytes_ += int64_t(g.nbytes());
   std::vector<at::Tensor> flats;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   for (auto& bucket : buckets) {
@@ -151,6 +155,7 @@ void DataParallel::average_gradients(::torch::nn::Module& module, double share) 
       offset += g.numel();
     }
   }
+  gradient_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 }
 
 void DataParallel::all_reduce_sum(std::vector<double>& values) {
@@ -177,12 +182,5 @@ void DataParallel::require_identical(const std::string& what, uint64_t value) {
 }
 
 void DataParallel::barrier() { state_->wait(state_->group->barrier(), *this, "waiting at a barrier"); }
-
-int64_t DataParallel::gradient_bytes(::torch::nn::Module& module) const {
-  int64_t bytes = 0;
-  for (auto& p : module.parameters())
-    if (p.requires_grad()) bytes += int64_t(p.nbytes());
-  return bytes;
-}
 
 }  // namespace spruce::torch

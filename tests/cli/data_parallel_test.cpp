@@ -150,8 +150,10 @@ TEST_F(DataParallel, FourRanksKeepIdenticalMasksThroughARun) {
 TEST_F(DataParallel, ForcedDivergenceIsCaught) {
   // Rank 1 asks for another sparsity: its first mask update differs from rank 0's.
   const int port = pick_port();
-  const std::string job = kRun + "--epochs 1 --pattern 4x1 --criterion magnitude --threads 1 --world-size 2 "
-                                 "--dist-timeout 20 --master-port " + std::to_string(port) + " ";
+  const std::string job = kRun +
+                          "--epochs 1 --pattern 4x1 --criterion magnitude --threads 1 --world-size 2 "
+                          "--dist-timeout 20 --master-port " +
+                          std::to_string(port) + " ";
   const pid_t r0 = spawn(job + "--rank 0 --sparsity 0.9", path("r0.log"));
   const pid_t r1 = spawn(job + "--rank 1 --sparsity 0.8", path("r1.log"));
   const int s0 = wait_for(r0, 60), s1 = wait_for(r1, 60);
@@ -167,9 +169,10 @@ TEST_F(DataParallel, ForcedDivergenceIsCaught) {
 
 TEST_F(DataParallel, AKilledRankStopsTheOthersAndTheLastCheckpointSurvives) {
   const int port = pick_port() + 1;
-  const std::string job = "train --train-limit 30000 --test-limit 500 --epochs 20 --no-progress --threads 1 "
-                          "--pattern 4x1 --sparsity 0.9 --world-size 2 --dist-timeout 20 --master-port " +
-                          std::to_string(port) + " --save " + path("run") + " ";
+  const std::string job =
+      "train --train-limit 30000 --test-limit 500 --epochs 20 --no-progress --threads 1 "
+      "--pattern 4x1 --sparsity 0.9 --world-size 2 --dist-timeout 20 --master-port " +
+      std::to_string(port) + " --save " + path("run") + " ";
   const pid_t r0 = spawn(job + "--rank 0", path("r0.log"));
   const pid_t r1 = spawn(job + "--rank 1", path("r1.log"));
   // Wait for the first epoch's checkpoint, then kill rank 1 mid-epoch.
@@ -186,8 +189,10 @@ TEST_F(DataParallel, AKilledRankStopsTheOthersAndTheLastCheckpointSurvives) {
   const std::string log = slurp(path("r0.log"));
   EXPECT_NE(log.find("rank 0: "), std::string::npos) << log;
   // The checkpoint is whole: training resumes from it.
-  const Result resumed = run("train --train-limit 2000 --test-limit 500 --epochs 21 --no-progress --threads 1 "
-                             "--resume " + path("run"));
+  const Result resumed =
+      run("train --train-limit 2000 --test-limit 500 --epochs 21 --no-progress --threads 1 "
+          "--resume " +
+          path("run"));
   EXPECT_EQ(resumed.status, 0) << resumed.out;
   for (const auto& e : fs::directory_iterator(path("run")))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
@@ -195,8 +200,8 @@ TEST_F(DataParallel, AKilledRankStopsTheOthersAndTheLastCheckpointSurvives) {
 
 TEST_F(DataParallel, AHungRankFailsTheOthersWithinTheTimeout) {
   const int port = pick_port() + 2;
-  const std::string job = kRun + "--epochs 50 --threads 1 --world-size 2 --dist-timeout 5 --master-port " +
-                          std::to_string(port) + " ";
+  const std::string job =
+      kRun + "--epochs 50 --threads 1 --world-size 2 --dist-timeout 5 --master-port " + std::to_string(port) + " ";
   const pid_t r0 = spawn(job + "--rank 0", path("r0.log"));
   const pid_t r1 = spawn(job + "--rank 1", path("r1.log"));
   std::this_thread::sleep_for(std::chrono::seconds(3));
@@ -217,17 +222,20 @@ TEST_F(DataParallel, ResumeAcrossWorldSizesKeepsTheScheduleAndTheSparsity) {
   const std::string flags = kRun + "--pattern 4x1 --sparsity 0.9 --criterion snip_momentum --threads 1 ";
   // 2 -> 1: the second run continues at step 32 of the 3-epoch schedule.
   ASSERT_EQ(run(flags + "--epochs 2 --nproc 2 --save " + path("a")).status, 0);
-  const Result one = run("train --train-limit 1024 --test-limit 500 --batch-size 64 --no-progress --threads 1 "
-                         "--epochs 3 --resume " + path("a") + " --save " + path("a1") + " --json " + path("a1.json"));
+  const Result one =
+      run("train --train-limit 1024 --test-limit 500 --batch-size 64 --no-progress --threads 1 "
+          "--epochs 3 --resume " +
+          path("a") + " --save " + path("a1") + " --json " + path("a1.json"));
   ASSERT_EQ(one.status, 0) << one.out;
   auto j = nlohmann::json::parse(slurp(path("a1.json")));
   EXPECT_EQ(j["steps"].get<int64_t>(), 48);
   EXPECT_NEAR(j["sparsity"].get<double>(), 0.9, 1e-3);
   // 1 -> 2
   ASSERT_EQ(run(flags + "--epochs 2 --save " + path("b")).status, 0);
-  const Result two = run("train --train-limit 1024 --test-limit 500 --batch-size 64 --no-progress --threads 1 "
-                         "--epochs 3 --nproc 2 --resume " + path("b") + " --save " + path("b2") + " --json " +
-                         path("b2.json"));
+  const Result two =
+      run("train --train-limit 1024 --test-limit 500 --batch-size 64 --no-progress --threads 1 "
+          "--epochs 3 --nproc 2 --resume " +
+          path("b") + " --save " + path("b2") + " --json " + path("b2.json"));
   ASSERT_EQ(two.status, 0) << two.out;
   j = nlohmann::json::parse(slurp(path("b2.json")));
   EXPECT_EQ(j["steps"].get<int64_t>(), 48);
@@ -258,9 +266,9 @@ TEST_F(DataParallel, BadJobSettingsGetOneLine) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), 30);
   // A port already taken: rank 0 cannot listen.
   const int port = pick_port() + 3;
-  const pid_t holder = spawn(kRun + "--epochs 50 --world-size 2 --rank 0 --dist-timeout 20 --master-port " +
-                                 std::to_string(port),
-                             path("holder.log"));
+  const pid_t holder =
+      spawn(kRun + "--epochs 50 --world-size 2 --rank 0 --dist-timeout 20 --master-port " + std::to_string(port),
+            path("holder.log"));
   std::this_thread::sleep_for(std::chrono::seconds(2));
   r = run(kRun + "--world-size 2 --rank 0 --dist-timeout 3 --master-port " + std::to_string(port));
   one_line(r);

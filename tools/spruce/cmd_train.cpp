@@ -110,6 +110,9 @@ void run(TrainArgs& a) {
             << "\n";
 
   const fashion_mnist::TrainResult r = fashion_mnist::train(a.options, std::cerr);
+  if (group)
+    std::cerr << "rank " << d.rank << ": gradient all-reduce " << fixed(group->gradient_seconds(), 1) << " s of "
+              << fixed(r.seconds, 1) << " s, " << fixed(double(group->gradient_bytes()) / 1e6, 1) << " MB per step\n";
   if (!writer) return;
 
   if (!r.report.layers.empty()) std::cout << '\n' << torch::format_report(r.report);

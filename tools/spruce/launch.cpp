@@ -78,7 +78,9 @@ int launch_local_ranks(const LocalLaunch& launch) {
   const int port = launch.master_port > 0 ? launch.master_port : free_local_port();
   std::filesystem::create_directories(launch.log_dir);
   std::cerr << "spruce train: " << launch.nproc << " ranks on 127.0.0.1:" << port << ", " << launch.threads_per_rank
-            << " thread(s) each; ranks 1-" << launch.nproc - 1 << " log to " << launch.log_dir << "/rank<R>.log\n";
+            << " thread(s) each; "
+            << (launch.nproc == 2 ? "rank 1 logs" : "ranks 1-" + std::to_string(launch.nproc - 1) + " log") << " to "
+            << launch.log_dir << "/rank<R>.log\n";
 
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

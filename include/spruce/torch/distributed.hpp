@@ -56,13 +56,17 @@ class DataParallel {
   // Throws spruce::Error (data) naming the ranks when `value` differs between ranks.
   void require_identical(const std::string& what, uint64_t value);
   void barrier();
-  // Bytes each rank sends into the all-reduce per step (for the docs' bandwidth estimate).
-  int64_t gradient_bytes(::torch::nn::Module& module) const;
+  // Bytes of gradients each rank put into the last step's all-reduce.
+  int64_t gradient_bytes() const { return gradient_bytes_; }
+  // Seconds spent in average_gradients() so far (bucketing, all-reduce and copying back).
+  double gradient_seconds() const { return gradient_seconds_; }
 
  private:
   struct State;
   DistributedOptions options_;
   std::unique_ptr<State> state_;
+  double gradient_seconds_ = 0;
+  int64_t gradient_bytes_ = 0;
 };
 
 }  // namespace spruce::torch
