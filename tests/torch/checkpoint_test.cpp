@@ -71,6 +71,39 @@ TEST(Checkpoint, RoundTripKeepsMasksStepAndSparsity) {
   fs::remove_all(dir);
 }
 
+TEST(Checkpoint, SnipMomentumScoresSurviveAResume) {
+  const fs::path dir = temp_dir("scores");
+  TinyData d = tiny_data();
+  Recipe recipe = growing_recipe();
+  recipe.groups[0].criterion = Criterion::SnipMomentum;
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner pruner(net, recipe);
+  pruner.on_train_begin();
+  for (int64_t step = 0; step < 7; ++step) train_step(net, opt, pruner, d, step);
+  ASSERT_TRUE(pruner.layers()[0].scores.ready());
+  spruce::torch::save_checkpoint((dir / "checkpoint.pt").string(), net, &opt, &pruner, {1, 7});
+
+  TinyNet resumed;
+  ::torch::optim::Adam resumed_opt(resumed.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner resumed_pruner(resumed, recipe);
+  spruce::torch::load_checkpoint((dir / "checkpoint.pt").string(), resumed, &resumed_opt, &resumed_pruner);
+  for (size_t i = 0; i < pruner.layers().size(); ++i) {
+    const auto& kept = pruner.layers()[i].scores;
+    const auto& loaded = resumed_pruner.layers()[i].scores;
+    ASSERT_TRUE(loaded.ready()) << pruner.layers()[i].name;
+    EXPECT_EQ(loaded.scores().data, kept.scores().data) << pruner.layers()[i].name;
+  }
+  // The resumed run's next masks are the uninterrupted run's, bit for bit.
+  resumed_pruner.on_train_begin();
+  for (int64_t step = 7; step < 12; ++step) {
+    train_step(net, opt, pruner, d, step);
+    train_step(resumed, resumed_opt, resumed_pruner, d, step);
+  }
+  EXPECT_EQ(resumed_pruner.mask_checksum(), pruner.mask_checksum());
+  fs::remove_all(dir);
+}
+
 TEST(Checkpoint, ResumingWithALongerScheduleNeverLowersSparsity) {
   const fs::path dir = temp_dir("longer");
   TinyData d = tiny_data();
