@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <sstream>
+#include <thread>
 
 #include "spruce/error.hpp"
 
@@ -52,15 +53,39 @@ struct DataParallel::State {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
 
-  // Runs a collective and waits for it; any failure is one line that says what to look at.
+  // Runs a collective and waits for it; any failure is one line that names the missing ranks.
   void wait(const c10::intrusive_ptr<c10d::Work>& work, const DataParallel& self, const char* what) const {
     try {
       work->wait();
     } catch (const std::exception& e) {
-      data_error("rank " + std::to_string(self.rank()) + ": " + what + " with the other " +
-                 std::to_string(self.world_size() - 1) +
-                 " rank(s) failed: another rank stopped, or did not answer within " +
-                 std::to_string(self.options().timeout.count()) + " s (gloo: " + first_line(e.what()) + ")");
+      data_error("rank " + std::to_string(self.rank()) + ": " + what + " failed: " + missing_ranks(self) +
+                 " (timeout " + std::to_string(self.options().timeout.count()) + " s; gloo: " + first_line(e.what()) +
+                 ")");
+    }
+  }
+
+  // After a failed collective every surviving rank checks in at the store; the ranks that do not
+  // within a few seconds are the ones that stopped or hang. Without the store, rank 0 is gone.
+  std::string missing_ranks(const DataParallel& self) const {
+    const auto key = [](int r) { return "spruce/failed/" + std::to_string(r); };
+    try {
+      store->setTimeout(std::chrono::seconds(5));
+      store->add(key(self.rank()), 1);
+      std::vector<int> missing;
+      for (int attempt = 0; attempt < 30; ++attempt) {
+        missing.clear();
+        for (int r = 0; r < self.world_size(); ++r)
+          if (!store->check({key(r)})) missing.push_back(r);
+        if (missing.empty()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (missing.empty()) return "every rank is still running; a network fault?";
+      std::string names;
+      for (int r : missing) names += (names.empty() ? "" : ", ") + std::to_string(r);
+      return (missing.size() == 1 ? "rank " : "ranks ") + names + " stopped or did not answer";
+    } catch (const std::exception&) {
+      return "rank 0, which hosts the rendezvous at " + self.options().master_addr + ":" +
+             std::to_string(self.options().master_port) + ", stopped";
     }
   }
 };
