@@ -249,7 +249,9 @@ TEST_F(DataParallel, ResumeAcrossWorldSizesKeepsTheScheduleAndTheSparsity) {
   const auto after = spruce::read_safetensors(path("b2/masks.safetensors"));
   for (const auto& t : before.tensors)
     for (size_t i = 0; i < t.bytes.size(); ++i)
-      if (t.bytes[i] == 0) ASSERT_EQ(after.find(t.name)->bytes[i], 0) << t.name << " element " << i;
+      if (t.bytes[i] == 0) {
+        ASSERT_EQ(after.find(t.name)->bytes[i], 0) << t.name << " element " << i;
+      }
 }
 
 TEST_F(DataParallel, BadJobSettingsGetOneLine) {
