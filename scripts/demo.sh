@@ -53,4 +53,16 @@ OMP_WAIT_POLICY=passive "${dlrm_cmd[@]}" 2> "$out/dlrm.log" | tee "$out/dlrm.txt
 { echo; echo "## DLRM through MLPerf LoadGen (synthetic clicks, shortened runs)"; echo;
   echo '```'; cat "$out/dlrm.txt"; echo '```'; echo;
   echo "Command: OMP_WAIT_POLICY=passive ${dlrm_cmd[*]} (LoadGen's logs in $out/dlrm/loadgen/)"; } >> "$out/REPORT.md"
+# The transformer: all-MiniLM-L6-v2 in C++ (WordPiece, BERT encoder, mean pooling), a few
+# sentences embedded and compared. Pruning it (`spruce distill`) is docs/results-minilm.md's job.
+echo
+echo "demo: sentence embeddings with all-MiniLM-L6-v2, cosine similarity of each pair"
+printf '%s\n' "A man is playing a guitar." "Someone strums an acoustic guitar on stage." \
+  "The stock market fell sharply on Monday." "Shares dropped at the start of the week." \
+  "A cat sleeps on the windowsill." > "$out/sentences.txt"
+embed_cmd=("$spruce" embed --input "$out/sentences.txt" --output "$out/minilm.jsonl")
+"${embed_cmd[@]}" 2> "$out/embed.log"
+python3 scripts/demo_similarity.py "$out/minilm.jsonl" | tee "$out/similarity.md"
+{ echo; echo "## all-MiniLM-L6-v2: cosine similarity of sentence embeddings"; echo;
+  cat "$out/similarity.md"; echo; echo "Command: ${embed_cmd[*]}"; } >> "$out/REPORT.md"
 echo "demo: report in $out/REPORT.md"
