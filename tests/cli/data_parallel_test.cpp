@@ -14,28 +14,15 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "run_spruce.hpp"
 #include "spruce/safetensors.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int status = -1;  // exit code; 128 + signal when killed
-  std::string out;
-};
-
-Result run(const std::string& args) {
-  Result r;
-  FILE* p = popen((std::string(SPRUCE_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
-}
+using spruce::test::Result;
+Result run(const std::string& args) { return spruce::test::run_spruce(args); }
 
 // A free port for a job started rank by rank (a launcher picks its own).
 int pick_port() { return 20000 + int(getpid() % 20000); }
@@ -60,6 +47,12 @@ int wait_for(pid_t pid, double seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return -1;
+}
+
+// Waits up to two minutes for `path` to appear (a rank's first checkpoint).
+bool wait_for_file(const std::string& path) {
+  for (int i = 0; i < 1200 && !fs::exists(path); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return fs::exists(path);
 }
 
 std::string slurp(const std::string& path) {
@@ -176,9 +169,7 @@ TEST_F(DataParallel, AKilledRankStopsTheOthersAndTheLastCheckpointSurvives) {
   const pid_t r0 = spawn(job + "--rank 0", path("r0.log"));
   const pid_t r1 = spawn(job + "--rank 1", path("r1.log"));
   // Wait for the first epoch's checkpoint, then kill rank 1 mid-epoch.
-  for (int i = 0; i < 1200 && !fs::exists(path("run/checkpoint.pt")); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_TRUE(fs::exists(path("run/checkpoint.pt"))) << slurp(path("r0.log"));
+  ASSERT_TRUE(wait_for_file(path("run/checkpoint.pt"))) << slurp(path("r0.log"));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   kill(r1, SIGKILL);
   waitpid(r1, nullptr, 0);
@@ -205,9 +196,7 @@ TEST_F(DataParallel, AHungRankFailsTheOthersWithinTheTimeout) {
   const pid_t r0 = spawn(job + "--rank 0", path("r0.log"));
   const pid_t r1 = spawn(job + "--rank 1", path("r1.log"));
   // Stop rank 1 once training runs (the first epoch's checkpoint), not during the rendezvous.
-  for (int i = 0; i < 1200 && !fs::exists(path("run/checkpoint.pt")); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_TRUE(fs::exists(path("run/checkpoint.pt"))) << slurp(path("r0.log"));
+  ASSERT_TRUE(wait_for_file(path("run/checkpoint.pt"))) << slurp(path("r0.log"));
   kill(r1, SIGSTOP);
   const auto stopped = std::chrono::steady_clock::now();
   const int s0 = wait_for(r0, 40);
