@@ -96,6 +96,17 @@ void save_outputs(const TrainOptions& o, Classifier& model, const ::torch::optim
   export_safetensors(o.save_dir + "/model.safetensors", model, metadata);
 }
 
+// Test accuracy; data-parallel, each rank scores a slice of the set and the counts are summed.
+double evaluate(Classifier& model, const ImageTensors& set, DataParallel* dp) {
+  if (dp == nullptr) return test_accuracy(model, set);
+  const size_t r = size_t(dp->rank());
+  const ImageTensors part{set.images.tensor_split(dp->world_size())[r], set.labels.tensor_split(dp->world_size())[r]};
+  std::vector<double> counts{part.size() ? std::round(test_accuracy(model, part) * double(part.size())) : 0.0,
+                             double(part.size())};
+  dp->all_reduce_sum(counts);
+  return counts[0] / counts[1];
+}
+
 // FNV-1a of a tensor's bytes: the same order on every rank hashes alike.
 uint64_t bytes_checksum(const ::torch::Tensor& t) {
   const auto c = t.contiguous();
@@ -228,7 +239,7 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
     e.epoch = epoch + 1;
     e.loss = totals[0] / totals[2];
     e.train_accuracy = totals[1] / totals[2];
-    e.test_accuracy = test_accuracy(*model, test_set);
+    e.test_accuracy = evaluate(*model, test_set, dp);
     e.sparsity = pruner ? pruner->sparsity() : weight_sparsity(*model);
     e.seconds = seconds_since(epoch_started);
     if (writer) progress.end_epoch(e);
@@ -243,7 +254,7 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
     }
   }
 
-  result.test_accuracy = test_accuracy(*model, test_set);
+  result.test_accuracy = evaluate(*model, test_set, dp);
   result.sparsity = pruner ? pruner->sparsity() : weight_sparsity(*model);
   if (pruner) result.report = pruner->on_train_end();
   result.epochs = position.epoch;
