@@ -14,6 +14,7 @@
 #include "common/progress.hpp"
 #include "fashion_mnist/data.hpp"
 #include "fashion_mnist/models.hpp"
+#include "spruce/checksum.hpp"
 #include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/checkpoint.hpp"
@@ -107,13 +108,10 @@ double evaluate(Classifier& model, const ImageTensors& set, DataParallel* dp) {
   return counts[0] / counts[1];
 }
 
-// FNV-1a of a tensor's bytes: the same order on every rank hashes alike.
+// A tensor's bytes, checksummed: the same order on every rank hashes alike.
 uint64_t bytes_checksum(const ::torch::Tensor& t) {
   const auto c = t.contiguous();
-  const auto* p = static_cast<const uint8_t*>(c.data_ptr());
-  uint64_t hash = 14695981039346656037ull;
-  for (size_t i = 0; i < c.nbytes(); ++i) hash = (hash ^ p[i]) * 1099511628211ull;
-  return hash;
+  return fnv1a(c.data_ptr(), c.nbytes());
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
 
+#include "spruce/checksum.hpp"
 #include "spruce/error.hpp"
 #include "spruce/mask.hpp"
 #include "spruce/regularizer.hpp"
@@ -134,16 +135,15 @@ void Pruner::lock_existing_zeros() {
 }
 
 uint64_t Pruner::mask_checksum() const {
-  uint64_t hash = 14695981039346656037ull;
-  const auto mix = [&](uint8_t byte) { hash = (hash ^ byte) * 1099511628211ull; };
+  uint64_t hash = kFnv1aBasis;
   for (const auto& layer : layers_) {
     if (!layer.mask.defined()) {
-      mix(0xff);
+      const unsigned char dense = 0xff;
+      hash = fnv1a(&dense, 1, hash);
       continue;
     }
     const auto bits = layer.mask.to(::torch::kUInt8).contiguous();
-    const uint8_t* p = bits.data_ptr<uint8_t>();
-    for (int64_t i = 0; i < bits.numel(); ++i) mix(p[i]);
+    hash = fnv1a(bits.data_ptr<uint8_t>(), size_t(bits.numel()), hash);
   }
   return hash;
 }
