@@ -104,6 +104,11 @@ spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, i
   return r;
 }
 
+double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int64_t steps) {
+  if (step <= decay_from || steps <= decay_from) return base;
+  return base * static_cast<double>(std::max<int64_t>(0, steps - step)) / static_cast<double>(steps - decay_from);
+}
+
 DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus, const DistillOptions& o,
                       std::ostream& log) {
   if (o.steps < 1 || o.batch < 1) spruce::usage_error("distillation needs at least 1 step and a batch of 1");
@@ -123,6 +128,14 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   if (o.recipe) pruner.emplace(*student.model(), *o.recipe);
   if (pruner) pruner->on_train_begin();
   const bool redraw = o.progress_bar && isatty(STDERR_FILENO) && &log == &std::cerr;
+  // The decay starts once the masks stop changing: at the schedule's end, or at once for 2:4.
+  int64_t decay_from = o.steps;
+  if (o.decay_lr) {
+    decay_from = 0;
+    if (o.recipe)
+      for (const auto& g : o.recipe->groups)
+        if (!g.pattern.is_nm()) decay_from = std::max(decay_from, g.schedule.end_step);
+  }
   const auto batches = length_bucketed_batches(student, corpus.train, o.batch, o.steps, o.seed);
   double loss_sum = 0, cosine_sum = 0;
   int64_t window = 0;
@@ -145,6 +158,9 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     if (o.hidden_weight > 0)
       loss = loss + o.hidden_weight *
                         spruce::torch::hidden_state_distillation(out.hidden_states, target.hidden_states, in.mask);
+    if (o.decay_lr)
+      static_cast<::torch::optim::AdamWOptions&>(optimizer.param_groups()[0].options())
+          .lr(decayed_learning_rate(o.learning_rate, step, decay_from, o.steps));
     optimizer.zero_grad();
     loss.backward();
     if (pruner) pruner->on_before_optimizer_step();

@@ -29,6 +29,9 @@ struct DistillOptions {
   std::optional<spruce::Recipe> recipe;  // none: distil without pruning (a dense baseline)
   int64_t steps = 800, batch = 32;
   double learning_rate = 1e-4;
+  // Linear decay of the learning rate to zero over the steps after the last mask update (the whole
+  // run for a pattern applied at step 0, such as 2:4); false keeps it constant.
+  bool decay_lr = false;
   double hidden_weight = 1.0;  // weight of the hidden-state loss beside the embedding loss
   uint64_t seed = 0;
   int64_t evaluations = 4;  // held-out fidelity is printed this many times during training
@@ -55,6 +58,9 @@ struct DistillResult {
 // built on them, as snip's) are exactly zero.
 spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, int64_t steps,
                               spruce::Criterion criterion = spruce::Criterion::Magnitude);
+
+// The learning rate at `step`: constant until `decay_from`, then linearly down to 0 at `steps`.
+double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int64_t steps);
 
 // Trains `student` (a loaded copy of the teacher) in place; `teacher` is only run.
 DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus,

@@ -40,7 +40,15 @@ enum class DType { F32, S8 };  // spmm: S8 = u8 activations x s8 weights; dot in
 //    where any of the 16 is nonzero (k holds each block's first input channel); each block is one
 //    AMX B tile, w[j * 1024 + q * 64 + c * 4 + t] = W[16 s + c][k[j] + 4 q + t], zero past the edges.
 //    s8 only; the pattern's blocks must cover 16 x 64 (16x64, 32x64, ...).
-enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks };
+//  RowLanes: every output channel lists its own aligned quads of input channels (wherever one of
+//    the four is nonzero), and 16 channels walk their lists side by side, one per vector lane.
+//    The channels are sorted by list length (longest first) into panels of 16 so that a panel's
+//    lists end together; perm[p * 16 + l] is the channel in lane l of panel p (-1: none). Panel
+//    p's steps are entries ptr[p] .. ptr[p + 1] (whole steps of 16): entry e = ptr[p] + 16 j + l
+//    is lane l's j-th quad, k[e] its first input channel, w[e * 4 + t] the weight of k[e] + t.
+//    A shorter list is padded by repeating its last quad (quad 0 if empty) with zero weights.
+//    s8 only (h = 16, kg = 4).
+enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks, RowLanes };
 
 // Cache-line-aligned storage: AMX tile rows and AVX-512 loads that straddle two lines run at
 // half speed or worse.
@@ -61,10 +69,11 @@ template <typename T>
 struct StripWeights {
   int h = 1, kg = 1;
   int64_t rows = 0, cols = 0;
-  std::vector<int64_t> ptr;  // strips() + 1 offsets into k (Octets: into groups)
-  std::vector<int32_t> k;    // input channels
-  LineVector<T> w;           // values, layout above; rows past `rows` are zero
-  std::vector<uint8_t> sel;  // Octets only
+  std::vector<int64_t> ptr;   // strips() + 1 offsets into k (Octets: into groups)
+  std::vector<int32_t> k;     // input channels
+  LineVector<T> w;            // values, layout above; rows past `rows` are zero
+  std::vector<uint8_t> sel;   // Octets only
+  std::vector<int32_t> perm;  // RowLanes only
   int64_t strips() const { return int64_t(ptr.size()) - 1; }
 };
 
@@ -75,10 +84,11 @@ struct StripView {
   const int32_t* k = nullptr;
   const void* w = nullptr;
   const uint8_t* sel = nullptr;
+  const int32_t* perm = nullptr;
 };
 template <typename T>
 StripView view(const StripWeights<T>& s) {
-  return {s.h, s.kg, s.rows, s.cols, s.ptr.data(), s.k.data(), s.w.data(), s.sel.data()};
+  return {s.h, s.kg, s.rows, s.cols, s.ptr.data(), s.k.data(), s.w.data(), s.sel.data(), s.perm.data()};
 }
 
 // Epilogue parameters, indexed by global output channel n (see spruce/quant.hpp for the arithmetic).

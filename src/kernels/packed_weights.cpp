@@ -108,6 +108,52 @@ StripWeights<int8_t> make_octets(MatrixView<const int8_t> w) {
   return s;
 }
 
+// RowLanes: see WeightFormat.
+StripWeights<int8_t> make_row_lanes(MatrixView<const int8_t> w) {
+  StripWeights<int8_t> s;
+  s.h = 16;
+  s.kg = 4;
+  s.rows = w.rows;
+  s.cols = w.cols;
+  std::vector<std::vector<int32_t>> quads(size_t(w.rows));
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t c = 0; c < w.cols; c += 4)
+      for (int64_t t = c; t < std::min(w.cols, c + 4); ++t)
+        if (w(r, t) != 0) {
+          quads[size_t(r)].push_back(int32_t(c));
+          break;
+        }
+  std::vector<int32_t> order(size_t(w.rows));
+  for (size_t r = 0; r < order.size(); ++r) order[r] = int32_t(r);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return quads[size_t(a)].size() > quads[size_t(b)].size(); });
+  const int64_t panels = (w.rows + 15) / 16;
+  s.perm.assign(size_t(panels * 16), -1);
+  std::copy(order.begin(), order.end(), s.perm.begin());
+  s.ptr.assign(1, 0);
+  for (int64_t p = 0; p < panels; ++p) {
+    size_t steps = 0;
+    for (int l = 0; l < 16; ++l)
+      if (const int32_t r = s.perm[size_t(p * 16 + l)]; r >= 0) steps = std::max(steps, quads[size_t(r)].size());
+    const size_t base = s.k.size();
+    s.k.resize(base + steps * 16, 0);
+    s.w.resize(s.k.size() * 4, 0);
+    for (int l = 0; l < 16; ++l) {
+      const int32_t r = s.perm[size_t(p * 16 + l)];
+      const std::vector<int32_t> none;
+      const std::vector<int32_t>& q = r >= 0 ? quads[size_t(r)] : none;
+      for (size_t j = 0; j < steps; ++j) {
+        const size_t e = base + j * 16 + size_t(l);
+        s.k[e] = j < q.size() ? q[j] : q.empty() ? 0 : q.back();
+        if (j < q.size())
+          for (int64_t t = 0; t < 4 && q[j] + t < w.cols; ++t) s.w[e * 4 + size_t(t)] = w(r, q[j] + t);
+      }
+    }
+    s.ptr.push_back(int64_t(s.k.size()));
+  }
+  return s;
+}
+
 }  // namespace
 
 int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
@@ -226,6 +272,42 @@ Matrix<int8_t> unpack_tile_blocks(const StripWeights<int8_t>& s) {
   return dense;
 }
 
+// RowLanes: see WeightFormat.
+Matrix<int8_t> unpack_row_lanes(const StripWeights<int8_t>& s) {
+  if (s.h != 16 || s.kg != 4) bad("row lanes need strip height 16 and group 4");
+  if (!s.sel.empty()) bad("selector bytes in a row-lane layout");
+  const int64_t panels = (s.rows + 15) / 16;
+  check_sizes(s, panels, s.k.size() * 4);
+  if (int64_t(s.perm.size()) != panels * 16) bad("the lane permutation does not cover the panels");
+  std::vector<char> seen(size_t(s.rows), 0);
+  for (int32_t r : s.perm) {
+    if (r < -1 || r >= s.rows || (r >= 0 && seen[size_t(r)]++)) bad("the lane permutation is not a permutation");
+  }
+  if (int64_t(std::count(seen.begin(), seen.end(), 1)) != s.rows) bad("the lane permutation misses a row");
+  if (s.ptr.front() != 0 || s.ptr.back() != int64_t(s.k.size())) bad("panel offsets do not span the quad list");
+  Matrix<int8_t> dense(s.rows, s.cols);
+  const int64_t limit = round_up(s.cols, 4);
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t e0 = s.ptr[size_t(p)], e1 = s.ptr[size_t(p + 1)];
+    if (e1 < e0 || e1 > int64_t(s.k.size()) || e0 % 16 || e1 % 16)
+      bad("panel offsets of panel " + std::to_string(p) + " are not ascending whole steps");
+    for (int64_t e = e0; e < e1; ++e) {
+      const int64_t c = s.k[size_t(e)], prev = e - 16 >= e0 ? s.k[size_t(e - 16)] : -1;
+      if (c < 0 || c >= limit || c % 4) bad("quad start " + std::to_string(c) + " is not an aligned input channel");
+      if (c < prev) bad("the quads of a lane in panel " + std::to_string(p) + " are not sorted");
+      const int32_t row = s.perm[size_t(p * 16 + e % 16)];
+      for (int64_t t = 0; t < 4; ++t) {
+        const int8_t v = s.w[size_t(e * 4 + t)];
+        if (v == 0) continue;
+        if (c == prev || row < 0 || c + t >= s.cols)
+          bad("a nonzero weight in the padding of panel " + std::to_string(p));
+        dense(row, c + t) = v;
+      }
+    }
+  }
+  return dense;
+}
+
 // Octets: see WeightFormat.
 Matrix<int8_t> unpack_octets(const StripWeights<int8_t>& s) {
   if (s.h != 16 || s.kg != 8) bad("N:M panels need strip height 16 and group 8");
@@ -274,6 +356,7 @@ Matrix<T> unpack_checked(const StripWeights<T>& s, WeightFormat f) {
   if constexpr (std::is_same_v<T, int8_t>) {
     if (f == WeightFormat::Octets) return unpack_octets(s);
     if (f == WeightFormat::TileBlocks) return unpack_tile_blocks(s);
+    if (f == WeightFormat::RowLanes) return unpack_row_lanes(s);
   }
   return unpack_strip_csr(s, f == WeightFormat::QuadStrips);
 }
@@ -309,6 +392,8 @@ PackedWeights pack(const Kernel& k, MatrixView<const T> w) {
       s = make_octets(w);
     else if (k.weights == WeightFormat::TileBlocks)
       s = make_tile_blocks(w);
+    else if (k.weights == WeightFormat::RowLanes)
+      s = make_row_lanes(w);
     else
       s = build(w, k.h, k.kg, k.weights == WeightFormat::QuadStrips);
   } else {
@@ -353,7 +438,8 @@ PackedWeights from_parts(const Kernel& k, const PackedParts& p, int64_t rows, in
   for (const auto& [key, value] : p.attributes)
     if (key != "strip_h" && key != "strip_kg") bad("unknown attribute '" + key + "'");
   for (const auto& a : p.arrays)
-    if (a.name != "strip_ptr" && a.name != "strip_k" && a.name != "strip_w" && a.name != "strip_sel")
+    if (a.name != "strip_ptr" && a.name != "strip_k" && a.name != "strip_w" && a.name != "strip_sel" &&
+        a.name != "strip_perm")
       bad("unknown array '" + a.name + "'");
   StripWeights<T> s;
   const int64_t h = attribute(p, "strip_h"), kg = attribute(p, "strip_kg");
@@ -369,6 +455,8 @@ PackedWeights from_parts(const Kernel& k, const PackedParts& p, int64_t rows, in
   const std::vector<T> w = array_of<T>(p, "strip_w", s8 ? PackedParts::Type::I8 : PackedParts::Type::F32, true);
   s.w.assign(w.begin(), w.end());
   s.sel = array_of<uint8_t>(p, "strip_sel", PackedParts::Type::U8, false);
+  s.perm = array_of<int32_t>(p, "strip_perm", PackedParts::Type::I32, false);
+  if (!s.perm.empty() && k.weights != WeightFormat::RowLanes) bad("a lane permutation in a strip layout");
   const Matrix<T> dense = unpack_checked(s, k.weights);
   return adopt(k, std::move(s), dense);
 }
@@ -383,12 +471,14 @@ PackedParts parts_of(const Kernel& k, const StripWeights<T>& s) {
   p.arrays.push_back(
       {"strip_w", std::is_same_v<T, float> ? PackedParts::Type::F32 : PackedParts::Type::I8, bytes_of(s.w)});
   if (!s.sel.empty()) p.arrays.push_back({"strip_sel", PackedParts::Type::U8, s.sel});
+  if (!s.perm.empty()) p.arrays.push_back({"strip_perm", PackedParts::Type::I32, bytes_of(s.perm)});
   return p;
 }
 
 template <typename T>
 size_t bytes(const StripWeights<T>& s) {
-  return s.ptr.size() * sizeof(int64_t) + s.k.size() * sizeof(int32_t) + s.w.size() * sizeof(T) + s.sel.size();
+  return s.ptr.size() * sizeof(int64_t) + s.k.size() * sizeof(int32_t) + s.w.size() * sizeof(T) + s.sel.size() +
+         s.perm.size() * sizeof(int32_t);
 }
 
 }  // namespace

@@ -34,6 +34,8 @@ constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
 
 const std::array kKernels{
     // Sparse GEMM, INT8: the m <= 4 kernels first, so that a problem with a small m finds them.
+    spmm("s8-spmm-1x4-m4-avx512vnni", S, Vnni, 16, WeightFormat::RowLanes, s8_spmm_1x4_m4_avx512vnni, ref::pack_u8_rows,
+         Layout::Rows, 4),
     spmm("s8-spmm-4x1-m4-avx512vnni", S, Vnni, 4, Strips, s8_spmm_4x1_m4_avx512vnni, ref::pack_u8_m4, Layout::M4, 4),
     spmm("s8-spmm-4x4-m4-avx512vnni", S, Vnni, 4, Quads, s8_spmm_4x1_m4_avx512vnni, ref::pack_u8_m4, Layout::M4, 4),
     spmm("s8-spmm-16x64-amx", S, Isa::Amx, 16, WeightFormat::TileBlocks, s8_spmm_16x64_amx, ref::pack_u8_rows64,
@@ -83,6 +85,8 @@ bool Kernel::accepts(const Problem& p) const {
     case WeightFormat::QuadStrips:
       return !p.pattern.is_nm() && g.block_cols % 4 == 0 && (any_rows || g.block_rows % h == 0);
     case WeightFormat::Strips: return any_rows || g.block_rows % h == 0;
+    // One lane per output channel: for blocks one channel high, where channels share nothing.
+    case WeightFormat::RowLanes: return !p.pattern.is_nm() && g.block_rows == 1;
     case WeightFormat::None: return false;
   }
   return false;

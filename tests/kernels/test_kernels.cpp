@@ -9,14 +9,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "coverage.hpp"
 #include "kernels/kernel.hpp"
 #include "kernels/reference/ref.hpp"
 #include "spruce/bench.hpp"
+#include "spruce/error.hpp"
 
 namespace spruce::kernels {
 namespace {
@@ -228,46 +231,113 @@ TEST(Kernels, PackMatchesReference) {
   }
 }
 
-// The m4 kernel on quad strips, which list input channels up to round_up(k, 4) - 1 with zero
-// weights: it gathers xt for them too, so xt_bytes() must cover them. ASan does not see gathers:
-// xt ends at a guard page here.
-TEST(Kernels, M4KernelOnQuadStripsReadsInsideXt) {
-  const Kernel* narrow = find("s8-spmm-4x4-m4-avx512vnni");
-  ASSERT_NE(narrow, nullptr);
-  if (narrow->isa > max_isa()) GTEST_SKIP() << "needs AVX-512 VNNI";
-  const int64_t m = 3, k = 75, n = 8;
-  std::mt19937 rng(31);
-  const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
-  const PackedWeights pw = pack_weights(*narrow, MatrixView<const int8_t>(w.view()));
-  const auto& sw = pw.impl().s8;
-  ASSERT_TRUE(std::any_of(sw.k.begin(), sw.k.end(), [&](int32_t c) { return c >= k; }));
-  const size_t bytes = xt_bytes(DType::S8, m, k, Layout::M4), page = size_t(sysconf(_SC_PAGESIZE));
-  ASSERT_LE(bytes, page);
-  auto* mem =
-      static_cast<uint8_t*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  ASSERT_NE(mem, MAP_FAILED);
-  ASSERT_EQ(mprotect(mem + page, page, PROT_NONE), 0);
-  uint8_t* xt = mem + page - bytes;
-  const auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
-  narrow->pack(x.data(), m, k, 0, k, xt, xt_ld(DType::S8, m, Layout::M4, k));
-  std::vector<float> scale(size_t(n), 0.01f), y(size_t(m * n)), want(y.size());
-  std::vector<int32_t> comp(size_t(n), 0);
-  Epilogue ep;
-  ep.scale = scale.data();
-  ep.comp = comp.data();
-  ref::dense_s8(x.data(), m, k, n, w.data.data(), 0, ep, want.data(), n);
-  SpmmArgs a;
-  a.xt = xt;
-  a.ldxt = xt_ld(DType::S8, m, Layout::M4, k);
-  a.m_total = m;
-  a.m1 = m;
-  a.s1 = sw.strips();
-  a.y = y.data();
-  a.ldy = n;
-  a.ep = &ep;
-  narrow->spmm()(pw.impl().view, a);
-  EXPECT_EQ(y, want);
-  munmap(mem, 2 * page);
+// The m <= 4 kernels on lists that name input channels up to round_up(k, 4) - 1 with zero weights
+// (the 4x1-m4 kernel on quad strips, the row-lane kernel on any k): they gather xt for them too,
+// so xt_bytes() must cover them. ASan does not see gathers: xt ends at a guard page here.
+TEST(Kernels, M4KernelsReadInsideXt) {
+  for (const char* name : {"s8-spmm-4x4-m4-avx512vnni", "s8-spmm-1x4-m4-avx512vnni"}) {
+    SCOPED_TRACE(name);
+    const Kernel* narrow = find(name);
+    ASSERT_NE(narrow, nullptr);
+    if (narrow->isa > max_isa()) GTEST_SKIP() << "needs AVX-512 VNNI";
+    const int64_t m = 3, k = 75, n = 8;
+    std::mt19937 rng(31);
+    const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
+    const PackedWeights pw = pack_weights(*narrow, MatrixView<const int8_t>(w.view()));
+    const auto& sw = pw.impl().s8;
+    ASSERT_TRUE(std::any_of(sw.k.begin(), sw.k.end(), [&](int32_t c) { return c + 3 >= k; }));
+    const size_t bytes = xt_bytes(DType::S8, m, k, narrow->layout), page = size_t(sysconf(_SC_PAGESIZE));
+    ASSERT_LE(bytes, page);
+    auto* mem =
+        static_cast<uint8_t*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    ASSERT_NE(mem, MAP_FAILED);
+    ASSERT_EQ(mprotect(mem + page, page, PROT_NONE), 0);
+    uint8_t* xt = mem + page - bytes;
+    const auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
+    const int64_t ldxt = xt_ld(DType::S8, m, narrow->layout, k);
+    narrow->pack(x.data(), m, k, 0, k, xt, ldxt);
+    std::vector<float> scale(size_t(n), 0.01f), y(size_t(m * n)), want(y.size());
+    std::vector<int32_t> comp(size_t(n), 0);
+    Epilogue ep;
+    ep.scale = scale.data();
+    ep.comp = comp.data();
+    ref::dense_s8(x.data(), m, k, n, w.data.data(), 0, ep, want.data(), n);
+    SpmmArgs a;
+    a.xt = xt;
+    a.ldxt = ldxt;
+    a.m_total = m;
+    a.m1 = m;
+    a.s1 = sw.strips();
+    a.y = y.data();
+    a.ldy = n;
+    a.ep = &ep;
+    narrow->spmm()(pw.impl().view, a);
+    EXPECT_EQ(y, want);
+    munmap(mem, 2 * page);
+  }
+}
+
+// The row-lane format: rows sorted by list length into panels, a round trip through its parts,
+// and every corruption of it caught before the kernel could gather out of bounds.
+TEST(Kernels, RowLanesFormatRoundTripsAndRejectsCorruption) {
+  const Kernel* lanes = find("s8-spmm-1x4-m4-avx512vnni");
+  ASSERT_NE(lanes, nullptr);
+  std::mt19937 rng(77);
+  const int64_t n = 37, k = 70;
+  const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("1x1"), 0.9, rng, 127);
+  const PackedWeights pw = pack_weights(*lanes, MatrixView<const int8_t>(w.view()));
+  const auto& s = pw.impl().s8;
+  ASSERT_EQ(s.perm.size(), 48u);
+  // Longest lists first: a panel's steps are its first row's list length.
+  auto quads_of = [&](int32_t r) {
+    int64_t q = 0;
+    for (int64_t c = 0; c < k; c += 4) {
+      bool any = false;
+      for (int64_t t = c; t < std::min(k, c + 4); ++t) any = any || w(r, t) != 0;
+      q += any;
+    }
+    return q;
+  };
+  for (size_t l = 1; l < size_t(n); ++l) EXPECT_GE(quads_of(s.perm[l - 1]), quads_of(s.perm[l]));
+  for (int64_t p = 0; p < s.strips(); ++p)
+    EXPECT_EQ((s.ptr[size_t(p + 1)] - s.ptr[size_t(p)]) / 16, quads_of(s.perm[size_t(p * 16)]));
+  EXPECT_EQ(pw.unpack_s8().data, w.data);
+  const PackedParts good = pw.parts();
+  EXPECT_EQ(PackedWeights::from_parts(good, true, n, k).unpack_s8().data, w.data);
+
+  auto rejected = [&](const char* what, const std::function<void(PackedParts&)>& corrupt) {
+    PackedParts p = good;
+    corrupt(p);
+    EXPECT_THROW(PackedWeights::from_parts(p, true, n, k), Error) << what;
+  };
+  auto ints = [](PackedParts& p, const char* name) {
+    for (auto& a : p.arrays)
+      if (a.name == name) return reinterpret_cast<int32_t*>(a.bytes.data());
+    throw std::runtime_error(name);
+  };
+  rejected("row twice", [&](PackedParts& p) { ints(p, "strip_perm")[1] = ints(p, "strip_perm")[0]; });
+  rejected("row out of range", [&](PackedParts& p) { ints(p, "strip_perm")[40] = int32_t(n); });
+  rejected("row missing", [&](PackedParts& p) { ints(p, "strip_perm")[0] = -1; });
+  rejected("no permutation", [&](PackedParts& p) {
+    std::erase_if(p.arrays, [](const PackedParts::Array& a) { return a.name == "strip_perm"; });
+  });
+  rejected("unaligned quad", [&](PackedParts& p) { ints(p, "strip_k")[0] += 1; });
+  rejected("quad past the row", [&](PackedParts& p) { ints(p, "strip_k")[0] = int32_t(k + 8); });
+  rejected("unsorted lane", [&](PackedParts& p) { std::swap(ints(p, "strip_k")[0], ints(p, "strip_k")[16]); });
+  rejected("partial step", [&](PackedParts& p) {
+    for (auto& a : p.arrays)
+      if (a.name == "strip_ptr") reinterpret_cast<int64_t*>(a.bytes.data())[1] -= 1;
+  });
+  // A weight past the last input channel: the last panel's padding lanes (rows 37..47).
+  rejected("weight in padding", [&](PackedParts& p) {
+    for (auto& a : p.arrays)
+      if (a.name == "strip_w") a.bytes[a.bytes.size() - 1] = 5;
+  });
+  // A permutation in a format that has none.
+  const Kernel& strips = select(Problem{Op::Spmm, DType::S8, Pattern::parse("1x1"), 0, k, n}, Isa::Scalar);
+  PackedParts foreign = pack_weights(strips, MatrixView<const int8_t>(w.view())).parts();
+  foreign.arrays.push_back({"strip_perm", PackedParts::Type::I32, std::vector<uint8_t>(4, 0)});
+  EXPECT_THROW(PackedWeights::from_parts(foreign, true, n, k), Error);
 }
 
 TEST(Kernels, DispatchPicksFastestAllowed) {

@@ -111,7 +111,8 @@ TEST(SparseLinear, S8SparseExactEveryPatternAndOutput) {
   uint32_t seed = 400;
   for (const char* p : {"4x1", "1x1", "1x4", "4x16", "2:4", "5x2", "16x4", "16x64"})
     for (OutType out : {OutType::F32, OutType::U8, OutType::S8})
-      for (int64_t m : {1, 15, 16, 300}) s8_case(p, m, 75, 36, Fallback::Never, 2, Activation::ReLU, out, true, seed++);
+      for (int64_t m : {1, 4, 15, 16, 300})
+        s8_case(p, m, 75, 36, Fallback::Never, 2, Activation::ReLU, out, true, seed++);
   s8_case("4x1", 64, 128, 64, Fallback::Never, 2, Activation::GELU, OutType::F32, true, seed++);
 }
 
@@ -135,6 +136,32 @@ TEST(SparseLinear, SmallBatchesLeaveAmx) {
   EXPECT_EQ(op.impl(15), "s8-spmm-4x1-avx512vnni");
   EXPECT_EQ(op.impl(16), "s8-spmm-16x1-amx");
   EXPECT_GT(op.memory_bytes(), op.packed_bytes());
+}
+
+// Where every output channel keeps its own input channels (1x1, 1x4), up to 4 rows run the
+// row-lane kernel on a third packing, on any host with VNNI; other patterns never do.
+TEST(SparseLinear, FewRowsOfOneRowBlocksRunRowLanes) {
+  std::mt19937 rng(460);
+  const int64_t k = 256, n = 128;
+  QuantParams q;
+  q.w_scales.assign(size_t(n), 0.01f);
+  SparseLinearOptions o;
+  o.fallback = Fallback::Never;
+  for (const char* pattern : {"1x4", "1x1", "4x1"}) {
+    SCOPED_TRACE(pattern);
+    auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse(pattern), 0.9, rng, 127);
+    SparseLinear op(w.data.data(), n, k, Pattern::parse(pattern), q, nullptr, o);
+    const bool lanes = max_isa() >= Isa::Avx512Vnni && pattern[0] == '1';
+    for (int64_t m : {1, 4}) EXPECT_EQ(op.impl(m) == "s8-spmm-1x4-m4-avx512vnni", lanes) << m;
+    EXPECT_NE(op.impl(5), "s8-spmm-1x4-m4-avx512vnni");
+    if (lanes) {
+      EXPECT_GT(op.memory_bytes(), op.packed_bytes());
+    }
+    SparseLinearOptions forced = o;  // a forced kernel runs alone
+    forced.kernel = op.sparse_kernel();
+    EXPECT_EQ(SparseLinear(w.data.data(), n, k, Pattern::parse(pattern), q, nullptr, forced).impl(1),
+              op.sparse_kernel());
+  }
 }
 
 // tune() times the AMX route against the VNNI route per bucket of m, even with Fallback::Never;

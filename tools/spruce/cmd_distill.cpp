@@ -71,6 +71,7 @@ void run(DistillArgs& a) {
                            {"steps", result.steps},
                            {"batch", a.o.batch},
                            {"learning_rate", a.o.learning_rate},
+                           {"lr_schedule", a.o.decay_lr ? "linear decay after the last mask update" : "constant"},
                            {"hidden_weight", a.o.hidden_weight},
                            {"seed", a.o.seed},
                            {"train_texts", corpus.train.size()},
@@ -104,6 +105,8 @@ void add(CLI::App& app) {
   cmd->add_option("--steps", a->o.steps, "Training steps")->check(int_in(1, 1'000'000))->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Texts per step")->check(int_in(1, 1024))->capture_default_str();
   cmd->add_option("--lr", a->o.learning_rate, "AdamW learning rate")->check(real_in(0, 1, true))->capture_default_str();
+  cmd->add_flag("--decay-lr", a->o.decay_lr,
+                "Decay the learning rate linearly to 0 over the steps after the last mask update");
   cmd->add_option("--hidden-weight", a->o.hidden_weight, "Weight of the hidden-state loss (0: embeddings only)")
       ->check(real_in(0, 1000))
       ->capture_default_str();

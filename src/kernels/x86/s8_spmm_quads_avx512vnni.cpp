@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "../kernel.hpp"
 #include "store_avx512.hpp"
@@ -17,23 +18,40 @@ constexpr int vmax() {
   return H >= 4 ? 4 : 8;
 }
 
+// U independent sets of accumulators, used in turn: with few rows and m chunks (1x4 at m <= 32),
+// one chain of vpdpbusd would wait on its own latency at every quad.
 template <int H, int V>
 inline void strip(const uint8_t* xc, int64_t ld, const int32_t* k, const int32_t* wq, int64_t nj, int32_t* tile) {
-  __m512i acc[H][V];
-  for (auto& row : acc)
-    for (auto& v : row) v = _mm512_setzero_si512();
-  for (int64_t j = 0; j < nj; j += 4) {
-    const uint8_t* xr = xc + (k[j] / 4) * ld * 4;
+  constexpr int U = H * V >= 4 ? 1 : 4 / (H * V);
+  __m512i acc[U][H][V];
+  for (auto& set : acc)
+    for (auto& row : set)
+      for (auto& v : row) v = _mm512_setzero_si512();
+  // The quad starting at input channel c is at xc + (c / 4) * ld * 4 = xc + c * ld (c is a
+  // multiple of 4); the strip lists each quad as 4 entries and its H weight dwords.
+  auto quad = [&](const int32_t* kp, const int32_t* wg, __m512i(&a)[H][V]) {
+    const uint8_t* xr = xc + int64_t(*kp) * ld;
     __m512i xv[V];
     for (int v = 0; v < V; ++v) xv[v] = _mm512_loadu_si512(xr + 64 * v);
-    const int32_t* wg = wq + (j / 4) * H;
     for (int r = 0; r < H; ++r) {
       const __m512i wb = _mm512_set1_epi32(wg[r]);
-      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], xv[v], wb);
+      for (int v = 0; v < V; ++v) a[r][v] = _mm512_dpbusd_epi32(a[r][v], xv[v], wb);
     }
+  };
+  const int32_t* kp = k;
+  const int32_t* const kend = k + nj;
+  for (; kp + 4 * U <= kend; kp += 4 * U, wq += U * H)
+    for (int u = 0; u < U; ++u) quad(kp + 4 * u, wq + u * H, acc[u]);
+  // The last quads (fewer than U) with constant set indices, so that the sets stay in registers.
+  [&]<int... u>(std::integer_sequence<int, u...>) {
+    ((kp + 4 * u < kend ? quad(kp + 4 * u, wq + u * H, acc[u]) : void()), ...);
   }
+  (std::make_integer_sequence<int, U - 1>());
+  for (int u = 1; u < U; ++u)
+    for (int r = 0; r < H; ++r)
+      for (int v = 0; v < V; ++v) acc[0][r][v] = _mm512_add_epi32(acc[0][r][v], acc[u][r][v]);
   for (int r = 0; r < H; ++r)
-    for (int v = 0; v < V; ++v) _mm512_storeu_si512(tile + r * 128 + 16 * v, acc[r][v]);
+    for (int v = 0; v < V; ++v) _mm512_storeu_si512(tile + r * 128 + 16 * v, acc[0][r][v]);
 }
 
 template <int H, int V>
