@@ -36,6 +36,16 @@ TEST(Fidelity, IsPerfectForTheTeacherAndFallsWithNoise) {
   EXPECT_THROW(minilm::measure_fidelity(teacher.narrow(0, 0, 10), teacher.narrow(0, 0, 10)), spruce::Error);
 }
 
+// Constant until the masks stop changing, then a straight line to zero at the last step.
+TEST(Distill, LearningRateDecaysAfterTheLastMaskUpdate) {
+  EXPECT_DOUBLE_EQ(minilm::decayed_learning_rate(1e-3, 0, 70, 100), 1e-3);
+  EXPECT_DOUBLE_EQ(minilm::decayed_learning_rate(1e-3, 70, 70, 100), 1e-3);
+  EXPECT_DOUBLE_EQ(minilm::decayed_learning_rate(1e-3, 85, 70, 100), 0.5e-3);
+  EXPECT_DOUBLE_EQ(minilm::decayed_learning_rate(1e-3, 99, 70, 100), 1e-3 / 30);
+  EXPECT_DOUBLE_EQ(minilm::decayed_learning_rate(1e-3, 50, 0, 100), 0.5e-3);  // 2:4: the whole run
+  EXPECT_DOUBLE_EQ(minilm::decayed_learning_rate(1e-3, 99, 100, 100), 1e-3);  // no steps left to decay over
+}
+
 class FortuneDir : public ::testing::Test {
  protected:
   void SetUp() override {
