@@ -54,6 +54,74 @@ inline void strip(const uint8_t* xc, int64_t ld, const int32_t* k, const int32_t
     }
 }
 
+// m <= 16 (V = 1): one xt row is 16 bytes, a quarter of a vector. Four groups of the strip then
+// go side by side, one per 128-bit lane: the unpacks work within lanes, so each lane interleaves
+// its own group, and one vpdpbusd serves four groups. The lanes are summed at the end of the
+// strip. Groups left over (fewer than four) take lane 0 alone.
+template <int H>
+inline void strip_narrow(const uint8_t* xc, int64_t ld, const int32_t* k, const int32_t* wq, int64_t nj,
+                         int32_t* tile) {
+  __m512i acc[H][4];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm512_setzero_si512();
+  auto accumulate = [&](__m512i x0, __m512i x1, __m512i x2, __m512i x3, auto weight_of_row) {
+    const __m512i l01 = _mm512_unpacklo_epi8(x0, x1), h01 = _mm512_unpackhi_epi8(x0, x1);
+    const __m512i l23 = _mm512_unpacklo_epi8(x2, x3), h23 = _mm512_unpackhi_epi8(x2, x3);
+    const __m512i xq[4] = {_mm512_unpacklo_epi16(l01, l23), _mm512_unpackhi_epi16(l01, l23),
+                           _mm512_unpacklo_epi16(h01, h23), _mm512_unpackhi_epi16(h01, h23)};
+    for (int r = 0; r < H; ++r) {
+      const __m512i wb = weight_of_row(r);
+      for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], xq[i], wb);
+    }
+  };
+  // xt row of list position j into lane L (L > 0 merges into x).
+  auto row_into = [&](__m512i x, int L, int64_t j) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xc + k[j] * ld));
+    return L == 0 ? _mm512_zextsi128_si512(v) : _mm512_inserti32x4(x, v, L);
+  };
+  int64_t j = 0;
+  for (; j + 16 <= nj; j += 16) {
+    __m512i x[4];
+    for (int t = 0; t < 4; ++t) {
+      x[t] = row_into(_mm512_setzero_si512(), 0, j + t);
+      x[t] = row_into(x[t], 1, j + 4 + t);
+      x[t] = row_into(x[t], 2, j + 8 + t);
+      x[t] = row_into(x[t], 3, j + 12 + t);
+    }
+    // Lane L's weights: group j/4 + L, row r, at wq[(j/4 + L) * H + r].
+    const int32_t* wg = wq + (j / 4) * H;
+    if constexpr (H == 4) {
+      const __m512i w = _mm512_loadu_si512(wg);  // lane L = the four rows of group L
+      accumulate(x[0], x[1], x[2], x[3], [&](int r) {
+        switch (r) {
+          case 0: return _mm512_shuffle_epi32(w, _MM_PERM_AAAA);
+          case 1: return _mm512_shuffle_epi32(w, _MM_PERM_BBBB);
+          case 2: return _mm512_shuffle_epi32(w, _MM_PERM_CCCC);
+          default: return _mm512_shuffle_epi32(w, _MM_PERM_DDDD);
+        }
+      });
+    } else {
+      accumulate(x[0], x[1], x[2], x[3], [&](int r) {
+        const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, H, H, H, H, 2 * H, 2 * H, 2 * H, 2 * H, 3 * H, 3 * H, 3 * H, 3 * H);
+        return _mm512_permutexvar_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(r)),
+                                        _mm512_maskz_loadu_epi32(__mmask16((1u << (4 * H)) - 1), wg));
+      });
+    }
+  }
+  for (; j < nj; j += 4) {
+    const int32_t* wg = wq + (j / 4) * H;
+    accumulate(row_into(_mm512_setzero_si512(), 0, j), row_into(_mm512_setzero_si512(), 0, j + 1),
+               row_into(_mm512_setzero_si512(), 0, j + 2), row_into(_mm512_setzero_si512(), 0, j + 3),
+               [&](int r) { return _mm512_set1_epi32(wg[r]); });
+  }
+  for (int r = 0; r < H; ++r)
+    for (int i = 0; i < 4; ++i) {
+      const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(acc[r][i]), _mm512_extracti64x4_epi64(acc[r][i], 1));
+      const __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(tile + r * 64 + 4 * i), q);
+    }
+}
+
 // Strips are finished in panels of 16 output channels (16 / H strips), so the epilogue writes
 // whole 64-byte rows of Y.
 template <int H, int V>
@@ -67,7 +135,7 @@ void spmm_chunked(const StripView& w, const SpmmArgs& a) {
     const int64_t se = std::min<int64_t>(a.s1, s + P), n0 = s * H;
     for (int64_t m0 = a.m0; m0 < a.m1; m0 += cw) {
       for (int64_t t = s; t < se; ++t)
-        strip<H, V>(xt + m0, a.ldxt, w.k + w.ptr[t], wq + w.ptr[t] / 4 * H, w.ptr[t + 1] - w.ptr[t],
+        (V == 1 ? strip_narrow<H> : strip<H, V>)(xt + m0, a.ldxt, w.k + w.ptr[t], wq + w.ptr[t] / 4 * H, w.ptr[t + 1] - w.ptr[t],
                     tile + (t - s) * H * 64);
       store_panel(tile, 64, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, std::min<int64_t>(cw, a.m1 - m0), a);
     }
