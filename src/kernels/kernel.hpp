@@ -48,7 +48,12 @@ enum class DType { F32, S8 };  // spmm: S8 = u8 activations x s8 weights; dot in
 //    is lane l's j-th quad, k[e] its first input channel, w[e * 4 + t] the weight of k[e] + t.
 //    A shorter list is padded by repeating its last quad (quad 0 if empty) with zero weights.
 //    s8 only (h = 16, kg = 4).
-enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks, RowLanes };
+//  QuadMasks: panels of 16 output channels (in order) over every aligned quad of input channels:
+//    for panel p and quad q (Q = ceil(cols/4) quads, ptr[p] = p * Q, no k list), the 16-bit mask
+//    in sel[2(p Q + q)], sel[2(p Q + q) + 1] (little-endian) says which rows' weight dwords are
+//    nonzero. Only those dwords are stored, quad after quad, rows ascending; panel p's first
+//    dword is wptr[p]. s8 only (h = 16, kg = 4).
+enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks, RowLanes, QuadMasks };
 
 // Cache-line-aligned storage: AMX tile rows and AVX-512 loads that straddle two lines run at
 // half speed or worse.
@@ -74,6 +79,7 @@ struct StripWeights {
   LineVector<T> w;            // values, layout above; rows past `rows` are zero
   std::vector<uint8_t> sel;   // Octets only
   std::vector<int32_t> perm;  // RowLanes only
+  std::vector<int64_t> wptr;  // QuadMasks only
   int64_t strips() const { return int64_t(ptr.size()) - 1; }
 };
 
@@ -85,10 +91,11 @@ struct StripView {
   const void* w = nullptr;
   const uint8_t* sel = nullptr;
   const int32_t* perm = nullptr;
+  const int64_t* wptr = nullptr;
 };
 template <typename T>
 StripView view(const StripWeights<T>& s) {
-  return {s.h, s.kg, s.rows, s.cols, s.ptr.data(), s.k.data(), s.w.data(), s.sel.data(), s.perm.data()};
+  return {s.h, s.kg, s.rows, s.cols, s.ptr.data(), s.k.data(), s.w.data(), s.sel.data(), s.perm.data(), s.wptr.data()};
 }
 
 // Epilogue parameters, indexed by global output channel n (see spruce/quant.hpp for the arithmetic).

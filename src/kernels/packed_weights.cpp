@@ -154,6 +154,34 @@ StripWeights<int8_t> make_row_lanes(MatrixView<const int8_t> w) {
   return s;
 }
 
+// QuadMasks: see WeightFormat.
+StripWeights<int8_t> make_quad_masks(MatrixView<const int8_t> w) {
+  StripWeights<int8_t> s;
+  s.h = 16;
+  s.kg = 4;
+  s.rows = w.rows;
+  s.cols = w.cols;
+  const int64_t panels = (w.rows + 15) / 16, quads = (w.cols + 3) / 4;
+  s.wptr.assign(1, 0);
+  for (int64_t p = 0; p < panels; ++p) {
+    s.ptr.push_back(p * quads);
+    for (int64_t q = 0; q < quads; ++q) {
+      uint16_t mask = 0;
+      for (int64_t r = p * 16; r < std::min(w.rows, p * 16 + 16); ++r)
+        for (int64_t c = 4 * q; c < std::min(w.cols, 4 * q + 4); ++c)
+          if (w(r, c) != 0) mask = uint16_t(mask | (1u << (r - p * 16)));
+      s.sel.push_back(uint8_t(mask & 0xFF));
+      s.sel.push_back(uint8_t(mask >> 8));
+      for (int64_t r = 0; r < 16; ++r)
+        if (mask >> r & 1)
+          for (int64_t c = 4 * q; c < 4 * q + 4; ++c) s.w.push_back(c < w.cols ? w(p * 16 + r, c) : int8_t(0));
+    }
+    s.wptr.push_back(int64_t(s.w.size() / 4));
+  }
+  s.ptr.push_back(panels * quads);
+  return s;
+}
+
 }  // namespace
 
 int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
@@ -308,6 +336,43 @@ Matrix<int8_t> unpack_row_lanes(const StripWeights<int8_t>& s) {
   return dense;
 }
 
+// QuadMasks: see WeightFormat.
+Matrix<int8_t> unpack_quad_masks(const StripWeights<int8_t>& s) {
+  if (s.h != 16 || s.kg != 4) bad("quad masks need strip height 16 and group 4");
+  if (!s.perm.empty() || !s.k.empty()) bad("a lane permutation or an index list in a quad-mask layout");
+  const int64_t panels = (s.rows + 15) / 16, quads = (s.cols + 3) / 4;
+  if (int64_t(s.ptr.size()) != panels + 1 || int64_t(s.wptr.size()) != panels + 1)
+    bad("panel offsets do not match " + std::to_string(panels) + " panels");
+  for (int64_t p = 0; p <= panels; ++p)
+    if (s.ptr[size_t(p)] != p * quads) bad("quad-mask panel offsets are not consecutive");
+  if (int64_t(s.sel.size()) != 2 * panels * quads) bad("the masks do not cover every panel's quads");
+  if (s.w.size() % 4) bad("the weights are not whole dwords");
+  if (s.wptr.front() != 0 || s.wptr.back() != int64_t(s.w.size() / 4)) bad("panel offsets do not span the weights");
+  if (!std::is_sorted(s.wptr.begin(), s.wptr.end())) bad("panel weight offsets are not ascending");
+  Matrix<int8_t> dense(s.rows, s.cols);
+  for (int64_t p = 0; p < panels; ++p) {
+    int64_t d = s.wptr[size_t(p)];
+    for (int64_t q = 0; q < quads; ++q) {
+      const size_t at = size_t(2 * (p * quads + q));
+      const unsigned mask = unsigned(s.sel[at]) | unsigned(s.sel[at + 1]) << 8;
+      for (int64_t r = 0; r < 16; ++r) {
+        if (!(mask >> r & 1)) continue;
+        if (p * 16 + r >= s.rows) bad("a weight for a row past the last in panel " + std::to_string(p));
+        if (d >= s.wptr[size_t(p + 1)]) bad("the masks of panel " + std::to_string(p) + " need more weights");
+        for (int64_t t = 0; t < 4; ++t) {
+          const int8_t v = s.w[size_t(d * 4 + t)];
+          if (v == 0) continue;
+          if (4 * q + t >= s.cols) bad("a nonzero weight past the last input channel");
+          dense(p * 16 + r, 4 * q + t) = v;
+        }
+        ++d;
+      }
+    }
+    if (d != s.wptr[size_t(p + 1)]) bad("the masks of panel " + std::to_string(p) + " do not use its weights");
+  }
+  return dense;
+}
+
 // Octets: see WeightFormat.
 Matrix<int8_t> unpack_octets(const StripWeights<int8_t>& s) {
   if (s.h != 16 || s.kg != 8) bad("N:M panels need strip height 16 and group 8");
@@ -353,10 +418,12 @@ double zero_fraction(const Matrix<T>& w) {
 template <typename T>
 Matrix<T> unpack_checked(const StripWeights<T>& s, WeightFormat f) {
   check_shape(s);
+  if (f != WeightFormat::QuadMasks && !s.wptr.empty()) bad("weight offsets in a layout that has none");
   if constexpr (std::is_same_v<T, int8_t>) {
     if (f == WeightFormat::Octets) return unpack_octets(s);
     if (f == WeightFormat::TileBlocks) return unpack_tile_blocks(s);
     if (f == WeightFormat::RowLanes) return unpack_row_lanes(s);
+    if (f == WeightFormat::QuadMasks) return unpack_quad_masks(s);
   }
   return unpack_strip_csr(s, f == WeightFormat::QuadStrips);
 }
@@ -394,6 +461,8 @@ PackedWeights pack(const Kernel& k, MatrixView<const T> w) {
       s = make_tile_blocks(w);
     else if (k.weights == WeightFormat::RowLanes)
       s = make_row_lanes(w);
+    else if (k.weights == WeightFormat::QuadMasks)
+      s = make_quad_masks(w);
     else
       s = build(w, k.h, k.kg, k.weights == WeightFormat::QuadStrips);
   } else {
@@ -439,7 +508,7 @@ PackedWeights from_parts(const Kernel& k, const PackedParts& p, int64_t rows, in
     if (key != "strip_h" && key != "strip_kg") bad("unknown attribute '" + key + "'");
   for (const auto& a : p.arrays)
     if (a.name != "strip_ptr" && a.name != "strip_k" && a.name != "strip_w" && a.name != "strip_sel" &&
-        a.name != "strip_perm")
+        a.name != "strip_perm" && a.name != "strip_wptr")
       bad("unknown array '" + a.name + "'");
   StripWeights<T> s;
   const int64_t h = attribute(p, "strip_h"), kg = attribute(p, "strip_kg");
@@ -457,6 +526,7 @@ PackedWeights from_parts(const Kernel& k, const PackedParts& p, int64_t rows, in
   s.sel = array_of<uint8_t>(p, "strip_sel", PackedParts::Type::U8, false);
   s.perm = array_of<int32_t>(p, "strip_perm", PackedParts::Type::I32, false);
   if (!s.perm.empty() && k.weights != WeightFormat::RowLanes) bad("a lane permutation in a strip layout");
+  s.wptr = array_of<int64_t>(p, "strip_wptr", PackedParts::Type::I64, false);
   const Matrix<T> dense = unpack_checked(s, k.weights);
   return adopt(k, std::move(s), dense);
 }
@@ -472,13 +542,14 @@ PackedParts parts_of(const Kernel& k, const StripWeights<T>& s) {
       {"strip_w", std::is_same_v<T, float> ? PackedParts::Type::F32 : PackedParts::Type::I8, bytes_of(s.w)});
   if (!s.sel.empty()) p.arrays.push_back({"strip_sel", PackedParts::Type::U8, s.sel});
   if (!s.perm.empty()) p.arrays.push_back({"strip_perm", PackedParts::Type::I32, bytes_of(s.perm)});
+  if (!s.wptr.empty()) p.arrays.push_back({"strip_wptr", PackedParts::Type::I64, bytes_of(s.wptr)});
   return p;
 }
 
 template <typename T>
 size_t bytes(const StripWeights<T>& s) {
   return s.ptr.size() * sizeof(int64_t) + s.k.size() * sizeof(int32_t) + s.w.size() * sizeof(T) + s.sel.size() +
-         s.perm.size() * sizeof(int32_t);
+         s.perm.size() * sizeof(int32_t) + s.wptr.size() * sizeof(int64_t);
 }
 
 }  // namespace

@@ -36,6 +36,8 @@ const std::array kKernels{
     // Sparse GEMM, INT8: the m <= 4 kernels first, so that a problem with a small m finds them.
     spmm("s8-spmm-1x4-m4-avx512vnni", S, Vnni, 16, WeightFormat::RowLanes, s8_spmm_1x4_m4_avx512vnni, ref::pack_u8_rows,
          Layout::Rows, 4),
+    spmm("s8-spmm-1x1-m4-avx512vnni", S, Vnni, 16, WeightFormat::QuadMasks, s8_spmm_1x1_m4_avx512vnni,
+         ref::pack_u8_rows, Layout::Rows, 4),
     spmm("s8-spmm-4x1-m4-avx512vnni", S, Vnni, 4, Strips, s8_spmm_4x1_m4_avx512vnni, ref::pack_u8_m4, Layout::M4, 4),
     spmm("s8-spmm-4x4-m4-avx512vnni", S, Vnni, 4, Quads, s8_spmm_4x1_m4_avx512vnni, ref::pack_u8_m4, Layout::M4, 4),
     spmm("s8-spmm-16x64-amx", S, Isa::Amx, 16, WeightFormat::TileBlocks, s8_spmm_16x64_amx, ref::pack_u8_rows64,
@@ -86,7 +88,10 @@ bool Kernel::accepts(const Problem& p) const {
       return !p.pattern.is_nm() && g.block_cols % 4 == 0 && (any_rows || g.block_rows % h == 0);
     case WeightFormat::Strips: return any_rows || g.block_rows % h == 0;
     // One lane per output channel: for blocks one channel high, where channels share nothing.
-    case WeightFormat::RowLanes: return !p.pattern.is_nm() && g.block_rows == 1;
+    // Whole quads (1x4, 1x16): each row's own list of quads, one row per lane.
+    case WeightFormat::RowLanes: return !p.pattern.is_nm() && g.block_rows == 1 && g.block_cols % 4 == 0;
+    // Nonzeros scattered over a row's quads (1x1, 2x1, 1x2, N:M): the panel's quads with row masks.
+    case WeightFormat::QuadMasks: return g.block_rows < 4 && g.block_cols % 4 != 0;
     case WeightFormat::None: return false;
   }
   return false;

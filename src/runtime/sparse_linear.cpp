@@ -146,13 +146,13 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
     const kernels::Kernel& k1 = kernels::select({kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc, &lk}, Isa::Avx512Vnni);
     if (&k1 != &lk) s.low_small = &k1;
   }
-  s.row_lanes = nullptr;
-  s.row_lanes_weights = PackedWeights();
+  s.few = nullptr;
+  s.few_weights = PackedWeights();
   if (s.opt.kernel.empty() && s.dtype == DType::S8) {
-    const kernels::Kernel& lk = kernels::select({kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc});
-    if (lk.weights == kernels::WeightFormat::RowLanes) {
-      s.row_lanes = &lk;
-      s.row_lanes_weights = kernels::pack_weights(lk, MatrixView<const int8_t>(s.weights.unpack_s8().view()));
+    const kernels::Kernel& fk = kernels::select({kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc});
+    if (fk.weights == kernels::WeightFormat::RowLanes || fk.weights == kernels::WeightFormat::QuadMasks) {
+      s.few = &fk;
+      s.few_weights = kernels::pack_weights(fk, MatrixView<const int8_t>(s.weights.unpack_s8().view()));
     }
   }
   if (bias) s.bias.assign(bias, bias + s.oc);
@@ -390,8 +390,8 @@ double SparseLinear::sparsity() const { return impl_->weights.sparsity(); }
 size_t SparseLinear::packed_bytes() const { return impl_->weights.size_bytes(); }
 size_t SparseLinear::memory_bytes() const {
   const size_t low = impl_->low ? impl_->low_weights.size_bytes() : 0;
-  const size_t lanes = impl_->row_lanes ? impl_->row_lanes_weights.size_bytes() : 0;
-  return packed_bytes() + low + lanes + (impl_->dense ? impl_->dense->weight_bytes() : 0);
+  const size_t few = impl_->few ? impl_->few_weights.size_bytes() : 0;
+  return packed_bytes() + low + few + (impl_->dense ? impl_->dense->weight_bytes() : 0);
 }
 size_t SparseLinear::dense_bytes() const { return size_t(impl_->oc * impl_->ic) * (is_int8() ? 1 : 4); }
 const PackedWeights& SparseLinear::weights() const { return impl_->weights; }

@@ -31,11 +31,11 @@ struct SparseLinear::Impl {
   const kernels::Kernel* low_small = nullptr;
   PackedWeights low_weights;
   std::map<int64_t, bool> low_for_m;
-  // Where every output channel keeps its own input channels (1x1, 1x4), a few rows of X run on a
-  // third packing with one channel per vector lane (RowLanes), whatever the host: for
-  // m <= row_lanes->max_m, ahead of both routes above.
-  const kernels::Kernel* row_lanes = nullptr;
-  PackedWeights row_lanes_weights;
+  // Where blocks are one output channel high (1x1, 1x4), a few rows of X run a kernel with a
+  // packing of its own (RowLanes, QuadMasks), whatever the host: for m <= few->max_m, ahead of
+  // both routes above.
+  const kernels::Kernel* few = nullptr;
+  PackedWeights few_weights;
   std::vector<float> bias, scale;
   std::vector<int32_t> comp;
   kernels::Epilogue ep;
@@ -45,18 +45,16 @@ struct SparseLinear::Impl {
 
   int nthreads() const { return opt.threads > 0 ? opt.threads : omp_get_max_threads(); }
   bool runs_low(int64_t m) const;
-  // route: 2 = row lanes, 1 = low, 0 = main, -1 = as tuned (row lanes where they run m, else runs_low).
-  bool lanes_route(int64_t m, int route) const {
-    return row_lanes && m <= row_lanes->max_m && (route < 0 || route == 2);
-  }
+  // route: 2 = few rows, 1 = low, 0 = main, -1 = as tuned (few rows where it runs m, else runs_low).
+  bool few_route(int64_t m, int route) const { return few && m <= few->max_m && (route < 0 || route == 2); }
   bool low_route(int64_t m, int route) const { return route < 0 ? runs_low(m) : low && route == 1; }
   const kernels::Kernel& kernel_for(int64_t m, int route = -1) const {
-    if (lanes_route(m, route)) return *row_lanes;
+    if (few_route(m, route)) return *few;
     if (low_route(m, route)) return low_small && m <= low_small->max_m ? *low_small : *low;
     return small && m <= small->max_m ? *small : *kernel;
   }
   const PackedWeights& weights_for(int64_t m, int route = -1) const {
-    if (lanes_route(m, route)) return row_lanes_weights;
+    if (few_route(m, route)) return few_weights;
     return low_route(m, route) ? low_weights : weights;
   }
   bool runs_dense(int64_t m) const;

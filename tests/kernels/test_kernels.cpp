@@ -340,6 +340,50 @@ TEST(Kernels, RowLanesFormatRoundTripsAndRejectsCorruption) {
   EXPECT_THROW(PackedWeights::from_parts(foreign, true, n, k), Error);
 }
 
+// The quad-mask format: masks and compressed dwords per panel, a round trip through its parts,
+// and every corruption of it caught before the kernel could read past its weights.
+TEST(Kernels, QuadMasksFormatRoundTripsAndRejectsCorruption) {
+  const Kernel* masked = find("s8-spmm-1x1-m4-avx512vnni");
+  ASSERT_NE(masked, nullptr);
+  std::mt19937 rng(78);
+  const int64_t n = 37, k = 70;
+  const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("1x1"), 0.9, rng, 127);
+  const PackedWeights pw = pack_weights(*masked, MatrixView<const int8_t>(w.view()));
+  const auto& s = pw.impl().s8;
+  int64_t nonzero_dwords = 0;
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; c += 4) {
+      bool any = false;
+      for (int64_t t = c; t < std::min(k, c + 4); ++t) any = any || w(r, t) != 0;
+      nonzero_dwords += any;
+    }
+  EXPECT_EQ(int64_t(s.w.size() / 4), nonzero_dwords);  // only the nonzero dwords are stored
+  EXPECT_EQ(pw.unpack_s8().data, w.data);
+  const PackedParts good = pw.parts();
+  EXPECT_EQ(PackedWeights::from_parts(good, true, n, k).unpack_s8().data, w.data);
+  auto rejected = [&](const char* what, const std::function<void(PackedParts&)>& corrupt) {
+    PackedParts p = good;
+    corrupt(p);
+    EXPECT_THROW(PackedWeights::from_parts(p, true, n, k), Error) << what;
+  };
+  auto bytes = [](PackedParts& p, const char* name) -> std::vector<uint8_t>& {
+    for (auto& a : p.arrays)
+      if (a.name == name) return a.bytes;
+    throw std::runtime_error(name);
+  };
+  auto wptr = [&](PackedParts& p) { return reinterpret_cast<int64_t*>(bytes(p, "strip_wptr").data()); };
+  rejected("a mask bit too many", [&](PackedParts& p) { bytes(p, "strip_sel")[0] ^= 0x01; });
+  rejected("a row past the last",
+           [&](PackedParts& p) { bytes(p, "strip_sel")[bytes(p, "strip_sel").size() - 1] = 0x80; });
+  rejected("missing masks", [&](PackedParts& p) { bytes(p, "strip_sel").resize(bytes(p, "strip_sel").size() - 2); });
+  rejected("offsets descend", [&](PackedParts& p) { wptr(p)[1] = wptr(p)[3] + 5; });
+  rejected("offsets past the end", [&](PackedParts& p) { wptr(p)[3] += 1; });
+  rejected("partial dword", [&](PackedParts& p) { bytes(p, "strip_w").pop_back(); });
+  rejected("no offsets", [&](PackedParts& p) {
+    std::erase_if(p.arrays, [](const PackedParts::Array& a) { return a.name == "strip_wptr"; });
+  });
+}
+
 TEST(Kernels, DispatchPicksFastestAllowed) {
   const bool vnni = max_isa() >= Isa::Avx512Vnni, amx = max_isa() >= Isa::Amx;
   auto pick = [](const char* pattern, int64_t m) {

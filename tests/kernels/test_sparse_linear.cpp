@@ -138,23 +138,33 @@ TEST(SparseLinear, SmallBatchesLeaveAmx) {
   EXPECT_GT(op.memory_bytes(), op.packed_bytes());
 }
 
-// Where every output channel keeps its own input channels (1x1, 1x4), up to 4 rows run the
-// row-lane kernel on a third packing, on any host with VNNI; other patterns never do.
-TEST(SparseLinear, FewRowsOfOneRowBlocksRunRowLanes) {
+// Where blocks are one output channel high, up to 4 rows run a kernel with a packing of its own,
+// on any host with VNNI: row lanes for whole quads (1x4), quad masks for scattered nonzeros (1x1).
+// Other patterns never do.
+TEST(SparseLinear, FewRowsOfOneRowBlocksRunTheirOwnKernels) {
   std::mt19937 rng(460);
   const int64_t k = 256, n = 128;
   QuantParams q;
   q.w_scales.assign(size_t(n), 0.01f);
   SparseLinearOptions o;
   o.fallback = Fallback::Never;
-  for (const char* pattern : {"1x4", "1x1", "4x1"}) {
+  const bool vnni = max_isa() >= Isa::Avx512Vnni;
+  for (auto [pattern, few] : {std::pair{"1x4", "s8-spmm-1x4-m4-avx512vnni"},
+                              std::pair{"1x1", "s8-spmm-1x1-m4-avx512vnni"}, std::pair{"4x1", ""}}) {
     SCOPED_TRACE(pattern);
     auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse(pattern), 0.9, rng, 127);
     SparseLinear op(w.data.data(), n, k, Pattern::parse(pattern), q, nullptr, o);
-    const bool lanes = max_isa() >= Isa::Avx512Vnni && pattern[0] == '1';
-    for (int64_t m : {1, 4}) EXPECT_EQ(op.impl(m) == "s8-spmm-1x4-m4-avx512vnni", lanes) << m;
-    EXPECT_NE(op.impl(5), "s8-spmm-1x4-m4-avx512vnni");
-    if (lanes) {
+    const std::string want = vnni ? few : "";
+    for (int64_t m : {1, 4}) {
+      if (want.empty()) {
+        EXPECT_NE(op.impl(m), "s8-spmm-1x4-m4-avx512vnni") << m;
+        EXPECT_NE(op.impl(m), "s8-spmm-1x1-m4-avx512vnni") << m;
+      } else {
+        EXPECT_EQ(op.impl(m), want) << m;
+      }
+    }
+    EXPECT_NE(op.impl(5), few);
+    if (!want.empty()) {
       EXPECT_GT(op.memory_bytes(), op.packed_bytes());
     }
     SparseLinearOptions forced = o;  // a forced kernel runs alone

@@ -102,7 +102,8 @@ inline void strip_narrow(const uint8_t* xc, int64_t ld, const int32_t* k, const 
       });
     } else {
       accumulate(x[0], x[1], x[2], x[3], [&](int r) {
-        const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, H, H, H, H, 2 * H, 2 * H, 2 * H, 2 * H, 3 * H, 3 * H, 3 * H, 3 * H);
+        const __m512i idx =
+            _mm512_setr_epi32(0, 0, 0, 0, H, H, H, H, 2 * H, 2 * H, 2 * H, 2 * H, 3 * H, 3 * H, 3 * H, 3 * H);
         return _mm512_permutexvar_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(r)),
                                         _mm512_maskz_loadu_epi32(__mmask16((1u << (4 * H)) - 1), wg));
       });
@@ -135,8 +136,8 @@ void spmm_chunked(const StripView& w, const SpmmArgs& a) {
     const int64_t se = std::min<int64_t>(a.s1, s + P), n0 = s * H;
     for (int64_t m0 = a.m0; m0 < a.m1; m0 += cw) {
       for (int64_t t = s; t < se; ++t)
-        (V == 1 ? strip_narrow<H> : strip<H, V>)(xt + m0, a.ldxt, w.k + w.ptr[t], wq + w.ptr[t] / 4 * H, w.ptr[t + 1] - w.ptr[t],
-                    tile + (t - s) * H * 64);
+        (V == 1 ? strip_narrow<H> : strip<H, V>)(xt + m0, a.ldxt, w.k + w.ptr[t], wq + w.ptr[t] / 4 * H,
+                                                 w.ptr[t + 1] - w.ptr[t], tile + (t - s) * H * 64);
       store_panel(tile, 64, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, std::min<int64_t>(cw, a.m1 - m0), a);
     }
   }
