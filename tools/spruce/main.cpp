@@ -9,6 +9,7 @@
 #include "command.hpp"
 #include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
+#include "spruce/memory.hpp"
 
 namespace spruce::cli {
 namespace {
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   using spruce::cli::one_line;
   using spruce::cli::report;
   spruce::cli::cap_onednn_with_spruce();
+  spruce::keep_freed_memory();  // LibTorch forwards re-faulted their big tensors on every call
   CLI::App app{"spruce: prune networks to structured sparsity, and run them faster than dense on CPUs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "spruce 0.1.0");
