@@ -10,6 +10,9 @@
 #include "minilm/corpus.hpp"
 #include "minilm/sentence_encoder.hpp"
 #include "spruce/error.hpp"
+#include "spruce/spmm.hpp"
+#include "spruce/torch/convert.hpp"
+#include "spruce/torch/layer_stack.hpp"
 #include "spruce/torch/threads.hpp"
 
 namespace minilm {
@@ -93,6 +96,17 @@ std::string kernel_summary(const std::vector<spruce::torch::ConvertedLayer>& lay
   return out;
 }
 
+// What each converted Linear runs for m rows (the operator's tuned choice), counted.
+std::string runs_at(::torch::nn::Module& model, int64_t m) {
+  std::map<std::string, int> count;
+  for (const auto& h : spruce::torch::find_layer_hosts(model))
+    for (size_t i = 0; i < h.host->size(); ++i)
+      if (const auto* g = spruce::torch::converted_gemm(*h.host->layer(i))) ++count[g->op().impl(m)];
+  std::string out;
+  for (const auto& [kernel, n] : count) out += (out.empty() ? "" : ", ") + kernel + " x" + std::to_string(n);
+  return out.empty() ? "libtorch" : out;
+}
+
 }  // namespace
 
 std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::ostream& log) {
@@ -156,9 +170,10 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
       r.cosine_to_own_fp32 = to_own;
       r.cosine_to_teacher = to_teacher;
       r.kernels = kernels;
+      r.runs = runs_at(*e.model(), batch * o.seq_length);
       log << "bench-model minilm: " << variant << " batch " << batch << " x " << o.seq_length << ": "
           << static_cast<int64_t>(r.sequences_per_second) << " seq/s, p99 " << r.p99_ms << " ms (" << r.iterations
-          << " runs)\n";
+          << " runs; " << r.runs << ")\n";
       records.push_back(r);
     }
   }

@@ -27,6 +27,7 @@ struct MinilmBenchRecord {
   double cosine_to_own_fp32 = 0;  // held-out mean cosine to the FP32 LibTorch model of the same weights
   double cosine_to_teacher = 0;   // held-out mean cosine to the dense FP32 teacher
   std::string kernels;            // the kernels the Linear layers run, e.g. "s8-spmm-4x1-avx512vnni x36"
+  std::string runs;               // what they ran at this batch's rows, as tuned: "onednn:... x12, s8-... x24"
 };
 
 std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& options, std::ostream& log);

@@ -67,6 +67,7 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
                                          {"cosine_to_teacher", r.cosine_to_teacher},
                                          {"cosine_to_own_fp32", r.cosine_to_own_fp32},
                                          {"kernels", r.kernels},
+                                         {"runs", r.runs},
                                          {"threads", o.threads},
                                          {"host", bench::host_line()},
                                          {"sparse_model", o.sparse_dir}});
