@@ -161,6 +161,8 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     if (o.decay_lr)
       static_cast<::torch::optim::AdamWOptions&>(optimizer.param_groups()[0].options())
           .lr(decayed_learning_rate(o.learning_rate, step, decay_from, o.steps));
+    if (o.similarity_weight > 0)
+      loss = loss + o.similarity_weight * spruce::torch::similarity_distillation(embedding, target_embedding);
     optimizer.zero_grad();
     loss.backward();
     if (pruner) pruner->on_before_optimizer_step();

@@ -32,7 +32,8 @@ struct DistillOptions {
   // Linear decay of the learning rate to zero over the steps after the last mask update (the whole
   // run for a pattern applied at step 0, such as 2:4); false keeps it constant.
   bool decay_lr = false;
-  double hidden_weight = 1.0;  // weight of the hidden-state loss beside the embedding loss
+  double hidden_weight = 1.0;      // weight of the hidden-state loss beside the embedding loss
+  double similarity_weight = 0.0;  // weight of the in-batch pairwise-similarity loss (retrieval structure)
   uint64_t seed = 0;
   int64_t evaluations = 4;  // held-out fidelity is printed this many times during training
   bool progress_bar = true;

@@ -21,6 +21,14 @@ namespace F = ::torch::nn::functional;
   return (1 - F::cosine_similarity(student, teacher.detach(), F::CosineSimilarityFuncOptions().dim(1))).mean();
 }
 
+::torch::Tensor similarity_distillation(const ::torch::Tensor& student, const ::torch::Tensor& teacher) {
+  const int64_t n = student.size(0);
+  if (n < 2) return ::torch::zeros({}, student.options());
+  const auto off = 1 - ::torch::eye(n, student.options());
+  const auto diff = (student.matmul(student.t()) - teacher.detach().matmul(teacher.detach().t())) * off;
+  return diff.pow(2).sum() / double(n * (n - 1));
+}
+
 ::torch::Tensor hidden_state_distillation(const std::vector<::torch::Tensor>& student,
                                           const std::vector<::torch::Tensor>& teacher, const ::torch::Tensor& mask) {
   if (student.empty() || student.size() != teacher.size())

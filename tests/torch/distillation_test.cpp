@@ -22,6 +22,24 @@ TEST(Distillation, LogitLossIsZeroOnlyForTheTeachersDistribution) {
   EXPECT_THROW(spruce::torch::logit_distillation(student, teacher, 0.0), std::exception);
 }
 
+// Pairwise similarities off the diagonal: zero for the teacher's own rows (and for any rotation of
+// them, which keeps every similarity), positive when the neighbourhoods differ.
+TEST(Distillation, SimilarityLossComparesPairwiseSimilarities) {
+  const auto teacher = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}, {0.6f, 0.8f}});
+  EXPECT_NEAR(spruce::torch::similarity_distillation(teacher, teacher).item<double>(), 0.0, 1e-9);
+  const auto rotated = torch::stack({-teacher.select(1, 1), teacher.select(1, 0)}, 1);
+  EXPECT_NEAR(spruce::torch::similarity_distillation(rotated, teacher).item<double>(), 0.0, 1e-6);
+  // Rows 0 and 1 swapped: pairs (0,2) and (1,2) change 0.6 <-> 0.8, each counted twice of 6.
+  const auto swapped = torch::tensor({{0.0f, 1.0f}, {1.0f, 0.0f}, {0.6f, 0.8f}});
+  EXPECT_NEAR(spruce::torch::similarity_distillation(swapped, teacher).item<double>(), 4 * 0.04 / 6, 1e-6);
+  EXPECT_EQ(spruce::torch::similarity_distillation(teacher.narrow(0, 0, 1), teacher).item<double>(), 0.0);
+  auto student = torch::tensor({{0.0f, 1.0f}, {1.0f, 0.0f}, {0.6f, 0.8f}}).requires_grad_();
+  const auto loss = spruce::torch::similarity_distillation(student, teacher);
+  loss.backward();
+  const auto stepped = (student - 0.5 * student.grad()).detach();
+  EXPECT_LT(spruce::torch::similarity_distillation(stepped, teacher).item<double>(), loss.item<double>());
+}
+
 TEST(Distillation, EmbeddingLossIsOneMinusCosine) {
   const auto a = torch::tensor({{1.0f, 0.0f}, {0.0f, 2.0f}});
   const auto b = torch::tensor({{0.0f, 1.0f}, {0.0f, 5.0f}});

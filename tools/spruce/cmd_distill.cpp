@@ -73,6 +73,7 @@ void run(DistillArgs& a) {
                            {"learning_rate", a.o.learning_rate},
                            {"lr_schedule", a.o.decay_lr ? "linear decay after the last mask update" : "constant"},
                            {"hidden_weight", a.o.hidden_weight},
+                           {"similarity_weight", a.o.similarity_weight},
                            {"seed", a.o.seed},
                            {"train_texts", corpus.train.size()},
                            {"held_out_texts", f.texts},
@@ -108,6 +109,10 @@ void add(CLI::App& app) {
   cmd->add_flag("--decay-lr", a->o.decay_lr,
                 "Decay the learning rate linearly to 0 over the steps after the last mask update");
   cmd->add_option("--hidden-weight", a->o.hidden_weight, "Weight of the hidden-state loss (0: embeddings only)")
+      ->check(real_in(0, 1000))
+      ->capture_default_str();
+  cmd->add_option("--similarity-weight", a->o.similarity_weight,
+                  "Weight of the loss on in-batch pairwise similarities (0: off), for retrieval fidelity")
       ->check(real_in(0, 1000))
       ->capture_default_str();
   cmd->add_option("--evaluations", a->o.evaluations, "Held-out fidelity reports during training")

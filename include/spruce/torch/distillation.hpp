@@ -15,6 +15,10 @@ namespace spruce::torch {
                                    double temperature);
 // 1 - cosine between matching rows of [N][H] embeddings, mean over rows.
 ::torch::Tensor embedding_distillation(const ::torch::Tensor& student, const ::torch::Tensor& teacher);
+// Mean squared difference between the student's and the teacher's pairwise similarities within
+// the batch (dot products of [N][H] rows, unit rows in practice), off the diagonal: the
+// neighbourhood structure a retrieval sees (relational distillation). Zero for N < 2.
+::torch::Tensor similarity_distillation(const ::torch::Tensor& student, const ::torch::Tensor& teacher);
 // Mean squared error between hidden states [B][T][H], over the tokens under `mask` [B][T] only,
 // averaged over the layers given (student and teacher lists of the same length).
 ::torch::Tensor hidden_state_distillation(const std::vector<::torch::Tensor>& student,
