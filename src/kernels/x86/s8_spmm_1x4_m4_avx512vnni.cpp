@@ -71,13 +71,7 @@ void panels(const StripView& w, const SpmmArgs& a) {
 }  // namespace
 
 void s8_spmm_1x4_m4_avx512vnni(const StripView& w, const SpmmArgs& a) {
-  switch (std::min<int64_t>(4, a.m1 - a.m0)) {
-    case 1: return panels<1>(w, a);
-    case 2: return panels<2>(w, a);
-    case 3: return panels<3>(w, a);
-    case 4: return panels<4>(w, a);
-    default: return;
-  }
+  with_rows_upto4(a.m1 - a.m0, [&](auto rows) { panels<decltype(rows)::value>(w, a); });
 }
 
 }  // namespace spruce::kernels::x86

@@ -5,6 +5,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -131,6 +132,19 @@ inline void store_rows(const int32_t* acc, int lda, int64_t n0, int64_t rows, in
   }
   const RowEpilogue<true> e(a, n0, rows);
   for (int64_t l = 0; l < mv; ++l) e.store(_mm512_castsi512_ps(_mm512_loadu_si512(acc + l * lda)), m0 + l);
+}
+
+// f(std::integral_constant<int, M>{}) with M = min(4, rows) (nothing for rows < 1): the m <= 4
+// kernels keep M rows of accumulators in registers, so M must be a compile-time constant.
+template <typename F>
+inline void with_rows_upto4(int64_t rows, F&& f) {
+  switch (rows < 4 ? rows : 4) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    default: return;
+  }
 }
 
 }  // namespace
