@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Rewrites the fidelity table of docs/results-minilm.md (between its `minilm-table` markers) from
-out/minilm/<config>.json (written by scripts/minilm_results.sh), and, with gnuplot, plots
+out/minilm/<config>.json (written by scripts/minilm_results.sh; --runs takes several folders, e.g. the
+500-step runs and out/minilm-long's), and, with gnuplot, plots
 docs/minilm_fidelity_vs_sparsity.png (held-out mean cosine and top-10 overlap against sparsity,
 one line per pattern) and docs/minilm_fidelity_vs_steps.png (mean cosine during training). Standard library only."""
 import argparse
@@ -13,32 +14,54 @@ CONFIGS = ["2in4", "4x1-70", "4x1-80", "4x1-90", "16x1-80"]
 TARGETS = {"2in4": (0.95, 0.8), "4x1-80": (0.95, 0.8)}  # the issue's: mean cosine, top-10 overlap
 
 
-def load(folder):
+def load(folders):
+    """{label: run}; the label is the config, prefixed by its folder's name when there are several."""
     runs = {}
-    for name in CONFIGS:
-        path = os.path.join(folder, name + ".json")
-        if os.path.exists(path):
-            with open(path) as f:
-                runs[name] = json.load(f)
+    for folder in folders:
+        for name in CONFIGS:
+            path = os.path.join(folder, name + ".json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    r = json.load(f)
+                r["config"] = name
+                label = name if len(folders) == 1 else f"{os.path.basename(os.path.normpath(folder))}/{name}"
+                runs[label] = r
     return runs
 
 
+def losses(r):
+    parts = ["cosine", f"hidden x{r.get('hidden_weight', 1):g}"]
+    if r.get("similarity_weight", 0):
+        parts.append(f"similarity x{r['similarity_weight']:g}")
+    return " + ".join(parts)
+
+
+def schedule(r):
+    return "decayed" if r.get("lr_schedule", "constant") != "constant" else "constant"
+
+
 def table(runs):
-    rows = ["| Pattern | Sparsity | Steps | Held-out mean cosine | Top-10 overlap | Spearman | Target (cos / top-10) |",
-            "|---|---|---|---|---|---|---|"]
-    for name, r in runs.items():
-        target = TARGETS.get(name)
+    rows = ["| Pattern | Sparsity | Steps | Learning rate | Loss | Held-out mean cosine | Top-10 overlap | Spearman | "
+            "Target (cos / top-10) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for r in runs.values():
+        target = TARGETS.get(r["config"])
         verdict = "-" if not target else (
             f"{target[0]} / {target[1]}: " +
             ("met" if r["mean_cosine"] >= target[0] and r["top10_overlap"] >= target[1] else "**missed**"))
-        rows.append(f"| {r['pattern']} | {100 * r['sparsity']:.1f}% | {r['steps']} | {r['mean_cosine']:.4f} | "
+        rows.append(f"| {r['pattern']} | {100 * r['sparsity']:.1f}% | {r['steps']} | "
+                    f"{r['learning_rate']:g}, {schedule(r)} | {losses(r)} | {r['mean_cosine']:.4f} | "
                     f"{r['top10_overlap']:.3f} | {r['spearman']:.4f} | {verdict} |")
     return "\n".join(rows)
 
 
 def plot(runs, png):
-    lines = {}
+    longest = {}  # one point per config: its longest run
     for r in runs.values():
+        if r["config"] not in longest or r["steps"] > longest[r["config"]]["steps"]:
+            longest[r["config"]] = r
+    lines = {}
+    for r in longest.values():
         lines.setdefault(r["pattern"], []).append((r["sparsity"], r["mean_cosine"], r["top10_overlap"]))
     if not lines:
         return False
@@ -75,7 +98,7 @@ def plot_steps(runs, png):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", default="out/minilm")
+    ap.add_argument("--runs", nargs="+", default=["out/minilm"])
     ap.add_argument("--doc", default="docs/results-minilm.md")
     ap.add_argument("--png", default="docs/minilm_fidelity_vs_sparsity.png")
     ap.add_argument("--steps-png", default="docs/minilm_fidelity_vs_steps.png")

@@ -5,15 +5,17 @@
 # runs whose JSON exists are skipped, so an interrupted sweep resumes. Then
 # `python3 scripts/minilm_report.py` rewrites the table and the plot.
 #   STEPS=500 LR=3e-4 ONLY="2in4 4x1-80" scripts/minilm_results.sh [build/tools/spruce/spruce]
-# DECAY=1 decays the learning rate linearly to 0 after the last mask update; THREADS (default 2).
+# DECAY=1 decays the learning rate linearly to 0 after the last mask update; SIMILARITY=W adds the
+# in-batch pairwise-similarity loss at weight W; THREADS (default 2).
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
 out=${MINILM_DIR:-out/minilm}
 steps=${STEPS:-500}
 lr=${LR:-3e-4}
 threads=${THREADS:-2}
-decay=()
-[ "${DECAY:-0}" = 1 ] && decay=(--decay-lr)
+extra=()
+[ "${DECAY:-0}" = 1 ] && extra=(--decay-lr)
+[ -n "${SIMILARITY:-}" ] && extra+=(--similarity-weight "$SIMILARITY")
 configs=(
   "2in4|--pattern 2:4"
   "4x1-70|--pattern 4x1 --sparsity 0.7"
@@ -27,9 +29,9 @@ for c in "${configs[@]}"; do
   name=${c%%|*}
   [ -n "$only" ] && [[ " $only " != *" $name "* ]] && continue
   [ -f "$out/$name.json" ] && continue
-  echo "minilm: $name ($steps steps, lr $lr${decay:+, decayed})"
+  echo "minilm: $name ($steps steps, lr $lr${extra[*]:+, ${extra[*]}})"
   # shellcheck disable=SC2086
-  "$spruce" distill ${c#*|} --steps "$steps" --lr "$lr" "${decay[@]}" --threads "$threads" --evaluations 8 --no-progress \
+  "$spruce" distill ${c#*|} --steps "$steps" --lr "$lr" "${extra[@]}" --threads "$threads" --evaluations 8 --no-progress \
     --save "$out/$name" --json "$out/$name.json" > "$out/$name.log" 2>&1 || echo "failed: $name (see $out/$name.log)" >&2
 done
 echo "minilm: done; now run python3 scripts/minilm_report.py"
