@@ -8,9 +8,9 @@ namespace spruce {
 
 void keep_freed_memory() {
 #if defined(__GLIBC__)
-  mallopt(M_MMAP_MAX, 0);                 // no block gets a mapping of its own
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);     // the heap's free top goes back only past 1 GiB
-  mallopt(M_TOP_PAD, 256 << 20);          // grow the heap in big steps (address space, not pages)
+  mallopt(M_MMAP_MAX, 0);              // no block gets a mapping of its own
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);  // the heap's free top goes back only past 1 GiB
+  mallopt(M_TOP_PAD, 256 << 20);       // grow the heap in big steps (address space, not pages)
 #endif
 }
 

@@ -33,9 +33,9 @@ constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
 }
 
 const std::array kKernels{
-    // Sparse GEMM, INT8: the m <= 4 kernels first, so that a problem with a small m finds them.
-    spmm("s8-spmm-1x4-m4-avx512vnni", S, Vnni, 16, WeightFormat::RowLanes, s8_spmm_1x4_m4_avx512vnni, ref::pack_u8_rows,
-         Layout::Rows, 4),
+    // Sparse GEMM, INT8: the small-m kernels first, so that a problem with a small m finds them.
+    spmm("s8-spmm-1x4-m2-avx512vnni", S, Vnni, 16, WeightFormat::RowLanes, s8_spmm_1x4_m2_avx512vnni, ref::pack_u8_rows,
+         Layout::Rows, 2),
     spmm("s8-spmm-1x1-m4-avx512vnni", S, Vnni, 16, WeightFormat::QuadMasks, s8_spmm_1x1_m4_avx512vnni,
          ref::pack_u8_rows, Layout::Rows, 4),
     spmm("s8-spmm-4x1-m4-avx512vnni", S, Vnni, 4, Strips, s8_spmm_4x1_m4_avx512vnni, ref::pack_u8_m4, Layout::M4, 4),

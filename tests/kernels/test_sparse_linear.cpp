@@ -138,9 +138,9 @@ TEST(SparseLinear, SmallBatchesLeaveAmx) {
   EXPECT_GT(op.memory_bytes(), op.packed_bytes());
 }
 
-// Where blocks are one output channel high, up to 4 rows run a kernel with a packing of its own,
-// on any host with VNNI: row lanes for whole quads (1x4), quad masks for scattered nonzeros (1x1).
-// Other patterns never do.
+// Where blocks are one output channel high, a few rows run a kernel with a packing of its own, on
+// any host with VNNI: row lanes for whole quads (1x4, m <= 2), quad masks for scattered nonzeros
+// (1x1, m <= 4). Other patterns never do.
 TEST(SparseLinear, FewRowsOfOneRowBlocksRunTheirOwnKernels) {
   std::mt19937 rng(460);
   const int64_t k = 256, n = 128;
@@ -149,27 +149,31 @@ TEST(SparseLinear, FewRowsOfOneRowBlocksRunTheirOwnKernels) {
   SparseLinearOptions o;
   o.fallback = Fallback::Never;
   const bool vnni = max_isa() >= Isa::Avx512Vnni;
-  for (auto [pattern, few] : {std::pair{"1x4", "s8-spmm-1x4-m4-avx512vnni"},
-                              std::pair{"1x1", "s8-spmm-1x1-m4-avx512vnni"}, std::pair{"4x1", ""}}) {
-    SCOPED_TRACE(pattern);
-    auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse(pattern), 0.9, rng, 127);
-    SparseLinear op(w.data.data(), n, k, Pattern::parse(pattern), q, nullptr, o);
-    const std::string want = vnni ? few : "";
-    for (int64_t m : {1, 4}) {
-      if (want.empty()) {
-        EXPECT_NE(op.impl(m), "s8-spmm-1x4-m4-avx512vnni") << m;
-        EXPECT_NE(op.impl(m), "s8-spmm-1x1-m4-avx512vnni") << m;
-      } else {
-        EXPECT_EQ(op.impl(m), want) << m;
+  struct Want {
+    const char* pattern;
+    const char* kernel;
+    int64_t max_m;
+  };
+  for (const Want& want :
+       {Want{"1x4", "s8-spmm-1x4-m2-avx512vnni", 2}, Want{"1x1", "s8-spmm-1x1-m4-avx512vnni", 4}, Want{"4x1", "", 0}}) {
+    SCOPED_TRACE(want.pattern);
+    auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse(want.pattern), 0.9, rng, 127);
+    SparseLinear op(w.data.data(), n, k, Pattern::parse(want.pattern), q, nullptr, o);
+    const bool few = vnni && want.max_m > 0;
+    for (int64_t m = 1; m <= 5; ++m) {
+      const std::string impl = op.impl(m);
+      const bool own = impl == "s8-spmm-1x4-m2-avx512vnni" || impl == "s8-spmm-1x1-m4-avx512vnni";
+      EXPECT_EQ(own, few && m <= want.max_m) << "m=" << m << " " << impl;
+      if (own) {
+        EXPECT_EQ(impl, want.kernel);
       }
     }
-    EXPECT_NE(op.impl(5), few);
-    if (!want.empty()) {
+    if (few) {
       EXPECT_GT(op.memory_bytes(), op.packed_bytes());
     }
     SparseLinearOptions forced = o;  // a forced kernel runs alone
     forced.kernel = op.sparse_kernel();
-    EXPECT_EQ(SparseLinear(w.data.data(), n, k, Pattern::parse(pattern), q, nullptr, forced).impl(1),
+    EXPECT_EQ(SparseLinear(w.data.data(), n, k, Pattern::parse(want.pattern), q, nullptr, forced).impl(1),
               op.sparse_kernel());
   }
 }

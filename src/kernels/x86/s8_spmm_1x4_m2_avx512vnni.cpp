@@ -1,7 +1,7 @@
-// s8-spmm-1x4-m4-avx512vnni: INT8 for m <= 4 when every output row keeps its own input channels
+// s8-spmm-1x4-m2-avx512vnni: INT8 for m <= 2 when every output row keeps its own input channels
 // (1x1, 1x4 blocks: the patterns of unstructured and DeepSparse-style pruning).
 //
-// A vector over m would be mostly empty at m <= 4, and a strip of rows sharing one list of input
+// A vector over m would be mostly empty at m <= 2, and a strip of rows sharing one list of input
 // channels lists the union of its rows (a third of the quads for 90% 1x1 over 4 rows). Here each
 // of the 16 lanes is one output row walking its own list of quads (the RowLanes format): per
 // step, one vpgatherdd per m fetches the 16 rows' activation quads straight from X, and one
@@ -70,7 +70,7 @@ void panels(const StripView& w, const SpmmArgs& a) {
 
 }  // namespace
 
-void s8_spmm_1x4_m4_avx512vnni(const StripView& w, const SpmmArgs& a) {
+void s8_spmm_1x4_m2_avx512vnni(const StripView& w, const SpmmArgs& a) {
   with_rows_upto4(a.m1 - a.m0, [&](auto rows) { panels<decltype(rows)::value>(w, a); });
 }
 
