@@ -8,7 +8,12 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define SPRUCE_QUANTIZE_AVX512 1
+#endif
 
+#include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 
 namespace spruce {
@@ -28,12 +33,37 @@ inline uint8_t quantize_one(float x, float inv_scale, float zero_point) {
 
 uint8_t U8Quant::quantize(float x) const { return quantize_one(x, 1.f / scale, float(zero_point)); }
 
+#ifdef SPRUCE_QUANTIZE_AVX512
+namespace {
+// AVX-512 for 16 values an instruction, where the CPU (and SPRUCE_MAX_ISA) allow: quantizing each
+// layer's input took 20-30% of an INT8 layer at 384 x 3072 on the SSE2 path. The same operations
+// in the same order as quantize_one (vmaxps(t, 0) gives 0 for a NaN); returns the values done.
+__attribute__((target("avx512f"))) int64_t quantize_u8_avx512(const float* x, int64_t n, float inv, float zp,
+                                                              uint8_t* out) {
+  const __m512 vinv = _mm512_set1_ps(inv), vzp = _mm512_set1_ps(zp), zero = _mm512_setzero_ps(),
+               top = _mm512_set1_ps(255.f), round = _mm512_set1_ps(kRound);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vinv), vzp);
+    const __m512 v = _mm512_min_ps(_mm512_max_ps(t, zero), top);
+    const __m512i r = _mm512_cvttps_epi32(_mm512_sub_ps(_mm512_add_ps(v, round), round));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(r));
+  }
+  return i;
+}
+}  // namespace
+#endif
+
 // SSE2 (every x86-64) for 16 values a step: GCC 12 leaves quantize_one's loop scalar, with
 // branches, which cost a third of a small INT8 layer. The same operations in the same order:
 // maxps(t, 0) returns 0 for a NaN as quantize_one does.
 void quantize_u8(const float* x, int64_t n, const U8Quant& q, uint8_t* out) {
   const float inv = 1.f / q.scale, zp = float(q.zero_point);
   int64_t i = 0;
+#ifdef SPRUCE_QUANTIZE_AVX512
+  static const bool avx512 = max_isa() >= Isa::Avx512;
+  if (avx512) i = quantize_u8_avx512(x, n, inv, zp, out);
+#endif
 #ifdef __SSE2__
   const __m128 vinv = _mm_set1_ps(inv), vzp = _mm_set1_ps(zp), zero = _mm_setzero_ps(), top = _mm_set1_ps(255.f),
                round = _mm_set1_ps(kRound);
