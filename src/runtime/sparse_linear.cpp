@@ -7,6 +7,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sparse_linear_impl.hpp"
@@ -137,12 +138,18 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
     const kernels::Kernel& k1 = kernels::select(one);
     if (&k1 != s.kernel) s.small = &k1;
   }
+  // The second and third packings start from W, unpacked once.
+  Matrix<int8_t> w;
+  auto unpacked = [&]() {
+    if (w.data.empty()) w = s.weights.unpack_s8();
+    return MatrixView<const int8_t>(std::as_const(w).view());
+  };
   s.low = s.low_small = nullptr;
   s.low_weights = PackedWeights();
   if (s.opt.kernel.empty() && s.kernel->isa == Isa::Amx) {
     const kernels::Kernel& lk = kernels::select({kernels::Op::Spmm, s.dtype, p, 0, s.ic, s.oc}, Isa::Avx512Vnni);
     s.low = &lk;
-    s.low_weights = kernels::pack_weights(lk, MatrixView<const int8_t>(s.weights.unpack_s8().view()));
+    s.low_weights = kernels::pack_weights(lk, unpacked());
     const kernels::Kernel& k1 = kernels::select({kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc, &lk}, Isa::Avx512Vnni);
     if (&k1 != &lk) s.low_small = &k1;
   }
@@ -152,7 +159,7 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
     const kernels::Kernel& fk = kernels::select({kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc});
     if (fk.weights == kernels::WeightFormat::RowLanes || fk.weights == kernels::WeightFormat::QuadMasks) {
       s.few = &fk;
-      s.few_weights = kernels::pack_weights(fk, MatrixView<const int8_t>(s.weights.unpack_s8().view()));
+      s.few_weights = kernels::pack_weights(fk, unpacked());
     }
   }
   if (bias) s.bias.assign(bias, bias + s.oc);
