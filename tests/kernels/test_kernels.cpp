@@ -277,6 +277,17 @@ TEST(Kernels, M4KernelsReadInsideXt) {
   }
 }
 
+// The aligned quads of input channels where row r of w has a nonzero.
+int64_t quads_with_nonzeros(const Matrix<int8_t>& w, int64_t r) {
+  int64_t quads = 0;
+  for (int64_t c = 0; c < w.cols; c += 4) {
+    bool any = false;
+    for (int64_t t = c; t < std::min(w.cols, c + 4); ++t) any = any || w(r, t) != 0;
+    quads += any;
+  }
+  return quads;
+}
+
 // The row-lane format: rows sorted by list length into panels, a round trip through its parts,
 // and every corruption of it caught before the kernel could gather out of bounds.
 TEST(Kernels, RowLanesFormatRoundTripsAndRejectsCorruption) {
@@ -289,15 +300,7 @@ TEST(Kernels, RowLanesFormatRoundTripsAndRejectsCorruption) {
   const auto& s = pw.impl().s8;
   ASSERT_EQ(s.perm.size(), 48u);
   // Longest lists first: a panel's steps are its first row's list length.
-  auto quads_of = [&](int32_t r) {
-    int64_t q = 0;
-    for (int64_t c = 0; c < k; c += 4) {
-      bool any = false;
-      for (int64_t t = c; t < std::min(k, c + 4); ++t) any = any || w(r, t) != 0;
-      q += any;
-    }
-    return q;
-  };
+  auto quads_of = [&](int32_t r) { return quads_with_nonzeros(w, r); };
   for (size_t l = 1; l < size_t(n); ++l) EXPECT_GE(quads_of(s.perm[l - 1]), quads_of(s.perm[l]));
   for (int64_t p = 0; p < s.strips(); ++p)
     EXPECT_EQ((s.ptr[size_t(p + 1)] - s.ptr[size_t(p)]) / 16, quads_of(s.perm[size_t(p * 16)]));
@@ -351,12 +354,7 @@ TEST(Kernels, QuadMasksFormatRoundTripsAndRejectsCorruption) {
   const PackedWeights pw = pack_weights(*masked, MatrixView<const int8_t>(w.view()));
   const auto& s = pw.impl().s8;
   int64_t nonzero_dwords = 0;
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t c = 0; c < k; c += 4) {
-      bool any = false;
-      for (int64_t t = c; t < std::min(k, c + 4); ++t) any = any || w(r, t) != 0;
-      nonzero_dwords += any;
-    }
+  for (int64_t r = 0; r < n; ++r) nonzero_dwords += quads_with_nonzeros(w, r);
   EXPECT_EQ(int64_t(s.w.size() / 4), nonzero_dwords);  // only the nonzero dwords are stored
   EXPECT_EQ(pw.unpack_s8().data, w.data);
   const PackedParts good = pw.parts();
