@@ -382,6 +382,57 @@ TEST(Kernels, QuadMasksFormatRoundTripsAndRejectsCorruption) {
   });
 }
 
+// Random single-byte corruptions of the two few-row formats: each is rejected, or it is a valid
+// packing that the kernel runs within its arrays (under the sanitizers; gathers stay inside xt by
+// the checks on every quad start).
+TEST(Kernels, FewRowFormatsSurviveRandomCorruption) {
+  std::mt19937 rng(1200);
+  for (const char* name : {"s8-spmm-1x4-m2-avx512vnni", "s8-spmm-1x1-m4-avx512vnni"}) {
+    SCOPED_TRACE(name);
+    const Kernel* kr = find(name);
+    ASSERT_NE(kr, nullptr);
+    const int64_t n = 24, k = 40, m = kr->max_m;
+    const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("1x1"), 0.8, rng, 127);
+    const PackedParts good = pack_weights(*kr, MatrixView<const int8_t>(w.view())).parts();
+    const auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
+    std::vector<uint8_t> xt(xt_bytes(DType::S8, m, k, kr->layout));
+    const int64_t ldxt = xt_ld(DType::S8, m, kr->layout, k);
+    kr->pack(x.data(), m, k, 0, k, xt.data(), ldxt);
+    std::vector<float> scale(size_t(n), 0.01f), y(size_t(m * n));
+    std::vector<int32_t> comp(size_t(n), 0);
+    Epilogue ep;
+    ep.scale = scale.data();
+    ep.comp = comp.data();
+    int rejected = 0, ran = 0;
+    for (int trial = 0; trial < 400; ++trial) {
+      PackedParts bad = good;
+      auto& target = bad.arrays[rng() % bad.arrays.size()];
+      if (target.bytes.empty()) continue;
+      const size_t at = rng() % target.bytes.size();
+      target.bytes[at] = uint8_t(target.bytes[at] + std::uniform_int_distribution<int>(1, 255)(rng));
+      try {
+        const PackedWeights pw = PackedWeights::from_parts(bad, true, n, k);
+        if (kr->isa > max_isa()) continue;
+        SpmmArgs a;
+        a.xt = xt.data();
+        a.ldxt = ldxt;
+        a.m_total = m;
+        a.m1 = m;
+        a.s1 = (n + 15) / 16;
+        a.y = y.data();
+        a.ldy = n;
+        a.ep = &ep;
+        kr->spmm()(pw.impl().view, a);
+        ++ran;
+      } catch (const Error&) {
+        ++rejected;
+      }
+    }
+    EXPECT_GT(rejected, 100);
+    std::printf("%s: %d corruptions rejected, %d ran\n", name, rejected, ran);
+  }
+}
+
 TEST(Kernels, DispatchPicksFastestAllowed) {
   const bool vnni = max_isa() >= Isa::Avx512Vnni, amx = max_isa() >= Isa::Amx;
   auto pick = [](const char* pattern, int64_t m) {
