@@ -180,10 +180,11 @@ struct Problem {
   const Kernel* packed_for = nullptr;
 };
 
-// One registry entry. Names: "<dtype>-<op>-<tile>[-m4]-<isa>", the tile being h x (input channels
+// One registry entry. Names: "<dtype>-<op>-<tile>[-mN]-<isa>", the tile being h x (input channels
 // per weight group): s8-spmm-4x1-avx512vnni reads strips of 4 output channels listing single input
-// channels, s8-spmm-4x4 quads, s8-spmm-4of8 at most 4 of every 8 input channels; -m4 only runs
-// m <= 4. Reference kernels (isa scalar) end in "-ref".
+// channels, s8-spmm-4x4 quads, s8-spmm-4of8 at most 4 of every 8 input channels; -mN only runs
+// m <= N. The few-row kernels with formats of their own (RowLanes, QuadMasks) are named by the
+// blocks they serve: s8-spmm-1x4-m2, s8-spmm-1x1-m4. Reference kernels (isa scalar) end in "-ref".
 struct Kernel {
   const char* name;
   Op op;

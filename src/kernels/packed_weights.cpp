@@ -11,14 +11,21 @@
 namespace spruce::kernels {
 namespace {
 
+// An empty packing of W's shape with tile h x kg, for the builders below to fill.
 template <typename T>
-StripWeights<T> build(MatrixView<const T> w, int h, int kg, bool quads = false) {
-  if (h < 1 || h > 64) usage_error("strip height must be 1..64, not " + std::to_string(h));
+StripWeights<T> shaped(MatrixView<const T> w, int h, int kg) {
   StripWeights<T> s;
   s.h = h;
   s.kg = kg;
   s.rows = w.rows;
   s.cols = w.cols;
+  return s;
+}
+
+template <typename T>
+StripWeights<T> build(MatrixView<const T> w, int h, int kg, bool quads = false) {
+  if (h < 1 || h > 64) usage_error("strip height must be 1..64, not " + std::to_string(h));
+  StripWeights<T> s = shaped(w, h, kg);
   const int64_t strips = (w.rows + h - 1) / h;
   s.ptr.assign(size_t(strips + 1), 0);
   std::vector<int32_t> cols;
@@ -54,11 +61,7 @@ StripWeights<T> build(MatrixView<const T> w, int h, int kg, bool quads = false) 
 }
 
 StripWeights<int8_t> make_tile_blocks(MatrixView<const int8_t> w) {
-  StripWeights<int8_t> s;
-  s.h = 16;
-  s.kg = 64;
-  s.rows = w.rows;
-  s.cols = w.cols;
+  StripWeights<int8_t> s = shaped(w, 16, 64);
   const int64_t strips = (w.rows + 15) / 16, blocks = (w.cols + 63) / 64;
   s.ptr.assign(size_t(strips + 1), 0);
   for (int64_t st = 0; st < strips; ++st) {
@@ -81,11 +84,7 @@ StripWeights<int8_t> make_tile_blocks(MatrixView<const int8_t> w) {
 }
 
 StripWeights<int8_t> make_octets(MatrixView<const int8_t> w) {
-  StripWeights<int8_t> s;
-  s.h = 16;
-  s.kg = 8;
-  s.rows = w.rows;
-  s.cols = w.cols;
+  StripWeights<int8_t> s = shaped(w, 16, 8);
   const int64_t panels = (w.rows + 15) / 16, q = (w.cols + 7) / 8;
   s.w.assign(size_t(panels * q * 64), 0);
   s.sel.assign(s.w.size(), 0);
@@ -110,11 +109,7 @@ StripWeights<int8_t> make_octets(MatrixView<const int8_t> w) {
 
 // RowLanes: see WeightFormat.
 StripWeights<int8_t> make_row_lanes(MatrixView<const int8_t> w) {
-  StripWeights<int8_t> s;
-  s.h = 16;
-  s.kg = 4;
-  s.rows = w.rows;
-  s.cols = w.cols;
+  StripWeights<int8_t> s = shaped(w, 16, 4);
   std::vector<std::vector<int32_t>> quads(size_t(w.rows));
   for (int64_t r = 0; r < w.rows; ++r)
     for (int64_t c = 0; c < w.cols; c += 4)
@@ -156,11 +151,7 @@ StripWeights<int8_t> make_row_lanes(MatrixView<const int8_t> w) {
 
 // QuadMasks: see WeightFormat.
 StripWeights<int8_t> make_quad_masks(MatrixView<const int8_t> w) {
-  StripWeights<int8_t> s;
-  s.h = 16;
-  s.kg = 4;
-  s.rows = w.rows;
-  s.cols = w.cols;
+  StripWeights<int8_t> s = shaped(w, 16, 4);
   const int64_t panels = (w.rows + 15) / 16, quads = (w.cols + 3) / 4;
   s.wptr.assign(1, 0);
   for (int64_t p = 0; p < panels; ++p) {

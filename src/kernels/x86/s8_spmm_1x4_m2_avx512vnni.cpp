@@ -10,8 +10,6 @@
 // row permutation and scatters the outputs to the rows' places.
 #include <immintrin.h>
 
-#include <algorithm>
-
 #include "../kernel.hpp"
 #include "store_avx512.hpp"
 #include "x86.hpp"
