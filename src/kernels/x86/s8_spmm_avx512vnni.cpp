@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "../kernel.hpp"
 #include "store_avx512.hpp"
@@ -74,19 +75,27 @@ inline void strip_narrow(const uint8_t* xc, int64_t ld, const int32_t* k, const 
       for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], xq[i], wb);
     }
   };
-  // xt row of list position j into lane L (L > 0 merges into x).
-  auto row_into = [&](__m512i x, int L, int64_t j) {
+  // xt row of list position j into lane L (L > 0 merges into x). L is a compile-time constant
+  // (std::integral_constant): vinserti32x4 takes its lane as an immediate.
+  auto row_into = [&](__m512i x, auto L, int64_t j) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xc + k[j] * ld));
-    return L == 0 ? _mm512_zextsi128_si512(v) : _mm512_inserti32x4(x, v, L);
+    if constexpr (decltype(L)::value == 0)
+      return _mm512_zextsi128_si512(v);
+    else
+      return _mm512_inserti32x4(x, v, decltype(L)::value);
   };
+  constexpr std::integral_constant<int, 0> lane0;
+  constexpr std::integral_constant<int, 1> lane1;
+  constexpr std::integral_constant<int, 2> lane2;
+  constexpr std::integral_constant<int, 3> lane3;
   int64_t j = 0;
   for (; j + 16 <= nj; j += 16) {
     __m512i x[4];
     for (int t = 0; t < 4; ++t) {
-      x[t] = row_into(_mm512_setzero_si512(), 0, j + t);
-      x[t] = row_into(x[t], 1, j + 4 + t);
-      x[t] = row_into(x[t], 2, j + 8 + t);
-      x[t] = row_into(x[t], 3, j + 12 + t);
+      x[t] = row_into(_mm512_setzero_si512(), lane0, j + t);
+      x[t] = row_into(x[t], lane1, j + 4 + t);
+      x[t] = row_into(x[t], lane2, j + 8 + t);
+      x[t] = row_into(x[t], lane3, j + 12 + t);
     }
     // Lane L's weights: group j/4 + L, row r, at wq[(j/4 + L) * H + r].
     const int32_t* wg = wq + (j / 4) * H;
@@ -111,8 +120,8 @@ inline void strip_narrow(const uint8_t* xc, int64_t ld, const int32_t* k, const 
   }
   for (; j < nj; j += 4) {
     const int32_t* wg = wq + (j / 4) * H;
-    accumulate(row_into(_mm512_setzero_si512(), 0, j), row_into(_mm512_setzero_si512(), 0, j + 1),
-               row_into(_mm512_setzero_si512(), 0, j + 2), row_into(_mm512_setzero_si512(), 0, j + 3),
+    accumulate(row_into(_mm512_setzero_si512(), lane0, j), row_into(_mm512_setzero_si512(), lane0, j + 1),
+               row_into(_mm512_setzero_si512(), lane0, j + 2), row_into(_mm512_setzero_si512(), lane0, j + 3),
                [&](int r) { return _mm512_set1_epi32(wg[r]); });
   }
   for (int r = 0; r < H; ++r)
@@ -135,9 +144,14 @@ void spmm_chunked(const StripView& w, const SpmmArgs& a) {
   for (int64_t s = a.s0; s < a.s1; s += P) {
     const int64_t se = std::min<int64_t>(a.s1, s + P), n0 = s * H;
     for (int64_t m0 = a.m0; m0 < a.m1; m0 += cw) {
-      for (int64_t t = s; t < se; ++t)
-        (V == 1 ? strip_narrow<H> : strip<H, V>)(xt + m0, a.ldxt, w.k + w.ptr[t], wq + w.ptr[t] / 4 * H,
-                                                 w.ptr[t + 1] - w.ptr[t], tile + (t - s) * H * 64);
+      for (int64_t t = s; t < se; ++t) {
+        const int32_t *k = w.k + w.ptr[t], *wt = wq + w.ptr[t] / 4 * H;
+        int32_t* out = tile + (t - s) * H * 64;
+        if constexpr (V == 1)
+          strip_narrow<H>(xt + m0, a.ldxt, k, wt, w.ptr[t + 1] - w.ptr[t], out);
+        else
+          strip<H, V>(xt + m0, a.ldxt, k, wt, w.ptr[t + 1] - w.ptr[t], out);
+      }
       store_panel(tile, 64, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, std::min<int64_t>(cw, a.m1 - m0), a);
     }
   }
