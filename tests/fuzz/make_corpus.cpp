@@ -41,7 +41,8 @@ std::string encode(const fuzz::PackedInput& in) {
   auto array = [&](const char* name) {
     const PackedParts::Array* a = parts.find(name);
     std::string bytes;
-    const size_t es = std::string(name) == "strip_ptr" ? 8 : std::string(name) == "strip_k" ? 4 : 1;
+    const std::string n = name;
+    const size_t es = n == "strip_ptr" || n == "strip_wptr" ? 8 : n == "strip_k" || n == "strip_perm" ? 4 : 1;
     fuzz::put(bytes, uint32_t(a ? a->bytes.size() / es : 0));
     if (a) bytes.append(reinterpret_cast<const char*>(a->bytes.data()), a->bytes.size());
     return bytes;
@@ -58,7 +59,8 @@ std::string encode(const fuzz::PackedInput& in) {
   fuzz::put(out, uint8_t(in.m - 1));
   fuzz::put(out, uint16_t(p.out_features));
   fuzz::put(out, uint16_t(p.in_features));
-  for (const char* name : {"strip_ptr", "strip_k", "strip_w", "strip_sel"}) out += array(name);
+  for (const char* name : {"strip_ptr", "strip_k", "strip_w", "strip_sel", "strip_perm", "strip_wptr"})
+    out += array(name);
   return out;
 }
 
@@ -100,6 +102,29 @@ void packed_corpus(const fs::path& dir) {
         in.options.kernel.clear();
         write(dir, "seed-" + std::to_string(id++) + "-" + in.p.weights.kernel(), encode(in));
       }
+  // The few-row kernels' formats (row lanes, quad masks). Those kernels have a largest m, so they
+  // run only beside a main packing and the operator never saves them; a model file holding them
+  // is written here, so that their validators are fuzzed too.
+  for (const auto& [name, kernel] :
+       {std::pair{"1x4", "s8-spmm-1x4-m2-avx512vnni"}, {"1x1", "s8-spmm-1x1-m4-avx512vnni"}})
+    for (int v = 0; v < 2; ++v) {
+      const Pattern p = Pattern::parse(name);
+      const int64_t n = 20 + v * 13, k = 24 + v * 20;
+      const MatrixF w = bench::pruned_weights(n, k, p, 0.7, rng, {bench::Values::Integers, 3});
+      const std::vector<int8_t> w8(w.data.begin(), w.data.end());
+      fuzz::PackedInput in;
+      in.options.threads = 1;
+      in.options.fallback = Fallback::Never;
+      in.u8_out = v == 1;
+      in.m = 1 + v * 3;
+      in.p.int8 = true;
+      in.p.out_features = n;
+      in.p.in_features = k;
+      in.p.pattern = p;
+      fuzz::fill_params(in.p, v == 0, in.u8_out);
+      in.p.weights = kernels::pack_weights(*kernels::find(kernel), MatrixView<const int8_t>{w8.data(), n, k});
+      write(dir, "seed-few-" + std::to_string(v) + "-" + kernel, encode(in));
+    }
 }
 
 void safetensors_corpus(const fs::path& dir) {

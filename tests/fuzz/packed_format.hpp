@@ -9,9 +9,10 @@
 //   u8  strip_h, strip_kg
 //   u8  m          rows of the test input: 1 + m % 80
 //   u16 out_features, in_features (little-endian; the target skips shapes over 512)
-//   then the arrays strip_ptr, strip_k, strip_w, strip_sel of the packed weights' parts (attributes
-//   strip_h, strip_kg): each a u32 count, then that many elements (i64, i32, f32 or i8, u8), cut
-//   short where the input ends; an empty strip_sel is left out.
+//   then the arrays strip_ptr, strip_k, strip_w, strip_sel, strip_perm, strip_wptr of the packed
+//   weights' parts (attributes strip_h, strip_kg): each a u32 count, then that many elements (i64,
+//   i32, f32 or i8 bytes, u8, i32, i64), cut short where the input ends; the last three are left
+//   out when empty.
 //
 // Bias, scales and zero points are not in the input: they come valid from the shape, because
 // their checks are plain range checks and the interesting invariants are in the strip arrays.

@@ -47,8 +47,13 @@ bool read(const uint8_t* data, size_t size, fuzz::PackedInput& in) {
   w.arrays.push_back({"strip_ptr", T::I64, bytes(r.array<int64_t>())});
   w.arrays.push_back({"strip_k", T::I32, bytes(r.array<int32_t>())});
   w.arrays.push_back({"strip_w", p.int8 ? T::I8 : T::F32, r.array<uint8_t>()});
-  std::vector<uint8_t> sel = r.array<uint8_t>();
-  if (!sel.empty()) w.arrays.push_back({"strip_sel", T::U8, sel});
+  // The optional arrays, left out when empty: strip_sel (4x4 and quad-mask kernels), strip_perm
+  // (row-lane kernel) and strip_wptr (quad-mask kernel).
+  if (std::vector<uint8_t> sel = r.array<uint8_t>(); !sel.empty()) w.arrays.push_back({"strip_sel", T::U8, sel});
+  if (std::vector<int32_t> perm = r.array<int32_t>(); !perm.empty())
+    w.arrays.push_back({"strip_perm", T::I32, bytes(perm)});
+  if (std::vector<int64_t> wptr = r.array<int64_t>(); !wptr.empty())
+    w.arrays.push_back({"strip_wptr", T::I64, bytes(wptr)});
   in.u8_out = p.int8 && (flags & 4);
   fuzz::fill_params(p, flags & 2, in.u8_out);
   in.options.threads = 1;
