@@ -5,21 +5,55 @@
 // contiguous bytes of the strip weights. xt is in the M4 layout ([k][4], one dword per input channel
 // holding its 4 m values), so one vpgatherdd fetches the 16 input channels of the 4 groups for all
 // m, and one in-lane vpshufb per m picks byte m of each into the group's dword, repeated for the
-// 4 rows. Lanes are summed over g at the end of the strip.
+// 4 rows. A panel of 4 strips (16 output channels) is finished together: one transpose-add of
+// their accumulators per m sums the groups and leaves the 16 channels in order, for the vector
+// epilogue.
 #include <immintrin.h>
 
 #include <algorithm>
 
-#include "../epilogue.hpp"
 #include "../kernel.hpp"
+#include "store_avx512.hpp"
 #include "x86.hpp"
 
 namespace spruce::kernels::x86 {
+namespace {
 
-void s8_spmm_4x1_m4_avx512vnni(const StripView& w, const SpmmArgs& a) {
-  const uint8_t* xt = static_cast<const uint8_t*>(a.xt);
+// out lane block t (4 dwords, one per row r) = the sum over g of a[t]'s lane block g.
+inline __m512i sum_groups(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+  // s01 = [a0.0 + a0.2, a0.1 + a0.3, a1.0 + a1.2, a1.1 + a1.3], s23 likewise.
+  const __m512i s01 = _mm512_add_epi32(_mm512_shuffle_i32x4(a0, a1, 0x44), _mm512_shuffle_i32x4(a0, a1, 0xEE));
+  const __m512i s23 = _mm512_add_epi32(_mm512_shuffle_i32x4(a2, a3, 0x44), _mm512_shuffle_i32x4(a2, a3, 0xEE));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(s01, s23, 0x88), _mm512_shuffle_i32x4(s01, s23, 0xDD));
+}
+
+// Strip s's accumulators for M rows of X: acc[m] lane (g, r).
+template <int M>
+inline void strip(const StripView& w, int64_t s, const uint8_t* xt, const __m512i pick[4], __m512i* out) {
   const int8_t* wv = static_cast<const int8_t*>(w.w);
-  const int M = int(std::min<int64_t>(4, a.m1 - a.m0));
+  __m512i acc[M];
+  for (auto& v : acc) v = _mm512_setzero_si512();
+  const int64_t j1 = w.ptr[s + 1];
+  int64_t j = w.ptr[s];
+  for (; j + 16 <= j1; j += 16) {
+    const __m512i idx = _mm512_loadu_si512(w.k + j);
+    const __m512i xg = _mm512_i32gather_epi32(idx, xt, 4);
+    const __m512i wq = _mm512_loadu_si512(wv + j * 4);  // 4 groups x [4 rows][4 k]
+    for (int m = 0; m < M; ++m) acc[m] = _mm512_dpbusd_epi32(acc[m], _mm512_shuffle_epi8(xg, pick[m]), wq);
+  }
+  if (j < j1) {
+    const __mmask16 km = __mmask16((1u << (j1 - j)) - 1);  // j1 - j: a multiple of 4
+    const __m512i idx = _mm512_maskz_loadu_epi32(km, w.k + j);
+    const __m512i xg = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), km, idx, xt, 4);
+    const __m512i wq = _mm512_maskz_loadu_epi32(km, wv + j * 4);
+    for (int m = 0; m < M; ++m) acc[m] = _mm512_dpbusd_epi32(acc[m], _mm512_shuffle_epi8(xg, pick[m]), wq);
+  }
+  for (int m = 0; m < M; ++m) out[m] = acc[m];
+}
+
+template <int M>
+void panels(const StripView& w, const SpmmArgs& a) {
+  const uint8_t* xt = static_cast<const uint8_t*>(a.xt);
   // For m: in every dword, bytes m, 4+m, 8+m, 12+m of its 128-bit lane.
   __m512i pick[4];
   for (int m = 0; m < 4; ++m) {
@@ -28,27 +62,34 @@ void s8_spmm_4x1_m4_avx512vnni(const StripView& w, const SpmmArgs& a) {
                       char(m), char(4 + m), char(8 + m), char(12 + m), char(m), char(4 + m), char(8 + m), char(12 + m));
     pick[m] = _mm512_broadcast_i32x4(p);
   }
-  for (int64_t s = a.s0; s < a.s1; ++s) {
-    __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-    const int64_t j0 = w.ptr[s], j1 = w.ptr[s + 1];
-    for (int64_t j = j0; j < j1; j += 16) {
-      const int64_t left = std::min<int64_t>(16, j1 - j);  // a multiple of 4
-      const __mmask16 km = __mmask16((1u << left) - 1);
-      const __m512i idx = _mm512_maskz_loadu_epi32(km, w.k + j);
-      const __m512i xg = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), km, idx, xt, 4);
-      const __m512i wq = _mm512_maskz_loadu_epi32(km, wv + j * 4);  // 4 groups x [4 rows][4 k]
-      for (int m = 0; m < M; ++m) acc[m] = _mm512_dpbusd_epi32(acc[m], _mm512_shuffle_epi8(xg, pick[m]), wq);
+  // Panels of 4 strips from s0; the last may be short.
+  for (int64_t s = a.s0; s < a.s1; s += 4) {
+    __m512i acc[4][M];
+    for (int t = 0; t < 4; ++t) {
+      if (s + t < a.s1)
+        strip<M>(w, s + t, xt, pick, acc[t]);
+      else
+        for (auto& v : acc[t]) v = _mm512_setzero_si512();
     }
-    const int64_t n0 = s * 4, rows = std::min<int64_t>(4, w.rows - n0);
-    for (int m = 0; m < M; ++m) {
-      const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(acc[m]), _mm512_extracti64x4_epi64(acc[m], 1));
-      const __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-      alignas(16) int32_t out[4];
-      _mm_store_si128(reinterpret_cast<__m128i*>(out), q);
-      for (int r = 0; r < rows; ++r)
-        store_out(dequantize(out[r], n0 + r, *a.ep), *a.ep, a.y, (a.m0 + m) * a.ldy + n0 + r);
+    const int64_t n0 = s * 4, rows = std::min({int64_t(16), w.rows - n0, (a.s1 - s) * 4});
+    if (a.ep->act == Activation::GELU) {
+      for (int m = 0; m < M; ++m) {
+        alignas(64) int32_t v[16];
+        _mm512_store_si512(v, sum_groups(acc[0][m], acc[1][m], acc[2][m], acc[3][m]));
+        for (int64_t r = 0; r < rows; ++r) store_one(v[r], n0 + r, a.m0 + m, a);
+      }
+    } else {
+      const RowEpilogue<true> finish(a, n0, rows);
+      for (int m = 0; m < M; ++m)
+        finish.store(_mm512_castsi512_ps(sum_groups(acc[0][m], acc[1][m], acc[2][m], acc[3][m])), a.m0 + m);
     }
   }
+}
+
+}  // namespace
+
+void s8_spmm_4x1_m4_avx512vnni(const StripView& w, const SpmmArgs& a) {
+  with_rows_upto4(a.m1 - a.m0, [&](auto rows) { panels<decltype(rows)::value>(w, a); });
 }
 
 }  // namespace spruce::kernels::x86
