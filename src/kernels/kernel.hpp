@@ -113,7 +113,9 @@ struct Epilogue {
 //  f32: pos = m (natural order), ldxt >= round_up(M, 16) (xt_ld), padding zero.
 //  u8 : chunks of cw = u8_chunk(M) columns; inside a chunk, position p = 16L + 4i + j holds
 //       m = chunk_start + (cw/4)*i + 4L + j, so that interleaving 4 rows with unpack gives
-//       accumulators in natural m order. ldxt >= round_up(M, cw) (xt_ld), padding zero.
+//       accumulators in natural m order. ldxt >= round_up(M, cw) (xt_ld); positions of rows
+//       past M inside the chunks are zero, and the bytes past round_up(M, cw) are neither written
+//       nor read (at m <= 16 they are 48 of a row's 64).
 // xt_ld() pads rows to an odd number of cache lines, so that rows do not alias in the caches.
 // Layout::Quads (u8 only): xt[(q * ldxt + m) * 4 + t] = x[m][4q + t], the VNNI-native order: one
 // 64-byte load is 16 m x one aligned quad of input channels, no interleave needed. ldxt counts m.

@@ -24,7 +24,7 @@ void pack_u8_chunks(int cw, const void* x, int64_t m, int64_t lda, int64_t k0, i
   uint8_t* out = static_cast<uint8_t*>(xt);
   for (int64_t k = k0; k < k1; ++k) {
     uint8_t* row = out + k * ldxt;
-    std::fill(row, row + ldxt, uint8_t(0));
+    std::fill(row, row + round_up(m, cw), uint8_t(0));
     for (int64_t i = 0; i < m; ++i) row[u8_pos(i, cw)] = xs[i * lda + k];
   }
 }

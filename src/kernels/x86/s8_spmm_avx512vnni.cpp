@@ -200,7 +200,9 @@ void pack_u8_chunks(int cw, const void* x, int64_t m, int64_t lda, int64_t k0, i
   const uint8_t* xs = static_cast<const uint8_t*>(x);
   uint8_t* out = static_cast<uint8_t*>(xt);
   const int qw = cw / 4;
-  for (int64_t c0 = 0; c0 < ldxt; c0 += cw)
+  // Only the chunks holding rows of X; the row padding past them is not read (kernel.hpp).
+  const int64_t used = round_up(m, cw);
+  for (int64_t c0 = 0; c0 < used; c0 += cw)
     for (int L = 0; L < cw / 16; ++L)
       for (int64_t kb = k0; kb < k1; kb += 64) {
         const int64_t kn = std::min<int64_t>(64, k1 - kb);
