@@ -19,14 +19,6 @@
 namespace spruce::kernels::x86 {
 namespace {
 
-// out lane block t (4 dwords, one per row r) = the sum over g of a[t]'s lane block g.
-inline __m512i sum_groups(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
-  // s01 = [a0.0 + a0.2, a0.1 + a0.3, a1.0 + a1.2, a1.1 + a1.3], s23 likewise.
-  const __m512i s01 = _mm512_add_epi32(_mm512_shuffle_i32x4(a0, a1, 0x44), _mm512_shuffle_i32x4(a0, a1, 0xEE));
-  const __m512i s23 = _mm512_add_epi32(_mm512_shuffle_i32x4(a2, a3, 0x44), _mm512_shuffle_i32x4(a2, a3, 0xEE));
-  return _mm512_add_epi32(_mm512_shuffle_i32x4(s01, s23, 0x88), _mm512_shuffle_i32x4(s01, s23, 0xDD));
-}
-
 // Strip s's accumulators for M rows of X: acc[m] lane (g, r).
 template <int M>
 inline void strip(const StripView& w, int64_t s, const uint8_t* xt, const __m512i pick[4], __m512i* out) {
@@ -75,13 +67,13 @@ void panels(const StripView& w, const SpmmArgs& a) {
     if (a.ep->act == Activation::GELU) {
       for (int m = 0; m < M; ++m) {
         alignas(64) int32_t v[16];
-        _mm512_store_si512(v, sum_groups(acc[0][m], acc[1][m], acc[2][m], acc[3][m]));
+        _mm512_store_si512(v, sum_lane_blocks(acc[0][m], acc[1][m], acc[2][m], acc[3][m]));
         for (int64_t r = 0; r < rows; ++r) store_one(v[r], n0 + r, a.m0 + m, a);
       }
     } else {
       const RowEpilogue<true> finish(a, n0, rows);
       for (int m = 0; m < M; ++m)
-        finish.store(_mm512_castsi512_ps(sum_groups(acc[0][m], acc[1][m], acc[2][m], acc[3][m])), a.m0 + m);
+        finish.store(_mm512_castsi512_ps(sum_lane_blocks(acc[0][m], acc[1][m], acc[2][m], acc[3][m])), a.m0 + m);
     }
   }
 }

@@ -124,12 +124,9 @@ inline void strip_narrow(const uint8_t* xc, int64_t ld, const int32_t* k, const 
                row_into(_mm512_setzero_si512(), lane0, j + 2), row_into(_mm512_setzero_si512(), lane0, j + 3),
                [&](int r) { return _mm512_set1_epi32(wg[r]); });
   }
+  // Row r's 16 m: acc[r][i] summed over its lanes gives m = 4i..4i+3.
   for (int r = 0; r < H; ++r)
-    for (int i = 0; i < 4; ++i) {
-      const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(acc[r][i]), _mm512_extracti64x4_epi64(acc[r][i], 1));
-      const __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(tile + r * 64 + 4 * i), q);
-    }
+    _mm512_storeu_si512(tile + r * 64, sum_lane_blocks(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
 }
 
 // Strips are finished in panels of 16 output channels (16 / H strips), so the epilogue writes

@@ -91,6 +91,15 @@ struct RowEpilogue {
   }
 };
 
+// Lane block t (4 dwords) of the result = the sum of a_t's four 128-bit lane blocks: four
+// horizontal sums, left side by side in order, in 6 shuffles and 3 adds.
+inline __m512i sum_lane_blocks(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
+  // s01 = [a0.0 + a0.2, a0.1 + a0.3, a1.0 + a1.2, a1.1 + a1.3], s23 likewise.
+  const __m512i s01 = _mm512_add_epi32(_mm512_shuffle_i32x4(a0, a1, 0x44), _mm512_shuffle_i32x4(a0, a1, 0xEE));
+  const __m512i s23 = _mm512_add_epi32(_mm512_shuffle_i32x4(a2, a3, 0x44), _mm512_shuffle_i32x4(a2, a3, 0xEE));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(s01, s23, 0x88), _mm512_shuffle_i32x4(s01, s23, 0xDD));
+}
+
 // The scalar epilogue of one accumulator (tails and GELU): the same operations in the same order.
 template <typename Acc>
 inline void store_one(Acc acc, int64_t n, int64_t m, const SpmmArgs& a) {
