@@ -119,12 +119,13 @@ struct Epilogue {
 // xt_ld() pads rows to an odd number of cache lines, so that rows do not alias in the caches.
 // Layout::Quads (u8 only): xt[(q * ldxt + m) * 4 + t] = x[m][4q + t], the VNNI-native order: one
 // 64-byte load is 16 m x one aligned quad of input channels, no interleave needed. ldxt counts m.
-// Layout::M4 (u8, m <= 4): xt[k * 4 + m], ldxt = 4: one dword per input channel.
+// Layout::M8 (u8, m <= 8): xt[k * ldxt + m], ldxt = 4 at m <= 4, else 8: one or two dwords per
+// input channel, each holding 4 m (zero past M).
 // Layout::Rows (u8): X row-major as given, rows padded to a multiple of 8 input channels with zeros.
 // Layout::Gather64 (u8): Gather with chunks of cw = 64 whatever M is (the AMX kernels' B tiles).
 // Layout::Rows64 (u8): Rows padded to a multiple of 64 input channels and of 16 m with zeros, so
 // that a 16 x 64-byte AMX tile loads straight from it.
-enum class Layout { Gather, Quads, M4, Rows, Gather64, Rows64 };
+enum class Layout { Gather, Quads, M8, Rows, Gather64, Rows64 };
 namespace {  // internal linkage, as these are also compiled with AVX-512 flags (epilogue.hpp)
 inline int u8_chunk(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }

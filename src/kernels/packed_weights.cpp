@@ -176,7 +176,7 @@ StripWeights<int8_t> make_quad_masks(MatrixView<const int8_t> w) {
 }  // namespace
 
 int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
-  if (l == Layout::M4) return 4;
+  if (l == Layout::M8) return m <= 4 ? 4 : 8;
   if (l == Layout::Rows || l == Layout::Rows64) {  // the stride between m rows
     int64_t ld = round_up(std::max<int64_t>(k, 1), l == Layout::Rows ? 8 : 64);
     if ((ld / 64) % 2 == 0) ld += 64;
@@ -196,9 +196,9 @@ size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l) {
   if (l == Layout::Rows) return size_t(m * ld);
   if (l == Layout::Rows64) return size_t(round_up(m, 16) * ld);
   if (l == Layout::Quads) return size_t((k + 3) / 4 * ld * 4);
-  // The m4 kernels also runs on quad strips (m <= 4), whose zero-weight padding lists input
+  // The m8 kernel also runs on quad strips (m <= 8), whose zero-weight padding lists input
   // channels up to round_up(k, 4) - 1, and gathers xt for them: rows past k are read, never used.
-  if (l == Layout::M4) return size_t(round_up(k, 4) * ld);
+  if (l == Layout::M8) return size_t(round_up(k, 4) * ld);
   return size_t(k * ld * (d == DType::F32 ? 4 : 1));
 }
 

@@ -161,7 +161,7 @@ const auto* const kCoverage =
 
 void sweep(DType d, uint32_t seed0) {
   std::printf("kernel sweep: seeds %u.. (ISA cap %s)\n", seed0, std::string(isa_name(max_isa())).c_str());
-  const int64_t ms[] = {1, 3, 15, 16, 17, 31, 33, 63, 64, 65, 100};
+  const int64_t ms[] = {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 33, 63, 64, 65, 100};
   const int64_t ks[] = {1, 3, 4, 5, 15, 16, 17, 63, 64, 65, 130};
   const int64_t ns[] = {1, 3, 4, 5, 15, 16, 17, 33};
   for (const Kernel* kr : runnable(d)) {
@@ -217,9 +217,9 @@ TEST(Kernels, PackMatchesReference) {
         std::vector<uint8_t> x(size_t(m * (k + 2)) * es), a(xt_bytes(kr.dtype, m, k, kr.layout), 1), b(a.size(), 2);
         for (auto& v : x) v = uint8_t(rng() % 100);  // small bytes: finite floats
         kr.pack(x.data(), m, k + 2, 0, k, a.data(), ld);
-        if (kr.layout == Layout::M4 && m > 4) continue;
+        if (kr.layout == Layout::M8 && m > 8) continue;
         const PackFn want = kr.layout == Layout::Quads      ? ref::pack_u8_quads
-                            : kr.layout == Layout::M4       ? ref::pack_u8_m4
+                            : kr.layout == Layout::M8       ? ref::pack_u8_m8
                             : kr.layout == Layout::Rows     ? ref::pack_u8_rows
                             : kr.layout == Layout::Gather64 ? ref::pack_u8_gather64
                             : kr.layout == Layout::Rows64   ? ref::pack_u8_rows64
@@ -238,49 +238,51 @@ TEST(Kernels, PackMatchesReference) {
   }
 }
 
-// The m <= 4 kernels on lists that name input channels up to round_up(k, 4) - 1 with zero weights
-// (the 4x1-m4 kernel on quad strips, the row-lane kernel on any k): they gather xt for them too,
+// The narrow kernels (m <= 8, m <= 2) on lists that name input channels up to round_up(k, 4) - 1 with zero weights
+// (the 4x1-m8 kernel on quad strips, the row-lane kernel on any k): they gather xt for them too,
 // so xt_bytes() must cover them. ASan does not see gathers: xt ends at a guard page here.
-TEST(Kernels, M4KernelsReadInsideXt) {
-  for (const char* name : {"s8-spmm-4x4-m4-avx512vnni", "s8-spmm-1x4-m2-avx512vnni"}) {
+TEST(Kernels, NarrowKernelsReadInsideXt) {
+  for (const char* name : {"s8-spmm-4x4-m8-avx512vnni", "s8-spmm-1x4-m2-avx512vnni"}) {
     SCOPED_TRACE(name);
     const Kernel* narrow = find(name);
     ASSERT_NE(narrow, nullptr);
     if (narrow->isa > max_isa()) GTEST_SKIP() << "needs AVX-512 VNNI";
-    const int64_t m = std::min<int64_t>(3, narrow->max_m), k = 75, n = 8;
-    std::mt19937 rng(31);
-    const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
-    const PackedWeights pw = pack_weights(*narrow, MatrixView<const int8_t>(w.view()));
-    const auto& sw = pw.impl().s8;
-    ASSERT_TRUE(std::any_of(sw.k.begin(), sw.k.end(), [&](int32_t c) { return c + 3 >= k; }));
-    const size_t bytes = xt_bytes(DType::S8, m, k, narrow->layout), page = size_t(sysconf(_SC_PAGESIZE));
-    ASSERT_LE(bytes, page);
-    auto* mem =
-        static_cast<uint8_t*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    ASSERT_NE(mem, MAP_FAILED);
-    ASSERT_EQ(mprotect(mem + page, page, PROT_NONE), 0);
-    uint8_t* xt = mem + page - bytes;
-    const auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
-    const int64_t ldxt = xt_ld(DType::S8, m, narrow->layout, k);
-    narrow->pack(x.data(), m, k, 0, k, xt, ldxt);
-    std::vector<float> scale(size_t(n), 0.01f), y(size_t(m * n)), want(y.size());
-    std::vector<int32_t> comp(size_t(n), 0);
-    Epilogue ep;
-    ep.scale = scale.data();
-    ep.comp = comp.data();
-    ref::dense_s8(x.data(), m, k, n, w.data.data(), 0, ep, want.data(), n);
-    SpmmArgs a;
-    a.xt = xt;
-    a.ldxt = ldxt;
-    a.m_total = m;
-    a.m1 = m;
-    a.s1 = sw.strips();
-    a.y = y.data();
-    a.ldy = n;
-    a.ep = &ep;
-    narrow->spmm()(pw.impl().view, a);
-    EXPECT_EQ(y, want);
-    munmap(mem, 2 * page);
+    for (const int64_t m : {std::min<int64_t>(3, narrow->max_m), narrow->max_m}) {  // every dword slab of M8
+      const int64_t k = 75, n = 8;
+      std::mt19937 rng(31);
+      const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
+      const PackedWeights pw = pack_weights(*narrow, MatrixView<const int8_t>(w.view()));
+      const auto& sw = pw.impl().s8;
+      ASSERT_TRUE(std::any_of(sw.k.begin(), sw.k.end(), [&](int32_t c) { return c + 3 >= k; }));
+      const size_t bytes = xt_bytes(DType::S8, m, k, narrow->layout), page = size_t(sysconf(_SC_PAGESIZE));
+      ASSERT_LE(bytes, page);
+      auto* mem =
+          static_cast<uint8_t*>(mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+      ASSERT_NE(mem, MAP_FAILED);
+      ASSERT_EQ(mprotect(mem + page, page, PROT_NONE), 0);
+      uint8_t* xt = mem + page - bytes;
+      const auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
+      const int64_t ldxt = xt_ld(DType::S8, m, narrow->layout, k);
+      narrow->pack(x.data(), m, k, 0, k, xt, ldxt);
+      std::vector<float> scale(size_t(n), 0.01f), y(size_t(m * n)), want(y.size());
+      std::vector<int32_t> comp(size_t(n), 0);
+      Epilogue ep;
+      ep.scale = scale.data();
+      ep.comp = comp.data();
+      ref::dense_s8(x.data(), m, k, n, w.data.data(), 0, ep, want.data(), n);
+      SpmmArgs a;
+      a.xt = xt;
+      a.ldxt = ldxt;
+      a.m_total = m;
+      a.m1 = m;
+      a.s1 = sw.strips();
+      a.y = y.data();
+      a.ldy = n;
+      a.ep = &ep;
+      narrow->spmm()(pw.impl().view, a);
+      EXPECT_EQ(y, want) << "m=" << m;
+      munmap(mem, 2 * page);
+    }
   }
 }
 
@@ -448,7 +450,7 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   EXPECT_EQ(pick("4x1", 128), amx ? "s8-spmm-16x1-amx" : vnni ? "s8-spmm-4x1-avx512vnni" : "s8-spmm-ref");
   EXPECT_EQ(pick("4x16", 0), amx ? "s8-spmm-16x4-amx" : vnni ? "s8-spmm-4x4-avx512vnni" : "s8-spmm-ref");
   EXPECT_EQ(pick("16x4", 0), amx ? "s8-spmm-16x4-amx" : vnni ? "s8-spmm-4x4-avx512vnni" : "s8-spmm-ref");
-  EXPECT_EQ(pick("4x16", 3), vnni ? "s8-spmm-4x1-m4-avx512vnni" : "s8-spmm-ref");  // fresh weights: strips
+  EXPECT_EQ(pick("4x16", 3), vnni ? "s8-spmm-4x1-m8-avx512vnni" : "s8-spmm-ref");  // fresh weights: strips
   EXPECT_EQ(pick("2:4", 0), vnni ? "s8-spmm-4of8-avx512vnni" : "s8-spmm-ref");
   EXPECT_EQ(pick("4:8", 0), vnni ? "s8-spmm-4of8-avx512vnni" : "s8-spmm-ref");
   EXPECT_EQ(pick("2:3", 0), vnni ? "s8-spmm-1x1-avx512vnni" : "s8-spmm-ref");
@@ -460,7 +462,7 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   EXPECT_EQ(small.weights, quads.weights);
   EXPECT_EQ(small.h, quads.h);
   if (vnni) {
-    EXPECT_STREQ(small.name, "s8-spmm-4x4-m4-avx512vnni");
+    EXPECT_STREQ(small.name, "s8-spmm-4x4-m8-avx512vnni");
   }
   EXPECT_STREQ(registry().back().name, "s8-table-dot-interaction-u8-ref");
 }

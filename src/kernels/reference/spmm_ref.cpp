@@ -49,7 +49,7 @@ void pack_u8_quads(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1
       }
 }
 
-void pack_u8_m4(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+void pack_u8_m8(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
   const uint8_t* xs = static_cast<const uint8_t*>(x);
   uint8_t* out = static_cast<uint8_t*>(xt);
   for (int64_t k = k0; k < k1; ++k)

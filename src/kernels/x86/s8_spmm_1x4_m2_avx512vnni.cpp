@@ -69,7 +69,7 @@ void panels(const StripView& w, const SpmmArgs& a) {
 }  // namespace
 
 void s8_spmm_1x4_m2_avx512vnni(const StripView& w, const SpmmArgs& a) {
-  with_rows_upto4(a.m1 - a.m0, [&](auto rows) { panels<decltype(rows)::value>(w, a); });
+  with_rows_upto<2>(a.m1 - a.m0, [&](auto rows) { panels<decltype(rows)::value>(w, a); });
 }
 
 }  // namespace spruce::kernels::x86

@@ -1,13 +1,13 @@
-// s8-spmm-4x1-m4-avx512vnni: INT8 for m <= 4 (small batches), strips of 4 output channels.
+// s8-spmm-4x1-m8-avx512vnni: INT8 for m <= 8 (small batches), strips of 4 output channels.
 //
 // With so few rows, vectorizing over m wastes the vector. Instead each vpdpbusd covers 4 groups
 // of a strip at once: lane (g, r) holds row r's 4 weights of group g, which is exactly 64
-// contiguous bytes of the strip weights. xt is in the M4 layout ([k][4], one dword per input channel
-// holding its 4 m values), so one vpgatherdd fetches the 16 input channels of the 4 groups for all
-// m, and one in-lane vpshufb per m picks byte m of each into the group's dword, repeated for the
-// 4 rows. A panel of 4 strips (16 output channels) is finished together: one transpose-add of
-// their accumulators per m sums the groups and leaves the 16 channels in order, for the vector
-// epilogue.
+// contiguous bytes of the strip weights. xt is in the M8 layout ([k][4] or [k][8]: one or two
+// dwords per input channel, each holding 4 m), so one vpgatherdd per dword slab fetches the 16
+// input channels of the 4 groups for 4 m, and one in-lane vpshufb per m picks byte m of each
+// into the group's dword, repeated for the 4 rows. A panel of 4 strips (16 output channels) is
+// finished together: one transpose-add of their accumulators per m sums the groups and leaves
+// the 16 channels in order, for the vector epilogue.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -19,26 +19,27 @@
 namespace spruce::kernels::x86 {
 namespace {
 
-// Strip s's accumulators for M rows of X: acc[m] lane (g, r).
+// Strip s's accumulators for M rows of X: out[m] lane (g, r). xt rows are 4 * S bytes (S slabs).
 template <int M>
 inline void strip(const StripView& w, int64_t s, const uint8_t* xt, const __m512i pick[4], __m512i* out) {
+  constexpr int S = M > 4 ? 2 : 1;
   const int8_t* wv = static_cast<const int8_t*>(w.w);
   __m512i acc[M];
   for (auto& v : acc) v = _mm512_setzero_si512();
+  auto add = [&](__m512i idx, __m512i wq, __mmask16 km) {
+    for (int h = 0; h < S; ++h) {
+      const __m512i xg = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), km, idx, xt + 4 * h, 4 * S);
+      for (int m = 4 * h; m < std::min(M, 4 * h + 4); ++m)
+        acc[m] = _mm512_dpbusd_epi32(acc[m], _mm512_shuffle_epi8(xg, pick[m % 4]), wq);
+    }
+  };
   const int64_t j1 = w.ptr[s + 1];
   int64_t j = w.ptr[s];
-  for (; j + 16 <= j1; j += 16) {
-    const __m512i idx = _mm512_loadu_si512(w.k + j);
-    const __m512i xg = _mm512_i32gather_epi32(idx, xt, 4);
-    const __m512i wq = _mm512_loadu_si512(wv + j * 4);  // 4 groups x [4 rows][4 k]
-    for (int m = 0; m < M; ++m) acc[m] = _mm512_dpbusd_epi32(acc[m], _mm512_shuffle_epi8(xg, pick[m]), wq);
-  }
+  for (; j + 16 <= j1; j += 16)  // 4 groups x [4 rows][4 k] of weights
+    add(_mm512_loadu_si512(w.k + j), _mm512_loadu_si512(wv + j * 4), __mmask16(0xFFFF));
   if (j < j1) {
     const __mmask16 km = __mmask16((1u << (j1 - j)) - 1);  // j1 - j: a multiple of 4
-    const __m512i idx = _mm512_maskz_loadu_epi32(km, w.k + j);
-    const __m512i xg = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), km, idx, xt, 4);
-    const __m512i wq = _mm512_maskz_loadu_epi32(km, wv + j * 4);
-    for (int m = 0; m < M; ++m) acc[m] = _mm512_dpbusd_epi32(acc[m], _mm512_shuffle_epi8(xg, pick[m]), wq);
+    add(_mm512_maskz_loadu_epi32(km, w.k + j), _mm512_maskz_loadu_epi32(km, wv + j * 4), km);
   }
   for (int m = 0; m < M; ++m) out[m] = acc[m];
 }
@@ -46,7 +47,7 @@ inline void strip(const StripView& w, int64_t s, const uint8_t* xt, const __m512
 template <int M>
 void panels(const StripView& w, const SpmmArgs& a) {
   const uint8_t* xt = static_cast<const uint8_t*>(a.xt);
-  // For m: in every dword, bytes m, 4+m, 8+m, 12+m of its 128-bit lane.
+  // For m (within a slab): in every dword, bytes m, 4+m, 8+m, 12+m of its 128-bit lane.
   __m512i pick[4];
   for (int m = 0; m < 4; ++m) {
     const __m128i p =
@@ -80,8 +81,8 @@ void panels(const StripView& w, const SpmmArgs& a) {
 
 }  // namespace
 
-void s8_spmm_4x1_m4_avx512vnni(const StripView& w, const SpmmArgs& a) {
-  with_rows_upto4(a.m1 - a.m0, [&](auto rows) { panels<decltype(rows)::value>(w, a); });
+void s8_spmm_4x1_m8_avx512vnni(const StripView& w, const SpmmArgs& a) {
+  with_rows_upto<8>(a.m1 - a.m0, [&](auto rows) { panels<decltype(rows)::value>(w, a); });
 }
 
 }  // namespace spruce::kernels::x86
