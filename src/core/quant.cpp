@@ -13,6 +13,7 @@
 #define SPRUCE_QUANTIZE_AVX512 1
 #endif
 
+#include "gelu.hpp"
 #include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 
@@ -122,10 +123,28 @@ std::vector<float> quantize_weights(MatrixView<const float> w, Matrix<int8_t>& q
   return scales;
 }
 
+namespace {
+// gelu.hpp's arithmetic on one float, as the AVX-512 epilogue does it on 16.
+struct ScalarMath {
+  using V = float;
+  static float set(float c) { return c; }
+  static float sub(float a, float b) { return a - b; }
+  static float mul(float a, float b) { return a * b; }
+  static float div(float a, float b) { return a / b; }
+  static float fma(float a, float b, float c) { return std::fma(a, b, c); }
+  static float abs(float a) { return std::fabs(a); }
+  static float neg(float a) { return -a; }
+  static float max(float a, float b) { return a > b ? a : b; }
+  static float round(float a) { return std::nearbyint(a); }
+  static float scale(float a, float n) { return std::ldexp(a, int(n)); }  // n in [-126, 0]
+  static float select_nonneg(float x, float a, float b) { return x >= 0.0f ? a : b; }
+};
+}  // namespace
+
 float apply_activation(float f, Activation a) {
   switch (a) {
     case Activation::ReLU: return f > 0.0f ? f : 0.0f;
-    case Activation::GELU: return 0.5f * f * (1.0f + std::erf(f * 0.70710678118654752f));
+    case Activation::GELU: return gelu_detail::gelu_erf<ScalarMath>(f);
     default: return f;
   }
 }

@@ -50,16 +50,8 @@ void panel_group(const StripView& w, const SpmmArgs& a, int64_t first) {
   }
   for (int i = 0; i < P; ++i) {
     const int64_t n0 = (first + i) * 16, rows = std::min<int64_t>(16, w.rows - n0);
-    if (a.ep->act == Activation::GELU) {
-      for (int m = 0; m < M; ++m) {
-        alignas(64) int32_t v[16];
-        _mm512_store_si512(v, acc[i][m]);
-        for (int64_t r = 0; r < rows; ++r) store_one(v[r], n0 + r, a.m0 + m, a);
-      }
-    } else {
-      const RowEpilogue<true> finish(a, n0, rows);
-      for (int m = 0; m < M; ++m) finish.store(_mm512_castsi512_ps(acc[i][m]), a.m0 + m);
-    }
+    const RowEpilogue<true> finish(a, n0, rows);
+    for (int m = 0; m < M; ++m) finish.store(_mm512_castsi512_ps(acc[i][m]), a.m0 + m);
   }
 }
 

@@ -21,7 +21,7 @@ namespace {
 void finish_lanes(__m512i acc, __m512i rows, int64_t m, const SpmmArgs& a) {
   const Epilogue& ep = *a.ep;
   const __mmask16 valid = _mm512_cmpge_epi32_mask(rows, _mm512_setzero_si512());
-  if (ep.out != OutType::F32 || ep.act == Activation::GELU) {
+  if (ep.out != OutType::F32) {
     alignas(64) int32_t v[16], n[16];
     _mm512_store_si512(v, acc);
     _mm512_store_si512(n, rows);

@@ -38,12 +38,6 @@ inline void tile(const uint8_t* x, int64_t ld, const int8_t* w, const uint8_t* s
 // Finishes one row of 16 channels (n0 + l, l < rows) for row m.
 inline void finish_row(__m512i acc, int64_t n0, int64_t rows, int64_t m, const SpmmArgs& a) {
   const Epilogue& ep = *a.ep;
-  if (ep.act == Activation::GELU) {
-    alignas(64) int32_t v[16];
-    _mm512_store_si512(v, acc);
-    for (int64_t l = 0; l < rows; ++l) store_out(dequantize(v[l], n0 + l, ep), ep, a.y, m * a.ldy + n0 + l);
-    return;
-  }
   const __mmask16 nm = __mmask16((1u << rows) - 1);
   const __m512i comp = _mm512_maskz_loadu_epi32(nm, ep.comp + n0);
   __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, comp)), _mm512_maskz_loadu_ps(nm, ep.scale + n0));

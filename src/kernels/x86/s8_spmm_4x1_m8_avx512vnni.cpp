@@ -65,17 +65,9 @@ void panels(const StripView& w, const SpmmArgs& a) {
         for (auto& v : acc[t]) v = _mm512_setzero_si512();
     }
     const int64_t n0 = s * 4, rows = std::min({int64_t(16), w.rows - n0, (a.s1 - s) * 4});
-    if (a.ep->act == Activation::GELU) {
-      for (int m = 0; m < M; ++m) {
-        alignas(64) int32_t v[16];
-        _mm512_store_si512(v, sum_lane_blocks(acc[0][m], acc[1][m], acc[2][m], acc[3][m]));
-        for (int64_t r = 0; r < rows; ++r) store_one(v[r], n0 + r, a.m0 + m, a);
-      }
-    } else {
-      const RowEpilogue<true> finish(a, n0, rows);
-      for (int m = 0; m < M; ++m)
-        finish.store(_mm512_castsi512_ps(sum_lane_blocks(acc[0][m], acc[1][m], acc[2][m], acc[3][m])), a.m0 + m);
-    }
+    const RowEpilogue<true> finish(a, n0, rows);
+    for (int m = 0; m < M; ++m)
+      finish.store(_mm512_castsi512_ps(sum_lane_blocks(acc[0][m], acc[1][m], acc[2][m], acc[3][m])), a.m0 + m);
   }
 }
 

@@ -1,7 +1,7 @@
 // AVX-512 epilogue for a finished tile of accumulators: bias, activation, (de/re)quantization and
 // the transposed store into Y[m][n]. Include only from files compiled with the AVX-512 flags.
-// Four rows x 16 m go through registers; everything else (tails, GELU) through the scalar
-// epilogue, which performs the same operations in the same order.
+// Rows of 16 output channels go through registers, GELU included (core/gelu.hpp); m tails through
+// the scalar epilogue, which performs the same operations in the same order.
 #pragma once
 #include <immintrin.h>
 
@@ -10,12 +10,39 @@
 #include <type_traits>
 
 #include "../epilogue.hpp"
+#include "core/gelu.hpp"
 
 namespace spruce::kernels::x86 {
 namespace {  // internal linkage: only ever compiled with AVX-512 flags, never shared with baseline code
 
+// gelu.hpp's arithmetic on 16 floats, as the scalar epilogue does it on one.
+struct Avx512Math {
+  using V = __m512;
+  static V set(float c) { return _mm512_set1_ps(c); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V div(V a, V b) { return _mm512_div_ps(a, b); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V abs(V a) {
+    return _mm512_castsi512_ps(_mm512_andnot_si512(_mm512_set1_epi32(INT32_MIN), _mm512_castps_si512(a)));
+  }
+  static V neg(V a) {
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_set1_epi32(INT32_MIN), _mm512_castps_si512(a)));
+  }
+  static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static V round(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static V scale(V a, V n) { return _mm512_scalef_ps(a, n); }
+  static V select_nonneg(V x, V a, V b) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
+  }
+};
+
 inline __m512 activate(__m512 f, Activation act) {
-  return act == Activation::ReLU ? _mm512_max_ps(f, _mm512_setzero_ps()) : f;
+  switch (act) {
+    case Activation::ReLU: return _mm512_max_ps(f, _mm512_setzero_ps());
+    case Activation::GELU: return gelu_detail::gelu_erf<Avx512Math>(f);
+    default: return f;
+  }
 }
 
 // In-register 16x16 transpose of 32-bit elements: afterwards r[j] holds old column j.
@@ -100,7 +127,7 @@ inline __m512i sum_lane_blocks(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
   return _mm512_add_epi32(_mm512_shuffle_i32x4(s01, s23, 0x88), _mm512_shuffle_i32x4(s01, s23, 0xDD));
 }
 
-// The scalar epilogue of one accumulator (tails and GELU): the same operations in the same order.
+// The scalar epilogue of one accumulator (tails): the same operations in the same order.
 template <typename Acc>
 inline void store_one(Acc acc, int64_t n, int64_t m, const SpmmArgs& a) {
   if constexpr (std::is_integral_v<Acc>)
@@ -111,11 +138,11 @@ inline void store_one(Acc acc, int64_t n, int64_t m, const SpmmArgs& a) {
 
 // A panel: tile[r * ldt + l] is the accumulator of output channel n0 + r (r < rows <= 16) and
 // row m0 + l (l < mv). 16x16 blocks are transposed in registers, finished with per-channel
-// vectors and stored as one (masked at the N edge) row of Y each; m tails and GELU go through
-// the scalar epilogue, which does the same operations in the same order.
+// vectors and stored as one (masked at the N edge) row of Y each; m tails go through the scalar
+// epilogue, which does the same operations in the same order.
 template <typename Acc>
 inline void store_panel(const Acc* tile, int ldt, int64_t n0, int64_t rows, int64_t m0, int64_t mv, const SpmmArgs& a) {
-  const int64_t vm = a.ep->act == Activation::GELU ? 0 : mv / 16 * 16;
+  const int64_t vm = mv / 16 * 16;
   if (vm > 0) {
     const RowEpilogue<std::is_integral_v<Acc>> e(a, n0, rows);
     for (int64_t l0 = 0; l0 < vm; l0 += 16) {
@@ -134,11 +161,6 @@ inline void store_panel(const Acc* tile, int ldt, int64_t n0, int64_t rows, int6
 // channel n0 + r (r < rows <= 16), as AMX leaves them when the weights are the B operand.
 inline void store_rows(const int32_t* acc, int lda, int64_t n0, int64_t rows, int64_t m0, int64_t mv,
                        const SpmmArgs& a) {
-  if (a.ep->act == Activation::GELU) {
-    for (int64_t l = 0; l < mv; ++l)
-      for (int64_t r = 0; r < rows; ++r) store_one(acc[l * lda + r], n0 + r, m0 + l, a);
-    return;
-  }
   const RowEpilogue<true> e(a, n0, rows);
   for (int64_t l = 0; l < mv; ++l) e.store(_mm512_castsi512_ps(_mm512_loadu_si512(acc + l * lda)), m0 + l);
 }
