@@ -14,7 +14,7 @@
 
 namespace spruce::gelu_detail {
 
-inline constexpr float kErfcPoly[10] = {-1.26551223f, 1.00002368f, 0.37409196f,  0.09678418f, -0.18628806f,
+inline constexpr float kErfcPoly[10] = {-1.26551223f, 1.00002368f,  0.37409196f, 0.09678418f,  -0.18628806f,
                                         0.27886807f,  -1.13520398f, 1.48851587f, -0.82215223f, 0.17087277f};
 inline constexpr float kExpPoly[8] = {1.0f, 1.0f, 1.0f / 2, 1.0f / 6, 1.0f / 24, 1.0f / 120, 1.0f / 720, 1.0f / 5040};
 

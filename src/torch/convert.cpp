@@ -38,13 +38,13 @@ void parallel_quantize(const float* x, int64_t n, const U8Quant& q, uint8_t* out
 }  // namespace
 
 SparseLinearLayer::SparseLinearLayer(const ::torch::Tensor& weight, const ::torch::Tensor& bias, const Pattern& pattern,
-                                     bool relu, const std::optional<U8Quant>& in_quant,
+                                     Activation activation, const std::optional<U8Quant>& in_quant,
                                      const std::optional<U8Quant>& out_quant, SparseLinearOptions options) {
   const auto w = weight.detach().to(::torch::kFloat).contiguous();
   const auto b = bias.defined() ? bias.detach().to(::torch::kFloat).contiguous() : ::torch::Tensor();
   const int64_t out = w.size(0), in = w.size(1);
   const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
-  options.activation = relu ? Activation::ReLU : Activation::None;
+  options.activation = activation;
   if (!in_quant) {
     if (out_quant) usage_error("an FP32 layer cannot requantize its output");
     op_ = std::make_shared<SparseLinear>(w.data_ptr<float>(), out, in, pattern, bp, options);
@@ -250,7 +250,7 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
       const Pattern pattern = o.pattern.value_or(detect_pattern(weight));
       const auto& out_q = s.host->feeds_next(i) ? in_q[i + 1] : std::optional<U8Quant>();
       auto gemm =
-          std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->relu_after(i), in_q[i], out_q, opt);
+          std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->activation_after(i), in_q[i], out_q, opt);
       // A detected pattern that packs no smaller than dense (a dense layer's rounding zeros fit
       // any pattern) leaves the layer dense: it runs oneDNN. A pattern or fallback the caller
       // chose is kept.
@@ -258,7 +258,8 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
           gemm->op().packed_bytes() >= gemm->op().dense_bytes()) {
         SparseLinearOptions dense = opt;
         dense.fallback = Fallback::Always;
-        gemm = std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->relu_after(i), in_q[i], out_q, dense);
+        gemm = std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->activation_after(i), in_q[i], out_q,
+                                                   dense);
       }
       gemm->tune(o.tune_m);
       host_report.insert(host_report.begin(), describe_layer(s.layer_path(i), to_string(o.variant), gemm->op()));

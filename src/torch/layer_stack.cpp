@@ -43,7 +43,7 @@ size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, A
 
 ::torch::Tensor LayerHost::run_layer(size_t i, ::torch::Tensor x) {
   if (observer_) observer_(i, x);
-  bool fused_relu = false;
+  Activation applied = Activation::None;
   if (auto* lin = linear(i)) {
     x = onednn_linear(x, lin->weight, lin->bias);
   } else if (auto* c = conv(i)) {
@@ -51,10 +51,14 @@ size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, A
   } else {
     auto* fused = static_cast<FusedLayer*>(layers_[i].get());
     x = fused->forward(x);
-    fused_relu = fused->fuses_relu();
+    applied = fused->fused_activation();
   }
+  if (applied == activation_after_[i]) return x;
+  if (applied != Activation::None)
+    data_error("layer '" + names_[i] + "' applies " + activation_name(applied) + " where the model has " +
+               activation_name(activation_after_[i]) + " after it");
   switch (activation_after_[i]) {
-    case Activation::ReLU: return fused_relu ? x : ::torch::relu(x);
+    case Activation::ReLU: return ::torch::relu(x);
     case Activation::GELU: return ::torch::gelu(x);
     case Activation::None: return x;
   }

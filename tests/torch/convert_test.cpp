@@ -205,3 +205,44 @@ TEST(Convert, Int8ConvStaysWithinQuantizationError) {
   EXPECT_LT(rel, 0.03);  // 8-bit activations and weights over 144-term sums
   EXPECT_GT(rel, 0.0);
 }
+
+namespace {
+// An FFN as BERT has it: up-projection with GELU, then down-projection.
+struct GeluFfn : LayerHost {
+  GeluFfn() {
+    add_linear("up", 24, 64, Activation::GELU, false);
+    add_linear("down", 64, 16, Activation::None, false);
+  }
+  ::torch::Tensor forward(const ::torch::Tensor& x) { return run_layer(1, run_layer(0, x)); }
+};
+struct GeluNet : ::torch::nn::Module {
+  std::shared_ptr<GeluFfn> ffn = register_module("ffn", std::make_shared<GeluFfn>());
+};
+}  // namespace
+
+TEST(Convert, GeluRunsInTheConvertedLayersEpilogue) {
+  ::torch::manual_seed(5);
+  GeluNet net;
+  for (size_t i = 0; i < 2; ++i) prune_4x1(net.ffn->linear(i)->weight, 0.5);
+  const auto x = ::torch::randn({21, 24}) * 2;
+  ::torch::NoGradGuard g;
+  const auto want = net.ffn->forward(x);
+  const auto up_w = net.ffn->linear(0)->weight.clone(), up_b = net.ffn->linear(0)->bias.clone();
+  convert(net, options(Variant::F32Sparse));
+  const auto* up = converted_gemm(*net.ffn->layer(0));
+  ASSERT_NE(up, nullptr);
+  EXPECT_EQ(up->fused_activation(), Activation::GELU);  // in the kernel's epilogue, not LibTorch's
+  EXPECT_TRUE(::torch::allclose(net.ffn->forward(x), want, 1e-4, 1e-5));
+
+  // A layer that leaves its activation to the host (as files written before GELU was fused do)
+  // gets LibTorch's; one that applies another activation is an error, not a silent wrong answer.
+  SparseLinearOptions o;
+  o.fallback = Fallback::Never;
+  const Pattern p = Pattern::parse("4x1");
+  net.ffn->replace_layer(
+      0, std::make_shared<SparseLinearLayer>(up_w, up_b, p, Activation::None, std::nullopt, std::nullopt, o));
+  EXPECT_TRUE(::torch::allclose(net.ffn->forward(x), want, 1e-4, 1e-5));
+  net.ffn->replace_layer(
+      0, std::make_shared<SparseLinearLayer>(up_w, up_b, p, Activation::ReLU, std::nullopt, std::nullopt, o));
+  EXPECT_THROW(net.ffn->forward(x), Error);
+}

@@ -46,7 +46,9 @@ TEST(LayerStack, OneDnnLinearMatchesTorchLinearInValueAndGradient) {
         EXPECT_TRUE(torch::allclose(y, expected, 1e-4, 1e-5));
         const auto params = stack->parameters();
         for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(torch::allclose(grads[i], params[i].grad(), 1e-4, 1e-5));
-        if (input_grad) EXPECT_TRUE(torch::allclose(x_grad, x.grad(), 1e-4, 1e-5));
+        if (input_grad) {
+          EXPECT_TRUE(torch::allclose(x_grad, x.grad(), 1e-4, 1e-5));
+        }
       }
     }
   }

@@ -63,15 +63,16 @@ struct ConvertedLayer {
 // it returns f32, or u8 when it requantizes for the next INT8 layer.
 class SparseLinearLayer : public FusedLayer {
  public:
-  // FP32 (in_quant empty) or INT8 (in_quant given). `w` [out][in] f32, `b` [out] or undefined.
-  SparseLinearLayer(const ::torch::Tensor& w, const ::torch::Tensor& b, const Pattern& pattern, bool relu,
+  // FP32 (in_quant empty) or INT8 (in_quant given). `w` [out][in] f32, `b` [out] or undefined;
+  // `activation` (ReLU, GELU) runs in the operator's epilogue.
+  SparseLinearLayer(const ::torch::Tensor& w, const ::torch::Tensor& b, const Pattern& pattern, Activation activation,
                     const std::optional<U8Quant>& in_quant, const std::optional<U8Quant>& out_quant,
                     SparseLinearOptions options);
   // Around an operator made elsewhere (a loaded model): INT8 operators take u8 input quantized
   // with their QuantParams::x, and return u8 when they requantize.
   explicit SparseLinearLayer(std::shared_ptr<SparseLinear> op);
   ::torch::Tensor forward(const ::torch::Tensor& x) override;
-  bool fuses_relu() const override { return true; }
+  Activation fused_activation() const override { return op_->options().activation; }
 
   const SparseLinear& op() const { return *op_; }
   void tune(std::span<const int64_t> ms);  // SparseLinear::tune
@@ -94,7 +95,7 @@ class SparseConvLayer : public FusedLayer {
  public:
   SparseConvLayer(std::shared_ptr<SparseLinearLayer> gemm, const ConvGeometry& geometry);
   ::torch::Tensor forward(const ::torch::Tensor& x) override;
-  bool fuses_relu() const override { return true; }
+  Activation fused_activation() const override { return gemm_->fused_activation(); }
   const SparseLinearLayer& gemm() const { return *gemm_; }
   const ConvGeometry& geometry() const { return geometry_; }
 

@@ -23,8 +23,8 @@ namespace spruce::torch {
 class FusedLayer : public ::torch::nn::Module {
  public:
   virtual ::torch::Tensor forward(const ::torch::Tensor& x) = 0;
-  // Whether forward() already applies the ReLU that the host would apply after it.
-  virtual bool fuses_relu() const = 0;
+  // The activation forward() applies (None: the host applies the one it has after the layer).
+  virtual Activation fused_activation() const = 0;
 };
 
 class LayerHost : public ::torch::nn::Module {
@@ -39,8 +39,8 @@ class LayerHost : public ::torch::nn::Module {
   // [OC][KH*KW*IC] (channels-last, as the pruner views it) for a conv; undefined once replaced.
   ::torch::Tensor gemm_weight(size_t i) const;
   bool relu_after(size_t i) const { return activation_after_.at(i) == Activation::ReLU; }
-  // The activation after layer i. A converted layer fuses ReLU; GELU stays with the host, which
-  // applies LibTorch's vectorized GELU to the layer's f32 output.
+  // The activation after layer i. A converted layer fuses it into its epilogue (ReLU, GELU); a
+  // converted layer loaded from an older file that did not leaves it to the host (LibTorch's).
   Activation activation_after(size_t i) const { return activation_after_.at(i); }
   // Whether layer i's output feeds layer i + 1 directly (so i may requantize for i + 1).
   bool feeds_next(size_t i) const { return chained_.at(i); }
