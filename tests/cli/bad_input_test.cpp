@@ -15,8 +15,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "spruce/safetensors.hpp"
@@ -33,8 +35,11 @@ struct Outcome {
 };
 
 // Runs the binary with `args` (no shell), stdin from /dev/null, for at most `seconds`. With
-// `interrupt_on`, it gets SIGINT (as from Ctrl-C) once that text shows on its stderr.
-Outcome run(const std::vector<std::string>& args, double seconds = 60, const std::string& interrupt_on = "") {
+// `interrupt_on`, it gets SIGINT (as from Ctrl-C) once that text shows on its stderr. `env`:
+// variables set (a value) or removed (none) in the child's environment.
+using EnvChanges = std::vector<std::pair<std::string, std::optional<std::string>>>;
+Outcome run(const std::vector<std::string>& args, double seconds = 60, const std::string& interrupt_on = "",
+            const EnvChanges& env = {}) {
   int out_pipe[2], err_pipe[2];
   if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0) return {};
   const pid_t pid = fork();
@@ -44,6 +49,7 @@ Outcome run(const std::vector<std::string>& args, double seconds = 60, const std
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
     close(out_pipe[0]), close(err_pipe[0]), close(out_pipe[1]), close(err_pipe[1]);
+    for (const auto& [name, value] : env) value ? setenv(name.c_str(), value->c_str(), 1) : unsetenv(name.c_str());
     std::vector<char*> argv{const_cast<char*>(SPRUCE_BINARY)};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -361,6 +367,19 @@ TEST_F(BadInput, EmbedTruncatesAndCountsOverlongTexts) {
   EXPECT_EQ(o.status, 0) << o.err;
   EXPECT_NE(o.err.find("1 of 2 texts were longer than 128 tokens"), std::string::npos) << o.err;
   EXPECT_EQ(fs::file_size(path("out.npy")), 128u + 2 * 384 * sizeof(float));  // header, then [2][384] f32
+}
+
+// embed runs with a short OpenMP spin (main.cpp re-executes it with GOMP_SPINCOUNT set), unless
+// the user chose how OpenMP waits.
+TEST_F(BadInput, EmbedShortensOpenMpSpinningUnlessTheUserChose) {
+  write("texts.txt", "one text\n");
+  const std::vector<std::string> args{"embed", "--input", path("texts.txt"), "--output", path("out.jsonl")};
+  const Outcome chosen = run(args, 60, "", {{"OMP_WAIT_POLICY", std::nullopt}, {"GOMP_SPINCOUNT", std::nullopt}});
+  EXPECT_EQ(chosen.status, 0) << chosen.err;
+  EXPECT_NE(chosen.err.find("GOMP_SPINCOUNT=10000"), std::string::npos) << chosen.err;
+  const Outcome own = run(args, 60, "", {{"OMP_WAIT_POLICY", "passive"}, {"GOMP_SPINCOUNT", std::nullopt}});
+  EXPECT_EQ(own.status, 0) << own.err;
+  EXPECT_NE(own.err.find("OMP_WAIT_POLICY=passive"), std::string::npos) << own.err;
 }
 #endif
 

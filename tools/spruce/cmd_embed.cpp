@@ -1,6 +1,7 @@
 // spruce embed --input texts.txt --output embeddings.jsonl: sentence embeddings with
 // all-MiniLM-L6-v2 (or a pruned copy of it), one text per line or JSONL in, JSONL or .npy out.
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 
 #include "command.hpp"
@@ -19,6 +20,13 @@ struct EmbedArgs {
   int64_t batch = 32, max_length = minilm::SentenceEncoder::kMaxLength;
   int threads = 2;
 };
+
+// How libgomp's idle workers wait in this run (main.cpp shortens the spin unless the user chose).
+std::string openmp_wait() {
+  if (const char* policy = std::getenv("OMP_WAIT_POLICY")) return std::string("OMP_WAIT_POLICY=") + policy;
+  if (const char* spin = std::getenv("GOMP_SPINCOUNT")) return std::string("GOMP_SPINCOUNT=") + spin;
+  return "libgomp's default spin";
+}
 
 void run(const EmbedArgs& a) {
   const auto out_format = minilm::parse_embedding_format(a.format);
@@ -39,7 +47,8 @@ void run(const EmbedArgs& a) {
   }
   std::cerr << "embed: " << texts.size() << " texts -> " << embeddings.size(1) << "-d embeddings in " << seconds
             << " s (" << static_cast<int64_t>(double(texts.size()) / seconds) << " texts/s, batch " << a.batch << ", "
-            << a.threads << " threads)" << (a.output.empty() ? "" : ", written to " + a.output) << "\n";
+            << a.threads << " threads, " << openmp_wait() << ")" << (a.output.empty() ? "" : ", written to " + a.output)
+            << "\n";
   if (encoder.truncated() > 0)
     std::cerr << "embed: note: " << encoder.truncated() << " of " << texts.size() << " texts were longer than "
               << a.max_length << " tokens and were truncated, as sentence-transformers truncates them\n";
