@@ -33,7 +33,7 @@ size_t LayerHost::add_conv(const std::string& name, const ::torch::nn::Conv2dOpt
 
 size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, Activation after, bool feeds_next) {
   if (after == Activation::GELU && feeds_next)
-    usage_error("layer '" + name + "': a GELU layer cannot requantize into the next one (its GELU runs after it)");
+    usage_error("layer '" + name + "': a GELU layer cannot requantize into the next one (feeds_next must be false)");
   layers_.push_back(register_module(name, ::torch::nn::Linear(in, out)));
   names_.push_back(name);
   activation_after_.push_back(after);

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "spruce/error.hpp"
+
 namespace {
 
 namespace F = torch::nn::functional;
@@ -62,3 +64,12 @@ TEST(LayerStack, NonF32InputsFallBackToTorchLinear) {
 }
 
 }  // namespace
+
+namespace {
+struct GeluIntoNext : spruce::torch::LayerHost {
+  GeluIntoNext() { add_linear("up", 4, 8, spruce::Activation::GELU, /*feeds_next=*/true); }
+};
+}  // namespace
+
+// A GELU layer's output does not requantize into the next layer: the host refuses the chain.
+TEST(LayerStack, GeluLayerCannotFeedTheNextOne) { EXPECT_THROW(GeluIntoNext{}, spruce::Error); }
