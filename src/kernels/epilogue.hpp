@@ -1,7 +1,9 @@
 // Scalar epilogue: the arithmetic of spruce/quant.hpp, one output at a time. Used by the
-// reference and by the kernels' tail and GELU paths, so every path rounds the same way.
+// reference and by the kernels' tail paths, so every path rounds the same way. Also the row-count
+// dispatch of the few-row kernels.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "kernel.hpp"
 
@@ -29,6 +31,16 @@ inline void store_out(float f, const Epilogue& ep, void* y, int64_t at) {
     case OutType::U8: static_cast<uint8_t*>(y)[at] = requantize_u8(f, ep.y_inv_scale, ep.y_zero_point); break;
     case OutType::S8: static_cast<int8_t*>(y)[at] = requantize_s8(f, ep.y_inv_scale, ep.y_zero_point); break;
   }
+}
+
+// f(std::integral_constant<int, M>{}) with M = min(N, rows) (nothing for rows < 1): the narrow
+// kernels keep M rows of accumulators in registers, so M must be a compile-time constant.
+template <int N, typename F>
+inline void with_rows_upto(int64_t rows, F&& f) {
+  if (rows < 1) return;
+  if constexpr (N > 1)
+    if (rows < N) return with_rows_upto<N - 1>(rows, f);
+  f(std::integral_constant<int, N>{});
 }
 
 }  // namespace

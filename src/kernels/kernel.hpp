@@ -125,10 +125,19 @@ struct Epilogue {
 // Layout::Gather64 (u8): Gather with chunks of cw = 64 whatever M is (the AMX kernels' B tiles).
 // Layout::Rows64 (u8): Rows padded to a multiple of 64 input channels and of 16 m with zeros, so
 // that a 16 x 64-byte AMX tile loads straight from it.
-enum class Layout { Gather, Quads, M8, Rows, Gather64, Rows64 };
+// Layout::Words (u8 widened to int16, for AVX2's vpmaddwd): xt[k * ldxt + pos], chunks of 16 m;
+// inside a chunk, position p holds m = chunk_start + words_m(p): the middle two of the four
+// groups of 4 are swapped, so that unpacking two rows within 128-bit lanes gives accumulators in
+// natural m order. ldxt counts int16 (xt_ld); positions of rows past M inside the last chunk are
+// zero, and the elements past round_up(M, 16) are neither written nor read.
+enum class Layout { Gather, Quads, M8, Rows, Gather64, Rows64, Words };
 namespace {  // internal linkage, as these are also compiled with AVX-512 flags (epilogue.hpp)
 inline int u8_chunk(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+inline int64_t words_m(int64_t p) {
+  const int64_t g = p / 4;
+  return (g == 1 ? 2 : g == 2 ? 1 : g) * 4 + p % 4;
+}
 inline int64_t u8_pos(int64_t m, int cw) {
   const int64_t c = m / cw * cw, r = m - c, q = cw / 4;
   const int64_t i = r / q, L = (r % q) / 4, j = r % 4;

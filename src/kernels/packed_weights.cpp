@@ -182,8 +182,8 @@ int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
     if ((ld / 64) % 2 == 0) ld += 64;
     return ld;
   }
-  const int64_t es = d == DType::F32 || l == Layout::Quads ? 4 : 1;
-  const int64_t cw = es == 4 ? 16 : l == Layout::Gather64 ? 64 : u8_chunk(m);
+  const int64_t es = d == DType::F32 || l == Layout::Quads ? 4 : l == Layout::Words ? 2 : 1;
+  const int64_t cw = es >= 2 ? 16 : l == Layout::Gather64 ? 64 : u8_chunk(m);
   int64_t ld = round_up(std::max<int64_t>(m, 1), cw);
   // An even number of cache lines between xt rows makes the rows of one kernel step collide in a
   // few cache sets (at M = 1024 or 2048, all in 2 of 64 L1 sets). Pad to an odd line count.
@@ -199,7 +199,7 @@ size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l) {
   // The m8 kernel also runs on quad strips (m <= 8), whose zero-weight padding lists input
   // channels up to round_up(k, 4) - 1, and gathers xt for them: rows past k are read, never used.
   if (l == Layout::M8) return size_t(round_up(k, 4) * ld);
-  return size_t(k * ld * (d == DType::F32 ? 4 : 1));
+  return size_t(k * ld * (d == DType::F32 ? 4 : l == Layout::Words ? 2 : 1));
 }
 
 }  // namespace spruce::kernels

@@ -49,6 +49,10 @@ const std::array kKernels{
     spmm("s8-spmm-1x4-avx512vnni", S, Vnni, 1, Quads, s8_spmm_1x4_avx512vnni, pack_u8_quads_avx512, Layout::Quads),
     spmm("s8-spmm-4x1-avx512vnni", S, Vnni, 4, Strips, s8_spmm_4x1_avx512vnni, pack_u8_avx512),
     spmm("s8-spmm-1x1-avx512vnni", S, Vnni, 1, Strips, s8_spmm_1x1_avx512vnni, pack_u8_avx512),
+    // Without AVX-512 VNNI: exact 16-bit products (vpmaddwd) on activations widened to int16.
+    spmm("s8-spmm-4x1-m4-avx2", S, Avx2, 4, Strips, s8_spmm_4x1_m4_avx2, ref::pack_u8_m8, Layout::M8, 4),
+    spmm("s8-spmm-4x1-avx2", S, Avx2, 4, Strips, s8_spmm_4x1_avx2, pack_s16_avx2, Layout::Words),
+    spmm("s8-spmm-1x1-avx2", S, Avx2, 1, Strips, s8_spmm_1x1_avx2, pack_s16_avx2, Layout::Words),
     spmm("s8-spmm-ref", S, Scalar, 1, Strips, ref::spmm_s8, ref::pack_u8),
     // Sparse GEMM, FP32.
     spmm("f32-spmm-16x1-avx512", F, Avx512, 16, Strips, f32_spmm_avx512<16>, pack_f32_avx512),
@@ -56,6 +60,10 @@ const std::array kKernels{
     spmm("f32-spmm-4x1-avx512", F, Avx512, 4, Strips, f32_spmm_avx512<4>, pack_f32_avx512),
     spmm("f32-spmm-2x1-avx512", F, Avx512, 2, Strips, f32_spmm_avx512<2>, pack_f32_avx512),
     spmm("f32-spmm-1x1-avx512", F, Avx512, 1, Strips, f32_spmm_avx512<1>, pack_f32_avx512),
+    spmm("f32-spmm-8x1-avx2", F, Avx2, 8, Strips, f32_spmm_avx2<8>, pack_f32_avx2),
+    spmm("f32-spmm-4x1-avx2", F, Avx2, 4, Strips, f32_spmm_avx2<4>, pack_f32_avx2),
+    spmm("f32-spmm-2x1-avx2", F, Avx2, 2, Strips, f32_spmm_avx2<2>, pack_f32_avx2),
+    spmm("f32-spmm-1x1-avx2", F, Avx2, 1, Strips, f32_spmm_avx2<1>, pack_f32_avx2),
     spmm("f32-spmm-ref", F, Scalar, 1, Strips, ref::spmm_f32, ref::pack_f32),
     // Dot interaction (DLRM) over f32 tables, and over row-wise INT8 tables.
     dot("f32-dot-interaction-u8-avx512", F, Avx512, DotInteractionFn(x86::f32_dot_interaction_u8_avx512)),

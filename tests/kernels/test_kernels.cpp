@@ -223,16 +223,22 @@ TEST(Kernels, PackMatchesReference) {
                             : kr.layout == Layout::Rows     ? ref::pack_u8_rows
                             : kr.layout == Layout::Gather64 ? ref::pack_u8_gather64
                             : kr.layout == Layout::Rows64   ? ref::pack_u8_rows64
+                            : kr.layout == Layout::Words    ? ref::pack_s16
                             : s8                            ? ref::pack_u8
                                                             : ref::pack_f32;
         if (want == kr.pack) continue;  // the kernel uses the reference packing itself
         want(x.data(), m, k + 2, 0, k, b.data(), ld);
-        // u8 Gather layouts leave each row's padding past the last chunk unwritten (kernel.hpp).
-        const bool chunks = s8 && (kr.layout == Layout::Gather || kr.layout == Layout::Gather64);
-        const int64_t used = kr.layout == Layout::Gather64 ? round_up(m, 64) : round_up(m, u8_chunk(m));
+        // u8 Gather layouts and Words leave each row's padding past the last chunk unwritten (kernel.hpp).
+        const bool chunks =
+            s8 && (kr.layout == Layout::Gather || kr.layout == Layout::Gather64 || kr.layout == Layout::Words);
+        const int64_t used = kr.layout == Layout::Gather64 ? round_up(m, 64)
+                             : kr.layout == Layout::Words  ? round_up(m, 16)
+                                                           : round_up(m, u8_chunk(m));
+        const int64_t bytes_per = kr.layout == Layout::Words ? 2 : 1;
         if (chunks)
           for (int64_t c = 0; c < k; ++c)
-            for (int64_t i = used; i < ld; ++i) a[size_t(c * ld + i)] = b[size_t(c * ld + i)];
+            for (int64_t i = used * bytes_per; i < ld * bytes_per; ++i)
+              a[size_t(c * ld * bytes_per + i)] = b[size_t(c * ld * bytes_per + i)];
         ASSERT_EQ(a, b) << kr.name << " m=" << m << " k=" << k;
       }
   }
@@ -443,17 +449,28 @@ TEST(Kernels, FewRowFormatsSurviveRandomCorruption) {
 }
 
 TEST(Kernels, DispatchPicksFastestAllowed) {
-  const bool vnni = max_isa() >= Isa::Avx512Vnni, amx = max_isa() >= Isa::Amx;
+  const bool avx2 = max_isa() >= Isa::Avx2, vnni = max_isa() >= Isa::Avx512Vnni, amx = max_isa() >= Isa::Amx;
   auto pick = [](const char* pattern, int64_t m) {
     return std::string(select(Problem{Op::Spmm, DType::S8, Pattern::parse(pattern), m, 768, 768}).name);
   };
-  EXPECT_EQ(pick("4x1", 128), amx ? "s8-spmm-16x1-amx" : vnni ? "s8-spmm-4x1-avx512vnni" : "s8-spmm-ref");
-  EXPECT_EQ(pick("4x16", 0), amx ? "s8-spmm-16x4-amx" : vnni ? "s8-spmm-4x4-avx512vnni" : "s8-spmm-ref");
-  EXPECT_EQ(pick("16x4", 0), amx ? "s8-spmm-16x4-amx" : vnni ? "s8-spmm-4x4-avx512vnni" : "s8-spmm-ref");
-  EXPECT_EQ(pick("4x16", 3), vnni ? "s8-spmm-4x1-m8-avx512vnni" : "s8-spmm-ref");  // fresh weights: strips
-  EXPECT_EQ(pick("2:4", 0), vnni ? "s8-spmm-4of8-avx512vnni" : "s8-spmm-ref");
-  EXPECT_EQ(pick("4:8", 0), vnni ? "s8-spmm-4of8-avx512vnni" : "s8-spmm-ref");
-  EXPECT_EQ(pick("2:3", 0), vnni ? "s8-spmm-1x1-avx512vnni" : "s8-spmm-ref");
+  // Without VNNI: the AVX2 kernel of the pattern's block height, else the reference.
+  const std::string s4 = avx2 ? "s8-spmm-4x1-avx2" : "s8-spmm-ref", s1 = avx2 ? "s8-spmm-1x1-avx2" : "s8-spmm-ref";
+  EXPECT_EQ(pick("4x1", 128), amx ? "s8-spmm-16x1-amx" : vnni ? "s8-spmm-4x1-avx512vnni" : s4);
+  EXPECT_EQ(pick("4x16", 0), amx ? "s8-spmm-16x4-amx" : vnni ? "s8-spmm-4x4-avx512vnni" : s4);
+  EXPECT_EQ(pick("16x4", 0), amx ? "s8-spmm-16x4-amx" : vnni ? "s8-spmm-4x4-avx512vnni" : s4);
+  EXPECT_EQ(pick("4x16", 3), vnni   ? "s8-spmm-4x1-m8-avx512vnni"
+                             : avx2 ? "s8-spmm-4x1-m4-avx2"
+                                    : "s8-spmm-ref");  // fresh weights: strips
+  EXPECT_EQ(pick("2:4", 0), vnni ? "s8-spmm-4of8-avx512vnni" : s1);
+  EXPECT_EQ(pick("4:8", 0), vnni ? "s8-spmm-4of8-avx512vnni" : s1);
+  EXPECT_EQ(pick("2:3", 0), vnni ? "s8-spmm-1x1-avx512vnni" : s1);
+  const auto pick_f32 = [](const char* pattern) {
+    return std::string(select(Problem{Op::Spmm, DType::F32, Pattern::parse(pattern), 0, 768, 768}).name);
+  };
+  const bool avx512 = max_isa() >= Isa::Avx512;
+  EXPECT_EQ(pick_f32("16x1"), avx512 ? "f32-spmm-16x1-avx512" : avx2 ? "f32-spmm-8x1-avx2" : "f32-spmm-ref");
+  EXPECT_EQ(pick_f32("4x1"), avx512 ? "f32-spmm-4x1-avx512" : avx2 ? "f32-spmm-4x1-avx2" : "f32-spmm-ref");
+  EXPECT_EQ(pick_f32("2:4"), avx512 ? "f32-spmm-1x1-avx512" : avx2 ? "f32-spmm-1x1-avx2" : "f32-spmm-ref");
   // A second kernel for weights already packed must read the same format and tile.
   // (Below AMX: the operator packs a second copy for the VNNI kernels at small m.)
   const Isa cap = std::min(max_isa(), Isa::Avx512Vnni);

@@ -76,6 +76,16 @@ void pack_u8_rows64(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k
   }
 }
 
+void pack_s16(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+  const uint8_t* xs = static_cast<const uint8_t*>(x);
+  int16_t* out = static_cast<int16_t*>(xt);
+  for (int64_t k = k0; k < k1; ++k)
+    for (int64_t p = 0; p < round_up(m, 16); ++p) {
+      const int64_t i = p / 16 * 16 + words_m(p % 16);
+      out[k * ldxt + p] = i < m ? int16_t(xs[i * lda + k]) : int16_t(0);
+    }
+}
+
 void spmm_f32(const StripView& w, const SpmmArgs& a) {
   const float* xt = static_cast<const float*>(a.xt);
   const float* wv = static_cast<const float*>(w.w);

@@ -165,15 +165,5 @@ inline void store_rows(const int32_t* acc, int lda, int64_t n0, int64_t rows, in
   for (int64_t l = 0; l < mv; ++l) e.store(_mm512_castsi512_ps(_mm512_loadu_si512(acc + l * lda)), m0 + l);
 }
 
-// f(std::integral_constant<int, M>{}) with M = min(N, rows) (nothing for rows < 1): the narrow
-// kernels keep M rows of accumulators in registers, so M must be a compile-time constant.
-template <int N, typename F>
-inline void with_rows_upto(int64_t rows, F&& f) {
-  if (rows < 1) return;
-  if constexpr (N > 1)
-    if (rows < N) return with_rows_upto<N - 1>(rows, f);
-  f(std::integral_constant<int, N>{});
-}
-
 }  // namespace
 }  // namespace spruce::kernels::x86
