@@ -110,6 +110,7 @@ struct Result {
   std::string sparse_impl;    // the sparse kernel
   std::string dense_impl;     // oneDNN's implementation, in the case's dtype
   std::string operator_impl;  // what the operator (Fallback::Auto) chose
+  bool dense_exact = true;    // oneDNN's INT8 equalled the reference (not where it lacks VNNI)
   double sparse_us = 0;       // medians, microseconds
   double dense_us = 0;        // oneDNN in the case's dtype
   double dense_f32_us = 0;    // oneDNN FP32
@@ -127,7 +128,8 @@ int default_reps(const Shape& s);
 int use_threads(int threads);
 
 // Makes the case's data from `rng`, verifies (sparse against the scalar reference by
-// check_result; for INT8, oneDNN dense must equal the reference as well), then times it.
+// check_result; for INT8, oneDNN dense must equal the reference as well wherever oneDNN has VNNI:
+// below it, oneDNN saturates and Result::dense_exact says whether it hit the reference), then times it.
 Result run_case(const Case& c, std::mt19937& rng);
 
 // The host line every speed figure carries: its class (cpu.hpp's host_class()), spruce's ISA cap

@@ -47,7 +47,10 @@
 
 namespace spruce {
 
-enum class Fallback { Auto, Never, Always };       // Never: always sparse; Always: always oneDNN dense
+// Never: always sparse; Always: always oneDNN dense. INT8 never runs oneDNN on a host without
+// VNNI (its vpmaddubsw saturates, so it would not give the reference's bytes): there INT8 is
+// always spruce's exact kernels, whatever the fallback.
+enum class Fallback { Auto, Never, Always };
 const char* fallback_name(Fallback f);             // "auto" | "never" | "always"
 Fallback parse_fallback(const std::string& name);  // throws spruce::Error
 

@@ -183,6 +183,17 @@ std::string DenseMatmul::max_isa() {
   }
 }
 
+bool DenseMatmul::int8_exact() {
+  engine();
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::avx512_core_amx:
+    case dnnl::cpu_isa::avx512_core_bf16:
+    case dnnl::cpu_isa::avx512_core_vnni:
+    case dnnl::cpu_isa::avx2_vnni: return true;
+    default: return false;
+  }
+}
+
 size_t DenseMatmul::weight_bytes() const {
   const std::lock_guard lock(mutex_);
   size_t bytes = 0;

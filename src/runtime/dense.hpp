@@ -39,6 +39,9 @@ class DenseMatmul {
   std::string impl(int64_t m) const;
   // The highest ISA oneDNN uses in this process, after SPRUCE_MAX_ISA's cap (cap_onednn).
   static std::string max_isa();
+  // Whether oneDNN's u8 x s8 INT8 is exact here: only with VNNI (vpdpbusd) or AMX. Below them it
+  // multiplies with vpmaddubsw, which saturates its 16-bit pair sums (2 x 255 x -128 does not fit).
+  static bool int8_exact();
   size_t weight_bytes() const;  // of the reordered copies made so far
 
  private:

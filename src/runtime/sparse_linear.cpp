@@ -180,7 +180,10 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
     s.ep.y_inv_scale = 1.0f / q->y_scale;
     s.ep.y_zero_point = float(q->y_zero_point);
   }
-  if (s.opt.fallback != Fallback::Never)
+  // oneDNN's INT8 saturates where it lacks VNNI: there INT8 always runs spruce's exact kernels,
+  // even under Fallback::Always, so that every route gives the reference's bytes.
+  s.dense.reset();
+  if (s.opt.fallback != Fallback::Never && (!q || DenseMatmul::int8_exact()))
     s.dense = std::make_unique<DenseMatmul>(s.weights, s.bias.empty() ? nullptr : s.bias.data(), s.opt.activation,
                                             q ? &s.q : nullptr);
 }
@@ -246,7 +249,7 @@ void SparseLinear::tune(std::span<const int64_t> ms) {
   }
   for (const auto& [bucket, m] : buckets) {
     if (s.low) s.low_for_m[bucket] = low_wins(s, m);
-    if (s.opt.fallback == Fallback::Auto) s.dense_for_m[bucket] = dense_wins(s, m);
+    if (s.opt.fallback == Fallback::Auto && s.dense) s.dense_for_m[bucket] = dense_wins(s, m);
   }
 }
 
@@ -257,6 +260,7 @@ bool SparseLinear::Impl::runs_low(int64_t m) const {
 }
 
 bool SparseLinear::Impl::runs_dense(int64_t m) const {
+  if (!dense) return false;
   if (opt.fallback != Fallback::Auto) return opt.fallback == Fallback::Always;
   if (dense_for_m.empty()) return false;
   const int64_t b = decision_bucket(m);
@@ -288,7 +292,7 @@ void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void*
   // ran 1.5x slower than with one (AMX host, 2 threads). But a tile's block of Y stays within
   // 1 MiB, or its stream of outputs evicts the activations the tile keeps re-reading (at
   // 1024x768x3072, 4 tiles of 3 MiB ran 1.5x slower than 16 of 0.75 MiB).
-  const int64_t es = dtype == DType::F32 ? 4 : 1;
+  const int64_t es = dtype == DType::F32 ? 4 : k.layout == kernels::Layout::Words ? 2 : 1;
   const int64_t mb = std::clamp<int64_t>((192 * 1024 / (ic * es)) / 64 * 64, 64, 256), nm = (m + mb - 1) / mb;
   const int64_t strips = (w.rows + w.h - 1) / w.h;
   const int64_t y_block = std::min(m, mb) * oc * 4;

@@ -78,10 +78,11 @@ ConvertedLayer describe_layer(const std::string& name, const std::string& varian
   ConvertedLayer r;
   r.name = name;
   r.variant = variant;
-  // A layer that always runs oneDNN is dense, whatever zeros its packed copy describes.
+  // A layer that always runs oneDNN is dense, whatever zeros its packed copy describes. (INT8 on a
+  // host without VNNI runs spruce's exact kernel instead: oneDNN's would saturate.)
   const bool dense = op.options().fallback == Fallback::Always;
   r.pattern = dense ? "dense" : op.pattern().str();
-  r.kernel = dense ? "onednn" : op.sparse_kernel();
+  r.kernel = dense && op.impl(1).rfind("onednn", 0) == 0 ? "onednn" : op.sparse_kernel();
   r.sparsity = op.sparsity();
   r.in_features = op.in_features();
   r.out_features = op.out_features();

@@ -9,6 +9,7 @@
 
 #include "kernels/kernel.hpp"
 #include "kernels/reference/ref.hpp"
+#include "runtime/dense.hpp"
 #include "spruce/bench.hpp"
 #include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
@@ -231,10 +232,34 @@ TEST(SparseLinear, RoutesAreTunedAndSaved) {
   }
 }
 
-// oneDNN 2.6 computes the same INT8 arithmetic for dequantize without bias: exact match.
+// oneDNN 2.6 computes the same INT8 arithmetic for dequantize without bias: exact match (with
+// VNNI; without it the operator runs its own kernels, below).
 TEST(SparseLinear, S8DenseFallbackExact) {
   s8_case("4x1", 40, 128, 64, Fallback::Always, 2, Activation::None, OutType::F32, false, 500);
   s8_case("4x1", 40, 128, 64, Fallback::Auto, 2, Activation::None, OutType::F32, false, 501);
+}
+
+// Without VNNI, oneDNN's INT8 saturates its 16-bit pair sums (x = 255 with w = -128 twice is past
+// int16): the dense fallback, even Fallback::Always, must then run spruce's exact kernel. The
+// weights here saturate it on every row. FP32's fallback is oneDNN everywhere.
+TEST(SparseLinear, Int8FallsBackToOneDnnOnlyWhereItIsExact) {
+  const int64_t m = 8, k = 64, n = 16;
+  std::vector<int8_t> w(size_t(n * k), int8_t(-128));
+  std::vector<uint8_t> x(size_t(m * k), uint8_t(255));
+  QuantParams q;
+  q.x.scale = 1.0f;
+  q.w_scales.assign(size_t(n), 1.0f);
+  SparseLinearOptions o;
+  o.fallback = Fallback::Always;
+  const SparseLinear op(w.data(), n, k, Pattern::parse("4x1"), q, nullptr, o);
+  const bool onednn = op.impl(m).rfind("onednn:", 0) == 0;
+  EXPECT_EQ(onednn, runtime::DenseMatmul::int8_exact()) << op.impl(m);
+  std::vector<float> y(size_t(m * n));
+  op.run(x.data(), m, y.data());
+  for (float v : y) ASSERT_EQ(v, -128.0f * 255.0f * float(k)) << op.impl(m);
+  const std::vector<float> wf(size_t(n * k), -1.0f);
+  const SparseLinear f32(wf.data(), n, k, Pattern::parse("4x1"), nullptr, o);
+  EXPECT_EQ(f32.impl(m).rfind("onednn:", 0), 0u) << f32.impl(m);
 }
 
 TEST(SparseLinear, BadInputThrows) {
