@@ -77,7 +77,8 @@ class DataParallel : public ::testing::Test {
 const std::string kRun = "train --train-limit 1024 --test-limit 500 --batch-size 64 --no-progress --seed 3 ";
 
 // Masks equal except for at most `mask_bits` bits; F32 weights equal within `tolerance` (absolute),
-// or not compared when negative.
+// or not compared when negative or when some mask bits differ (after one block flips, the runs
+// train different networks).
 void expect_same_model(const std::string& a_dir, const std::string& b_dir, double tolerance, int64_t mask_bits = 0) {
   const auto masks_a = spruce::read_safetensors(a_dir + "/masks.safetensors");
   const auto masks_b = spruce::read_safetensors(b_dir + "/masks.safetensors");
@@ -88,6 +89,11 @@ void expect_same_model(const std::string& a_dir, const std::string& b_dir, doubl
     int64_t differ = 0;
     for (size_t i = 0; i < t.bytes.size(); ++i) differ += t.bytes[i] != u->bytes[i];
     EXPECT_LE(differ, mask_bits) << "mask " << t.name << " of " << t.bytes.size();
+    if (differ > 0) {
+      std::printf("mask %s: %lld of %zu bits differ; weights not compared\n", t.name.c_str(), (long long)differ,
+                  t.bytes.size());
+      tolerance = -1;
+    }
   }
   if (tolerance < 0) return;
   const auto model_a = spruce::read_safetensors(a_dir + "/model.safetensors");
@@ -116,15 +122,15 @@ TEST_F(DataParallel, TwoRanksAtHalfBatchMatchOneRankForEveryCriterionAndScope) {
       ASSERT_EQ(a.status, 0) << a.out;
       const Result b = run(flags + "--nproc 2 --save " + two);
       ASSERT_EQ(b.status, 0) << b.out;
-      if (std::string(criterion) != "gradient") {
-        expect_same_model(one, two, 2e-4);
-      } else {
-        // `gradient` scores one batch's raw gradients, pruned weights' included (so blocks can
-        // revive); the summation order of an all-reduce differs from one GEMM's in the last bits,
-        // enough to swap a few near-threshold blocks, after which the runs drift apart. Ranks of
-        // one job still agree bit for bit: the run checks that at every update.
-        expect_same_model(one, two, -1, /*mask_bits=*/1024 * 1024 / 1000);
-      }
+      // The all-reduce of two half-batch gradients sums in another order than one GEMM over the
+      // whole batch, so the runs differ in the last bits. `gradient` scores one batch's raw
+      // gradients, pruned weights' included (so blocks can revive): that is enough to swap a few
+      // near-threshold blocks, after which the runs drift apart. The other criteria agree to the
+      // bit where LibTorch's GEMM happens to sum the batch as two halves (AVX-512 hosts), but on an
+      // AVX2-only host (AMD Zen 3) `magnitude local` swapped 0.06% of its blocks. So every
+      // criterion may swap at most 0.1% of the blocks; the weights must agree within 2e-4 where no
+      // block swapped. Ranks of one job still agree bit for bit: the run checks that at every update.
+      expect_same_model(one, two, std::string(criterion) == "gradient" ? -1 : 2e-4, /*mask_bits=*/1024 * 1024 / 1000);
     }
   }
 }
