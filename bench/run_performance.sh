@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 B="$BUILD/tools/spruce/spruce"
 OUT=out/perf
+# A host without AVX-512 (AVX2 only, e.g. AMD Zen 3) is a class of its own: its figures go apart.
+grep -qw avx512f /proc/cpuinfo || OUT=out/perf-avx2
 mkdir -p "$OUT"
 # Sleeping (not spinning) OpenMP waits: on a machine shared with other jobs, spinning workers
 # that lose their core make every parallel region, oneDNN's and ours, many times slower.
