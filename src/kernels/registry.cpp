@@ -60,6 +60,8 @@ const std::array kKernels{
     spmm("f32-spmm-4x1-avx512", F, Avx512, 4, Strips, f32_spmm_avx512<4>, pack_f32_avx512),
     spmm("f32-spmm-2x1-avx512", F, Avx512, 2, Strips, f32_spmm_avx512<2>, pack_f32_avx512),
     spmm("f32-spmm-1x1-avx512", F, Avx512, 1, Strips, f32_spmm_avx512<1>, pack_f32_avx512),
+    spmm("f32-spmm-8x1-m2-avx2", F, Avx2, 8, Strips, f32_spmm_m2_avx2<8>, pack_f32_avx2, Layout::Gather, 2),
+    spmm("f32-spmm-4x1-m2-avx2", F, Avx2, 4, Strips, f32_spmm_m2_avx2<4>, pack_f32_avx2, Layout::Gather, 2),
     spmm("f32-spmm-8x1-avx2", F, Avx2, 8, Strips, f32_spmm_avx2<8>, pack_f32_avx2),
     spmm("f32-spmm-4x1-avx2", F, Avx2, 4, Strips, f32_spmm_avx2<4>, pack_f32_avx2),
     spmm("f32-spmm-2x1-avx2", F, Avx2, 2, Strips, f32_spmm_avx2<2>, pack_f32_avx2),

@@ -61,7 +61,8 @@ inline void strip(const int16_t* xc, int64_t ld, const int32_t* k, const int32_t
     const GroupWeights<H> w(wq + (j / 4) * H);
     if (j + kAhead + 4 <= nj)
       for (int t = 0; t < 4; ++t)
-        for (int v = 0; v < V; v += 2) _mm_prefetch(reinterpret_cast<const char*>(xc + k[j + kAhead + t] * ld + 16 * v), _MM_HINT_T0);
+        for (int v = 0; v < V; v += 2)
+          _mm_prefetch(reinterpret_cast<const char*>(xc + k[j + kAhead + t] * ld + 16 * v), _MM_HINT_T0);
     for (int v = 0; v < V; ++v) {
       const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0 + 16 * v));
       const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r1 + 16 * v));
@@ -80,7 +81,8 @@ inline void strip(const int16_t* xc, int64_t ld, const int32_t* k, const int32_t
     }
   }
   for (int r = 0; r < H; ++r)
-    for (int i = 0; i < 2 * V; ++i) _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + r * kTileLd + 8 * i), acc[r][i]);
+    for (int i = 0; i < 2 * V; ++i)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + r * kTileLd + 8 * i), acc[r][i]);
 }
 
 // One panel of 8 output channels (strips [s, se)) for 16*V rows from m0, then its epilogue.
@@ -93,8 +95,7 @@ void panel(const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t
     strip<H, V>(xc, a.ldxt, w.k + j0, wq + j0 / 4 * H, w.ptr[t + 1] - j0, tile + (t - s) * H * kTileLd);
   }
   const int64_t n0 = s * H;
-  store_panel8(tile, kTileLd, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, std::min<int64_t>(16 * V, a.m1 - m0),
-               a);
+  store_panel8(tile, kTileLd, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, std::min<int64_t>(16 * V, a.m1 - m0), a);
 }
 
 // The widest tile that the remaining chunks need (xt holds whole chunks of 16 m, no more).

@@ -40,6 +40,10 @@ extern template void f32_spmm_avx2<1>(const StripView&, const SpmmArgs&);
 extern template void f32_spmm_avx2<2>(const StripView&, const SpmmArgs&);
 extern template void f32_spmm_avx2<4>(const StripView&, const SpmmArgs&);
 extern template void f32_spmm_avx2<8>(const StripView&, const SpmmArgs&);
+template <int H>
+void f32_spmm_m2_avx2(const StripView& w, const SpmmArgs& a);
+extern template void f32_spmm_m2_avx2<4>(const StripView&, const SpmmArgs&);
+extern template void f32_spmm_m2_avx2<8>(const StripView&, const SpmmArgs&);
 void pack_f32_avx2(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);
 
 }  // namespace spruce::kernels::x86
