@@ -35,7 +35,8 @@ inline void strip(const StripView& w, int64_t s, const float* xt, int64_t ld, __
     for (; j + 2 <= j1; j += 2) {
       const __m256 wj = _mm256_loadu_ps(wv + j * 4);
       for (int m = 0; m < M; ++m) {
-        const __m256 x = _mm256_set_m128(_mm_broadcast_ss(xt + k[j + 1] * ld + m), _mm_broadcast_ss(xt + k[j] * ld + m));
+        const __m256 x =
+            _mm256_set_m128(_mm_broadcast_ss(xt + k[j + 1] * ld + m), _mm_broadcast_ss(xt + k[j] * ld + m));
         acc[m] = _mm256_fmadd_ps(wj, x, acc[m]);
       }
     }
