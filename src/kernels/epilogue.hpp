@@ -33,8 +33,19 @@ inline void store_out(float f, const Epilogue& ep, void* y, int64_t at) {
   }
 }
 
+// The epilogue of one accumulator of output channel n and row m (the vector epilogues' tails):
+// the same operations in the same order as they.
+template <typename Acc>
+inline void store_one(Acc acc, int64_t n, int64_t m, const SpmmArgs& a) {
+  if constexpr (std::is_integral_v<Acc>)
+    store_out(dequantize(acc, n, *a.ep), *a.ep, a.y, m * a.ldy + n);
+  else
+    static_cast<float*>(a.y)[m * a.ldy + n] = finish_f32(acc, n, *a.ep);
+}
+
 // f(std::integral_constant<int, M>{}) with M = min(N, rows) (nothing for rows < 1): the narrow
-// kernels keep M rows of accumulators in registers, so M must be a compile-time constant.
+// kernels keep M rows of accumulators in registers, so M must be a compile-time constant. The
+// m-vector kernels pass the vectors of m left, so that the last tile is no wider than xt.
 template <int N, typename F>
 inline void with_rows_upto(int64_t rows, F&& f) {
   if (rows < 1) return;

@@ -53,17 +53,6 @@ void panel(const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t
   store_panel8(tile, kTileLd, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, std::min<int64_t>(8 * V, a.m1 - m0), a);
 }
 
-// The widest tile that the remaining m needs: nv of V vectors (xt rows are padded to 16 m).
-template <int H, int V>
-void panel_upto(int64_t nv, const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t m0, float* tile) {
-  if constexpr (V == 1)
-    panel<H, 1>(w, a, s, se, m0, tile);
-  else if (nv >= V)
-    panel<H, V>(w, a, s, se, m0, tile);
-  else
-    panel_upto<H, V - 1>(nv, w, a, s, se, m0, tile);
-}
-
 }  // namespace
 
 // Panel outer, m inner: a panel's weights stay in L1 while xt streams from L2.
@@ -73,7 +62,8 @@ void f32_spmm_avx2(const StripView& w, const SpmmArgs& a) {
   alignas(32) float tile[8 * kTileLd];
   for (int64_t s = a.s0; s < a.s1; s += P) {
     const int64_t se = std::min<int64_t>(a.s1, s + P);
-    for (int64_t m0 = a.m0; m0 < a.m1; m0 += 8 * V) panel_upto<H, V>((a.m1 - m0 + 7) / 8, w, a, s, se, m0, tile);
+    for (int64_t m0 = a.m0; m0 < a.m1; m0 += 8 * V)
+      with_rows_upto<V>((a.m1 - m0 + 7) / 8, [&](auto v) { panel<H, decltype(v)::value>(w, a, s, se, m0, tile); });
   }
 }
 

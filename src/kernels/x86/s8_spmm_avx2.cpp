@@ -98,17 +98,6 @@ void panel(const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t
   store_panel8(tile, kTileLd, n0, std::min<int64_t>(w.rows, se * H) - n0, m0, std::min<int64_t>(16 * V, a.m1 - m0), a);
 }
 
-// The widest tile that the remaining chunks need (xt holds whole chunks of 16 m, no more).
-template <int H, int V>
-void panel_upto(int64_t nc, const StripView& w, const SpmmArgs& a, int64_t s, int64_t se, int64_t m0, int32_t* tile) {
-  if constexpr (V == 1)
-    panel<H, 1>(w, a, s, se, m0, tile);
-  else if (nc >= V)
-    panel<H, V>(w, a, s, se, m0, tile);
-  else
-    panel_upto<H, V - 1>(nc, w, a, s, se, m0, tile);
-}
-
 // Eight accumulators per strip row and chunk pair: 4 rows x 1 chunk, or 1 row x 4 chunks.
 template <int H>
 void spmm(const StripView& w, const SpmmArgs& a) {
@@ -117,7 +106,8 @@ void spmm(const StripView& w, const SpmmArgs& a) {
   // Panel outer, m inner: a panel's weights stay in L1 while xt streams from L2.
   for (int64_t s = a.s0; s < a.s1; s += P) {
     const int64_t se = std::min<int64_t>(a.s1, s + P);
-    for (int64_t m0 = a.m0; m0 < a.m1; m0 += 16 * V) panel_upto<H, V>((a.m1 - m0 + 15) / 16, w, a, s, se, m0, tile);
+    for (int64_t m0 = a.m0; m0 < a.m1; m0 += 16 * V)
+      with_rows_upto<V>((a.m1 - m0 + 15) / 16, [&](auto v) { panel<H, decltype(v)::value>(w, a, s, se, m0, tile); });
   }
 }
 

@@ -122,15 +122,6 @@ struct RowEpilogue8 {
   }
 };
 
-// The scalar epilogue of one accumulator (tails): the same operations in the same order.
-template <typename Acc>
-inline void store_one(Acc acc, int64_t n, int64_t m, const SpmmArgs& a) {
-  if constexpr (std::is_integral_v<Acc>)
-    store_out(dequantize(acc, n, *a.ep), *a.ep, a.y, m * a.ldy + n);
-  else
-    static_cast<float*>(a.y)[m * a.ldy + n] = finish_f32(acc, n, *a.ep);
-}
-
 // A panel of 8 output channels: tile[r * ldt + l] is the accumulator of output channel n0 + r
 // (r < rows <= 8) and row m0 + l (l < mv). 8x8 blocks are transposed in registers and stored as
 // one row of Y each; m tails go through the scalar epilogue.

@@ -127,15 +127,6 @@ inline __m512i sum_lane_blocks(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
   return _mm512_add_epi32(_mm512_shuffle_i32x4(s01, s23, 0x88), _mm512_shuffle_i32x4(s01, s23, 0xDD));
 }
 
-// The scalar epilogue of one accumulator (tails): the same operations in the same order.
-template <typename Acc>
-inline void store_one(Acc acc, int64_t n, int64_t m, const SpmmArgs& a) {
-  if constexpr (std::is_integral_v<Acc>)
-    store_out(dequantize(acc, n, *a.ep), *a.ep, a.y, m * a.ldy + n);
-  else
-    static_cast<float*>(a.y)[m * a.ldy + n] = finish_f32(acc, n, *a.ep);
-}
-
 // A panel: tile[r * ldt + l] is the accumulator of output channel n0 + r (r < rows <= 16) and
 // row m0 + l (l < mv). 16x16 blocks are transposed in registers, finished with per-channel
 // vectors and stored as one (masked at the N edge) row of Y each; m tails go through the scalar
