@@ -41,7 +41,7 @@ inline void strip(const StripView& w, int64_t s, const float* xt, int64_t ld, __
       }
     }
     if (j < j1) {
-      const __m256 wj = _mm256_castps128_ps256(_mm_loadu_ps(wv + j * 4));
+      const __m256 wj = _mm256_set_m128(_mm_setzero_ps(), _mm_loadu_ps(wv + j * 4));  // upper half zero
       for (int m = 0; m < M; ++m) {
         const __m256 x = _mm256_set_m128(_mm_setzero_ps(), _mm_broadcast_ss(xt + k[j] * ld + m));
         acc[m] = _mm256_fmadd_ps(wj, x, acc[m]);
