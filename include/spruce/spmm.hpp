@@ -112,6 +112,9 @@ class SparseLinear {
   const std::map<int64_t, bool>& dense_for_m() const;  // the tuned choices, per bucket of m
   const std::map<int64_t, bool>& vnni_for_m() const;   // AMX kernels: where the VNNI route won
   std::string sparse_kernel() const;                   // the registry kernel the sparse path uses
+  // Whether oneDNN can run at all: not under Fallback::Never, nor for INT8 where oneDNN's INT8 is
+  // not exact (no VNNI). Unlike impl(), it builds no oneDNN primitive.
+  bool has_dense_fallback() const;
   int threads() const;
   void set_threads(int threads);  // 0 = OpenMP default
 

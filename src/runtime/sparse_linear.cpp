@@ -182,7 +182,6 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
   }
   // oneDNN's INT8 saturates where it lacks VNNI: there INT8 always runs spruce's exact kernels,
   // even under Fallback::Always, so that every route gives the reference's bytes.
-  s.dense.reset();
   if (s.opt.fallback != Fallback::Never && (!q || DenseMatmul::int8_exact()))
     s.dense = std::make_unique<DenseMatmul>(s.weights, s.bias.empty() ? nullptr : s.bias.data(), s.opt.activation,
                                             q ? &s.q : nullptr);
@@ -391,6 +390,7 @@ std::string SparseLinear::impl(int64_t m) const {
 const std::map<int64_t, bool>& SparseLinear::dense_for_m() const { return impl_->dense_for_m; }
 const std::map<int64_t, bool>& SparseLinear::vnni_for_m() const { return impl_->low_for_m; }
 std::string SparseLinear::sparse_kernel() const { return impl_->kernel->name; }
+bool SparseLinear::has_dense_fallback() const { return impl_->dense != nullptr; }
 int SparseLinear::threads() const { return impl_->nthreads(); }
 void SparseLinear::set_threads(int t) { impl_->opt.threads = t <= 0 ? 0 : checked_threads(t, "SparseLinear threads"); }
 bool SparseLinear::is_int8() const { return impl_->dtype == DType::S8; }

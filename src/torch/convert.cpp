@@ -82,7 +82,7 @@ ConvertedLayer describe_layer(const std::string& name, const std::string& varian
   // host without VNNI runs spruce's exact kernel instead: oneDNN's would saturate.)
   const bool dense = op.options().fallback == Fallback::Always;
   r.pattern = dense ? "dense" : op.pattern().str();
-  r.kernel = dense && op.impl(1).rfind("onednn", 0) == 0 ? "onednn" : op.sparse_kernel();
+  r.kernel = dense && op.has_dense_fallback() ? "onednn" : op.sparse_kernel();
   r.sparsity = op.sparsity();
   r.in_features = op.in_features();
   r.out_features = op.out_features();

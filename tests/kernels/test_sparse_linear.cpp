@@ -254,6 +254,7 @@ TEST(SparseLinear, Int8FallsBackToOneDnnOnlyWhereItIsExact) {
   const SparseLinear op(w.data(), n, k, Pattern::parse("4x1"), q, nullptr, o);
   const bool onednn = op.impl(m).rfind("onednn:", 0) == 0;
   EXPECT_EQ(onednn, runtime::DenseMatmul::int8_exact()) << op.impl(m);
+  EXPECT_EQ(op.has_dense_fallback(), onednn);
   std::vector<float> y(size_t(m * n));
   op.run(x.data(), m, y.data());
   for (float v : y) ASSERT_EQ(v, -128.0f * 255.0f * float(k)) << op.impl(m);
