@@ -27,6 +27,10 @@ constexpr Kernel spmm(const char* name, DType d, Isa isa, int h, WeightFormat wf
 constexpr Kernel amx(const char* name, WeightFormat wf, SpmmFn run, PackFn pack, Layout layout) {
   return Kernel{name, Op::Spmm, S, Isa::Amx, 16, 64, true, wf, layout, 0, run, pack};
 }
+constexpr Kernel attention(const char* name, Isa isa, int head_multiple, AttentionFn run) {
+  return Kernel{name, Op::Attention, F,      isa, 1, head_multiple, false, WeightFormat::None, Layout::Gather,
+                0,    run,           nullptr};
+}
 template <typename Fn>
 constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
   return Kernel{name, Op::DotInteraction, d, isa, 1, 1, false, WeightFormat::None, Layout::Gather, 0, run, nullptr};
@@ -75,6 +79,10 @@ const std::array kKernels{
         S8TableDotInteractionFn(x86::s8_table_dot_interaction_u8_avx512)),
     dot("s8-table-dot-interaction-u8-avx2", S, Avx2, S8TableDotInteractionFn(x86::s8_table_dot_interaction_u8_avx2)),
     dot("s8-table-dot-interaction-u8-ref", S, Scalar, S8TableDotInteractionFn(ref::s8_table_dot_interaction_u8)),
+    // Scaled dot-product attention, one head of one sequence per call (transformer encoders).
+    attention("f32-attention-avx512", Avx512, 16, x86::f32_attention_avx512),
+    attention("f32-attention-avx2", Avx2, 8, x86::f32_attention_avx2),
+    attention("f32-attention-ref", Scalar, 1, ref::f32_attention),
 };
 
 // N:M with at most 4 nonzeros in every aligned 8 input channels: 2:4, 1:4, 4:8, 1:8, 2:8...
@@ -85,6 +93,7 @@ bool fits_octets(const Pattern& p) { return p.is_nm() && 8 % p.m() == 0 && 8 / p
 bool Kernel::accepts(const Problem& p) const {
   if (p.op != op || p.dtype != dtype) return false;
   if (max_m > 0 && (p.m < 1 || p.m > max_m)) return false;
+  if (op == Op::Attention) return p.k >= 1 && p.k % kg == 0;
   if (op != Op::Spmm) return true;
   if (p.packed_for) return p.packed_for->weights == weights && p.packed_for->h == h && p.packed_for->kg == kg;
   if (any_rows && p.pattern.is_nm()) return false;  // N:M's row-wise groups have their own format (Octets)

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -481,7 +482,24 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   if (vnni) {
     EXPECT_STREQ(small.name, "s8-spmm-4x4-m8-avx512vnni");
   }
-  EXPECT_STREQ(registry().back().name, "s8-table-dot-interaction-u8-ref");
+  // Every operation and dtype ends in its scalar reference, which accepts everything.
+  std::map<std::pair<Op, DType>, const Kernel*> last;
+  for (const Kernel& k : registry()) last[{k.op, k.dtype}] = &k;
+  EXPECT_EQ(last.size(), 5u);
+  for (const auto& [key, k] : last) {
+    EXPECT_EQ(k->isa, Isa::Scalar) << k->name;
+    EXPECT_EQ(std::string(k->name).substr(std::string(k->name).size() - 4), "-ref") << k->name;
+  }
+  // Attention: the widest vectors that divide the head size.
+  const auto pick_attention = [](int64_t head_size) {
+    Problem p;
+    p.op = Op::Attention;
+    p.k = head_size;
+    return std::string(select(p).name);
+  };
+  EXPECT_EQ(pick_attention(32), avx512 ? "f32-attention-avx512" : avx2 ? "f32-attention-avx2" : "f32-attention-ref");
+  EXPECT_EQ(pick_attention(24), avx2 ? "f32-attention-avx2" : "f32-attention-ref");
+  EXPECT_EQ(pick_attention(20), "f32-attention-ref");
 }
 
 // Names follow "<dtype>-<op>-...-<isa>" and are unique.
