@@ -2,17 +2,58 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "spruce/attention.hpp"
 #include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
 
 namespace minilm {
 
 namespace F = ::torch::nn::functional;
+
+namespace {
+thread_local StageClock* active_clock = nullptr;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+const char* stage_name(Stage stage) {
+  static const char* names[kStageCount] = {"embeddings",           "QKV projection",  "attention (QK, softmax, PV)",
+                                           "attention output",     "FFN in (+ GELU)", "FFN out",
+                                           "residual + LayerNorm", "mean pooling"};
+  return names[static_cast<int>(stage)];
+}
+
+bool is_linear(Stage s) {
+  return s == Stage::QkvProjection || s == Stage::AttentionOutput || s == Stage::FfnIn || s == Stage::FfnOut;
+}
+
+StageClock::StageClock() {
+  if (active_clock) spruce::usage_error("internal: StageClocks do not nest");
+  active_clock = this;
+}
+StageClock::~StageClock() { active_clock = nullptr; }
+
+double StageClock::total_ms() const {
+  double total = 0;
+  for (double v : ms_) total += v;
+  return total;
+}
+
+StageTimer::StageTimer(Stage stage) : stage_(stage) {
+  if (active_clock) start_ns_ = now_ns();
+}
+StageTimer::~StageTimer() {
+  if (start_ns_ >= 0 && active_clock) active_clock->add(stage_, 1e-6 * double(now_ns() - start_ns_));
+}
 
 BertConfig BertConfig::read(const std::string& path) {
   std::ifstream in(path);
@@ -59,21 +100,48 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
   register_module("dropout", dropout_);
 }
 
+// Inference: spruce's fused kernel, per sequence and head in cache, reading the projections'
+// [B*T][H] rows in place (q, k, v are views of them) and writing [B*T][H].
+// Inference: spruce's fused kernel, per sequence and head in cache, reading the projections'
+// [B*T][H] rows in place and writing [B*T][H].
+::torch::Tensor BertSelfAttentionImpl::fused_attention(const ::torch::Tensor& q, const ::torch::Tensor& k,
+                                                       const ::torch::Tensor& v, const ::torch::Tensor& mask_bias,
+                                                       int64_t batch) const {
+  const auto qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  const auto bias = mask_bias.contiguous();
+  auto out = ::torch::empty_like(qc);
+  spruce::AttentionArgs a;
+  a.batch = batch, a.tokens = q.size(0) / batch, a.heads = heads_, a.head_size = head_size_;
+  a.q = qc.data_ptr<float>(), a.k = kc.data_ptr<float>(), a.v = vc.data_ptr<float>();
+  a.ld_q = a.ld_k = a.ld_v = heads_ * head_size_;
+  a.key_bias = bias.data_ptr<float>();
+  a.out = out.data_ptr<float>(), a.ld_out = heads_ * head_size_;
+  a.threads = ::at::get_num_threads();
+  spruce::attention_f32(a);
+  return out;
+}
+
 ::torch::Tensor BertSelfAttentionImpl::forward(const ::torch::Tensor& x, const ::torch::Tensor& mask_bias,
                                                int64_t batch) {
+  ::torch::Tensor q, k, v;  // [B*T][H]
+  {
+    StageTimer timer(Stage::QkvProjection);
+    q = run_layer(0, x), k = run_layer(1, x), v = run_layer(2, x);
+  }
+  StageTimer timer(Stage::Attention);
+  if (!::torch::GradMode::is_enabled() && !is_training()) return fused_attention(q, k, v, mask_bias, batch);
   const int64_t tokens = x.size(0) / batch;
   auto heads = [&](const ::torch::Tensor& t) {  // [B*T][H] -> [B][heads][T][head_size]
     return t.view({batch, tokens, heads_, head_size_}).transpose(1, 2);
   };
-  const auto q = heads(run_layer(0, x)), k = heads(run_layer(1, x)), v = heads(run_layer(2, x));
-  auto scores = ::torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_size_));
+  auto scores = ::torch::matmul(heads(q), heads(k).transpose(-1, -2)) / std::sqrt(static_cast<double>(head_size_));
   const auto probs = dropout_(::torch::softmax(scores + mask_bias, -1));
-  return ::torch::matmul(probs, v).transpose(1, 2).reshape({batch * tokens, heads_ * head_size_});
+  return ::torch::matmul(probs, heads(v)).transpose(1, 2).reshape({batch * tokens, heads_ * head_size_});
 }
 
 BertDenseImpl::BertDenseImpl(const BertConfig& c, int64_t in, int64_t out, spruce::Activation activation,
-                             bool residual_norm)
-    : dropout_(c.dropout) {
+                             bool residual_norm, Stage stage)
+    : dropout_(c.dropout), stage_(stage) {
   add_linear("dense", in, out, activation, false);
   if (residual_norm)
     norm_ = register_module("LayerNorm",
@@ -82,20 +150,27 @@ BertDenseImpl::BertDenseImpl(const BertConfig& c, int64_t in, int64_t out, spruc
 }
 
 ::torch::Tensor BertDenseImpl::forward(const ::torch::Tensor& x, const ::torch::Tensor& residual) {
-  auto y = run_layer(0, x);
-  return norm_ ? norm_(dropout_(y) + residual) : y;
+  ::torch::Tensor y;
+  {
+    StageTimer timer(stage_);
+    y = run_layer(0, x);
+  }
+  if (!norm_) return y;
+  StageTimer timer(Stage::ResidualNorm);
+  return norm_(dropout_(y) + residual);
 }
 
 BertAttentionImpl::BertAttentionImpl(const BertConfig& c)
     : self_attention(register_module("self", BertSelfAttention(c))),
-      output(register_module("output", BertDense(c, c.hidden_size, c.hidden_size, spruce::Activation::None, true))) {}
+      output(register_module("output", BertDense(c, c.hidden_size, c.hidden_size, spruce::Activation::None, true,
+                                                 Stage::AttentionOutput))) {}
 
 BertLayerImpl::BertLayerImpl(const BertConfig& c)
     : attention(register_module("attention", BertAttention(c))),
-      intermediate(register_module("intermediate",
-                                   BertDense(c, c.hidden_size, c.intermediate_size, spruce::Activation::GELU, false))),
-      output(register_module("output",
-                             BertDense(c, c.intermediate_size, c.hidden_size, spruce::Activation::None, true))) {}
+      intermediate(register_module("intermediate", BertDense(c, c.hidden_size, c.intermediate_size,
+                                                             spruce::Activation::GELU, false, Stage::FfnIn))),
+      output(register_module(
+          "output", BertDense(c, c.intermediate_size, c.hidden_size, spruce::Activation::None, true, Stage::FfnOut))) {}
 
 ::torch::Tensor BertLayerImpl::forward(const ::torch::Tensor& x, const ::torch::Tensor& mask_bias, int64_t batch) {
   const auto attended = attention->output(attention->self_attention(x, mask_bias, batch), x);
@@ -137,7 +212,11 @@ EncoderOutput BertModelImpl::forward(const ::torch::Tensor& ids, const ::torch::
   const float lowest = std::numeric_limits<float>::lowest();
   const auto mask_bias = (1.0 - mask.to(::torch::kFloat)).mul(lowest).view({batch, 1, 1, tokens});
   EncoderOutput out;
-  auto x = embeddings(ids).reshape({batch * tokens, config_.hidden_size});
+  ::torch::Tensor x;
+  {
+    StageTimer timer(Stage::Embeddings);
+    x = embeddings(ids).reshape({batch * tokens, config_.hidden_size});
+  }
   for (const auto& layer : *layers) {
     x = layer->as<BertLayer>()->forward(x, mask_bias, batch);
     out.hidden_states.push_back(x.view({batch, tokens, config_.hidden_size}));
@@ -171,6 +250,7 @@ void save_weights(const ::torch::nn::Module& model, const std::string& path) {
 }
 
 ::torch::Tensor mean_pool_normalized(const ::torch::Tensor& last_hidden, const ::torch::Tensor& mask) {
+  StageTimer timer(Stage::Pooling);
   const auto m = mask.to(last_hidden.dtype()).unsqueeze(-1);
   const auto mean = (last_hidden * m).sum(1) / m.sum(1).clamp_min(1e-9);
   return F::normalize(mean, F::NormalizeFuncOptions().p(2).dim(1));

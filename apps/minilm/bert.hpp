@@ -9,12 +9,47 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
 #include "spruce/torch/layer_stack.hpp"
 
 namespace minilm {
+
+// Where a forward pass spends its time. While a StageClock lives, the encoder on its thread adds
+// each stage's wall time to it (LibTorch's CPU ops are synchronous, so wall time is the op's).
+enum class Stage { Embeddings, QkvProjection, Attention, AttentionOutput, FfnIn, FfnOut, ResidualNorm, Pooling };
+inline constexpr int kStageCount = 8;
+const char* stage_name(Stage stage);  // "QKV projection", ...
+bool is_linear(Stage stage);          // the stages that run the encoder's Linear layers
+
+class StageClock {
+ public:
+  StageClock();  // starts recording on this thread; clocks do not nest
+  ~StageClock();
+  StageClock(const StageClock&) = delete;
+  StageClock& operator=(const StageClock&) = delete;
+  double ms(Stage stage) const { return ms_[static_cast<int>(stage)]; }
+  double total_ms() const;
+  void add(Stage stage, double ms) { ms_[static_cast<int>(stage)] += ms; }
+
+ private:
+  std::array<double, kStageCount> ms_{};
+};
+
+// Times one stage into the thread's StageClock, if there is one.
+class StageTimer {
+ public:
+  explicit StageTimer(Stage stage);
+  ~StageTimer();
+  StageTimer(const StageTimer&) = delete;
+  StageTimer& operator=(const StageTimer&) = delete;
+
+ private:
+  Stage stage_;
+  int64_t start_ns_ = -1;  // -1: no clock
+};
 
 struct BertConfig {
   int64_t vocab_size = 30522, hidden_size = 384, num_layers = 6, num_heads = 12, intermediate_size = 1536;
@@ -30,9 +65,13 @@ class BertSelfAttentionImpl : public spruce::torch::LayerHost {
  public:
   explicit BertSelfAttentionImpl(const BertConfig& config);
   // `mask_bias` [B][1][1][T]: 0 for tokens, a large negative number for padding.
+  // In training, or with gradients on, LibTorch's ops (differentiable); otherwise spruce's fused
+  // kernel (spruce/attention.hpp).
   ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& mask_bias, int64_t batch);
 
  private:
+  ::torch::Tensor fused_attention(const ::torch::Tensor& q, const ::torch::Tensor& k, const ::torch::Tensor& v,
+                                  const ::torch::Tensor& mask_bias, int64_t batch) const;
   int64_t heads_, head_size_;
   ::torch::nn::Dropout dropout_;
 };
@@ -42,12 +81,14 @@ TORCH_MODULE(BertSelfAttention);
 // three times per layer: attention output, FFN in (GELU, erf form, as BERT), FFN out.
 class BertDenseImpl : public spruce::torch::LayerHost {
  public:
-  BertDenseImpl(const BertConfig& config, int64_t in, int64_t out, spruce::Activation activation, bool residual_norm);
+  BertDenseImpl(const BertConfig& config, int64_t in, int64_t out, spruce::Activation activation, bool residual_norm,
+                Stage stage);
   ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& residual = {});
 
  private:
   ::torch::nn::LayerNorm norm_{nullptr};
   ::torch::nn::Dropout dropout_;
+  Stage stage_;  // the Linear's, for a StageClock
 };
 TORCH_MODULE(BertDense);
 

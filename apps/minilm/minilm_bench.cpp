@@ -57,35 +57,14 @@ double linear_sparsity(BertModelImpl& model) {
   return total ? double(zeros) / double(total) : 0.0;
 }
 
-// Seconds one batch spends in the Linear layers: each layer is run alone on the input it saw.
-double linear_ms(SentenceEncoder& e, const Inputs& in) {
-  struct Seen {
-    spruce::torch::LayerHost* host;
-    size_t layer;
-    ::torch::Tensor input;
-  };
-  std::vector<Seen> seen;
-  const auto hosts = spruce::torch::find_layer_hosts(*e.model());
-  for (const auto& h : hosts)
-    h.host->set_observer([&seen, host = h.host](size_t i, const ::torch::Tensor& x) {
-      seen.push_back({host, i, x.clone()});
-    });
+// One batch's time per stage of the encoder, the mean over `rounds` batches.
+std::array<double, kStageCount> stage_ms(SentenceEncoder& e, const Inputs& in, int rounds) {
   ::torch::NoGradGuard no_grad;
-  e.embed(in);
-  for (const auto& h : hosts) h.host->set_observer({});
-  double best = 1e30;
-  for (int round = 0; round < 3; ++round) {
-    const auto start = Clock::now();
-    for (const auto& s : seen) {
-      if (auto* lin = s.host->linear(s.layer)) {
-        lin->forward(s.input);
-      } else {
-        static_cast<spruce::torch::FusedLayer*>(s.host->layer(s.layer).get())->forward(s.input);
-      }
-    }
-    best = std::min(best, ms_since(start));
-  }
-  return best;
+  StageClock clock;
+  for (int i = 0; i < rounds; ++i) e.embed(in);
+  std::array<double, kStageCount> ms{};
+  for (int s = 0; s < kStageCount; ++s) ms[s] = clock.ms(static_cast<Stage>(s)) / rounds;
+  return ms;
 }
 
 std::string kernel_summary(const std::vector<spruce::torch::ConvertedLayer>& layers) {
@@ -110,22 +89,28 @@ std::string runs_at(::torch::nn::Module& model, int64_t m) {
 }  // namespace
 
 std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::ostream& log) {
-  if (o.sparse_dir.empty())
+  const bool any_sparse = std::any_of(o.variants.begin(), o.variants.end(),
+                                      [](const std::string& v) { return v.find("sparse") != std::string::npos; });
+  if (any_sparse && o.sparse_dir.empty())
     spruce::usage_error("bench-model minilm needs --sparse-model DIR, a folder written by `spruce distill --save`");
   if (o.batches.empty()) spruce::usage_error("bench-model minilm needs at least one batch size");
+  for (const auto& v : o.variants)
+    if (v != "fp32-dense" && v != "int8-dense" && v != "fp32-sparse" && v != "int8-sparse")
+      spruce::usage_error("unknown variant " + spruce::in_quotes(v) +
+                          ": valid are fp32-dense, int8-dense, fp32-sparse and int8-sparse");
+  if (o.variants.empty()) spruce::usage_error("bench-model minilm needs at least one variant");
   if (o.seq_length < 3 || o.seq_length > 512) spruce::usage_error("--seq-length must be 3..512");
   spruce::torch::set_threads(o.threads);
-  SentenceEncoder::load(o.sparse_dir);  // a bad folder fails now, not after the dense variants' timing
+  if (any_sparse) SentenceEncoder::load(o.sparse_dir);  // a bad folder fails now, not after the dense timing
   const Corpus corpus = read_fortunes(o.fortunes);
   std::vector<std::string> calibration(
       corpus.train.begin(), corpus.train.begin() + std::min<int64_t>(o.calibration_texts, corpus.train.size()));
   auto teacher = SentenceEncoder::load(o.dense_dir);
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   std::vector<MinilmBenchRecord> records;
-  const std::vector<std::pair<std::string, std::string>> variants{{"fp32-dense", o.dense_dir},
-                                                                  {"int8-dense", o.dense_dir},
-                                                                  {"fp32-sparse", o.sparse_dir},
-                                                                  {"int8-sparse", o.sparse_dir}};
+  std::vector<std::pair<std::string, std::string>> variants;  // name, weights folder
+  for (const auto& v : o.variants)
+    variants.emplace_back(v, v.find("sparse") != std::string::npos ? o.sparse_dir : o.dense_dir);
   std::map<std::string, ::torch::Tensor> own_fp32;  // per weights folder
   for (const auto& [variant, dir] : variants) {
     auto e = SentenceEncoder::load(dir);
@@ -165,7 +150,13 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
       r.sequences_per_second = 1000.0 * double(batch) * double(ms.size()) / total;
       r.p50_ms = ms[ms.size() / 2];
       r.p99_ms = ms[std::min(ms.size() - 1, static_cast<size_t>(0.99 * double(ms.size())))];
-      r.linear_share = std::min(1.0, linear_ms(e, in) / (total / double(ms.size())));
+      r.stage_ms = stage_ms(e, in, 3);
+      double linear = 0, staged = 0;
+      for (int s = 0; s < kStageCount; ++s) {
+        staged += r.stage_ms[s];
+        if (is_linear(static_cast<Stage>(s))) linear += r.stage_ms[s];
+      }
+      r.linear_share = staged > 0 ? linear / staged : 0.0;
       r.sparsity = sparsity;
       r.cosine_to_own_fp32 = to_own;
       r.cosine_to_teacher = to_teacher;

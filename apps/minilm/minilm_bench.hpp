@@ -2,9 +2,12 @@
 // (LibTorch), INT8 dense (oneDNN), FP32 sparse and INT8 sparse (spruce), in one process: throughput,
 // p50/p99 latency, the share of time in the Linear layers, and each variant's fidelity.
 #pragma once
+#include <array>
 #include <iosfwd>
 #include <string>
 #include <vector>
+
+#include "minilm/bert.hpp"
 
 namespace minilm {
 
@@ -12,6 +15,8 @@ struct MinilmBenchOptions {
   std::string dense_dir, sparse_dir;  // sentence-transformers folders: the teacher, a pruned copy
   std::string fortunes = "/usr/share/games/fortunes";
   std::vector<int64_t> batches{1, 8, 32};
+  // Which of fp32-dense, int8-dense, fp32-sparse, int8-sparse to run, in this order.
+  std::vector<std::string> variants{"fp32-dense", "int8-dense", "fp32-sparse", "int8-sparse"};
   int64_t seq_length = 128;
   int threads = 2;
   double min_seconds = 3.0;  // per variant and batch size, after warm-up
@@ -22,12 +27,13 @@ struct MinilmBenchRecord {
   std::string variant;  // fp32-dense | int8-dense | fp32-sparse | int8-sparse
   int64_t batch = 0, seq_length = 0, iterations = 0;
   double sequences_per_second = 0, p50_ms = 0, p99_ms = 0;
-  double linear_share = 0;        // of one batch's time, spent in the encoder's 36 Linear layers
-  double sparsity = 0;            // of the encoder's Linear weights
-  double cosine_to_own_fp32 = 0;  // held-out mean cosine to the FP32 LibTorch model of the same weights
-  double cosine_to_teacher = 0;   // held-out mean cosine to the dense FP32 teacher
-  std::string kernels;            // the kernels the Linear layers run, e.g. "s8-spmm-4x1-avx512vnni x36"
-  std::string runs;               // what they ran at this batch's rows, as tuned: "onednn:... x12, s8-... x24"
+  double linear_share = 0;                     // of one batch's time, spent in the encoder's 36 Linear layers
+  std::array<double, kStageCount> stage_ms{};  // one batch's time per Stage (bert.hpp)
+  double sparsity = 0;                         // of the encoder's Linear weights
+  double cosine_to_own_fp32 = 0;               // held-out mean cosine to the FP32 LibTorch model of the same weights
+  double cosine_to_teacher = 0;                // held-out mean cosine to the dense FP32 teacher
+  std::string kernels;                         // the kernels the Linear layers run, e.g. "s8-spmm-4x1-avx512vnni x36"
+  std::string runs;  // what they ran at this batch's rows, as tuned: "onednn:... x12, s8-... x24"
 };
 
 std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& options, std::ostream& log);

@@ -40,6 +40,28 @@ TEST(MiniLM, Fp32EmbeddingsMatchTheReferenceAloneAndInBatches) {
   }
 }
 
+// Inference runs spruce's fused attention; training runs LibTorch's differentiable ops. On padded
+// batches (masked keys) every layer's hidden states agree to FP32 rounding.
+TEST(MiniLM, FusedAttentionMatchesLibTorchAttention) {
+  const auto& r = reference();
+  const std::vector<std::string> texts(r.texts.begin(), r.texts.begin() + 9);
+  const auto in = encoder().tokenize(texts);
+  ASSERT_GT((in.mask == 0).sum().item<int64_t>(), 0) << "the batch should have padding";
+  auto& model = encoder().model();
+  minilm::EncoderOutput fused, reference_ops;
+  {
+    torch::NoGradGuard no_grad;
+    fused = model->forward(in.ids, in.mask);
+  }
+  reference_ops = model->forward(in.ids, in.mask);  // gradients on: LibTorch's attention
+  ASSERT_TRUE(reference_ops.last_hidden.requires_grad());
+  const auto real = in.mask.unsqueeze(-1).to(torch::kBool);  // padded rows' values are never used
+  for (size_t layer = 0; layer < fused.hidden_states.size(); ++layer) {
+    const auto diff = (fused.hidden_states[layer] - reference_ops.hidden_states[layer].detach()).abs();
+    EXPECT_LT(diff.masked_select(real).max().item<double>(), 2e-4) << "layer " << layer;
+  }
+}
+
 TEST(MiniLM, SavedWeightsReloadBitForBit) {
   const auto dir = std::filesystem::temp_directory_path() / ("spruce_minilm_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);

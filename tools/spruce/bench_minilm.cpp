@@ -1,7 +1,10 @@
 #include "bench_minilm.hpp"
 
+#include <algorithm>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "spruce/bench.hpp"
 #include "spruce/file.hpp"
@@ -9,18 +12,32 @@
 
 namespace spruce::cli {
 
+namespace {
+nlohmann::ordered_json stage_json(const std::array<double, minilm::kStageCount>& ms) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (int s = 0; s < minilm::kStageCount; ++s) j[minilm::stage_name(static_cast<minilm::Stage>(s))] = ms[s];
+  return j;
+}
+}  // namespace
+
 void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& json) {
   const auto records = minilm::bench_minilm(o, std::cerr);
-  const char* variants[] = {"fp32-dense", "int8-dense", "fp32-sparse", "int8-sparse"};
+  const auto& variants = o.variants;
   auto find = [&](const std::string& v, int64_t batch) -> const minilm::MinilmBenchRecord* {
     for (const auto& r : records)
       if (r.variant == v && (batch == 0 || r.batch == batch)) return &r;
     return nullptr;
   };
-  Table t({"", "Dense (FP32, LibTorch)", "Dense (INT8, oneDNN)", "Sparse (FP32, spruce)", "Sparse (INT8, spruce)"});
+  const std::map<std::string, std::string> headers{{"fp32-dense", "Dense (FP32, LibTorch)"},
+                                                   {"int8-dense", "Dense (INT8, oneDNN)"},
+                                                   {"fp32-sparse", "Sparse (FP32, spruce)"},
+                                                   {"int8-sparse", "Sparse (INT8, spruce)"}};
+  std::vector<std::string> header{""};
+  for (const auto& v : variants) header.push_back(headers.at(v));
+  Table t(header);
   std::vector<std::string> sparsity{"Linear sparsity"}, teacher{"Cosine to dense FP32 (held-out)"},
       own{"Cosine to own FP32 weights"};
-  for (const char* v : variants) {
+  for (const auto& v : variants) {
     const auto* r = find(v, 0);
     sparsity.push_back(percent(r->sparsity, 1));
     teacher.push_back(fixed(r->cosine_to_teacher, 4));
@@ -30,14 +47,14 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
   t.add_row(teacher);
   t.add_row(own);
   for (int64_t batch : o.batches) {
-    std::vector<std::string> speed{"batch " + std::to_string(batch) + ": seq/s (vs INT8 dense)"},
+    const auto* int8 = find("int8-dense", batch);  // the ratios' base, when it ran
+    std::vector<std::string> speed{"batch " + std::to_string(batch) + (int8 ? ": seq/s (vs INT8 dense)" : ": seq/s")},
         latency{"batch " + std::to_string(batch) + ": p50 / p99 ms"},
         share{"batch " + std::to_string(batch) + ": time in Linear"};
-    const auto* int8 = find("int8-dense", batch);
-    for (const char* v : variants) {
+    for (const auto& v : variants) {
       const auto* r = find(v, batch);
-      speed.push_back(fixed(r->sequences_per_second, 1) + " (" +
-                      fixed(r->sequences_per_second / int8->sequences_per_second, 2) + "x)");
+      speed.push_back(fixed(r->sequences_per_second, 1) +
+                      (int8 ? " (" + fixed(r->sequences_per_second / int8->sequences_per_second, 2) + "x)" : ""));
       latency.push_back(fixed(r->p50_ms, 1) + " / " + fixed(r->p99_ms, 1));
       share.push_back(percent(r->linear_share, 0));
     }
@@ -48,8 +65,22 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
   std::cout << "\nall-MiniLM-L6-v2, " << o.seq_length << " tokens per sequence (no padding), " << o.threads
             << " threads; host " << bench::host_line() << "\nsparse weights: " << o.sparse_dir << "\n\n";
   t.print(std::cout);
+  const int64_t largest = *std::max_element(o.batches.begin(), o.batches.end());
+  std::cout << "\nwhere one batch of " << largest << " x " << o.seq_length
+            << " spends its time, ms (share), mean of 3 batches:\n\n";
+  Table stages(header);
+  for (int s = 0; s < minilm::kStageCount; ++s) {
+    std::vector<std::string> row{minilm::stage_name(static_cast<minilm::Stage>(s))};
+    for (const auto& v : variants) {
+      const auto& ms = find(v, largest)->stage_ms;
+      const double total = std::accumulate(ms.begin(), ms.end(), 0.0);
+      row.push_back(fixed(ms[s], 1) + " (" + percent(total > 0 ? ms[s] / total : 0.0, 0) + ")");
+    }
+    stages.add_row(row);
+  }
+  stages.print(std::cout);
   std::cout << "\nkernels:";
-  for (const char* v : variants) std::cout << "\n  " << v << ": " << find(v, 0)->kernels;
+  for (const auto& v : variants) std::cout << "\n  " << v << ": " << find(v, 0)->kernels;
   std::cout << "\n";
   if (json.empty()) return;
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
@@ -63,6 +94,7 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
                                          {"p99_ms", r.p99_ms},
                                          {"iterations", r.iterations},
                                          {"linear_share", r.linear_share},
+                                         {"stage_ms", stage_json(r.stage_ms)},
                                          {"sparsity", r.sparsity},
                                          {"cosine_to_teacher", r.cosine_to_teacher},
                                          {"cosine_to_own_fp32", r.cosine_to_own_fp32},

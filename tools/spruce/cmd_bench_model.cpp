@@ -112,7 +112,7 @@ void run(BenchModelArgs& a) {
     run_minilm_bench(a.minilm, a.json);
     return;
   }
-  for (const char* minilm_only : {"--sparse-model", "--dense-model", "--seq-length", "--seconds"})
+  for (const char* minilm_only : {"--sparse-model", "--dense-model", "--seq-length", "--seconds", "--variants"})
     if (a.cmd->count(minilm_only) > 0) usage_error(std::string(minilm_only) + " is for minilm");
   if (a.model != "dlrm") usage_error("unknown model " + in_quotes(a.model) + ": valid are dlrm and minilm");
   a.o.pattern = Pattern::parse(a.pattern);
@@ -166,6 +166,10 @@ void add(CLI::App& app) {
   cmd->add_option("--dense-model", a->minilm.dense_dir, "minilm: the dense model folder")->capture_default_str();
   cmd->add_option("--seq-length", a->minilm.seq_length, "minilm: tokens per sequence")
       ->check(int_in(3, 512))
+      ->capture_default_str();
+  cmd->add_option("--variants", a->minilm.variants,
+                  "minilm: which to run, of fp32-dense, int8-dense, fp32-sparse and int8-sparse")
+      ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--seconds", a->minilm.min_seconds, "minilm: timing per variant and batch size, seconds")
       ->check(real_in(0.01, 3600))
