@@ -2,6 +2,7 @@
 //  - every registry kernel: activation packing, and the spmm microkernel at k = n = 768, 90%;
 //  - every dot-interaction kernel on one DLRM sample (27 vectors of 128, warm), and the operator on
 //    a batch of 2048 gathering from 26 tables of 10,000 rows (cold beyond the caches);
+//  - every attention kernel on one head (128 tokens), and the operator on a MiniLM layer's batch;
 //  - the whole operator (SparseLinear, sparse path only) against oneDNN dense on the BENCHMARKS.md
 //    target shapes. Google Benchmark's CPU time excludes time the thread spent descheduled, so
 //    these single-thread ratios hold up on a machine shared with other jobs.
@@ -13,9 +14,11 @@
 #include <random>
 #include <string>
 
+#include "kernels/attention.hpp"
 #include "kernels/interaction.hpp"
 #include "kernels/kernel.hpp"
 #include "runtime/dense.hpp"
+#include "spruce/attention.hpp"
 #include "spruce/bench.hpp"
 #include "spruce/interaction.hpp"
 #include "spruce/spmm.hpp"
@@ -213,7 +216,53 @@ void dot_interaction_op(benchmark::State& st, int64_t batch) {
   st.counters["samples/s"] = benchmark::Counter(double(st.iterations() * batch), benchmark::Counter::kIsRate);
 }
 
+// One head of one sequence (128 tokens, head size 32: MiniLM's and BERT-base's sequence), warm.
+void attention_head(benchmark::State& st, const Kernel* kr, int64_t head_size) {
+  const int64_t tokens = 128;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> n(0.f, 1.f);
+  std::vector<float> qkv(size_t(3 * tokens * head_size)), out(size_t(tokens * head_size));
+  for (float& f : qkv) f = n(rng);
+  LineVector<float> scratch(size_t(attention_scratch_floats(tokens, head_size)));
+  AttentionTask t;
+  t.q = qkv.data(), t.k = t.q + tokens * head_size, t.v = t.k + tokens * head_size;
+  t.ld_q = t.ld_k = t.ld_v = t.ld_out = head_size;
+  t.scale = 1.f / std::sqrt(float(head_size));
+  t.tokens = tokens, t.head_size = head_size, t.out = out.data(), t.scratch = scratch.data();
+  for (auto _ : st) {
+    kr->attention()(t);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double flops = 4.0 * double(tokens * tokens * head_size);  // QK and PV multiply-adds
+  st.counters["GFLOP/s"] = benchmark::Counter(flops * double(st.iterations()) * 1e-9, benchmark::Counter::kIsRate);
+}
+
+// The operator on one MiniLM layer's batch: 32 sequences x 128 tokens x 12 heads of 32.
+void attention_op(benchmark::State& st) {
+  const int64_t batch = 32, tokens = 128, heads = 12, d = 32, width = heads * d;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> n(0.f, 1.f);
+  std::vector<float> qkv(size_t(batch * tokens * 3 * width)), out(size_t(batch * tokens * width));
+  for (float& f : qkv) f = n(rng);
+  AttentionArgs a;
+  a.batch = batch, a.tokens = tokens, a.heads = heads, a.head_size = d;
+  a.q = qkv.data(), a.k = a.q + width, a.v = a.k + width, a.ld_q = a.ld_k = a.ld_v = 3 * width;
+  a.out = out.data(), a.ld_out = width, a.threads = 1;
+  for (auto _ : st) {
+    attention_f32(a);
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["sequences/s"] = benchmark::Counter(double(st.iterations() * batch), benchmark::Counter::kIsRate);
+}
+
 const int kRegistered = [] {
+  benchmark::RegisterBenchmark("operator/attention/b32x128x12x32", attention_op)->Unit(benchmark::kMillisecond);
+  for (const Kernel& kr : registry())
+    if (kr.op == Op::Attention && kr.isa <= max_isa())
+      for (int64_t d : {32, 64})
+        benchmark::RegisterBenchmark((std::string(kr.name) + "/128x" + std::to_string(d)).c_str(), attention_head, &kr,
+                                     d)
+            ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("operator/dot-interaction-u8/b2048/26x10000x128", dot_interaction_op, 2048)
       ->Unit(benchmark::kMillisecond);
   for (const Kernel& kr : registry())

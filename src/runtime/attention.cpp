@@ -25,11 +25,10 @@ void check(const AttentionArgs& a) {
                   a.ld_k >= width && a.ld_v >= width && a.ld_out >= width && std::isfinite(a.scale) &&
                   (a.batch * a.tokens == 0 || (a.q && a.k && a.v && a.out));
   if (!ok)
-    usage_error("attention_f32: bad sizes (batch " + std::to_string(a.batch) + ", tokens " +
-                std::to_string(a.tokens) + ", heads " + std::to_string(a.heads) + " x " +
-                std::to_string(a.head_size) + ", strides q " + std::to_string(a.ld_q) + ", k " +
-                std::to_string(a.ld_k) + ", v " + std::to_string(a.ld_v) + ", out " + std::to_string(a.ld_out) +
-                "; each stride must be at least heads x head_size)");
+    usage_error("attention_f32: bad sizes (batch " + std::to_string(a.batch) + ", tokens " + std::to_string(a.tokens) +
+                ", heads " + std::to_string(a.heads) + " x " + std::to_string(a.head_size) + ", strides q " +
+                std::to_string(a.ld_q) + ", k " + std::to_string(a.ld_k) + ", v " + std::to_string(a.ld_v) + ", out " +
+                std::to_string(a.ld_out) + "; each stride must be at least heads x head_size)");
 }
 }  // namespace
 
@@ -38,7 +37,8 @@ void attention_f32(const AttentionArgs& a) {
   const auto fn = attention_kernel(a.head_size).attention();
   const float scale = a.scale != 0.f ? a.scale : 1.f / std::sqrt(float(a.head_size));
   const int64_t tasks = a.batch * a.heads;
-  const int threads = int(std::min<int64_t>(a.threads > 0 ? a.threads : omp_get_max_threads(), std::max<int64_t>(tasks, 1)));
+  const int threads =
+      int(std::min<int64_t>(a.threads > 0 ? a.threads : omp_get_max_threads(), std::max<int64_t>(tasks, 1)));
   const size_t scratch_floats = size_t(kernels::attention_scratch_floats(a.tokens, a.head_size));
 #pragma omp parallel num_threads(threads)
   {

@@ -5,7 +5,7 @@
 //  2. for 4 query rows at a time: their scores against 2W keys per step (4 x 2 accumulators,
 //     one broadcast query element and two key loads per channel), scaled, biased, and their
 //     row maxima;
-//  3. exp(s - max) (gelu.hpp's exp; below -87 exactly 0) and the row sums;
+//  3. exp(s - max) (gelu.hpp's exp, four vectors at a time; below -87 exactly 0) and the row sums;
 //  4. out = (probabilities x V) / sum, V read in place, up to 4W channels per pass.
 // Include only from files compiled with the policy's ISA flags.
 #pragma once
@@ -15,16 +15,16 @@
 
 #include "core/gelu.hpp"
 #include "kernels/attention.hpp"
+#include "math4.hpp"
 
 namespace spruce::kernels::x86 {
 namespace {  // internal linkage: each ISA's file has its own copy
 
-constexpr int kQueryRows = 4;  // query rows per pass
+constexpr int kQueryRows = 4;   // query rows per pass
 constexpr int kKeyVectors = 2;  // key vectors per step of the scores
 
 template <typename X, int R, int NV>
-void weighted_values(const AttentionTask& t, int64_t i0, const float* p, int64_t padded, const float* inv,
-                     int64_t c0) {
+void weighted_values(const AttentionTask& t, int64_t i0, const float* p, int64_t padded, const float* inv, int64_t c0) {
   using V = typename X::V;
   V acc[R][NV];
   for (int r = 0; r < R; ++r)
@@ -74,7 +74,18 @@ void query_rows(const AttentionTask& t, int64_t i0, const float* kt, const float
     const V mx = X::set(X::hmax(row_max[r]));
     V sum = X::zero();
     float* pr = p + r * padded;
-    for (int64_t j = 0; j < padded; j += X::W) {
+    int64_t j = 0;
+    for (; j + 4 * X::W <= padded; j += 4 * X::W) {  // four vectors' exp chains interleaved
+      typename Math4<X>::V y;
+      for (int i = 0; i < 4; ++i) y.v[i] = X::sub(X::load(pr + j + i * X::W), mx);
+      const auto e = gelu_detail::exp_from<Math4<X>>(y);
+      for (int i = 0; i < 4; ++i) {
+        const V ei = X::keep_ge(e.v[i], y.v[i], -87.f);
+        X::store(pr + j + i * X::W, ei);
+        sum = X::add(sum, ei);
+      }
+    }
+    for (; j < padded; j += X::W) {
       const V y = X::sub(X::load(pr + j), mx);
       const V e = X::keep_ge(gelu_detail::exp_from<X>(y), y, -87.f);
       X::store(pr + j, e);
@@ -101,9 +112,9 @@ void query_rows(const AttentionTask& t, int64_t i0, const float* kt, const float
 template <typename X>
 void attention(const AttentionTask& t) {
   const int64_t padded = attention_padded_keys(t.tokens), d = t.head_size;
-  float* kt = t.scratch;      // [d][padded]
+  float* kt = t.scratch;        // [d][padded]
   float* kb = kt + d * padded;  // [padded]
-  float* p = kb + padded;      // [kQueryRows][padded]
+  float* p = kb + padded;       // [kQueryRows][padded]
   for (int64_t j = 0; j < t.tokens; ++j)
     for (int64_t c = 0; c < d; ++c) kt[c * padded + j] = t.k[j * t.ld_k + c];
   for (int64_t c = 0; c < d; ++c) std::fill(kt + c * padded + t.tokens, kt + (c + 1) * padded, 0.f);

@@ -11,6 +11,7 @@
 
 #include "../epilogue.hpp"
 #include "core/gelu.hpp"
+#include "math4.hpp"
 
 namespace spruce::kernels::x86 {
 namespace {  // internal linkage: only ever compiled with AVX2 flags, never shared with baseline code
@@ -55,6 +56,9 @@ struct Avx2Math {
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
   }
 };
+
+// Four vectors through gelu.hpp together (math4.hpp).
+using Avx2Math4 = Math4<Avx2Math>;
 
 inline __m256 activate(__m256 f, Activation act) {
   switch (act) {
@@ -113,10 +117,28 @@ struct RowEpilogue8 {
     zp = _mm256_set1_ps(ep.y_zero_point);
   }
   // f: the accumulators of row m (int32 bits when S32), stored to Y[m][n0..].
-  void store(__m256 f, int64_t m) const {
+  void store(__m256 f, int64_t m) const { put(activate(dequantize(f), ep.act), m); }
+  // Eight rows m0..m0+7 at once: the activation four vectors at a time (Avx2Math4).
+  void store8(__m256 f[8], int64_t m0) const {
+    for (int l = 0; l < 8; ++l) f[l] = dequantize(f[l]);
+    if (ep.act == Activation::GELU) {
+      for (int h = 0; h < 8; h += 4) {
+        const auto g = gelu_detail::gelu_erf<Avx2Math4>(Avx2Math4::V{{f[h], f[h + 1], f[h + 2], f[h + 3]}});
+        for (int i = 0; i < 4; ++i) f[h + i] = g.v[i];
+      }
+    } else {
+      for (int l = 0; l < 8; ++l) f[l] = activate(f[l], ep.act);
+    }
+    for (int l = 0; l < 8; ++l) put(f[l], m0 + l);
+  }
+  // Accumulators to f32: scale and zero-point compensation (S32), then the bias.
+  __m256 dequantize(__m256 f) const {
     if constexpr (S32) f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_castps_si256(f), comp)), scale);
     if (ep.bias) f = _mm256_add_ps(f, bias);
-    f = activate(f, ep.act);
+    return f;
+  }
+  // An activated row to Y[m][n0..]: f32, or requantized.
+  void put(__m256 f, int64_t m) const {
     const int64_t at = m * a.ldy + n0;
     if (ep.out == OutType::F32) {
       if (rows == 8)
@@ -155,7 +177,7 @@ inline void store_panel8(const Acc* tile, int ldt, int64_t n0, int64_t rows, int
       for (int i = 0; i < 8; ++i)
         r[i] = i < rows ? _mm256_loadu_ps(reinterpret_cast<const float*>(tile + i * ldt + l0)) : _mm256_setzero_ps();
       transpose8x8(r);
-      for (int l = 0; l < 8; ++l) e.store(r[l], m0 + l0 + l);
+      e.store8(r, m0 + l0);
     }
   }
   for (int64_t r = 0; r < rows; ++r)
