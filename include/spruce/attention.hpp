@@ -36,7 +36,7 @@ struct AttentionArgs {
 void attention_f32(const AttentionArgs& args);
 
 // The kernel attention_f32 runs for this head size under the current SPRUCE_MAX_ISA, e.g.
-// "f32-attention-avx512".
+// "f32-attention-avx2".
 const char* attention_kernel_name(int64_t head_size);
 
 }  // namespace spruce

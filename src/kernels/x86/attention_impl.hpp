@@ -1,7 +1,10 @@
-// The vector attention kernel, written once over a math policy X (Avx2Math, Avx512Math: X::W
-// floats per vector) and compiled once per ISA. Per (sequence, head), all in L1/L2:
+// The vector attention kernel, written once over a math policy X (X::W floats per vector) and
+// compiled once per ISA. Avx2Math is instantiated; an AVX-512 instance (Avx512Math plus the few
+// members this file uses) waits until it can run its tests on AVX-512 hardware.
+// Per (sequence, head), all in L1/L2:
 //  1. K transposed into scratch ([head_size][keys], keys padded to 32 with zero keys whose bias
-//     is -inf, weight 0 even when every real key is masked), so that one vector load is W keys of one channel;
+//     is -inf: weight 0 even when every real key is masked), so that one vector load is W keys
+//     of one channel;
 //  2. for 4 query rows at a time: their scores against 2W keys per step (4 x 2 accumulators,
 //     one broadcast query element and two key loads per channel), scaled, biased, and their
 //     row maxima;

@@ -35,17 +35,6 @@ struct Avx512Math {
   static V select_nonneg(V x, V a, V b) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
   }
-  // For the attention kernel (attention_impl.hpp).
-  static constexpr int W = 16;
-  static V load(const float* p) { return _mm512_loadu_ps(p); }
-  static void store(float* p, V a) { _mm512_storeu_ps(p, a); }
-  static V zero() { return _mm512_setzero_ps(); }
-  static V add(V a, V b) { return _mm512_add_ps(a, b); }
-  static V keep_ge(V a, V y, float bound) {  // a where y >= bound, else +0
-    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_set1_ps(bound), _CMP_GE_OQ), a);
-  }
-  static float hmax(V a) { return _mm512_reduce_max_ps(a); }
-  static float hsum(V a) { return _mm512_reduce_add_ps(a); }
 };
 
 inline __m512 activate(__m512 f, Activation act) {
