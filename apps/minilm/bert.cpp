@@ -170,7 +170,10 @@ BertLayerImpl::BertLayerImpl(const BertConfig& c)
       intermediate(register_module("intermediate", BertDense(c, c.hidden_size, c.intermediate_size,
                                                              spruce::Activation::GELU, false, Stage::FfnIn))),
       output(register_module(
-          "output", BertDense(c, c.intermediate_size, c.hidden_size, spruce::Activation::None, true, Stage::FfnOut))) {}
+          "output", BertDense(c, c.intermediate_size, c.hidden_size, spruce::Activation::None, true, Stage::FfnOut))) {
+  // INT8: the up-projection hands u8 (after GELU) straight to the down-projection.
+  intermediate->set_feeds_host(output.get());
+}
 
 ::torch::Tensor BertLayerImpl::forward(const ::torch::Tensor& x, const ::torch::Tensor& mask_bias, int64_t batch) {
   const auto attended = attention->output(attention->self_attention(x, mask_bias, batch), x);

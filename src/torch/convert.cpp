@@ -236,12 +236,27 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
   SparseLinearOptions opt;
   opt.threads = o.threads;
   opt.fallback = o.fallback.value_or(o.variant == Variant::Int8Dense ? Fallback::Always : Fallback::Auto);
+  // Each layer's input quantization (INT8), chosen before any layer is replaced.
+  std::map<LayerHost*, std::vector<std::optional<U8Quant>>> input_quant;
+  std::map<LayerHost*, bool> first_is_linear;
+  for (const auto& s : hosts) {
+    auto& in_q = input_quant[s.host];
+    in_q.resize(s.host->size() + 1);
+    for (size_t i = 0; i < s.host->size() && int8; ++i)
+      if (s.host->gemm_weight(i).defined()) in_q[i] = seen[s.host][i].choose(o.calibration, o.percentile);
+    first_is_linear[s.host] = s.host->size() > 0 && s.host->linear(0) != nullptr;
+  }
+  // A host's last layer requantizes for the first of the host it feeds, when that one is a
+  // Linear of this model converted to INT8 (a conv's patches are taken from f32).
+  auto next_host_input = [&](LayerHost* next) -> std::optional<U8Quant> {
+    const auto it = input_quant.find(next);
+    if (!next || it == input_quant.end() || !first_is_linear[next]) return std::nullopt;
+    return it->second[0];
+  };
   std::vector<ConvertedLayer> report;
   for (const auto& s : hosts) {
     const size_t n = s.host->size();
-    std::vector<std::optional<U8Quant>> in_q(n + 1);
-    for (size_t i = 0; i < n && int8; ++i)
-      if (s.host->gemm_weight(i).defined()) in_q[i] = seen[s.host][i].choose(o.calibration, o.percentile);
+    const auto& in_q = input_quant[s.host];
     std::vector<ConvertedLayer> host_report;
     for (size_t i = n; i-- > 0;) {  // back to front: each layer requantizes for the one after it
       const auto weight = s.host->gemm_weight(i);
@@ -249,7 +264,9 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
       auto* conv = s.host->conv(i);
       const auto bias = conv ? conv->bias : s.host->linear(i)->bias;
       const Pattern pattern = o.pattern.value_or(detect_pattern(weight));
-      const auto& out_q = s.host->feeds_next(i) ? in_q[i + 1] : std::optional<U8Quant>();
+      const std::optional<U8Quant> out_q = s.host->feeds_next(i) ? in_q[i + 1]
+                                           : i + 1 == n          ? next_host_input(s.host->feeds_host())
+                                                                 : std::nullopt;
       auto gemm =
           std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->activation_after(i), in_q[i], out_q, opt);
       // A detected pattern that packs no smaller than dense (a dense layer's rounding zeros fit

@@ -45,6 +45,11 @@ class LayerHost : public ::torch::nn::Module {
   // Whether layer i's output feeds layer i + 1 directly (so i may requantize for i + 1).
   bool feeds_next(size_t i) const { return chained_.at(i); }
   void replace_layer(size_t i, std::shared_ptr<FusedLayer> layer);
+  // Declares that this host's last layer feeds the first layer of `next` directly and nothing
+  // else (BERT's FFN: "intermediate" into "output"), so that convert() may requantize it for
+  // that layer, as feeds_next does inside a host. Null undoes it.
+  void set_feeds_host(LayerHost* next) { feeds_host_ = next; }
+  LayerHost* feeds_host() const { return feeds_host_; }
 
   // Calibration: while set, run_layer() shows each layer's input to `observer` first.
   using Observer = std::function<void(size_t layer, const ::torch::Tensor& input)>;
@@ -66,6 +71,7 @@ class LayerHost : public ::torch::nn::Module {
   std::vector<std::shared_ptr<::torch::nn::Module>> layers_;
   std::vector<Activation> activation_after_;
   std::vector<bool> chained_;
+  LayerHost* feeds_host_ = nullptr;
   Observer observer_;
 };
 
