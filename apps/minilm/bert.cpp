@@ -42,12 +42,6 @@ StageClock::StageClock() {
 }
 StageClock::~StageClock() { active_clock = nullptr; }
 
-double StageClock::total_ms() const {
-  double total = 0;
-  for (double v : ms_) total += v;
-  return total;
-}
-
 StageTimer::StageTimer(Stage stage) : stage_(stage) {
   if (active_clock) start_ns_ = now_ns();
 }
@@ -100,8 +94,6 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
   register_module("dropout", dropout_);
 }
 
-// Inference: spruce's fused kernel, per sequence and head in cache, reading the projections'
-// [B*T][H] rows in place (q, k, v are views of them) and writing [B*T][H].
 // Inference: spruce's fused kernel, per sequence and head in cache, reading the projections'
 // [B*T][H] rows in place and writing [B*T][H].
 ::torch::Tensor BertSelfAttentionImpl::fused_attention(const ::torch::Tensor& q, const ::torch::Tensor& k,

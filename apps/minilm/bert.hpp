@@ -31,7 +31,6 @@ class StageClock {
   StageClock(const StageClock&) = delete;
   StageClock& operator=(const StageClock&) = delete;
   double ms(Stage stage) const { return ms_[static_cast<int>(stage)]; }
-  double total_ms() const;
   void add(Stage stage, double ms) { ms_[static_cast<int>(stage)] += ms; }
 
  private:

@@ -89,8 +89,8 @@ std::string runs_at(::torch::nn::Module& model, int64_t m) {
 }  // namespace
 
 std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::ostream& log) {
-  const bool any_sparse = std::any_of(o.variants.begin(), o.variants.end(),
-                                      [](const std::string& v) { return v.find("sparse") != std::string::npos; });
+  auto is_sparse = [](const std::string& variant) { return variant.find("sparse") != std::string::npos; };
+  const bool any_sparse = std::any_of(o.variants.begin(), o.variants.end(), is_sparse);
   if (any_sparse && o.sparse_dir.empty())
     spruce::usage_error("bench-model minilm needs --sparse-model DIR, a folder written by `spruce distill --save`");
   if (o.batches.empty()) spruce::usage_error("bench-model minilm needs at least one batch size");
@@ -109,8 +109,7 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   std::vector<MinilmBenchRecord> records;
   std::vector<std::pair<std::string, std::string>> variants;  // name, weights folder
-  for (const auto& v : o.variants)
-    variants.emplace_back(v, v.find("sparse") != std::string::npos ? o.sparse_dir : o.dense_dir);
+  for (const auto& v : o.variants) variants.emplace_back(v, is_sparse(v) ? o.sparse_dir : o.dense_dir);
   std::map<std::string, ::torch::Tensor> own_fp32;  // per weights folder
   for (const auto& [variant, dir] : variants) {
     auto e = SentenceEncoder::load(dir);
