@@ -219,6 +219,16 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
   std::map<LayerHost*, std::vector<ActivationObserver>> seen;
   if (int8) {
     if (!calibrate) usage_error("INT8 conversion needs calibration data: pass a function that runs sample inputs");
+    // The hosts' own observers (a Pruner's) come back afterwards, also when calibrate() throws.
+    std::vector<LayerHost::Observer> previous;
+    for (const auto& s : hosts) previous.push_back(s.host->observer());
+    struct Restore {
+      const std::vector<NamedHost>& hosts;
+      std::vector<LayerHost::Observer>& previous;
+      ~Restore() {
+        for (size_t h = 0; h < hosts.size(); ++h) hosts[h].host->set_observer(std::move(previous[h]));
+      }
+    } restore{hosts, previous};
     for (const auto& s : hosts) {
       seen[s.host].resize(s.host->size());
       s.host->set_observer([&obs = seen[s.host]](size_t i, const ::torch::Tensor& x) {
@@ -226,11 +236,8 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
         obs[i].observe(c.data_ptr<float>(), c.numel());
       });
     }
-    {
-      ::torch::NoGradGuard no_grad;
-      calibrate();
-    }
-    for (const auto& s : hosts) s.host->set_observer({});
+    ::torch::NoGradGuard no_grad;
+    calibrate();
   }
 
   SparseLinearOptions opt;

@@ -114,6 +114,23 @@ TEST(Convert, Int8NeedsCalibrationAndAStack) {
   EXPECT_THROW(parse_variant("int4"), Error);
 }
 
+// Calibration borrows the hosts' observers and gives back their own (a Pruner's), also when the
+// calibration run throws, so that no observer is left pointing into a finished convert().
+TEST(Convert, CalibrationGivesTheHostsTheirObserversBack) {
+  Net net({8, 8, 4});
+  int seen = 0;
+  net.stack->set_observer([&seen](size_t, const ::torch::Tensor&) { ++seen; });
+  const auto x = ::torch::randn({4, 8});
+  EXPECT_THROW(convert(net, options(Variant::Int8Sparse), [&] { throw Error(ErrorKind::Data, "no data"); }), Error);
+  ASSERT_TRUE(net.stack->observer());
+  net.stack->forward(x);
+  EXPECT_EQ(seen, 2);
+  convert(net, options(Variant::Int8Sparse), [&] { net.stack->forward(x); });
+  EXPECT_EQ(seen, 2) << "the model's own observer saw calibration";
+  net.stack->forward(x);
+  EXPECT_EQ(seen, 4);
+}
+
 // A layer with no zeros follows every pattern, but packs bigger than dense: it stays dense.
 TEST(Convert, DetectedDenseLayerStaysDense) {
   ::torch::manual_seed(5);

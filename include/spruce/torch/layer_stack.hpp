@@ -54,6 +54,7 @@ class LayerHost : public ::torch::nn::Module {
   // Calibration: while set, run_layer() shows each layer's input to `observer` first.
   using Observer = std::function<void(size_t layer, const ::torch::Tensor& input)>;
   void set_observer(Observer observer) { observer_ = std::move(observer); }
+  const Observer& observer() const { return observer_; }
 
  protected:
   // Registers a Linear; `feeds_next`: its output goes straight into the next added layer.
