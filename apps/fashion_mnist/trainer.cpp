@@ -165,6 +165,8 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
   DataParallel* const dp = o.data_parallel;
   const bool writer = dp == nullptr || dp->rank() == 0;  // the rank that prints and writes files
   if (dp) dp->broadcast_parameters(*model);              // identical replicas, whatever each rank loaded
+  if (dp && pruner)  // wanda scores with every rank's inputs, so the masks stay identical
+    pruner->set_input_reducer([dp](std::vector<double>& sums) { dp->all_reduce_sum(sums); });
 
   TrainResult result;
   const bool redraw = writer && o.progress_bar && isatty(STDERR_FILENO) && &log == &std::cerr;

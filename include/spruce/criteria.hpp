@@ -1,5 +1,6 @@
 // Importance scores of weights, and their reduction per block of a pattern.
 #pragma once
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -13,18 +14,25 @@ enum class Criterion {
   Gradient,      // |G|
   Snip,          // |W * G|
   SnipMomentum,  // exponential moving average of |W * G|
+  Wanda,         // |W| x the RMS of the input feature W multiplies (Sun et al. 2023, "Wanda")
 };
 enum class Reduce { Mean, Sum, Max };
 
-Criterion parse_criterion(std::string_view text);  // "magnitude", "gradient", "snip", "snip_momentum"
+Criterion parse_criterion(std::string_view text);  // "magnitude", "gradient", "snip", "snip_momentum", "wanda"
 std::string to_string(Criterion c);
+const char* criterion_names();               // "magnitude, gradient, snip, snip_momentum, wanda", for messages
 Reduce parse_reduce(std::string_view text);  // "mean", "sum", "max"
 std::string to_string(Reduce r);
 bool needs_gradient(Criterion c);
+// Whether the scores need the layer's inputs (Wanda), which only a training or calibration pass sees.
+bool needs_inputs(Criterion c);
 
-// Element-wise scores into `out` (same shape as w). `grad` may be empty only for Magnitude.
-// SnipMomentum here gives the instantaneous |W * G|; ScoreAccumulator keeps the moving average.
-void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const float> grad, MatrixView<float> out);
+// Element-wise scores into `out` (same shape as w). `grad` may be empty unless needs_gradient(c);
+// `input_rms` (one per column of w, the root mean square of that input feature over the rows
+// seen) may be empty unless needs_inputs(c). SnipMomentum here gives the instantaneous |W * G|;
+// ScoreAccumulator keeps the moving average.
+void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const float> grad, MatrixView<float> out,
+                    std::span<const float> input_rms = {});
 
 // Accumulates scores across steps: for SnipMomentum, s = beta * s + (1 - beta) * |W * G|
 // (INC's beta 0.9); for the other criteria the latest score replaces the old one.

@@ -12,8 +12,11 @@ Criterion parse_criterion(std::string_view t) {
   if (t == "gradient") return Criterion::Gradient;
   if (t == "snip") return Criterion::Snip;
   if (t == "snip_momentum") return Criterion::SnipMomentum;
-  usage_error("unknown criterion '" + std::string(t) + "': valid are magnitude, gradient, snip, snip_momentum");
+  if (t == "wanda") return Criterion::Wanda;
+  usage_error("unknown criterion '" + std::string(t) + "': valid are " + criterion_names());
 }
+
+const char* criterion_names() { return "magnitude, gradient, snip, snip_momentum, wanda"; }
 
 std::string to_string(Criterion c) {
   switch (c) {
@@ -21,6 +24,7 @@ std::string to_string(Criterion c) {
     case Criterion::Gradient: return "gradient";
     case Criterion::Snip: return "snip";
     case Criterion::SnipMomentum: return "snip_momentum";
+    case Criterion::Wanda: return "wanda";
   }
   return "?";
 }
@@ -41,7 +45,8 @@ std::string to_string(Reduce r) {
   return "?";
 }
 
-bool needs_gradient(Criterion c) { return c != Criterion::Magnitude; }
+bool needs_gradient(Criterion c) { return c != Criterion::Magnitude && c != Criterion::Wanda; }
+bool needs_inputs(Criterion c) { return c == Criterion::Wanda; }
 
 namespace {
 void check_same_shape(MatrixView<const float> a, MatrixView<const float> b, const char* what) {
@@ -51,12 +56,17 @@ void check_same_shape(MatrixView<const float> a, MatrixView<const float> b, cons
 }
 }  // namespace
 
-void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const float> g, MatrixView<float> out) {
+void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const float> g, MatrixView<float> out,
+                    std::span<const float> input_rms) {
   check_same_shape(w, out, "the score buffer");
   if (needs_gradient(c)) {
     if (!g.data) usage_error("criterion " + to_string(c) + " needs gradients; use magnitude without them");
     check_same_shape(w, g, "the gradient");
   }
+  if (needs_inputs(c) && input_rms.size() != size_t(w.cols))
+    usage_error("criterion " + to_string(c) + " needs the RMS of each of the layer's " + std::to_string(w.cols) +
+                " input features (got " + std::to_string(input_rms.size()) +
+                "); it works while training, where the layers' inputs are seen, or use magnitude");
   for (int64_t r = 0; r < w.rows; ++r)
     for (int64_t k = 0; k < w.cols; ++k) {
       float v = 0.f;
@@ -65,6 +75,7 @@ void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const flo
         case Criterion::Gradient: v = std::fabs(g(r, k)); break;
         case Criterion::Snip:
         case Criterion::SnipMomentum: v = std::fabs(w(r, k) * g(r, k)); break;
+        case Criterion::Wanda: v = std::fabs(w(r, k)) * input_rms[size_t(k)]; break;
       }
       out(r, k) = v;
     }

@@ -120,7 +120,7 @@ class Reader {
       else if (key == "pattern")
         g.pattern = choice(key, v, Pattern::parse, Pattern::help());
       else if (key == "pruning_type")
-        g.criterion = choice(key, v, parse_criterion, "magnitude, gradient, snip, snip_momentum");
+        g.criterion = choice(key, v, parse_criterion, criterion_names());
       else if (key == "op_names")
         g.op_names = names(key, v, true);
       else if (key == "excluded_op_names")

@@ -6,10 +6,15 @@
 #include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
 
+#include <algorithm>
+#include <cmath>
+#include <set>
+
 #include "spruce/checksum.hpp"
 #include "spruce/error.hpp"
 #include "spruce/mask.hpp"
 #include "spruce/regularizer.hpp"
+#include "spruce/torch/layer_stack.hpp"
 #include "tensor_matrix.hpp"
 
 namespace spruce::torch {
@@ -23,6 +28,16 @@ std::pair<::torch::Tensor, const char*> prunable_weight(::torch::nn::Module& m) 
 }
 
 }  // namespace
+
+void InputStatistics::add(const ::torch::Tensor& input) {
+  ::torch::NoGradGuard no_grad;
+  const ::torch::Tensor x = input.detach();
+  // A conv's input [N][C][H][W]: one feature per channel; a Linear's [..][features].
+  const ::torch::Tensor squares = x.dim() == 4 ? x.square().sum({0, 2, 3}, false, ::torch::kFloat64)
+                                               : x.reshape({-1, x.size(-1)}).square().sum(0, false, ::torch::kFloat64);
+  sum_squares = sum_squares.defined() ? sum_squares + squares : squares;
+  rows += double(x.numel() / squares.numel());
+}
 
 Pruner::Pruner(::torch::nn::Module& module, Recipe recipe) : recipe_(std::move(recipe)) {
   std::string seen;
@@ -46,6 +61,66 @@ Pruner::Pruner(::torch::nn::Module& module, Recipe recipe) : recipe_(std::move(r
                 (seen.empty() ? std::string("it has none") : seen) + "); fix the names in the recipe");
   pending_.assign(recipe_.groups.size(), false);
   reached_.assign(recipe_.groups.size(), 0.0);
+  observe_inputs(module);
+}
+
+Pruner::~Pruner() {
+  for (auto& layer : layers_)
+    if (layer.inputs) layer.inputs->live = false;
+}
+
+void Pruner::observe_inputs(::torch::nn::Module& module) {
+  for (auto& layer : layers_)
+    if (needs_inputs(recipe_.groups[layer.group].criterion)) layer.inputs = std::make_shared<InputStatistics>();
+  std::set<std::string> observed;
+  for (const NamedHost& named : find_layer_hosts(module)) {
+    std::vector<std::shared_ptr<InputStatistics>> by_index(named.host->size());
+    for (size_t i = 0; i < named.host->size(); ++i)
+      for (auto& layer : layers_)
+        if (layer.inputs && layer.name == named.layer_path(i)) by_index[i] = layer.inputs, observed.insert(layer.name);
+    if (std::none_of(by_index.begin(), by_index.end(), [](const auto& s) { return s != nullptr; })) continue;
+    named.host->set_observer([previous = named.host->observer(), by_index](size_t i, const ::torch::Tensor& x) {
+      if (previous) previous(i, x);
+      if (i < by_index.size() && by_index[i] && by_index[i]->live && ::torch::GradMode::is_enabled())
+        by_index[i]->add(x);
+    });
+  }
+  for (const auto& layer : layers_)
+    if (layer.inputs && !observed.count(layer.name))
+      usage_error("pruning_type wanda needs each pruned layer's inputs, and layer " + layer.name +
+                  " does not live in a LayerHost (spruce/torch/layer_stack.hpp) that shows them; "
+                  "move it into one, or use magnitude");
+}
+
+std::optional<std::vector<std::vector<float>>> Pruner::input_rms(const std::vector<PrunedLayer*>& members) {
+  std::vector<double> sums;  // every member's row count, then its sums of squares
+  for (const PrunedLayer* layer : members) {
+    const InputStatistics& s = *layer->inputs;
+    sums.push_back(s.rows);
+    const int64_t features = layer->weight.size(1);  // a Linear's in-features, a conv's in-channels
+    if (s.sum_squares.defined() && s.sum_squares.numel() != features)
+      data_error("layer " + layer->name + " was given inputs of " + std::to_string(s.sum_squares.numel()) +
+                 " features but has " + std::to_string(features));
+    const ::torch::Tensor sq = s.sum_squares.defined() ? s.sum_squares : ::torch::zeros({features}, ::torch::kFloat64);
+    sums.insert(sums.end(), sq.data_ptr<double>(), sq.data_ptr<double>() + features);
+  }
+  if (sum_over_ranks_) sum_over_ranks_(sums);
+  std::vector<std::vector<float>> out;
+  size_t at = 0;
+  for (const PrunedLayer* layer : members) {
+    const double rows = sums[at++];
+    if (rows <= 0) return std::nullopt;
+    const int64_t features = layer->weight.size(1);
+    std::vector<float> rms(static_cast<size_t>(features));
+    for (auto& r : rms) r = float(std::sqrt(sums[at++] / rows));
+    // A conv's GEMM view is [OC][KH*KW*IC], channels last: channel c's RMS for every (kh, kw).
+    const int64_t taps = layer->op_type == "Conv" ? layer->weight.size(2) * layer->weight.size(3) : 1;
+    std::vector<float> columns;
+    columns.reserve(size_t(taps * features));
+    for (int64_t t = 0; t < taps; ++t) columns.insert(columns.end(), rms.begin(), rms.end());
+    out.push_back(std::move(columns));
+  }
+  return out;
 }
 
 void Pruner::on_train_begin() { apply_masks(); }
@@ -94,20 +169,28 @@ void Pruner::update_masks(size_t g, int64_t step) {
       pending_[g] = true;  // no gradient seen yet: prune at the first step that has one
       return;
     }
+  std::optional<std::vector<std::vector<float>>> rms;
+  if (needs_inputs(group.criterion) && !(rms = input_rms(members))) {
+    pending_[g] = true;  // no training input seen yet: prune at the first step after one
+    return;
+  }
   pending_[g] = false;
 
-  std::vector<MatrixF> magnitudes;  // magnitude scores, computed here; others are accumulated
-  magnitudes.reserve(members.size());
+  std::vector<MatrixF> computed;  // magnitude and wanda scores, computed here; others are accumulated
+  computed.reserve(members.size());
   std::vector<MatrixView<const float>> scores;
-  for (const PrunedLayer* layer : members) {
+  for (size_t i = 0; i < members.size(); ++i) {
+    const PrunedLayer* layer = members[i];
     if (from_gradient) {
       scores.push_back(layer->scores.scores().view());
       continue;
     }
     HeldMatrix w(layer->weight);
-    magnitudes.emplace_back(w.view().rows, w.view().cols);
-    element_scores(Criterion::Magnitude, w.view(), {}, magnitudes.back().view());
-    scores.push_back(magnitudes.back().view());
+    computed.emplace_back(w.view().rows, w.view().cols);
+    element_scores(group.criterion, w.view(), {}, computed.back().view(),
+                   rms ? std::span<const float>((*rms)[i]) : std::span<const float>());
+    scores.push_back(computed.back().view());
+    if (layer->inputs) layer->inputs->reset();  // the next update scores the inputs seen from now on
   }
 
   // Never below a ratio already reached, so a resumed run with a changed schedule keeps its zeros.

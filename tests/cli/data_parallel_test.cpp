@@ -111,7 +111,7 @@ void expect_same_model(const std::string& a_dir, const std::string& b_dir, doubl
 }  // namespace
 
 TEST_F(DataParallel, TwoRanksAtHalfBatchMatchOneRankForEveryCriterionAndScope) {
-  for (const char* criterion : {"magnitude", "gradient", "snip", "snip_momentum"}) {
+  for (const char* criterion : {"magnitude", "gradient", "snip", "snip_momentum", "wanda"}) {
     for (const char* scope : {"local", "global"}) {
       SCOPED_TRACE(std::string(criterion) + " " + scope);
       const std::string flags = kRun + "--epochs 2 --pattern 4x1 --sparsity 0.8 --criterion " + criterion +

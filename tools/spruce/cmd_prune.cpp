@@ -33,10 +33,9 @@ Recipe recipe_from(const PruneArgs& a) {
 
 void run(const PruneArgs& a) {
   if (a.output.empty() && !a.dry_run) usage_error("give the output file with -o OUT.safetensors, or --dry-run");
-  if (parse_criterion(a.criterion) != Criterion::Magnitude)
-    usage_error("criterion " + a.criterion +
-                " needs gradients, which a checkpoint does not hold; use magnitude here, "
-                "or train with `spruce train`");
+  if (const Criterion c = parse_criterion(a.criterion); c != Criterion::Magnitude)
+    usage_error("criterion " + a.criterion + (needs_inputs(c) ? " needs the layers' inputs" : " needs gradients") +
+                ", which a checkpoint does not hold; use magnitude here, or train with `spruce train`");
   CheckpointPruneOptions opt;
   opt.recipe = recipe_from(a);
   if (!a.scope.empty()) opt.scope = parse_scope(a.scope);

@@ -19,6 +19,9 @@
 #include <torch/serialize/archive.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +30,16 @@
 
 namespace spruce::torch {
 
+// A layer's inputs since the last mask update, for the wanda criterion: per input feature (a
+// Linear's column, a conv's channel) the sum of squares over every row (token, pixel) seen.
+struct InputStatistics {
+  ::torch::Tensor sum_squares;  // float64 [features]; undefined before the first input
+  double rows = 0;
+  bool live = true;  // false once the Pruner is gone: the model's observer then does nothing
+  void add(const ::torch::Tensor& input);
+  void reset() { sum_squares = ::torch::Tensor(), rows = 0; }
+};
+
 struct PrunedLayer {
   std::string name;        // qualified module name, e.g. "features.0"
   std::string op_type;     // "Linear" or "Conv"
@@ -34,6 +47,7 @@ struct PrunedLayer {
   ::torch::Tensor weight;  // the module's parameter (same storage)
   ::torch::Tensor mask;    // float 0/1 in the weight's layout; undefined while dense
   ScoreAccumulator scores{Criterion::Magnitude};
+  std::shared_ptr<InputStatistics> inputs;  // set for a criterion that needs_inputs (wanda)
 };
 
 struct LayerReport {
@@ -56,8 +70,13 @@ std::string format_report(const SparsityReport& report);
 class Pruner {
  public:
   // Finds the Linear and Conv2d layers that the recipe's groups select (Recipe::group_for).
-  // Throws spruce::Error (usage) when no layer matches, listing the model's layers.
+  // Throws spruce::Error (usage) when no layer matches, listing the model's layers. For the wanda
+  // criterion, the layers must live in a LayerHost (layer_stack.hpp), whose observer shows the
+  // Pruner each training forward's inputs (forwards with gradients on; evaluation is not seen).
   Pruner(::torch::nn::Module& module, Recipe recipe);
+  ~Pruner();
+  Pruner(const Pruner&) = delete;
+  Pruner& operator=(const Pruner&) = delete;
 
   void on_train_begin();
   void on_step_begin(int64_t step);
@@ -75,6 +94,12 @@ class Pruner {
   // FNV-1a over every mask's bits, in layer order: equal on ranks whose masks are equal.
   uint64_t mask_checksum() const;
 
+  // Data-parallel wanda: `sum_over_ranks` adds a vector element-wise over the ranks, so that every
+  // rank scores with the inputs of all ranks and the masks stay identical.
+  void set_input_reducer(std::function<void(std::vector<double>&)> sum_over_ranks) {
+    sum_over_ranks_ = std::move(sum_over_ranks);
+  }
+
   // Pattern lock: each layer's existing zeros become its mask, and stay zero from now on.
   void lock_existing_zeros();
   // Checkpoint state: the step, every mask, and the accumulated scores.
@@ -85,6 +110,9 @@ class Pruner {
  private:
   void update_masks(size_t group, int64_t step);
   void apply_masks();
+  void observe_inputs(::torch::nn::Module& module);
+  // The members' input RMS per GEMM column (reduced over the ranks), or nothing before any input.
+  std::optional<std::vector<std::vector<float>>> input_rms(const std::vector<PrunedLayer*>& members);
 
   Recipe recipe_;
   std::vector<PrunedLayer> layers_;
@@ -92,6 +120,7 @@ class Pruner {
   std::vector<double> reached_;  // the highest ratio each group has pruned to: masks never go below it
   int64_t step_ = -1;
   int64_t mask_updates_ = 0;
+  std::function<void(std::vector<double>&)> sum_over_ranks_;
 };
 
 }  // namespace spruce::torch
