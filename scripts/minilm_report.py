@@ -1,68 +1,95 @@
 #!/usr/bin/env python3
-"""Rewrites the fidelity table of docs/results-minilm.md (between its `minilm-table` markers) from
-out/minilm/<config>.json (written by scripts/minilm_results.sh; --runs takes several folders, e.g. the
-500-step runs and out/minilm-long's), and, with gnuplot, plots
-docs/minilm_fidelity_vs_sparsity.png (held-out mean cosine and top-10 overlap against sparsity,
-one line per pattern) and docs/minilm_fidelity_vs_steps.png (mean cosine during training). Standard library only."""
+"""Rewrites the fidelity table of docs/results-minilm.md (between its `minilm-table` markers) and,
+with gnuplot, docs/minilm_fidelity_vs_sparsity.png (held-out mean cosine and top-10 overlap against
+sparsity, one line per pattern and criterion) and docs/minilm_fidelity_vs_steps.png (mean cosine
+during training).
+
+Runs come from docs/minilm-runs/*.json, the committed record of every run, and from the folders
+given with --runs (out/minilm/<config>.json, written by scripts/minilm_results.sh), which are
+copied into that record first. docs/minilm-runs/earlier-runs.md holds the rows of runs made
+before the record was kept (their histories are lost; they appear in the table and the sparsity
+plot only). Standard library only."""
 import argparse
+import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 
 CONFIGS = ["2in4", "4x1-70", "4x1-80", "4x1-90", "16x1-80"]
 TARGETS = {"2in4": (0.95, 0.8), "4x1-80": (0.95, 0.8)}  # the issue's: mean cosine, top-10 overlap
 
 
-def load(folders):
-    """{label: run}; the label is the config, prefixed by its folder's name when there are several."""
-    runs = {}
+def load(record, folders):
+    """{label: run} from the record, after copying each folder's runs into it as <folder>-<config>.json."""
+    os.makedirs(record, exist_ok=True)
     for folder in folders:
         for name in CONFIGS:
             path = os.path.join(folder, name + ".json")
             if os.path.exists(path):
-                with open(path) as f:
-                    r = json.load(f)
-                r["config"] = name
-                label = name if len(folders) == 1 else f"{os.path.basename(os.path.normpath(folder))}/{name}"
-                runs[label] = r
+                shutil.copyfile(path, os.path.join(record, f"{os.path.basename(os.path.normpath(folder))}-{name}.json"))
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(record, "*.json"))):
+        with open(path) as f:
+            r = json.load(f)
+        label = os.path.basename(path)[:-len(".json")]
+        r["config"] = next((c for c in CONFIGS if label.endswith("-" + c)), label)
+        runs[label] = r
     return runs
+
+
+def earlier_rows(record):
+    """The table rows of runs made before the record was kept (markdown lines)."""
+    path = os.path.join(record, "earlier-runs.md")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.rstrip("\n") for line in f if line.startswith("| ") and not line.startswith("| Pattern")]
 
 
 def losses(r):
     parts = ["cosine", f"hidden x{r.get('hidden_weight', 1):g}"]
     if r.get("similarity_weight", 0):
         parts.append(f"similarity x{r['similarity_weight']:g}")
-    return " + ".join(parts)
+    cropped = f"; {100 * r['crop']:g}% of texts cropped" if r.get("crop", 0) else ""
+    return " + ".join(parts) + cropped
 
 
 def schedule(r):
     return "decayed" if r.get("lr_schedule", "constant") != "constant" else "constant"
 
 
-def table(runs):
-    rows = ["| Pattern | Sparsity | Steps | Learning rate | Loss | Held-out mean cosine | Top-10 overlap | Spearman | "
-            "Target (cos / top-10) |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    for r in runs.values():
-        target = TARGETS.get(r["config"])
-        verdict = "-" if not target else (
-            f"{target[0]} / {target[1]}: " +
-            ("met" if r["mean_cosine"] >= target[0] and r["top10_overlap"] >= target[1] else "**missed**"))
-        rows.append(f"| {r['pattern']} | {100 * r['sparsity']:.1f}% | {r['steps']} | "
-                    f"{r['learning_rate']:g}, {schedule(r)} | {losses(r)} | {r['mean_cosine']:.4f} | "
-                    f"{r['top10_overlap']:.3f} | {r['spearman']:.4f} | {verdict} |")
-    return "\n".join(rows)
+HEADER = ["| Pattern | Sparsity | Criterion | Steps | Learning rate | Loss | Held-out mean cosine | Top-10 overlap | "
+          "Spearman | Target (cos / top-10) |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
 
 
-def plot(runs, png):
-    longest = {}  # one point per config: its longest run
-    for r in runs.values():
-        if r["config"] not in longest or r["steps"] > longest[r["config"]]["steps"]:
-            longest[r["config"]] = r
+def row(r):
+    target = TARGETS.get(r["config"])
+    verdict = "-" if not target else (
+        f"{target[0]} / {target[1]}: " +
+        ("met" if r["mean_cosine"] >= target[0] and r["top10_overlap"] >= target[1] else "**missed**"))
+    return (f"| {r['pattern']} | {100 * r['sparsity']:.1f}% | {r.get('criterion', 'magnitude')} | {r['steps']} | "
+            f"{r['learning_rate']:g}, {schedule(r)} | {losses(r)} | {r['mean_cosine']:.4f} | "
+            f"{r['top10_overlap']:.3f} | {r['spearman']:.4f} | {verdict} |")
+
+
+def parse_row(line):
+    """(pattern, sparsity, criterion, steps, mean cosine, top-10) of a table row."""
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return (cells[0], float(cells[1].rstrip("%")) / 100, cells[2], int(cells[3]), float(cells[6]), float(cells[7]))
+
+
+def plot(rows, png):
+    longest = {}  # one point per pattern, sparsity and criterion: its longest run
+    for pattern, sparsity, criterion, steps, cosine, top10 in map(parse_row, rows):
+        key = (pattern, round(sparsity, 3), criterion)
+        if key not in longest or steps > longest[key][0]:
+            longest[key] = (steps, cosine, top10)
     lines = {}
-    for r in longest.values():
-        lines.setdefault(r["pattern"], []).append((r["sparsity"], r["mean_cosine"], r["top10_overlap"]))
+    for (pattern, sparsity, criterion), (_, cosine, top10) in longest.items():
+        lines.setdefault(f"{pattern}, {criterion}", []).append((sparsity, cosine, top10))
     if not lines:
         return False
     data, plots = "", []
@@ -98,28 +125,32 @@ def plot_steps(runs, png):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--runs", nargs="+", default=["out/minilm"])
+    ap.add_argument("--runs", nargs="*", default=[], help="folders of new runs to add to the record")
+    ap.add_argument("--record", default="docs/minilm-runs")
     ap.add_argument("--doc", default="docs/results-minilm.md")
     ap.add_argument("--png", default="docs/minilm_fidelity_vs_sparsity.png")
     ap.add_argument("--steps-png", default="docs/minilm_fidelity_vs_steps.png")
     a = ap.parse_args()
-    runs = load(a.runs)
-    if not runs:
-        raise SystemExit(f"minilm_report: no runs in {a.runs}; run scripts/minilm_results.sh first")
+    runs = load(a.record, a.runs)
+    rows = earlier_rows(a.record) + [row(r) for r in runs.values()]
+    if not rows:
+        raise SystemExit(f"minilm_report: no runs in {a.record} or {a.runs}; run scripts/minilm_results.sh first")
     with open(a.doc) as f:
         doc = f.read()
-    new = re.sub(r"(<!-- minilm-table -->\n).*?(<!-- /minilm-table -->)",
-                 lambda m: m.group(1) + table(runs) + "\n" + m.group(2), doc, flags=re.S)
-    if new == doc and "<!-- minilm-table -->" not in doc:
+    if "<!-- minilm-table -->" not in doc:
         raise SystemExit(f"minilm_report: {a.doc} has no minilm-table markers")
+    new = re.sub(r"(<!-- minilm-table -->\n).*?(<!-- /minilm-table -->)",
+                 lambda m: m.group(1) + "\n".join(HEADER + rows) + "\n" + m.group(2), doc, flags=re.S)
     tmp = a.doc + ".tmp"
     with open(tmp, "w") as f:
         f.write(new)
     os.replace(tmp, a.doc)
-    plotted = plot(runs, a.png)
-    if plotted:
-        plot_steps(runs, a.steps_png)
-    print(f"minilm_report: {len(runs)} runs -> {a.doc}" + (f", {a.png}, {a.steps_png}" if plotted else ""))
+    plotted = plot(rows, a.png)
+    with_history = {k: r for k, r in runs.items() if r.get("history")}
+    if plotted and with_history:
+        plot_steps(with_history, a.steps_png)
+    print(f"minilm_report: {len(rows)} rows ({len(runs)} recorded runs) -> {a.doc}" +
+          (f", {a.png}" if plotted else "") + (f", {a.steps_png}" if with_history else ""))
 
 
 if __name__ == "__main__":

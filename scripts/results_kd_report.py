@@ -1,13 +1,20 @@
-"""Table of scripts/results_kd.sh's runs for docs/RESULTS.md: each missed row without and with
-distillation from the same seed's dense model, mean ± std over seeds, Δ against dense.
-    python3 scripts/results_kd_report.py [out/results-kd]
+"""Table of scripts/results_kd.sh's runs for docs/RESULTS.md: each missed row with magnitude scores
+and without distillation, and with the change (--compare kd: distillation from the same seed's
+dense model; --compare wanda: the wanda criterion), mean ± std over seeds, Δ against dense.
+    python3 scripts/results_kd_report.py [--compare kd|wanda] [out/results-kd]
 """
+import argparse
 import json
 import pathlib
 import statistics
-import sys
 
-out = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "out/results-kd")
+ap = argparse.ArgumentParser(description=__doc__)
+ap.add_argument("--compare", choices=["kd", "wanda"], default="kd")
+ap.add_argument("out", nargs="?", default="out/results-kd")
+args = ap.parse_args()
+out = pathlib.Path(args.out)
+without, with_ = {"kd": ("Without distillation", "With distillation"),
+                  "wanda": ("Magnitude", "Wanda")}[args.compare]
 names = {"mlp": "MLP 784-1024-1024-10", "cnn": "CNN"}
 configs = {"mlp": ["4x1-90", "4x16-85"], "cnn": ["4x1-90", "4x16-85", "2in4"]}
 
@@ -25,12 +32,14 @@ def summary(values):
     return f"{mean:.2f} ± {std:.2f}", mean
 
 
-print("| Model | Config | Seeds | Dense % | Without distillation % | Δ | With distillation % | Δ | Gain (points) |")
+print(f"| Model | Config | Seeds | Dense % | {without} % | Δ | {with_} % | Δ | Gain (points) |")
 print("|---|---|---|---|---|---|---|---|---|")
 for model, cs in configs.items():
     dense_text, dense = summary(accuracies(model, "dense"))
     for c in cs:
-        plain_values, kd_values = accuracies(model, c), accuracies(model, f"{c}-kd")
+        plain_values, kd_values = accuracies(model, c), accuracies(model, f"{c}-{args.compare}")
+        if not plain_values and not kd_values:
+            continue  # a model left out of the run (MODELS=mlp)
         plain_text, plain = summary(plain_values)
         kd_text, kd = summary(kd_values)
         delta = lambda v: f"{v - dense:+.2f}" if v is not None and dense is not None else "-"
