@@ -104,6 +104,18 @@ spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, i
   return r;
 }
 
+std::string crop_words(const std::string& text, size_t min_words, std::mt19937_64& rng) {
+  std::vector<size_t> starts{0};  // where each word begins
+  for (size_t i = 0; i + 1 < text.size(); ++i)
+    if (text[i] == ' ') starts.push_back(i + 1);
+  const size_t words = starts.size();
+  if (words <= min_words) return text;
+  const size_t length = std::uniform_int_distribution<size_t>(min_words, words - 1)(rng);
+  const size_t first = std::uniform_int_distribution<size_t>(0, words - length)(rng);
+  const size_t begin = starts[first], end = first + length < words ? starts[first + length] - 1 : text.size();
+  return text.substr(begin, end - begin);
+}
+
 double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int64_t steps) {
   if (step <= decay_from || steps <= decay_from) return base;
   return base * static_cast<double>(std::max<int64_t>(0, steps - step)) / static_cast<double>(steps - decay_from);
@@ -137,13 +149,17 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
         if (!g.pattern.is_nm()) decay_from = std::max(decay_from, g.schedule.end_step);
   }
   const auto batches = length_bucketed_batches(student, corpus.train, o.batch, o.steps, o.seed);
+  if (!(o.crop >= 0 && o.crop <= 1)) spruce::usage_error("the share of cropped texts must be in [0, 1]");
+  std::mt19937_64 crop_rng(o.seed ^ 0x63726f70u);
+  std::bernoulli_distribution cropped(o.crop);
   double loss_sum = 0, cosine_sum = 0;
   int64_t window = 0;
   DistillResult result;
   const int64_t every = std::max<int64_t>(1, o.steps / std::max<int64_t>(1, o.evaluations));  // held-out checks
   for (int64_t step = 0; step < o.steps; ++step) {
     std::vector<std::string> batch;
-    for (size_t i : batches[static_cast<size_t>(step)]) batch.push_back(corpus.train[i]);
+    for (size_t i : batches[static_cast<size_t>(step)])
+      batch.push_back(cropped(crop_rng) ? crop_words(corpus.train[i], 3, crop_rng) : corpus.train[i]);
     const Inputs in = student.tokenize(batch);
     EncoderOutput target;
     {

@@ -6,6 +6,8 @@
 
 #include <iosfwd>
 #include <optional>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "minilm/corpus.hpp"
@@ -34,6 +36,9 @@ struct DistillOptions {
   bool decay_lr = false;
   double hidden_weight = 1.0;      // weight of the hidden-state loss beside the embedding loss
   double similarity_weight = 0.0;  // weight of the in-batch pairwise-similarity loss (retrieval structure)
+  // The share of training texts replaced, each time they are drawn, by a random run of their words
+  // (crop_words), so that later passes over the texts do not repeat the same inputs.
+  double crop = 0.0;
   uint64_t seed = 0;
   int64_t evaluations = 4;  // held-out fidelity is printed this many times during training
   bool progress_bar = true;
@@ -59,6 +64,10 @@ struct DistillResult {
 // built on them, as snip's) are exactly zero.
 spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, int64_t steps,
                               spruce::Criterion criterion = spruce::Criterion::Magnitude);
+
+// A random run of consecutive words of `text` (single-spaced), `min_words` long or more, shorter
+// than the whole; the text itself when it has no more than `min_words` words.
+std::string crop_words(const std::string& text, size_t min_words, std::mt19937_64& rng);
 
 // The learning rate at `step`: constant until `decay_from`, then linearly down to 0 at `steps`.
 double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int64_t steps);

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -34,6 +35,27 @@ TEST(Fidelity, IsPerfectForTheTeacherAndFallsWithNoise) {
   EXPECT_LT(unrelated.top10_overlap, 0.45);
   EXPECT_LT(std::abs(unrelated.spearman), 0.2);
   EXPECT_THROW(minilm::measure_fidelity(teacher.narrow(0, 0, 10), teacher.narrow(0, 0, 10)), spruce::Error);
+}
+
+// A crop is a run of whole, consecutive words: at least 3, never the whole text, and many runs occur.
+TEST(Distill, CropsAreRunsOfConsecutiveWords) {
+  const std::string text = "one two three four five six seven";
+  std::mt19937_64 rng(11);
+  std::set<std::string> seen;
+  for (int i = 0; i < 400; ++i) {
+    const std::string crop = minilm::crop_words(text, 3, rng);
+    ASSERT_NE(crop, text);
+    ASSERT_NE(text.find(crop), std::string::npos) << crop;
+    ASSERT_TRUE(crop.front() != ' ' && crop.back() != ' ') << "'" << crop << "'";
+    const size_t at = text.find(crop), end = at + crop.size();
+    ASSERT_TRUE(at == 0 || text[at - 1] == ' ') << "'" << crop << "' starts inside a word";
+    ASSERT_TRUE(end == text.size() || text[end] == ' ') << "'" << crop << "' ends inside a word";
+    ASSERT_GE(std::count(crop.begin(), crop.end(), ' '), 2) << "'" << crop << "' has fewer than 3 words";
+    seen.insert(crop);
+  }
+  EXPECT_EQ(seen.size(), 5u + 4u + 3u + 2u);  // every run of 3 to 6 of the 7 words
+  EXPECT_EQ(minilm::crop_words("too short", 3, rng), "too short");
+  EXPECT_EQ(minilm::crop_words("just three words", 3, rng), "just three words");
 }
 
 // Constant until the masks stop changing, then a straight line to zero at the last step.

@@ -74,6 +74,7 @@ void run(DistillArgs& a) {
                            {"lr_schedule", a.o.decay_lr ? "linear decay after the last mask update" : "constant"},
                            {"hidden_weight", a.o.hidden_weight},
                            {"similarity_weight", a.o.similarity_weight},
+                           {"crop", a.o.crop},
                            {"seed", a.o.seed},
                            {"train_texts", corpus.train.size()},
                            {"held_out_texts", f.texts},
@@ -101,7 +102,8 @@ void add(CLI::App& app) {
       app.add_subcommand("distill", "Prune all-MiniLM-L6-v2 by distillation from the dense model; held-out fidelity");
   cmd->add_option("--pattern", a->pattern, "Pattern for every encoder Linear: 4x1, 2:4, 16x1, ... (none: dense)");
   cmd->add_option("--sparsity", a->sparsity, "Target sparsity (an N:M pattern fixes its own)")->check(fraction());
-  cmd->add_option("--criterion", a->criterion, "Pruning scores: magnitude, gradient, snip or snip_momentum")
+  cmd->add_option("--criterion", a->criterion,
+                  "Pruning scores: magnitude, gradient, snip, snip_momentum or wanda (|W| x input RMS)")
       ->capture_default_str();
   cmd->add_option("--steps", a->o.steps, "Training steps")->check(int_in(1, 1'000'000))->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Texts per step")->check(int_in(1, 1024))->capture_default_str();
@@ -114,6 +116,11 @@ void add(CLI::App& app) {
   cmd->add_option("--similarity-weight", a->o.similarity_weight,
                   "Weight of the loss on in-batch pairwise similarities (0: off), for retrieval fidelity")
       ->check(real_in(0, 1000))
+      ->capture_default_str();
+  cmd->add_option("--crop", a->o.crop,
+                  "Share of training texts replaced, each time they are drawn, by a random run of 3 or more of "
+                  "their words, so that repeated passes see new inputs")
+      ->check(fraction())
       ->capture_default_str();
   cmd->add_option("--evaluations", a->o.evaluations, "Held-out fidelity reports during training")
       ->check(int_in(1, 1000))
