@@ -36,7 +36,10 @@ def load(record, folders):
         label = os.path.basename(path)[:-len(".json")]
         r["config"] = next((c for c in CONFIGS if label.endswith("-" + c)), label)
         runs[label] = r
-    return runs
+    # Grouped by pattern and sparsity, shortest and slowest-learning runs first.
+    order = lambda item: (item[1]["pattern"], item[1]["sparsity"], item[1]["steps"], item[1]["learning_rate"],
+                          item[1].get("crop", 0))
+    return dict(sorted(runs.items(), key=order))
 
 
 def earlier_rows(record):
