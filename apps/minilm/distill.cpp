@@ -125,6 +125,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
                       std::ostream& log) {
   if (o.steps < 1 || o.batch < 1) spruce::usage_error("distillation needs at least 1 step and a batch of 1");
   if (corpus.train.size() < static_cast<size_t>(o.batch)) spruce::usage_error("fewer training texts than one batch");
+  if (!(o.crop >= 0 && o.crop <= 1)) spruce::usage_error("the share of cropped texts must be in [0, 1]");
   const auto started = std::chrono::steady_clock::now();
   ::torch::manual_seed(o.seed);
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
@@ -149,7 +150,6 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
         if (!g.pattern.is_nm()) decay_from = std::max(decay_from, g.schedule.end_step);
   }
   const auto batches = length_bucketed_batches(student, corpus.train, o.batch, o.steps, o.seed);
-  if (!(o.crop >= 0 && o.crop <= 1)) spruce::usage_error("the share of cropped texts must be in [0, 1]");
   std::mt19937_64 crop_rng(o.seed ^ 0x63726f70u);
   std::bernoulli_distribution cropped(o.crop);
   double loss_sum = 0, cosine_sum = 0;
