@@ -502,6 +502,14 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   EXPECT_EQ(pick_attention(20), "f32-attention-ref");
 }
 
+// CMake registers each suite under the caps below the level it read from /proc/cpuinfo
+// (tests/CMakeLists.txt). Were the runtime to detect more, the level CMake missed would go untested.
+TEST(Kernels, EveryLevelBelowTheHostsHasACappedRun) {
+  EXPECT_LE(detected_isa(), parse_isa(SPRUCE_TEST_HOST_ISA))
+      << "CPUID says " << isa_name(detected_isa()) << " but CMake read " << SPRUCE_TEST_HOST_ISA
+      << " from /proc/cpuinfo: reconfigure, or set SPRUCE_ISA_CAPS by hand";
+}
+
 // Names follow "<dtype>-<op>-...-<isa>" and are unique.
 TEST(Kernels, RegistryNamesAreUniqueAndSayWhatTheyAre) {
   std::set<std::string> seen;
