@@ -101,6 +101,15 @@ spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, i
   g.schedule.start_step = 0;
   g.schedule.end_step = std::max<int64_t>(0, steps * 7 / 10);
   g.schedule.frequency = std::max<int64_t>(1, g.schedule.end_step / 20);
+  if (criterion == spruce::Criterion::SparseGpt) {
+    // The first update waits for the Gram matrices of kGramSteps batches (the student is still the
+    // teacher then, so those steps' gradients are zero and change nothing). N:M is set once: each
+    // later update would rebuild the same pattern at the cost of the Gram matrices.
+    g.schedule.start_step = std::min<int64_t>(spruce::torch::Pruner::kGramSteps, std::max<int64_t>(0, steps - 1));
+    g.schedule.end_step =
+        pattern.is_nm() ? g.schedule.start_step : std::max(g.schedule.start_step, g.schedule.end_step);
+    g.schedule.frequency = std::max<int64_t>(1, (g.schedule.end_step - g.schedule.start_step) / 20);
+  }
   return r;
 }
 
@@ -149,6 +158,9 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       for (const auto& g : o.recipe->groups)
         if (!g.pattern.is_nm()) decay_from = std::max(decay_from, g.schedule.end_step);
   }
+  if (!(o.neighbour_temperature > 0)) spruce::usage_error("the neighbourhood temperature must be positive");
+  // The teacher's embeddings of every training text: the bank each text's neighbours are drawn from.
+  const ::torch::Tensor bank = o.neighbour_weight > 0 ? teacher.encode(corpus.train, 64) : ::torch::Tensor();
   const auto batches = length_bucketed_batches(student, corpus.train, o.batch, o.steps, o.seed);
   std::mt19937_64 crop_rng(o.seed ^ 0x63726f70u);
   std::bernoulli_distribution cropped(o.crop);
@@ -179,6 +191,12 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
           .lr(decayed_learning_rate(o.learning_rate, step, decay_from, o.steps));
     if (o.similarity_weight > 0)
       loss = loss + o.similarity_weight * spruce::torch::similarity_distillation(embedding, target_embedding);
+    if (o.neighbour_weight > 0) {
+      const auto& indices = batches[static_cast<size_t>(step)];
+      const auto self = ::torch::tensor(std::vector<int64_t>(indices.begin(), indices.end()), ::torch::kInt64);
+      loss = loss + o.neighbour_weight * spruce::torch::neighbour_distillation(embedding, target_embedding, bank,
+                                                                               o.neighbour_temperature, self);
+    }
     optimizer.zero_grad();
     loss.backward();
     if (pruner) pruner->on_before_optimizer_step();

@@ -36,6 +36,9 @@ struct DistillOptions {
   bool decay_lr = false;
   double hidden_weight = 1.0;      // weight of the hidden-state loss beside the embedding loss
   double similarity_weight = 0.0;  // weight of the in-batch pairwise-similarity loss (retrieval structure)
+  // Weight of the loss on each text's similarities to the teacher's embeddings of all training
+  // texts (neighbour_distillation), and its softmax temperature.
+  double neighbour_weight = 0.0, neighbour_temperature = 0.05;
   // The share of training texts replaced, each time they are drawn, by a random run of their words
   // (crop_words), so that later passes over the texts do not repeat the same inputs.
   double crop = 0.0;

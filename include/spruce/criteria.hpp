@@ -15,22 +15,25 @@ enum class Criterion {
   Snip,          // |W * G|
   SnipMomentum,  // exponential moving average of |W * G|
   Wanda,         // |W| x the RMS of the input feature W multiplies (Sun et al. 2023, "Wanda")
+  SparseGpt,     // OBS saliency with reconstruction of the kept weights (spruce/torch/reconstruction.hpp)
 };
 enum class Reduce { Mean, Sum, Max };
 
-Criterion parse_criterion(std::string_view text);  // "magnitude", "gradient", "snip", "snip_momentum", "wanda"
+// "magnitude", "gradient", "snip", "snip_momentum", "wanda", "sparsegpt"
+Criterion parse_criterion(std::string_view text);
 std::string to_string(Criterion c);
-const char* criterion_names();               // "magnitude, gradient, snip, snip_momentum, wanda", for messages
+const char* criterion_names();               // the names above, comma-separated, for messages
 Reduce parse_reduce(std::string_view text);  // "mean", "sum", "max"
 std::string to_string(Reduce r);
 bool needs_gradient(Criterion c);
-// Whether the scores need the layer's inputs (Wanda), which only a training or calibration pass sees.
+// Whether the scores need the layer's inputs (Wanda, SparseGpt), which only a training or calibration
+// pass sees.
 bool needs_inputs(Criterion c);
 
 // Element-wise scores into `out` (same shape as w). `grad` may be empty unless needs_gradient(c);
 // `input_rms` (one per column of w, the root mean square of that input feature over the rows
 // seen) may be empty unless needs_inputs(c). SnipMomentum here gives the instantaneous |W * G|;
-// ScoreAccumulator keeps the moving average.
+// ScoreAccumulator keeps the moving average. SparseGpt has no element scores: it throws.
 void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const float> grad, MatrixView<float> out,
                     std::span<const float> input_rms = {});
 

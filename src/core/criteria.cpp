@@ -13,10 +13,11 @@ Criterion parse_criterion(std::string_view t) {
   if (t == "snip") return Criterion::Snip;
   if (t == "snip_momentum") return Criterion::SnipMomentum;
   if (t == "wanda") return Criterion::Wanda;
+  if (t == "sparsegpt") return Criterion::SparseGpt;
   usage_error("unknown criterion '" + std::string(t) + "': valid are " + criterion_names());
 }
 
-const char* criterion_names() { return "magnitude, gradient, snip, snip_momentum, wanda"; }
+const char* criterion_names() { return "magnitude, gradient, snip, snip_momentum, wanda, sparsegpt"; }
 
 std::string to_string(Criterion c) {
   switch (c) {
@@ -25,6 +26,7 @@ std::string to_string(Criterion c) {
     case Criterion::Snip: return "snip";
     case Criterion::SnipMomentum: return "snip_momentum";
     case Criterion::Wanda: return "wanda";
+    case Criterion::SparseGpt: return "sparsegpt";
   }
   return "?";
 }
@@ -45,8 +47,10 @@ std::string to_string(Reduce r) {
   return "?";
 }
 
-bool needs_gradient(Criterion c) { return c != Criterion::Magnitude && c != Criterion::Wanda; }
-bool needs_inputs(Criterion c) { return c == Criterion::Wanda; }
+bool needs_gradient(Criterion c) {
+  return c != Criterion::Magnitude && c != Criterion::Wanda && c != Criterion::SparseGpt;
+}
+bool needs_inputs(Criterion c) { return c == Criterion::Wanda || c == Criterion::SparseGpt; }
 
 namespace {
 void check_same_shape(MatrixView<const float> a, MatrixView<const float> b, const char* what) {
@@ -59,6 +63,10 @@ void check_same_shape(MatrixView<const float> a, MatrixView<const float> b, cons
 void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const float> g, MatrixView<float> out,
                     std::span<const float> input_rms) {
   check_same_shape(w, out, "the score buffer");
+  if (c == Criterion::SparseGpt)
+    usage_error(
+        "sparsegpt chooses masks while it reconstructs the weights, from the Gram matrix of the layer's "
+        "inputs: it works through spruce::torch::Pruner while training or calibrating, not from scores alone");
   if (needs_gradient(c)) {
     if (!g.data) usage_error("criterion " + to_string(c) + " needs gradients; use magnitude without them");
     check_same_shape(w, g, "the gradient");
@@ -76,6 +84,7 @@ void element_scores(Criterion c, MatrixView<const float> w, MatrixView<const flo
         case Criterion::Snip:
         case Criterion::SnipMomentum: v = std::fabs(w(r, k) * g(r, k)); break;
         case Criterion::Wanda: v = std::fabs(w(r, k)) * input_rms[size_t(k)]; break;
+        case Criterion::SparseGpt: break;  // refused above
       }
       out(r, k) = v;
     }

@@ -29,6 +29,29 @@ namespace F = ::torch::nn::functional;
   return diff.pow(2).sum() / double(n * (n - 1));
 }
 
+::torch::Tensor neighbour_distillation(const ::torch::Tensor& student, const ::torch::Tensor& teacher,
+                                       const ::torch::Tensor& bank, double temperature, const ::torch::Tensor& self) {
+  if (!(temperature > 0)) usage_error("the neighbourhood temperature must be positive");
+  if (student.dim() != 2 || !student.sizes().equals(teacher.sizes()) || bank.dim() != 2 ||
+      bank.size(1) != student.size(1))
+    usage_error("neighbourhood distillation needs [N][H] student and teacher rows and a [K][H] bank");
+  if (self.defined() && (self.dim() != 1 || self.size(0) != student.size(0)))
+    usage_error("neighbourhood distillation needs one bank index (or -1) per row");
+  const auto b = bank.detach();
+  auto student_logits = student.matmul(b.t()) / temperature;
+  auto teacher_logits = teacher.detach().matmul(b.t()) / temperature;
+  if (self.defined()) {
+    // Far below every other logit where a row meets its own entry: its probability is 0 on both sides.
+    auto own = ::torch::zeros(student_logits.sizes(), ::torch::kBool);
+    const auto listed = self >= 0;
+    own.index_put_({::torch::arange(student.size(0)).masked_select(listed), self.masked_select(listed)}, true);
+    student_logits = student_logits.masked_fill(own, -1e9);
+    teacher_logits = teacher_logits.masked_fill(own, -1e9);
+  }
+  const auto log_p_teacher = ::torch::log_softmax(teacher_logits, -1);
+  return (log_p_teacher.exp() * (log_p_teacher - ::torch::log_softmax(student_logits, -1))).sum(1).mean();
+}
+
 ::torch::Tensor hidden_state_distillation(const std::vector<::torch::Tensor>& student,
                                           const std::vector<::torch::Tensor>& teacher, const ::torch::Tensor& mask) {
   if (student.empty() || student.size() != teacher.size())

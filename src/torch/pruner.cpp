@@ -15,6 +15,7 @@
 #include "spruce/mask.hpp"
 #include "spruce/regularizer.hpp"
 #include "spruce/torch/layer_stack.hpp"
+#include "spruce/torch/reconstruction.hpp"
 #include "tensor_matrix.hpp"
 
 namespace spruce::torch {
@@ -30,8 +31,16 @@ std::pair<::torch::Tensor, const char*> prunable_weight(::torch::nn::Module& m) 
 }  // namespace
 
 void InputStatistics::add(const ::torch::Tensor& input) {
+  if (!collecting) return;
   ::torch::NoGradGuard no_grad;
   const ::torch::Tensor x = input.detach();
+  if (gram_wanted) {  // a Linear's input [..][features]
+    const ::torch::Tensor rows_of_x = x.reshape({-1, x.size(-1)});
+    const ::torch::Tensor product = rows_of_x.t().mm(rows_of_x).to(::torch::kFloat64);
+    gram = gram.defined() ? gram.add_(product) : product;
+    rows += double(rows_of_x.size(0));
+    return;
+  }
   // A conv's input [N][C][H][W]: one feature per channel; a Linear's [..][features].
   const ::torch::Tensor squares = x.dim() == 4 ? x.square().sum({0, 2, 3}, false, ::torch::kFloat64)
                                                : x.reshape({-1, x.size(-1)}).square().sum(0, false, ::torch::kFloat64);
@@ -48,6 +57,9 @@ Pruner::Pruner(::torch::nn::Module& module, Recipe recipe) : recipe_(std::move(r
     const PruningGroup* group = recipe_.group_for(item.key(), op_type);
     if (group == nullptr) continue;
     check_weight(weight, item.key());
+    if (group->criterion == Criterion::SparseGpt && std::string(op_type) != "Linear")
+      usage_error("pruning_type sparsegpt reconstructs Linear layers only, and " + item.key() +
+                  " is a Conv2d; prune it in another group (wanda or magnitude), or exclude it");
     PrunedLayer layer;
     layer.name = item.key();
     layer.op_type = op_type;
@@ -59,6 +71,11 @@ Pruner::Pruner(::torch::nn::Module& module, Recipe recipe) : recipe_(std::move(r
   if (layers_.empty())
     usage_error("the recipe's op_names/excluded_op_names select none of the model's Linear and Conv2d layers (" +
                 (seen.empty() ? std::string("it has none") : seen) + "); fix the names in the recipe");
+  for (const auto& group : recipe_.groups)
+    if (group.criterion == Criterion::SparseGpt && group.scope == Scope::Global)
+      usage_error(
+          "pruning_type sparsegpt prunes each layer to the target on its own; set the group's "
+          "pruning_scope to local (spruce train: --scope local)");
   pending_.assign(recipe_.groups.size(), false);
   reached_.assign(recipe_.groups.size(), 0.0);
   observe_inputs(module);
@@ -71,7 +88,10 @@ Pruner::~Pruner() {
 
 void Pruner::observe_inputs(::torch::nn::Module& module) {
   for (auto& layer : layers_)
-    if (needs_inputs(recipe_.groups[layer.group].criterion)) layer.inputs = std::make_shared<InputStatistics>();
+    if (needs_inputs(recipe_.groups[layer.group].criterion)) {
+      layer.inputs = std::make_shared<InputStatistics>();
+      layer.inputs->gram_wanted = recipe_.groups[layer.group].criterion == Criterion::SparseGpt;
+    }
   std::set<std::string> observed;
   for (const NamedHost& named : find_layer_hosts(module)) {
     std::vector<std::shared_ptr<InputStatistics>> by_index(named.host->size());
@@ -87,7 +107,8 @@ void Pruner::observe_inputs(::torch::nn::Module& module) {
   }
   for (const auto& layer : layers_)
     if (layer.inputs && !observed.count(layer.name))
-      usage_error("pruning_type wanda needs each pruned layer's inputs, and layer " + layer.name +
+      usage_error("pruning_type " + to_string(recipe_.groups[layer.group].criterion) +
+                  " needs each pruned layer's inputs, and layer " + layer.name +
                   " does not live in a LayerHost (spruce/torch/layer_stack.hpp) that shows them; "
                   "move it into one, or use magnitude");
 }
@@ -123,12 +144,50 @@ std::optional<std::vector<std::vector<float>>> Pruner::input_rms(const std::vect
   return out;
 }
 
+std::optional<std::vector<::torch::Tensor>> Pruner::input_grams(const std::vector<PrunedLayer*>& members) {
+  std::vector<double> sums;  // every member's row count, then its Gram matrix, row by row
+  for (const PrunedLayer* layer : members) {
+    const InputStatistics& s = *layer->inputs;
+    sums.push_back(s.rows);
+    const int64_t features = layer->weight.size(1);
+    if (s.gram.defined() && s.gram.size(0) != features)
+      data_error("layer " + layer->name + " was given inputs of " + std::to_string(s.gram.size(0)) +
+                 " features but has " + std::to_string(features));
+    const ::torch::Tensor g =
+        s.gram.defined() ? s.gram.contiguous() : ::torch::zeros({features, features}, ::torch::kFloat64);
+    sums.insert(sums.end(), g.data_ptr<double>(), g.data_ptr<double>() + g.numel());
+  }
+  if (sum_over_ranks_) sum_over_ranks_(sums);
+  std::vector<::torch::Tensor> out;
+  size_t at = 0;
+  for (const PrunedLayer* layer : members) {
+    if (sums[at++] <= 0) return std::nullopt;
+    const int64_t features = layer->weight.size(1);
+    out.push_back(::torch::from_blob(sums.data() + at, {features, features}, ::torch::kFloat64).clone());
+    at += size_t(features * features);
+  }
+  return out;
+}
+
 void Pruner::on_train_begin() { apply_masks(); }
 
 void Pruner::on_step_begin(int64_t step) {
   step_ = step;
   for (size_t g = 0; g < recipe_.groups.size(); ++g)
     if (pending_[g] || recipe_.groups[g].schedule.prunes_at(step)) update_masks(g, step);
+  start_collecting(step);
+}
+
+// Sparsegpt's Gram matrices come from the forwards of the kGramSteps steps before each update
+// (or of every step while an update waits for its first input).
+void Pruner::start_collecting(int64_t step) {
+  for (auto& layer : layers_) {
+    if (!layer.inputs || !layer.inputs->gram_wanted) continue;
+    const Schedule& s = recipe_.groups[layer.group].schedule;
+    bool soon = pending_[layer.group];
+    for (int64_t ahead = 1; ahead <= kGramSteps && !soon; ++ahead) soon = s.prunes_at(step + ahead);
+    layer.inputs->collecting = soon;
+  }
 }
 
 void Pruner::on_before_optimizer_step() {
@@ -170,11 +229,28 @@ void Pruner::update_masks(size_t g, int64_t step) {
       return;
     }
   std::optional<std::vector<std::vector<float>>> rms;
-  if (needs_inputs(group.criterion) && !(rms = input_rms(members))) {
+  std::optional<std::vector<::torch::Tensor>> grams;
+  const bool inputs_missing = group.criterion == Criterion::SparseGpt ? !(grams = input_grams(members))
+                              : needs_inputs(group.criterion)         ? !(rms = input_rms(members))
+                                                                      : false;
+  if (inputs_missing) {
     pending_[g] = true;  // no training input seen yet: prune at the first step after one
     return;
   }
   pending_[g] = false;
+  // Never below a ratio already reached, so a resumed run with a changed schedule keeps its zeros.
+  const double ratio = std::max(group.schedule.target_at(step), reached_[g]);
+  reached_[g] = ratio;
+  if (grams) {
+    ::torch::NoGradGuard no_grad;
+    ++mask_updates_;
+    for (size_t i = 0; i < members.size(); ++i) {
+      PrunedLayer& layer = *members[i];
+      layer.mask = prune_with_reconstruction(layer.weight, (*grams)[i], group.pattern, ratio, group.reduce, layer.mask);
+      layer.inputs->reset();
+    }
+    return;
+  }
 
   std::vector<MatrixF> computed;  // magnitude and wanda scores, computed here; others are accumulated
   computed.reserve(members.size());
@@ -193,9 +269,6 @@ void Pruner::update_masks(size_t g, int64_t step) {
     if (layer->inputs) layer->inputs->reset();  // the next update scores the inputs seen from now on
   }
 
-  // Never below a ratio already reached, so a resumed run with a changed schedule keeps its zeros.
-  const double ratio = std::max(group.schedule.target_at(step), reached_[g]);
-  reached_[g] = ratio;
   std::vector<Mask> masks;
   if (group.scope == Scope::Global) {
     std::vector<GlobalTensor> tensors;

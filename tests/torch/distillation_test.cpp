@@ -40,6 +40,37 @@ TEST(Distillation, SimilarityLossComparesPairwiseSimilarities) {
   EXPECT_LT(spruce::torch::similarity_distillation(stepped, teacher).item<double>(), loss.item<double>());
 }
 
+// KL between the teacher's and the student's softmax over bank similarities: zero for the teacher's
+// rows, the closed form on a small case, own entries left out, and its gradient lowers it.
+TEST(Distillation, NeighbourLossComparesSimilaritiesToTheBank) {
+  using spruce::torch::neighbour_distillation;
+  const auto bank = torch::tensor({{1.0f, 0.0f}, {0.0f, 1.0f}, {0.6f, 0.8f}});
+  const auto teacher = torch::tensor({{1.0f, 0.0f}, {0.8f, 0.6f}});
+  EXPECT_NEAR(neighbour_distillation(teacher, teacher, bank, 0.1).item<double>(), 0.0, 1e-7);
+  const auto student = torch::tensor({{0.0f, 1.0f}, {0.8f, 0.6f}});
+  // Row 0: teacher logits (1, 0, 0.6) / T, student (0, 1, 0.8) / T; row 1 agrees (0).
+  const double t = 0.5;
+  const auto p = torch::softmax(torch::tensor({1.0, 0.0, 0.6}) / t, 0);
+  const auto q = torch::softmax(torch::tensor({0.0, 1.0, 0.8}) / t, 0);
+  const double kl = (p * (p.log() - q.log())).sum().item<double>();
+  EXPECT_NEAR(neighbour_distillation(student, teacher, bank, t).item<double>(), kl / 2, 1e-6);
+  // Row 0's own entry is bank row 0: the KL over rows 1 and 2 alone.
+  const auto p_rest = torch::softmax(torch::tensor({0.0, 0.6}) / t, 0);
+  const auto q_rest = torch::softmax(torch::tensor({1.0, 0.8}) / t, 0);
+  const double kl_rest = (p_rest * (p_rest.log() - q_rest.log())).sum().item<double>();
+  const auto self = torch::tensor({int64_t(0), int64_t(-1)});
+  EXPECT_NEAR(neighbour_distillation(student, teacher, bank, t, self).item<double>(), kl_rest / 2, 1e-6);
+  auto trained = student.clone().requires_grad_();
+  const auto loss = neighbour_distillation(trained, teacher, bank, t, self);
+  loss.backward();
+  EXPECT_TRUE(trained.grad().isfinite().all().item<bool>());
+  const auto stepped = (trained - 0.1 * trained.grad()).detach();
+  EXPECT_LT(neighbour_distillation(stepped, teacher, bank, t, self).item<double>(), loss.item<double>());
+  EXPECT_THROW(neighbour_distillation(student, teacher, bank, 0.0), std::exception);
+  EXPECT_THROW(neighbour_distillation(student, teacher, bank.narrow(1, 0, 1), t), std::exception);
+  EXPECT_THROW(neighbour_distillation(student, teacher, bank, t, torch::tensor({int64_t(0)})), std::exception);
+}
+
 TEST(Distillation, EmbeddingLossIsOneMinusCosine) {
   const auto a = torch::tensor({{1.0f, 0.0f}, {0.0f, 2.0f}});
   const auto b = torch::tensor({{0.0f, 1.0f}, {0.0f, 5.0f}});

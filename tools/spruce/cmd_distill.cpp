@@ -74,6 +74,8 @@ void run(DistillArgs& a) {
                            {"lr_schedule", a.o.decay_lr ? "linear decay after the last mask update" : "constant"},
                            {"hidden_weight", a.o.hidden_weight},
                            {"similarity_weight", a.o.similarity_weight},
+                           {"neighbour_weight", a.o.neighbour_weight},
+                           {"neighbour_temperature", a.o.neighbour_temperature},
                            {"crop", a.o.crop},
                            {"seed", a.o.seed},
                            {"train_texts", corpus.train.size()},
@@ -103,7 +105,8 @@ void add(CLI::App& app) {
   cmd->add_option("--pattern", a->pattern, "Pattern for every encoder Linear: 4x1, 2:4, 16x1, ... (none: dense)");
   cmd->add_option("--sparsity", a->sparsity, "Target sparsity (an N:M pattern fixes its own)")->check(fraction());
   cmd->add_option("--criterion", a->criterion,
-                  "Pruning scores: magnitude, gradient, snip, snip_momentum or wanda (|W| x input RMS)")
+                  "Pruning scores: magnitude, gradient, snip, snip_momentum, wanda (|W| x input RMS) or sparsegpt "
+                  "(OBS saliency; the kept weights are rewritten to make up for the pruned)")
       ->capture_default_str();
   cmd->add_option("--steps", a->o.steps, "Training steps")->check(int_in(1, 1'000'000))->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Texts per step")->check(int_in(1, 1024))->capture_default_str();
@@ -116,6 +119,15 @@ void add(CLI::App& app) {
   cmd->add_option("--similarity-weight", a->o.similarity_weight,
                   "Weight of the loss on in-batch pairwise similarities (0: off), for retrieval fidelity")
       ->check(real_in(0, 1000))
+      ->capture_default_str();
+  cmd->add_option("--neighbour-weight", a->o.neighbour_weight,
+                  "Weight of the loss on each text's similarities to the teacher's embeddings of every training "
+                  "text, a softmax at --neighbour-temperature (0: off), for retrieval fidelity")
+      ->check(real_in(0, 1000))
+      ->capture_default_str();
+  cmd->add_option("--neighbour-temperature", a->o.neighbour_temperature,
+                  "Temperature of the neighbourhood loss: lower weighs the nearest neighbours more")
+      ->check(real_in(0, 10, true))
       ->capture_default_str();
   cmd->add_option("--crop", a->o.crop,
                   "Share of training texts replaced, each time they are drawn, by a random run of 3 or more of "

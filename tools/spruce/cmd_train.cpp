@@ -183,7 +183,8 @@ void add_train(CLI::App& app) {
   cmd->add_option("--scope", args->scope, "With --pattern: local or global (default global)")
       ->check(CLI::IsMember({"local", "global"}));
   cmd->add_option("--criterion", args->criterion,
-                  "With --pattern: magnitude, gradient, snip, snip_momentum (default) or wanda (|W| x input RMS)");
+                  "With --pattern: magnitude, gradient, snip, snip_momentum (default), wanda (|W| x input RMS) or "
+                  "sparsegpt (Linear layers, --scope local; the kept weights make up for the pruned)");
   cmd->add_option("--group-lasso", o.group_lasso, "With --pattern: group-lasso coefficient (default 0: off)")
       ->check(real_in(0, 1e3));
   cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model)")

@@ -19,6 +19,14 @@ namespace spruce::torch {
 // the batch (dot products of [N][H] rows, unit rows in practice), off the diagonal: the
 // neighbourhood structure a retrieval sees (relational distillation). Zero for N < 2.
 ::torch::Tensor similarity_distillation(const ::torch::Tensor& student, const ::torch::Tensor& teacher);
+// Neighbourhood distillation (CompRess: Abbasi Koohpayegani et al. 2020): each row's similarities
+// to a fixed `bank` [K][H] of the teacher's embeddings, as a softmax at `temperature`, should be
+// the teacher row's own: KL(softmax(teacher . bank / T) || softmax(student . bank / T)), batch mean.
+// A low temperature weighs each row's nearest neighbours most, which is what a retrieval ranks.
+// `self` [N] (int64, or undefined) names each row's own entry in the bank (-1: none), left out.
+::torch::Tensor neighbour_distillation(const ::torch::Tensor& student, const ::torch::Tensor& teacher,
+                                       const ::torch::Tensor& bank, double temperature,
+                                       const ::torch::Tensor& self = {});
 // Mean squared error between hidden states [B][T][H], over the tokens under `mask` [B][T] only,
 // averaged over the layers given (student and teacher lists of the same length).
 ::torch::Tensor hidden_state_distillation(const std::vector<::torch::Tensor>& student,

@@ -30,14 +30,19 @@
 
 namespace spruce::torch {
 
-// A layer's inputs since the last mask update, for the wanda criterion: per input feature (a
-// Linear's column, a conv's channel) the sum of squares over every row (token, pixel) seen.
+// A layer's inputs since the last mask update, for the criteria that need them. Wanda: per input
+// feature (a Linear's column, a conv's channel) the sum of squares over every row (token, pixel)
+// seen. SparseGPT: the Gram matrix X^T X of a Linear's input rows, gathered only in the forwards
+// just before an update (`collecting`, set by the Pruner), since it costs a matrix product each.
 struct InputStatistics {
+  bool gram_wanted = false;     // SparseGPT's statistics rather than wanda's
+  bool collecting = true;       // whether forwards are counted now
   ::torch::Tensor sum_squares;  // float64 [features]; undefined before the first input
+  ::torch::Tensor gram;         // float64 [features][features]; undefined before the first input
   double rows = 0;
   bool live = true;  // false once the Pruner is gone: the model's observer then does nothing
   void add(const ::torch::Tensor& input);
-  void reset() { sum_squares = ::torch::Tensor(), rows = 0; }
+  void reset() { sum_squares = gram = ::torch::Tensor(), rows = 0; }
 };
 
 struct PrunedLayer {
@@ -47,7 +52,7 @@ struct PrunedLayer {
   ::torch::Tensor weight;  // the module's parameter (same storage)
   ::torch::Tensor mask;    // float 0/1 in the weight's layout; undefined while dense
   ScoreAccumulator scores{Criterion::Magnitude};
-  std::shared_ptr<InputStatistics> inputs;  // set for a criterion that needs_inputs (wanda)
+  std::shared_ptr<InputStatistics> inputs;  // set for a criterion that needs_inputs (wanda, sparsegpt)
 };
 
 struct LayerReport {
@@ -71,8 +76,12 @@ class Pruner {
  public:
   // Finds the Linear and Conv2d layers that the recipe's groups select (Recipe::group_for).
   // Throws spruce::Error (usage) when no layer matches, listing the model's layers. For the wanda
-  // criterion, the layers must live in a LayerHost (layer_stack.hpp), whose observer shows the
-  // Pruner each training forward's inputs (forwards with gradients on; evaluation is not seen).
+  // and sparsegpt criteria, the layers must live in a LayerHost (layer_stack.hpp), whose observer
+  // shows the Pruner each training forward's inputs (forwards with gradients on; evaluation is not
+  // seen). Sparsegpt prunes Linear layers, each to its own target (scope local): at each mask
+  // update it also rewrites the kept weights to make up for the pruned ones
+  // (spruce/torch/reconstruction.hpp), from the inputs of the last kGramSteps training forwards.
+  static constexpr int64_t kGramSteps = 8;
   Pruner(::torch::nn::Module& module, Recipe recipe);
   ~Pruner();
   Pruner(const Pruner&) = delete;
@@ -109,10 +118,13 @@ class Pruner {
 
  private:
   void update_masks(size_t group, int64_t step);
+  void start_collecting(int64_t step);
   void apply_masks();
   void observe_inputs(::torch::nn::Module& module);
   // The members' input RMS per GEMM column (reduced over the ranks), or nothing before any input.
   std::optional<std::vector<std::vector<float>>> input_rms(const std::vector<PrunedLayer*>& members);
+  // The members' input Gram matrices (reduced over the ranks), or nothing before any input.
+  std::optional<std::vector<::torch::Tensor>> input_grams(const std::vector<PrunedLayer*>& members);
 
   Recipe recipe_;
   std::vector<PrunedLayer> layers_;
