@@ -55,6 +55,8 @@ def losses(r):
     parts = ["cosine", f"hidden x{r.get('hidden_weight', 1):g}"]
     if r.get("similarity_weight", 0):
         parts.append(f"similarity x{r['similarity_weight']:g}")
+    if r.get("neighbour_weight", 0):
+        parts.append(f"neighbours x{r['neighbour_weight']:g} (T {r.get('neighbour_temperature', 0.05):g})")
     cropped = f"; {100 * r['crop']:g}% of texts cropped" if r.get("crop", 0) else ""
     return " + ".join(parts) + cropped
 

@@ -6,7 +6,9 @@
 # `python3 scripts/minilm_report.py` rewrites the table and the plot.
 #   STEPS=500 LR=3e-4 ONLY="2in4 4x1-80" scripts/minilm_results.sh [build/tools/spruce/spruce]
 # DECAY=1 decays the learning rate linearly to 0 after the last mask update; SIMILARITY=W adds the
-# in-batch pairwise-similarity loss at weight W; CRITERION=wanda scores by |W| x input RMS instead of
+# in-batch pairwise-similarity loss at weight W; NEIGHBOUR=W adds the loss on similarities to the
+# teacher's embeddings of every training text (temperature NEIGHBOUR_T, default 0.05);
+# CRITERION=wanda|sparsegpt scores by |W| x input RMS, or prunes with reconstruction, instead of
 # magnitude; CROP=P replaces a share P of the training texts by random runs of their words; THREADS
 # (default 2).
 set -euo pipefail
@@ -20,6 +22,7 @@ extra=()
 [ -n "${SIMILARITY:-}" ] && extra+=(--similarity-weight "$SIMILARITY")
 [ -n "${CRITERION:-}" ] && extra+=(--criterion "$CRITERION")
 [ -n "${CROP:-}" ] && extra+=(--crop "$CROP")
+[ -n "${NEIGHBOUR:-}" ] && extra+=(--neighbour-weight "$NEIGHBOUR" --neighbour-temperature "${NEIGHBOUR_T:-0.05}")
 configs=(
   "2in4|--pattern 2:4"
   "4x1-70|--pattern 4x1 --sparsity 0.7"
