@@ -9,8 +9,8 @@
 # in-batch pairwise-similarity loss at weight W; NEIGHBOUR=W adds the loss on similarities to the
 # teacher's embeddings of every training text (temperature NEIGHBOUR_T, default 0.05);
 # CRITERION=wanda|sparsegpt scores by |W| x input RMS, or prunes with reconstruction, instead of
-# magnitude; CROP=P replaces a share P of the training texts by random runs of their words; THREADS
-# (default 2).
+# magnitude; CROP=P replaces a share P of the training texts by random runs of their words; HIDDEN=W
+# weighs the hidden-state loss (default 1); THREADS (default 2).
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
 out=${MINILM_DIR:-out/minilm}
@@ -22,6 +22,7 @@ extra=()
 [ -n "${SIMILARITY:-}" ] && extra+=(--similarity-weight "$SIMILARITY")
 [ -n "${CRITERION:-}" ] && extra+=(--criterion "$CRITERION")
 [ -n "${CROP:-}" ] && extra+=(--crop "$CROP")
+[ -n "${HIDDEN:-}" ] && extra+=(--hidden-weight "$HIDDEN")
 [ -n "${NEIGHBOUR:-}" ] && extra+=(--neighbour-weight "$NEIGHBOUR" --neighbour-temperature "${NEIGHBOUR_T:-0.05}")
 configs=(
   "2in4|--pattern 2:4"
