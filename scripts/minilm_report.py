@@ -53,6 +53,8 @@ def earlier_rows(record):
 
 def losses(r):
     parts = ["cosine", f"hidden x{r.get('hidden_weight', 1):g}"]
+    if r.get("attention_weight", 0):
+        parts.append(f"attention x{r['attention_weight']:g}")
     if r.get("similarity_weight", 0):
         parts.append(f"similarity x{r['similarity_weight']:g}")
     if r.get("neighbour_weight", 0):

@@ -10,7 +10,8 @@
 # teacher's embeddings of every training text (temperature NEIGHBOUR_T, default 0.05);
 # CRITERION=wanda|sparsegpt scores by |W| x input RMS, or prunes with reconstruction, instead of
 # magnitude; CROP=P replaces a share P of the training texts by random runs of their words; HIDDEN=W
-# weighs the hidden-state loss (default 1); THREADS (default 2).
+# weighs the hidden-state loss (default 1); ATTENTION=W adds self-attention transfer at weight W;
+# THREADS (default 2).
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
 out=${MINILM_DIR:-out/minilm}
@@ -23,6 +24,7 @@ extra=()
 [ -n "${CRITERION:-}" ] && extra+=(--criterion "$CRITERION")
 [ -n "${CROP:-}" ] && extra+=(--crop "$CROP")
 [ -n "${HIDDEN:-}" ] && extra+=(--hidden-weight "$HIDDEN")
+[ -n "${ATTENTION:-}" ] && extra+=(--attention-weight "$ATTENTION")
 [ -n "${NEIGHBOUR:-}" ] && extra+=(--neighbour-weight "$NEIGHBOUR" --neighbour-temperature "${NEIGHBOUR_T:-0.05}")
 configs=(
   "2in4|--pattern 2:4"

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "spruce/attention.hpp"
 #include "spruce/error.hpp"
@@ -121,14 +122,24 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
     q = run_layer(0, x), k = run_layer(1, x), v = run_layer(2, x);
   }
   StageTimer timer(Stage::Attention);
-  if (!::torch::GradMode::is_enabled() && !is_training()) return fused_attention(q, k, v, mask_bias, batch);
+  if (!::torch::GradMode::is_enabled() && !is_training() && !recording_)
+    return fused_attention(q, k, v, mask_bias, batch);
   const int64_t tokens = x.size(0) / batch;
   auto heads = [&](const ::torch::Tensor& t) {  // [B*T][H] -> [B][heads][T][head_size]
     return t.view({batch, tokens, heads_, head_size_}).transpose(1, 2);
   };
-  auto scores = ::torch::matmul(heads(q), heads(k).transpose(-1, -2)) / std::sqrt(static_cast<double>(head_size_));
-  const auto probs = dropout_(::torch::softmax(scores + mask_bias, -1));
-  return ::torch::matmul(probs, heads(v)).transpose(1, 2).reshape({batch * tokens, heads_ * head_size_});
+  const double scale = 1 / std::sqrt(static_cast<double>(head_size_));
+  const auto scores = ::torch::matmul(heads(q), heads(k).transpose(-1, -2)) * scale + mask_bias;
+  ::torch::Tensor probs;
+  if (recording_) {
+    attention_log_probs = ::torch::log_softmax(scores, -1);
+    value_relation_log_probs =
+        ::torch::log_softmax(::torch::matmul(heads(v), heads(v).transpose(-1, -2)) * scale + mask_bias, -1);
+    probs = attention_log_probs.exp();
+  } else {
+    probs = ::torch::softmax(scores, -1);
+  }
+  return ::torch::matmul(dropout_(probs), heads(v)).transpose(1, 2).reshape({batch * tokens, heads_ * head_size_});
 }
 
 BertDenseImpl::BertDenseImpl(const BertConfig& c, int64_t in, int64_t out, spruce::Activation activation,
@@ -213,11 +224,22 @@ EncoderOutput BertModelImpl::forward(const ::torch::Tensor& ids, const ::torch::
     x = embeddings(ids).reshape({batch * tokens, config_.hidden_size});
   }
   for (const auto& layer : *layers) {
-    x = layer->as<BertLayer>()->forward(x, mask_bias, batch);
+    auto* l = layer->as<BertLayer>();
+    x = l->forward(x, mask_bias, batch);
     out.hidden_states.push_back(x.view({batch, tokens, config_.hidden_size}));
+    if (record_attention_) {
+      auto& self = *l->attention->self_attention;
+      out.attention_log_probs.push_back(std::exchange(self.attention_log_probs, {}));
+      out.value_relation_log_probs.push_back(std::exchange(self.value_relation_log_probs, {}));
+    }
   }
   out.last_hidden = out.hidden_states.back();
   return out;
+}
+
+void BertModelImpl::set_record_attention(bool on) {
+  record_attention_ = on;
+  for (const auto& layer : *layers) layer->as<BertLayer>()->attention->self_attention->set_recording(on);
 }
 
 void load_weights(::torch::nn::Module& model, const std::string& path) {

@@ -64,14 +64,18 @@ class BertSelfAttentionImpl : public spruce::torch::LayerHost {
  public:
   explicit BertSelfAttentionImpl(const BertConfig& config);
   // `mask_bias` [B][1][1][T]: 0 for tokens, a large negative number for padding.
-  // In training, or with gradients on, LibTorch's ops (differentiable); otherwise spruce's fused
-  // kernel (spruce/attention.hpp).
+  // In training, or with gradients on, or recording, LibTorch's ops (differentiable); otherwise
+  // spruce's fused kernel (spruce/attention.hpp).
   ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& mask_bias, int64_t batch);
+  // While on, each forward keeps its attention's log-probabilities and value relations (below).
+  void set_recording(bool on) { recording_ = on; }
+  ::torch::Tensor attention_log_probs, value_relation_log_probs;  // [B][heads][T][T], the last forward's
 
  private:
   ::torch::Tensor fused_attention(const ::torch::Tensor& q, const ::torch::Tensor& k, const ::torch::Tensor& v,
                                   const ::torch::Tensor& mask_bias, int64_t batch) const;
   int64_t heads_, head_size_;
+  bool recording_ = false;
   ::torch::nn::Dropout dropout_;
 };
 TORCH_MODULE(BertSelfAttention);
@@ -121,6 +125,9 @@ TORCH_MODULE(BertEmbeddings);
 struct EncoderOutput {
   ::torch::Tensor last_hidden;                 // [B][T][H]
   std::vector<::torch::Tensor> hidden_states;  // after each layer, [B][T][H]
+  // With set_record_attention(true), per layer [B][heads][T][T]: log softmax(Q K^T / sqrt(d) + mask),
+  // the attention distributions, and log softmax(V V^T / sqrt(d) + mask), the value relations (MiniLM).
+  std::vector<::torch::Tensor> attention_log_probs, value_relation_log_probs;
 };
 
 class BertModelImpl : public ::torch::nn::Module {
@@ -128,12 +135,15 @@ class BertModelImpl : public ::torch::nn::Module {
   explicit BertModelImpl(const BertConfig& config);
   // `ids` and `mask` [B][T] int64 (mask 1 = token, 0 = padding).
   EncoderOutput forward(const ::torch::Tensor& ids, const ::torch::Tensor& mask);
+  // Whether forward() also returns each layer's attention distributions and value relations.
+  void set_record_attention(bool on);
   const BertConfig& config() const { return config_; }
   BertEmbeddings embeddings;
   ::torch::nn::ModuleList layers;  // registered as "encoder.layer"
 
  private:
   BertConfig config_;
+  bool record_attention_ = false;
 };
 TORCH_MODULE(BertModel);
 

@@ -140,6 +140,10 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   teacher.model()->eval();
   student.model()->eval();  // no dropout: the student follows the teacher's deterministic outputs
+  if (!(o.attention_weight >= 0)) spruce::usage_error("the attention loss's weight must not be negative");
+  const bool attention = o.attention_weight > 0;
+  teacher.model()->set_record_attention(attention);
+  student.model()->set_record_attention(attention);
   // The embeddings are not pruned and stay the teacher's: training them would only cost time.
   for (auto& p : student.model()->embeddings->parameters()) p.set_requires_grad(false);
   std::vector<::torch::Tensor> trained;
@@ -186,6 +190,11 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     if (o.hidden_weight > 0)
       loss = loss + o.hidden_weight *
                         spruce::torch::hidden_state_distillation(out.hidden_states, target.hidden_states, in.mask);
+    if (attention)
+      loss = loss + o.attention_weight * (spruce::torch::attention_distillation(out.attention_log_probs,
+                                                                                target.attention_log_probs, in.mask) +
+                                          spruce::torch::attention_distillation(
+                                              out.value_relation_log_probs, target.value_relation_log_probs, in.mask));
     if (o.decay_lr)
       static_cast<::torch::optim::AdamWOptions&>(optimizer.param_groups()[0].options())
           .lr(decayed_learning_rate(o.learning_rate, step, decay_from, o.steps));
@@ -230,6 +239,8 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       window = 0;
     }
   }
+  teacher.model()->set_record_attention(false);
+  student.model()->set_record_attention(false);
   result.steps = o.steps;
   if (pruner) result.report = pruner->on_train_end();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

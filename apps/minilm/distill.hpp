@@ -34,7 +34,10 @@ struct DistillOptions {
   // Linear decay of the learning rate to zero over the steps after the last mask update (the whole
   // run for a pattern applied at step 0, such as 2:4); false keeps it constant.
   bool decay_lr = false;
-  double hidden_weight = 1.0;      // weight of the hidden-state loss beside the embedding loss
+  double hidden_weight = 1.0;  // weight of the hidden-state loss beside the embedding loss
+  // Weight of self-attention transfer: the KL between every layer's attention distributions, plus
+  // that between its value relations (MiniLM), teacher to student.
+  double attention_weight = 0.0;
   double similarity_weight = 0.0;  // weight of the in-batch pairwise-similarity loss (retrieval structure)
   // Weight of the loss on each text's similarities to the teacher's embeddings of all training
   // texts (neighbour_distillation), and its softmax temperature.

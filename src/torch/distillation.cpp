@@ -64,4 +64,27 @@ namespace F = ::torch::nn::functional;
   return loss / static_cast<double>(student.size());
 }
 
+::torch::Tensor attention_distillation(const std::vector<::torch::Tensor>& student,
+                                       const std::vector<::torch::Tensor>& teacher, const ::torch::Tensor& mask) {
+  if (student.empty() || student.size() != teacher.size())
+    usage_error("attention distillation needs as many student as teacher layers");
+  const auto m = mask.to(::torch::kBool);
+  const int64_t batch = m.size(0), tokens = m.size(1);
+  const auto keys = m.view({batch, 1, 1, tokens});
+  const auto queries = m.to(::torch::kFloat).view({batch, 1, tokens});
+  auto loss = ::torch::zeros({});
+  for (size_t i = 0; i < student.size(); ++i) {
+    const auto& s = student[i];
+    const auto t = teacher[i].detach();
+    if (s.dim() != 4 || !s.sizes().equals(t.sizes()) || s.size(0) != batch || s.size(2) != tokens ||
+        s.size(3) != tokens)
+      usage_error("attention distillation needs [B][heads][T][T] log-probabilities for a [B][T] mask");
+    // Keys outside the mask: no probability on either side, and no -inf arithmetic.
+    const auto terms = (t.exp() * (t - s)).masked_fill(keys.logical_not(), 0.0);
+    const auto per_query = terms.sum(-1);  // [B][heads][T]
+    loss = loss + (per_query * queries).sum() / (queries.sum() * double(s.size(1)));
+  }
+  return loss / static_cast<double>(student.size());
+}
+
 }  // namespace spruce::torch

@@ -62,6 +62,40 @@ TEST(MiniLM, FusedAttentionMatchesLibTorchAttention) {
   }
 }
 
+// Recording, for attention distillation, keeps every layer's distributions over the real keys and
+// leaves the hidden states as they were; switched off, nothing is kept.
+TEST(MiniLM, RecordedAttentionIsADistributionOverRealKeys) {
+  const auto& r = reference();
+  const std::vector<std::string> texts(r.texts.begin(), r.texts.begin() + 9);
+  const auto in = encoder().tokenize(texts);
+  auto& model = encoder().model();
+  torch::NoGradGuard no_grad;
+  const auto plain = model->forward(in.ids, in.mask);
+  model->set_record_attention(true);
+  const auto recorded = model->forward(in.ids, in.mask);
+  model->set_record_attention(false);
+  EXPECT_TRUE(model->forward(in.ids, in.mask).attention_log_probs.empty());
+  const int64_t layers = model->config().num_layers, heads = model->config().num_heads;
+  ASSERT_EQ(recorded.attention_log_probs.size(), size_t(layers));
+  ASSERT_EQ(recorded.value_relation_log_probs.size(), size_t(layers));
+  const auto padding = (in.mask == 0).view({in.mask.size(0), 1, 1, in.mask.size(1)});
+  for (int64_t l = 0; l < layers; ++l) {
+    EXPECT_LT((plain.hidden_states[l] - recorded.hidden_states[l])
+                  .abs()
+                  .masked_select(in.mask.unsqueeze(-1) != 0)
+                  .max()
+                  .item<double>(),
+              2e-4)
+        << "layer " << l;
+    for (const auto& log_probs : {recorded.attention_log_probs[l], recorded.value_relation_log_probs[l]}) {
+      ASSERT_EQ(log_probs.sizes(), torch::IntArrayRef({in.ids.size(0), heads, in.ids.size(1), in.ids.size(1)}));
+      const auto p = log_probs.exp();
+      EXPECT_EQ(p.masked_select(padding.expand_as(p)).max().item<double>(), 0.0) << "layer " << l;
+      EXPECT_LT((p.sum(-1) - 1).abs().max().item<double>(), 1e-5) << "layer " << l;
+    }
+  }
+}
+
 TEST(MiniLM, SavedWeightsReloadBitForBit) {
   const auto dir = std::filesystem::temp_directory_path() / ("spruce_minilm_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);

@@ -5,7 +5,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
+
 namespace {
+
+using spruce::torch::attention_distillation;
 
 TEST(Distillation, LogitLossIsZeroOnlyForTheTeachersDistribution) {
   torch::manual_seed(1);
@@ -87,6 +91,51 @@ TEST(Distillation, HiddenStateLossCountsOnlyMaskedTokens) {
   student[0][0] = 2.0;  // (4 + 4) / (2 tokens x 2 features)
   EXPECT_NEAR(spruce::torch::hidden_state_distillation({student}, {teacher}, mask).item<double>(), 2.0, 1e-6);
   EXPECT_THROW(spruce::torch::hidden_state_distillation({student}, {}, mask), std::exception);
+}
+
+// Log-probabilities as the encoder makes them: padding keys under the lowest float as a bias.
+torch::Tensor masked_log_softmax(const torch::Tensor& scores, const torch::Tensor& mask) {
+  const auto bias = (1 - mask.to(torch::kFloat)).mul(std::numeric_limits<float>::lowest());
+  return torch::log_softmax(scores + bias.view({mask.size(0), 1, 1, mask.size(1)}), -1);
+}
+
+TEST(Distillation, AttentionLossIsTheMeanKlOverRealQueriesAndKeys) {
+  torch::manual_seed(3);
+  const int64_t batch = 2, heads = 3, tokens = 5;
+  const auto mask = torch::tensor({{1, 1, 1, 1, 1}, {1, 1, 1, 0, 0}});
+  const auto teacher = masked_log_softmax(torch::randn({batch, heads, tokens, tokens}), mask);
+  auto student_scores = torch::randn({batch, heads, tokens, tokens});
+  const auto student = masked_log_softmax(student_scores, mask);
+  // By hand: every real query of every head, its KL over the real keys.
+  double sum = 0;
+  int64_t rows = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t n = mask[b].sum().item<int64_t>();
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t q = 0; q < n; ++q, ++rows) {
+        const auto p = teacher[b][h][q].narrow(0, 0, n).exp(), r = student[b][h][q].narrow(0, 0, n).exp();
+        sum += (p * (p.log() - r.log())).sum().item<double>();
+      }
+  }
+  EXPECT_NEAR(attention_distillation({student}, {teacher}, mask).item<double>(), sum / double(rows), 1e-5);
+  EXPECT_NEAR(attention_distillation({teacher, student}, {teacher, teacher}, mask).item<double>(),
+              sum / double(rows) / 2, 1e-5);
+  EXPECT_NEAR(attention_distillation({teacher}, {teacher}, mask).item<double>(), 0.0, 1e-7);
+  // Padding queries' rows count for nothing.
+  auto scrambled = student_scores.clone();
+  scrambled[1].narrow(1, 3, 2).normal_();
+  EXPECT_NEAR(attention_distillation({masked_log_softmax(scrambled, mask)}, {teacher}, mask).item<double>(),
+              sum / double(rows), 1e-5);
+  // Gradients are finite despite the padding keys' huge negative logits, and a step lowers the loss.
+  auto trained = student_scores.clone().requires_grad_();
+  const auto loss = attention_distillation({masked_log_softmax(trained, mask)}, {teacher}, mask);
+  loss.backward();
+  EXPECT_TRUE(trained.grad().isfinite().all().item<bool>());
+  const auto stepped = (trained - 1.0 * trained.grad()).detach();
+  EXPECT_LT(attention_distillation({masked_log_softmax(stepped, mask)}, {teacher}, mask).item<double>(),
+            loss.item<double>());
+  EXPECT_THROW(attention_distillation({student}, {}, mask), std::exception);
+  EXPECT_THROW(attention_distillation({student}, {teacher}, mask.narrow(1, 0, 4)), std::exception);
 }
 
 }  // namespace

@@ -73,6 +73,7 @@ void run(DistillArgs& a) {
                            {"learning_rate", a.o.learning_rate},
                            {"lr_schedule", a.o.decay_lr ? "linear decay after the last mask update" : "constant"},
                            {"hidden_weight", a.o.hidden_weight},
+                           {"attention_weight", a.o.attention_weight},
                            {"similarity_weight", a.o.similarity_weight},
                            {"neighbour_weight", a.o.neighbour_weight},
                            {"neighbour_temperature", a.o.neighbour_temperature},
@@ -114,6 +115,11 @@ void add(CLI::App& app) {
   cmd->add_flag("--decay-lr", a->o.decay_lr,
                 "Decay the learning rate linearly to 0 over the steps after the last mask update");
   cmd->add_option("--hidden-weight", a->o.hidden_weight, "Weight of the hidden-state loss (0: embeddings only)")
+      ->check(real_in(0, 1000))
+      ->capture_default_str();
+  cmd->add_option("--attention-weight", a->o.attention_weight,
+                  "Weight of self-attention transfer (MiniLM): the KL between the teacher's and the student's "
+                  "attention distributions and value relations in every layer (0: off)")
       ->check(real_in(0, 1000))
       ->capture_default_str();
   cmd->add_option("--similarity-weight", a->o.similarity_weight,

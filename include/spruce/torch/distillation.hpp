@@ -31,5 +31,12 @@ namespace spruce::torch {
 // averaged over the layers given (student and teacher lists of the same length).
 ::torch::Tensor hidden_state_distillation(const std::vector<::torch::Tensor>& student,
                                           const std::vector<::torch::Tensor>& teacher, const ::torch::Tensor& mask);
+// Self-attention transfer (MiniLM: Wang et al. 2020): KL(teacher || student) between matching
+// layers' distributions over keys, given as log-probabilities [B][heads][T][T] (attention, or value
+// relations), for the queries under `mask` [B][T] and over the keys under it; the mean over
+// queries and heads, then over layers.
+::torch::Tensor attention_distillation(const std::vector<::torch::Tensor>& student_log_probs,
+                                       const std::vector<::torch::Tensor>& teacher_log_probs,
+                                       const ::torch::Tensor& mask);
 
 }  // namespace spruce::torch
