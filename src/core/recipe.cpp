@@ -265,6 +265,16 @@ Recipe Recipe::load(const std::string& path) {
   return parse(text, path);
 }
 
+std::vector<bool> Recipe::groups_setting(std::string_view text, const std::string& key) {
+  const YAML::Node root = YAML::Load(std::string(text));
+  const bool at_top = root.IsMap() && root[key];
+  const YAML::Node configs = root.IsMap() ? root["pruning_configs"] : YAML::Node();
+  if (!configs || !configs.IsSequence() || configs.size() == 0) return {at_top};
+  std::vector<bool> set;
+  for (const auto& entry : configs) set.push_back(at_top || (entry.IsMap() && entry[key]));
+  return set;
+}
+
 Recipe Recipe::from_flags(std::string_view pattern, double sparsity) {
   const Pattern p = Pattern::parse(pattern);
   const bool given = !std::isnan(sparsity);

@@ -101,6 +101,17 @@ TEST_F(Cli, RecipeDryRunAndGlobalScope) {
   EXPECT_TRUE(has(dry, "dry run"));
   EXPECT_TRUE(has(dry, "scope global"));
   EXPECT_FALSE(fs::exists(path("x.safetensors")));
+  // A named pruning_type must be one a checkpoint can serve; magnitude is, and is the one used.
+  write("snip.yaml",
+        "target_sparsity: 0.8\npattern: 4x1\npruning_configs:\n  - op_names: [fc]\n"
+        "  - op_names: [conv]\n    pruning_type: snip_momentum\n");
+  const Result snip = run_spruce("prune " + ckpt_ + " -o " + path("x.safetensors") + " --recipe " + path("snip.yaml"));
+  EXPECT_EQ(snip.status, 2);
+  EXPECT_TRUE(has(snip, "pruning_type snip_momentum (pruning config 2) needs gradients")) << snip.out;
+  EXPECT_TRUE(has(snip, "pruning_type: magnitude")) << snip.out;
+  EXPECT_FALSE(fs::exists(path("x.safetensors")));
+  write("magnitude.yaml", "target_sparsity: 0.8\npattern: 4x1\npruning_type: magnitude\n");
+  EXPECT_EQ(run_spruce("prune " + ckpt_ + " --recipe " + path("magnitude.yaml") + " --dry-run").status, 0);
   write("bad.yaml", "target_sparsity: 0.8\nsparsity_pattern: 4x1\n");
   const Result bad = run_spruce("prune " + ckpt_ + " -o " + path("x.safetensors") + " --recipe " + path("bad.yaml"));
   EXPECT_EQ(bad.status, 2);

@@ -93,6 +93,17 @@ pruning_configs:
   EXPECT_EQ(Recipe::parse(r.to_yaml()).groups, r.groups);
 }
 
+TEST(Recipe, GroupsSettingTellsANamedKeyFromADefault) {
+  using V = std::vector<bool>;
+  EXPECT_EQ(Recipe::groups_setting("target_sparsity: 0.5\npattern: 4x1\n", "pruning_type"), V{false});
+  EXPECT_EQ(Recipe::groups_setting("target_sparsity: 0.5\npruning_type: snip_momentum\n", "pruning_type"), V{true});
+  const std::string two = "target_sparsity: 0.5\npruning_configs:\n  - op_names: [a]\n  - pruning_type: magnitude\n";
+  EXPECT_EQ(Recipe::groups_setting(two, "pruning_type"), (V{false, true}));
+  EXPECT_EQ(Recipe::groups_setting("pruning_type: gradient\n" + two, "pruning_type"), (V{true, true}));
+  EXPECT_EQ(Recipe::parse(two).groups.size(), 2u);
+  EXPECT_EQ(Recipe::groups_setting("target_sparsity: 0.5\nop_names: [pruning_type]\n", "pruning_type"), V{false});
+}
+
 TEST(Recipe, UnknownKeysNameTheKeyAndListTheValidOnes) {
   const std::string e = error_of("target_sparsity: 0.9\ntarget_sparsty: 0.8\n");
   EXPECT_TRUE(contains(e, "target_sparsty")) << e;

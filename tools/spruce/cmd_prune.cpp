@@ -5,6 +5,7 @@
 #include "command.hpp"
 #include "flags.hpp"
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
 #include "spruce/prune_checkpoint.hpp"
 #include "table.hpp"
 
@@ -22,7 +23,25 @@ Recipe recipe_from(const PruneArgs& a) {
   if (!a.recipe.empty()) {
     if (!std::isnan(a.sparsity))
       usage_error("--sparsity comes from the recipe's target_sparsity; drop --sparsity or --recipe");
-    return Recipe::load(a.recipe);
+    std::string text;
+    try {
+      text = read_file(a.recipe);
+    } catch (const Error& e) {
+      usage_error(std::string("recipe: ") + e.what());
+    }
+    Recipe r = Recipe::parse(text, a.recipe);
+    // A checkpoint holds no gradients or inputs: a pruning_type the recipe names must be magnitude;
+    // where it names none (INC's default, snip_momentum, needs training), magnitude is used.
+    const std::vector<bool> named = Recipe::groups_setting(text, "pruning_type");
+    for (size_t i = 0; i < r.groups.size(); ++i)
+      if (const Criterion c = r.groups[i].criterion; named.at(i) && c != Criterion::Magnitude)
+        usage_error(a.recipe + ": pruning_type " + to_string(c) +
+                    (r.groups.size() > 1 ? " (pruning config " + std::to_string(i + 1) + ")" : "") +
+                    (needs_inputs(c) ? " needs the layers' inputs" : " needs gradients") +
+                    ", which a checkpoint does not hold; set pruning_type: magnitude, or prune while training "
+                    "with `spruce train --recipe`");
+    for (auto& g : r.groups) g.criterion = Criterion::Magnitude;
+    return r;
   }
   if (a.pattern.empty())
     usage_error("give --pattern P --sparsity S (e.g. --pattern 4x1 --sparsity 0.9) or --recipe R.yaml");
@@ -88,7 +107,10 @@ void add(CLI::App& app) {
       ->check(non_empty());
   cmd->add_option("--sparsity", args->sparsity, "Fraction of zeros, e.g. 0.9 (implied by an N:M pattern)")
       ->check(fraction());
-  cmd->add_option("--recipe", args->recipe, "YAML recipe with Intel Neural Compressor's keys")->check(non_empty());
+  cmd->add_option("--recipe", args->recipe,
+                  "YAML recipe with Intel Neural Compressor's keys (pruned by magnitude: a pruning_type it names must "
+                  "be magnitude)")
+      ->check(non_empty());
   cmd->add_option("--scope", args->scope, "local (exact ratio per tensor) or global (one threshold)")
       ->check(CLI::IsMember({"local", "global"}));
   cmd->add_option("--criterion", args->criterion, "Score: magnitude (the only one without gradients)");
