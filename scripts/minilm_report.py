@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Rewrites the fidelity table of docs/results-minilm.md (between its `minilm-table` markers) and,
 with gnuplot, docs/minilm_fidelity_vs_sparsity.png (held-out mean cosine and top-10 overlap against
-sparsity, one line per pattern and criterion) and docs/minilm_fidelity_vs_steps.png (mean cosine
-during training).
+sparsity, one line per pattern and criterion) and docs/minilm_fidelity_vs_steps.png (both during
+training, one line per run).
 
 Runs come from docs/minilm-runs/*.json, the committed record of every run, and from the folders
 given with --runs (out/minilm/<config>.json, written by scripts/minilm_results.sh), which are
@@ -115,18 +115,38 @@ def plot(rows, png):
     return True
 
 
+def short_label(r):
+    """'2:4 wanda, 1000 st, h30+att1': pattern (and sparsity), criterion, steps, losses."""
+    pattern = r["pattern"] if ":" in r["pattern"] else f"{r['pattern']} at {100 * r['sparsity']:.0f}%"
+    loss = f"h{r.get('hidden_weight', 1):g}"
+    for key, tag in [("attention_weight", "att"), ("similarity_weight", "sim"), ("neighbour_weight", "nb")]:
+        if r.get(key, 0):
+            loss += f"+{tag}{r[key]:g}"
+    if r.get("crop", 0):
+        loss += f", crop {100 * r['crop']:g}%"
+    return f"{pattern} {r['criterion']}, {r['steps']} st, lr {r['learning_rate']:g}, {loss}"
+
+
 def plot_steps(runs, png):
-    """Held-out mean cosine at each evaluation during training, one line per run."""
-    data, plots = "", []
+    """Held-out mean cosine and top-10 overlap at each evaluation during training, one line per run."""
+    data, cosine, top10 = "", [], []
     for i, (name, r) in enumerate(runs.items()):
-        points = [(0, 1.0)] + [(h["step"], h["mean_cosine"]) for h in r.get("history", [])]
-        data += f"$r{i} << EOD\n" + "\n".join(f"{s} {c:.5f}" for s, c in points) + "\nEOD\n"
-        plots.append(f"$r{i} using 1:2 with linespoints lw 2 pt 7 title '{name}'")
-    gp = (f"set terminal pngcairo size 900,480 font ',11'\nset output '{png}'\n{data}"
-          "set title 'all-MiniLM-L6-v2 distillation: held-out mean cosine to the dense model during training'\n"
-          "set xlabel 'step (32 texts each)'\nset ylabel 'mean cosine'\nset yrange [0:1]\nset key bottom right\n"
-          "set grid\nset arrow from graph 0, first 0.95 to graph 1, first 0.95 nohead dt 3\n"
-          "plot " + ", ".join(plots) + "\n")
+        points = [(0, 1.0, 1.0)] + [(h["step"], h["mean_cosine"], h["top10_overlap"]) for h in r.get("history", [])]
+        data += f"$r{i} << EOD\n" + "\n".join(f"{s} {c:.5f} {t:.5f}" for s, c, t in points) + "\nEOD\n"
+        style = f"with linespoints lw 2 pt {i % 13 + 1} dt {i // 8 % 3 + 1} lc {i % 8 + 1}"
+        cosine.append(f"$r{i} using 1:2 {style} notitle")
+        top10.append(f"$r{i} using 1:3 {style} title '{short_label(r)}'")
+    gp = (f"set terminal pngcairo size 1400,560 font ',10'\nset output '{png}'\n{data}"
+          "set multiplot layout 1,2 title 'all-MiniLM-L6-v2 distillation: held-out fidelity to the dense model "
+          "during training'\nset xlabel 'step (32 texts each)'\nset grid\n"
+          "set lmargin at screen 0.05\nset rmargin at screen 0.35\n"
+          "set ylabel 'mean cosine'\nset yrange [0.6:1]\n"
+          "set arrow 1 from graph 0, first 0.95 to graph 1, first 0.95 nohead dt 3\n"
+          "plot " + ", ".join(cosine) + "\n"
+          "set lmargin at screen 0.41\nset rmargin at screen 0.71\n"
+          "set ylabel 'top-10 overlap'\nset yrange [0.2:1]\nset key outside right top Left reverse\n"
+          "set arrow 1 from graph 0, first 0.8 to graph 1, first 0.8 nohead dt 3\n"
+          "plot " + ", ".join(top10) + "\nunset multiplot\n")
     subprocess.run(["gnuplot"], input=gp, text=True, check=True)
 
 
