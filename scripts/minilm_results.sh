@@ -9,22 +9,21 @@
 # in-batch pairwise-similarity loss at weight W; NEIGHBOUR=W adds the loss on similarities to the
 # teacher's embeddings of every training text (temperature NEIGHBOUR_T, default 0.05);
 # CRITERION=wanda|sparsegpt scores by |W| x input RMS, or prunes with reconstruction, instead of
-# magnitude; CROP=P replaces a share P of the training texts by random runs of their words; HIDDEN=W
-# weighs the hidden-state loss (default 1); ATTENTION=W adds self-attention transfer at weight W;
-# THREADS (default 2).
+# magnitude (the default here); CROP=P replaces a share P of the training texts by random runs of
+# their words; HIDDEN=W weighs the hidden-state loss (default 1 here); ATTENTION=W adds
+# self-attention transfer at weight W; THREADS (default 2).
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
 out=${MINILM_DIR:-out/minilm}
 steps=${STEPS:-500}
 lr=${LR:-3e-4}
 threads=${THREADS:-2}
-extra=()
-[ "${DECAY:-0}" = 1 ] && extra=(--decay-lr)
+# Every setting is passed, so that `spruce distill`'s own defaults (the best known recipe) can move
+# without changing what these commands reproduce.
+extra=(--criterion "${CRITERION:-magnitude}" --hidden-weight "${HIDDEN:-1}" --attention-weight "${ATTENTION:-0}")
+if [ "${DECAY:-0}" = 1 ]; then extra+=(--decay-lr); else extra+=(--no-decay-lr); fi
 [ -n "${SIMILARITY:-}" ] && extra+=(--similarity-weight "$SIMILARITY")
-[ -n "${CRITERION:-}" ] && extra+=(--criterion "$CRITERION")
 [ -n "${CROP:-}" ] && extra+=(--crop "$CROP")
-[ -n "${HIDDEN:-}" ] && extra+=(--hidden-weight "$HIDDEN")
-[ -n "${ATTENTION:-}" ] && extra+=(--attention-weight "$ATTENTION")
 [ -n "${NEIGHBOUR:-}" ] && extra+=(--neighbour-weight "$NEIGHBOUR" --neighbour-temperature "${NEIGHBOUR_T:-0.05}")
 configs=(
   "2in4|--pattern 2:4"

@@ -27,17 +27,18 @@ struct Fidelity {
 // `student` and `teacher` [N][H] unit rows for the same N >= 11 texts.
 Fidelity measure_fidelity(const ::torch::Tensor& student, const ::torch::Tensor& teacher);
 
+// The defaults are the best recipe measured (docs/results-minilm.md).
 struct DistillOptions {
   std::optional<spruce::Recipe> recipe;  // none: distil without pruning (a dense baseline)
-  int64_t steps = 800, batch = 32;
-  double learning_rate = 1e-4;
+  int64_t steps = 1000, batch = 32;
+  double learning_rate = 1e-3;
   // Linear decay of the learning rate to zero over the steps after the last mask update (the whole
   // run for a pattern applied at step 0, such as 2:4); false keeps it constant.
-  bool decay_lr = false;
-  double hidden_weight = 1.0;  // weight of the hidden-state loss beside the embedding loss
+  bool decay_lr = true;
+  double hidden_weight = 30.0;  // weight of the hidden-state loss beside the embedding loss
   // Weight of self-attention transfer: the KL between every layer's attention distributions, plus
   // that between its value relations (MiniLM), teacher to student.
-  double attention_weight = 0.0;
+  double attention_weight = 1.0;
   double similarity_weight = 0.0;  // weight of the in-batch pairwise-similarity loss (retrieval structure)
   // Weight of the loss on each text's similarities to the teacher's embeddings of all training
   // texts (neighbour_distillation), and its softmax temperature.

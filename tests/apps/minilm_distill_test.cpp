@@ -124,6 +124,7 @@ TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
   o.steps = 4;
   o.batch = 8;
   o.recipe = minilm::encoder_recipe(spruce::Pattern::parse("2:4"), 0.5, o.steps);
+  o.attention_weight = 1;  // every loss term on, attention transfer included
   std::ostringstream log;
   const auto result = minilm::distill(teacher, student, corpus, o, log);
   ASSERT_TRUE(result.report);
@@ -134,6 +135,11 @@ TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
   EXPECT_LT(result.fidelity.mean_cosine, 1.0);  // pruned: no longer the teacher
   EXPECT_TRUE(torch::equal(teacher.model()->named_parameters()["encoder.layer.0.output.dense.weight"], teacher_before));
   EXPECT_NE(log.str().find("held-out cosine"), std::string::npos) << log.str();
+  // Recording attention was for training only: inference is back on the fused kernel.
+  const auto in = student.tokenize({"a text"});
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(student.model()->forward(in.ids, in.mask).attention_log_probs.empty());
+  EXPECT_TRUE(teacher.model()->forward(in.ids, in.mask).attention_log_probs.empty());
 }
 
 }  // namespace

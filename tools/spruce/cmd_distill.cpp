@@ -18,7 +18,7 @@ namespace {
 struct DistillArgs {
   minilm::DistillOptions o;
   std::string model = minilm::default_model_dir(), fortunes = "/usr/share/games/fortunes", pattern, save, json,
-              criterion = "magnitude";
+              criterion = "wanda";
   double sparsity = NAN;
   int threads = 2;
 };
@@ -112,8 +112,9 @@ void add(CLI::App& app) {
   cmd->add_option("--steps", a->o.steps, "Training steps")->check(int_in(1, 1'000'000))->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Texts per step")->check(int_in(1, 1024))->capture_default_str();
   cmd->add_option("--lr", a->o.learning_rate, "AdamW learning rate")->check(real_in(0, 1, true))->capture_default_str();
-  cmd->add_flag("--decay-lr", a->o.decay_lr,
-                "Decay the learning rate linearly to 0 over the steps after the last mask update");
+  cmd->add_flag("--decay-lr,!--no-decay-lr", a->o.decay_lr,
+                "Decay the learning rate linearly to 0 over the steps after the last mask update (the default), "
+                "or keep it constant");
   cmd->add_option("--hidden-weight", a->o.hidden_weight, "Weight of the hidden-state loss (0: embeddings only)")
       ->check(real_in(0, 1000))
       ->capture_default_str();
