@@ -67,6 +67,20 @@ std::vector<std::vector<size_t>> length_bucketed_batches(const SentenceEncoder& 
   return out;
 }
 
+// Attention recording on both models while it lives (off again however training ends).
+class AttentionRecording {
+ public:
+  AttentionRecording(BertModelImpl& teacher, BertModelImpl& student, bool on) : teacher_(teacher), student_(student) {
+    teacher_.set_record_attention(on), student_.set_record_attention(on);
+  }
+  ~AttentionRecording() { teacher_.set_record_attention(false), student_.set_record_attention(false); }
+  AttentionRecording(const AttentionRecording&) = delete;
+  AttentionRecording& operator=(const AttentionRecording&) = delete;
+
+ private:
+  BertModelImpl &teacher_, &student_;
+};
+
 }  // namespace
 
 Fidelity measure_fidelity(const ::torch::Tensor& student, const ::torch::Tensor& teacher) {
@@ -142,8 +156,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   student.model()->eval();  // no dropout: the student follows the teacher's deterministic outputs
   if (!(o.attention_weight >= 0)) spruce::usage_error("the attention loss's weight must not be negative");
   const bool attention = o.attention_weight > 0;
-  teacher.model()->set_record_attention(attention);
-  student.model()->set_record_attention(attention);
+  const AttentionRecording recording(*teacher.model(), *student.model(), attention);
   // The embeddings are not pruned and stay the teacher's: training them would only cost time.
   for (auto& p : student.model()->embeddings->parameters()) p.set_requires_grad(false);
   std::vector<::torch::Tensor> trained;
@@ -222,7 +235,9 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       log << line << std::flush;
     }
     if ((step + 1) % every == 0 || step + 1 == o.steps) {
+      student.model()->set_record_attention(false);  // inference: the fused kernel
       const Fidelity f = measure_fidelity(student.encode(corpus.held_out, 64), teacher_held_out);
+      student.model()->set_record_attention(attention);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       char line[300];
       std::snprintf(line, sizeof line,
@@ -239,8 +254,6 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       window = 0;
     }
   }
-  teacher.model()->set_record_attention(false);
-  student.model()->set_record_attention(false);
   result.steps = o.steps;
   if (pruner) result.report = pruner->on_train_end();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
