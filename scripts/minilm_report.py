@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rewrites the fidelity table of docs/results-minilm.md (between its `minilm-table` markers) and,
 with gnuplot, docs/minilm_fidelity_vs_sparsity.png (held-out mean cosine and top-10 overlap against
-sparsity, one line per pattern and criterion) and docs/minilm_fidelity_vs_steps.png (both during
+sparsity, one line per pattern through its best run at each sparsity) and docs/minilm_fidelity_vs_steps.png (both during
 training, one line per run).
 
 Runs come from docs/minilm-runs/*.json, the committed record of every run, and from the folders
@@ -89,24 +89,27 @@ def parse_row(line):
 
 
 def plot(rows, png):
-    longest = {}  # one point per pattern, sparsity and criterion: its longest run
+    """Fidelity against sparsity: per pattern, the best run (by top-10 overlap) at each sparsity."""
+    best = {}
     for pattern, sparsity, criterion, steps, cosine, top10 in map(parse_row, rows):
-        key = (pattern, round(sparsity, 3), criterion)
-        if key not in longest or steps > longest[key][0]:
-            longest[key] = (steps, cosine, top10)
+        key = (pattern, round(sparsity, 3))
+        if key not in best or top10 > best[key][1]:
+            best[key] = (cosine, top10)
     lines = {}
-    for (pattern, sparsity, criterion), (_, cosine, top10) in longest.items():
-        lines.setdefault(f"{pattern}, {criterion}", []).append((sparsity, cosine, top10))
+    for (pattern, sparsity), (cosine, top10) in best.items():
+        lines.setdefault(pattern, []).append((sparsity, cosine, top10))
     if not lines:
         return False
     data, plots = "", []
     for i, (pattern, points) in enumerate(sorted(lines.items())):
         block = "\n".join(f"{100 * s:.2f} {c:.5f} {t:.5f}" for s, c, t in sorted(points))
         data += f"$p{i} << EOD\n{block}\nEOD\n"
-        plots.append(f"$p{i} using 1:2 with linespoints lw 2 pt 7 title '{pattern}: mean cosine'")
-        plots.append(f"$p{i} using 1:3 with linespoints lw 2 pt 5 dt 2 title '{pattern}: top-10 overlap'")
+        plots.append(f"$p{i} using 1:2 with linespoints lw 2 pt 7 ps 1.5 lc {i + 1} title '{pattern}: mean cosine'")
+        plots.append(f"$p{i} using 1:3 with linespoints lw 2 pt 5 ps 1.5 dt 2 lc {i + 1} "
+                     f"title '{pattern}: top-10 overlap'")
     gp = (f"set terminal pngcairo size 900,520 font ',11'\nset output '{png}'\n{data}"
-          "set title 'all-MiniLM-L6-v2 pruned by distillation: held-out fidelity to the dense model'\n"
+          "set title \"all-MiniLM-L6-v2 pruned by distillation: held-out fidelity to the dense model\\n"
+          "(the best run at each point)\"\n"
           "set xlabel 'sparsity of the encoder Linear layers (%)'\nset ylabel 'fidelity'\n"
           "set yrange [0:1]\nset xrange [40:95]\nset key bottom left\nset grid\n"
           "set arrow from 40,0.95 to 95,0.95 nohead dt 3\nset arrow from 40,0.8 to 95,0.8 nohead dt 3\n"
