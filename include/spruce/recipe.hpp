@@ -52,7 +52,9 @@ struct Recipe {
 
   // Throws spruce::Error (usage) naming the key, the value and what would be valid.
   static Recipe parse(std::string_view yaml_text, const std::string& source = "recipe");
-  static Recipe load(const std::string& path);
+  static Recipe load(const std::string& path);  // parse(read_text(path), path)
+  // A recipe file's text; throws spruce::Error (usage) naming the file and the problem.
+  static std::string read_text(const std::string& path);
   // For each group that parse() makes of valid recipe text, whether the text sets `key` for it, at
   // the top or in its pruning config (so that a named pruning_type can be told from the default).
   static std::vector<bool> groups_setting(std::string_view yaml_text, const std::string& key);

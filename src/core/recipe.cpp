@@ -255,15 +255,15 @@ Recipe Recipe::parse(std::string_view text, const std::string& source) {
   }
 }
 
-Recipe Recipe::load(const std::string& path) {
-  std::string text;
+std::string Recipe::read_text(const std::string& path) {
   try {
-    text = read_file(path);
+    return read_file(path);
   } catch (const Error& e) {
     usage_error(std::string("recipe: ") + e.what());
   }
-  return parse(text, path);
 }
+
+Recipe Recipe::load(const std::string& path) { return parse(read_text(path), path); }
 
 std::vector<bool> Recipe::groups_setting(std::string_view text, const std::string& key) {
   const YAML::Node root = YAML::Load(std::string(text));

@@ -5,7 +5,6 @@
 #include "command.hpp"
 #include "flags.hpp"
 #include "spruce/error.hpp"
-#include "spruce/file.hpp"
 #include "spruce/prune_checkpoint.hpp"
 #include "table.hpp"
 
@@ -23,12 +22,7 @@ Recipe recipe_from(const PruneArgs& a) {
   if (!a.recipe.empty()) {
     if (!std::isnan(a.sparsity))
       usage_error("--sparsity comes from the recipe's target_sparsity; drop --sparsity or --recipe");
-    std::string text;
-    try {
-      text = read_file(a.recipe);
-    } catch (const Error& e) {
-      usage_error(std::string("recipe: ") + e.what());
-    }
+    const std::string text = Recipe::read_text(a.recipe);
     Recipe r = Recipe::parse(text, a.recipe);
     // A checkpoint holds no gradients or inputs: a pruning_type the recipe names must be magnitude;
     // where it names none (INC's default, snip_momentum, needs training), magnitude is used.
