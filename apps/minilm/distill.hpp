@@ -27,7 +27,7 @@ struct Fidelity {
 // `student` and `teacher` [N][H] unit rows for the same N >= 11 texts.
 Fidelity measure_fidelity(const ::torch::Tensor& student, const ::torch::Tensor& teacher);
 
-// The defaults are the best recipe measured (docs/results-minilm.md).
+// The defaults are the best 2:4 recipe measured (docs/results-minilm.md).
 struct DistillOptions {
   std::optional<spruce::Recipe> recipe;  // none: distil without pruning (a dense baseline)
   int64_t steps = 1000, batch = 32;

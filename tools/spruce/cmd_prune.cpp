@@ -25,7 +25,8 @@ Recipe recipe_from(const PruneArgs& a) {
     const std::string text = Recipe::read_text(a.recipe);
     Recipe r = Recipe::parse(text, a.recipe);
     // A checkpoint holds no gradients or inputs: a pruning_type the recipe names must be magnitude;
-    // where it names none (INC's default, snip_momentum, needs training), magnitude is used.
+    // where it names none (INC's default, snip_momentum, needs training), prune_checkpoint's
+    // magnitude is used all the same.
     const std::vector<bool> named = Recipe::groups_setting(text, "pruning_type");
     for (size_t i = 0; i < r.groups.size(); ++i)
       if (const Criterion c = r.groups[i].criterion; named.at(i) && c != Criterion::Magnitude)
@@ -34,7 +35,6 @@ Recipe recipe_from(const PruneArgs& a) {
                     (needs_inputs(c) ? " needs the layers' inputs" : " needs gradients") +
                     ", which a checkpoint does not hold; set pruning_type: magnitude, or prune while training "
                     "with `spruce train --recipe`");
-    for (auto& g : r.groups) g.criterion = Criterion::Magnitude;
     return r;
   }
   if (a.pattern.empty())
