@@ -36,8 +36,8 @@ namespace ref {
 void f32_attention(const AttentionTask& task);
 }
 namespace x86 {
-// head_size % 8 == 0; AVX-512 hosts run it too (see attention_impl.hpp).
-void f32_attention_avx2(const AttentionTask& task);
+void f32_attention_avx512(const AttentionTask& task);  // head_size % 16 == 0
+void f32_attention_avx2(const AttentionTask& task);    // head_size % 8 == 0
 }  // namespace x86
 
 }  // namespace spruce::kernels

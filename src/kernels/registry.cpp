@@ -80,6 +80,7 @@ const std::array kKernels{
     dot("s8-table-dot-interaction-u8-avx2", S, Avx2, S8TableDotInteractionFn(x86::s8_table_dot_interaction_u8_avx2)),
     dot("s8-table-dot-interaction-u8-ref", S, Scalar, S8TableDotInteractionFn(ref::s8_table_dot_interaction_u8)),
     // Scaled dot-product attention, one head of one sequence per call (transformer encoders).
+    attention("f32-attention-avx512", Avx512, 16, x86::f32_attention_avx512),
     attention("f32-attention-avx2", Avx2, 8, x86::f32_attention_avx2),
     attention("f32-attention-ref", Scalar, 1, ref::f32_attention),
 };

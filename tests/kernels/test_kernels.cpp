@@ -497,7 +497,7 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
     p.k = head_size;
     return std::string(select(p).name);
   };
-  EXPECT_EQ(pick_attention(32), avx2 ? "f32-attention-avx2" : "f32-attention-ref");
+  EXPECT_EQ(pick_attention(32), avx512 ? "f32-attention-avx512" : avx2 ? "f32-attention-avx2" : "f32-attention-ref");
   EXPECT_EQ(pick_attention(24), avx2 ? "f32-attention-avx2" : "f32-attention-ref");
   EXPECT_EQ(pick_attention(20), "f32-attention-ref");
 }

@@ -1,6 +1,5 @@
 // The vector attention kernel, written once over a math policy X (X::W floats per vector) and
-// compiled once per ISA. Avx2Math is instantiated; an AVX-512 instance (Avx512Math plus the few
-// members this file uses) waits until it can run its tests on AVX-512 hardware.
+// compiled once per ISA (f32_attention_avx2.cpp, f32_attention_avx512.cpp).
 // Per (sequence, head), all in L1/L2:
 //  1. K transposed into scratch ([head_size][keys], keys padded to 32 with zero keys whose bias
 //     is -inf: weight 0 even when every real key is masked), so that one vector load is W keys

@@ -1,7 +1,7 @@
 // AVX-512 epilogue for a finished tile of accumulators: bias, activation, (de/re)quantization and
 // the transposed store into Y[m][n]. Include only from files compiled with the AVX-512 flags.
-// Rows of 16 output channels go through registers, GELU included (core/gelu.hpp); m tails through
-// the scalar epilogue, which performs the same operations in the same order.
+// Rows of 16 output channels go through registers, GELU included (core/gelu.hpp, four rows' chains
+// interleaved: math4.hpp); m tails through the scalar epilogue, which performs the same operations in the same order.
 #pragma once
 #include <immintrin.h>
 
@@ -11,6 +11,7 @@
 
 #include "../epilogue.hpp"
 #include "core/gelu.hpp"
+#include "math4.hpp"
 
 namespace spruce::kernels::x86 {
 namespace {  // internal linkage: only ever compiled with AVX-512 flags, never shared with baseline code
@@ -35,7 +36,21 @@ struct Avx512Math {
   static V select_nonneg(V x, V a, V b) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GE_OQ), b, a);
   }
+  // For the attention kernel (attention_impl.hpp).
+  static constexpr int W = 16;
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V a) { _mm512_storeu_ps(p, a); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V keep_ge(V a, V y, float bound) {  // a where y >= bound, else +0
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, _mm512_set1_ps(bound), _CMP_GE_OQ), a);
+  }
+  static float hmax(V a) { return _mm512_reduce_max_ps(a); }
+  static float hsum(V a) { return _mm512_reduce_add_ps(a); }
 };
+
+// Four vectors through gelu.hpp together (math4.hpp).
+using Avx512Math4 = Math4<Avx512Math>;
 
 inline __m512 activate(__m512 f, Activation act) {
   switch (act) {
@@ -97,10 +112,24 @@ struct RowEpilogue {
     zp = _mm512_set1_ps(ep.y_zero_point);
   }
   // f: the accumulators of row m (int32 bits when S32), stored to Y[m][n0..].
-  void store(__m512 f, int64_t m) const {
+  void store(__m512 f, int64_t m) const { put(activate(dequantize(f), ep.act), m); }
+  // Four rows m0..m0+3 at once: GELU four vectors at a time (Avx512Math4), the same bits as store().
+  void store4(const __m512 f[4], int64_t m0) const {
+    Avx512Math4::V x{{dequantize(f[0]), dequantize(f[1]), dequantize(f[2]), dequantize(f[3])}};
+    if (ep.act == Activation::GELU)
+      x = gelu_detail::gelu_erf<Avx512Math4>(x);
+    else
+      for (auto& v : x.v) v = activate(v, ep.act);
+    for (int i = 0; i < 4; ++i) put(x.v[i], m0 + i);
+  }
+  // Accumulators to f32: scale and zero-point compensation (S32), then the bias.
+  __m512 dequantize(__m512 f) const {
     if constexpr (S32) f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_castps_si512(f), comp)), scale);
     if (ep.bias) f = _mm512_add_ps(f, bias);
-    f = activate(f, ep.act);
+    return f;
+  }
+  // An activated row to Y[m][n0..]: f32, or requantized.
+  void put(__m512 f, int64_t m) const {
     const int64_t at = m * a.ldy + n0;
     if (ep.out == OutType::F32) {
       if (rows == 16)
@@ -141,7 +170,7 @@ inline void store_panel(const Acc* tile, int ldt, int64_t n0, int64_t rows, int6
       for (int i = 0; i < 16; ++i)
         r[i] = i < rows ? _mm512_loadu_ps(reinterpret_cast<const float*>(tile + i * ldt + l0)) : _mm512_setzero_ps();
       transpose16x16(r);
-      for (int l = 0; l < 16; ++l) e.store(r[l], m0 + l0 + l);
+      for (int l = 0; l < 16; l += 4) e.store4(r + l, m0 + l0 + l);
     }
   }
   for (int64_t r = 0; r < rows; ++r)
@@ -153,7 +182,13 @@ inline void store_panel(const Acc* tile, int ldt, int64_t n0, int64_t rows, int6
 inline void store_rows(const int32_t* acc, int lda, int64_t n0, int64_t rows, int64_t m0, int64_t mv,
                        const SpmmArgs& a) {
   const RowEpilogue<true> e(a, n0, rows);
-  for (int64_t l = 0; l < mv; ++l) e.store(_mm512_castsi512_ps(_mm512_loadu_si512(acc + l * lda)), m0 + l);
+  const auto row = [&](int64_t l) { return _mm512_castsi512_ps(_mm512_loadu_si512(acc + l * lda)); };
+  int64_t l = 0;
+  for (; l + 4 <= mv; l += 4) {
+    const __m512 f[4] = {row(l), row(l + 1), row(l + 2), row(l + 3)};
+    e.store4(f, m0 + l);
+  }
+  for (; l < mv; ++l) e.store(row(l), m0 + l);
 }
 
 }  // namespace
