@@ -110,6 +110,11 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
   std::vector<MinilmBenchRecord> records;
   std::vector<std::pair<std::string, std::string>> variants;  // name, weights folder
   for (const auto& v : o.variants) variants.emplace_back(v, is_sparse(v) ? o.sparse_dir : o.dense_dir);
+  if (o.tokens_per_pass < 0) spruce::usage_error("--tokens-per-pass must be >= 0 (0: the whole batch at once)");
+  // The rows each Linear layer sees: one pass of the batch.
+  const auto pass_rows = [&](int64_t batch) {
+    return o.tokens_per_pass > 0 ? std::min(batch, std::max<int64_t>(1, o.tokens_per_pass / o.seq_length)) : batch;
+  };
   std::map<std::string, ::torch::Tensor> own_fp32;  // per weights folder
   for (const auto& [variant, dir] : variants) {
     auto e = SentenceEncoder::load(dir);
@@ -120,13 +125,14 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
       spruce::torch::ConvertOptions c;
       c.threads = o.threads;
       c.variant = spruce::torch::parse_variant(variant);
-      for (int64_t b : o.batches) c.tune_m.push_back(b * o.seq_length);
+      for (int64_t b : o.batches) c.tune_m.push_back(pass_rows(b) * o.seq_length);
       log << "bench-model minilm: converting " << variant << " (calibrating and tuning)\n";
       kernels = kernel_summary(e.convert(c, calibration));
     }
     const auto held_out = e.encode(corpus.held_out, 64);
     const double to_own = (held_out * own_fp32[dir]).sum(1).mean().item<double>();
     const double to_teacher = (held_out * teacher_held_out).sum(1).mean().item<double>();
+    e.set_tokens_per_pass(o.tokens_per_pass);
     for (int64_t batch : o.batches) {
       const Inputs in = full_length_inputs(e, corpus.held_out, batch, o.seq_length);
       ::torch::NoGradGuard no_grad;
@@ -160,7 +166,7 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
       r.cosine_to_own_fp32 = to_own;
       r.cosine_to_teacher = to_teacher;
       r.kernels = kernels;
-      r.runs = runs_at(*e.model(), batch * o.seq_length);
+      r.runs = runs_at(*e.model(), pass_rows(batch) * o.seq_length);
       log << "bench-model minilm: " << variant << " batch " << batch << " x " << o.seq_length << ": "
           << static_cast<int64_t>(r.sequences_per_second) << " seq/s, p99 " << r.p99_ms << " ms (" << r.iterations
           << " runs; " << r.runs << ")\n";

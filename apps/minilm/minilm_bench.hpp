@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "minilm/bert.hpp"
+#include "minilm/sentence_encoder.hpp"
 
 namespace minilm {
 
@@ -21,6 +22,7 @@ struct MinilmBenchOptions {
   int threads = 2;
   double min_seconds = 3.0;  // per variant and batch size, after warm-up
   int64_t calibration_texts = 256;
+  int64_t tokens_per_pass = SentenceEncoder::kTokensPerPass;  // SentenceEncoder::set_tokens_per_pass
 };
 
 struct MinilmBenchRecord {

@@ -49,8 +49,24 @@ Inputs SentenceEncoder::tokenize(const std::vector<std::string>& texts) const {
   return to_inputs(tokenizer_.encode_batch(texts, static_cast<size_t>(max_length_)));
 }
 
+void SentenceEncoder::set_tokens_per_pass(int64_t tokens) {
+  if (tokens < 0) spruce::usage_error("tokens per pass must be >= 0 (0: the whole batch at once)");
+  tokens_per_pass_ = tokens;
+}
+
 ::torch::Tensor SentenceEncoder::embed(const Inputs& inputs) {
-  return mean_pool_normalized(model_->forward(inputs.ids, inputs.mask).last_hidden, inputs.mask);
+  const auto pass = [&](const ::torch::Tensor& ids, const ::torch::Tensor& mask) {
+    return mean_pool_normalized(model_->forward(ids, mask).last_hidden, mask);
+  };
+  const int64_t rows = inputs.ids.size(0), length = std::max<int64_t>(1, inputs.ids.size(1));
+  const int64_t per = tokens_per_pass_ > 0 ? std::max<int64_t>(1, tokens_per_pass_ / length) : rows;
+  if (::torch::GradMode::is_enabled() || rows <= per) return pass(inputs.ids, inputs.mask);
+  std::vector<::torch::Tensor> parts;
+  for (int64_t r = 0; r < rows; r += per) {
+    const int64_t n = std::min(per, rows - r);
+    parts.push_back(pass(inputs.ids.narrow(0, r, n), inputs.mask.narrow(0, r, n)));
+  }
+  return ::torch::cat(parts);
 }
 
 ::torch::Tensor SentenceEncoder::encode(const std::vector<std::string>& texts, int64_t batch_size) {

@@ -40,6 +40,30 @@ TEST(MiniLM, Fp32EmbeddingsMatchTheReferenceAloneAndInBatches) {
   }
 }
 
+// A padded batch run in passes of whole sequences gives each sequence the embedding it gets in
+// one pass, in the batch's order.
+TEST(MiniLM, PassesOfWholeSequencesChangeNoEmbedding) {
+  const auto& r = reference();
+  const std::vector<std::string> texts(r.texts.begin(), r.texts.begin() + 11);
+  const auto in = encoder().tokenize(texts);
+  ASSERT_GT((in.mask == 0).sum().item<int64_t>(), 0) << "the batch should have padding";
+  auto& e = encoder();
+  const int64_t length = in.ids.size(1), saved = e.tokens_per_pass();
+  torch::Tensor whole, split;
+  {
+    torch::NoGradGuard no_grad;
+    e.set_tokens_per_pass(0);
+    whole = e.embed(in);
+    e.set_tokens_per_pass(3 * length + length / 2);  // passes of 3 rows: 3, 3, 3, 2
+    split = e.embed(in);
+  }
+  e.set_tokens_per_pass(saved);
+  ASSERT_EQ(split.sizes(), whole.sizes());
+  EXPECT_LT((split - whole).abs().max().item<double>(), 1e-5);
+  EXPECT_GT((split - whole.roll(1, 0)).abs().max().item<double>(), 0.1) << "rows must stay in their order";
+  EXPECT_THROW(e.set_tokens_per_pass(-1), spruce::Error);
+}
+
 // Inference runs spruce's fused attention; training runs LibTorch's differentiable ops. On padded
 // batches (masked keys) every layer's hidden states agree to FP32 rounding.
 TEST(MiniLM, FusedAttentionMatchesLibTorchAttention) {

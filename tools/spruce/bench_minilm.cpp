@@ -62,8 +62,10 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
     t.add_row(latency);
     t.add_row(share);
   }
-  std::cout << "\nall-MiniLM-L6-v2, " << o.seq_length << " tokens per sequence (no padding), " << o.threads
-            << " threads; host " << bench::host_line() << "\nsparse weights: " << o.sparse_dir << "\n\n";
+  std::cout << "\nall-MiniLM-L6-v2, " << o.seq_length << " tokens per sequence (no padding), "
+            << (o.tokens_per_pass > 0 ? "in passes of at most " + std::to_string(o.tokens_per_pass) + " tokens, "
+                                      : std::string("whole batches, "))
+            << o.threads << " threads; host " << bench::host_line() << "\nsparse weights: " << o.sparse_dir << "\n\n";
   t.print(std::cout);
   const int64_t largest = *std::max_element(o.batches.begin(), o.batches.end());
   std::cout << "\nwhere one batch of " << largest << " x " << o.seq_length
@@ -101,6 +103,7 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
                                          {"kernels", r.kernels},
                                          {"runs", r.runs},
                                          {"threads", o.threads},
+                                         {"tokens_per_pass", o.tokens_per_pass},
                                          {"host", bench::host_line()},
                                          {"sparse_model", o.sparse_dir}});
   write_file_atomic(json, out.dump(2) + "\n");

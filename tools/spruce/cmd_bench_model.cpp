@@ -171,6 +171,11 @@ void add(CLI::App& app) {
                   "minilm: which to run, of fp32-dense, int8-dense, fp32-sparse and int8-sparse")
       ->delimiter(',')
       ->capture_default_str();
+  cmd->add_option("--tokens-per-pass", a->minilm.tokens_per_pass,
+                  "minilm: run each batch in passes of whole sequences, at most this many tokens each, so that "
+                  "activations stay in cache between layers (0: the whole batch at once)")
+      ->check(int_in(0, 1 << 20))
+      ->capture_default_str();
   cmd->add_option("--seconds", a->minilm.min_seconds, "minilm: timing per variant and batch size, seconds")
       ->check(real_in(0.01, 3600))
       ->capture_default_str();
