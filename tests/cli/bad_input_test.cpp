@@ -369,17 +369,21 @@ TEST_F(BadInput, EmbedTruncatesAndCountsOverlongTexts) {
   EXPECT_EQ(fs::file_size(path("out.npy")), 128u + 2 * 384 * sizeof(float));  // header, then [2][384] f32
 }
 
-// embed runs with a short OpenMP spin (main.cpp re-executes it with GOMP_SPINCOUNT set), unless
-// the user chose how OpenMP waits.
-TEST_F(BadInput, EmbedShortensOpenMpSpinningUnlessTheUserChose) {
+// embed runs with short OpenMP and OpenBLAS spins (main.cpp re-executes it with GOMP_SPINCOUNT
+// and OPENBLAS_THREAD_TIMEOUT set), unless the user chose how they wait.
+TEST_F(BadInput, EmbedShortensIdleSpinningUnlessTheUserChose) {
   write("texts.txt", "one text\n");
   const std::vector<std::string> args{"embed", "--input", path("texts.txt"), "--output", path("out.jsonl")};
-  const Outcome chosen = run(args, 60, "", {{"OMP_WAIT_POLICY", std::nullopt}, {"GOMP_SPINCOUNT", std::nullopt}});
+  const Outcome chosen = run(
+      args, 60, "",
+      {{"OMP_WAIT_POLICY", std::nullopt}, {"GOMP_SPINCOUNT", std::nullopt}, {"OPENBLAS_THREAD_TIMEOUT", std::nullopt}});
   EXPECT_EQ(chosen.status, 0) << chosen.err;
-  EXPECT_NE(chosen.err.find("GOMP_SPINCOUNT=10000"), std::string::npos) << chosen.err;
-  const Outcome own = run(args, 60, "", {{"OMP_WAIT_POLICY", "passive"}, {"GOMP_SPINCOUNT", std::nullopt}});
+  EXPECT_NE(chosen.err.find("GOMP_SPINCOUNT=10000, OPENBLAS_THREAD_TIMEOUT=4"), std::string::npos) << chosen.err;
+  const Outcome own =
+      run(args, 60, "",
+          {{"OMP_WAIT_POLICY", "passive"}, {"GOMP_SPINCOUNT", std::nullopt}, {"OPENBLAS_THREAD_TIMEOUT", "12"}});
   EXPECT_EQ(own.status, 0) << own.err;
-  EXPECT_NE(own.err.find("OMP_WAIT_POLICY=passive"), std::string::npos) << own.err;
+  EXPECT_NE(own.err.find("OMP_WAIT_POLICY=passive, OPENBLAS_THREAD_TIMEOUT=12"), std::string::npos) << own.err;
 }
 #endif
 

@@ -21,11 +21,16 @@ struct EmbedArgs {
   int threads = 2;
 };
 
-// How libgomp's idle workers wait in this run (main.cpp shortens the spin unless the user chose).
-std::string openmp_wait() {
-  if (const char* policy = std::getenv("OMP_WAIT_POLICY")) return std::string("OMP_WAIT_POLICY=") + policy;
-  if (const char* spin = std::getenv("GOMP_SPINCOUNT")) return std::string("GOMP_SPINCOUNT=") + spin;
-  return "libgomp's default spin";
+// How libgomp's and OpenBLAS's idle workers wait in this run (main.cpp shortens both spins
+// unless the user chose).
+std::string idle_wait() {
+  std::string openmp = "libgomp's default spin";
+  if (const char* policy = std::getenv("OMP_WAIT_POLICY"))
+    openmp = std::string("OMP_WAIT_POLICY=") + policy;
+  else if (const char* spin = std::getenv("GOMP_SPINCOUNT"))
+    openmp = std::string("GOMP_SPINCOUNT=") + spin;
+  const char* blas = std::getenv("OPENBLAS_THREAD_TIMEOUT");
+  return openmp + ", " + (blas ? std::string("OPENBLAS_THREAD_TIMEOUT=") + blas : "OpenBLAS's default spin");
 }
 
 void run(const EmbedArgs& a) {
@@ -47,7 +52,7 @@ void run(const EmbedArgs& a) {
   }
   std::cerr << "embed: " << texts.size() << " texts -> " << embeddings.size(1) << "-d embeddings in " << seconds
             << " s (" << static_cast<int64_t>(double(texts.size()) / seconds) << " texts/s, batch " << a.batch << ", "
-            << a.threads << " threads, " << openmp_wait() << ")" << (a.output.empty() ? "" : ", written to " + a.output)
+            << a.threads << " threads, " << idle_wait() << ")" << (a.output.empty() ? "" : ", written to " + a.output)
             << "\n";
   if (encoder.truncated() > 0)
     std::cerr << "embed: note: " << encoder.truncated() << " of " << texts.size() << " texts were longer than "

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <iostream>
 #include <string>
 #include <utility>
@@ -47,17 +48,31 @@ void cap_onednn_with_spruce() {
   }
 }
 
-// libgomp spins an idle worker 300,000 times before it sleeps (OMP_WAIT_POLICY unset). Running
-// whole models on this project's 2-core VMs, that held batch-1 p99 at 100-140 ms against a p50 of
-// 8 ms (all-MiniLM-L6-v2, every variant, LibTorch's own included); 10,000 spins kept wake-ups fast
-// and removed the stalls (docs/PERFORMANCE.md, "all-MiniLM-L6-v2"). libgomp reads the setting when
-// it loads, so the commands that run models set it and execute themselves again, once. A user's
-// OMP_WAIT_POLICY or GOMP_SPINCOUNT is kept; if the re-execution fails, the run goes on as it is.
-void shorten_openmp_spinning(int argc, char** argv) {
-  if (argc < 2 || std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
-  if (std::strcmp(argv[1], "embed") != 0 && std::strcmp(argv[1], "bench-model") != 0) return;
-  if (setenv("GOMP_SPINCOUNT", "10000", 1) != 0) return;
-  execv("/proc/self/exe", argv);
+bool is_one_of(const char* command, std::initializer_list<const char*> names) {
+  return std::any_of(names.begin(), names.end(), [&](const char* n) { return std::strcmp(command, n) == 0; });
+}
+
+// Idle worker threads that spin take the cores from the threads with work, and both libraries
+// below read their setting when they load, so the commands that run or tune models set them and
+// execute themselves again, once. A user's own setting is kept; if the re-execution fails, the run
+// goes on as it is.
+//  - libgomp spins an idle worker 300,000 times before it sleeps (OMP_WAIT_POLICY unset). Running
+//    whole models on this project's 2-core VMs, that held batch-1 p99 at 100-140 ms against a p50
+//    of 8 ms (all-MiniLM-L6-v2, every variant, LibTorch's own included); 10,000 spins kept wake-ups
+//    fast and removed the stalls (docs/PERFORMANCE.md, "all-MiniLM-L6-v2").
+//  - OpenBLAS (Debian's pthread build, LibTorch's FP32 BLAS) spins its workers 2^28 cycles, about
+//    0.1 s, after every call. Converting a model times each layer's sparse and dense paths right
+//    after LibTorch's FP32 calibration; with the workers spinning, the sparse path lost and half of
+//    the INT8 sparse MiniLM encoders ran oneDNN in most layers at half the speed (Zen 4, 2 cores).
+//    2^4 cycles: they sleep at once.
+void quiet_idle_threads(int argc, char** argv) {
+  if (argc < 2) return;
+  bool changed = false;
+  if (is_one_of(argv[1], {"embed", "bench-model"}) && !std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT"))
+    changed |= setenv("GOMP_SPINCOUNT", "10000", 1) == 0;
+  if (is_one_of(argv[1], {"embed", "bench-model", "eval", "convert"}) && !std::getenv("OPENBLAS_THREAD_TIMEOUT"))
+    changed |= setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) == 0;
+  if (changed) execv("/proc/self/exe", argv);
 }
 
 int report(const std::string& message, int status) {
@@ -71,7 +86,7 @@ int report(const std::string& message, int status) {
 int main(int argc, char** argv) {
   using spruce::cli::one_line;
   using spruce::cli::report;
-  spruce::cli::shorten_openmp_spinning(argc, argv);
+  spruce::cli::quiet_idle_threads(argc, argv);
   spruce::cli::cap_onednn_with_spruce();
   spruce::keep_freed_memory();  // LibTorch forwards re-faulted their big tensors on every call
   CLI::App app{"spruce: prune networks to structured sparsity, and run them faster than dense on CPUs"};
