@@ -1,7 +1,8 @@
 // AVX-512 epilogue for a finished tile of accumulators: bias, activation, (de/re)quantization and
 // the transposed store into Y[m][n]. Include only from files compiled with the AVX-512 flags.
-// Rows of 16 output channels go through registers, GELU included (core/gelu.hpp, four rows' chains
-// interleaved: math4.hpp); m tails through the scalar epilogue, which performs the same operations in the same order.
+// Rows of 16 output channels go through registers, GELU included (core/gelu.hpp, four rows'
+// chains interleaved: math4.hpp); m tails through the scalar epilogue, which performs the same
+// operations in the same order.
 #pragma once
 #include <immintrin.h>
 
