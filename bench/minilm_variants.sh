@@ -31,6 +31,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ -n "$sparse" ]] || { echo "minilm_variants.sh: --sparse DIR is required (a spruce distill --save folder)" >&2; exit 2; }
+[[ -f "$sparse/model.safetensors" ]] || { echo "minilm_variants.sh: $sparse: no model.safetensors (not a model folder)" >&2; exit 2; }
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "minilm_variants.sh: --rounds: '$rounds' is not a positive integer" >&2; exit 2; }
 [[ -x "$spruce" ]] || { echo "minilm_variants.sh: $spruce is not built (make build)" >&2; exit 2; }
 mkdir -p "$out"
