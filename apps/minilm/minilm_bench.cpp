@@ -111,9 +111,9 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
   std::vector<std::pair<std::string, std::string>> variants;  // name, weights folder
   for (const auto& v : o.variants) variants.emplace_back(v, is_sparse(v) ? o.sparse_dir : o.dense_dir);
   if (o.tokens_per_pass < 0) spruce::usage_error("--tokens-per-pass must be >= 0 (0: the whole batch at once)");
-  // The rows each Linear layer sees: one pass of the batch.
+  // The sequences each Linear layer sees at once: one pass of the batch.
   const auto pass_rows = [&](int64_t batch) {
-    return o.tokens_per_pass > 0 ? std::min(batch, std::max<int64_t>(1, o.tokens_per_pass / o.seq_length)) : batch;
+    return SentenceEncoder::sequences_per_pass(o.tokens_per_pass, o.seq_length, batch);
   };
   std::map<std::string, ::torch::Tensor> own_fp32;  // per weights folder
   for (const auto& [variant, dir] : variants) {

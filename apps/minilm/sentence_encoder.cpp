@@ -58,8 +58,8 @@ void SentenceEncoder::set_tokens_per_pass(int64_t tokens) {
   const auto pass = [&](const ::torch::Tensor& ids, const ::torch::Tensor& mask) {
     return mean_pool_normalized(model_->forward(ids, mask).last_hidden, mask);
   };
-  const int64_t rows = inputs.ids.size(0), length = std::max<int64_t>(1, inputs.ids.size(1));
-  const int64_t per = tokens_per_pass_ > 0 ? std::max<int64_t>(1, tokens_per_pass_ / length) : rows;
+  const int64_t rows = inputs.ids.size(0);
+  const int64_t per = std::max<int64_t>(1, sequences_per_pass(tokens_per_pass_, inputs.ids.size(1), rows));
   if (::torch::GradMode::is_enabled() || rows <= per) return pass(inputs.ids, inputs.mask);
   std::vector<::torch::Tensor> parts;
   for (int64_t r = 0; r < rows; r += per) {

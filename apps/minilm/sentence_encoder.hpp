@@ -7,6 +7,7 @@
 #pragma once
 #include <torch/types.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,11 @@ class SentenceEncoder {
   // pass against 680 at batch 8 (Zen 4, 2 threads).
   static constexpr int64_t kTokensPerPass = 1024;
   void set_tokens_per_pass(int64_t tokens);
+  // The sequences of `length` tokens one pass of a batch of `rows` holds.
+  static int64_t sequences_per_pass(int64_t tokens_per_pass, int64_t length, int64_t rows) {
+    return tokens_per_pass > 0 ? std::min(rows, std::max<int64_t>(1, tokens_per_pass / std::max<int64_t>(1, length)))
+                               : rows;
+  }
   int64_t tokens_per_pass() const { return tokens_per_pass_; }
 
   // Swaps every encoder Linear for spruce's operator (spruce::torch::convert): FP32 or INT8,
