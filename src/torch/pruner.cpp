@@ -35,8 +35,9 @@ void InputStatistics::add(const ::torch::Tensor& input) {
   ::torch::NoGradGuard no_grad;
   const ::torch::Tensor x = input.detach();
   if (gram_wanted) {  // a Linear's input [..][features]
-    const ::torch::Tensor rows_of_x = x.reshape({-1, x.size(-1)});
-    const ::torch::Tensor product = rows_of_x.t().mm(rows_of_x).to(::torch::kFloat64);
+    // In double: float32 sums over thousands of rows would lose the digits the inverse amplifies.
+    const ::torch::Tensor rows_of_x = x.reshape({-1, x.size(-1)}).to(::torch::kFloat64);
+    const ::torch::Tensor product = rows_of_x.t().mm(rows_of_x);
     gram = gram.defined() ? gram.add_(product) : product;
     rows += double(rows_of_x.size(0));
     return;
