@@ -93,6 +93,8 @@ struct Case {
   const char* pattern;
   double sparsity;
   int64_t m, k, n;
+  Activation activation = Activation::None;
+  bool u8_out = false;  // INT8: requantized u8 output, as a layer that feeds the next INT8 layer
 };
 
 // Weights pruned as `spruce bench` prunes them: exactly that fraction of random whole blocks, or
@@ -108,17 +110,19 @@ void op(benchmark::State& st, Case c, bool dense) {
   QuantParams q;
   q.w_scales = quantize_weights(wf.view(), wq);
   q.x.zero_point = 128;
+  if (c.u8_out) q.out = OutType::U8, q.y_scale = 0.05f, q.y_zero_point = 10;
   std::vector<float> xf(size_t(c.m * c.k), 0.5f), y(size_t(c.m * c.n));
   std::vector<uint8_t> xq(xf.size(), 131);
   SparseLinearOptions o;
   o.threads = 1;
   o.fallback = Fallback::Never;
+  o.activation = c.activation;
   std::unique_ptr<SparseLinear> sp;
   std::unique_ptr<runtime::DenseMatmul> dn;
   if (dense)
     dn = std::make_unique<runtime::DenseMatmul>(c.int8,
                                                 c.int8 ? static_cast<const void*>(wq.data.data()) : wf.data.data(), c.n,
-                                                c.k, nullptr, Activation::None, &q);
+                                                c.k, nullptr, c.activation, &q);
   else if (c.int8)
     sp = std::make_unique<SparseLinear>(wq.data.data(), c.n, c.k, Pattern::parse(c.pattern), q, nullptr, o);
   else
@@ -164,6 +168,9 @@ const Case kCases[] = {
     {true, "1x4", 0.9, 128, 768, 768},
     {true, "1x1", 0.9, 128, 768, 768},
     {true, "4x1", 0.9, 4, 1024, 1024},
+    // The epilogue: MiniLM's FFN up-projection (a pass of 1024 tokens) bare, and with GELU into u8.
+    {true, "4x1", 0.9, 1024, 384, 1536},
+    {true, "4x1", 0.9, 1024, 384, 1536, Activation::GELU, true},
 };
 
 // One DLRM sample: 351 pair dots of 27 x 128 floats and 479 u8 outputs. Warm: 14 KB in L1/L2.
@@ -271,7 +278,8 @@ const int kRegistered = [] {
   for (const Case& c : kCases) {
     const std::string shape = std::string(c.int8 ? "int8/" : "f32/") + c.pattern + "@" +
                               std::to_string(int(c.sparsity * 100)) + "/" + std::to_string(c.m) + "x" +
-                              std::to_string(c.k) + "x" + std::to_string(c.n);
+                              std::to_string(c.k) + "x" + std::to_string(c.n) +
+                              (c.activation == Activation::GELU ? "/gelu" : "") + (c.u8_out ? "/u8" : "");
     benchmark::RegisterBenchmark(("operator/" + shape).c_str(), op, c, false)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("onednn/" + shape).c_str(), op, c, true)->Unit(benchmark::kMicrosecond);
   }
