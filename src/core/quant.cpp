@@ -128,16 +128,13 @@ namespace {
 struct ScalarMath {
   using V = float;
   static float set(float c) { return c; }
-  static float sub(float a, float b) { return a - b; }
   static float mul(float a, float b) { return a * b; }
   static float div(float a, float b) { return a / b; }
   static float fma(float a, float b, float c) { return std::fma(a, b, c); }
-  static float abs(float a) { return std::fabs(a); }
-  static float neg(float a) { return -a; }
+  static float min(float a, float b) { return a < b ? a : b; }
   static float max(float a, float b) { return a > b ? a : b; }
   static float round(float a) { return std::nearbyint(a); }
   static float scale(float a, float n) { return std::ldexp(a, int(n)); }  // n in [-126, 0]
-  static float select_nonneg(float x, float a, float b) { return x >= 0.0f ? a : b; }
 };
 }  // namespace
 

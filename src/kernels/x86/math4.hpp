@@ -23,19 +23,14 @@ struct Math4 {
     return V{{x, x, x, x}};
   }
   // clang-format off
-  [[gnu::always_inline]] static V sub(V a, V b) { return each([](Lane x, Lane y) { return X::sub(x, y); }, a, b); }
   [[gnu::always_inline]] static V mul(V a, V b) { return each([](Lane x, Lane y) { return X::mul(x, y); }, a, b); }
   [[gnu::always_inline]] static V div(V a, V b) { return each([](Lane x, Lane y) { return X::div(x, y); }, a, b); }
+  [[gnu::always_inline]] static V min(V a, V b) { return each([](Lane x, Lane y) { return X::min(x, y); }, a, b); }
   [[gnu::always_inline]] static V max(V a, V b) { return each([](Lane x, Lane y) { return X::max(x, y); }, a, b); }
   [[gnu::always_inline]] static V scale(V a, V n) { return each([](Lane x, Lane y) { return X::scale(x, y); }, a, n); }
   [[gnu::always_inline]] static V fma(V a, V b, V c) {
     return each([](Lane x, Lane y, Lane z) { return X::fma(x, y, z); }, a, b, c);
   }
-  [[gnu::always_inline]] static V select_nonneg(V s, V a, V b) {
-    return each([](Lane x, Lane y, Lane z) { return X::select_nonneg(x, y, z); }, s, a, b);
-  }
-  [[gnu::always_inline]] static V abs(V a) { return each([](Lane x) { return X::abs(x); }, a); }
-  [[gnu::always_inline]] static V neg(V a) { return each([](Lane x) { return X::neg(x); }, a); }
   [[gnu::always_inline]] static V round(V a) { return each([](Lane x) { return X::round(x); }, a); }
   // clang-format on
 };
