@@ -76,6 +76,9 @@ double time_ratio(const SparseLinear::Impl& s, int64_t m,
     ratios.push_back(t1 / std::max(t0, 1e-9));
   }
   std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
+  fprintf(stderr, "TUNE m=%ld oc=%ld ic=%ld rounds=%zu med=%.3f mean0=%.1fus mean1=%.1fus\n", long(m), long(s.oc),
+          long(s.ic), ratios.size(), ratios[ratios.size() / 2], total0 / ratios.size() * 1e6,
+          total1 / ratios.size() * 1e6);
   return ratios[ratios.size() / 2];
 }
 
@@ -272,9 +275,73 @@ bool SparseLinear::Impl::runs_dense(int64_t m) const {
   return best->second;
 }
 
+namespace {
+
+// How run_sparse shares m rows x the strips among T threads. Every thread packs the activations it
+// reads into its own scratch: with one packing shared, each thread read half of it from the other
+// core's cache, and at 128 x 1536 -> 384 two threads ran 2.6x slower than one on a VM whose vCPUs
+// sat far apart (and 1.6x slower at m = 1024).
+//  - Split rows (m >= 128 T): each thread takes whole blocks of rows, round robin, and runs every
+//    strip on them.
+//  - Split strips (fewer rows): every thread packs each block, and takes a share of the strips,
+//    so that blocks keep enough rows to amortize the weights (blocks of 64 ran 1.3x slower than
+//    128 at 128 x 384 -> 1536).
+// A block's packed activations (k rows of mb) should stay in L2 while every panel reads them:
+// about 192 KiB, so 256 rows at k = 768 (u8) and 64 at k = 3072. Multiples of 64 keep every
+// kernel's m chunk whole. A block's stripe of Y stays within 1 MiB per strip range, or its stream
+// of outputs evicts the activations it keeps re-reading (at 1024x768x3072, tiles of 3 MiB ran 1.5x
+// slower than tiles of 0.75 MiB).
+struct Tiling {
+  bool split_rows;
+  int threads;       // that get work
+  int64_t mb, nm;    // rows per block, blocks
+  int64_t per, ns;   // strips per range, ranges
+  size_t xt_stride;  // bytes of one thread's packing, a multiple of 64
+};
+
+Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kernels::StripView& w, int64_t m) {
+  const int T = s.nthreads();
+  const int64_t es = s.dtype == DType::F32 ? 4 : k.layout == kernels::Layout::Words ? 2 : 1;
+  const int64_t mb_cache = std::clamp<int64_t>((192 * 1024 / (s.ic * es)) / 64 * 64, 64, 256);
+  Tiling t{};
+  t.split_rows = T > 1 && m >= 128 * T;
+  t.mb = std::min(m, mb_cache);
+  if (t.split_rows) {  // m / T rows per thread in blocks of 64 multiples, the best balanced
+    const int64_t rounds = (m + T * mb_cache - 1) / (T * mb_cache), even = (m + T * rounds - 1) / (T * rounds);
+    auto busiest = [&](int64_t mb) {  // rows of the busiest thread
+      int64_t most = 0;
+      for (int th = 0; th < T; ++th) {
+        int64_t rows = 0;
+        for (int64_t m0 = th * mb; m0 < m; m0 += T * mb) rows += std::min(mb, m - m0);
+        most = std::max(most, rows);
+      }
+      return most;
+    };
+    const int64_t down = std::max<int64_t>(64, even / 64 * 64), up = kernels::round_up(even, 64);
+    t.mb = busiest(up) <= busiest(down) ? up : down;
+  }
+  t.nm = (m + t.mb - 1) / t.mb;
+  const int64_t strips = (w.rows + w.h - 1) / w.h;
+  const int64_t y_ranges = (t.mb * s.oc * 4 + (1 << 20) - 1) >> 20;
+  // Split strips: a multiple of T ranges, whole panels of 16 output channels each.
+  const int64_t want = t.split_rows ? y_ranges : kernels::round_up(y_ranges, T);
+  const int64_t panel = std::max(1, 16 / w.h);
+  t.per = kernels::round_up(std::max<int64_t>(1, (strips + want - 1) / want), panel);
+  t.ns = (strips + t.per - 1) / t.per;
+  t.threads = int(std::min<int64_t>(T, t.split_rows ? t.nm : t.ns));
+  // The last block may be shorter, and a few rows can need the longer row stride (xt_ld pads).
+  const size_t xt = std::max(kernels::xt_bytes(s.dtype, t.mb, s.ic, k.layout),
+                             kernels::xt_bytes(s.dtype, m - (t.nm - 1) * t.mb, s.ic, k.layout));
+  t.xt_stride = size_t(kernels::round_up(int64_t(xt), 64));
+  return t;
+}
+
+}  // namespace
+
 size_t SparseLinear::Impl::scratch_bytes(int64_t m, int route) const {
-  // + 64: the packed activations start on a cache line wherever the scratch does.
-  return m < 1 ? 0 : kernels::xt_bytes(dtype, m, ic, kernel_for(m, route).layout) + 64;
+  if (m < 1) return 0;
+  const Tiling t = tiling(*this, kernel_for(m, route), weights_for(m, route).impl().view, m);
+  return t.xt_stride * size_t(t.threads) + 64;  // + 64: the packings start on a cache line
 }
 
 void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, uint8_t* xt,
@@ -282,47 +349,27 @@ void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void*
   const kernels::Kernel& k = kernel_for(m, route);
   const kernels::StripView& w = weights_for(m, route).impl().view;
   xt += (64 - reinterpret_cast<uintptr_t>(xt) % 64) % 64;
-  const int64_t ldxt = kernels::xt_ld(dtype, m, k.layout, ic);
-  const int T = nthreads();
-  // Tiles: m blocks x strip ranges. An m block's packed activations (k rows of mb) should stay in
-  // L2 while every panel of the tile reads them: about 192 KiB, so 256 rows at k = 768 (u8) and 64
-  // at k = 3072. Multiples of 64 keep every kernel's m chunk whole. Few, large tiles: every tile has
-  // fixed costs and splits the rows of Y between threads, and with 8 tiles a thread 128x768x768
-  // ran 1.5x slower than with one (AMX host, 2 threads). But a tile's block of Y stays within
-  // 1 MiB, or its stream of outputs evicts the activations the tile keeps re-reading (at
-  // 1024x768x3072, 4 tiles of 3 MiB ran 1.5x slower than 16 of 0.75 MiB).
-  const int64_t es = dtype == DType::F32 ? 4 : k.layout == kernels::Layout::Words ? 2 : 1;
-  const int64_t mb = std::clamp<int64_t>((192 * 1024 / (ic * es)) / 64 * 64, 64, 256), nm = (m + mb - 1) / mb;
-  const int64_t strips = (w.rows + w.h - 1) / w.h;
-  const int64_t y_block = std::min(m, mb) * oc * 4;
-  const int64_t want = std::max<int64_t>((T + nm - 1) / nm, (y_block + (1 << 20) - 1) >> 20);
-  // Strip ranges are whole panels of 16 output channels, as the x86 kernels finish them.
-  const int64_t panel = std::max(1, 16 / w.h);
-  const int64_t per = kernels::round_up(std::max<int64_t>(1, (strips + want - 1) / want), panel);
-  const int64_t ns = (strips + per - 1) / per;
-  const int64_t kblocks = (ic + 63) / 64;
-  kernels::SpmmArgs base;
-  base.xt = xt;
-  base.ldxt = ldxt;
-  base.m_total = m;
-  base.y = y;
-  base.ldy = ldy;
-  base.ep = &ep;
+  const Tiling t = tiling(*this, k, w, m);
+  const int64_t strips = (w.rows + w.h - 1) / w.h, kblocks = (ic + 63) / 64;
+  const int64_t x_row = ldx * (dtype == DType::F32 ? 4 : 1), y_row = ldy * (ep.out == OutType::F32 ? 4 : 1);
   const kernels::SpmmFn run = k.spmm();
-#pragma omp parallel num_threads(T)
+#pragma omp parallel num_threads(t.threads)
   {
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < kblocks; ++b) k.pack(x, m, ldx, b * 64, std::min(ic, b * 64 + 64), xt, ldxt);
-#pragma omp for schedule(dynamic, 1) collapse(2)
-    for (int64_t i = 0; i < nm; ++i)
-      for (int64_t j = 0; j < ns; ++j) {
-        kernels::SpmmArgs a = base;
-        a.m0 = i * mb;
-        a.m1 = std::min(m, a.m0 + mb);
-        a.s0 = j * per;
-        a.s1 = std::min(strips, a.s0 + per);
+    const int th = omp_get_thread_num();
+    uint8_t* own = xt + t.xt_stride * size_t(th);
+    for (int64_t i = t.split_rows ? th : 0; i < t.nm; i += t.split_rows ? t.threads : 1) {
+      const int64_t m0 = i * t.mb, rows = std::min(m, m0 + t.mb) - m0;
+      kernels::SpmmArgs a;
+      a.xt = own, a.ldxt = kernels::xt_ld(dtype, rows, k.layout, ic), a.m_total = rows, a.m0 = 0, a.m1 = rows;
+      a.y = static_cast<uint8_t*>(y) + m0 * y_row, a.ldy = ldy, a.ep = &ep;
+      const uint8_t* xb = static_cast<const uint8_t*>(x) + m0 * x_row;
+      for (int64_t b = 0; b < kblocks; ++b) k.pack(xb, rows, ldx, b * 64, std::min(ic, b * 64 + 64), own, a.ldxt);
+      for (int64_t j = t.split_rows ? 0 : th; j < t.ns; j += t.split_rows ? 1 : t.threads) {
+        a.s0 = j * t.per;
+        a.s1 = std::min(strips, a.s0 + t.per);
         run(w, a);
       }
+    }
   }
 }
 

@@ -117,6 +117,19 @@ TEST(SparseLinear, S8SparseExactEveryPatternAndOutput) {
   s8_case("4x1", 64, 128, 64, Fallback::Never, 2, Activation::GELU, OutType::F32, true, seed++);
 }
 
+// How run_sparse shares the work changes with m and the thread count (strips below 128 rows a
+// thread, whole blocks of rows above, balanced blocks that leave a ragged tail); each way must give
+// the reference's result, at a k whose blocks of rows are 64 (k = 3072 u8) and at one of 256.
+TEST(SparseLinear, EveryWayOfSharingTheWorkGivesTheReference) {
+  uint32_t seed = 800;
+  for (int t : {1, 2, 3})
+    for (int64_t m : {63, 127, 128, 200, 255, 256, 257, 384, 641}) {
+      s8_case("4x1", m, 3072, 40, Fallback::Never, t, Activation::GELU, OutType::U8, true, seed++);
+      s8_case("4x16", m, 200, 48, Fallback::Never, t, Activation::None, OutType::F32, false, seed++);
+      f32_case("4x1", m, 96, 36, Fallback::Never, t, Activation::ReLU, seed++);
+    }
+}
+
 // Where the weights are packed for an AMX kernel, batches below 16 rows run a VNNI kernel on a
 // second packing (a 16-row tile would be mostly empty), and the memory report counts both.
 TEST(SparseLinear, SmallBatchesLeaveAmx) {
