@@ -222,6 +222,7 @@ DlrmBenchReport bench_dlrm(const std::string& work_dir, uint64_t seed, const Dlr
     ConvertOptions c;
     c.variant = variant;
     c.threads = o.threads;
+    if (variant == Variant::Int8Sparse) c.fallback = o.fallback;
     c.tune_m = o.batches;  // Offline batch sizes, then the Server's dynamic batches
     for (int64_t b = 1; b <= o.server_max_batch; b *= 2) c.tune_m.push_back(b);
     c.tune_m.push_back(o.server_max_batch);

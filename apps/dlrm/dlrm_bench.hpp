@@ -11,6 +11,7 @@
 
 #include "spruce/mlperf.hpp"
 #include "spruce/pattern.hpp"
+#include "spruce/spmm.hpp"
 
 namespace spruce::dlrm {
 
@@ -26,6 +27,7 @@ struct DlrmBenchOptions {
   Pattern pattern = Pattern::block(4, 16);
   double sparsity = 0.85;
   int threads = 2;
+  Fallback fallback = Fallback::Auto;                   // the INT8 sparse variant's (INT8 dense: Always)
   std::vector<int64_t> batches{256, 1024, 2048, 4096};  // Offline candidates; a short probe picks one
   int64_t server_max_batch = 1024;                      // Server: dynamic batching up to this
   double min_duration_s = 10;                           // LoadGen's minimum per run (its own for DLRM: 600 s)

@@ -125,6 +125,7 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
       spruce::torch::ConvertOptions c;
       c.threads = o.threads;
       c.variant = spruce::torch::parse_variant(variant);
+      if (is_sparse(variant)) c.fallback = o.fallback;
       for (int64_t b : o.batches) c.tune_m.push_back(pass_rows(b) * o.seq_length);
       log << "bench-model minilm: converting " << variant << " (calibrating and tuning)\n";
       kernels = kernel_summary(e.convert(c, calibration));

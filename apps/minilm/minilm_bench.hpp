@@ -9,6 +9,7 @@
 
 #include "minilm/bert.hpp"
 #include "minilm/sentence_encoder.hpp"
+#include "spruce/spmm.hpp"
 
 namespace minilm {
 
@@ -23,6 +24,7 @@ struct MinilmBenchOptions {
   double min_seconds = 3.0;  // per variant and batch size, after warm-up
   int64_t calibration_texts = 256;
   int64_t tokens_per_pass = SentenceEncoder::kTokensPerPass;  // SentenceEncoder::set_tokens_per_pass
+  spruce::Fallback fallback = spruce::Fallback::Auto;         // the sparse variants' (INT8 dense: Always)
 };
 
 struct MinilmBenchRecord {

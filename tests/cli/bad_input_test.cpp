@@ -356,6 +356,8 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
                  "--pattern is for dlrm");
   expect_refused({"bench-model", "dlrm", "--sparse-model", path("x")}, 2, "--sparse-model is for minilm");
   expect_refused({"bench-model", "gpt"}, 2, "valid are dlrm and minilm");
+  expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--fallback", "sometimes"}, 2,
+                 "--fallback: sometimes not in {auto,never,always}");
 }
 
 // An overlong text is truncated, as sentence-transformers does, and counted; it is no error.

@@ -104,6 +104,7 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
                                          {"runs", r.runs},
                                          {"threads", o.threads},
                                          {"tokens_per_pass", o.tokens_per_pass},
+                                         {"fallback", fallback_name(o.fallback)},
                                          {"host", bench::host_line()},
                                          {"sparse_model", o.sparse_dir}});
   write_file_atomic(json, out.dump(2) + "\n");

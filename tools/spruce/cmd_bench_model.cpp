@@ -19,7 +19,7 @@ namespace spruce::cli {
 namespace {
 
 struct BenchModelArgs {
-  std::string model, pattern = "4x16", json;
+  std::string model, pattern = "4x16", json, fallback = "auto";
   std::string work_dir = "out/dlrm";  // trained models are cached here
   uint64_t seed = 1;
   dlrm::DlrmBenchOptions o;
@@ -101,6 +101,7 @@ nlohmann::ordered_json run_json(const mlperf::RunResult& r) {
 }
 
 void run(BenchModelArgs& a) {
+  a.o.fallback = a.minilm.fallback = parse_fallback(a.fallback);
   if (a.model == "minilm") {
     for (const char* dlrm_only : {"--pattern", "--sparsity", "--epochs", "--finetune-epochs", "--train-samples",
                                   "--test-samples", "--table-cap", "--retrain", "--p99-ms", "--server-probes",
@@ -137,6 +138,7 @@ void run(BenchModelArgs& a) {
                                   {"auc", r.auc},
                                   {"sparsity", r.sparsity},
                                   {"threads", a.o.threads},
+                                  {"fallback", fallback_name(a.o.fallback)},
                                   {"data", "synthetic"},
                                   {"budget",
                                    {{"pretrain_clicks", report.pretrain_clicks},
@@ -201,6 +203,11 @@ void add(CLI::App& app) {
       ->check(fraction())
       ->capture_default_str();
   cmd->add_option("--threads", a->o.threads, "Threads for every variant")->check(thread_count())->capture_default_str();
+  cmd->add_option("--fallback", a->fallback,
+                  "Sparse variants: when a layer runs oneDNN dense instead. auto: where it timed faster at "
+                  "conversion, for these batch sizes; never: always the sparse kernel; always: always oneDNN")
+      ->check(CLI::IsMember({"auto", "never", "always"}))
+      ->capture_default_str();
   cmd->add_option("--batches", a->o.batches, "Batch sizes: dlrm's Offline batches to try; minilm's (default 1 8 32)")
       ->check(int_in(1, 1 << 20))
       ->capture_default_str();
