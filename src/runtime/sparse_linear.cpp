@@ -76,9 +76,6 @@ double time_ratio(const SparseLinear::Impl& s, int64_t m,
     ratios.push_back(t1 / std::max(t0, 1e-9));
   }
   std::nth_element(ratios.begin(), ratios.begin() + ratios.size() / 2, ratios.end());
-  fprintf(stderr, "TUNE m=%ld oc=%ld ic=%ld rounds=%zu med=%.3f mean0=%.1fus mean1=%.1fus\n", long(m), long(s.oc),
-          long(s.ic), ratios.size(), ratios[ratios.size() / 2], total0 / ratios.size() * 1e6,
-          total1 / ratios.size() * 1e6);
   return ratios[ratios.size() / 2];
 }
 
