@@ -6,7 +6,7 @@
 //   erf(x/√2) = x P(x²) / Q(x²) for |x| <= B, P of degree 6 and Q of degree 4: a near-minimax
 //   rational fit on [0, 4√2] (absolute error 5.4e-8 in exact arithmetic), so GELU costs 11 fmas,
 //   a division and six other operations, and no exp. Beyond B, erf(x/√2) = ±1 exactly: B is the
-//   largest float near 4√2 where the fit evaluates to 1.0f, so GELU(x) = x above it and 0 below -B
+//   largest float up to 4√2 where the fit evaluates to 1.0f, so GELU(x) = x above it and 0 below -B
 //   (the true values differ by under 6e-8). The error is that of float's erf in PyTorch's
 //   x/2 (1 + erf(x/√2)): at most 1.7e-7 max(|x|, 1) absolute; relative, it grows in the negative
 //   tail, where GELU is nearly zero.
