@@ -60,6 +60,7 @@ ConvertedClassifier convert_checkpoint(const EvalOptions& o, const std::string& 
   opt.threads = o.threads;
   opt.calibration = o.calibration;
   opt.percentile = o.percentile;
+  if (variant != Variant::Int8Dense) opt.fallback = o.fallback;
   opt.tune_m = {o.batch};  // the operators choose sparse or oneDNN for the batch they will run
   c.layers = convert(*c.model, opt, [&] { c.model->forward(calibration.images); });
   return c;

@@ -24,6 +24,7 @@ struct EvalOptions {
   int64_t calibration_samples = 2048;  // from the training split
   CalibrationMethod calibration = CalibrationMethod::MinMax;
   double percentile = 99.99;
+  Fallback fallback = Fallback::Auto;        // the sparse variants' (INT8 dense: Always)
   double seconds = 1.0;                      // timing per variant
   std::vector<std::string> converted_files;  // models saved by `spruce convert`, loaded as they are
 };

@@ -358,6 +358,9 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"bench-model", "gpt"}, 2, "valid are dlrm and minilm");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--fallback", "sometimes"}, 2,
                  "--fallback: sometimes not in {auto,never,always}");
+  expect_refused({"convert", "--checkpoint", path("x"), "--out", path("m.safetensors"), "--fallback", "no"}, 2,
+                 "--fallback: no not in {auto,never,always}");
+  expect_refused({"eval", "--fallback", "maybe"}, 2, "--fallback: maybe not in {auto,never,always}");
 }
 
 // An overlong text is truncated, as sentence-transformers does, and counted; it is no error.

@@ -203,11 +203,7 @@ void add(CLI::App& app) {
       ->check(fraction())
       ->capture_default_str();
   cmd->add_option("--threads", a->o.threads, "Threads for every variant")->check(thread_count())->capture_default_str();
-  cmd->add_option("--fallback", a->fallback,
-                  "Sparse variants: when a layer runs oneDNN dense instead. auto: where it timed faster at "
-                  "conversion, for these batch sizes; never: always the sparse kernel; always: always oneDNN")
-      ->check(CLI::IsMember({"auto", "never", "always"}))
-      ->capture_default_str();
+  add_fallback_option(cmd, a->fallback);
   cmd->add_option("--batches", a->o.batches, "Batch sizes: dlrm's Offline batches to try; minilm's (default 1 8 32)")
       ->check(int_in(1, 1 << 20))
       ->capture_default_str();

@@ -14,12 +14,13 @@ namespace {
 
 struct ConvertArgs {
   fashion_mnist::EvalOptions o;
-  std::string checkpoint_dir, variant = "int8-sparse", calibration = "minmax", out;
+  std::string checkpoint_dir, variant = "int8-sparse", calibration = "minmax", out, fallback = "auto";
 };
 
 void run(ConvertArgs& a) {
   const torch::Variant variant = torch::parse_variant(a.variant);
   a.o.calibration = parse_calibration(a.calibration);
+  a.o.fallback = parse_fallback(a.fallback);
   const auto c = fashion_mnist::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
 
   Table t({"layer", "shape (in->out)", "pattern", "sparsity", "kernel", "packed KiB", "dense KiB"});
@@ -59,6 +60,7 @@ void add(CLI::App& app) {
   cmd->add_option("--batch", a->o.batch, "Batch size each layer times sparse against oneDNN for (the choice is saved)")
       ->check(int_in(1, 1 << 20))
       ->capture_default_str();
+  add_fallback_option(cmd, a->fallback);
   cmd->callback([a] { run(*a); });
 }
 

@@ -14,7 +14,7 @@ namespace {
 
 struct EvalArgs {
   fashion_mnist::EvalOptions o;
-  std::string dense_dir, sparse_dir, calibration = "minmax", json;
+  std::string dense_dir, sparse_dir, calibration = "minmax", json, fallback = "auto";
 };
 
 std::string checkpoint_in(const std::string& dir) { return dir.empty() ? "" : dir + "/checkpoint.pt"; }
@@ -23,6 +23,7 @@ void run(EvalArgs& a) {
   a.o.dense_checkpoint = checkpoint_in(a.dense_dir);
   a.o.sparse_checkpoint = checkpoint_in(a.sparse_dir);
   a.o.calibration = parse_calibration(a.calibration);
+  a.o.fallback = parse_fallback(a.fallback);
   const auto rows = fashion_mnist::evaluate_variants(a.o, std::cerr);
 
   std::vector<std::string> header{""}, acc{"Accuracy"}, speed{"Throughput (images/s)"},
@@ -84,6 +85,7 @@ void add(CLI::App& app) {
       ->check(real_in(50, 100, false, false))
       ->capture_default_str();
   cmd->add_option("--json", a->json, "Write one record per variant")->check(non_empty());
+  add_fallback_option(cmd, a->fallback);
   cmd->callback([a] { run(*a); });
 }
 

@@ -62,4 +62,12 @@ CLI::Validator non_empty() {
       [](std::string& text) { return text.empty() ? std::string("must not be empty") : std::string(); }, "TEXT");
 }
 
+void add_fallback_option(CLI::App* cmd, std::string& value) {
+  cmd->add_option("--fallback", value,
+                  "Sparse variants: when a layer runs oneDNN dense instead. auto: where it timed faster at "
+                  "conversion, for these batch sizes; never: always the sparse kernel; always: always oneDNN")
+      ->check(CLI::IsMember({"auto", "never", "always"}))
+      ->capture_default_str();
+}
+
 }  // namespace spruce::cli

@@ -20,4 +20,7 @@ CLI::Validator thread_count();
 // A text that is not empty (names, patterns, paths).
 CLI::Validator non_empty();
 
+// --fallback auto|never|always into `value`, for the commands that convert sparse layers.
+void add_fallback_option(CLI::App* cmd, std::string& value);
+
 }  // namespace spruce::cli
