@@ -281,8 +281,8 @@ namespace {
 //  - Split rows (m >= 128 T): each thread takes whole blocks of rows, round robin, and runs every
 //    strip on them.
 //  - Split strips (fewer rows): every thread packs each block, and takes a share of the strips,
-//    so that blocks keep enough rows to amortize the weights (blocks of 64 ran 1.3x slower than
-//    128 at 128 x 384 -> 1536).
+//    so that blocks keep enough rows to amortize the weights (at 128 x 384 -> 1536, two threads
+//    with a block of 64 rows each took 74-78 us; sharing the strips of one 128-row block, 40).
 // A block's packed activations (k rows of mb) should stay in L2 while every panel reads them:
 // about 192 KiB, so 256 rows at k = 768 (u8) and 64 at k = 3072. Multiples of 64 keep every
 // kernel's m chunk whole. A block's stripe of Y stays within 1 MiB per strip range, or its stream
