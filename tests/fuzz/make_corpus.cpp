@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -64,44 +65,59 @@ std::string encode(const fuzz::PackedInput& in) {
   return out;
 }
 
+// One operator, packed for the kernel this CPU picks (or `forced`), with integer-valued weights;
+// nothing when this CPU cannot pack it.
+std::optional<fuzz::PackedInput> operator_seed(const char* name, bool int8, const char* forced, double sparsity, int id,
+                                               std::mt19937& rng) {
+  const Pattern p = Pattern::parse(name);
+  const int64_t n = 20 + id % 3 * 6, k = 24 + id % 5 * 8;
+  const MatrixF w = bench::pruned_weights(n, k, p, sparsity, rng, {bench::Values::Integers, 3});
+  fuzz::PackedInput in;
+  in.options.threads = 1;
+  in.options.fallback = id % 7 == 3 ? Fallback::Always : Fallback::Never;
+  in.options.activation = Activation(id % 3);
+  in.options.kernel = forced;
+  in.u8_out = int8 && id % 2;
+  in.m = 1 + (id * 13) % 70;
+  PackedLinear q;
+  q.int8 = int8;
+  q.out_features = n;
+  fuzz::fill_params(q, id % 4 != 1, in.u8_out);
+  const float* bias = q.bias.empty() ? nullptr : q.bias.data();
+  try {
+    if (int8) {
+      std::vector<int8_t> w8(w.data.begin(), w.data.end());
+      in.p = SparseLinear(w8.data(), n, k, p, q.quant, bias, in.options).packed();
+    } else {
+      in.p = SparseLinear(w.data.data(), n, k, p, bias, in.options).packed();
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "skipped %s: %s\n", name, e.what());
+    return std::nullopt;
+  }
+  in.options.kernel.clear();
+  return in;
+}
+
 void packed_corpus(const fs::path& dir) {
   std::mt19937 rng(5);
   int id = 0;
-  // One operator per pattern, dtype and (for INT8) kernel this CPU can run; small shapes.
+  // One operator per pattern, dtype and (for INT8) kernel this CPU can run; small shapes; 70% of
+  // the blocks zeroed (or N of every M kept).
   for (const char* name : fuzz::kPatterns)
     for (bool int8 : {false, true})
       for (const char* forced : {"", "s8-spmm-ref"}) {
         if (!int8 && *forced) continue;
-        const Pattern p = Pattern::parse(name);
-        const int64_t n = 20 + id % 3 * 6, k = 24 + id % 5 * 8;
-        // Integer-valued weights, 70% of the blocks zeroed (or N of every M kept).
-        const MatrixF w = bench::pruned_weights(n, k, p, 0.7, rng, {bench::Values::Integers, 3});
-        fuzz::PackedInput in;
-        in.options.threads = 1;
-        in.options.fallback = id % 7 == 3 ? Fallback::Always : Fallback::Never;
-        in.options.activation = Activation(id % 3);
-        in.options.kernel = forced;
-        in.u8_out = int8 && id % 2;
-        in.m = 1 + (id * 13) % 70;
-        PackedLinear q;
-        q.int8 = int8;
-        q.out_features = n;
-        fuzz::fill_params(q, id % 4 != 1, in.u8_out);
-        const float* bias = q.bias.empty() ? nullptr : q.bias.data();
-        try {
-          if (int8) {
-            std::vector<int8_t> w8(w.data.begin(), w.data.end());
-            in.p = SparseLinear(w8.data(), n, k, p, q.quant, bias, in.options).packed();
-          } else {
-            in.p = SparseLinear(w.data.data(), n, k, p, bias, in.options).packed();
-          }
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "skipped %s: %s\n", name, e.what());
-          continue;
-        }
-        in.options.kernel.clear();
-        write(dir, "seed-" + std::to_string(id++) + "-" + in.p.weights.kernel(), encode(in));
+        if (const auto in = operator_seed(name, int8, forced, 0.7, id, rng))
+          write(dir, "seed-" + std::to_string(id++) + "-" + in->p.weights.kernel(), encode(*in));
       }
+  // Layers pruned away entirely: empty strip arrays, which load as null pointers. (Their own
+  // generator, so that the seeds above and below stay as committed.)
+  std::mt19937 empty_rng(6);
+  for (const char* name : {"1x1", "4x1", "1x4", "4x16"})
+    for (bool int8 : {false, true})
+      if (const auto in = operator_seed(name, int8, "", 1.0, id, empty_rng))
+        write(dir, "seed-" + std::to_string(id++) + "-empty-" + in->p.weights.kernel(), encode(*in));
   // The few-row kernels' formats (row lanes, quad masks). Those kernels have a largest m, so they
   // run only beside a main packing and the operator never saves them; a model file holding them
   // is written here, so that their validators are fuzzed too.

@@ -24,10 +24,11 @@ SparseLinearOptions never_dense() {
   return o;
 }
 
-SparseLinear make_s8(const char* pattern, int64_t n, int64_t k, uint32_t seed, SparseLinearOptions o = never_dense()) {
+SparseLinear make_s8(const char* pattern, int64_t n, int64_t k, uint32_t seed, SparseLinearOptions o = never_dense(),
+                     double sparsity = 0.7) {
   std::mt19937 rng(seed);
   const Pattern p = Pattern::parse(pattern);
-  auto w = bench::pruned_integers<int8_t>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng, 127);
+  auto w = bench::pruned_integers<int8_t>(n, k, p, p.is_nm() ? 0.0 : sparsity, rng, 127);
   auto bias = bench::random_vec<float>(size_t(n), -5, 5, rng);
   QuantParams q;
   q.x.scale = 0.02f;
@@ -39,10 +40,10 @@ SparseLinear make_s8(const char* pattern, int64_t n, int64_t k, uint32_t seed, S
   return SparseLinear(w.data.data(), n, k, p, q, bias.data(), o);
 }
 
-SparseLinear make_f32(const char* pattern, int64_t n, int64_t k, uint32_t seed) {
+SparseLinear make_f32(const char* pattern, int64_t n, int64_t k, uint32_t seed, double sparsity = 0.7) {
   std::mt19937 rng(seed);
   const Pattern p = Pattern::parse(pattern);
-  auto w = bench::pruned_integers<float>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng);
+  auto w = bench::pruned_integers<float>(n, k, p, p.is_nm() ? 0.0 : sparsity, rng);
   auto bias = bench::random_vec<float>(size_t(n), -5, 5, rng);
   return SparseLinear(w.data.data(), n, k, p, bias.data(), never_dense());
 }
@@ -114,6 +115,21 @@ TEST(PackedLinear, RoundTripAdoptsStripsBitExact) {
           EXPECT_EQ(x.arrays[i].bytes, y.arrays[i].bytes) << x.arrays[i].name;
         expect_same_outputs(a, b, seed++);
       }
+    }
+}
+
+// A layer pruned away entirely saves empty strip arrays, which load as null pointers: every kernel
+// must run on them without offsetting null (UBSan, make test-asan; packed_fuzz found one that did).
+TEST(PackedLinear, FullyPrunedLayerRoundTrips) {
+  uint32_t seed = 900;
+  for (const char* p : {"4x1", "1x1", "1x4", "4x16", "16x1", "5x2", "channelx1", "1xchannel"})
+    for (bool int8 : {true, false}) {
+      SCOPED_TRACE(std::string(p) + (int8 ? " int8" : " f32"));
+      SparseLinear a = int8 ? make_s8(p, 37, 76, seed, never_dense(), 1.0) : make_f32(p, 37, 76, seed, 1.0);
+      EXPECT_EQ(a.sparsity(), 1.0);
+      SparseLinear b(through_parts(a.packed()), never_dense());
+      EXPECT_EQ(b.sparse_kernel(), a.sparse_kernel());
+      expect_same_outputs(a, b, seed++);
     }
 }
 

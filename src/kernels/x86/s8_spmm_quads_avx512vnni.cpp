@@ -38,13 +38,13 @@ inline void strip(const uint8_t* xc, int64_t ld, const int32_t* k, const int32_t
       for (int v = 0; v < V; ++v) a[r][v] = _mm512_dpbusd_epi32(a[r][v], xv[v], wb);
     }
   };
-  const int32_t* kp = k;
-  const int32_t* const kend = k + nj;
-  for (; kp + 4 * U <= kend; kp += 4 * U, wq += U * H)
-    for (int u = 0; u < U; ++u) quad(kp + 4 * u, wq + u * H, acc[u]);
+  // Counted in entries, not pointers: an empty strip may come with k == nullptr.
+  int64_t j = 0;
+  for (; j + 4 * U <= nj; j += 4 * U, wq += U * H)
+    for (int u = 0; u < U; ++u) quad(k + j + 4 * u, wq + u * H, acc[u]);
   // The last quads (fewer than U) with constant set indices, so that the sets stay in registers.
   [&]<int... u>(std::integer_sequence<int, u...>) {
-    ((kp + 4 * u < kend ? quad(kp + 4 * u, wq + u * H, acc[u]) : void()), ...);
+    ((j + 4 * u < nj ? quad(k + j + 4 * u, wq + u * H, acc[u]) : void()), ...);
   }
   (std::make_integer_sequence<int, U - 1>());
   for (int u = 1; u < U; ++u)
