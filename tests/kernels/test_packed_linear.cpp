@@ -119,7 +119,7 @@ TEST(PackedLinear, RoundTripAdoptsStripsBitExact) {
 }
 
 // A layer pruned away entirely saves empty strip arrays, which load as null pointers: every kernel
-// must run on them without offsetting null (UBSan, make test-asan; packed_fuzz found one that did).
+// must run on them without offsetting null (clang's UBSan in packed_fuzz found one that did).
 TEST(PackedLinear, FullyPrunedLayerRoundTrips) {
   uint32_t seed = 900;
   for (const char* p : {"4x1", "1x1", "1x4", "4x16", "16x1", "5x2", "channelx1", "1xchannel"})
