@@ -4,12 +4,16 @@
 //   - the student's embeddings (pruned model folder, if given);
 //   - the student's embeddings with their error turned into a random direction orthogonal to the
 //     teacher's embedding: the same cosine per text, the error's structure removed;
-//   - the student's embeddings less their mean error (a drift shared by all texts).
+//   - the student's embeddings less their mean error (a drift shared by all texts);
+//   - the student's fidelity on as many training texts (what it memorized);
+//   - the student's embeddings through the 384x384 linear map that best takes them to the
+//     teacher's on the training texts (least squares): how much of the error is linear.
 //   minilm_error_structure [STUDENT_DIR]
 #include <torch/torch.h>
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "minilm/corpus.hpp"
 #include "minilm/distill.hpp"
@@ -50,6 +54,19 @@ int main(int argc, char** argv) {
     random = random / random.norm(2, 1, true) * error.norm(2, 1, true);
     print("student, its errors in random directions", minilm::measure_fidelity(along * t + random, t));
     print("student less its mean error", minilm::measure_fidelity(unit_rows(s - (s - t).mean(0, true)), t));
+    // The same measures on as many training texts (every k-th), which the student was trained on:
+    // the gap to the held-out figures is what it memorized rather than learned.
+    const auto corpus = minilm::read_fortunes();
+    std::vector<std::string> seen;
+    for (size_t i = 0; i < corpus.train.size() && seen.size() < held_out.size();
+         i += corpus.train.size() / held_out.size())
+      seen.push_back(corpus.train[i]);
+    print("student, on " + std::to_string(seen.size()) + " training texts",
+          minilm::measure_fidelity(student.encode(seen, 64), teacher.encode(seen, 64)));
+    const auto s_train = student.encode(corpus.train, 64).to(::torch::kFloat64);
+    const auto t_train = teacher.encode(corpus.train, 64).to(::torch::kFloat64);
+    const auto map = ::torch::linalg_solve(s_train.t().mm(s_train), s_train.t().mm(t_train)).to(::torch::kFloat32);
+    print("student through a linear map fitted on training texts", minilm::measure_fidelity(unit_rows(s.mm(map)), t));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "minilm_error_structure: %s\n", e.what());
     return 1;

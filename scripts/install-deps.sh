@@ -6,6 +6,7 @@ packages=(
   cmake g++ g++-12 make pkg-config zlib1g-dev   # g++: the driver CMake looks for, absent on minbase
   libicu-dev                           # Unicode normalization and character classes for the BERT tokenizer
   fortunes                             # English text (~15k short texts) for pruning the transformer
+  wordnet-base                         # more of it: WordNet's definitions and example sentences (spruce distill --wordnet)
   libre2-dev                           # linear-time matching of name patterns from users and files
   clang libclang-rt-14-dev             # libFuzzer targets (make fuzz)
   clang-format                         # the tree's style (make format, make format-check)

@@ -67,4 +67,41 @@ Corpus read_fortunes(const std::string& dir, int held_out_percent) {
   return corpus;
 }
 
+void add_wordnet(Corpus& corpus, const std::string& dir) {
+  std::set<std::string> seen(corpus.train.begin(), corpus.train.end());
+  seen.insert(corpus.held_out.begin(), corpus.held_out.end());
+  seen.insert(corpus.extra.begin(), corpus.extra.end());
+  auto add = [&](const std::string& text) {
+    size_t words = 0;
+    std::string t = collapse_whitespace(text, words);
+    if (words >= 3 && words <= 80 && spruce::text::first_invalid_utf8(t) == std::string::npos && seen.insert(t).second)
+      corpus.extra.push_back(std::move(t));
+  };
+  for (const char* part : {"data.noun", "data.verb", "data.adj", "data.adv"}) {
+    const std::string path = dir + "/" + part;
+    std::ifstream in(path);
+    if (!in)
+      spruce::usage_error("no WordNet database at " + spruce::in_quotes(path) +
+                          "; install Debian's `wordnet-base` package (scripts/install-deps.sh does)");
+    std::string line;
+    while (std::getline(in, line)) {
+      // A synset's line ends in "| gloss": its definition, then "; "-separated quoted examples.
+      // Lines that begin with two spaces are the license.
+      const size_t bar = line.find(" | ");
+      if (line.rfind("  ", 0) == 0 || bar == std::string::npos) continue;
+      const std::string gloss = line.substr(bar + 3);
+      const size_t quote = gloss.find('"');
+      std::string definition = gloss.substr(0, quote);
+      while (!definition.empty() && (definition.back() == ' ' || definition.back() == ';')) definition.pop_back();
+      add(definition);
+      for (size_t open = quote; open != std::string::npos;) {
+        const size_t close = gloss.find('"', open + 1);
+        if (close == std::string::npos) break;
+        add(gloss.substr(open + 1, close - open - 1));
+        open = gloss.find('"', close + 1);
+      }
+    }
+  }
+}
+
 }  // namespace minilm

@@ -139,6 +139,29 @@ std::string crop_words(const std::string& text, size_t min_words, std::mt19937_6
   return text.substr(begin, end - begin);
 }
 
+std::vector<TrainingBatch> training_batches(const SentenceEncoder& encoder, const Corpus& corpus,
+                                            const DistillOptions& o) {
+  if (!(o.extra_share >= 0 && o.extra_share <= 1)) spruce::usage_error("the share of extra texts must be in [0, 1]");
+  const double share = corpus.extra.empty() ? 0.0 : o.extra_share;
+  if (share > 0 && corpus.extra.size() < static_cast<size_t>(o.batch))
+    spruce::usage_error("fewer extra training texts than one batch");
+  if (share < 1 && corpus.train.size() < static_cast<size_t>(o.batch))
+    spruce::usage_error("fewer training texts than one batch");
+  std::mt19937_64 rng(o.seed ^ 0x6578747261u);
+  std::bernoulli_distribution from_extra(share);
+  std::vector<bool> extra(static_cast<size_t>(o.steps));
+  for (size_t i = 0; i < extra.size(); ++i) extra[i] = from_extra(rng);
+  const auto n_extra = static_cast<int64_t>(std::count(extra.begin(), extra.end(), true));
+  auto train_batches = length_bucketed_batches(encoder, corpus.train, o.batch, o.steps - n_extra, o.seed);
+  auto extra_batches = length_bucketed_batches(encoder, corpus.extra, o.batch, n_extra, o.seed + 1);
+  std::vector<TrainingBatch> out;
+  size_t next_train = 0, next_extra = 0;
+  for (const bool e : extra)
+    out.push_back(
+        {e ? &corpus.extra : &corpus.train, std::move(e ? extra_batches[next_extra++] : train_batches[next_train++])});
+  return out;
+}
+
 double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int64_t steps) {
   if (step <= decay_from || steps <= decay_from) return base;
   return base * static_cast<double>(std::max<int64_t>(0, steps - step)) / static_cast<double>(steps - decay_from);
@@ -147,7 +170,6 @@ double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int6
 DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus, const DistillOptions& o,
                       std::ostream& log) {
   if (o.steps < 1 || o.batch < 1) spruce::usage_error("distillation needs at least 1 step and a batch of 1");
-  if (corpus.train.size() < static_cast<size_t>(o.batch)) spruce::usage_error("fewer training texts than one batch");
   if (!(o.crop >= 0 && o.crop <= 1)) spruce::usage_error("the share of cropped texts must be in [0, 1]");
   const auto started = std::chrono::steady_clock::now();
   ::torch::manual_seed(o.seed);
@@ -178,7 +200,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   if (!(o.neighbour_temperature > 0)) spruce::usage_error("the neighbourhood temperature must be positive");
   // The teacher's embeddings of every training text: the bank each text's neighbours are drawn from.
   const ::torch::Tensor bank = o.neighbour_weight > 0 ? teacher.encode(corpus.train, 64) : ::torch::Tensor();
-  const auto batches = length_bucketed_batches(student, corpus.train, o.batch, o.steps, o.seed);
+  const auto batches = training_batches(student, corpus, o);
   std::mt19937_64 crop_rng(o.seed ^ 0x63726f70u);
   std::bernoulli_distribution cropped(o.crop);
   double loss_sum = 0, cosine_sum = 0;
@@ -187,8 +209,11 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   const int64_t every = std::max<int64_t>(1, o.steps / std::max<int64_t>(1, o.evaluations));  // held-out checks
   for (int64_t step = 0; step < o.steps; ++step) {
     std::vector<std::string> batch;
-    for (size_t i : batches[static_cast<size_t>(step)])
-      batch.push_back(cropped(crop_rng) ? crop_words(corpus.train[i], 3, crop_rng) : corpus.train[i]);
+    const TrainingBatch& drawn = batches[static_cast<size_t>(step)];
+    for (size_t i : drawn.indices) {
+      const std::string& text = (*drawn.texts)[i];
+      batch.push_back(cropped(crop_rng) ? crop_words(text, 3, crop_rng) : text);
+    }
     const Inputs in = student.tokenize(batch);
     EncoderOutput target;
     {
@@ -214,8 +239,12 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     if (o.similarity_weight > 0)
       loss = loss + o.similarity_weight * spruce::torch::similarity_distillation(embedding, target_embedding);
     if (o.neighbour_weight > 0) {
-      const auto& indices = batches[static_cast<size_t>(step)];
-      const auto self = ::torch::tensor(std::vector<int64_t>(indices.begin(), indices.end()), ::torch::kInt64);
+      // The bank holds the training texts: a batch of extra texts has no rows of its own there.
+      const TrainingBatch& drawn = batches[static_cast<size_t>(step)];
+      const auto self =
+          drawn.texts == &corpus.train
+              ? ::torch::tensor(std::vector<int64_t>(drawn.indices.begin(), drawn.indices.end()), ::torch::kInt64)
+              : ::torch::Tensor();
       loss = loss + o.neighbour_weight * spruce::torch::neighbour_distillation(embedding, target_embedding, bank,
                                                                                o.neighbour_temperature, self);
     }

@@ -46,6 +46,8 @@ struct DistillOptions {
   // The share of training texts replaced, each time they are drawn, by a random run of their words
   // (crop_words), so that later passes over the texts do not repeat the same inputs.
   double crop = 0.0;
+  // The share of the batches drawn from Corpus::extra, when it has texts; the rest from train.
+  double extra_share = 0.5;
   uint64_t seed = 0;
   int64_t evaluations = 4;  // held-out fidelity is printed this many times during training
   bool progress_bar = true;
@@ -78,6 +80,18 @@ std::string crop_words(const std::string& text, size_t min_words, std::mt19937_6
 
 // The learning rate at `step`: constant until `decay_from`, then linearly down to 0 at `steps`.
 double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int64_t steps);
+
+// One training step's texts: indices into `texts`.
+struct TrainingBatch {
+  const std::vector<std::string>* texts;
+  std::vector<size_t> indices;
+};
+
+// options.steps batches of options.batch texts, each bucketed by length (padding little): a
+// random share options.extra_share of them from corpus.extra (when it has texts), the rest from
+// corpus.train. Throws spruce::Error (usage) when a source it draws from has fewer texts than a batch.
+std::vector<TrainingBatch> training_batches(const SentenceEncoder& encoder, const Corpus& corpus,
+                                            const DistillOptions& options);
 
 // Trains `student` (a loaded copy of the teacher) in place; `teacher` is only run.
 DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus,

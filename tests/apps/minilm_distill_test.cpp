@@ -112,6 +112,69 @@ TEST_F(FortuneDir, NamesThePackageWhenThereAreNone) {
   }
 }
 
+TEST_F(FortuneDir, WordNetGivesDefinitionsAndExamplesNotAlreadyInTheCorpus) {
+  const std::string license = "  1 This software and database is being provided to you, the LICENSEE, by  \n";
+  write("data.noun", license +
+                         "02084071 05 n 02 dog 0 domestic_dog 0 001 @ 02083346 n 0000 | a member of the genus Canis "
+                         "(probably descended from the common wolf); \"the dog barked all night\"  \n"
+                         "00001740 03 n 01 entity 0 003 ~ 00001930 n 0000 | that which is perceived or known or "
+                         "inferred to have its own distinct existence (living or nonliving)  \n");
+  write("data.verb", license +
+                         "00001740 29 v 01 breathe 0 002 | draw air into, and expel out of, the lungs; \"I "
+                         "can breathe better\"; \"wow\"; \"the dog barked all night\"  \n");
+  write("data.adj", license);
+  write("data.adv", license);
+  minilm::Corpus corpus;
+  corpus.held_out = {"I can breathe better"};
+  minilm::add_wordnet(corpus, dir_.string());
+  const std::vector<std::string> expected = {
+      "a member of the genus Canis (probably descended from the common wolf)", "the dog barked all night",
+      "that which is perceived or known or inferred to have its own distinct existence (living or nonliving)",
+      "draw air into, and expel out of, the lungs"};  // "wow" is too short; the rest are in already
+  EXPECT_EQ(corpus.extra, expected);
+  EXPECT_TRUE(corpus.train.empty());
+  fs::remove(dir_ / "data.adv");
+  try {
+    minilm::add_wordnet(corpus, dir_.string());
+    ADD_FAILURE();
+  } catch (const spruce::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("wordnet-base"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Distill, TrainingBatchesDrawTheirShareFromTheExtraTexts) {
+  const auto encoder = minilm::SentenceEncoder::load(minilm::default_model_dir());
+  minilm::Corpus corpus;
+  for (int i = 0; i < 40; ++i) corpus.train.push_back("fortune " + std::to_string(i) + std::string(i % 7, '!'));
+  for (int i = 0; i < 30; ++i) corpus.extra.push_back("definition " + std::to_string(i));
+  minilm::DistillOptions o;
+  o.steps = 300;
+  o.batch = 8;
+  auto from_extra = [&](double share) {
+    o.extra_share = share;
+    const auto batches = minilm::training_batches(encoder, corpus, o);
+    EXPECT_EQ(batches.size(), 300u);
+    size_t extra = 0;
+    for (const auto& b : batches) {
+      EXPECT_TRUE(b.texts == &corpus.train || b.texts == &corpus.extra);
+      EXPECT_EQ(b.indices.size(), 8u);
+      for (size_t i : b.indices) EXPECT_LT(i, b.texts->size());
+      extra += b.texts == &corpus.extra;
+    }
+    return extra;
+  };
+  EXPECT_EQ(from_extra(0), 0u);
+  EXPECT_EQ(from_extra(1), 300u);
+  const size_t half = from_extra(0.5);
+  EXPECT_GT(half, 110u);
+  EXPECT_LT(half, 190u);
+  corpus.extra.resize(7);  // fewer than a batch
+  EXPECT_THROW(from_extra(0.5), spruce::Error);
+  EXPECT_EQ(from_extra(0), 0u);
+  o.extra_share = 1.5;
+  EXPECT_THROW(minilm::training_batches(encoder, corpus, o), spruce::Error);
+}
+
 TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
   auto teacher = minilm::SentenceEncoder::load(minilm::default_model_dir());
   auto student = minilm::SentenceEncoder::load(minilm::default_model_dir());
@@ -120,6 +183,7 @@ TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
   for (int i = 0; i < 64; ++i)
     corpus.train.push_back("training sentence " + std::to_string(i) + " about cats and dogs");
   for (int i = 0; i < 12; ++i) corpus.held_out.push_back("held out text " + std::to_string(i) + " on the weather");
+  for (int i = 0; i < 8; ++i) corpus.extra.push_back("a definition, number " + std::to_string(i));
   minilm::DistillOptions o;
   o.steps = 4;
   o.batch = 8;

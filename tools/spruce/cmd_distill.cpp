@@ -17,7 +17,7 @@ namespace {
 
 struct DistillArgs {
   minilm::DistillOptions o;
-  std::string model = minilm::default_model_dir(), fortunes = "/usr/share/games/fortunes", pattern, save, json,
+  std::string model = minilm::default_model_dir(), fortunes = "/usr/share/games/fortunes", wordnet, pattern, save, json,
               criterion = "wanda";
   double sparsity = NAN;
   int threads = 2;
@@ -48,11 +48,15 @@ void run(DistillArgs& a) {
   if (!a.json.empty() && !std::filesystem::is_directory(std::filesystem::absolute(a.json).parent_path()))
     usage_error("--json " + in_quotes(a.json) + ": its folder does not exist");
   if (!a.save.empty()) std::filesystem::create_directories(a.save);
-  const minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
+  minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
+  if (!a.wordnet.empty()) minilm::add_wordnet(corpus, a.wordnet);
   auto teacher = minilm::SentenceEncoder::load(a.model);
   auto student = minilm::SentenceEncoder::load(a.model);
-  std::cerr << "distil: " << corpus.train.size() << " training and " << corpus.held_out.size() << " held-out fortunes; "
-            << a.o.steps << " steps of " << a.o.batch << " texts; "
+  std::cerr << "distil: " << corpus.train.size() << " training and " << corpus.held_out.size() << " held-out fortunes"
+            << (corpus.extra.empty() ? ""
+                                     : ", and " + std::to_string(corpus.extra.size()) + " WordNet texts (" +
+                                           std::to_string(int(std::lround(100 * a.o.extra_share))) + "% of the steps)")
+            << "; " << a.o.steps << " steps of " << a.o.batch << " texts; "
             << (prune
                     ? a.pattern + " to " + std::to_string(int(std::lround(100 * a.o.recipe->groups[0].target()))) + "%"
                     : std::string("no pruning"))
@@ -80,6 +84,8 @@ void run(DistillArgs& a) {
                            {"crop", a.o.crop},
                            {"seed", a.o.seed},
                            {"train_texts", corpus.train.size()},
+                           {"extra_texts", corpus.extra.size()},
+                           {"extra_share", corpus.extra.empty() ? 0.0 : a.o.extra_share},
                            {"held_out_texts", f.texts},
                            {"mean_cosine", f.mean_cosine},
                            {"top10_overlap", f.top10_overlap},
@@ -147,6 +153,13 @@ void add(CLI::App& app) {
   cmd->add_option("--seed", a->o.seed, "Seed for the text order")->check(uint_in(0, UINT64_MAX))->capture_default_str();
   cmd->add_option("--model", a->model, "The teacher: a sentence-transformers folder")->capture_default_str();
   cmd->add_option("--fortunes", a->fortunes, "Folder of fortune files (Debian's fortunes)")->capture_default_str();
+  cmd->add_option("--wordnet", a->wordnet,
+                  "Also train on WordNet's definitions and example sentences, from this folder (Debian's "
+                  "wordnet-base: /usr/share/wordnet); never held out")
+      ->check(non_empty());
+  cmd->add_option("--wordnet-share", a->o.extra_share, "Share of the training steps whose batch is WordNet's")
+      ->check(fraction())
+      ->capture_default_str();
   cmd->add_option("--save", a->save, "Write the pruned model here, as a sentence-transformers folder")
       ->check(non_empty());
   cmd->add_option("--json", a->json, "Write the fidelity and settings")->check(non_empty());
