@@ -350,6 +350,14 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--criterion", "luck"}, 2, "luck");
   expect_refused({"distill", "--steps", "0"}, 2, "--steps");
   expect_refused({"distill", "--json", path("no/such/folder/d.json")}, 2, "folder does not exist");
+  expect_refused({"distill", "--wordnet", path("none")}, 2, "install Debian's `wordnet-base`");
+  expect_refused({"distill", "--wordnet-share", "1.5"}, 2, "--wordnet-share");
+  expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--scope", "everywhere"}, 2, "--scope");
+  expect_refused(
+      {"distill", "--pattern", "4x1", "--sparsity", "0.8", "--scope", "global", "--max-layer-sparsity", "0.5"}, 2,
+      "below the target sparsity");
+  expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--scope", "global", "--criterion", "sparsegpt"},
+                 2, "use --scope local");
   expect_refused({"bench-model", "minilm"}, 2, "--sparse-model");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("missing")}, 2, "no config.json");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--pattern", "4x1"}, 2,

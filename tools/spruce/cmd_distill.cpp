@@ -18,8 +18,8 @@ namespace {
 struct DistillArgs {
   minilm::DistillOptions o;
   std::string model = minilm::default_model_dir(), fortunes = "/usr/share/games/fortunes", wordnet, pattern, save, json,
-              criterion = "wanda";
-  double sparsity = NAN;
+              criterion = "wanda", scope = "local";
+  double sparsity = NAN, max_layer_sparsity = 0.98;
   int threads = 2;
 };
 
@@ -43,6 +43,13 @@ void run(DistillArgs& a) {
   if (prune) {  // from_flags checks the pair (an N:M pattern fixes its sparsity); the encoder's recipe follows
     const double target = Recipe::from_flags(a.pattern, a.sparsity).groups[0].target();
     a.o.recipe = minilm::encoder_recipe(Pattern::parse(a.pattern), target, a.o.steps, parse_criterion(a.criterion));
+    PruningGroup& g = a.o.recipe->groups[0];
+    g.scope = parse_scope(a.scope);
+    g.limits.max_ratio = a.max_layer_sparsity;
+    if (g.scope == Scope::Global && g.criterion == Criterion::SparseGpt)
+      usage_error("--criterion sparsegpt prunes each layer to the target on its own; use --scope local");
+    if (g.scope == Scope::Global && a.max_layer_sparsity < target)
+      usage_error("--max-layer-sparsity is below the target sparsity: no layer could make up for another");
   }
   // Outputs are checked before training, so a typo cannot cost the run.
   if (!a.json.empty() && !std::filesystem::is_directory(std::filesystem::absolute(a.json).parent_path()))
@@ -72,6 +79,8 @@ void run(DistillArgs& a) {
                            {"pattern", prune ? a.pattern : "dense"},
                            {"sparsity", result.report ? result.report->sparsity() : 0.0},
                            {"criterion", prune ? a.criterion : "-"},
+                           {"scope", prune ? a.scope : "-"},
+                           {"max_layer_sparsity", prune && a.scope == "global" ? a.max_layer_sparsity : 1.0},
                            {"steps", result.steps},
                            {"batch", a.o.batch},
                            {"learning_rate", a.o.learning_rate},
@@ -114,6 +123,14 @@ void add(CLI::App& app) {
   cmd->add_option("--criterion", a->criterion,
                   "Pruning scores: magnitude, gradient, snip, snip_momentum, wanda (|W| x input RMS) or sparsegpt "
                   "(OBS saliency; the kept weights are rewritten to make up for the pruned)")
+      ->capture_default_str();
+  cmd->add_option("--scope", a->scope,
+                  "local: every layer at the target; global: one threshold over all the encoder's scores, so "
+                  "that layers differ and the total meets the target")
+      ->check(CLI::IsMember({"local", "global"}))
+      ->capture_default_str();
+  cmd->add_option("--max-layer-sparsity", a->max_layer_sparsity, "With --scope global: no layer sparser than this")
+      ->check(fraction())
       ->capture_default_str();
   cmd->add_option("--steps", a->o.steps, "Training steps")->check(int_in(1, 1'000'000))->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Texts per step")->check(int_in(1, 1024))->capture_default_str();
