@@ -175,7 +175,12 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   ::torch::manual_seed(o.seed);
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   teacher.model()->eval();
-  student.model()->eval();  // no dropout: the student follows the teacher's deterministic outputs
+  // Dropout off by default: the student follows the teacher's deterministic outputs. With
+  // o.dropout, the student's dropout layers (BERT's: hidden states and attention) regularize it.
+  if (!(o.dropout >= 0 && o.dropout < 1)) spruce::usage_error("the dropout probability must be in [0, 1)");
+  for (auto& m : student.model()->modules())
+    if (auto* d = m->as<::torch::nn::Dropout>()) d->options.p(o.dropout);
+  student.model()->train(o.dropout > 0);
   if (!(o.attention_weight >= 0)) spruce::usage_error("the attention loss's weight must not be negative");
   const bool attention = o.attention_weight > 0;
   const AttentionRecording recording(*teacher.model(), *student.model(), attention);
@@ -264,9 +269,11 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       log << line << std::flush;
     }
     if ((step + 1) % every == 0 || step + 1 == o.steps) {
-      student.model()->set_record_attention(false);  // inference: the fused kernel
+      student.model()->set_record_attention(false);  // inference: the fused kernel, no dropout
+      student.model()->eval();
       const Fidelity f = measure_fidelity(student.encode(corpus.held_out, 64), teacher_held_out);
       student.model()->set_record_attention(attention);
+      student.model()->train(o.dropout > 0);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       char line[300];
       std::snprintf(line, sizeof line,
@@ -284,6 +291,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     }
   }
   result.steps = o.steps;
+  student.model()->eval();  // as loaded: ready for inference
   if (pruner) result.report = pruner->on_train_end();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;

@@ -46,6 +46,8 @@ struct DistillOptions {
   // The share of training texts replaced, each time they are drawn, by a random run of their words
   // (crop_words), so that later passes over the texts do not repeat the same inputs.
   double crop = 0.0;
+  // The student's dropout probability while it trains (0: off; BERT trains at 0.1).
+  double dropout = 0.0;
   // The share of the batches drawn from Corpus::extra, when it has texts; the rest from train.
   double extra_share = 0.5;
   uint64_t seed = 0;

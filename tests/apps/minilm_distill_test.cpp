@@ -189,6 +189,7 @@ TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
   o.batch = 8;
   o.recipe = minilm::encoder_recipe(spruce::Pattern::parse("2:4"), 0.5, o.steps);
   o.attention_weight = 1;  // every loss term on, attention transfer included
+  o.dropout = 0.1;
   std::ostringstream log;
   const auto result = minilm::distill(teacher, student, corpus, o, log);
   ASSERT_TRUE(result.report);
@@ -199,9 +200,13 @@ TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
   EXPECT_LT(result.fidelity.mean_cosine, 1.0);  // pruned: no longer the teacher
   EXPECT_TRUE(torch::equal(teacher.model()->named_parameters()["encoder.layer.0.output.dense.weight"], teacher_before));
   EXPECT_NE(log.str().find("held-out cosine"), std::string::npos) << log.str();
-  // Recording attention was for training only: inference is back on the fused kernel.
+  // Dropout and recording attention were for training only: inference is deterministic again, and
+  // back on the fused kernel.
+  EXPECT_FALSE(student.model()->is_training());
   const auto in = student.tokenize({"a text"});
   torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(student.model()->forward(in.ids, in.mask).last_hidden,
+                           student.model()->forward(in.ids, in.mask).last_hidden));
   EXPECT_TRUE(student.model()->forward(in.ids, in.mask).attention_log_probs.empty());
   EXPECT_TRUE(teacher.model()->forward(in.ids, in.mask).attention_log_probs.empty());
 }

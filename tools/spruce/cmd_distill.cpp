@@ -91,6 +91,7 @@ void run(DistillArgs& a) {
                            {"neighbour_weight", a.o.neighbour_weight},
                            {"neighbour_temperature", a.o.neighbour_temperature},
                            {"crop", a.o.crop},
+                           {"dropout", a.o.dropout},
                            {"seed", a.o.seed},
                            {"train_texts", corpus.train.size()},
                            {"extra_texts", corpus.extra.size()},
@@ -163,6 +164,11 @@ void add(CLI::App& app) {
                   "Share of training texts replaced, each time they are drawn, by a random run of 3 or more of "
                   "their words, so that repeated passes see new inputs")
       ->check(fraction())
+      ->capture_default_str();
+  cmd->add_option("--dropout", a->o.dropout,
+                  "The student's dropout probability while it trains (0: off), a regularizer against memorizing "
+                  "the training texts")
+      ->check(real_in(0, 1, false, true))
       ->capture_default_str();
   cmd->add_option("--evaluations", a->o.evaluations, "Held-out fidelity reports during training")
       ->check(int_in(1, 1000))
