@@ -38,7 +38,7 @@ def load(record, folders):
         runs[label] = r
     # Grouped by pattern and sparsity, shortest and slowest-learning runs first.
     order = lambda item: (item[1]["pattern"], item[1]["sparsity"], item[1]["steps"], item[1]["learning_rate"],
-                          item[1].get("crop", 0))
+                          item[1].get("crop", 0), item[1].get("extra_share", 0))
     return dict(sorted(runs.items(), key=order))
 
 
@@ -59,8 +59,21 @@ def losses(r):
         parts.append(f"similarity x{r['similarity_weight']:g}")
     if r.get("neighbour_weight", 0):
         parts.append(f"neighbours x{r['neighbour_weight']:g} (T {r.get('neighbour_temperature', 0.05):g})")
-    cropped = f"; {100 * r['crop']:g}% of texts cropped" if r.get("crop", 0) else ""
-    return " + ".join(parts) + cropped
+    return " + ".join(parts) + "".join("; " + n for n in notes(r))
+
+
+def notes(r):
+    """What else the run changed: cropped texts, WordNet steps, dropout, global scope."""
+    out = []
+    if r.get("crop", 0):
+        out.append(f"{100 * r['crop']:g}% of texts cropped")
+    if r.get("extra_share", 0):
+        out.append(f"WordNet for {100 * r['extra_share']:g}% of the steps")
+    if r.get("dropout", 0):
+        out.append(f"dropout {r['dropout']:g}")
+    if r.get("scope", "local") == "global":
+        out.append(f"global scope (layers up to {100 * r.get('max_layer_sparsity', 0.98):g}%)")
+    return out
 
 
 def schedule(r):
@@ -127,6 +140,10 @@ def short_label(r):
             loss += f"+{tag}{r[key]:g}"
     if r.get("crop", 0):
         loss += f", crop {100 * r['crop']:g}%"
+    if r.get("extra_share", 0):
+        loss += f", WordNet {100 * r['extra_share']:g}%"
+    if r.get("dropout", 0):
+        loss += f", dropout {r['dropout']:g}"
     return f"{pattern} {r['criterion']}, {r['steps']} st, lr {r['learning_rate']:g}, {loss}"
 
 
