@@ -351,7 +351,10 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--steps", "0"}, 2, "--steps");
   expect_refused({"distill", "--json", path("no/such/folder/d.json")}, 2, "folder does not exist");
   expect_refused({"distill", "--wordnet", path("none")}, 2, "install Debian's `wordnet-base`");
-  expect_refused({"distill", "--wordnet-share", "1.5"}, 2, "--wordnet-share");
+  expect_refused({"distill", "--wordnet", path("x"), "--wordnet-share", "1.5"}, 2, "--wordnet-share");
+  expect_refused({"distill", "--wordnet-share", "0.3"}, 2, "--wordnet-share requires --wordnet");
+  expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--max-layer-sparsity", "0.9"}, 2,
+                 "--max-layer-sparsity needs --scope global");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--scope", "everywhere"}, 2, "--scope");
   expect_refused(
       {"distill", "--pattern", "4x1", "--sparsity", "0.8", "--scope", "global", "--max-layer-sparsity", "0.5"}, 2,

@@ -19,7 +19,7 @@ struct DistillArgs {
   minilm::DistillOptions o;
   std::string model = minilm::default_model_dir(), fortunes = "/usr/share/games/fortunes", wordnet, pattern, save, json,
               criterion = "wanda", scope = "local";
-  double sparsity = NAN, max_layer_sparsity = 0.98;
+  double sparsity = NAN, max_layer_sparsity = NAN;  // NaN: not given (0.98 with --scope global)
   int threads = 2;
 };
 
@@ -45,10 +45,12 @@ void run(DistillArgs& a) {
     a.o.recipe = minilm::encoder_recipe(Pattern::parse(a.pattern), target, a.o.steps, parse_criterion(a.criterion));
     PruningGroup& g = a.o.recipe->groups[0];
     g.scope = parse_scope(a.scope);
-    g.limits.max_ratio = a.max_layer_sparsity;
+    if (g.scope == Scope::Local && !std::isnan(a.max_layer_sparsity))
+      usage_error("--max-layer-sparsity needs --scope global (with --scope local every layer is at the target)");
     if (g.scope == Scope::Global && g.criterion == Criterion::SparseGpt)
       usage_error("--criterion sparsegpt prunes each layer to the target on its own; use --scope local");
-    if (g.scope == Scope::Global && a.max_layer_sparsity < target)
+    if (!std::isnan(a.max_layer_sparsity)) g.limits.max_ratio = a.max_layer_sparsity;
+    if (g.scope == Scope::Global && g.limits.max_ratio < target)
       usage_error("--max-layer-sparsity is below the target sparsity: no layer could make up for another");
   }
   // Outputs are checked before training, so a typo cannot cost the run.
@@ -75,34 +77,35 @@ void run(DistillArgs& a) {
             << f.top10_overlap << ", Spearman " << f.spearman << " (" << result.seconds << " s)\n";
   if (!a.save.empty()) save_model(student, a.save);
   if (a.json.empty()) return;
-  nlohmann::ordered_json j{{"model", "all-MiniLM-L6-v2"},
-                           {"pattern", prune ? a.pattern : "dense"},
-                           {"sparsity", result.report ? result.report->sparsity() : 0.0},
-                           {"criterion", prune ? a.criterion : "-"},
-                           {"scope", prune ? a.scope : "-"},
-                           {"max_layer_sparsity", prune && a.scope == "global" ? a.max_layer_sparsity : 1.0},
-                           {"steps", result.steps},
-                           {"batch", a.o.batch},
-                           {"learning_rate", a.o.learning_rate},
-                           {"lr_schedule", a.o.decay_lr ? "linear decay after the last mask update" : "constant"},
-                           {"hidden_weight", a.o.hidden_weight},
-                           {"attention_weight", a.o.attention_weight},
-                           {"similarity_weight", a.o.similarity_weight},
-                           {"neighbour_weight", a.o.neighbour_weight},
-                           {"neighbour_temperature", a.o.neighbour_temperature},
-                           {"crop", a.o.crop},
-                           {"dropout", a.o.dropout},
-                           {"seed", a.o.seed},
-                           {"train_texts", corpus.train.size()},
-                           {"extra_texts", corpus.extra.size()},
-                           {"extra_share", corpus.extra.empty() ? 0.0 : a.o.extra_share},
-                           {"held_out_texts", f.texts},
-                           {"mean_cosine", f.mean_cosine},
-                           {"top10_overlap", f.top10_overlap},
-                           {"spearman", f.spearman},
-                           {"final_loss", result.final_loss},
-                           {"seconds", result.seconds},
-                           {"threads", a.threads}};
+  nlohmann::ordered_json j{
+      {"model", "all-MiniLM-L6-v2"},
+      {"pattern", prune ? a.pattern : "dense"},
+      {"sparsity", result.report ? result.report->sparsity() : 0.0},
+      {"criterion", prune ? a.criterion : "-"},
+      {"scope", prune ? a.scope : "-"},
+      {"max_layer_sparsity", prune && a.scope == "global" ? a.o.recipe->groups[0].limits.max_ratio : 1.0},
+      {"steps", result.steps},
+      {"batch", a.o.batch},
+      {"learning_rate", a.o.learning_rate},
+      {"lr_schedule", a.o.decay_lr ? "linear decay after the last mask update" : "constant"},
+      {"hidden_weight", a.o.hidden_weight},
+      {"attention_weight", a.o.attention_weight},
+      {"similarity_weight", a.o.similarity_weight},
+      {"neighbour_weight", a.o.neighbour_weight},
+      {"neighbour_temperature", a.o.neighbour_temperature},
+      {"crop", a.o.crop},
+      {"dropout", a.o.dropout},
+      {"seed", a.o.seed},
+      {"train_texts", corpus.train.size()},
+      {"extra_texts", corpus.extra.size()},
+      {"extra_share", corpus.extra.empty() ? 0.0 : a.o.extra_share},
+      {"held_out_texts", f.texts},
+      {"mean_cosine", f.mean_cosine},
+      {"top10_overlap", f.top10_overlap},
+      {"spearman", f.spearman},
+      {"final_loss", result.final_loss},
+      {"seconds", result.seconds},
+      {"threads", a.threads}};
   nlohmann::ordered_json history = nlohmann::ordered_json::array();
   for (const auto& h : result.history)
     history.push_back({{"step", h.step},
@@ -130,9 +133,9 @@ void add(CLI::App& app) {
                   "that layers differ and the total meets the target")
       ->check(CLI::IsMember({"local", "global"}))
       ->capture_default_str();
-  cmd->add_option("--max-layer-sparsity", a->max_layer_sparsity, "With --scope global: no layer sparser than this")
-      ->check(fraction())
-      ->capture_default_str();
+  cmd->add_option("--max-layer-sparsity", a->max_layer_sparsity,
+                  "With --scope global: no layer sparser than this (default 0.98)")
+      ->check(fraction());
   cmd->add_option("--steps", a->o.steps, "Training steps")->check(int_in(1, 1'000'000))->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Texts per step")->check(int_in(1, 1024))->capture_default_str();
   cmd->add_option("--lr", a->o.learning_rate, "AdamW learning rate")->check(real_in(0, 1, true))->capture_default_str();
@@ -176,12 +179,14 @@ void add(CLI::App& app) {
   cmd->add_option("--seed", a->o.seed, "Seed for the text order")->check(uint_in(0, UINT64_MAX))->capture_default_str();
   cmd->add_option("--model", a->model, "The teacher: a sentence-transformers folder")->capture_default_str();
   cmd->add_option("--fortunes", a->fortunes, "Folder of fortune files (Debian's fortunes)")->capture_default_str();
-  cmd->add_option("--wordnet", a->wordnet,
-                  "Also train on WordNet's definitions and example sentences, from this folder (Debian's "
-                  "wordnet-base: /usr/share/wordnet); never held out")
-      ->check(non_empty());
+  auto* wordnet =
+      cmd->add_option("--wordnet", a->wordnet,
+                      "Also train on WordNet's definitions and example sentences, from this folder (Debian's "
+                      "wordnet-base: /usr/share/wordnet); never held out")
+          ->check(non_empty());
   cmd->add_option("--wordnet-share", a->o.extra_share, "Share of the training steps whose batch is WordNet's")
-      ->check(fraction())
+      ->check(real_in(0, 1))
+      ->needs(wordnet)
       ->capture_default_str();
   cmd->add_option("--save", a->save, "Write the pruned model here, as a sentence-transformers folder")
       ->check(non_empty());
