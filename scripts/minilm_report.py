@@ -151,14 +151,14 @@ def plot_steps(runs, png):
     """Held-out mean cosine and top-10 overlap at each evaluation during training, one line per run."""
     data, cosine, top10 = "", [], []
     for i, (name, r) in enumerate(runs.items()):
-        points = [(0, 1.0, 1.0)] + [(h["step"], h["mean_cosine"], h["top10_overlap"]) for h in r.get("history", [])]
+        points = [(h["step"], h["mean_cosine"], h["top10_overlap"]) for h in r.get("history", [])]
         data += f"$r{i} << EOD\n" + "\n".join(f"{s} {c:.5f} {t:.5f}" for s, c, t in points) + "\nEOD\n"
         style = f"with linespoints lw 2 pt {i % 13 + 1} dt {i // 8 % 3 + 1} lc {i % 8 + 1}"
         cosine.append(f"$r{i} using 1:2 {style} notitle")
         top10.append(f"$r{i} using 1:3 {style} title '{short_label(r)}'")
     gp = (f"set terminal pngcairo size 1400,560 font ',10'\nset output '{png}'\n{data}"
           "set multiplot layout 1,2 title 'all-MiniLM-L6-v2 distillation: held-out fidelity to the dense model "
-          "during training'\nset xlabel 'step (32 texts each)'\nset grid\n"
+          "during training'\nset xlabel 'step (32 texts each; log scale)'\nset logscale x\nset grid\n"
           "set lmargin at screen 0.05\nset rmargin at screen 0.35\n"
           "set ylabel 'mean cosine'\nset yrange [0.6:1]\n"
           "set arrow 1 from graph 0, first 0.95 to graph 1, first 0.95 nohead dt 3\n"
