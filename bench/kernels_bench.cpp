@@ -3,6 +3,7 @@
 //  - every dot-interaction kernel on one DLRM sample (27 vectors of 128, warm), and the operator on
 //    a batch of 2048 gathering from 26 tables of 10,000 rows (cold beyond the caches);
 //  - every attention kernel on one head (128 tokens), and the operator on a MiniLM layer's batch;
+//  - every residual + LayerNorm kernel and the operator on a MiniLM pass (1024 x 384);
 //  - the whole operator (SparseLinear, sparse path only) against oneDNN dense on the BENCHMARKS.md
 //    target shapes. Google Benchmark's CPU time excludes time the thread spent descheduled, so
 //    these single-thread ratios hold up on a machine shared with other jobs.
@@ -17,10 +18,12 @@
 #include "kernels/attention.hpp"
 #include "kernels/interaction.hpp"
 #include "kernels/kernel.hpp"
+#include "kernels/layer_norm.hpp"
 #include "runtime/dense.hpp"
 #include "spruce/attention.hpp"
 #include "spruce/bench.hpp"
 #include "spruce/interaction.hpp"
+#include "spruce/layer_norm.hpp"
 #include "spruce/spmm.hpp"
 
 namespace spruce::kernels {
@@ -262,7 +265,39 @@ void attention_op(benchmark::State& st) {
   st.counters["sequences/s"] = benchmark::Counter(double(st.iterations() * batch), benchmark::Counter::kIsRate);
 }
 
+// Residual + LayerNorm over one pass of MiniLM (1024 tokens x 384), warm: a kernel on all rows,
+// or the operator on 1 thread; bytes/s counts x, residual and out once each.
+void layer_norm(benchmark::State& st, const Kernel* kr) {
+  const int64_t rows = 1024, width = 384;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n(0.f, 1.f);
+  std::vector<float> x(size_t(rows * width)), res(x.size()), out(x.size()), gamma(static_cast<size_t>(width)),
+      beta(static_cast<size_t>(width));
+  for (auto* v : {&x, &res, &gamma, &beta})
+    for (float& f : *v) f = n(rng);
+  LayerNormArgs a;
+  a.rows = rows, a.width = width, a.x = x.data(), a.ld_x = width, a.residual = res.data(), a.ld_residual = width;
+  a.gamma = gamma.data(), a.beta = beta.data(), a.eps = 1e-12f, a.out = out.data(), a.ld_out = width, a.threads = 1;
+  LayerNormTask t;
+  t.x = a.x, t.ld_x = width, t.residual = a.residual, t.ld_residual = width, t.gamma = a.gamma, t.beta = a.beta;
+  t.eps = a.eps, t.rows = rows, t.width = width, t.out = a.out, t.ld_out = width;
+  for (auto _ : st) {
+    if (kr)
+      kr->layer_norm()(t);
+    else
+      layer_norm_f32(a);
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["GB/s"] = benchmark::Counter(3.0 * double(x.size() * sizeof(float)) * double(st.iterations()) * 1e-9,
+                                           benchmark::Counter::kIsRate);
+}
+
 const int kRegistered = [] {
+  benchmark::RegisterBenchmark("operator/layer-norm/1024x384", layer_norm, nullptr)->Unit(benchmark::kMicrosecond);
+  for (const Kernel& kr : registry())
+    if (kr.op == Op::LayerNorm && kr.isa <= max_isa())
+      benchmark::RegisterBenchmark((std::string(kr.name) + "/1024x384").c_str(), layer_norm, &kr)
+          ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("operator/attention/b32x128x12x32", attention_op)->Unit(benchmark::kMillisecond);
   for (const Kernel& kr : registry())
     if (kr.op == Op::Attention && kr.isa <= max_isa())

@@ -11,6 +11,7 @@
 
 #include "spruce/attention.hpp"
 #include "spruce/error.hpp"
+#include "spruce/layer_norm.hpp"
 #include "spruce/safetensors.hpp"
 
 namespace minilm {
@@ -19,6 +20,34 @@ namespace F = ::torch::nn::functional;
 
 namespace {
 thread_local StageClock* active_clock = nullptr;
+
+// norm(x + residual) (residual undefined: norm(x)). For inference, spruce's fused kernel
+// (spruce/layer_norm.hpp): one pass over each row instead of LibTorch's sum tensor and its
+// separate LayerNorm; in training or with gradients, LibTorch's ops.
+::torch::Tensor add_and_norm(::torch::nn::LayerNorm& norm, const ::torch::Tensor& x, const ::torch::Tensor& residual,
+                             bool training) {
+  const bool fused =
+      !training && !::torch::GradMode::is_enabled() && x.scalar_type() == ::torch::kFloat && x.device().is_cpu() &&
+      x.dim() >= 1 && x.numel() > 0 && norm->options.normalized_shape() == std::vector<int64_t>{x.size(-1)} &&
+      (!residual.defined() || (residual.sizes() == x.sizes() && residual.scalar_type() == x.scalar_type()));
+  if (!fused) return norm(residual.defined() ? x + residual : x);
+  const auto xc = x.contiguous();
+  const auto rc = residual.defined() ? residual.contiguous() : ::torch::Tensor();
+  const auto gamma = norm->weight.defined() ? norm->weight.contiguous() : ::torch::Tensor();
+  const auto beta = norm->bias.defined() ? norm->bias.contiguous() : ::torch::Tensor();
+  auto out = ::torch::empty_like(xc);
+  spruce::LayerNormArgs a;
+  a.width = x.size(-1), a.rows = x.numel() / a.width;
+  a.x = xc.data_ptr<float>(), a.ld_x = a.width;
+  if (rc.defined()) a.residual = rc.data_ptr<float>(), a.ld_residual = a.width;
+  if (gamma.defined()) a.gamma = gamma.data_ptr<float>();
+  if (beta.defined()) a.beta = beta.data_ptr<float>();
+  a.eps = float(norm->options.eps());
+  a.out = out.data_ptr<float>(), a.ld_out = a.width;
+  a.threads = ::at::get_num_threads();
+  spruce::layer_norm_f32(a);
+  return out;
+}
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -160,7 +189,7 @@ BertDenseImpl::BertDenseImpl(const BertConfig& c, int64_t in, int64_t out, spruc
   }
   if (!norm_) return y;
   StageTimer timer(Stage::ResidualNorm);
-  return norm_(dropout_(y) + residual);
+  return add_and_norm(norm_, dropout_(y), residual, is_training());
 }
 
 BertAttentionImpl::BertAttentionImpl(const BertConfig& c)
@@ -201,7 +230,7 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c)
   const auto positions = ::torch::arange(tokens, ids.options()).unsqueeze(0);
   // One segment: token type 0 everywhere, as sentence-transformers encodes single texts.
   const auto x = word_embeddings(ids) + position_embeddings(positions) + token_type_embeddings->weight[0];
-  return dropout(norm(x));
+  return dropout(add_and_norm(norm, x, {}, is_training()));
 }
 
 BertModelImpl::BertModelImpl(const BertConfig& c)

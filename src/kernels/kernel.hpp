@@ -1,6 +1,7 @@
 // The microkernel contract, the packed weight format the kernels read, and the one registry of
 // every kernel of every operation. Internal to spruce (src/), not installed: public callers use
-// spruce/spmm.hpp, spruce/packed_weights.hpp, spruce/interaction.hpp and spruce/attention.hpp.
+// spruce/spmm.hpp, spruce/packed_weights.hpp, spruce/interaction.hpp, spruce/attention.hpp and
+// spruce/layer_norm.hpp.
 //
 // Microkernels are pure: pointers, sizes and params in; no allocation, no threads, no environment.
 #pragma once
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "attention.hpp"
+#include "layer_norm.hpp"
 #include "spruce/calibration.hpp"
 #include "spruce/cpu.hpp"
 #include "spruce/matrix.hpp"
@@ -20,7 +22,7 @@
 
 namespace spruce::kernels {
 
-enum class Op { Spmm, DotInteraction, Attention };
+enum class Op { Spmm, DotInteraction, Attention, LayerNorm };
 enum class DType { F32, S8 };  // spmm: S8 = u8 activations x s8 weights; dot interaction: the tables
 
 // The packed weights (spmm only) are Strip-CSR in one of three formats:
@@ -181,10 +183,10 @@ using S8TableDotInteractionFn = void (*)(const float* dense, const int8_t* const
 
 struct Kernel;
 
-// What an operation needs from a kernel. Attention: k = head_size (dtype F32). Spmm: W is n x k, pruned to `pattern`; m
-// rows of X (m = 0: any m, the choice made when the weights are packed). `packed_for`, when set, says the weights are
-// already packed for that kernel: only kernels that read the same format and tile accept (how the operator picks a
-// second kernel for small m on the same weights).
+// What an operation needs from a kernel. Attention: k = head_size (dtype F32). LayerNorm: k = width (F32).
+// Spmm: W is n x k, pruned to `pattern`; m rows of X (m = 0: any m, the choice made when the weights are packed).
+// `packed_for`, when set, says the weights are already packed for that kernel: only kernels that read the same format
+// and tile accept (how the operator picks a second kernel for small m on the same weights).
 struct Problem {
   Op op = Op::Spmm;
   DType dtype = DType::F32;
@@ -209,7 +211,7 @@ struct Kernel {
   WeightFormat weights = WeightFormat::None;  // what it reads (spmm)
   Layout layout = Layout::Gather;             // how pack() lays out xt (spmm)
   int64_t max_m = 0;                          // > 0: only for 1 <= m <= max_m
-  std::variant<SpmmFn, DotInteractionFn, S8TableDotInteractionFn, AttentionFn> run;
+  std::variant<SpmmFn, DotInteractionFn, S8TableDotInteractionFn, AttentionFn, LayerNormFn> run;
   PackFn pack = nullptr;  // activations (spmm)
 
   // Whether this kernel can run p (ignoring the CPU: see select()).
@@ -218,6 +220,7 @@ struct Kernel {
   DotInteractionFn dot_interaction() const { return std::get<DotInteractionFn>(run); }
   S8TableDotInteractionFn s8_table_dot_interaction() const { return std::get<S8TableDotInteractionFn>(run); }
   AttentionFn attention() const { return std::get<AttentionFn>(run); }
+  LayerNormFn layer_norm() const { return std::get<LayerNormFn>(run); }
 };
 
 // Every kernel of every operation, best first within each operation, references last. Dispatch,

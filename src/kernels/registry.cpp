@@ -31,6 +31,9 @@ constexpr Kernel attention(const char* name, Isa isa, int head_multiple, Attenti
   return Kernel{name, Op::Attention, F,      isa, 1, head_multiple, false, WeightFormat::None, Layout::Gather,
                 0,    run,           nullptr};
 }
+constexpr Kernel layer_norm(const char* name, Isa isa, LayerNormFn run) {
+  return Kernel{name, Op::LayerNorm, F, isa, 1, 1, false, WeightFormat::None, Layout::Gather, 0, run, nullptr};
+}
 template <typename Fn>
 constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
   return Kernel{name, Op::DotInteraction, d, isa, 1, 1, false, WeightFormat::None, Layout::Gather, 0, run, nullptr};
@@ -83,6 +86,10 @@ const std::array kKernels{
     attention("f32-attention-avx512", Avx512, 16, x86::f32_attention_avx512),
     attention("f32-attention-avx2", Avx2, 8, x86::f32_attention_avx2),
     attention("f32-attention-ref", Scalar, 1, ref::f32_attention),
+    // Residual add + LayerNorm over rows (transformer encoders), any width.
+    layer_norm("f32-layer-norm-avx512", Avx512, x86::f32_layer_norm_avx512),
+    layer_norm("f32-layer-norm-avx2", Avx2, x86::f32_layer_norm_avx2),
+    layer_norm("f32-layer-norm-ref", Scalar, ref::f32_layer_norm),
 };
 
 // N:M with at most 4 nonzeros in every aligned 8 input channels: 2:4, 1:4, 4:8, 1:8, 2:8...
@@ -94,6 +101,7 @@ bool Kernel::accepts(const Problem& p) const {
   if (p.op != op || p.dtype != dtype) return false;
   if (max_m > 0 && (p.m < 1 || p.m > max_m)) return false;
   if (op == Op::Attention) return p.k >= 1 && p.k % kg == 0;
+  if (op == Op::LayerNorm) return p.k >= 1;
   if (op != Op::Spmm) return true;
   if (p.packed_for) return p.packed_for->weights == weights && p.packed_for->h == h && p.packed_for->kg == kg;
   if (any_rows && p.pattern.is_nm()) return false;  // N:M's row-wise groups have their own format (Octets)

@@ -64,9 +64,10 @@ TEST(MiniLM, PassesOfWholeSequencesChangeNoEmbedding) {
   EXPECT_THROW(e.set_tokens_per_pass(-1), spruce::Error);
 }
 
-// Inference runs spruce's fused attention; training runs LibTorch's differentiable ops. On padded
-// batches (masked keys) every layer's hidden states agree to FP32 rounding.
-TEST(MiniLM, FusedAttentionMatchesLibTorchAttention) {
+// Inference runs spruce's fused attention and residual + LayerNorm; training runs LibTorch's
+// differentiable ops. On padded batches (masked keys) every layer's hidden states agree to FP32
+// rounding.
+TEST(MiniLM, FusedInferenceMatchesLibTorchOps) {
   const auto& r = reference();
   const std::vector<std::string> texts(r.texts.begin(), r.texts.begin() + 9);
   const auto in = encoder().tokenize(texts);
@@ -77,7 +78,7 @@ TEST(MiniLM, FusedAttentionMatchesLibTorchAttention) {
     torch::NoGradGuard no_grad;
     fused = model->forward(in.ids, in.mask);
   }
-  reference_ops = model->forward(in.ids, in.mask);  // gradients on: LibTorch's attention
+  reference_ops = model->forward(in.ids, in.mask);  // gradients on: LibTorch's attention and LayerNorm
   ASSERT_TRUE(reference_ops.last_hidden.requires_grad());
   const auto real = in.mask.unsqueeze(-1).to(torch::kBool);  // padded rows' values are never used
   for (size_t layer = 0; layer < fused.hidden_states.size(); ++layer) {

@@ -489,7 +489,7 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   // Every operation and dtype ends in its scalar reference, which accepts everything.
   std::map<std::pair<Op, DType>, const Kernel*> last;
   for (const Kernel& k : registry()) last[{k.op, k.dtype}] = &k;
-  EXPECT_EQ(last.size(), 5u);
+  EXPECT_EQ(last.size(), 6u);
   for (const auto& [key, k] : last) {
     EXPECT_EQ(k->isa, Isa::Scalar) << k->name;
     EXPECT_EQ(std::string(k->name).substr(std::string(k->name).size() - 4), "-ref") << k->name;
@@ -504,6 +504,15 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   EXPECT_EQ(pick_attention(32), avx512 ? "f32-attention-avx512" : avx2 ? "f32-attention-avx2" : "f32-attention-ref");
   EXPECT_EQ(pick_attention(24), avx2 ? "f32-attention-avx2" : "f32-attention-ref");
   EXPECT_EQ(pick_attention(20), "f32-attention-ref");
+  // LayerNorm: the widest vectors, whatever the width (tails go one channel at a time).
+  for (int64_t width : {1, 20, 384}) {
+    Problem p;
+    p.op = Op::LayerNorm;
+    p.k = width;
+    EXPECT_STREQ(select(p).name, avx512 ? "f32-layer-norm-avx512"
+                                 : avx2 ? "f32-layer-norm-avx2"
+                                        : "f32-layer-norm-ref");
+  }
 }
 
 // CMake registers each suite under the caps below the level it read from /proc/cpuinfo
