@@ -114,8 +114,9 @@ void op(benchmark::State& st, Case c, bool dense) {
   q.w_scales = quantize_weights(wf.view(), wq);
   q.x.zero_point = 128;
   if (c.u8_out) q.out = OutType::U8, q.y_scale = 0.05f, q.y_zero_point = 10;
-  std::vector<float> xf(size_t(c.m * c.k), 0.5f), y(size_t(c.m * c.n));
-  std::vector<uint8_t> xq(xf.size(), 131);
+  // 64-byte aligned, as a framework's tensors (src/bench/bench.cpp says why).
+  LineVector<float> xf(size_t(c.m * c.k), 0.5f), y(size_t(c.m * c.n));
+  LineVector<uint8_t> xq(xf.size(), 131);
   SparseLinearOptions o;
   o.threads = 1;
   o.fallback = Fallback::Never;
