@@ -133,7 +133,8 @@ int use_threads(int threads);
 Result run_case(const Case& c, std::mt19937& rng);
 
 // The host line every speed figure carries: its class (cpu.hpp's host_class()), spruce's ISA cap
-// and the ISA oneDNN's dense kernels run at, e.g. "AMX (spruce amx, oneDNN avx512_core_amx)".
+// and the ISA oneDNN's dense kernels run at, and the CPU (cpu_description()), e.g. "AVX-512 VNNI
+// (spruce avx512_vnni, oneDNN avx512_core_bf16) on AMD EPYC, family 26 model 2".
 std::string host_line();
 std::string dense_max_isa();  // oneDNN's effective ISA in this process
 

@@ -24,6 +24,9 @@ Isa detected_isa();
 Isa max_isa();
 // The class of host for figures: "AMX", "AVX-512 VNNI", "AVX-512", "AVX2" or "scalar", from max_isa().
 std::string_view host_class();
+// The CPU itself, for figures: its brand string and family and model numbers, e.g. "AMD EPYC,
+// family 26 model 2" (Zen 5; Zen 3 and 4 are family 25), which the class alone cannot tell apart.
+std::string_view cpu_description();
 
 // Thread counts from users are capped: no CPU spruce runs on has more hardware threads, and a
 // larger count (a typo, or 100000) would make OpenMP or LibTorch create threads without end.

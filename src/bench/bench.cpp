@@ -205,7 +205,7 @@ std::string dense_max_isa() { return runtime::DenseMatmul::max_isa(); }
 
 std::string host_line() {
   return std::string(host_class()) + " (spruce " + std::string(isa_name(max_isa())) + ", oneDNN " + dense_max_isa() +
-         ")";
+         ") on " + std::string(cpu_description());
 }
 
 }  // namespace spruce::bench

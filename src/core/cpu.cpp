@@ -52,7 +52,33 @@ Isa detect() {
   return amx_tile && amx_int8 && tile_state && amx_permitted() ? Isa::Amx : Isa::Avx512Vnni;
 }
 
+// The brand string (cpuid 0x80000002..4) without its padding, and the vendor's family and model
+// numbers as Linux's /proc/cpuinfo prints them (the extended fields folded in).
+std::string describe_cpu() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  std::string brand;
+  if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004)
+    for (unsigned leaf = 0x80000002; leaf <= 0x80000004; ++leaf) {
+      __get_cpuid(leaf, &a, &b, &c, &d);
+      for (unsigned r : {a, b, c, d})
+        for (int i = 0; i < 4; ++i) brand += char((r >> (8 * i)) & 0xff);
+    }
+  brand = brand.c_str();  // up to the first NUL
+  const auto first = brand.find_first_not_of(' '), last = brand.find_last_not_of(' ');
+  brand = first == std::string::npos ? "unknown CPU" : brand.substr(first, last - first + 1);
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return brand;
+  const unsigned base_family = (a >> 8) & 0xf, base_model = (a >> 4) & 0xf;
+  const unsigned family = base_family == 0xf ? base_family + ((a >> 20) & 0xff) : base_family;
+  const unsigned model = base_family == 0x6 || base_family == 0xf ? base_model | (((a >> 16) & 0xf) << 4) : base_model;
+  return brand + ", family " + std::to_string(family) + " model " + std::to_string(model);
+}
+
 }  // namespace
+
+std::string_view cpu_description() {
+  static const std::string text = describe_cpu();
+  return text;
+}
 
 std::string_view isa_name(Isa isa) {
   switch (isa) {

@@ -7,9 +7,11 @@
 #include <cmath>
 #include <random>
 #include <set>
+#include <string>
 #include <utility>
 
 #include "spruce/bench.hpp"
+#include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 
 namespace spruce::bench {
@@ -213,6 +215,20 @@ TEST(RunCase, VerifiesAndTimesEachDtype) {
         EXPECT_EQ(r.dense_us, r.dense_f32_us);
       }
     }
+}
+
+// Every figure names its host: the class, both ISAs, and the CPU with its family and model, which
+// tell apart hosts of one class (Zen 4 and Zen 5 are both "AVX-512 VNNI").
+TEST(HostLine, NamesClassIsasAndCpu) {
+  const std::string line = host_line();
+  EXPECT_EQ(line.rfind(std::string(host_class()) + " (spruce " + std::string(isa_name(max_isa())) + ", oneDNN ", 0), 0u)
+      << line;
+  const std::string cpu(cpu_description());
+  EXPECT_EQ(line.substr(line.size() - cpu.size()), cpu) << line;
+  EXPECT_NE(line.find(") on "), std::string::npos) << line;
+  EXPECT_NE(cpu.find(", family "), std::string::npos) << cpu;
+  EXPECT_NE(cpu.find(" model "), std::string::npos) << cpu;
+  EXPECT_NE(cpu.front(), ' ') << cpu;
 }
 
 }  // namespace

@@ -102,6 +102,7 @@ void run_bench(const Options& o) {
                            {"operator_us", r.operator_us},
                            {"operator_speedup", r.operator_speedup},
                            {"host_class", std::string(host_class())},
+                           {"cpu", std::string(cpu_description())},
                            {"dense_max_isa", bench::dense_max_isa()},
                            {"dense_exact", r.dense_exact},
                            {"verified", true},

@@ -10,6 +10,7 @@
 #include "command.hpp"
 #include "dlrm/dlrm_bench.hpp"
 #include "flags.hpp"
+#include "spruce/bench.hpp"
 #include "spruce/error.hpp"
 #include "spruce/mlperf.hpp"
 #include "spruce/safetensors.hpp"
@@ -70,7 +71,7 @@ void print_table(const dlrm::DlrmBenchReport& report, const dlrm::DlrmBenchOptio
             << fixed(offline.target_latency_ms, 0) << " ms"
             << (offline.shortened ? ", runs SHORTENED to " + fixed(offline.min_duration_s, 0) + " s (LoadGen's: 600 s)"
                                   : std::string())
-            << "; ratios in parentheses against INT8 dense\n\n";
+            << "; ratios in parentheses against INT8 dense\nhost: " << bench::host_line() << "\n\n";
   t.print(std::cout);
   std::cout << "\nThe seed's table (MLPerf Inference submissions: a full Xeon server, Criteo Terabyte):\n\n";
   Table seed({"", "Dense Model (FP32)", "Dense Model (INT8)", "Sparse Model (INT8)"});
@@ -138,6 +139,7 @@ void run(BenchModelArgs& a) {
                                   {"auc", r.auc},
                                   {"sparsity", r.sparsity},
                                   {"threads", a.o.threads},
+                                  {"host", bench::host_line()},
                                   {"fallback", fallback_name(a.o.fallback)},
                                   {"data", "synthetic"},
                                   {"budget",
