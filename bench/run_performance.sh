@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces every figure in docs/PERFORMANCE.md. Usage: bench/run_performance.sh [BUILD_DIR]
-# Writes tables and JSON records to out/perf/. Run it on a quiet machine; each case times
+# Writes tables and JSON records to out/perf/ (out/perf-avx2/, out/perf-zen5/ on those hosts; a
+# suffix -active with WAIT_POLICY=active). Run it on a quiet machine; each case times
 # sparse and oneDNN alternately in one process and reports medians, so ratios survive noise
 # better than absolute times do.
 set -euo pipefail
@@ -8,12 +9,17 @@ cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 B="$BUILD/tools/spruce/spruce"
 OUT=out/perf
-# A host without AVX-512 (AVX2 only, e.g. AMD Zen 3) is a class of its own: its figures go apart.
+# A host without AVX-512 (AVX2 only, e.g. AMD Zen 3) is a class of its own: its figures go apart,
+# and so do AMD Zen 5's (family 26), whose full-width AVX-512 makes oneDNN 2.4x Zen 4's.
 grep -qw avx512f /proc/cpuinfo || OUT=out/perf-avx2
-mkdir -p "$OUT"
+grep -q '^cpu family[[:space:]]*: 26$' /proc/cpuinfo && grep -q AuthenticAMD /proc/cpuinfo && OUT=out/perf-zen5
+# On an idle machine, OMP_WAIT_POLICY=active measures the code rather than the VM's wake-up of a
+# sleeping worker (docs/PERFORMANCE.md, "Waiting policy"); WAIT_POLICY=active bench/run_performance.sh.
 # Sleeping (not spinning) OpenMP waits: on a machine shared with other jobs, spinning workers
 # that lose their core make every parallel region, oneDNN's and ours, many times slower.
-export OMP_WAIT_POLICY=passive
+export OMP_WAIT_POLICY=${WAIT_POLICY:-passive}
+[[ "$OMP_WAIT_POLICY" == passive ]] || OUT="$OUT-$OMP_WAIT_POLICY"
+mkdir -p "$OUT"
 run() {  # name, then spruce bench arguments
   local name=$1
   shift
