@@ -1,9 +1,9 @@
 // The vector attention kernel, written once over a math policy X (X::W floats per vector) and
 // compiled once per ISA (f32_attention_avx2.cpp, f32_attention_avx512.cpp).
 // Per (sequence, head), all in L1/L2:
-//  1. K transposed into scratch ([head_size][keys], keys padded to 32 with zero keys whose bias
-//     is -inf: weight 0 even when every real key is masked), so that one vector load is W keys
-//     of one channel;
+//  1. K transposed into scratch ([head_size][keys], W x W blocks through registers, keys padded
+//     to 32 with zero keys whose bias is -inf: weight 0 even when every real key is masked), so
+//     that one vector load is W keys of one channel;
 //  2. for 4 query rows at a time: their scores against 2W keys per step (4 x 2 accumulators,
 //     one broadcast query element and two key loads per channel), scaled, biased, and their
 //     row maxima;
@@ -110,6 +110,22 @@ void query_rows(const AttentionTask& t, int64_t i0, const float* kt, const float
     }
 }
 
+// K into kt[c * padded + j], X::W keys x X::W channels per block through registers; keys from
+// `tokens` to `padded` are zero.
+template <typename X>
+void transpose_keys(const AttentionTask& t, float* kt, int64_t padded) {
+  using V = typename X::V;
+  for (int64_t j0 = 0; j0 < padded; j0 += X::W) {
+    const int64_t keys = std::clamp<int64_t>(t.tokens - j0, 0, X::W);
+    for (int64_t c0 = 0; c0 < t.head_size; c0 += X::W) {
+      V r[X::W];
+      for (int i = 0; i < X::W; ++i) r[i] = i < keys ? X::load(t.k + (j0 + i) * t.ld_k + c0) : X::zero();
+      X::transpose(r);
+      for (int i = 0; i < X::W; ++i) X::store(kt + (c0 + i) * padded + j0, r[i]);
+    }
+  }
+}
+
 // Needs head_size % X::W == 0 (the registry checks).
 template <typename X>
 void attention(const AttentionTask& t) {
@@ -117,9 +133,7 @@ void attention(const AttentionTask& t) {
   float* kt = t.scratch;        // [d][padded]
   float* kb = kt + d * padded;  // [padded]
   float* p = kb + padded;       // [kQueryRows][padded]
-  for (int64_t j = 0; j < t.tokens; ++j)
-    for (int64_t c = 0; c < d; ++c) kt[c * padded + j] = t.k[j * t.ld_k + c];
-  for (int64_t c = 0; c < d; ++c) std::fill(kt + c * padded + t.tokens, kt + (c + 1) * padded, 0.f);
+  transpose_keys<X>(t, kt, padded);
   for (int64_t j = 0; j < padded; ++j) kb[j] = j >= t.tokens ? -INFINITY : t.key_bias ? t.key_bias[j] : 0.f;
   int64_t i = 0;
   for (; i + kQueryRows <= t.tokens; i += kQueryRows) query_rows<X, kQueryRows>(t, i, kt, kb, p, padded);

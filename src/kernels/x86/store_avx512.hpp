@@ -17,6 +17,8 @@
 namespace spruce::kernels::x86 {
 namespace {  // internal linkage: only ever compiled with AVX-512 flags, never shared with baseline code
 
+inline void transpose16x16(__m512 r[16]);
+
 // gelu.hpp's arithmetic on 16 floats, as the scalar epilogue does it on one.
 struct Avx512Math {
   using V = __m512;
@@ -40,6 +42,7 @@ struct Avx512Math {
   }
   static float hmax(V a) { return _mm512_reduce_max_ps(a); }
   static float hsum(V a) { return _mm512_reduce_add_ps(a); }
+  static void transpose(V r[W]) { transpose16x16(r); }  // afterwards r[j] holds old column j
 };
 
 // Four vectors through gelu.hpp together (math4.hpp).
