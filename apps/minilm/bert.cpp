@@ -139,6 +139,7 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
   a.key_bias = bias.data_ptr<float>();
   a.out = out.data_ptr<float>(), a.ld_out = heads_ * head_size_;
   a.threads = ::at::get_num_threads();
+  a.bf16 = bf16_;
   spruce::attention_f32(a);
   return out;
 }
@@ -264,6 +265,11 @@ EncoderOutput BertModelImpl::forward(const ::torch::Tensor& ids, const ::torch::
   }
   out.last_hidden = out.hidden_states.back();
   return out;
+}
+
+std::string BertModelImpl::set_bf16_attention(bool on) {
+  for (const auto& layer : *layers) layer->as<BertLayer>()->attention->self_attention->set_bf16(on);
+  return spruce::attention_kernel_name(config_.hidden_size / config_.num_heads, on);
 }
 
 void BertModelImpl::set_record_attention(bool on) {

@@ -130,6 +130,8 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
       log << "bench-model minilm: converting " << variant << " (calibrating and tuning)\n";
       kernels = kernel_summary(e.convert(c, calibration));
     }
+    // Inference runs spruce's fused attention in every variant; BF16 only where asked, for INT8.
+    const std::string attention = e.model()->set_bf16_attention(o.bf16_attention && variant.rfind("int8", 0) == 0);
     const auto held_out = e.encode(corpus.held_out, 64);
     const double to_own = (held_out * own_fp32[dir]).sum(1).mean().item<double>();
     const double to_teacher = (held_out * teacher_held_out).sum(1).mean().item<double>();
@@ -167,6 +169,7 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
       r.cosine_to_own_fp32 = to_own;
       r.cosine_to_teacher = to_teacher;
       r.kernels = kernels;
+      r.attention = attention;
       r.runs = runs_at(*e.model(), pass_rows(batch) * o.seq_length);
       log << "bench-model minilm: " << variant << " batch " << batch << " x " << o.seq_length << ": "
           << static_cast<int64_t>(r.sequences_per_second) << " seq/s, p99 " << r.p99_ms << " ms (" << r.iterations

@@ -25,6 +25,7 @@ struct MinilmBenchOptions {
   int64_t calibration_texts = 256;
   int64_t tokens_per_pass = SentenceEncoder::kTokensPerPass;  // SentenceEncoder::set_tokens_per_pass
   spruce::Fallback fallback = spruce::Fallback::Auto;         // the sparse variants' (INT8 dense: Always)
+  bool bf16_attention = false;  // the INT8 variants' attention in BF16 where the CPU can (bert.hpp)
 };
 
 struct MinilmBenchRecord {
@@ -37,6 +38,7 @@ struct MinilmBenchRecord {
   double cosine_to_own_fp32 = 0;               // held-out mean cosine to the FP32 LibTorch model of the same weights
   double cosine_to_teacher = 0;                // held-out mean cosine to the dense FP32 teacher
   std::string kernels;                         // the kernels the Linear layers run, e.g. "s8-spmm-4x1-avx512vnni x36"
+  std::string attention;                       // the attention kernel, e.g. "f32-attention-avx512"
   std::string runs;  // what they ran at this batch's rows, as tuned: "onednn:... x12, s8-... x24"
 };
 

@@ -28,6 +28,11 @@ struct AttentionArgs {
   float* out = nullptr;
   int64_t ld_out = 0;
   int threads = 0;  // OpenMP threads over the batch x heads tasks; 0: OpenMP's default
+  // Round q, k, v and the softmax weights to BF16 and sum their products in FP32 (vdpbf16ps:
+  // twice the multiply-adds per instruction), where the CPU has AVX512_BF16 and head_size % 32
+  // == 0; elsewhere FP32, as if false. About 3 significant digits per product: for INT8 models,
+  // whose Linear layers already round more.
+  bool bf16 = false;
 };
 
 // out = softmax(scale * Q K^T + key_bias) V per sequence and head. Keys scoring 87 or more below
@@ -35,8 +40,8 @@ struct AttentionArgs {
 // (usage); out must not overlap q, k or v.
 void attention_f32(const AttentionArgs& args);
 
-// The kernel attention_f32 runs for this head size under the current SPRUCE_MAX_ISA, e.g.
-// "f32-attention-avx2".
-const char* attention_kernel_name(int64_t head_size);
+// The kernel attention_f32 runs for this head size (and bf16 request) under the current
+// SPRUCE_MAX_ISA, e.g. "f32-attention-avx2" or "bf16-attention-avx512".
+const char* attention_kernel_name(int64_t head_size, bool bf16 = false);
 
 }  // namespace spruce

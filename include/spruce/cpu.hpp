@@ -22,6 +22,10 @@ Isa parse_isa(std::string_view name);  // throws spruce::Error (usage) for an un
 Isa detected_isa();
 // min(detected_isa(), SPRUCE_MAX_ISA). Read once; an invalid SPRUCE_MAX_ISA throws spruce::Error.
 Isa max_isa();
+// Whether BF16 dot products (AVX512_BF16: vdpbf16ps, vcvtne2ps2bf16) may run: the CPU has them
+// and SPRUCE_MAX_ISA allows AVX-512. Not a level of Isa: CPUs have VNNI without BF16 (Ice Lake)
+// and BF16 without AMX (Zen 4 and 5). Kernels that need it say so (kernels::Kernel::bf16).
+bool avx512_bf16();
 // The class of host for figures: "AMX", "AVX-512 VNNI", "AVX-512", "AVX2" or "scalar", from max_isa().
 std::string_view host_class();
 // The CPU itself, for figures: its brand string and family and model numbers, e.g. "AMD EPYC,

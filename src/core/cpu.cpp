@@ -111,6 +111,16 @@ Isa max_isa() {
   return isa;
 }
 
+bool avx512_bf16() {
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (detected_isa() < Isa::Avx512 || __get_cpuid_max(0, nullptr) < 7) return false;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a & (1u << 5)) != 0;
+  }();
+  return has && max_isa() >= Isa::Avx512;
+}
+
 std::string_view host_class() {
   switch (max_isa()) {
     case Isa::Amx: return "AMX";

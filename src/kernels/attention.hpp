@@ -25,19 +25,28 @@ struct AttentionTask {
 };
 using AttentionFn = void (*)(const AttentionTask& task);
 
+// The BF16 kernels (registry dtype BF16) take and give FP32 as above, but round q, k, v and the
+// softmax weights to BF16 (nearest even) and sum their products in FP32 channel pair by channel
+// pair (key pair by key pair for the weighted values), each pair's odd element first, as
+// vdpbf16ps does: s[i][j] = fma(acc, scale, key_bias[j]) with acc += q[2c+1] k[2c+1], then
+// += q[2c] k[2c] (each product exact, each sum rounded).
+
 // Keys padded to a multiple of 32; scratch: K transposed [head_size][padded], the key bias
-// [padded], and the probabilities of up to 4 query rows [4][padded].
+// [padded], and the probabilities of up to 4 query rows [4][padded]; the BF16 kernels use the rest
+// for V in key pairs and the weights in BF16.
 constexpr int64_t attention_padded_keys(int64_t tokens) { return (tokens + 31) / 32 * 32; }
 constexpr int64_t attention_scratch_floats(int64_t tokens, int64_t head_size) {
-  return (head_size + 5) * attention_padded_keys(tokens);
+  return (head_size + 8) * attention_padded_keys(tokens) + 2 * head_size;
 }
 
 namespace ref {
 void f32_attention(const AttentionTask& task);
-}
+void bf16_attention(const AttentionTask& task);  // head_size % 2 == 0
+}  // namespace ref
 namespace x86 {
-void f32_attention_avx512(const AttentionTask& task);  // head_size % 16 == 0
-void f32_attention_avx2(const AttentionTask& task);    // head_size % 8 == 0
+void f32_attention_avx512(const AttentionTask& task);   // head_size % 16 == 0
+void f32_attention_avx2(const AttentionTask& task);     // head_size % 8 == 0
+void bf16_attention_avx512(const AttentionTask& task);  // head_size % 32 == 0, AVX512_BF16
 }  // namespace x86
 
 }  // namespace spruce::kernels

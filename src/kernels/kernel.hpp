@@ -23,7 +23,9 @@
 namespace spruce::kernels {
 
 enum class Op { Spmm, DotInteraction, Attention, LayerNorm };
-enum class DType { F32, S8 };  // spmm: S8 = u8 activations x s8 weights; dot interaction: the tables
+// spmm: S8 = u8 activations x s8 weights; dot interaction: the tables; attention: BF16 = FP32 in
+// and out, products of BF16-rounded inputs summed in FP32.
+enum class DType { F32, S8, BF16 };
 
 // The packed weights (spmm only) are Strip-CSR in one of three formats:
 //  Strips: output channels in strips of h rows; per strip, the sorted list of input channels k
@@ -211,6 +213,7 @@ struct Kernel {
   WeightFormat weights = WeightFormat::None;  // what it reads (spmm)
   Layout layout = Layout::Gather;             // how pack() lays out xt (spmm)
   int64_t max_m = 0;                          // > 0: only for 1 <= m <= max_m
+  bool bf16 = false;                          // needs AVX512_BF16 besides `isa` (spruce::avx512_bf16())
   std::variant<SpmmFn, DotInteractionFn, S8TableDotInteractionFn, AttentionFn, LayerNormFn> run;
   PackFn pack = nullptr;  // activations (spmm)
 
@@ -226,6 +229,8 @@ struct Kernel {
 // Every kernel of every operation, best first within each operation, references last. Dispatch,
 // tests and benchmarks all read this.
 std::span<const Kernel> registry();
+// Whether k may run here: its ISA within the CPU's and SPRUCE_MAX_ISA, and BF16 where it needs it.
+bool runs_here(const Kernel& k);
 // The first kernel that accepts p and whose ISA is <= cap (and the CPU's). Throws if none does
 // (never for a valid problem: the references accept every one).
 const Kernel& select(const Problem& p, Isa cap = max_isa());

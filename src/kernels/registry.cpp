@@ -20,23 +20,35 @@ constexpr WeightFormat Strips = WeightFormat::Strips, Quads = WeightFormat::Quad
 constexpr Kernel spmm(const char* name, DType d, Isa isa, int h, WeightFormat wf, SpmmFn run, PackFn pack,
                       Layout layout = Layout::Gather, int64_t max_m = 0) {
   const int kg = wf == Octets ? 8 : wf == WeightFormat::TileBlocks ? 64 : d == S ? 4 : 1;
-  return Kernel{name, Op::Spmm, d, isa, h, kg, false, wf, layout, max_m, run, pack};
+  return Kernel{name, Op::Spmm, d, isa, h, kg, false, wf, layout, max_m, false, run, pack};
 }
 // AMX: strips of 16 output channels listing the union of their rows' input channels, whatever
 // the pattern's block height, in tiles of 64 input channels.
 constexpr Kernel amx(const char* name, WeightFormat wf, SpmmFn run, PackFn pack, Layout layout) {
-  return Kernel{name, Op::Spmm, S, Isa::Amx, 16, 64, true, wf, layout, 0, run, pack};
+  return Kernel{name, Op::Spmm, S, Isa::Amx, 16, 64, true, wf, layout, 0, false, run, pack};
 }
-constexpr Kernel attention(const char* name, Isa isa, int head_multiple, AttentionFn run) {
-  return Kernel{name, Op::Attention, F,      isa, 1, head_multiple, false, WeightFormat::None, Layout::Gather,
-                0,    run,           nullptr};
+constexpr Kernel attention(const char* name, Isa isa, int head_multiple, AttentionFn run, DType d = DType::F32) {
+  return Kernel{name,
+                Op::Attention,
+                d,
+                isa,
+                1,
+                head_multiple,
+                false,
+                WeightFormat::None,
+                Layout::Gather,
+                0,
+                d == DType::BF16 && isa != Scalar,
+                run,
+                nullptr};
 }
 constexpr Kernel layer_norm(const char* name, Isa isa, LayerNormFn run) {
-  return Kernel{name, Op::LayerNorm, F, isa, 1, 1, false, WeightFormat::None, Layout::Gather, 0, run, nullptr};
+  return Kernel{name, Op::LayerNorm, F, isa, 1, 1, false, WeightFormat::None, Layout::Gather, 0, false, run, nullptr};
 }
 template <typename Fn>
 constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
-  return Kernel{name, Op::DotInteraction, d, isa, 1, 1, false, WeightFormat::None, Layout::Gather, 0, run, nullptr};
+  return Kernel{name,   Op::DotInteraction, d, isa, 1, 1, false, WeightFormat::None, Layout::Gather, 0, false, run,
+                nullptr};
 }
 
 const std::array kKernels{
@@ -86,6 +98,8 @@ const std::array kKernels{
     attention("f32-attention-avx512", Avx512, 16, x86::f32_attention_avx512),
     attention("f32-attention-avx2", Avx2, 8, x86::f32_attention_avx2),
     attention("f32-attention-ref", Scalar, 1, ref::f32_attention),
+    attention("bf16-attention-avx512", Avx512, 32, x86::bf16_attention_avx512, DType::BF16),
+    attention("bf16-attention-ref", Scalar, 2, ref::bf16_attention, DType::BF16),
     // Residual add + LayerNorm over rows (transformer encoders), any width.
     layer_norm("f32-layer-norm-avx512", Avx512, x86::f32_layer_norm_avx512),
     layer_norm("f32-layer-norm-avx2", Avx2, x86::f32_layer_norm_avx2),
@@ -126,9 +140,11 @@ bool Kernel::accepts(const Problem& p) const {
 
 std::span<const Kernel> registry() { return kKernels; }
 
+bool runs_here(const Kernel& k) { return k.isa <= max_isa() && (!k.bf16 || avx512_bf16()); }
+
 const Kernel& select(const Problem& p, Isa cap) {
   for (const Kernel& k : kKernels)
-    if (k.isa <= cap && k.isa <= detected_isa() && k.accepts(p)) return k;
+    if (k.isa <= cap && k.isa <= detected_isa() && (!k.bf16 || avx512_bf16()) && k.accepts(p)) return k;
   usage_error("no kernel accepts this problem");  // unreachable for valid problems: the references accept them
 }
 

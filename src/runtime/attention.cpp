@@ -12,10 +12,18 @@
 
 namespace spruce {
 namespace {
-const kernels::Kernel& attention_kernel(int64_t head_size) {
+// BF16 where asked for and a vector kernel takes the head size; otherwise FP32 (the scalar BF16
+// reference is for tests, never a fallback).
+const kernels::Kernel& attention_kernel(int64_t head_size, bool bf16) {
   kernels::Problem p;
   p.op = kernels::Op::Attention;
   p.k = head_size;
+  if (bf16) {
+    p.dtype = kernels::DType::BF16;
+    const kernels::Kernel& k = kernels::select(p);
+    if (k.isa != Isa::Scalar) return k;
+    p.dtype = kernels::DType::F32;
+  }
   return kernels::select(p);
 }
 
@@ -34,7 +42,7 @@ void check(const AttentionArgs& a) {
 
 void attention_f32(const AttentionArgs& a) {
   check(a);
-  const auto fn = attention_kernel(a.head_size).attention();
+  const auto fn = attention_kernel(a.head_size, a.bf16).attention();
   const float scale = a.scale != 0.f ? a.scale : 1.f / std::sqrt(float(a.head_size));
   const int64_t tasks = a.batch * a.heads;
   const int threads =
@@ -62,9 +70,9 @@ void attention_f32(const AttentionArgs& a) {
   }
 }
 
-const char* attention_kernel_name(int64_t head_size) {
+const char* attention_kernel_name(int64_t head_size, bool bf16) {
   if (head_size < 1) usage_error("attention_kernel_name: head_size must be positive");
-  return attention_kernel(head_size).name;
+  return attention_kernel(head_size, bf16).name;
 }
 
 }  // namespace spruce

@@ -366,6 +366,7 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--pattern", "4x1"}, 2,
                  "--pattern is for dlrm");
   expect_refused({"bench-model", "dlrm", "--sparse-model", path("x")}, 2, "--sparse-model is for minilm");
+  expect_refused({"bench-model", "dlrm", "--bf16-attention"}, 2, "--bf16-attention is for minilm");
   expect_refused({"bench-model", "gpt"}, 2, "valid are dlrm and minilm");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--fallback", "sometimes"}, 2,
                  "--fallback: sometimes not in {auto,never,always}");

@@ -489,7 +489,7 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   // Every operation and dtype ends in its scalar reference, which accepts everything.
   std::map<std::pair<Op, DType>, const Kernel*> last;
   for (const Kernel& k : registry()) last[{k.op, k.dtype}] = &k;
-  EXPECT_EQ(last.size(), 6u);
+  EXPECT_EQ(last.size(), 7u);
   for (const auto& [key, k] : last) {
     EXPECT_EQ(k->isa, Isa::Scalar) << k->name;
     EXPECT_EQ(std::string(k->name).substr(std::string(k->name).size() - 4), "-ref") << k->name;
@@ -529,7 +529,7 @@ TEST(Kernels, RegistryNamesAreUniqueAndSayWhatTheyAre) {
   for (const Kernel& k : registry()) {
     const std::string name = k.name;
     EXPECT_TRUE(seen.insert(name).second) << name;
-    EXPECT_EQ(name.rfind(k.dtype == DType::S8 ? "s8-" : "f32-", 0), 0u) << name;
+    EXPECT_EQ(name.rfind(k.dtype == DType::S8 ? "s8-" : k.dtype == DType::BF16 ? "bf16-" : "f32-", 0), 0u) << name;
     const std::string isa = k.isa == Isa::Scalar       ? "ref"
                             : k.isa == Isa::Avx512Vnni ? "avx512vnni"
                                                        : std::string(isa_name(k.isa));

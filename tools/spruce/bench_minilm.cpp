@@ -82,7 +82,8 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
   }
   stages.print(std::cout);
   std::cout << "\nkernels:";
-  for (const auto& v : variants) std::cout << "\n  " << v << ": " << find(v, 0)->kernels;
+  for (const auto& v : variants)
+    std::cout << "\n  " << v << ": " << find(v, 0)->kernels << "; attention " << find(v, 0)->attention;
   std::cout << "\n";
   if (json.empty()) return;
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
@@ -101,6 +102,7 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
                                          {"cosine_to_teacher", r.cosine_to_teacher},
                                          {"cosine_to_own_fp32", r.cosine_to_own_fp32},
                                          {"kernels", r.kernels},
+                                         {"attention", r.attention},
                                          {"runs", r.runs},
                                          {"threads", o.threads},
                                          {"tokens_per_pass", o.tokens_per_pass},

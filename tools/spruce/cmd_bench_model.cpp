@@ -114,7 +114,8 @@ void run(BenchModelArgs& a) {
     run_minilm_bench(a.minilm, a.json);
     return;
   }
-  for (const char* minilm_only : {"--sparse-model", "--dense-model", "--seq-length", "--seconds", "--variants"})
+  for (const char* minilm_only :
+       {"--sparse-model", "--dense-model", "--seq-length", "--seconds", "--variants", "--bf16-attention"})
     if (a.cmd->count(minilm_only) > 0) usage_error(std::string(minilm_only) + " is for minilm");
   if (a.model != "dlrm") usage_error("unknown model " + in_quotes(a.model) + ": valid are dlrm and minilm");
   a.o.pattern = Pattern::parse(a.pattern);
@@ -180,6 +181,9 @@ void add(CLI::App& app) {
                   "activations stay in cache between layers (0: the whole batch at once)")
       ->check(int_in(0, 1 << 20))
       ->capture_default_str();
+  cmd->add_flag("--bf16-attention", a->minilm.bf16_attention,
+                "minilm: the INT8 variants' attention on BF16-rounded inputs (FP32 sums) where the CPU has "
+                "AVX512_BF16; the table says which kernel ran");
   cmd->add_option("--seconds", a->minilm.min_seconds, "minilm: timing per variant and batch size, seconds")
       ->check(real_in(0.01, 3600))
       ->capture_default_str();

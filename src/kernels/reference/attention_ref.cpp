@@ -1,7 +1,11 @@
 // f32-attention-ref: scaled dot-product attention straight from its definition, one query at a
-// time, sums in token order, std::exp.
+// time, sums in token order, std::exp. bf16-attention-ref: the same on BF16-rounded inputs and
+// weights, with the BF16 kernels' order of sums (attention.hpp).
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "kernels/attention.hpp"
 
@@ -32,6 +36,58 @@ void f32_attention(const AttentionTask& t) {
       for (int64_t c = 0; c < t.head_size; ++c) out[c] += s[j] * v[c];
     }
     for (int64_t c = 0; c < t.head_size; ++c) out[c] /= sum;
+  }
+}
+
+namespace {
+// x rounded to BF16 (nearest even) and back, as vcvtne2ps2bf16 does; denormal inputs become zero.
+float bf16(float x) {
+  if (std::isnan(x)) return x;
+  if (std::fabs(x) < FLT_MIN) return std::copysign(0.f, x);
+  uint32_t b;
+  std::memcpy(&b, &x, 4);
+  b = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
+  std::memcpy(&x, &b, 4);
+  return x;
+}
+}  // namespace
+
+void bf16_attention(const AttentionTask& t) {
+  float* s = t.scratch;             // one row of scores, then of unnormalized weights
+  float* w = t.scratch + t.tokens;  // the weights in BF16, one more (zero) for an odd count
+  const int64_t d = t.head_size, pairs = (t.tokens + 1) / 2;
+  for (int64_t i = 0; i < t.tokens; ++i) {
+    const float* q = t.q + i * t.ld_q;
+    float max = -INFINITY;
+    for (int64_t j = 0; j < t.tokens; ++j) {
+      const float* k = t.k + j * t.ld_k;
+      float acc = 0.f;
+      for (int64_t c = 0; c < d; c += 2) {
+        acc = std::fma(bf16(q[c + 1]), bf16(k[c + 1]), acc);
+        acc = std::fma(bf16(q[c]), bf16(k[c]), acc);
+      }
+      s[j] = std::fma(acc, t.scale, t.key_bias ? t.key_bias[j] : 0.f);
+      max = std::max(max, s[j]);
+    }
+    float sum = 0.f;
+    for (int64_t j = 0; j < t.tokens; ++j) {
+      const float y = s[j] - max;
+      s[j] = y >= -87.f ? std::exp(y) : 0.f;
+      sum += s[j];
+      w[j] = bf16(s[j]);
+    }
+    w[t.tokens] = 0.f;
+    float* out = t.out + i * t.ld_out;
+    for (int64_t c = 0; c < d; ++c) {
+      float acc = 0.f;
+      for (int64_t p = 0; p < pairs; ++p) {
+        const int64_t j = 2 * p;
+        const float v_odd = j + 1 < t.tokens ? bf16(t.v[(j + 1) * t.ld_v + c]) : 0.f;
+        acc = std::fma(w[j + 1], v_odd, acc);
+        acc = std::fma(w[j], bf16(t.v[j * t.ld_v + c]), acc);
+      }
+      out[c] = acc * (1.f / sum);
+    }
   }
 }
 
