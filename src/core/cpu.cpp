@@ -57,7 +57,7 @@ Isa detect() {
 std::string describe_cpu() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   std::string brand;
-  if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004)
+  if (static_cast<unsigned>(__get_cpuid_max(0x80000000, nullptr)) >= 0x80000004u)
     for (unsigned leaf = 0x80000002; leaf <= 0x80000004; ++leaf) {
       __get_cpuid(leaf, &a, &b, &c, &d);
       for (unsigned r : {a, b, c, d})
