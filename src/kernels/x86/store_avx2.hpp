@@ -16,6 +16,8 @@
 namespace spruce::kernels::x86 {
 namespace {  // internal linkage: only ever compiled with AVX2 flags, never shared with baseline code
 
+inline void transpose8x8(__m256 r[8]);
+
 // gelu.hpp's arithmetic on 8 floats. scale(a, n) multiplies by 2^n built in the exponent field:
 // n is in [-126, 0] there, so 2^n is a normal float and the product rounds once, as ldexp does.
 struct Avx2Math {
@@ -51,23 +53,7 @@ struct Avx2Math {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
   }
-  static void transpose(V r[W]) {  // 8x8: afterwards r[j] holds old column j
-    V t[8], u[8];
-    for (int i = 0; i < 4; ++i) {
-      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 2; ++i) {
-      u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-      u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-      u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-      u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }  // u[4i+j], 128-bit lane L: rows 4i..4i+3 of column 4L+j
-    for (int j = 0; j < 4; ++j) {
-      r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
-      r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
-    }
-  }
+  static void transpose(V r[W]) { transpose8x8(r); }  // afterwards r[j] holds old column j
 };
 
 // Four vectors through gelu.hpp together (math4.hpp).
