@@ -27,6 +27,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -132,7 +133,11 @@ bool run_case(const std::string& path, const Options& o) {
   if (o.fallback != spruce::Fallback::Always) opt.tune_m = {m};
   const spruce::SparseLinear op(w.data(), n, k, pattern, q, bias.data(), opt);
 
-  std::vector<float> y(static_cast<size_t>(m * n));
+  // Y on a 64-byte boundary, as a framework's tensor (a plain vector's large blocks start 16 bytes
+  // past a page, and every 64-byte row store then straddles two cache lines).
+  std::vector<float> y_storage(static_cast<size_t>(m * n) + 16);
+  float* const y_data = y_storage.data() + (64 - reinterpret_cast<uintptr_t>(y_storage.data()) % 64) % 64 / 4;
+  const std::span<float> y(y_data, static_cast<size_t>(m * n));
   op.run(x_q.data(), m, y.data());
 
   // Exact graph values and the tolerance per output (see the top of this file).
