@@ -23,16 +23,27 @@ constexpr int kMaxRows = 8;  // m rows per tile: 8 accumulators
 
 // acc[i] += panel (16 channels) x row m0 + i, over all octets.
 template <int T>
-inline void tile(const uint8_t* x, int64_t ld, const int8_t* w, const uint8_t* sel, int64_t q, __m512i acc[T]) {
+inline void tile(const uint8_t* x, int64_t ld, const int8_t* w, const uint8_t* sel, int64_t q, __m512i out[T]) {
+  __m512i acc[T];
+#pragma GCC unroll 8
   for (int i = 0; i < T; ++i) acc[i] = _mm512_setzero_si512();
+  const uint8_t* rows[T];
+#pragma GCC unroll 8
+  for (int i = 0; i < T; ++i) rows[i] = x + i * ld;
   for (int64_t o = 0; o < q; ++o) {
     const __m512i wv = _mm512_loadu_si512(w + o * 64), sv = _mm512_loadu_si512(sel + o * 64);
+    __m512i xs[T];
+#pragma GCC unroll 8
     for (int i = 0; i < T; ++i) {
       int64_t bytes;
-      std::memcpy(&bytes, x + i * ld + o * 8, 8);
-      acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_shuffle_epi8(_mm512_set1_epi64(bytes), sv), wv);
+      std::memcpy(&bytes, rows[i] + o * 8, 8);
+      xs[i] = _mm512_shuffle_epi8(_mm512_set1_epi64(bytes), sv);
     }
+#pragma GCC unroll 8
+    for (int i = 0; i < T; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], xs[i], wv);
   }
+#pragma GCC unroll 8
+  for (int i = 0; i < T; ++i) out[i] = acc[i];
 }
 
 // Finishes one row of 16 channels (n0 + l, l < rows) for row m.
