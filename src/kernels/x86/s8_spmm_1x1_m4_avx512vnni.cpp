@@ -20,6 +20,42 @@
 namespace spruce::kernels::x86 {
 namespace {
 
+// Sums over every quad into out. Its own accumulators, copied out at the end: updated in place
+// in the caller's array, GCC copied each one in and out of a scratch register, and to memory,
+// around every vpdpbusd.
+template <int P, int M>
+inline void accumulate(const uint8_t* x, int64_t ldx, int64_t quads, const uint16_t* const* masks, const int32_t** wd,
+                       __m512i (&out)[P][M]) {
+  __m512i acc[P][M];
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i)
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m) acc[i][m] = _mm512_setzero_si512();
+  for (int64_t q = 0; q < quads; ++q) {
+    __m512i xb[M], wv[P];
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m) {
+      int32_t xq;
+      std::memcpy(&xq, x + m * ldx + 4 * q, 4);
+      xb[m] = _mm512_set1_epi32(xq);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < P; ++i) {
+      const uint32_t rows = masks[i][q];
+      wv[i] = _mm512_maskz_expandloadu_epi32(_cvtu32_mask16(rows), wd[i]);
+      wd[i] += _mm_popcnt_u32(rows);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < P; ++i)
+#pragma GCC unroll 4
+      for (int m = 0; m < M; ++m) acc[i][m] = _mm512_dpbusd_epi32(acc[i][m], xb[m], wv[i]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < P; ++i)
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m) out[i][m] = acc[i][m];
+}
+
 // P panels from `first`, M rows of X from a.m0.
 template <int P, int M>
 void panel_group(const StripView& w, const SpmmArgs& a, int64_t first) {
@@ -32,22 +68,7 @@ void panel_group(const StripView& w, const SpmmArgs& a, int64_t first) {
     wd[i] = static_cast<const int32_t*>(w.w) + w.wptr[first + i];
   }
   __m512i acc[P][M];
-  for (auto& panel : acc)
-    for (auto& v : panel) v = _mm512_setzero_si512();
-  for (int64_t q = 0; q < quads; ++q) {
-    __m512i xb[M];
-    for (int m = 0; m < M; ++m) {
-      int32_t xq;
-      std::memcpy(&xq, x + m * a.ldxt + 4 * q, 4);
-      xb[m] = _mm512_set1_epi32(xq);
-    }
-    for (int i = 0; i < P; ++i) {
-      const uint32_t rows = masks[i][q];
-      const __m512i wv = _mm512_maskz_expandloadu_epi32(_cvtu32_mask16(rows), wd[i]);
-      wd[i] += _mm_popcnt_u32(rows);
-      for (int m = 0; m < M; ++m) acc[i][m] = _mm512_dpbusd_epi32(acc[i][m], xb[m], wv);
-    }
-  }
+  accumulate<P, M>(x, a.ldxt, quads, masks, wd, acc);
   for (int i = 0; i < P; ++i) {
     const int64_t n0 = (first + i) * 16, rows = std::min<int64_t>(16, w.rows - n0);
     const RowEpilogue<true> finish(a, n0, rows);
