@@ -24,13 +24,18 @@ template <int M>
 inline void strip(const StripView& w, int64_t s, const uint8_t* xt, const __m512i pick[4], __m512i* out) {
   constexpr int S = M > 4 ? 2 : 1;
   const int8_t* wv = static_cast<const int8_t*>(w.w);
+  // Every loop over acc fully unrolled (pragmas): one that is not indexes the array at run time,
+  // and GCC then keeps it in memory, loaded and stored around every vpdpbusd.
   __m512i acc[M];
-  for (auto& v : acc) v = _mm512_setzero_si512();
+#pragma GCC unroll 8
+  for (int m = 0; m < M; ++m) acc[m] = _mm512_setzero_si512();
   auto add = [&](__m512i idx, __m512i wq, __mmask16 km) {
+#pragma GCC unroll 2
     for (int h = 0; h < S; ++h) {
       const __m512i xg = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), km, idx, xt + 4 * h, 4 * S);
-      for (int m = 4 * h; m < std::min(M, 4 * h + 4); ++m)
-        acc[m] = _mm512_dpbusd_epi32(acc[m], _mm512_shuffle_epi8(xg, pick[m % 4]), wq);
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i)
+        if (4 * h + i < M) acc[4 * h + i] = _mm512_dpbusd_epi32(acc[4 * h + i], _mm512_shuffle_epi8(xg, pick[i]), wq);
     }
   };
   const int64_t j1 = w.ptr[s + 1];
@@ -41,6 +46,7 @@ inline void strip(const StripView& w, int64_t s, const uint8_t* xt, const __m512
     const __mmask16 km = __mmask16((1u << (j1 - j)) - 1);  // j1 - j: a multiple of 4
     add(_mm512_maskz_loadu_epi32(km, w.k + j), _mm512_maskz_loadu_epi32(km, wv + j * 4), km);
   }
+#pragma GCC unroll 8
   for (int m = 0; m < M; ++m) out[m] = acc[m];
 }
 
