@@ -140,11 +140,15 @@ bool Kernel::accepts(const Problem& p) const {
 
 std::span<const Kernel> registry() { return kKernels; }
 
-bool runs_here(const Kernel& k) { return k.isa <= max_isa() && (!k.bf16 || avx512_bf16()); }
+namespace {
+bool allowed(const Kernel& k, Isa cap) { return k.isa <= cap && k.isa <= detected_isa() && (!k.bf16 || avx512_bf16()); }
+}  // namespace
+
+bool runs_here(const Kernel& k) { return allowed(k, max_isa()); }
 
 const Kernel& select(const Problem& p, Isa cap) {
   for (const Kernel& k : kKernels)
-    if (k.isa <= cap && k.isa <= detected_isa() && (!k.bf16 || avx512_bf16()) && k.accepts(p)) return k;
+    if (allowed(k, cap) && k.accepts(p)) return k;
   usage_error("no kernel accepts this problem");  // unreachable for valid problems: the references accept them
 }
 
