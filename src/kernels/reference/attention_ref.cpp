@@ -10,25 +10,33 @@
 #include "kernels/attention.hpp"
 
 namespace spruce::kernels::ref {
+namespace {
+// The softmax's numerators over one row of n scores, in place: exp(s - max), exactly 0 where
+// s - max < -87. Returns their sum, in order.
+float exp_from_max(float* s, int64_t n) {
+  if (n < 1) return 0.f;
+  const float max = *std::max_element(s, s + n);
+  float sum = 0.f;
+  for (int64_t j = 0; j < n; ++j) {
+    const float y = s[j] - max;
+    s[j] = y >= -87.f ? std::exp(y) : 0.f;
+    sum += s[j];
+  }
+  return sum;
+}
+}  // namespace
 
 void f32_attention(const AttentionTask& t) {
   float* s = t.scratch;  // one row of scores
   for (int64_t i = 0; i < t.tokens; ++i) {
     const float* q = t.q + i * t.ld_q;
-    float max = -INFINITY;
     for (int64_t j = 0; j < t.tokens; ++j) {
       const float* k = t.k + j * t.ld_k;
       float dot = 0.f;
       for (int64_t c = 0; c < t.head_size; ++c) dot += q[c] * k[c];
       s[j] = t.scale * dot + (t.key_bias ? t.key_bias[j] : 0.f);
-      max = std::max(max, s[j]);
     }
-    float sum = 0.f;
-    for (int64_t j = 0; j < t.tokens; ++j) {
-      const float y = s[j] - max;
-      s[j] = y >= -87.f ? std::exp(y) : 0.f;
-      sum += s[j];
-    }
+    const float sum = exp_from_max(s, t.tokens);
     float* out = t.out + i * t.ld_out;
     std::fill(out, out + t.head_size, 0.f);
     for (int64_t j = 0; j < t.tokens; ++j) {
@@ -58,7 +66,6 @@ void bf16_attention(const AttentionTask& t) {
   const int64_t d = t.head_size, pairs = (t.tokens + 1) / 2;
   for (int64_t i = 0; i < t.tokens; ++i) {
     const float* q = t.q + i * t.ld_q;
-    float max = -INFINITY;
     for (int64_t j = 0; j < t.tokens; ++j) {
       const float* k = t.k + j * t.ld_k;
       float acc = 0.f;
@@ -67,15 +74,9 @@ void bf16_attention(const AttentionTask& t) {
         acc = std::fma(bf16(q[c]), bf16(k[c]), acc);
       }
       s[j] = std::fma(acc, t.scale, t.key_bias ? t.key_bias[j] : 0.f);
-      max = std::max(max, s[j]);
     }
-    float sum = 0.f;
-    for (int64_t j = 0; j < t.tokens; ++j) {
-      const float y = s[j] - max;
-      s[j] = y >= -87.f ? std::exp(y) : 0.f;
-      sum += s[j];
-      w[j] = bf16(s[j]);
-    }
+    const float sum = exp_from_max(s, t.tokens);
+    for (int64_t j = 0; j < t.tokens; ++j) w[j] = bf16(s[j]);
     w[t.tokens] = 0.f;
     float* out = t.out + i * t.ld_out;
     for (int64_t c = 0; c < d; ++c) {
