@@ -38,7 +38,7 @@ def load(record, folders):
         runs[label] = r
     # Grouped by pattern and sparsity, shortest and slowest-learning runs first.
     order = lambda item: (item[1]["pattern"], item[1]["sparsity"], item[1]["steps"], item[1]["learning_rate"],
-                          item[1].get("crop", 0), item[1].get("extra_share", 0))
+                          item[1].get("crop", 0), item[1].get("extra_share", 0), item[1].get("straight_through", False))
     return dict(sorted(runs.items(), key=order))
 
 
@@ -63,7 +63,7 @@ def losses(r):
 
 
 def notes(r):
-    """What else the run changed: cropped texts, WordNet steps, dropout, global scope."""
+    """What else the run changed: cropped texts, WordNet steps, dropout, straight-through, global scope."""
     out = []
     if r.get("crop", 0):
         out.append(f"{100 * r['crop']:g}% of texts cropped")
@@ -71,6 +71,8 @@ def notes(r):
         out.append(f"WordNet for {100 * r['extra_share']:g}% of the steps")
     if r.get("dropout", 0):
         out.append(f"dropout {r['dropout']:g}")
+    if r.get("straight_through", False):
+        out.append(f"straight-through, decay {r.get('straight_through_decay', 0):g}")
     if r.get("scope", "local") == "global":
         out.append(f"global scope (layers up to {100 * r.get('max_layer_sparsity', 0.98):g}%)")
     return out
@@ -144,6 +146,8 @@ def short_label(r):
         loss += f", WordNet {100 * r['extra_share']:g}%"
     if r.get("dropout", 0):
         loss += f", dropout {r['dropout']:g}"
+    if r.get("straight_through", False):
+        loss += f", STE {r.get('straight_through_decay', 0):g}"
     return f"{pattern} {r['criterion']}, {r['steps']} st, lr {r['learning_rate']:g}, {loss}"
 
 

@@ -56,6 +56,8 @@ Recipe recipe_for_flags(const TrainOptions& o, int64_t total_steps, const std::v
   if (o.criterion) g.criterion = *o.criterion;
   g.group_lasso = o.group_lasso > 0;
   g.reg_coeff = o.group_lasso;
+  g.straight_through = o.straight_through;
+  g.straight_through_decay = o.straight_through_decay;
   return r;
 }
 

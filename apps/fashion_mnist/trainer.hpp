@@ -23,7 +23,9 @@ struct TrainOptions {
   double sparsity = 0;             // --sparsity
   std::optional<Scope> scope;      // overrides of the flags' recipe, for experiments
   std::optional<Criterion> criterion;
-  double group_lasso = 0;  // reg_coeff; 0 keeps group lasso off
+  double group_lasso = 0;         // reg_coeff; 0 keeps group lasso off
+  bool straight_through = false;  // PruningGroup::straight_through, and its decay
+  double straight_through_decay = 0;
   int64_t epochs = 5;
   int64_t batch_size = 128;
   double learning_rate = 1e-3;

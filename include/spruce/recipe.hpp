@@ -6,6 +6,7 @@
 //   pruning_scope: global         sparsity_decay_type: exp    criterion_reduce_type: mean
 //   min_sparsity_ratio_per_op: 0  max_sparsity_ratio_per_op: 0.98
 //   reg_type: group_lasso         reg_coeff: 0.0001
+//   straight_through: true        straight_through_decay: 0.0002   # spruce's own (SR-STE)
 //   pruning_configs:              # per-layer groups; each entry's keys override the ones above
 //     - op_names: ["conv.*"]
 //       pattern: "2:4"
@@ -39,6 +40,12 @@ struct PruningGroup {
   GlobalLimits limits;
   bool group_lasso = false;  // reg_type: group_lasso
   double reg_coeff = 0.0;
+  // Until end_step, pruned weights keep learning through the masked forward (straight-through
+  // estimation, SR-STE: Zhou et al. 2021), so each mask update can bring them back; at end_step
+  // the mask is final and pruned weights become zero. The decay shrinks the pruned weights' kept
+  // values by that fraction per step (SR-STE's sparse-refined term, decoupled as in AdamW).
+  bool straight_through = false;
+  double straight_through_decay = 0.0;
 
   // The sparsity this group aims at: target_sparsity, or 1 - N/M for an N:M pattern.
   double target() const { return schedule.target; }

@@ -30,6 +30,8 @@ const std::vector<std::string> kKeys = {"target_sparsity",
                                         "max_sparsity_ratio_per_op",
                                         "reg_type",
                                         "reg_coeff",
+                                        "straight_through",
+                                        "straight_through_decay",
                                         "pruning_configs"};
 
 std::string join(const std::vector<std::string>& v) {
@@ -152,6 +154,12 @@ class Reader {
       } else if (key == "reg_coeff") {
         g.reg_coeff = scalar<double>(key, v, "a number >= 0, e.g. 0.0001");
         if (!(g.reg_coeff >= 0)) fail(key, text(v), "a number >= 0, e.g. 0.0001");
+      } else if (key == "straight_through") {
+        g.straight_through = scalar<bool>(key, v, "true, false");
+      } else if (key == "straight_through_decay") {
+        g.straight_through_decay = scalar<double>(key, v, "a number in [0, 1), e.g. 0.0002");
+        if (!(g.straight_through_decay >= 0 && g.straight_through_decay < 1))
+          fail(key, text(v), "a number in [0, 1), e.g. 0.0002");
       } else if (key == "pruning_configs" && !top_level)
         usage_error(source_ + ": 'pruning_configs' cannot be nested inside a pruning_configs entry");
     }
@@ -161,6 +169,13 @@ class Reader {
     if (g.schedule.end_step < g.schedule.start_step)
       usage_error(source_ + ": end_step " + std::to_string(g.schedule.end_step) + " is before start_step " +
                   std::to_string(g.schedule.start_step) + "; set end_step >= start_step");
+    if (g.straight_through && g.criterion == Criterion::SparseGpt)
+      usage_error(source_ +
+                  ": straight_through cannot be used with pruning_type sparsegpt, whose reconstruction rewrites "
+                  "the kept weights at each update; use magnitude or wanda, or drop straight_through");
+    if (g.straight_through_decay > 0 && !g.straight_through)
+      usage_error(source_ +
+                  ": straight_through_decay acts only with straight_through: true; add it, or drop the decay");
     if (g.limits.min_ratio > g.limits.max_ratio)
       usage_error(source_ + ": min_sparsity_ratio_per_op is above max_sparsity_ratio_per_op");
     if (g.pattern.is_nm() && target_given && std::abs(g.schedule.target - g.pattern.natural_sparsity()) > 1e-9)
@@ -315,6 +330,8 @@ void emit_group(YAML::Emitter& e, const PruningGroup& g) {
   e << YAML::Key << "max_sparsity_ratio_per_op" << YAML::Value << g.limits.max_ratio;
   e << YAML::Key << "reg_type" << YAML::Value << (g.group_lasso ? "group_lasso" : "none");
   e << YAML::Key << "reg_coeff" << YAML::Value << g.reg_coeff;
+  e << YAML::Key << "straight_through" << YAML::Value << g.straight_through;
+  e << YAML::Key << "straight_through_decay" << YAML::Value << g.straight_through_decay;
 }
 }  // namespace
 

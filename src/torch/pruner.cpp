@@ -194,6 +194,8 @@ void Pruner::start_collecting(int64_t step) {
 void Pruner::on_before_optimizer_step() {
   ::torch::NoGradGuard no_grad;
   for (auto& layer : layers_) {
+    // Straight through: the gradient at the masked weights steps all of them, pruned ones included.
+    if (layer.dense.defined()) layer.weight.copy_(layer.dense);
     ::torch::Tensor grad = layer.weight.grad();
     if (!grad.defined()) continue;
     const PruningGroup& group = recipe_.groups[layer.group];
@@ -201,7 +203,7 @@ void Pruner::on_before_optimizer_step() {
     // Scores come from the loss gradient alone, before masking, so `gradient` can revive blocks.
     if (needs_gradient(group.criterion) && (pending_[layer.group] || step_ < s.end_step))
       layer.scores.update(HeldMatrix(layer.weight).view(), HeldMatrix(grad).view());
-    if (layer.mask.defined()) grad.mul_(layer.mask);
+    if (layer.mask.defined() && !layer.dense.defined()) grad.mul_(layer.mask);
     if (group.group_lasso && group.reg_coeff > 0 && step_ >= s.start_step && step_ <= s.end_step) {
       HeldMatrix w(layer.weight);
       edit_as_matrix(grad,
@@ -210,12 +212,31 @@ void Pruner::on_before_optimizer_step() {
   }
 }
 
-void Pruner::on_after_optimizer_step() { apply_masks(); }
+void Pruner::on_after_optimizer_step() {
+  ::torch::NoGradGuard no_grad;
+  for (auto& layer : layers_) {
+    if (!layer.dense.defined()) continue;
+    layer.dense.copy_(layer.weight);
+    const double decay = recipe_.groups[layer.group].straight_through_decay;
+    if (decay > 0) layer.dense.sub_(layer.dense * (1 - layer.mask) * decay);
+  }
+  apply_masks();
+}
 
 void Pruner::apply_masks() {
   ::torch::NoGradGuard no_grad;
   for (auto& layer : layers_)
     if (layer.mask.defined()) layer.weight.mul_(layer.mask);
+}
+
+void Pruner::set_mask(PrunedLayer& layer, ::torch::Tensor mask, bool last_update) {
+  ::torch::NoGradGuard no_grad;
+  layer.mask = std::move(mask);
+  const bool straight_through = recipe_.groups[layer.group].straight_through && !last_update;
+  if (straight_through && !layer.dense.defined()) layer.dense = layer.weight.detach().clone();
+  if (!straight_through) layer.dense = ::torch::Tensor();  // the mask is final: pruned weights go to zero
+  if (layer.dense.defined()) layer.weight.copy_(layer.dense);
+  layer.weight.mul_(layer.mask);
 }
 
 void Pruner::update_masks(size_t g, int64_t step) {
@@ -262,7 +283,7 @@ void Pruner::update_masks(size_t g, int64_t step) {
       scores.push_back(layer->scores.scores().view());
       continue;
     }
-    HeldMatrix w(layer->weight);
+    HeldMatrix w(layer->dense.defined() ? layer->dense : layer->weight);
     computed.emplace_back(w.view().rows, w.view().cols);
     element_scores(group.criterion, w.view(), {}, computed.back().view(),
                    rms ? std::span<const float>((*rms)[i]) : std::span<const float>());
@@ -278,12 +299,10 @@ void Pruner::update_masks(size_t g, int64_t step) {
   } else {
     for (const auto& s : scores) masks.push_back(local_mask(group.pattern, s, ratio, group.reduce));
   }
-  ::torch::NoGradGuard no_grad;
   ++mask_updates_;
-  for (size_t i = 0; i < members.size(); ++i) {
-    members[i]->mask = mask_to_tensor(masks[i], members[i]->weight.sizes().vec());
-    members[i]->weight.mul_(members[i]->mask);
-  }
+  const bool last_update = step >= group.schedule.end_step;
+  for (size_t i = 0; i < members.size(); ++i)
+    set_mask(*members[i], mask_to_tensor(masks[i], members[i]->weight.sizes().vec()), last_update);
 }
 
 void Pruner::lock_existing_zeros() {
@@ -330,6 +349,7 @@ void Pruner::save(::torch::serialize::OutputArchive& archive) const {
   for (const auto& layer : layers_) {
     archive.write("mask." + layer.name,
                   layer.mask.defined() ? layer.mask.to(::torch::kUInt8) : ::torch::empty({0}, ::torch::kUInt8));
+    if (layer.dense.defined()) archive.write("dense." + layer.name, layer.dense);
     if (layer.scores.ready()) {  // gradient criteria's accumulated scores (snip_momentum's running average)
       const MatrixF& m = layer.scores.scores();
       archive.write("scores." + layer.name,
@@ -360,6 +380,14 @@ void Pruner::load(::torch::serialize::InputArchive& archive) {
   for (size_t g = 0; g < reached_.size(); ++g) reached_[g] = reached[int64_t(g)].item<double>();
   for (size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].mask = masks[i].numel() ? masks[i].to(::torch::kFloat32) : ::torch::Tensor();
+    ::torch::Tensor dense;
+    layers_[i].dense = ::torch::Tensor();
+    if (archive.try_read("dense." + layers_[i].name, dense)) {
+      if (dense.sizes() != layers_[i].weight.sizes() || !layers_[i].mask.defined())
+        data_error("the checkpoint's straight-through weights for layer " + layers_[i].name +
+                   " do not match its weight and mask; resume with the model it was trained with");
+      layers_[i].dense = dense.to(::torch::kFloat32).contiguous();
+    }
     ::torch::Tensor scores;
     const auto view = HeldMatrix(layers_[i].weight).view();
     if (archive.try_read("scores." + layers_[i].name, scores) && scores.dim() == 2 &&

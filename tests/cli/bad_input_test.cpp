@@ -279,6 +279,9 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({std::string(100000, 'x')}, 2, "unknown command");
 #ifdef SPRUCE_WITH_TORCH
   expect_refused({"train", "--lr", "nan"}, 2, "--lr");
+  expect_refused({"train", "--straight-through"}, 2, "--straight-through needs --pattern");
+  expect_refused({"train", "--pattern", "4x1", "--sparsity", "0.9", "--straight-through-decay", "0.01"}, 2,
+                 "acts only with --straight-through");
   expect_refused({"train", "--lr", "-1"}, 2, "--lr");
   expect_refused({"train", "--seed", "-5"}, 2, "--seed");
   expect_refused({"train", "--epochs", "0"}, 2, "--epochs");
@@ -344,6 +347,13 @@ TEST_F(BadInput, EmbedNamesTheBadLine) {
 // spruce distill and bench-model minilm refuse bad settings before any model loads or trains.
 TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--sparsity", "0.8"}, 2, "--sparsity needs --pattern");
+  expect_refused({"distill", "--straight-through"}, 2, "--straight-through needs --pattern");
+  expect_refused({"distill", "--pattern", "2:4", "--straight-through-decay", "0.01"}, 2,
+                 "acts only with --straight-through");
+  expect_refused({"distill", "--pattern", "2:4", "--straight-through", "--straight-through-decay", "1"}, 2,
+                 "--straight-through-decay");
+  expect_refused({"distill", "--pattern", "2:4", "--straight-through", "--criterion", "sparsegpt"}, 2,
+                 "sparsegpt");
   expect_refused({"distill", "--pattern", "2:4", "--sparsity", "0.7"}, 2, "2:4");
   expect_refused({"distill", "--pattern", "3x3x3", "--sparsity", "0.5"}, 2, "3x3x3");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--fortunes", path("none")}, 2, "fortunes");

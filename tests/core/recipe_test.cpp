@@ -50,6 +50,8 @@ min_sparsity_ratio_per_op: 0.1
 max_sparsity_ratio_per_op: 0.95
 reg_type: group_lasso
 reg_coeff: 0.0002
+straight_through: true
+straight_through_decay: 0.001
 )";
   const Recipe r = Recipe::parse(yaml);
   const auto& g = r.groups.at(0);
@@ -65,6 +67,9 @@ reg_coeff: 0.0002
   EXPECT_DOUBLE_EQ(g.limits.min_ratio, 0.1);
   EXPECT_TRUE(g.group_lasso);
   EXPECT_DOUBLE_EQ(g.reg_coeff, 0.0002);
+  EXPECT_TRUE(g.straight_through);
+  EXPECT_DOUBLE_EQ(g.straight_through_decay, 0.001);
+  EXPECT_FALSE(Recipe::parse("target_sparsity: 0.8\n").groups[0].straight_through);
   EXPECT_TRUE(g.matches("fc1"));
   EXPECT_TRUE(g.matches("encoder.layer11.dense"));
   EXPECT_FALSE(g.matches("head"));
@@ -130,6 +135,9 @@ TEST(Recipe, BadValuesNameTheKeyTheValueAndWhatIsValid) {
            {"reg_coeff: -1", "reg_coeff", "-1", ">= 0"},
            {"pruning_op_types: [Embedding]", "pruning_op_types", "Embedding", "Linear, Conv"},
            {"max_sparsity_ratio_per_op: 2", "max_sparsity_ratio_per_op", "2", "[0, 1]"},
+           {"straight_through: maybe", "straight_through", "maybe", "true, false"},
+           {"straight_through: true\nstraight_through_decay: 1", "straight_through_decay", "1", "[0, 1)"},
+           {"straight_through: true\nstraight_through_decay: -0.1", "straight_through_decay", "-0.1", "[0, 1)"},
        }) {
     const std::string e = error_of(c.yaml);
     EXPECT_TRUE(contains(e, "'" + c.key + "'")) << e;
@@ -145,6 +153,8 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   EXPECT_TRUE(contains(error_of("pattern: '2:4'\ntarget_sparsity: 0.9"), "contradicts"));
   EXPECT_TRUE(contains(error_of("pruning_configs:\n  - pruning_configs: []"), "nested"));
   EXPECT_TRUE(contains(error_of("pruning_configs: 3"), "pruning_configs"));
+  EXPECT_TRUE(contains(error_of("pruning_type: sparsegpt\nstraight_through: true"), "sparsegpt"));
+  EXPECT_TRUE(contains(error_of("straight_through_decay: 0.01"), "straight_through: true"));
   EXPECT_TRUE(contains(error_of("[1, 2]"), "mapping"));
   EXPECT_TRUE(contains(error_of("a: [b"), "YAML"));
   EXPECT_TRUE(contains(error_of(""), "empty"));

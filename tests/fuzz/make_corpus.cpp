@@ -191,6 +191,8 @@ min_sparsity_ratio_per_op: 0.1
 max_sparsity_ratio_per_op: 0.95
 reg_type: group_lasso
 reg_coeff: 0.0002
+straight_through: true
+straight_through_decay: 0.0002
 )");
   write(dir, "seed-groups.yaml", R"(target_sparsity: 0.9
 pattern: 4x1

@@ -71,6 +71,43 @@ TEST(Checkpoint, RoundTripKeepsMasksStepAndSparsity) {
   fs::remove_all(dir);
 }
 
+TEST(Checkpoint, StraightThroughWeightsSurviveAResume) {
+  const fs::path dir = temp_dir("straight-through");
+  TinyData d = tiny_data();
+  Recipe recipe = growing_recipe();
+  recipe.groups[0].criterion = Criterion::Magnitude;
+  recipe.groups[0].straight_through = true;
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner pruner(net, recipe);
+  pruner.on_train_begin();
+  for (int64_t step = 0; step < 7; ++step) train_step(net, opt, pruner, d, step);
+  spruce::torch::save_checkpoint((dir / "checkpoint.pt").string(), net, &opt, &pruner, {1, 7});
+
+  ::torch::manual_seed(99);
+  TinyNet resumed;
+  ::torch::optim::Adam resumed_opt(resumed.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner resumed_pruner(resumed, recipe);
+  spruce::torch::load_checkpoint((dir / "checkpoint.pt").string(), resumed, &resumed_opt, &resumed_pruner);
+  for (size_t i = 0; i < pruner.layers().size(); ++i) {
+    const auto& kept = pruner.layers()[i].dense;
+    ASSERT_TRUE(kept.defined() && resumed_pruner.layers()[i].dense.defined()) << pruner.layers()[i].name;
+    EXPECT_TRUE(::torch::equal(resumed_pruner.layers()[i].dense, kept)) << pruner.layers()[i].name;
+    EXPECT_GT(kept.masked_select(pruner.layers()[i].mask == 0).abs().sum().item<float>(), 0.0f);
+  }
+  // Both runs go on alike: the pruned weights' values were not lost.
+  for (int64_t step = 7; step < 12; ++step) {
+    train_step(net, opt, pruner, d, step);
+    train_step(resumed, resumed_opt, resumed_pruner, d, step);
+  }
+  for (size_t i = 0; i < pruner.layers().size(); ++i) {
+    EXPECT_TRUE(::torch::equal(resumed_pruner.layers()[i].mask, pruner.layers()[i].mask)) << pruner.layers()[i].name;
+    EXPECT_TRUE(::torch::allclose(resumed_pruner.layers()[i].dense, pruner.layers()[i].dense, 1e-5, 1e-6))
+        << pruner.layers()[i].name;
+  }
+  fs::remove_all(dir);
+}
+
 TEST(Checkpoint, SnipMomentumScoresSurviveAResume) {
   const fs::path dir = temp_dir("scores");
   TinyData d = tiny_data();

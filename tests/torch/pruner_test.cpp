@@ -75,6 +75,84 @@ TEST(Pruner, PrunedWeightsStayZeroAfterEveryStep) {
   EXPECT_NEAR(pruner.sparsity(), 0.75, 0.01);
 }
 
+// How many weights mask updates brought back over `steps` steps of a 4x1 @ 50% run that updates
+// every 2 steps until step 20; checks on the way what the forward and the optimizer see.
+int64_t weights_revived(bool straight_through, int64_t steps = 30) {
+  TinyNet net;
+  TinyData d = tiny_data();
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(3e-2));
+  Recipe r = recipe("4x1", 0.5, Criterion::Magnitude, Scope::Local, 0, 20, 2);
+  r.groups[0].straight_through = straight_through;
+  spruce::torch::Pruner pruner(net, r);
+  pruner.on_train_begin();
+  std::vector<::torch::Tensor> previous(pruner.layers().size());
+  int64_t revived = 0;
+  bool pruned_weight_learned = false;
+  for (int64_t step = 0; step < steps; ++step) {
+    const std::string when = "at step " + std::to_string(step);
+    pruner.on_step_begin(step);
+    for (size_t i = 0; i < pruner.layers().size(); ++i) {
+      const auto& layer = pruner.layers()[i];
+      EXPECT_EQ(layer.dense.defined(), straight_through && step < 20) << layer.name << " " << when;
+      if (layer.dense.defined()) EXPECT_TRUE(::torch::equal(layer.weight, layer.dense * layer.mask)) << when;
+      if (previous[i].defined()) revived += ((previous[i] == 0) & (layer.mask == 1)).sum().item<int64_t>();
+      previous[i] = layer.mask.clone();
+    }
+    expect_masked_weights_zero(pruner, "in the forward " + when);
+    auto loss = ::torch::cross_entropy_loss(net.forward(d.x), d.y);
+    opt.zero_grad();
+    loss.backward();
+    pruner.on_before_optimizer_step();
+    for (const auto& layer : pruner.layers()) {
+      const float pruned_grad = layer.weight.grad().masked_select(layer.mask == 0).abs().sum().item<float>();
+      if (straight_through && step < 20)
+        pruned_weight_learned |= pruned_grad > 0;
+      else
+        EXPECT_EQ(pruned_grad, 0.0f) << layer.name << ": a pruned weight has a gradient " << when;
+    }
+    opt.step();
+    pruner.on_after_optimizer_step();
+    expect_masked_weights_zero(pruner, "after the step " + when);
+  }
+  EXPECT_EQ(pruned_weight_learned, straight_through);
+  EXPECT_NEAR(pruner.sparsity(), 0.5, 0.01);
+  return revived;
+}
+
+TEST(Pruner, StraightThroughRevivesPrunedWeightsUntilTheLastUpdate) {
+  EXPECT_GT(weights_revived(true), 0) << "no mask update brought a pruned weight back";
+  EXPECT_EQ(weights_revived(false), 0) << "without straight-through, a pruned weight has no way back";
+}
+
+TEST(Pruner, StraightThroughDecayShrinksOnlyThePrunedWeights) {
+  TinyNet net;
+  TinyData d = tiny_data();
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Recipe r = recipe("2:4", 0.5, Criterion::Magnitude, Scope::Local, 0, 10, 10);  // half pruned from step 0
+  r.groups[0].straight_through = true;
+  r.groups[0].straight_through_decay = 0.25;
+  spruce::torch::Pruner pruner(net, r);
+  pruner.on_train_begin();
+  for (int64_t step = 0; step < 3; ++step) {
+    pruner.on_step_begin(step);
+    auto loss = ::torch::cross_entropy_loss(net.forward(d.x), d.y);
+    opt.zero_grad();
+    loss.backward();
+    pruner.on_before_optimizer_step();
+    opt.step();
+    std::vector<::torch::Tensor> stepped;  // every weight as the optimizer left it
+    for (const auto& layer : pruner.layers()) stepped.push_back(layer.weight.detach().clone());
+    pruner.on_after_optimizer_step();
+    for (size_t i = 0; i < stepped.size(); ++i) {
+      const auto& layer = pruner.layers()[i];
+      const auto expected = stepped[i] * (layer.mask + (1 - layer.mask) * 0.75);
+      EXPECT_TRUE(::torch::allclose(layer.dense, expected, 1e-6, 1e-7)) << layer.name << " at step " << step;
+      EXPECT_TRUE(::torch::equal(layer.weight, layer.dense * layer.mask)) << layer.name;
+      EXPECT_GT(layer.dense.masked_select(layer.mask == 0).abs().sum().item<float>(), 0.0f);
+    }
+  }
+}
+
 struct ScheduleCase {
   const char* pattern;
   Criterion criterion;

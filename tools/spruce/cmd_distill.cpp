@@ -20,6 +20,8 @@ struct DistillArgs {
   std::string model = minilm::default_model_dir(), fortunes = "/usr/share/games/fortunes", wordnet, pattern, save, json,
               criterion = "wanda", scope = "local";
   double sparsity = NAN, max_layer_sparsity = NAN;  // NaN: not given (0.98 with --scope global)
+  bool straight_through = false;
+  double straight_through_decay = 0.0;
   int threads = 2;
 };
 
@@ -39,6 +41,9 @@ void save_model(minilm::SentenceEncoder& student, const std::string& dir) {
 void run(DistillArgs& a) {
   const bool prune = !a.pattern.empty();
   if (!prune && !std::isnan(a.sparsity)) usage_error("--sparsity needs --pattern");
+  if (!prune && a.straight_through) usage_error("--straight-through needs --pattern");
+  if (a.straight_through_decay > 0 && !a.straight_through)
+    usage_error("--straight-through-decay acts only with --straight-through; add it, or drop the decay");
   spruce::torch::set_training_threads(a.threads);
   if (prune) {  // from_flags checks the pair (an N:M pattern fixes its sparsity); the encoder's recipe follows
     const double target = Recipe::from_flags(a.pattern, a.sparsity).groups[0].target();
@@ -50,6 +55,17 @@ void run(DistillArgs& a) {
     if (g.scope == Scope::Global && g.criterion == Criterion::SparseGpt)
       usage_error("--criterion sparsegpt prunes each layer to the target on its own; use --scope local");
     if (!std::isnan(a.max_layer_sparsity)) g.limits.max_ratio = a.max_layer_sparsity;
+    if (a.straight_through && g.criterion == Criterion::SparseGpt)
+      usage_error(
+          "--straight-through cannot be used with --criterion sparsegpt, which rewrites the kept weights "
+          "at each update; use wanda or magnitude");
+    if (a.straight_through) {
+      // Masks re-scored about 100 times until 70% of the steps, N:M included, then final.
+      g.straight_through = true;
+      g.straight_through_decay = a.straight_through_decay;
+      g.schedule.end_step = std::max<int64_t>(1, a.o.steps * 7 / 10);
+      g.schedule.frequency = std::max<int64_t>(1, g.schedule.end_step / 100);
+    }
     if (g.scope == Scope::Global && g.limits.max_ratio < target)
       usage_error("--max-layer-sparsity is below the target sparsity: no layer could make up for another");
   }
@@ -83,6 +99,8 @@ void run(DistillArgs& a) {
       {"sparsity", result.report ? result.report->sparsity() : 0.0},
       {"criterion", prune ? a.criterion : "-"},
       {"scope", prune ? a.scope : "-"},
+      {"straight_through", a.straight_through},
+      {"straight_through_decay", a.straight_through_decay},
       {"max_layer_sparsity", prune && a.scope == "global" ? a.o.recipe->groups[0].limits.max_ratio : 1.0},
       {"steps", result.steps},
       {"batch", a.o.batch},
@@ -136,6 +154,14 @@ void add(CLI::App& app) {
   cmd->add_option("--max-layer-sparsity", a->max_layer_sparsity,
                   "With --scope global: no layer sparser than this (default 0.98)")
       ->check(fraction());
+  cmd->add_flag("--straight-through", a->straight_through,
+                "Pruned weights keep learning through the masked forward until 70% of the steps, and each of "
+                "about 100 mask updates may bring them back (SR-STE); then the mask is final");
+  cmd->add_option("--straight-through-decay", a->straight_through_decay,
+                  "With --straight-through: the fraction by which pruned weights shrink each step, so that the "
+                  "masks settle (SR-STE's refined term; 0: none)")
+      ->check(real_in(0, 1, false, true))
+      ->capture_default_str();
   cmd->add_option("--steps", a->o.steps, "Training steps")->check(int_in(1, 1'000'000))->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Texts per step")->check(int_in(1, 1024))->capture_default_str();
   cmd->add_option("--lr", a->o.learning_rate, "AdamW learning rate")->check(real_in(0, 1, true))->capture_default_str();

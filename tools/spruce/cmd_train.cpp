@@ -65,6 +65,12 @@ void run(TrainArgs& a) {
     usage_error("unknown dataset '" + a.dataset + "'; the one dataset is fashion-mnist");
   resolve_pruning(a);
   if (a.options.group_lasso < 0) usage_error("--group-lasso is a coefficient >= 0, e.g. 1e-4");
+  if (a.options.straight_through && !a.options.pattern)
+    usage_error("--straight-through needs --pattern (in a recipe, set straight_through: true)");
+  if (a.options.straight_through_decay > 0 && !a.options.straight_through)
+    usage_error("--straight-through-decay acts only with --straight-through; add it, or drop the decay");
+  if (a.options.straight_through && a.options.criterion == Criterion::SparseGpt)
+    usage_error("--straight-through cannot be used with --criterion sparsegpt, which rewrites the kept weights");
   if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
   // Input files are checked before the run starts, so a bad one is the only line printed.
   if (!a.teacher_dir.empty()) a.options.teacher = a.teacher_dir + "/model.safetensors";
@@ -187,6 +193,12 @@ void add_train(CLI::App& app) {
                   "sparsegpt (Linear layers, --scope local; the kept weights make up for the pruned)");
   cmd->add_option("--group-lasso", o.group_lasso, "With --pattern: group-lasso coefficient (default 0: off)")
       ->check(real_in(0, 1e3));
+  cmd->add_flag("--straight-through", o.straight_through,
+                "With --pattern: pruned weights keep learning through the masked forward until the ramp ends, "
+                "and mask updates may bring them back (SR-STE)");
+  cmd->add_option("--straight-through-decay", o.straight_through_decay,
+                  "With --straight-through: the fraction by which pruned weights shrink each step (0: none)")
+      ->check(real_in(0, 1, false, true));
   cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model)")
       ->check(non_empty());
   cmd->add_option("--init", o.init_from, "Start from the weights of a .safetensors file")->check(non_empty());

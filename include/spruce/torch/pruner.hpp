@@ -14,6 +14,8 @@
 // The Pruner holds the layers' weight tensors (sharing their storage) and one mask per layer, kept
 // in the weight's own layout. Scores, masks, schedules and group lasso come from the pruning core,
 // over the 2-D view of each weight (DESIGN.md: conv [OC][IC][KH][KW] is viewed as [OC][KH*KW*IC]).
+// A straight-through group (PruningGroup::straight_through) also keeps the pruned weights' values
+// until its last mask update: the forward sees them masked, the optimizer steps them all.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/serialize/archive.h>
@@ -51,6 +53,9 @@ struct PrunedLayer {
   size_t group = 0;        // index into the recipe's groups
   ::torch::Tensor weight;  // the module's parameter (same storage)
   ::torch::Tensor mask;    // float 0/1 in the weight's layout; undefined while dense
+  // Straight-through groups, until their last mask update: the weights as trained, pruned ones
+  // included; `weight` holds them masked, for the forward. Undefined otherwise.
+  ::torch::Tensor dense;
   ScoreAccumulator scores{Criterion::Magnitude};
   std::shared_ptr<InputStatistics> inputs;  // set for a criterion that needs_inputs (wanda, sparsegpt)
 };
@@ -111,7 +116,7 @@ class Pruner {
 
   // Pattern lock: each layer's existing zeros become its mask, and stay zero from now on.
   void lock_existing_zeros();
-  // Checkpoint state: the step, every mask, and the accumulated scores.
+  // Checkpoint state: the step, every mask, the accumulated scores, and straight-through weights.
   void save(::torch::serialize::OutputArchive& archive) const;
   // Throws spruce::Error (data) when the archive lacks a mask or a mask's shape differs.
   void load(::torch::serialize::InputArchive& archive);
@@ -120,6 +125,9 @@ class Pruner {
   void update_masks(size_t group, int64_t step);
   void start_collecting(int64_t step);
   void apply_masks();
+  // Sets a layer's mask and masks its weight; a straight-through layer keeps its values in `dense`
+  // unless this is its group's last update.
+  void set_mask(PrunedLayer& layer, ::torch::Tensor mask, bool last_update);
   void observe_inputs(::torch::nn::Module& module);
   // The members' input RMS per GEMM column (reduced over the ranks), or nothing before any input.
   std::optional<std::vector<std::vector<float>>> input_rms(const std::vector<PrunedLayer*>& members);
