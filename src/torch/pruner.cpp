@@ -234,9 +234,9 @@ void Pruner::set_mask(PrunedLayer& layer, ::torch::Tensor mask, bool last_update
   layer.mask = std::move(mask);
   const bool straight_through = recipe_.groups[layer.group].straight_through && !last_update;
   if (straight_through && !layer.dense.defined()) layer.dense = layer.weight.detach().clone();
-  if (!straight_through) layer.dense = ::torch::Tensor();  // the mask is final: pruned weights go to zero
-  if (layer.dense.defined()) layer.weight.copy_(layer.dense);
+  if (layer.dense.defined()) layer.weight.copy_(layer.dense);  // weights the new mask keeps get their values
   layer.weight.mul_(layer.mask);
+  if (!straight_through) layer.dense = ::torch::Tensor();  // the mask is final: pruned weights stay zero
 }
 
 void Pruner::update_masks(size_t g, int64_t step) {
