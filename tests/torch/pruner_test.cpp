@@ -145,15 +145,10 @@ TEST(Pruner, StraightThroughDecayShrinksOnlyThePrunedWeights) {
   spruce::torch::Pruner pruner(net, r);
   pruner.on_train_begin();
   for (int64_t step = 0; step < 3; ++step) {
-    pruner.on_step_begin(step);
-    auto loss = ::torch::cross_entropy_loss(net.forward(d.x), d.y);
-    opt.zero_grad();
-    loss.backward();
-    pruner.on_before_optimizer_step();
-    opt.step();
     std::vector<::torch::Tensor> stepped;  // every weight as the optimizer left it
-    for (const auto& layer : pruner.layers()) stepped.push_back(layer.weight.detach().clone());
-    pruner.on_after_optimizer_step();
+    train_step(net, opt, pruner, d, step, {}, [&] {
+      for (const auto& layer : pruner.layers()) stepped.push_back(layer.weight.detach().clone());
+    });
     for (size_t i = 0; i < stepped.size(); ++i) {
       const auto& layer = pruner.layers()[i];
       const auto expected = stepped[i] * (layer.mask + (1 - layer.mask) * 0.75);

@@ -36,16 +36,18 @@ inline TinyData tiny_data(int64_t n = 64, uint64_t seed = 1) {
   return {x, y};
 }
 
-// One training step in the hook order; `check` runs between the optimizer step and re-masking,
-// and `after` at the very end.
+// One training step in the hook order; `after` runs at the very end, and `stepped` between the
+// optimizer step and the Pruner's hook after it.
 inline void train_step(TinyNet& net, ::torch::optim::Optimizer& opt, spruce::torch::Pruner& pruner, const TinyData& d,
-                       int64_t step, const std::function<void()>& after = {}) {
+                       int64_t step, const std::function<void()>& after = {},
+                       const std::function<void()>& stepped = {}) {
   pruner.on_step_begin(step);
   auto loss = ::torch::cross_entropy_loss(net.forward(d.x), d.y);
   opt.zero_grad();
   loss.backward();
   pruner.on_before_optimizer_step();
   opt.step();
+  if (stepped) stepped();
   pruner.on_after_optimizer_step();
   if (after) after();
 }
