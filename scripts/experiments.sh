@@ -2,7 +2,7 @@
 # What was tried for the rows of docs/RESULTS.md that miss dense by more than 0.5 points: group
 # lasso on, the snip_momentum criterion, an earlier end of the ramp, and longer training (dense
 # and sparse alike). Writes $out/<name>-s<seed>.{json,log}; existing JSONs are skipped.
-#   JOBS=2 SEEDS="0" scripts/experiments.sh [build/tools/spruce/spruce]
+#   JOBS=2 SEEDS="0" [ONLY="mlp-dense-4ep mlp-4x1-90-ste"] scripts/experiments.sh [build/tools/spruce/spruce]
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
 out=${EXPERIMENTS_DIR:-out/experiments}
@@ -23,10 +23,32 @@ experiments=(
   "cnn-4x1-90-6ep|--model cnn --epochs 6 --pattern 4x1 --sparsity 0.9 --criterion magnitude"
   "cnn-4x16-85-6ep|--model cnn --epochs 6 --pattern 4x16 --sparsity 0.85 --criterion magnitude"
   "cnn-2in4-6ep|--model cnn --epochs 6 --pattern 2:4 --criterion magnitude"
+  # Straight-through pruning (SR-STE): pruned weights learn until the ramp ends, and may come back.
+  # Beside same-host runs of the table's recipe and dense, for a same-build comparison.
+  "mlp-dense-4ep|--model mlp --epochs 4"
+  "mlp-4x1-90-4ep|--model mlp --epochs 4 --pattern 4x1 --sparsity 0.9 --criterion magnitude"
+  "mlp-4x1-90-ste|--model mlp --epochs 4 --pattern 4x1 --sparsity 0.9 --criterion magnitude --straight-through --straight-through-decay 0.002"
+  "mlp-4x16-85-4ep|--model mlp --epochs 4 --pattern 4x16 --sparsity 0.85 --criterion magnitude"
+  "mlp-4x16-85-ste|--model mlp --epochs 4 --pattern 4x16 --sparsity 0.85 --criterion magnitude --straight-through --straight-through-decay 0.002"
+  "cnn-dense-3ep|--model cnn --epochs 3"
+  "cnn-2in4-3ep|--model cnn --epochs 3 --pattern 2:4 --criterion magnitude"
+  "cnn-2in4-ste|--model cnn --epochs 3 --pattern 2:4 --criterion magnitude --straight-through --straight-through-decay 0.002"
+  "cnn-4x16-85-3ep|--model cnn --epochs 3 --pattern 4x16 --sparsity 0.85 --criterion magnitude"
+  "cnn-4x16-85-ste|--model cnn --epochs 3 --pattern 4x16 --sparsity 0.85 --criterion magnitude --straight-through --straight-through-decay 0.002"
+  "mlp-4x1-90-ste02|--model mlp --epochs 4 --pattern 4x1 --sparsity 0.9 --criterion magnitude --straight-through --straight-through-decay 0.02"
+  "cnn-2in4-ste02|--model cnn --epochs 3 --pattern 2:4 --criterion magnitude --straight-through --straight-through-decay 0.02"
+  "cnn-4x1-90-3ep|--model cnn --epochs 3 --pattern 4x1 --sparsity 0.9 --criterion magnitude"
+  "cnn-4x1-90-ste|--model cnn --epochs 3 --pattern 4x1 --sparsity 0.9 --criterion magnitude --straight-through --straight-through-decay 0.002"
+  "mlp-16x1-90-4ep|--model mlp --epochs 4 --pattern 16x1 --sparsity 0.9 --criterion magnitude"
+  "mlp-16x1-90-ste|--model mlp --epochs 4 --pattern 16x1 --sparsity 0.9 --criterion magnitude --straight-through --straight-through-decay 0.002"
+  "cnn-16x1-90-3ep|--model cnn --epochs 3 --pattern 16x1 --sparsity 0.9 --criterion magnitude"
+  "cnn-16x1-90-ste|--model cnn --epochs 3 --pattern 16x1 --sparsity 0.9 --criterion magnitude --straight-through --straight-through-decay 0.002"
 )
+only=${ONLY:-}
 mkdir -p "$out"
 for seed in $seeds; do
   for e in "${experiments[@]}"; do
+    [ -n "$only" ] && [[ " $only " != *" ${e%%|*} "* ]] && continue
     stem="$out/${e%%|*}-s$seed"
     [ -f "$stem.json" ] && continue
     echo "$spruce train $base ${e#*|} --seed $seed --json $stem.json > $stem.log 2>&1"

@@ -122,6 +122,25 @@ EXPERIMENTS = {  # name: what changed against the table's row
     "cnn-4x1-90-6ep": "4x1@90%, 6 epochs",
     "cnn-4x16-85-6ep": "4x16@85%, 6 epochs",
     "cnn-2in4-6ep": "2:4, 6 epochs",
+    # Straight-through pruning beside the table's recipe and dense, all on one host (three seeds).
+    "mlp-dense-4ep": "dense, 4 epochs (Zen 5 host)",
+    "mlp-4x1-90-4ep": "4x1@90%, the table's recipe (Zen 5 host)",
+    "mlp-4x1-90-ste": "4x1@90%, straight-through (SR-STE, decay 0.002)",
+    "mlp-4x1-90-ste02": "4x1@90%, straight-through (SR-STE, decay 0.02)",
+    "mlp-4x16-85-4ep": "4x16@85%, the table's recipe (Zen 5 host)",
+    "mlp-4x16-85-ste": "4x16@85%, straight-through (SR-STE, decay 0.002)",
+    "mlp-16x1-90-4ep": "16x1@90%, the table's recipe (Zen 5 host)",
+    "mlp-16x1-90-ste": "16x1@90%, straight-through (SR-STE, decay 0.002)",
+    "cnn-dense-3ep": "dense, 3 epochs (Zen 5 host)",
+    "cnn-2in4-3ep": "2:4, the table's recipe (Zen 5 host)",
+    "cnn-2in4-ste": "2:4, straight-through (SR-STE, decay 0.002)",
+    "cnn-2in4-ste02": "2:4, straight-through (SR-STE, decay 0.02)",
+    "cnn-4x1-90-3ep": "4x1@90%, the table's recipe (Zen 5 host)",
+    "cnn-4x1-90-ste": "4x1@90%, straight-through (SR-STE, decay 0.002)",
+    "cnn-4x16-85-3ep": "4x16@85%, the table's recipe (Zen 5 host)",
+    "cnn-4x16-85-ste": "4x16@85%, straight-through (SR-STE, decay 0.002)",
+    "cnn-16x1-90-3ep": "16x1@90%, the table's recipe (Zen 5 host)",
+    "cnn-16x1-90-ste": "16x1@90%, straight-through (SR-STE, decay 0.002)",
 }
 
 
