@@ -163,12 +163,12 @@ def plot_steps(runs, png):
     gp = (f"set terminal pngcairo size 1400,560 font ',10'\nset output '{png}'\n{data}"
           "set multiplot layout 1,2 title 'all-MiniLM-L6-v2 distillation: held-out fidelity to the dense model "
           "during training'\nset xlabel 'step (32 texts each; log scale)'\nset logscale x\nset grid\n"
-          "set lmargin at screen 0.05\nset rmargin at screen 0.35\n"
+          "set lmargin at screen 0.05\nset rmargin at screen 0.33\n"
           "set ylabel 'mean cosine'\nset yrange [0.6:1]\n"
           "set arrow 1 from graph 0, first 0.95 to graph 1, first 0.95 nohead dt 3\n"
           "plot " + ", ".join(cosine) + "\n"
-          "set lmargin at screen 0.41\nset rmargin at screen 0.71\n"
-          "set ylabel 'top-10 overlap'\nset yrange [0.2:1]\nset key outside right top Left reverse\n"
+          "set lmargin at screen 0.39\nset rmargin at screen 0.67\n"
+          "set ylabel 'top-10 overlap'\nset yrange [0.2:1]\nset key at screen 0.69, screen 0.92 left top Left reverse\n"
           "set arrow 1 from graph 0, first 0.8 to graph 1, first 0.8 nohead dt 3\n"
           "plot " + ", ".join(top10) + "\nunset multiplot\n")
     subprocess.run(["gnuplot"], input=gp, text=True, check=True)
