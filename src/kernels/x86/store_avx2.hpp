@@ -164,23 +164,22 @@ struct RowEpilogue8 {
 
 // A panel of 8 output channels: tile[r * ldt + l] is the accumulator of output channel n0 + r
 // (r < rows <= 8) and row m0 + l (l < mv). 8x8 blocks are transposed in registers and stored as
-// one row of Y each; m tails go through the scalar epilogue.
+// one row of Y each. An m tail reads the whole last block and stores its first rows: every
+// kernel writes its tile in whole 8-column vectors.
 template <typename Acc>
 inline void store_panel8(const Acc* tile, int ldt, int64_t n0, int64_t rows, int64_t m0, int64_t mv,
                          const SpmmArgs& a) {
-  const int64_t vm = mv / 8 * 8;
-  if (vm > 0) {
-    const RowEpilogue8<std::is_integral_v<Acc>> e(a, n0, rows);
-    for (int64_t l0 = 0; l0 < vm; l0 += 8) {
-      __m256 r[8];
-      for (int i = 0; i < 8; ++i)
-        r[i] = i < rows ? _mm256_loadu_ps(reinterpret_cast<const float*>(tile + i * ldt + l0)) : _mm256_setzero_ps();
-      transpose8x8(r);
+  const RowEpilogue8<std::is_integral_v<Acc>> e(a, n0, rows);
+  for (int64_t l0 = 0; l0 < mv; l0 += 8) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i)
+      r[i] = i < rows ? _mm256_loadu_ps(reinterpret_cast<const float*>(tile + i * ldt + l0)) : _mm256_setzero_ps();
+    transpose8x8(r);
+    if (l0 + 8 <= mv)
       e.store8(r, m0 + l0);
-    }
+    else
+      for (int l = 0; l < mv - l0; ++l) e.store(r[l], m0 + l0 + l);
   }
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t l = vm; l < mv; ++l) store_one(tile[r * ldt + l], n0 + r, m0 + l, a);
 }
 
 }  // namespace

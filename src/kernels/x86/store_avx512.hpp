@@ -154,23 +154,22 @@ inline __m512i sum_lane_blocks(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
 
 // A panel: tile[r * ldt + l] is the accumulator of output channel n0 + r (r < rows <= 16) and
 // row m0 + l (l < mv). 16x16 blocks are transposed in registers, finished with per-channel
-// vectors and stored as one (masked at the N edge) row of Y each; m tails go through the scalar
-// epilogue, which does the same operations in the same order.
+// vectors and stored as one (masked at the N edge) row of Y each. An m tail (mv not a multiple
+// of 16) reads the whole last block and stores its first rows: every kernel writes its tile in
+// whole 16-column vectors, so those columns hold accumulators of zero-padded rows.
 template <typename Acc>
 inline void store_panel(const Acc* tile, int ldt, int64_t n0, int64_t rows, int64_t m0, int64_t mv, const SpmmArgs& a) {
-  const int64_t vm = mv / 16 * 16;
-  if (vm > 0) {
-    const RowEpilogue<std::is_integral_v<Acc>> e(a, n0, rows);
-    for (int64_t l0 = 0; l0 < vm; l0 += 16) {
-      __m512 r[16];
-      for (int i = 0; i < 16; ++i)
-        r[i] = i < rows ? _mm512_loadu_ps(reinterpret_cast<const float*>(tile + i * ldt + l0)) : _mm512_setzero_ps();
-      transpose16x16(r);
+  const RowEpilogue<std::is_integral_v<Acc>> e(a, n0, rows);
+  for (int64_t l0 = 0; l0 < mv; l0 += 16) {
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < rows ? _mm512_loadu_ps(reinterpret_cast<const float*>(tile + i * ldt + l0)) : _mm512_setzero_ps();
+    transpose16x16(r);
+    if (l0 + 16 <= mv)
       for (int l = 0; l < 16; l += 4) e.store4(r + l, m0 + l0 + l);
-    }
+    else
+      for (int l = 0; l < mv - l0; ++l) e.store(r[l], m0 + l0 + l);
   }
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t l = vm; l < mv; ++l) store_one(tile[r * ldt + l], n0 + r, m0 + l, a);
 }
 
 // Accumulators already in Y's orientation: acc[l * lda + r] for row m0 + l (l < mv) and output
