@@ -55,8 +55,12 @@ void spmm(benchmark::State& st, const Kernel* kr, int64_t m) {
     const auto w24 = bench::pruned_integers<int8_t>(n, k, Pattern::n_of_m(2, 4), 0.0, rng, 100);
     packed = pack_weights(*kr, MatrixView<const int8_t>(w24.view()));
   } else if (s8) {
-    const bool quads = kr->weights == WeightFormat::QuadStrips;  // blocks h x 4 for quad kernels, h x 1 otherwise
-    packed = pack_weights(*kr, MatrixView<const int8_t>(weights<int8_t>(n, k, h, quads ? 4 : 1, sparsity).view()));
+    // The pattern each format is for: h x 4 blocks for quad strips, 1x4 for row lanes, 1x1 for quad
+    // masks (their h is a panel of 16 channels, not a block), h x 1 otherwise.
+    const WeightFormat f = kr->weights;
+    const bool one_high = f == WeightFormat::RowLanes || f == WeightFormat::QuadMasks;
+    const int bc = f == WeightFormat::QuadStrips || f == WeightFormat::RowLanes ? 4 : 1;
+    packed = pack_weights(*kr, MatrixView<const int8_t>(weights<int8_t>(n, k, one_high ? 1 : h, bc, sparsity).view()));
   } else {
     packed = pack_weights(*kr, MatrixView<const float>(weights<float>(n, k, h, 1, sparsity).view()));
   }
@@ -326,7 +330,7 @@ const int kRegistered = [] {
   for (const Kernel& kr : registry()) {
     if (kr.isa > max_isa() || kr.op != Op::Spmm) continue;
     const bool ref = kr.isa == Isa::Scalar;
-    for (int64_t m : {1, 16, 128}) {
+    for (int64_t m : {1, 2, 4, 8, 16, 128}) {
       if ((ref && m != 16) || (kr.max_m && m > kr.max_m)) continue;
       std::string name = std::string(kr.name) + "/m" + std::to_string(m) + "/768x768/" +
                          (kr.weights == WeightFormat::Octets ? "2:4" : "90%");

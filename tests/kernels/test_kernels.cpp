@@ -249,16 +249,16 @@ TEST(Kernels, PackMatchesReference) {
   }
 }
 
-// The narrow kernels (m <= 8, m <= 2) on lists that name input channels up to round_up(k, 4) - 1 with zero weights
-// (the 4x1-m8 kernel on quad strips, the row-lane kernel on any k): they gather xt for them too,
-// so xt_bytes() must cover them. ASan does not see gathers: xt ends at a guard page here.
+// The row-lane kernel (m <= 2) on lists that name input channels up to round_up(k, 4) - 1 with
+// zero weights: it gathers xt for them too, so xt_bytes() must cover them. ASan does not see
+// gathers: xt ends at a guard page here.
 TEST(Kernels, NarrowKernelsReadInsideXt) {
-  for (const char* name : {"s8-spmm-4x4-m8-avx512vnni", "s8-spmm-1x4-m2-avx512vnni"}) {
+  for (const char* name : {"s8-spmm-1x4-m2-avx512vnni"}) {
     SCOPED_TRACE(name);
     const Kernel* narrow = find(name);
     ASSERT_NE(narrow, nullptr);
     if (narrow->isa > max_isa()) GTEST_SKIP() << "needs AVX-512 VNNI";
-    for (const int64_t m : {std::min<int64_t>(3, narrow->max_m), narrow->max_m}) {  // every dword slab of M8
+    for (const int64_t m : {int64_t(1), narrow->max_m}) {
       const int64_t k = 75, n = 8;
       std::mt19937 rng(31);
       const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);
@@ -483,8 +483,8 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   const Kernel& small = select(Problem{Op::Spmm, DType::S8, Pattern::parse("4x16"), 2, 768, 768, &quads}, cap);
   EXPECT_EQ(small.weights, quads.weights);
   EXPECT_EQ(small.h, quads.h);
-  if (vnni) {
-    EXPECT_STREQ(small.name, "s8-spmm-4x4-m8-avx512vnni");
+  if (vnni) {  // no small-m kernel reads quad strips: the m <= 8 one lost to this one at every m
+    EXPECT_STREQ(small.name, "s8-spmm-4x4-avx512vnni");
   }
   // Every operation and dtype ends in its scalar reference, which accepts everything.
   std::map<std::pair<Op, DType>, const Kernel*> last;

@@ -147,8 +147,8 @@ TEST(SparseLinear, SmallBatchesLeaveAmx) {
   }
   EXPECT_EQ(op.sparse_kernel(), "s8-spmm-16x1-amx");
   EXPECT_EQ(op.impl(1), "s8-spmm-4x1-m8-avx512vnni");
-  EXPECT_EQ(op.impl(8), "s8-spmm-4x1-m8-avx512vnni");
-  EXPECT_EQ(op.impl(9), "s8-spmm-4x1-avx512vnni");
+  EXPECT_EQ(op.impl(4), "s8-spmm-4x1-m8-avx512vnni");
+  EXPECT_EQ(op.impl(5), "s8-spmm-4x1-avx512vnni");
   EXPECT_EQ(op.impl(15), "s8-spmm-4x1-avx512vnni");
   EXPECT_EQ(op.impl(16), "s8-spmm-16x1-amx");
   EXPECT_GT(op.memory_bytes(), op.packed_bytes());
@@ -217,7 +217,7 @@ TEST(SparseLinear, RoutesAreTunedAndSaved) {
   EXPECT_TRUE(op.dense_for_m().empty()) << "Fallback::Never times no dense path";
   const auto route_kernel = [&](int64_t m, bool vnni) {
     if (!vnni) return std::string("s8-spmm-16x1-amx");
-    return std::string(m <= 8 ? "s8-spmm-4x1-m8-avx512vnni" : "s8-spmm-4x1-avx512vnni");
+    return std::string(m <= 4 ? "s8-spmm-4x1-m8-avx512vnni" : "s8-spmm-4x1-avx512vnni");
   };
   for (int64_t m : {1, 64}) EXPECT_EQ(op.impl(m), route_kernel(m, op.vnni_for_m().at(m))) << m;
 
