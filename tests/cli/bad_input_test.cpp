@@ -352,8 +352,7 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
                  "acts only with --straight-through");
   expect_refused({"distill", "--pattern", "2:4", "--straight-through", "--straight-through-decay", "1"}, 2,
                  "--straight-through-decay");
-  expect_refused({"distill", "--pattern", "2:4", "--straight-through", "--criterion", "sparsegpt"}, 2,
-                 "sparsegpt");
+  expect_refused({"distill", "--pattern", "2:4", "--straight-through", "--criterion", "sparsegpt"}, 2, "sparsegpt");
   expect_refused({"distill", "--pattern", "2:4", "--sparsity", "0.7"}, 2, "2:4");
   expect_refused({"distill", "--pattern", "3x3x3", "--sparsity", "0.5"}, 2, "3x3x3");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--fortunes", path("none")}, 2, "fortunes");
