@@ -336,7 +336,8 @@ const int kRegistered = [] {
                          (kr.weights == WeightFormat::Octets ? "2:4" : "90%");
       benchmark::RegisterBenchmark(name.c_str(), spmm, &kr, m);
     }
-    for (int64_t m : {16, 128})
+    // Packing X for m = 16 and 128, or for the most rows a small-m kernel takes.
+    for (int64_t m : kr.max_m ? std::vector<int64_t>{kr.max_m} : std::vector<int64_t>{16, 128})
       benchmark::RegisterBenchmark((std::string(kr.name) + "/pack/m" + std::to_string(m) + "/k768").c_str(), pack, &kr,
                                    m);
   }

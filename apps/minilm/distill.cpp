@@ -105,7 +105,7 @@ Fidelity measure_fidelity(const ::torch::Tensor& student, const ::torch::Tensor&
 }
 
 spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, int64_t steps,
-                              spruce::Criterion criterion) {
+                              spruce::Criterion criterion, bool straight_through, double straight_through_decay) {
   spruce::Recipe r = spruce::Recipe::single(pattern, sparsity);
   spruce::PruningGroup& g = r.groups[0];
   g.op_names = {"^encoder\\.layer\\.[0-9]+\\."};
@@ -123,6 +123,12 @@ spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, i
     g.schedule.end_step =
         pattern.is_nm() ? g.schedule.start_step : std::max(g.schedule.start_step, g.schedule.end_step);
     g.schedule.frequency = std::max<int64_t>(1, (g.schedule.end_step - g.schedule.start_step) / 20);
+  }
+  if (straight_through) {
+    g.straight_through = true;
+    g.straight_through_decay = straight_through_decay;
+    g.schedule.end_step = std::max<int64_t>(1, steps * 7 / 10);
+    g.schedule.frequency = std::max<int64_t>(1, g.schedule.end_step / 100);
   }
   return r;
 }

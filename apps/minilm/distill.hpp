@@ -72,9 +72,11 @@ struct DistillResult {
 // A recipe for every Linear of the encoder (Q, K, V, attention output, FFN in and out), with the
 // schedule reaching its target at 70% of `steps` and pruning 20 times on the way. Magnitude by
 // default: at step 0 the student is the teacher, so distillation's gradients (and any score
-// built on them, as snip's) are exactly zero.
+// built on them, as snip's) are exactly zero. `straight_through` (not with sparsegpt) re-scores the
+// masks about 100 times until 70% of the steps, N:M included, with that per-step decay.
 spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, int64_t steps,
-                              spruce::Criterion criterion = spruce::Criterion::Magnitude);
+                              spruce::Criterion criterion = spruce::Criterion::Magnitude, bool straight_through = false,
+                              double straight_through_decay = 0.0);
 
 // A random run of consecutive words of `text` (single-spaced), `min_words` long or more, shorter
 // than the whole; the text itself when it has no more than `min_words` words.

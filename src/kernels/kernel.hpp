@@ -124,8 +124,8 @@ struct Epilogue {
 // xt_ld() pads rows to an odd number of cache lines, so that rows do not alias in the caches.
 // Layout::Quads (u8 only): xt[(q * ldxt + m) * 4 + t] = x[m][4q + t], the VNNI-native order: one
 // 64-byte load is 16 m x one aligned quad of input channels, no interleave needed. ldxt counts m.
-// Layout::M8 (u8, m <= 8): xt[k * ldxt + m], ldxt = 4 at m <= 4, else 8: one or two dwords per
-// input channel, each holding 4 m (zero past M).
+// Layout::M8 (u8, m <= 4; named when it also held 8): xt[k * ldxt + m], ldxt = 4: one dword per
+// input channel, holding its 4 m (zero past M).
 // Layout::Rows (u8): X row-major as given, rows padded to a multiple of 8 input channels with zeros.
 // Layout::Gather64 (u8): Gather with chunks of cw = 64 whatever M is (the AMX kernels' B tiles).
 // Layout::Rows64 (u8): Rows padded to a multiple of 64 input channels and of 16 m with zeros, so

@@ -176,7 +176,7 @@ StripWeights<int8_t> make_quad_masks(MatrixView<const int8_t> w) {
 }  // namespace
 
 int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
-  if (l == Layout::M8) return m <= 4 ? 4 : 8;
+  if (l == Layout::M8) return 4;
   if (l == Layout::Rows || l == Layout::Rows64) {  // the stride between m rows
     int64_t ld = round_up(std::max<int64_t>(k, 1), l == Layout::Rows ? 8 : 64);
     if ((ld / 64) % 2 == 0) ld += 64;

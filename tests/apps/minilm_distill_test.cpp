@@ -68,6 +68,21 @@ TEST(Distill, LearningRateDecaysAfterTheLastMaskUpdate) {
   EXPECT_DOUBLE_EQ(minilm::decayed_learning_rate(1e-3, 99, 100, 100), 1e-3);  // no steps left to decay over
 }
 
+// Straight-through re-scores the masks about 100 times until 70% of the steps, N:M included.
+TEST(Distill, StraightThroughRecipesKeepChangingTheirMasks) {
+  const auto plain = minilm::encoder_recipe(spruce::Pattern::parse("2:4"), 0.5, 1000, spruce::Criterion::Wanda);
+  EXPECT_FALSE(plain.groups[0].straight_through);
+  for (const char* pattern : {"2:4", "4x1"}) {
+    const spruce::PruningGroup g =
+        minilm::encoder_recipe(spruce::Pattern::parse(pattern), 0.5, 1000, spruce::Criterion::Wanda, true, 0.002)
+            .groups[0];
+    EXPECT_TRUE(g.straight_through) << pattern;
+    EXPECT_DOUBLE_EQ(g.straight_through_decay, 0.002) << pattern;
+    EXPECT_EQ(g.schedule.end_step, 700) << pattern;
+    EXPECT_EQ(g.schedule.frequency, 7) << pattern;
+  }
+}
+
 class FortuneDir : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -47,7 +47,13 @@ void run(DistillArgs& a) {
   spruce::torch::set_training_threads(a.threads);
   if (prune) {  // from_flags checks the pair (an N:M pattern fixes its sparsity); the encoder's recipe follows
     const double target = Recipe::from_flags(a.pattern, a.sparsity).groups[0].target();
-    a.o.recipe = minilm::encoder_recipe(Pattern::parse(a.pattern), target, a.o.steps, parse_criterion(a.criterion));
+    const Criterion criterion = parse_criterion(a.criterion);
+    if (a.straight_through && criterion == Criterion::SparseGpt)
+      usage_error(
+          "--straight-through cannot be used with --criterion sparsegpt, which rewrites the kept weights "
+          "at each update; use wanda or magnitude");
+    a.o.recipe = minilm::encoder_recipe(Pattern::parse(a.pattern), target, a.o.steps, criterion, a.straight_through,
+                                        a.straight_through_decay);
     PruningGroup& g = a.o.recipe->groups[0];
     g.scope = parse_scope(a.scope);
     if (g.scope == Scope::Local && !std::isnan(a.max_layer_sparsity))
@@ -55,17 +61,6 @@ void run(DistillArgs& a) {
     if (g.scope == Scope::Global && g.criterion == Criterion::SparseGpt)
       usage_error("--criterion sparsegpt prunes each layer to the target on its own; use --scope local");
     if (!std::isnan(a.max_layer_sparsity)) g.limits.max_ratio = a.max_layer_sparsity;
-    if (a.straight_through && g.criterion == Criterion::SparseGpt)
-      usage_error(
-          "--straight-through cannot be used with --criterion sparsegpt, which rewrites the kept weights "
-          "at each update; use wanda or magnitude");
-    if (a.straight_through) {
-      // Masks re-scored about 100 times until 70% of the steps, N:M included, then final.
-      g.straight_through = true;
-      g.straight_through_decay = a.straight_through_decay;
-      g.schedule.end_step = std::max<int64_t>(1, a.o.steps * 7 / 10);
-      g.schedule.frequency = std::max<int64_t>(1, g.schedule.end_step / 100);
-    }
     if (g.scope == Scope::Global && g.limits.max_ratio < target)
       usage_error("--max-layer-sparsity is below the target sparsity: no layer could make up for another");
   }

@@ -10,7 +10,7 @@ void pack_u8_rows64(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k
 void pack_u8_gather64(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);
 void pack_u8_quads(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt,
                    int64_t ldxt);                                                                        // k0 % 4 == 0
-void pack_u8_m8(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);  // m <= 8
+void pack_u8_m8(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);  // m <= 4
 void pack_s16(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);    // Words
 void pack_u8_rows(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);
 void spmm_f32(const StripView& w, const SpmmArgs& a);
