@@ -330,7 +330,7 @@ const int kRegistered = [] {
   for (const Kernel& kr : registry()) {
     if (kr.isa > max_isa() || kr.op != Op::Spmm) continue;
     const bool ref = kr.isa == Isa::Scalar;
-    for (int64_t m : {1, 2, 4, 8, 16, 128}) {
+    for (int64_t m : {1, 2, 4, 8, 16, 32, 128}) {
       if ((ref && m != 16) || (kr.max_m && m > kr.max_m)) continue;
       std::string name = std::string(kr.name) + "/m" + std::to_string(m) + "/768x768/" +
                          (kr.weights == WeightFormat::Octets ? "2:4" : "90%");

@@ -120,8 +120,9 @@ struct Epilogue {
 //       m = chunk_start + (cw/4)*i + 4L + j, so that interleaving 4 rows with unpack gives
 //       accumulators in natural m order. ldxt >= round_up(M, cw) (xt_ld); positions of rows
 //       past M inside the chunks are zero, and the bytes past round_up(M, cw) are neither written
-//       nor read (at m <= 16 they are 48 of a row's 64).
-// xt_ld() pads rows to an odd number of cache lines, so that rows do not alias in the caches.
+//       nor read.
+// xt_ld() pads rows of whole cache lines to an odd number of lines, so that rows do not alias in
+// the caches; shorter rows (u8 at m <= 32, int16 at m <= 16) are packed back to back.
 // Layout::Quads (u8 only): xt[(q * ldxt + m) * 4 + t] = x[m][4q + t], the VNNI-native order: one
 // 64-byte load is 16 m x one aligned quad of input channels, no interleave needed. ldxt counts m.
 // Layout::M8 (u8, m <= 4; named when it also held 8): xt[k * ldxt + m], ldxt = 4: one dword per

@@ -186,8 +186,9 @@ int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
   const int64_t cw = es >= 2 ? 16 : l == Layout::Gather64 ? 64 : u8_chunk(m);
   int64_t ld = round_up(std::max<int64_t>(m, 1), cw);
   // An even number of cache lines between xt rows makes the rows of one kernel step collide in a
-  // few cache sets (at M = 1024 or 2048, all in 2 of 64 L1 sets). Pad to an odd line count.
-  if ((ld * es / 64) % 2 == 0) ld += 64 / es;
+  // few cache sets (at M = 1024 or 2048, all in 2 of 64 L1 sets). Pad to an odd line count. Rows
+  // shorter than a line (m <= 32 on u8) stay packed: padded, xt outgrew L1 at k = 768.
+  if (ld * es >= 64 && (ld * es / 64) % 2 == 0) ld += 64 / es;
   return ld;
 }
 

@@ -250,15 +250,19 @@ TEST(Kernels, PackMatchesReference) {
 }
 
 // The row-lane kernel (m <= 2) on lists that name input channels up to round_up(k, 4) - 1 with
-// zero weights: it gathers xt for them too, so xt_bytes() must cover them. ASan does not see
-// gathers: xt ends at a guard page here.
+// zero weights: it gathers xt for them too, so xt_bytes() must cover them. And the strip kernels
+// at m <= 32, whose xt rows are packed without padding (16 or 32 bytes), reading whole rows. ASan
+// does not see gathers: xt ends at a guard page here.
 TEST(Kernels, NarrowKernelsReadInsideXt) {
-  for (const char* name : {"s8-spmm-1x4-m2-avx512vnni"}) {
+  const std::pair<const char*, std::vector<int64_t>> kernels[] = {{"s8-spmm-1x4-m2-avx512vnni", {1, 2}},
+                                                                  {"s8-spmm-1x1-avx512vnni", {1, 16, 17, 32}},
+                                                                  {"s8-spmm-4x1-avx512vnni", {5, 16, 31, 32}}};
+  for (const auto& [name, ms] : kernels) {
     SCOPED_TRACE(name);
     const Kernel* narrow = find(name);
     ASSERT_NE(narrow, nullptr);
     if (narrow->isa > max_isa()) GTEST_SKIP() << "needs AVX-512 VNNI";
-    for (const int64_t m : {int64_t(1), narrow->max_m}) {
+    for (const int64_t m : ms) {
       const int64_t k = 75, n = 8;
       std::mt19937 rng(31);
       const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x16"), 0.0, rng, 127);

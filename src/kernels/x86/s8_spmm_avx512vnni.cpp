@@ -129,6 +129,48 @@ inline void strip_narrow(const uint8_t* xc, int64_t ld, const int32_t* k, const 
     _mm512_storeu_si512(tile + r * 64, sum_lane_blocks(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
 }
 
+// 16 < m <= 32 (V = 2): one xt row is 32 bytes, half a vector. Two groups of the strip go side
+// by side, one per 256-bit half, and one vpdpbusd serves both (strip<H, 2> fills half of each
+// vpdpbusd). In 128-bit lane L of an accumulator sit group L / 2 and xt positions 16 (L % 2) +
+// 4i + d, which are m = 8i + 4 (L % 2) + d (kernel.hpp's chunk order): summing the halves leaves
+// m = 8i..8i+7 in order in the low half. A group left over takes the low half alone.
+template <int H>
+inline void strip_half(const uint8_t* xc, int64_t ld, const int32_t* k, const int32_t* wq, int64_t nj, int32_t* tile) {
+  __m512i acc[H][4];
+  for (auto& row : acc)
+    for (auto& v : row) v = _mm512_setzero_si512();
+  auto row = [&](int64_t j) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + k[j] * ld)); };
+  // Row r's weight of group g in the low half, of group g + 1 (or zero) in the high half.
+  auto accumulate = [&](const __m512i(&x)[4], const int32_t* wg, int groups) {
+    const __m512i l01 = _mm512_unpacklo_epi8(x[0], x[1]), h01 = _mm512_unpackhi_epi8(x[0], x[1]);
+    const __m512i l23 = _mm512_unpacklo_epi8(x[2], x[3]), h23 = _mm512_unpackhi_epi8(x[2], x[3]);
+    const __m512i xq[4] = {_mm512_unpacklo_epi16(l01, l23), _mm512_unpackhi_epi16(l01, l23),
+                           _mm512_unpacklo_epi16(h01, h23), _mm512_unpackhi_epi16(h01, h23)};
+    const __m512i w = _mm512_maskz_loadu_epi32(__mmask16((1u << (groups * H)) - 1), wg);
+    const __m512i half = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, H, H, H, H, H, H, H, H);
+    for (int r = 0; r < H; ++r) {
+      const __m512i wb = _mm512_permutexvar_epi32(_mm512_add_epi32(half, _mm512_set1_epi32(r)), w);
+      for (int i = 0; i < 4; ++i) acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], xq[i], wb);
+    }
+  };
+  int64_t j = 0;
+  for (; j + 8 <= nj; j += 8) {
+    __m512i x[4];
+    for (int t = 0; t < 4; ++t) x[t] = _mm512_inserti64x4(_mm512_castsi256_si512(row(j + t)), row(j + 4 + t), 1);
+    accumulate(x, wq + (j / 4) * H, 2);
+  }
+  if (j < nj) {
+    __m512i x[4];
+    for (int t = 0; t < 4; ++t) x[t] = _mm512_zextsi256_si512(row(j + t));
+    accumulate(x, wq + (j / 4) * H, 1);
+  }
+  for (int r = 0; r < H; ++r)
+    for (int i = 0; i < 4; ++i) {
+      const __m512i both = _mm512_add_epi32(acc[r][i], _mm512_shuffle_i32x4(acc[r][i], acc[r][i], 0x4E));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + r * 64 + 8 * i), _mm512_castsi512_si256(both));
+    }
+}
+
 // Strips are finished in panels of 16 output channels (16 / H strips), so the epilogue writes
 // whole 64-byte rows of Y.
 template <int H, int V>
@@ -146,6 +188,8 @@ void spmm_chunked(const StripView& w, const SpmmArgs& a) {
         int32_t* out = tile + (t - s) * H * 64;
         if constexpr (V == 1)
           strip_narrow<H>(xt + m0, a.ldxt, k, wt, w.ptr[t + 1] - w.ptr[t], out);
+        else if constexpr (V == 2)
+          strip_half<H>(xt + m0, a.ldxt, k, wt, w.ptr[t + 1] - w.ptr[t], out);
         else
           strip<H, V>(xt + m0, a.ldxt, k, wt, w.ptr[t + 1] - w.ptr[t], out);
       }
