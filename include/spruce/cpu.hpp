@@ -24,8 +24,12 @@ Isa detected_isa();
 Isa max_isa();
 // Whether BF16 dot products (AVX512_BF16: vdpbf16ps, vcvtne2ps2bf16) may run: the CPU has them
 // and SPRUCE_MAX_ISA allows AVX-512. Not a level of Isa: CPUs have VNNI without BF16 (Ice Lake)
-// and BF16 without AMX (Zen 4 and 5). Kernels that need it say so (kernels::Kernel::bf16).
+// and BF16 without AMX (Zen 4 and 5). Kernels that need it say so (kernels::Kernel::needs).
 bool avx512_bf16();
+// Whether byte permutes across a vector (AVX512_VBMI: vpermb, vpermi2b) may run: the CPU has them
+// and SPRUCE_MAX_ISA allows AVX-512 VNNI. Not a level of Isa either: Cascade Lake has VNNI
+// without VBMI. Kernels that need it say so (kernels::Kernel::needs).
+bool avx512_vbmi();
 // The class of host for figures: "AMX", "AVX-512 VNNI", "AVX-512", "AVX2" or "scalar", from max_isa().
 std::string_view host_class();
 // The CPU itself, for figures: its brand string and family and model numbers, e.g. "AMD EPYC,

@@ -121,6 +121,16 @@ bool avx512_bf16() {
   return has && max_isa() >= Isa::Avx512;
 }
 
+bool avx512_vbmi() {
+  static const bool has = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (detected_isa() < Isa::Avx512 || __get_cpuid_max(0, nullptr) < 7) return false;
+    __cpuid_count(7, 0, a, b, c, d);
+    return (c & (1u << 1)) != 0;
+  }();
+  return has && max_isa() >= Isa::Avx512Vnni;
+}
+
 std::string_view host_class() {
   switch (max_isa()) {
     case Isa::Amx: return "AMX";

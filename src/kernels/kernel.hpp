@@ -58,7 +58,14 @@ enum class DType { F32, S8, BF16 };
 //    in sel[2(p Q + q)], sel[2(p Q + q) + 1] (little-endian) says which rows' weight dwords are
 //    nonzero. Only those dwords are stored, quad after quad, rows ascending; panel p's first
 //    dword is wptr[p]. s8 only (h = 16, kg = 4).
-enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks, RowLanes, QuadMasks };
+//  Windows: strips of 4 output channels (as Strips with h = 4) whose list of input channels is cut
+//    into chunks of 16 positions (4 groups of 4) that lie in one window of 128 input channels:
+//    chunk c of strip st (ptr[st] <= c < ptr[st + 1]) has its window's first input channel in
+//    k[c] (a multiple of 64, below cols), sel[16 c + 4 g + t] = position (g, t)'s input channel
+//    minus k[c] (0..127), and w[64 c + 16 g + 4 r + t] = row r's weight there. Within a strip the
+//    input channels of positions with a nonzero weight ascend; unused positions have zero
+//    weights. s8 only (h = 4, kg = 16).
+enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks, RowLanes, QuadMasks, Windows };
 
 // Cache-line-aligned storage: AMX tile rows and AVX-512 loads that straddle two lines run at
 // half speed or worse.
@@ -131,12 +138,14 @@ struct Epilogue {
 // Layout::Gather64 (u8): Gather with chunks of cw = 64 whatever M is (the AMX kernels' B tiles).
 // Layout::Rows64 (u8): Rows padded to a multiple of 64 input channels and of 16 m with zeros, so
 // that a 16 x 64-byte AMX tile loads straight from it.
+// Layout::Windows (u8): X row-major as given, rows padded with zeros to round_up(k, 64) + 64 input
+// channels, so that a window of 128 from any multiple of 64 below k loads whole.
 // Layout::Words (u8 widened to int16, for AVX2's vpmaddwd): xt[k * ldxt + pos], chunks of 16 m;
 // inside a chunk, position p holds m = chunk_start + words_m(p): the middle two of the four
 // groups of 4 are swapped, so that unpacking two rows within 128-bit lanes gives accumulators in
 // natural m order. ldxt counts int16 (xt_ld); positions of rows past M inside the last chunk are
 // zero, and the elements past round_up(M, 16) are neither written nor read.
-enum class Layout { Gather, Quads, M8, Rows, Gather64, Rows64, Words };
+enum class Layout { Gather, Quads, M8, Rows, Gather64, Rows64, Words, Windows };
 namespace {  // internal linkage, as these are also compiled with AVX-512 flags (epilogue.hpp)
 inline int u8_chunk(int64_t m) { return m <= 16 ? 16 : m <= 32 ? 32 : 64; }
 inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
@@ -186,6 +195,11 @@ using S8TableDotInteractionFn = void (*)(const float* dense, const int8_t* const
 
 struct Kernel;
 
+// CPU features some kernels need besides their ISA level, which CPUs of one level may lack:
+// AVX512_BF16 (spruce::avx512_bf16(): not on Ice Lake) and AVX512_VBMI (spruce::avx512_vbmi():
+// not on Skylake-X or Cascade Lake, which have VNNI).
+enum class Feature { None, Bf16, Vbmi };
+
 // What an operation needs from a kernel. Attention: k = head_size (dtype F32). LayerNorm: k = width (F32).
 // Spmm: W is n x k, pruned to `pattern`; m rows of X (m = 0: any m, the choice made when the weights are packed).
 // `packed_for`, when set, says the weights are already packed for that kernel: only kernels that read the same format
@@ -201,8 +215,9 @@ struct Problem {
 // One registry entry. Names: "<dtype>-<op>-<tile>[-mN]-<isa>", the tile being h x (input channels
 // per weight group): s8-spmm-4x1-avx512vnni reads strips of 4 output channels listing single input
 // channels, s8-spmm-4x4 quads, s8-spmm-4of8 at most 4 of every 8 input channels; -mN only runs
-// m <= N. The few-row kernels with formats of their own (RowLanes, QuadMasks) are named by the
-// blocks they serve: s8-spmm-1x4-m2, s8-spmm-1x1-m4. Reference kernels (isa scalar) end in "-ref".
+// m <= N. The few-row kernels with formats of their own (RowLanes, QuadMasks, Windows) are named
+// by the blocks they serve: s8-spmm-1x4-m2, s8-spmm-1x1-m4, s8-spmm-4x1-w-m4 (w: windows). Reference kernels (isa
+// scalar) end in "-ref".
 struct Kernel {
   const char* name;
   Op op;
@@ -214,7 +229,7 @@ struct Kernel {
   WeightFormat weights = WeightFormat::None;  // what it reads (spmm)
   Layout layout = Layout::Gather;             // how pack() lays out xt (spmm)
   int64_t max_m = 0;                          // > 0: only for 1 <= m <= max_m
-  bool bf16 = false;                          // needs AVX512_BF16 besides `isa` (spruce::avx512_bf16())
+  Feature needs = Feature::None;              // besides `isa`
   std::variant<SpmmFn, DotInteractionFn, S8TableDotInteractionFn, AttentionFn, LayerNormFn> run;
   PackFn pack = nullptr;  // activations (spmm)
 
@@ -230,7 +245,7 @@ struct Kernel {
 // Every kernel of every operation, best first within each operation, references last. Dispatch,
 // tests and benchmarks all read this.
 std::span<const Kernel> registry();
-// Whether k may run here: its ISA within the CPU's and SPRUCE_MAX_ISA, and BF16 where it needs it.
+// Whether k may run here: its ISA within the CPU's and SPRUCE_MAX_ISA, and the feature it needs.
 bool runs_here(const Kernel& k);
 // The first kernel that accepts p and whose ISA is <= cap (and the CPU's). Throws if none does
 // (never for a valid problem: the references accept every one).

@@ -173,10 +173,43 @@ StripWeights<int8_t> make_quad_masks(MatrixView<const int8_t> w) {
   return s;
 }
 
+// Windows: see WeightFormat.
+StripWeights<int8_t> make_windows(MatrixView<const int8_t> w) {
+  StripWeights<int8_t> s = shaped(w, 4, 16);
+  const int64_t strips = (w.rows + 3) / 4;
+  s.ptr.assign(1, 0);
+  std::vector<int64_t> cols;
+  for (int64_t st = 0; st < strips; ++st) {
+    const int64_t r0 = st * 4, r1 = std::min(w.rows, r0 + 4);
+    cols.clear();
+    for (int64_t c = 0; c < w.cols; ++c)
+      for (int64_t r = r0; r < r1; ++r)
+        if (w(r, c) != 0) {
+          cols.push_back(c);
+          break;
+        }
+    for (size_t i = 0; i < cols.size();) {
+      const int64_t base = cols[i] / 64 * 64;
+      s.k.push_back(int32_t(base));
+      s.sel.resize(s.sel.size() + 16, 0);
+      s.w.resize(s.w.size() + 64, 0);
+      uint8_t* sel = s.sel.data() + s.sel.size() - 16;
+      int8_t* wc = s.w.data() + s.w.size() - 64;
+      for (int p = 0; p < 16 && i < cols.size() && cols[i] < base + 128; ++p, ++i) {
+        sel[p] = uint8_t(cols[i] - base);
+        for (int64_t r = r0; r < r1; ++r) wc[(p / 4) * 16 + (r - r0) * 4 + p % 4] = w(r, cols[i]);
+      }
+    }
+    s.ptr.push_back(int64_t(s.k.size()));
+  }
+  return s;
+}
+
 }  // namespace
 
 int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
   if (l == Layout::M8) return 4;
+  if (l == Layout::Windows) return round_up(std::max<int64_t>(k, 1), 64) + 64;
   if (l == Layout::Rows || l == Layout::Rows64) {  // the stride between m rows
     int64_t ld = round_up(std::max<int64_t>(k, 1), l == Layout::Rows ? 8 : 64);
     if ((ld / 64) % 2 == 0) ld += 64;
@@ -194,7 +227,7 @@ int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
 
 size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l) {
   const int64_t ld = xt_ld(d, m, l, k);
-  if (l == Layout::Rows) return size_t(m * ld);
+  if (l == Layout::Rows || l == Layout::Windows) return size_t(m * ld);
   if (l == Layout::Rows64) return size_t(round_up(m, 16) * ld);
   if (l == Layout::Quads) return size_t((k + 3) / 4 * ld * 4);
   // The m8 kernel also runs on quad strips (m <= 8), whose zero-weight padding lists input
@@ -365,6 +398,43 @@ Matrix<int8_t> unpack_quad_masks(const StripWeights<int8_t>& s) {
   return dense;
 }
 
+// Windows: see WeightFormat.
+Matrix<int8_t> unpack_windows(const StripWeights<int8_t>& s) {
+  if (s.h != 4 || s.kg != 16) bad("windows need strip height 4 and group 16");
+  if (!s.perm.empty()) bad("a lane permutation in a window layout");
+  const int64_t strips = (s.rows + 3) / 4, chunks = int64_t(s.k.size());
+  if (int64_t(s.ptr.size()) != strips + 1) bad("strip offsets do not match " + std::to_string(strips) + " strips");
+  if (s.ptr.front() != 0 || s.ptr.back() != chunks) bad("strip offsets do not span the chunks");
+  if (!std::is_sorted(s.ptr.begin(), s.ptr.end())) bad("strip offsets are not ascending");
+  if (int64_t(s.sel.size()) != 16 * chunks || int64_t(s.w.size()) != 64 * chunks)
+    bad("the selectors or weights do not cover " + std::to_string(chunks) + " chunks");
+  Matrix<int8_t> dense(s.rows, s.cols);
+  for (int64_t st = 0; st < strips; ++st) {
+    int64_t last = -1;  // the last input channel with a nonzero weight in this strip
+    for (int64_t c = s.ptr[size_t(st)]; c < s.ptr[size_t(st + 1)]; ++c) {
+      const int64_t base = s.k[size_t(c)];
+      if (base < 0 || base >= s.cols || base % 64)
+        bad("window " + std::to_string(base) + " of chunk " + std::to_string(c));
+      for (int p = 0; p < 16; ++p) {
+        const int64_t sel = s.sel[size_t(16 * c + p)], col = base + sel;
+        if (sel >= 128) bad("a selector past its window in chunk " + std::to_string(c));
+        bool used = false;
+        for (int64_t r = 0; r < 4; ++r) {
+          const int8_t v = s.w[size_t(64 * c + (p / 4) * 16 + r * 4 + p % 4)];
+          if (v == 0) continue;
+          if (st * 4 + r >= s.rows || col >= s.cols)
+            bad("a nonzero weight in the padding of strip " + std::to_string(st));
+          if (col <= last) bad("input channels of strip " + std::to_string(st) + " are not ascending");
+          dense(st * 4 + r, col) = v;
+          used = true;
+        }
+        if (used) last = col;
+      }
+    }
+  }
+  return dense;
+}
+
 // Octets: see WeightFormat.
 Matrix<int8_t> unpack_octets(const StripWeights<int8_t>& s) {
   if (s.h != 16 || s.kg != 8) bad("N:M panels need strip height 16 and group 8");
@@ -416,6 +486,7 @@ Matrix<T> unpack_checked(const StripWeights<T>& s, WeightFormat f) {
     if (f == WeightFormat::TileBlocks) return unpack_tile_blocks(s);
     if (f == WeightFormat::RowLanes) return unpack_row_lanes(s);
     if (f == WeightFormat::QuadMasks) return unpack_quad_masks(s);
+    if (f == WeightFormat::Windows) return unpack_windows(s);
   }
   return unpack_strip_csr(s, f == WeightFormat::QuadStrips);
 }
@@ -455,6 +526,8 @@ PackedWeights pack(const Kernel& k, MatrixView<const T> w) {
       s = make_row_lanes(w);
     else if (k.weights == WeightFormat::QuadMasks)
       s = make_quad_masks(w);
+    else if (k.weights == WeightFormat::Windows)
+      s = make_windows(w);
     else
       s = build(w, k.h, k.kg, k.weights == WeightFormat::QuadStrips);
   } else {

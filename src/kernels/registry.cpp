@@ -18,14 +18,18 @@ constexpr Isa Vnni = Isa::Avx512Vnni, Avx512 = Isa::Avx512, Avx2 = Isa::Avx2, Sc
 constexpr WeightFormat Strips = WeightFormat::Strips, Quads = WeightFormat::QuadStrips, Octets = WeightFormat::Octets;
 
 constexpr Kernel spmm(const char* name, DType d, Isa isa, int h, WeightFormat wf, SpmmFn run, PackFn pack,
-                      Layout layout = Layout::Gather, int64_t max_m = 0) {
-  const int kg = wf == Octets ? 8 : wf == WeightFormat::TileBlocks ? 64 : d == S ? 4 : 1;
-  return Kernel{name, Op::Spmm, d, isa, h, kg, false, wf, layout, max_m, false, run, pack};
+                      Layout layout = Layout::Gather, int64_t max_m = 0, Feature needs = Feature::None) {
+  const int kg = wf == Octets                     ? 8
+                 : wf == WeightFormat::TileBlocks ? 64
+                 : wf == WeightFormat::Windows    ? 16
+                 : d == S                         ? 4
+                                                  : 1;
+  return Kernel{name, Op::Spmm, d, isa, h, kg, false, wf, layout, max_m, needs, run, pack};
 }
 // AMX: strips of 16 output channels listing the union of their rows' input channels, whatever
 // the pattern's block height, in tiles of 64 input channels.
 constexpr Kernel amx(const char* name, WeightFormat wf, SpmmFn run, PackFn pack, Layout layout) {
-  return Kernel{name, Op::Spmm, S, Isa::Amx, 16, 64, true, wf, layout, 0, false, run, pack};
+  return Kernel{name, Op::Spmm, S, Isa::Amx, 16, 64, true, wf, layout, 0, Feature::None, run, pack};
 }
 constexpr Kernel attention(const char* name, Isa isa, int head_multiple, AttentionFn run, DType d = DType::F32) {
   return Kernel{name,
@@ -38,21 +42,24 @@ constexpr Kernel attention(const char* name, Isa isa, int head_multiple, Attenti
                 WeightFormat::None,
                 Layout::Gather,
                 0,
-                d == DType::BF16 && isa != Scalar,
+                d == DType::BF16 && isa != Scalar ? Feature::Bf16 : Feature::None,
                 run,
                 nullptr};
 }
 constexpr Kernel layer_norm(const char* name, Isa isa, LayerNormFn run) {
-  return Kernel{name, Op::LayerNorm, F, isa, 1, 1, false, WeightFormat::None, Layout::Gather, 0, false, run, nullptr};
+  return Kernel{name, Op::LayerNorm, F,   isa,    1, 1, false, WeightFormat::None, Layout::Gather,
+                0,    Feature::None, run, nullptr};
 }
 template <typename Fn>
 constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
-  return Kernel{name,   Op::DotInteraction, d, isa, 1, 1, false, WeightFormat::None, Layout::Gather, 0, false, run,
-                nullptr};
+  return Kernel{name, Op::DotInteraction, d,   isa,    1, 1, false, WeightFormat::None, Layout::Gather,
+                0,    Feature::None,      run, nullptr};
 }
 
 const std::array kKernels{
     // Sparse GEMM, INT8: the small-m kernels first, so that a problem with a small m finds them.
+    spmm("s8-spmm-4x1-w-m4-avx512vnni", S, Vnni, 4, WeightFormat::Windows, s8_spmm_4x1_w_avx512vnni,
+         ref::pack_u8_windows, Layout::Windows, 4, Feature::Vbmi),
     spmm("s8-spmm-1x4-m2-avx512vnni", S, Vnni, 16, WeightFormat::RowLanes, s8_spmm_1x4_m2_avx512vnni, ref::pack_u8_rows,
          Layout::Rows, 2),
     spmm("s8-spmm-1x1-m4-avx512vnni", S, Vnni, 16, WeightFormat::QuadMasks, s8_spmm_1x1_m4_avx512vnni,
@@ -132,6 +139,7 @@ bool Kernel::accepts(const Problem& p) const {
     case WeightFormat::RowLanes: return !p.pattern.is_nm() && g.block_rows == 1 && g.block_cols % 4 == 0;
     // Nonzeros scattered over a row's quads (1x1, 2x1, 1x2, N:M): the panel's quads with row masks.
     case WeightFormat::QuadMasks: return g.block_rows < 4 && g.block_cols % 4 != 0;
+    case WeightFormat::Windows: return !p.pattern.is_nm() && g.block_rows % 4 == 0;
     case WeightFormat::None: return false;
   }
   return false;
@@ -140,7 +148,8 @@ bool Kernel::accepts(const Problem& p) const {
 std::span<const Kernel> registry() { return kKernels; }
 
 namespace {
-bool allowed(const Kernel& k, Isa cap) { return k.isa <= cap && k.isa <= detected_isa() && (!k.bf16 || avx512_bf16()); }
+bool has(Feature f) { return f == Feature::None || (f == Feature::Bf16 ? avx512_bf16() : avx512_vbmi()); }
+bool allowed(const Kernel& k, Isa cap) { return k.isa <= cap && k.isa <= detected_isa() && has(k.needs); }
 }  // namespace
 
 bool runs_here(const Kernel& k) { return allowed(k, max_isa()); }

@@ -49,7 +49,8 @@ double time_ratio(const SparseLinear::Impl& s, int64_t m,
   std::mt19937 rng{uint32_t(m)};
   const bool s8 = s.dtype == DType::S8;
   std::vector<uint8_t> x(size_t(m * s.ic) * (s8 ? 1 : 4)), y(size_t(m * s.oc) * 4);
-  std::vector<uint8_t> scratch(std::max(s.scratch_bytes(m, 0), s.scratch_bytes(m, 1)));
+  // Whichever route the paths take: main (0), low (1) or few rows (2, the default where it applies).
+  std::vector<uint8_t> scratch(std::max({s.scratch_bytes(m, 0), s.scratch_bytes(m, 1), s.scratch_bytes(m, 2)}));
   if (s8) {
     for (auto& v : x) v = uint8_t(rng());
   } else {
@@ -157,7 +158,8 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
   s.few_weights = PackedWeights();
   if (s.opt.kernel.empty() && s.dtype == DType::S8) {
     const kernels::Kernel& fk = kernels::select({kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc});
-    if (fk.weights == kernels::WeightFormat::RowLanes || fk.weights == kernels::WeightFormat::QuadMasks) {
+    if (fk.weights == kernels::WeightFormat::RowLanes || fk.weights == kernels::WeightFormat::QuadMasks ||
+        fk.weights == kernels::WeightFormat::Windows) {
       s.few = &fk;
       s.few_weights = kernels::pack_weights(fk, unpacked());
     }

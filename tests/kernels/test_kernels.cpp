@@ -150,7 +150,7 @@ bool check(const Kernel& kr, const Case& c) {
 std::vector<const Kernel*> runnable(DType d) {
   std::vector<const Kernel*> ks;
   for (const Kernel& k : registry())
-    if (k.op == Op::Spmm && k.dtype == d && k.isa <= max_isa()) ks.push_back(&k);
+    if (k.op == Op::Spmm && k.dtype == d && runs_here(k)) ks.push_back(&k);
   return ks;
 }
 
@@ -212,7 +212,7 @@ TEST(Kernels, LargeM) {
 
 TEST(Kernels, PackMatchesReference) {
   for (const Kernel& kr : registry()) {
-    if (kr.isa > max_isa() || kr.op != Op::Spmm) continue;
+    if (!runs_here(kr) || kr.op != Op::Spmm) continue;
     for (int64_t m : {1, 17, 33, 70})
       for (int64_t k : {1, 30, 64, 100}) {
         std::mt19937 rng(uint32_t(m * 1000 + k));
@@ -228,6 +228,7 @@ TEST(Kernels, PackMatchesReference) {
                             : kr.layout == Layout::Rows     ? ref::pack_u8_rows
                             : kr.layout == Layout::Gather64 ? ref::pack_u8_gather64
                             : kr.layout == Layout::Rows64   ? ref::pack_u8_rows64
+                            : kr.layout == Layout::Windows  ? ref::pack_u8_windows
                             : kr.layout == Layout::Words    ? ref::pack_s16
                             : s8                            ? ref::pack_u8
                                                             : ref::pack_f32;
@@ -409,14 +410,55 @@ TEST(Kernels, QuadMasksFormatRoundTripsAndRejectsCorruption) {
 // Random single-byte corruptions of the two few-row formats: each is rejected, or it is a valid
 // packing that the kernel runs within its arrays (under the sanitizers; gathers stay inside xt by
 // the checks on every quad start).
+// The window format: chunks of 16 input channels inside one window of 128, a round trip through
+// its parts, and the corruptions that would make the kernel read past X or count a weight twice.
+TEST(Kernels, WindowsFormatRoundTripsAndRejectsCorruption) {
+  const Kernel* windows = find("s8-spmm-4x1-w-m4-avx512vnni");
+  ASSERT_NE(windows, nullptr);
+  std::mt19937 rng(79);
+  const int64_t n = 38, k = 300;  // 10 strips, the last half empty; windows from 0 to 256
+  const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x1"), 0.7, rng, 127);
+  const PackedWeights pw = pack_weights(*windows, MatrixView<const int8_t>(w.view()));
+  const auto& s = pw.impl().s8;
+  for (size_t c = 0; c < s.k.size(); ++c) {
+    EXPECT_EQ(s.k[c] % 64, 0);
+    for (int p = 0; p < 16; ++p) EXPECT_LT(s.sel[16 * c + size_t(p)], 128);
+  }
+  EXPECT_EQ(pw.unpack_s8().data, w.data);
+  const PackedParts good = pw.parts();
+  EXPECT_EQ(PackedWeights::from_parts(good, true, n, k).unpack_s8().data, w.data);
+  auto rejected = [&](const char* what, const std::function<void(PackedParts&)>& corrupt) {
+    PackedParts p = good;
+    corrupt(p);
+    EXPECT_THROW(PackedWeights::from_parts(p, true, n, k), Error) << what;
+  };
+  auto bytes = [](PackedParts& p, const char* name) -> std::vector<uint8_t>& {
+    for (auto& a : p.arrays)
+      if (a.name == name) return a.bytes;
+    throw std::runtime_error(name);
+  };
+  auto base = [&](PackedParts& p) { return reinterpret_cast<int32_t*>(bytes(p, "strip_k").data()); };
+  rejected("a window past the input channels", [&](PackedParts& p) { base(p)[1] = 320; });
+  rejected("an unaligned window", [&](PackedParts& p) { base(p)[0] += 8; });
+  rejected("a negative window", [&](PackedParts& p) { base(p)[0] = -64; });
+  rejected("a selector past its window", [&](PackedParts& p) { bytes(p, "strip_sel")[3] = 200; });
+  rejected("a channel listed twice", [&](PackedParts& p) { bytes(p, "strip_sel")[1] = bytes(p, "strip_sel")[0]; });
+  rejected("missing selectors", [&](PackedParts& p) { bytes(p, "strip_sel").pop_back(); });
+  rejected("missing weights", [&](PackedParts& p) { bytes(p, "strip_w").resize(bytes(p, "strip_w").size() - 64); });
+  rejected("offsets past the end",
+           [&](PackedParts& p) { reinterpret_cast<int64_t*>(bytes(p, "strip_ptr").data())[10] += 1; });
+}
+
 TEST(Kernels, FewRowFormatsSurviveRandomCorruption) {
   std::mt19937 rng(1200);
-  for (const char* name : {"s8-spmm-1x4-m2-avx512vnni", "s8-spmm-1x1-m4-avx512vnni"}) {
+  for (const auto& [name, pattern] :
+       {std::pair{"s8-spmm-1x4-m2-avx512vnni", "1x1"}, std::pair{"s8-spmm-1x1-m4-avx512vnni", "1x1"},
+        std::pair{"s8-spmm-4x1-w-m4-avx512vnni", "4x1"}}) {
     SCOPED_TRACE(name);
     const Kernel* kr = find(name);
     ASSERT_NE(kr, nullptr);
-    const int64_t n = 24, k = 40, m = kr->max_m;
-    const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("1x1"), 0.8, rng, 127);
+    const int64_t n = 24, k = 200, m = kr->max_m;
+    const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse(pattern), 0.8, rng, 127);
     const PackedParts good = pack_weights(*kr, MatrixView<const int8_t>(w.view())).parts();
     const auto x = bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng);
     std::vector<uint8_t> xt(xt_bytes(DType::S8, m, k, kr->layout));
@@ -436,13 +478,13 @@ TEST(Kernels, FewRowFormatsSurviveRandomCorruption) {
       target.bytes[at] = uint8_t(target.bytes[at] + std::uniform_int_distribution<int>(1, 255)(rng));
       try {
         const PackedWeights pw = PackedWeights::from_parts(bad, true, n, k);
-        if (kr->isa > max_isa()) continue;
+        if (!runs_here(*kr)) continue;
         SpmmArgs a;
         a.xt = xt.data();
         a.ldxt = ldxt;
         a.m_total = m;
         a.m1 = m;
-        a.s1 = (n + 15) / 16;
+        a.s1 = (n + kr->h - 1) / kr->h;
         a.y = y.data();
         a.ldy = n;
         a.ep = &ep;
@@ -467,9 +509,10 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   EXPECT_EQ(pick("4x1", 128), amx ? "s8-spmm-16x1-amx" : vnni ? "s8-spmm-4x1-avx512vnni" : s4);
   EXPECT_EQ(pick("4x16", 0), amx ? "s8-spmm-16x4-amx" : vnni ? "s8-spmm-4x4-avx512vnni" : s4);
   EXPECT_EQ(pick("16x4", 0), amx ? "s8-spmm-16x4-amx" : vnni ? "s8-spmm-4x4-avx512vnni" : s4);
-  EXPECT_EQ(pick("4x16", 3), vnni   ? "s8-spmm-4x1-m8-avx512vnni"
-                             : avx2 ? "s8-spmm-4x1-m4-avx2"
-                                    : "s8-spmm-ref");  // fresh weights: strips
+  EXPECT_EQ(pick("4x16", 3), vnni && avx512_vbmi() ? "s8-spmm-4x1-w-m4-avx512vnni"
+                             : vnni                ? "s8-spmm-4x1-m8-avx512vnni"
+                             : avx2                ? "s8-spmm-4x1-m4-avx2"
+                                                   : "s8-spmm-ref");  // fresh weights: strips
   EXPECT_EQ(pick("2:4", 0), vnni ? "s8-spmm-4of8-avx512vnni" : s1);
   EXPECT_EQ(pick("4:8", 0), vnni ? "s8-spmm-4of8-avx512vnni" : s1);
   EXPECT_EQ(pick("2:3", 0), vnni ? "s8-spmm-1x1-avx512vnni" : s1);

@@ -13,6 +13,8 @@ void pack_u8_quads(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1
 void pack_u8_m8(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);  // m <= 4
 void pack_s16(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);    // Words
 void pack_u8_rows(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);
+// Layout::Windows: rows as given; the call that packs the last input channel zeroes the padding.
+void pack_u8_windows(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);
 void spmm_f32(const StripView& w, const SpmmArgs& a);
 void spmm_s8(const StripView& w, const SpmmArgs& a);
 

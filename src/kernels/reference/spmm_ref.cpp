@@ -66,6 +66,16 @@ void pack_u8_rows(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1,
   }
 }
 
+void pack_u8_windows(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
+  const uint8_t* xs = static_cast<const uint8_t*>(x);
+  uint8_t* out = static_cast<uint8_t*>(xt);
+  const bool last = (k1 + 63) / 64 * 64 + 64 == ldxt;  // xt_ld: ldxt = round_up(k, 64) + 64
+  for (int64_t i = 0; i < m; ++i) {
+    std::copy(xs + i * lda + k0, xs + i * lda + k1, out + i * ldxt + k0);
+    if (last) std::fill(out + i * ldxt + k1, out + (i + 1) * ldxt, uint8_t(0));
+  }
+}
+
 void pack_u8_rows64(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt) {
   const uint8_t* xs = static_cast<const uint8_t*>(x);
   uint8_t* out = static_cast<uint8_t*>(xt);

@@ -1,0 +1,85 @@
+// s8-spmm-4x1-w-m4-avx512vnni: INT8 for m <= 4 (a few rows of X: a sample or a few at a time),
+// strips of 4 output channels, without gathers. Needs AVX512_VBMI besides VNNI.
+//
+// The Windows format (kernel.hpp) cuts each strip's input channels into chunks of 16 that lie in
+// one window of 128 input channels. A row of X stays a row (Layout::Windows), so a window is two
+// 64-byte loads, and one vpermi2b picks the chunk's 16 activations out of them, each repeated for
+// the 4 rows of the strip: lane (g, r) of a vpdpbusd is group g's 4 activations against row r's 4
+// weights, which are the chunk's 64 weight bytes as stored. The gather the M8 kernel pays per 16
+// input channels (about 13 cycles on Zen 5) becomes a shuffle of 16 selector bytes and a byte
+// permute. A panel of 4 strips is finished together (one transpose-add per m, then the vector
+// epilogue), as in s8_spmm_4x1_m8_avx512vnni.cpp.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "../kernel.hpp"
+#include "store_avx512.hpp"
+#include "x86.hpp"
+
+namespace spruce::kernels::x86 {
+namespace {
+
+// Strip s's accumulators for M rows of X: out[m] lane (g, r).
+template <int M>
+inline void strip(const StripView& w, int64_t s, const uint8_t* x, int64_t ldx, __m512i* out) {
+  // In 128-bit lane g, every dword takes selector bytes 4g..4g+3 (group g's four positions).
+  const __m512i spread =
+      _mm512_setr_epi32(0x03020100, 0x03020100, 0x03020100, 0x03020100, 0x07060504, 0x07060504, 0x07060504, 0x07060504,
+                        0x0B0A0908, 0x0B0A0908, 0x0B0A0908, 0x0B0A0908, 0x0F0E0D0C, 0x0F0E0D0C, 0x0F0E0D0C, 0x0F0E0D0C);
+  const int8_t* wv = static_cast<const int8_t*>(w.w);
+  // Two sets of accumulators, used in turn, so that a chunk need not wait for the last one's
+  // vpdpbusd; every loop over them unrolled (an indexed array would live in memory).
+  __m512i acc[2][M];
+#pragma GCC unroll 4
+  for (int u = 0; u < 2; ++u)
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m) acc[u][m] = _mm512_setzero_si512();
+  auto chunk = [&](int64_t c, __m512i(&a)[M]) {
+    const __m512i sel = _mm512_shuffle_epi8(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.sel + c * 16))), spread);
+    const __m512i wq = _mm512_loadu_si512(wv + c * 64);
+    const uint8_t* xw = x + w.k[c];
+#pragma GCC unroll 4
+    for (int m = 0; m < M; ++m) {
+      const __m512i lo = _mm512_loadu_si512(xw + m * ldx), hi = _mm512_loadu_si512(xw + m * ldx + 64);
+      a[m] = _mm512_dpbusd_epi32(a[m], _mm512_permutex2var_epi8(lo, sel, hi), wq);
+    }
+  };
+  const int64_t c1 = w.ptr[s + 1];
+  int64_t c = w.ptr[s];
+  for (; c + 2 <= c1; c += 2) {
+    chunk(c, acc[0]);
+    chunk(c + 1, acc[1]);
+  }
+  if (c < c1) chunk(c, acc[0]);
+#pragma GCC unroll 4
+  for (int m = 0; m < M; ++m) out[m] = _mm512_add_epi32(acc[0][m], acc[1][m]);
+}
+
+template <int M>
+void panels(const StripView& w, const SpmmArgs& a) {
+  const uint8_t* x = static_cast<const uint8_t*>(a.xt) + a.m0 * a.ldxt;
+  // Panels of 4 strips from s0; the last may be short.
+  for (int64_t s = a.s0; s < a.s1; s += 4) {
+    __m512i acc[4][M];
+    for (int t = 0; t < 4; ++t) {
+      if (s + t < a.s1)
+        strip<M>(w, s + t, x, a.ldxt, acc[t]);
+      else
+        for (auto& v : acc[t]) v = _mm512_setzero_si512();
+    }
+    const int64_t n0 = s * 4, rows = std::min({int64_t(16), w.rows - n0, (a.s1 - s) * 4});
+    const RowEpilogue<true> finish(a, n0, rows);
+    for (int m = 0; m < M; ++m)
+      finish.store(_mm512_castsi512_ps(sum_lane_blocks(acc[0][m], acc[1][m], acc[2][m], acc[3][m])), a.m0 + m);
+  }
+}
+
+}  // namespace
+
+void s8_spmm_4x1_w_avx512vnni(const StripView& w, const SpmmArgs& a) {
+  with_rows_upto<4>(a.m1 - a.m0, [&](auto rows) { panels<decltype(rows)::value>(w, a); });
+}
+
+}  // namespace spruce::kernels::x86
