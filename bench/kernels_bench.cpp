@@ -56,9 +56,9 @@ void spmm(benchmark::State& st, const Kernel* kr, int64_t m) {
     packed = pack_weights(*kr, MatrixView<const int8_t>(w24.view()));
   } else if (s8) {
     // The pattern each format is for: h x 4 blocks for quad strips, 1x4 for row lanes, 1x1 for quad
-    // masks (their h is a panel of 16 channels, not a block), h x 1 otherwise.
+    // masks and row windows (their h is a panel of channels, not a block), h x 1 otherwise.
     const WeightFormat f = kr->weights;
-    const bool one_high = f == WeightFormat::RowLanes || f == WeightFormat::QuadMasks;
+    const bool one_high = f == WeightFormat::RowLanes || f == WeightFormat::QuadMasks || f == WeightFormat::RowWindows;
     const int bc = f == WeightFormat::QuadStrips || f == WeightFormat::RowLanes ? 4 : 1;
     packed = pack_weights(*kr, MatrixView<const int8_t>(weights<int8_t>(n, k, one_high ? 1 : h, bc, sparsity).view()));
   } else {

@@ -65,7 +65,11 @@ enum class DType { F32, S8, BF16 };
 //    minus k[c] (0..127), and w[64 c + 16 g + 4 r + t] = row r's weight there. Within a strip the
 //    input channels of positions with a nonzero weight ascend; unused positions have zero
 //    weights. s8 only (h = 4, kg = 16).
-enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks, RowLanes, QuadMasks, Windows };
+//  RowWindows: as Windows, but each of the 4 rows lists its own input channels (blocks under 4 rows
+//    high): in chunk c, lane (g, r) holds row r's positions 4g..4g+3 of the chunk, sel[64 c + 16 g
+//    + 4 r + t] and w[64 c + 16 g + 4 r + t] being position 4g + t's input channel minus k[c] and
+//    its weight. Within a strip, each row's input channels with a nonzero weight ascend.
+enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks, RowLanes, QuadMasks, Windows, RowWindows };
 
 // Cache-line-aligned storage: AMX tile rows and AVX-512 loads that straddle two lines run at
 // half speed or worse.
@@ -216,8 +220,8 @@ struct Problem {
 // per weight group): s8-spmm-4x1-avx512vnni reads strips of 4 output channels listing single input
 // channels, s8-spmm-4x4 quads, s8-spmm-4of8 at most 4 of every 8 input channels; -mN only runs
 // m <= N. The few-row kernels with formats of their own (RowLanes, QuadMasks, Windows) are named
-// by the blocks they serve: s8-spmm-1x4-m2, s8-spmm-1x1-m4, s8-spmm-4x1-w-m4 (w: windows). Reference kernels (isa
-// scalar) end in "-ref".
+// by the blocks they serve: s8-spmm-1x4-m2, s8-spmm-1x1-m4, s8-spmm-4x1-w-m4 and s8-spmm-1x1-w-m4 (w: windows).
+// Reference kernels (isa scalar) end in "-ref".
 struct Kernel {
   const char* name;
   Op op;

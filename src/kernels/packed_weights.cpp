@@ -205,6 +205,46 @@ StripWeights<int8_t> make_windows(MatrixView<const int8_t> w) {
   return s;
 }
 
+// RowWindows: see WeightFormat. Each chunk takes, for every row of the strip, up to 16 of its next
+// input channels inside the window that starts at the rows' smallest next channel.
+StripWeights<int8_t> make_row_windows(MatrixView<const int8_t> w) {
+  StripWeights<int8_t> s = shaped(w, 4, 16);
+  const int64_t strips = (w.rows + 3) / 4;
+  s.ptr.assign(1, 0);
+  std::vector<int64_t> cols[4];
+  for (int64_t st = 0; st < strips; ++st) {
+    const int64_t r0 = st * 4, r1 = std::min(w.rows, r0 + 4);
+    size_t next[4] = {};
+    for (int64_t r = r0; r < r0 + 4; ++r) {
+      auto& c = cols[r - r0];
+      c.clear();
+      if (r < r1)
+        for (int64_t col = 0; col < w.cols; ++col)
+          if (w(r, col) != 0) c.push_back(col);
+    }
+    for (;;) {
+      int64_t first = w.cols;
+      for (int r = 0; r < 4; ++r)
+        if (next[r] < cols[r].size()) first = std::min(first, cols[r][next[r]]);
+      if (first == w.cols) break;
+      const int64_t base = first / 64 * 64;
+      s.k.push_back(int32_t(base));
+      s.sel.resize(s.sel.size() + 64, 0);
+      s.w.resize(s.w.size() + 64, 0);
+      uint8_t* sel = s.sel.data() + s.sel.size() - 64;
+      int8_t* wc = s.w.data() + s.w.size() - 64;
+      for (int r = 0; r < 4; ++r)
+        for (int p = 0; p < 16 && next[r] < cols[r].size() && cols[r][next[r]] < base + 128; ++p, ++next[r]) {
+          const int64_t col = cols[r][next[r]], at = (p / 4) * 16 + r * 4 + p % 4;
+          sel[at] = uint8_t(col - base);
+          wc[at] = w(r0 + r, col);
+        }
+    }
+    s.ptr.push_back(int64_t(s.k.size()));
+  }
+  return s;
+}
+
 }  // namespace
 
 int64_t xt_ld(DType d, int64_t m, Layout l, int64_t k) {
@@ -398,37 +438,40 @@ Matrix<int8_t> unpack_quad_masks(const StripWeights<int8_t>& s) {
   return dense;
 }
 
-// Windows: see WeightFormat.
-Matrix<int8_t> unpack_windows(const StripWeights<int8_t>& s) {
+// Windows and RowWindows (per_row): see WeightFormat.
+Matrix<int8_t> unpack_windows(const StripWeights<int8_t>& s, bool per_row) {
   if (s.h != 4 || s.kg != 16) bad("windows need strip height 4 and group 16");
   if (!s.perm.empty()) bad("a lane permutation in a window layout");
-  const int64_t strips = (s.rows + 3) / 4, chunks = int64_t(s.k.size());
+  const int64_t strips = (s.rows + 3) / 4, chunks = int64_t(s.k.size()), sel_bytes = per_row ? 64 : 16;
   if (int64_t(s.ptr.size()) != strips + 1) bad("strip offsets do not match " + std::to_string(strips) + " strips");
   if (s.ptr.front() != 0 || s.ptr.back() != chunks) bad("strip offsets do not span the chunks");
   if (!std::is_sorted(s.ptr.begin(), s.ptr.end())) bad("strip offsets are not ascending");
-  if (int64_t(s.sel.size()) != 16 * chunks || int64_t(s.w.size()) != 64 * chunks)
+  if (int64_t(s.sel.size()) != sel_bytes * chunks || int64_t(s.w.size()) != 64 * chunks)
     bad("the selectors or weights do not cover " + std::to_string(chunks) + " chunks");
   Matrix<int8_t> dense(s.rows, s.cols);
   for (int64_t st = 0; st < strips; ++st) {
-    int64_t last = -1;  // the last input channel with a nonzero weight in this strip
+    int64_t last[4] = {-1, -1, -1, -1};  // the last channel with a nonzero weight: per row, or last[0]
     for (int64_t c = s.ptr[size_t(st)]; c < s.ptr[size_t(st + 1)]; ++c) {
       const int64_t base = s.k[size_t(c)];
       if (base < 0 || base >= s.cols || base % 64)
         bad("window " + std::to_string(base) + " of chunk " + std::to_string(c));
+      // Position p = 4g + t of row r is lane (g, r), byte t. Windows: the rows share a position's
+      // channel, and the channels ascend over positions; RowWindows: over each row's positions.
       for (int p = 0; p < 16; ++p) {
-        const int64_t sel = s.sel[size_t(16 * c + p)], col = base + sel;
-        if (sel >= 128) bad("a selector past its window in chunk " + std::to_string(c));
-        bool used = false;
+        int64_t shared = -1;
         for (int64_t r = 0; r < 4; ++r) {
-          const int8_t v = s.w[size_t(64 * c + (p / 4) * 16 + r * 4 + p % 4)];
+          const size_t at = size_t((p / 4) * 16 + r * 4 + p % 4);
+          const int64_t sel = s.sel[size_t(sel_bytes * c) + (per_row ? at : size_t(p))], col = base + sel;
+          if (sel >= 128) bad("a selector past its window in chunk " + std::to_string(c));
+          const int8_t v = s.w[size_t(64 * c) + at];
           if (v == 0) continue;
           if (st * 4 + r >= s.rows || col >= s.cols)
             bad("a nonzero weight in the padding of strip " + std::to_string(st));
-          if (col <= last) bad("input channels of strip " + std::to_string(st) + " are not ascending");
+          if (col <= last[per_row ? r : 0]) bad("input channels of strip " + std::to_string(st) + " are not ascending");
           dense(st * 4 + r, col) = v;
-          used = true;
+          (per_row ? last[r] : shared) = col;
         }
-        if (used) last = col;
+        if (shared >= 0) last[0] = shared;
       }
     }
   }
@@ -486,7 +529,8 @@ Matrix<T> unpack_checked(const StripWeights<T>& s, WeightFormat f) {
     if (f == WeightFormat::TileBlocks) return unpack_tile_blocks(s);
     if (f == WeightFormat::RowLanes) return unpack_row_lanes(s);
     if (f == WeightFormat::QuadMasks) return unpack_quad_masks(s);
-    if (f == WeightFormat::Windows) return unpack_windows(s);
+    if (f == WeightFormat::Windows || f == WeightFormat::RowWindows)
+      return unpack_windows(s, f == WeightFormat::RowWindows);
   }
   return unpack_strip_csr(s, f == WeightFormat::QuadStrips);
 }
@@ -528,6 +572,8 @@ PackedWeights pack(const Kernel& k, MatrixView<const T> w) {
       s = make_quad_masks(w);
     else if (k.weights == WeightFormat::Windows)
       s = make_windows(w);
+    else if (k.weights == WeightFormat::RowWindows)
+      s = make_row_windows(w);
     else
       s = build(w, k.h, k.kg, k.weights == WeightFormat::QuadStrips);
   } else {

@@ -19,11 +19,11 @@ constexpr WeightFormat Strips = WeightFormat::Strips, Quads = WeightFormat::Quad
 
 constexpr Kernel spmm(const char* name, DType d, Isa isa, int h, WeightFormat wf, SpmmFn run, PackFn pack,
                       Layout layout = Layout::Gather, int64_t max_m = 0, Feature needs = Feature::None) {
-  const int kg = wf == Octets                     ? 8
-                 : wf == WeightFormat::TileBlocks ? 64
-                 : wf == WeightFormat::Windows    ? 16
-                 : d == S                         ? 4
-                                                  : 1;
+  const int kg = wf == Octets                                                    ? 8
+                 : wf == WeightFormat::TileBlocks                                ? 64
+                 : wf == WeightFormat::Windows || wf == WeightFormat::RowWindows ? 16
+                 : d == S                                                        ? 4
+                                                                                 : 1;
   return Kernel{name, Op::Spmm, d, isa, h, kg, false, wf, layout, max_m, needs, run, pack};
 }
 // AMX: strips of 16 output channels listing the union of their rows' input channels, whatever
@@ -59,6 +59,8 @@ constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
 const std::array kKernels{
     // Sparse GEMM, INT8: the small-m kernels first, so that a problem with a small m finds them.
     spmm("s8-spmm-4x1-w-m4-avx512vnni", S, Vnni, 4, WeightFormat::Windows, s8_spmm_4x1_w_avx512vnni,
+         ref::pack_u8_windows, Layout::Windows, 4, Feature::Vbmi),
+    spmm("s8-spmm-1x1-w-m4-avx512vnni", S, Vnni, 4, WeightFormat::RowWindows, s8_spmm_1x1_w_avx512vnni,
          ref::pack_u8_windows, Layout::Windows, 4, Feature::Vbmi),
     spmm("s8-spmm-1x4-m2-avx512vnni", S, Vnni, 16, WeightFormat::RowLanes, s8_spmm_1x4_m2_avx512vnni, ref::pack_u8_rows,
          Layout::Rows, 2),
@@ -140,6 +142,7 @@ bool Kernel::accepts(const Problem& p) const {
     // Nonzeros scattered over a row's quads (1x1, 2x1, 1x2, N:M): the panel's quads with row masks.
     case WeightFormat::QuadMasks: return g.block_rows < 4 && g.block_cols % 4 != 0;
     case WeightFormat::Windows: return !p.pattern.is_nm() && g.block_rows % 4 == 0;
+    case WeightFormat::RowWindows: return !p.pattern.is_nm();  // after Windows: what it leaves
     case WeightFormat::None: return false;
   }
   return false;

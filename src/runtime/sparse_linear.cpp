@@ -159,7 +159,7 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
   if (s.opt.kernel.empty() && s.dtype == DType::S8) {
     const kernels::Kernel& fk = kernels::select({kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc});
     if (fk.weights == kernels::WeightFormat::RowLanes || fk.weights == kernels::WeightFormat::QuadMasks ||
-        fk.weights == kernels::WeightFormat::Windows) {
+        fk.weights == kernels::WeightFormat::Windows || fk.weights == kernels::WeightFormat::RowWindows) {
       s.few = &fk;
       s.few_weights = kernels::pack_weights(fk, unpacked());
     }

@@ -410,20 +410,19 @@ TEST(Kernels, QuadMasksFormatRoundTripsAndRejectsCorruption) {
 // Random single-byte corruptions of the two few-row formats: each is rejected, or it is a valid
 // packing that the kernel runs within its arrays (under the sanitizers; gathers stay inside xt by
 // the checks on every quad start).
-// The window format: chunks of 16 input channels inside one window of 128, a round trip through
-// its parts, and the corruptions that would make the kernel read past X or count a weight twice.
-TEST(Kernels, WindowsFormatRoundTripsAndRejectsCorruption) {
-  const Kernel* windows = find("s8-spmm-4x1-w-m4-avx512vnni");
+// The window formats: chunks of 16 input channels inside one window of 128, a round trip through
+// their parts, and the corruptions that would make the kernel read past X or count a weight twice.
+void windows_round_trip(const char* name, const char* pattern) {
+  SCOPED_TRACE(name);
+  const Kernel* windows = find(name);
   ASSERT_NE(windows, nullptr);
   std::mt19937 rng(79);
   const int64_t n = 38, k = 300;  // 10 strips, the last half empty; windows from 0 to 256
-  const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x1"), 0.7, rng, 127);
+  const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse(pattern), 0.7, rng, 127);
   const PackedWeights pw = pack_weights(*windows, MatrixView<const int8_t>(w.view()));
   const auto& s = pw.impl().s8;
-  for (size_t c = 0; c < s.k.size(); ++c) {
-    EXPECT_EQ(s.k[c] % 64, 0);
-    for (int p = 0; p < 16; ++p) EXPECT_LT(s.sel[16 * c + size_t(p)], 128);
-  }
+  for (size_t c = 0; c < s.k.size(); ++c) EXPECT_EQ(s.k[c] % 64, 0);
+  for (uint8_t sel : s.sel) EXPECT_LT(sel, 128);
   EXPECT_EQ(pw.unpack_s8().data, w.data);
   const PackedParts good = pw.parts();
   EXPECT_EQ(PackedWeights::from_parts(good, true, n, k).unpack_s8().data, w.data);
@@ -449,11 +448,17 @@ TEST(Kernels, WindowsFormatRoundTripsAndRejectsCorruption) {
            [&](PackedParts& p) { reinterpret_cast<int64_t*>(bytes(p, "strip_ptr").data())[10] += 1; });
 }
 
+TEST(Kernels, WindowsFormatsRoundTripAndRejectCorruption) {
+  for (const auto& [name, pattern] :
+       {std::pair{"s8-spmm-4x1-w-m4-avx512vnni", "4x1"}, std::pair{"s8-spmm-1x1-w-m4-avx512vnni", "1x1"}})
+    windows_round_trip(name, pattern);
+}
+
 TEST(Kernels, FewRowFormatsSurviveRandomCorruption) {
   std::mt19937 rng(1200);
   for (const auto& [name, pattern] :
        {std::pair{"s8-spmm-1x4-m2-avx512vnni", "1x1"}, std::pair{"s8-spmm-1x1-m4-avx512vnni", "1x1"},
-        std::pair{"s8-spmm-4x1-w-m4-avx512vnni", "4x1"}}) {
+        std::pair{"s8-spmm-4x1-w-m4-avx512vnni", "4x1"}, std::pair{"s8-spmm-1x1-w-m4-avx512vnni", "1x1"}}) {
     SCOPED_TRACE(name);
     const Kernel* kr = find(name);
     ASSERT_NE(kr, nullptr);

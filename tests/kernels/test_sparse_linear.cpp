@@ -156,9 +156,10 @@ TEST(SparseLinear, SmallBatchesLeaveAmx) {
   EXPECT_GT(op.memory_bytes(), op.packed_bytes());
 }
 
-// A few rows run a kernel with a packing of its own, on any host with VNNI: row lanes for whole
-// quads (1x4, m <= 2), quad masks for scattered nonzeros (1x1, m <= 4), and with VBMI windows for
-// blocks 4 rows high (4x1, m <= 4). Other patterns never do.
+// A few rows run a kernel with a packing of its own, on any host with VNNI. With VBMI, windows of
+// input channels (m <= 4): shared by blocks 4 rows high (4x1), one row's own otherwise (1x4, 1x1).
+// Without it, row lanes for whole quads (1x4, m <= 2) and quad masks for scattered nonzeros (1x1,
+// m <= 4). N:M never does.
 TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
   std::mt19937 rng(460);
   const int64_t k = 256, n = 128;
@@ -172,9 +173,11 @@ TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
     const char* kernel;
     int64_t max_m;
   };
-  const int64_t windows = avx512_vbmi() ? 4 : 0;
-  for (const Want& want : {Want{"1x4", "s8-spmm-1x4-m2-avx512vnni", 2}, Want{"1x1", "s8-spmm-1x1-m4-avx512vnni", 4},
-                           Want{"4x1", "s8-spmm-4x1-w-m4-avx512vnni", windows}, Want{"2:4", "", 0}}) {
+  const bool vbmi = avx512_vbmi();
+  for (const Want& want :
+       {vbmi ? Want{"1x4", "s8-spmm-1x1-w-m4-avx512vnni", 4} : Want{"1x4", "s8-spmm-1x4-m2-avx512vnni", 2},
+        vbmi ? Want{"1x1", "s8-spmm-1x1-w-m4-avx512vnni", 4} : Want{"1x1", "s8-spmm-1x1-m4-avx512vnni", 4},
+        vbmi ? Want{"4x1", "s8-spmm-4x1-w-m4-avx512vnni", 4} : Want{"4x1", "", 0}, Want{"2:4", "", 0}}) {
     SCOPED_TRACE(want.pattern);
     auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse(want.pattern), 0.9, rng, 127);
     SparseLinear op(w.data.data(), n, k, Pattern::parse(want.pattern), q, nullptr, o);
@@ -182,7 +185,7 @@ TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
     for (int64_t m = 1; m <= 5; ++m) {
       const std::string impl = op.impl(m);
       const bool own = impl == "s8-spmm-1x4-m2-avx512vnni" || impl == "s8-spmm-1x1-m4-avx512vnni" ||
-                       impl == "s8-spmm-4x1-w-m4-avx512vnni";
+                       impl == "s8-spmm-4x1-w-m4-avx512vnni" || impl == "s8-spmm-1x1-w-m4-avx512vnni";
       EXPECT_EQ(own, few && m <= want.max_m) << "m=" << m << " " << impl;
       if (own) {
         EXPECT_EQ(impl, want.kernel);

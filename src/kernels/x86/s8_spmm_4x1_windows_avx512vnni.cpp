@@ -1,5 +1,7 @@
-// s8-spmm-4x1-w-m4-avx512vnni: INT8 for m <= 4 (a few rows of X: a sample or a few at a time),
-// strips of 4 output channels, without gathers. Needs AVX512_VBMI besides VNNI.
+// s8-spmm-4x1-w-m4-avx512vnni and s8-spmm-1x1-w-m4-avx512vnni: INT8 for m <= 4 (a few rows of X:
+// a sample or a few at a time), strips of 4 output channels, without gathers. Need AVX512_VBMI
+// besides VNNI. The 1x1 kernel (RowWindows) lets each of the 4 rows pick its own input channels,
+// for blocks under 4 rows high; otherwise the two are one.
 //
 // The Windows format (kernel.hpp) cuts each strip's input channels into chunks of 16 that lie in
 // one window of 128 input channels. A row of X stays a row (Layout::Windows), so a window is two
@@ -20,8 +22,9 @@
 namespace spruce::kernels::x86 {
 namespace {
 
-// Strip s's accumulators for M rows of X: out[m] lane (g, r).
-template <int M>
+// Strip s's accumulators for M rows of X: out[m] lane (g, r). PerRow (RowWindows): every lane
+// has its own 4 selector bytes, stored whole; else (Windows) a group's 4 rows share theirs.
+template <bool PerRow, int M>
 inline void strip(const StripView& w, int64_t s, const uint8_t* x, int64_t ldx, __m512i* out) {
   // In 128-bit lane g, every dword takes selector bytes 4g..4g+3 (group g's four positions).
   const __m512i spread =
@@ -36,8 +39,10 @@ inline void strip(const StripView& w, int64_t s, const uint8_t* x, int64_t ldx, 
 #pragma GCC unroll 4
     for (int m = 0; m < M; ++m) acc[u][m] = _mm512_setzero_si512();
   auto chunk = [&](int64_t c, __m512i(&a)[M]) {
-    const __m512i sel = _mm512_shuffle_epi8(
-        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.sel + c * 16))), spread);
+    const __m512i sel =
+        PerRow ? _mm512_loadu_si512(w.sel + c * 64)
+               : _mm512_shuffle_epi8(
+                     _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.sel + c * 16))), spread);
     const __m512i wq = _mm512_loadu_si512(wv + c * 64);
     const uint8_t* xw = x + w.k[c];
 #pragma GCC unroll 4
@@ -57,7 +62,7 @@ inline void strip(const StripView& w, int64_t s, const uint8_t* x, int64_t ldx, 
   for (int m = 0; m < M; ++m) out[m] = _mm512_add_epi32(acc[0][m], acc[1][m]);
 }
 
-template <int M>
+template <bool PerRow, int M>
 void panels(const StripView& w, const SpmmArgs& a) {
   const uint8_t* x = static_cast<const uint8_t*>(a.xt) + a.m0 * a.ldxt;
   // Panels of 4 strips from s0; the last may be short.
@@ -65,7 +70,7 @@ void panels(const StripView& w, const SpmmArgs& a) {
     __m512i acc[4][M];
     for (int t = 0; t < 4; ++t) {
       if (s + t < a.s1)
-        strip<M>(w, s + t, x, a.ldxt, acc[t]);
+        strip<PerRow, M>(w, s + t, x, a.ldxt, acc[t]);
       else
         for (auto& v : acc[t]) v = _mm512_setzero_si512();
     }
@@ -79,7 +84,10 @@ void panels(const StripView& w, const SpmmArgs& a) {
 }  // namespace
 
 void s8_spmm_4x1_w_avx512vnni(const StripView& w, const SpmmArgs& a) {
-  with_rows_upto<4>(a.m1 - a.m0, [&](auto rows) { panels<decltype(rows)::value>(w, a); });
+  with_rows_upto<4>(a.m1 - a.m0, [&](auto rows) { panels<false, decltype(rows)::value>(w, a); });
+}
+void s8_spmm_1x1_w_avx512vnni(const StripView& w, const SpmmArgs& a) {
+  with_rows_upto<4>(a.m1 - a.m0, [&](auto rows) { panels<true, decltype(rows)::value>(w, a); });
 }
 
 }  // namespace spruce::kernels::x86
