@@ -31,9 +31,10 @@ struct SparseLinear::Impl {
   const kernels::Kernel* low_small = nullptr;
   PackedWeights low_weights;
   std::map<int64_t, bool> low_for_m;
-  // A few rows of X run a kernel with a packing of its own where one serves the pattern (RowLanes
-  // and QuadMasks for blocks one channel high, Windows for blocks of 4 rows with VBMI), whatever
-  // the host: for m <= few->max_m, ahead of both routes above.
+  // A few rows of X run a kernel with a packing of its own where one serves the pattern, whatever
+  // the host: with VBMI windows of input channels (Windows for blocks 4 rows high, RowWindows for
+  // the rest), without it RowLanes and QuadMasks for blocks one channel high. For m <=
+  // few->max_m, ahead of both routes above.
   const kernels::Kernel* few = nullptr;
   PackedWeights few_weights;
   std::vector<float> bias, scale;
