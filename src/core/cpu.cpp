@@ -111,23 +111,24 @@ Isa max_isa() {
   return isa;
 }
 
+namespace {
+// CPUID leaf 7, the given subleaf: whether bit `bit` of register `reg` (0 = EAX .. 3 = EDX) is set.
+// Only asked where the CPU has AVX-512 at all.
+bool leaf7_bit(unsigned subleaf, int reg, int bit) {
+  unsigned r[4] = {};
+  if (detected_isa() < Isa::Avx512 || __get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid_count(7, subleaf, r[0], r[1], r[2], r[3]);
+  return (r[reg] >> bit & 1u) != 0;
+}
+}  // namespace
+
 bool avx512_bf16() {
-  static const bool has = [] {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (detected_isa() < Isa::Avx512 || __get_cpuid_max(0, nullptr) < 7) return false;
-    __cpuid_count(7, 1, a, b, c, d);
-    return (a & (1u << 5)) != 0;
-  }();
+  static const bool has = leaf7_bit(1, 0, 5);  // EAX bit 5
   return has && max_isa() >= Isa::Avx512;
 }
 
 bool avx512_vbmi() {
-  static const bool has = [] {
-    unsigned a = 0, b = 0, c = 0, d = 0;
-    if (detected_isa() < Isa::Avx512 || __get_cpuid_max(0, nullptr) < 7) return false;
-    __cpuid_count(7, 0, a, b, c, d);
-    return (c & (1u << 1)) != 0;
-  }();
+  static const bool has = leaf7_bit(0, 2, 1);  // ECX bit 1
   return has && max_isa() >= Isa::Avx512Vnni;
 }
 

@@ -302,6 +302,22 @@ TEST(Kernels, NarrowKernelsReadInsideXt) {
   }
 }
 
+// The bytes of array `name` of p (throws where p has none).
+std::vector<uint8_t>& array_bytes(PackedParts& p, const char* name) {
+  for (auto& a : p.arrays)
+    if (a.name == name) return a.bytes;
+  throw std::runtime_error(name);
+}
+
+// A check that from_parts() refuses each corruption of `good`, the parts of an n x k INT8 packing.
+auto rejecter(const PackedParts& good, int64_t n, int64_t k) {
+  return [good, n, k](const char* what, const std::function<void(PackedParts&)>& corrupt) {
+    PackedParts p = good;
+    corrupt(p);
+    EXPECT_THROW(PackedWeights::from_parts(p, true, n, k), Error) << what;
+  };
+}
+
 // The aligned quads of input channels where row r of w has a nonzero.
 int64_t quads_with_nonzeros(const Matrix<int8_t>& w, int64_t r) {
   int64_t quads = 0;
@@ -333,16 +349,8 @@ TEST(Kernels, RowLanesFormatRoundTripsAndRejectsCorruption) {
   const PackedParts good = pw.parts();
   EXPECT_EQ(PackedWeights::from_parts(good, true, n, k).unpack_s8().data, w.data);
 
-  auto rejected = [&](const char* what, const std::function<void(PackedParts&)>& corrupt) {
-    PackedParts p = good;
-    corrupt(p);
-    EXPECT_THROW(PackedWeights::from_parts(p, true, n, k), Error) << what;
-  };
-  auto ints = [](PackedParts& p, const char* name) {
-    for (auto& a : p.arrays)
-      if (a.name == name) return reinterpret_cast<int32_t*>(a.bytes.data());
-    throw std::runtime_error(name);
-  };
+  const auto rejected = rejecter(good, n, k);
+  auto ints = [](PackedParts& p, const char* name) { return reinterpret_cast<int32_t*>(array_bytes(p, name).data()); };
   rejected("row twice", [&](PackedParts& p) { ints(p, "strip_perm")[1] = ints(p, "strip_perm")[0]; });
   rejected("row out of range", [&](PackedParts& p) { ints(p, "strip_perm")[40] = int32_t(n); });
   rejected("row missing", [&](PackedParts& p) { ints(p, "strip_perm")[0] = -1; });
@@ -384,16 +392,8 @@ TEST(Kernels, QuadMasksFormatRoundTripsAndRejectsCorruption) {
   EXPECT_EQ(pw.unpack_s8().data, w.data);
   const PackedParts good = pw.parts();
   EXPECT_EQ(PackedWeights::from_parts(good, true, n, k).unpack_s8().data, w.data);
-  auto rejected = [&](const char* what, const std::function<void(PackedParts&)>& corrupt) {
-    PackedParts p = good;
-    corrupt(p);
-    EXPECT_THROW(PackedWeights::from_parts(p, true, n, k), Error) << what;
-  };
-  auto bytes = [](PackedParts& p, const char* name) -> std::vector<uint8_t>& {
-    for (auto& a : p.arrays)
-      if (a.name == name) return a.bytes;
-    throw std::runtime_error(name);
-  };
+  const auto rejected = rejecter(good, n, k);
+  const auto bytes = array_bytes;
   auto wptr = [&](PackedParts& p) { return reinterpret_cast<int64_t*>(bytes(p, "strip_wptr").data()); };
   rejected("a mask bit too many", [&](PackedParts& p) { bytes(p, "strip_sel")[0] ^= 0x01; });
   rejected("a row past the last",
@@ -426,16 +426,8 @@ void windows_round_trip(const char* name, const char* pattern) {
   EXPECT_EQ(pw.unpack_s8().data, w.data);
   const PackedParts good = pw.parts();
   EXPECT_EQ(PackedWeights::from_parts(good, true, n, k).unpack_s8().data, w.data);
-  auto rejected = [&](const char* what, const std::function<void(PackedParts&)>& corrupt) {
-    PackedParts p = good;
-    corrupt(p);
-    EXPECT_THROW(PackedWeights::from_parts(p, true, n, k), Error) << what;
-  };
-  auto bytes = [](PackedParts& p, const char* name) -> std::vector<uint8_t>& {
-    for (auto& a : p.arrays)
-      if (a.name == name) return a.bytes;
-    throw std::runtime_error(name);
-  };
+  const auto rejected = rejecter(good, n, k);
+  const auto bytes = array_bytes;
   auto base = [&](PackedParts& p) { return reinterpret_cast<int32_t*>(bytes(p, "strip_k").data()); };
   rejected("a window past the input channels", [&](PackedParts& p) { base(p)[1] = 320; });
   rejected("an unaligned window", [&](PackedParts& p) { base(p)[0] += 8; });

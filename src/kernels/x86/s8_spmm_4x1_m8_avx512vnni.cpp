@@ -60,20 +60,7 @@ void panels(const StripView& w, const SpmmArgs& a) {
                       char(m), char(4 + m), char(8 + m), char(12 + m), char(m), char(4 + m), char(8 + m), char(12 + m));
     pick[m] = _mm512_broadcast_i32x4(p);
   }
-  // Panels of 4 strips from s0; the last may be short.
-  for (int64_t s = a.s0; s < a.s1; s += 4) {
-    __m512i acc[4][M];
-    for (int t = 0; t < 4; ++t) {
-      if (s + t < a.s1)
-        strip<M>(w, s + t, xt, pick, acc[t]);
-      else
-        for (auto& v : acc[t]) v = _mm512_setzero_si512();
-    }
-    const int64_t n0 = s * 4, rows = std::min({int64_t(16), w.rows - n0, (a.s1 - s) * 4});
-    const RowEpilogue<true> finish(a, n0, rows);
-    for (int m = 0; m < M; ++m)
-      finish.store(_mm512_castsi512_ps(sum_lane_blocks(acc[0][m], acc[1][m], acc[2][m], acc[3][m])), a.m0 + m);
-  }
+  finish_panels_of_4<M>(w, a, [&](int64_t s, __m512i* acc) { strip<M>(w, s, xt, pick, acc); });
 }
 
 }  // namespace

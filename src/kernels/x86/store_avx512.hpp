@@ -6,6 +6,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -150,6 +151,26 @@ inline __m512i sum_lane_blocks(__m512i a0, __m512i a1, __m512i a2, __m512i a3) {
   const __m512i s01 = _mm512_add_epi32(_mm512_shuffle_i32x4(a0, a1, 0x44), _mm512_shuffle_i32x4(a0, a1, 0xEE));
   const __m512i s23 = _mm512_add_epi32(_mm512_shuffle_i32x4(a2, a3, 0x44), _mm512_shuffle_i32x4(a2, a3, 0xEE));
   return _mm512_add_epi32(_mm512_shuffle_i32x4(s01, s23, 0x88), _mm512_shuffle_i32x4(s01, s23, 0xDD));
+}
+
+// The m <= 4 kernels on strips of 4 output channels: panels of 4 strips from a.s0 (the last may be
+// short). strip(s, acc) leaves strip s's sums for M rows of X in acc[m], lane (g, r) = group g's
+// part of row r; one transpose-add per m then gives the panel's 16 channels, in order.
+template <int M, typename Strip>
+inline void finish_panels_of_4(const StripView& w, const SpmmArgs& a, Strip&& strip) {
+  for (int64_t s = a.s0; s < a.s1; s += 4) {
+    __m512i acc[4][M];
+    for (int t = 0; t < 4; ++t) {
+      if (s + t < a.s1)
+        strip(s + t, acc[t]);
+      else
+        for (auto& v : acc[t]) v = _mm512_setzero_si512();
+    }
+    const int64_t n0 = s * 4, rows = std::min({int64_t(16), w.rows - n0, (a.s1 - s) * 4});
+    const RowEpilogue<true> finish(a, n0, rows);
+    for (int m = 0; m < M; ++m)
+      finish.store(_mm512_castsi512_ps(sum_lane_blocks(acc[0][m], acc[1][m], acc[2][m], acc[3][m])), a.m0 + m);
+  }
 }
 
 // A panel: tile[r * ldt + l] is the accumulator of output channel n0 + r (r < rows <= 16) and
