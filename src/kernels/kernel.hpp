@@ -220,8 +220,8 @@ struct Problem {
 // per weight group): s8-spmm-4x1-avx512vnni reads strips of 4 output channels listing single input
 // channels, s8-spmm-4x4 quads, s8-spmm-4of8 at most 4 of every 8 input channels; -mN only runs
 // m <= N. The few-row kernels with formats of their own (RowLanes, QuadMasks, Windows) are named
-// by the blocks they serve: s8-spmm-1x4-m2, s8-spmm-1x1-m4, s8-spmm-4x1-w-m4 and s8-spmm-1x1-w-m4 (w: windows).
-// Reference kernels (isa scalar) end in "-ref".
+// by the blocks they serve: s8-spmm-1x4-m2, s8-spmm-1x1-m4, s8-spmm-4x1-w-m8, s8-spmm-4x4-w-m4, s8-spmm-1x1-w-m16 and
+// s8-spmm-1x4-w-m8 (w: windows). Reference kernels (isa scalar) end in "-ref".
 struct Kernel {
   const char* name;
   Op op;

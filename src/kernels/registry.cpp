@@ -58,10 +58,18 @@ constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
 
 const std::array kKernels{
     // Sparse GEMM, INT8: the small-m kernels first, so that a problem with a small m finds them.
-    spmm("s8-spmm-4x1-w-m4-avx512vnni", S, Vnni, 4, WeightFormat::Windows, s8_spmm_4x1_w_avx512vnni,
+    // Windows of input channels (VBMI), as far as they beat the strip and quad kernels (Zen 5):
+    // up to m = 4 for blocks of whole quads 4 rows high (4x16), 8 for one row high (1x4) and for
+    // other blocks 4 rows high (4x1), 16 for scattered nonzeros (1x1), whose strip kernel gathers
+    // one input channel at a time. The operator also keeps their X rows in L1 (few_max_m).
+    spmm("s8-spmm-4x1-w-m8-avx512vnni", S, Vnni, 4, WeightFormat::Windows, s8_spmm_4x1_w_avx512vnni,
+         ref::pack_u8_windows, Layout::Windows, 8, Feature::Vbmi),
+    spmm("s8-spmm-4x4-w-m4-avx512vnni", S, Vnni, 4, WeightFormat::Windows, s8_spmm_4x1_w_avx512vnni,
          ref::pack_u8_windows, Layout::Windows, 4, Feature::Vbmi),
-    spmm("s8-spmm-1x1-w-m4-avx512vnni", S, Vnni, 4, WeightFormat::RowWindows, s8_spmm_1x1_w_avx512vnni,
-         ref::pack_u8_windows, Layout::Windows, 4, Feature::Vbmi),
+    spmm("s8-spmm-1x1-w-m16-avx512vnni", S, Vnni, 4, WeightFormat::RowWindows, s8_spmm_1x1_w_avx512vnni,
+         ref::pack_u8_windows, Layout::Windows, 16, Feature::Vbmi),
+    spmm("s8-spmm-1x4-w-m8-avx512vnni", S, Vnni, 4, WeightFormat::RowWindows, s8_spmm_1x1_w_avx512vnni,
+         ref::pack_u8_windows, Layout::Windows, 8, Feature::Vbmi),
     spmm("s8-spmm-1x4-m2-avx512vnni", S, Vnni, 16, WeightFormat::RowLanes, s8_spmm_1x4_m2_avx512vnni, ref::pack_u8_rows,
          Layout::Rows, 2),
     spmm("s8-spmm-1x1-m4-avx512vnni", S, Vnni, 16, WeightFormat::QuadMasks, s8_spmm_1x1_m4_avx512vnni,
@@ -141,8 +149,10 @@ bool Kernel::accepts(const Problem& p) const {
     case WeightFormat::RowLanes: return !p.pattern.is_nm() && g.block_rows == 1 && g.block_cols % 4 == 0;
     // Nonzeros scattered over a row's quads (1x1, 2x1, 1x2, N:M): the panel's quads with row masks.
     case WeightFormat::QuadMasks: return g.block_rows < 4 && g.block_cols % 4 != 0;
-    case WeightFormat::Windows: return !p.pattern.is_nm() && g.block_rows % 4 == 0;
-    case WeightFormat::RowWindows: return !p.pattern.is_nm();  // after Windows: what it leaves
+    case WeightFormat::Windows:  // whole quads only up to m = 4 (see the table)
+      return !p.pattern.is_nm() && g.block_rows % 4 == 0 && (max_m <= 4 || g.block_cols % 4 != 0);
+    // After Windows, what it leaves; blocks of whole quads (1x4) only up to m = 8 (see the table).
+    case WeightFormat::RowWindows: return !p.pattern.is_nm() && (max_m <= 8 || g.block_cols % 4 != 0);
     case WeightFormat::None: return false;
   }
   return false;

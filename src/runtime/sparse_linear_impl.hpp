@@ -34,9 +34,10 @@ struct SparseLinear::Impl {
   // A few rows of X run a kernel with a packing of its own where one serves the pattern, whatever
   // the host: with VBMI windows of input channels (Windows for blocks 4 rows high, RowWindows for
   // the rest), without it RowLanes and QuadMasks for blocks one channel high. For m <=
-  // few->max_m, ahead of both routes above.
+  // few_max_m, ahead of both routes above.
   const kernels::Kernel* few = nullptr;
   PackedWeights few_weights;
+  int64_t few_max_m = 0;  // few->max_m, or fewer where the rows of X that it rereads outgrow L1
   std::vector<float> bias, scale;
   std::vector<int32_t> comp;
   kernels::Epilogue ep;
@@ -47,7 +48,7 @@ struct SparseLinear::Impl {
   int nthreads() const { return opt.threads > 0 ? opt.threads : omp_get_max_threads(); }
   bool runs_low(int64_t m) const;
   // route: 2 = few rows, 1 = low, 0 = main, -1 = as tuned (few rows where it runs m, else runs_low).
-  bool few_route(int64_t m, int route) const { return few && m <= few->max_m && (route < 0 || route == 2); }
+  bool few_route(int64_t m, int route) const { return few && m <= few_max_m && (route < 0 || route == 2); }
   bool low_route(int64_t m, int route) const { return route < 0 ? runs_low(m) : low && route == 1; }
   const kernels::Kernel& kernel_for(int64_t m, int route = -1) const {
     if (few_route(m, route)) return *few;

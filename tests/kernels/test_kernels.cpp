@@ -442,7 +442,7 @@ void windows_round_trip(const char* name, const char* pattern) {
 
 TEST(Kernels, WindowsFormatsRoundTripAndRejectCorruption) {
   for (const auto& [name, pattern] :
-       {std::pair{"s8-spmm-4x1-w-m4-avx512vnni", "4x1"}, std::pair{"s8-spmm-1x1-w-m4-avx512vnni", "1x1"}})
+       {std::pair{"s8-spmm-4x1-w-m8-avx512vnni", "4x1"}, std::pair{"s8-spmm-1x1-w-m16-avx512vnni", "1x1"}})
     windows_round_trip(name, pattern);
 }
 
@@ -450,7 +450,8 @@ TEST(Kernels, FewRowFormatsSurviveRandomCorruption) {
   std::mt19937 rng(1200);
   for (const auto& [name, pattern] :
        {std::pair{"s8-spmm-1x4-m2-avx512vnni", "1x1"}, std::pair{"s8-spmm-1x1-m4-avx512vnni", "1x1"},
-        std::pair{"s8-spmm-4x1-w-m4-avx512vnni", "4x1"}, std::pair{"s8-spmm-1x1-w-m4-avx512vnni", "1x1"}}) {
+        std::pair{"s8-spmm-4x1-w-m8-avx512vnni", "4x1"}, std::pair{"s8-spmm-1x1-w-m16-avx512vnni", "1x1"},
+        std::pair{"s8-spmm-1x4-w-m8-avx512vnni", "1x4"}}) {
     SCOPED_TRACE(name);
     const Kernel* kr = find(name);
     ASSERT_NE(kr, nullptr);
@@ -506,7 +507,7 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   EXPECT_EQ(pick("4x1", 128), amx ? "s8-spmm-16x1-amx" : vnni ? "s8-spmm-4x1-avx512vnni" : s4);
   EXPECT_EQ(pick("4x16", 0), amx ? "s8-spmm-16x4-amx" : vnni ? "s8-spmm-4x4-avx512vnni" : s4);
   EXPECT_EQ(pick("16x4", 0), amx ? "s8-spmm-16x4-amx" : vnni ? "s8-spmm-4x4-avx512vnni" : s4);
-  EXPECT_EQ(pick("4x16", 3), vnni && avx512_vbmi() ? "s8-spmm-4x1-w-m4-avx512vnni"
+  EXPECT_EQ(pick("4x16", 3), vnni && avx512_vbmi() ? "s8-spmm-4x4-w-m4-avx512vnni"
                              : vnni                ? "s8-spmm-4x1-m8-avx512vnni"
                              : avx2                ? "s8-spmm-4x1-m4-avx2"
                                                    : "s8-spmm-ref");  // fresh weights: strips

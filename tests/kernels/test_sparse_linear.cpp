@@ -132,7 +132,7 @@ TEST(SparseLinear, EveryWayOfSharingTheWorkGivesTheReference) {
 
 // Where the weights are packed for an AMX kernel, batches below 16 rows run a VNNI kernel on a
 // second packing (a 16-row tile would be mostly empty), and the memory report counts both. (With
-// VBMI, m <= 4 runs the windows kernel on a packing of its own, on any host.)
+// VBMI, m <= 8 runs the windows kernel on a packing of its own, on any host.)
 TEST(SparseLinear, SmallBatchesLeaveAmx) {
   std::mt19937 rng(450);
   const int64_t k = 256, n = 128;
@@ -147,17 +147,20 @@ TEST(SparseLinear, SmallBatchesLeaveAmx) {
     GTEST_SKIP() << "the AMX routing needs AMX";
   }
   EXPECT_EQ(op.sparse_kernel(), "s8-spmm-16x1-amx");
-  const char* few = avx512_vbmi() ? "s8-spmm-4x1-w-m4-avx512vnni" : "s8-spmm-4x1-m8-avx512vnni";
+  const char* few = avx512_vbmi() ? "s8-spmm-4x1-w-m8-avx512vnni" : "s8-spmm-4x1-m8-avx512vnni";
   EXPECT_EQ(op.impl(1), few);
   EXPECT_EQ(op.impl(4), few);
-  EXPECT_EQ(op.impl(5), "s8-spmm-4x1-avx512vnni");
+  EXPECT_EQ(op.impl(5), avx512_vbmi() ? few : "s8-spmm-4x1-avx512vnni");
+  EXPECT_EQ(op.impl(8), avx512_vbmi() ? few : "s8-spmm-4x1-avx512vnni");
+  EXPECT_EQ(op.impl(9), "s8-spmm-4x1-avx512vnni");
   EXPECT_EQ(op.impl(15), "s8-spmm-4x1-avx512vnni");
   EXPECT_EQ(op.impl(16), "s8-spmm-16x1-amx");
   EXPECT_GT(op.memory_bytes(), op.packed_bytes());
 }
 
 // A few rows run a kernel with a packing of its own, on any host with VNNI. With VBMI, windows of
-// input channels (m <= 4): shared by blocks 4 rows high (4x1), one row's own otherwise (1x4, 1x1).
+// input channels: shared by blocks 4 rows high (4x1, m <= 8), one row's own otherwise (1x4, m <= 8;
+// 1x1, m <= 16).
 // Without it, row lanes for whole quads (1x4, m <= 2) and quad masks for scattered nonzeros (1x1,
 // m <= 4). N:M never does.
 TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
@@ -175,17 +178,18 @@ TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
   };
   const bool vbmi = avx512_vbmi();
   for (const Want& want :
-       {vbmi ? Want{"1x4", "s8-spmm-1x1-w-m4-avx512vnni", 4} : Want{"1x4", "s8-spmm-1x4-m2-avx512vnni", 2},
-        vbmi ? Want{"1x1", "s8-spmm-1x1-w-m4-avx512vnni", 4} : Want{"1x1", "s8-spmm-1x1-m4-avx512vnni", 4},
-        vbmi ? Want{"4x1", "s8-spmm-4x1-w-m4-avx512vnni", 4} : Want{"4x1", "", 0}, Want{"2:4", "", 0}}) {
+       {vbmi ? Want{"1x4", "s8-spmm-1x4-w-m8-avx512vnni", 8} : Want{"1x4", "s8-spmm-1x4-m2-avx512vnni", 2},
+        vbmi ? Want{"1x1", "s8-spmm-1x1-w-m16-avx512vnni", 16} : Want{"1x1", "s8-spmm-1x1-m4-avx512vnni", 4},
+        vbmi ? Want{"4x1", "s8-spmm-4x1-w-m8-avx512vnni", 8} : Want{"4x1", "", 0}, Want{"2:4", "", 0}}) {
     SCOPED_TRACE(want.pattern);
     auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse(want.pattern), 0.9, rng, 127);
     SparseLinear op(w.data.data(), n, k, Pattern::parse(want.pattern), q, nullptr, o);
     const bool few = vnni && want.max_m > 0;
-    for (int64_t m = 1; m <= 5; ++m) {
+    for (int64_t m = 1; m <= 17; ++m) {
       const std::string impl = op.impl(m);
       const bool own = impl == "s8-spmm-1x4-m2-avx512vnni" || impl == "s8-spmm-1x1-m4-avx512vnni" ||
-                       impl == "s8-spmm-4x1-w-m4-avx512vnni" || impl == "s8-spmm-1x1-w-m4-avx512vnni";
+                       impl == "s8-spmm-4x1-w-m8-avx512vnni" || impl == "s8-spmm-1x1-w-m16-avx512vnni" ||
+                       impl == "s8-spmm-1x4-w-m8-avx512vnni";
       EXPECT_EQ(own, few && m <= want.max_m) << "m=" << m << " " << impl;
       if (own) {
         EXPECT_EQ(impl, want.kernel);
@@ -193,6 +197,12 @@ TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
     }
     if (few) {
       EXPECT_GT(op.memory_bytes(), op.packed_bytes());
+    }
+    if (few && want.max_m == 16) {  // the 1x1 windows keep their rows of X in 24 KiB: 7 of 3136 bytes
+      auto wide = bench::pruned_integers<int8_t>(n, 3072, Pattern::parse(want.pattern), 0.9, rng, 127);
+      const SparseLinear op3072(wide.data.data(), n, 3072, Pattern::parse(want.pattern), q, nullptr, o);
+      EXPECT_EQ(op3072.impl(7), want.kernel);
+      EXPECT_NE(op3072.impl(8), want.kernel);
     }
     SparseLinearOptions forced = o;  // a forced kernel runs alone
     forced.kernel = op.sparse_kernel();
@@ -266,7 +276,7 @@ TEST(SparseLinear, S8DenseFallbackExact) {
 TEST(SparseLinear, TuningFewRowRoutesStaysInItsScratch) {
   uint32_t seed = 510;
   for (const char* p : {"4x1", "4x16", "1x1", "1x4"})
-    for (int64_t m = 1; m <= 5; ++m)
+    for (int64_t m : {1, 2, 3, 4, 5, 8, 9, 16, 17})
       s8_case(p, m, 768, 64, Fallback::Auto, 1, Activation::None, OutType::F32, false, seed++);
 }
 

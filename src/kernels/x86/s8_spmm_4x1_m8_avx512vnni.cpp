@@ -1,5 +1,5 @@
 // s8-spmm-4x1-m8-avx512vnni: INT8 for m <= 4 (small batches), strips of 4 output channels, where
-// AVX512_VBMI is missing (Cascade Lake): with it, s8-spmm-4x1-w-m4 runs m <= 4 without gathers.
+// AVX512_VBMI is missing (Cascade Lake): with it, s8-spmm-4x1-w-m8 runs m <= 4 without gathers.
 // (Named when it also ran m = 5..8: there its second slab of gathers made it slower than
 // s8-spmm-4x1-avx512vnni on Zen 5, 10.9 against 6.1 us at 8x768x768, so the registry caps it at 4.)
 //

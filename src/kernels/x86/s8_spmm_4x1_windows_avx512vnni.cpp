@@ -1,7 +1,8 @@
-// s8-spmm-4x1-w-m4-avx512vnni and s8-spmm-1x1-w-m4-avx512vnni: INT8 for m <= 4 (a few rows of X:
-// a sample or a few at a time), strips of 4 output channels, without gathers. Need AVX512_VBMI
-// besides VNNI. The 1x1 kernel (RowWindows) lets each of the 4 rows pick its own input channels,
-// for blocks under 4 rows high; otherwise the two are one.
+// The window kernels, s8-spmm-{4x1,4x4}-w-m{8,4}-avx512vnni (Windows) and
+// s8-spmm-{1x1,1x4}-w-m{16,8}-avx512vnni (RowWindows): INT8 for a few rows of X, strips of 4
+// output channels, without gathers. Need AVX512_VBMI besides VNNI. The RowWindows kernels let each
+// of the 4 rows pick its own input channels, for blocks under 4 rows high; otherwise the loop is
+// the same. (The registry says up to which m each runs.)
 //
 // The Windows format (kernel.hpp) cuts each strip's input channels into chunks of 16 that lie in
 // one window of 128 input channels. A row of X stays a row (Layout::Windows), so a window is two
@@ -31,12 +32,14 @@ inline void strip(const StripView& w, int64_t s, const uint8_t* x, int64_t ldx, 
       _mm512_setr_epi32(0x03020100, 0x03020100, 0x03020100, 0x03020100, 0x07060504, 0x07060504, 0x07060504, 0x07060504,
                         0x0B0A0908, 0x0B0A0908, 0x0B0A0908, 0x0B0A0908, 0x0F0E0D0C, 0x0F0E0D0C, 0x0F0E0D0C, 0x0F0E0D0C);
   const int8_t* wv = static_cast<const int8_t*>(w.w);
-  // Two sets of accumulators, used in turn, so that a chunk need not wait for the last one's
-  // vpdpbusd; every loop over them unrolled (an indexed array would live in memory).
-  __m512i acc[2][M];
-#pragma GCC unroll 4
-  for (int u = 0; u < 2; ++u)
-#pragma GCC unroll 4
+  // With up to four rows of X, two sets of accumulators used in turn, so that a chunk need not
+  // wait for the last one's vpdpbusd; every loop over them unrolled (an indexed array would live
+  // in memory).
+  constexpr int U = M <= 4 ? 2 : 1;
+  __m512i acc[U][M];
+#pragma GCC unroll 2
+  for (int u = 0; u < U; ++u)
+#pragma GCC unroll 16
     for (int m = 0; m < M; ++m) acc[u][m] = _mm512_setzero_si512();
   auto chunk = [&](int64_t c, __m512i(&a)[M]) {
     const __m512i sel =
@@ -45,7 +48,7 @@ inline void strip(const StripView& w, int64_t s, const uint8_t* x, int64_t ldx, 
                      _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.sel + c * 16))), spread);
     const __m512i wq = _mm512_loadu_si512(wv + c * 64);
     const uint8_t* xw = x + w.k[c];
-#pragma GCC unroll 4
+#pragma GCC unroll 16
     for (int m = 0; m < M; ++m) {
       const __m512i lo = _mm512_loadu_si512(xw + m * ldx), hi = _mm512_loadu_si512(xw + m * ldx + 64);
       a[m] = _mm512_dpbusd_epi32(a[m], _mm512_permutex2var_epi8(lo, sel, hi), wq);
@@ -53,13 +56,12 @@ inline void strip(const StripView& w, int64_t s, const uint8_t* x, int64_t ldx, 
   };
   const int64_t c1 = w.ptr[s + 1];
   int64_t c = w.ptr[s];
-  for (; c + 2 <= c1; c += 2) {
-    chunk(c, acc[0]);
-    chunk(c + 1, acc[1]);
-  }
+  for (; c + U <= c1; c += U)
+#pragma GCC unroll 2
+    for (int u = 0; u < U; ++u) chunk(c + u, acc[u]);
   if (c < c1) chunk(c, acc[0]);
-#pragma GCC unroll 4
-  for (int m = 0; m < M; ++m) out[m] = _mm512_add_epi32(acc[0][m], acc[1][m]);
+#pragma GCC unroll 16
+  for (int m = 0; m < M; ++m) out[m] = U == 2 ? _mm512_add_epi32(acc[0][m], acc[U - 1][m]) : acc[0][m];
 }
 
 template <bool PerRow, int M>
@@ -71,10 +73,10 @@ void panels(const StripView& w, const SpmmArgs& a) {
 }  // namespace
 
 void s8_spmm_4x1_w_avx512vnni(const StripView& w, const SpmmArgs& a) {
-  with_rows_upto<4>(a.m1 - a.m0, [&](auto rows) { panels<false, decltype(rows)::value>(w, a); });
+  with_rows_upto<8>(a.m1 - a.m0, [&](auto rows) { panels<false, decltype(rows)::value>(w, a); });
 }
 void s8_spmm_1x1_w_avx512vnni(const StripView& w, const SpmmArgs& a) {
-  with_rows_upto<4>(a.m1 - a.m0, [&](auto rows) { panels<true, decltype(rows)::value>(w, a); });
+  with_rows_upto<16>(a.m1 - a.m0, [&](auto rows) { panels<true, decltype(rows)::value>(w, a); });
 }
 
 }  // namespace spruce::kernels::x86
