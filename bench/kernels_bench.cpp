@@ -43,7 +43,9 @@ void spmm(benchmark::State& st, const Kernel* kr, int64_t m) {
   const double sparsity = octets ? 0.5 : 0.9;
   const bool s8 = kr->dtype == DType::S8;
   const int64_t ld = xt_ld(kr->dtype, m, kr->layout, k);
-  std::vector<uint8_t> x(size_t(m * k) * (s8 ? 1 : 4), 1), xt(xt_bytes(kr->dtype, m, k, kr->layout));
+  // xt on a cache line, as the operator packs it (kernel loads of a whole line must not straddle two).
+  std::vector<uint8_t> x(size_t(m * k) * (s8 ? 1 : 4), 1);
+  LineVector<uint8_t> xt(xt_bytes(kr->dtype, m, k, kr->layout));
   std::vector<float> y(size_t(m * n)), scale(size_t(n), 0.01f);
   std::vector<int32_t> comp(size_t(n), 0);
   Epilogue ep;
@@ -87,7 +89,8 @@ void spmm(benchmark::State& st, const Kernel* kr, int64_t m) {
 void pack(benchmark::State& st, const Kernel* kr, int64_t m) {
   const int64_t k = 768, ld = xt_ld(kr->dtype, m, kr->layout, k);
   const size_t es = kr->dtype == DType::S8 ? 1 : 4;
-  std::vector<uint8_t> x(size_t(m * k) * es, 1), xt(xt_bytes(kr->dtype, m, k, kr->layout));
+  std::vector<uint8_t> x(size_t(m * k) * es, 1);
+  LineVector<uint8_t> xt(xt_bytes(kr->dtype, m, k, kr->layout));
   for (auto _ : st) {
     kr->pack(x.data(), m, k, 0, k, xt.data(), ld);
     benchmark::ClobberMemory();
