@@ -11,7 +11,7 @@
 // weights, which are the chunk's 64 weight bytes as stored. The gather the M8 kernel pays per 16
 // input channels (about 13 cycles on Zen 5) becomes a shuffle of 16 selector bytes and a byte
 // permute. A panel of 4 strips is finished together (one transpose-add per m, then the vector
-// epilogue), as in s8_spmm_4x1_m8_avx512vnni.cpp.
+// epilogue: finish_panels_of_4, shared with s8_spmm_4x1_m8_avx512vnni.cpp).
 #include <immintrin.h>
 
 #include <algorithm>
