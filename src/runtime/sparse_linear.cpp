@@ -158,14 +158,13 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
   s.few_weights = PackedWeights();
   if (s.opt.kernel.empty() && s.dtype == DType::S8) {
     const kernels::Kernel& fk = kernels::select({kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc});
-    if (fk.weights == kernels::WeightFormat::RowLanes || fk.weights == kernels::WeightFormat::QuadMasks ||
-        fk.weights == kernels::WeightFormat::Windows || fk.weights == kernels::WeightFormat::RowWindows) {
+    using WF = kernels::WeightFormat;
+    const bool windows = fk.weights == WF::Windows || fk.weights == WF::RowWindows;
+    if (windows || fk.weights == WF::RowLanes || fk.weights == WF::QuadMasks) {
       s.few = &fk;
       // The window kernels reread the rows of X for every chunk of weights: keep them in 24 KiB
       // of L1 (32 KiB on Zen 4; at k = 3072 and m = 16, 50 KiB of rows ran 1.5x slower than the
       // strip kernel).
-      const bool windows =
-          fk.weights == kernels::WeightFormat::Windows || fk.weights == kernels::WeightFormat::RowWindows;
       const int64_t row_bytes = kernels::xt_ld(s.dtype, 1, fk.layout, s.ic);
       s.few_max_m = windows ? std::clamp<int64_t>((24 << 10) / row_bytes, 4, fk.max_m) : fk.max_m;
       s.few_weights = kernels::pack_weights(fk, unpacked());
