@@ -173,71 +173,48 @@ StripWeights<int8_t> make_quad_masks(MatrixView<const int8_t> w) {
   return s;
 }
 
-// Windows: see WeightFormat.
-StripWeights<int8_t> make_windows(MatrixView<const int8_t> w) {
+// Windows and RowWindows (per_row): see WeightFormat. A strip's lists of input channels are its
+// rows' union (Windows, shared by the 4 rows) or each row's own; each chunk takes, from every list,
+// up to 16 of its next channels inside the window of 128 that starts at the lists' smallest next.
+StripWeights<int8_t> make_windows(MatrixView<const int8_t> w, bool per_row) {
   StripWeights<int8_t> s = shaped(w, 4, 16);
-  const int64_t strips = (w.rows + 3) / 4;
-  s.ptr.assign(1, 0);
-  std::vector<int64_t> cols;
-  for (int64_t st = 0; st < strips; ++st) {
-    const int64_t r0 = st * 4, r1 = std::min(w.rows, r0 + 4);
-    cols.clear();
-    for (int64_t c = 0; c < w.cols; ++c)
-      for (int64_t r = r0; r < r1; ++r)
-        if (w(r, c) != 0) {
-          cols.push_back(c);
-          break;
-        }
-    for (size_t i = 0; i < cols.size();) {
-      const int64_t base = cols[i] / 64 * 64;
-      s.k.push_back(int32_t(base));
-      s.sel.resize(s.sel.size() + 16, 0);
-      s.w.resize(s.w.size() + 64, 0);
-      uint8_t* sel = s.sel.data() + s.sel.size() - 16;
-      int8_t* wc = s.w.data() + s.w.size() - 64;
-      for (int p = 0; p < 16 && i < cols.size() && cols[i] < base + 128; ++p, ++i) {
-        sel[p] = uint8_t(cols[i] - base);
-        for (int64_t r = r0; r < r1; ++r) wc[(p / 4) * 16 + (r - r0) * 4 + p % 4] = w(r, cols[i]);
-      }
-    }
-    s.ptr.push_back(int64_t(s.k.size()));
-  }
-  return s;
-}
-
-// RowWindows: see WeightFormat. Each chunk takes, for every row of the strip, up to 16 of its next
-// input channels inside the window that starts at the rows' smallest next channel.
-StripWeights<int8_t> make_row_windows(MatrixView<const int8_t> w) {
-  StripWeights<int8_t> s = shaped(w, 4, 16);
-  const int64_t strips = (w.rows + 3) / 4;
+  const int64_t strips = (w.rows + 3) / 4, sel_bytes = per_row ? 64 : 16;
+  const int lists = per_row ? 4 : 1;
   s.ptr.assign(1, 0);
   std::vector<int64_t> cols[4];
   for (int64_t st = 0; st < strips; ++st) {
     const int64_t r0 = st * 4, r1 = std::min(w.rows, r0 + 4);
+    auto listed = [&](int l, int64_t c) {  // whether list l holds input channel c
+      for (int64_t r = per_row ? r0 + l : r0; r < (per_row ? std::min(r1, r0 + l + 1) : r1); ++r)
+        if (w(r, c) != 0) return true;
+      return false;
+    };
     size_t next[4] = {};
-    for (int64_t r = r0; r < r0 + 4; ++r) {
-      auto& c = cols[r - r0];
-      c.clear();
-      if (r < r1)
-        for (int64_t col = 0; col < w.cols; ++col)
-          if (w(r, col) != 0) c.push_back(col);
+    for (int l = 0; l < lists; ++l) {
+      cols[l].clear();
+      for (int64_t c = 0; c < w.cols; ++c)
+        if (listed(l, c)) cols[l].push_back(c);
     }
     for (;;) {
       int64_t first = w.cols;
-      for (int r = 0; r < 4; ++r)
-        if (next[r] < cols[r].size()) first = std::min(first, cols[r][next[r]]);
+      for (int l = 0; l < lists; ++l)
+        if (next[l] < cols[l].size()) first = std::min(first, cols[l][next[l]]);
       if (first == w.cols) break;
       const int64_t base = first / 64 * 64;
       s.k.push_back(int32_t(base));
-      s.sel.resize(s.sel.size() + 64, 0);
+      s.sel.resize(s.sel.size() + size_t(sel_bytes), 0);
       s.w.resize(s.w.size() + 64, 0);
-      uint8_t* sel = s.sel.data() + s.sel.size() - 64;
+      uint8_t* sel = s.sel.data() + s.sel.size() - sel_bytes;
       int8_t* wc = s.w.data() + s.w.size() - 64;
-      for (int r = 0; r < 4; ++r)
-        for (int p = 0; p < 16 && next[r] < cols[r].size() && cols[r][next[r]] < base + 128; ++p, ++next[r]) {
-          const int64_t col = cols[r][next[r]], at = (p / 4) * 16 + r * 4 + p % 4;
-          sel[at] = uint8_t(col - base);
-          wc[at] = w(r0 + r, col);
+      for (int l = 0; l < lists; ++l)
+        for (int p = 0; p < 16 && next[l] < cols[l].size() && cols[l][next[l]] < base + 128; ++p, ++next[l]) {
+          const int64_t col = cols[l][next[l]];
+          // Position p of row r is lane (p / 4, r), byte p % 4.
+          for (int64_t r = per_row ? l : 0; r < (per_row ? l + 1 : 4) && r0 + r < r1; ++r) {
+            const int64_t at = (p / 4) * 16 + r * 4 + p % 4;
+            sel[per_row ? at : p] = uint8_t(col - base);
+            wc[at] = w(r0 + r, col);
+          }
         }
     }
     s.ptr.push_back(int64_t(s.k.size()));
@@ -570,10 +547,8 @@ PackedWeights pack(const Kernel& k, MatrixView<const T> w) {
       s = make_row_lanes(w);
     else if (k.weights == WeightFormat::QuadMasks)
       s = make_quad_masks(w);
-    else if (k.weights == WeightFormat::Windows)
-      s = make_windows(w);
-    else if (k.weights == WeightFormat::RowWindows)
-      s = make_row_windows(w);
+    else if (k.weights == WeightFormat::Windows || k.weights == WeightFormat::RowWindows)
+      s = make_windows(w, k.weights == WeightFormat::RowWindows);
     else
       s = build(w, k.h, k.kg, k.weights == WeightFormat::QuadStrips);
   } else {
