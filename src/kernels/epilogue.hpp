@@ -38,9 +38,9 @@ inline void store_out(float f, const Epilogue& ep, void* y, int64_t at) {
 template <typename Acc>
 inline void store_one(Acc acc, int64_t n, int64_t m, const SpmmArgs& a) {
   if constexpr (std::is_integral_v<Acc>)
-    store_out(dequantize(acc, n, *a.ep), *a.ep, a.y, m * a.ldy + n);
+    store_out(dequantize(acc, n, *a.ep), *a.ep, a.y, a.y_at(m, n));
   else
-    static_cast<float*>(a.y)[m * a.ldy + n] = finish_f32(acc, n, *a.ep);
+    static_cast<float*>(a.y)[a.y_at(m, n)] = finish_f32(acc, n, *a.ep);
 }
 
 // f(std::integral_constant<int, M>{}) with M = min(N, rows) (nothing for rows < 1): the narrow

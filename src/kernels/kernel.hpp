@@ -167,15 +167,17 @@ int64_t xt_ld(DType d, int64_t m, Layout l = Layout::Gather, int64_t k = 0);  //
 size_t xt_bytes(DType d, int64_t m, int64_t k, Layout l = Layout::Gather);
 
 // One call computes output rows [m0, m1) for strips [s0, s1). m0 is a multiple of the chunk
-// (16 for f32 is enough; u8_chunk(M) for s8). y(m, n) is at y + m * ldy + n with the
-// epilogue's output type.
+// (16 for f32 is enough; u8_chunk(M) for s8). y(m, n) is element y_at(m, n) of y, in the
+// epilogue's output type: y's column 0 is output channel y_col0 (the operator points y at a
+// staging buffer for a band of output channels, see sparse_linear.cpp).
 struct SpmmArgs {
   const void* xt = nullptr;
   int64_t ldxt = 0, m_total = 0;
   int64_t m0 = 0, m1 = 0, s0 = 0, s1 = 0;
   void* y = nullptr;
-  int64_t ldy = 0;
+  int64_t ldy = 0, y_col0 = 0;
   const Epilogue* ep = nullptr;
+  int64_t y_at(int64_t m, int64_t n) const { return m * ldy + n - y_col0; }
 };
 using SpmmFn = void (*)(const StripView& w, const SpmmArgs& a);
 // Packs rows [k0, k1) of xt from X[m][k] (lda elements between rows). Elementwise pure.

@@ -63,6 +63,8 @@ struct SparseLinear::Impl {
   size_t scratch_bytes(int64_t m, int route = -1) const;
   void run(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, std::span<uint8_t> scratch) const;
   void run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, uint8_t* scratch, int route = -1) const;
+  // Whether run() at m rows writes Y (ldy elements a row) through the staging buffer.
+  bool stages_output(int64_t m, int64_t ldy) const;
   void run_dense(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) const;
 };
 

@@ -46,7 +46,8 @@ Problem problem_of(const Kernel& kr, const Case& c) {
 }
 
 // Runs kernel kr on case c, split into two strip ranges and m blocks of 64, into a strided,
-// sentinel-filled output; compares with the dense oracle element by element.
+// sentinel-filled output (each range's y from its first column: y_col0); compares with the dense oracle element by
+// element.
 void run_case(const Kernel& kr, const Case& c) {
   SCOPED_TRACE(std::string(kr.name) + " " + c.str());
   std::mt19937 rng(c.seed);
@@ -88,6 +89,9 @@ void run_case(const Kernel& kr, const Case& c) {
         a.m1 = std::min(c.m, m0 + 64);
         a.s0 = s0;
         a.s1 = s1;
+        // y from the range's first column, as the operator's staged bands run (y_col0).
+        a.y_col0 = s0 * h;
+        a.y = y.data() + size_t(a.y_col0) * esz;
         kr.spmm()(w, a);
       }
   };

@@ -20,15 +20,17 @@ namespace {
 
 using kernels::Epilogue;
 
+// ldy: Y's row stride (0: n + 2); `staged`: whether the operator must stage Y (-1: either way).
 void f32_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, int threads, Activation act,
-              uint32_t seed) {
+              uint32_t seed, int64_t ldy = 0, int staged = -1) {
   SCOPED_TRACE(std::string("f32 ") + pattern + " m=" + std::to_string(m) + " k=" + std::to_string(k) +
                " n=" + std::to_string(n) + " threads=" + std::to_string(threads) + " seed=" + std::to_string(seed));
   std::mt19937 rng(seed);
   const Pattern p = Pattern::parse(pattern);
   auto w = bench::pruned_integers<float>(n, k, p, p.is_nm() ? 0.0 : 0.7, rng);
   auto bias = bench::random_vec<float>(size_t(n), -5, 5, rng);
-  const int64_t ldx = k + 1, ldy = n + 2;
+  const int64_t ldx = k + 1;
+  if (ldy == 0) ldy = n + 2;
   auto x = bench::random_vec<float>(size_t(m * ldx), -4, 4, rng);
   std::vector<float> xd(size_t(m * k));
   for (int64_t i = 0; i < m; ++i)
@@ -44,6 +46,9 @@ void f32_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb,
   ep.act = act;
   ep.bias = bias.data();
   kernels::ref::dense_f32(xd.data(), m, k, n, w.data.data(), ep, want.data(), ldy);
+  if (staged >= 0) {
+    ASSERT_EQ(op.stages_output(m, ldy), staged == 1);
+  }
   op.run(x.data(), m, y.data(), ldx, ldy);
   for (size_t i = 0; i < y.size(); ++i) {
     if (std::isnan(want[i])) {
@@ -71,7 +76,7 @@ TEST(SparseLinear, F32DenseFallbackAndAuto) {
 }
 
 void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, int threads, Activation act,
-             OutType out, bool with_bias, uint32_t seed) {
+             OutType out, bool with_bias, uint32_t seed, int64_t ldy = 0, int staged = -1) {
   SCOPED_TRACE(std::string("s8 ") + pattern + " m=" + std::to_string(m) + " k=" + std::to_string(k) +
                " n=" + std::to_string(n) + " out=" + std::to_string(int(out)) + " seed=" + std::to_string(seed));
   std::mt19937 rng(seed);
@@ -93,7 +98,11 @@ void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, 
   if (fb == Fallback::Auto) o.tune_m = {m};
   SparseLinear op(w.data.data(), n, k, p, q, with_bias ? bias.data() : nullptr, o);
   const size_t es = out == OutType::F32 ? 4 : 1;
-  std::vector<uint8_t> y(size_t(m * n) * es, 0xA5), want(y.size(), 0x5A);
+  if (ldy == 0) ldy = n;
+  // Different fills, so that outputs neither writes cannot agree; the stride padding alike.
+  std::vector<uint8_t> y(size_t(m * ldy) * es, 0xA5), want(y.size(), 0x5A);
+  for (int64_t i = 0; i < m; ++i)
+    std::fill(want.begin() + (i * ldy + n) * int64_t(es), want.begin() + (i + 1) * ldy * int64_t(es), 0xA5);
   std::vector<float> scale;
   for (int64_t i = 0; i < n; ++i) scale.push_back(q.x.scale * q.w_scales[size_t(i)]);
   Epilogue ep;
@@ -103,8 +112,11 @@ void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, 
   ep.out = out;
   ep.y_inv_scale = 1.0f / q.y_scale;
   ep.y_zero_point = float(q.y_zero_point);
-  kernels::ref::dense_s8(x.data(), m, k, n, w.data.data(), q.x.zero_point, ep, want.data(), n);
-  op.run(x.data(), m, y.data());
+  kernels::ref::dense_s8(x.data(), m, k, n, w.data.data(), q.x.zero_point, ep, want.data(), ldy);
+  if (staged >= 0) {
+    ASSERT_EQ(op.stages_output(m, ldy), staged == 1);
+  }
+  op.run(x.data(), m, y.data(), 0, ldy);
   ASSERT_EQ(y, want) << "impl " << op.impl(m);
 }
 
@@ -128,6 +140,24 @@ TEST(SparseLinear, EveryWayOfSharingTheWorkGivesTheReference) {
       s8_case("4x16", m, 200, 48, Fallback::Never, t, Activation::None, OutType::F32, false, seed++);
       f32_case("4x1", m, 96, 36, Fallback::Never, t, Activation::ReLU, seed++);
     }
+}
+
+// Where Y's rows lie a multiple of 4 KiB apart, the operator has the kernel write a band of
+// output channels at a time into a buffer and copies it to Y: every band edge (the last band
+// short), block of rows and way of sharing the work must give the reference, and the stride
+// padding past n must stay as it was. Strides off 4 KiB, and m below 64, write Y directly.
+TEST(SparseLinear, StagedOutputGivesTheReference) {
+  uint32_t seed = 900;
+  for (int t : {1, 2})
+    for (int64_t m : {64, 129, 300, 520}) {
+      f32_case("4x1", m, 96, 1000, Fallback::Never, t, Activation::ReLU, seed++, 1024, 1);
+      f32_case("1x1", m, 80, 2000, Fallback::Never, t, Activation::None, seed++, 2048, 1);
+      s8_case("4x16", m, 200, 1000, Fallback::Never, t, Activation::None, OutType::F32, true, seed++, 1024, 1);
+      s8_case("4x1", m, 100, 4000, Fallback::Never, t, Activation::GELU, OutType::U8, true, seed++, 4096, 1);
+      s8_case("2:4", m, 64, 1024, Fallback::Never, t, Activation::ReLU, OutType::F32, false, seed++, 0, 1);
+      s8_case("1x4", m, 64, 1024, Fallback::Never, t, Activation::None, OutType::S8, true, seed++, 1100, 0);
+    }
+  f32_case("4x1", 63, 96, 1000, Fallback::Never, 1, Activation::None, seed++, 1024, 0);
 }
 
 // Where the weights are packed for an AMX kernel, batches below 16 rows run a VNNI kernel on a

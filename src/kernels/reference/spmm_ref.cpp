@@ -106,7 +106,7 @@ void spmm_f32(const StripView& w, const SpmmArgs& a) {
       for (int64_t m = a.m0; m < a.m1; ++m) {
         float acc = 0.0f;
         for (int64_t j = w.ptr[s]; j < w.ptr[s + 1]; ++j) acc += wv[j * w.h + r] * xt[w.k[j] * a.ldxt + m];
-        static_cast<float*>(a.y)[m * a.ldy + n] = finish_f32(acc, n, *a.ep);
+        static_cast<float*>(a.y)[a.y_at(m, n)] = finish_f32(acc, n, *a.ep);
       }
     }
 }
@@ -126,7 +126,7 @@ void spmm_s8(const StripView& w, const SpmmArgs& a) {
           const int64_t g = j / 4, t = j % 4;
           acc += int32_t(wv[g * 4 * w.h + r * 4 + t]) * int32_t(xt[w.k[j] * a.ldxt + pos]);
         }
-        store_out(dequantize(acc, n, *a.ep), *a.ep, a.y, m * a.ldy + n);
+        store_out(dequantize(acc, n, *a.ep), *a.ep, a.y, a.y_at(m, n));
       }
     }
 }

@@ -36,7 +36,7 @@ void finish_lanes(__m512i acc, __m512i rows, int64_t m, const SpmmArgs& a) {
   __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, comp)), scale);
   if (ep.bias) f = _mm512_add_ps(f, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, rows, ep.bias, 4));
   f = activate(f, ep.act);
-  _mm512_mask_i32scatter_ps(static_cast<float*>(a.y) + m * a.ldy, valid, rows, f, 4);
+  _mm512_mask_i32scatter_ps(static_cast<float*>(a.y) + a.y_at(m, 0), valid, rows, f, 4);
 }
 
 template <int M>

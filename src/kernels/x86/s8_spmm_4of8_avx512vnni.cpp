@@ -54,7 +54,7 @@ inline void finish_row(__m512i acc, int64_t n0, int64_t rows, int64_t m, const S
   __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc, comp)), _mm512_maskz_loadu_ps(nm, ep.scale + n0));
   if (ep.bias) f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(nm, ep.bias + n0));
   f = activate(f, ep.act);
-  const int64_t at = m * a.ldy + n0;
+  const int64_t at = a.y_at(m, n0);
   if (ep.out == OutType::F32) {
     _mm512_mask_storeu_ps(static_cast<float*>(a.y) + at, nm, f);
     return;

@@ -138,7 +138,7 @@ struct RowEpilogue8 {
   }
   // An activated row to Y[m][n0..]: f32, or requantized.
   void put(__m256 f, int64_t m) const {
-    const int64_t at = m * a.ldy + n0;
+    const int64_t at = a.y_at(m, n0);
     if (ep.out == OutType::F32) {
       if (rows == 8)
         _mm256_storeu_ps(static_cast<float*>(a.y) + at, f);

@@ -127,7 +127,7 @@ struct RowEpilogue {
   }
   // An activated row to Y[m][n0..]: f32, or requantized.
   void put(__m512 f, int64_t m) const {
-    const int64_t at = m * a.ldy + n0;
+    const int64_t at = a.y_at(m, n0);
     if (ep.out == OutType::F32) {
       if (rows == 16)
         _mm512_storeu_ps(static_cast<float*>(a.y) + at, f);
