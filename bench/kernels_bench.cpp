@@ -256,8 +256,8 @@ void attention_head(benchmark::State& st, const Kernel* kr, int64_t head_size) {
 }
 
 // The operator on one MiniLM layer's batch: 32 sequences x 128 tokens x 12 heads of 32, in FP32
-// or with BF16 products where the CPU has them.
-void attention_op(benchmark::State& st, bool bf16) {
+// or with BF16 or INT8 products where the CPU has them.
+void attention_op(benchmark::State& st, AttentionPrecision precision) {
   const int64_t batch = 32, tokens = 128, heads = 12, d = 32, width = heads * d;
   std::mt19937 rng(4);
   std::normal_distribution<float> n(0.f, 1.f);
@@ -266,13 +266,13 @@ void attention_op(benchmark::State& st, bool bf16) {
   AttentionArgs a;
   a.batch = batch, a.tokens = tokens, a.heads = heads, a.head_size = d;
   a.q = qkv.data(), a.k = a.q + width, a.v = a.k + width, a.ld_q = a.ld_k = a.ld_v = 3 * width;
-  a.out = out.data(), a.ld_out = width, a.threads = 1, a.bf16 = bf16;
+  a.out = out.data(), a.ld_out = width, a.threads = 1, a.precision = precision;
   for (auto _ : st) {
     attention_f32(a);
     benchmark::DoNotOptimize(out.data());
   }
   st.counters["sequences/s"] = benchmark::Counter(double(st.iterations() * batch), benchmark::Counter::kIsRate);
-  st.SetLabel(attention_kernel_name(d, bf16));
+  st.SetLabel(attention_kernel_name(d, precision));
 }
 
 // Residual + LayerNorm over one pass of MiniLM (1024 tokens x 384), warm: a kernel on all rows,
@@ -308,9 +308,11 @@ const int kRegistered = [] {
     if (kr.op == Op::LayerNorm && runs_here(kr))
       benchmark::RegisterBenchmark((std::string(kr.name) + "/1024x384").c_str(), layer_norm, &kr)
           ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("operator/attention/b32x128x12x32", attention_op, false)->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("operator/attention-bf16/b32x128x12x32", attention_op, true)
-      ->Unit(benchmark::kMillisecond);
+  for (auto p : {AttentionPrecision::F32, AttentionPrecision::BF16, AttentionPrecision::Int8}) {
+    const std::string suffix = p == AttentionPrecision::F32 ? "" : std::string("-") + attention_precision_name(p);
+    benchmark::RegisterBenchmark(("operator/attention" + suffix + "/b32x128x12x32").c_str(), attention_op, p)
+        ->Unit(benchmark::kMillisecond);
+  }
   for (const Kernel& kr : registry())
     if (kr.op == Op::Attention && runs_here(kr))
       for (int64_t d : {32, 64})

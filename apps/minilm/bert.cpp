@@ -139,7 +139,7 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
   a.key_bias = bias.data_ptr<float>();
   a.out = out.data_ptr<float>(), a.ld_out = heads_ * head_size_;
   a.threads = ::at::get_num_threads();
-  a.bf16 = bf16_;
+  a.precision = precision_;
   spruce::attention_f32(a);
   return out;
 }
@@ -267,9 +267,9 @@ EncoderOutput BertModelImpl::forward(const ::torch::Tensor& ids, const ::torch::
   return out;
 }
 
-std::string BertModelImpl::set_bf16_attention(bool on) {
-  for (const auto& layer : *layers) layer->as<BertLayer>()->attention->self_attention->set_bf16(on);
-  return spruce::attention_kernel_name(config_.hidden_size / config_.num_heads, on);
+std::string BertModelImpl::set_attention_precision(spruce::AttentionPrecision p) {
+  for (const auto& layer : *layers) layer->as<BertLayer>()->attention->self_attention->set_precision(p);
+  return spruce::attention_kernel_name(config_.hidden_size / config_.num_heads, p);
 }
 
 void BertModelImpl::set_record_attention(bool on) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "spruce/attention.hpp"
 #include "spruce/torch/layer_stack.hpp"
 
 namespace minilm {
@@ -69,15 +70,16 @@ class BertSelfAttentionImpl : public spruce::torch::LayerHost {
   ::torch::Tensor forward(const ::torch::Tensor& x, const ::torch::Tensor& mask_bias, int64_t batch);
   // While on, each forward keeps its attention's log-probabilities and value relations (below).
   void set_recording(bool on) { recording_ = on; }
-  // Whether the fused kernel may round to BF16 (spruce::AttentionArgs::bf16).
-  void set_bf16(bool on) { bf16_ = on; }
+  // The fused kernel's products (spruce::AttentionPrecision).
+  void set_precision(spruce::AttentionPrecision p) { precision_ = p; }
   ::torch::Tensor attention_log_probs, value_relation_log_probs;  // [B][heads][T][T], the last forward's
 
  private:
   ::torch::Tensor fused_attention(const ::torch::Tensor& q, const ::torch::Tensor& k, const ::torch::Tensor& v,
                                   const ::torch::Tensor& mask_bias, int64_t batch) const;
   int64_t heads_, head_size_;
-  bool recording_ = false, bf16_ = false;
+  bool recording_ = false;
+  spruce::AttentionPrecision precision_ = spruce::AttentionPrecision::F32;
   ::torch::nn::Dropout dropout_;
 };
 TORCH_MODULE(BertSelfAttention);
@@ -139,9 +141,9 @@ class BertModelImpl : public ::torch::nn::Module {
   EncoderOutput forward(const ::torch::Tensor& ids, const ::torch::Tensor& mask);
   // Whether forward() also returns each layer's attention distributions and value relations.
   void set_record_attention(bool on);
-  // Inference only: attention's QK and PV products on BF16-rounded inputs where the CPU has
-  // AVX512_BF16 (spruce::AttentionArgs::bf16); for INT8 models. Returns the kernel that runs.
-  std::string set_bf16_attention(bool on);
+  // Inference only: attention's QK and PV products in BF16 or INT8 where the CPU can
+  // (spruce::AttentionPrecision); for INT8 models. Returns the kernel that runs.
+  std::string set_attention_precision(spruce::AttentionPrecision p);
   const BertConfig& config() const { return config_; }
   BertEmbeddings embeddings;
   ::torch::nn::ModuleList layers;  // registered as "encoder.layer"

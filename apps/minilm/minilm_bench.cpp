@@ -130,8 +130,9 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
       log << "bench-model minilm: converting " << variant << " (calibrating and tuning)\n";
       kernels = kernel_summary(e.convert(c, calibration));
     }
-    // Inference runs spruce's fused attention in every variant; BF16 only where asked, for INT8.
-    const std::string attention = e.model()->set_bf16_attention(o.bf16_attention && variant.rfind("int8", 0) == 0);
+    // Inference runs spruce's fused attention in every variant; BF16 or INT8 only where asked, for INT8.
+    const std::string attention = e.model()->set_attention_precision(
+        variant.rfind("int8", 0) == 0 ? o.int8_attention : spruce::AttentionPrecision::F32);
     const auto held_out = e.encode(corpus.held_out, 64);
     const double to_own = (held_out * own_fp32[dir]).sum(1).mean().item<double>();
     const double to_teacher = (held_out * teacher_held_out).sum(1).mean().item<double>();

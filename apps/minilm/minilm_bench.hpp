@@ -25,7 +25,8 @@ struct MinilmBenchOptions {
   int64_t calibration_texts = 256;
   int64_t tokens_per_pass = SentenceEncoder::kTokensPerPass;  // SentenceEncoder::set_tokens_per_pass
   spruce::Fallback fallback = spruce::Fallback::Auto;         // the sparse variants' (INT8 dense: Always)
-  bool bf16_attention = false;  // the INT8 variants' attention in BF16 where the CPU can (bert.hpp)
+  // The INT8 variants' attention products (bert.hpp); the FP32 variants' are always FP32.
+  spruce::AttentionPrecision int8_attention = spruce::AttentionPrecision::F32;
 };
 
 struct MinilmBenchRecord {

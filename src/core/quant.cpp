@@ -14,6 +14,7 @@
 #endif
 
 #include "gelu.hpp"
+#include "scalar_math.hpp"
 #include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 
@@ -122,21 +123,6 @@ std::vector<float> quantize_weights(MatrixView<const float> w, Matrix<int8_t>& q
   }
   return scales;
 }
-
-namespace {
-// gelu.hpp's arithmetic on one float, as the AVX-512 epilogue does it on 16.
-struct ScalarMath {
-  using V = float;
-  static float set(float c) { return c; }
-  static float mul(float a, float b) { return a * b; }
-  static float div(float a, float b) { return a / b; }
-  static float fma(float a, float b, float c) { return std::fma(a, b, c); }
-  static float min(float a, float b) { return a < b ? a : b; }
-  static float max(float a, float b) { return a > b ? a : b; }
-  static float round(float a) { return std::nearbyint(a); }
-  static float scale(float a, float n) { return std::ldexp(a, int(n)); }  // n in [-126, 0]
-};
-}  // namespace
 
 float apply_activation(float f, Activation a) {
   switch (a) {

@@ -31,6 +31,17 @@ using AttentionFn = void (*)(const AttentionTask& task);
 // vdpbf16ps does: s[i][j] = fma(acc, scale, key_bias[j]) with acc += q[2c+1] k[2c+1], then
 // += q[2c] k[2c] (each product exact, each sum rounded).
 
+// The INT8 kernels (registry dtype S8) take and give FP32 as above and compute, per (sequence, head),
+// with every product exact in int32:
+//   aq = max |q| over the head's tokens and channels, iq = 127 / aq (0 when aq <= 1e-30), sq = aq / 127;
+//   likewise ak, ik, sk for k and av, iv, sv for v; q8 = clamp(nearbyint(q * iq), -127, 127), so k8, v8;
+//   s[i][j] = fma(float(sum_c q8[i][c] k8[j][c]), (sq * sk) * scale, key_bias[j]);
+//   e[i][j] = exp(s[i][j] - max_j s[i][j]) by gelu.hpp's exp_from, 0 below -87 (as above);
+//   w[i][j] = nearbyint(e[i][j] * 255) (u8: the max key's weight is 255), W_i = sum_j w[i][j];
+//   out[i][c] = float(sum_j w[i][j] v8[j][c]) * (sv / float(W_i)).
+// The vector kernel adds 128 to q8 (vpdpbusd multiplies u8 by s8) and takes 128 sum_c k8[j][c] back
+// off: the same integers, so it agrees with the reference bit for bit.
+
 // Keys padded to a multiple of 32; scratch: K transposed [head_size][padded], the key bias
 // [padded], and the probabilities of up to 4 query rows [4][padded]; the BF16 kernels use the rest
 // for V in key pairs and the weights in BF16.
@@ -42,11 +53,13 @@ constexpr int64_t attention_scratch_floats(int64_t tokens, int64_t head_size) {
 namespace ref {
 void f32_attention(const AttentionTask& task);
 void bf16_attention(const AttentionTask& task);  // head_size % 2 == 0
+void s8_attention(const AttentionTask& task);
 }  // namespace ref
 namespace x86 {
-void f32_attention_avx512(const AttentionTask& task);   // head_size % 16 == 0
-void f32_attention_avx2(const AttentionTask& task);     // head_size % 8 == 0
-void bf16_attention_avx512(const AttentionTask& task);  // head_size % 32 == 0, AVX512_BF16
+void f32_attention_avx512(const AttentionTask& task);     // head_size % 16 == 0
+void f32_attention_avx2(const AttentionTask& task);       // head_size % 8 == 0
+void bf16_attention_avx512(const AttentionTask& task);    // head_size % 32 == 0, AVX512_BF16
+void s8_attention_avx512vnni(const AttentionTask& task);  // head_size % 16 == 0
 }  // namespace x86
 
 }  // namespace spruce::kernels

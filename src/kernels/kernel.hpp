@@ -23,8 +23,8 @@
 namespace spruce::kernels {
 
 enum class Op { Spmm, DotInteraction, Attention, LayerNorm };
-// spmm: S8 = u8 activations x s8 weights; dot interaction: the tables; attention: BF16 = FP32 in
-// and out, products of BF16-rounded inputs summed in FP32.
+// spmm: S8 = u8 activations x s8 weights; dot interaction: the tables; attention: FP32 in and
+// out, with BF16 products summed in FP32 (BF16) or 8-bit products summed in int32 (S8).
 enum class DType { F32, S8, BF16 };
 
 // The packed weights (spmm only) are Strip-CSR in one of three formats:

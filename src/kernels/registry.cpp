@@ -116,6 +116,8 @@ const std::array kKernels{
     attention("f32-attention-ref", Scalar, 1, ref::f32_attention),
     attention("bf16-attention-avx512", Avx512, 32, x86::bf16_attention_avx512, DType::BF16),
     attention("bf16-attention-ref", Scalar, 2, ref::bf16_attention, DType::BF16),
+    attention("s8-attention-avx512vnni", Vnni, 16, x86::s8_attention_avx512vnni, DType::S8),
+    attention("s8-attention-ref", Scalar, 1, ref::s8_attention, DType::S8),
     // Residual add + LayerNorm over rows (transformer encoders), any width.
     layer_norm("f32-layer-norm-avx512", Avx512, x86::f32_layer_norm_avx512),
     layer_norm("f32-layer-norm-avx2", Avx2, x86::f32_layer_norm_avx2),

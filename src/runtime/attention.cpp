@@ -12,14 +12,14 @@
 
 namespace spruce {
 namespace {
-// BF16 where asked for and a vector kernel takes the head size; otherwise FP32 (the scalar BF16
-// reference is for tests, never a fallback).
-const kernels::Kernel& attention_kernel(int64_t head_size, bool bf16) {
+// BF16 or INT8 where asked for and a vector kernel takes the head size; otherwise FP32 (the scalar
+// references are for tests, never a fallback).
+const kernels::Kernel& attention_kernel(int64_t head_size, AttentionPrecision precision) {
   kernels::Problem p;
   p.op = kernels::Op::Attention;
   p.k = head_size;
-  if (bf16) {
-    p.dtype = kernels::DType::BF16;
+  if (precision != AttentionPrecision::F32) {
+    p.dtype = precision == AttentionPrecision::BF16 ? kernels::DType::BF16 : kernels::DType::S8;
     const kernels::Kernel& k = kernels::select(p);
     if (k.isa != Isa::Scalar) return k;
     p.dtype = kernels::DType::F32;
@@ -42,7 +42,7 @@ void check(const AttentionArgs& a) {
 
 void attention_f32(const AttentionArgs& a) {
   check(a);
-  const auto fn = attention_kernel(a.head_size, a.bf16).attention();
+  const auto fn = attention_kernel(a.head_size, a.precision).attention();
   const float scale = a.scale != 0.f ? a.scale : 1.f / std::sqrt(float(a.head_size));
   const int64_t tasks = a.batch * a.heads;
   const int threads =
@@ -70,9 +70,23 @@ void attention_f32(const AttentionArgs& a) {
   }
 }
 
-const char* attention_kernel_name(int64_t head_size, bool bf16) {
+const char* attention_kernel_name(int64_t head_size, AttentionPrecision precision) {
   if (head_size < 1) usage_error("attention_kernel_name: head_size must be positive");
-  return attention_kernel(head_size, bf16).name;
+  return attention_kernel(head_size, precision).name;
+}
+
+const char* attention_precision_name(AttentionPrecision precision) {
+  switch (precision) {
+    case AttentionPrecision::BF16: return "bf16";
+    case AttentionPrecision::Int8: return "int8";
+    default: return "f32";
+  }
+}
+
+AttentionPrecision parse_attention_precision(const std::string& name) {
+  for (auto p : {AttentionPrecision::F32, AttentionPrecision::BF16, AttentionPrecision::Int8})
+    if (name == attention_precision_name(p)) return p;
+  usage_error("unknown attention precision '" + name + "': expected f32, bf16 or int8");
 }
 
 }  // namespace spruce

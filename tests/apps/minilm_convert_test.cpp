@@ -49,12 +49,16 @@ TEST(MiniLM, ConvertedEncodersFollowTheirFp32Twins) {
   EXPECT_GE(int8_cosine, 0.99);  // the target
   std::cout << "INT8 sparse 4x1@80% vs its FP32 twin: min cosine " << int8_cosine << " over " << texts.size()
             << " texts\n";
-  // BF16 attention (where the CPU has it; FP32 elsewhere, the same bytes) keeps the INT8 target.
-  const std::string kernel = int8_sparse.model()->set_bf16_attention(true);
-  const auto bf16 = int8_sparse.encode(texts, 8);
-  EXPECT_GE(min_cosine(bf16, fp32), 0.99) << kernel;
-  std::cout << "  with attention " << kernel << ": min cosine " << min_cosine(bf16, fp32) << "\n";
-  EXPECT_EQ(int8_sparse.model()->set_bf16_attention(false), spruce::attention_kernel_name(32));
+  // BF16 and INT8 attention (where the CPU has them; FP32 elsewhere, the same bytes) keep the
+  // INT8 target.
+  for (auto precision : {spruce::AttentionPrecision::BF16, spruce::AttentionPrecision::Int8}) {
+    const std::string kernel = int8_sparse.model()->set_attention_precision(precision);
+    const auto rounded = int8_sparse.encode(texts, 8);
+    EXPECT_GE(min_cosine(rounded, fp32), 0.99) << kernel;
+    std::cout << "  with attention " << kernel << ": min cosine " << min_cosine(rounded, fp32) << "\n";
+  }
+  EXPECT_EQ(int8_sparse.model()->set_attention_precision(spruce::AttentionPrecision::F32),
+            spruce::attention_kernel_name(32));
   o.variant = spruce::torch::Variant::Int8Dense;
   int8_dense.convert(o, texts);
   EXPECT_GE(min_cosine(int8_dense.encode(texts, 8), fp32), 0.99);

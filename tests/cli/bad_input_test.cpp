@@ -376,6 +376,11 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
                  "--pattern is for dlrm");
   expect_refused({"bench-model", "dlrm", "--sparse-model", path("x")}, 2, "--sparse-model is for minilm");
   expect_refused({"bench-model", "dlrm", "--bf16-attention"}, 2, "--bf16-attention is for minilm");
+  expect_refused({"bench-model", "dlrm", "--attention", "int8"}, 2, "--attention is for minilm");
+  expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--attention", "fp16"}, 2,
+                 "--attention: fp16 not in {f32,bf16,int8}");
+  expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--attention", "int8", "--bf16-attention"}, 2,
+                 "disagree: give one of them");
   expect_refused({"bench-model", "gpt"}, 2, "valid are dlrm and minilm");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--fallback", "sometimes"}, 2,
                  "--fallback: sometimes not in {auto,never,always}");

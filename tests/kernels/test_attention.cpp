@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <iostream>
 #include <random>
 #include <vector>
 
@@ -71,11 +72,14 @@ Case random_case(int64_t tokens, int64_t head_size, int mask, float spread, std:
 TEST(Attention, EveryKernelMatchesTheOracle) {
   int checked = 0;
   const Kernel* bf16_ref = find("bf16-attention-ref");
+  const Kernel* s8_ref = find("s8-attention-ref");
   ASSERT_NE(bf16_ref, nullptr);
+  ASSERT_NE(s8_ref, nullptr);
+  double worst_s8 = 0;  // of the INT8 kernels against the oracle, at spread 1
   for (const Kernel* kp : attention_kernels()) {
     const Kernel& kernel = *kp;
     if (!runs_here(kernel)) continue;
-    const bool bf16 = kernel.dtype == DType::BF16;
+    const bool bf16 = kernel.dtype == DType::BF16, s8 = kernel.dtype == DType::S8;
     for (int64_t tokens : {1, 2, 3, 4, 5, 7, 9, 15, 16, 17, 31, 32, 33, 47, 64, 100, 128, 129})
       for (int64_t head_size : {1, 8, 16, 24, 32, 48, 64, 80})
         for (int mask = 0; mask < 4; ++mask) {
@@ -114,9 +118,23 @@ TEST(Attention, EveryKernelMatchesTheOracle) {
           // with scores of order 1 (spread 1) that moves outputs by at most 3e-2; the large scores
           // of spread 2.5 (a sharp softmax) move by as much as the score error, tens of times more,
           // so there the BF16 kernels answer only to the BF16 reference below.
-          if (!bf16 || spread == 1.f) {
-            EXPECT_LT(worst, bf16 ? 3e-2 : 2e-5) << kernel.name << " tokens " << tokens << " head_size " << head_size
-                                                 << " mask " << mask << " seed " << seed;
+          // INT8: q and k to 127 levels of their largest magnitude (a score error of about 1% of the
+          // largest score), weights to 255 levels of the largest weight: with scores of order 1 a few
+          // hundredths. As for BF16, the sharp softmax of spread 2.5 answers only to the reference.
+          if (!(bf16 || s8) || spread == 1.f) {
+            EXPECT_LT(worst, bf16 ? 3e-2
+                             : s8 ? 8e-2
+                                  : 2e-5)
+                << kernel.name << " tokens " << tokens << " head_size " << head_size << " mask " << mask << " seed "
+                << seed;
+          }
+          if (s8 && spread == 1.f) worst_s8 = std::max(worst_s8, worst);
+          if (s8 && kernel.isa != Isa::Scalar) {
+            // The same integers and the same float operations in the same order: bit for bit.
+            std::vector<float> want_s8(out.size(), 7.f);
+            t.out = want_s8.data();
+            s8_ref->attention()(t);
+            ASSERT_EQ(out, want_s8) << kernel.name << " against s8-attention-ref, seed " << seed;
           }
           if (bf16 && kernel.isa != Isa::Scalar) {
             // Against the BF16 reference: the same rounded inputs and order of sums; only exp and
@@ -137,6 +155,10 @@ TEST(Attention, EveryKernelMatchesTheOracle) {
         }
   }
   EXPECT_GT(checked, 500);
+  // The INT8 tolerance must not hide a broken kernel: an exact one would sit far below it, a
+  // kernel that ignored V or the softmax far above.
+  EXPECT_GT(worst_s8, 1e-3);
+  std::cout << "  INT8 kernels, worst error against the oracle at spread 1: " << worst_s8 << "\n";
 }
 
 // A fully masked sequence attends to every key equally, as torch.softmax over equal scores does.
@@ -197,38 +219,42 @@ TEST(Attention, OperatorThreadsOverSequencesAndHeads) {
     }
 }
 
-// Asked for BF16, the operator runs the BF16 kernel where the CPU has AVX512_BF16 and the head size
-// fits (near the FP32 result), and FP32 elsewhere (the same bytes as without the request).
-TEST(Attention, OperatorRunsBf16WhereItCan) {
+// Asked for BF16 or INT8, the operator runs that kernel where the CPU has AVX512_BF16 (VNNI) and
+// the head size fits (near the FP32 result), and FP32 elsewhere (the same bytes as without the
+// request).
+TEST(Attention, OperatorRunsBf16AndInt8WhereItCan) {
   const int64_t batch = 2, tokens = 45, heads = 3;
-  for (int64_t d : {32, 64, 48}) {
-    const int64_t width = heads * d;
-    std::mt19937 rng(static_cast<uint32_t>(d));
-    std::normal_distribution<float> n(0.f, 1.f);
-    std::vector<float> q(size_t(batch * tokens * width)), k(q.size()), v(q.size()), bias(size_t(batch * tokens));
-    for (auto* x : {&q, &k, &v})
-      for (auto& e : *x) e = n(rng);
-    for (auto& b : bias) b = rng() % 5 == 0 ? -FLT_MAX : 0.f;
-    AttentionArgs a;
-    a.batch = batch, a.tokens = tokens, a.heads = heads, a.head_size = d;
-    a.q = q.data(), a.k = k.data(), a.v = v.data(), a.ld_q = a.ld_k = a.ld_v = width;
-    a.key_bias = bias.data(), a.ld_out = width, a.threads = 2;
-    std::vector<float> f32(q.size()), bf(q.size());
-    a.out = f32.data();
-    attention_f32(a);
-    a.out = bf.data(), a.bf16 = true;
-    attention_f32(a);
-    const bool runs_bf16 = avx512_bf16() && d % 32 == 0;
-    EXPECT_STREQ(attention_kernel_name(d, true), runs_bf16 ? "bf16-attention-avx512" : attention_kernel_name(d));
-    if (!runs_bf16) {
-      EXPECT_EQ(bf, f32) << "head size " << d;
-      continue;
+  for (auto precision : {AttentionPrecision::BF16, AttentionPrecision::Int8})
+    for (int64_t d : {32, 64, 48, 24}) {
+      const int64_t width = heads * d;
+      std::mt19937 rng(static_cast<uint32_t>(d));
+      std::normal_distribution<float> n(0.f, 1.f);
+      std::vector<float> q(size_t(batch * tokens * width)), k(q.size()), v(q.size()), bias(size_t(batch * tokens));
+      for (auto* x : {&q, &k, &v})
+        for (auto& e : *x) e = n(rng);
+      for (auto& b : bias) b = rng() % 5 == 0 ? -FLT_MAX : 0.f;
+      AttentionArgs a;
+      a.batch = batch, a.tokens = tokens, a.heads = heads, a.head_size = d;
+      a.q = q.data(), a.k = k.data(), a.v = v.data(), a.ld_q = a.ld_k = a.ld_v = width;
+      a.key_bias = bias.data(), a.ld_out = width, a.threads = 2;
+      std::vector<float> f32(q.size()), bf(q.size());
+      a.out = f32.data();
+      attention_f32(a);
+      a.out = bf.data(), a.precision = precision;
+      attention_f32(a);
+      const bool is_bf16 = precision == AttentionPrecision::BF16;
+      const bool runs = is_bf16 ? avx512_bf16() && d % 32 == 0 : max_isa() >= Isa::Avx512Vnni && d % 16 == 0;
+      const char* name = is_bf16 ? "bf16-attention-avx512" : "s8-attention-avx512vnni";
+      EXPECT_STREQ(attention_kernel_name(d, precision), runs ? name : attention_kernel_name(d));
+      if (!runs) {
+        EXPECT_EQ(bf, f32) << "head size " << d;
+        continue;
+      }
+      double worst = 0;
+      for (size_t i = 0; i < f32.size(); ++i) worst = std::max(worst, double(std::abs(bf[i] - f32[i])));
+      EXPECT_LT(worst, is_bf16 ? 3e-2 : 8e-2) << name << ", head size " << d;
+      EXPECT_GT(worst, 0.0) << name << " should round, head size " << d;
     }
-    double worst = 0;
-    for (size_t i = 0; i < f32.size(); ++i) worst = std::max(worst, double(std::abs(bf[i] - f32[i])));
-    EXPECT_LT(worst, 3e-2) << "head size " << d;
-    EXPECT_GT(worst, 0.0) << "the BF16 kernel should round, head size " << d;
-  }
 }
 
 TEST(Attention, OperatorRejectsBadSizes) {
@@ -243,6 +269,8 @@ TEST(Attention, OperatorRejectsBadSizes) {
   a.heads = 2, a.q = nullptr;
   EXPECT_THROW(attention_f32(a), Error);
   EXPECT_THROW(attention_kernel_name(0), Error);
+  EXPECT_THROW(parse_attention_precision("fp16"), Error);
+  EXPECT_EQ(parse_attention_precision("int8"), AttentionPrecision::Int8);
 }
 
 }  // namespace

@@ -538,7 +538,7 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   // Every operation and dtype ends in its scalar reference, which accepts everything.
   std::map<std::pair<Op, DType>, const Kernel*> last;
   for (const Kernel& k : registry()) last[{k.op, k.dtype}] = &k;
-  EXPECT_EQ(last.size(), 7u);
+  EXPECT_EQ(last.size(), 8u);  // spmm x2, dot interaction x2, attention x3 (f32, bf16, s8), LayerNorm
   for (const auto& [key, k] : last) {
     EXPECT_EQ(k->isa, Isa::Scalar) << k->name;
     EXPECT_EQ(std::string(k->name).substr(std::string(k->name).size() - 4), "-ref") << k->name;
@@ -553,6 +553,13 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   EXPECT_EQ(pick_attention(32), avx512 ? "f32-attention-avx512" : avx2 ? "f32-attention-avx2" : "f32-attention-ref");
   EXPECT_EQ(pick_attention(24), avx2 ? "f32-attention-avx2" : "f32-attention-ref");
   EXPECT_EQ(pick_attention(20), "f32-attention-ref");
+  Problem int8_attention;
+  int8_attention.op = Op::Attention, int8_attention.dtype = DType::S8;
+  for (int64_t head_size : {32, 24}) {
+    int8_attention.k = head_size;
+    EXPECT_STREQ(select(int8_attention).name,
+                 vnni && head_size % 16 == 0 ? "s8-attention-avx512vnni" : "s8-attention-ref");
+  }
   // LayerNorm: the widest vectors, whatever the width (tails go one channel at a time).
   for (int64_t width : {1, 20, 384}) {
     Problem p;

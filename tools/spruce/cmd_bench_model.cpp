@@ -10,6 +10,7 @@
 #include "command.hpp"
 #include "dlrm/dlrm_bench.hpp"
 #include "flags.hpp"
+#include "spruce/attention.hpp"
 #include "spruce/bench.hpp"
 #include "spruce/error.hpp"
 #include "spruce/mlperf.hpp"
@@ -20,7 +21,8 @@ namespace spruce::cli {
 namespace {
 
 struct BenchModelArgs {
-  std::string model, pattern = "4x16", json, fallback = "auto";
+  std::string model, pattern = "4x16", json, fallback = "auto", attention = "f32";
+  bool bf16_attention = false;        // --bf16-attention, the same as --attention bf16
   std::string work_dir = "out/dlrm";  // trained models are cached here
   uint64_t seed = 1;
   dlrm::DlrmBenchOptions o;
@@ -109,13 +111,16 @@ void run(BenchModelArgs& a) {
                                   "--log-dir", "--server-max-batch", "--work-dir", "--min-duration"})
       if (a.cmd->count(dlrm_only) > 0)
         usage_error(std::string(dlrm_only) + " is for dlrm; minilm measures the weights given by --sparse-model");
+    if (a.bf16_attention && a.cmd->count("--attention") > 0 && a.attention != "bf16")
+      usage_error("--bf16-attention and --attention " + a.attention + " disagree: give one of them");
+    a.minilm.int8_attention = parse_attention_precision(a.bf16_attention ? "bf16" : a.attention);
     a.minilm.threads = a.o.threads;
     if (a.cmd->count("--batches") > 0) a.minilm.batches = a.o.batches;
     run_minilm_bench(a.minilm, a.json);
     return;
   }
-  for (const char* minilm_only :
-       {"--sparse-model", "--dense-model", "--seq-length", "--seconds", "--variants", "--bf16-attention"})
+  for (const char* minilm_only : {"--sparse-model", "--dense-model", "--seq-length", "--seconds", "--variants",
+                                  "--attention", "--bf16-attention"})
     if (a.cmd->count(minilm_only) > 0) usage_error(std::string(minilm_only) + " is for minilm");
   if (a.model != "dlrm") usage_error("unknown model " + in_quotes(a.model) + ": valid are dlrm and minilm");
   a.o.pattern = Pattern::parse(a.pattern);
@@ -181,9 +186,13 @@ void add(CLI::App& app) {
                   "activations stay in cache between layers (0: the whole batch at once)")
       ->check(int_in(0, 1 << 20))
       ->capture_default_str();
-  cmd->add_flag("--bf16-attention", a->minilm.bf16_attention,
-                "minilm: the INT8 variants' attention on BF16-rounded inputs (FP32 sums) where the CPU has "
-                "AVX512_BF16; the table says which kernel ran");
+  cmd->add_option("--attention", a->attention,
+                  "minilm: the INT8 variants' attention products: f32; bf16 (BF16-rounded inputs, FP32 sums; "
+                  "AVX512_BF16); int8 (8-bit inputs and u8 softmax weights, int32 sums; AVX512_VNNI). Where the "
+                  "CPU lacks the instructions, f32; the table says which kernel ran")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}))
+      ->capture_default_str();
+  cmd->add_flag("--bf16-attention", a->bf16_attention, "minilm: the same as --attention bf16");
   cmd->add_option("--seconds", a->minilm.min_seconds, "minilm: timing per variant and batch size, seconds")
       ->check(real_in(0.01, 3600))
       ->capture_default_str();

@@ -1,12 +1,15 @@
 // f32-attention-ref: scaled dot-product attention straight from its definition, one query at a
 // time, sums in token order, std::exp. bf16-attention-ref: the same on BF16-rounded inputs and
-// weights, with the BF16 kernels' order of sums (attention.hpp).
+// weights, with the BF16 kernels' order of sums (attention.hpp). s8-attention-ref: attention.hpp's
+// INT8 definition, term by term.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "core/gelu.hpp"
+#include "core/scalar_math.hpp"
 #include "kernels/attention.hpp"
 
 namespace spruce::kernels::ref {
@@ -88,6 +91,49 @@ void bf16_attention(const AttentionTask& t) {
         acc = std::fma(w[j], bf16(t.v[j * t.ld_v + c]), acc);
       }
       out[c] = acc * (1.f / sum);
+    }
+  }
+}
+
+namespace {
+// attention.hpp's INT8 quantization of one head's [tokens][head_size] block: the multiplier to
+// 8 bits, and the scale back.
+struct Int8Scale {
+  float to8 = 0.f, from8 = 0.f;
+};
+Int8Scale int8_scale(const float* x, int64_t ld, const AttentionTask& t) {
+  float amax = 0.f;
+  for (int64_t i = 0; i < t.tokens; ++i)
+    for (int64_t c = 0; c < t.head_size; ++c) amax = std::max(amax, std::fabs(x[i * ld + c]));
+  return {amax > 1e-30f ? 127.f / amax : 0.f, amax / 127.f};
+}
+int32_t to_int8(float x, float to8) { return int32_t(std::clamp(std::nearbyint(x * to8), -127.f, 127.f)); }
+}  // namespace
+
+void s8_attention(const AttentionTask& t) {
+  const int64_t d = t.head_size;
+  const Int8Scale q = int8_scale(t.q, t.ld_q, t), k = int8_scale(t.k, t.ld_k, t), v = int8_scale(t.v, t.ld_v, t);
+  const float score = (q.from8 * k.from8) * t.scale;
+  float* s = t.scratch;  // one row of scores, then of exp
+  for (int64_t i = 0; i < t.tokens; ++i) {
+    for (int64_t j = 0; j < t.tokens; ++j) {
+      int32_t dot = 0;
+      for (int64_t c = 0; c < d; ++c) dot += to_int8(t.q[i * t.ld_q + c], q.to8) * to_int8(t.k[j * t.ld_k + c], k.to8);
+      s[j] = std::fma(float(dot), score, t.key_bias ? t.key_bias[j] : 0.f);
+    }
+    const float max = *std::max_element(s, s + t.tokens);
+    int32_t sum = 0;
+    for (int64_t j = 0; j < t.tokens; ++j) {
+      const float y = s[j] - max;
+      const float e = y >= -87.f ? gelu_detail::exp_from<ScalarMath>(y) : 0.f;
+      s[j] = std::nearbyint(e * 255.f);  // the weight, an integer in [0, 255]
+      sum += int32_t(s[j]);
+    }
+    const float f = v.from8 / float(sum);
+    for (int64_t c = 0; c < d; ++c) {
+      int32_t acc = 0;
+      for (int64_t j = 0; j < t.tokens; ++j) acc += int32_t(s[j]) * to_int8(t.v[j * t.ld_v + c], v.to8);
+      t.out[i * t.ld_out + c] = float(acc) * f;
     }
   }
 }
