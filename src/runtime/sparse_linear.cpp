@@ -286,11 +286,16 @@ namespace {
 // reads into its own scratch: with one packing shared, each thread read half of it from the other
 // core's cache, and at 128 x 1536 -> 384 two threads ran 2.6x slower than one on a VM whose vCPUs
 // sat far apart (and 1.6x slower at m = 1024).
-//  - Split rows (m >= 128 T): each thread takes whole blocks of rows, round robin, and runs every
-//    strip on them.
+//  - Split rows (m >= 128 T, or 64 T where the weights are fewer bytes than 1.5x the activations):
+//    each thread takes whole blocks of rows, round robin, and runs every strip on them, so each
+//    reads all the weights.
 //  - Split strips (fewer rows): every thread packs each block, and takes a share of the strips,
 //    so that blocks keep enough rows to amortize the weights (at 128 x 384 -> 1536, two threads
 //    with a block of 64 rows each took 74-78 us; sharing the strips of one 128-row block, 40).
+//    Between 64 T and 128 T rows the cheaper duplicate decides: every thread packing all of X,
+//    or every thread reading all the weights (Zen 5, 4x1 @ 90%, m = 128, two threads: rows won at
+//    768 -> 768, 3072 -> 768 and 1536 -> 384, weights 0.6-1.2x X, by 10-20%; strips at 768 ->
+//    3072 and 384 -> 1536, 2.4-4.8x X).
 // A block's packed activations (k rows of mb) should stay in L2 while every panel reads them:
 // about 192 KiB, so 256 rows at k = 768 (u8) and 64 at k = 3072. Multiples of 64 keep every
 // kernel's m chunk whole. A block's stripe of Y stays within 1 MiB per strip range, or its stream
@@ -317,12 +322,13 @@ struct Tiling {
 // band to Y in one burst: 4x1 @ 90%, 384x768x3072, one thread, 639 -> 488 us.
 constexpr int64_t kBandBytes = 512;
 
-Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kernels::StripView& w, int64_t m) {
+Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kernels::StripView& w, size_t weight_bytes,
+              int64_t m) {
   const int T = s.nthreads();
   const int64_t es = s.dtype == DType::F32 ? 4 : k.layout == kernels::Layout::Words ? 2 : 1;
   const int64_t mb_cache = std::clamp<int64_t>((192 * 1024 / (s.ic * es)) / 64 * 64, 64, 256);
   Tiling t{};
-  t.split_rows = T > 1 && m >= 128 * T;
+  t.split_rows = T > 1 && (m >= 128 * T || (m >= 64 * T && double(weight_bytes) <= 1.5 * double(m * s.ic * es)));
   t.mb = std::min(m, mb_cache);
   if (t.split_rows) {  // m / T rows per thread in blocks of 64 multiples, the best balanced
     const int64_t rounds = (m + T * mb_cache - 1) / (T * mb_cache), even = (m + T * rounds - 1) / (T * rounds);
@@ -337,6 +343,12 @@ Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kerne
     };
     const int64_t down = std::max<int64_t>(64, even / 64 * 64), up = kernels::round_up(even, 64);
     t.mb = busiest(up) <= busiest(down) ? up : down;
+    // Below 128 T rows only where the blocks share the rows evenly: at 200 rows (128 + 72) FP32
+    // ran 10% slower than with the strips shared.
+    if (m<128 * T&& double(busiest(t.mb)) * T> 1.15 * double(m)) {
+      t.split_rows = false;
+      t.mb = std::min(m, mb_cache);
+    }
   }
   t.nm = (m + t.mb - 1) / t.mb;
   const int64_t strips = (w.rows + w.h - 1) / w.h;
@@ -362,16 +374,18 @@ Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kerne
 
 size_t SparseLinear::Impl::scratch_bytes(int64_t m, int route) const {
   if (m < 1) return 0;
-  const Tiling t = tiling(*this, kernel_for(m, route), weights_for(m, route).impl().view, m);
+  const PackedWeights& pw = weights_for(m, route);
+  const Tiling t = tiling(*this, kernel_for(m, route), pw.impl().view, pw.size_bytes(), m);
   return (t.xt_stride + t.stage_stride) * size_t(t.threads) + 64;  // + 64: the packings start on a cache line
 }
 
 void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy, uint8_t* xt,
                                     int route) const {
   const kernels::Kernel& k = kernel_for(m, route);
-  const kernels::StripView& w = weights_for(m, route).impl().view;
+  const PackedWeights& pw = weights_for(m, route);
+  const kernels::StripView& w = pw.impl().view;
   xt += (64 - reinterpret_cast<uintptr_t>(xt) % 64) % 64;
-  const Tiling t = tiling(*this, k, w, m);
+  const Tiling t = tiling(*this, k, w, pw.size_bytes(), m);
   const int64_t strips = (w.rows + w.h - 1) / w.h, kblocks = (ic + 63) / 64;
   const int64_t ys = ep.out == OutType::F32 ? 4 : 1, x_row = ldx * (dtype == DType::F32 ? 4 : 1), y_row = ldy * ys;
   const bool staged = t.stages(y_row);
@@ -416,7 +430,7 @@ void SparseLinear::Impl::run_sparse(const void* x, int64_t m, int64_t ldx, void*
 
 bool SparseLinear::Impl::stages_output(int64_t m, int64_t ldy) const {
   if (m < 1 || runs_dense(m)) return false;
-  const Tiling t = tiling(*this, kernel_for(m), weights_for(m).impl().view, m);
+  const Tiling t = tiling(*this, kernel_for(m), weights_for(m).impl().view, weights_for(m).size_bytes(), m);
   return t.stages(ldy * (ep.out == OutType::F32 ? 4 : 1));
 }
 

@@ -130,8 +130,9 @@ TEST(SparseLinear, S8SparseExactEveryPatternAndOutput) {
 }
 
 // How run_sparse shares the work changes with m and the thread count (strips below 128 rows a
-// thread, whole blocks of rows above, balanced blocks that leave a ragged tail); each way must give
-// the reference's result, at a k whose blocks of rows are 64 (k = 3072 u8) and at one of 256.
+// thread, or 64 where the weights are small beside X, as here; whole blocks of rows above,
+// balanced blocks that leave a ragged tail); each way must give the reference's result, at a k
+// whose blocks of rows are 64 (k = 3072 u8) and at one of 256.
 TEST(SparseLinear, EveryWayOfSharingTheWorkGivesTheReference) {
   uint32_t seed = 800;
   for (int t : {1, 2, 3})

@@ -34,7 +34,8 @@ struct Int8Scale {
 Int8Scale int8_scale(const float* x, int64_t ld, const AttentionTask& t) {
   __m512 amax = _mm512_setzero_ps();
   for (int64_t i = 0; i < t.tokens; ++i)
-    for (int64_t c = 0; c < t.head_size; c += 16) amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(x + i * ld + c)));
+    for (int64_t c = 0; c < t.head_size; c += 16)
+      amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(x + i * ld + c)));
   const float m = _mm512_reduce_max_ps(amax);
   return {m > 1e-30f ? 127.f / m : 0.f, m / 127.f};
 }
@@ -90,8 +91,7 @@ void quantize_values(const AttentionTask& t, float to8, int64_t padded, const Sc
 }
 
 template <int R, int NV>
-void weighted_values(const AttentionTask& t, int64_t i0, const Scratch& s, int64_t padded, const float* f,
-                     int64_t c0) {
+void weighted_values(const AttentionTask& t, int64_t i0, const Scratch& s, int64_t padded, const float* f, int64_t c0) {
   const int64_t d = t.head_size;
   // Fully unrolled, or GCC copies every accumulator in and out of another register per step.
   __m512i acc[R][NV];
