@@ -6,7 +6,7 @@
 //  2. V as BF16 key pairs: vp[p * d + c] is the dword (v[2p][c], v[2p+1][c]), zero past the last key;
 //  3. for 4 query rows at a time: their BF16 channel pairs, their scores against 32 keys per step
 //     (4 x 2 accumulators, one broadcast query pair and two key loads per channel pair), scaled
-//     and biased; exp as the FP32 kernel; the weights rounded to BF16;
+//     and biased; exp as the FP32 kernel (exp_row, store_avx512.hpp); the weights rounded to BF16;
 //  4. out = (weights x V) / sum, one broadcast weight pair and up to 4 loads of V per key pair.
 #include <immintrin.h>
 
@@ -15,9 +15,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "core/gelu.hpp"
 #include "kernels/attention.hpp"
-#include "math4.hpp"
 #include "store_avx512.hpp"
 
 namespace spruce::kernels::x86 {
@@ -96,7 +94,6 @@ struct Scratch {
 
 template <int R>
 void query_rows(const AttentionTask& t, int64_t i0, const Scratch& s, int64_t padded) {
-  using X = Avx512Math;
   const int64_t pairs = t.head_size / 2;
   for (int r = 0; r < R; ++r)
     for (int64_t c0 = 0; c0 < t.head_size; c0 += 32) {
@@ -130,17 +127,10 @@ void query_rows(const AttentionTask& t, int64_t i0, const Scratch& s, int64_t pa
     const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(row_max[r]));
     __m512 sum = _mm512_setzero_ps();
     float* pr = s.p + r * padded;
-    for (int64_t j = 0; j < padded; j += 64) {  // padded % 32 == 0: two or four vectors' exp chains
-      const int nv = j + 64 <= padded ? 4 : 2;
-      typename Math4<X>::V y;
-      for (int i = 0; i < 4; ++i) y.v[i] = i < nv ? _mm512_sub_ps(_mm512_loadu_ps(pr + j + 16 * i), mx) : mx;
-      const auto e = gelu_detail::exp_from<Math4<X>>(y);
-      for (int i = 0; i < nv; ++i) {
-        const __m512 ei = X::keep_ge(e.v[i], y.v[i], -87.f);
-        _mm512_storeu_ps(pr + j + 16 * i, ei);
-        sum = _mm512_add_ps(sum, ei);
-      }
-    }
+    exp_row(pr, padded, mx, [&](int64_t j, __m512 e) {
+      _mm512_storeu_ps(pr + j, e);
+      sum = _mm512_add_ps(sum, e);
+    });
     inv[r] = 1.f / _mm512_reduce_add_ps(sum);
     for (int64_t j = 0; j < padded; j += 32)
       _mm512_storeu_si512(s.w + r * padded + j, bf16_pairs(_mm512_loadu_ps(pr + j), _mm512_loadu_ps(pr + j + 16)));

@@ -16,9 +16,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "core/gelu.hpp"
 #include "kernels/attention.hpp"
-#include "math4.hpp"
 #include "store_avx512.hpp"
 
 namespace spruce::kernels::x86 {
@@ -119,7 +117,6 @@ void weighted_values(const AttentionTask& t, int64_t i0, const Scratch& s, int64
 template <int R>
 void query_rows(const AttentionTask& t, int64_t i0, const Scratch& s, int64_t padded, float q_to8, float score,
                 float v_from8) {
-  using X = Avx512Math;
   const int64_t d = t.head_size, quads = d / 4;
   for (int r = 0; r < R; ++r)
     for (int64_t c0 = 0; c0 < d; c0 += 16) {
@@ -161,19 +158,11 @@ void query_rows(const AttentionTask& t, int64_t i0, const Scratch& s, int64_t pa
   for (int r = 0; r < R; ++r) {
     const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(row_max[r]));
     __m512i sum = _mm512_setzero_si512();
-    const float* pr = s.p + r * padded;
-    for (int64_t j = 0; j < padded; j += 64) {  // padded % 32 == 0: two or four vectors' exp chains
-      const int nv = j + 64 <= padded ? 4 : 2;
-      typename Math4<X>::V y;
-      for (int i = 0; i < 4; ++i) y.v[i] = i < nv ? _mm512_sub_ps(_mm512_loadu_ps(pr + j + 16 * i), mx) : mx;
-      const auto e = gelu_detail::exp_from<Math4<X>>(y);
-      for (int i = 0; i < nv; ++i) {
-        const __m512 ei = X::keep_ge(e.v[i], y.v[i], -87.f);
-        const __m512i wi = _mm512_cvtps_epi32(_mm512_mul_ps(ei, _mm512_set1_ps(255.f)));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(s.w + r * padded + j + 16 * i), _mm512_cvtepi32_epi8(wi));
-        sum = _mm512_add_epi32(sum, wi);
-      }
-    }
+    exp_row(s.p + r * padded, padded, mx, [&](int64_t j, __m512 e) {
+      const __m512i wi = _mm512_cvtps_epi32(_mm512_mul_ps(e, _mm512_set1_ps(255.f)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(s.w + r * padded + j), _mm512_cvtepi32_epi8(wi));
+      sum = _mm512_add_epi32(sum, wi);
+    });
     f[r] = v_from8 / float(_mm512_reduce_add_epi32(sum));
   }
   for (int64_t c0 = 0; c0 < d; c0 += 64) {

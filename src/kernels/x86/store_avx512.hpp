@@ -49,6 +49,19 @@ struct Avx512Math {
 // Four vectors through gelu.hpp together (math4.hpp).
 using Avx512Math4 = Math4<Avx512Math>;
 
+// The softmax's numerators over one row of scores p[0, padded) (padded % 32 == 0): e = exp(p - mx),
+// exactly 0 where p - mx < -87, four vectors' exp chains at a time; each(j, e) receives the 16 at j.
+template <typename Each>
+inline void exp_row(const float* p, int64_t padded, __m512 mx, Each&& each) {
+  for (int64_t j = 0; j < padded; j += 64) {
+    const int nv = j + 64 <= padded ? 4 : 2;
+    Avx512Math4::V y;
+    for (int i = 0; i < 4; ++i) y.v[i] = i < nv ? _mm512_sub_ps(_mm512_loadu_ps(p + j + 16 * i), mx) : mx;
+    const auto e = gelu_detail::exp_from<Avx512Math4>(y);
+    for (int i = 0; i < nv; ++i) each(j + 16 * i, Avx512Math::keep_ge(e.v[i], y.v[i], -87.f));
+  }
+}
+
 inline __m512 activate(__m512 f, Activation act) {
   switch (act) {
     case Activation::ReLU: return _mm512_max_ps(f, _mm512_setzero_ps());
