@@ -345,7 +345,8 @@ Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kerne
     t.mb = busiest(up) <= busiest(down) ? up : down;
     // Below 128 T rows only where the blocks share the rows evenly: at 200 rows (128 + 72) FP32
     // ran 10% slower than with the strips shared.
-    if (m<128 * T&& double(busiest(t.mb)) * T> 1.15 * double(m)) {
+    const bool uneven = double(busiest(t.mb) * T) > 1.15 * double(m);
+    if (uneven && m < 128 * T) {
       t.split_rows = false;
       t.mb = std::min(m, mb_cache);
     }
