@@ -63,7 +63,7 @@ def losses(r):
 
 
 def notes(r):
-    """What else the run changed: cropped texts, WordNet steps, dropout, straight-through, global scope."""
+    """What else the run changed: cropped texts, WordNet steps, dropout, straight-through, weight average, global scope."""
     out = []
     if r.get("crop", 0):
         out.append(f"{100 * r['crop']:g}% of texts cropped")
@@ -73,6 +73,8 @@ def notes(r):
         out.append(f"dropout {r['dropout']:g}")
     if r.get("straight_through", False):
         out.append(f"straight-through, decay {r.get('straight_through_decay', 0):g}")
+    if r.get("ema", 0):
+        out.append(f"weight average, decay {r['ema']:g}")
     if r.get("scope", "local") == "global":
         out.append(f"global scope (layers up to {100 * r.get('max_layer_sparsity', 0.98):g}%)")
     return out
@@ -148,6 +150,8 @@ def short_label(r):
         loss += f", dropout {r['dropout']:g}"
     if r.get("straight_through", False):
         loss += f", STE {r.get('straight_through_decay', 0):g}"
+    if r.get("ema", 0):
+        loss += f", EMA {r['ema']:g}"
     return f"{pattern} {r['criterion']}, {r['steps']} st, lr {r['learning_rate']:g}, {loss}"
 
 

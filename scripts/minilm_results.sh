@@ -12,7 +12,8 @@
 # magnitude (the default here); CROP=P replaces a share P of the training texts by random runs of
 # their words; HIDDEN=W weighs the hidden-state loss (default 1 here); ATTENTION=W adds
 # self-attention transfer at weight W; WORDNET=S also trains on WordNet's definitions and examples,
-# a share S of the steps; DROPOUT=P trains the student with dropout P; STE=D lets pruned weights
+# a share S of the steps; DROPOUT=P trains the student with dropout P; EMA=D returns (and checks)
+# the average of the weights from the last mask update on, decaying by D per step; STE=D lets pruned weights
 # learn through the masked forward until 70% of the steps (straight-through, mask updates may bring
 # them back), shrinking them by a fraction D per step; THREADS (default 2).
 set -euo pipefail
@@ -29,6 +30,7 @@ if [ "${DECAY:-0}" = 1 ]; then extra+=(--decay-lr); else extra+=(--no-decay-lr);
 [ -n "${CROP:-}" ] && extra+=(--crop "$CROP")
 [ -n "${WORDNET:-}" ] && extra+=(--wordnet /usr/share/wordnet --wordnet-share "$WORDNET")
 [ -n "${DROPOUT:-}" ] && extra+=(--dropout "$DROPOUT")
+[ -n "${EMA:-}" ] && extra+=(--ema "$EMA")
 [ -n "${STE:-}" ] && extra+=(--straight-through --straight-through-decay "$STE")
 [ -n "${NEIGHBOUR:-}" ] && extra+=(--neighbour-weight "$NEIGHBOUR" --neighbour-temperature "${NEIGHBOUR_T:-0.05}")
 configs=(

@@ -196,6 +196,28 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   for (auto& p : student.model()->parameters())
     if (p.requires_grad()) trained.push_back(p);
   ::torch::optim::AdamW optimizer(trained, ::torch::optim::AdamWOptions(o.learning_rate).weight_decay(0.0));
+  if (!(o.ema >= 0 && o.ema < 1)) spruce::usage_error("the weight average's decay must be in [0, 1), e.g. 0.99");
+  // The weight average starts once the masks are final, so that it averages masked weights only:
+  // after the schedule's last update, or, for an N:M pattern, after its first (later updates pick
+  // the same weights, the pruned ones scoring zero; the end re-applies the masks all the same).
+  int64_t ema_from = 0;
+  bool nm_first = false;
+  if (o.recipe)
+    for (const auto& g : o.recipe->groups) {
+      if (g.pattern.is_nm() && !g.straight_through)
+        nm_first = true;
+      else
+        ema_from = std::max(ema_from, g.schedule.end_step + 1);
+    }
+  std::vector<::torch::Tensor> averaged;  // of `trained`, once started
+  auto swap_average = [&] {               // exchanges the trained weights with their average
+    ::torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < trained.size(); ++i) {
+      const auto held = trained[i].detach().clone();
+      trained[i].detach().copy_(averaged[i]);
+      averaged[i].copy_(held);
+    }
+  };
   std::optional<spruce::torch::Pruner> pruner;
   if (o.recipe) pruner.emplace(*student.model(), *o.recipe);
   if (pruner) pruner->on_train_begin();
@@ -264,6 +286,13 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     if (pruner) pruner->on_before_optimizer_step();
     optimizer.step();
     if (pruner) pruner->on_after_optimizer_step();
+    if (o.ema > 0 && step >= ema_from && (!nm_first || pruner->mask_updates() > 0)) {
+      ::torch::NoGradGuard no_grad;
+      if (averaged.empty())
+        for (const auto& p : trained) averaged.push_back(p.detach().clone());
+      else
+        for (size_t i = 0; i < trained.size(); ++i) averaged[i].mul_(o.ema).add_(trained[i].detach(), 1 - o.ema);
+    }
     loss_sum += loss.item<double>();
     cosine_sum += (embedding.detach() * target_embedding).sum(1).mean().item<double>();
     ++window;
@@ -277,7 +306,9 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     if ((step + 1) % every == 0 || step + 1 == o.steps) {
       student.model()->set_record_attention(false);  // inference: the fused kernel, no dropout
       student.model()->eval();
+      if (!averaged.empty()) swap_average();
       const Fidelity f = measure_fidelity(student.encode(corpus.held_out, 64), teacher_held_out);
+      if (!averaged.empty()) swap_average();
       student.model()->set_record_attention(attention);
       student.model()->train(o.dropout > 0);
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -297,6 +328,10 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     }
   }
   result.steps = o.steps;
+  if (!averaged.empty()) {  // the student returned is the average
+    swap_average();
+    if (pruner) pruner->apply_masks();
+  }
   student.model()->eval();  // as loaded: ready for inference
   if (pruner) result.report = pruner->on_train_end();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -48,6 +48,10 @@ struct DistillOptions {
   double crop = 0.0;
   // The student's dropout probability while it trains (0: off; BERT trains at 0.1).
   double dropout = 0.0;
+  // > 0: an exponential moving average of the trained weights, each step w_avg = ema w_avg + (1 -
+  // ema) w, from the step after the last mask update (so pruned weights stay exactly zero); the
+  // held-out checks and the returned student use the average (Polyak averaging). 0: off.
+  double ema = 0.0;
   // The share of the batches drawn from Corpus::extra, when it has texts; the rest from train.
   double extra_share = 0.5;
   uint64_t seed = 0;

@@ -226,4 +226,40 @@ TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
   EXPECT_TRUE(teacher.model()->forward(in.ids, in.mask).attention_log_probs.empty());
 }
 
+// --ema returns the average of the weights from the step after the last mask update on: the mask
+// survives it, and with a decay near 1 the average stays near its first iterate, so its kept
+// weights lie closer to the teacher's than the last iterate's do.
+TEST(Distill, TheWeightAverageKeepsTheMaskAndIsWhatComesBack) {
+  auto teacher = minilm::SentenceEncoder::load(minilm::default_model_dir());
+  minilm::Corpus corpus;
+  for (int i = 0; i < 64; ++i)
+    corpus.train.push_back("training sentence " + std::to_string(i) + " about cats and dogs");
+  for (int i = 0; i < 12; ++i) corpus.held_out.push_back("held out text " + std::to_string(i) + " on the weather");
+  minilm::DistillOptions o;
+  o.steps = 6;
+  o.batch = 8;
+  o.evaluations = 1;
+  o.attention_weight = 0;
+  o.recipe = minilm::encoder_recipe(spruce::Pattern::parse("2:4"), 0.5, o.steps);
+  const std::string name = "encoder.layer.2.intermediate.dense.weight";
+  auto distance_to_teacher = [&](double ema, spruce::torch::SparsityReport* report) {
+    auto student = minilm::SentenceEncoder::load(minilm::default_model_dir());
+    o.ema = ema;
+    std::ostringstream log;
+    const auto result = minilm::distill(teacher, student, corpus, o, log);
+    *report = *result.report;
+    // How far training moved the kept weights from the teacher's (the pruned ones are zero in both).
+    const auto w = student.model()->named_parameters()[name];
+    return (w - teacher.model()->named_parameters()[name] * (w != 0)).norm().item<double>();
+  };
+  spruce::torch::SparsityReport last, averaged;
+  const double from_last = distance_to_teacher(0, &last), from_average = distance_to_teacher(0.999, &averaged);
+  for (const auto& layer : averaged.layers) EXPECT_NEAR(layer.sparsity(), 0.5, 1e-9) << layer.name;
+  EXPECT_LT(from_average, from_last);
+  o.ema = 1;
+  auto student = minilm::SentenceEncoder::load(minilm::default_model_dir());
+  std::ostringstream log;
+  EXPECT_THROW(minilm::distill(teacher, student, corpus, o, log), spruce::Error);
+}
+
 }  // namespace

@@ -108,6 +108,7 @@ void run(DistillArgs& a) {
       {"neighbour_temperature", a.o.neighbour_temperature},
       {"crop", a.o.crop},
       {"dropout", a.o.dropout},
+      {"ema", a.o.ema},
       {"seed", a.o.seed},
       {"train_texts", corpus.train.size()},
       {"extra_texts", corpus.extra.size()},
@@ -192,6 +193,11 @@ void add(CLI::App& app) {
   cmd->add_option("--dropout", a->o.dropout,
                   "The student's dropout probability while it trains (0: off), a regularizer against memorizing "
                   "the training texts")
+      ->check(real_in(0, 1, false, true))
+      ->capture_default_str();
+  cmd->add_option("--ema", a->o.ema,
+                  "Keep an exponential moving average of the weights from the last mask update on, decaying by "
+                  "this factor per step (e.g. 0.99), and return it (0: off)")
       ->check(real_in(0, 1, false, true))
       ->capture_default_str();
   cmd->add_option("--evaluations", a->o.evaluations, "Held-out fidelity reports during training")

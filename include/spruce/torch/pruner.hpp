@@ -116,6 +116,9 @@ class Pruner {
 
   // Pattern lock: each layer's existing zeros become its mask, and stay zero from now on.
   void lock_existing_zeros();
+  // Zeroes every weight its layer's current mask prunes (as each optimizer step ends), e.g. after
+  // the weights were replaced by an average of their training trajectory.
+  void apply_masks();
   // Checkpoint state: the step, every mask, the accumulated scores, and straight-through weights.
   void save(::torch::serialize::OutputArchive& archive) const;
   // Throws spruce::Error (data) when the archive lacks a mask or a mask's shape differs.
@@ -124,7 +127,6 @@ class Pruner {
  private:
   void update_masks(size_t group, int64_t step);
   void start_collecting(int64_t step);
-  void apply_masks();
   // Sets a layer's mask and masks its weight; a straight-through layer keeps its values in `dense`
   // unless this is its group's last update.
   void set_mask(PrunedLayer& layer, ::torch::Tensor mask, bool last_update);
