@@ -205,9 +205,32 @@ void dot_interaction(benchmark::State& st, const Kernel* kr) {
       benchmark::Counter(double(st.iterations()) * 351 * 128 * 2 * 1e-9, benchmark::Counter::kIsRate);
 }
 
-// The operator on a DLRM batch, one thread: 26 tables of 10,000 rows (5 MB each, cold beyond
-// the caches) indexed by Zipf-like ids as in spruce's synthetic clicks, plus the quantization.
-void dot_interaction_op(benchmark::State& st, int64_t batch) {
+// The same sample over row-wise INT8 vectors: 26 s8 rows and the dense row, quantized per call.
+void s8_table_interaction(benchmark::State& st, const Kernel* kr) {
+  std::mt19937 rng(1);
+  std::normal_distribution<float> n(0.f, 1.f);
+  std::vector<float> dense(128), scales(26);
+  for (float& f : dense) f = n(rng);
+  std::vector<std::vector<int8_t>> rows(26, std::vector<int8_t>(128));
+  std::vector<const int8_t*> ptrs;
+  for (size_t t = 0; t < rows.size(); ++t) {
+    for (auto& x : rows[t]) x = int8_t(int(rng() % 255) - 127);
+    scales[t] = 0.01f * float(1 + t % 3);
+    ptrs.push_back(rows[t].data());
+  }
+  std::vector<uint8_t> out(479), scratch(size_t(s8_table_scratch_bytes(27, 128)));
+  const U8Quant q = u8_quant_for_range(-20.f, 20.f);
+  for (auto _ : st) {
+    kr->s8_table_dot_interaction()(dense.data(), ptrs.data(), scales.data(), 27, 128, q, out.data(), scratch.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["samples/s"] = benchmark::Counter(double(st.iterations()), benchmark::Counter::kIsRate);
+}
+
+// The operator on a DLRM batch, one thread: 26 tables of 10,000 rows (5 MB each in f32, 1.3 MB
+// in INT8: cold beyond the caches) indexed by Zipf-like ids as in spruce's synthetic clicks, plus
+// the quantization.
+void dot_interaction_op(benchmark::State& st, int64_t batch, bool int8_tables) {
   constexpr int64_t kTables = 26, kRows = 10000, kDim = 128;
   std::mt19937 rng(2);
   std::normal_distribution<float> n(0.f, 0.3f);
@@ -218,6 +241,15 @@ void dot_interaction_op(benchmark::State& st, int64_t batch) {
     for (float& f : t) f = n(rng);
     tables.push_back({t.data(), kRows});
   }
+  std::vector<std::vector<int8_t>> s8_rows;
+  std::vector<std::vector<float>> row_scales;
+  std::vector<Int8EmbeddingTable> s8_tables;
+  if (int8_tables)
+    for (auto& t : rows) {
+      s8_rows.emplace_back(t.size()), row_scales.emplace_back(size_t(kRows));
+      quantize_embedding_rows(t.data(), kRows, kDim, s8_rows.back().data(), row_scales.back().data());
+      s8_tables.push_back({s8_rows.back().data(), row_scales.back().data(), kRows});
+    }
   std::vector<float> dense(size_t(batch * kDim));
   for (float& f : dense) f = n(rng);
   std::vector<int64_t> ids(size_t(batch * kTables));
@@ -227,6 +259,7 @@ void dot_interaction_op(benchmark::State& st, int64_t batch) {
   DotInteractionArgs a;
   a.batch = batch, a.dim = kDim, a.dense = dense.data(), a.ld_dense = kDim, a.tables = tables, a.ids = ids.data();
   a.ld_ids = kTables, a.quant = u8_quant_for_range(-5.f, 5.f), a.out = out.data(), a.ld_out = width, a.threads = 1;
+  if (int8_tables) a.tables = {}, a.int8_tables = s8_tables;
   for (auto _ : st) {
     dot_interaction_u8(a);
     benchmark::DoNotOptimize(out.data());
@@ -319,11 +352,15 @@ const int kRegistered = [] {
         benchmark::RegisterBenchmark((std::string(kr.name) + "/128x" + std::to_string(d)).c_str(), attention_head, &kr,
                                      d)
             ->Unit(benchmark::kMicrosecond);
-  benchmark::RegisterBenchmark("operator/dot-interaction-u8/b2048/26x10000x128", dot_interaction_op, 2048)
+  benchmark::RegisterBenchmark("operator/dot-interaction-u8/b2048/26x10000x128", dot_interaction_op, 2048, false)
+      ->Unit(benchmark::kMillisecond);
+  benchmark::RegisterBenchmark("operator/dot-interaction-u8/int8-tables/b2048/26x10000x128", dot_interaction_op, 2048,
+                               true)
       ->Unit(benchmark::kMillisecond);
   for (const Kernel& kr : registry())
-    if (kr.op == Op::DotInteraction && kr.dtype == DType::F32 && kr.isa <= max_isa())
-      benchmark::RegisterBenchmark((std::string(kr.name) + "/27x128").c_str(), dot_interaction, &kr);
+    if (kr.op == Op::DotInteraction && kr.isa <= max_isa())
+      benchmark::RegisterBenchmark((std::string(kr.name) + "/27x128").c_str(),
+                                   kr.dtype == DType::F32 ? dot_interaction : s8_table_interaction, &kr);
   for (const Case& c : kCases) {
     const std::string shape = std::string(c.int8 ? "int8/" : "f32/") + c.pattern + "@" +
                               std::to_string(int(c.sparsity * 100)) + "/" + std::to_string(c.m) + "x" +

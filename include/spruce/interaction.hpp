@@ -5,9 +5,9 @@
 // v[1 + t] = tables[t].rows[ids[b][t]]; out row b is
 //   [ q(v[0][0..dim)) , q(dot(v[i], v[j])) for i = 1..V-1, j = 0..i-1 ]
 // (the order of torch::tril_indices(V, V, -1)), with q = U8Quant::quantize (the rounding of
-// quantize_u8). The dot products sum in a fixed order (16 interleaved partial sums, combined
-// pairwise; spruce/kernels/interaction.hpp), the same in every kernel, so results are identical
-// under every SPRUCE_MAX_ISA cap.
+// quantize_u8). With f32 tables the dot products sum in a fixed order (16 interleaved partial
+// sums, combined pairwise; src/kernels/kernel.hpp); with INT8 tables they are exact integer sums.
+// Either way every kernel gives the same bytes, under every SPRUCE_MAX_ISA cap.
 #pragma once
 #include <cstdint>
 #include <span>
@@ -45,9 +45,11 @@ struct DotInteractionArgs {
   int64_t ld_dense = 0;
   std::span<const EmbeddingTable> tables;
   // Row-wise INT8 tables instead of `tables` (exactly one of the two is non-empty, or both empty
-  // for a dense-only interaction): each gathered row is dequantized (float(q) * scale) and then
-  // takes part in the very same f32 arithmetic, so the result is the f32 operator's on the
-  // dequantized tables, byte for byte, under every SPRUCE_MAX_ISA cap.
+  // for a dense-only interaction), for an all-INT8 interaction: the dense row is quantized per
+  // sample as quantize_embedding_rows quantizes a table row, every pair's dot product is summed
+  // exactly in integers (vpdpbusd), and scaled once: q(float(dot) * scale_i * scale_j). The
+  // quantized pairs differ from the f32 operator's on the dequantized tables by the dense row's
+  // rounding (half a step of max|x| / 127 per element) and the f32 sums' roundings.
   std::span<const Int8EmbeddingTable> int8_tables;
   const int64_t* ids = nullptr;  // [batch][ld_ids], first tables.size() (or int8_tables.size()) used
   int64_t ld_ids = 0;
@@ -67,7 +69,7 @@ void dot_interaction_u8(const DotInteractionArgs& args);
 // The kernel dot_interaction_u8 runs under the current SPRUCE_MAX_ISA, e.g.
 // "f32-dot-interaction-u8-avx512".
 const char* dot_interaction_kernel_name();
-// The same for int8_tables, e.g. "s8-table-dot-interaction-u8-avx512".
+// The same for int8_tables, e.g. "s8-table-dot-interaction-u8-avx512vnni".
 const char* int8_table_dot_interaction_kernel_name();
 
 }  // namespace spruce

@@ -190,14 +190,21 @@ using PackFn = void (*)(const void* x, int64_t m, int64_t lda, int64_t k0, int64
 // then s_l += s_{l+8} (l < 8), s_l += s_{l+4} (l < 4), s_l += s_{l+2} (l < 2), dot = s_0 + s_1.
 // Quantization is quantize_u8's: round_half_even(clamp(x * (1 / scale) + zero_point, 0, 255)).
 using DotInteractionFn = void (*)(const float* const* v, int64_t count, int64_t dim, const U8Quant& q, uint8_t* out);
-// The same with row-wise INT8 embedding rows (DType::S8): v[0] = dense, v[1 + t] =
-// float(rows[t][k]) * scales[t] (one rounding, no fused multiply-add), then exactly the f32
-// kernel's arithmetic. Each kernel dequantizes the sample's count - 1 rows once into scratch
-// [(count - 1) * dim], points vp [count] at them and runs its f32 counterpart, so every kernel
-// agrees byte for byte with the reference and with the f32 operator on the dequantized tables.
+// The same over row-wise INT8 vectors (DType::S8), all in integers: v[1 + t] = rows[t] with scale
+// scales[t], and v[0] = the dense vector quantized as quantize_embedding_rows quantizes a row
+// (s8_quantize_row: scale max|x| / 127, q = clamp(nearbyint(x / scale), -127, 127); scale 0 and
+// all zeros where the row is zero or not finite). Each pair's dot product is exact in int32, and
+// out[dim + p] = q(float(dot) * (scale_i * scale_j)); out[0..dim) = q(dense), from the f32 values.
+// No summation order to agree on: every kernel gives the reference's bytes. `scratch` holds
+// s8_table_scratch_bytes(count, dim) bytes (any alignment), the kernel's own.
 using S8TableDotInteractionFn = void (*)(const float* dense, const int8_t* const* rows, const float* scales,
-                                         int64_t count, int64_t dim, const U8Quant& q, uint8_t* out, float* scratch,
-                                         const float** vp);
+                                         int64_t count, int64_t dim, const U8Quant& q, uint8_t* out, uint8_t* scratch);
+// Room for the quantized dense vector, a copy of every vector (s16 at most) and their transpose
+// (dim rounded up to 64, vectors to 16), two words per vector, and a line for alignment.
+constexpr int64_t s8_table_scratch_bytes(int64_t count, int64_t dim) {
+  const int64_t d = (dim + 63) / 64 * 64, v = (count + 15) / 16 * 16;
+  return d + 2 * count * d + 2 * d * v + 8 * v + 64;
+}
 
 struct Kernel;
 

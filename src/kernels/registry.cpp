@@ -106,8 +106,8 @@ const std::array kKernels{
     dot("f32-dot-interaction-u8-avx512", F, Avx512, DotInteractionFn(x86::f32_dot_interaction_u8_avx512)),
     dot("f32-dot-interaction-u8-avx2", F, Avx2, DotInteractionFn(x86::f32_dot_interaction_u8_avx2)),
     dot("f32-dot-interaction-u8-ref", F, Scalar, DotInteractionFn(ref::f32_dot_interaction_u8)),
-    dot("s8-table-dot-interaction-u8-avx512", S, Avx512,
-        S8TableDotInteractionFn(x86::s8_table_dot_interaction_u8_avx512)),
+    dot("s8-table-dot-interaction-u8-avx512vnni", S, Vnni,
+        S8TableDotInteractionFn(x86::s8_table_dot_interaction_u8_avx512vnni)),
     dot("s8-table-dot-interaction-u8-avx2", S, Avx2, S8TableDotInteractionFn(x86::s8_table_dot_interaction_u8_avx2)),
     dot("s8-table-dot-interaction-u8-ref", S, Scalar, S8TableDotInteractionFn(ref::s8_table_dot_interaction_u8)),
     // Scaled dot-product attention, one head of one sequence per call (transformer encoders).

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/interaction.hpp"
 #include "kernels/kernel.hpp"
 #include "spruce/error.hpp"
 
@@ -62,8 +63,8 @@ void int8_table_interaction(const DotInteractionArgs& a, int threads) {
 #pragma omp parallel num_threads(threads)
   {
     std::vector<const int8_t*> rows(static_cast<size_t>(t));
-    std::vector<float> scales(static_cast<size_t>(t)), scratch(static_cast<size_t>(t * a.dim));
-    std::vector<const float*> vp(size_t(t + 1));
+    std::vector<float> scales(static_cast<size_t>(t));
+    std::vector<uint8_t> scratch(size_t(kernels::s8_table_scratch_bytes(t + 1, a.dim)));
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < a.batch; ++b) {
       const int64_t* ids = a.ids + b * a.ld_ids;
@@ -83,7 +84,7 @@ void int8_table_interaction(const DotInteractionArgs& a, int threads) {
         scales[size_t(f)] = tab.scales[ids[f]];
       }
       fn(a.dense + b * a.ld_dense, rows.data(), scales.data(), t + 1, a.dim, a.quant, a.out + b * a.ld_out,
-         scratch.data(), vp.data());
+         scratch.data());
     }
   }
 }
@@ -93,16 +94,9 @@ void quantize_embedding_rows(const float* rows, int64_t size, int64_t dim, int8_
   if (size < 0 || dim < 1) usage_error("quantize_embedding_rows: bad sizes");
   for (int64_t r = 0; r < size; ++r) {
     const float* x = rows + r * dim;
-    int8_t* q = rows_out + r * dim;
-    float max_abs = 0.f;
-    bool finite = true;
-    for (int64_t k = 0; k < dim; ++k)
-      max_abs = std::max(max_abs, std::abs(x[k])), finite = finite && std::isfinite(x[k]);
-    if (!finite) data_error("quantize_embedding_rows: row " + std::to_string(r) + " is not finite");
-    const float scale = max_abs / 127.f;
-    scales_out[r] = scale;
-    for (int64_t k = 0; k < dim; ++k)  // x / scale, correctly rounded, then to nearest (ties to even)
-      q[k] = scale > 0.f ? int8_t(std::clamp(std::nearbyint(x[k] / scale), -127.f, 127.f)) : int8_t(0);
+    if (!std::all_of(x, x + dim, [](float v) { return std::isfinite(v); }))
+      data_error("quantize_embedding_rows: row " + std::to_string(r) + " is not finite");
+    scales_out[r] = kernels::s8_quantize_row(x, dim, rows_out + r * dim);  // the dense row's rule too
   }
 }
 

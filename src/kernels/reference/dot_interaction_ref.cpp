@@ -24,17 +24,22 @@ void f32_dot_interaction_u8(const float* const* v, int64_t count, int64_t dim, c
     for (int64_t j = 0; j < i; ++j) *pairs++ = q.quantize(dot(v[i], v[j], dim));
 }
 
-// s8-table-dot-interaction-u8-ref: dequantize each row (float(q) * scale, one rounding), then the
-// f32 reference.
+// s8-table-dot-interaction-u8-ref: the dense vector quantized like a table row, then exact
+// integer dot products, each scaled by the product of its two vectors' scales.
 void s8_table_dot_interaction_u8(const float* dense, const int8_t* const* rows, const float* scales, int64_t count,
-                                 int64_t dim, const U8Quant& q, uint8_t* out, float* scratch, const float** vp) {
-  vp[0] = dense;
-  for (int64_t t = 0; t + 1 < count; ++t) {
-    float* dst = scratch + t * dim;
-    for (int64_t k = 0; k < dim; ++k) dst[k] = float(rows[t][k]) * scales[t];
-    vp[t + 1] = dst;
-  }
-  f32_dot_interaction_u8(vp, count, dim, q, out);
+                                 int64_t dim, const U8Quant& q, uint8_t* out, uint8_t* scratch) {
+  quantize_u8(dense, dim, q, out);
+  int8_t* qd = reinterpret_cast<int8_t*>(scratch);
+  const float dense_scale = s8_quantize_row(dense, dim, qd);
+  auto vec = [&](int64_t i) { return i == 0 ? qd : rows[i - 1]; };
+  auto scale = [&](int64_t i) { return i == 0 ? dense_scale : scales[i - 1]; };
+  uint8_t* pairs = out + dim;
+  for (int64_t i = 1; i < count; ++i)
+    for (int64_t j = 0; j < i; ++j) {
+      int32_t dot = 0;
+      for (int64_t k = 0; k < dim; ++k) dot += int32_t(vec(i)[k]) * int32_t(vec(j)[k]);
+      *pairs++ = q.quantize(float(dot) * (scale(i) * scale(j)));
+    }
 }
 
 }  // namespace spruce::kernels::ref

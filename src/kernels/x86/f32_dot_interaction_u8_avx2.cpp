@@ -35,24 +35,4 @@ void f32_dot_interaction_u8_avx2(const float* const* v, int64_t count, int64_t d
     for (int64_t j = 0; j < i; ++j) *pairs++ = q.quantize(dot(v[i], v[j], dim));
 }
 
-// s8-table-dot-interaction-u8-avx2: 8 s8 at a time widened to f32 times the row's scale (the
-// reference's float(q) * scale), the tail in scalar code, then the kernel above.
-void s8_table_dot_interaction_u8_avx2(const float* dense, const int8_t* const* rows, const float* scales, int64_t count,
-                                      int64_t dim, const U8Quant& q, uint8_t* out, float* scratch, const float** vp) {
-  vp[0] = dense;
-  for (int64_t t = 0; t + 1 < count; ++t) {
-    float* dst = scratch + t * dim;
-    const int8_t* src = rows[t];
-    const __m256 s = _mm256_set1_ps(scales[t]);
-    int64_t k = 0;
-    for (; k + 8 <= dim; k += 8) {
-      const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + k));
-      _mm256_storeu_ps(dst + k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b)), s));
-    }
-    for (; k < dim; ++k) dst[k] = float(src[k]) * scales[t];
-    vp[t + 1] = dst;
-  }
-  f32_dot_interaction_u8_avx2(vp, count, dim, q, out);
-}
-
 }  // namespace spruce::kernels::x86

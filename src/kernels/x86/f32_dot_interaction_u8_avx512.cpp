@@ -90,23 +90,4 @@ void f32_dot_interaction_u8_avx512(const float* const* v, int64_t count, int64_t
   }
 }
 
-// s8-table-dot-interaction-u8-avx512: 16 s8 at a time widened to f32 and multiplied by the row's
-// scale (exact conversion, one rounding: the reference's float(q) * scale), then the kernel above.
-void s8_table_dot_interaction_u8_avx512(const float* dense, const int8_t* const* rows, const float* scales,
-                                        int64_t count, int64_t dim, const U8Quant& q, uint8_t* out, float* scratch,
-                                        const float** vp) {
-  vp[0] = dense;
-  for (int64_t t = 0; t + 1 < count; ++t) {
-    float* dst = scratch + t * dim;
-    const __m512 s = _mm512_set1_ps(scales[t]);
-    for (int64_t k = 0; k < dim; k += kLanes) {
-      const __mmask16 m = first(dim - k);
-      const __m512 x = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, rows[t] + k)));
-      _mm512_mask_storeu_ps(dst + k, m, _mm512_mul_ps(x, s));
-    }
-    vp[t + 1] = dst;
-  }
-  f32_dot_interaction_u8_avx512(vp, count, dim, q, out);
-}
-
 }  // namespace spruce::kernels::x86
