@@ -41,7 +41,7 @@ void s8_table_dot_interaction_u8_avx2(const float* dense, const int8_t* const* r
   const int64_t d = (dim + 63) / 64 * 64, v = (count + 15) / 16 * 16, pairs = (dim + 1) / 2;
   uint8_t* base = scratch + (64 - reinterpret_cast<uintptr_t>(scratch) % 64) % 64;
   int8_t* qd = reinterpret_cast<int8_t*>(base);
-  int16_t* a = reinterpret_cast<int16_t*>(base + d);     // [count][d]: the vectors in s16, 0 past dim
+  int16_t* a = reinterpret_cast<int16_t*>(base + d);       // [count][d]: the vectors in s16, 0 past dim
   int32_t* t = reinterpret_cast<int32_t*>(a + count * d);  // [d / 2][v]: s16 pairs of vector j
   float* sc = reinterpret_cast<float*>(t + (d / 2) * v);   // [v]: scale of vector j
   sc[0] = s8_quantize_row(dense, dim, qd);
@@ -79,8 +79,8 @@ void s8_table_dot_interaction_u8_avx2(const float* dense, const int8_t* const* r
           const int64_t j0 = (c0 + c) * kLanes, n = std::min<int64_t>(kLanes, i - j0);
           if (n <= 0) continue;
           const __m256 x = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][c]), _mm256_mul_ps(si, _mm256_load_ps(sc + j0)));
-          const __m256 y = _mm256_min_ps(
-              _mm256_max_ps(_mm256_add_ps(_mm256_mul_ps(x, inv), zp), _mm256_setzero_ps()), _mm256_set1_ps(255.f));
+          const __m256 y = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_mul_ps(x, inv), zp), _mm256_setzero_ps()),
+                                         _mm256_set1_ps(255.f));
           const __m256i w = _mm256_cvtps_epi32(y);  // 0..255: pack to bytes without saturation effects
           const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
           alignas(16) uint8_t bytes[16];

@@ -1,8 +1,8 @@
 // s8-table-dot-interaction-u8-avx512vnni: the pairs of a sample's INT8 vectors with vpdpbusd, one
 // output pair per lane. The vectors are transposed once per sample into t[k / 4][j] (the 4 bytes
 // of vector j at k), so that for row i one vpdpbusd adds 4 k of dot(i, j) for 16 columns j at a
-// time: a row of t against row i's 4 bytes, broadcast from memory within the instruction. Row
-// i's lanes are then its pairs (i, 0..i-1) in output order, with no horizontal sums. vpdpbusd
+// time: a row of t against a broadcast of row i's 4 bytes. Row i's lanes are then its pairs
+// (i, 0..i-1) in output order, with no horizontal sums (rows below 16 leave lanes idle). vpdpbusd
 // multiplies unsigned by signed bytes, so t holds q + 128 (q ^ 0x80), and 128 * sum(q_i) comes
 // off row i.
 #include <immintrin.h>
@@ -44,9 +44,11 @@ float quantize_dense(const float* x, int64_t n, int64_t d, int8_t* q) {
 inline void transpose16x16_epi32(__m512i (&r)[16]) {
   __m512i t[16];
   for (int p = 0; p < 8; ++p)
-    t[2 * p] = _mm512_unpacklo_epi32(r[2 * p], r[2 * p + 1]), t[2 * p + 1] = _mm512_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
+    t[2 * p] = _mm512_unpacklo_epi32(r[2 * p], r[2 * p + 1]),
+          t[2 * p + 1] = _mm512_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
   for (int g = 0; g < 4; ++g) {
-    r[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]), r[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    r[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]),
+          r[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
     r[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
     r[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
   }
@@ -64,9 +66,8 @@ inline void transpose16x16_epi32(__m512i (&r)[16]) {
 // Rows i0 .. i0 + 3 (those below count) against column chunks c0 .. c0 + C - 1, 16 columns each:
 // the vpdpbusd sums over all quads, less the row's bias, scaled and quantized into their pairs.
 template <int C>
-inline void row_group(const int8_t* a, int64_t d, const int32_t* t, int64_t v, int64_t quads, int64_t i0,
-                      int64_t count, int64_t c0, const int32_t* bias, const float* sc, __m512 inv, __m512 zp,
-                      uint8_t* pairs) {
+inline void row_group(const int8_t* a, int64_t d, const int32_t* t, int64_t v, int64_t quads, int64_t i0, int64_t count,
+                      int64_t c0, const int32_t* bias, const float* sc, __m512 inv, __m512 zp, uint8_t* pairs) {
   __m512i acc[kRows][C];
 #pragma GCC unroll 4
   for (int r = 0; r < kRows; ++r)
@@ -112,10 +113,10 @@ void s8_table_dot_interaction_u8_avx512vnni(const float* dense, const int8_t* co
   const int64_t d = (dim + 63) / 64 * 64, v = (count + 15) / 16 * 16, quads = (dim + 3) / 4;
   uint8_t* base = scratch + (64 - reinterpret_cast<uintptr_t>(scratch) % 64) % 64;
   int8_t* qd = reinterpret_cast<int8_t*>(base);
-  int8_t* a = reinterpret_cast<int8_t*>(base + d);           // [count][d]: the vectors, 0 past dim
-  int32_t* t = reinterpret_cast<int32_t*>(a + count * d);    // [d / 4][v]: quads of vector j, ^ 0x80
-  float* sc = reinterpret_cast<float*>(t + (d / 4) * v);     // [v]: scale of vector j
-  int32_t* bias = reinterpret_cast<int32_t*>(sc + v);        // [v]: 128 * sum of vector i
+  int8_t* a = reinterpret_cast<int8_t*>(base + d);         // [count][d]: the vectors, 0 past dim
+  int32_t* t = reinterpret_cast<int32_t*>(a + count * d);  // [d / 4][v]: quads of vector j, ^ 0x80
+  float* sc = reinterpret_cast<float*>(t + (d / 4) * v);   // [v]: scale of vector j
+  int32_t* bias = reinterpret_cast<int32_t*>(sc + v);      // [v]: 128 * sum of vector i
   sc[0] = quantize_dense(dense, dim, d, qd);
   for (int64_t j = 1; j < count; ++j) sc[j] = scales[j - 1];
   for (int64_t j = count; j < v; ++j) sc[j] = 0.f;
@@ -132,7 +133,8 @@ void s8_table_dot_interaction_u8_avx512vnni(const float* dense, const int8_t* co
     for (int64_t k = 0; k < d; k += 64) {
       __m512i r[16];
       for (int l = 0; l < 16; ++l)
-        r[l] = _mm512_xor_si512(j0 + l < count ? _mm512_load_si512(a + (j0 + l) * d + k) : _mm512_setzero_si512(), flip);
+        r[l] =
+            _mm512_xor_si512(j0 + l < count ? _mm512_load_si512(a + (j0 + l) * d + k) : _mm512_setzero_si512(), flip);
       transpose16x16_epi32(r);
       for (int q = 0; q < 16; ++q) _mm512_store_si512(t + (k / 4 + q) * v + j0, r[q]);
     }
