@@ -21,7 +21,7 @@ inline float s8_quantize_row(const float* x, int64_t n, int8_t* q) {
   const float scale = finite ? max_abs / 127.f : 0.f;
   for (int64_t k = 0; k < n; ++k)
     q[k] = scale > 0.f ? int8_t(std::clamp(std::nearbyint(x[k] / scale), -127.f, 127.f)) : int8_t(0);
-  return scale > 0.f ? scale : 0.f;
+  return scale;
 }
 
 namespace ref {
