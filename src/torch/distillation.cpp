@@ -29,6 +29,24 @@ namespace F = ::torch::nn::functional;
   return diff.pow(2).sum() / double(n * (n - 1));
 }
 
+::torch::Tensor spread_distillation(const ::torch::Tensor& student, const ::torch::Tensor& teacher,
+                                    const ::torch::Tensor& spread) {
+  if (student.dim() != 2 || !student.sizes().equals(teacher.sizes()) || spread.dim() != 2 ||
+      spread.size(0) != student.size(1) || spread.size(1) != student.size(1))
+    usage_error("spread distillation needs [N][H] student and teacher rows and an [H][H] spread");
+  const auto error = student - teacher.detach();
+  return (error.matmul(spread.detach()) * error).sum(1).mean();
+}
+
+::torch::Tensor embedding_spread(const ::torch::Tensor& embeddings) {
+  if (embeddings.dim() != 2 || embeddings.size(0) < 2) usage_error("the embeddings' spread needs [K][H] rows, K >= 2");
+  const auto centred = embeddings.detach() - embeddings.detach().mean(0, true);
+  const auto covariance = centred.t().matmul(centred) / double(embeddings.size(0) - 1);
+  const double mean_eigenvalue = covariance.trace().item<double>() / double(embeddings.size(1));
+  if (!(mean_eigenvalue > 0)) usage_error("the embeddings' spread needs rows that differ");
+  return covariance / mean_eigenvalue;
+}
+
 ::torch::Tensor neighbour_distillation(const ::torch::Tensor& student, const ::torch::Tensor& teacher,
                                        const ::torch::Tensor& bank, double temperature, const ::torch::Tensor& self) {
   if (!(temperature > 0)) usage_error("the neighbourhood temperature must be positive");

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <limits>
 
 namespace {
@@ -42,6 +43,34 @@ TEST(Distillation, SimilarityLossComparesPairwiseSimilarities) {
   loss.backward();
   const auto stepped = (student - 0.5 * student.grad()).detach();
   EXPECT_LT(spruce::torch::similarity_distillation(stepped, teacher).item<double>(), loss.item<double>());
+}
+
+// The spread: the covariance scaled to mean eigenvalue 1; errors cost by the texts' variance along
+// them, so one along a direction all rows share costs nothing.
+TEST(Distillation, SpreadLossWeighsErrorsByHowTheTextsVary) {
+  using spruce::torch::embedding_spread;
+  using spruce::torch::spread_distillation;
+  // Rows vary along x only (variance 2), never along y: eigenvalues 2 and 0, mean 1 already.
+  const auto bank = torch::tensor({{1.0f, 5.0f}, {-1.0f, 5.0f}, {1.0f, 5.0f}, {-1.0f, 5.0f}}) * std::sqrt(1.5f);
+  const auto spread = embedding_spread(bank);
+  EXPECT_TRUE(torch::allclose(spread, torch::tensor({{2.0f, 0.0f}, {0.0f, 0.0f}}), 1e-5, 1e-6)) << spread;
+  const auto teacher = torch::tensor({{0.6f, 0.8f}, {0.0f, 1.0f}});
+  EXPECT_NEAR(spread_distillation(teacher, teacher, spread).item<double>(), 0.0, 1e-9);
+  // Errors (0.1, 0) and (0, 0.3): 2 * 0.01 and 0, mean 0.01.
+  auto student = torch::tensor({{0.7f, 0.8f}, {0.0f, 1.3f}}).requires_grad_();
+  const auto loss = spread_distillation(student, teacher, spread);
+  EXPECT_NEAR(loss.item<double>(), 0.01, 1e-6);
+  loss.backward();
+  EXPECT_NEAR(student.grad()[1].abs().sum().item<double>(), 0.0, 1e-9);  // the shared direction is free
+  const auto stepped = (student - 0.5 * student.grad()).detach();
+  EXPECT_LT(spread_distillation(stepped, teacher, spread).item<double>(), loss.item<double>());
+  // Isotropic rows: the spread is the identity, and the loss the squared error.
+  torch::manual_seed(3);
+  const auto iso = embedding_spread(torch::randn({20000, 4}));
+  EXPECT_TRUE(torch::allclose(iso, torch::eye(4), 0, 0.05)) << iso;
+  EXPECT_THROW(embedding_spread(bank.narrow(0, 0, 1)), std::exception);
+  EXPECT_THROW(embedding_spread(torch::ones({3, 2})), std::exception);
+  EXPECT_THROW(spread_distillation(student, teacher, torch::eye(3)), std::exception);
 }
 
 // KL between the teacher's and the student's softmax over bank similarities: zero for the teacher's

@@ -19,6 +19,15 @@ namespace spruce::torch {
 // the batch (dot products of [N][H] rows, unit rows in practice), off the diagonal: the
 // neighbourhood structure a retrieval sees (relational distillation). Zero for N < 2.
 ::torch::Tensor similarity_distillation(const ::torch::Tensor& student, const ::torch::Tensor& teacher);
+// The embedding error weighted by how the texts vary: the mean over rows of e^T S e, where e is a
+// row's student minus teacher embedding and S = `spread` [H][H] (see embedding_spread). A retrieval
+// ranks by dot products with other texts' embeddings, so an error along a direction in which the
+// texts differ reorders neighbours and one along a direction they share does not. With S scaled to
+// mean eigenvalue 1, an error in a random direction costs its squared norm, about 2 (1 - cos).
+::torch::Tensor spread_distillation(const ::torch::Tensor& student, const ::torch::Tensor& teacher,
+                                    const ::torch::Tensor& spread);
+// The covariance of the rows of `embeddings` [K][H] (K >= 2), scaled to mean eigenvalue 1.
+::torch::Tensor embedding_spread(const ::torch::Tensor& embeddings);
 // Neighbourhood distillation (CompRess: Abbasi Koohpayegani et al. 2020): each row's similarities
 // to a fixed `bank` [K][H] of the teacher's embeddings, as a softmax at `temperature`, should be
 // the teacher row's own: KL(softmax(teacher . bank / T) || softmax(student . bank / T)), batch mean.
