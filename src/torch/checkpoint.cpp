@@ -13,7 +13,7 @@
 namespace spruce::torch {
 
 void save_checkpoint(const std::string& path, ::torch::nn::Module& model, const ::torch::optim::Optimizer* optimizer,
-                     const Pruner* pruner, TrainPosition position) {
+                     const Pruner* pruner, TrainPosition position, const LoopState* loop) {
   ::torch::serialize::OutputArchive archive, model_part, optimizer_part, pruner_part;
   model.save(model_part);
   archive.write("model", model_part);
@@ -27,6 +27,10 @@ void save_checkpoint(const std::string& path, ::torch::nn::Module& model, const 
   }
   archive.write("epoch", ::torch::tensor(position.epoch, ::torch::kInt64));
   archive.write("step", ::torch::tensor(position.step, ::torch::kInt64));
+  if (loop) {
+    archive.write("loop_text", c10::IValue(loop->text));
+    for (const auto& [name, tensor] : loop->tensors) archive.write("loop." + name, tensor);
+  }
   AtomicOutput out(path);
   archive.save_to(out.temp_path());
   out.commit();
@@ -49,7 +53,7 @@ void refuse_silent_densify(const Pruner& pruner, const std::string& path) {
 }  // namespace
 
 TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& model, ::torch::optim::Optimizer* optimizer,
-                              Pruner* pruner, MaskSource source) {
+                              Pruner* pruner, MaskSource source, LoopState* loop) {
   require_regular_file(path);
   ::torch::serialize::InputArchive archive, model_part, optimizer_part, pruner_part;
   TrainPosition position;
@@ -61,6 +65,15 @@ TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& mode
     ::torch::Tensor value;
     if (archive.try_read("epoch", value)) position.epoch = value.item<int64_t>();
     if (archive.try_read("step", value)) position.step = value.item<int64_t>();
+    if (loop) {
+      *loop = LoopState{};
+      c10::IValue text;
+      if (archive.try_read("loop_text", text)) loop->text = text.toStringRef();
+      for (const auto& key : archive.keys()) {
+        ::torch::Tensor tensor;  // undefined: a defined one would be overwritten in place
+        if (key.rfind("loop.", 0) == 0 && archive.try_read(key, tensor)) loop->tensors[key.substr(5)] = tensor;
+      }
+    }
     if (pruner) {
       if (archive.try_read("pruner", pruner_part))
         pruner->load(pruner_part);

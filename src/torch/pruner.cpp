@@ -345,11 +345,19 @@ SparsityReport Pruner::report() const {
 void Pruner::save(::torch::serialize::OutputArchive& archive) const {
   archive.write("step", ::torch::tensor(step_, ::torch::kInt64));
   archive.write("reached", ::torch::tensor(reached_, ::torch::kFloat64));
+  archive.write("mask_updates", ::torch::tensor(mask_updates_, ::torch::kInt64));
   archive.write("recipe", c10::IValue(recipe_.to_yaml()));
   for (const auto& layer : layers_) {
     archive.write("mask." + layer.name,
                   layer.mask.defined() ? layer.mask.to(::torch::kUInt8) : ::torch::empty({0}, ::torch::kUInt8));
     if (layer.dense.defined()) archive.write("dense." + layer.name, layer.dense);
+    if (layer.inputs) {  // wanda's and sparsegpt's input statistics since the last update
+      const InputStatistics& in = *layer.inputs;
+      archive.write("inputs." + layer.name + ".rows", ::torch::tensor(in.rows, ::torch::kFloat64));
+      archive.write("inputs." + layer.name + ".collecting", ::torch::tensor(int64_t(in.collecting), ::torch::kInt64));
+      if (in.sum_squares.defined()) archive.write("inputs." + layer.name + ".sum_squares", in.sum_squares);
+      if (in.gram.defined()) archive.write("inputs." + layer.name + ".gram", in.gram);
+    }
     if (layer.scores.ready()) {  // gradient criteria's accumulated scores (snip_momentum's running average)
       const MatrixF& m = layer.scores.scores();
       archive.write("scores." + layer.name,
@@ -357,6 +365,31 @@ void Pruner::save(::torch::serialize::OutputArchive& archive) const {
     }
   }
 }
+
+namespace {
+
+// A layer's input statistics as saved; none saved (an older checkpoint) starts them afresh.
+void restore_inputs(::torch::serialize::InputArchive& archive, PrunedLayer& layer) {
+  InputStatistics& in = *layer.inputs;
+  in.reset();
+  const std::string key = "inputs." + layer.name;
+  ::torch::Tensor rows, collecting, sum_squares, gram;
+  if (!archive.try_read(key + ".rows", rows)) return;
+  const int64_t features = layer.weight.dim() > 1 ? layer.weight.size(1) : 0;
+  const bool sum_ok = !archive.try_read(key + ".sum_squares", sum_squares) ||
+                      (sum_squares.dim() == 1 && sum_squares.size(0) == features);
+  const bool gram_ok = !archive.try_read(key + ".gram", gram) ||
+                       (gram.dim() == 2 && gram.size(0) == features && gram.size(1) == features);
+  if (!sum_ok || !gram_ok)
+    data_error("the checkpoint's input statistics for layer " + layer.name +
+               " do not match its weight; resume with the model it was trained with");
+  in.rows = rows.item<double>();
+  if (archive.try_read(key + ".collecting", collecting)) in.collecting = collecting.item<int64_t>() != 0;
+  if (sum_squares.defined()) in.sum_squares = sum_squares.to(::torch::kFloat64);
+  if (gram.defined()) in.gram = gram.to(::torch::kFloat64);
+}
+
+}  // namespace
 
 void Pruner::load(::torch::serialize::InputArchive& archive) {
   ::torch::Tensor step;
@@ -399,7 +432,13 @@ void Pruner::load(::torch::serialize::InputArchive& archive) {
     } else {
       layers_[i].scores.reset();  // an older checkpoint: scores are re-accumulated
     }
+    if (layers_[i].inputs) restore_inputs(archive, layers_[i]);
   }
+  ::torch::Tensor updates;  // an older checkpoint has no count: at least one update if any mask is set
+  mask_updates_ =
+      archive.try_read("mask_updates", updates)
+          ? updates.item<int64_t>()
+          : int64_t(std::any_of(layers_.begin(), layers_.end(), [](const auto& l) { return l.mask.defined(); }));
   pending_.assign(recipe_.groups.size(), false);
 }
 

@@ -22,9 +22,16 @@ struct TrainPosition {
   int64_t step = 0;   // optimizer steps completed
 };
 
-// `optimizer` and `pruner` may be null (not saved).
+// A training loop's own state, kept verbatim: a text (e.g. JSON) and named tensors (e.g. a weight
+// average).
+struct LoopState {
+  std::string text;
+  std::map<std::string, ::torch::Tensor> tensors;
+};
+
+// `optimizer`, `pruner` and `loop` may be null (not saved).
 void save_checkpoint(const std::string& path, ::torch::nn::Module& model, const ::torch::optim::Optimizer* optimizer,
-                     const Pruner* pruner, TrainPosition position);
+                     const Pruner* pruner, TrainPosition position, const LoopState* loop = nullptr);
 
 // What to do when the checkpoint holds no masks for the pruner.
 enum class MaskSource {
@@ -34,8 +41,9 @@ enum class MaskSource {
 // Restores the model, and the optimizer and pruner when given. Resuming never silently loses
 // sparsity: a pruner without masks in the checkpoint either locks the zeros or throws
 // spruce::Error (data) naming the layer and the fix.
+// `loop`, when given, gets the loop state saved (empty if none was).
 TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& model, ::torch::optim::Optimizer* optimizer,
-                              Pruner* pruner, MaskSource source = MaskSource::Checkpoint);
+                              Pruner* pruner, MaskSource source = MaskSource::Checkpoint, LoopState* loop = nullptr);
 
 // Copies same-named F32 tensors of a safetensors file (e.g. from `spruce prune`) into the model's
 // parameters. Throws spruce::Error (data) for a missing name or a shape mismatch.
