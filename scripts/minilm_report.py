@@ -59,6 +59,8 @@ def losses(r):
         parts.append(f"similarity x{r['similarity_weight']:g}")
     if r.get("neighbour_weight", 0):
         parts.append(f"neighbours x{r['neighbour_weight']:g} (T {r.get('neighbour_temperature', 0.05):g})")
+    if r.get("spread_weight", 0):
+        parts.append(f"spread x{r['spread_weight']:g}")
     return " + ".join(parts) + "".join("; " + n for n in notes(r))
 
 
@@ -75,6 +77,8 @@ def notes(r):
         out.append(f"straight-through, decay {r.get('straight_through_decay', 0):g}")
     if r.get("ema", 0):
         out.append(f"weight average, decay {r['ema']:g}")
+    if r.get("train_embeddings", False):
+        out.append("embeddings trained")
     if r.get("scope", "local") == "global":
         out.append(f"global scope (layers up to {100 * r.get('max_layer_sparsity', 0.98):g}%)")
     return out
@@ -139,7 +143,7 @@ def short_label(r):
     """'2:4 wanda, 1000 st, h30+att1': pattern (and sparsity), criterion, steps, losses."""
     pattern = r["pattern"] if ":" in r["pattern"] else f"{r['pattern']} at {100 * r['sparsity']:.0f}%"
     loss = f"h{r.get('hidden_weight', 1):g}"
-    for key, tag in [("attention_weight", "att"), ("similarity_weight", "sim"), ("neighbour_weight", "nb")]:
+    for key, tag in [("attention_weight", "att"), ("similarity_weight", "sim"), ("neighbour_weight", "nb"), ("spread_weight", "spread")]:
         if r.get(key, 0):
             loss += f"+{tag}{r[key]:g}"
     if r.get("crop", 0):
@@ -152,6 +156,8 @@ def short_label(r):
         loss += f", STE {r.get('straight_through_decay', 0):g}"
     if r.get("ema", 0):
         loss += f", EMA {r['ema']:g}"
+    if r.get("train_embeddings", False):
+        loss += ", embeddings trained"
     return f"{pattern} {r['criterion']}, {r['steps']} st, lr {r['learning_rate']:g}, {loss}"
 
 

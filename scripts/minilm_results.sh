@@ -15,7 +15,10 @@
 # a share S of the steps; DROPOUT=P trains the student with dropout P; EMA=D returns (and checks)
 # the average of the weights from the last mask update on, decaying by D per step; STE=D lets pruned weights
 # learn through the masked forward until 70% of the steps (straight-through, mask updates may bring
-# them back), shrinking them by a fraction D per step; THREADS (default 2).
+# them back), shrinking them by a fraction D per step; SPREAD=W adds the embedding error weighted by
+# how the training texts vary; EMBEDDINGS=1 trains the embeddings too; THREADS (default 2);
+# EVALUATIONS (default 8) held-out checks. RESUMABLE=1 keeps each run in out/.../<config>.run/ and
+# resumes it from there when run again (STOP_AFTER=N ends a sitting after step N).
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
 out=${MINILM_DIR:-out/minilm}
@@ -32,6 +35,8 @@ if [ "${DECAY:-0}" = 1 ]; then extra+=(--decay-lr); else extra+=(--no-decay-lr);
 [ -n "${DROPOUT:-}" ] && extra+=(--dropout "$DROPOUT")
 [ -n "${EMA:-}" ] && extra+=(--ema "$EMA")
 [ -n "${STE:-}" ] && extra+=(--straight-through --straight-through-decay "$STE")
+[ -n "${SPREAD:-}" ] && extra+=(--spread-weight "$SPREAD")
+[ -n "${EMBEDDINGS:-}" ] && extra+=(--train-embeddings)
 [ -n "${NEIGHBOUR:-}" ] && extra+=(--neighbour-weight "$NEIGHBOUR" --neighbour-temperature "${NEIGHBOUR_T:-0.05}")
 configs=(
   "2in4|--pattern 2:4"
@@ -47,8 +52,16 @@ for c in "${configs[@]}"; do
   [ -n "$only" ] && [[ " $only " != *" $name "* ]] && continue
   [ -f "$out/$name.json" ] && continue
   echo "minilm: $name ($steps steps, lr $lr${extra[*]:+, ${extra[*]}})"
+  resume=()
+  [ "${RESUMABLE:-0}" = 1 ] || : > "$out/$name.log"
+  if [ "${RESUMABLE:-0}" = 1 ]; then
+    resume=(--checkpoint "$out/$name.run")
+    [ -f "$out/$name.run/checkpoint.pt" ] && resume+=(--resume)
+    [ -n "${STOP_AFTER:-}" ] && resume+=(--stop-after "$STOP_AFTER")
+  fi
   # shellcheck disable=SC2086
-  "$spruce" distill ${c#*|} --steps "$steps" --lr "$lr" "${extra[@]}" --threads "$threads" --evaluations 8 --no-progress \
-    --save "$out/$name" --json "$out/$name.json" > "$out/$name.log" 2>&1 || echo "failed: $name (see $out/$name.log)" >&2
+  "$spruce" distill ${c#*|} --steps "$steps" --lr "$lr" "${extra[@]}" --threads "$threads" --evaluations "${EVALUATIONS:-8}" \
+    --no-progress "${resume[@]}" --save "$out/$name" --json "$out/$name.json" >> "$out/$name.log" 2>&1 ||
+    echo "failed: $name (see $out/$name.log)" >&2
 done
 echo "minilm: done; now run python3 scripts/minilm_report.py"

@@ -9,7 +9,9 @@
 #include <numeric>
 #include <ostream>
 #include <random>
+#include <sstream>
 
+#include "minilm/distill_checkpoint.hpp"
 #include "spruce/error.hpp"
 #include "spruce/torch/distillation.hpp"
 
@@ -178,6 +180,10 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   if (o.steps < 1 || o.batch < 1) spruce::usage_error("distillation needs at least 1 step and a batch of 1");
   if (!(o.crop >= 0 && o.crop <= 1)) spruce::usage_error("the share of cropped texts must be in [0, 1]");
   const auto started = std::chrono::steady_clock::now();
+  double seconds_before = 0;  // a resumed run's earlier sittings, less this one's start
+  auto elapsed = [&] {
+    return seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  };
   ::torch::manual_seed(o.seed);
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   teacher.model()->eval();
@@ -190,8 +196,8 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   if (!(o.attention_weight >= 0)) spruce::usage_error("the attention loss's weight must not be negative");
   const bool attention = o.attention_weight > 0;
   const AttentionRecording recording(*teacher.model(), *student.model(), attention);
-  // The embeddings are not pruned and stay the teacher's: training them would only cost time.
-  for (auto& p : student.model()->embeddings->parameters()) p.set_requires_grad(false);
+  // The embeddings are not pruned and stay the teacher's unless o.train_embeddings.
+  for (auto& p : student.model()->embeddings->parameters()) p.set_requires_grad(o.train_embeddings);
   std::vector<::torch::Tensor> trained;
   for (auto& p : student.model()->parameters())
     if (p.requires_grad()) trained.push_back(p);
@@ -232,15 +238,54 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   }
   if (!(o.neighbour_temperature > 0)) spruce::usage_error("the neighbourhood temperature must be positive");
   // The teacher's embeddings of every training text: the bank each text's neighbours are drawn from.
-  const ::torch::Tensor bank = o.neighbour_weight > 0 ? teacher.encode(corpus.train, 64) : ::torch::Tensor();
+  if (!(o.spread_weight >= 0)) spruce::usage_error("the spread loss's weight must not be negative");
+  const ::torch::Tensor bank =
+      o.neighbour_weight > 0 || o.spread_weight > 0 ? teacher.encode(corpus.train, 64) : ::torch::Tensor();
+  const ::torch::Tensor spread = o.spread_weight > 0 ? spruce::torch::embedding_spread(bank) : ::torch::Tensor();
   const auto batches = training_batches(student, corpus, o);
   std::mt19937_64 crop_rng(o.seed ^ 0x63726f70u);
   std::bernoulli_distribution cropped(o.crop);
   double loss_sum = 0, cosine_sum = 0;
-  int64_t window = 0;
+  int64_t window = 0, first_step = 0;
   DistillResult result;
   const int64_t every = std::max<int64_t>(1, o.steps / std::max<int64_t>(1, o.evaluations));  // held-out checks
-  for (int64_t step = 0; step < o.steps; ++step) {
+  if (o.checkpoint_every < 0 || o.stop_after < 0) spruce::usage_error("checkpoint steps must not be negative");
+  if ((o.resume || o.stop_after > 0) && o.checkpoint_dir.empty())
+    spruce::usage_error("resuming and stopping early need a checkpoint folder (--checkpoint DIR)");
+  const int64_t checkpoint_every = o.checkpoint_every > 0 ? o.checkpoint_every : every;
+  const std::string fingerprint = distill_fingerprint(o, corpus);
+  auto save = [&](int64_t done) {
+    DistillProgress p;
+    p.step = done, p.seconds = elapsed(), p.history = result.history;
+    p.loss_sum = loss_sum, p.cosine_sum = cosine_sum, p.window = window;
+    std::ostringstream rng;
+    rng << crop_rng;
+    p.crop_rng = rng.str();
+    p.torch_rng = at::globalContext().defaultGenerator(at::kCPU).get_state();
+    p.averaged = averaged;
+    save_distill_checkpoint(o.checkpoint_dir, student, optimizer, pruner ? &*pruner : nullptr, p, fingerprint);
+  };
+  if (o.resume) {
+    DistillProgress p =
+        load_distill_checkpoint(o.checkpoint_dir, student, optimizer, pruner ? &*pruner : nullptr, fingerprint);
+    first_step = p.step;
+    seconds_before = p.seconds - elapsed();
+    loss_sum = p.loss_sum, cosine_sum = p.cosine_sum, window = p.window;
+    result.history = std::move(p.history);
+    if (!result.history.empty()) {
+      result.fidelity = result.history.back().fidelity;
+      result.final_loss = result.history.back().loss;
+    }
+    std::istringstream rng(p.crop_rng);
+    rng >> crop_rng;
+    at::Generator generator = at::globalContext().defaultGenerator(at::kCPU);
+    generator.set_state(p.torch_rng);
+    averaged = std::move(p.averaged);
+    log << "distil: resumed from " << checkpoint_path(o.checkpoint_dir) << " after step " << first_step << "\n";
+  }
+  int64_t step = first_step;
+  for (; step < o.steps; ++step) {
+    if (o.stop_after > 0 && step >= o.stop_after) break;
     std::vector<std::string> batch;
     const TrainingBatch& drawn = batches[static_cast<size_t>(step)];
     for (size_t i : drawn.indices) {
@@ -271,6 +316,8 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
           .lr(decayed_learning_rate(o.learning_rate, step, decay_from, o.steps));
     if (o.similarity_weight > 0)
       loss = loss + o.similarity_weight * spruce::torch::similarity_distillation(embedding, target_embedding);
+    if (o.spread_weight > 0)
+      loss = loss + o.spread_weight * spruce::torch::spread_distillation(embedding, target_embedding, spread);
     if (o.neighbour_weight > 0) {
       // The bank holds the training texts: a batch of extra texts has no rows of its own there.
       const TrainingBatch& drawn = batches[static_cast<size_t>(step)];
@@ -311,7 +358,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       if (!averaged.empty()) swap_average();
       student.model()->set_record_attention(attention);
       student.model()->train(o.dropout > 0);
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      const double seconds = elapsed();
       char line[300];
       std::snprintf(line, sizeof line,
                     "%sstep %lld/%lld  loss %.4f  train cosine %.4f  held-out cosine %.4f  top-10 %.3f  "
@@ -326,15 +373,23 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       loss_sum = cosine_sum = 0;
       window = 0;
     }
+    if (!o.checkpoint_dir.empty() &&
+        ((step + 1) % checkpoint_every == 0 || step + 1 == o.steps || step + 1 == o.stop_after))
+      save(step + 1);
   }
-  result.steps = o.steps;
+  result.steps = step;
+  if (step < o.steps) {  // stopped early: the checkpoint holds the run, the student is mid-way
+    result.finished = false;
+    result.seconds = elapsed();
+    return result;
+  }
   if (!averaged.empty()) {  // the student returned is the average
     swap_average();
     if (pruner) pruner->apply_masks();
   }
   student.model()->eval();  // as loaded: ready for inference
   if (pruner) result.report = pruner->on_train_end();
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  result.seconds = elapsed();
   return result;
 }
 

@@ -43,6 +43,11 @@ struct DistillOptions {
   // Weight of the loss on each text's similarities to the teacher's embeddings of all training
   // texts (neighbour_distillation), and its softmax temperature.
   double neighbour_weight = 0.0, neighbour_temperature = 0.05;
+  // Weight of the embedding error weighted by the teacher's spread over the training texts
+  // (spread_distillation): errors along directions in which texts differ reorder neighbours.
+  double spread_weight = 0.0;
+  // Train the token, position and type embeddings too (they are not pruned; frozen by default).
+  bool train_embeddings = false;
   // The share of training texts replaced, each time they are drawn, by a random run of their words
   // (crop_words), so that later passes over the texts do not repeat the same inputs.
   double crop = 0.0;
@@ -54,6 +59,12 @@ struct DistillOptions {
   double ema = 0.0;
   // The share of the batches drawn from Corpus::extra, when it has texts; the rest from train.
   double extra_share = 0.5;
+  // Checkpoints: every checkpoint_every steps (0: at each held-out check) the run is saved to
+  // checkpoint_dir/checkpoint.pt (none when empty), and `resume` continues from there. stop_after
+  // > 0 ends this sitting once that many of the steps are done, with a checkpoint to resume from.
+  std::string checkpoint_dir;
+  int64_t checkpoint_every = 0, stop_after = 0;
+  bool resume = false;
   uint64_t seed = 0;
   int64_t evaluations = 4;  // held-out fidelity is printed this many times during training
   bool progress_bar = true;
@@ -67,7 +78,8 @@ struct FidelityPoint {
 
 struct DistillResult {
   std::vector<FidelityPoint> history;  // each held-out evaluation during training
-  int64_t steps = 0;
+  int64_t steps = 0;                   // done, over every sitting
+  bool finished = true;                // false when stop_after ended the sitting first
   double seconds = 0, final_loss = 0;
   Fidelity fidelity;
   std::optional<spruce::torch::SparsityReport> report;

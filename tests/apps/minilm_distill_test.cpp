@@ -10,6 +10,7 @@
 #include <set>
 
 #include "minilm/distill.hpp"
+#include "minilm/distill_checkpoint.hpp"
 #include "spruce/error.hpp"
 
 namespace fs = std::filesystem;
@@ -259,6 +260,85 @@ TEST(Distill, TheWeightAverageKeepsTheMaskAndIsWhatComesBack) {
   o.ema = 1;
   auto student = minilm::SentenceEncoder::load(minilm::default_model_dir());
   std::ostringstream log;
+  EXPECT_THROW(minilm::distill(teacher, student, corpus, o, log), spruce::Error);
+}
+
+// A run stopped twice and resumed from its checkpoint gives the student, the held-out checks and the
+// masks of an uninterrupted run: the optimizer, the pruner's input statistics (wanda), the crop
+// generator and the weight average all come back.
+TEST(Distill, AResumedRunGivesWhatAnUninterruptedOneGives) {
+  auto teacher = minilm::SentenceEncoder::load(minilm::default_model_dir());
+  minilm::Corpus corpus;
+  for (int i = 0; i < 64; ++i)
+    corpus.train.push_back("training sentence " + std::to_string(i) + " about cats and dogs in the garden");
+  for (int i = 0; i < 12; ++i) corpus.held_out.push_back("held out text " + std::to_string(i) + " on the weather");
+  minilm::DistillOptions o;
+  o.steps = 8;
+  o.batch = 8;
+  o.evaluations = 4;
+  o.attention_weight = 0;
+  o.crop = 0.5;
+  o.ema = 0.5;
+  std::ostringstream log;
+  const auto dir = std::filesystem::temp_directory_path() / ("spruce-distill-resume-" + std::to_string(getpid()));
+  // 4x1: a schedule of updates, the stops between them; 2:4: set once, the average after it.
+  for (const char* pattern : {"4x1", "2:4"}) {
+    SCOPED_TRACE(pattern);
+    o.recipe = minilm::encoder_recipe(spruce::Pattern::parse(pattern), 0.5, o.steps, spruce::Criterion::Wanda);
+    o.checkpoint_dir.clear();
+    o.resume = false;
+    o.stop_after = 0;
+    auto whole = minilm::SentenceEncoder::load(minilm::default_model_dir());
+    const auto expected = minilm::distill(teacher, whole, corpus, o, log);
+
+    std::filesystem::remove_all(dir);
+    o.checkpoint_dir = dir.string();
+    o.checkpoint_every = 1;
+    minilm::DistillResult got;
+    for (int64_t stop : {3, 6, 0}) {  // three sittings, each with a freshly loaded student
+      auto student = minilm::SentenceEncoder::load(minilm::default_model_dir());
+      o.stop_after = stop;
+      got = minilm::distill(teacher, student, corpus, o, log);
+      o.resume = true;
+      EXPECT_EQ(got.finished, stop == 0);
+      EXPECT_EQ(got.steps, stop ? stop : o.steps);
+      if (stop == 0) {
+        for (const auto& item : student.model()->named_parameters())
+          EXPECT_TRUE(torch::equal(item.value(), whole.model()->named_parameters()[item.key()])) << item.key();
+      }
+    }
+    ASSERT_EQ(got.history.size(), expected.history.size());
+    for (size_t i = 0; i < got.history.size(); ++i) {
+      EXPECT_EQ(got.history[i].step, expected.history[i].step);
+      EXPECT_EQ(got.history[i].fidelity.mean_cosine, expected.history[i].fidelity.mean_cosine) << i;
+    }
+    EXPECT_EQ(got.report->zeros(), expected.report->zeros());
+  }
+
+  // Another setting than the checkpoint's is refused, naming it; so is resuming from nothing.
+  auto student = minilm::SentenceEncoder::load(minilm::default_model_dir());
+  o.learning_rate *= 2;
+  try {
+    minilm::distill(teacher, student, corpus, o, log);
+    ADD_FAILURE() << "resumed with another learning rate";
+  } catch (const spruce::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("learning_rate"), std::string::npos) << e.what();
+  }
+  o.learning_rate /= 2;
+  {  // a garbled checkpoint is a data error that names the file
+    std::ofstream(minilm::checkpoint_path(dir.string()), std::ios::binary) << "PK\x03\x04 not a torch archive";
+    try {
+      minilm::distill(teacher, student, corpus, o, log);
+      ADD_FAILURE() << "resumed from a garbled checkpoint";
+    } catch (const spruce::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("checkpoint.pt: not a checkpoint"), std::string::npos) << e.what();
+    }
+  }
+  std::filesystem::remove_all(dir);
+  EXPECT_THROW(minilm::distill(teacher, student, corpus, o, log), spruce::Error);
+  o.resume = false;
+  o.checkpoint_dir.clear();
+  o.stop_after = 4;  // stopping early needs a checkpoint to resume from
   EXPECT_THROW(minilm::distill(teacher, student, corpus, o, log), spruce::Error);
 }
 

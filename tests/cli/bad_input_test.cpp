@@ -370,6 +370,10 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
       "below the target sparsity");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--scope", "global", "--criterion", "sparsegpt"},
                  2, "use --scope local");
+  expect_refused({"distill", "--pattern", "2:4", "--resume"}, 2, "--resume needs --checkpoint DIR");
+  expect_refused({"distill", "--pattern", "2:4", "--stop-after", "5"}, 2, "--stop-after needs --checkpoint DIR");
+  expect_refused({"distill", "--pattern", "2:4", "--checkpoint", path("no-run"), "--resume"}, 2,
+                 "start without --resume");
   expect_refused({"bench-model", "minilm"}, 2, "--sparse-model");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("missing")}, 2, "no config.json");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--pattern", "4x1"}, 2,

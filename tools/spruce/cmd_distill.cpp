@@ -8,6 +8,7 @@
 #include "command.hpp"
 #include "flags.hpp"
 #include "minilm/distill.hpp"
+#include "minilm/distill_checkpoint.hpp"
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
 #include "spruce/torch/threads.hpp"
@@ -67,6 +68,12 @@ void run(DistillArgs& a) {
   // Outputs are checked before training, so a typo cannot cost the run.
   if (!a.json.empty() && !std::filesystem::is_directory(std::filesystem::absolute(a.json).parent_path()))
     usage_error("--json " + in_quotes(a.json) + ": its folder does not exist");
+  if ((a.o.resume || a.o.stop_after > 0) && a.o.checkpoint_dir.empty())
+    usage_error(std::string(a.o.resume ? "--resume" : "--stop-after") +
+                " needs --checkpoint DIR, the folder the run is kept in");
+  if (a.o.resume && !std::filesystem::is_regular_file(minilm::checkpoint_path(a.o.checkpoint_dir)))
+    usage_error("--resume: " + minilm::checkpoint_path(a.o.checkpoint_dir) + " does not exist; start without --resume");
+  if (!a.o.checkpoint_dir.empty()) std::filesystem::create_directories(a.o.checkpoint_dir);
   if (!a.save.empty()) std::filesystem::create_directories(a.save);
   minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
   if (!a.wordnet.empty()) minilm::add_wordnet(corpus, a.wordnet);
@@ -82,6 +89,12 @@ void run(DistillArgs& a) {
                     : std::string("no pruning"))
             << "\n";
   const auto result = minilm::distill(teacher, student, corpus, a.o, std::cerr);
+  if (!result.finished) {
+    std::cout << "stopped after step " << result.steps << " of " << a.o.steps << " (" << result.seconds
+              << " s so far); continue with the same command and --resume ("
+              << minilm::checkpoint_path(a.o.checkpoint_dir) << ")\n";
+    return;
+  }
   if (result.report) std::cout << spruce::torch::format_report(*result.report);
   const auto& f = result.fidelity;
   std::cout << "held-out fidelity over " << f.texts << " texts: mean cosine " << f.mean_cosine << ", top-10 overlap "
@@ -106,6 +119,8 @@ void run(DistillArgs& a) {
       {"similarity_weight", a.o.similarity_weight},
       {"neighbour_weight", a.o.neighbour_weight},
       {"neighbour_temperature", a.o.neighbour_temperature},
+      {"spread_weight", a.o.spread_weight},
+      {"train_embeddings", a.o.train_embeddings},
       {"crop", a.o.crop},
       {"dropout", a.o.dropout},
       {"ema", a.o.ema},
@@ -185,6 +200,13 @@ void add(CLI::App& app) {
                   "Temperature of the neighbourhood loss: lower weighs the nearest neighbours more")
       ->check(real_in(0, 10, true))
       ->capture_default_str();
+  cmd->add_option("--spread-weight", a->o.spread_weight,
+                  "Weight of the embedding error weighted by how the training texts' embeddings vary, so that "
+                  "errors which reorder neighbours cost most (0: off), for retrieval fidelity")
+      ->check(real_in(0, 1000))
+      ->capture_default_str();
+  cmd->add_flag("--train-embeddings", a->o.train_embeddings,
+                "Train the token, position and type embeddings too (not pruned; frozen by default)");
   cmd->add_option("--crop", a->o.crop,
                   "Share of training texts replaced, each time they are drawn, by a random run of 3 or more of "
                   "their words, so that repeated passes see new inputs")
@@ -200,6 +222,17 @@ void add(CLI::App& app) {
                   "this factor per step (e.g. 0.99), and return it (0: off)")
       ->check(real_in(0, 1, false, true))
       ->capture_default_str();
+  cmd->add_option("--checkpoint", a->o.checkpoint_dir,
+                  "Folder to keep the run in (DIR/checkpoint.pt), saved at each held-out check or every "
+                  "--checkpoint-every steps, so that it can be resumed");
+  cmd->add_option("--checkpoint-every", a->o.checkpoint_every, "Steps between checkpoints (0: at each held-out check)")
+      ->check(int_in(0, 100000000))
+      ->capture_default_str();
+  cmd->add_flag("--resume", a->o.resume,
+                "Continue the run kept in --checkpoint DIR; every other setting must be the same as when it started");
+  cmd->add_option("--stop-after", a->o.stop_after,
+                  "End this sitting after this many of the steps (in all), leaving the checkpoint to --resume from")
+      ->check(int_in(0, 100000000));
   cmd->add_option("--evaluations", a->o.evaluations, "Held-out fidelity reports during training")
       ->check(int_in(1, 1000))
       ->capture_default_str();
