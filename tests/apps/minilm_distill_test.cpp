@@ -227,20 +227,31 @@ TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
   EXPECT_TRUE(teacher.model()->forward(in.ids, in.mask).attention_log_probs.empty());
 }
 
+// 64 training and 12 held-out texts, enough for a few steps of 8.
+minilm::Corpus tiny_corpus() {
+  minilm::Corpus corpus;
+  for (int i = 0; i < 64; ++i)
+    corpus.train.push_back("training sentence " + std::to_string(i) + " about cats and dogs");
+  for (int i = 0; i < 12; ++i) corpus.held_out.push_back("held out text " + std::to_string(i) + " on the weather");
+  return corpus;
+}
+
+minilm::DistillOptions few_steps(int64_t steps) {
+  minilm::DistillOptions o;
+  o.steps = steps;
+  o.batch = 8;
+  o.attention_weight = 0;
+  return o;
+}
+
 // --ema returns the average of the weights from the step after the last mask update on: the mask
 // survives it, and with a decay near 1 the average stays near its first iterate, so its kept
 // weights lie closer to the teacher's than the last iterate's do.
 TEST(Distill, TheWeightAverageKeepsTheMaskAndIsWhatComesBack) {
   auto teacher = minilm::SentenceEncoder::load(minilm::default_model_dir());
-  minilm::Corpus corpus;
-  for (int i = 0; i < 64; ++i)
-    corpus.train.push_back("training sentence " + std::to_string(i) + " about cats and dogs");
-  for (int i = 0; i < 12; ++i) corpus.held_out.push_back("held out text " + std::to_string(i) + " on the weather");
-  minilm::DistillOptions o;
-  o.steps = 6;
-  o.batch = 8;
+  const minilm::Corpus corpus = tiny_corpus();
+  minilm::DistillOptions o = few_steps(6);
   o.evaluations = 1;
-  o.attention_weight = 0;
   o.recipe = minilm::encoder_recipe(spruce::Pattern::parse("2:4"), 0.5, o.steps);
   const std::string name = "encoder.layer.2.intermediate.dense.weight";
   auto distance_to_teacher = [&](double ema, spruce::torch::SparsityReport* report) {
@@ -268,15 +279,9 @@ TEST(Distill, TheWeightAverageKeepsTheMaskAndIsWhatComesBack) {
 // generator and the weight average all come back.
 TEST(Distill, AResumedRunGivesWhatAnUninterruptedOneGives) {
   auto teacher = minilm::SentenceEncoder::load(minilm::default_model_dir());
-  minilm::Corpus corpus;
-  for (int i = 0; i < 64; ++i)
-    corpus.train.push_back("training sentence " + std::to_string(i) + " about cats and dogs in the garden");
-  for (int i = 0; i < 12; ++i) corpus.held_out.push_back("held out text " + std::to_string(i) + " on the weather");
-  minilm::DistillOptions o;
-  o.steps = 8;
-  o.batch = 8;
+  const minilm::Corpus corpus = tiny_corpus();
+  minilm::DistillOptions o = few_steps(8);
   o.evaluations = 4;
-  o.attention_weight = 0;
   o.crop = 0.5;
   o.ema = 0.5;
   std::ostringstream log;
