@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <sstream>
 
 #include "spruce/error.hpp"
 #include "spruce/torch/checkpoint.hpp"
@@ -35,6 +36,25 @@ std::string distill_fingerprint(const DistillOptions& o, const Corpus& corpus) {
   return j.dump();
 }
 
+namespace {
+
+// "A, here B" for two settings; for a recipe, its first YAML line that differs.
+std::string first_difference(const nlohmann::json& saved, const nlohmann::json& here) {
+  if (saved.is_string() && here.is_string()) {
+    std::istringstream a(saved.get<std::string>()), b(here.get<std::string>());
+    std::string line_a, line_b;
+    while (true) {
+      const bool more_a = bool(std::getline(a, line_a)), more_b = bool(std::getline(b, line_b));
+      if (!more_a && !more_b) break;
+      if (!more_a || !more_b || line_a != line_b)
+        return (more_a ? line_a : "nothing") + ", here " + (more_b ? line_b : "nothing");
+    }
+  }
+  return (saved.is_null() ? std::string("none") : saved.dump()) + ", here " + here.dump();
+}
+
+}  // namespace
+
 std::string checkpoint_path(const std::string& dir) { return (std::filesystem::path(dir) / "checkpoint.pt").string(); }
 
 void save_distill_checkpoint(const std::string& dir, SentenceEncoder& student,
@@ -64,18 +84,23 @@ DistillProgress load_distill_checkpoint(const std::string& dir, SentenceEncoder&
   const std::string path = checkpoint_path(dir);
   if (!std::filesystem::is_regular_file(path))
     spruce::usage_error("--resume: " + path + " does not exist; start the run without --resume");
-  spruce::torch::LoopState loop;
-  const auto position = spruce::torch::load_checkpoint(path, *student.model(), &optimizer, pruner,
-                                                       spruce::torch::MaskSource::Checkpoint, &loop);
+  // The settings first: a run with another recipe would otherwise fail on its masks, less clearly.
+  const spruce::torch::LoopState loop = spruce::torch::read_loop_state(path);
   nlohmann::json state;
   try {
     state = nlohmann::json::parse(loop.text);
     const auto expected = nlohmann::json::parse(fingerprint);
-    for (const auto& [key, value] : expected.items())
-      if (!state.at("settings").contains(key) || state["settings"][key] != value)
-        spruce::usage_error(path + " was made with another " + key + " (" +
-                            (state["settings"].contains(key) ? state["settings"][key].dump() : "none") + ", here " +
-                            value.dump() + "); resume with the same settings, or start afresh in another folder");
+    for (const auto& [key, value] : expected.items()) {
+      const nlohmann::json saved = state.at("settings").value(key, nlohmann::json());
+      if (saved != value)
+        spruce::usage_error(path + " was made with another " + key + " (" + first_difference(saved, value) +
+                            "); resume with the same settings, or start afresh in another folder");
+    }
+  } catch (const nlohmann::json::exception& e) {
+    spruce::data_error(path + ": not a distillation checkpoint (" + e.what() + ")");
+  }
+  const auto position = spruce::torch::load_checkpoint(path, *student.model(), &optimizer, pruner);
+  try {
     DistillProgress p;
     p.step = position.step;
     p.seconds = state.at("seconds").get<double>();

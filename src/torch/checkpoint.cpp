@@ -50,7 +50,29 @@ void refuse_silent_densify(const Pruner& pruner, const std::string& path) {
   }
 }
 
+LoopState read_loop_state(::torch::serialize::InputArchive& archive) {
+  LoopState loop;
+  c10::IValue text;
+  if (archive.try_read("loop_text", text)) loop.text = text.toStringRef();
+  for (const auto& key : archive.keys()) {
+    ::torch::Tensor tensor;  // undefined: a defined one would be overwritten in place
+    if (key.rfind("loop.", 0) == 0 && archive.try_read(key, tensor)) loop.tensors[key.substr(5)] = tensor;
+  }
+  return loop;
+}
+
 }  // namespace
+
+LoopState read_loop_state(const std::string& path) {
+  require_regular_file(path);
+  ::torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+    return read_loop_state(archive);
+  } catch (const c10::Error& e) {
+    data_error(path + ": not a checkpoint (" + first_line(e.what_without_backtrace()) + ")");
+  }
+}
 
 TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& model, ::torch::optim::Optimizer* optimizer,
                               Pruner* pruner, MaskSource source, LoopState* loop) {
@@ -65,15 +87,7 @@ TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& mode
     ::torch::Tensor value;
     if (archive.try_read("epoch", value)) position.epoch = value.item<int64_t>();
     if (archive.try_read("step", value)) position.step = value.item<int64_t>();
-    if (loop) {
-      *loop = LoopState{};
-      c10::IValue text;
-      if (archive.try_read("loop_text", text)) loop->text = text.toStringRef();
-      for (const auto& key : archive.keys()) {
-        ::torch::Tensor tensor;  // undefined: a defined one would be overwritten in place
-        if (key.rfind("loop.", 0) == 0 && archive.try_read(key, tensor)) loop->tensors[key.substr(5)] = tensor;
-      }
-    }
+    if (loop) *loop = read_loop_state(archive);
     if (pruner) {
       if (archive.try_read("pruner", pruner_part))
         pruner->load(pruner_part);

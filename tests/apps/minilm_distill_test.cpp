@@ -330,6 +330,14 @@ TEST(Distill, AResumedRunGivesWhatAnUninterruptedOneGives) {
     EXPECT_NE(std::string(e.what()).find("learning_rate"), std::string::npos) << e.what();
   }
   o.learning_rate /= 2;
+  o.recipe = minilm::encoder_recipe(spruce::Pattern::parse("4x1"), 0.5, o.steps, spruce::Criterion::Wanda);
+  try {  // the checkpoint is the 2:4 run's: the recipe's first differing line is named
+    minilm::distill(teacher, student, corpus, o, log);
+    ADD_FAILURE() << "resumed with another pattern";
+  } catch (const spruce::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another recipe (pattern: 2:4, here pattern: 4x1)"), std::string::npos)
+        << e.what();
+  }
   {  // a garbled checkpoint is a data error that names the file
     std::ofstream(minilm::checkpoint_path(dir.string()), std::ios::binary) << "PK\x03\x04 not a torch archive";
     try {

@@ -45,6 +45,10 @@ enum class MaskSource {
 TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& model, ::torch::optim::Optimizer* optimizer,
                               Pruner* pruner, MaskSource source = MaskSource::Checkpoint, LoopState* loop = nullptr);
 
+// The loop state alone (empty if none was saved), e.g. to check a run's settings before restoring
+// anything. Throws spruce::Error (data) when `path` is not a checkpoint.
+LoopState read_loop_state(const std::string& path);
+
 // Copies same-named F32 tensors of a safetensors file (e.g. from `spruce prune`) into the model's
 // parameters. Throws spruce::Error (data) for a missing name or a shape mismatch.
 void load_safetensors_weights(const std::string& path, ::torch::nn::Module& model);
