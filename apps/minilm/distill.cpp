@@ -83,6 +83,34 @@ class AttentionRecording {
   BertModelImpl &teacher_, &student_;
 };
 
+// What the losses on the teacher's embedding bank need: the bank, its spread, and each row's own
+// entry in it (undefined: none).
+struct BankTerms {
+  ::torch::Tensor bank, spread, self;
+};
+
+// The step's loss: the embedding's 1 - cosine plus every term the options weigh in.
+::torch::Tensor distillation_loss(const DistillOptions& o, const EncoderOutput& out, const EncoderOutput& target,
+                                  const ::torch::Tensor& mask, const ::torch::Tensor& embedding,
+                                  const ::torch::Tensor& target_embedding, const BankTerms& b) {
+  namespace st = spruce::torch;
+  auto loss = st::embedding_distillation(embedding, target_embedding);
+  if (o.hidden_weight > 0)
+    loss = loss + o.hidden_weight * st::hidden_state_distillation(out.hidden_states, target.hidden_states, mask);
+  if (o.attention_weight > 0)
+    loss = loss + o.attention_weight *
+                      (st::attention_distillation(out.attention_log_probs, target.attention_log_probs, mask) +
+                       st::attention_distillation(out.value_relation_log_probs, target.value_relation_log_probs, mask));
+  if (o.similarity_weight > 0)
+    loss = loss + o.similarity_weight * st::similarity_distillation(embedding, target_embedding);
+  if (o.spread_weight > 0)
+    loss = loss + o.spread_weight * st::spread_distillation(embedding, target_embedding, b.spread);
+  if (o.neighbour_weight > 0)
+    loss = loss + o.neighbour_weight *
+                      st::neighbour_distillation(embedding, target_embedding, b.bank, o.neighbour_temperature, b.self);
+  return loss;
+}
+
 }  // namespace
 
 Fidelity measure_fidelity(const ::torch::Tensor& student, const ::torch::Tensor& teacher) {
@@ -302,32 +330,15 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     if (pruner) pruner->on_step_begin(step);
     const EncoderOutput out = student.model()->forward(in.ids, in.mask);
     const auto embedding = mean_pool_normalized(out.last_hidden, in.mask);
-    auto loss = spruce::torch::embedding_distillation(embedding, target_embedding);
-    if (o.hidden_weight > 0)
-      loss = loss + o.hidden_weight *
-                        spruce::torch::hidden_state_distillation(out.hidden_states, target.hidden_states, in.mask);
-    if (attention)
-      loss = loss + o.attention_weight * (spruce::torch::attention_distillation(out.attention_log_probs,
-                                                                                target.attention_log_probs, in.mask) +
-                                          spruce::torch::attention_distillation(
-                                              out.value_relation_log_probs, target.value_relation_log_probs, in.mask));
+    // The bank holds the training texts: a batch of extra texts has no rows of its own there.
+    const auto self =
+        o.neighbour_weight > 0 && drawn.texts == &corpus.train
+            ? ::torch::tensor(std::vector<int64_t>(drawn.indices.begin(), drawn.indices.end()), ::torch::kInt64)
+            : ::torch::Tensor();
+    const auto loss = distillation_loss(o, out, target, in.mask, embedding, target_embedding, {bank, spread, self});
     if (o.decay_lr)
       static_cast<::torch::optim::AdamWOptions&>(optimizer.param_groups()[0].options())
           .lr(decayed_learning_rate(o.learning_rate, step, decay_from, o.steps));
-    if (o.similarity_weight > 0)
-      loss = loss + o.similarity_weight * spruce::torch::similarity_distillation(embedding, target_embedding);
-    if (o.spread_weight > 0)
-      loss = loss + o.spread_weight * spruce::torch::spread_distillation(embedding, target_embedding, spread);
-    if (o.neighbour_weight > 0) {
-      // The bank holds the training texts: a batch of extra texts has no rows of its own there.
-      const TrainingBatch& drawn = batches[static_cast<size_t>(step)];
-      const auto self =
-          drawn.texts == &corpus.train
-              ? ::torch::tensor(std::vector<int64_t>(drawn.indices.begin(), drawn.indices.end()), ::torch::kInt64)
-              : ::torch::Tensor();
-      loss = loss + o.neighbour_weight * spruce::torch::neighbour_distillation(embedding, target_embedding, bank,
-                                                                               o.neighbour_temperature, self);
-    }
     optimizer.zero_grad();
     loss.backward();
     if (pruner) pruner->on_before_optimizer_step();
