@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Markdown tables for docs/PERFORMANCE.md from the JSON records of bench/run_performance.sh.
+"""Markdown tables for docs/performance/ from the JSON records of bench/run_performance.sh.
 
 Usage: bench/perf_tables.py out/perf/NAME.json [...]    (one table per file)
        bench/perf_tables.py --sweep out/perf/sweep-int8.json   (speedup by pattern x sparsity)

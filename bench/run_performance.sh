@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces every figure in docs/PERFORMANCE.md. Usage: bench/run_performance.sh [BUILD_DIR]
+# Reproduces every figure in docs/PERFORMANCE.md and docs/performance/. Usage: bench/run_performance.sh [BUILD_DIR]
 # Writes tables and JSON records to out/perf/ (out/perf-avx2/, out/perf-zen5/ on those hosts; a
 # suffix -active with WAIT_POLICY=active). Run it on a quiet machine; each case times
 # sparse and oneDNN alternately in one process and reports medians, so ratios survive noise
@@ -14,7 +14,7 @@ OUT=out/perf
 grep -qw avx512f /proc/cpuinfo || OUT=out/perf-avx2
 grep -q '^cpu family[[:space:]]*: 26$' /proc/cpuinfo && grep -q AuthenticAMD /proc/cpuinfo && OUT=out/perf-zen5
 # On an idle machine, OMP_WAIT_POLICY=active measures the code rather than the VM's wake-up of a
-# sleeping worker (docs/PERFORMANCE.md, "Waiting policy"); WAIT_POLICY=active bench/run_performance.sh.
+# sleeping worker (docs/performance/zen5.md and amx.md, "Waiting policy"); WAIT_POLICY=active bench/run_performance.sh.
 # Sleeping (not spinning) OpenMP waits: on a machine shared with other jobs, spinning workers
 # that lose their core make every parallel region, oneDNN's and ours, many times slower.
 export OMP_WAIT_POLICY=${WAIT_POLICY:-passive}
@@ -41,7 +41,7 @@ run sweep-f32 --shape 384x768x3072 --pattern 4x1,4x16,1x4,1x1,16x1,2:4 --sparsit
 # An AMX host (Intel Xeon with AMX-INT8) measures both classes of host: the AMX-friendly patterns
 # at its best (spruce amx, oneDNN avx512_core_amx), then spruce and oneDNN both capped to AVX-512
 # VNNI. Into out/perf/amx-*, with spinning OpenMP waits (GOMP's default): on that idle VM a
-# sleeping worker took ~80 us to wake, longer than many of these layers take (docs/PERFORMANCE.md).
+# sleeping worker took ~80 us to wake, longer than many of these layers take (docs/performance/amx.md).
 if grep -qw amx_int8 /proc/cpuinfo; then
   amx() { OMP_WAIT_POLICY=active run "$@"; }
   amx amx-int8-bert-t2 --suite bert-base --pattern 4x1,16x1,16x4,16x64 --sparsity 0.9 --dtype int8 --threads 2

@@ -12,7 +12,7 @@
 // Zen 4 (family 25), 2026-12-05: 465-509 us at 128x768x768 (2.7-3.0 cycles per vpdpbusd), against
 // 252 us for s8-spmm-4of8 (1.5 cycles per vpdpbusd + vpshufb pair); with every channel reading the
 // same table entry (-DFIXED_OFFSETS: wrong results, timing only) still 299 us. The loads, not the
-// shuffles, bound it there, so it was not taken further (docs/PERFORMANCE.md, the 2:4 row).
+// shuffles, bound it there, so it was not taken further (docs/performance/zen4.md, the 2:4 row).
 #include <immintrin.h>
 #include <algorithm>
 #include <chrono>

@@ -113,7 +113,7 @@ class SparseLinear {
   const std::map<int64_t, bool>& vnni_for_m() const;   // AMX kernels: where the VNNI route won
   std::string sparse_kernel() const;                   // the registry kernel the sparse path uses
   // Whether run() at m rows writes Y (rows ldy elements apart; 0: out_features) through a staging
-  // buffer, as it does where the rows lie a multiple of 4 KiB apart (docs/PERFORMANCE.md).
+  // buffer, as it does where the rows lie a multiple of 4 KiB apart (docs/performance/zen5.md).
   bool stages_output(int64_t m, int64_t ldy = 0) const;
   // Whether oneDNN can run at all: not under Fallback::Never, nor for INT8 where oneDNN's INT8 is
   // not exact (no VNNI). Unlike impl(), it builds no oneDNN primitive.

@@ -319,7 +319,7 @@ struct Tiling {
 // Zen 4 and 5 and on Sapphire Rapids) and the stores crawl: 9 GB/s on Zen 5 for rows 4, 8 or 12
 // KiB apart, 37 at 3 KiB, 115 GB/s for 512 bytes a row (a throwaway store loop). There the
 // operator has the kernel write a band of kBandBytes per row into a buffer, and copies each row's
-// band to Y in one burst (docs/PERFORMANCE.md, "Staged output": 384x768x3072, one thread, 2.82-2.88x
+// band to Y in one burst (docs/performance/zen5.md, "Staged output": 384x768x3072, one thread, 2.82-2.88x
 // -> 3.12-3.27x oneDNN INT8).
 constexpr int64_t kBandBytes = 512;
 

@@ -59,7 +59,7 @@ bool is_one_of(const char* command, std::initializer_list<const char*> names) {
 //  - libgomp spins an idle worker 300,000 times before it sleeps (OMP_WAIT_POLICY unset). Running
 //    whole models on this project's 2-core VMs, that held batch-1 p99 at 100-140 ms against a p50
 //    of 8 ms (all-MiniLM-L6-v2, every variant, LibTorch's own included); 10,000 spins kept wake-ups
-//    fast and removed the stalls (docs/PERFORMANCE.md, "all-MiniLM-L6-v2").
+//    fast and removed the stalls (docs/performance/minilm.md, "all-MiniLM-L6-v2").
 //  - OpenBLAS (Debian's pthread build, LibTorch's FP32 BLAS) spins its workers 2^28 cycles, about
 //    0.1 s, after every call. Converting a model times each layer's sparse and dense paths right
 //    after LibTorch's FP32 calibration; with the workers spinning, the sparse path lost and half of
