@@ -115,6 +115,16 @@ BertConfig BertConfig::read(const std::string& path) {
                     c.type_vocab_size > 0 && c.hidden_size <= 65536 && c.intermediate_size <= 262144 &&
                     c.num_layers <= 256 && c.vocab_size <= 10'000'000;
   if (!sane) spruce::data_error(path + ": sizes out of range (hidden_size must divide into num_attention_heads)");
+  // Every parameter is allocated before the weights are read: sizes that no weights file could
+  // fill are refused here, not by the allocator.
+  const double h = double(c.hidden_size),
+               parameters = h * (double(c.vocab_size) + double(c.max_position_embeddings) + double(c.type_vocab_size)) +
+                            double(c.num_layers) * (4 * h * h + 2 * h * double(c.intermediate_size));
+  if (parameters > 4e9)
+    spruce::data_error(path + ": sizes out of range (" + std::to_string(int64_t(parameters / 1e9)) +
+                       " billion parameters; spruce runs BERT encoders of up to 4 billion)");
+  if (!(c.layer_norm_eps >= 0 && c.layer_norm_eps < 1) || !(c.dropout >= 0 && c.dropout < 1))
+    spruce::data_error(path + ": layer_norm_eps and hidden_dropout_prob must be in [0, 1)");
   return c;
 }
 
@@ -284,9 +294,12 @@ void load_weights(::torch::nn::Module& model, const std::string& path) {
     const spruce::Tensor* t = file.find(item.key());
     if (!t) spruce::data_error(path + " has no tensor " + item.key() + "; is it this model's checkpoint?");
     auto& p = item.value();
-    if (t->dtype != spruce::DType::F32 || t->shape != p.sizes().vec())
+    if (t->dtype != spruce::DType::F32)
       spruce::data_error(path + ": tensor " + item.key() + " is " + spruce::to_string(t->dtype) +
-                         " of another shape than the model's F32 " + c10::str(p.sizes()));
+                         "; spruce reads F32 weights (save the model in float32)");
+    if (t->shape != p.sizes().vec())
+      spruce::data_error(path + ": tensor " + item.key() + " is of another shape than the model's " +
+                         c10::str(p.sizes()) + "; does config.json belong to these weights?");
     std::memcpy(p.data_ptr<float>(), t->bytes.data(), t->bytes.size());
   }
 }

@@ -8,6 +8,7 @@
 
 #include "spruce/checksum.hpp"
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
 #include "spruce/text/wordpiece.hpp"
 
 namespace minilm {
@@ -77,12 +78,13 @@ void add_wordnet(Corpus& corpus, const std::string& dir) {
     if (words >= 3 && words <= 80 && spruce::text::first_invalid_utf8(t) == std::string::npos && seen.insert(t).second)
       corpus.extra.push_back(std::move(t));
   };
+  const size_t before = corpus.extra.size();
   for (const char* part : {"data.noun", "data.verb", "data.adj", "data.adv"}) {
     const std::string path = dir + "/" + part;
-    std::ifstream in(path);
-    if (!in)
+    if (!std::filesystem::exists(path))
       spruce::usage_error("no WordNet database at " + spruce::in_quotes(path) +
                           "; install Debian's `wordnet-base` package (scripts/install-deps.sh does)");
+    std::istringstream in(spruce::read_file(path));  // a regular file: a FIFO or folder is refused, not waited on
     std::string line;
     while (std::getline(in, line)) {
       // A synset's line ends in "| gloss": its definition, then "; "-separated quoted examples.
@@ -102,6 +104,9 @@ void add_wordnet(Corpus& corpus, const std::string& dir) {
       }
     }
   }
+  if (corpus.extra.size() == before)
+    spruce::usage_error("no WordNet definitions or examples in " + spruce::in_quotes(dir) +
+                        "; give the folder of Debian's `wordnet-base` (/usr/share/wordnet)");
 }
 
 }  // namespace minilm

@@ -207,6 +207,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
                       std::ostream& log) {
   if (o.steps < 1 || o.batch < 1) spruce::usage_error("distillation needs at least 1 step and a batch of 1");
   if (!(o.crop >= 0 && o.crop <= 1)) spruce::usage_error("the share of cropped texts must be in [0, 1]");
+  if (corpus.held_out.size() < 11) spruce::usage_error("distillation's fidelity checks need 11 or more held-out texts");
   const auto started = std::chrono::steady_clock::now();
   double seconds_before = 0;  // a resumed run's earlier sittings, less this one's start
   auto elapsed = [&] {

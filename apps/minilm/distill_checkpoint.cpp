@@ -3,7 +3,9 @@
 #include <ATen/Context.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <filesystem>
+#include <random>
 #include <sstream>
 
 #include "spruce/error.hpp"
@@ -53,6 +55,9 @@ std::string first_difference(const nlohmann::json& saved, const nlohmann::json& 
   return (saved.is_null() ? std::string("none") : saved.dump()) + ", here " + here.dump();
 }
 
+// A number as saved: JSON has no NaN or infinity, and nlohmann writes them as null (a diverged loss).
+double number(const nlohmann::json& j) { return j.is_null() ? NAN : j.get<double>(); }
+
 }  // namespace
 
 std::string checkpoint_path(const std::string& dir) { return (std::filesystem::path(dir) / "checkpoint.pt").string(); }
@@ -86,10 +91,12 @@ DistillProgress load_distill_checkpoint(const std::string& dir, SentenceEncoder&
     spruce::usage_error("--resume: " + path + " does not exist; start the run without --resume");
   // The settings first: a run with another recipe would otherwise fail on its masks, less clearly.
   const spruce::torch::LoopState loop = spruce::torch::read_loop_state(path);
-  nlohmann::json state;
+  if (loop.text.empty())
+    spruce::data_error(path + ": not a distillation checkpoint (it holds no run state, as `spruce train` writes)");
+  nlohmann::json state, expected;
   try {
     state = nlohmann::json::parse(loop.text);
-    const auto expected = nlohmann::json::parse(fingerprint);
+    expected = nlohmann::json::parse(fingerprint);
     for (const auto& [key, value] : expected.items()) {
       const nlohmann::json saved = state.at("settings").value(key, nlohmann::json());
       if (saved != value)
@@ -104,17 +111,37 @@ DistillProgress load_distill_checkpoint(const std::string& dir, SentenceEncoder&
     DistillProgress p;
     p.step = position.step;
     p.seconds = state.at("seconds").get<double>();
-    p.loss_sum = state.at("loss_sum").get<double>();
-    p.cosine_sum = state.at("cosine_sum").get<double>();
+    p.loss_sum = number(state.at("loss_sum"));
+    p.cosine_sum = number(state.at("cosine_sum"));
     p.window = state.at("window").get<int64_t>();
     p.crop_rng = state.at("crop_rng").get<std::string>();
     for (const auto& h : state.at("history"))
-      p.history.push_back(
-          {h.at(0).get<int64_t>(), h.at(1).get<double>(), h.at(2).get<double>(),
-           Fidelity{h.at(3).get<double>(), h.at(4).get<double>(), h.at(5).get<double>(), h.at(6).get<int64_t>()}});
+      p.history.push_back({h.at(0).get<int64_t>(), number(h.at(1)), number(h.at(2)),
+                           Fidelity{number(h.at(3)), number(h.at(4)), number(h.at(5)), h.at(6).get<int64_t>()}});
     const auto averaged = state.at("averaged").get<size_t>();
     for (size_t i = 0; i < averaged; ++i) p.averaged.push_back(loop.tensors.at("average." + std::to_string(i)));
     p.torch_rng = loop.tensors.at("torch_rng");
+    // What the loop would index or restore without a check: a step past the run's batches, a weight
+    // average of other weights, generator states that do not parse.
+    const auto steps = expected.at("steps").get<int64_t>();
+    if (p.step < 0 || p.step > steps || p.window < 0 || p.window > p.step)
+      spruce::data_error(path + ": not a distillation checkpoint (step " + std::to_string(p.step) + ", window " +
+                         std::to_string(p.window) + ", of a run of " + std::to_string(steps) + " steps)");
+    const auto& trained = optimizer.param_groups().at(0).params();
+    if (!p.averaged.empty() && p.averaged.size() != trained.size())
+      spruce::data_error(path + ": not a distillation checkpoint (a weight average of " +
+                         std::to_string(p.averaged.size()) + " tensors, for " + std::to_string(trained.size()) +
+                         " trained ones)");
+    for (size_t i = 0; i < p.averaged.size(); ++i)
+      if (!p.averaged[i].sizes().equals(trained[i].sizes()) || p.averaged[i].scalar_type() != trained[i].scalar_type())
+        spruce::data_error(path + ": not a distillation checkpoint (weight average " + std::to_string(i) +
+                           " has another shape than its weight)");
+    std::mt19937_64 crop;
+    std::istringstream crop_state(p.crop_rng);
+    const auto generator = at::globalContext().defaultGenerator(at::kCPU).get_state();
+    if (!(crop_state >> crop) || !p.torch_rng.defined() || p.torch_rng.scalar_type() != generator.scalar_type() ||
+        !p.torch_rng.sizes().equals(generator.sizes()))
+      spruce::data_error(path + ": not a distillation checkpoint (a random generator's state is damaged)");
     return p;
   } catch (const nlohmann::json::exception& e) {
     spruce::data_error(path + ": not a distillation checkpoint (" + e.what() + ")");

@@ -99,13 +99,23 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
       spruce::usage_error("unknown variant " + spruce::in_quotes(v) +
                           ": valid are fp32-dense, int8-dense, fp32-sparse and int8-sparse");
   if (o.variants.empty()) spruce::usage_error("bench-model minilm needs at least one variant");
+  for (size_t i = 0; i < o.variants.size(); ++i)
+    if (std::find(o.variants.begin(), o.variants.begin() + static_cast<ptrdiff_t>(i), o.variants[i]) !=
+        o.variants.begin() + static_cast<ptrdiff_t>(i))
+      spruce::usage_error("variant " + spruce::in_quotes(o.variants[i]) + " is given twice; name each once");
   if (o.seq_length < 3 || o.seq_length > 512) spruce::usage_error("--seq-length must be 3..512");
   spruce::torch::set_threads(o.threads);
-  if (any_sparse) SentenceEncoder::load(o.sparse_dir);  // a bad folder fails now, not after the dense timing
+  // A bad folder fails now, not after the dense timing.
+  const int64_t sparse_width = any_sparse ? SentenceEncoder::load(o.sparse_dir).model()->config().hidden_size : 0;
   const Corpus corpus = read_fortunes(o.fortunes);
   std::vector<std::string> calibration(
       corpus.train.begin(), corpus.train.begin() + std::min<int64_t>(o.calibration_texts, corpus.train.size()));
   auto teacher = SentenceEncoder::load(o.dense_dir);
+  if (any_sparse && sparse_width != teacher.model()->config().hidden_size)
+    spruce::usage_error("--sparse-model " + spruce::in_quotes(o.sparse_dir) + " embeds in " +
+                        std::to_string(sparse_width) + " dimensions, --dense-model " + spruce::in_quotes(o.dense_dir) +
+                        " in " + std::to_string(teacher.model()->config().hidden_size) +
+                        ": give a pruned copy of the dense model");
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   std::vector<MinilmBenchRecord> records;
   std::vector<std::pair<std::string, std::string>> variants;  // name, weights folder

@@ -27,6 +27,10 @@ SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length
                           "); give one, or run scripts/install-deps.sh, which fetches all-MiniLM-L6-v2");
   auto tokenizer = spruce::text::WordPieceTokenizer::load(dir + "/vocab.txt");
   const BertConfig config = BertConfig::read(dir + "/config.json");
+  if (tokenizer.vocabulary_size() > static_cast<size_t>(config.vocab_size))
+    spruce::data_error(dir + "/vocab.txt has " + std::to_string(tokenizer.vocabulary_size()) +
+                       " tokens, more than config.json's vocab_size " + std::to_string(config.vocab_size) +
+                       "; the two files belong to different models");
   if (max_length < 2 || max_length > config.max_position_embeddings)
     spruce::usage_error("the maximum length must be 2.." + std::to_string(config.max_position_embeddings) + " tokens");
   BertModel model(config);

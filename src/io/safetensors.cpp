@@ -128,6 +128,8 @@ Tensor* SafetensorsFile::find(const std::string& n) {
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source) {
   auto bad = [&](const std::string& why) -> void { data_error(source + ": not a valid safetensors file: " + why); };
   if (bytes.size() < 8) bad("it is " + std::to_string(bytes.size()) + " bytes, shorter than the 8-byte header length");
+  if (bytes.substr(0, 4) == std::string_view("PK\x03\x04", 4))
+    bad("it is a zip archive (a LibTorch checkpoint.pt?); give the model.safetensors beside it");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | uint8_t(bytes[size_t(i)]);
   if (header_len > kMaxHeader) bad("header length " + std::to_string(header_len) + " exceeds the 100 MiB limit");

@@ -5,6 +5,7 @@
 #include <torch/utils.h>
 
 #include <filesystem>
+#include <stdexcept>
 
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
@@ -71,6 +72,8 @@ LoopState read_loop_state(const std::string& path) {
     return read_loop_state(archive);
   } catch (const c10::Error& e) {
     data_error(path + ": not a checkpoint (" + first_line(e.what_without_backtrace()) + ")");
+  } catch (const std::out_of_range& e) {  // an archive whose parts disagree
+    data_error(path + ": not a checkpoint (" + first_line(e.what()) + ")");
   }
 }
 
@@ -98,6 +101,8 @@ TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& mode
     }
   } catch (const c10::Error& e) {
     data_error(path + ": not a checkpoint of this model (" + first_line(e.what_without_backtrace()) + ")");
+  } catch (const std::out_of_range& e) {  // an archive whose parts disagree
+    data_error(path + ": not a checkpoint of this model (" + first_line(e.what()) + ")");
   }
   return position;
 }

@@ -440,3 +440,193 @@ TEST_F(BadInput, LongOutputNamesAreWritten) {
   EXPECT_EQ(o.status, 0) << o.err;
   EXPECT_TRUE(fs::is_regular_file(path(name)));
 }
+
+#ifdef SPRUCE_WITH_TORCH
+// Outputs are checked before the work that ends in them: a typo in --json or --output used to
+// cost a whole distillation or benchmark, refused only when the result was written.
+TEST_F(BadInput, OutputsAreCheckedBeforeTheWork) {
+  fs::create_directory(path("folder"));
+  write("file", "not a folder");
+  write("fine.txt", "A sentence.\n");
+  const std::string missing = path("no/such/folder/out.json");
+  expect_refused({"embed", "--input", path("fine.txt"), "--output", missing}, 2, "--output");
+  expect_refused({"embed", "--input", path("fine.txt"), "--output", path("folder")}, 2, "only replaces regular files");
+  expect_refused({"distill", "--json", path("folder")}, 2, "--json");
+  expect_refused({"distill", "--checkpoint", path("file")}, 2, "is a file, not a folder");
+  expect_refused({"distill", "--checkpoint", path("file"), "--resume"}, 2, "is a file, not a folder");
+  expect_refused({"distill", "--save", path("file")}, 2, "is a file, not a folder");
+  expect_refused({"distill", "--checkpoint", ""}, 2, "--checkpoint");
+  expect_refused({"distill", "--model", dir_.string(), "--save", (dir_ / ".").string()}, 2, "the teacher's folder");
+  expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--json", missing}, 2, "--json");
+  expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--json", path("folder")}, 2, "--json");
+  expect_refused({"bench-model", "dlrm", "--json", missing}, 2, "--json");
+  expect_refused({"bench-model", "dlrm", "--work-dir", ""}, 2, "--work-dir");
+  expect_refused({"eval", "--json", path("folder")}, 2, "--json");
+  expect_refused({"convert", "--checkpoint", dir_.string(), "--out", missing}, 2, "--out");
+  expect_refused({"bench-model", "minilm", "--variants", "fp32-dense,fp32-dense"}, 2, "given twice");
+}
+
+// A fortunes folder of `count` texts: 300 hold out 37 (the split hashes each text), 20 hold out 1.
+void write_fortunes(const fs::path& dir, int count) {
+  fs::create_directories(dir);
+  std::ofstream out(dir / "tiny");
+  for (int i = 0; i < count; ++i) out << (i ? "%\n" : "") << "fortune number " << i << " says little\n";
+}
+
+TEST_F(BadInput, DistillRefusesThinCorporaBeforeLoading) {
+  write_fortunes(dir_ / "few", 20);
+  expect_refused({"distill", "--fortunes", path("few")}, 2, "the fidelity checks need 11 or more");
+  write_fortunes(dir_ / "fortunes", 300);
+  // A FIFO among WordNet's files used to block the read forever; empty files were taken silently.
+  fs::create_directory(path("wordnet"));
+  for (const char* part : {"data.noun", "data.verb", "data.adj", "data.adv"}) write(std::string("wordnet/") + part, "");
+  expect_refused({"distill", "--fortunes", path("fortunes"), "--wordnet", path("wordnet")}, 2,
+                 "no WordNet definitions");
+  fs::remove(path("wordnet/data.noun"));
+  ASSERT_EQ(mkfifo(path("wordnet/data.noun").c_str(), 0644), 0);
+  expect_refused({"distill", "--fortunes", path("fortunes"), "--wordnet", path("wordnet")}, 1, "FIFO");
+}
+
+// A sentence-transformers folder of a 4-wide BERT of one layer: it loads, but is no copy of
+// all-MiniLM-L6-v2.
+void write_tiny_bert(const fs::path& dir) {
+  fs::create_directories(dir);
+  std::ofstream(dir / "vocab.txt") << "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n";
+  std::ofstream(dir / "config.json") << R"({"model_type": "bert", "hidden_size": 4, "num_hidden_layers": 1,
+      "num_attention_heads": 1, "intermediate_size": 8, "max_position_embeddings": 512, "vocab_size": 6})";
+  const std::string layer = "encoder.layer.0.";
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> shapes{
+      {"embeddings.word_embeddings.weight", {6, 4}},
+      {"embeddings.position_embeddings.weight", {512, 4}},
+      {"embeddings.token_type_embeddings.weight", {2, 4}},
+      {"embeddings.LayerNorm.weight", {4}},
+      {"embeddings.LayerNorm.bias", {4}},
+      {layer + "attention.self.query.weight", {4, 4}},
+      {layer + "attention.self.query.bias", {4}},
+      {layer + "attention.self.key.weight", {4, 4}},
+      {layer + "attention.self.key.bias", {4}},
+      {layer + "attention.self.value.weight", {4, 4}},
+      {layer + "attention.self.value.bias", {4}},
+      {layer + "attention.output.dense.weight", {4, 4}},
+      {layer + "attention.output.dense.bias", {4}},
+      {layer + "attention.output.LayerNorm.weight", {4}},
+      {layer + "attention.output.LayerNorm.bias", {4}},
+      {layer + "intermediate.dense.weight", {8, 4}},
+      {layer + "intermediate.dense.bias", {8}},
+      {layer + "output.dense.weight", {4, 8}},
+      {layer + "output.dense.bias", {4}},
+      {layer + "output.LayerNorm.weight", {4}},
+      {layer + "output.LayerNorm.bias", {4}},
+      {"pooler.dense.weight", {4, 4}},
+      {"pooler.dense.bias", {4}}};
+  spruce::SafetensorsFile f;
+  for (const auto& [name, shape] : shapes) {
+    std::vector<float> w(size_t(shape[0] * (shape.size() > 1 ? shape[1] : 1)), 0.01f);
+    f.tensors.push_back(spruce::Tensor::from_f32(name, shape, w.data()));
+  }
+  std::ofstream(dir / "model.safetensors", std::ios::binary) << spruce::serialize_safetensors(f);
+}
+
+// A model folder's config.json and vocab.txt are checked before anything is allocated or read.
+TEST_F(BadInput, SentenceModelFoldersAreChecked) {
+  write("fine.txt", "hello\n");
+  auto model = [&](const std::string& name, const std::string& config_extra, const std::string& weights = "") {
+    fs::create_directories(path(name));
+    write(name + "/vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n");
+    write(name + "/config.json",
+          R"({"model_type": "bert", "hidden_size": 4, "num_hidden_layers": 1, "num_attention_heads": 1,
+              "intermediate_size": 4, "max_position_embeddings": 512, "vocab_size": 6)" +
+              config_extra + "}");
+    write(name + "/model.safetensors", weights);
+    return std::vector<std::string>{"embed", "--input", path("fine.txt"), "--model", path(name)};
+  };
+  // The allocator used to refuse these, in LibTorch's words and naming no file.
+  expect_refused(model("positions", R"(, "max_position_embeddings": 1000000000000000)"), 1, "billion parameters");
+  expect_refused(model("types", R"(, "type_vocab_size": 1000000000000000)"), 1, "billion parameters");
+  expect_refused(model("dropout", R"(, "hidden_dropout_prob": 5)"), 1, "hidden_dropout_prob");
+  expect_refused(model("eps", R"(, "layer_norm_eps": -1)"), 1, "layer_norm_eps");
+  // Token ids past the embedding table: "index out of range in self", naming no file.
+  expect_refused(model("vocab", R"(, "vocab_size": 3)"), 1, "more than config.json's vocab_size 3");
+  expect_refused(model("f16", "",
+                       raw_file(R"({"embeddings.word_embeddings.weight": {"dtype": "F16", "shape": [6, 4],)"
+                                R"( "data_offsets": [0, 48]}})",
+                                48)),
+                 1, "is F16; spruce reads F32 weights");
+  // A LibTorch archive given where a safetensors file belongs.
+  write("archive.safetensors", std::string("PK\x03\x04", 4) + std::string(100, '\x7f'));
+  expect_refused({"inspect", path("archive.safetensors")}, 1, "it is a zip archive");
+  // Another model than the dense one: LibTorch's "size of tensor a (4) must match", after converting.
+  write_tiny_bert(dir_ / "tiny");
+  write("hello.txt", "hello\n");
+  const Outcome tiny = run({"embed", "--input", path("hello.txt"), "--model", path("tiny")});
+  EXPECT_EQ(tiny.status, 0) << tiny.err;
+  expect_refused(
+      {"bench-model", "minilm", "--sparse-model", path("tiny"), "--variants", "fp32-sparse", "--batches", "1"}, 2,
+      "embeds in 4 dimensions");
+}
+
+// Replaces the one occurrence of `from`, and the text after it up to `until` (none: `from` alone),
+// with `to` padded with spaces to the same length: a torch archive verifies no checksums, so it stays
+// readable.
+std::string patched(std::string bytes, const std::string& from, const std::string& until, const std::string& to) {
+  const size_t at = bytes.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  EXPECT_EQ(bytes.find(from, at + 1), std::string::npos) << from;
+  if (at == std::string::npos) return bytes;
+  const size_t end = until.empty() ? at + from.size() : bytes.find(until, at + from.size());
+  EXPECT_NE(end, std::string::npos) << until;
+  std::string replacement = to;
+  EXPECT_LE(replacement.size(), end - at) << from;
+  replacement.resize(end - at, ' ');
+  return bytes.replace(at, end - at, replacement);
+}
+
+// A damaged or tampered distillation checkpoint is refused with a message, never indexed past its
+// end (a weight average of fewer tensors than the student's used to crash the resumed run).
+TEST_F(BadInput, DistillResumeRefusesDamagedCheckpoints) {
+  write_fortunes(dir_ / "fortunes", 300);
+  const std::vector<std::string> base{
+      "distill", "--fortunes", path("fortunes"), "--steps", "2", "--batch", "2", "--evaluations", "1",
+      "--ema",   "0.5",        "--no-progress"};
+  auto with = [&](std::vector<std::string> args, const std::vector<std::string>& extra) {
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  const Outcome first = run(with(base, {"--checkpoint", path("run"), "--stop-after", "1"}), 300);
+  ASSERT_EQ(first.status, 0) << first.err;
+  std::ifstream in(path("run/checkpoint.pt"), std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string good = ss.str();
+  ASSERT_GT(good.size(), 1000u);
+  auto resume = [&](const std::string& name, const std::string& bytes, int status, const std::string& message) {
+    fs::create_directories(path(name));
+    write(name + "/checkpoint.pt", bytes);
+    const Outcome o = run(with(base, {"--checkpoint", path(name), "--resume"}), 300);
+    EXPECT_FALSE(o.hung) << name;
+    EXPECT_EQ(o.signal, 0) << name << ": killed by signal " << o.signal;
+    EXPECT_EQ(o.status, status) << name << "\n" << o.err.substr(0, 2000);
+    if (status == 0) return;
+    const size_t last = o.err.rfind('\n', o.err.size() - 2);
+    const std::string line = o.err.substr(last == std::string::npos ? 0 : last + 1);
+    EXPECT_TRUE(line.rfind("spruce: error: ", 0) == 0) << name << "\n" << o.err.substr(0, 2000);
+    EXPECT_NE(line.find(message), std::string::npos) << name << ": no '" << message << "' in\n" << line;
+    std::istringstream lines(o.err.substr(0, last == std::string::npos ? 0 : last + 1));
+    for (std::string l; std::getline(lines, l);) EXPECT_TRUE(l.rfind("distil: ", 0) == 0) << name << ": " << l;
+    std::ifstream kept(path(name + "/checkpoint.pt"), std::ios::binary);
+    std::stringstream now;
+    now << kept.rdbuf();
+    EXPECT_EQ(now.str(), bytes) << name << ": the checkpoint changed";
+  };
+  resume("empty", "", 1, "not a checkpoint");
+  resume("truncated", good.substr(0, good.size() / 2), 1, "not a checkpoint");
+  resume("average", patched(good, "\"averaged\":", ",", "\"averaged\":1"), 1, "a weight average of 1 tensors");
+  resume("crop", patched(good, "\"crop_rng\":\"", " ", "\"crop_rng\":\"x"), 1, "a random generator's state");
+  resume("window", patched(good, "\"window\":", ",", "\"window\":7"), 1, "window 7");
+  // The archive's index and its pickled names disagree: LibTorch throws std::out_of_range.
+  resume("renamed", patched(good, "loop.torch_rng", "", "loop.torch_rnG"), 1, "not a checkpoint");
+  // A diverged loss is saved as null (JSON has no NaN): the run still resumes.
+  resume("nan", patched(good, "\"seconds\":", "\"window\"", "\"seconds\":1,\"loss_sum\":null,\"cosine_sum\":null,"), 0,
+         "");
+}
+#endif

@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -116,6 +117,7 @@ void run(BenchModelArgs& a) {
     a.minilm.int8_attention = parse_attention_precision(a.bf16_attention ? "bf16" : a.attention);
     a.minilm.threads = a.o.threads;
     if (a.cmd->count("--batches") > 0) a.minilm.batches = a.o.batches;
+    check_output_file("--json", a.json);
     run_minilm_bench(a.minilm, a.json);
     return;
   }
@@ -125,6 +127,12 @@ void run(BenchModelArgs& a) {
   if (a.model != "dlrm") usage_error("unknown model " + in_quotes(a.model) + ": valid are dlrm and minilm");
   a.o.pattern = Pattern::parse(a.pattern);
   if (!(a.o.sparsity > 0 && a.o.sparsity < 1)) usage_error("--sparsity must be in (0, 1), e.g. 0.85");
+  if (!a.json.empty()) {  // the run makes --work-dir: a --json in it is written once it exists
+    const auto folder = std::filesystem::absolute(a.json).parent_path().lexically_normal();
+    auto work_dir = std::filesystem::absolute(a.work_dir).lexically_normal();
+    if (!work_dir.has_filename()) work_dir = work_dir.parent_path();  // "out/dlrm/"
+    if (std::filesystem::is_directory(folder) || folder != work_dir) check_output_file("--json", a.json);
+  }
   // LoadGen logs every completed sample on a thread of its own, which spinning workers starve.
   if (const char* policy = std::getenv("OMP_WAIT_POLICY"); policy && strcasecmp(policy, "active") == 0)
     std::cerr << "note: OMP_WAIT_POLICY=active: spinning OpenMP workers take the cores LoadGen's own threads "
@@ -196,7 +204,9 @@ void add(CLI::App& app) {
   cmd->add_option("--seconds", a->minilm.min_seconds, "minilm: timing per variant and batch size, seconds")
       ->check(real_in(0.01, 3600))
       ->capture_default_str();
-  cmd->add_option("--work-dir", a->work_dir, "Where trained models are cached")->capture_default_str();
+  cmd->add_option("--work-dir", a->work_dir, "Where trained models are cached")
+      ->check(non_empty())
+      ->capture_default_str();
   cmd->add_flag("--retrain", a->o.retrain, "Train again even when the cache has the models");
   cmd->add_option("--train-samples", a->o.train_samples, "Synthetic training samples")
       ->check(int_in(1, 1 << 26))

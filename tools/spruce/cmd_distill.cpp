@@ -71,12 +71,21 @@ void run(DistillArgs& a) {
   if ((a.o.resume || a.o.stop_after > 0) && a.o.checkpoint_dir.empty())
     usage_error(std::string(a.o.resume ? "--resume" : "--stop-after") +
                 " needs --checkpoint DIR, the folder the run is kept in");
+  check_output_file("--json", a.json);
+  if (a.o.resume && std::filesystem::exists(a.o.checkpoint_dir) && !std::filesystem::is_directory(a.o.checkpoint_dir))
+    usage_error("--checkpoint " + in_quotes(a.o.checkpoint_dir) + " is a file, not a folder; name the run's folder");
   if (a.o.resume && !std::filesystem::is_regular_file(minilm::checkpoint_path(a.o.checkpoint_dir)))
     usage_error("--resume: " + minilm::checkpoint_path(a.o.checkpoint_dir) + " does not exist; start without --resume");
-  if (!a.o.checkpoint_dir.empty()) std::filesystem::create_directories(a.o.checkpoint_dir);
-  if (!a.save.empty()) std::filesystem::create_directories(a.save);
+  std::error_code same_error;
+  if (!a.save.empty() && std::filesystem::equivalent(a.save, a.model, same_error))
+    usage_error("--save " + in_quotes(a.save) + " is the teacher's folder (--model); name another folder");
   minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
+  if (corpus.held_out.size() < 11)  // the held-out checks rank each text's 10 nearest neighbours
+    usage_error("the fortunes in " + in_quotes(a.fortunes) + " hold out " + std::to_string(corpus.held_out.size()) +
+                " texts, and the fidelity checks need 11 or more; give a folder with more fortunes");
   if (!a.wordnet.empty()) minilm::add_wordnet(corpus, a.wordnet);
+  if (!a.o.checkpoint_dir.empty()) make_output_folder("--checkpoint", a.o.checkpoint_dir, "checkpoint.pt");
+  if (!a.save.empty()) make_output_folder("--save", a.save, "model.safetensors");
   auto teacher = minilm::SentenceEncoder::load(a.model);
   auto student = minilm::SentenceEncoder::load(a.model);
   std::cerr << "distil: " << corpus.train.size() << " training and " << corpus.held_out.size() << " held-out fortunes"
@@ -224,7 +233,8 @@ void add(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--checkpoint", a->o.checkpoint_dir,
                   "Folder to keep the run in (DIR/checkpoint.pt), saved at each held-out check or every "
-                  "--checkpoint-every steps, so that it can be resumed");
+                  "--checkpoint-every steps, so that it can be resumed")
+      ->check(non_empty());
   cmd->add_option("--checkpoint-every", a->o.checkpoint_every, "Steps between checkpoints (0: at each held-out check)")
       ->check(int_in(0, 100000000))
       ->capture_default_str();

@@ -24,6 +24,7 @@ void run(EvalArgs& a) {
   a.o.sparse_checkpoint = checkpoint_in(a.sparse_dir);
   a.o.calibration = parse_calibration(a.calibration);
   a.o.fallback = parse_fallback(a.fallback);
+  check_output_file("--json", a.json);
   const auto rows = fashion_mnist::evaluate_variants(a.o, std::cerr);
 
   std::vector<std::string> header{""}, acc{"Accuracy"}, speed{"Throughput (images/s)"},

@@ -3,8 +3,11 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 
 #include "spruce/cpu.hpp"
+#include "spruce/error.hpp"
+#include "spruce/file.hpp"
 
 namespace spruce::cli {
 namespace {
@@ -60,6 +63,25 @@ CLI::Validator thread_count() { return int_in(1, kMaxThreads); }
 CLI::Validator non_empty() {
   return CLI::Validator(
       [](std::string& text) { return text.empty() ? std::string("must not be empty") : std::string(); }, "TEXT");
+}
+
+void check_output_file(const std::string& flag, const std::string& path) {
+  if (path.empty()) return;
+  try {
+    AtomicOutput probe(path);  // never committed: its temporary file is removed
+  } catch (const Error& e) {
+    usage_error(flag + ": " + e.what());
+  }
+}
+
+void make_output_folder(const std::string& flag, const std::string& dir, const std::string& file) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
+    usage_error(flag + " " + in_quotes(dir) + " is a file, not a folder; name a folder");
+  fs::create_directories(dir, ec);
+  if (ec) usage_error(flag + ": cannot make the folder " + in_quotes(dir) + ": " + ec.message());
+  check_output_file(flag, (fs::path(dir) / file).string());
 }
 
 void add_fallback_option(CLI::App* cmd, std::string& value) {

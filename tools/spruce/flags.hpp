@@ -20,6 +20,14 @@ CLI::Validator thread_count();
 // A text that is not empty (names, patterns, paths).
 CLI::Validator non_empty();
 
+// Outputs are checked before the work that ends in them, so that a typo cannot cost a run. A file:
+// its folder must exist and take a new file, and the path, if it exists, must be a regular file
+// (a temporary file is made beside it and removed). Nothing for an empty path. Throws
+// spruce::Error (usage) naming `flag`.
+void check_output_file(const std::string& flag, const std::string& path);
+// A folder, created if missing (with its parents), that must take `file` (as check_output_file).
+void make_output_folder(const std::string& flag, const std::string& dir, const std::string& file);
+
 // --fallback auto|never|always into `value`, for the commands that convert sparse layers.
 void add_fallback_option(CLI::App* cmd, std::string& value);
 
