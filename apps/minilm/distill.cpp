@@ -203,9 +203,16 @@ double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int6
   return base * static_cast<double>(std::max<int64_t>(0, steps - step)) / static_cast<double>(steps - decay_from);
 }
 
+void check_draw_size(const DistillOptions& o) {
+  if (double(o.steps) * double(o.batch) > 1e8)
+    spruce::usage_error("--steps x --batch is " + std::to_string(o.steps * o.batch) +
+                        " texts, more than the 100 million a run can draw; take fewer steps or a smaller batch");
+}
+
 DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus, const DistillOptions& o,
                       std::ostream& log) {
   if (o.steps < 1 || o.batch < 1) spruce::usage_error("distillation needs at least 1 step and a batch of 1");
+  check_draw_size(o);
   if (!(o.crop >= 0 && o.crop <= 1)) spruce::usage_error("the share of cropped texts must be in [0, 1]");
   if (corpus.held_out.size() < 11) spruce::usage_error("distillation's fidelity checks need 11 or more held-out texts");
   const auto started = std::chrono::steady_clock::now();

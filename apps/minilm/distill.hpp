@@ -113,6 +113,10 @@ struct TrainingBatch {
 std::vector<TrainingBatch> training_batches(const SentenceEncoder& encoder, const Corpus& corpus,
                                             const DistillOptions& options);
 
+// Throws spruce::Error (usage) when options.steps x options.batch texts are more than a run can
+// draw up front (100 million, 8 bytes each).
+void check_draw_size(const DistillOptions& options);
+
 // Trains `student` (a loaded copy of the teacher) in place; `teacher` is only run.
 DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus,
                       const DistillOptions& options, std::ostream& log);

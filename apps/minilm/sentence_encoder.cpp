@@ -84,8 +84,15 @@ void SentenceEncoder::set_tokens_per_pass(int64_t tokens) {
                    [&](size_t a, size_t b) { return encodings[a].ids.size() > encodings[b].ids.size(); });
   ::torch::NoGradGuard no_grad;
   auto out = ::torch::empty({static_cast<int64_t>(texts.size()), model_->config().hidden_size});
-  for (size_t begin = 0; begin < order.size(); begin += static_cast<size_t>(batch_size)) {
-    const size_t end = std::min(order.size(), begin + static_cast<size_t>(batch_size));
+  // A pass's attention scores take batch x heads x length^2 floats: longer texts go in smaller
+  // passes, so that --batch 4096 at 512 tokens needs 1 GiB of them, not 51 GiB. (Texts are
+  // independent: the embeddings do not depend on the pass.)
+  constexpr double kScoreBytes = 1 << 30;
+  const double heads = double(model_->config().num_heads);
+  for (size_t begin = 0, end = 0; begin < order.size(); begin = end) {
+    const double length = double(std::max<size_t>(encodings[order[begin]].ids.size(), 1));
+    const auto fits = std::max<size_t>(1, size_t(kScoreBytes / (4 * heads * length * length)));
+    end = std::min({order.size(), begin + static_cast<size_t>(batch_size), begin + fits});
     std::vector<const spruce::text::Encoding*> chunk;
     for (size_t i = begin; i < end; ++i) chunk.push_back(&encodings[order[i]]);
     const Inputs inputs = to_inputs(tokenizer_.pad(chunk));

@@ -358,6 +358,7 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--fortunes", path("none")}, 2, "fortunes");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--criterion", "luck"}, 2, "luck");
   expect_refused({"distill", "--steps", "0"}, 2, "--steps");
+  expect_refused({"distill", "--pattern", "2:4", "--steps", "1000000", "--batch", "1024"}, 2, "100 million");
   expect_refused({"distill", "--json", path("no/such/folder/d.json")}, 2, "folder does not exist");
   expect_refused({"distill", "--wordnet", path("none")}, 2, "install Debian's `wordnet-base`");
   expect_refused({"distill", "--wordnet", path("x"), "--wordnet-share", "1.5"}, 2, "--wordnet-share");

@@ -72,6 +72,7 @@ void run(DistillArgs& a) {
     usage_error(std::string(a.o.resume ? "--resume" : "--stop-after") +
                 " needs --checkpoint DIR, the folder the run is kept in");
   check_output_file("--json", a.json);
+  minilm::check_draw_size(a.o);  // before anything loads
   if (a.o.resume && std::filesystem::exists(a.o.checkpoint_dir) && !std::filesystem::is_directory(a.o.checkpoint_dir))
     usage_error("--checkpoint " + in_quotes(a.o.checkpoint_dir) + " is a file, not a folder; name the run's folder");
   if (a.o.resume && !std::filesystem::is_regular_file(minilm::checkpoint_path(a.o.checkpoint_dir)))
