@@ -147,7 +147,11 @@ double mlp_sparsity(DlrmImpl& m) {
   return total ? double(zeros) / double(total) : 0.0;
 }
 
-void check_options(const DlrmBenchOptions& o) {
+}  // namespace
+
+void check_bench_options(const DlrmBenchOptions& options, const std::string& work_dir) {
+  DlrmBenchOptions o = options;
+  if (o.log_dir.empty()) o.log_dir = work_dir + "/loadgen";
   if (o.threads < 1) usage_error("--threads must be at least 1");
   if (o.batches.empty()) usage_error("--batches needs at least one Offline batch size");
   for (const int64_t b : o.batches)
@@ -158,13 +162,11 @@ void check_options(const DlrmBenchOptions& o) {
   mlperf::validate(loadgen_settings(o, o.batches.front(), o.log_dir));  // the Server batch, bound, duration
 }
 
-}  // namespace
-
 DlrmBenchReport bench_dlrm(const std::string& work_dir, uint64_t seed, const DlrmBenchOptions& options,
                            std::ostream& log) {
   DlrmBenchOptions o = options;
   if (o.log_dir.empty()) o.log_dir = work_dir + "/loadgen";
-  check_options(o);  // before any training: a bad setting costs nothing
+  check_bench_options(o, work_dir);  // before any training: a bad setting costs nothing
   set_threads(o.threads);
   std::filesystem::create_directories(work_dir);
   log << "synthetic Criteo-shaped clicks: " << o.train_samples << " train, " << o.test_samples

@@ -51,6 +51,10 @@ struct DlrmBenchReport {
   int64_t pretrain_clicks = 0, finetune_clicks = 0, steps = 0;  // the budget each model saw
 };
 
+// Throws spruce::Error (usage) for settings that bench_dlrm would refuse (batch sizes, LoadGen's
+// settings), before anything is trained or written; `work_dir` as for bench_dlrm.
+void check_bench_options(const DlrmBenchOptions& options, const std::string& work_dir);
+
 // Trains what is missing from the cache, converts, verifies and measures. Progress goes to `log`.
 // The caller chooses (no default here) `work_dir`, where the trained models are cached
 // (dense-pretrained.pt, dense-finetuned.pt, sparse-finetuned.pt; created if missing), and `seed`,

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <utility>
 
 #include "spruce/attention.hpp"
@@ -79,6 +80,16 @@ StageTimer::~StageTimer() {
   if (start_ns_ >= 0 && active_clock) active_clock->add(stage_, 1e-6 * double(now_ns() - start_ns_));
 }
 
+namespace {
+// A size in config.json: a JSON integer (384, not 384.5 or "384"); `fallback` where it may be absent.
+int64_t size_field(const nlohmann::json& j, const char* key, std::optional<int64_t> fallback = {}) {
+  if (fallback && !j.contains(key)) return *fallback;
+  const nlohmann::json& v = j.at(key);
+  if (!v.is_number_integer()) spruce::data_error(std::string(key) + " is " + v.dump() + ", not a whole number");
+  return v.get<int64_t>();
+}
+}  // namespace
+
 BertConfig BertConfig::read(const std::string& path) {
   std::ifstream in(path);
   if (!in)
@@ -92,21 +103,23 @@ BertConfig BertConfig::read(const std::string& path) {
   }
   BertConfig c;
   try {
-    if (j.value("model_type", "") != "bert") spruce::data_error("model_type is not \"bert\"");
-    if (j.value("hidden_act", "gelu") != "gelu") spruce::data_error("hidden_act is not \"gelu\"");
+    const char* only_bert = "; spruce runs BERT encoders only";
+    if (j.value("model_type", "") != "bert") spruce::data_error(std::string("model_type is not \"bert\"") + only_bert);
+    if (j.value("hidden_act", "gelu") != "gelu")
+      spruce::data_error(std::string("hidden_act is not \"gelu\"") + only_bert);
     if (j.value("position_embedding_type", "absolute") != "absolute")
-      spruce::data_error("position embeddings are not absolute");
-    c.vocab_size = j.at("vocab_size").get<int64_t>();
-    c.hidden_size = j.at("hidden_size").get<int64_t>();
-    c.num_layers = j.at("num_hidden_layers").get<int64_t>();
-    c.num_heads = j.at("num_attention_heads").get<int64_t>();
-    c.intermediate_size = j.at("intermediate_size").get<int64_t>();
-    c.max_position_embeddings = j.at("max_position_embeddings").get<int64_t>();
-    c.type_vocab_size = j.value("type_vocab_size", int64_t{2});
+      spruce::data_error(std::string("position embeddings are not absolute") + only_bert);
+    c.vocab_size = size_field(j, "vocab_size");
+    c.hidden_size = size_field(j, "hidden_size");
+    c.num_layers = size_field(j, "num_hidden_layers");
+    c.num_heads = size_field(j, "num_attention_heads");
+    c.intermediate_size = size_field(j, "intermediate_size");
+    c.max_position_embeddings = size_field(j, "max_position_embeddings");
+    c.type_vocab_size = size_field(j, "type_vocab_size", 2);
     c.layer_norm_eps = j.value("layer_norm_eps", 1e-12);
     c.dropout = j.value("hidden_dropout_prob", 0.1);
   } catch (const spruce::Error& e) {
-    spruce::data_error(path + ": " + e.what() + "; spruce runs BERT encoders only");
+    spruce::data_error(path + ": " + e.what());
   } catch (const std::exception& e) {
     spruce::data_error(path + ": " + e.what());
   }

@@ -209,12 +209,18 @@ void check_draw_size(const DistillOptions& o) {
                         " texts, more than the 100 million a run can draw; take fewer steps or a smaller batch");
 }
 
+void check_held_out(const Corpus& corpus, const std::string& source, const std::string& fix) {
+  if (corpus.held_out.size() < 11)
+    spruce::usage_error(source + ": " + std::to_string(corpus.held_out.size()) +
+                        " held-out texts, and the fidelity checks need 11 or more; " + fix);
+}
+
 DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus, const DistillOptions& o,
                       std::ostream& log) {
   if (o.steps < 1 || o.batch < 1) spruce::usage_error("distillation needs at least 1 step and a batch of 1");
   check_draw_size(o);
   if (!(o.crop >= 0 && o.crop <= 1)) spruce::usage_error("the share of cropped texts must be in [0, 1]");
-  if (corpus.held_out.size() < 11) spruce::usage_error("distillation's fidelity checks need 11 or more held-out texts");
+  check_held_out(corpus);
   const auto started = std::chrono::steady_clock::now();
   double seconds_before = 0;  // a resumed run's earlier sittings, less this one's start
   auto elapsed = [&] {

@@ -117,6 +117,11 @@ std::vector<TrainingBatch> training_batches(const SentenceEncoder& encoder, cons
 // draw up front (100 million, 8 bytes each).
 void check_draw_size(const DistillOptions& options);
 
+// Throws spruce::Error (usage) unless `corpus` holds out 11 or more texts, the fewest the top-10
+// retrieval check can rank. `source` names where the texts came from, `fix` what to do instead.
+void check_held_out(const Corpus& corpus, const std::string& source = "the corpus",
+                    const std::string& fix = "give more texts");
+
 // Trains `student` (a loaded copy of the teacher) in place; `teacher` is only run.
 DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const Corpus& corpus,
                       const DistillOptions& options, std::ostream& log);

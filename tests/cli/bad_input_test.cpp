@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -120,7 +121,8 @@ class BadInput : public ::testing::Test {
   void write(const std::string& name, const std::string& bytes) const {
     std::ofstream(path(name), std::ios::binary) << bytes;
   }
-  // Every regular file's name and bytes, and every other entry's name and kind.
+  // Every regular file's name, size and a hash of its bytes (so that a failure prints a short
+  // line per file, not megabytes), and every other entry's name and kind.
   std::map<std::string, std::string> snapshot() const {
     std::map<std::string, std::string> files;
     for (const auto& e : fs::directory_iterator(dir_)) {
@@ -129,7 +131,8 @@ class BadInput : public ::testing::Test {
         std::ifstream in(e.path(), std::ios::binary);
         std::stringstream ss;
         ss << in.rdbuf();
-        files[name] = ss.str();
+        const std::string bytes = ss.str();
+        files[name] = std::to_string(bytes.size()) + " bytes, hash " + std::to_string(std::hash<std::string>{}(bytes));
       } else {
         files[name] = fs::is_directory(e.status()) ? "(folder)" : "(not a regular file)";
       }
@@ -462,6 +465,11 @@ TEST_F(BadInput, OutputsAreCheckedBeforeTheWork) {
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--json", path("folder")}, 2, "--json");
   expect_refused({"bench-model", "dlrm", "--json", missing}, 2, "--json");
   expect_refused({"bench-model", "dlrm", "--work-dir", ""}, 2, "--work-dir");
+  expect_refused({"bench-model", "dlrm", "--work-dir", path("file")}, 2, "is a file, not a folder");
+  expect_refused({"bench-model", "dlrm", "--work-dir", path("folder"), "--log-dir", path("file")}, 2, "--log-dir");
+  expect_refused({"train", "--epochs", "1", "--json", missing}, 2, "--json");
+  expect_refused({"train", "--epochs", "1", "--save", path("file")}, 2, "is a file, not a folder");
+  expect_refused({"train", "--nproc", "2", "--json", path("folder")}, 2, "--json");  // before the ranks start
   expect_refused({"eval", "--json", path("folder")}, 2, "--json");
   expect_refused({"convert", "--checkpoint", dir_.string(), "--out", missing}, 2, "--out");
   expect_refused({"bench-model", "minilm", "--variants", "fp32-dense,fp32-dense"}, 2, "given twice");
@@ -546,6 +554,8 @@ TEST_F(BadInput, SentenceModelFoldersAreChecked) {
   expect_refused(model("types", R"(, "type_vocab_size": 1000000000000000)"), 1, "billion parameters");
   expect_refused(model("dropout", R"(, "hidden_dropout_prob": 5)"), 1, "hidden_dropout_prob");
   expect_refused(model("eps", R"(, "layer_norm_eps": -1)"), 1, "layer_norm_eps");
+  expect_refused(model("fraction", R"(, "hidden_size": 4.5)"), 1, "hidden_size is 4.5, not a whole number");
+  expect_refused(model("text", R"(, "num_hidden_layers": "1")"), 1, "num_hidden_layers is \"1\", not a whole number");
   // Token ids past the embedding table: "index out of range in self", naming no file.
   expect_refused(model("vocab", R"(, "vocab_size": 3)"), 1, "more than config.json's vocab_size 3");
   expect_refused(model("f16", "",

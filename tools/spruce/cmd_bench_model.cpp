@@ -3,7 +3,6 @@
 #include <strings.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -127,12 +126,13 @@ void run(BenchModelArgs& a) {
   if (a.model != "dlrm") usage_error("unknown model " + in_quotes(a.model) + ": valid are dlrm and minilm");
   a.o.pattern = Pattern::parse(a.pattern);
   if (!(a.o.sparsity > 0 && a.o.sparsity < 1)) usage_error("--sparsity must be in (0, 1), e.g. 0.85");
-  if (!a.json.empty()) {  // the run makes --work-dir: a --json in it is written once it exists
-    const auto folder = std::filesystem::absolute(a.json).parent_path().lexically_normal();
-    auto work_dir = std::filesystem::absolute(a.work_dir).lexically_normal();
-    if (!work_dir.has_filename()) work_dir = work_dir.parent_path();  // "out/dlrm/"
-    if (std::filesystem::is_directory(folder) || folder != work_dir) check_output_file("--json", a.json);
-  }
+  // The settings, then every output place (made and checked), before the training: a run fails at
+  // once or not at all, and a refused setting leaves no folder behind.
+  dlrm::check_bench_options(a.o, a.work_dir);
+  make_output_folder("--work-dir", a.work_dir, "dense-pretrained.pt");
+  make_output_folder("--log-dir", a.o.log_dir.empty() ? a.work_dir + "/loadgen" : a.o.log_dir,
+                     "mlperf_log_summary.txt");
+  check_output_file("--json", a.json);
   // LoadGen logs every completed sample on a thread of its own, which spinning workers starve.
   if (const char* policy = std::getenv("OMP_WAIT_POLICY"); policy && strcasecmp(policy, "active") == 0)
     std::cerr << "note: OMP_WAIT_POLICY=active: spinning OpenMP workers take the cores LoadGen's own threads "

@@ -81,9 +81,7 @@ void run(DistillArgs& a) {
   if (!a.save.empty() && std::filesystem::equivalent(a.save, a.model, same_error))
     usage_error("--save " + in_quotes(a.save) + " is the teacher's folder (--model); name another folder");
   minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
-  if (corpus.held_out.size() < 11)  // the held-out checks rank each text's 10 nearest neighbours
-    usage_error("the fortunes in " + in_quotes(a.fortunes) + " hold out " + std::to_string(corpus.held_out.size()) +
-                " texts, and the fidelity checks need 11 or more; give a folder with more fortunes");
+  minilm::check_held_out(corpus, "the fortunes in " + in_quotes(a.fortunes), "give a folder with more fortunes");
   if (!a.wordnet.empty()) minilm::add_wordnet(corpus, a.wordnet);
   if (!a.o.checkpoint_dir.empty()) make_output_folder("--checkpoint", a.o.checkpoint_dir, "checkpoint.pt");
   if (!a.save.empty()) make_output_folder("--save", a.save, "model.safetensors");

@@ -77,6 +77,11 @@ void run(TrainArgs& a) {
   for (const std::string* file : {&a.options.resume_from, &a.options.init_from, &a.options.teacher})
     if (!file->empty()) require_regular_file(*file);
   a.options.progress_bar = !a.no_progress;
+  // Outputs are checked before the run too, by the process that writes them (rank 0, or the launcher).
+  auto check_outputs = [&] {
+    check_output_file("--json", a.json);
+    if (!a.options.save_dir.empty()) make_output_folder("--save", a.options.save_dir, "model.safetensors");
+  };
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   if (a.nproc > 1) {
     if (a.world_size >= 0 || a.rank >= 0 || !a.master_addr.empty())
@@ -89,6 +94,7 @@ void run(TrainArgs& a) {
         !a.options.save_dir.empty()
             ? a.options.save_dir + "/logs"
             : (std::filesystem::temp_directory_path() / ("spruce-train-" + std::to_string(getpid()))).string();
+    check_outputs();
     std::cout.flush();
     std::exit(launch_local_ranks(launch));
   }
@@ -99,6 +105,7 @@ void run(TrainArgs& a) {
   if (!a.master_addr.empty()) d.master_addr = a.master_addr;
   d.timeout = std::chrono::seconds(a.dist_timeout);
   torch::check_distributed_options(d);
+  if (d.rank <= 0) check_outputs();
   const int threads = a.threads > 0 ? a.threads : cores;
   torch::set_training_threads(threads);
   std::unique_ptr<torch::DataParallel> group;
