@@ -237,6 +237,12 @@ TEST_F(BadInput, OutputsReplaceOnlyRegularFiles) {
     EXPECT_TRUE(fs::is_character_file(path("null")));
   }
   expect_refused({"prune", ckpt_, "-o", "", "--pattern", "4x1", "--sparsity", "0.5"}, 2);
+  // The output is the input, by its name or through a link: the dense weights would be lost.
+  expect_refused({"prune", ckpt_, "-o", ckpt_, "--pattern", "4x1", "--sparsity", "0.5"}, 2,
+                 "the checkpoint being pruned");
+  fs::create_symlink(ckpt_, path("link.safetensors"));
+  expect_refused({"prune", ckpt_, "-o", path("link.safetensors"), "--pattern", "4x1", "--sparsity", "0.5"}, 2,
+                 "which the output would replace");
 }
 
 // A safetensors file of `header` (JSON) and `data_bytes` bytes of data.
@@ -455,6 +461,7 @@ TEST_F(BadInput, OutputsAreCheckedBeforeTheWork) {
   const std::string missing = path("no/such/folder/out.json");
   expect_refused({"embed", "--input", path("fine.txt"), "--output", missing}, 2, "--output");
   expect_refused({"embed", "--input", path("fine.txt"), "--output", path("folder")}, 2, "only replaces regular files");
+  expect_refused({"embed", "--input", path("fine.txt"), "--output", path("fine.txt")}, 2, "--input, the texts");
   expect_refused({"distill", "--json", path("folder")}, 2, "--json");
   expect_refused({"distill", "--checkpoint", path("file")}, 2, "is a file, not a folder");
   expect_refused({"distill", "--checkpoint", path("file"), "--resume"}, 2, "is a file, not a folder");
@@ -472,6 +479,8 @@ TEST_F(BadInput, OutputsAreCheckedBeforeTheWork) {
   expect_refused({"train", "--nproc", "2", "--json", path("folder")}, 2, "--json");  // before the ranks start
   expect_refused({"eval", "--json", path("folder")}, 2, "--json");
   expect_refused({"convert", "--checkpoint", dir_.string(), "--out", missing}, 2, "--out");
+  write("checkpoint.pt", "a training checkpoint");
+  expect_refused({"convert", "--checkpoint", dir_.string(), "--out", path("checkpoint.pt")}, 2, "training checkpoint");
   expect_refused({"bench-model", "minilm", "--variants", "fp32-dense,fp32-dense"}, 2, "given twice");
 }
 

@@ -21,6 +21,7 @@ void run(ConvertArgs& a) {
   const torch::Variant variant = torch::parse_variant(a.variant);
   a.o.calibration = parse_calibration(a.calibration);
   a.o.fallback = parse_fallback(a.fallback);
+  check_not_input("--out", a.out, a.checkpoint_dir + "/checkpoint.pt", "the training checkpoint (--checkpoint)");
   check_output_file("--out", a.out);
   const auto c = fashion_mnist::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
 

@@ -84,6 +84,14 @@ void make_output_folder(const std::string& flag, const std::string& dir, const s
   check_output_file(flag, (fs::path(dir) / file).string());
 }
 
+void check_not_input(const std::string& flag, const std::string& path, const std::string& input,
+                     const std::string& input_is) {
+  std::error_code ec;  // false, not an error, where either is missing
+  if (!path.empty() && !input.empty() && std::filesystem::equivalent(path, input, ec))
+    usage_error(flag + " " + in_quotes(path) + " is " + input_is +
+                ", which the output would replace; name another file");
+}
+
 void add_fallback_option(CLI::App* cmd, std::string& value) {
   cmd->add_option("--fallback", value,
                   "Sparse variants: when a layer runs oneDNN dense instead. auto: where it timed faster at "

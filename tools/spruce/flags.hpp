@@ -27,6 +27,10 @@ CLI::Validator non_empty();
 void check_output_file(const std::string& flag, const std::string& path);
 // A folder, created if missing (with its parents), that must take `file` (as check_output_file).
 void make_output_folder(const std::string& flag, const std::string& dir, const std::string& file);
+// Refuses an output `path` that is the input file `input` (through any name or link): the write
+// would replace what the command reads. `input_is` says what the input is, e.g. "--input, the texts".
+void check_not_input(const std::string& flag, const std::string& path, const std::string& input,
+                     const std::string& input_is);
 
 // --fallback auto|never|always into `value`, for the commands that convert sparse layers.
 void add_fallback_option(CLI::App* cmd, std::string& value);
