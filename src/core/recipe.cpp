@@ -110,6 +110,7 @@ class Reader {
   // Applies the keys of one mapping over `g`.
   void apply(const YAML::Node& map, PruningGroup& g, bool top_level, bool& target_given) const {
     if (!map.IsMap()) usage_error(source_ + ": expected a mapping of recipe keys, got " + in_quotes(text(map)));
+    std::vector<std::string> seen;
     for (const auto& kv : map) {
       if (!kv.first.IsScalar())
         usage_error(source_ + ": a key is " + in_quotes(text(kv.first)) + ", not a name; valid keys: " + join(kKeys));
@@ -117,6 +118,10 @@ class Reader {
       const YAML::Node& v = kv.second;
       if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end())
         usage_error(source_ + ": unknown key " + in_quotes(key) + "; valid keys: " + join(kKeys));
+      // YAML forbids it, yaml-cpp lets the last one win: which value was meant is unknown.
+      if (std::find(seen.begin(), seen.end(), key) != seen.end())
+        usage_error(source_ + ": key " + in_quotes(key) + " is given twice in one mapping; keep one");
+      seen.push_back(key);
       if (key == "target_sparsity")
         g.schedule.target = fraction(key, v, false), target_given = true;
       else if (key == "pattern")

@@ -117,6 +117,17 @@ TEST(Recipe, UnknownKeysNameTheKeyAndListTheValidOnes) {
   EXPECT_TRUE(contains(error_of("pruning_configs:\n  - op_names: [a]\n    patern: 4x1\n"), "patern"));
 }
 
+// yaml-cpp lets the last of two equal keys win; YAML forbids them, and which was meant is unknown.
+TEST(Recipe, AKeyGivenTwiceInOneMappingIsRefused) {
+  const std::string e = error_of("pattern: 4x1\ntarget_sparsity: 0.5\ntarget_sparsity: 0.6\n");
+  EXPECT_TRUE(contains(e, "key 'target_sparsity' is given twice")) << e;
+  EXPECT_TRUE(contains(e, "r.yaml")) << e;
+  EXPECT_TRUE(contains(error_of("pruning_configs:\n  - op_names: [a]\n    pattern: 4x1\n    pattern: 1x4\n"),
+                       "key 'pattern' is given twice"));
+  // The same key at the top and in a group is an override, not a repeat.
+  EXPECT_NO_THROW(Recipe::parse("pattern: 4x1\npruning_configs:\n  - op_names: [a]\n    pattern: 1x4\n", "r.yaml"));
+}
+
 TEST(Recipe, BadValuesNameTheKeyTheValueAndWhatIsValid) {
   struct Case {
     std::string yaml, key, value, valid;
