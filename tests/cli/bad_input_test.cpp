@@ -356,6 +356,9 @@ TEST_F(BadInput, EmbedNamesTheBadLine) {
 // spruce distill and bench-model minilm refuse bad settings before any model loads or trains.
 TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--sparsity", "0.8"}, 2, "--sparsity needs --pattern");
+  expect_refused({"distill", "--criterion", "xyz"}, 2, "xyz");
+  expect_refused({"distill", "--scope", "layer"}, 2, "layer");
+  expect_refused({"distill", "--max-layer-sparsity", "0.9"}, 2, "--max-layer-sparsity needs --pattern");
   expect_refused({"distill", "--straight-through"}, 2, "--straight-through needs --pattern");
   expect_refused({"distill", "--pattern", "2:4", "--straight-through-decay", "0.01"}, 2,
                  "acts only with --straight-through");

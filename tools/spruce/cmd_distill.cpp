@@ -43,6 +43,8 @@ void run(DistillArgs& a) {
   const bool prune = !a.pattern.empty();
   if (!prune && !std::isnan(a.sparsity)) usage_error("--sparsity needs --pattern");
   if (!prune && a.straight_through) usage_error("--straight-through needs --pattern");
+  if (!prune && !std::isnan(a.max_layer_sparsity)) usage_error("--max-layer-sparsity needs --pattern");
+  parse_criterion(a.criterion), parse_scope(a.scope);  // a misspelt name is refused, --pattern or not
   if (a.straight_through_decay > 0 && !a.straight_through)
     usage_error("--straight-through-decay acts only with --straight-through; add it, or drop the decay");
   spruce::torch::set_training_threads(a.threads);
