@@ -28,5 +28,8 @@ struct LabeledImages {
 // Reads <dir>/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz. A missing file is an error that
 // names the package to install. Images and labels must agree on N, and labels must be < 10.
 LabeledImages load_fashion_mnist(const std::string& dir, Split split);
+// Throws spruce::Error (data), as load_fashion_mnist does, unless `dir` holds all four files: for
+// commands that check their inputs before they print or train anything.
+void require_fashion_mnist(const std::string& dir);
 
 }  // namespace spruce

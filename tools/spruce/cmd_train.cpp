@@ -16,6 +16,7 @@
 #include "launch.hpp"
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
+#include "spruce/idx.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/distributed.hpp"
 #include "spruce/torch/threads.hpp"
@@ -64,6 +65,7 @@ void run(TrainArgs& a) {
   if (a.dataset != "fashion-mnist")
     usage_error("unknown dataset '" + a.dataset + "'; the one dataset is fashion-mnist");
   resolve_pruning(a);
+  if (!a.criterion.empty()) parse_criterion(a.criterion);  // a misspelt name is refused, --pattern or not
   if (a.options.group_lasso < 0) usage_error("--group-lasso is a coefficient >= 0, e.g. 1e-4");
   if (a.options.straight_through && !a.options.pattern)
     usage_error("--straight-through needs --pattern (in a recipe, set straight_through: true)");
@@ -95,6 +97,7 @@ void run(TrainArgs& a) {
             ? a.options.save_dir + "/logs"
             : (std::filesystem::temp_directory_path() / ("spruce-train-" + std::to_string(getpid()))).string();
     check_outputs();
+    require_fashion_mnist(a.options.data_dir);
     std::cout.flush();
     std::exit(launch_local_ranks(launch));
   }
@@ -106,6 +109,7 @@ void run(TrainArgs& a) {
   d.timeout = std::chrono::seconds(a.dist_timeout);
   torch::check_distributed_options(d);
   if (d.rank <= 0) check_outputs();
+  require_fashion_mnist(a.options.data_dir);  // before the header: a missing dataset is the only line
   const int threads = a.threads > 0 ? a.threads : cores;
   torch::set_training_threads(threads);
   std::unique_ptr<torch::DataParallel> group;
