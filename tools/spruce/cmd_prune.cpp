@@ -46,7 +46,6 @@ Recipe recipe_from(const PruneArgs& a) {
 
 void run(const PruneArgs& a) {
   if (a.output.empty() && !a.dry_run) usage_error("give the output file with -o OUT.safetensors, or --dry-run");
-  check_not_input("-o", a.output, a.input, "the checkpoint being pruned");
   if (const Criterion c = parse_criterion(a.criterion); c != Criterion::Magnitude)
     usage_error("criterion " + a.criterion + (needs_inputs(c) ? " needs the layers' inputs" : " needs gradients") +
                 ", which a checkpoint does not hold; use magnitude here, or train with `spruce train`");
