@@ -289,7 +289,8 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"train", "--seed", "-5"}, 2, "--seed");
   expect_refused({"train", "--epochs", "0"}, 2, "--epochs");
   expect_refused({"train", "--criterion", "xyz"}, 2, "unknown criterion 'xyz'");
-  expect_refused({"train", "--data", path("no-data")}, 1, "Fashion-MNIST is missing");  // one line: no header first
+  // One line, no header first, and no --save folder made for the run that never starts.
+  expect_refused({"train", "--data", path("no-data"), "--save", path("new-save")}, 1, "Fashion-MNIST is missing");
   expect_refused({"bench-model", "dlrm", "--p99-ms", "-1"}, 2, "--p99-ms");
   expect_refused({"bench-model", "dlrm", "--server-probes", "0"}, 2, "--server-probes");
   expect_refused({"bench-model", "dlrm", "--min-duration", "0"}, 2, "--min-duration");

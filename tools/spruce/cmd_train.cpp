@@ -96,8 +96,8 @@ void run(TrainArgs& a) {
         !a.options.save_dir.empty()
             ? a.options.save_dir + "/logs"
             : (std::filesystem::temp_directory_path() / ("spruce-train-" + std::to_string(getpid()))).string();
+    require_fashion_mnist(a.options.data_dir);  // inputs first: a refused run makes no --save folder
     check_outputs();
-    require_fashion_mnist(a.options.data_dir);
     std::cout.flush();
     std::exit(launch_local_ranks(launch));
   }
@@ -108,8 +108,8 @@ void run(TrainArgs& a) {
   if (!a.master_addr.empty()) d.master_addr = a.master_addr;
   d.timeout = std::chrono::seconds(a.dist_timeout);
   torch::check_distributed_options(d);
-  if (d.rank <= 0) check_outputs();
   require_fashion_mnist(a.options.data_dir);  // before the header: a missing dataset is the only line
+  if (d.rank <= 0) check_outputs();
   const int threads = a.threads > 0 ? a.threads : cores;
   torch::set_training_threads(threads);
   std::unique_ptr<torch::DataParallel> group;
