@@ -149,9 +149,11 @@ double mlp_sparsity(DlrmImpl& m) {
 
 }  // namespace
 
-void check_bench_options(const DlrmBenchOptions& options, const std::string& work_dir) {
-  DlrmBenchOptions o = options;
-  if (o.log_dir.empty()) o.log_dir = work_dir + "/loadgen";
+std::string loadgen_log_dir(const DlrmBenchOptions& o, const std::string& work_dir) {
+  return o.log_dir.empty() ? work_dir + "/loadgen" : o.log_dir;
+}
+
+void check_bench_options(const DlrmBenchOptions& o, const std::string& work_dir) {
   if (o.threads < 1) usage_error("--threads must be at least 1");
   if (o.batches.empty()) usage_error("--batches needs at least one Offline batch size");
   for (const int64_t b : o.batches)
@@ -159,13 +161,14 @@ void check_bench_options(const DlrmBenchOptions& options, const std::string& wor
       usage_error("Offline batch " + std::to_string(b) + " is outside 1..--test-samples (" +
                   std::to_string(o.test_samples) + "): a batch cannot hold more clicks than the sample library");
   if (o.server_probes < 1) usage_error("--server-probes must be at least 1");
-  mlperf::validate(loadgen_settings(o, o.batches.front(), o.log_dir));  // the Server batch, bound, duration
+  // The Server batch, bound and duration.
+  mlperf::validate(loadgen_settings(o, o.batches.front(), loadgen_log_dir(o, work_dir)));
 }
 
 DlrmBenchReport bench_dlrm(const std::string& work_dir, uint64_t seed, const DlrmBenchOptions& options,
                            std::ostream& log) {
   DlrmBenchOptions o = options;
-  if (o.log_dir.empty()) o.log_dir = work_dir + "/loadgen";
+  o.log_dir = loadgen_log_dir(options, work_dir);
   check_bench_options(o, work_dir);  // before any training: a bad setting costs nothing
   set_threads(o.threads);
   std::filesystem::create_directories(work_dir);

@@ -51,6 +51,9 @@ struct DlrmBenchReport {
   int64_t pretrain_clicks = 0, finetune_clicks = 0, steps = 0;  // the budget each model saw
 };
 
+// Where LoadGen's logs go: options.log_dir, or <work_dir>/loadgen.
+std::string loadgen_log_dir(const DlrmBenchOptions& options, const std::string& work_dir);
+
 // Throws spruce::Error (usage) for settings that bench_dlrm would refuse (batch sizes, LoadGen's
 // settings), before anything is trained or written; `work_dir` as for bench_dlrm.
 void check_bench_options(const DlrmBenchOptions& options, const std::string& work_dir);

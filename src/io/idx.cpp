@@ -56,29 +56,29 @@ IdxArray parse_idx(const std::vector<uint8_t>& bytes, const std::string& source)
 IdxArray read_idx(const std::string& path) { return parse_idx(read_maybe_gzip(path), path); }
 
 namespace {
-std::string split_prefix(const std::string& dir, Split split) {
-  return dir + (split == Split::Train ? "/train" : "/t10k");
-}
-void require_split(const std::string& dir, Split split) {
-  const std::string prefix = split_prefix(dir, split);
-  for (const auto& p : {prefix + "-images-idx3-ubyte.gz", prefix + "-labels-idx1-ubyte.gz"})
-    if (!std::filesystem::exists(p))  // present but not a file: read_idx says what it is
-      data_error("Fashion-MNIST is missing: " + p +
+struct SplitFiles {
+  std::string images, labels;
+};
+// <dir>/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz, each checked to exist.
+SplitFiles split_files(const std::string& dir, Split split) {
+  const std::string prefix = dir + (split == Split::Train ? "/train" : "/t10k");
+  SplitFiles f{prefix + "-images-idx3-ubyte.gz", prefix + "-labels-idx1-ubyte.gz"};
+  for (const std::string* p : {&f.images, &f.labels})
+    if (!std::filesystem::exists(*p))  // present but not a file: read_idx says what it is
+      data_error("Fashion-MNIST is missing: " + *p +
                  " not found; install the Debian package dataset-fashion-mnist (scripts/install-deps.sh)"
                  " or point --data at a folder holding the four IDX .gz files");
+  return f;
 }
 }  // namespace
 
 void require_fashion_mnist(const std::string& dir) {
-  require_split(dir, Split::Train);
-  require_split(dir, Split::Test);
+  split_files(dir, Split::Train);
+  split_files(dir, Split::Test);
 }
 
 LabeledImages load_fashion_mnist(const std::string& dir, Split split) {
-  require_split(dir, split);
-  const std::string prefix = split_prefix(dir, split);
-  const std::string images_path = prefix + "-images-idx3-ubyte.gz";
-  const std::string labels_path = prefix + "-labels-idx1-ubyte.gz";
+  const auto [images_path, labels_path] = split_files(dir, split);
   LabeledImages set{read_idx(images_path), read_idx(labels_path)};
   if (set.images.shape.size() != 3 || set.images.shape[1] != 28 || set.images.shape[2] != 28)
     data_error(images_path + ": expected images of shape [N][28][28]");
