@@ -2,6 +2,9 @@
 # `spruce convert`, then `spruce eval` converts both in process, loads the file, and reports every
 # variant; the loaded file must score exactly what the in-process INT8 sparse model scores. Bad
 # model files must fail with one line: cmake -DSPRUCE=... -DOUT=... -P eval_json.cmake
+# Start from an empty folder, as a fresh build does: a stale one could hide a missing step.
+file(REMOVE_RECURSE ${OUT})
+file(MAKE_DIRECTORY ${OUT})
 foreach(run dense sparse)
   set(prune)
   if(run STREQUAL "sparse")

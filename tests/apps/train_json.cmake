@@ -1,4 +1,7 @@
 # Runs a tiny `spruce train --json` and checks the file's keys: cmake -DSPRUCE=... -DOUT=... -P train_json.cmake
+# Start from an empty folder, as a fresh build does: a stale one could hide a missing step.
+file(REMOVE_RECURSE ${OUT})
+file(MAKE_DIRECTORY ${OUT})
 execute_process(
   COMMAND ${SPRUCE} train --dataset fashion-mnist --model cnn --pattern 4x16 --sparsity 0.85 --epochs 1
           --train-limit 512 --test-limit 200 --threads 1 --no-progress --json ${OUT}/train.json --save ${OUT}/run
