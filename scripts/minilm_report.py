@@ -38,7 +38,8 @@ def load(record, folders):
         runs[label] = r
     # Grouped by pattern and sparsity, shortest and slowest-learning runs first.
     order = lambda item: (item[1]["pattern"], item[1]["sparsity"], item[1]["steps"], item[1]["learning_rate"],
-                          item[1].get("crop", 0), item[1].get("extra_share", 0), item[1].get("straight_through", False))
+                          item[1].get("crop", 0), item[1].get("extra_share", 0), item[1].get("straight_through", False),
+                          item[1].get("gradual_nm", False))
     return dict(sorted(runs.items(), key=order))
 
 
@@ -65,7 +66,7 @@ def losses(r):
 
 
 def notes(r):
-    """What else the run changed: cropped texts, WordNet steps, dropout, straight-through, weight average, global scope."""
+    """What else the run changed: cropped texts, WordNet steps, dropout, straight-through, gradual N:M, weight average, global scope."""
     out = []
     if r.get("crop", 0):
         out.append(f"{100 * r['crop']:g}% of texts cropped")
@@ -75,6 +76,8 @@ def notes(r):
         out.append(f"dropout {r['dropout']:g}")
     if r.get("straight_through", False):
         out.append(f"straight-through, decay {r.get('straight_through_decay', 0):g}")
+    if r.get("gradual_nm", False):
+        out.append("gradual 2:4" if r.get("pattern") == "2:4" else "gradual N:M")
     if r.get("ema", 0):
         out.append(f"weight average, decay {r['ema']:g}")
     if r.get("train_embeddings", False):
@@ -154,6 +157,8 @@ def short_label(r):
         loss += f", dropout {r['dropout']:g}"
     if r.get("straight_through", False):
         loss += f", STE {r.get('straight_through_decay', 0):g}"
+    if r.get("gradual_nm", False):
+        loss += ", gradual"
     if r.get("ema", 0):
         loss += f", EMA {r['ema']:g}"
     if r.get("train_embeddings", False):

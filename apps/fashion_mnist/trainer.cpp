@@ -58,6 +58,7 @@ Recipe recipe_for_flags(const TrainOptions& o, int64_t total_steps, const std::v
   g.reg_coeff = o.group_lasso;
   g.straight_through = o.straight_through;
   g.straight_through_decay = o.straight_through_decay;
+  g.gradual_nm = o.gradual_nm;
   return r;
 }
 

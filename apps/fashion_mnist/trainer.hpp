@@ -26,6 +26,7 @@ struct TrainOptions {
   double group_lasso = 0;         // reg_coeff; 0 keeps group lasso off
   bool straight_through = false;  // PruningGroup::straight_through, and its decay
   double straight_through_decay = 0;
+  bool gradual_nm = false;  // PruningGroup::gradual_nm: an N:M pattern follows the schedule
   int64_t epochs = 5;
   int64_t batch_size = 128;
   double learning_rate = 1e-3;

@@ -252,7 +252,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   bool nm_first = false;
   if (o.recipe)
     for (const auto& g : o.recipe->groups) {
-      if (g.pattern.is_nm() && !g.straight_through)
+      if (g.pattern.is_nm() && !g.straight_through && !g.gradual_nm)
         nm_first = true;
       else
         ema_from = std::max(ema_from, g.schedule.end_step + 1);
@@ -270,13 +270,13 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   if (o.recipe) pruner.emplace(*student.model(), *o.recipe);
   if (pruner) pruner->on_train_begin();
   const bool redraw = o.progress_bar && isatty(STDERR_FILENO) && &log == &std::cerr;
-  // The decay starts once the masks stop changing: at the schedule's end, or at once for 2:4.
+  // The decay starts once the masks stop changing: at the schedule's end, or at once for N:M set whole.
   int64_t decay_from = o.steps;
   if (o.decay_lr) {
     decay_from = 0;
     if (o.recipe)
       for (const auto& g : o.recipe->groups)
-        if (!g.pattern.is_nm()) decay_from = std::max(decay_from, g.schedule.end_step);
+        if (!g.pattern.is_nm() || g.gradual_nm) decay_from = std::max(decay_from, g.schedule.end_step);
   }
   if (!(o.neighbour_temperature > 0)) spruce::usage_error("the neighbourhood temperature must be positive");
   // The teacher's embeddings of every training text: the bank each text's neighbours are drawn from.

@@ -20,6 +20,12 @@ std::string to_string(Scope s);
 // is deterministic.
 Mask local_mask(const Pattern& p, MatrixView<const float> scores, double ratio, Reduce reduce = Reduce::Mean);
 
+// An N:M pattern on its way to 1 - N/M (gradual N:M): the share ratio / (1 - N/M) of the groups of
+// M whose pruned scores sum lowest are pruned to N:M; the other groups stay dense. A ratio at or
+// above 1 - N/M gives local_mask's full N:M. Groups already N:M (their pruned weights zero) cost
+// least, so as the ratio grows the earlier groups stay pruned.
+Mask gradual_nm_mask(const Pattern& p, MatrixView<const float> scores, double ratio);
+
 // Expand a per-block keep grid (grid_rows x grid_cols) to a full element mask.
 Mask expand_block_mask(const BlockGrid& grid, const Mask& block_keep);
 

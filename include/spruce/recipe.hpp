@@ -7,6 +7,7 @@
 //   min_sparsity_ratio_per_op: 0  max_sparsity_ratio_per_op: 0.98
 //   reg_type: group_lasso         reg_coeff: 0.0001
 //   straight_through: true        straight_through_decay: 0.0002   # spruce's own (SR-STE)
+//   gradual_nm: true                                               # spruce's own
 //   pruning_configs:              # per-layer groups; each entry's keys override the ones above
 //     - op_names: ["conv.*"]
 //       pattern: "2:4"
@@ -46,6 +47,9 @@ struct PruningGroup {
   // values by that fraction per step (SR-STE's sparse-refined term, decoupled as in AdamW).
   bool straight_through = false;
   double straight_through_decay = 0.0;
+  // An N:M pattern follows the schedule like a block pattern (gradual_nm_mask): the share of its
+  // groups pruned to N:M grows to all of them at end_step. Without it N:M is set whole at start_step.
+  bool gradual_nm = false;
 
   // The sparsity this group aims at: target_sparsity, or 1 - N/M for an N:M pattern.
   double target() const { return schedule.target; }

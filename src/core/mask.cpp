@@ -62,6 +62,37 @@ Mask expand_block_mask(const BlockGrid& g, const Mask& keep) {
   return mask;
 }
 
+Mask gradual_nm_mask(const Pattern& p, MatrixView<const float> scores, double ratio) {
+  if (!p.is_nm()) usage_error("gradual N:M needs an N:M pattern, not " + p.str());
+  check_ratio(ratio);
+  Mask full = nm_mask(p, scores);
+  const double natural = p.natural_sparsity();
+  if (ratio >= natural) return full;
+  struct Group {
+    int64_t row, col, len;
+  };
+  std::vector<Group> groups;  // those that lose weights under N:M
+  std::vector<float> costs;   // the sum of the scores each would lose
+  for (int64_t r = 0; r < scores.rows; ++r)
+    for (int64_t c0 = 0; c0 < scores.cols; c0 += p.m()) {
+      const int64_t len = std::min<int64_t>(p.m(), scores.cols - c0);
+      if (len <= p.n()) continue;
+      double cost = 0;
+      for (int64_t c = c0; c < c0 + len; ++c)
+        if (!full(r, c)) cost += key(scores(r, c));
+      groups.push_back({r, c0, len});
+      costs.push_back(static_cast<float>(cost));
+    }
+  const auto order = prune_order(costs);
+  const auto prune = static_cast<size_t>(std::llround(ratio / natural * double(order.size())));
+  Mask mask(scores.rows, scores.cols, 1);
+  for (size_t t = 0; t < prune; ++t) {
+    const Group& g = groups[size_t(order[t])];
+    std::copy_n(&full(g.row, g.col), g.len, &mask(g.row, g.col));
+  }
+  return mask;
+}
+
 Mask local_mask(const Pattern& p, MatrixView<const float> scores, double ratio, Reduce reduce) {
   if (p.is_nm()) return nm_mask(p, scores);
   check_ratio(ratio);

@@ -32,6 +32,7 @@ const std::vector<std::string> kKeys = {"target_sparsity",
                                         "reg_coeff",
                                         "straight_through",
                                         "straight_through_decay",
+                                        "gradual_nm",
                                         "pruning_configs"};
 
 std::string join(const std::vector<std::string>& v) {
@@ -165,6 +166,8 @@ class Reader {
         g.straight_through_decay = scalar<double>(key, v, "a number in [0, 1), e.g. 0.0002");
         if (!(g.straight_through_decay >= 0 && g.straight_through_decay < 1))
           fail(key, text(v), "a number in [0, 1), e.g. 0.0002");
+      } else if (key == "gradual_nm") {
+        g.gradual_nm = scalar<bool>(key, v, "true, false");
       } else if (key == "pruning_configs" && !top_level)
         usage_error(source_ + ": 'pruning_configs' cannot be nested inside a pruning_configs entry");
     }
@@ -181,6 +184,13 @@ class Reader {
     if (g.straight_through_decay > 0 && !g.straight_through)
       usage_error(source_ +
                   ": straight_through_decay acts only with straight_through: true; add it, or drop the decay");
+    if (g.gradual_nm && !g.pattern.is_nm())
+      usage_error(source_ + ": gradual_nm acts only on N:M patterns such as 2:4, not " + g.pattern.str() +
+                  "; block patterns follow the schedule already, so drop gradual_nm");
+    if (g.gradual_nm && g.criterion == Criterion::SparseGpt)
+      usage_error(source_ +
+                  ": gradual_nm cannot be used with pruning_type sparsegpt, which sets N:M whole; use magnitude "
+                  "or wanda, or drop gradual_nm");
     if (g.limits.min_ratio > g.limits.max_ratio)
       usage_error(source_ + ": min_sparsity_ratio_per_op is above max_sparsity_ratio_per_op");
     if (g.pattern.is_nm() && target_given && std::abs(g.schedule.target - g.pattern.natural_sparsity()) > 1e-9)
@@ -337,6 +347,7 @@ void emit_group(YAML::Emitter& e, const PruningGroup& g) {
   e << YAML::Key << "reg_coeff" << YAML::Value << g.reg_coeff;
   e << YAML::Key << "straight_through" << YAML::Value << g.straight_through;
   e << YAML::Key << "straight_through_decay" << YAML::Value << g.straight_through_decay;
+  e << YAML::Key << "gradual_nm" << YAML::Value << g.gradual_nm;
 }
 }  // namespace
 

@@ -292,7 +292,9 @@ void Pruner::update_masks(size_t g, int64_t step) {
   }
 
   std::vector<Mask> masks;
-  if (group.scope == Scope::Global) {
+  if (group.gradual_nm) {  // N:M is per tensor in either scope
+    for (const auto& s : scores) masks.push_back(gradual_nm_mask(group.pattern, s, ratio));
+  } else if (group.scope == Scope::Global) {
     std::vector<GlobalTensor> tensors;
     for (const auto& s : scores) tensors.push_back({group.pattern, s});
     masks = global_masks(tensors, ratio, group.limits, group.reduce);

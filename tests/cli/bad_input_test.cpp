@@ -285,6 +285,9 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"train", "--straight-through"}, 2, "--straight-through needs --pattern");
   expect_refused({"train", "--pattern", "4x1", "--sparsity", "0.9", "--straight-through-decay", "0.01"}, 2,
                  "acts only with --straight-through");
+  expect_refused({"train", "--gradual-nm"}, 2, "--gradual-nm needs an N:M --pattern");
+  expect_refused({"train", "--pattern", "4x1", "--sparsity", "0.9", "--gradual-nm"}, 2,
+                 "--gradual-nm needs an N:M --pattern");
   expect_refused({"train", "--lr", "-1"}, 2, "--lr");
   expect_refused({"train", "--seed", "-5"}, 2, "--seed");
   expect_refused({"train", "--epochs", "0"}, 2, "--epochs");
@@ -363,6 +366,9 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
                  "--straight-through-decay");
   expect_refused({"distill", "--pattern", "2:4", "--straight-through", "--criterion", "sparsegpt"}, 2, "sparsegpt");
   expect_refused({"distill", "--pattern", "2:4", "--sparsity", "0.7"}, 2, "2:4");
+  expect_refused({"distill", "--gradual-nm"}, 2, "--gradual-nm needs an N:M --pattern");
+  expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--gradual-nm"}, 2, "only on N:M");
+  expect_refused({"distill", "--pattern", "2:4", "--gradual-nm", "--criterion", "sparsegpt"}, 2, "sparsegpt");
   expect_refused({"distill", "--pattern", "3x3x3", "--sparsity", "0.5"}, 2, "3x3x3");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--fortunes", path("none")}, 2, "fortunes");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--criterion", "luck"}, 2, "luck");

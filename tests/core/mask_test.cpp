@@ -94,6 +94,76 @@ TEST(LocalMask, NOfMKeepsTheTopNOfEveryGroup) {
     }
 }
 
+TEST(GradualNmMask, PrunesTheCheapestShareOfGroupsToNm) {
+  uint64_t seed = 2500;
+  for (const char* ps : {"2:4", "1:4", "2:8", "3:7"})
+    for (const Shape& s : kShapes)
+      for (double share : {0.0, 0.1, 0.37, 0.5, 0.9, 1.0}) {
+        const Pattern p = Pattern::parse(ps);
+        SPRUCE_SEED_TRACE(seed);
+        SCOPED_TRACE(::testing::Message() << ps << " " << s.rows << "x" << s.cols << " share " << share);
+        const MatrixF scores = abs_of(random_matrix(s.rows, s.cols, seed++));
+        const double ratio = share * p.natural_sparsity();
+        const Mask mask = gradual_nm_mask(p, scores.view(), ratio);
+        const Mask full = local_mask(p, scores.view(), 0);
+        if (share == 1.0) {
+          EXPECT_EQ(mask.data, full.data);
+          continue;
+        }
+        // Every group that N:M thins is either whole or N:M; the pruned ones lose the least.
+        int64_t groups = 0, pruned = 0;
+        double max_pruned_cost = -1, min_dense_cost = INFINITY;
+        for (int64_t r = 0; r < s.rows; ++r)
+          for (int64_t c0 = 0; c0 < s.cols; c0 += p.m()) {
+            const int64_t len = std::min<int64_t>(p.m(), s.cols - c0);
+            bool whole = true, as_full = true;
+            double cost = 0;
+            for (int64_t c = c0; c < c0 + len; ++c) {
+              whole = whole && mask(r, c);
+              as_full = as_full && mask(r, c) == full(r, c);
+              if (!full(r, c)) cost += scores(r, c);
+            }
+            if (len <= p.n()) {
+              EXPECT_TRUE(whole);
+              continue;
+            }
+            ASSERT_TRUE(whole || as_full) << "row " << r << ", group at column " << c0;
+            ++groups;
+            if (whole) {
+              min_dense_cost = std::min(min_dense_cost, cost);
+            } else {
+              ++pruned;
+              max_pruned_cost = std::max(max_pruned_cost, cost);
+            }
+          }
+        EXPECT_EQ(pruned, std::llround(share * double(groups)));
+        EXPECT_LE(max_pruned_cost, min_dense_cost + 1e-4);
+      }
+}
+
+TEST(GradualNmMask, GroupsAlreadyPrunedStayPrunedAsTheRatioGrows) {
+  const Pattern p = Pattern::parse("2:4");
+  MatrixF weights = random_matrix(24, 40, 2600);
+  Mask previous(24, 40, 1);
+  for (double ratio : {0.05, 0.15, 0.3, 0.45, 0.5}) {
+    SCOPED_TRACE(::testing::Message() << "ratio " << ratio);
+    for (size_t i = 0; i < weights.data.size(); ++i)
+      if (!previous.data[i]) weights.data[i] = 0;  // what training with the mask leaves
+    const Mask mask = gradual_nm_mask(p, abs_of(weights).view(), ratio);
+    for (size_t i = 0; i < mask.data.size(); ++i) ASSERT_LE(mask.data[i], previous.data[i]) << "element " << i;
+    EXPECT_NEAR(mask_sparsity(mask), ratio, 0.01);
+    previous = mask;
+  }
+  EXPECT_TRUE(follows_pattern(p, previous));
+}
+
+TEST(GradualNmMask, RefusesBlockPatternsAndRatiosOutOfRange) {
+  const MatrixF scores = abs_of(random_matrix(8, 8, 4));
+  EXPECT_THROW(gradual_nm_mask(Pattern::block(4, 1), scores.view(), 0.2), Error);
+  EXPECT_THROW(gradual_nm_mask(Pattern::parse("2:4"), scores.view(), -0.1), Error);
+  EXPECT_THROW(gradual_nm_mask(Pattern::parse("2:4"), scores.view(), 1.5), Error);
+}
+
 TEST(LocalMask, RejectsRatiosOutOfRange) {
   const MatrixF scores = abs_of(random_matrix(8, 8, 3));
   EXPECT_THROW(local_mask(Pattern::block(4, 1), scores.view(), 1.5), Error);

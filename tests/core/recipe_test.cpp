@@ -70,6 +70,10 @@ straight_through_decay: 0.001
   EXPECT_TRUE(g.straight_through);
   EXPECT_DOUBLE_EQ(g.straight_through_decay, 0.001);
   EXPECT_FALSE(Recipe::parse("target_sparsity: 0.8\n").groups[0].straight_through);
+  const Recipe gradual = Recipe::parse("pattern: '2:4'\nend_step: 100\ngradual_nm: true\n");
+  EXPECT_TRUE(gradual.groups.at(0).gradual_nm);
+  EXPECT_FALSE(Recipe::parse("pattern: '2:4'\n").groups[0].gradual_nm);
+  EXPECT_EQ(Recipe::parse(gradual.to_yaml()).groups, gradual.groups);
   EXPECT_TRUE(g.matches("fc1"));
   EXPECT_TRUE(g.matches("encoder.layer11.dense"));
   EXPECT_FALSE(g.matches("head"));
@@ -149,6 +153,7 @@ TEST(Recipe, BadValuesNameTheKeyTheValueAndWhatIsValid) {
            {"straight_through: maybe", "straight_through", "maybe", "true, false"},
            {"straight_through: true\nstraight_through_decay: 1", "straight_through_decay", "1", "[0, 1)"},
            {"straight_through: true\nstraight_through_decay: -0.1", "straight_through_decay", "-0.1", "[0, 1)"},
+           {"pattern: '2:4'\ngradual_nm: often", "gradual_nm", "often", "true, false"},
        }) {
     const std::string e = error_of(c.yaml);
     EXPECT_TRUE(contains(e, "'" + c.key + "'")) << e;
@@ -166,6 +171,8 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   EXPECT_TRUE(contains(error_of("pruning_configs: 3"), "pruning_configs"));
   EXPECT_TRUE(contains(error_of("pruning_type: sparsegpt\nstraight_through: true"), "sparsegpt"));
   EXPECT_TRUE(contains(error_of("straight_through_decay: 0.01"), "straight_through: true"));
+  EXPECT_TRUE(contains(error_of("pattern: 4x1\ngradual_nm: true"), "only on N:M"));
+  EXPECT_TRUE(contains(error_of("pattern: '2:4'\npruning_type: sparsegpt\ngradual_nm: true"), "sparsegpt"));
   EXPECT_TRUE(contains(error_of("[1, 2]"), "mapping"));
   EXPECT_TRUE(contains(error_of("a: [b"), "YAML"));
   EXPECT_TRUE(contains(error_of(""), "empty"));

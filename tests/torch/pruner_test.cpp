@@ -135,6 +135,44 @@ TEST(Pruner, StraightThroughRevivesPrunedWeightsUntilTheLastUpdate) {
   EXPECT_EQ(weights_revived(false), 0) << "without straight-through, a pruned weight has no way back";
 }
 
+// Sparsity after each of 30 steps of a 2:4 run whose schedule runs from step 0 to 20, every 2.
+std::vector<double> nm_sparsity_by_step(bool gradual) {
+  TinyNet net;
+  TinyData d = tiny_data();
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Recipe r = recipe("2:4", 0.5, Criterion::Magnitude, Scope::Local, 0, 20, 2);
+  r.groups[0].gradual_nm = gradual;
+  spruce::torch::Pruner pruner(net, r);
+  pruner.on_train_begin();
+  std::vector<double> sparsity;
+  for (int64_t step = 0; step < 30; ++step) {
+    pruner.on_step_begin(step);
+    auto loss = ::torch::cross_entropy_loss(net.forward(d.x), d.y);
+    opt.zero_grad();
+    loss.backward();
+    pruner.on_before_optimizer_step();
+    opt.step();
+    pruner.on_after_optimizer_step();
+    expect_masked_weights_zero(pruner, "after step " + std::to_string(step));
+    sparsity.push_back(pruner.sparsity());
+  }
+  for (const auto& layer : pruner.layers())
+    EXPECT_TRUE(follows_pattern(Pattern::parse("2:4"), view_of(layer.weight).view())) << layer.name;
+  return sparsity;
+}
+
+TEST(Pruner, GradualNmGrowsToNmOnTheSchedule) {
+  const auto whole = nm_sparsity_by_step(false);
+  EXPECT_NEAR(whole.front(), 0.5, 0.01) << "without gradual_nm, 2:4 is set whole at the start";
+  const auto gradual = nm_sparsity_by_step(true);
+  EXPECT_LT(gradual.front(), 0.1);
+  EXPECT_GT(gradual[10], 0.1);
+  EXPECT_LT(gradual[10], 0.45);
+  for (size_t step = 1; step < gradual.size(); ++step)
+    EXPECT_GE(gradual[step], gradual[step - 1] - 1e-9) << "sparsity fell at step " << step;
+  EXPECT_NEAR(gradual.back(), 0.5, 0.01);
+}
+
 TEST(Pruner, StraightThroughDecayShrinksOnlyThePrunedWeights) {
   TinyNet net;
   TinyData d = tiny_data();

@@ -21,7 +21,7 @@ struct DistillArgs {
   std::string model = minilm::default_model_dir(), fortunes = "/usr/share/games/fortunes", wordnet, pattern, save, json,
               criterion = "wanda", scope = "local";
   double sparsity = NAN, max_layer_sparsity = NAN;  // NaN: not given (0.98 with --scope global)
-  bool straight_through = false;
+  bool straight_through = false, gradual_nm = false;
   double straight_through_decay = 0.0;
   int threads = 2;
 };
@@ -44,6 +44,7 @@ void run(DistillArgs& a) {
   if (!prune && !std::isnan(a.sparsity)) usage_error("--sparsity needs --pattern");
   if (!prune && a.straight_through) usage_error("--straight-through needs --pattern");
   if (!prune && !std::isnan(a.max_layer_sparsity)) usage_error("--max-layer-sparsity needs --pattern");
+  if (!prune && a.gradual_nm) usage_error("--gradual-nm needs an N:M --pattern, such as 2:4");
   parse_criterion(a.criterion), parse_scope(a.scope);  // a misspelt name is refused, --pattern or not
   if (a.straight_through_decay > 0 && !a.straight_through)
     usage_error("--straight-through-decay acts only with --straight-through; add it, or drop the decay");
@@ -58,6 +59,13 @@ void run(DistillArgs& a) {
     a.o.recipe = minilm::encoder_recipe(Pattern::parse(a.pattern), target, a.o.steps, criterion, a.straight_through,
                                         a.straight_through_decay);
     PruningGroup& g = a.o.recipe->groups[0];
+    if (a.gradual_nm && !g.pattern.is_nm())
+      usage_error("--gradual-nm acts only on N:M patterns such as 2:4, not " + a.pattern +
+                  ", whose sparsity follows the schedule already; drop --gradual-nm");
+    if (a.gradual_nm && criterion == Criterion::SparseGpt)
+      usage_error(
+          "--gradual-nm cannot be used with --criterion sparsegpt, which sets N:M whole; use wanda or magnitude");
+    g.gradual_nm = a.gradual_nm;
     g.scope = parse_scope(a.scope);
     if (g.scope == Scope::Local && !std::isnan(a.max_layer_sparsity))
       usage_error("--max-layer-sparsity needs --scope global (with --scope local every layer is at the target)");
@@ -119,6 +127,7 @@ void run(DistillArgs& a) {
       {"scope", prune ? a.scope : "-"},
       {"straight_through", a.straight_through},
       {"straight_through_decay", a.straight_through_decay},
+      {"gradual_nm", a.gradual_nm},
       {"max_layer_sparsity", prune && a.scope == "global" ? a.o.recipe->groups[0].limits.max_ratio : 1.0},
       {"steps", result.steps},
       {"batch", a.o.batch},
@@ -178,6 +187,10 @@ void add(CLI::App& app) {
   cmd->add_flag("--straight-through", a->straight_through,
                 "Pruned weights keep learning through the masked forward until 70% of the steps, and each of "
                 "about 100 mask updates may bring them back (SR-STE); then the mask is final");
+  cmd->add_flag("--gradual-nm", a->gradual_nm,
+                "An N:M pattern grows like a block one: the share of weight groups pruned to N:M rises on the "
+                "schedule to all of them at 70% of the steps, those that lose least first (default: whole at "
+                "the start)");
   cmd->add_option("--straight-through-decay", a->straight_through_decay,
                   "With --straight-through: the fraction by which pruned weights shrink each step, so that the "
                   "masks settle (SR-STE's refined term; 0: none)")

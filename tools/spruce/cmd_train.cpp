@@ -73,6 +73,10 @@ void run(TrainArgs& a) {
     usage_error("--straight-through-decay acts only with --straight-through; add it, or drop the decay");
   if (a.options.straight_through && a.options.criterion == Criterion::SparseGpt)
     usage_error("--straight-through cannot be used with --criterion sparsegpt, which rewrites the kept weights");
+  if (a.options.gradual_nm && !(a.options.pattern && a.options.pattern->is_nm()))
+    usage_error("--gradual-nm needs an N:M --pattern, such as 2:4 (in a recipe, set gradual_nm: true)");
+  if (a.options.gradual_nm && a.options.criterion == Criterion::SparseGpt)
+    usage_error("--gradual-nm cannot be used with --criterion sparsegpt, which sets N:M whole");
   if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
   // Input files are checked before the run starts, so a bad one is the only line printed.
   if (!a.teacher_dir.empty()) a.options.teacher = a.teacher_dir + "/model.safetensors";
@@ -207,6 +211,9 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--straight-through", o.straight_through,
                 "With --pattern: pruned weights keep learning through the masked forward until the ramp ends, "
                 "and mask updates may bring them back (SR-STE)");
+  cmd->add_flag("--gradual-nm", o.gradual_nm,
+                "With an N:M --pattern: the share of weight groups pruned to N:M grows on the schedule, those "
+                "that lose least first (default: N:M whole at the ramp's start)");
   cmd->add_option("--straight-through-decay", o.straight_through_decay,
                   "With --straight-through: the fraction by which pruned weights shrink each step (0: none)")
       ->check(real_in(0, 1, false, true));
