@@ -201,6 +201,7 @@ pattern: 4x1
 pruning_configs:
   - op_names: ["conv"]
     pattern: "2:4"
+    gradual_nm: true
   - op_names: ["fc"]
     target_sparsity: 0.7
     pruning_op_types: Conv
