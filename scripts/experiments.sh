@@ -43,6 +43,14 @@ experiments=(
   "mlp-16x1-90-ste|--model mlp --epochs 4 --pattern 16x1 --sparsity 0.9 --criterion magnitude --straight-through --straight-through-decay 0.002"
   "cnn-16x1-90-3ep|--model cnn --epochs 3 --pattern 16x1 --sparsity 0.9 --criterion magnitude"
   "cnn-16x1-90-ste|--model cnn --epochs 3 --pattern 16x1 --sparsity 0.9 --criterion magnitude --straight-through --straight-through-decay 0.002"
+  # Gradual 2:4: the share of groups pruned to 2:4 grows on the ramp (Zen 4 host, beside its own dense and table runs).
+  "cnn-dense-3ep-zen4|--model cnn --epochs 3"
+  "cnn-2in4-3ep-zen4|--model cnn --epochs 3 --pattern 2:4 --criterion magnitude"
+  "cnn-2in4-gradual|--model cnn --epochs 3 --pattern 2:4 --criterion magnitude --gradual-nm"
+  "mlp-dense-4ep-zen4|--model mlp --epochs 4"
+  "mlp-2in4-4ep-zen4|--model mlp --epochs 4 --pattern 2:4 --criterion magnitude"
+  "mlp-2in4-gradual|--model mlp --epochs 4 --pattern 2:4 --criterion magnitude --gradual-nm"
+  "cnn-2in4-gradual-ste|--model cnn --epochs 3 --pattern 2:4 --criterion magnitude --gradual-nm --straight-through --straight-through-decay 0.002"
 )
 only=${ONLY:-}
 mkdir -p "$out"

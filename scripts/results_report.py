@@ -141,6 +141,14 @@ EXPERIMENTS = {  # name: what changed against the table's row
     "cnn-4x16-85-ste": "4x16@85%, straight-through (SR-STE, decay 0.002)",
     "cnn-16x1-90-3ep": "16x1@90%, the table's recipe (Zen 5 host)",
     "cnn-16x1-90-ste": "16x1@90%, straight-through (SR-STE, decay 0.002)",
+    # Gradual 2:4 beside the table's recipe and dense, on a Zen 4 host (three seeds).
+    "mlp-dense-4ep-zen4": "dense, 4 epochs (Zen 4 host)",
+    "mlp-2in4-4ep-zen4": "2:4, the table's recipe (Zen 4 host)",
+    "mlp-2in4-gradual": "2:4, gradual (groups pruned to 2:4 along the ramp)",
+    "cnn-dense-3ep-zen4": "dense, 3 epochs (Zen 4 host)",
+    "cnn-2in4-3ep-zen4": "2:4, the table's recipe (Zen 4 host)",
+    "cnn-2in4-gradual": "2:4, gradual (groups pruned to 2:4 along the ramp)",
+    "cnn-2in4-gradual-ste": "2:4, gradual and straight-through (decay 0.002)",
 }
 
 

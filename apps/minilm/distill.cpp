@@ -198,6 +198,15 @@ std::vector<TrainingBatch> training_batches(const SentenceEncoder& encoder, cons
   return out;
 }
 
+int64_t decay_start(const DistillOptions& o) {
+  if (!o.decay_lr) return o.steps;
+  int64_t from = 0;
+  if (o.recipe)
+    for (const auto& g : o.recipe->groups)
+      if (!g.pattern.is_nm() || g.gradual_nm) from = std::max(from, g.schedule.end_step);
+  return from;
+}
+
 double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int64_t steps) {
   if (step <= decay_from || steps <= decay_from) return base;
   return base * static_cast<double>(std::max<int64_t>(0, steps - step)) / static_cast<double>(steps - decay_from);
@@ -270,14 +279,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   if (o.recipe) pruner.emplace(*student.model(), *o.recipe);
   if (pruner) pruner->on_train_begin();
   const bool redraw = o.progress_bar && isatty(STDERR_FILENO) && &log == &std::cerr;
-  // The decay starts once the masks stop changing: at the schedule's end, or at once for N:M set whole.
-  int64_t decay_from = o.steps;
-  if (o.decay_lr) {
-    decay_from = 0;
-    if (o.recipe)
-      for (const auto& g : o.recipe->groups)
-        if (!g.pattern.is_nm() || g.gradual_nm) decay_from = std::max(decay_from, g.schedule.end_step);
-  }
+  const int64_t decay_from = decay_start(o);
   if (!(o.neighbour_temperature > 0)) spruce::usage_error("the neighbourhood temperature must be positive");
   // The teacher's embeddings of every training text: the bank each text's neighbours are drawn from.
   if (!(o.spread_weight >= 0)) spruce::usage_error("the spread loss's weight must not be negative");

@@ -98,6 +98,11 @@ spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, i
 // than the whole; the text itself when it has no more than `min_words` words.
 std::string crop_words(const std::string& text, size_t min_words, std::mt19937_64& rng);
 
+// Where the learning rate starts to decay (options.decay_lr; else options.steps): once the masks stop
+// changing, at the schedule's end, or at step 0 when every group is N:M set whole at the start
+// (straight-through N:M too, as its runs were measured).
+int64_t decay_start(const DistillOptions& options);
+
 // The learning rate at `step`: constant until `decay_from`, then linearly down to 0 at `steps`.
 double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int64_t steps);
 

@@ -69,6 +69,20 @@ TEST(Distill, LearningRateDecaysAfterTheLastMaskUpdate) {
   EXPECT_DOUBLE_EQ(minilm::decayed_learning_rate(1e-3, 99, 100, 100), 1e-3);  // no steps left to decay over
 }
 
+TEST(Distill, TheDecayStartsWhenTheMasksStopChanging) {
+  minilm::DistillOptions o;
+  o.steps = 1000;
+  EXPECT_EQ(minilm::decay_start(o), 0) << "no pruning: the whole run";
+  o.recipe = minilm::encoder_recipe(spruce::Pattern::parse("2:4"), 0.5, 1000, spruce::Criterion::Wanda);
+  EXPECT_EQ(minilm::decay_start(o), 0) << "2:4 set whole at the start";
+  o.recipe->groups[0].gradual_nm = true;
+  EXPECT_EQ(minilm::decay_start(o), 700) << "gradual 2:4 changes its masks until 70% of the steps";
+  o.recipe = minilm::encoder_recipe(spruce::Pattern::parse("4x1"), 0.8, 1000, spruce::Criterion::Wanda);
+  EXPECT_EQ(minilm::decay_start(o), 700);
+  o.decay_lr = false;
+  EXPECT_EQ(minilm::decay_start(o), 1000) << "a constant rate never decays";
+}
+
 // Straight-through re-scores the masks about 100 times until 70% of the steps, N:M included.
 TEST(Distill, StraightThroughRecipesKeepChangingTheirMasks) {
   const auto plain = minilm::encoder_recipe(spruce::Pattern::parse("2:4"), 0.5, 1000, spruce::Criterion::Wanda);
