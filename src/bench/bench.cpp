@@ -49,6 +49,13 @@ Shape parse_shape(const std::string& t) {
   std::istringstream in(t);
   if (!(in >> s.m >> x1 >> s.k >> x2 >> s.n) || x1 != 'x' || x2 != 'x' || !in.eof() || s.m < 1 || s.k < 1 || s.n < 1)
     usage_error("invalid shape " + in_quotes(t) + ": expected MxKxN with positive integers, e.g. 128x768x3072");
+  // Each case holds several copies of X, W and Y (FP32, INT8, packed, the reference's): bounded so that
+  // a typo fails here, not in the out-of-memory killer.
+  constexpr int64_t kMaxSide = int64_t{1} << 20, kMaxElements = int64_t{1} << 27;
+  if (s.m > kMaxSide || s.k > kMaxSide || s.n > kMaxSide || s.m * s.k + s.k * s.n + s.m * s.n > kMaxElements)
+    usage_error("shape " + in_quotes(t) + " is too large for a benchmark: each side at most " +
+                std::to_string(kMaxSide) + ", and M*K + K*N + M*N at most " + std::to_string(kMaxElements) +
+                " elements");
   return s;
 }
 

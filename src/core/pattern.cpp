@@ -11,12 +11,16 @@ namespace {
 constexpr int kMaxDim = 1 << 20;
 
 // A positive decimal integer, the whole of `s`; -1 when it is not one.
+// A dimension of a pattern: its value, -1 when it is not a positive integer, or -2 when it is one
+// above kMaxDim.
 int parse_positive(std::string_view s) {
-  if (s.empty() || s.size() > 7) return -1;
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string_view::npos) return -1;
+  const size_t first = std::min(s.find_first_not_of('0'), s.size());
+  if (s.size() - first > 7) return -2;
   int v = 0;
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || ptr != s.data() + s.size() || v < 1) return -1;
-  return v;
+  return v > kMaxDim ? -2 : v;
 }
 
 [[noreturn]] void bad(std::string_view text, const std::string& why) {
@@ -52,6 +56,7 @@ Pattern Pattern::parse(std::string_view text) {
   if (auto colon = s.find(':'); colon != std::string::npos) {
     int n = parse_positive(std::string_view(s).substr(0, colon));
     int m = parse_positive(std::string_view(s).substr(colon + 1));
+    if (n == -2 || m == -2) bad(text, "N and M must be at most " + std::to_string(kMaxDim));
     if (n < 0 || m < 0) bad(text, "N and M must be positive integers");
     if (n >= m) bad(text, "N must be smaller than M");
     return n_of_m(n, m);
@@ -61,6 +66,7 @@ Pattern Pattern::parse(std::string_view text) {
   auto dim = [&](std::string_view part) {
     if (part == "channel") return int(kChannel);
     int v = parse_positive(part);
+    if (v == -2) bad(text, "R and C must be at most " + std::to_string(kMaxDim) + " (or 'channel')");
     if (v < 0) bad(text, "R and C must be integers >= 1 or 'channel'");
     return v;
   };

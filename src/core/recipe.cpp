@@ -158,8 +158,8 @@ class Reader {
         if (t != "group_lasso" && t != "none" && t != "null") fail(key, t, "group_lasso, none");
         g.group_lasso = t == "group_lasso";
       } else if (key == "reg_coeff") {
-        g.reg_coeff = scalar<double>(key, v, "a number >= 0, e.g. 0.0001");
-        if (!(g.reg_coeff >= 0)) fail(key, text(v), "a number >= 0, e.g. 0.0001");
+        g.reg_coeff = scalar<double>(key, v, "a number in [0, 1000], e.g. 0.0001");
+        if (!(g.reg_coeff >= 0 && g.reg_coeff <= 1000)) fail(key, text(v), "a number in [0, 1000], e.g. 0.0001");
       } else if (key == "straight_through") {
         g.straight_through = scalar<bool>(key, v, "true, false");
       } else if (key == "straight_through_decay") {
@@ -228,8 +228,19 @@ std::string percent_text(double fraction) {
   return buf;
 }
 
-void finish(PruningGroup& g) {
+void finish(PruningGroup& g, const std::string& source) {
   if (g.pattern.is_nm()) g.schedule.target = g.pattern.natural_sparsity();
+  // Global scope: one threshold, within the per-layer limits. Limits on the wrong side of the
+  // target would silently replace it (N:M layers keep their own ratio and take no part).
+  if (g.scope != Scope::Global || g.pattern.is_nm()) return;
+  if (g.limits.max_ratio < g.schedule.target - 1e-9)
+    usage_error(source + ": max_sparsity_ratio_per_op " + std::to_string(g.limits.max_ratio) +
+                " is below target_sparsity " + std::to_string(g.schedule.target) +
+                ": no layer could reach the target, so the total would not; raise it or lower the target");
+  if (g.limits.min_ratio > g.schedule.target + 1e-9)
+    usage_error(source + ": min_sparsity_ratio_per_op " + std::to_string(g.limits.min_ratio) +
+                " is above target_sparsity " + std::to_string(g.schedule.target) +
+                ": every layer would pass the target; lower it or raise the target");
 }
 
 Recipe parse_root(const YAML::Node& root, const std::string& source) {
@@ -247,12 +258,12 @@ Recipe parse_root(const YAML::Node& root, const std::string& source) {
       bool target = false;
       reader.apply(entry, g, false, target);
       reader.check(g, target || (base_target && !entry["pattern"]));
-      finish(g);
+      finish(g, source);
       recipe.groups.push_back(std::move(g));
     }
   } else {
     reader.check(base, base_target);
-    finish(base);
+    finish(base, source);
     recipe.groups.push_back(std::move(base));
   }
   return recipe;
@@ -271,9 +282,15 @@ bool PruningGroup::matches(const std::string& name, std::string_view op_type) co
 
 Recipe Recipe::parse(std::string_view text, const std::string& source) {
   if (!is_utf8(text)) usage_error(source + ": not UTF-8 text; save the recipe as UTF-8");
+  if (const size_t nul = text.find('\0'); nul != std::string_view::npos)
+    usage_error(source + ": a NUL byte at offset " + std::to_string(nul) + "; a recipe is YAML text");
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(text));
+    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
+    if (documents.size() > 1)
+      usage_error(source + ": " + std::to_string(documents.size()) +
+                  " YAML documents (separated by ---); a recipe is one, so drop or merge the others");
+    if (!documents.empty()) root = documents[0];
   } catch (const YAML::Exception& e) {
     usage_error(source + ": not valid YAML: " + e.what());
   }

@@ -125,6 +125,36 @@ Tensor* SafetensorsFile::find(const std::string& n) {
   return const_cast<Tensor*>(static_cast<const SafetensorsFile*>(this)->find(n));
 }
 
+namespace {
+
+// The keys of a header's top-level object and of its __metadata__, in order.
+struct KeyRecorder : nlohmann::json_sax<nlohmann::json> {
+  std::vector<std::string> keys, metadata_keys;
+  int depth = 0;
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override { return ++depth, true; }
+  bool end_object() override { return --depth, true; }
+  bool start_array(std::size_t) override { return ++depth, true; }
+  bool end_array() override { return --depth, true; }
+  bool key(string_t& k) override {
+    if (depth == 1)
+      keys.push_back(k);
+    else if (depth == 2 && !keys.empty() && keys.back() == "__metadata__")
+      metadata_keys.push_back(k);
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+};
+
+}  // namespace
+
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source) {
   auto bad = [&](const std::string& why) -> void { data_error(source + ": not a valid safetensors file: " + why); };
   if (bytes.size() < 8) bad("it is " + std::to_string(bytes.size()) + " bytes, shorter than the 8-byte header length");
@@ -139,22 +169,19 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
   const std::string_view header = bytes.substr(8, header_len);
   const std::string_view data = bytes.substr(8 + header_len);
 
-  // nlohmann keeps the last of two equal keys; the callback sees every key, so it refuses them.
-  std::vector<std::string> keys, metadata_keys;
-  auto unique_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    if (event != nlohmann::json::parse_event_t::key) return true;
-    if (depth == 1)
-      keys.push_back(parsed.get<std::string>());
-    else if (depth == 2 && !keys.empty() && keys.back() == "__metadata__")
-      metadata_keys.push_back(parsed.get<std::string>());
-    return true;
-  };
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(header, unique_keys);
+    j = nlohmann::json::parse(header);
   } catch (const nlohmann::json::exception& e) {
     bad(std::string("header is not valid JSON (") + e.what() + ")");
   }
+  // nlohmann keeps the last of two equal keys; a second pass sees every key, so it refuses them.
+  // (A parse callback would do it in one pass, but nlohmann then rescans the parent object at the
+  // end of each child: quadratic in the tensors, 60 s for 200,000.)
+  KeyRecorder recorder;
+  nlohmann::json::sax_parse(header, &recorder);
+  auto& keys = recorder.keys;
+  auto& metadata_keys = recorder.metadata_keys;
   if (!j.is_object()) bad("header is not a JSON object");
   for (auto* list : {&keys, &metadata_keys}) {
     std::sort(list->begin(), list->end());

@@ -229,11 +229,11 @@ TEST_F(BadInput, OutputsReplaceOnlyRegularFiles) {
   ASSERT_EQ(mkfifo(path("fifo").c_str(), 0644), 0);
   fs::create_directory(path("folder"));
   for (const char* target : {"fifo", "folder"})
-    expect_refused({"prune", ckpt_, "-o", path(target), "--pattern", "4x1", "--sparsity", "0.5"}, 1,
-                   "only replaces regular files");
+    expect_refused({"prune", ckpt_, "-o", path(target), "--pattern", "4x1", "--sparsity", "0.5"}, 2,
+                   "only replaces regular files");  // a bad -o is a usage error, found before the work
   // A device node, where the test may make one (root): never replaced by a regular file.
   if (mknod(path("null").c_str(), S_IFCHR | 0666, makedev(1, 3)) == 0) {
-    expect_refused({"prune", ckpt_, "-o", path("null"), "--pattern", "4x1", "--sparsity", "0.5"}, 1, "a device");
+    expect_refused({"prune", ckpt_, "-o", path("null"), "--pattern", "4x1", "--sparsity", "0.5"}, 2, "a device");
     EXPECT_TRUE(fs::is_character_file(path("null")));
   }
   expect_refused({"prune", ckpt_, "-o", "", "--pattern", "4x1", "--sparsity", "0.5"}, 2);
@@ -262,6 +262,18 @@ TEST_F(BadInput, SafetensorsIsStrict) {
   expect_refused({"inspect", path("gap.safetensors")}, 1, "bytes 0 to 4 of the data section belong to no tensor");
   expect_refused({"prune", path("trailing.safetensors"), "-o", old_output_, "--pattern", "4x1", "--sparsity", "0.5"},
                  1);
+  // Many tensors take linear time: 200,000 empty ones ran past a minute when the duplicate-name
+  // check rescanned the header's object after each tensor.
+  std::string many = "{";
+  for (int i = 0; i < 200000; ++i)
+    many += (i ? ", \"t" : "\"t") + std::to_string(i) + R"(": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]})";
+  write("many.safetensors", raw_file(many + "}", 0));
+  const Outcome listed = run({"inspect", path("many.safetensors")});
+  EXPECT_FALSE(listed.hung) << "200,000 tensors";
+  EXPECT_EQ(listed.status, 0) << listed.err.substr(0, 500);
+  write("many-dup.safetensors",
+        raw_file(many + R"(, "t7": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}})", 0));
+  expect_refused({"inspect", path("many-dup.safetensors")}, 1, "the name 't7' is given twice");
 #ifdef SPRUCE_WITH_TORCH
   // A converted-model file is a safetensors file: bytes appended to one are refused the same way.
   expect_refused({"eval", "--converted", path("trailing.safetensors")}, 1, "4 bytes after the last tensor");
@@ -280,6 +292,20 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"make-checkpoint", "-o", path("x.safetensors"), "--seed", "99999999999999999999999"}, 2, "--seed");
   expect_refused({"no-such-command"}, 2, "unknown command 'no-such-command'");
   expect_refused({std::string(100000, 'x')}, 2, "unknown command");
+  // A selection that prunes nothing is a mistake, not a copy of the input.
+  expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "0.5", "--include", "^nothing$"}), 2,
+                 "not matched by --include");
+  // Shapes too large for memory fail at once (one of 4e9 columns was killed by the OOM killer).
+  expect_refused({"bench", "--shape", "1x1x4000000000"}, 2, "too large");
+  expect_refused({"bench", "--shape", "9223372036854775807x1x1"}, 2, "too large");
+  expect_refused({"bench", "--shape", "65536x65536x65536"}, 2, "M*K + K*N + M*N");
+  // CLI11's wording, in this tool's.
+  expect_refused({"inspect", ckpt_, "--pattern", "4x1", "--pattern", "2x1"}, 2, "--pattern is given 2 times");
+  expect_refused({"--bogus"}, 2, "'--bogus' is not an option of spruce itself");
+  // A newline or escape in a name stays on the line, escaped, in a message that quotes it or not.
+  expect_refused({"inspect", path("missing\nname\x1b.safetensors")}, 1, "missing\\nname\\x1b");
+  write("bad\nname\x1b.safetensors", "x");
+  expect_refused({"inspect", path("bad\nname\x1b.safetensors")}, 1, "bad\\nname\\x1b");
 #ifdef SPRUCE_WITH_TORCH
   expect_refused({"train", "--lr", "nan"}, 2, "--lr");
   expect_refused({"train", "--straight-through"}, 2, "--straight-through needs --pattern");
@@ -367,6 +393,9 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--pattern", "2:4", "--straight-through", "--criterion", "sparsegpt"}, 2, "sparsegpt");
   expect_refused({"distill", "--pattern", "2:4", "--sparsity", "0.7"}, 2, "2:4");
   expect_refused({"distill", "--gradual-nm"}, 2, "--gradual-nm needs an N:M --pattern");
+  expect_refused({"distill", "--stop-after", "0"}, 2, "--stop-after");
+  expect_refused({"eval", "--calibration", "percentile", "--percentile", "50"}, 2, "(50, 100]");
+  expect_refused({"convert", "--checkpoint", path("x"), "--out", path("y"), "--percentile", "50"}, 2, "(50, 100]");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--gradual-nm"}, 2, "only on N:M");
   expect_refused({"distill", "--pattern", "2:4", "--gradual-nm", "--criterion", "sparsegpt"}, 2, "sparsegpt");
   expect_refused({"distill", "--pattern", "3x3x3", "--sparsity", "0.5"}, 2, "3x3x3");
@@ -490,8 +519,33 @@ TEST_F(BadInput, OutputsAreCheckedBeforeTheWork) {
   expect_refused({"eval", "--json", path("folder")}, 2, "--json");
   expect_refused({"convert", "--checkpoint", dir_.string(), "--out", missing}, 2, "--out");
   write("checkpoint.pt", "a training checkpoint");
-  expect_refused({"convert", "--checkpoint", dir_.string(), "--out", path("checkpoint.pt")}, 2, "training checkpoint");
+  expect_refused({"convert", "--checkpoint", dir_.string(), "--out", path("checkpoint.pt")}, 2, "training run");
   expect_refused({"bench-model", "minilm", "--variants", "fp32-dense,fp32-dense"}, 2, "given twice");
+}
+
+// No output may replace a file the command reads: a model folder's files, a training run's, an
+// --init or --converted file. A new file inside those folders is fine.
+TEST_F(BadInput, OutputsNeverReplaceTheirInputs) {
+  fs::create_directories(path("run"));
+  for (const char* file :
+       {"checkpoint.pt", "recipe.yaml", "model.safetensors", "masks.safetensors", "vocab.txt", "config.json"})
+    write(std::string("run/") + file, "what the command reads");
+  write("texts.txt", "a text\n");
+  const std::string run = path("run");
+  expect_refused({"convert", "--checkpoint", run, "--out", path("run/recipe.yaml")}, 2, "a file of the training run");
+  expect_refused({"convert", "--checkpoint", run, "--out", path("run/model.safetensors")}, 2, "training run");
+  fs::create_symlink(path("run/masks.safetensors"), path("masks-link"));
+  expect_refused({"convert", "--checkpoint", run, "--out", path("masks-link")}, 2, "training run");
+  expect_refused({"embed", "--model", run, "--input", path("texts.txt"), "--output", path("run/vocab.txt")}, 2,
+                 "the model (--model)");
+  expect_refused({"distill", "--model", run, "--json", path("run/config.json")}, 2, "the teacher model");
+  expect_refused({"eval", "--converted", ckpt_, "--json", ckpt_}, 2, "a --converted model");
+  expect_refused({"eval", "--sparse", run, "--json", path("run/checkpoint.pt")}, 2, "the pruned run (--sparse)");
+  expect_refused({"train", "--epochs", "1", "--init", ckpt_, "--json", ckpt_}, 2, "--init, the starting weights");
+  expect_refused({"train", "--epochs", "1", "--teacher", run, "--save", run}, 2, "the teacher's run");
+  expect_refused({"train", "--epochs", "1", "--teacher", run, "--json", path("run/checkpoint.pt")}, 2,
+                 "the teacher's run");
+  expect_refused({"bench", "--shape", "8x8x8", "--json", path("run")}, 2, "--json");
 }
 
 // A fortunes folder of `count` texts: 300 hold out 37 (the split hashes each text), 20 hold out 1.

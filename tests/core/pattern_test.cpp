@@ -41,6 +41,19 @@ TEST(Pattern, RejectsBadStringsWithAnExplanation) {
   }
 }
 
+TEST(Pattern, TooLargeDimensionsNameTheLimit) {
+  for (const char* s : {"1x10000000", "2000000x1", "1:2000000", "1x00000000000000000009999999"}) {
+    try {
+      Pattern::parse(s);
+      ADD_FAILURE() << "accepted '" << s << "'";
+    } catch (const spruce::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("at most 1048576"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(Pattern::parse("1048576x1").str(), "1048576x1");
+  EXPECT_EQ(Pattern::parse("004x01").str(), "4x1");
+}
+
 TEST(BlockGrid, HandlesPartialEdgeBlocks) {
   const auto g = spruce::block_grid(Pattern::block(4, 16), 10, 35);
   EXPECT_EQ(g.grid_rows(), 3);

@@ -147,7 +147,9 @@ TEST(Recipe, BadValuesNameTheKeyTheValueAndWhatIsValid) {
            {"start_step: -3", "start_step", "-3", ">= 0"},
            {"op_names: ['fc(']", "op_names", "fc(", "regular expression"},
            {"reg_type: l1", "reg_type", "l1", "group_lasso"},
-           {"reg_coeff: -1", "reg_coeff", "-1", ">= 0"},
+           {"reg_coeff: -1", "reg_coeff", "-1", "[0, 1000]"},
+           {"reg_coeff: .inf", "reg_coeff", ".inf", "[0, 1000]"},
+           {"reg_coeff: 1e308", "reg_coeff", "1e308", "[0, 1000]"},
            {"pruning_op_types: [Embedding]", "pruning_op_types", "Embedding", "Linear, Conv"},
            {"max_sparsity_ratio_per_op: 2", "max_sparsity_ratio_per_op", "2", "[0, 1]"},
            {"straight_through: maybe", "straight_through", "maybe", "true, false"},
@@ -171,6 +173,15 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   EXPECT_TRUE(contains(error_of("pruning_configs: 3"), "pruning_configs"));
   EXPECT_TRUE(contains(error_of("pruning_type: sparsegpt\nstraight_through: true"), "sparsegpt"));
   EXPECT_TRUE(contains(error_of("straight_through_decay: 0.01"), "straight_through: true"));
+  // Global limits on the wrong side of the target would silently replace it.
+  EXPECT_TRUE(contains(error_of("target_sparsity: 0.9\nmax_sparsity_ratio_per_op: 0.1"), "below target_sparsity"));
+  EXPECT_TRUE(contains(error_of("target_sparsity: 0.1\nmin_sparsity_ratio_per_op: 0.9"), "above target_sparsity"));
+  EXPECT_NO_THROW(Recipe::parse("target_sparsity: 0.9\npruning_scope: local\nmax_sparsity_ratio_per_op: 0.1"));
+  EXPECT_NO_THROW(Recipe::parse("pattern: '2:4'\nmax_sparsity_ratio_per_op: 0.1"));  // N:M keeps its own ratio
+  // A recipe is one YAML document of text: nothing after a NUL byte or a --- is ignored.
+  EXPECT_TRUE(contains(error_of(std::string("pattern: 4x1\0\ntarget_sparsity: 0.5\n", 35)), "NUL byte at offset 12"));
+  EXPECT_TRUE(contains(error_of("pattern: 4x1\ntarget_sparsity: 0.5\n---\nbogus: 1\n"), "2 YAML documents"));
+  EXPECT_TRUE(contains(error_of("pattern: 4x1\n---\nbogus: [\n"), "YAML"));
   EXPECT_TRUE(contains(error_of("pattern: 4x1\ngradual_nm: true"), "only on N:M"));
   EXPECT_TRUE(contains(error_of("pattern: '2:4'\npruning_type: sparsegpt\ngradual_nm: true"), "sparsegpt"));
   EXPECT_TRUE(contains(error_of("[1, 2]"), "mapping"));

@@ -3,7 +3,6 @@
 // Flags and printing; the cases, their verification and the timing protocol (interleaved rounds,
 // medians, median per-round ratios) are spruce::bench::run_case (include/spruce/bench.hpp).
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -14,6 +13,7 @@
 #include "spruce/bench.hpp"
 #include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
 #include "table.hpp"
 
 namespace spruce::cli {
@@ -51,6 +51,7 @@ void cap_dense(const std::string& isa) {
 }
 
 void run_bench(const Options& o) {
+  check_output_file("--json", o.json);  // before the benchmark, so a typo cannot cost the run
   if (!o.dense_isa.empty()) cap_dense(o.dense_isa);
   std::vector<bench::Shape> shapes;
   for (const auto& t : o.shapes) shapes.push_back(bench::parse_shape(t));
@@ -118,11 +119,7 @@ void run_bench(const Options& o) {
     std::cout << "* " << inexact << " case(s): oneDNN's INT8 result differed from the reference. Without VNNI it "
               << "multiplies with vpmaddubsw, whose 16-bit pair sums saturate; spruce's kernels are exact, and its "
               << "operator never falls back to oneDNN INT8 on such a host\n";
-  if (!o.json.empty()) {
-    std::ofstream out(o.json);
-    if (!out) data_error("cannot write " + o.json);
-    out << records.dump(2) << '\n';
-  }
+  if (!o.json.empty()) write_file_atomic(o.json, records.dump(2) + "\n");
 }
 
 std::string suite_help() {

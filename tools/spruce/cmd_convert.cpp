@@ -21,7 +21,7 @@ void run(ConvertArgs& a) {
   const torch::Variant variant = torch::parse_variant(a.variant);
   a.o.calibration = parse_calibration(a.calibration);
   a.o.fallback = parse_fallback(a.fallback);
-  check_not_input("--out", a.out, a.checkpoint_dir + "/checkpoint.pt", "the training checkpoint (--checkpoint)");
+  check_not_inside("--out", a.out, a.checkpoint_dir, "the training run (--checkpoint)");
   check_output_file("--out", a.out);
   const auto c = fashion_mnist::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
 
@@ -51,7 +51,7 @@ void add(CLI::App& app) {
   cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder (INT8 calibration images)")->capture_default_str();
   cmd->add_option("--calibration", a->calibration, "minmax or percentile")->capture_default_str();
   cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")
-      ->check(real_in(50, 100, false, false))
+      ->check(real_in(50, 100, true, false))
       ->capture_default_str();
   cmd->add_option("--calibration-samples", a->o.calibration_samples, "Training images to calibrate on")
       ->check(int_in(1, 60000))

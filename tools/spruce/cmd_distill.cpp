@@ -81,6 +81,7 @@ void run(DistillArgs& a) {
   if ((a.o.resume || a.o.stop_after > 0) && a.o.checkpoint_dir.empty())
     usage_error(std::string(a.o.resume ? "--resume" : "--stop-after") +
                 " needs --checkpoint DIR, the folder the run is kept in");
+  check_not_inside("--json", a.json, a.model, "the teacher model (--model)");
   check_output_file("--json", a.json);
   minilm::check_draw_size(a.o);  // before anything loads
   if (a.o.resume && std::filesystem::exists(a.o.checkpoint_dir) && !std::filesystem::is_directory(a.o.checkpoint_dir))
@@ -256,7 +257,7 @@ void add(CLI::App& app) {
                 "Continue the run kept in --checkpoint DIR; every other setting must be the same as when it started");
   cmd->add_option("--stop-after", a->o.stop_after,
                   "End this sitting after this many of the steps (in all), leaving the checkpoint to --resume from")
-      ->check(int_in(0, 100000000));
+      ->check(int_in(1, 100000000));
   cmd->add_option("--evaluations", a->o.evaluations, "Held-out fidelity reports during training")
       ->check(int_in(1, 1000))
       ->capture_default_str();

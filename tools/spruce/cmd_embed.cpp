@@ -38,6 +38,7 @@ void run(const EmbedArgs& a) {
   if (out_format == minilm::EmbeddingFormat::Npy && a.output.empty())
     usage_error("--format npy writes a binary file: give it with --output");
   if (a.input != "-") check_not_input("--output", a.output, a.input, "--input, the texts");
+  check_not_inside("--output", a.output, a.model, "the model (--model)");
   check_output_file("--output", a.output);
   spruce::torch::set_threads(a.threads);
   const auto texts = minilm::read_texts(a.input, minilm::parse_text_format(a.input_format, a.input));

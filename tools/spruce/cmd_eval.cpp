@@ -24,6 +24,9 @@ void run(EvalArgs& a) {
   a.o.sparse_checkpoint = checkpoint_in(a.sparse_dir);
   a.o.calibration = parse_calibration(a.calibration);
   a.o.fallback = parse_fallback(a.fallback);
+  for (const auto& file : a.o.converted_files) check_not_input("--json", a.json, file, "a --converted model");
+  check_not_inside("--json", a.json, a.dense_dir, "the dense run (--dense)");
+  check_not_inside("--json", a.json, a.sparse_dir, "the pruned run (--sparse)");
   check_output_file("--json", a.json);
   const auto rows = fashion_mnist::evaluate_variants(a.o, std::cerr);
 
@@ -83,7 +86,7 @@ void add(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--calibration", a->calibration, "minmax or percentile")->capture_default_str();
   cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")
-      ->check(real_in(50, 100, false, false))
+      ->check(real_in(50, 100, true, false))
       ->capture_default_str();
   cmd->add_option("--json", a->json, "Write one record per variant")->check(non_empty());
   add_fallback_option(cmd, a->fallback);

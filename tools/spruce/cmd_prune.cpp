@@ -1,4 +1,5 @@
 // spruce prune IN.safetensors -o OUT.safetensors (--pattern P [--sparsity S] | --recipe R.yaml)
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 
@@ -54,9 +55,15 @@ void run(const PruneArgs& a) {
   if (!a.scope.empty()) opt.scope = parse_scope(a.scope);
   opt.include = a.include;
   opt.exclude = a.exclude;
+  if (!a.dry_run) check_output_file("-o", a.output);  // before the work, so a typo cannot cost it
 
   SafetensorsFile file = read_safetensors(a.input);
   const auto reports = prune_checkpoint(file, opt);
+  const auto chosen = std::find_if(reports.begin(), reports.end(), [](const auto& r) { return r.pruned; });
+  if (chosen == reports.end())
+    usage_error("none of the " + std::to_string(reports.size()) + " tensors of " + in_quotes(a.input) + " is pruned" +
+                (reports.empty() ? "" : " (" + in_quotes(reports[0].name) + ": " + reports[0].reason + ")") +
+                "; check --include, --exclude or the recipe's op_names");
 
   Table table({"tensor", "shape", "dtype", "pattern", "target", "achieved", "note"});
   int64_t weights = 0;

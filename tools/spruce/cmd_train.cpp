@@ -85,6 +85,14 @@ void run(TrainArgs& a) {
   a.options.progress_bar = !a.no_progress;
   // Outputs are checked before the run too, by the process that writes them (rank 0, or the launcher).
   auto check_outputs = [&] {
+    check_not_input("--json", a.json, a.options.init_from, "--init, the starting weights");
+    check_not_input("--json", a.json, a.options.resume_from, "the checkpoint to resume (--resume)");
+    check_not_inside("--json", a.json, a.teacher_dir, "the teacher's run (--teacher)");
+    std::error_code same;
+    if (!a.teacher_dir.empty() && !a.options.save_dir.empty() &&
+        std::filesystem::equivalent(a.options.save_dir, a.teacher_dir, same))
+      usage_error("--save " + in_quotes(a.options.save_dir) +
+                  " is the teacher's run (--teacher), which the output would replace; name another folder");
     check_output_file("--json", a.json);
     if (!a.options.save_dir.empty()) make_output_folder("--save", a.options.save_dir, "model.safetensors");
   };

@@ -92,6 +92,20 @@ void check_not_input(const std::string& flag, const std::string& path, const std
                 ", which the output would replace; name another file");
 }
 
+void check_not_inside(const std::string& flag, const std::string& path, const std::string& folder,
+                      const std::string& folder_is) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (path.empty() || folder.empty() || !fs::exists(path, ec)) return;
+  const fs::path file = fs::canonical(path, ec);
+  if (ec) return;
+  const fs::path dir = fs::canonical(folder, ec);
+  if (ec) return;
+  if (std::mismatch(dir.begin(), dir.end(), file.begin(), file.end()).first == dir.end())
+    usage_error(flag + " " + in_quotes(path) + " is a file of " + folder_is +
+                ", which the output would replace; name a file outside it");
+}
+
 void add_fallback_option(CLI::App* cmd, std::string& value) {
   cmd->add_option("--fallback", value,
                   "Sparse variants: when a layer runs oneDNN dense instead. auto: where it timed faster at "

@@ -31,6 +31,11 @@ void make_output_folder(const std::string& flag, const std::string& dir, const s
 // would replace what the command reads. `input_is` says what the input is, e.g. "--input, the texts".
 void check_not_input(const std::string& flag, const std::string& path, const std::string& input,
                      const std::string& input_is);
+// Refuses an output `path` that is an existing file inside the input folder `folder` (a model or a
+// training run, through any name or link): every file there is part of what the command reads.
+// A new file there is fine. `folder_is` says what the folder is, e.g. "the model (--model)".
+void check_not_inside(const std::string& flag, const std::string& path, const std::string& folder,
+                      const std::string& folder_is);
 
 // --fallback auto|never|always into `value`, for the commands that convert sparse layers.
 void add_fallback_option(CLI::App* cmd, std::string& value);

@@ -28,10 +28,11 @@ Command::Command(const char* name, void (*add)(CLI::App& app)) { registry().empl
 namespace {
 
 // Errors reach the terminal as one line: a library's message may carry a backtrace after its first
-// line (LibTorch's do), and a message built from hostile input may be long.
-std::string one_line(const char* what) {
+// line (LibTorch's do), and a message built from hostile input may be long. spruce's own messages
+// are one line by design, so a control character in them came from a name, and is escaped.
+std::string one_line(const char* what, bool own = false) {
   std::string s(what);
-  s = s.substr(0, s.find('\n'));
+  s = own ? printable(s) : printable(s.substr(0, s.find('\n')));
   constexpr size_t kMax = 1000;
   if (s.size() > kMax) s = s.substr(0, kMax) + "... (cut)";
   return s;
@@ -75,6 +76,18 @@ void quiet_idle_threads(int argc, char** argv) {
   if (changed) execv("/proc/self/exe", argv);
 }
 
+// CLI11's wording for two of its errors, in this tool's.
+std::string plain_parse_error(const std::string& message, int argc, char** argv) {
+  const std::string repeated = ": At Most 1 required but received ";
+  if (const size_t at = message.find(repeated); at != std::string::npos)
+    return message.substr(0, at) + " is given " + message.substr(at + repeated.size()) + " times; give it once";
+  if (message == "A subcommand is required")
+    return argc > 1 ? in_quotes(argv[1], 60) +
+                          " is not an option of spruce itself; give a command first, e.g. spruce " + "train"
+                    : "give a command, e.g. spruce train";
+  return message;
+}
+
 int report(const std::string& message, int status) {
   std::cerr << "spruce: error: " << message << '\n';
   return status;
@@ -85,6 +98,7 @@ int report(const std::string& message, int status) {
 
 int main(int argc, char** argv) {
   using spruce::cli::one_line;
+  using spruce::cli::plain_parse_error;
   using spruce::cli::report;
   spruce::cli::quiet_idle_threads(argc, argv);
   spruce::cli::cap_onednn_with_spruce();
@@ -109,9 +123,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     const std::string command = argc > 1 && argv[1][0] != '-' ? std::string(argv[1]) + " " : "";
-    return report(one_line(e.what()) + " (see `spruce " + command + "--help`)", 2);
+    return report(plain_parse_error(one_line(e.what()), argc, argv) + " (see `spruce " + command + "--help`)", 2);
   } catch (const spruce::Error& e) {
-    return report(one_line(e.what()), e.exit_code());
+    return report(one_line(e.what(), true), e.exit_code());
   } catch (const std::bad_alloc&) {
     return report("out of memory; try smaller inputs or batches", 1);
   } catch (const std::exception& e) {

@@ -4,7 +4,14 @@
 #include <cstdio>
 #include <ostream>
 
+#include "spruce/error.hpp"
+
 namespace spruce::cli {
+
+void Table::add_row(std::vector<std::string> row) {
+  for (auto& cell : row) cell = printable(cell);
+  rows_.push_back(std::move(row));
+}
 
 void Table::print(std::ostream& out) const {
   std::vector<size_t> width(header_.size(), 0);

@@ -9,7 +9,7 @@ namespace spruce::cli {
 class Table {
  public:
   explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
-  void add_row(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  void add_row(std::vector<std::string> row);  // control characters (in names from files) are escaped
   void print(std::ostream& out) const;
 
  private:
