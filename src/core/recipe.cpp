@@ -222,6 +222,35 @@ bool is_utf8(std::string_view s) {
   return true;
 }
 
+// Whether YAML text holds a document after its first: a "---" marker line after content, or content
+// after a "..." end line (YAML::Load reads the first and ignores the rest; yaml-cpp's LoadAll loops
+// forever on some malformed input, found by the recipe fuzzer).
+bool has_second_document(std::string_view text) {
+  bool content = false, ended = false;
+  for (size_t begin = 0; begin < text.size();) {
+    const size_t end = std::min(text.find('\n', begin), text.size());
+    std::string_view line = text.substr(begin, end - begin);
+    begin = end + 1;
+    auto marker = [&](std::string_view m) {
+      return line.substr(0, 3) == m && (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+    };
+    auto rest_is_blank = [](std::string_view r) {
+      const size_t first = r.find_first_not_of(" \t\r");
+      return first == std::string_view::npos || r[first] == '#';
+    };
+    if (marker("---")) {
+      if (content || ended) return true;
+      content = !rest_is_blank(line.substr(3));
+    } else if (marker("...")) {
+      ended = content || ended;
+    } else if (!rest_is_blank(line)) {
+      if (ended) return true;
+      content = true;
+    }
+  }
+  return false;
+}
+
 std::string percent_text(double fraction) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f%%", fraction * 100.0);
@@ -284,17 +313,23 @@ Recipe Recipe::parse(std::string_view text, const std::string& source) {
   if (!is_utf8(text)) usage_error(source + ": not UTF-8 text; save the recipe as UTF-8");
   if (const size_t nul = text.find('\0'); nul != std::string_view::npos)
     usage_error(source + ": a NUL byte at offset " + std::to_string(nul) + "; a recipe is YAML text");
+  if (has_second_document(text))
+    usage_error(source +
+                ": more than one YAML document (a --- or ... line after the first's content); a recipe "
+                "is one, so drop or merge the others");
   YAML::Node root;
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(text));
-    if (documents.size() > 1)
-      usage_error(source + ": " + std::to_string(documents.size()) +
-                  " YAML documents (separated by ---); a recipe is one, so drop or merge the others");
-    if (!documents.empty()) root = documents[0];
+    root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     usage_error(source + ": not valid YAML: " + e.what());
   }
-  if (root.IsNull()) usage_error(source + ": the recipe is empty; give at least target_sparsity and pattern");
+  if (root.IsNull()) {
+    const bool blank = std::all_of(text.begin(), text.end(), [](char c) { return std::isspace(uint8_t(c)); }) ||
+                       text.find_first_not_of(" \t\r\n") == text.find('#');
+    usage_error(source + (blank ? ": the recipe is empty; give at least target_sparsity and pattern"
+                                : ": no YAML mapping could be read from it; a recipe maps keys to values, e.g. "
+                                  "'pattern: 4x1'"));
+  }
   try {
     return parse_root(root, source);
   } catch (const YAML::Exception& e) {  // a node of an unexpected kind that the checks above missed

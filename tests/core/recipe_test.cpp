@@ -180,8 +180,14 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   EXPECT_NO_THROW(Recipe::parse("pattern: '2:4'\nmax_sparsity_ratio_per_op: 0.1"));  // N:M keeps its own ratio
   // A recipe is one YAML document of text: nothing after a NUL byte or a --- is ignored.
   EXPECT_TRUE(contains(error_of(std::string("pattern: 4x1\0\ntarget_sparsity: 0.5\n", 35)), "NUL byte at offset 12"));
-  EXPECT_TRUE(contains(error_of("pattern: 4x1\ntarget_sparsity: 0.5\n---\nbogus: 1\n"), "2 YAML documents"));
-  EXPECT_TRUE(contains(error_of("pattern: 4x1\n---\nbogus: [\n"), "YAML"));
+  EXPECT_TRUE(contains(error_of("pattern: 4x1\ntarget_sparsity: 0.5\n---\nbogus: 1\n"), "more than one YAML"));
+  EXPECT_TRUE(contains(error_of("pattern: 4x1\n---\nbogus: [\n"), "more than one YAML"));
+  EXPECT_TRUE(contains(error_of("pattern: 4x1\n...\ntarget_sparsity: 0.5\n"), "more than one YAML"));
+  EXPECT_EQ(Recipe::parse("# a recipe\n---\npattern: 4x1\ntarget_sparsity: 0.5\n...\n").groups[0].target(), 0.5);
+  EXPECT_EQ(Recipe::parse("--- {pattern: 4x1, target_sparsity: 0.5}\n").groups[0].target(), 0.5);
+  EXPECT_EQ(Recipe::parse("pattern: 4x1\ntarget_sparsity: 0.5\nop_names: ['---x']\n").groups[0].target(), 0.5);
+  // Found by the fuzzer: yaml-cpp's LoadAll never returned on this text.
+  EXPECT_TRUE(contains(error_of(",y: .]\n"), "no YAML mapping"));
   EXPECT_TRUE(contains(error_of("pattern: 4x1\ngradual_nm: true"), "only on N:M"));
   EXPECT_TRUE(contains(error_of("pattern: '2:4'\npruning_type: sparsegpt\ngradual_nm: true"), "sparsegpt"));
   EXPECT_TRUE(contains(error_of("[1, 2]"), "mapping"));
