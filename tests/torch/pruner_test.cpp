@@ -146,13 +146,7 @@ std::vector<double> nm_sparsity_by_step(bool gradual) {
   pruner.on_train_begin();
   std::vector<double> sparsity;
   for (int64_t step = 0; step < 30; ++step) {
-    pruner.on_step_begin(step);
-    auto loss = ::torch::cross_entropy_loss(net.forward(d.x), d.y);
-    opt.zero_grad();
-    loss.backward();
-    pruner.on_before_optimizer_step();
-    opt.step();
-    pruner.on_after_optimizer_step();
+    train_step(net, opt, pruner, d, step);
     expect_masked_weights_zero(pruner, "after step " + std::to_string(step));
     sparsity.push_back(pruner.sparsity());
   }
