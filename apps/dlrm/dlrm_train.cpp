@@ -92,11 +92,11 @@ DlrmTrainResult train_dlrm(DlrmImpl& model, const ClickData& train, const ClickD
     e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_started).count();
     progress.end_epoch(e);
   }
-  result.test = evaluate_clicks(model, test);
   if (pruner) {
     result.report = pruner->on_train_end();
     result.sparsity = result.report->sparsity();
   }
+  result.test = evaluate_clicks(model, test);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;
 }

@@ -360,6 +360,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     if (pruner) pruner->on_before_optimizer_step();
     optimizer.step();
     if (pruner) pruner->on_after_optimizer_step();
+    if (pruner && step + 1 == o.steps) pruner->finish_updates();  // a run shorter than the warm-up
     if (o.ema > 0 && step >= ema_from && (!nm_first || pruner->mask_updates() > 0)) {
       ::torch::NoGradGuard no_grad;
       if (averaged.empty())

@@ -223,6 +223,11 @@ void Pruner::on_after_optimizer_step() {
   apply_masks();
 }
 
+void Pruner::finish_updates() {
+  for (size_t g = 0; g < recipe_.groups.size(); ++g)
+    if (pending_[g]) update_masks(g, step_);
+}
+
 void Pruner::apply_masks() {
   ::torch::NoGradGuard no_grad;
   for (auto& layer : layers_)

@@ -191,6 +191,27 @@ TEST(Pruner, StraightThroughDecayShrinksOnlyThePrunedWeights) {
   }
 }
 
+// A run that ends inside its criterion's warm-up (the first update waits for a gradient or for
+// inputs) still reaches a oneshot target: on_train_end takes the waiting update.
+TEST(Pruner, RunShorterThanTheWarmUpStillPrunes) {
+  for (Criterion c : {Criterion::SnipMomentum, Criterion::Gradient, Criterion::Snip}) {  // wanda: wanda_test
+    SCOPED_TRACE(to_string(c));
+    TinyNet net;
+    TinyData d = tiny_data();
+    ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+    spruce::torch::Pruner pruner(net, recipe("4x1", 0.5, c, Scope::Global, 0, 0, 1));
+    pruner.on_train_begin();
+    train_step(net, opt, pruner, d, 0);
+    EXPECT_EQ(pruner.mask_updates(), 0) << "the update should still wait after the one step";
+    const auto report = pruner.on_train_end();
+    EXPECT_EQ(pruner.mask_updates(), 1);
+    EXPECT_NEAR(report.sparsity(), 0.5, 0.01);
+    EXPECT_GT(expect_masked_weights_zero(pruner, "at the end"), 0);
+    pruner.on_train_end();
+    EXPECT_EQ(pruner.mask_updates(), 1) << "a second call must not update again";
+  }
+}
+
 struct ScheduleCase {
   const char* pattern;
   Criterion criterion;

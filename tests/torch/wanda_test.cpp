@@ -79,6 +79,22 @@ TEST(Wanda, PrunesByWeightTimesTheRmsOfTrainingInputs) {
   EXPECT_GT((magnitude != want_conv).sum().item<int64_t>(), 10);
 }
 
+// A run of one step ends before the update that waits for inputs; on_train_end takes it.
+TEST(Wanda, ARunEndingBeforeTheFirstUpdateStillPrunes) {
+  HostedNet net;
+  const auto x = images(16, 1);
+  ::torch::Tensor conv_rms = x.square().mean({0, 2, 3}).sqrt().view({1, 3, 1, 1});
+  const auto conv_weight = net.conv(0)->weight.detach().clone();
+  spruce::torch::Pruner pruner(net, wanda_recipe());
+  pruner.on_train_begin();
+  pruner.on_step_begin(0);
+  net.forward(x);
+  EXPECT_EQ(pruner.sparsity(), 0.0);
+  pruner.on_train_end();
+  EXPECT_NEAR(pruner.sparsity(), 0.5, 1e-9);
+  EXPECT_TRUE(pruner.layers()[0].mask.equal(expected_mask(conv_weight, conv_rms))) << "conv mask";
+}
+
 TEST(Wanda, TheNextUpdateScoresOnlyTheInputsSeenSinceTheLast) {
   HostedNet net;
   Recipe r = wanda_recipe();

@@ -9,7 +9,7 @@
 //     optimizer.step();
 //     pruner.on_after_optimizer_step();       // masks re-applied
 //   }
-//   std::cout << format_report(pruner.on_train_end());
+//   std::cout << format_report(pruner.on_train_end());  // before the last evaluation
 //
 // The Pruner holds the layers' weight tensors (sharing their storage) and one mask per layer, kept
 // in the weight's own layout. Scores, masks, schedules and group lasso come from the pruning core,
@@ -96,7 +96,13 @@ class Pruner {
   void on_step_begin(int64_t step);
   void on_before_optimizer_step();
   void on_after_optimizer_step();
-  SparsityReport on_train_end() const { return report(); }
+  // After the last optimizer step: an update still waiting for its first gradient or inputs (a run
+  // shorter than its criterion's warm-up) is taken now, from what the steps saw. Idempotent.
+  void finish_updates();
+  SparsityReport on_train_end() {
+    finish_updates();
+    return report();
+  }
 
   SparsityReport report() const;
   double sparsity() const { return report().sparsity(); }
