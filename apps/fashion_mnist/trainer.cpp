@@ -136,12 +136,6 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
   else if (o.pattern || o.lock_pattern)
     pruner.emplace(*model, recipe_for_flags(o, total_steps, model->dense_layers()));
 
-  if (pruner)
-    for (const auto& g : pruner->recipe().groups)
-      if (g.schedule.end_step >= total_steps && g.target() > 0)
-        log << "note: the recipe's end_step " << g.schedule.end_step << " is not before the run's last step "
-            << total_steps - 1 << ", so its target sparsity " << g.target() << " is not reached\n";
-
   std::shared_ptr<Classifier> teacher;
   if (!o.teacher.empty()) {
     if (!(o.distill_weight > 0 && o.distill_weight <= 1) || !(o.distill_temperature > 0))
@@ -164,6 +158,13 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
   if (!o.resume_from.empty())
     position = load_checkpoint(o.resume_from, *model, &optimizer, pruner ? &*pruner : nullptr,
                                o.lock_pattern ? MaskSource::LockZeros : MaskSource::Checkpoint);
+
+  log << o.header;
+  if (pruner)
+    for (const auto& g : pruner->recipe().groups)
+      if (g.schedule.end_step >= total_steps && g.target() > 0)
+        log << "note: the recipe's end_step " << g.schedule.end_step << " is not before the run's last step "
+            << total_steps - 1 << ", so its target sparsity " << g.target() << " is not reached\n";
 
   DataParallel* const dp = o.data_parallel;
   const bool writer = dp == nullptr || dp->rank() == 0;  // the rank that prints and writes files
@@ -257,9 +258,9 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
     }
   }
 
+  if (pruner) result.report = pruner->on_train_end();
   result.test_accuracy = evaluate(*model, test_set, dp);
   result.sparsity = pruner ? pruner->sparsity() : weight_sparsity(*model);
-  if (pruner) result.report = pruner->on_train_end();
   result.epochs = position.epoch;
   result.steps = position.step;
   result.seconds = seconds_since(started);

@@ -42,6 +42,7 @@ struct TrainOptions {
   std::string teacher;
   double distill_weight = 0.5, distill_temperature = 4.0;
   bool progress_bar = true;  // redraw one line on a terminal; else one line per epoch
+  std::string header;        // written to the log once every input has loaded: an error comes alone
   // Data-parallel: this process is one rank. Each global batch of `batch_size` is split between
   // the ranks, gradients are averaged, masks are checked identical, and only rank 0 writes files.
   ::spruce::torch::DataParallel* data_parallel = nullptr;

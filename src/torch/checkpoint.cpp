@@ -91,6 +91,10 @@ TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& mode
     if (archive.try_read("epoch", value)) position.epoch = value.item<int64_t>();
     if (archive.try_read("step", value)) position.step = value.item<int64_t>();
     if (loop) *loop = read_loop_state(archive);
+    if (!pruner && optimizer && archive.try_read("pruner", pruner_part))
+      data_error(path +
+                 " holds a pruned run's masks, but this run prunes nothing and would refill them; resume "
+                 "with the run's recipe (--recipe, or the recipe.yaml saved beside the checkpoint)");
     if (pruner) {
       if (archive.try_read("pruner", pruner_part))
         pruner->load(pruner_part);
@@ -116,6 +120,7 @@ void load_safetensors_weights(const std::string& path, ::torch::nn::Module& mode
     if (t->shape != item.value().sizes().vec())
       data_error(path + ": tensor " + item.key() + " has another shape than the model's parameter");
     std::vector<float> values = t->to_f32();
+    require_finite(path, *t, values, "training from it would spread them to every weight");
     item.value().copy_(::torch::from_blob(values.data(), t->shape, ::torch::kFloat32));
   }
 }

@@ -165,6 +165,30 @@ TEST(Checkpoint, ResumingWithALongerScheduleNeverLowersSparsity) {
   fs::remove_all(dir);
 }
 
+TEST(Checkpoint, APrunedRunIsNotResumedWithoutItsPruner) {
+  const fs::path dir = temp_dir("pruner-missing");
+  const std::string path = (dir / "checkpoint.pt").string();
+  TinyData d = tiny_data();
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  Pruner pruner(net, growing_recipe());
+  for (int64_t step = 0; step < 22; ++step) train_step(net, opt, pruner, d, step);
+  spruce::torch::save_checkpoint(path, net, &opt, &pruner, {2, 22});
+
+  TinyNet dense;
+  ::torch::optim::Adam dense_opt(dense.parameters(), ::torch::optim::AdamOptions(1e-2));
+  try {
+    spruce::torch::load_checkpoint(path, dense, &dense_opt, /*pruner=*/nullptr);
+    FAIL() << "a pruned run was resumed as a dense one";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("recipe"), std::string::npos) << e.what();
+  }
+  TinyNet evaluated;  // reading the weights for inference needs no pruner
+  spruce::torch::load_checkpoint(path, evaluated, nullptr, nullptr);
+  EXPECT_TRUE(evaluated.fc->weight.equal(net.fc->weight));
+  fs::remove_all(dir);
+}
+
 TEST(Checkpoint, SparseWeightsWithoutMasksAreRefusedOrLocked) {
   const fs::path dir = temp_dir("maskless");
   const std::string path = (dir / "checkpoint.pt").string();

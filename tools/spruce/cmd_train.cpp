@@ -8,6 +8,7 @@
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "command.hpp"
@@ -130,14 +131,14 @@ void run(TrainArgs& a) {
     a.options.data_parallel = group.get();
   }
   const bool writer = d.rank == 0;  // other ranks print the same header into their logs
-  std::cerr << "spruce train: " << a.options.model << " on fashion-mnist, "
-            << (a.options.recipe    ? "recipe " + a.recipe
-                : a.options.pattern ? a.options.pattern->str() + " at " + percent(a.options.sparsity)
-                                    : std::string("dense"))
-            << ", " << a.options.epochs << " epochs, seed " << a.options.seed << ", " << threads << " threads"
-            << (d.distributed() ? ", rank " + std::to_string(d.rank) + " of " + std::to_string(d.world_size) : "")
-            << "\n";
-
+  std::ostringstream header;
+  header << "spruce train: " << a.options.model << " on fashion-mnist, "
+         << (a.options.recipe    ? "recipe " + a.recipe
+             : a.options.pattern ? a.options.pattern->str() + " at " + percent(a.options.sparsity)
+                                 : std::string("dense"))
+         << ", " << a.options.epochs << " epochs, seed " << a.options.seed << ", " << threads << " threads"
+         << (d.distributed() ? ", rank " + std::to_string(d.rank) + " of " + std::to_string(d.world_size) : "") << "\n";
+  a.options.header = header.str();
   const fashion_mnist::TrainResult r = fashion_mnist::train(a.options, std::cerr);
   if (group)
     std::cerr << "rank " << d.rank << ": gradient all-reduce " << fixed(group->gradient_seconds(), 1) << " s of "

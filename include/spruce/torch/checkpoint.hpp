@@ -40,7 +40,8 @@ enum class MaskSource {
 };
 // Restores the model, and the optimizer and pruner when given. Resuming never silently loses
 // sparsity: a pruner without masks in the checkpoint either locks the zeros or throws
-// spruce::Error (data) naming the layer and the fix.
+// spruce::Error (data) naming the layer and the fix; so does training (an optimizer given) without a
+// pruner from a pruned run's checkpoint.
 // `loop`, when given, gets the loop state saved (empty if none was).
 TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& model, ::torch::optim::Optimizer* optimizer,
                               Pruner* pruner, MaskSource source = MaskSource::Checkpoint, LoopState* loop = nullptr);
