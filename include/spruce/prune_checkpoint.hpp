@@ -10,10 +10,11 @@
 namespace spruce {
 
 struct CheckpointPruneOptions {
-  Recipe recipe;               // groups pick tensors by name; rank 2 is "Linear", rank 4 "Conv"
-  std::optional<Scope> scope;  // overrides every group's pruning_scope
-  std::string include;         // regex: only tensors whose names match (empty: all)
-  std::string exclude;         // regex: never tensors whose names match (empty: none)
+  Recipe recipe;                      // groups pick tensors by name; rank 2 is "Linear", rank 4 "Conv"
+  std::optional<Scope> scope;         // overrides every group's pruning_scope
+  std::string include;                // regex: only tensors whose names match (empty: all)
+  std::string exclude;                // regex: never tensors whose names match (empty: none)
+  std::string source = "checkpoint";  // the file, as errors name it
 };
 
 struct TensorPruneReport {
@@ -28,7 +29,8 @@ struct TensorPruneReport {
 };
 
 // Prunes every F32/F16/BF16 tensor of rank 2 or 4 that a recipe group takes, by magnitude, to the
-// group's final target. Kept weights stay bit-identical and other tensors byte-identical.
+// group's final target. Kept weights stay bit-identical and other tensors byte-identical. A NaN or
+// Inf in a tensor to prune throws spruce::Error (data).
 std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const CheckpointPruneOptions& options);
 
 // Whether a tensor is a weight spruce prunes: F32/F16/BF16, rank 2 (Linear) or 4 (Conv), not

@@ -45,6 +45,10 @@ struct SafetensorsFile {
 // bytes). Any failure throws spruce::Error (data) naming the file and the problem.
 SafetensorsFile read_safetensors(const std::string& path);
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source);
+// Throws spruce::Error (data) naming `source`, the tensor and the first NaN or Inf among `values`
+// (its values), saying why it is refused: `use`, e.g. "magnitude pruning needs finite weights".
+void require_finite(const std::string& source, const Tensor& t, const std::vector<float>& values,
+                    const std::string& use);
 void write_safetensors(const std::string& path, const SafetensorsFile& file);
 std::string serialize_safetensors(const SafetensorsFile& file);
 

@@ -76,7 +76,10 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
       r.pruned = true;
       r.pattern = g->pattern.str();
       r.target = g->target();
-      MatrixF w = to_matrix(t.to_f32().data(), t.shape);
+      const std::vector<float> values = t.to_f32();
+      require_finite(opt.source, t, values,
+                     "magnitude pruning needs finite weights (or leave the tensor out with --exclude)");
+      MatrixF w = to_matrix(values.data(), t.shape);
       MatrixF scores(w.rows, w.cols);
       element_scores(Criterion::Magnitude, w.view(), {}, scores.view());
       candidates.push_back({i, g, std::move(scores)});

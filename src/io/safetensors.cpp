@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -154,6 +155,16 @@ struct KeyRecorder : nlohmann::json_sax<nlohmann::json> {
 };
 
 }  // namespace
+
+void require_finite(const std::string& source, const Tensor& t, const std::vector<float>& values,
+                    const std::string& use) {
+  const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+  if (bad == values.end()) return;
+  const auto count = std::count_if(bad, values.end(), [](float v) { return !std::isfinite(v); });
+  data_error(source + ": tensor " + in_quotes(t.name) + " holds " + (std::isnan(*bad) ? "NaN" : "Inf") +
+             " at element " + std::to_string(bad - values.begin()) + " (" + std::to_string(count) +
+             " values are not finite); " + use + ". Was its training diverging?");
+}
 
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source) {
   auto bad = [&](const std::string& why) -> void { data_error(source + ": not a valid safetensors file: " + why); };

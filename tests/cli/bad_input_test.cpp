@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -546,6 +547,48 @@ TEST_F(BadInput, OutputsNeverReplaceTheirInputs) {
   expect_refused({"train", "--epochs", "1", "--teacher", run, "--json", path("run/checkpoint.pt")}, 2,
                  "the teacher's run");
   expect_refused({"bench", "--shape", "8x8x8", "--json", path("run")}, 2, "--json");
+}
+
+// A copy of a safetensors file with one value of its first F32 weight replaced by NaN.
+void poison_first_weight(const std::string& from, const std::string& to) {
+  std::ifstream in(from, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  spruce::SafetensorsFile f = spruce::parse_safetensors(bytes.str(), from);
+  for (auto& t : f.tensors)
+    if (t.shape.size() == 2 && t.dtype == spruce::DType::F32) {
+      std::vector<float> v = t.to_f32();
+      v[v.size() / 2] = std::numeric_limits<float>::quiet_NaN();
+      t = spruce::Tensor::from_f32(t.name, t.shape, v.data());
+      break;
+    }
+  std::ofstream(to, std::ios::binary) << spruce::serialize_safetensors(f);
+}
+
+TEST_F(BadInput, WeightsMustBeFinite) {
+  poison_first_weight(ckpt_, path("nan.safetensors"));
+  expect_refused({"prune", path("nan.safetensors"), "-o", old_output_, "--pattern", "4x1", "--sparsity", "0.5"}, 1,
+                 "holds NaN");
+#ifdef SPRUCE_WITH_TORCH
+  // One step of 64 examples: the run ends before snip_momentum's first update, which must still be taken.
+  const auto tiny = [](std::vector<std::string> args, const char* epochs = "1") {
+    for (const char* a :
+         {"--epochs", epochs, "--train-limit", "64", "--test-limit", "64", "--batch-size", "64", "--no-progress"})
+      args.push_back(a);
+    return args;
+  };
+  const Outcome trained = run(tiny({"train", "--pattern", "4x1", "--sparsity", "0.5", "--save", path("run")}), 120);
+  ASSERT_EQ(trained.status, 0) << trained.err;
+  EXPECT_NE(trained.out.find("| 50.00%"), std::string::npos) << "a one-step run pruned nothing:\n" << trained.out;
+
+  poison_first_weight(path("run/model.safetensors"), path("nan-mlp.safetensors"));
+  expect_refused(tiny({"train", "--init", path("nan-mlp.safetensors")}), 1, "holds NaN");
+
+  // A pruned run's checkpoint without its recipe.yaml would have resumed dense.
+  fs::create_directories(path("bare"));
+  fs::copy_file(path("run/checkpoint.pt"), path("bare/checkpoint.pt"));
+  expect_refused(tiny({"train", "--resume", path("bare")}, "2"), 1, "recipe");
+#endif
 }
 
 // A fortunes folder of `count` texts: 300 hold out 37 (the split hashes each text), 20 hold out 1.

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "spruce/error.hpp"
@@ -155,4 +157,27 @@ TEST(PruneCheckpoint, GlobalScopeReachesTheOverallTarget) {
       total += double(n);
     }
   EXPECT_NEAR(zeros / total, 0.8, 0.01);
+}
+
+// A NaN or Inf has no magnitude to rank: the tensor is refused by name, not pruned at random.
+TEST(PruneCheckpoint, NonFiniteWeightsAreRefusedByName) {
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    SafetensorsFile f = checkpoint();
+    std::vector<float> values = f.tensors[0].to_f32();
+    values[77] = bad;
+    f.tensors[0] = Tensor::from_f32("fc1.weight", {64, 48}, values.data());
+    auto o = options("4x1", 0.5);
+    o.source = "model.safetensors";
+    try {
+      prune_checkpoint(f, o);
+      FAIL() << "a weight of " << bad << " was pruned";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_EQ(e.kind(), ErrorKind::Data);
+      for (const char* part : {"model.safetensors", "'fc1.weight'", std::isnan(bad) ? "NaN" : "Inf", "element 77"})
+        EXPECT_NE(m.find(part), std::string::npos) << part << " missing from: " << m;
+    }
+    o.exclude = "^fc1\\.";  // the fix the message names
+    EXPECT_NO_THROW(prune_checkpoint(f, o));
+  }
 }

@@ -55,6 +55,7 @@ void run(const PruneArgs& a) {
   if (!a.scope.empty()) opt.scope = parse_scope(a.scope);
   opt.include = a.include;
   opt.exclude = a.exclude;
+  opt.source = a.input;
   if (!a.dry_run) check_output_file("-o", a.output);  // before the work, so a typo cannot cost it
 
   SafetensorsFile file = read_safetensors(a.input);
