@@ -24,20 +24,26 @@ Dlrm load_dlrm(const std::string& path, int64_t table_cap) {
   return model;
 }
 
-// Trains and saves the model at `path` unless it is cached there already. The model is initialized
-// from torch's global generator seeded with `seed`: LibTorch seeds that generator from a
-// non-deterministic source at start-up, so without this the initial weights (and with them the
-// trained model) differ from process to process.
-void ensure_cached(const std::string& path, const DlrmBenchOptions& o, uint64_t seed, std::ostream& log,
-                   const std::function<void(Dlrm&)>& train) {
+// Trains and saves the model at `path` unless it is cached there already, trained with the same
+// `settings` (kept in the checkpoint). The model is initialized from torch's global generator
+// seeded with `seed`: LibTorch seeds that generator from a non-deterministic source at start-up,
+// so without this the initial weights (and with them the trained model) differ between processes.
+void ensure_cached(const std::string& path, const std::string& settings, const DlrmBenchOptions& o, uint64_t seed,
+                   std::ostream& log, const std::function<void(Dlrm&)>& train) {
   if (!o.retrain && std::filesystem::exists(path)) {
-    log << "using the cached " << path << " (--retrain trains it again)\n";
-    return;
+    const std::string cached = read_loop_state(path).text;
+    if (cached == settings) {
+      log << "using the cached " << path << " (--retrain trains it again)\n";
+      return;
+    }
+    log << path << " was trained with " << (cached.empty() ? "unrecorded settings" : cached)
+        << "; training it again with " << settings << "\n";
   }
   ::torch::manual_seed(seed);
   Dlrm model(o.table_cap);
   train(model);
-  save_checkpoint(path, *model, nullptr, nullptr, {});
+  const LoopState state{settings, {}};
+  save_checkpoint(path, *model, nullptr, nullptr, {}, &state);
   log << "saved " << path << "\n";
 }
 
@@ -182,7 +188,14 @@ DlrmBenchReport bench_dlrm(const std::string& work_dir, uint64_t seed, const Dlr
   DlrmTrainOptions t;
   t.epochs = o.epochs;
   t.seed = seed;
-  ensure_cached(pretrained, o, seed, log, [&](Dlrm& m) {
+  // What each cached model was trained with; each one builds on the one before.
+  const std::string pretrained_settings = "seed " + std::to_string(seed) + ", " + std::to_string(o.train_samples) +
+                                          " clicks, " + std::to_string(o.epochs) + " epoch(s), tables of " +
+                                          std::to_string(o.table_cap) + " rows";
+  const std::string dense_settings =
+      pretrained_settings + ", fine-tuned " + std::to_string(o.finetune_epochs) + " epoch(s)' worth";
+  const std::string sparse_settings = dense_settings + ", " + o.pattern.str() + " at " + fixed(o.sparsity, 4);
+  ensure_cached(pretrained, pretrained_settings, o, seed, log, [&](Dlrm& m) {
     log << "pre-training DLRM dense, " << o.epochs << " epoch(s) of " << train.size() << " clicks\n";
     const auto r = train_dlrm(*m, train, test, t, log);
     log << "pre-trained: accuracy " << r.test.accuracy << ", AUC " << r.test.auc << "\n";
@@ -202,11 +215,11 @@ DlrmBenchReport bench_dlrm(const std::string& work_dir, uint64_t seed, const Dlr
   };
   const int64_t finetune_clicks = o.train_samples * o.finetune_epochs;
   const int64_t finetune_steps = (finetune_clicks + t.batch_size - 1) / t.batch_size;
-  ensure_cached(dense_path, o, seed, log, [&](Dlrm& m) {
+  ensure_cached(dense_path, dense_settings, o, seed, log, [&](Dlrm& m) {
     log << "fine-tuning DLRM dense over " << finetune_clicks << " fresh clicks (the sparse model's budget)\n";
     finetune(m, std::nullopt);
   });
-  ensure_cached(sparse_path, o, seed, log, [&](Dlrm& m) {
+  ensure_cached(sparse_path, sparse_settings, o, seed, log, [&](Dlrm& m) {
     log << "pruning DLRM to " << o.pattern.str() << " at " << o.sparsity << " over the same " << finetune_clicks
         << " fresh clicks\n";
     finetune(m, dlrm_recipe(o.pattern, o.sparsity, finetune_steps));

@@ -348,6 +348,30 @@ TEST_F(BadInput, InterruptedModelBenchLeavesNoHalfWrittenJson) {
   EXPECT_FALSE(fs::exists(path("bench.json")));
   for (const auto& e : fs::recursive_directory_iterator(dir_)) EXPECT_NE(e.path().extension(), ".tmp") << e.path();
 }
+
+// The trained models are cached with the settings that made them: only a model whose settings
+// changed is trained again.
+TEST_F(BadInput, ModelBenchRetrainsOnlyWhatOtherSettingsMade) {
+  auto bench = [&](const std::string& pattern) {
+    return run({"bench-model", "dlrm", "--work-dir", path("dlrm"), "--train-samples", "2048", "--test-samples", "2048",
+                "--finetune-epochs", "1", "--batches", "256", "--server-max-batch", "64", "--pattern", pattern},
+               300, "Offline batch probe")
+        .err;
+  };
+  auto count = [](const std::string& text, const std::string& part) {
+    size_t n = 0;
+    for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+    return n;
+  };
+  const std::string first = bench("4x16");
+  EXPECT_EQ(count(first, "saved "), 3u) << first.substr(0, 3000);
+  const std::string same = bench("4x16");
+  EXPECT_EQ(count(same, "using the cached "), 3u) << same.substr(0, 3000);
+  const std::string other = bench("4x1");
+  EXPECT_EQ(count(other, "using the cached "), 2u) << other.substr(0, 3000);
+  EXPECT_NE(other.find("sparse-finetuned.pt was trained with"), std::string::npos) << other.substr(0, 3000);
+  EXPECT_NE(other.find("4x16 at 0.8500; training it again with"), std::string::npos) << other.substr(0, 3000);
+}
 #endif
 
 #ifdef SPRUCE_WITH_TORCH
