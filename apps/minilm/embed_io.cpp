@@ -59,12 +59,18 @@ std::vector<std::string> read_texts(const std::string& path, TextFormat format) 
       continue;
     }
     nlohmann::json value;
+    int text_keys = 0;  // the parser keeps the last of repeated keys; a repeat is refused instead
+    const auto count_text_keys = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+      if (event == nlohmann::json::parse_event_t::key && depth == 1 && parsed == "text") ++text_keys;
+      return true;
+    };
     try {
-      value = nlohmann::json::parse(line);
+      value = nlohmann::json::parse(line, count_text_keys);
     } catch (const nlohmann::json::exception&) {
       line_error(path, line_number,
                  "not JSON; JSONL needs a string or {\"text\": ...} per line (or use --input-format text)");
     }
+    if (text_keys > 1) line_error(path, line_number, "has the key \"text\" more than once; keep one");
     if (value.is_object() && value.contains("text")) value = value["text"];
     if (!value.is_string()) line_error(path, line_number, "holds no text; give a JSON string or {\"text\": \"...\"}");
     auto text = value.get<std::string>();

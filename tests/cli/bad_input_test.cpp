@@ -392,6 +392,8 @@ TEST_F(BadInput, EmbedNamesTheBadLine) {
   expect_refused(embed("bad.jsonl"), 2, "line 2: holds no text");
   write("broken.jsonl", "{\"text\": \"fine\"\n");
   expect_refused(embed("broken.jsonl"), 2, "line 1: not JSON");
+  write("twice.jsonl", "{\"text\": \"fine\", \"meta\": {\"text\": 1}}\n{\"text\": \"a\", \"text\": \"b\"}\n");
+  expect_refused(embed("twice.jsonl"), 2, "line 2: has the key \"text\" more than once");
   write("empty.txt", "");
   expect_refused(embed("empty.txt"), 2, "holds no text");
   write("fine.txt", "A sentence.\n");
