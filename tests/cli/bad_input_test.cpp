@@ -238,6 +238,9 @@ TEST_F(BadInput, OutputsReplaceOnlyRegularFiles) {
     EXPECT_TRUE(fs::is_character_file(path("null")));
   }
   expect_refused({"prune", ckpt_, "-o", "", "--pattern", "4x1", "--sparsity", "0.5"}, 2);
+  // The harness's stdout is a pipe: /dev/stdout leads to it through a link that resolves to no path.
+  expect_refused({"prune", ckpt_, "-o", "/dev/stdout", "--pattern", "4x1", "--sparsity", "0.5"}, 2,
+                 "it leads to a FIFO; spruce only replaces regular files");
 }
 
 // A safetensors file of `header` (JSON) and `data_bytes` bytes of data.
