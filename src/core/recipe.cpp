@@ -1,5 +1,6 @@
 #include "spruce/recipe.hpp"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -222,6 +223,12 @@ bool is_utf8(std::string_view s) {
   return true;
 }
 
+// "line 3, column 7", from yaml-cpp's zero-based mark.
+std::string where(const YAML::Mark& mark) {
+  if (mark.is_null()) return "an unknown place";
+  return "line " + std::to_string(mark.line + 1) + ", column " + std::to_string(mark.column + 1);
+}
+
 // Whether YAML text holds a document after its first: a "---" marker line after content, or content
 // after a "..." end line (YAML::Load reads the first and ignores the rest; yaml-cpp's LoadAll loops
 // forever on some malformed input, found by the recipe fuzzer).
@@ -320,8 +327,11 @@ Recipe Recipe::parse(std::string_view text, const std::string& source) {
   YAML::Node root;
   try {
     root = YAML::Load(std::string(text));
+  } catch (const YAML::DeepRecursion& e) {
+    usage_error(source + ": not valid YAML: nested " + std::to_string(e.depth()) + " levels deep (yaml-cpp's limit) by " +
+                where(e.mark) + "; a recipe needs only a few levels");
   } catch (const YAML::Exception& e) {
-    usage_error(source + ": not valid YAML: " + e.what());
+    usage_error(source + ": not valid YAML: " + where(e.mark) + ": " + e.msg);
   }
   if (root.IsNull()) {
     const bool blank = std::all_of(text.begin(), text.end(), [](char c) { return std::isspace(uint8_t(c)); }) ||

@@ -192,6 +192,9 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   EXPECT_TRUE(contains(error_of("pattern: '2:4'\npruning_type: sparsegpt\ngradual_nm: true"), "sparsegpt"));
   EXPECT_TRUE(contains(error_of("[1, 2]"), "mapping"));
   EXPECT_TRUE(contains(error_of("a: [b"), "YAML"));
+  EXPECT_TRUE(contains(error_of("a: [1, 2\nb: 3\n"), "not valid YAML: line 2, column 2: end of sequence flow"));
+  const std::string deep = "pattern: " + std::string(5000, '[') + std::string(5000, ']');
+  EXPECT_TRUE(contains(error_of(deep), "levels deep (yaml-cpp's limit) by line 1, column"));
   EXPECT_TRUE(contains(error_of(""), "empty"));
   EXPECT_THROW(Recipe::load("/nonexistent/recipe.yaml"), Error);
 }
