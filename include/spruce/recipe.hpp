@@ -53,6 +53,9 @@ struct PruningGroup {
 
   // The sparsity this group aims at: target_sparsity, or 1 - N/M for an N:M pattern.
   double target() const { return schedule.target; }
+  // Under global scope (e.g. a --scope override), throws spruce::Error (usage) naming `source`
+  // when the per-layer limits would keep the total from the target. Recipe::parse checks it.
+  void check_global_limits(const std::string& source) const;
   // `op_type` is "Linear" or "Conv" (empty: any).
   bool matches(const std::string& op_name, std::string_view op_type = {}) const;
   bool operator==(const PruningGroup&) const = default;

@@ -143,8 +143,9 @@ AtomicOutput::AtomicOutput(const std::string& path) : target_(path) {
       if (::realpath(path.c_str(), resolved) == nullptr || ::stat(resolved, &st) != 0) {
         // /dev/stdout on a pipe resolves to no path, yet leads somewhere: say where.
         if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-          cannot("write", path,
-                 std::string("it leads to ") + kind_of(st.st_mode) + "; spruce only replaces regular files, so name one");
+          cannot(
+              "write", path,
+              std::string("it leads to ") + kind_of(st.st_mode) + "; spruce only replaces regular files, so name one");
         cannot("write", path, "it is a symlink to nothing; remove it or name another output");
       }
       target_ = resolved;

@@ -264,19 +264,15 @@ std::string percent_text(double fraction) {
   return buf;
 }
 
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 void finish(PruningGroup& g, const std::string& source) {
   if (g.pattern.is_nm()) g.schedule.target = g.pattern.natural_sparsity();
-  // Global scope: one threshold, within the per-layer limits. Limits on the wrong side of the
-  // target would silently replace it (N:M layers keep their own ratio and take no part).
-  if (g.scope != Scope::Global || g.pattern.is_nm()) return;
-  if (g.limits.max_ratio < g.schedule.target - 1e-9)
-    usage_error(source + ": max_sparsity_ratio_per_op " + std::to_string(g.limits.max_ratio) +
-                " is below target_sparsity " + std::to_string(g.schedule.target) +
-                ": no layer could reach the target, so the total would not; raise it or lower the target");
-  if (g.limits.min_ratio > g.schedule.target + 1e-9)
-    usage_error(source + ": min_sparsity_ratio_per_op " + std::to_string(g.limits.min_ratio) +
-                " is above target_sparsity " + std::to_string(g.schedule.target) +
-                ": every layer would pass the target; lower it or raise the target");
+  if (g.scope == Scope::Global) g.check_global_limits(source);
 }
 
 Recipe parse_root(const YAML::Node& root, const std::string& source) {
@@ -306,6 +302,21 @@ Recipe parse_root(const YAML::Node& root, const std::string& source) {
 }
 }  // namespace
 
+// One threshold, within the per-layer limits: limits on the wrong side of the target would
+// silently replace it (N:M layers keep their own ratio and take no part).
+void PruningGroup::check_global_limits(const std::string& source) const {
+  if (pattern.is_nm()) return;
+  if (limits.max_ratio < target() - 1e-9)
+    usage_error(source + ": max_sparsity_ratio_per_op " + number_text(limits.max_ratio) + " is below target_sparsity " +
+                number_text(target()) +
+                ": under global scope no layer could reach the target, so the total would not; raise it or lower "
+                "the target");
+  if (limits.min_ratio > target() + 1e-9)
+    usage_error(source + ": min_sparsity_ratio_per_op " + number_text(limits.min_ratio) + " is above target_sparsity " +
+                number_text(target()) +
+                ": under global scope every layer would pass the target; lower it or raise the target");
+}
+
 bool PruningGroup::matches(const std::string& name, std::string_view op_type) const {
   if (!op_type.empty() && std::find(op_types.begin(), op_types.end(), op_type) == op_types.end()) return false;
   auto any = [&](const std::vector<std::string>& res) {
@@ -328,8 +339,8 @@ Recipe Recipe::parse(std::string_view text, const std::string& source) {
   try {
     root = YAML::Load(std::string(text));
   } catch (const YAML::DeepRecursion& e) {
-    usage_error(source + ": not valid YAML: nested " + std::to_string(e.depth()) + " levels deep (yaml-cpp's limit) by " +
-                where(e.mark) + "; a recipe needs only a few levels");
+    usage_error(source + ": not valid YAML: nested " + std::to_string(e.depth()) +
+                " levels deep (yaml-cpp's limit) by " + where(e.mark) + "; a recipe needs only a few levels");
   } catch (const YAML::Exception& e) {
     usage_error(source + ": not valid YAML: " + where(e.mark) + ": " + e.msg);
   }

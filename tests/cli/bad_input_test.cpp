@@ -506,6 +506,9 @@ TEST_F(BadInput, RecipesNameTheirFile) {
   expect_refused(prune_to_old({"--recipe", path("huge-key.yaml")}), 2, "huge-key.yaml");
   write("seq.yaml", "- 1\n- 2\n");
   expect_refused(prune_to_old({"--recipe", path("seq.yaml")}), 2, "seq.yaml");
+  write("local.yaml", "pattern: 4x1\ntarget_sparsity: 0.8\npruning_scope: local\nmax_sparsity_ratio_per_op: 0.5\n");
+  expect_refused(prune_to_old({"--recipe", path("local.yaml"), "--scope", "global"}), 2,
+                 "local.yaml: max_sparsity_ratio_per_op 0.5 is below target_sparsity 0.8");
 }
 
 // A legal name at NAME_MAX still gets its temporary file, which is short.

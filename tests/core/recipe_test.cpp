@@ -176,7 +176,14 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   // Global limits on the wrong side of the target would silently replace it.
   EXPECT_TRUE(contains(error_of("target_sparsity: 0.9\nmax_sparsity_ratio_per_op: 0.1"), "below target_sparsity"));
   EXPECT_TRUE(contains(error_of("target_sparsity: 0.1\nmin_sparsity_ratio_per_op: 0.9"), "above target_sparsity"));
-  EXPECT_NO_THROW(Recipe::parse("target_sparsity: 0.9\npruning_scope: local\nmax_sparsity_ratio_per_op: 0.1"));
+  const Recipe local = Recipe::parse("target_sparsity: 0.9\npruning_scope: local\nmax_sparsity_ratio_per_op: 0.1");
+  try {  // a --scope global override checks what the recipe's local scope did not
+    local.groups[0].check_global_limits("--scope global");
+    ADD_FAILURE() << "limits below the target passed under global scope";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.what(), "--scope global: max_sparsity_ratio_per_op 0.1 is below target_sparsity 0.9"))
+        << e.what();
+  }
   EXPECT_NO_THROW(Recipe::parse("pattern: '2:4'\nmax_sparsity_ratio_per_op: 0.1"));  // N:M keeps its own ratio
   // A recipe is one YAML document of text: nothing after a NUL byte or a --- is ignored.
   EXPECT_TRUE(contains(error_of(std::string("pattern: 4x1\0\ntarget_sparsity: 0.5\n", 35)), "NUL byte at offset 12"));

@@ -53,6 +53,8 @@ void run(const PruneArgs& a) {
   CheckpointPruneOptions opt;
   opt.recipe = recipe_from(a);
   if (!a.scope.empty()) opt.scope = parse_scope(a.scope);
+  if (opt.scope == Scope::Global)
+    for (const auto& g : opt.recipe.groups) g.check_global_limits(a.recipe.empty() ? "--scope global" : a.recipe);
   opt.include = a.include;
   opt.exclude = a.exclude;
   opt.source = a.input;
