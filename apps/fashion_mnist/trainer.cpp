@@ -82,10 +82,23 @@ void set_learning_rate(::torch::optim::Adam& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) static_cast<::torch::optim::AdamOptions&>(group.options()).lr(lr);
 }
 
+// The checkpoint, with the recipe written first: --resume reads the schedule from recipe.yaml, so
+// a checkpoint never stands without it (a dense run removes a stale one, and stale masks).
+void save_resumable(const TrainOptions& o, Classifier& model, const ::torch::optim::Adam& optimizer,
+                    const Pruner* pruner, TrainPosition position) {
+  std::filesystem::create_directories(o.save_dir);
+  if (pruner) {
+    write_file_atomic(o.save_dir + "/recipe.yaml", pruner->recipe().to_yaml());
+  } else {
+    std::filesystem::remove(o.save_dir + "/recipe.yaml");
+    std::filesystem::remove(o.save_dir + "/masks.safetensors");
+  }
+  save_checkpoint(o.save_dir + "/checkpoint.pt", model, &optimizer, pruner, position);
+}
+
 void save_outputs(const TrainOptions& o, Classifier& model, const ::torch::optim::Adam& optimizer, const Pruner* pruner,
                   TrainPosition position, const TrainResult& result) {
-  std::filesystem::create_directories(o.save_dir);
-  save_checkpoint(o.save_dir + "/checkpoint.pt", model, &optimizer, pruner, position);
+  save_resumable(o, model, optimizer, pruner, position);
   std::map<std::string, std::string> metadata{
       {"spruce.model", o.model},
       {"spruce.dataset", "fashion-mnist"},
@@ -95,7 +108,6 @@ void save_outputs(const TrainOptions& o, Classifier& model, const ::torch::optim
   if (pruner) {
     metadata["spruce.recipe"] = pruner->recipe().to_yaml();
     export_masks(o.save_dir + "/masks.safetensors", *pruner);
-    write_file_atomic(o.save_dir + "/recipe.yaml", pruner->recipe().to_yaml());
   }
   export_safetensors(o.save_dir + "/model.safetensors", model, metadata);
 }
@@ -251,10 +263,7 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
     // A checkpoint per epoch, written by one rank once every rank has finished the epoch.
     if (!o.save_dir.empty()) {
       if (dp) dp->barrier();
-      if (writer) {
-        std::filesystem::create_directories(o.save_dir);
-        save_checkpoint(o.save_dir + "/checkpoint.pt", *model, &optimizer, pruner ? &*pruner : nullptr, position);
-      }
+      if (writer) save_resumable(o, *model, optimizer, pruner ? &*pruner : nullptr, position);
     }
   }
 

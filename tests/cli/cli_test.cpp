@@ -164,3 +164,23 @@ TEST_F(Cli, OverwritingTheInputInPlaceIsSafe) {
   const auto j = nlohmann::json::parse(run_spruce("inspect " + copy + " --json").out);
   EXPECT_NEAR(j["total_sparsity"].get<double>(), 0.5, 1e-3);
 }
+
+#ifdef SPRUCE_WITH_TORCH
+// A --save folder describes the run that last wrote it: a dense run leaves no pruned run's recipe
+// behind for --resume to pick up.
+TEST_F(Cli, ADenseRunRemovesAStaleRecipeFromItsFolder) {
+  const std::string tiny =
+      " --epochs 1 --train-limit 64 --test-limit 64 --batch-size 64 --no-progress --save " + path("run");
+  ASSERT_EQ(run_spruce("train --pattern 4x1 --sparsity 0.5" + tiny).status, 0);
+  ASSERT_TRUE(fs::exists(path("run/recipe.yaml")));
+  ASSERT_TRUE(fs::exists(path("run/masks.safetensors")));
+  const Result dense = run_spruce("train" + tiny);
+  ASSERT_EQ(dense.status, 0) << dense.out;
+  EXPECT_FALSE(fs::exists(path("run/recipe.yaml")));
+  EXPECT_FALSE(fs::exists(path("run/masks.safetensors")));
+  const Result resumed = run_spruce("train --resume " + path("run") +
+                                    " --epochs 2 --train-limit 64 --test-limit 64 --batch-size 64 --no-progress");
+  EXPECT_EQ(resumed.status, 0) << resumed.out;
+  EXPECT_TRUE(has(resumed, "| dense ")) << resumed.out;
+}
+#endif

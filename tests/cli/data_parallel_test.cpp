@@ -194,6 +194,9 @@ TEST_F(DataParallel, AKilledRankStopsTheOthersAndTheLastCheckpointSurvives) {
           "--resume " +
           path("run"));
   EXPECT_EQ(resumed.status, 0) << resumed.out;
+  // With its masks and schedule: the recipe is saved with every checkpoint, not only at the end.
+  EXPECT_TRUE(fs::exists(path("run/recipe.yaml")));
+  EXPECT_NE(resumed.out.find("| recipe "), std::string::npos) << resumed.out;
   for (const auto& e : fs::directory_iterator(path("run")))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
 }
