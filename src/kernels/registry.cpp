@@ -61,7 +61,7 @@ const std::array kKernels{
     // Windows of input channels (VBMI), as far as they beat the strip and quad kernels (Zen 5):
     // up to m = 4 for blocks of whole quads 4 rows high (4x16), 8 for one row high (1x4) and for
     // other blocks 4 rows high (4x1), 16 for scattered nonzeros (1x1), whose strip kernel gathers
-    // one input channel at a time. The operator also keeps their X rows in L1 (few_max_m).
+    // one input channel at a time. The operator also keeps their X rows in L1 (few_block_m).
     spmm("s8-spmm-4x1-w-m8-avx512vnni", S, Vnni, 4, WeightFormat::Windows, s8_spmm_4x1_w_avx512vnni,
          ref::pack_u8_windows, Layout::Windows, 8, Feature::Vbmi),
     spmm("s8-spmm-4x4-w-m4-avx512vnni", S, Vnni, 4, WeightFormat::Windows, s8_spmm_4x1_w_avx512vnni,

@@ -37,7 +37,8 @@ struct SparseLinear::Impl {
   // few_max_m, ahead of both routes above.
   const kernels::Kernel* few = nullptr;
   PackedWeights few_weights;
-  int64_t few_max_m = 0;  // few->max_m, or fewer where the rows of X that it rereads outgrow L1
+  int64_t few_max_m = 0;    // few->max_m, or few_block_m where blocks do not pay (init)
+  int64_t few_block_m = 0;  // rows per block on that route: the rows of X it rereads stay in L1
   std::vector<float> bias, scale;
   std::vector<int32_t> comp;
   kernels::Epilogue ep;

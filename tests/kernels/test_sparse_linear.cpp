@@ -229,17 +229,30 @@ TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
     if (few) {
       EXPECT_GT(op.memory_bytes(), op.packed_bytes());
     }
-    if (few && want.max_m == 16) {  // the 1x1 windows keep their rows of X in 24 KiB: 7 of 3136 bytes
+    if (vbmi && few) {  // at k = 3072 rows of X fill L1 past m = 7 (3136 bytes each): 1x1 takes
+                        // its rows in blocks up to max_m, the others leave the window kernels
       auto wide = bench::pruned_integers<int8_t>(n, 3072, Pattern::parse(want.pattern), 0.9, rng, 127);
       const SparseLinear op3072(wide.data.data(), n, 3072, Pattern::parse(want.pattern), q, nullptr, o);
-      EXPECT_EQ(op3072.impl(7), want.kernel);
-      EXPECT_NE(op3072.impl(8), want.kernel);
+      const int64_t last = want.max_m == 16 ? 16 : 7;
+      EXPECT_EQ(op3072.impl(last), want.kernel);
+      EXPECT_NE(op3072.impl(last + 1), want.kernel);
     }
     SparseLinearOptions forced = o;  // a forced kernel runs alone
     forced.kernel = op.sparse_kernel();
     EXPECT_EQ(SparseLinear(w.data.data(), n, k, Pattern::parse(want.pattern), q, nullptr, forced).impl(1),
               op.sparse_kernel());
   }
+}
+
+// At k = 3072 the 1x1 window kernel's rows of X (3136 bytes each) outgrow L1 past 7 rows, so the
+// operator runs it in blocks of rows: 8 as 4 + 4, 13 as 7 + 6, 16 as 6 + 5 + 5, on 1 to 3
+// threads, each exact (under a cap without VBMI, whatever kernel runs must be exact too).
+TEST(SparseLinear, FewRowsInBlocksGiveTheReference) {
+  uint32_t seed = 470;
+  for (int t : {1, 2, 3})
+    for (int64_t m : {7, 8, 13, 16})
+      for (OutType out : {OutType::U8, OutType::F32})
+        s8_case("1x1", m, 3072, 72, Fallback::Never, t, Activation::GELU, out, true, seed++);
 }
 
 // tune() times the AMX route against the VNNI route per bucket of m, even with Fallback::Never;
