@@ -165,15 +165,22 @@ TEST(Checkpoint, ResumingWithALongerScheduleNeverLowersSparsity) {
   fs::remove_all(dir);
 }
 
-TEST(Checkpoint, APrunedRunIsNotResumedWithoutItsPruner) {
-  const fs::path dir = temp_dir("pruner-missing");
-  const std::string path = (dir / "checkpoint.pt").string();
+// Trains `net` 22 steps on the growing recipe and saves it as dir/checkpoint.pt, with the
+// pruner's masks or (weights only) without them; returns the path.
+std::string save_pruned_run(const fs::path& dir, TinyNet& net, bool with_masks) {
   TinyData d = tiny_data();
-  TinyNet net;
   ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
   Pruner pruner(net, growing_recipe());
   for (int64_t step = 0; step < 22; ++step) train_step(net, opt, pruner, d, step);
-  spruce::torch::save_checkpoint(path, net, &opt, &pruner, {2, 22});
+  const std::string path = (dir / "checkpoint.pt").string();
+  spruce::torch::save_checkpoint(path, net, &opt, with_masks ? &pruner : nullptr, {2, 22});
+  return path;
+}
+
+TEST(Checkpoint, APrunedRunIsNotResumedWithoutItsPruner) {
+  const fs::path dir = temp_dir("pruner-missing");
+  TinyNet net;
+  const std::string path = save_pruned_run(dir, net, /*with_masks=*/true);
 
   TinyNet dense;
   ::torch::optim::Adam dense_opt(dense.parameters(), ::torch::optim::AdamOptions(1e-2));
@@ -191,13 +198,9 @@ TEST(Checkpoint, APrunedRunIsNotResumedWithoutItsPruner) {
 
 TEST(Checkpoint, SparseWeightsWithoutMasksAreRefusedOrLocked) {
   const fs::path dir = temp_dir("maskless");
-  const std::string path = (dir / "checkpoint.pt").string();
-  TinyData d = tiny_data();
   TinyNet net;
-  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
-  Pruner pruner(net, growing_recipe());
-  for (int64_t step = 0; step < 22; ++step) train_step(net, opt, pruner, d, step);
-  spruce::torch::save_checkpoint(path, net, &opt, /*pruner=*/nullptr, {2, 22});  // weights only
+  const std::string path = save_pruned_run(dir, net, /*with_masks=*/false);  // weights only
+  TinyData d = tiny_data();
 
   TinyNet refused;
   Pruner refused_pruner(refused, growing_recipe());
