@@ -90,8 +90,11 @@ void save_resumable(const TrainOptions& o, Classifier& model, const ::torch::opt
   if (pruner) {
     write_file_atomic(o.save_dir + "/recipe.yaml", pruner->recipe().to_yaml());
   } else {
-    std::filesystem::remove(o.save_dir + "/recipe.yaml");
-    std::filesystem::remove(o.save_dir + "/masks.safetensors");
+    for (const char* stale : {"/recipe.yaml", "/masks.safetensors"}) {
+      std::error_code ec;
+      std::filesystem::remove(o.save_dir + stale, ec);
+      if (ec) data_error("cannot remove the earlier run's " + o.save_dir + stale + ": " + ec.message());
+    }
   }
   save_checkpoint(o.save_dir + "/checkpoint.pt", model, &optimizer, pruner, position);
 }

@@ -616,6 +616,10 @@ TEST_F(BadInput, WeightsMustBeFinite) {
   poison_first_weight(path("run/model.safetensors"), path("nan-mlp.safetensors"));
   expect_refused(tiny({"train", "--init", path("nan-mlp.safetensors")}), 1, "holds NaN");
 
+  // Every file the run writes is checked before it trains: a folder in the way of one is refused.
+  fs::create_directories(path("blocked/recipe.yaml/inside"));
+  expect_refused(tiny({"train", "--save", path("blocked")}), 2, "recipe.yaml");
+
   // A pruned run's checkpoint without its recipe.yaml would have resumed dense.
   fs::create_directories(path("bare"));
   fs::copy_file(path("run/checkpoint.pt"), path("bare/checkpoint.pt"));

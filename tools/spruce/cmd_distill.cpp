@@ -27,12 +27,20 @@ struct DistillArgs {
 };
 
 // The model folder as sentence-transformers reads it: the teacher's files, the student's weights.
+const std::vector<std::string> kTeacherFiles{"config.json",
+                                             "vocab.txt",
+                                             "tokenizer.json",
+                                             "tokenizer_config.json",
+                                             "special_tokens_map.json",
+                                             "modules.json",
+                                             "sentence_bert_config.json",
+                                             "config_sentence_transformers.json",
+                                             "1_Pooling/config.json"};
+
 void save_model(minilm::SentenceEncoder& student, const std::string& dir) {
   namespace fs = std::filesystem;
   fs::create_directories(fs::path(dir) / "1_Pooling");
-  for (const char* file :
-       {"config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-        "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json"}) {
+  for (const std::string& file : kTeacherFiles) {
     const auto from = fs::path(student.directory()) / file;
     if (fs::is_regular_file(from)) write_file_atomic((fs::path(dir) / file).string(), read_file(from.string()));
   }
@@ -94,8 +102,13 @@ void run(DistillArgs& a) {
   minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
   minilm::check_held_out(corpus, "the fortunes in " + in_quotes(a.fortunes), "give a folder with more fortunes");
   if (!a.wordnet.empty()) minilm::add_wordnet(corpus, a.wordnet);
-  if (!a.o.checkpoint_dir.empty()) make_output_folder("--checkpoint", a.o.checkpoint_dir, "checkpoint.pt");
-  if (!a.save.empty()) make_output_folder("--save", a.save, "model.safetensors");
+  if (!a.o.checkpoint_dir.empty()) make_output_folder("--checkpoint", a.o.checkpoint_dir, {"checkpoint.pt"});
+  if (!a.save.empty()) {
+    std::vector<std::string> files{"model.safetensors"};  // 1_Pooling/ is made when the model is saved
+    for (const auto& file : kTeacherFiles)
+      if (file.find('/') == std::string::npos) files.push_back(file);
+    make_output_folder("--save", a.save, files);
+  }
   auto teacher = minilm::SentenceEncoder::load(a.model);
   auto student = minilm::SentenceEncoder::load(a.model);
   std::cerr << "distil: " << corpus.train.size() << " training and " << corpus.held_out.size() << " held-out fortunes"

@@ -95,7 +95,9 @@ void run(TrainArgs& a) {
       usage_error("--save " + in_quotes(a.options.save_dir) +
                   " is the teacher's run (--teacher), which the output would replace; name another folder");
     check_output_file("--json", a.json);
-    if (!a.options.save_dir.empty()) make_output_folder("--save", a.options.save_dir, "model.safetensors");
+    if (!a.options.save_dir.empty())
+      make_output_folder("--save", a.options.save_dir,
+                         {"checkpoint.pt", "model.safetensors", "masks.safetensors", "recipe.yaml"});
   };
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   if (a.nproc > 1) {

@@ -74,14 +74,14 @@ void check_output_file(const std::string& flag, const std::string& path) {
   }
 }
 
-void make_output_folder(const std::string& flag, const std::string& dir, const std::string& file) {
+void make_output_folder(const std::string& flag, const std::string& dir, const std::vector<std::string>& files) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_directory(dir, ec))
     usage_error(flag + " " + in_quotes(dir) + " is a file, not a folder; name a folder");
   fs::create_directories(dir, ec);
   if (ec) usage_error(flag + ": cannot make the folder " + in_quotes(dir) + ": " + ec.message());
-  check_output_file(flag, (fs::path(dir) / file).string());
+  for (const auto& file : files) check_output_file(flag, (fs::path(dir) / file).string());
 }
 
 void check_not_input(const std::string& flag, const std::string& path, const std::string& input,

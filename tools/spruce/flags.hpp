@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace spruce::cli {
 
@@ -25,8 +26,9 @@ CLI::Validator non_empty();
 // (a temporary file is made beside it and removed). Nothing for an empty path. Throws
 // spruce::Error (usage) naming `flag`.
 void check_output_file(const std::string& flag, const std::string& path);
-// A folder, created if missing (with its parents), that must take `file` (as check_output_file).
-void make_output_folder(const std::string& flag, const std::string& dir, const std::string& file);
+// A folder, created if missing (with its parents), that must take each of `files` (as
+// check_output_file): a folder or FIFO in the way is refused before the work, not after it.
+void make_output_folder(const std::string& flag, const std::string& dir, const std::vector<std::string>& files);
 // Refuses an output `path` that is the input file `input` (through any name or link): the write
 // would replace what the command reads. `input_is` says what the input is, e.g. "--input, the texts".
 void check_not_input(const std::string& flag, const std::string& path, const std::string& input,
