@@ -175,7 +175,8 @@ def plot_steps(runs, png):
         style = f"with linespoints lw 2 pt {i % 13 + 1} dt {i // 8 % 3 + 1} lc {i % 8 + 1}"
         cosine.append(f"$r{i} using 1:2 {style} notitle")
         top10.append(f"$r{i} using 1:3 {style} title '{short_label(r)}'")
-    gp = (f"set terminal pngcairo size 1400,560 font ',10'\nset output '{png}'\n{data}"
+    height = max(560, 140 + 16 * len(runs))  # tall enough for a legend line per run
+    gp = (f"set terminal pngcairo size 1400,{height} font ',10'\nset output '{png}'\n{data}"
           "set multiplot layout 1,2 title 'all-MiniLM-L6-v2 distillation: held-out fidelity to the dense model "
           "during training'\nset xlabel 'step (32 texts each; log scale)'\nset logscale x\nset grid\n"
           "set lmargin at screen 0.05\nset rmargin at screen 0.33\n"
