@@ -182,8 +182,8 @@ DlrmBenchReport bench_dlrm(const std::string& work_dir, uint64_t seed, const Dlr
       << " test (SYNTHETIC, teacher-labelled; not Criteo)\n";
   const ClickData train = make_synthetic_clicks(o.train_samples, seed, 2026, o.table_cap);
   const ClickData test = make_synthetic_clicks(o.test_samples, seed + 1, 2026, o.table_cap);
-  const std::string pretrained = work_dir + "/dense-pretrained.pt", dense_path = work_dir + "/dense-finetuned.pt",
-                    sparse_path = work_dir + "/sparse-finetuned.pt";
+  const std::string pretrained = work_dir + "/" + kPretrainedFile, dense_path = work_dir + "/" + kDenseFile,
+                    sparse_path = work_dir + "/" + kSparseFile;
 
   DlrmTrainOptions t;
   t.epochs = o.epochs;

@@ -58,9 +58,13 @@ std::string loadgen_log_dir(const DlrmBenchOptions& options, const std::string& 
 // settings), before anything is trained or written; `work_dir` as for bench_dlrm.
 void check_bench_options(const DlrmBenchOptions& options, const std::string& work_dir);
 
+// The trained models bench_dlrm caches in its work_dir.
+inline constexpr char kPretrainedFile[] = "dense-pretrained.pt", kDenseFile[] = "dense-finetuned.pt",
+                      kSparseFile[] = "sparse-finetuned.pt";
+
 // Trains what is missing from the cache, converts, verifies and measures. Progress goes to `log`.
 // The caller chooses (no default here) `work_dir`, where the trained models are cached
-// (dense-pretrained.pt, dense-finetuned.pt, sparse-finetuned.pt; created if missing), and `seed`,
+// (the three files above; created if missing), and `seed`,
 // of the synthetic data and the training.
 DlrmBenchReport bench_dlrm(const std::string& work_dir, uint64_t seed, const DlrmBenchOptions& options,
                            std::ostream& log);

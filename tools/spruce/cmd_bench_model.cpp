@@ -129,7 +129,7 @@ void run(BenchModelArgs& a) {
   // The settings, then every output place (made and checked), before the training: a run fails at
   // once or not at all, and a refused setting leaves no folder behind.
   dlrm::check_bench_options(a.o, a.work_dir);
-  make_output_folder("--work-dir", a.work_dir, {"dense-pretrained.pt", "dense-finetuned.pt", "sparse-finetuned.pt"});
+  make_output_folder("--work-dir", a.work_dir, {dlrm::kPretrainedFile, dlrm::kDenseFile, dlrm::kSparseFile});
   make_output_folder("--log-dir", dlrm::loadgen_log_dir(a.o, a.work_dir), {"mlperf_log_summary.txt"});
   check_output_file("--json", a.json);
   // LoadGen logs every completed sample on a thread of its own, which spinning workers starve.
