@@ -57,11 +57,12 @@ void spmm(benchmark::State& st, const Kernel* kr, int64_t m) {
     const auto w24 = bench::pruned_integers<int8_t>(n, k, Pattern::n_of_m(2, 4), 0.0, rng, 100);
     packed = pack_weights(*kr, MatrixView<const int8_t>(w24.view()));
   } else if (s8) {
-    // The pattern each format is for: h x 4 blocks for quad strips, 1x4 for row lanes, 1x1 for quad
-    // masks and row windows (their h is a panel of channels, not a block), h x 1 otherwise.
+    // The pattern each format is for: h x 4 blocks for quad strips, 1x4 for row lanes and the
+    // whole-quad lane windows, 1x1 for quad masks and the other lane windows (their h is a panel of
+    // channels, not a block), h x 1 otherwise.
     const WeightFormat f = kr->weights;
-    const bool one_high = f == WeightFormat::RowLanes || f == WeightFormat::QuadMasks || f == WeightFormat::RowWindows;
-    const int bc = f == WeightFormat::QuadStrips || f == WeightFormat::RowLanes ? 4 : 1;
+    const bool one_high = f == WeightFormat::RowLanes || f == WeightFormat::QuadMasks || f == WeightFormat::LaneWindows;
+    const int bc = f == WeightFormat::QuadStrips || f == WeightFormat::RowLanes || kr->whole_quads ? 4 : 1;
     packed = pack_weights(*kr, MatrixView<const int8_t>(weights<int8_t>(n, k, one_high ? 1 : h, bc, sparsity).view()));
   } else {
     packed = pack_weights(*kr, MatrixView<const float>(weights<float>(n, k, h, 1, sparsity).view()));
@@ -372,7 +373,7 @@ const int kRegistered = [] {
   for (const Kernel& kr : registry()) {
     if (kr.isa > max_isa() || kr.op != Op::Spmm) continue;
     const bool ref = kr.isa == Isa::Scalar;
-    for (int64_t m : {1, 2, 4, 8, 16, 32, 128}) {
+    for (int64_t m : {1, 2, 4, 8, 16, 32, 64, 128}) {
       if ((ref && m != 16) || (kr.max_m && m > kr.max_m)) continue;
       std::string name = std::string(kr.name) + "/m" + std::to_string(m) + "/768x768/" +
                          (kr.weights == WeightFormat::Octets ? "2:4" : "90%");

@@ -65,11 +65,14 @@ enum class DType { F32, S8, BF16 };
 //    minus k[c] (0..127), and w[64 c + 16 g + 4 r + t] = row r's weight there. Within a strip the
 //    input channels of positions with a nonzero weight ascend; unused positions have zero
 //    weights. s8 only (h = 4, kg = 16).
-//  RowWindows: as Windows, but each of the 4 rows lists its own input channels (blocks under 4 rows
-//    high): in chunk c, lane (g, r) holds row r's positions 4g..4g+3 of the chunk, sel[64 c + 16 g
-//    + 4 r + t] and w[64 c + 16 g + 4 r + t] being position 4g + t's input channel minus k[c] and
-//    its weight. Within a strip, each row's input channels with a nonzero weight ascend.
-enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks, RowLanes, QuadMasks, Windows, RowWindows };
+//  LaneWindows: panels of 16 output channels, one per vector lane, each channel listing its own
+//    input channels (blocks under 4 rows high), 4 per lane in each chunk, every chunk inside one
+//    window of 64 input channels: chunk c of panel p (ptr[p] <= c < ptr[p + 1]) has its window's
+//    first input channel in k[c] (a multiple of 64, below cols; a window's chunks are consecutive),
+//    sel[64 c + 4 l + t] = lane l's t-th input channel minus k[c] (0..63) and w[64 c + 4 l + t]
+//    its weight. Within a panel, each lane's input channels with a nonzero weight ascend; unused
+//    positions have zero weights. s8 only (h = 16, kg = 4).
+enum class WeightFormat { None, Strips, QuadStrips, Octets, TileBlocks, RowLanes, QuadMasks, Windows, LaneWindows };
 
 // Cache-line-aligned storage: AMX tile rows and AVX-512 loads that straddle two lines run at
 // half speed or worse.
@@ -228,9 +231,10 @@ struct Problem {
 // One registry entry. Names: "<dtype>-<op>-<tile>[-mN]-<isa>", the tile being h x (input channels
 // per weight group): s8-spmm-4x1-avx512vnni reads strips of 4 output channels listing single input
 // channels, s8-spmm-4x4 quads, s8-spmm-4of8 at most 4 of every 8 input channels; -mN only runs
-// m <= N. The few-row kernels with formats of their own (RowLanes, QuadMasks, Windows) are named
-// by the blocks they serve: s8-spmm-1x4-m2, s8-spmm-1x1-m4, s8-spmm-4x1-w-m8, s8-spmm-4x4-w-m4, s8-spmm-1x1-w-m16 and
-// s8-spmm-1x4-w-m8 (w: windows). Reference kernels (isa scalar) end in "-ref".
+// m <= N. The kernels with formats of their own (RowLanes, QuadMasks, Windows, LaneWindows) are
+// named by the blocks they serve: s8-spmm-1x4-m2, s8-spmm-1x1-m4, s8-spmm-4x1-w-m8, s8-spmm-4x4-w-m4,
+// s8-spmm-1x1-w-m32 and s8-spmm-1x4-w-m8 (w: windows). Reference kernels (isa scalar) end in
+// "-ref".
 struct Kernel {
   const char* name;
   Op op;
@@ -244,7 +248,8 @@ struct Kernel {
   int64_t max_m = 0;                          // > 0: only for 1 <= m <= max_m
   Feature needs = Feature::None;              // besides `isa`
   std::variant<SpmmFn, DotInteractionFn, S8TableDotInteractionFn, AttentionFn, LayerNormFn> run;
-  PackFn pack = nullptr;  // activations (spmm)
+  PackFn pack = nullptr;     // activations (spmm)
+  bool whole_quads = false;  // LaneWindows: only for blocks of whole quads (1x4); else scattered nonzeros (1x1)
 
   // Whether this kernel can run p (ignoring the CPU: see select()).
   bool accepts(const Problem& p) const;

@@ -173,49 +173,69 @@ StripWeights<int8_t> make_quad_masks(MatrixView<const int8_t> w) {
   return s;
 }
 
-// Windows and RowWindows (per_row): see WeightFormat. A strip's lists of input channels are its
-// rows' union (Windows, shared by the 4 rows) or each row's own; each chunk takes, from every list,
-// up to 16 of its next channels inside the window of 128 that starts at the lists' smallest next.
-StripWeights<int8_t> make_windows(MatrixView<const int8_t> w, bool per_row) {
+// Windows: see WeightFormat. A strip's list of input channels is its rows' union; each chunk
+// takes up to 16 of its next channels inside the window of 128 that starts at the next one.
+StripWeights<int8_t> make_windows(MatrixView<const int8_t> w) {
   StripWeights<int8_t> s = shaped(w, 4, 16);
-  const int64_t strips = (w.rows + 3) / 4, sel_bytes = per_row ? 64 : 16;
-  const int lists = per_row ? 4 : 1;
+  const int64_t strips = (w.rows + 3) / 4;
   s.ptr.assign(1, 0);
-  std::vector<int64_t> cols[4];
+  std::vector<int64_t> cols;
   for (int64_t st = 0; st < strips; ++st) {
     const int64_t r0 = st * 4, r1 = std::min(w.rows, r0 + 4);
-    auto listed = [&](int l, int64_t c) {  // whether list l holds input channel c
-      for (int64_t r = per_row ? r0 + l : r0; r < (per_row ? std::min(r1, r0 + l + 1) : r1); ++r)
-        if (w(r, c) != 0) return true;
-      return false;
-    };
-    size_t next[4] = {};
-    for (int l = 0; l < lists; ++l) {
-      cols[l].clear();
-      for (int64_t c = 0; c < w.cols; ++c)
-        if (listed(l, c)) cols[l].push_back(c);
-    }
-    for (;;) {
-      int64_t first = w.cols;
-      for (int l = 0; l < lists; ++l)
-        if (next[l] < cols[l].size()) first = std::min(first, cols[l][next[l]]);
-      if (first == w.cols) break;
-      const int64_t base = first / 64 * 64;
-      s.k.push_back(int32_t(base));
-      s.sel.resize(s.sel.size() + size_t(sel_bytes), 0);
-      s.w.resize(s.w.size() + 64, 0);
-      uint8_t* sel = s.sel.data() + s.sel.size() - sel_bytes;
-      int8_t* wc = s.w.data() + s.w.size() - 64;
-      for (int l = 0; l < lists; ++l)
-        for (int p = 0; p < 16 && next[l] < cols[l].size() && cols[l][next[l]] < base + 128; ++p, ++next[l]) {
-          const int64_t col = cols[l][next[l]];
-          // Position p of row r is lane (p / 4, r), byte p % 4.
-          for (int64_t r = per_row ? l : 0; r < (per_row ? l + 1 : 4) && r0 + r < r1; ++r) {
-            const int64_t at = (p / 4) * 16 + r * 4 + p % 4;
-            sel[per_row ? at : p] = uint8_t(col - base);
-            wc[at] = w(r0 + r, col);
-          }
+    cols.clear();
+    for (int64_t c = 0; c < w.cols; ++c)
+      for (int64_t r = r0; r < r1; ++r)
+        if (w(r, c) != 0) {
+          cols.push_back(c);
+          break;
         }
+    for (size_t next = 0; next < cols.size();) {
+      const int64_t base = cols[next] / 64 * 64;
+      s.k.push_back(int32_t(base));
+      s.sel.resize(s.sel.size() + 16, 0);
+      s.w.resize(s.w.size() + 64, 0);
+      uint8_t* sel = s.sel.data() + s.sel.size() - 16;
+      int8_t* wc = s.w.data() + s.w.size() - 64;
+      for (int p = 0; p < 16 && next < cols.size() && cols[next] < base + 128; ++p, ++next) {
+        sel[p] = uint8_t(cols[next] - base);
+        // Position p of row r is lane (p / 4, r), byte p % 4.
+        for (int64_t r = 0; r < r1 - r0; ++r) wc[(p / 4) * 16 + r * 4 + p % 4] = w(r0 + r, cols[next]);
+      }
+    }
+    s.ptr.push_back(int64_t(s.k.size()));
+  }
+  return s;
+}
+
+// LaneWindows: see WeightFormat. Every window of 64 that holds a nonzero of the panel gets as many
+// chunks as its busiest lane needs.
+StripWeights<int8_t> make_lane_windows(MatrixView<const int8_t> w) {
+  StripWeights<int8_t> s = shaped(w, 16, 4);
+  const int64_t panels = (w.rows + 15) / 16;
+  s.ptr.assign(1, 0);
+  std::vector<int64_t> cols[16];
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t lanes = std::min<int64_t>(16, w.rows - p * 16);
+    for (int64_t base = 0; base < w.cols; base += 64) {
+      size_t most = 0;
+      for (int64_t l = 0; l < lanes; ++l) {
+        cols[l].clear();
+        for (int64_t c = base; c < std::min(w.cols, base + 64); ++c)
+          if (w(p * 16 + l, c) != 0) cols[l].push_back(c);
+        most = std::max(most, cols[l].size());
+      }
+      for (size_t j0 = 0; j0 < most; j0 += 4) {
+        s.k.push_back(int32_t(base));
+        s.sel.resize(s.sel.size() + 64, 0);
+        s.w.resize(s.w.size() + 64, 0);
+        uint8_t* sel = s.sel.data() + s.sel.size() - 64;
+        int8_t* wc = s.w.data() + s.w.size() - 64;
+        for (int64_t l = 0; l < lanes; ++l)
+          for (size_t t = 0; t < 4 && j0 + t < cols[l].size(); ++t) {
+            sel[4 * l + int64_t(t)] = uint8_t(cols[l][j0 + t] - base);
+            wc[4 * l + int64_t(t)] = w(p * 16 + l, cols[l][j0 + t]);
+          }
+      }
     }
     s.ptr.push_back(int64_t(s.k.size()));
   }
@@ -415,40 +435,78 @@ Matrix<int8_t> unpack_quad_masks(const StripWeights<int8_t>& s) {
   return dense;
 }
 
-// Windows and RowWindows (per_row): see WeightFormat.
-Matrix<int8_t> unpack_windows(const StripWeights<int8_t>& s, bool per_row) {
-  if (s.h != 4 || s.kg != 16) bad("windows need strip height 4 and group 16");
-  if (!s.perm.empty()) bad("a lane permutation in a window layout");
-  const int64_t strips = (s.rows + 3) / 4, chunks = int64_t(s.k.size()), sel_bytes = per_row ? 64 : 16;
+// The chunk offsets of a window layout: ascending, spanning `chunks`.
+void check_chunk_offsets(const StripWeights<int8_t>& s, int64_t strips, int64_t chunks) {
   if (int64_t(s.ptr.size()) != strips + 1) bad("strip offsets do not match " + std::to_string(strips) + " strips");
   if (s.ptr.front() != 0 || s.ptr.back() != chunks) bad("strip offsets do not span the chunks");
   if (!std::is_sorted(s.ptr.begin(), s.ptr.end())) bad("strip offsets are not ascending");
-  if (int64_t(s.sel.size()) != sel_bytes * chunks || int64_t(s.w.size()) != 64 * chunks)
+}
+
+// Chunk c's window start, checked: a multiple of 64 below the input channels.
+int64_t window_of(const StripWeights<int8_t>& s, int64_t c) {
+  const int64_t base = s.k[size_t(c)];
+  if (base < 0 || base >= s.cols || base % 64) bad("window " + std::to_string(base) + " of chunk " + std::to_string(c));
+  return base;
+}
+
+// Windows: see WeightFormat.
+Matrix<int8_t> unpack_windows(const StripWeights<int8_t>& s) {
+  if (s.h != 4 || s.kg != 16) bad("windows need strip height 4 and group 16");
+  if (!s.perm.empty()) bad("a lane permutation in a window layout");
+  const int64_t strips = (s.rows + 3) / 4, chunks = int64_t(s.k.size());
+  check_chunk_offsets(s, strips, chunks);
+  if (int64_t(s.sel.size()) != 16 * chunks || int64_t(s.w.size()) != 64 * chunks)
     bad("the selectors or weights do not cover " + std::to_string(chunks) + " chunks");
   Matrix<int8_t> dense(s.rows, s.cols);
   for (int64_t st = 0; st < strips; ++st) {
-    int64_t last[4] = {-1, -1, -1, -1};  // the last channel with a nonzero weight: per row, or last[0]
+    int64_t last = -1;  // the last channel with a nonzero weight
     for (int64_t c = s.ptr[size_t(st)]; c < s.ptr[size_t(st + 1)]; ++c) {
-      const int64_t base = s.k[size_t(c)];
-      if (base < 0 || base >= s.cols || base % 64)
-        bad("window " + std::to_string(base) + " of chunk " + std::to_string(c));
-      // Position p = 4g + t of row r is lane (g, r), byte t. Windows: the rows share a position's
-      // channel, and the channels ascend over positions; RowWindows: over each row's positions.
+      const int64_t base = window_of(s, c);
+      // Position p = 4g + t of row r is lane (g, r), byte t; the rows share a position's channel,
+      // and the channels ascend over positions.
       for (int p = 0; p < 16; ++p) {
-        int64_t shared = -1;
+        const int64_t sel = s.sel[size_t(16 * c + p)], col = base + sel;
+        if (sel >= 128) bad("a selector past its window in chunk " + std::to_string(c));
+        bool used = false;
         for (int64_t r = 0; r < 4; ++r) {
-          const size_t at = size_t((p / 4) * 16 + r * 4 + p % 4);
-          const int64_t sel = s.sel[size_t(sel_bytes * c) + (per_row ? at : size_t(p))], col = base + sel;
-          if (sel >= 128) bad("a selector past its window in chunk " + std::to_string(c));
-          const int8_t v = s.w[size_t(64 * c) + at];
+          const int8_t v = s.w[size_t(64 * c + (p / 4) * 16 + r * 4 + p % 4)];
           if (v == 0) continue;
           if (st * 4 + r >= s.rows || col >= s.cols)
             bad("a nonzero weight in the padding of strip " + std::to_string(st));
-          if (col <= last[per_row ? r : 0]) bad("input channels of strip " + std::to_string(st) + " are not ascending");
+          if (col <= last) bad("input channels of strip " + std::to_string(st) + " are not ascending");
           dense(st * 4 + r, col) = v;
-          (per_row ? last[r] : shared) = col;
+          used = true;
         }
-        if (shared >= 0) last[0] = shared;
+        if (used) last = col;
+      }
+    }
+  }
+  return dense;
+}
+
+// LaneWindows: see WeightFormat.
+Matrix<int8_t> unpack_lane_windows(const StripWeights<int8_t>& s) {
+  if (s.h != 16 || s.kg != 4) bad("lane windows need strip height 16 and group 4");
+  if (!s.perm.empty()) bad("a lane permutation in a window layout");
+  const int64_t panels = (s.rows + 15) / 16, chunks = int64_t(s.k.size());
+  check_chunk_offsets(s, panels, chunks);
+  if (int64_t(s.sel.size()) != 64 * chunks || int64_t(s.w.size()) != 64 * chunks)
+    bad("the selectors or weights do not cover " + std::to_string(chunks) + " chunks");
+  Matrix<int8_t> dense(s.rows, s.cols);
+  for (int64_t p = 0; p < panels; ++p) {
+    int64_t last[16];  // per lane, the last channel with a nonzero weight
+    std::fill(std::begin(last), std::end(last), -1);
+    for (int64_t c = s.ptr[size_t(p)]; c < s.ptr[size_t(p + 1)]; ++c) {
+      const int64_t base = window_of(s, c);
+      for (int64_t at = 0; at < 64; ++at) {
+        const int64_t sel = s.sel[size_t(64 * c + at)], col = base + sel, lane = at / 4, row = p * 16 + lane;
+        if (sel >= 64) bad("a selector past its window in chunk " + std::to_string(c));
+        const int8_t v = s.w[size_t(64 * c + at)];
+        if (v == 0) continue;
+        if (row >= s.rows || col >= s.cols) bad("a nonzero weight in the padding of panel " + std::to_string(p));
+        if (col <= last[lane]) bad("input channels of a lane in panel " + std::to_string(p) + " are not ascending");
+        dense(row, col) = v;
+        last[lane] = col;
       }
     }
   }
@@ -506,8 +564,8 @@ Matrix<T> unpack_checked(const StripWeights<T>& s, WeightFormat f) {
     if (f == WeightFormat::TileBlocks) return unpack_tile_blocks(s);
     if (f == WeightFormat::RowLanes) return unpack_row_lanes(s);
     if (f == WeightFormat::QuadMasks) return unpack_quad_masks(s);
-    if (f == WeightFormat::Windows || f == WeightFormat::RowWindows)
-      return unpack_windows(s, f == WeightFormat::RowWindows);
+    if (f == WeightFormat::Windows) return unpack_windows(s);
+    if (f == WeightFormat::LaneWindows) return unpack_lane_windows(s);
   }
   return unpack_strip_csr(s, f == WeightFormat::QuadStrips);
 }
@@ -547,8 +605,10 @@ PackedWeights pack(const Kernel& k, MatrixView<const T> w) {
       s = make_row_lanes(w);
     else if (k.weights == WeightFormat::QuadMasks)
       s = make_quad_masks(w);
-    else if (k.weights == WeightFormat::Windows || k.weights == WeightFormat::RowWindows)
-      s = make_windows(w, k.weights == WeightFormat::RowWindows);
+    else if (k.weights == WeightFormat::Windows)
+      s = make_windows(w);
+    else if (k.weights == WeightFormat::LaneWindows)
+      s = make_lane_windows(w);
     else
       s = build(w, k.h, k.kg, k.weights == WeightFormat::QuadStrips);
   } else {

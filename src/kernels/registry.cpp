@@ -19,12 +19,17 @@ constexpr WeightFormat Strips = WeightFormat::Strips, Quads = WeightFormat::Quad
 
 constexpr Kernel spmm(const char* name, DType d, Isa isa, int h, WeightFormat wf, SpmmFn run, PackFn pack,
                       Layout layout = Layout::Gather, int64_t max_m = 0, Feature needs = Feature::None) {
-  const int kg = wf == Octets                                                    ? 8
-                 : wf == WeightFormat::TileBlocks                                ? 64
-                 : wf == WeightFormat::Windows || wf == WeightFormat::RowWindows ? 16
-                 : d == S                                                        ? 4
-                                                                                 : 1;
+  const int kg = wf == Octets                     ? 8
+                 : wf == WeightFormat::TileBlocks ? 64
+                 : wf == WeightFormat::Windows    ? 16
+                 : d == S                         ? 4
+                                                  : 1;
   return Kernel{name, Op::Spmm, d, isa, h, kg, false, wf, layout, max_m, needs, run, pack};
+}
+// The same kernel, for blocks of whole quads only (LaneWindows).
+constexpr Kernel for_whole_quads(Kernel k) {
+  k.whole_quads = true;
+  return k;
 }
 // AMX: strips of 16 output channels listing the union of their rows' input channels, whatever
 // the pattern's block height, in tiles of 64 input channels.
@@ -58,18 +63,19 @@ constexpr Kernel dot(const char* name, DType d, Isa isa, Fn run) {
 
 const std::array kKernels{
     // Sparse GEMM, INT8: the small-m kernels first, so that a problem with a small m finds them.
-    // Windows of input channels (VBMI), as far as they beat the strip and quad kernels (Zen 5):
-    // up to m = 4 for blocks of whole quads 4 rows high (4x16), 8 for one row high (1x4) and for
-    // other blocks 4 rows high (4x1), 16 for scattered nonzeros (1x1), whose strip kernel gathers
-    // one input channel at a time. The operator also keeps their X rows in L1 (few_block_m).
+    // Windows of input channels (VBMI), as far as they beat the strip and quad kernels: for blocks
+    // 4 rows high up to m = 4 for whole quads (4x16) and 8 for the rest (4x1), Zen 5; for blocks
+    // under 4 rows high the lane windows up to m = 8 for whole quads (1x4) and 32 for scattered
+    // nonzeros (1x1), Zen 4 (the quad and strip kernels win at m = 16 and 64). The operator also
+    // keeps the 4-high kernels' X rows in L1 (few_max_m).
     spmm("s8-spmm-4x1-w-m8-avx512vnni", S, Vnni, 4, WeightFormat::Windows, s8_spmm_4x1_w_avx512vnni,
          ref::pack_u8_windows, Layout::Windows, 8, Feature::Vbmi),
     spmm("s8-spmm-4x4-w-m4-avx512vnni", S, Vnni, 4, WeightFormat::Windows, s8_spmm_4x1_w_avx512vnni,
          ref::pack_u8_windows, Layout::Windows, 4, Feature::Vbmi),
-    spmm("s8-spmm-1x1-w-m16-avx512vnni", S, Vnni, 4, WeightFormat::RowWindows, s8_spmm_1x1_w_avx512vnni,
-         ref::pack_u8_windows, Layout::Windows, 16, Feature::Vbmi),
-    spmm("s8-spmm-1x4-w-m8-avx512vnni", S, Vnni, 4, WeightFormat::RowWindows, s8_spmm_1x1_w_avx512vnni,
-         ref::pack_u8_windows, Layout::Windows, 8, Feature::Vbmi),
+    spmm("s8-spmm-1x1-w-m32-avx512vnni", S, Vnni, 16, WeightFormat::LaneWindows, s8_spmm_lane_windows_avx512vnni,
+         ref::pack_u8_windows, Layout::Windows, 32, Feature::Vbmi),
+    for_whole_quads(spmm("s8-spmm-1x4-w-m8-avx512vnni", S, Vnni, 16, WeightFormat::LaneWindows,
+                         s8_spmm_lane_windows_avx512vnni, ref::pack_u8_windows, Layout::Windows, 8, Feature::Vbmi)),
     spmm("s8-spmm-1x4-m2-avx512vnni", S, Vnni, 16, WeightFormat::RowLanes, s8_spmm_1x4_m2_avx512vnni, ref::pack_u8_rows,
          Layout::Rows, 2),
     spmm("s8-spmm-1x1-m4-avx512vnni", S, Vnni, 16, WeightFormat::QuadMasks, s8_spmm_1x1_m4_avx512vnni,
@@ -153,8 +159,9 @@ bool Kernel::accepts(const Problem& p) const {
     case WeightFormat::QuadMasks: return g.block_rows < 4 && g.block_cols % 4 != 0;
     case WeightFormat::Windows:  // whole quads only up to m = 4 (see the table)
       return !p.pattern.is_nm() && g.block_rows % 4 == 0 && (max_m <= 4 || g.block_cols % 4 != 0);
-    // After Windows, what it leaves; blocks of whole quads (1x4) only up to m = 8 (see the table).
-    case WeightFormat::RowWindows: return !p.pattern.is_nm() && (max_m <= 8 || g.block_cols % 4 != 0);
+    // Blocks under 4 rows high, whole quads (1x4) or not (1x1) as the entry says.
+    case WeightFormat::LaneWindows:
+      return !p.pattern.is_nm() && g.block_rows % 4 != 0 && (g.block_cols % 4 == 0) == whole_quads;
     case WeightFormat::None: return false;
   }
   return false;

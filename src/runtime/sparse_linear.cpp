@@ -159,18 +159,17 @@ void init(SparseLinear::Impl& s, PackedWeights weights, const Pattern& p, const 
   if (s.opt.kernel.empty() && s.dtype == DType::S8) {
     const kernels::Kernel& fk = kernels::select({kernels::Op::Spmm, s.dtype, p, 1, s.ic, s.oc});
     using WF = kernels::WeightFormat;
-    const bool windows = fk.weights == WF::Windows || fk.weights == WF::RowWindows;
-    if (windows || fk.weights == WF::RowLanes || fk.weights == WF::QuadMasks) {
+    if (fk.weights == WF::Windows || fk.weights == WF::LaneWindows || fk.weights == WF::RowLanes ||
+        fk.weights == WF::QuadMasks) {
       s.few = &fk;
-      // The window kernels reread the rows of X for every chunk of weights: keep them in 24 KiB
-      // of L1 (32 KiB on Zen 4; at k = 3072 and m = 16, 50 KiB of rows ran 1.5x slower than the
-      // strip kernel). Past that many rows, blocks of rows pay off only against a strip kernel
-      // that gathers one input channel at a time (1x1 @ 90%, 3072 -> 768, Zen 4: m = 8 in two
-      // blocks 51 us, the strip kernel 95; 1x4 and 4x1 lose or tie, docs/performance/zen4.md).
+      // The 4-high window kernels reread the rows of X for every chunk of weights: keep them in 24
+      // KiB of L1 (32 KiB on Zen 4; at k = 3072 and m = 16, 50 KiB of rows ran 1.5x slower than
+      // the strip kernel). Past that many rows they leave few rows to the main kernel. The lane
+      // windows take their rows in blocks within L1 themselves; beside an AMX main kernel they
+      // keep m <= 16, as far as they were measured there (as RowWindows, docs/performance/amx.md).
       const int64_t row_bytes = kernels::xt_ld(s.dtype, 1, fk.layout, s.ic);
-      s.few_block_m = windows ? std::clamp<int64_t>((24 << 10) / row_bytes, 4, fk.max_m) : fk.max_m;
-      const bool gathers_singly = s.kernel->weights == WF::Strips && s.kernel->h == 1;
-      s.few_max_m = gathers_singly ? fk.max_m : s.few_block_m;
+      s.few_max_m = fk.weights == WF::Windows ? std::clamp<int64_t>((24 << 10) / row_bytes, 4, fk.max_m) : fk.max_m;
+      if (s.kernel->isa == Isa::Amx) s.few_max_m = std::min<int64_t>(s.few_max_m, 16);
       s.few_weights = kernels::pack_weights(fk, unpacked());
     }
   }
@@ -335,10 +334,6 @@ Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kerne
   Tiling t{};
   t.split_rows = T > 1 && (m >= 128 * T || (m >= 64 * T && double(weight_bytes) <= 1.5 * double(m * s.ic * es)));
   t.mb = std::min(m, mb_cache);
-  if (&k == s.few && m > s.few_block_m) {  // blocks as even as they can be, each within L1
-    const int64_t blocks = (m + s.few_block_m - 1) / s.few_block_m;
-    t.mb = (m + blocks - 1) / blocks;
-  }
   if (t.split_rows) {  // m / T rows per thread in blocks of 64 multiples, the best balanced
     const int64_t rounds = (m + T * mb_cache - 1) / (T * mb_cache), even = (m + T * rounds - 1) / (T * rounds);
     auto busiest = [&](int64_t mb) {  // rows of the busiest thread

@@ -32,13 +32,12 @@ struct SparseLinear::Impl {
   PackedWeights low_weights;
   std::map<int64_t, bool> low_for_m;
   // A few rows of X run a kernel with a packing of its own where one serves the pattern, whatever
-  // the host: with VBMI windows of input channels (Windows for blocks 4 rows high, RowWindows for
-  // the rest), without it RowLanes and QuadMasks for blocks one channel high. For m <=
-  // few_max_m, ahead of both routes above.
+  // the host: with VBMI windows of input channels (Windows for blocks 4 rows high, LaneWindows for
+  // the rest), without it RowLanes and QuadMasks for blocks one channel high. For m <= few_max_m,
+  // ahead of both routes above.
   const kernels::Kernel* few = nullptr;
   PackedWeights few_weights;
-  int64_t few_max_m = 0;    // few->max_m, or few_block_m where blocks do not pay (init)
-  int64_t few_block_m = 0;  // rows per block on that route: the rows of X it rereads stay in L1
+  int64_t few_max_m = 0;  // few->max_m, or fewer (init)
   std::vector<float> bias, scale;
   std::vector<int32_t> comp;
   kernels::Epilogue ep;

@@ -124,7 +124,7 @@ void packed_corpus(const fs::path& dir) {
   for (const auto& [name, kernel] : {std::pair{"1x4", "s8-spmm-1x4-m2-avx512vnni"},
                                      {"1x1", "s8-spmm-1x1-m4-avx512vnni"},
                                      {"4x1", "s8-spmm-4x1-w-m8-avx512vnni"},
-                                     {"1x1", "s8-spmm-1x1-w-m16-avx512vnni"}})
+                                     {"1x1", "s8-spmm-1x1-w-m32-avx512vnni"}})
     for (int v = 0; v < 2; ++v) {
       const Pattern p = Pattern::parse(name);
       const int64_t n = 20 + v * 13, k = 24 + v * 20;

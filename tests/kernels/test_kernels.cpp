@@ -414,19 +414,21 @@ TEST(Kernels, QuadMasksFormatRoundTripsAndRejectsCorruption) {
 // Random single-byte corruptions of the two few-row formats: each is rejected, or it is a valid
 // packing that the kernel runs within its arrays (under the sanitizers; gathers stay inside xt by
 // the checks on every quad start).
-// The window formats: chunks of 16 input channels inside one window of 128, a round trip through
-// their parts, and the corruptions that would make the kernel read past X or count a weight twice.
+// The window formats: chunks inside one window of input channels (128 for Windows, 64 for
+// LaneWindows), a round trip through their parts, and the corruptions that would make the kernel
+// read past X or count a weight twice.
 void windows_round_trip(const char* name, const char* pattern) {
   SCOPED_TRACE(name);
   const Kernel* windows = find(name);
   ASSERT_NE(windows, nullptr);
+  const int window = windows->weights == WeightFormat::Windows ? 128 : 64;
   std::mt19937 rng(79);
-  const int64_t n = 38, k = 300;  // 10 strips, the last half empty; windows from 0 to 256
+  const int64_t n = 38, k = 300;  // the last strip or panel short; windows from 0 to 256
   const auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse(pattern), 0.7, rng, 127);
   const PackedWeights pw = pack_weights(*windows, MatrixView<const int8_t>(w.view()));
   const auto& s = pw.impl().s8;
   for (size_t c = 0; c < s.k.size(); ++c) EXPECT_EQ(s.k[c] % 64, 0);
-  for (uint8_t sel : s.sel) EXPECT_LT(sel, 128);
+  for (uint8_t sel : s.sel) EXPECT_LT(sel, window);
   EXPECT_EQ(pw.unpack_s8().data, w.data);
   const PackedParts good = pw.parts();
   EXPECT_EQ(PackedWeights::from_parts(good, true, n, k).unpack_s8().data, w.data);
@@ -436,25 +438,51 @@ void windows_round_trip(const char* name, const char* pattern) {
   rejected("a window past the input channels", [&](PackedParts& p) { base(p)[1] = 320; });
   rejected("an unaligned window", [&](PackedParts& p) { base(p)[0] += 8; });
   rejected("a negative window", [&](PackedParts& p) { base(p)[0] = -64; });
-  rejected("a selector past its window", [&](PackedParts& p) { bytes(p, "strip_sel")[3] = 200; });
+  rejected("a selector past its window", [&](PackedParts& p) { bytes(p, "strip_sel")[3] = uint8_t(window + 10); });
   rejected("a channel listed twice", [&](PackedParts& p) { bytes(p, "strip_sel")[1] = bytes(p, "strip_sel")[0]; });
   rejected("missing selectors", [&](PackedParts& p) { bytes(p, "strip_sel").pop_back(); });
   rejected("missing weights", [&](PackedParts& p) { bytes(p, "strip_w").resize(bytes(p, "strip_w").size() - 64); });
-  rejected("offsets past the end",
-           [&](PackedParts& p) { reinterpret_cast<int64_t*>(bytes(p, "strip_ptr").data())[10] += 1; });
+  rejected("offsets past the end", [&](PackedParts& p) {
+    std::vector<uint8_t>& ptr = bytes(p, "strip_ptr");
+    reinterpret_cast<int64_t*>(ptr.data())[ptr.size() / 8 - 1] += 1;
+  });
 }
 
 TEST(Kernels, WindowsFormatsRoundTripAndRejectCorruption) {
   for (const auto& [name, pattern] :
-       {std::pair{"s8-spmm-4x1-w-m8-avx512vnni", "4x1"}, std::pair{"s8-spmm-1x1-w-m16-avx512vnni", "1x1"}})
+       {std::pair{"s8-spmm-4x1-w-m8-avx512vnni", "4x1"}, std::pair{"s8-spmm-1x1-w-m32-avx512vnni", "1x1"},
+        std::pair{"s8-spmm-1x4-w-m8-avx512vnni", "1x4"}})
     windows_round_trip(name, pattern);
+}
+
+// Lane windows: one window per 64 input channels that hold a nonzero of the panel, as many chunks
+// as its busiest lane needs (4 input channels a chunk), and each lane's channels in order.
+TEST(Kernels, LaneWindowsGiveEachChannelItsOwnLane) {
+  const Kernel* kr = find("s8-spmm-1x1-w-m32-avx512vnni");
+  ASSERT_NE(kr, nullptr);
+  Matrix<int8_t> w(17, 130);  // two panels, the second with one channel; windows 0, 64 and 128
+  for (int64_t c : {1, 5, 9, 13, 17, 70}) w(0, c) = int8_t(c);  // lane 0: 5 in window 0, 1 in 64
+  w(3, 2) = -1;
+  w(16, 129) = 7;
+  const PackedWeights pw = pack_weights(*kr, MatrixView<const int8_t>(std::as_const(w).view()));
+  const auto& s = pw.impl().s8;
+  EXPECT_EQ(s.ptr, (std::vector<int64_t>{0, 3, 4}));      // panel 0: 2 chunks at 0, 1 at 64
+  EXPECT_EQ(s.k, (std::vector<int32_t>{0, 0, 64, 128}));  // panel 1: 1 chunk at 128
+  EXPECT_EQ(s.sel[0], 1);
+  EXPECT_EQ(s.sel[3], 13);
+  EXPECT_EQ(s.sel[64], 17);  // lane 0's fifth, in the second chunk
+  EXPECT_EQ(s.w[12], -1);    // lane 3, position 0
+  EXPECT_EQ(s.sel[128], 6);  // 70 - 64
+  EXPECT_EQ(s.sel[192], 1);  // 129 - 128, lane 0 of panel 1
+  EXPECT_EQ(s.w[192], 7);
+  EXPECT_EQ(pw.unpack_s8().data, w.data);
 }
 
 TEST(Kernels, FewRowFormatsSurviveRandomCorruption) {
   std::mt19937 rng(1200);
   for (const auto& [name, pattern] :
        {std::pair{"s8-spmm-1x4-m2-avx512vnni", "1x1"}, std::pair{"s8-spmm-1x1-m4-avx512vnni", "1x1"},
-        std::pair{"s8-spmm-4x1-w-m8-avx512vnni", "4x1"}, std::pair{"s8-spmm-1x1-w-m16-avx512vnni", "1x1"},
+        std::pair{"s8-spmm-4x1-w-m8-avx512vnni", "4x1"}, std::pair{"s8-spmm-1x1-w-m32-avx512vnni", "1x1"},
         std::pair{"s8-spmm-1x4-w-m8-avx512vnni", "1x4"}}) {
     SCOPED_TRACE(name);
     const Kernel* kr = find(name);
@@ -518,6 +546,13 @@ TEST(Kernels, DispatchPicksFastestAllowed) {
   EXPECT_EQ(pick("2:4", 0), vnni ? "s8-spmm-4of8-avx512vnni" : s1);
   EXPECT_EQ(pick("4:8", 0), vnni ? "s8-spmm-4of8-avx512vnni" : s1);
   EXPECT_EQ(pick("2:3", 0), vnni ? "s8-spmm-1x1-avx512vnni" : s1);
+  // Scattered nonzeros: the lane windows up to m = 32 where VBMI is; then AMX's union of 16
+  // channels, or the strip kernel.
+  if (vnni && avx512_vbmi()) {
+    EXPECT_EQ(pick("1x1", 32), "s8-spmm-1x1-w-m32-avx512vnni");
+  }
+  EXPECT_EQ(pick("1x1", 33), amx ? "s8-spmm-16x1-amx" : vnni ? "s8-spmm-1x1-avx512vnni" : s1);
+  EXPECT_EQ(pick("1x4", 8), vnni && avx512_vbmi() ? "s8-spmm-1x4-w-m8-avx512vnni" : pick("1x4", 0));
   const auto pick_f32 = [](const char* pattern) {
     return std::string(select(Problem{Op::Spmm, DType::F32, Pattern::parse(pattern), 0, 768, 768}).name);
   };

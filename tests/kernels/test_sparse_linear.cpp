@@ -190,8 +190,8 @@ TEST(SparseLinear, SmallBatchesLeaveAmx) {
 }
 
 // A few rows run a kernel with a packing of its own, on any host with VNNI. With VBMI, windows of
-// input channels: shared by blocks 4 rows high (4x1, m <= 8), one row's own otherwise (1x4, m <= 8;
-// 1x1, m <= 16).
+// input channels: shared by blocks 4 rows high (4x1, m <= 8), each channel's own otherwise (1x4,
+// m <= 8; 1x1, m <= 32, or 16 beside an AMX kernel).
 // Without it, row lanes for whole quads (1x4, m <= 2) and quad masks for scattered nonzeros (1x1,
 // m <= 4). N:M never does.
 TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
@@ -207,19 +207,19 @@ TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
     const char* kernel;
     int64_t max_m;
   };
-  const bool vbmi = avx512_vbmi();
+  const bool vbmi = avx512_vbmi(), amx = max_isa() >= Isa::Amx;
   for (const Want& want :
        {vbmi ? Want{"1x4", "s8-spmm-1x4-w-m8-avx512vnni", 8} : Want{"1x4", "s8-spmm-1x4-m2-avx512vnni", 2},
-        vbmi ? Want{"1x1", "s8-spmm-1x1-w-m16-avx512vnni", 16} : Want{"1x1", "s8-spmm-1x1-m4-avx512vnni", 4},
+        vbmi ? Want{"1x1", "s8-spmm-1x1-w-m32-avx512vnni", amx ? 16 : 32} : Want{"1x1", "s8-spmm-1x1-m4-avx512vnni", 4},
         vbmi ? Want{"4x1", "s8-spmm-4x1-w-m8-avx512vnni", 8} : Want{"4x1", "", 0}, Want{"2:4", "", 0}}) {
     SCOPED_TRACE(want.pattern);
     auto w = bench::pruned_integers<int8_t>(n, k, Pattern::parse(want.pattern), 0.9, rng, 127);
     SparseLinear op(w.data.data(), n, k, Pattern::parse(want.pattern), q, nullptr, o);
     const bool few = vnni && want.max_m > 0;
-    for (int64_t m = 1; m <= 17; ++m) {
+    for (int64_t m = 1; m <= 33; ++m) {
       const std::string impl = op.impl(m);
       const bool own = impl == "s8-spmm-1x4-m2-avx512vnni" || impl == "s8-spmm-1x1-m4-avx512vnni" ||
-                       impl == "s8-spmm-4x1-w-m8-avx512vnni" || impl == "s8-spmm-1x1-w-m16-avx512vnni" ||
+                       impl == "s8-spmm-4x1-w-m8-avx512vnni" || impl == "s8-spmm-1x1-w-m32-avx512vnni" ||
                        impl == "s8-spmm-1x4-w-m8-avx512vnni";
       EXPECT_EQ(own, few && m <= want.max_m) << "m=" << m << " " << impl;
       if (own) {
@@ -229,11 +229,11 @@ TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
     if (few) {
       EXPECT_GT(op.memory_bytes(), op.packed_bytes());
     }
-    if (vbmi && few) {  // at k = 3072 rows of X fill L1 past m = 7 (3136 bytes each): 1x1 takes
-                        // its rows in blocks up to max_m, the others leave the window kernels
+    if (vbmi && few) {  // at k = 3072 rows of X fill L1 past m = 7 (3136 bytes each): the 4-high
+                        // windows leave to the main kernel; the lane windows take rows in blocks
       auto wide = bench::pruned_integers<int8_t>(n, 3072, Pattern::parse(want.pattern), 0.9, rng, 127);
       const SparseLinear op3072(wide.data.data(), n, 3072, Pattern::parse(want.pattern), q, nullptr, o);
-      const int64_t last = want.max_m == 16 ? 16 : 7;
+      const int64_t last = std::string(want.pattern) == "4x1" ? 7 : want.max_m;  // the lane windows: any k
       EXPECT_EQ(op3072.impl(last), want.kernel);
       EXPECT_NE(op3072.impl(last + 1), want.kernel);
     }
@@ -244,15 +244,17 @@ TEST(SparseLinear, FewRowsRunKernelsOfTheirOwn) {
   }
 }
 
-// At k = 3072 the 1x1 window kernel's rows of X (3136 bytes each) outgrow L1 past 7 rows, so the
-// operator runs it in blocks of rows: 8 as 4 + 4, 13 as 7 + 6, 16 as 6 + 5 + 5, on 1 to 3
-// threads, each exact (under a cap without VBMI, whatever kernel runs must be exact too).
+// At k = 3072 the lane-window kernel takes the rows of X (3136 bytes each) in blocks of 8: 13 as
+// 8 + 5, 16 as 8 + 8, on 1 to 3 threads, each exact (under a cap without VBMI, whatever kernel runs
+// must be exact too). At k = 4096, blocks of 6: 7 as 6 + 1, 16 as 6 + 6 + 4.
 TEST(SparseLinear, FewRowsInBlocksGiveTheReference) {
   uint32_t seed = 470;
   for (int t : {1, 2, 3})
     for (int64_t m : {7, 8, 13, 16})
       for (OutType out : {OutType::U8, OutType::F32})
         s8_case("1x1", m, 3072, 72, Fallback::Never, t, Activation::GELU, out, true, seed++);
+  for (int64_t m : {7, 16})
+    s8_case("2x1", m, 4096, 40, Fallback::Never, 2, Activation::ReLU, OutType::S8, true, seed++);
 }
 
 // tune() times the AMX route against the VNNI route per bucket of m, even with Fallback::Never;

@@ -1,5 +1,5 @@
 // s8-spmm-1x1-m4-avx512vnni: INT8 for m <= 4 on unstructured (1x1) and other narrow blocks that
-// scatter nonzeros over a row's quads, where AVX512_VBMI is missing (s8-spmm-1x1-w-m16 otherwise).
+// scatter nonzeros over a row's quads, where AVX512_VBMI is missing (s8-spmm-1x1-w-m32 otherwise).
 //
 // At 90% 1x1 a row touches a third of its quads, a quarter full, so gathering each row's quads
 // (the row-lane kernel) would fetch four times the activations its weights use. Here a panel of

@@ -1,6 +1,6 @@
 // s8-spmm-1x4-m2-avx512vnni: INT8 for m <= 2 when every output row keeps its own input channels
 // (1x1, 1x4 blocks: the patterns of unstructured and DeepSparse-style pruning), where AVX512_VBMI
-// is missing (s8-spmm-1x4-w-m8 and s8-spmm-1x1-w-m16 otherwise).
+// is missing (s8-spmm-1x4-w-m8 and s8-spmm-1x1-w-m32 otherwise).
 //
 // A vector over m would be mostly empty at m <= 2, and a strip of rows sharing one list of input
 // channels lists the union of its rows (a third of the quads for 90% 1x1 over 4 rows). Here each

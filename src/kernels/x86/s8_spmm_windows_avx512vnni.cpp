@@ -1,8 +1,7 @@
-// The window kernels, s8-spmm-{4x1,4x4}-w-m{8,4}-avx512vnni (Windows) and
-// s8-spmm-{1x1,1x4}-w-m{16,8}-avx512vnni (RowWindows): INT8 for a few rows of X, strips of 4
-// output channels, without gathers. Need AVX512_VBMI besides VNNI. The RowWindows kernels let each
-// of the 4 rows pick its own input channels, for blocks under 4 rows high; otherwise the loop is
-// the same. (The registry says up to which m each runs.)
+// The window kernels, s8-spmm-{4x1,4x4}-w-m{8,4}-avx512vnni (Windows): INT8 for a few rows of X
+// and blocks 4 rows high, strips of 4 output channels, without gathers. Need AVX512_VBMI besides
+// VNNI. (The registry says up to which m each runs; blocks under 4 rows high have the lane-window
+// kernel, s8_spmm_lane_windows_avx512vnni.cpp.)
 //
 // The Windows format (kernel.hpp) cuts each strip's input channels into chunks of 16 that lie in
 // one window of 128 input channels. A row of X stays a row (Layout::Windows), so a window is two
@@ -23,9 +22,9 @@
 namespace spruce::kernels::x86 {
 namespace {
 
-// Strip s's accumulators for M rows of X: out[m] lane (g, r). PerRow (RowWindows): every lane
-// has its own 4 selector bytes, stored whole; else (Windows) a group's 4 rows share theirs.
-template <bool PerRow, int M>
+// Strip s's accumulators for M rows of X: out[m] lane (g, r); a group's 4 rows share its 4
+// selector bytes.
+template <int M>
 inline void strip(const StripView& w, int64_t s, const uint8_t* x, int64_t ldx, __m512i* out) {
   // In 128-bit lane g, every dword takes selector bytes 4g..4g+3 (group g's four positions).
   const __m512i spread =
@@ -42,10 +41,8 @@ inline void strip(const StripView& w, int64_t s, const uint8_t* x, int64_t ldx, 
 #pragma GCC unroll 16
     for (int m = 0; m < M; ++m) acc[u][m] = _mm512_setzero_si512();
   auto chunk = [&](int64_t c, __m512i(&a)[M]) {
-    const __m512i sel =
-        PerRow ? _mm512_loadu_si512(w.sel + c * 64)
-               : _mm512_shuffle_epi8(
-                     _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.sel + c * 16))), spread);
+    const __m512i sel = _mm512_shuffle_epi8(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.sel + c * 16))), spread);
     const __m512i wq = _mm512_loadu_si512(wv + c * 64);
     const uint8_t* xw = x + w.k[c];
 #pragma GCC unroll 16
@@ -64,19 +61,16 @@ inline void strip(const StripView& w, int64_t s, const uint8_t* x, int64_t ldx, 
   for (int m = 0; m < M; ++m) out[m] = U == 2 ? _mm512_add_epi32(acc[0][m], acc[U - 1][m]) : acc[0][m];
 }
 
-template <bool PerRow, int M>
+template <int M>
 void panels(const StripView& w, const SpmmArgs& a) {
   const uint8_t* x = static_cast<const uint8_t*>(a.xt) + a.m0 * a.ldxt;
-  finish_panels_of_4<M>(w, a, [&](int64_t s, __m512i* acc) { strip<PerRow, M>(w, s, x, a.ldxt, acc); });
+  finish_panels_of_4<M>(w, a, [&](int64_t s, __m512i* acc) { strip<M>(w, s, x, a.ldxt, acc); });
 }
 
 }  // namespace
 
 void s8_spmm_4x1_w_avx512vnni(const StripView& w, const SpmmArgs& a) {
-  with_rows_upto<8>(a.m1 - a.m0, [&](auto rows) { panels<false, decltype(rows)::value>(w, a); });
-}
-void s8_spmm_1x1_w_avx512vnni(const StripView& w, const SpmmArgs& a) {
-  with_rows_upto<16>(a.m1 - a.m0, [&](auto rows) { panels<true, decltype(rows)::value>(w, a); });
+  with_rows_upto<8>(a.m1 - a.m0, [&](auto rows) { panels<decltype(rows)::value>(w, a); });
 }
 
 }  // namespace spruce::kernels::x86

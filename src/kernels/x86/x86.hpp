@@ -11,8 +11,8 @@ void s8_spmm_4x4_avx512vnni(const StripView& w, const SpmmArgs& a);
 void s8_spmm_1x4_avx512vnni(const StripView& w, const SpmmArgs& a);
 void pack_u8_quads_avx512(const void* x, int64_t m, int64_t lda, int64_t k0, int64_t k1, void* xt, int64_t ldxt);
 void s8_spmm_4x1_m8_avx512vnni(const StripView& w, const SpmmArgs& a);
-void s8_spmm_4x1_w_avx512vnni(const StripView& w, const SpmmArgs& a);  // needs AVX512_VBMI
-void s8_spmm_1x1_w_avx512vnni(const StripView& w, const SpmmArgs& a);  // needs AVX512_VBMI
+void s8_spmm_4x1_w_avx512vnni(const StripView& w, const SpmmArgs& a);         // needs AVX512_VBMI
+void s8_spmm_lane_windows_avx512vnni(const StripView& w, const SpmmArgs& a);  // needs AVX512_VBMI
 void s8_spmm_1x4_m2_avx512vnni(const StripView& w, const SpmmArgs& a);
 void s8_spmm_1x1_m4_avx512vnni(const StripView& w, const SpmmArgs& a);
 void s8_spmm_4of8_avx512vnni(const StripView& w, const SpmmArgs& a);
