@@ -5,7 +5,9 @@
 #include <torch/utils.h>
 
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
+#include <string_view>
 
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
@@ -32,8 +34,24 @@ void save_checkpoint(const std::string& path, ::torch::nn::Module& model, const 
     archive.write("loop_text", c10::IValue(loop->text));
     for (const auto& [name, tensor] : loop->tensors) archive.write("loop." + name, tensor);
   }
+  // LibTorch's own file writer cannot report a failed write: its destructor writes again while the
+  // error unwinds, throws, and the process aborts with a backtrace (a full disk, or a file-size
+  // limit). So LibTorch writes through a function that never fails in its eyes: the first failed
+  // write is kept, the rest are skipped, and the error is raised once LibTorch is done. The
+  // temporary file is removed, and the previous checkpoint kept.
   AtomicOutput out(path);
-  archive.save_to(out.temp_path());
+  std::optional<Error> failed;
+  archive.save_to([&](const void* bytes, size_t n) -> size_t {
+    if (!failed) {
+      try {
+        out.write(std::string_view(static_cast<const char*>(bytes), n));
+      } catch (const Error& e) {
+        failed = e;
+      }
+    }
+    return n;
+  });
+  if (failed) throw *failed;
   out.commit();
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -15,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <optional>
@@ -791,5 +793,48 @@ TEST_F(BadInput, DistillResumeRefusesDamagedCheckpoints) {
   // A diverged loss is saved as null (JSON has no NaN): the run still resumes.
   resume("nan", patched(good, "\"seconds\":", "\"window\"", "\"seconds\":1,\"loss_sum\":null,\"cosine_sum\":null,"), 0,
          "");
+}
+#endif
+
+#ifdef SPRUCE_WITH_TORCH
+// The file-size limit of `ulimit -f`, for the processes started while it lives (they inherit it).
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved_);
+    rlimit limited = saved_;
+    limited.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &limited);
+  }
+  ~FileSizeLimit() { setrlimit(RLIMIT_FSIZE, &saved_); }
+
+ private:
+  rlimit saved_{};
+};
+
+// A LibTorch checkpoint that cannot be written (a full disk, a file-size limit) is one line and
+// exit 1, keeps the earlier checkpoint and leaves no temporary file. LibTorch's writer used to
+// throw from its destructor while the error unwound: SIGABRT and a 24-line backtrace.
+TEST_F(BadInput, FailedCheckpointWritesKeepTheEarlierOne) {
+  fs::create_directories(path("run"));
+  write("run/checkpoint.pt", "an earlier run");
+  Outcome o;
+  {
+    const FileSizeLimit limit(1 << 20);  // the MLP's checkpoint is about 22 MB
+    o = run({"train", "--epochs", "1", "--train-limit", "64", "--test-limit", "64", "--batch-size", "64",
+             "--no-progress", "--threads", "1", "--save", path("run")});
+  }
+  EXPECT_EQ(o.signal, 0) << o.err;
+  EXPECT_EQ(o.status, 1) << o.err;
+  // After the run's header and epoch line (training happened), the error is the last line, and one line.
+  EXPECT_TRUE(o.err.ends_with("\nspruce: error: cannot write '" + path("run/checkpoint.pt") +
+                              "': write failed: File too large\n"))
+      << o.err;
+  EXPECT_EQ(o.err.find("frame #"), std::string::npos) << o.err;
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(path("run"))) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"checkpoint.pt"});
+  std::ifstream kept(path("run/checkpoint.pt"));
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), "an earlier run");
 }
 #endif
