@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 
 #include "spruce/error.hpp"
@@ -10,6 +12,25 @@
 namespace spruce {
 namespace {
 
+uint32_t big_endian_u32(const uint8_t* p) {
+  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
+}
+
+// The bytes an IDX file of this header holds in all (header and payload), once `header` holds
+// the rank and every dimension; SIZE_MAX where it does not yet, or the product overflows.
+size_t idx_size(const std::vector<uint8_t>& header) {
+  if (header.size() < 4) return SIZE_MAX;
+  const size_t rank = header[3];
+  if (header.size() < 4 + 4 * rank) return SIZE_MAX;
+  size_t count = 1;
+  for (size_t i = 0; i < rank; ++i)
+    if (__builtin_mul_overflow(count, size_t(big_endian_u32(&header[4 + 4 * i])), &count)) return SIZE_MAX;
+  return count > SIZE_MAX - 4 - 4 * rank ? SIZE_MAX : 4 + 4 * rank + count;
+}
+
+// The file's bytes, gunzipped when it starts with the gzip magic. Inflating stops one byte past
+// the size the header declares, so a gzip bomb (a small file that inflates to gigabytes) is
+// refused at once, in bounded memory.
 std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
   require_regular_file(path);
   gzFile f = gzopen(path.c_str(), "rb");  // reads plain files unchanged
@@ -17,16 +38,29 @@ std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
   std::vector<uint8_t> bytes;
   uint8_t chunk[1 << 16];
   int got = 0;
-  while ((got = gzread(f, chunk, sizeof chunk)) > 0) bytes.insert(bytes.end(), chunk, chunk + got);
+  // Reads until `bytes` holds `total` bytes or the stream ends.
+  auto read_up_to = [&](size_t total) {
+    while (bytes.size() < total) {
+      got = gzread(f, chunk, unsigned(std::min(sizeof chunk, total - bytes.size())));
+      if (got <= 0) return;
+      bytes.insert(bytes.end(), chunk, chunk + got);
+    }
+  };
+  read_up_to(4);
+  size_t declared = SIZE_MAX;
+  if (got >= 0 && bytes.size() == 4 && bytes[0] == 0 && bytes[1] == 0 && bytes[2] == 0x08) {
+    read_up_to(4 + 4 * size_t(bytes[3]));
+    declared = idx_size(bytes);
+    if (got >= 0 && declared != SIZE_MAX) read_up_to(declared + 1);
+  }
   int err = 0;
   std::string message = got < 0 ? gzerror(f, &err) : "";
   gzclose(f);
   if (got < 0) data_error(path + ": corrupt gzip stream (" + message + "); reinstall the file");
+  if (declared != SIZE_MAX && bytes.size() > declared)
+    data_error(path + ": IDX payload holds more than the " + std::to_string(declared - 4 - 4 * size_t(bytes[3])) +
+               " bytes its header says");
   return bytes;
-}
-
-uint32_t big_endian_u32(const uint8_t* p) {
-  return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
 }
 
 }  // namespace
@@ -39,12 +73,11 @@ IdxArray parse_idx(const std::vector<uint8_t>& bytes, const std::string& source)
                " is not supported; only unsigned bytes (type code 8) are");
   const size_t rank = bytes[3];
   if (rank == 0 || bytes.size() < 4 + 4 * rank) data_error(source + ": IDX header is truncated");
+  const size_t total = idx_size(bytes);
+  if (total == SIZE_MAX) data_error(source + ": IDX header declares more bytes than memory can hold");
   IdxArray a;
-  size_t count = 1;
-  for (size_t i = 0; i < rank; ++i) {
-    a.shape.push_back(big_endian_u32(&bytes[4 + 4 * i]));
-    count *= size_t(a.shape.back());
-  }
+  for (size_t i = 0; i < rank; ++i) a.shape.push_back(big_endian_u32(&bytes[4 + 4 * i]));
+  const size_t count = total - 4 - 4 * rank;
   const size_t payload = bytes.size() - 4 - 4 * rank;
   if (payload != count)
     data_error(source + ": IDX payload holds " + std::to_string(payload) + " bytes, its header says " +

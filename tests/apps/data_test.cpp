@@ -1,5 +1,7 @@
 // IDX parsing, Fashion-MNIST errors, and a short training smoke test on a slice of the real data.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <zlib.h>
 
 #include <filesystem>
 #include <sstream>
@@ -41,6 +43,37 @@ TEST(Idx, RejectsMalformedFilesWithOneLineErrors) {
   EXPECT_NE(data_error_of(idx_bytes({4}, 4, 0x0D)).find("type code 13"), std::string::npos);
   EXPECT_NE(data_error_of(idx_bytes({2, 3}, 5)).find("holds 5 bytes, its header says 6"), std::string::npos);
   EXPECT_NE(data_error_of({0, 0, 8, 3, 0, 0}).find("truncated"), std::string::npos);
+}
+
+long peak_rss_kib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+// A gzip bomb: a header of one 28x28 image, then 256 MiB of zeros, in a file of about 256 KiB.
+// Inflating stops one byte past the declared 784: memory stays bounded and the refusal is at once
+// (the whole stream used to be inflated first, 4 GB of memory for a 2 MB file).
+TEST(Idx, StopsInflatingPastTheDeclaredSize) {
+  const std::string path = ::testing::TempDir() + "/bomb-idx3-ubyte.gz";
+  gzFile f = gzopen(path.c_str(), "wb1");
+  ASSERT_NE(f, nullptr);
+  const std::vector<uint8_t> header = idx_bytes({1, 28, 28}, 0);
+  gzwrite(f, header.data(), unsigned(header.size()));
+  const std::vector<uint8_t> zeros(1 << 20, 0);
+  for (int i = 0; i < 256; ++i) gzwrite(f, zeros.data(), unsigned(zeros.size()));
+  ASSERT_EQ(gzclose(f), Z_OK);
+  const long before = peak_rss_kib();
+  try {
+    read_idx(path);
+    ADD_FAILURE() << "a gzip bomb was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("IDX payload holds more than the 784 bytes its header says"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_LT(peak_rss_kib() - before, 16 << 10) << "KiB more at the peak";
+  std::filesystem::remove(path);
 }
 
 TEST(FashionMnist, MissingFilesNameThePackage) {
