@@ -451,6 +451,11 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--pattern", "2:4", "--stop-after", "5"}, 2, "--stop-after needs --checkpoint DIR");
   expect_refused({"distill", "--pattern", "2:4", "--checkpoint", path("no-run"), "--resume"}, 2,
                  "start without --resume");
+  // Without --resume, a saved run would be replaced by a fresh start.
+  fs::create_directories(path("saved"));
+  write("saved/checkpoint.pt", "a run saved at step 2 of 4");
+  expect_refused({"distill", "--pattern", "2:4", "--checkpoint", path("saved")}, 2,
+                 "already holds a run ('" + path("saved/checkpoint.pt") + "'); continue it with --resume");
   expect_refused({"bench-model", "minilm"}, 2, "--sparse-model");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("missing")}, 2, "no config.json");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--pattern", "4x1"}, 2,

@@ -96,6 +96,12 @@ void run(DistillArgs& a) {
     usage_error("--checkpoint " + in_quotes(a.o.checkpoint_dir) + " is a file, not a folder; name the run's folder");
   if (a.o.resume && !std::filesystem::is_regular_file(minilm::checkpoint_path(a.o.checkpoint_dir)))
     usage_error("--resume: " + minilm::checkpoint_path(a.o.checkpoint_dir) + " does not exist; start without --resume");
+  // A fresh start would replace the run kept there, which may have taken hours.
+  if (!a.o.resume && !a.o.checkpoint_dir.empty() &&
+      std::filesystem::exists(std::filesystem::symlink_status(minilm::checkpoint_path(a.o.checkpoint_dir))))
+    usage_error("--checkpoint " + in_quotes(a.o.checkpoint_dir) + " already holds a run (" +
+                in_quotes(minilm::checkpoint_path(a.o.checkpoint_dir)) +
+                "); continue it with --resume, or name another folder (or remove it to start over)");
   std::error_code same_error;
   if (!a.save.empty() && std::filesystem::equivalent(a.save, a.model, same_error))
     usage_error("--save " + in_quotes(a.save) + " is the teacher's folder (--model); name another folder");
