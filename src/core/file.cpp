@@ -157,6 +157,14 @@ AtomicOutput::AtomicOutput(const std::string& path) : target_(path) {
   // A short name beside the target, so a target name at NAME_MAX still gets a temporary file. No
   // leading dot: LibTorch names a checkpoint's archive after its file, up to the first dot.
   const fs::path folder = fs::path(target_).parent_path();
+  // The temporary file's short name would pass where the target's cannot: the rename would fail
+  // after the work. Checked here, the up-front output checks refuse it before the work.
+  const std::string name = fs::path(target_).filename().string();
+  const long name_max = ::pathconf((folder.empty() ? fs::path(".") : folder).c_str(), _PC_NAME_MAX);
+  if (name_max > 0 && name.size() > size_t(name_max))
+    cannot("write", path,
+           "its file name is " + std::to_string(name.size()) + " bytes, and this file system allows " +
+               std::to_string(name_max) + "; name a shorter file");
   std::string tmpl = (folder.empty() ? fs::path(".") : folder).string() + "/spruce-tmp-XXXXXX";
   retain_handlers();
   fd_ = ::mkstemp(tmpl.data());

@@ -524,6 +524,14 @@ TEST_F(BadInput, LongOutputNamesAreWritten) {
   const Outcome o = run({"prune", ckpt_, "-o", path(name), "--pattern", "4x1", "--sparsity", "0.5"});
   EXPECT_EQ(o.status, 0) << o.err;
   EXPECT_TRUE(fs::is_regular_file(path(name)));
+  // One byte more is refused before the work (the rename used to fail after it).
+  expect_refused({"prune", ckpt_, "-o", path("n" + name), "--pattern", "4x1", "--sparsity", "0.5"}, 2,
+                 "its file name is 256 bytes, and this file system allows 255; name a shorter file");
+#ifdef SPRUCE_WITH_TORCH
+  expect_refused({"train", "--epochs", "1", "--train-limit", "64", "--test-limit", "64", "--json",
+                  path(std::string(300, 'j') + ".json")},
+                 2, "--json: cannot write");
+#endif
 }
 
 #ifdef SPRUCE_WITH_TORCH
