@@ -298,7 +298,8 @@ std::string serialize_safetensors(const SafetensorsFile& file) {
         {"dtype", to_string(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
     offset += t.bytes.size();
   }
-  std::string header = j.dump();
+  // Metadata that is not UTF-8 (a Latin-1 path) gets U+FFFD for its bad bytes, rather than failing the write.
+  std::string header = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   header.append((8 - header.size() % 8) % 8, ' ');  // align the data section to 8 bytes
   std::string out(8, '\0');
   for (int i = 0; i < 8; ++i) out[size_t(i)] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);

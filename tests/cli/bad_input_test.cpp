@@ -504,6 +504,17 @@ TEST_F(BadInput, EmbedShortensIdleSpinningUnlessTheUserChose) {
 }
 #endif
 
+// A path that is not UTF-8 (a Latin-1 file name) is written to JSON with U+FFFD for its bad
+// bytes; nlohmann's default threw "invalid UTF-8 byte" after the work.
+TEST_F(BadInput, JsonOutputTakesPathsThatAreNotUtf8) {
+  const std::string latin1 = path("caf\xe9.safetensors");
+  fs::copy_file(ckpt_, latin1);
+  const Outcome o = run({"inspect", latin1, "--json"});
+  EXPECT_EQ(o.status, 0) << o.err;
+  EXPECT_EQ(o.err, "");
+  EXPECT_NE(o.out.find("caf\xef\xbf\xbd.safetensors"), std::string::npos) << o.out.substr(0, 500);
+}
+
 TEST_F(BadInput, RecipesNameTheirFile) {
   write("list-key.yaml", "[a, b]: 0.5\npattern: 4x1\n");
   expect_refused(prune_to_old({"--recipe", path("list-key.yaml")}), 2, "list-key.yaml");

@@ -68,6 +68,15 @@ TEST(Safetensors, RoundTripsEveryByteAndTheMetadata) {
   EXPECT_EQ(n % 8, 0u);  // the data section starts 8-byte aligned
 }
 
+// Metadata that is not UTF-8, such as a Latin-1 path (convert records its checkpoint's), is
+// written with U+FFFD for the bad byte; nlohmann's default threw after the work.
+TEST(Safetensors, WritesMetadataThatIsNotUtf8) {
+  SafetensorsFile f = sample();
+  f.metadata["checkpoint"] = "caf\xe9/checkpoint.pt";
+  const SafetensorsFile g = parse_safetensors(serialize_safetensors(f), "mem");
+  EXPECT_EQ(g.metadata.at("checkpoint"), "caf\xef\xbf\xbd/checkpoint.pt");
+}
+
 TEST(Safetensors, ConvertsHalfAndBfloatExactly) {
   const SafetensorsFile f = sample();
   EXPECT_EQ(f.find("h")->to_f32(), (std::vector<float>{1.f, -2.f}));

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
+#include "json_output.hpp"
 #include "spruce/bench.hpp"
 #include "spruce/file.hpp"
 #include "table.hpp"
@@ -109,7 +110,7 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
                                          {"fallback", fallback_name(o.fallback)},
                                          {"host", bench::host_line()},
                                          {"sparse_model", o.sparse_dir}});
-  write_file_atomic(json, out.dump(2) + "\n");
+  write_json(json, out);
   std::cout << "wrote " << json << "\n";
 }
 

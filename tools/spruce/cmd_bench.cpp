@@ -10,6 +10,7 @@
 
 #include "command.hpp"
 #include "flags.hpp"
+#include "json_output.hpp"
 #include "spruce/bench.hpp"
 #include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
@@ -119,7 +120,7 @@ void run_bench(const Options& o) {
     std::cout << "* " << inexact << " case(s): oneDNN's INT8 result differed from the reference. Without VNNI it "
               << "multiplies with vpmaddubsw, whose 16-bit pair sums saturate; spruce's kernels are exact, and its "
               << "operator never falls back to oneDNN INT8 on such a host\n";
-  if (!o.json.empty()) write_file_atomic(o.json, records.dump(2) + "\n");
+  if (!o.json.empty()) write_json(o.json, records);
 }
 
 std::string suite_help() {

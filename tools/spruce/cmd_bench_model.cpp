@@ -10,6 +10,7 @@
 #include "command.hpp"
 #include "dlrm/dlrm_bench.hpp"
 #include "flags.hpp"
+#include "json_output.hpp"
 #include "spruce/attention.hpp"
 #include "spruce/bench.hpp"
 #include "spruce/error.hpp"
@@ -165,7 +166,7 @@ void run(BenchModelArgs& a) {
     rec["probes"] = probes;
     out.push_back(rec);
   }
-  write_file_atomic(a.json, out.dump(2) + "\n");  // a run stopped before here leaves no file
+  write_json(a.json, out);  // a run stopped before here leaves no file
   std::cout << "wrote " << a.json << "\n";
 }
 

@@ -7,6 +7,7 @@
 
 #include "command.hpp"
 #include "flags.hpp"
+#include "json_output.hpp"
 #include "minilm/distill.hpp"
 #include "minilm/distill_checkpoint.hpp"
 #include "spruce/error.hpp"
@@ -183,7 +184,7 @@ void run(DistillArgs& a) {
                        {"top10_overlap", h.fidelity.top10_overlap},
                        {"spearman", h.fidelity.spearman}});
   j["history"] = history;
-  write_file_atomic(a.json, j.dump(2) + "\n");
+  write_json(a.json, j);
 }
 
 void add(CLI::App& app) {

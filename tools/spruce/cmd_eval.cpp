@@ -6,6 +6,7 @@
 #include "command.hpp"
 #include "fashion_mnist/eval.hpp"
 #include "flags.hpp"
+#include "json_output.hpp"
 #include "spruce/safetensors.hpp"
 #include "table.hpp"
 
@@ -68,7 +69,7 @@ void run(EvalArgs& a) {
                    {"batch", a.o.batch}});
   for (size_t i = 0; i < rows.size(); ++i)
     if (!rows[i].file.empty()) out[i]["file"] = rows[i].file;
-  write_file_atomic(a.json, out.dump(2) + "\n");
+  write_json(a.json, out);
 }
 
 void add(CLI::App& app) {

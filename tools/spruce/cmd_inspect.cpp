@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "command.hpp"
+#include "json_output.hpp"
 #include "spruce/error.hpp"
 #include "spruce/mask.hpp"
 #include "spruce/prune_checkpoint.hpp"
@@ -50,7 +51,7 @@ void run(const InspectArgs& a) {
   if (pattern) out["pattern"] = pattern->str();
   if (!file.metadata.empty()) out["metadata"] = file.metadata;
   if (a.json) {
-    std::cout << out.dump(2) << "\n";
+    std::cout << json_text(out);
     return;
   }
   std::cout << a.file << ": " << file.tensors.size() << " tensors\n\n";

@@ -14,6 +14,7 @@
 #include "command.hpp"
 #include "fashion_mnist/trainer.hpp"
 #include "flags.hpp"
+#include "json_output.hpp"
 #include "launch.hpp"
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
@@ -177,7 +178,7 @@ void run(TrainArgs& a) {
                               {"test_accuracy", e.test_accuracy},
                               {"sparsity", e.sparsity},
                               {"seconds", e.seconds}});
-    write_file_atomic(a.json, j.dump(2) + "\n");
+    write_json(a.json, j);
   }
 }
 
