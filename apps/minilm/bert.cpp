@@ -313,7 +313,9 @@ void load_weights(::torch::nn::Module& model, const std::string& path) {
     if (t->shape != p.sizes().vec())
       spruce::data_error(path + ": tensor " + item.key() + " is of another shape than the model's " +
                          c10::str(p.sizes()) + "; does config.json belong to these weights?");
-    std::memcpy(p.data_ptr<float>(), t->bytes.data(), t->bytes.size());
+    const std::vector<float> values = t->to_f32();
+    spruce::require_finite(path, *t, values, "the model's embeddings would be NaN");
+    std::memcpy(p.data_ptr<float>(), values.data(), values.size() * sizeof(float));
   }
 }
 

@@ -749,6 +749,11 @@ TEST_F(BadInput, SentenceModelFoldersAreChecked) {
   write("hello.txt", "hello\n");
   const Outcome tiny = run({"embed", "--input", path("hello.txt"), "--model", path("tiny")});
   EXPECT_EQ(tiny.status, 0) << tiny.err;
+  // NaN weights are refused as prune and train --init refuse them (embed wrote null embeddings).
+  fs::copy(path("tiny"), path("tiny-nan"));
+  poison_first_weight(path("tiny/model.safetensors"), path("tiny-nan/model.safetensors"));
+  expect_refused({"embed", "--input", path("hello.txt"), "--model", path("tiny-nan")}, 1,
+                 "tensor 'embeddings.word_embeddings.weight' holds NaN at element 12");
   expect_refused(
       {"bench-model", "minilm", "--sparse-model", path("tiny"), "--variants", "fp32-sparse", "--batches", "1"}, 2,
       "embeds in 4 dimensions");
