@@ -26,7 +26,8 @@ struct LabeledImages {
   IdxArray labels;  // [N], 0..9
 };
 // Reads <dir>/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz. A missing file is an error that
-// names the package to install. Images and labels must agree on N, and labels must be < 10.
+// names the package to install. N must be above 0, images and labels must agree on it, and labels
+// must be < 10.
 LabeledImages load_fashion_mnist(const std::string& dir, Split split);
 // Throws spruce::Error (data), as load_fashion_mnist does, unless `dir` holds all four files: for
 // commands that check their inputs before they print or train anything.

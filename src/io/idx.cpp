@@ -115,6 +115,8 @@ LabeledImages load_fashion_mnist(const std::string& dir, Split split) {
   LabeledImages set{read_idx(images_path), read_idx(labels_path)};
   if (set.images.shape.size() != 3 || set.images.shape[1] != 28 || set.images.shape[2] != 28)
     data_error(images_path + ": expected images of shape [N][28][28]");
+  // Nothing to train on or to score: the results would be NaN, or a oneDNN error naming nothing.
+  if (set.images.shape[0] == 0) data_error(images_path + " holds 0 images; reinstall the file or fix --data");
   if (set.labels.shape.size() != 1 || set.labels.shape[0] != set.images.shape[0])
     data_error(labels_path + ": expected " + std::to_string(set.images.shape[0]) + " labels, one per image");
   for (uint8_t label : set.labels.values)

@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "fashion_mnist/data.hpp"
@@ -83,6 +84,28 @@ TEST(FashionMnist, MissingFilesNameThePackage) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("dataset-fashion-mnist"), std::string::npos) << e.what();
   }
+}
+
+// A split of 0 images trained to NaN with exit 0, and failed evaluation with a oneDNN error.
+TEST(FashionMnist, EmptySplitsAreRefused) {
+  const std::string dir = ::testing::TempDir() + "/empty-fashion-mnist";
+  std::filesystem::create_directories(dir);
+  for (const char* split : {"train", "t10k"}) {
+    const std::vector<uint8_t> images = idx_bytes({0, 28, 28}, 0), labels = idx_bytes({0}, 0);
+    std::ofstream(dir + "/" + split + "-images-idx3-ubyte.gz", std::ios::binary)
+        .write(reinterpret_cast<const char*>(images.data()), std::streamsize(images.size()));
+    std::ofstream(dir + "/" + split + "-labels-idx1-ubyte.gz", std::ios::binary)
+        .write(reinterpret_cast<const char*>(labels.data()), std::streamsize(labels.size()));
+  }
+  try {
+    load_fashion_mnist(dir, Split::Test);
+    ADD_FAILURE() << "an empty split was loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Data);
+    EXPECT_NE(std::string(e.what()).find(dir + "/t10k-images-idx3-ubyte.gz holds 0 images"), std::string::npos)
+        << e.what();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 bool have_fashion_mnist() {
