@@ -102,4 +102,12 @@ BlockGrid block_grid(const Pattern& p, int64_t oc, int64_t ic) {
   return g;
 }
 
+void require_blocks_fit(const Pattern& p, int64_t oc, int64_t ic, const std::string& name) {
+  if (!p.is_block() || block_grid(p, oc, ic).blocks() != 1) return;
+  usage_error("pattern " + p.str() + " does not fit " + in_quotes(name) + " (" + std::to_string(oc) + "x" +
+              std::to_string(ic) +
+              " as a matrix: one block), so pruning could only zero all of it or none of it; use a smaller "
+              "pattern, or leave the tensor out (--exclude, or the recipe's excluded_op_names)");
+}
+
 }  // namespace spruce

@@ -529,6 +529,24 @@ TEST_F(BadInput, RecipesNameTheirFile) {
                  "local.yaml: max_sparsity_ratio_per_op 0.5 is below target_sparsity 0.8");
 }
 
+// A block as large as a tensor could only zero all of it (local scope: conv1 went to 100% at a 50%
+// target) or none of it (global scope: every tensor stayed at 0%), both with exit 0.
+TEST_F(BadInput, PatternsMustFitTheirTensors) {
+  expect_refused(prune_to_old({"--pattern", "32x32", "--sparsity", "0.5", "--scope", "local"}), 2,
+                 "pattern 32x32 does not fit 'conv1.weight' (32x9 as a matrix: one block)");
+  write("big.yaml", "pattern: 1048576x1048576\ntarget_sparsity: 0.5\npruning_scope: global\n");
+  expect_refused(prune_to_old({"--recipe", path("big.yaml")}), 2, "pattern 1048576x1048576 does not fit");
+  // Blocks that span a whole dimension but leave several blocks are fine, and so is a tensor left out.
+  for (const std::vector<std::string> fits : {std::vector<std::string>{"--pattern", "channelx1", "--sparsity", "0.5"},
+                                              {"--pattern", "1xchannel", "--sparsity", "0.5"},
+                                              {"--pattern", "32x32", "--sparsity", "0.5", "--exclude", "conv1"}}) {
+    std::vector<std::string> args{"prune", ckpt_, "-o", path("fits.safetensors")};
+    args.insert(args.end(), fits.begin(), fits.end());
+    const Outcome o = run(args);
+    EXPECT_EQ(o.status, 0) << joined(args) << "\n" << o.err;
+  }
+}
+
 // A legal name at NAME_MAX still gets its temporary file, which is short.
 TEST_F(BadInput, LongOutputNamesAreWritten) {
   const std::string name = std::string(255 - std::string(".safetensors").size(), 'n') + ".safetensors";
