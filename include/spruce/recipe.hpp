@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "spruce/criteria.hpp"
@@ -81,6 +82,10 @@ struct Recipe {
 
   std::string to_yaml() const;
   const PruningGroup* group_for(const std::string& op_name, std::string_view op_type = {}) const;
+  // With several groups (pruning_configs), throws spruce::Error (usage) naming the first group that
+  // prunes none of `layers` (name and op type, "Linear" or "Conv"): its op_names select none of them
+  // (a typo), or earlier groups take every layer it selects. Such a group used to be ignored.
+  void check_every_group_used(const std::vector<std::pair<std::string, std::string>>& layers) const;
 
   static const std::vector<std::string>& valid_keys();
 };

@@ -449,6 +449,30 @@ const PruningGroup* Recipe::group_for(const std::string& name, std::string_view 
   return nullptr;
 }
 
+void Recipe::check_every_group_used(const std::vector<std::pair<std::string, std::string>>& layers) const {
+  if (groups.size() < 2) return;
+  for (size_t k = 0; k < groups.size(); ++k) {
+    const PruningGroup* taker = nullptr;  // the earlier group that takes the first layer this one selects
+    bool used = false;
+    for (const auto& [name, op_type] : layers) {
+      if (!groups[k].matches(name, op_type)) continue;
+      const PruningGroup* first = group_for(name, op_type);
+      used = first == &groups[k];
+      if (used) break;
+      if (!taker) taker = first;
+    }
+    if (used) continue;
+    std::vector<std::string> names;
+    for (const auto& n : groups[k].op_names) names.push_back(in_quotes(n, 60));
+    const std::string which =
+        "the recipe's pruning config " + std::to_string(k + 1) + " (op_names [" + join(names) + "])";
+    if (taker)
+      usage_error(which + " prunes no layer: pruning config " + std::to_string(taker - groups.data() + 1) +
+                  " comes first and takes every layer it selects; put the narrower config first");
+    usage_error(which + " selects none of the model's layers; fix its op_names, excluded_op_names or pruning_op_types");
+  }
+}
+
 const std::vector<std::string>& Recipe::valid_keys() { return kKeys; }
 
 }  // namespace spruce

@@ -55,6 +55,7 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
 
   std::vector<TensorPruneReport> reports;
   std::vector<Candidate> candidates;
+  std::vector<std::pair<std::string, std::string>> layers;  // the weights a recipe group may select
   for (size_t i = 0; i < file.tensors.size(); ++i) {
     const Tensor& t = file.tensors[i];
     TensorPruneReport r;
@@ -69,8 +70,10 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
       r.reason = "not matched by --include";
     } else if (has_exclude && exclude.found_in(t.name)) {
       r.reason = "matched by --exclude";
-    } else if (!(g = opt.recipe.group_for(t.name, t.shape.size() == 2 ? "Linear" : "Conv"))) {
-      r.reason = "no recipe group matches";
+    } else {
+      const char* op_type = t.shape.size() == 2 ? "Linear" : "Conv";
+      layers.emplace_back(t.name, op_type);
+      if (!(g = opt.recipe.group_for(t.name, op_type))) r.reason = "no recipe group matches";
     }
     if (g) {
       r.pruned = true;
@@ -87,6 +90,8 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
     }
     reports.push_back(std::move(r));
   }
+
+  opt.recipe.check_every_group_used(layers);
 
   auto apply = [&](const Candidate& c, const Mask& mask) {
     Tensor& t = file.tensors[c.tensor];

@@ -51,10 +51,12 @@ void InputStatistics::add(const ::torch::Tensor& input) {
 
 Pruner::Pruner(::torch::nn::Module& module, Recipe recipe) : recipe_(std::move(recipe)) {
   std::string seen;
+  std::vector<std::pair<std::string, std::string>> prunable;
   for (const auto& item : module.named_modules("", /*include_self=*/false)) {
     auto [weight, op_type] = prunable_weight(*item.value());
     if (op_type == nullptr) continue;
     seen += (seen.empty() ? "" : ", ") + item.key();
+    prunable.emplace_back(item.key(), op_type);
     const PruningGroup* group = recipe_.group_for(item.key(), op_type);
     if (group == nullptr) continue;
     check_weight(weight, item.key());
@@ -74,6 +76,7 @@ Pruner::Pruner(::torch::nn::Module& module, Recipe recipe) : recipe_(std::move(r
   if (layers_.empty())
     usage_error("the recipe's op_names/excluded_op_names select none of the model's Linear and Conv2d layers (" +
                 (seen.empty() ? std::string("it has none") : seen) + "); fix the names in the recipe");
+  recipe_.check_every_group_used(prunable);
   for (const auto& group : recipe_.groups)
     if (group.criterion == Criterion::SparseGpt && group.scope == Scope::Global)
       usage_error(

@@ -340,6 +340,20 @@ TEST_F(BadInput, FlagsAreValidated) {
 #endif
 }
 
+// A pruning config that prunes nothing, by a typo or behind an earlier config, was ignored.
+TEST_F(BadInput, EveryRecipeGroupMustPrune) {
+  const std::string head = "pattern: 4x1\ntarget_sparsity: 0.5\npruning_configs:\n";
+  write("typo.yaml", head + "  - op_names: [fc1]\n  - op_names: [fc_2_typo]\n    target_sparsity: 0.9\n");
+  expect_refused(prune_to_old({"--recipe", path("typo.yaml")}), 2,
+                 "pruning config 2 (op_names ['fc_2_typo']) selects none of the model's layers");
+  write("shadow.yaml", head + "  - op_names: [fc]\n  - op_names: [fc2]\n    target_sparsity: 0.9\n");
+  expect_refused(prune_to_old({"--recipe", path("shadow.yaml")}), 2,
+                 "pruning config 2 (op_names ['fc2']) prunes no layer: pruning config 1 comes first");
+  write("both.yaml", head + "  - op_names: [fc2]\n    target_sparsity: 0.9\n  - op_names: [fc]\n");
+  const Outcome ok = run(prune_to_old({"--recipe", path("both.yaml")}));
+  EXPECT_EQ(ok.status, 0) << ok.err;
+}
+
 #ifdef SPRUCE_WITH_TORCH
 TEST_F(BadInput, InterruptedModelBenchLeavesNoHalfWrittenJson) {
   // Ctrl-C while LoadGen measures a (tiny) DLRM: no JSON, and no temporary file left behind.
