@@ -477,6 +477,8 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"bench-model", "dlrm", "--sparse-model", path("x")}, 2, "--sparse-model is for minilm");
   expect_refused({"bench-model", "dlrm", "--bf16-attention"}, 2, "--bf16-attention is for minilm");
   expect_refused({"bench-model", "dlrm", "--attention", "int8"}, 2, "--attention is for minilm");
+  expect_refused({"bench-model", "dlrm", "--tokens-per-pass", "512"}, 2, "--tokens-per-pass is for minilm");
+  expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--seed", "5"}, 2, "--seed is for dlrm");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--attention", "fp16"}, 2,
                  "--attention: fp16 not in {f32,bf16,int8}");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--attention", "int8", "--bf16-attention"}, 2,

@@ -109,7 +109,7 @@ void run(BenchModelArgs& a) {
   if (a.model == "minilm") {
     for (const char* dlrm_only : {"--pattern", "--sparsity", "--epochs", "--finetune-epochs", "--train-samples",
                                   "--test-samples", "--table-cap", "--retrain", "--p99-ms", "--server-probes",
-                                  "--log-dir", "--server-max-batch", "--work-dir", "--min-duration"})
+                                  "--log-dir", "--server-max-batch", "--work-dir", "--min-duration", "--seed"})
       if (a.cmd->count(dlrm_only) > 0)
         usage_error(std::string(dlrm_only) + " is for dlrm; minilm measures the weights given by --sparse-model");
     if (a.bf16_attention && a.cmd->count("--attention") > 0 && a.attention != "bf16")
@@ -122,7 +122,7 @@ void run(BenchModelArgs& a) {
     return;
   }
   for (const char* minilm_only : {"--sparse-model", "--dense-model", "--seq-length", "--seconds", "--variants",
-                                  "--attention", "--bf16-attention"})
+                                  "--attention", "--bf16-attention", "--tokens-per-pass"})
     if (a.cmd->count(minilm_only) > 0) usage_error(std::string(minilm_only) + " is for minilm");
   if (a.model != "dlrm") usage_error("unknown model " + in_quotes(a.model) + ": valid are dlrm and minilm");
   a.o.pattern = Pattern::parse(a.pattern);
