@@ -173,6 +173,11 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
   if (!o.resume_from.empty())
     position = load_checkpoint(o.resume_from, *model, &optimizer, pruner ? &*pruner : nullptr,
                                o.lock_pattern ? MaskSource::LockZeros : MaskSource::Checkpoint);
+  // Nothing would train, and the table and notes would describe a run that did not happen.
+  if (!o.resume_from.empty() && position.epoch >= o.epochs)
+    usage_error("--epochs " + std::to_string(o.epochs) + ": " + o.resume_from + " has finished " +
+                std::to_string(position.epoch) + (position.epoch == 1 ? " epoch" : " epochs") +
+                " already; give --epochs above " + std::to_string(position.epoch) + " to continue it");
 
   log << o.header;
   if (pruner)

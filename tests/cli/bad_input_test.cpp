@@ -675,6 +675,8 @@ TEST_F(BadInput, WeightsMustBeFinite) {
   const Outcome trained = run(tiny({"train", "--pattern", "4x1", "--sparsity", "0.5", "--save", path("run")}), 120);
   ASSERT_EQ(trained.status, 0) << trained.err;
   EXPECT_NE(trained.out.find("| 50.00%"), std::string::npos) << "a one-step run pruned nothing:\n" << trained.out;
+  // Resuming to as many epochs as it has finished trains nothing: refused, not reported as a run.
+  expect_refused(tiny({"train", "--resume", path("run")}), 2, "has finished 1 epoch already; give --epochs above 1");
 
   poison_first_weight(path("run/model.safetensors"), path("nan-mlp.safetensors"));
   expect_refused(tiny({"train", "--init", path("nan-mlp.safetensors")}), 1, "holds NaN");
