@@ -44,12 +44,12 @@ std::vector<std::string> read_texts(const std::string& path, TextFormat format) 
   std::vector<std::string> texts;
   size_t line_number = 0;
   for (size_t begin = 0; begin < data.size();) {
-    const size_t newline = data.find('\n', begin);
+    // A line ends at \n, \r\n or a lone \r (old Mac files), as Python's universal newlines read it.
+    const size_t newline = data.find_first_of("\r\n", begin);
     const size_t end = newline == std::string::npos ? data.size() : newline;
     std::string_view line(data.data() + begin, end - begin);
-    begin = end + 1;
+    begin = end + (data.compare(end, 2, "\r\n") == 0 ? 2 : 1);
     ++line_number;
-    if (line.ends_with('\r')) line.remove_suffix(1);
     if (line.size() > kMaxLineBytes) line_error(path, line_number, "longer than 1 MiB; split the text");
     if (blank(line)) line_error(path, line_number, "empty; give one text per line, with no blank lines");
     if (const size_t bad = spruce::text::first_invalid_utf8(line); bad != std::string_view::npos)
@@ -80,6 +80,15 @@ std::vector<std::string> read_texts(const std::string& path, TextFormat format) 
   if (texts.empty())
     spruce::usage_error((path == "-" ? std::string("standard input") : spruce::in_quotes(path)) + " holds no text");
   return texts;
+}
+
+void refuse_empty_texts(const std::vector<std::string>& texts, const spruce::text::WordPieceTokenizer& tokenizer,
+                        const std::string& path) {
+  for (size_t i = 0; i < texts.size(); ++i)
+    if (tokenizer.tokenize(texts[i]).empty())
+      line_error(path, i + 1,
+                 "no text once control characters, format characters (such as a byte-order mark or a zero-width "
+                 "space) and whitespace are removed; remove the line");
 }
 
 std::string to_jsonl(const std::vector<std::string>& texts, const ::torch::Tensor& embeddings) {

@@ -6,17 +6,24 @@
 #include <string>
 #include <vector>
 
+#include "spruce/text/wordpiece.hpp"
+
 namespace minilm {
 
 enum class TextFormat { Lines, Jsonl };
 // "text" or "jsonl"; "auto" picks jsonl for a *.jsonl path and text otherwise.
 TextFormat parse_text_format(const std::string& name, const std::string& path);
 
-// Reads texts: one per line (a trailing \r is dropped), or one JSON value per line, either a
-// string or an object with a string "text". Throws spruce::Error (usage, exit 2) naming the line
-// for an empty or blank line, ill-formed UTF-8, bad JSON, a line over 1 MiB, or no text at all.
-// `path` "-" reads standard input.
+// Reads texts: one per line (a line ends at \n, \r\n or a lone \r), or one JSON value per line,
+// either a string or an object with a string "text". Throws spruce::Error (usage, exit 2) naming
+// the line for an empty or blank line, ill-formed UTF-8, bad JSON, a line over 1 MiB, or no text
+// at all. `path` "-" reads standard input. Text i is on line i + 1.
 std::vector<std::string> read_texts(const std::string& path, TextFormat format);
+// Throws spruce::Error (usage, exit 2) naming the line of the first text that `tokenizer` makes no
+// token of (only control, format or whitespace characters, e.g. a lone byte-order mark): it would
+// be embedded as the empty text, like the blank line read_texts refuses.
+void refuse_empty_texts(const std::vector<std::string>& texts, const spruce::text::WordPieceTokenizer& tokenizer,
+                        const std::string& path);
 
 enum class EmbeddingFormat { Jsonl, Npy };
 EmbeddingFormat parse_embedding_format(const std::string& name);  // "jsonl" or "npy"

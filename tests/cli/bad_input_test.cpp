@@ -798,6 +798,37 @@ TEST_F(BadInput, SentenceModelFoldersAreChecked) {
       "embeds in 4 dimensions");
 }
 
+// Texts and outputs at embed's edges, on a tiny model (fast; the tokenizer is BERT's all the same).
+TEST_F(BadInput, EmbedLineEndsAndEmptyTexts) {
+  write_tiny_bert(dir_ / "tiny");
+  auto embed = [&](const std::string& input, const std::string& output) {
+    return std::vector<std::string>{"embed", "--model", path("tiny"), "--input", path(input), "--output", output};
+  };
+  // Texts that normalization empties were embedded as the empty text, where a blank line is refused.
+  write("bom.txt", "hello\n\xef\xbb\xbf\n");
+  expect_refused(embed("bom.txt", path("out.jsonl")), 2, "bom.txt', line 2: no text once control characters");
+  write("zwsp.txt", "\xe2\x80\x8b\n");
+  expect_refused(embed("zwsp.txt", path("out.jsonl")), 2, "line 1: no text once");
+  write("nbsp.txt", "hello\n\xc2\xa0\xc2\xa0\n");
+  expect_refused(embed("nbsp.txt", path("out.jsonl")), 2, "line 2: no text once");
+  write("nul.jsonl", "{\"text\": \"\\u0000\"}\n");
+  expect_refused(embed("nul.jsonl", path("out.jsonl")), 2, "line 1: no text once");
+  // A lone CR ends a line, as in Python's universal newlines (the three texts were one).
+  write("cr.txt", "one\rtwo\rhello\r");
+  const Outcome cr = run(embed("cr.txt", path("cr.jsonl")));
+  ASSERT_EQ(cr.status, 0) << cr.err;
+  std::ifstream lines(path("cr.jsonl"));
+  std::vector<std::string> texts;
+  for (std::string line; std::getline(lines, line);) texts.push_back(line.substr(0, line.find(",")));
+  EXPECT_EQ(texts, (std::vector<std::string>{R"({"text":"one")", R"({"text":"two")", R"({"text":"hello")"}));
+  // --output - is standard output, as --input - is standard input (it wrote a file named '-').
+  write("hello.txt", "hello\n");
+  const Outcome dash = run(embed("hello.txt", "-"));
+  EXPECT_EQ(dash.status, 0) << dash.err;
+  EXPECT_EQ(dash.out.rfind(R"({"text":"hello","embedding":[)", 0), 0u) << dash.out.substr(0, 200);
+  EXPECT_EQ(dash.err.find("written to"), std::string::npos) << dash.err;
+}
+
 // Replaces the one occurrence of `from`, and the text after it up to `until` (none: `from` alone),
 // with `to` padded with spaces to the same length: a torch archive verifies no checksums, so it stays
 // readable.

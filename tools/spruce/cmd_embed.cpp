@@ -35,27 +35,29 @@ std::string idle_wait() {
 
 void run(const EmbedArgs& a) {
   const auto out_format = minilm::parse_embedding_format(a.format);
-  if (out_format == minilm::EmbeddingFormat::Npy && a.output.empty())
-    usage_error("--format npy writes a binary file: give it with --output");
-  if (a.input != "-") check_not_input("--output", a.output, a.input, "--input, the texts");
-  check_not_inside("--output", a.output, a.model, "the model (--model)");
-  check_output_file("--output", a.output);
+  const std::string output = a.output == "-" ? "" : a.output;  // -: standard output, as --input - is stdin
+  if (out_format == minilm::EmbeddingFormat::Npy && output.empty())
+    usage_error("--format npy writes a binary file: give it with --output FILE");
+  if (a.input != "-") check_not_input("--output", output, a.input, "--input, the texts");
+  check_not_inside("--output", output, a.model, "the model (--model)");
+  check_output_file("--output", output);
   spruce::torch::set_threads(a.threads);
   const auto texts = minilm::read_texts(a.input, minilm::parse_text_format(a.input_format, a.input));
   auto encoder = minilm::SentenceEncoder::load(a.model, a.max_length);
+  minilm::refuse_empty_texts(texts, encoder.tokenizer(), a.input);
   const auto start = std::chrono::steady_clock::now();
   const auto embeddings = encoder.encode(texts, a.batch);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::string bytes =
       out_format == minilm::EmbeddingFormat::Npy ? minilm::to_npy(embeddings) : minilm::to_jsonl(texts, embeddings);
-  if (a.output.empty()) {
+  if (output.empty()) {
     std::cout << bytes << std::flush;
   } else {
-    write_file_atomic(a.output, bytes);
+    write_file_atomic(output, bytes);
   }
   std::cerr << "embed: " << texts.size() << " texts -> " << embeddings.size(1) << "-d embeddings in " << seconds
             << " s (" << static_cast<int64_t>(double(texts.size()) / seconds) << " texts/s, batch " << a.batch << ", "
-            << a.threads << " threads, " << idle_wait() << ")" << (a.output.empty() ? "" : ", written to " + a.output)
+            << a.threads << " threads, " << idle_wait() << ")" << (output.empty() ? "" : ", written to " + output)
             << "\n";
   if (encoder.truncated() > 0)
     std::cerr << "embed: note: " << encoder.truncated() << " of " << texts.size() << " texts were longer than "
@@ -69,11 +71,12 @@ void add(CLI::App& app) {
   cmd->add_option("--model", a->model, "A sentence-transformers folder (config.json, model.safetensors, vocab.txt)")
       ->capture_default_str();
   cmd->add_option("--input", a->input,
-                  "Texts, one per line, or JSONL (a string or {\"text\": ...} per line); - is stdin")
+                  "Texts, one per line (\\n, \\r\\n or a lone \\r ends a line), or JSONL (a string or "
+                  "{\"text\": ...} per line); - is stdin")
       ->check(non_empty())
       ->capture_default_str();
   cmd->add_option("--input-format", a->input_format, "text, jsonl, or auto (jsonl for *.jsonl)")->capture_default_str();
-  cmd->add_option("--output", a->output, "Write here (atomically); default: standard output (JSONL only)")
+  cmd->add_option("--output", a->output, "Write here (atomically); - or none: standard output (JSONL only)")
       ->check(non_empty());
   cmd->add_option("--format", a->format, "jsonl ({\"text\", \"embedding\"} per line) or npy (float32 [N][H])")
       ->capture_default_str();
