@@ -321,6 +321,23 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"train", "--pattern", "4x1", "--sparsity", "0.9", "--gradual-nm"}, 2,
                  "--gradual-nm needs an N:M --pattern");
   expect_refused({"train", "--lr", "-1"}, 2, "--lr");
+  // Flags that would change nothing are refused, saying why (they were silently ignored).
+  write("r.yaml", "pattern: 4x1\ntarget_sparsity: 0.5\n");
+  expect_refused({"train", "--recipe", path("r.yaml"), "--scope", "local"}, 2,
+                 "--scope has no effect with --recipe; set pruning_scope in the recipe");
+  expect_refused({"train", "--recipe", path("r.yaml"), "--criterion", "snip"}, 2, "set pruning_type in the recipe");
+  expect_refused({"train", "--recipe", path("r.yaml"), "--group-lasso", "1000"}, 2, "--group-lasso has no effect");
+  expect_refused({"train", "--criterion", "wanda"}, 2, "--criterion needs --pattern");
+  expect_refused({"train", "--scope", "local"}, 2, "--scope needs --pattern");
+  expect_refused({"train", "--group-lasso", "1000"}, 2, "--group-lasso needs --pattern");
+  expect_refused({"train", "--distill-weight", "1"}, 2, "--distill-weight acts only with --teacher");
+  expect_refused({"train", "--distill-temperature", "2"}, 2, "--distill-temperature acts only with --teacher");
+  expect_refused({"convert", "--checkpoint", path("x"), "--out", path("y"), "--variant", "fp32-sparse",
+                  "--calibration-samples", "7"},
+                 2, "--calibration-samples has no effect on --variant fp32-sparse");
+  expect_refused({"convert", "--checkpoint", path("x"), "--out", path("y"), "--percentile", "99"}, 2,
+                 "--percentile acts only with --calibration percentile");
+  expect_refused({"eval", "--percentile", "99"}, 2, "--percentile acts only with --calibration percentile");
   expect_refused({"train", "--seed", "-5"}, 2, "--seed");
   expect_refused({"train", "--epochs", "0"}, 2, "--epochs");
   expect_refused({"train", "--criterion", "xyz"}, 2, "unknown criterion 'xyz'");

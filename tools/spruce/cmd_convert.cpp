@@ -5,6 +5,7 @@
 #include "command.hpp"
 #include "fashion_mnist/eval.hpp"
 #include "flags.hpp"
+#include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/model_file.hpp"
 #include "table.hpp"
@@ -15,12 +16,20 @@ namespace {
 struct ConvertArgs {
   fashion_mnist::EvalOptions o;
   std::string checkpoint_dir, variant = "int8-sparse", calibration = "minmax", out, fallback = "auto";
+  CLI::App* cmd = nullptr;
 };
 
 void run(ConvertArgs& a) {
   const torch::Variant variant = torch::parse_variant(a.variant);
   a.o.calibration = parse_calibration(a.calibration);
   a.o.fallback = parse_fallback(a.fallback);
+  // Calibration flags that would change nothing are refused, saying why (the metadata said "none").
+  if (variant == torch::Variant::F32Sparse)
+    for (const char* flag : {"--calibration", "--percentile", "--calibration-samples"})
+      if (a.cmd->count(flag) > 0)
+        usage_error(std::string(flag) + " has no effect on --variant fp32-sparse, which is not quantized; drop it");
+  if (a.cmd->count("--percentile") > 0 && a.o.calibration != CalibrationMethod::Percentile)
+    usage_error("--percentile acts only with --calibration percentile; add it, or drop --percentile");
   check_not_inside("--out", a.out, a.checkpoint_dir, "the training run (--checkpoint)");
   check_output_file("--out", a.out);
   const auto c = fashion_mnist::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
@@ -44,6 +53,7 @@ void run(ConvertArgs& a) {
 void add(CLI::App& app) {
   auto a = std::make_shared<ConvertArgs>();
   auto* cmd = app.add_subcommand("convert", "Convert a trained classifier for inference and save it as one file");
+  a->cmd = cmd;
   cmd->add_option("--model", a->o.model, "mlp or cnn (as trained)")->capture_default_str();
   cmd->add_option("--checkpoint", a->checkpoint_dir, "The --save folder of `spruce train`")->required();
   cmd->add_option("--variant", a->variant, "fp32-sparse, int8-sparse or int8-dense")->capture_default_str();

@@ -7,6 +7,7 @@
 #include "fashion_mnist/eval.hpp"
 #include "flags.hpp"
 #include "json_output.hpp"
+#include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
 #include "table.hpp"
 
@@ -16,6 +17,7 @@ namespace {
 struct EvalArgs {
   fashion_mnist::EvalOptions o;
   std::string dense_dir, sparse_dir, calibration = "minmax", json, fallback = "auto";
+  CLI::App* cmd = nullptr;
 };
 
 std::string checkpoint_in(const std::string& dir) { return dir.empty() ? "" : dir + "/checkpoint.pt"; }
@@ -25,6 +27,8 @@ void run(EvalArgs& a) {
   a.o.sparse_checkpoint = checkpoint_in(a.sparse_dir);
   a.o.calibration = parse_calibration(a.calibration);
   a.o.fallback = parse_fallback(a.fallback);
+  if (a.cmd->count("--percentile") > 0 && a.o.calibration != CalibrationMethod::Percentile)
+    usage_error("--percentile acts only with --calibration percentile; add it, or drop --percentile");
   for (const auto& file : a.o.converted_files) check_not_input("--json", a.json, file, "a --converted model");
   check_not_inside("--json", a.json, a.dense_dir, "the dense run (--dense)");
   check_not_inside("--json", a.json, a.sparse_dir, "the pruned run (--sparse)");
@@ -75,6 +79,7 @@ void run(EvalArgs& a) {
 void add(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   auto* cmd = app.add_subcommand("eval", "Accuracy and throughput of a trained classifier as FP32/INT8, dense/sparse");
+  a->cmd = cmd;
   cmd->add_option("--model", a->o.model, "mlp or cnn (as trained)")->capture_default_str();
   cmd->add_option("--dense", a->dense_dir, "The --save folder of a dense `spruce train`");
   cmd->add_option("--sparse", a->sparse_dir, "The --save folder of a pruned `spruce train`");

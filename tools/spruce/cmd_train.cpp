@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "command.hpp"
 #include "fashion_mnist/trainer.hpp"
@@ -36,7 +37,29 @@ struct TrainArgs {
   int nproc = 1, world_size = -1, rank = -1, master_port = -1, dist_timeout = 60;
   std::string master_addr;
   fashion_mnist::TrainOptions options;
+  CLI::App* cmd = nullptr;  // what was given, for the flags that act only with others
 };
+
+// Flags that would change nothing in this run are refused, saying why: a run with them silently
+// ignored looked like an experiment that made no difference.
+void refuse_flags_without_effect(const TrainArgs& a) {
+  const bool resumed_recipe = !a.resume.empty() && a.recipe == a.resume + "/recipe.yaml";
+  const std::pair<const char*, const char*> pruning_flags[] = {{"--scope", "pruning_scope"},
+                                                               {"--criterion", "pruning_type"},
+                                                               {"--group-lasso", "reg_type: group_lasso, reg_coeff"}};
+  for (const auto& [flag, key] : pruning_flags) {
+    if (a.cmd->count(flag) == 0) continue;
+    if (a.options.recipe)
+      usage_error(std::string(flag) + " has no effect with " +
+                  (resumed_recipe ? "--resume, which continues with " + in_quotes(a.recipe) : std::string("--recipe")) +
+                  "; set " + key + " in the recipe");
+    if (!a.options.pattern)
+      usage_error(std::string(flag) + " needs --pattern (with --sparsity): this run prunes nothing");
+  }
+  if (a.teacher_dir.empty())
+    for (const char* flag : {"--distill-weight", "--distill-temperature"})
+      if (a.cmd->count(flag) > 0) usage_error(std::string(flag) + " acts only with --teacher; add one, or drop it");
+}
 
 void resolve_pruning(TrainArgs& a) {
   fashion_mnist::TrainOptions& o = a.options;
@@ -69,6 +92,7 @@ void run(TrainArgs& a) {
   resolve_pruning(a);
   if (!a.criterion.empty()) parse_criterion(a.criterion);  // a misspelt name is refused, --pattern or not
   if (a.options.group_lasso < 0) usage_error("--group-lasso is a coefficient >= 0, e.g. 1e-4");
+  refuse_flags_without_effect(a);
   if (a.options.straight_through && !a.options.pattern)
     usage_error("--straight-through needs --pattern (in a recipe, set straight_through: true)");
   if (a.options.straight_through_decay > 0 && !a.options.straight_through)
@@ -186,6 +210,7 @@ void add_train(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
   fashion_mnist::TrainOptions& o = args->options;
   auto* cmd = app.add_subcommand("train", "Train a Fashion-MNIST model, dense or pruned during training");
+  args->cmd = cmd;
   cmd->add_option("--dataset", args->dataset, "Dataset (fashion-mnist)")->capture_default_str();
   cmd->add_option("--model", o.model, "Model: mlp (784-1024-1024-10) or cnn (2 conv + linear head)")
       ->check(CLI::IsMember({"mlp", "cnn"}))
