@@ -338,6 +338,12 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"convert", "--checkpoint", path("x"), "--out", path("y"), "--percentile", "99"}, 2,
                  "--percentile acts only with --calibration percentile");
   expect_refused({"eval", "--percentile", "99"}, 2, "--percentile acts only with --calibration percentile");
+  // An empty folder became a path in / ('/checkpoint.pt': no such file), a data error (exit 1).
+  expect_refused({"convert", "--checkpoint", "", "--out", path("y")}, 2, "--checkpoint: must not be empty");
+  expect_refused({"train", "--data", ""}, 2, "--data: must not be empty");
+  expect_refused({"eval", "--dense", ""}, 2, "--dense: must not be empty");
+  expect_refused({"embed", "--model", ""}, 2, "--model: must not be empty");
+  expect_refused({"bench-model", "minilm", "--sparse-model", ""}, 2, "--sparse-model: must not be empty");
   expect_refused({"train", "--seed", "-5"}, 2, "--seed");
   expect_refused({"train", "--epochs", "0"}, 2, "--epochs");
   expect_refused({"train", "--criterion", "xyz"}, 2, "unknown criterion 'xyz'");

@@ -187,8 +187,11 @@ void add(CLI::App& app) {
                   "`spruce distill`)")
       ->required();
   a->minilm.dense_dir = minilm::default_model_dir();
-  cmd->add_option("--sparse-model", a->minilm.sparse_dir, "minilm: the pruned model folder (`spruce distill --save`)");
-  cmd->add_option("--dense-model", a->minilm.dense_dir, "minilm: the dense model folder")->capture_default_str();
+  cmd->add_option("--sparse-model", a->minilm.sparse_dir, "minilm: the pruned model folder (`spruce distill --save`)")
+      ->check(non_empty());
+  cmd->add_option("--dense-model", a->minilm.dense_dir, "minilm: the dense model folder")
+      ->check(non_empty())
+      ->capture_default_str();
   cmd->add_option("--seq-length", a->minilm.seq_length, "minilm: tokens per sequence")
       ->check(int_in(3, 512))
       ->capture_default_str();
@@ -250,7 +253,8 @@ void add(CLI::App& app) {
   cmd->add_option("--server-probes", a->o.server_probes, "LoadGen Server runs in the search for the highest VALID rate")
       ->check(int_in(1, 100))
       ->capture_default_str();
-  cmd->add_option("--log-dir", a->o.log_dir, "LoadGen's summary and detail logs (default: <work-dir>/loadgen)");
+  cmd->add_option("--log-dir", a->o.log_dir, "LoadGen's summary and detail logs (default: <work-dir>/loadgen)")
+      ->check(non_empty());
   cmd->add_option("--server-max-batch", a->o.server_max_batch, "Largest dynamic batch in the Server scenario")
       ->check(int_in(1, 1 << 16))
       ->capture_default_str();

@@ -55,10 +55,14 @@ void add(CLI::App& app) {
   auto* cmd = app.add_subcommand("convert", "Convert a trained classifier for inference and save it as one file");
   a->cmd = cmd;
   cmd->add_option("--model", a->o.model, "mlp or cnn (as trained)")->capture_default_str();
-  cmd->add_option("--checkpoint", a->checkpoint_dir, "The --save folder of `spruce train`")->required();
+  cmd->add_option("--checkpoint", a->checkpoint_dir, "The --save folder of `spruce train`")
+      ->check(non_empty())
+      ->required();
   cmd->add_option("--variant", a->variant, "fp32-sparse, int8-sparse or int8-dense")->capture_default_str();
   cmd->add_option("--out", a->out, "The model file to write (safetensors)")->check(non_empty())->required();
-  cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder (INT8 calibration images)")->capture_default_str();
+  cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder (INT8 calibration images)")
+      ->check(non_empty())
+      ->capture_default_str();
   cmd->add_option("--calibration", a->calibration, "minmax or percentile")->capture_default_str();
   cmd->add_option("--percentile", a->o.percentile, "Percentile for --calibration percentile")
       ->check(real_in(50, 100, true, false))

@@ -282,8 +282,12 @@ void add(CLI::App& app) {
       ->check(int_in(1, 1000))
       ->capture_default_str();
   cmd->add_option("--seed", a->o.seed, "Seed for the text order")->check(uint_in(0, UINT64_MAX))->capture_default_str();
-  cmd->add_option("--model", a->model, "The teacher: a sentence-transformers folder")->capture_default_str();
-  cmd->add_option("--fortunes", a->fortunes, "Folder of fortune files (Debian's fortunes)")->capture_default_str();
+  cmd->add_option("--model", a->model, "The teacher: a sentence-transformers folder")
+      ->check(non_empty())
+      ->capture_default_str();
+  cmd->add_option("--fortunes", a->fortunes, "Folder of fortune files (Debian's fortunes)")
+      ->check(non_empty())
+      ->capture_default_str();
   auto* wordnet =
       cmd->add_option("--wordnet", a->wordnet,
                       "Also train on WordNet's definitions and example sentences, from this folder (Debian's "

@@ -69,6 +69,7 @@ void add(CLI::App& app) {
   auto* cmd =
       app.add_subcommand("embed", "Sentence embeddings with all-MiniLM-L6-v2 (or a pruned copy), JSONL or .npy");
   cmd->add_option("--model", a->model, "A sentence-transformers folder (config.json, model.safetensors, vocab.txt)")
+      ->check(non_empty())
       ->capture_default_str();
   cmd->add_option("--input", a->input,
                   "Texts, one per line (\\n, \\r\\n or a lone \\r ends a line), or JSONL (a string or "

@@ -81,11 +81,11 @@ void add(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Accuracy and throughput of a trained classifier as FP32/INT8, dense/sparse");
   a->cmd = cmd;
   cmd->add_option("--model", a->o.model, "mlp or cnn (as trained)")->capture_default_str();
-  cmd->add_option("--dense", a->dense_dir, "The --save folder of a dense `spruce train`");
-  cmd->add_option("--sparse", a->sparse_dir, "The --save folder of a pruned `spruce train`");
+  cmd->add_option("--dense", a->dense_dir, "The --save folder of a dense `spruce train`")->check(non_empty());
+  cmd->add_option("--sparse", a->sparse_dir, "The --save folder of a pruned `spruce train`")->check(non_empty());
   cmd->add_option("--converted", a->o.converted_files, "Also evaluate models saved by `spruce convert`, as loaded")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder")->capture_default_str();
+  cmd->add_option("--data", a->o.data_dir, "Fashion-MNIST IDX folder")->check(non_empty())->capture_default_str();
   cmd->add_option("--threads", a->o.threads, "Threads for every variant")->check(thread_count())->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Batch size for the throughput")
       ->check(int_in(1, 1 << 16))

@@ -234,7 +234,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--lr", o.learning_rate, "Adam's peak learning rate (cosine decay to 0)")
       ->check(real_in(0, 10, true))
       ->capture_default_str();
-  cmd->add_option("--data", o.data_dir, "Folder of the Fashion-MNIST IDX .gz files")->capture_default_str();
+  cmd->add_option("--data", o.data_dir, "Folder of the Fashion-MNIST IDX .gz files")
+      ->check(non_empty())
+      ->capture_default_str();
   cmd->add_option("--train-limit", o.train_limit, "Use only the first N training examples")
       ->check(int_in(1, INT32_MAX));
   cmd->add_option("--test-limit", o.test_limit, "Use only the first N test examples")->check(int_in(1, INT32_MAX));
