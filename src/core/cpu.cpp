@@ -93,7 +93,7 @@ std::string_view isa_name(Isa isa) {
 Isa parse_isa(std::string_view name) {
   for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni, Isa::Amx})
     if (isa_name(i) == name) return i;
-  usage_error("unknown ISA '" + std::string(name) + "': expected scalar, avx2, avx512, avx512_vnni or amx");
+  usage_error("unknown ISA " + in_quotes(name, 40) + ": expected scalar, avx2, avx512, avx512_vnni or amx");
 }
 
 Isa detected_isa() {
@@ -105,7 +105,12 @@ Isa max_isa() {
   static const Isa isa = [] {
     const char* cap = std::getenv("SPRUCE_MAX_ISA");
     if (!cap || !*cap) return detected_isa();
-    const Isa want = parse_isa(cap);
+    Isa want = Isa::Scalar;
+    try {
+      want = parse_isa(cap);
+    } catch (const Error& e) {  // the message names the variable: nothing on the command line is wrong
+      usage_error(std::string("SPRUCE_MAX_ISA: ") + e.what());
+    }
     return want < detected_isa() ? want : detected_isa();
   }();
   return isa;

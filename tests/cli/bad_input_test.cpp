@@ -297,6 +297,15 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"make-checkpoint", "-o", path("x.safetensors"), "--seed", "-1"}, 2, "--seed");
   expect_refused({"make-checkpoint", "-o", path("x.safetensors"), "--seed", "99999999999999999999999"}, 2, "--seed");
   expect_refused({"no-such-command"}, 2, "unknown command 'no-such-command'");
+  // An invalid SPRUCE_MAX_ISA is named as the culprit, and prune refuses it too (it ignored it).
+  for (const auto& args : {prune_to_old({"--pattern", "4x1", "--sparsity", "0.5"}),
+                           std::vector<std::string>{"bench", "--shape", "8x8x8"}}) {
+    const Outcome isa = run(args, 60, "", {{"SPRUCE_MAX_ISA", "bogus"}});
+    EXPECT_EQ(isa.status, 2) << joined(args) << "\n" << isa.err;
+    EXPECT_EQ(isa.err,
+              "spruce: error: SPRUCE_MAX_ISA: unknown ISA 'bogus': expected scalar, avx2, avx512, "
+              "avx512_vnni or amx\n");
+  }
   expect_refused({std::string(100000, 'x')}, 2, "unknown command");
   // A selection that prunes nothing is a mistake, not a copy of the input.
   expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "0.5", "--include", "^nothing$"}), 2,

@@ -41,12 +41,10 @@ std::string one_line(const char* what, bool own = false) {
 // SPRUCE_MAX_ISA below amx on an AMX host caps every oneDNN in the process at AVX-512 VNNI, LibTorch's
 // too: each reads DNNL_MAX_CPU_ISA at its first primitive, and LibTorch may run one before spruce's
 // dense operator does (runtime/dense.cpp caps only its own, and only if it is first).
+// Called once main has checked SPRUCE_MAX_ISA.
 void cap_onednn_with_spruce() {
   if (const char* own = std::getenv("DNNL_MAX_CPU_ISA"); own && *own) return;
-  try {
-    if (detected_isa() == Isa::Amx && max_isa() < Isa::Amx) setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE_VNNI", 1);
-  } catch (const spruce::Error&) {  // an invalid SPRUCE_MAX_ISA is reported where it is used
-  }
+  if (detected_isa() == Isa::Amx && max_isa() < Isa::Amx) setenv("DNNL_MAX_CPU_ISA", "AVX512_CORE_VNNI", 1);
 }
 
 bool is_one_of(const char* command, std::initializer_list<const char*> names) {
@@ -101,6 +99,11 @@ int main(int argc, char** argv) {
   using spruce::cli::plain_parse_error;
   using spruce::cli::report;
   spruce::cli::quiet_idle_threads(argc, argv);
+  try {  // an invalid SPRUCE_MAX_ISA is refused by every command, not only by those that run kernels
+    spruce::max_isa();
+  } catch (const spruce::Error& e) {
+    return report(one_line(e.what(), true), e.exit_code());
+  }
   spruce::cli::cap_onednn_with_spruce();
   spruce::keep_freed_memory();  // LibTorch forwards re-faulted their big tensors on every call
   CLI::App app{"spruce: prune networks to structured sparsity, and run them faster than dense on CPUs"};
