@@ -73,9 +73,18 @@ Pruner::Pruner(::torch::nn::Module& module, Recipe recipe) : recipe_(std::move(r
     layer.scores = ScoreAccumulator(group->criterion);
     layers_.push_back(std::move(layer));
   }
-  if (layers_.empty())
+  if (layers_.empty()) {
+    // Names that select layers of another type: the op types are the key to fix, not the names.
+    std::string by_name;
+    for (const auto& [name, op_type] : prunable)
+      if (std::any_of(recipe_.groups.begin(), recipe_.groups.end(), [&](const auto& g) { return g.matches(name); }))
+        by_name += (by_name.empty() ? "" : ", ") + name + " (" + op_type + ")";
+    if (!by_name.empty())
+      usage_error("the recipe's pruning_op_types select none of the layers its op_names select (" + by_name +
+                  "); add their type to pruning_op_types");
     usage_error("the recipe's op_names/excluded_op_names select none of the model's Linear and Conv2d layers (" +
                 (seen.empty() ? std::string("it has none") : seen) + "); fix the names in the recipe");
+  }
   recipe_.check_every_group_used(prunable);
   for (const auto& group : recipe_.groups)
     if (group.criterion == Criterion::SparseGpt && group.scope == Scope::Global)

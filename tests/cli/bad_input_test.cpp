@@ -713,6 +713,10 @@ TEST_F(BadInput, WeightsMustBeFinite) {
   poison_first_weight(path("run/model.safetensors"), path("nan-mlp.safetensors"));
   expect_refused(tiny({"train", "--init", path("nan-mlp.safetensors")}), 1, "holds NaN");
 
+  // Op types that select no layer are named as the culprit (the message blamed op_names).
+  write("conv-only.yaml", "pattern: 4x1\ntarget_sparsity: 0.5\npruning_op_types: [Conv]\n");
+  expect_refused(tiny({"train", "--recipe", path("conv-only.yaml")}), 2,
+                 "pruning_op_types select none of the layers its op_names select (");
   // Every file the run writes is checked before it trains: a folder in the way of one is refused.
   fs::create_directories(path("blocked/recipe.yaml/inside"));
   expect_refused(tiny({"train", "--save", path("blocked")}), 2, "recipe.yaml");
