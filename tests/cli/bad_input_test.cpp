@@ -317,6 +317,11 @@ TEST_F(BadInput, FlagsAreValidated) {
   // CLI11's wording, in this tool's.
   expect_refused({"inspect", ckpt_, "--pattern", "4x1", "--pattern", "2x1"}, 2, "--pattern is given 2 times");
   expect_refused({"--bogus"}, 2, "'--bogus' is not an option of spruce itself");
+  // Unexpected arguments as typed (CLI11 listed them in reverse), and the option a typo meant.
+  expect_refused(prune_to_old({"--pattern", "4x1", "--spars", "0.5"}), 2,
+                 "unknown option '--spars'; did you mean --sparsity? (see `spruce prune --help`)");
+  expect_refused(prune_to_old({"--pattern", "4x1", "--sparsty", "0.5"}), 2, "did you mean --sparsity?");
+  expect_refused({"inspect", ckpt_, "one", "two"}, 2, "unexpected arguments: 'one' 'two'");
   // A newline or escape in a name stays on the line, escaped, in a message that quotes it or not.
   expect_refused({"inspect", path("missing\nname\x1b.safetensors")}, 1, "missing\\nname\\x1b");
   write("bad\nname\x1b.safetensors", "x");

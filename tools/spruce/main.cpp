@@ -86,6 +86,41 @@ std::string plain_parse_error(const std::string& message, int argc, char** argv)
   return message;
 }
 
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0]++;
+    for (size_t j = 1; j <= b.size(); ++j)
+      diagonal = std::exchange(row[j], std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])}));
+  }
+  return row[b.size()];
+}
+
+// CLI11 lists the arguments it did not expect in reverse: name them as typed, and for an unknown
+// option, the option of the command that it most likely meant (one it begins, or one a typo away).
+std::string extras_error(const CLI::App& app) {
+  const std::vector<std::string> extras = app.remaining(true);
+  if (extras.empty()) return "";
+  const std::string& first = extras[0];
+  if (first.size() > 1 && first[0] == '-' && first != "--") {
+    const auto parsed = app.get_subcommands();
+    const CLI::App& command = parsed.empty() ? app : *parsed[0];
+    std::string meant;
+    size_t closest = 3;  // a typo: at most 2 edits
+    for (const CLI::Option* option : command.get_options())
+      for (const std::string& name : option->get_lnames()) {
+        const std::string flag = "--" + name;
+        const size_t d = flag.rfind(first, 0) == 0 ? 0 : edit_distance(first, flag);
+        if (d < closest) closest = d, meant = flag;
+      }
+    return "unknown option " + in_quotes(first, 60) + (meant.empty() ? "" : "; did you mean " + meant + "?");
+  }
+  std::string listed;
+  for (const auto& extra : extras) listed += " " + in_quotes(extra, 60);
+  return (extras.size() > 1 ? "unexpected arguments:" : "unexpected argument:") + listed;
+}
+
 int report(const std::string& message, int status) {
   std::cerr << "spruce: error: " << message << '\n';
   return status;
@@ -126,7 +161,9 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     const std::string command = argc > 1 && argv[1][0] != '-' ? std::string(argv[1]) + " " : "";
-    return report(plain_parse_error(one_line(e.what()), argc, argv) + " (see `spruce " + command + "--help`)", 2);
+    std::string message = dynamic_cast<const CLI::ExtrasError*>(&e) ? spruce::cli::extras_error(app) : "";
+    if (message.empty()) message = plain_parse_error(one_line(e.what()), argc, argv);
+    return report(message + " (see `spruce " + command + "--help`)", 2);
   } catch (const spruce::Error& e) {
     return report(one_line(e.what(), true), e.exit_code());
   } catch (const std::bad_alloc&) {
