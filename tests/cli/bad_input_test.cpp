@@ -717,6 +717,8 @@ TEST_F(BadInput, WeightsMustBeFinite) {
 
   poison_first_weight(path("run/model.safetensors"), path("nan-mlp.safetensors"));
   expect_refused(tiny({"train", "--init", path("nan-mlp.safetensors")}), 1, "holds NaN");
+  // With --nproc, by the launcher before any rank starts: one line, not a rank's and the launcher's.
+  expect_refused(tiny({"train", "--init", path("nan-mlp.safetensors"), "--nproc", "2"}), 1, "holds NaN");
 
   // Op types that select no layer are named as the culprit (the message blamed op_names).
   write("conv-only.yaml", "pattern: 4x1\ntarget_sparsity: 0.5\npruning_op_types: [Conv]\n");

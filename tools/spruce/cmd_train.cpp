@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "command.hpp"
+#include "fashion_mnist/models.hpp"
 #include "fashion_mnist/trainer.hpp"
 #include "flags.hpp"
 #include "json_output.hpp"
@@ -21,6 +22,7 @@
 #include "spruce/file.hpp"
 #include "spruce/idx.hpp"
 #include "spruce/safetensors.hpp"
+#include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/distributed.hpp"
 #include "spruce/torch/threads.hpp"
 #include "table.hpp"
@@ -137,6 +139,9 @@ void run(TrainArgs& a) {
             ? a.options.save_dir + "/logs"
             : (std::filesystem::temp_directory_path() / ("spruce-train-" + std::to_string(getpid()))).string();
     require_fashion_mnist(a.options.data_dir);  // inputs first: a refused run makes no --save folder
+    // The weights too, as one rank would check them: a bad file is one line, not every rank's.
+    for (const std::string* weights : {&a.options.init_from, &a.options.teacher})
+      if (!weights->empty()) torch::load_safetensors_weights(*weights, *fashion_mnist::make_model(a.options.model));
     check_outputs();
     std::cout.flush();
     std::exit(launch_local_ranks(launch));
