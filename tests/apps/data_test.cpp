@@ -1,6 +1,7 @@
 // IDX parsing, Fashion-MNIST errors, and a short training smoke test on a slice of the real data.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -56,7 +57,8 @@ long peak_rss_kib() {
 // Inflating stops one byte past the declared 784: memory stays bounded and the refusal is at once
 // (the whole stream used to be inflated first, 4 GB of memory for a 2 MB file).
 TEST(Idx, StopsInflatingPastTheDeclaredSize) {
-  const std::string path = ::testing::TempDir() + "/bomb-idx3-ubyte.gz";
+  // Per process: ctest runs this suite under every ISA cap at once, all in one TempDir.
+  const std::string path = ::testing::TempDir() + "/bomb-" + std::to_string(getpid()) + "-idx3-ubyte.gz";
   gzFile f = gzopen(path.c_str(), "wb1");
   ASSERT_NE(f, nullptr);
   const std::vector<uint8_t> header = idx_bytes({1, 28, 28}, 0);
@@ -88,7 +90,7 @@ TEST(FashionMnist, MissingFilesNameThePackage) {
 
 // A split of 0 images trained to NaN with exit 0, and failed evaluation with a oneDNN error.
 TEST(FashionMnist, EmptySplitsAreRefused) {
-  const std::string dir = ::testing::TempDir() + "/empty-fashion-mnist";
+  const std::string dir = ::testing::TempDir() + "/empty-fashion-mnist-" + std::to_string(getpid());
   std::filesystem::create_directories(dir);
   for (const char* split : {"train", "t10k"}) {
     const std::vector<uint8_t> images = idx_bytes({0, 28, 28}, 0), labels = idx_bytes({0}, 0);
