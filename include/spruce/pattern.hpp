@@ -74,7 +74,7 @@ struct BlockGrid {
 BlockGrid block_grid(const Pattern& p, int64_t oc, int64_t ic);
 // Throws spruce::Error (usage) naming the tensor `name` when the block pattern `p` lays a single
 // block over its oc x ic matrix: local scope would zero all of it or none of it, and global scope,
-// within its per-layer maximum, never prunes it. N:M patterns pass.
+// within its per-layer maximum, never prunes it. An N:M pattern fails where a row is narrower than M.
 void require_blocks_fit(const Pattern& p, int64_t oc, int64_t ic, const std::string& name);
 
 }  // namespace spruce

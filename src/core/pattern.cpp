@@ -103,6 +103,12 @@ BlockGrid block_grid(const Pattern& p, int64_t oc, int64_t ic) {
 }
 
 void require_blocks_fit(const Pattern& p, int64_t oc, int64_t ic, const std::string& name) {
+  if (p.is_nm() && ic < p.m())
+    usage_error("pattern " + p.str() + " does not fit " + in_quotes(name) + " (" + std::to_string(oc) + "x" +
+                std::to_string(ic) + " as a matrix: rows of " + std::to_string(ic) + ", fewer than a group of " +
+                std::to_string(p.m()) +
+                "); use a smaller M, or leave the tensor out (--exclude, or the recipe's "
+                "excluded_op_names)");
   if (!p.is_block() || block_grid(p, oc, ic).blocks() != 1) return;
   usage_error("pattern " + p.str() + " does not fit " + in_quotes(name) + " (" + std::to_string(oc) + "x" +
               std::to_string(ic) +

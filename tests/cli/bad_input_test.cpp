@@ -592,6 +592,9 @@ TEST_F(BadInput, PatternsMustFitTheirTensors) {
                  "pattern 32x32 does not fit 'conv1.weight' (32x9 as a matrix: one block)");
   write("big.yaml", "pattern: 1048576x1048576\ntarget_sparsity: 0.5\npruning_scope: global\n");
   expect_refused(prune_to_old({"--recipe", path("big.yaml")}), 2, "pattern 1048576x1048576 does not fit");
+  // An N:M group wider than a row: 16:32 on 9 input channels kept every weight, with exit 0.
+  expect_refused(prune_to_old({"--pattern", "16:32"}), 2,
+                 "pattern 16:32 does not fit 'conv1.weight' (32x9 as a matrix: rows of 9, fewer than a group of 32)");
   // Blocks that span a whole dimension but leave several blocks are fine, and so is a tensor left out.
   for (const std::vector<std::string> fits : {std::vector<std::string>{"--pattern", "channelx1", "--sparsity", "0.5"},
                                               {"--pattern", "1xchannel", "--sparsity", "0.5"},
