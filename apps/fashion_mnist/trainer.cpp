@@ -132,7 +132,20 @@ uint64_t bytes_checksum(const ::torch::Tensor& t) {
   return fnv1a(c.data_ptr(), c.nbytes());
 }
 
+// Nothing would train, and the table and notes would describe a run that did not happen.
+void require_epochs_left(const TrainOptions& o, const TrainPosition& position) {
+  if (position.epoch < o.epochs) return;
+  usage_error("--epochs " + std::to_string(o.epochs) + ": " + o.resume_from + " has finished " +
+              std::to_string(position.epoch) + (position.epoch == 1 ? " epoch" : " epochs") +
+              " already; give --epochs above " + std::to_string(position.epoch) + " to continue it");
+}
+
 }  // namespace
+
+void check_resume(const TrainOptions& o) {
+  auto model = make_model(o.model);
+  require_epochs_left(o, load_checkpoint(o.resume_from, *model, nullptr, nullptr));
+}
 
 TrainResult train(const TrainOptions& o, std::ostream& log) {
   if (o.epochs < 1 || o.batch_size < 1) usage_error("--epochs and --batch-size must be at least 1");
@@ -170,14 +183,11 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
                  " holds sparse weights and dense training would refill them; add --lock-pattern to "
                  "keep its zeros, or --pattern/--sparsity to prune it further");
   }
-  if (!o.resume_from.empty())
+  if (!o.resume_from.empty()) {
     position = load_checkpoint(o.resume_from, *model, &optimizer, pruner ? &*pruner : nullptr,
                                o.lock_pattern ? MaskSource::LockZeros : MaskSource::Checkpoint);
-  // Nothing would train, and the table and notes would describe a run that did not happen.
-  if (!o.resume_from.empty() && position.epoch >= o.epochs)
-    usage_error("--epochs " + std::to_string(o.epochs) + ": " + o.resume_from + " has finished " +
-                std::to_string(position.epoch) + (position.epoch == 1 ? " epoch" : " epochs") +
-                " already; give --epochs above " + std::to_string(position.epoch) + " to continue it");
+    require_epochs_left(o, position);
+  }
 
   log << o.header;
   if (pruner)

@@ -70,6 +70,11 @@ double test_accuracy(Classifier& model, const ImageTensors& set);
 // Steps of one epoch of `examples` at `batch_size`.
 int64_t steps_per_epoch(int64_t examples, int64_t batch_size);
 
+// Checks what a run that resumes from `options.resume_from` can check without its optimizer and
+// pruner: that the file is a checkpoint of this model, with epochs left to train. A launcher calls
+// it once, before its ranks start; `train` checks the rest.
+void check_resume(const TrainOptions& options);
+
 TrainResult train(const TrainOptions& options, std::ostream& log);
 
 }  // namespace spruce::fashion_mnist

@@ -282,4 +282,16 @@ TEST_F(DataParallel, BadJobSettingsGetOneLine) {
   EXPECT_NE(r.out.find("in use"), std::string::npos) << r.out;
   kill(holder, SIGKILL);
   waitpid(holder, nullptr, 0);
+  // A resume folder whose checkpoint is not one: both ranks find out, and the error shows once
+  // (after the launcher's own line), not again as "rank 0 exited with status 1".
+  fs::create_directories(path("junk"));
+  std::ofstream(path("junk/checkpoint.pt")) << "junk\n";
+  std::ofstream(path("junk/recipe.yaml")) << "pattern: 4x1\ntarget_sparsity: 0.5\n";
+  r = run(kRun + "--nproc 2 --threads 2 --resume " + path("junk"));
+  EXPECT_EQ(r.status, 1) << r.out;
+  size_t errors = 0;
+  for (size_t at = r.out.find("spruce: error:"); at != std::string::npos; at = r.out.find("spruce: error:", at + 1))
+    ++errors;
+  EXPECT_EQ(errors, 1u) << r.out;
+  EXPECT_NE(r.out.find("not a checkpoint of this model"), std::string::npos) << r.out;
 }

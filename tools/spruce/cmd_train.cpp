@@ -142,6 +142,7 @@ void run(TrainArgs& a) {
     // The weights too, as one rank would check them: a bad file is one line, not every rank's.
     for (const std::string* weights : {&a.options.init_from, &a.options.teacher})
       if (!weights->empty()) torch::load_safetensors_weights(*weights, *fashion_mnist::make_model(a.options.model));
+    if (!a.options.resume_from.empty()) fashion_mnist::check_resume(a.options);
     check_outputs();
     std::cout.flush();
     std::exit(launch_local_ranks(launch));

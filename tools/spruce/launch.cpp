@@ -69,6 +69,16 @@ std::string describe(int status) {
   return "exited with status " + std::to_string(WEXITSTATUS(status));
 }
 
+// The last "spruce: error: " message in a rank's log, without that prefix; empty if there is none.
+std::string last_error(const std::string& log) {
+  static const std::string prefix = "spruce: error: ";
+  std::ifstream in(log);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) last = line.substr(prefix.size());
+  return last;
+}
+
 }  // namespace
 
 int launch_local_ranks(const LocalLaunch& launch) {
@@ -134,10 +144,15 @@ int launch_local_ranks(const LocalLaunch& launch) {
     deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   }
   if (failed_rank < 0) return 0;
-  std::cerr << "spruce: error: rank " << failed_rank << " " << describe(failed_status) << "; stopped the other ranks"
-            << (failed_rank > 0 ? " (its log: " + launch.log_dir + "/rank" + std::to_string(failed_rank) + ".log)" : "")
-            << '\n';
-  return WIFEXITED(failed_status) && WEXITSTATUS(failed_status) != 0 ? WEXITSTATUS(failed_status) : 1;
+  const bool said_why = WIFEXITED(failed_status) && WEXITSTATUS(failed_status) != 0;
+  if (failed_rank == 0 && said_why) return WEXITSTATUS(failed_status);  // its one line is on this terminal
+  // Other ranks write to their logs: quote the failed rank's error, so the reason is still one line.
+  const std::string log = launch.log_dir + "/rank" + std::to_string(failed_rank) + ".log";
+  const std::string why = said_why ? last_error(log) : "";
+  std::cerr << "spruce: error: rank " << failed_rank << " "
+            << (why.empty() ? describe(failed_status) + "; stopped the other ranks" : "failed: " + why)
+            << (failed_rank > 0 ? " (its log: " + log + ")" : "") << '\n';
+  return said_why ? WEXITSTATUS(failed_status) : 1;
 }
 
 }  // namespace spruce::cli
