@@ -144,7 +144,9 @@ int launch_local_ranks(const LocalLaunch& launch) {
     deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   }
   if (failed_rank < 0) return 0;
-  const bool said_why = WIFEXITED(failed_status) && WEXITSTATUS(failed_status) != 0;
+  // A rank that exits 1 or 2 has printed its one-line error; 127 is a failed exec, which printed nothing.
+  const bool said_why =
+      WIFEXITED(failed_status) && WEXITSTATUS(failed_status) != 0 && WEXITSTATUS(failed_status) != 127;
   if (failed_rank == 0 && said_why) return WEXITSTATUS(failed_status);  // its one line is on this terminal
   // Other ranks write to their logs: quote the failed rank's error, so the reason is still one line.
   const std::string log = launch.log_dir + "/rank" + std::to_string(failed_rank) + ".log";
