@@ -8,6 +8,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "spruce/error.hpp"
 
@@ -201,7 +202,9 @@ T field_in(const Json& r, const char* key, T lo, T hi, const std::string& source
 // kernels form from them: an absurd scale is an error here, not a model that scores 0%.
 void check_scales(const QuantParams& q, const std::string& source, const std::string& layer) {
   auto bad_scale = [&](const std::string& what, double v) {
-    bad_file(source, "layer " + in_quotes(layer) + ": " + what + " " + std::to_string(v) +
+    std::ostringstream shown;  // %g-like: 1e-45 shows as itself, not as 0.000000
+    shown << v;
+    bad_file(source, "layer " + in_quotes(layer) + ": " + what + " " + shown.str() +
                          " is not a usable scale (finite, > 0, and finite times x_scale)");
   };
   auto usable = [](float v) { return std::isfinite(v) && v > 0.0f && std::isnormal(v); };
@@ -209,6 +212,27 @@ void check_scales(const QuantParams& q, const std::string& source, const std::st
   for (float w : q.w_scales)
     if (!usable(w) || !usable(w * q.x.scale)) bad_scale("a w_scale", w);
   if (q.out != OutType::F32 && (!usable(q.y_scale) || !usable(1.0f / q.y_scale))) bad_scale("y_scale", q.y_scale);
+}
+
+// Layer records are small: under 20 fields, a "tuned" map of one entry per batch bucket (13), no
+// nesting past three levels. Anything larger is a damaged or crafted file.
+void require_record_sized(const nlohmann::json& j, const std::string& source, int depth = 0) {
+  constexpr size_t kMostFields = 64;
+  if (depth > 4) bad_file(source, "'" + std::string(kLayersKey) + "' is nested deeper than layer records are");
+  if (j.is_object() && j.size() > kMostFields)
+    bad_file(source, "'" + std::string(kLayersKey) + "' holds an object of " + std::to_string(j.size()) +
+                         " fields; a layer record has at most " + std::to_string(kMostFields));
+  if (j.is_structured())
+    for (const auto& v : j) require_record_sized(v, source, depth + 1);
+}
+
+// Non-finite values would reach every output of the layer: refused, naming the first.
+void require_finite(const float* v, size_t n, const std::string& source, const std::string& layer,
+                    const std::string& what) {
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i]))
+      bad_file(source, "layer " + in_quotes(layer) + ": " + what + " holds " +
+                           (std::isnan(v[i]) ? "NaN" : "an infinity") + " at element " + std::to_string(i));
 }
 
 struct Slot {
@@ -259,6 +283,12 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
                "tensor " + in_quotes(tensor.name) + " is " + to_string(tensor.dtype) + ", not a packed-weight type");
     parts.arrays.push_back({array, type, to_array<uint8_t>(f, source, tensor.name, tensor.dtype, true, used)});
   }
+  for (const auto& array : parts.arrays)
+    if (array.type == PackedParts::Type::F32) {
+      std::vector<float> values(array.bytes.size() / sizeof(float));
+      if (!values.empty()) std::memcpy(values.data(), array.bytes.data(), values.size() * sizeof(float));
+      require_finite(values.data(), values.size(), source, name, "the packed weights ('" + array.name + "')");
+    }
   try {
     p.weights = PackedWeights::from_parts(parts, p.int8, p.out_features, p.in_features);
   } catch (const Error& e) {
@@ -268,6 +298,7 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
   if (r.contains("route"))  // optional: absent in files from hosts without AMX and before it
     p.vnni_for_m = bucket_choices(r["route"], "route", "vnni", "amx", source, name);
   p.bias = to_array<float>(f, source, t + "bias", DType::F32, false, used);
+  require_finite(p.bias.data(), p.bias.size(), source, name, "the bias");
   if (p.int8) {
     p.quant.w_scales = to_array<float>(f, source, t + "w_scales", DType::F32, true, used);
     p.quant.x.scale = field<float>(r, "x_scale", source, name);
@@ -342,7 +373,11 @@ LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& so
   out.metadata = converted_model_metadata(f, source);
   const auto text = f.metadata.find(kLayersKey);
   if (text == f.metadata.end()) bad_file(source, "no '" + std::string(kLayersKey) + "' metadata");
-  const Json layers = Json::parse(text->second, nullptr, /*allow_exceptions=*/false);
+  // Parsed unordered (each insert into an ordered object searches it), and checked small, first.
+  const nlohmann::json parsed = nlohmann::json::parse(text->second, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) bad_file(source, "'" + std::string(kLayersKey) + "' is not valid JSON");
+  require_record_sized(parsed, source);
+  const Json layers = parsed;
   if (!layers.is_array() || layers.empty())
     bad_file(source, "'" + std::string(kLayersKey) + "' is not a list of layers");
 

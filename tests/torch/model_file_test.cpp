@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -167,7 +168,7 @@ TEST_F(BadFiles, MissingAndExtraTensors) {
 TEST_F(BadFiles, BrokenLayerRecords) {
   const auto json =
       edited("json.safetensors", [](SafetensorsFile& f) { f.metadata["spruce.layers"] = "[{\"name\": "; });
-  expect_error([&] { load(json); }, "is not a list of layers");
+  expect_error([&] { load(json); }, "'spruce.layers' is not valid JSON");
   const auto kernel = edited("kernel.safetensors", [](SafetensorsFile& f) {
     auto& text = f.metadata["spruce.layers"];
     const auto at = text.find("s8-spmm-");
@@ -175,6 +176,52 @@ TEST_F(BadFiles, BrokenLayerRecords) {
     text.replace(at, 8, "s9-spmm-");
   });
   expect_error([&] { load(kernel); }, "convert the model again");
+}
+
+// Non-finite values would reach every output of the layer (a NaN bias scored 10% accuracy).
+TEST_F(BadFiles, NonFiniteBiasOrWeights) {
+  const auto poisoned = [&](const std::string& name, const std::string& tensor, float value, size_t element) {
+    return edited(name, [&](SafetensorsFile& f) {
+      Tensor* t = f.find(tensor);
+      ASSERT_NE(t, nullptr);
+      ASSERT_GT(t->bytes.size(), (element + 1) * sizeof value);
+      std::memcpy(t->bytes.data() + element * sizeof value, &value, sizeof value);
+    });
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  expect_error([&] { load(poisoned("b1.safetensors", "mlp.2.packed.bias", nan, 3)); },
+               "layer 'mlp.2': the bias holds NaN at element 3");
+  expect_error([&] { load(poisoned("b2.safetensors", "mlp.0.packed.bias", -inf, 0)); },
+               "layer 'mlp.0': the bias holds an infinity at element 0");
+  // FP32 packed weights: their values are an F32 array of the packing.
+  ::torch::NoGradGuard g;
+  Net net = converted_net(Variant::F32Sparse, ::torch::randn({64, 40}));
+  save_converted_model(good, net, {{"model", "net"}});
+  expect_error([&] { load(poisoned("w.safetensors", "mlp.1.packed.strip_w", inf, 0)); },
+               "layer 'mlp.1': the packed weights ('strip_w') holds an infinity at element 0");
+}
+
+// Layer records are small: a crafted "tuned" map of 200,000 buckets took 32 s to load, each insert
+// into an ordered object searching it.
+TEST_F(BadFiles, OversizedRecords) {
+  const auto with_tuned = [&](const std::string& name, int buckets) {
+    return edited(name, [&](SafetensorsFile& f) {
+      auto layers = nlohmann::json::parse(f.metadata["spruce.layers"]);
+      nlohmann::json tuned = nlohmann::json::object();
+      for (int b = 1; b <= buckets; ++b) tuned[std::to_string(b)] = "sparse";
+      layers[0]["tuned"] = tuned;
+      f.metadata["spruce.layers"] = layers.dump();
+    });
+  };
+  expect_error([&] { load(with_tuned("big.safetensors", 200000)); },
+               "'spruce.layers' holds an object of 200000 fields; a layer record has at most 64");
+  EXPECT_NO_THROW(load(with_tuned("fine.safetensors", 13)));
+  const auto deep = edited("deep.safetensors", [](SafetensorsFile& f) {
+    auto layers = nlohmann::json::parse(f.metadata["spruce.layers"]);
+    layers[0]["tuned"] = nlohmann::json::parse("{\"1\": [[[[[\"sparse\"]]]]]}");
+    f.metadata["spruce.layers"] = layers.dump();
+  });
+  expect_error([&] { load(deep); }, "is nested deeper than layer records are");
 }
 
 // A layer's "route" (AMX hosts: which kernel each tuned bucket of m takes) must name a bucket and
