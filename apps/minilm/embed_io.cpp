@@ -6,6 +6,7 @@
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
@@ -19,6 +20,31 @@ constexpr size_t kMaxLineBytes = size_t{1} << 20;
 [[noreturn]] void line_error(const std::string& path, size_t line, const std::string& problem) {
   spruce::usage_error((path == "-" ? std::string("standard input") : spruce::in_quotes(path)) + ", line " +
                       std::to_string(line) + ": " + problem);
+}
+
+// Line ends before `end`, as read_texts counts them (\r\n is one), plus one: the line `end` is in.
+size_t line_at(const std::string& data, size_t end) {
+  size_t line = 1;
+  for (size_t i = 0; i < end; ++i)
+    if (data[i] == '\n' || (data[i] == '\r' && (i + 1 >= data.size() || data[i + 1] != '\n'))) ++line;
+  return line;
+}
+
+// Standard input, refused as soon as a line outgrows kMaxLineBytes: a stream without line ends
+// (/dev/zero, a binary file) must not grow without bound.
+std::string read_standard_input() {
+  std::string data;
+  std::vector<char> chunk(size_t{1} << 16);
+  size_t line_start = 0;
+  while (std::cin.read(chunk.data(), std::streamsize(chunk.size())) || std::cin.gcount() > 0) {
+    const size_t got = size_t(std::cin.gcount());
+    data.append(chunk.data(), got);
+    if (const size_t end = data.find_last_of("\r\n"); end != std::string::npos && end + 1 > line_start)
+      line_start = end + 1;
+    if (data.size() - line_start > kMaxLineBytes)
+      line_error("-", line_at(data, line_start), "longer than 1 MiB; split the text");
+  }
+  return data;
 }
 
 bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos; }
@@ -35,12 +61,11 @@ TextFormat parse_text_format(const std::string& name, const std::string& path) {
 EmbeddingFormat parse_embedding_format(const std::string& name) {
   if (name == "jsonl") return EmbeddingFormat::Jsonl;
   if (name == "npy") return EmbeddingFormat::Npy;
-  spruce::usage_error("unknown output format " + spruce::in_quotes(name) + "; use jsonl or npy");
+  spruce::usage_error("unknown output format " + spruce::in_quotes(name) + "; use jsonl, npy or auto");
 }
 
 std::vector<std::string> read_texts(const std::string& path, TextFormat format) {
-  const std::string data =
-      path == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {}) : spruce::read_file(path);
+  const std::string data = path == "-" ? read_standard_input() : spruce::read_file(path);
   std::vector<std::string> texts;
   size_t line_number = 0;
   for (size_t begin = 0; begin < data.size();) {

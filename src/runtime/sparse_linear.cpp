@@ -7,6 +7,7 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -30,7 +31,8 @@ int64_t decision_bucket(int64_t m) {
   return b;
 }
 
-// Overwrites 4 MiB per thread (twice this host class's L2) on each of `threads` OpenMP workers.
+// Overwrites `junk` (4 MiB, twice this host class's L2, per core that runs a thread), split among
+// `threads` OpenMP workers.
 void evict_caches(std::vector<uint8_t>& junk, int threads) {
 #pragma omp parallel num_threads(threads)
   {
@@ -58,7 +60,9 @@ double time_ratio(const SparseLinear::Impl& s, int64_t m,
     for (size_t i = 0; i < x.size() / 4; ++i) reinterpret_cast<float*>(x.data())[i] = d(rng);
   }
   using clock = std::chrono::steady_clock;
-  std::vector<uint8_t> junk(size_t(s.nthreads()) << 22);
+  // Caches belong to cores: more threads than cores share them, and must not multiply the buffer.
+  const int cores = std::max(1, int(std::thread::hardware_concurrency()));
+  std::vector<uint8_t> junk(size_t(std::min(s.nthreads(), cores)) << 22);
   auto seconds = [&](int path) {
     evict_caches(junk, s.nthreads());
     const auto t0 = clock::now();

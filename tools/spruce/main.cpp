@@ -1,5 +1,8 @@
 // spruce: prune networks to structured sparsity and run them faster than dense on CPUs.
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
@@ -121,6 +124,30 @@ std::string extras_error(const CLI::App& app) {
   return (extras.size() > 1 ? "unexpected arguments:" : "unexpected argument:") + listed;
 }
 
+// OMP_NUM_THREADS is every OpenMP region's thread count where no flag sets one: held to the flags'
+// bound, so that 100000 is named rather than failing as "out of memory" in a thread pool.
+void check_omp_num_threads() {
+  const char* value = std::getenv("OMP_NUM_THREADS");
+  if (!value || !*value) return;
+  const std::string first(value, std::strcspn(value, ","));  // a list gives nested levels; the first is ours
+  char* end = nullptr;
+  errno = 0;
+  const long n = std::strtol(first.c_str(), &end, 10);
+  if (errno == 0 && end != first.c_str() && *end == '\0' && n >= 1 && n <= kMaxThreads) return;
+  usage_error("OMP_NUM_THREADS=" + in_quotes(value, 60) + " is not a thread count in 1.." +
+              std::to_string(kMaxThreads) + "; set it to one, or unset it and give --threads");
+}
+
+// The command a mistyped one most likely meant: the same letters in another case, or a typo away.
+std::string closest_command(const std::string& typed, const std::vector<std::string>& names) {
+  std::string lower = typed, meant;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  size_t closest = 3;
+  for (const std::string& name : names)
+    if (const size_t d = edit_distance(lower, name); d < closest) closest = d, meant = name;
+  return meant;
+}
+
 int report(const std::string& message, int status) {
   std::cerr << "spruce: error: " << message << '\n';
   return status;
@@ -134,8 +161,9 @@ int main(int argc, char** argv) {
   using spruce::cli::plain_parse_error;
   using spruce::cli::report;
   spruce::cli::quiet_idle_threads(argc, argv);
-  try {  // an invalid SPRUCE_MAX_ISA is refused by every command, not only by those that run kernels
+  try {  // an invalid SPRUCE_MAX_ISA or OMP_NUM_THREADS is refused by every command
     spruce::max_isa();
+    spruce::cli::check_omp_num_threads();
   } catch (const spruce::Error& e) {
     return report(one_line(e.what(), true), e.exit_code());
   }
@@ -150,10 +178,13 @@ int main(int argc, char** argv) {
   if (argc > 1 && argv[1][0] != '-' &&
       !std::any_of(commands.begin(), commands.end(), [&](const auto& c) { return c.first == argv[1]; })) {
     std::string names;
-    for (const auto& c : commands) names += (names.empty() ? "" : ", ") + c.first;
-    return report(
-        "unknown command " + spruce::in_quotes(argv[1], 60) + "; the commands are " + names + " (see `spruce --help`)",
-        2);
+    std::vector<std::string> list;
+    for (const auto& c : commands) names += (names.empty() ? "" : ", ") + c.first, list.push_back(c.first);
+    const std::string meant = spruce::cli::closest_command(argv[1], list);
+    return report("unknown command " + spruce::in_quotes(argv[1], 60) +
+                      (meant.empty() ? "" : " (did you mean " + meant + "?)") + "; the commands are " + names +
+                      " (see `spruce --help`)",
+                  2);
   }
   try {
     app.parse(argc, argv);
@@ -171,5 +202,11 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     return report(one_line(e.what()), 1);
   }
+  // Output written to standard output (a table, JSON, embeddings) must have arrived: a full disk
+  // or a closed descriptor is a failure, not exit 0 with nothing written.
+  errno = 0;
+  std::cout.flush();
+  if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout))
+    return report(std::string("cannot write standard output: ") + (errno ? std::strerror(errno) : "write failed"), 1);
   return 0;
 }
