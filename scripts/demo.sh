@@ -14,8 +14,8 @@ epochs=${DEMO_EPOCHS:-4}
 mkdir -p "$out"
 
 common=(--dataset fashion-mnist --model mlp --epochs "$epochs" --seed 0 --threads 1 --no-progress)
-dense_cmd=("$spruce" train "${common[@]}" --save "$out/mlp-dense" --json "$out/mlp-dense.json")
-sparse_cmd=("$spruce" train "${common[@]}" --pattern 4x1 --sparsity 0.9 --criterion magnitude --save "$out/mlp-4x1-90" --json "$out/mlp-4x1-90.json")
+dense_cmd=("$spruce" train "${common[@]}" --save "$out/mlp-dense" --overwrite --json "$out/mlp-dense.json")
+sparse_cmd=("$spruce" train "${common[@]}" --pattern 4x1 --sparsity 0.9 --criterion magnitude --save "$out/mlp-4x1-90" --overwrite --json "$out/mlp-4x1-90.json")
 
 echo "demo: training the MLP dense and 4x1@90% side by side ($epochs epochs each, one core each)"
 "${dense_cmd[@]}" > "$out/mlp-dense.log" 2>&1 &

@@ -35,7 +35,7 @@ job() {  # model name seed flags...
   local stem="$out/$model-$name-s$seed"
   [ -f "$stem.json" ] && return 0
   local save=()
-  [ "$seed" = 0 ] && save=(--save "$stem")  # checkpoints of seed 0 only: they feed the heat map
+  [ "$seed" = 0 ] && save=(--save "$stem" --overwrite)  # checkpoints of seed 0 only: they feed the heat map
   echo "$spruce train --dataset fashion-mnist --model $model $* --epochs ${epochs[$model]} --seed $seed" \
        "--threads 1 --no-progress --json $stem.json ${save[*]} > $stem.log 2>&1"
 }

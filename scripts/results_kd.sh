@@ -35,7 +35,7 @@ chain() {  # model seed: the dense teacher first, then the missed configs withou
   [ "$compare" = wanda ] && change="--criterion wanda"
   # shellcheck disable=SC2086
   run "$out/$model-dense-s$seed" --model "$model" --epochs "${epochs[$model]}" --seed "$seed" \
-    --save "$out/$model-dense-s$seed"
+    --save "$out/$model-dense-s$seed" --overwrite
   IFS=';' read -ra configs <<<"${missed[$model]}"
   for c in "${configs[@]}"; do
     # shellcheck disable=SC2086

@@ -248,8 +248,14 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
           loss = (1 - o.distill_weight) * loss +
                  o.distill_weight * logit_distillation(logits, taught, o.distill_temperature);
         }
+        const double value = loss.item<double>();
+        // Diverged: every later step would be NaN too, and the saved model useless.
+        if (!std::isfinite(value))
+          data_error("epoch " + std::to_string(epoch + 1) + ", step " + std::to_string(step_in_epoch + 1) +
+                     ": the loss is " + (std::isnan(value) ? "NaN" : "infinite") +
+                     " (training diverged); lower --lr, or start from smaller weights (--init)");
         loss.backward();
-        loss_sum += loss.item<double>() * double(n);
+        loss_sum += value * double(n);
         correct += (logits.argmax(1) == labels).sum().item<int64_t>();
       }
       if (dp) dp->average_gradients(*model, double(n) / double(global_n));

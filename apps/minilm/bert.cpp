@@ -123,11 +123,22 @@ BertConfig BertConfig::read(const std::string& path) {
   } catch (const std::exception& e) {
     spruce::data_error(path + ": " + e.what());
   }
-  const bool sane = c.vocab_size > 0 && c.hidden_size > 0 && c.num_layers > 0 && c.num_heads > 0 &&
-                    c.hidden_size % c.num_heads == 0 && c.intermediate_size > 0 && c.max_position_embeddings > 1 &&
-                    c.type_vocab_size > 0 && c.hidden_size <= 65536 && c.intermediate_size <= 262144 &&
-                    c.num_layers <= 256 && c.vocab_size <= 10'000'000;
-  if (!sane) spruce::data_error(path + ": sizes out of range (hidden_size must divide into num_attention_heads)");
+  // Each size in its range, named when it is not.
+  const auto in_range = [&](const char* field, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi)
+      spruce::data_error(path + ": " + field + " is " + std::to_string(v) + ", outside " + std::to_string(lo) + ".." +
+                         std::to_string(hi));
+  };
+  in_range("vocab_size", c.vocab_size, 1, 10'000'000);
+  in_range("hidden_size", c.hidden_size, 1, 65536);
+  in_range("num_hidden_layers", c.num_layers, 1, 256);
+  in_range("num_attention_heads", c.num_heads, 1, c.hidden_size);
+  in_range("intermediate_size", c.intermediate_size, 1, 262144);
+  in_range("max_position_embeddings", c.max_position_embeddings, 2, 1 << 20);
+  in_range("type_vocab_size", c.type_vocab_size, 1, 1 << 20);
+  if (c.hidden_size % c.num_heads != 0)
+    spruce::data_error(path + ": hidden_size " + std::to_string(c.hidden_size) + " is not a multiple of " +
+                       "num_attention_heads " + std::to_string(c.num_heads));
   // Every parameter is allocated before the weights are read: sizes that no weights file could
   // fill are refused here, not by the allocator.
   const double h = double(c.hidden_size),

@@ -32,7 +32,10 @@ SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length
                        " tokens, more than config.json's vocab_size " + std::to_string(config.vocab_size) +
                        "; the two files belong to different models");
   if (max_length < 2 || max_length > config.max_position_embeddings)
-    spruce::usage_error("the maximum length must be 2.." + std::to_string(config.max_position_embeddings) + " tokens");
+    spruce::usage_error(
+        "the maximum length " + std::to_string(max_length) + " is outside 2.." +
+        std::to_string(config.max_position_embeddings) + ", the positions " + dir +
+        "/config.json gives (max_position_embeddings); give a length within it (--max-length, --seq-length)");
   BertModel model(config);
   load_weights(*model, dir + "/model.safetensors");
   model->eval();

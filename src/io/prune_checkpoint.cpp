@@ -1,6 +1,8 @@
 #include "spruce/prune_checkpoint.hpp"
 
 #include <algorithm>
+#include <iomanip>
+#include <sstream>
 
 #include "spruce/error.hpp"
 #include "spruce/mask.hpp"
@@ -93,8 +95,16 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
 
   opt.recipe.check_every_group_used(layers);
 
+  const auto precise = [](double v) {  // 0.9999999999, not std::to_string's 1.000000
+    std::ostringstream o;
+    o << std::setprecision(12) << v;
+    return o.str();
+  };
+  size_t removed = 0;  // weights the masks remove, over every tensor
   auto apply = [&](const Candidate& c, const Mask& mask) {
     Tensor& t = file.tensors[c.tensor];
+    const size_t kept = size_t(std::count(mask.data.begin(), mask.data.end(), uint8_t{1}));
+    removed += mask.data.size() - kept;
     t.zero_where(storage_keep(mask, t.shape));
   };
   // Global groups share one threshold per group; local tensors are pruned alone.
@@ -105,7 +115,14 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
       if (c.group == &g) members.push_back(&c);
     if (members.empty()) continue;
     if (scope == Scope::Local) {
-      for (const Candidate* c : members) apply(*c, local_mask(g.pattern, c->scores.view(), g.target(), g.reduce));
+      for (const Candidate* c : members) {
+        const Mask mask = local_mask(g.pattern, c->scores.view(), g.target(), g.reduce);
+        // A target below 1 that rounds to every block leaves a tensor of zeros, a broken layer.
+        if (g.target() > 0 && std::find(mask.data.begin(), mask.data.end(), uint8_t{1}) == mask.data.end())
+          usage_error("sparsity " + precise(g.target()) + " removes every block of " +
+                      in_quotes(file.tensors[c->tensor].name) + "; give a lower sparsity");
+        apply(*c, mask);
+      }
     } else {
       std::vector<GlobalTensor> in;
       for (const Candidate* c : members) in.push_back({g.pattern, c->scores.view()});
@@ -113,6 +130,11 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
       for (size_t k = 0; k < members.size(); ++k) apply(*members[k], masks[k]);
     }
   }
+  // A target that rounds to no block anywhere (0, or 1e-300) would write a copy of the input.
+  if (!candidates.empty() && removed == 0)
+    usage_error(
+        "the pattern and sparsity remove no block of any tensor, so the output would be a copy of the "
+        "input; give a larger sparsity");
   for (size_t i = 0; i < reports.size(); ++i) reports[i].sparsity = tensor_sparsity(file.tensors[i]);
   return reports;
 }

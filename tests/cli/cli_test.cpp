@@ -174,7 +174,12 @@ TEST_F(Cli, ADenseRunRemovesAStaleRecipeFromItsFolder) {
   ASSERT_EQ(run_spruce("train --pattern 4x1 --sparsity 0.5" + tiny).status, 0);
   ASSERT_TRUE(fs::exists(path("run/recipe.yaml")));
   ASSERT_TRUE(fs::exists(path("run/masks.safetensors")));
-  const Result dense = run_spruce("train" + tiny);
+  // The saved run is replaced only when asked.
+  const Result refused = run_spruce("train" + tiny);
+  EXPECT_EQ(refused.status, 2) << refused.out;
+  EXPECT_TRUE(has(refused, "already holds a run (checkpoint.pt)")) << refused.out;
+  ASSERT_TRUE(fs::exists(path("run/recipe.yaml")));
+  const Result dense = run_spruce("train --overwrite" + tiny);
   ASSERT_EQ(dense.status, 0) << dense.out;
   EXPECT_FALSE(fs::exists(path("run/recipe.yaml")));
   EXPECT_FALSE(fs::exists(path("run/masks.safetensors")));

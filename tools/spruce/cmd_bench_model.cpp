@@ -119,6 +119,8 @@ void run(BenchModelArgs& a) {
     a.minilm.int8_attention = parse_attention_precision(a.bf16_attention ? "bf16" : a.attention);
     a.minilm.threads = a.o.threads;
     if (a.cmd->count("--batches") > 0) a.minilm.batches = a.o.batches;
+    check_not_inside("--json", a.json, a.minilm.sparse_dir, "the pruned model (--sparse-model)");
+    check_not_inside("--json", a.json, a.minilm.dense_dir, "the dense model (--dense-model)");
     check_output_file("--json", a.json);
     run_minilm_bench(a.minilm, a.json);
     return;
@@ -259,7 +261,7 @@ void add(CLI::App& app) {
       ->check(int_in(1, 1 << 16))
       ->capture_default_str();
   cmd->add_option("--seed", a->seed, "Seed of the data and training")
-      ->check(uint_in(0, UINT64_MAX))
+      ->check(uint_in(0, UINT32_MAX))
       ->capture_default_str();
   cmd->add_option("--json", a->json, "Write one record per variant and scenario, with LoadGen's fields")
       ->check(non_empty());

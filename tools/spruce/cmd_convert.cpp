@@ -31,6 +31,7 @@ void run(ConvertArgs& a) {
   if (a.cmd->count("--percentile") > 0 && a.o.calibration != CalibrationMethod::Percentile)
     usage_error("--percentile acts only with --calibration percentile; add it, or drop --percentile");
   check_not_inside("--out", a.out, a.checkpoint_dir, "the training run (--checkpoint)");
+  check_not_inside("--out", a.out, a.o.data_dir, "the dataset (--data)");
   check_output_file("--out", a.out);
   const auto c = fashion_mnist::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
 
@@ -74,7 +75,7 @@ void add(CLI::App& app) {
       ->check(thread_count())
       ->capture_default_str();
   cmd->add_option("--batch", a->o.batch, "Batch size each layer times sparse against oneDNN for (the choice is saved)")
-      ->check(int_in(1, 1 << 20))
+      ->check(int_in(1, 1 << 16))
       ->capture_default_str();
   add_fallback_option(cmd, a->fallback);
   cmd->callback([a] { run(*a); });

@@ -91,6 +91,8 @@ void run(DistillArgs& a) {
     usage_error(std::string(a.o.resume ? "--resume" : "--stop-after") +
                 " needs --checkpoint DIR, the folder the run is kept in");
   check_not_inside("--json", a.json, a.model, "the teacher model (--model)");
+  check_not_inside("--json", a.json, a.fortunes, "the fortunes (--fortunes)");
+  check_not_inside("--json", a.json, a.wordnet, "WordNet (--wordnet)");
   check_output_file("--json", a.json);
   minilm::check_draw_size(a.o);  // before anything loads
   if (a.o.resume && std::filesystem::exists(a.o.checkpoint_dir) && !std::filesystem::is_directory(a.o.checkpoint_dir))

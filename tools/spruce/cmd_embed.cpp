@@ -16,7 +16,7 @@ namespace spruce::cli {
 namespace {
 
 struct EmbedArgs {
-  std::string model = minilm::default_model_dir(), input = "-", output, input_format = "auto", format = "jsonl";
+  std::string model = minilm::default_model_dir(), input = "-", output, input_format = "auto", format = "auto";
   int64_t batch = 32, max_length = minilm::SentenceEncoder::kMaxLength;
   int threads = 2;
 };
@@ -34,8 +34,13 @@ std::string idle_wait() {
 }
 
 void run(const EmbedArgs& a) {
-  const auto out_format = minilm::parse_embedding_format(a.format);
   const std::string output = a.output == "-" ? "" : a.output;  // -: standard output, as --input - is stdin
+  // auto: npy for an --output named *.npy, as --input-format auto reads *.jsonl as JSONL.
+  const auto out_format =
+      minilm::parse_embedding_format(a.format == "auto" ? (output.ends_with(".npy") ? "npy" : "jsonl") : a.format);
+  if (a.format == "jsonl" && output.ends_with(".npy"))
+    usage_error("--format jsonl would write text into " + in_quotes(output) + ", named as NPY; drop --format, or " +
+                "name a .jsonl file");
   if (out_format == minilm::EmbeddingFormat::Npy && output.empty())
     usage_error("--format npy writes a binary file: give it with --output FILE");
   if (a.input != "-") check_not_input("--output", output, a.input, "--input, the texts");
@@ -79,7 +84,8 @@ void add(CLI::App& app) {
   cmd->add_option("--input-format", a->input_format, "text, jsonl, or auto (jsonl for *.jsonl)")->capture_default_str();
   cmd->add_option("--output", a->output, "Write here (atomically); - or none: standard output (JSONL only)")
       ->check(non_empty());
-  cmd->add_option("--format", a->format, "jsonl ({\"text\", \"embedding\"} per line) or npy (float32 [N][H])")
+  cmd->add_option("--format", a->format,
+                  "jsonl ({\"text\", \"embedding\"} per line), npy (float32 [N][H]), or auto (npy for *.npy)")
       ->capture_default_str();
   cmd->add_option("--batch", a->batch, "Texts per forward pass")->check(int_in(1, 4096))->capture_default_str();
   cmd->add_option("--max-length", a->max_length,

@@ -1,5 +1,6 @@
 // spruce eval --model mlp --dense DIR --sparse DIR [--converted FILE]: accuracy and speed of the
 // converted variants, and of converted models loaded from files.
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -25,6 +26,11 @@ std::string checkpoint_in(const std::string& dir) { return dir.empty() ? "" : di
 void run(EvalArgs& a) {
   a.o.dense_checkpoint = checkpoint_in(a.dense_dir);
   a.o.sparse_checkpoint = checkpoint_in(a.sparse_dir);
+  // A pruned run saves its masks beside the checkpoint; without them the "sparse" rows would be dense.
+  if (!a.sparse_dir.empty() && std::filesystem::exists(a.o.sparse_checkpoint) &&
+      !std::filesystem::exists(a.sparse_dir + "/masks.safetensors"))
+    usage_error("--sparse " + in_quotes(a.sparse_dir) +
+                " is a dense run (no masks.safetensors); give it as --dense, and a pruned run as --sparse");
   a.o.calibration = parse_calibration(a.calibration);
   a.o.fallback = parse_fallback(a.fallback);
   if (a.cmd->count("--percentile") > 0 && a.o.calibration != CalibrationMethod::Percentile)
@@ -32,6 +38,7 @@ void run(EvalArgs& a) {
   for (const auto& file : a.o.converted_files) check_not_input("--json", a.json, file, "a --converted model");
   check_not_inside("--json", a.json, a.dense_dir, "the dense run (--dense)");
   check_not_inside("--json", a.json, a.sparse_dir, "the pruned run (--sparse)");
+  check_not_inside("--json", a.json, a.o.data_dir, "the dataset (--data)");
   check_output_file("--json", a.json);
   const auto rows = fashion_mnist::evaluate_variants(a.o, std::cerr);
 

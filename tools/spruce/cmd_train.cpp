@@ -34,7 +34,7 @@ struct TrainArgs {
   std::string dataset = "fashion-mnist", pattern, recipe, json, scope, criterion, resume, teacher_dir;
   double sparsity = NAN;
   int threads = 0;
-  bool no_progress = false;
+  bool no_progress = false, overwrite = false;
   // Data parallel: --nproc launches local ranks; the rest join a job (flags over torchrun's variables).
   int nproc = 1, world_size = -1, rank = -1, master_port = -1, dist_timeout = 60;
   std::string master_addr;
@@ -106,6 +106,11 @@ void run(TrainArgs& a) {
   if (a.options.gradual_nm && a.options.criterion == Criterion::SparseGpt)
     usage_error("--gradual-nm cannot be used with --criterion sparsegpt, which sets N:M whole");
   if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
+  if (!a.resume.empty() && !a.options.init_from.empty())
+    usage_error("--init has no effect with --resume, which continues from " + a.options.resume_from + "; drop one");
+  if (a.options.lock_pattern && a.resume.empty() && a.options.init_from.empty())
+    usage_error("--lock-pattern keeps the zeros of loaded weights; add --init (or --resume), or drop it");
+  if (a.overwrite && a.options.save_dir.empty()) usage_error("--overwrite acts only with --save; add it, or drop it");
   // Input files are checked before the run starts, so a bad one is the only line printed.
   if (!a.teacher_dir.empty()) a.options.teacher = a.teacher_dir + "/model.safetensors";
   for (const std::string* file : {&a.options.resume_from, &a.options.init_from, &a.options.teacher})
@@ -116,12 +121,20 @@ void run(TrainArgs& a) {
     check_not_input("--json", a.json, a.options.init_from, "--init, the starting weights");
     check_not_input("--json", a.json, a.options.resume_from, "the checkpoint to resume (--resume)");
     check_not_inside("--json", a.json, a.teacher_dir, "the teacher's run (--teacher)");
+    check_not_inside("--json", a.json, a.options.data_dir, "the dataset (--data)");
+    check_not_input("--json", a.json, a.recipe, "--recipe, the recipe");
     std::error_code same;
     if (!a.teacher_dir.empty() && !a.options.save_dir.empty() &&
         std::filesystem::equivalent(a.options.save_dir, a.teacher_dir, same))
       usage_error("--save " + in_quotes(a.options.save_dir) +
                   " is the teacher's run (--teacher), which the output would replace; name another folder");
     check_output_file("--json", a.json);
+    // A saved run is replaced only when asked: a repeated command line must not cost a long run.
+    if (!a.options.save_dir.empty() && !a.overwrite && std::filesystem::exists(a.options.save_dir + "/checkpoint.pt") &&
+        !(!a.resume.empty() && std::filesystem::equivalent(a.resume, a.options.save_dir, same)))
+      usage_error("--save " + in_quotes(a.options.save_dir) +
+                  " already holds a run (checkpoint.pt); continue it with --resume, add --overwrite to replace "
+                  "it, or name another folder");
     if (!a.options.save_dir.empty())
       make_output_folder("--save", a.options.save_dir,
                          {"checkpoint.pt", "model.safetensors", "masks.safetensors", "recipe.yaml"});
@@ -230,7 +243,7 @@ void add_train(CLI::App& app) {
       ->excludes(pattern);
   cmd->add_option("--epochs", o.epochs, "Training epochs")->check(int_in(1, 10000))->capture_default_str();
   cmd->add_option("--seed", o.seed, "Seed of initialization and shuffling")
-      ->check(uint_in(0, UINT64_MAX))
+      ->check(uint_in(0, UINT32_MAX))
       ->capture_default_str();
   cmd->add_option("--save", o.save_dir, "Folder for checkpoint.pt, masks.safetensors and model.safetensors")
       ->check(non_empty());
@@ -277,6 +290,7 @@ void add_train(CLI::App& app) {
   cmd->add_flag("--lock-pattern", o.lock_pattern,
                 "Keep the loaded weights' zeros as masks when they come without masks");
   cmd->add_flag("--no-progress", args->no_progress, "Print one line per epoch instead of a progress bar");
+  cmd->add_flag("--overwrite", args->overwrite, "Replace a run already saved in the --save folder");
   auto* nproc = cmd->add_option("--nproc", args->nproc,
                                 "Data-parallel: start N local ranks (threads split between them), Gloo over loopback")
                     ->check(int_in(1, 256))

@@ -1,0 +1,165 @@
+// Hostile input, continued (the fixture is bad_input.hpp): outputs that would replace what a command
+// reads, bounds on what the environment and standard input may ask for, failed writes to standard
+// output, and settings that would do nothing or destroy a tensor.
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "bad_input.hpp"
+#include "spruce/idx.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using spruce::test::BadInput;
+using spruce::test::Outcome;
+using spruce::test::run;
+
+// Runs `command` (with SPRUCE for the binary) under /bin/sh, for redirections the fixture's run()
+// cannot make; returns its exit status and puts its stderr in `err`.
+int shell(const std::string& command, const std::string& err_file, std::string& err) {
+  const std::string line = "SPRUCE='" + std::string(SPRUCE_BINARY) + "'; " + command + " 2>'" + err_file + "'";
+  const int st = std::system(("timeout 120 sh -c \"" + line + "\"").c_str());
+  std::ifstream in(err_file);
+  err.assign(std::istreambuf_iterator<char>(in), {});
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+}  // namespace
+
+// prune -o onto its own recipe replaced the recipe with the model, exit 0.
+TEST_F(BadInput, OutputsNeverReplaceTheRecipe) {
+  write("recipe.yaml", "pattern: 4x1\ntarget_sparsity: 0.5\n");
+  expect_refused({"prune", ckpt_, "-o", path("recipe.yaml"), "--recipe", path("recipe.yaml")}, 2,
+                 "is --recipe, the recipe, which the output would replace");
+#ifdef SPRUCE_WITH_TORCH
+  expect_refused({"train", "--recipe", path("recipe.yaml"), "--json", path("recipe.yaml")}, 2, "--recipe, the recipe");
+#endif
+}
+
+#ifdef SPRUCE_WITH_TORCH
+// convert --out, train/eval --json into the dataset, distill --json onto a fortune file and
+// bench-model --json onto a model's weights all wrote over what they read (as root, the default
+// --data is the system's dataset). A copy of the dataset stands in for it here.
+TEST_F(BadInput, OutputsNeverReplaceTheDataTheyRead) {
+  fs::create_directories(path("data"));
+  for (const char* file : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                           "t10k-labels-idx1-ubyte.gz"})
+    fs::copy_file(fs::path(spruce::kFashionMnistDir) / file, path(std::string("data/") + file));
+  const std::string data = path("data"), labels = path("data/t10k-labels-idx1-ubyte.gz");
+  const auto labels_before = fs::file_size(labels);
+  expect_refused({"train", "--epochs", "1", "--data", data, "--json", labels}, 2, "a file of the dataset (--data)");
+  expect_refused({"eval", "--data", data, "--json", labels}, 2, "a file of the dataset (--data)");
+  expect_refused({"convert", "--checkpoint", path("run"), "--data", data, "--out", labels}, 2,
+                 "a file of the dataset (--data)");
+  EXPECT_EQ(fs::file_size(labels), labels_before);
+
+  fs::create_directories(path("fortunes"));
+  write("fortunes/tiny", "A fortune.\n%\nAnother one.\n%\n");
+  expect_refused({"distill", "--fortunes", path("fortunes"), "--json", path("fortunes/tiny")}, 2,
+                 "the fortunes (--fortunes)");
+  fs::create_directories(path("model"));
+  write("model/model.safetensors", "weights");
+  expect_refused({"bench-model", "minilm", "--sparse-model", path("model"), "--json", path("model/model.safetensors")},
+                 2, "the pruned model (--sparse-model)");
+}
+
+// Settings that changed nothing were taken in silence: --init beside --resume, --lock-pattern
+// with nothing loaded, a seed past 32 bits (LibTorch used its low half), --overwrite without
+// --save, and a dense run given as --sparse (its "sparse" rows were dense).
+TEST_F(BadInput, TrainingSettingsThatWouldDoNothing) {
+  fs::create_directories(path("run"));
+  write("run/checkpoint.pt", "a dense run's checkpoint");
+  expect_refused({"train", "--resume", path("run"), "--init", ckpt_}, 2, "--init has no effect with --resume");
+  expect_refused({"train", "--lock-pattern"}, 2, "--lock-pattern keeps the zeros of loaded weights");
+  expect_refused({"train", "--seed", "4294967296"}, 2, "--seed");
+  expect_refused({"train", "--overwrite"}, 2, "--overwrite acts only with --save");
+  expect_refused({"eval", "--sparse", path("run")}, 2, "is a dense run (no masks.safetensors)");
+  expect_refused({"convert", "--checkpoint", path("run"), "--out", path("m.safetensors"), "--batch", "70000"}, 2,
+                 "--batch");
+}
+
+// A stream without line ends (/dev/zero) grew embed's memory by 45 MB/s without end.
+TEST_F(BadInput, EmbedBoundsALineOnStandardInput) {
+  std::string err;
+  EXPECT_EQ(shell("\\$SPRUCE embed --threads 1 < /dev/zero > /dev/null", path("err.txt"), err), 2) << err;
+  EXPECT_NE(err.find("standard input, line 1: longer than 1 MiB"), std::string::npos) << err;
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  fs::remove(path("err.txt"));
+  // An --output named *.npy gets NPY unless --format says otherwise, which is refused.
+  write("texts.txt", "one text\n");
+  expect_refused({"embed", "--input", path("texts.txt"), "--output", path("e.npy"), "--format", "jsonl"}, 2,
+                 "named as NPY");
+  const Outcome npy = run({"embed", "--input", path("texts.txt"), "--output", path("e.npy"), "--threads", "1"});
+  ASSERT_EQ(npy.status, 0) << npy.err;
+  std::ifstream in(path("e.npy"), std::ios::binary);
+  std::string magic(6, '\0');
+  in.read(magic.data(), 6);
+  EXPECT_EQ(magic, "\x93NUMPY");
+}
+
+// A config.json out of range is named by its field: num_hidden_layers 0 was blamed on the heads,
+// and a max_position_embeddings below the length named neither the file nor the flag.
+TEST_F(BadInput, SentenceModelConfigsNameTheirField) {
+  const fs::path real = fs::path(SPRUCE_SOURCE_DIR) / "third_party/all-MiniLM-L6-v2";
+  std::ifstream in(real / "config.json");
+  const std::string config((std::istreambuf_iterator<char>(in)), {});
+  const auto model_with = [&](const std::string& name, const std::string& key, const std::string& value) {
+    fs::create_directories(path(name));
+    for (const auto& e : fs::directory_iterator(real))
+      if (e.path().filename() != "config.json") fs::create_symlink(e.path(), path(name) / e.path().filename());
+    const size_t at = config.find("\"" + key + "\"");
+    const size_t colon = config.find(':', at), end = config.find_first_of(",}", colon);
+    write(name + "/config.json", config.substr(0, colon + 1) + " " + value + config.substr(end));
+    return path(name);
+  };
+  write("texts.txt", "one text\n");
+  expect_refused({"embed", "--input", path("texts.txt"), "--model", model_with("layers", "num_hidden_layers", "0")}, 1,
+                 "num_hidden_layers is 0, outside 1..256");
+  expect_refused(
+      {"embed", "--input", path("texts.txt"), "--model", model_with("positions", "max_position_embeddings", "4")}, 2,
+      "the maximum length 128 is outside 2..4, the positions");
+}
+#endif
+
+// OMP_NUM_THREADS=100000 failed as "out of memory", and 600 ran for minutes; --threads is bounded.
+TEST_F(BadInput, ThreadCountsFromTheEnvironmentAreBounded) {
+  for (const char* value : {"100000", "0", "four", "2x"}) {
+    const Outcome o = run({"inspect", ckpt_}, 60, "", {{"OMP_NUM_THREADS", value}});
+    EXPECT_EQ(o.status, 2) << value << ": " << o.err;
+    EXPECT_NE(o.err.find("OMP_NUM_THREADS='" + std::string(value) + "' is not a thread count in 1..512"),
+              std::string::npos)
+        << o.err;
+  }
+  EXPECT_EQ(run({"inspect", ckpt_}, 60, "", {{"OMP_NUM_THREADS", "2,1"}}).status, 0);
+}
+
+// A full disk or a closed descriptor on standard output exited 0 with nothing written.
+TEST_F(BadInput, FailedWritesToStandardOutputAreErrors) {
+  std::string err;
+  EXPECT_EQ(shell("\\$SPRUCE inspect '" + ckpt_ + "' --json > /dev/full", path("err.txt"), err), 1) << err;
+  EXPECT_NE(err.find("cannot write standard output: No space left on device"), std::string::npos) << err;
+  EXPECT_EQ(shell("\\$SPRUCE inspect '" + ckpt_ + "' >&-", path("err.txt"), err), 1) << err;
+  EXPECT_NE(err.find("cannot write standard output"), std::string::npos) << err;
+  fs::remove(path("err.txt"));
+}
+
+// Local scope had no cap: 0.9999999999 zeroed every tensor, and 0 or 1e-300 wrote a copy.
+TEST_F(BadInput, SparsitiesThatRemoveEverythingOrNothing) {
+  expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "0.9999999999"}), 2,
+                 "sparsity 0.9999999999 removes every block of '");
+  for (const char* none : {"0", "1e-300"})
+    expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", none}), 2, "remove no block of any tensor");
+  write("zero.yaml", "pattern: 4x1\ntarget_sparsity: 0\n");
+  expect_refused(prune_to_old({"--recipe", path("zero.yaml")}), 2, "remove no block of any tensor");
+}
+
+// A mistyped command lists the commands and the one it most likely meant.
+TEST_F(BadInput, MistypedCommandsGetASuggestion) {
+  expect_refused({"prun"}, 2, "unknown command 'prun' (did you mean prune?)");
+  expect_refused({"PRUNE"}, 2, "(did you mean prune?)");
+  expect_refused({"zzzzzz"}, 2, "unknown command 'zzzzzz'; the commands are");
+}
