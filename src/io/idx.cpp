@@ -117,8 +117,12 @@ LabeledImages load_fashion_mnist(const std::string& dir, Split split) {
     data_error(images_path + ": expected images of shape [N][28][28]");
   // Nothing to train on or to score: the results would be NaN, or a oneDNN error naming nothing.
   if (set.images.shape[0] == 0) data_error(images_path + " holds 0 images; reinstall the file or fix --data");
-  if (set.labels.shape.size() != 1 || set.labels.shape[0] != set.images.shape[0])
-    data_error(labels_path + ": expected " + std::to_string(set.images.shape[0]) + " labels, one per image");
+  if (set.labels.shape.size() != 1)
+    data_error(labels_path + ": labels must be one-dimensional, one per image, not of rank " +
+               std::to_string(set.labels.shape.size()));
+  if (set.labels.shape[0] != set.images.shape[0])
+    data_error(labels_path + ": expected " + std::to_string(set.images.shape[0]) + " labels, one per image, not " +
+               std::to_string(set.labels.shape[0]));
   for (uint8_t label : set.labels.values)
     if (label >= 10) data_error(labels_path + ": label " + std::to_string(label) + " is outside 0..9");
   return set;

@@ -110,6 +110,30 @@ TEST(FashionMnist, EmptySplitsAreRefused) {
   std::filesystem::remove_all(dir);
 }
 
+// Labels of shape [N][1] were reported as "expected N labels", although N were there.
+TEST(FashionMnist, LabelsMustBeOneDimensional) {
+  const std::string dir = ::testing::TempDir() + "/rank2-fashion-mnist-" + std::to_string(getpid());
+  std::filesystem::create_directories(dir);
+  const auto put = [&](const std::string& name, const std::vector<uint8_t>& bytes) {
+    std::ofstream(dir + "/" + name, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  };
+  put("t10k-images-idx3-ubyte.gz", idx_bytes({4, 28, 28}, 4 * 28 * 28));
+  put("t10k-labels-idx1-ubyte.gz", idx_bytes({4, 1}, 4));
+  const auto refused = [&](const std::string& needle) {
+    try {
+      load_fashion_mnist(dir, Split::Test);
+      ADD_FAILURE() << "loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  refused("labels must be one-dimensional, one per image, not of rank 2");
+  put("t10k-labels-idx1-ubyte.gz", idx_bytes({3}, 3));
+  refused("expected 4 labels, one per image, not 3");
+  std::filesystem::remove_all(dir);
+}
+
 bool have_fashion_mnist() {
   return std::filesystem::exists(std::string(kFashionMnistDir) + "/t10k-labels-idx1-ubyte.gz");
 }

@@ -80,6 +80,7 @@ TEST_F(BadInput, TrainingSettingsThatWouldDoNothing) {
   expect_refused({"eval", "--sparse", path("run")}, 2, "is a dense run (no masks.safetensors)");
   expect_refused({"convert", "--checkpoint", path("run"), "--out", path("m.safetensors"), "--batch", "70000"}, 2,
                  "--batch");
+  expect_refused({"distill", "--steps", "2", "--evaluations", "3"}, 2, "--evaluations 3 is more than --steps 2");
 }
 
 // A stream without line ends (/dev/zero) grew embed's memory by 45 MB/s without end.

@@ -255,6 +255,17 @@ TEST_F(DataParallel, ResumeAcrossWorldSizesKeepsTheScheduleAndTheSparsity) {
       }
 }
 
+// Without --save the ranks log to a temporary folder, kept only when a rank fails (its error names it).
+TEST_F(DataParallel, TemporaryLogsGoAfterASuccessfulRun) {
+  const Result r = run(kRun + "--epochs 1 --nproc 2 --threads 2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const size_t to = r.out.find("logs to "), end = r.out.find("/rank<R>.log");
+  ASSERT_TRUE(to != std::string::npos && end != std::string::npos) << r.out;
+  const std::string logs = r.out.substr(to + 8, end - to - 8);
+  EXPECT_NE(logs.find("spruce-train-"), std::string::npos) << logs;
+  EXPECT_FALSE(fs::exists(logs)) << logs;
+}
+
 TEST_F(DataParallel, BadJobSettingsGetOneLine) {
   const auto one_line = [](const Result& r) {
     EXPECT_NE(r.status, 0) << r.out;

@@ -143,7 +143,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--reps", opt->reps, "timed repetitions per case (default: by size)")->check(int_in(1, 1000000));
   cmd->add_option("--dense-isa", opt->dense_isa,
                   "cap oneDNN's dense baseline at this ISA (its DNNL_MAX_CPU_ISA names, e.g. avx512_core_vnni); "
-                  "default: SPRUCE_MAX_ISA's level");
+                  "default: oneDNN's best, which SPRUCE_MAX_ISA caps at avx512_core_vnni only on an AMX host");
   cmd->add_option("--json", opt->json, "write one JSON record per case to FILE")->check(non_empty());
   cmd->callback([opt] { run_bench(*opt); });
 }

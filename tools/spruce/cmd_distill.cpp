@@ -90,6 +90,9 @@ void run(DistillArgs& a) {
   if ((a.o.resume || a.o.stop_after > 0) && a.o.checkpoint_dir.empty())
     usage_error(std::string(a.o.resume ? "--resume" : "--stop-after") +
                 " needs --checkpoint DIR, the folder the run is kept in");
+  if (a.o.evaluations > a.o.steps)
+    usage_error("--evaluations " + std::to_string(a.o.evaluations) + " is more than --steps " +
+                std::to_string(a.o.steps) + ": fidelity is measured at most once a step");
   check_not_inside("--json", a.json, a.model, "the teacher model (--model)");
   check_not_inside("--json", a.json, a.fortunes, "the fortunes (--fortunes)");
   check_not_inside("--json", a.json, a.wordnet, "WordNet (--wordnet)");

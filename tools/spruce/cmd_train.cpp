@@ -158,7 +158,11 @@ void run(TrainArgs& a) {
     if (!a.options.resume_from.empty()) fashion_mnist::check_resume(a.options);
     check_outputs();
     std::cout.flush();
-    std::exit(launch_local_ranks(launch));
+    const int status = launch_local_ranks(launch);
+    // Logs in a temporary folder matter only when a rank failed: its error names its log.
+    std::error_code ignored;
+    if (status == 0 && a.options.save_dir.empty()) std::filesystem::remove_all(launch.log_dir, ignored);
+    std::exit(status);
   }
   torch::DistributedOptions d = torch::distributed_options_from_env({});
   if (a.world_size >= 0) d.world_size = a.world_size;
