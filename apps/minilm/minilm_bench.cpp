@@ -33,7 +33,11 @@ Inputs full_length_inputs(const SentenceEncoder& e, const std::vector<std::strin
     if (stream.size() >= static_cast<size_t>(rows * (length - 2))) break;
   }
   if (stream.size() < static_cast<size_t>(rows * (length - 2)))
-    spruce::usage_error("not enough held-out text for the batch");
+    spruce::usage_error("--batches: a batch of " + std::to_string(rows) + " x " + std::to_string(length) +
+                        " tokens needs " + std::to_string(rows * (length - 2)) +
+                        " tokens of held-out text, and the held-out fortunes give " + std::to_string(stream.size()) +
+                        "; give batches of at most " + std::to_string(int64_t(stream.size()) / (length - 2)) +
+                        " (or a shorter --seq-length)");
   std::vector<int64_t> ids;
   for (int64_t r = 0; r < rows; ++r) {
     ids.push_back(e.tokenizer().cls_id());

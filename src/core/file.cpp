@@ -171,6 +171,10 @@ AtomicOutput::AtomicOutput(const std::string& path) : target_(path) {
   if (fd_ < 0) {
     const std::string why = std::strerror(errno);
     release_handlers();
+    std::error_code ec;
+    const fs::path dir = folder.empty() ? fs::path(".") : folder;
+    if (fs::is_directory(dir, ec))  // the folder is there, but takes no new file (/proc, read-only)
+      cannot("write", path, "its folder " + in_quotes(dir.string()) + " takes no new file (" + why + ")");
     cannot("write", path, why + " (check that its folder exists and is writable)");
   }
   temp_ = tmpl;

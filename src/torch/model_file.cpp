@@ -397,7 +397,9 @@ LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& so
     const auto weight = host.gemm_weight(index);
     if (!weight.defined()) bad_file(source, "layer '" + name + "' is listed twice, or the model was converted already");
     const auto* conv = host.conv(index);
-    if (bool(conv) != r.contains("conv") || (conv && r["conv"] != geometry_json(ConvGeometry::of(*conv))))
+    // Compared unordered: the file's keys come back sorted (parsed unordered, above).
+    if (bool(conv) != r.contains("conv") ||
+        (conv && nlohmann::json(r["conv"]) != nlohmann::json(geometry_json(ConvGeometry::of(*conv)))))
       bad_file(source, "layer '" + name +
                            "' has another kind or conv geometry in the model: build the model it was converted from");
     std::shared_ptr<SparseLinear> op;

@@ -148,6 +148,19 @@ TEST_F(BadInput, FailedWritesToStandardOutputAreErrors) {
   fs::remove(path("err.txt"));
 }
 
+// -o /dev/stderr, with stderr sent to a log file, replaced the log with the model; -o /proc/version
+// blamed a missing file.
+TEST_F(BadInput, OutputsThatAreNoPlaceForAFile) {
+  std::string err;
+  EXPECT_EQ(shell("\\$SPRUCE prune '" + ckpt_ + "' -o /dev/stderr --pattern 4x1 --sparsity 0.5", path("log.txt"), err),
+            2)
+      << err;
+  EXPECT_NE(err.find("is this command's standard error, which the output would replace"), std::string::npos) << err;
+  fs::remove(path("log.txt"));
+  expect_refused({"prune", ckpt_, "-o", "/proc/version", "--pattern", "4x1", "--sparsity", "0.5"}, 2,
+                 "its folder '/proc' takes no new file");
+}
+
 // Local scope had no cap: 0.9999999999 zeroed every tensor, and 0 or 1e-300 wrote a copy.
 TEST_F(BadInput, SparsitiesThatRemoveEverythingOrNothing) {
   expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "0.9999999999"}), 2,

@@ -680,8 +680,11 @@ TEST_F(BadInput, SentenceModelFoldersAreChecked) {
     return std::vector<std::string>{"embed", "--input", path("fine.txt"), "--model", path(name)};
   };
   // The allocator used to refuse these, in LibTorch's words and naming no file.
-  expect_refused(model("positions", R"(, "max_position_embeddings": 1000000000000000)"), 1, "billion parameters");
-  expect_refused(model("types", R"(, "type_vocab_size": 1000000000000000)"), 1, "billion parameters");
+  expect_refused(model("positions", R"(, "max_position_embeddings": 1000000000000000)"), 1,
+                 "max_position_embeddings is 1000000000000000, outside 2..1048576");
+  expect_refused(model("types", R"(, "type_vocab_size": 1000000000000000)"), 1,
+                 "type_vocab_size is 1000000000000000, outside 1..1048576");
+  expect_refused(model("huge", R"(, "vocab_size": 10000000, "hidden_size": 65536)"), 1, "billion parameters");
   expect_refused(model("dropout", R"(, "hidden_dropout_prob": 5)"), 1, "hidden_dropout_prob");
   expect_refused(model("eps", R"(, "layer_norm_eps": -1)"), 1, "layer_norm_eps");
   expect_refused(model("fraction", R"(, "hidden_size": 4.5)"), 1, "hidden_size is 4.5, not a whole number");
@@ -834,7 +837,7 @@ TEST_F(BadInput, FailedCheckpointWritesKeepTheEarlierOne) {
   {
     const FileSizeLimit limit(1 << 20);  // the MLP's checkpoint is about 22 MB
     o = run({"train", "--epochs", "1", "--train-limit", "64", "--test-limit", "64", "--batch-size", "64",
-             "--no-progress", "--threads", "1", "--save", path("run")});
+             "--no-progress", "--threads", "1", "--save", path("run"), "--overwrite"});
   }
   EXPECT_EQ(o.signal, 0) << o.err;
   EXPECT_EQ(o.status, 1) << o.err;

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <string>
+#include <utility>
 
 #include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
@@ -67,6 +69,12 @@ CLI::Validator non_empty() {
 
 void check_output_file(const std::string& flag, const std::string& path) {
   if (path.empty()) return;
+  // -o /dev/stderr with stderr sent to a log file would replace the log with the output.
+  std::error_code ec;
+  for (const auto& [fd, stream] : {std::pair{1, "output"}, std::pair{2, "error"}})
+    if (std::filesystem::equivalent(path, "/proc/self/fd/" + std::to_string(fd), ec))
+      usage_error(flag + " " + in_quotes(path) + " is this command's standard " + stream +
+                  ", which the output would replace; name another file");
   try {
     AtomicOutput probe(path);  // never committed: its temporary file is removed
   } catch (const Error& e) {
