@@ -226,14 +226,8 @@ void require_record_sized(const nlohmann::json& j, const std::string& source, in
     for (const auto& v : j) require_record_sized(v, source, depth + 1);
 }
 
-// Non-finite values would reach every output of the layer: refused, naming the first.
-void require_finite(const float* v, size_t n, const std::string& source, const std::string& layer,
-                    const std::string& what) {
-  for (size_t i = 0; i < n; ++i)
-    if (!std::isfinite(v[i]))
-      bad_file(source, "layer " + in_quotes(layer) + ": " + what + " holds " +
-                           (std::isnan(v[i]) ? "NaN" : "an infinity") + " at element " + std::to_string(i));
-}
+// Non-finite values would reach every output of the layer.
+constexpr const char* kFiniteUse = "a converted layer's bias and FP32 weights must be finite";
 
 struct Slot {
   LayerHost* host;
@@ -282,13 +276,8 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
       bad_file(source,
                "tensor " + in_quotes(tensor.name) + " is " + to_string(tensor.dtype) + ", not a packed-weight type");
     parts.arrays.push_back({array, type, to_array<uint8_t>(f, source, tensor.name, tensor.dtype, true, used)});
+    if (type == PackedParts::Type::F32) require_finite(source, tensor, tensor.to_f32(), kFiniteUse);
   }
-  for (const auto& array : parts.arrays)
-    if (array.type == PackedParts::Type::F32) {
-      std::vector<float> values(array.bytes.size() / sizeof(float));
-      if (!values.empty()) std::memcpy(values.data(), array.bytes.data(), values.size() * sizeof(float));
-      require_finite(values.data(), values.size(), source, name, "the packed weights ('" + array.name + "')");
-    }
   try {
     p.weights = PackedWeights::from_parts(parts, p.int8, p.out_features, p.in_features);
   } catch (const Error& e) {
@@ -298,7 +287,7 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
   if (r.contains("route"))  // optional: absent in files from hosts without AMX and before it
     p.vnni_for_m = bucket_choices(r["route"], "route", "vnni", "amx", source, name);
   p.bias = to_array<float>(f, source, t + "bias", DType::F32, false, used);
-  require_finite(p.bias.data(), p.bias.size(), source, name, "the bias");
+  if (const Tensor* bias = f.find(t + "bias")) require_finite(source, *bias, p.bias, kFiniteUse);
   if (p.int8) {
     p.quant.w_scales = to_array<float>(f, source, t + "w_scales", DType::F32, true, used);
     p.quant.x.scale = field<float>(r, "x_scale", source, name);

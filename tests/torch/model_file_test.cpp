@@ -190,15 +190,15 @@ TEST_F(BadFiles, NonFiniteBiasOrWeights) {
   };
   const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
   expect_error([&] { load(poisoned("b1.safetensors", "mlp.2.packed.bias", nan, 3)); },
-               "layer 'mlp.2': the bias holds NaN at element 3");
+               "tensor 'mlp.2.packed.bias' holds NaN at element 3");
   expect_error([&] { load(poisoned("b2.safetensors", "mlp.0.packed.bias", -inf, 0)); },
-               "layer 'mlp.0': the bias holds an infinity at element 0");
+               "tensor 'mlp.0.packed.bias' holds Inf at element 0");
   // FP32 packed weights: their values are an F32 array of the packing.
   ::torch::NoGradGuard g;
   Net net = converted_net(Variant::F32Sparse, ::torch::randn({64, 40}));
   save_converted_model(good, net, {{"model", "net"}});
   expect_error([&] { load(poisoned("w.safetensors", "mlp.1.packed.strip_w", inf, 0)); },
-               "layer 'mlp.1': the packed weights ('strip_w') holds an infinity at element 0");
+               "tensor 'mlp.1.packed.strip_w' holds Inf at element 0 (1 values are not finite); a converted layer's");
 }
 
 // Layer records are small: a crafted "tuned" map of 200,000 buckets took 32 s to load, each insert
