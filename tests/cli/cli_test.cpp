@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using spruce::test::Result;
+using spruce::test::run_shell;
 using spruce::test::run_spruce;
 
 class Cli : public ::testing::Test {
@@ -187,5 +188,42 @@ TEST_F(Cli, ADenseRunRemovesAStaleRecipeFromItsFolder) {
                                     " --epochs 2 --train-limit 64 --test-limit 64 --batch-size 64 --no-progress");
   EXPECT_EQ(resumed.status, 0) << resumed.out;
   EXPECT_TRUE(has(resumed, "| dense ")) << resumed.out;
+}
+#endif
+
+#ifdef SPRUCE_WITH_TORCH
+// `spruce` answers prune, inspect, bench and make-checkpoint without loading LibTorch, and hands the
+// other commands to spruce-torch beside it.
+TEST_F(Cli, OnlySpruceTorchLoadsLibTorch) {
+  const std::string full = (fs::path(SPRUCE_BINARY).parent_path() / "spruce-torch").string();
+  // What each would load, from the dynamic loader itself (ldd's own method): it runs nothing.
+  const std::string own = run_shell("LD_TRACE_LOADED_OBJECTS=1 " SPRUCE_BINARY).out,
+                    all = run_shell("LD_TRACE_LOADED_OBJECTS=1 " + full).out;
+  EXPECT_NE(own.find("libdnnl"), std::string::npos) << own;
+  EXPECT_EQ(own.find("libtorch"), std::string::npos) << own;
+  EXPECT_NE(all.find("libtorch_cpu"), std::string::npos) << all;
+  const Result help = run_spruce("--help");  // answered by spruce-torch: it lists every command
+  EXPECT_EQ(help.status, 0);
+  for (const char* command : {"prune", "train", "eval", "distill", "embed"})
+    EXPECT_TRUE(has(help, command)) << help.out;
+  const Result refused = run_spruce("train --epochs 0");
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_TRUE(has(refused, "--epochs")) << refused.out;
+}
+
+// A `spruce` copied without spruce-torch runs its own commands, and names what is missing for the rest.
+TEST_F(Cli, SpruceAloneNamesTheMissingProgram) {
+  const std::string alone = path("spruce");
+  fs::copy_file(SPRUCE_BINARY, alone);
+  auto run_alone = [&](const std::string& args) { return run_shell(alone + " " + args); };
+  const Result train = run_alone("train");
+  EXPECT_EQ(train.status, 1);
+  EXPECT_EQ(train.out, "spruce: error: cannot find '" + path("spruce-torch") +
+                           "', which runs the command 'train' and the other LibTorch commands; build or install "
+                           "spruce again (make builds both)\n");
+  EXPECT_EQ(run_alone("inspect " + ckpt_).status, 0);
+  const Result help = run_alone("--help");
+  EXPECT_EQ(help.status, 0);
+  EXPECT_TRUE(has(help, "prune")) << help.out;
 }
 #endif

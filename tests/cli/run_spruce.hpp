@@ -13,9 +13,10 @@ struct Result {
   std::string out;  // stdout and stderr together
 };
 
-inline Result run_spruce(const std::string& args) {
+// A shell command line, stderr folded into stdout.
+inline Result run_shell(const std::string& command_line) {
   Result r;
-  FILE* p = popen((std::string(SPRUCE_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  FILE* p = popen((command_line + " 2>&1").c_str(), "r");
   if (!p) return r;
   std::array<char, 4096> buf;
   size_t n;
@@ -24,5 +25,7 @@ inline Result run_spruce(const std::string& args) {
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return r;
 }
+
+inline Result run_spruce(const std::string& args) { return run_shell(std::string(SPRUCE_BINARY) + " " + args); }
 
 }  // namespace spruce::test

@@ -5,8 +5,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <initializer_list>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -55,9 +57,9 @@ bool is_one_of(const char* command, std::initializer_list<const char*> names) {
 }
 
 // Idle worker threads that spin take the cores from the threads with work, and both libraries
-// below read their setting when they load, so the commands that run or tune models set them and
-// execute themselves again, once. A user's own setting is kept; if the re-execution fails, the run
-// goes on as it is.
+// below read their setting when they load, so the commands that run or tune models set them before
+// LibTorch loads: `spruce` as it hands over, `spruce-torch` started directly by executing itself
+// again, once. A user's own setting is kept; if the re-execution fails, the run goes on as it is.
 //  - libgomp spins an idle worker 300,000 times before it sleeps (OMP_WAIT_POLICY unset). Running
 //    whole models on this project's 2-core VMs, that held batch-1 p99 at 100-140 ms against a p50
 //    of 8 ms (all-MiniLM-L6-v2, every variant, LibTorch's own included); 10,000 spins kept wake-ups
@@ -67,15 +69,48 @@ bool is_one_of(const char* command, std::initializer_list<const char*> names) {
 //    after LibTorch's FP32 calibration; with the workers spinning, the sparse path lost and half of
 //    the INT8 sparse MiniLM encoders ran oneDNN in most layers at half the speed (Zen 4, 2 cores).
 //    2^4 cycles: they sleep at once.
-void quiet_idle_threads(int argc, char** argv) {
-  if (argc < 2) return;
+// Returns whether it set anything.
+bool quiet_idle_threads(int argc, char** argv) {
+  if (argc < 2) return false;
   bool changed = false;
   if (is_one_of(argv[1], {"embed", "bench-model"}) && !std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT"))
     changed |= setenv("GOMP_SPINCOUNT", "10000", 1) == 0;
   if (is_one_of(argv[1], {"embed", "bench-model", "eval", "convert"}) && !std::getenv("OPENBLAS_THREAD_TIMEOUT"))
     changed |= setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) == 0;
-  if (changed) execv("/proc/self/exe", argv);
+  return changed;
 }
+
+#ifdef SPRUCE_HANDS_OVER_TO
+int report(const std::string& message, int status);
+
+bool own_command(int argc, char** argv) {
+  return argc > 1 &&
+         std::any_of(registry().begin(), registry().end(), [&](const auto& c) { return c.first == argv[1]; });
+}
+
+// `spruce` runs its own commands; every other command line (a LibTorch command, --help, a typo)
+// goes to the program that has them all, in this program's folder, with the same arguments. Returns
+// only where this program answers alone, or with the status of a failure to start the other.
+std::optional<int> hand_over(int argc, char** argv) {
+  if (own_command(argc, argv) || (argc > 1 && std::strcmp(argv[1], "--version") == 0)) return std::nullopt;
+  std::error_code error;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) return std::nullopt;
+  const std::filesystem::path full = self.parent_path() / SPRUCE_HANDS_OVER_TO;
+  if (!std::filesystem::exists(full, error)) {
+    if (argc < 2 || argv[1][0] == '-') return std::nullopt;  // --help: this program's commands, at least
+    return report("cannot find " + in_quotes(full.string(), 200) + ", which runs the command " +
+                      in_quotes(argv[1], 60) +
+                      " and the other LibTorch commands; build or install spruce again (make builds both)",
+                  1);
+  }
+  quiet_idle_threads(argc, argv);
+  execv(full.c_str(), argv);
+  return report("cannot start " + in_quotes(full.string(), 200) + " (" + std::strerror(errno) +
+                    "), which runs this command; build or install spruce again",
+                1);
+}
+#endif
 
 // CLI11's wording for two of its errors, in this tool's.
 std::string plain_parse_error(const std::string& message, int argc, char** argv) {
@@ -160,7 +195,11 @@ int main(int argc, char** argv) {
   using spruce::cli::one_line;
   using spruce::cli::plain_parse_error;
   using spruce::cli::report;
-  spruce::cli::quiet_idle_threads(argc, argv);
+#ifdef SPRUCE_HANDS_OVER_TO
+  if (const auto status = spruce::cli::hand_over(argc, argv)) return *status;
+#else
+  if (spruce::cli::quiet_idle_threads(argc, argv)) execv("/proc/self/exe", argv);
+#endif
   try {  // an invalid SPRUCE_MAX_ISA or OMP_NUM_THREADS is refused by every command
     spruce::max_isa();
     spruce::cli::check_omp_num_threads();
