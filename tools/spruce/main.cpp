@@ -94,13 +94,14 @@ bool own_command(int argc, char** argv) {
 std::optional<int> hand_over(int argc, char** argv) {
   if (own_command(argc, argv) || (argc > 1 && std::strcmp(argv[1], "--version") == 0)) return std::nullopt;
   std::error_code error;
-  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
-  if (error) return std::nullopt;
-  const std::filesystem::path full = self.parent_path() / SPRUCE_HANDS_OVER_TO;
-  if (!std::filesystem::exists(full, error)) {
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) self = std::strchr(argv[0], '/') ? argv[0] : "";  // no /proc: the path it was started by
+  const std::filesystem::path full = self.empty() ? "" : self.parent_path() / SPRUCE_HANDS_OVER_TO;
+  if (full.empty() || !std::filesystem::exists(full, error)) {
     if (argc < 2 || argv[1][0] == '-') return std::nullopt;  // --help: this program's commands, at least
-    return report("cannot find " + in_quotes(full.string(), 200) + ", which runs the command " +
-                      in_quotes(argv[1], 60) +
+    const std::string missing = full.empty() ? SPRUCE_HANDS_OVER_TO " beside spruce (no /proc/self/exe to find it by)"
+                                             : in_quotes(full.string(), 200);
+    return report("cannot find " + missing + ", which runs the command " + in_quotes(argv[1], 60) +
                       " and the other LibTorch commands; build or install spruce again (make builds both)",
                   1);
   }
