@@ -1,5 +1,6 @@
 // Process-wide memory policy for programs that run models.
 #pragma once
+#include <cstdint>
 
 namespace spruce {
 
@@ -10,5 +11,9 @@ namespace spruce {
 // block comes from the heap, which is trimmed only when 1 GiB lies free at its top. The process
 // keeps its peak resident size. Call once, early, before threads start; a no-op off glibc.
 void keep_freed_memory();
+
+// The memory that new work can take without swapping (Linux's MemAvailable), in bytes; 0 where
+// unknown.
+uint64_t available_memory();
 
 }  // namespace spruce

@@ -1,5 +1,8 @@
 #include "spruce/memory.hpp"
 
+#include <fstream>
+#include <string>
+
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -12,6 +15,17 @@ void keep_freed_memory() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);  // the heap's free top goes back only past 1 GiB
   mallopt(M_TOP_PAD, 256 << 20);       // grow the heap in big steps (address space, not pages)
 #endif
+}
+
+uint64_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib * 1024;
+    meminfo.ignore(256, '\n');  // the unit
+  }
+  return 0;
 }
 
 }  // namespace spruce

@@ -9,6 +9,7 @@
 
 #include "bad_input.hpp"
 #include "spruce/idx.hpp"
+#include "spruce/memory.hpp"
 
 namespace fs = std::filesystem;
 
@@ -78,6 +79,9 @@ TEST_F(BadInput, TrainingSettingsThatWouldDoNothing) {
   expect_refused({"train", "--seed", "4294967296"}, 2, "--seed");
   expect_refused({"train", "--overwrite"}, 2, "--overwrite acts only with --save");
   expect_refused({"eval", "--sparse", path("run")}, 2, "is a dense run (no masks.safetensors)");
+  // Each rank holds LibTorch and the data (about 0.5 GB): 256 of them met the OOM killer.
+  if (spruce::available_memory() < 256ull * (512ull << 20))
+    expect_refused({"train", "--nproc", "256"}, 2, "start fewer ranks");
   expect_refused({"convert", "--checkpoint", path("run"), "--out", path("m.safetensors"), "--batch", "70000"}, 2,
                  "--batch");
   expect_refused({"distill", "--steps", "2", "--evaluations", "3"}, 2, "--evaluations 3 is more than --steps 2");
