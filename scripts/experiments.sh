@@ -51,6 +51,23 @@ experiments=(
   "mlp-2in4-4ep-zen4|--model mlp --epochs 4 --pattern 2:4 --criterion magnitude"
   "mlp-2in4-gradual|--model mlp --epochs 4 --pattern 2:4 --criterion magnitude --gradual-nm"
   "cnn-2in4-gradual-ste|--model cnn --epochs 3 --pattern 2:4 --criterion magnitude --gradual-nm --straight-through --straight-through-decay 0.002"
+  # The ramp ending at 40% of training instead of 60% for every block row that misses (Zen 4 host).
+  "cnn-4x1-90-early|--model cnn --epochs 3 --recipe scripts/recipes/cnn-4x1-90-early.yaml"
+  "cnn-4x16-85-early|--model cnn --epochs 3 --recipe scripts/recipes/cnn-4x16-85-early.yaml"
+  "mlp-4x16-85-early|--model mlp --epochs 4 --recipe scripts/recipes/mlp-4x16-85-early.yaml"
+  # Higher learning rates (2e-3, 3e-3), sparse and dense alike, and local scope on the CNN.
+  "mlp-lr2e-3-dense|--model mlp --epochs 4 --lr 2e-3"
+  "mlp-lr2e-3-4x1-90|--model mlp --epochs 4 --lr 2e-3 --pattern 4x1 --sparsity 0.9 --criterion magnitude"
+  "cnn-lr2e-3-dense|--model cnn --epochs 3 --lr 2e-3"
+  "cnn-lr2e-3-4x1-90|--model cnn --epochs 3 --lr 2e-3 --pattern 4x1 --sparsity 0.9 --criterion magnitude"
+  "cnn-4x1-90-local|--model cnn --epochs 3 --pattern 4x1 --sparsity 0.9 --criterion magnitude --scope local"
+  "cnn-4x16-85-local|--model cnn --epochs 3 --pattern 4x16 --sparsity 0.85 --criterion magnitude --scope local"
+  "mlp-lr2e-3-4x16-85|--model mlp --epochs 4 --lr 2e-3 --pattern 4x16 --sparsity 0.85 --criterion magnitude"
+  "mlp-lr3e-3-dense|--model mlp --epochs 4 --lr 3e-3"
+  "mlp-lr3e-3-4x1-90|--model mlp --epochs 4 --lr 3e-3 --pattern 4x1 --sparsity 0.9 --criterion magnitude"
+  "cnn-lr2e-3-4x16-85|--model cnn --epochs 3 --lr 2e-3 --pattern 4x16 --sparsity 0.85 --criterion magnitude"
+  "cnn-lr3e-3-dense|--model cnn --epochs 3 --lr 3e-3"
+  "cnn-lr3e-3-4x1-90|--model cnn --epochs 3 --lr 3e-3 --pattern 4x1 --sparsity 0.9 --criterion magnitude"
 )
 only=${ONLY:-}
 mkdir -p "$out"

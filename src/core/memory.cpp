@@ -23,7 +23,7 @@ uint64_t available_memory() {
   uint64_t kib = 0;
   while (meminfo >> key >> kib) {
     if (key == "MemAvailable:") return kib * 1024;
-    meminfo.ignore(256, '\n');  // the unit
+    meminfo.ignore(256, '\n');  // the rest of the line: its unit
   }
   return 0;
 }
