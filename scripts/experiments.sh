@@ -68,6 +68,12 @@ experiments=(
   "cnn-lr2e-3-4x16-85|--model cnn --epochs 3 --lr 2e-3 --pattern 4x16 --sparsity 0.85 --criterion magnitude"
   "cnn-lr3e-3-dense|--model cnn --epochs 3 --lr 3e-3"
   "cnn-lr3e-3-4x1-90|--model cnn --epochs 3 --lr 3e-3 --pattern 4x1 --sparsity 0.9 --criterion magnitude"
+  # The AMX kernels' patterns (blocks of 16 output channels) at 2e-3.
+  "mlp-lr2e-3-16x1-90|--model mlp --epochs 4 --lr 2e-3 --pattern 16x1 --sparsity 0.9 --criterion magnitude"
+  "mlp-lr2e-3-16x4-90|--model mlp --epochs 4 --lr 2e-3 --pattern 16x4 --sparsity 0.9 --criterion magnitude"
+  "mlp-lr2e-3-16x64-90|--model mlp --epochs 4 --lr 2e-3 --pattern 16x64 --sparsity 0.9 --criterion magnitude"
+  "cnn-lr2e-3-16x1-90|--model cnn --epochs 3 --lr 2e-3 --pattern 16x1 --sparsity 0.9 --criterion magnitude"
+  "cnn-lr2e-3-16x4-90|--model cnn --epochs 3 --lr 2e-3 --pattern 16x4 --sparsity 0.9 --criterion magnitude"
 )
 only=${ONLY:-}
 mkdir -p "$out"
