@@ -47,7 +47,8 @@ Shape parse_shape(const std::string& t) {
   Shape s{};
   char x1 = 0, x2 = 0;
   std::istringstream in(t);
-  if (!(in >> s.m >> x1 >> s.k >> x2 >> s.n) || x1 != 'x' || x2 != 'x' || !in.eof() || s.m < 1 || s.k < 1 || s.n < 1)
+  if (t.find_first_not_of("0123456789x") != std::string::npos ||  // no sign, no space
+      !(in >> s.m >> x1 >> s.k >> x2 >> s.n) || x1 != 'x' || x2 != 'x' || !in.eof() || s.m < 1 || s.k < 1 || s.n < 1)
     usage_error("invalid shape " + in_quotes(t) + ": expected MxKxN with positive integers, e.g. 128x768x3072");
   // Each case holds several copies of X, W and Y (FP32, INT8, packed, the reference's): bounded so that
   // a typo fails here, not in the out-of-memory killer.

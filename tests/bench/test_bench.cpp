@@ -137,7 +137,8 @@ TEST(Suites, NamesShapesAndAll) {
 TEST(Suites, ParsesShapes) {
   EXPECT_EQ(parse_shape("128x768x3072"), (Shape{128, 768, 3072}));
   EXPECT_EQ(to_string(Shape{1, 2, 3}), "1x2x3");
-  for (const char* bad : {"", "128x768", "0x1x1", "1x-2x3", "1x2x3x4", "1x2x3 ", "axbxc", "1*2*3"})
+  for (const char* bad : {"", "128x768", "0x1x1", "1x-2x3", "1x2x3x4", "1x2x3 ", "axbxc", "1*2*3", " 1x2x3", "1x +2x3",
+                          "+1x2x3", "1 x2x3"})
     EXPECT_THROW(parse_shape(bad), Error) << bad;
 }
 
