@@ -57,6 +57,15 @@ TEST_F(Cli, HelpOnEveryCommand) {
   EXPECT_EQ(run_spruce("").status, 2);
 }
 
+TEST_F(Cli, VersionStandsAlone) {
+  const Result v = run_spruce("--version");
+  EXPECT_EQ(v.status, 0);
+  EXPECT_EQ(v.out, "spruce 0.1.0\n");
+  const Result extra = run_spruce("--version prune");
+  EXPECT_EQ(extra.status, 2);
+  EXPECT_TRUE(has(extra, "'prune'")) << extra.out;
+}
+
 TEST_F(Cli, PruneThenInspectAgree) {
   const std::string out = path("pruned.safetensors");
   const Result p = run_spruce("prune " + ckpt_ + " -o " + out + " --pattern 4x1 --sparsity 0.9");

@@ -226,6 +226,10 @@ int main(int argc, char** argv) {
                       " (see `spruce --help`)",
                   2);
   }
+  if (argc > 2 && std::strcmp(argv[1], "--version") == 0)  // CLI11 would print it and ignore the rest
+    return report(
+        "--version takes nothing after it, not " + spruce::in_quotes(argv[2], 60) + "; give `spruce --version` alone",
+        2);
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {  // --help, --version
