@@ -30,33 +30,47 @@ size_t idx_size(const std::vector<uint8_t>& header) {
 
 // The file's bytes, gunzipped when it starts with the gzip magic. Inflating stops one byte past
 // the size the header declares, so a gzip bomb (a small file that inflates to gigabytes) is
-// refused at once, in bounded memory.
+// refused at once, in bounded memory. Concatenated gzip members are read as one stream (gzip's
+// rule); any other bytes after the last member are refused, as is a stream cut short.
 std::vector<uint8_t> read_maybe_gzip(const std::string& path) {
-  require_regular_file(path);
-  gzFile f = gzopen(path.c_str(), "rb");  // reads plain files unchanged
-  if (f == nullptr) data_error("cannot open " + path);
+  const std::string file = read_file(path);  // requires a regular file
+  const auto* in = reinterpret_cast<const uint8_t*>(file.data());
+  if (file.size() < 2 || in[0] != 0x1f || in[1] != 0x8b) return {in, in + file.size()};
+  if (file.size() > UINT32_MAX) data_error(path + ": a gzip file over 4 GiB is not an IDX data set");
+  z_stream z{};
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) data_error(path + ": cannot start inflating (out of memory)");
+  z.next_in = const_cast<uint8_t*>(in);
+  z.avail_in = uInt(file.size());
   std::vector<uint8_t> bytes;
-  uint8_t chunk[1 << 16];
-  int got = 0;
-  // Reads until `bytes` holds `total` bytes or the stream ends.
-  auto read_up_to = [&](size_t total) {
-    while (bytes.size() < total) {
-      got = gzread(f, chunk, unsigned(std::min(sizeof chunk, total - bytes.size())));
-      if (got <= 0) return;
-      bytes.insert(bytes.end(), chunk, chunk + got);
+  size_t limit = 4;  // grows to the header's rank, then to the declared size plus one byte
+  std::string problem;
+  while (problem.empty() && bytes.size() < limit) {
+    const size_t had = bytes.size();
+    bytes.resize(std::min(limit, had + (size_t(1) << 16)));
+    z.next_out = bytes.data() + had;
+    z.avail_out = uInt(bytes.size() - had);
+    const int status = inflate(&z, Z_NO_FLUSH);
+    bytes.resize(bytes.size() - z.avail_out);
+    if (status == Z_STREAM_END) {
+      if (z.avail_in == 0) break;
+      if (z.avail_in < 2 || z.next_in[0] != 0x1f || z.next_in[1] != 0x8b) {
+        problem = std::to_string(z.avail_in) + " bytes that are not gzip follow the compressed data";
+        break;
+      }
+      inflateReset(&z);  // the next member
+    } else if (status == Z_BUF_ERROR && z.avail_in == 0) {
+      problem = "the gzip stream is cut short";
+    } else if (status != Z_OK && status != Z_BUF_ERROR) {
+      problem = "corrupt gzip stream (" + std::string(z.msg ? z.msg : zError(status)) + ")";
     }
-  };
-  read_up_to(4);
-  size_t declared = SIZE_MAX;
-  if (got >= 0 && bytes.size() == 4 && bytes[0] == 0 && bytes[1] == 0 && bytes[2] == 0x08) {
-    read_up_to(4 + 4 * size_t(bytes[3]));
-    declared = idx_size(bytes);
-    if (got >= 0 && declared != SIZE_MAX) read_up_to(declared + 1);
+    if (bytes.size() == limit && limit == 4 && bytes[0] == 0 && bytes[1] == 0 && bytes[2] == 0x08)
+      limit = 4 + 4 * size_t(bytes[3]);
+    else if (bytes.size() == limit && limit > 4 && limit == 4 + 4 * size_t(bytes[3]))
+      limit = idx_size(bytes) == SIZE_MAX ? limit : idx_size(bytes) + 1;
   }
-  int err = 0;
-  std::string message = got < 0 ? gzerror(f, &err) : "";
-  gzclose(f);
-  if (got < 0) data_error(path + ": corrupt gzip stream (" + message + "); reinstall the file");
+  inflateEnd(&z);
+  if (!problem.empty()) data_error(path + ": " + problem + "; reinstall the file");
+  const size_t declared = idx_size(bytes);
   if (declared != SIZE_MAX && bytes.size() > declared)
     data_error(path + ": IDX payload holds more than the " + std::to_string(declared - 4 - 4 * size_t(bytes[3])) +
                " bytes its header says");

@@ -79,6 +79,46 @@ TEST(Idx, StopsInflatingPastTheDeclaredSize) {
   std::filesystem::remove(path);
 }
 
+// The bytes of `payload` as one gzip member.
+std::string gzip_member(const std::vector<uint8_t>& payload) {
+  const std::string path = ::testing::TempDir() + "/member-" + std::to_string(getpid()) + ".gz";
+  gzFile f = gzopen(path.c_str(), "wb6");
+  EXPECT_NE(f, nullptr);
+  gzwrite(f, payload.data(), unsigned(payload.size()));
+  EXPECT_EQ(gzclose(f), Z_OK);
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::filesystem::remove(path);
+  return bytes;
+}
+
+// A gzip IDX file is read whole or refused: extra members are gzip's own concatenation, anything
+// else after the stream, or a stream cut short, is a damaged file.
+TEST(Idx, GzipStreamsMustEndWithTheFile) {
+  const std::string path = ::testing::TempDir() + "/stream-" + std::to_string(getpid()) + "-idx1-ubyte.gz";
+  const std::vector<uint8_t> idx = idx_bytes({300}, 300);
+  auto read_as = [&](const std::string& bytes) {
+    std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
+    try {
+      return std::to_string(read_idx(path).values.size());
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Data);
+      return std::string(e.what());
+    }
+  };
+  const std::string whole = gzip_member(idx);
+  EXPECT_EQ(read_as(whole), "300");
+  const std::vector<uint8_t> head(idx.begin(), idx.begin() + 100), tail(idx.begin() + 100, idx.end());
+  EXPECT_EQ(read_as(gzip_member(head) + gzip_member(tail)), "300");
+  EXPECT_EQ(read_as(whole + "trailing"),
+            path + ": 8 bytes that are not gzip follow the compressed data; reinstall the file");
+  EXPECT_EQ(read_as(whole.substr(0, whole.size() - 3)), path + ": the gzip stream is cut short; reinstall the file");
+  std::string damaged = whole;
+  damaged[damaged.size() - 8] ^= 1;  // the CRC-32 of the trailer
+  EXPECT_EQ(read_as(damaged), path + ": corrupt gzip stream (incorrect data check); reinstall the file");
+  std::filesystem::remove(path);
+}
+
 TEST(FashionMnist, MissingFilesNameThePackage) {
   try {
     load_fashion_mnist("/nonexistent", Split::Train);
