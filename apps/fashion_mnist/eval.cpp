@@ -47,6 +47,18 @@ double sparsity_of(const std::vector<ConvertedLayer>& layers) {
 
 }  // namespace
 
+void check_variant_label(const std::string& label, const std::vector<ConvertedLayer>& layers, const std::string& path) {
+  if (label == "converted") return;  // saved without one
+  if (label != to_string(Variant::F32Sparse) && label != to_string(Variant::Int8Sparse) &&
+      label != to_string(Variant::Int8Dense))
+    data_error(path + ": metadata 'variant' " + in_quotes(label, 60) +
+               " is not fp32-sparse, int8-sparse or int8-dense; convert the model again");
+  for (const auto& layer : layers)
+    if (layer.variant.starts_with("int8") != label.starts_with("int8"))
+      data_error(path + ": metadata 'variant' says " + label + " but layer " + in_quotes(layer.name, 60) + " is " +
+                 layer.variant + "; convert the model again");
+}
+
 ConvertedClassifier convert_checkpoint(const EvalOptions& o, const std::string& checkpoint, Variant variant) {
   ConvertedClassifier c{make_model(o.model), {}};
   load_checkpoint(checkpoint, *c.model, nullptr, nullptr);
@@ -121,6 +133,7 @@ std::vector<EvalRow> evaluate_variants(const EvalOptions& o, std::ostream& log) 
     const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     model->eval();
     EvalRow row{meta.count("variant") ? meta.at("variant") : "converted", path};
+    check_variant_label(row.variant, info.layers, path);
     row.sparsity = sparsity_of(info.layers);
     score(row, *model,
           path + " (" + row.variant + ", loaded in " + std::to_string(std::llround(load_ms)) + " ms" +

@@ -47,6 +47,12 @@ struct ConvertedClassifier {
 ConvertedClassifier convert_checkpoint(const EvalOptions& options, const std::string& checkpoint,
                                        torch::Variant variant);
 
+// The variant named in a converted file's metadata labels its row: it must be one `spruce convert`
+// writes, and say FP32 or INT8 as `layers` do (an INT8 variant's layers may run dense). Throws
+// spruce::Error (data) naming `path`; "converted" (no variant saved) passes.
+void check_variant_label(const std::string& label, const std::vector<torch::ConvertedLayer>& layers,
+                         const std::string& path);
+
 // Variants whose checkpoint is not given are skipped; each converted file adds a row.
 std::vector<EvalRow> evaluate_variants(const EvalOptions& options, std::ostream& log);
 

@@ -306,7 +306,11 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
   o.threads = threads;
   o.activation = parse_activation(field<std::string>(r, "activation", source, name).c_str());
   o.fallback = parse_fallback(field<std::string>(r, "fallback", source, name));
-  return std::make_shared<SparseLinear>(p, o);
+  auto op = std::make_shared<SparseLinear>(p, o);
+  if (variant_of(*op) != variant)  // int8-dense is the INT8 layer that always falls back
+    bad_file(source, "layer " + in_quotes(name) + ": variant '" + variant + "' does not go with fallback '" +
+                         fallback_name(o.fallback) + "'; convert the model again");
+  return op;
 }
 
 }  // namespace

@@ -9,7 +9,9 @@
 #include <string>
 
 #include "dlrm/dlrm.hpp"
+#include "fashion_mnist/eval.hpp"
 #include "fashion_mnist/models.hpp"
+#include "spruce/error.hpp"
 #include "spruce/torch/convert.hpp"
 #include "spruce/torch/model_file.hpp"
 
@@ -83,8 +85,27 @@ TEST(ModelFile, CnnConvLayersRoundTrip) {
   save_converted_model(path, *model, {{"model", "cnn"}});
   auto loaded = make_model("cnn");
   loaded->eval();
-  EXPECT_EQ(load_converted_model(path, *loaded).layers.size(), 4u);
+  const auto layers = load_converted_model(path, *loaded).layers;
+  EXPECT_EQ(layers.size(), 4u);
   EXPECT_TRUE(::torch::equal(loaded->forward(images), want));
+  // `spruce eval` labels a loaded file by its metadata's variant, which must agree with its layers.
+  fashion_mnist::check_variant_label("int8-sparse", layers, path);
+  fashion_mnist::check_variant_label("int8-dense", layers, path);
+  fashion_mnist::check_variant_label("converted", layers, path);
+  auto refusal = [&](const std::string& label) {
+    try {
+      fashion_mnist::check_variant_label(label, layers, path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(refusal("fp32-sparse"), path +
+                                        ": metadata 'variant' says fp32-sparse but layer 'conv1' is int8-sparse; "
+                                        "convert the model again");
+  EXPECT_EQ(refusal("int9-sparse"), path +
+                                        ": metadata 'variant' 'int9-sparse' is not fp32-sparse, int8-sparse or "
+                                        "int8-dense; convert the model again");
 }
 
 }  // namespace

@@ -178,6 +178,18 @@ TEST_F(BadFiles, BrokenLayerRecords) {
   expect_error([&] { load(kernel); }, "convert the model again");
 }
 
+// int8-dense names the INT8 layer that always runs oneDNN: a record may not claim it for a layer
+// whose fallback lets the sparse kernel run, nor int8-sparse for one that never does.
+TEST_F(BadFiles, VariantMustGoWithFallback) {
+  const auto path = edited("variant.safetensors", [](SafetensorsFile& f) {
+    auto layers = nlohmann::json::parse(f.metadata["spruce.layers"]);
+    ASSERT_EQ(layers[0]["variant"], "int8-sparse");
+    layers[0]["variant"] = "int8-dense";
+    f.metadata["spruce.layers"] = layers.dump();
+  });
+  expect_error([&] { load(path); }, "variant 'int8-dense' does not go with fallback 'never'");
+}
+
 // Non-finite values would reach every output of the layer (a NaN bias scored 10% accuracy).
 TEST_F(BadFiles, NonFiniteBiasOrWeights) {
   const auto poisoned = [&](const std::string& name, const std::string& tensor, float value, size_t element) {
