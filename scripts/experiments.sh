@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What was tried for the rows of docs/RESULTS.md that miss dense by more than 0.5 points: group
 # lasso on, the snip_momentum criterion, an earlier end of the ramp, and longer training (dense
-# and sparse alike). Writes $out/<name>-s<seed>.{json,log}; existing JSONs are skipped.
+# and sparse alike). Writes $out/<name>-s<seed>.{json,log}; existing JSONs are skipped. In a run's
+# flags, @OUT@ stands for $out and @SEED@ for the seed.
 #   JOBS=2 SEEDS="0" [ONLY="mlp-dense-4ep mlp-4x1-90-ste"] scripts/experiments.sh [build/tools/spruce/spruce]
 set -euo pipefail
 spruce=${1:-build/tools/spruce/spruce}
@@ -74,6 +75,14 @@ experiments=(
   "mlp-lr2e-3-16x64-90|--model mlp --epochs 4 --lr 2e-3 --pattern 16x64 --sparsity 0.9 --criterion magnitude"
   "cnn-lr2e-3-16x1-90|--model cnn --epochs 3 --lr 2e-3 --pattern 16x1 --sparsity 0.9 --criterion magnitude"
   "cnn-lr2e-3-16x4-90|--model cnn --epochs 3 --lr 2e-3 --pattern 16x4 --sparsity 0.9 --criterion magnitude"
+  # The CNN at 3e-3 (its best dense rate), and distillation from the dense model of that rate. The
+  # teacher runs save themselves; run them before the -kd rows (ONLY="cnn-lr3e-3-teacher" first).
+  "cnn-lr3e-3-teacher|--model cnn --epochs 3 --lr 3e-3 --save @OUT@/teachers/cnn-lr3e-3-s@SEED@ --overwrite"
+  "cnn-lr3e-3-4x16-85|--model cnn --epochs 3 --lr 3e-3 --pattern 4x16 --sparsity 0.85 --criterion magnitude"
+  "cnn-lr3e-3-16x4-90|--model cnn --epochs 3 --lr 3e-3 --pattern 16x4 --sparsity 0.9 --criterion magnitude"
+  "cnn-lr3e-3-4x1-90-kd|--model cnn --epochs 3 --lr 3e-3 --pattern 4x1 --sparsity 0.9 --criterion magnitude --teacher @OUT@/teachers/cnn-lr3e-3-s@SEED@"
+  "cnn-lr3e-3-4x16-85-kd|--model cnn --epochs 3 --lr 3e-3 --pattern 4x16 --sparsity 0.85 --criterion magnitude --teacher @OUT@/teachers/cnn-lr3e-3-s@SEED@"
+  "cnn-lr3e-3-16x4-90-kd|--model cnn --epochs 3 --lr 3e-3 --pattern 16x4 --sparsity 0.9 --criterion magnitude --teacher @OUT@/teachers/cnn-lr3e-3-s@SEED@"
 )
 only=${ONLY:-}
 mkdir -p "$out"
@@ -82,7 +91,9 @@ for seed in $seeds; do
     [ -n "$only" ] && [[ " $only " != *" ${e%%|*} "* ]] && continue
     stem="$out/${e%%|*}-s$seed"
     [ -f "$stem.json" ] && continue
-    echo "$spruce train $base ${e#*|} --seed $seed --json $stem.json > $stem.log 2>&1"
+    args=${e#*|}
+    args=${args//@OUT@/$out}
+    echo "$spruce train $base ${args//@SEED@/$seed} --seed $seed --json $stem.json > $stem.log 2>&1"
   done
 done > "$out/jobs.txt"
 echo "experiments: $(wc -l < "$out/jobs.txt") runs, $jobs at a time; logs in $out"

@@ -170,6 +170,12 @@ EXPERIMENTS = {  # name: what changed against the table's row
     "mlp-lr2e-3-16x64-90": "16x64@90%, learning rate 2e-3 (Δ vs dense at 2e-3)",
     "cnn-lr2e-3-16x1-90": "16x1@90%, learning rate 2e-3 (Δ vs dense at 2e-3)",
     "cnn-lr2e-3-16x4-90": "16x4@90%, learning rate 2e-3 (Δ vs dense at 2e-3)",
+    "cnn-lr3e-3-4x16-85": "4x16@85%, learning rate 3e-3 (Δ vs dense at 3e-3)",
+    "cnn-lr3e-3-16x4-90": "16x4@90%, learning rate 3e-3 (Δ vs dense at 3e-3)",
+    # Distillation from the dense model trained at 3e-3 (the teacher is the dense run of each seed).
+    "cnn-lr3e-3-4x1-90-kd": "4x1@90%, learning rate 3e-3, distilled from the dense model at 3e-3",
+    "cnn-lr3e-3-4x16-85-kd": "4x16@85%, learning rate 3e-3, distilled from the dense model at 3e-3",
+    "cnn-lr3e-3-16x4-90-kd": "16x4@90%, learning rate 3e-3, distilled from the dense model at 3e-3",
     "cnn-4x1-90-local": "4x1@90%, local scope (each layer at 90%) instead of global",
     "cnn-4x16-85-local": "4x16@85%, local scope (each layer at 85%) instead of global",
 }
