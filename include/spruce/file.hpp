@@ -1,5 +1,6 @@
 // Files from users: inputs must be regular files, outputs are written whole or not at all.
 #pragma once
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -40,5 +41,10 @@ class AtomicOutput {
 
 // Write `contents` to `path` through an AtomicOutput.
 void write_file_atomic(const std::string& path, std::string_view contents);
+
+// A folder written whole or not at all: `fill` writes the files into a new temporary folder beside
+// `dir` (its path given), which then takes the place of `dir` in one step; an existing `dir` is
+// removed after. If `fill` throws, the temporary folder is removed and the exception goes on.
+void write_folder_atomic(const std::string& dir, const std::function<void(const std::string& temp)>& fill);
 
 }  // namespace spruce

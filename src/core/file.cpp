@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -230,6 +231,51 @@ void write_file_atomic(const std::string& path, std::string_view contents) {
   AtomicOutput out(path);
   out.write(contents);
   out.commit();
+}
+
+void write_folder_atomic(const std::string& path, const std::function<void(const std::string& temp)>& fill) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status status = fs::status(path, ec);
+  if (fs::exists(status) && !fs::is_directory(status)) cannot("write", path, "it is not a folder; name a folder");
+  // A link to a folder: the folder it leads to is replaced, and the link kept.
+  const std::string dir = fs::is_symlink(fs::symlink_status(path, ec)) ? fs::canonical(path, ec).string() : path;
+  const fs::path parent = fs::absolute(dir, ec).parent_path();
+  std::string tmpl = (parent / "spruce-tmp-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) cannot("write", dir, std::strerror(errno));
+  // mkdtemp makes it private (0700): it gets the mode of the folder it replaces, or a new folder's.
+  const mode_t umask_bits = ::umask(0);
+  ::umask(umask_bits);
+  struct stat st {};
+  ::chmod(tmpl.c_str(), ::stat(dir.c_str(), &st) == 0 ? st.st_mode & 07777 : 0777 & ~umask_bits);
+  try {
+    fill(tmpl);
+  } catch (...) {
+    fs::remove_all(tmpl, ec);
+    throw;
+  }
+  // The new folder takes the old one's place in one step; the old one, now at the temporary
+  // name, is removed after.
+  const bool replace = fs::exists(dir, ec);
+  bool moved = ::renameat2(AT_FDCWD, tmpl.c_str(), AT_FDCWD, dir.c_str(), replace ? RENAME_EXCHANGE : 0) == 0;
+  int error = moved ? 0 : errno;
+  std::string old = tmpl;
+  if (!moved && replace && (error == EINVAL || error == ENOSYS || error == EOPNOTSUPP)) {
+    old = tmpl + "-old";  // a file system without the exchange: two renames, the old folder moved aside first
+    if (::rename(dir.c_str(), old.c_str()) != 0) {
+      error = errno;
+    } else if (::rename(tmpl.c_str(), dir.c_str()) != 0) {
+      error = errno;
+      ::rename(old.c_str(), dir.c_str());
+    } else {
+      moved = true;
+    }
+  }
+  if (!moved) {
+    fs::remove_all(tmpl, ec);
+    cannot("write", dir, std::strerror(error));
+  }
+  fs::remove_all(old, ec);
 }
 
 }  // namespace spruce

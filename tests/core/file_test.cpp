@@ -176,3 +176,32 @@ TEST_F(Files, SignalDispositionsAreRestored) {
   EXPECT_EQ(WEXITSTATUS(st), 0);
   EXPECT_EQ(contents(target_), "new");
 }
+
+// A saved model folder holding some of its files, after a failure or a full disk, looked like a
+// model: a folder is written whole, replaces the old one whole, or is left as it was.
+TEST_F(Files, FoldersAreWrittenWholeOrNotAtAll) {
+  const std::string model = path("model");
+  auto write_two = [&](const std::string& first, const std::string& second) {
+    return [=](const std::string& temp) {
+      std::ofstream(temp + "/config.json") << first;
+      std::ofstream(temp + "/weights") << second;
+    };
+  };
+  spruce::write_folder_atomic(model, write_two("config 1", "weights 1"));
+  EXPECT_EQ(contents(model + "/config.json"), "config 1");
+  EXPECT_EQ(fs::status(model).permissions() & fs::perms::others_read, fs::perms::others_read) << "left private";
+  std::ofstream(model + "/stale") << "from an older save";
+  spruce::write_folder_atomic(model, write_two("config 2", "weights 2"));
+  EXPECT_EQ(contents(model + "/weights"), "weights 2");
+  EXPECT_FALSE(fs::exists(model + "/stale"));
+  EXPECT_THROW(spruce::write_folder_atomic(model,
+                                           [](const std::string& temp) {
+                                             std::ofstream(temp + "/config.json") << "config 3";
+                                             spruce::usage_error("the disk is full");
+                                           }),
+               spruce::Error);
+  EXPECT_EQ(contents(model + "/config.json"), "config 2");
+  EXPECT_EQ(strays(), std::vector<std::string>{"model"}) << "a temporary folder was left behind";
+  EXPECT_NE(error_of([&] { spruce::write_folder_atomic(target_, write_two("", "")); }).find("is not a folder"),
+            std::string::npos);
+}
