@@ -68,6 +68,18 @@ TEST(Safetensors, RoundTripsEveryByteAndTheMetadata) {
   EXPECT_EQ(n % 8, 0u);  // the data section starts 8-byte aligned
 }
 
+// The header's one reserved key cannot name a tensor: the file would hold it twice.
+TEST(Safetensors, NoTensorIsNamedMetadata) {
+  SafetensorsFile f = sample();
+  f.tensors[0].name = "__metadata__";
+  try {
+    serialize_safetensors(f);
+    ADD_FAILURE() << "a tensor named __metadata__ was written";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("keeps for the metadata"), std::string::npos) << e.what();
+  }
+}
+
 // Metadata that is not UTF-8, such as a Latin-1 path (convert records its checkpoint's), is
 // written with U+FFFD for the bad byte; nlohmann's default threw after the work.
 TEST(Safetensors, WritesMetadataThatIsNotUtf8) {
