@@ -72,9 +72,12 @@ struct BlockGrid {
 };
 // For N:M, the grid is 1 x M groups along input channels.
 BlockGrid block_grid(const Pattern& p, int64_t oc, int64_t ic);
-// Throws spruce::Error (usage) naming the tensor `name` when the block pattern `p` lays a single
-// block over its oc x ic matrix: local scope would zero all of it or none of it, and global scope,
-// within its per-layer maximum, never prunes it. An N:M pattern fails where a row is narrower than M.
-void require_blocks_fit(const Pattern& p, int64_t oc, int64_t ic, const std::string& name);
+// Throws spruce::Error (usage) naming the tensor `name` (as the message should show it, quoted or
+// described) when the block pattern `p` lays a single block over its oc x ic matrix: local scope
+// would zero all of it or none of it, and global scope, within its per-layer maximum, never prunes
+// it. An N:M pattern fails where a row is narrower than M. `leave_out` says how to leave the tensor
+// out of pruning, where the caller has a way; the message offers it beside a smaller pattern.
+void require_blocks_fit(const Pattern& p, int64_t oc, int64_t ic, const std::string& name,
+                        const std::string& leave_out = "");
 
 }  // namespace spruce

@@ -102,18 +102,18 @@ BlockGrid block_grid(const Pattern& p, int64_t oc, int64_t ic) {
   return g;
 }
 
-void require_blocks_fit(const Pattern& p, int64_t oc, int64_t ic, const std::string& name) {
+void require_blocks_fit(const Pattern& p, int64_t oc, int64_t ic, const std::string& name,
+                        const std::string& leave_out) {
+  const std::string or_leave_out = leave_out.empty() ? "" : ", or " + leave_out;
   if (p.is_nm() && ic < p.m())
-    usage_error("pattern " + p.str() + " does not fit " + in_quotes(name) + " (" + std::to_string(oc) + "x" +
-                std::to_string(ic) + " as a matrix: rows of " + std::to_string(ic) + ", fewer than a group of " +
-                std::to_string(p.m()) +
-                "); use a smaller M, or leave the tensor out (--exclude, or the recipe's "
-                "excluded_op_names)");
+    usage_error("pattern " + p.str() + " does not fit " + name + " (" + std::to_string(oc) + "x" + std::to_string(ic) +
+                " as a matrix: rows of " + std::to_string(ic) + ", fewer than a group of " + std::to_string(p.m()) +
+                "); use a smaller M" + or_leave_out);
   if (!p.is_block() || block_grid(p, oc, ic).blocks() != 1) return;
-  usage_error("pattern " + p.str() + " does not fit " + in_quotes(name) + " (" + std::to_string(oc) + "x" +
-              std::to_string(ic) +
+  usage_error("pattern " + p.str() + " does not fit " + name + " (" + std::to_string(oc) + "x" + std::to_string(ic) +
               " as a matrix: one block), so pruning could only zero all of it or none of it; use a smaller "
-              "pattern, or leave the tensor out (--exclude, or the recipe's excluded_op_names)");
+              "pattern" +
+              or_leave_out);
 }
 
 }  // namespace spruce

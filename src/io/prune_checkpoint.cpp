@@ -81,7 +81,9 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
       r.pruned = true;
       r.pattern = g->pattern.str();
       r.target = g->target();
-      if (g->target() > 0) require_blocks_fit(g->pattern, t.shape[0], t.numel() / t.shape[0], t.name);
+      if (g->target() > 0)
+        require_blocks_fit(g->pattern, t.shape[0], t.numel() / t.shape[0], in_quotes(t.name),
+                           "leave the tensor out (--exclude, or the recipe's excluded_op_names)");
       const std::vector<float> values = t.to_f32();
       require_finite(opt.source, t, values,
                      "magnitude pruning needs finite weights (or leave the tensor out with --exclude)");

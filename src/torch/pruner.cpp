@@ -61,7 +61,8 @@ Pruner::Pruner(::torch::nn::Module& module, Recipe recipe) : recipe_(std::move(r
     if (group == nullptr) continue;
     check_weight(weight, item.key());
     if (group->target() > 0 && weight.size(0) > 0)
-      require_blocks_fit(group->pattern, weight.size(0), weight.numel() / weight.size(0), item.key());
+      require_blocks_fit(group->pattern, weight.size(0), weight.numel() / weight.size(0), in_quotes(item.key()),
+                         "leave the layer out (the recipe's excluded_op_names)");
     if (group->criterion == Criterion::SparseGpt && std::string(op_type) != "Linear")
       usage_error("pruning_type sparsegpt reconstructs Linear layers only, and " + item.key() +
                   " is a Conv2d; prune it in another group (wanda or magnitude), or exclude it");
