@@ -35,7 +35,7 @@ Corpus read_fortunes(const std::string& dir, int held_out_percent) {
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const auto name = entry.path().filename().string();
-    if (entry.is_regular_file() && !entry.path().has_extension() && name.find("art") == std::string::npos)
+    if (entry.is_regular_file() && !entry.path().has_extension() && name != "ascii-art")  // pictures, not text
       files.push_back(entry.path());
   }
   if (ec || files.empty())

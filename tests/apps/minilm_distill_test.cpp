@@ -133,6 +133,20 @@ TEST_F(FortuneDir, ReadsSplitsAndDeduplicates) {
     EXPECT_NE(std::find(again.held_out.begin(), again.held_out.end(), t), again.held_out.end()) << t;
 }
 
+// Only the ASCII art is skipped: a filter on names containing "art" dropped startrek and art (quotes).
+TEST_F(FortuneDir, EveryTextCollectionIsReadButTheAsciiArt) {
+  std::string trek, quotes;
+  for (int i = 0; i < 20; ++i) {
+    trek += "Captain's log, stardate " + std::to_string(i) + ", nothing to report.\n%\n";
+    quotes += "Art quote number " + std::to_string(i) + " about painting.\n%\n";
+  }
+  write("startrek", trek);
+  write("art", quotes);
+  write("ascii-art", "  ___  \n / _ \\ pictures are skipped\n%\n");
+  const auto corpus = minilm::read_fortunes(dir_.string(), 10);
+  EXPECT_EQ(corpus.train.size() + corpus.held_out.size(), 40u);
+}
+
 TEST_F(FortuneDir, NamesThePackageWhenThereAreNone) {
   try {
     minilm::read_fortunes((dir_ / "missing").string());
