@@ -8,26 +8,12 @@
 #include <vector>
 
 #include "fashion_mnist/models.hpp"
+#include "fashion_mnist/options.hpp"
 #include "spruce/calibration.hpp"
 #include "spruce/idx.hpp"
 #include "spruce/torch/convert.hpp"
 
 namespace spruce::fashion_mnist {
-
-struct EvalOptions {
-  std::string model = "mlp";
-  std::string dense_checkpoint;   // a checkpoint.pt from `spruce train` without pruning
-  std::string sparse_checkpoint;  // a checkpoint.pt from `spruce train --pattern ...`
-  std::string data_dir = kFashionMnistDir;
-  int threads = 2;
-  int64_t batch = 1024;                // throughput batch size
-  int64_t calibration_samples = 2048;  // from the training split
-  CalibrationMethod calibration = CalibrationMethod::MinMax;
-  double percentile = 99.99;
-  Fallback fallback = Fallback::Auto;        // the sparse variants' (INT8 dense: Always)
-  double seconds = 1.0;                      // timing per variant
-  std::vector<std::string> converted_files;  // models saved by `spruce convert`, loaded as they are
-};
 
 struct EvalRow {
   std::string variant;  // fp32-dense | int8-dense | fp32-sparse | int8-sparse

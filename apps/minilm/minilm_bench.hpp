@@ -8,26 +8,11 @@
 #include <vector>
 
 #include "minilm/bert.hpp"
+#include "minilm/options.hpp"
 #include "minilm/sentence_encoder.hpp"
 #include "spruce/spmm.hpp"
 
 namespace minilm {
-
-struct MinilmBenchOptions {
-  std::string dense_dir, sparse_dir;  // sentence-transformers folders: the teacher, a pruned copy
-  std::string fortunes = "/usr/share/games/fortunes";
-  std::vector<int64_t> batches{1, 8, 32};
-  // Which of fp32-dense, int8-dense, fp32-sparse, int8-sparse to run, in this order.
-  std::vector<std::string> variants{"fp32-dense", "int8-dense", "fp32-sparse", "int8-sparse"};
-  int64_t seq_length = 128;
-  int threads = 2;
-  double min_seconds = 3.0;  // per variant and batch size, after warm-up
-  int64_t calibration_texts = 256;
-  int64_t tokens_per_pass = SentenceEncoder::kTokensPerPass;  // SentenceEncoder::set_tokens_per_pass
-  spruce::Fallback fallback = spruce::Fallback::Auto;         // the sparse variants' (INT8 dense: Always)
-  // The INT8 variants' attention products (bert.hpp); the FP32 variants' are always FP32.
-  spruce::AttentionPrecision int8_attention = spruce::AttentionPrecision::F32;
-};
 
 struct MinilmBenchRecord {
   std::string variant;  // fp32-dense | int8-dense | fp32-sparse | int8-sparse

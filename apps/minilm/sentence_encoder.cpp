@@ -11,11 +11,6 @@
 
 namespace minilm {
 
-std::string default_model_dir() {
-  if (const char* dir = std::getenv("SPRUCE_MINILM_DIR"); dir && *dir) return dir;
-  return std::string(SPRUCE_SOURCE_DIR) + "/third_party/all-MiniLM-L6-v2";
-}
-
 SentenceEncoder::SentenceEncoder(spruce::text::WordPieceTokenizer tokenizer, BertModel model, int64_t max_length,
                                  std::string dir)
     : tokenizer_(std::move(tokenizer)), model_(std::move(model)), max_length_(max_length), directory_(std::move(dir)) {}

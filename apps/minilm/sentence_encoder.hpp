@@ -12,13 +12,11 @@
 #include <vector>
 
 #include "minilm/bert.hpp"
+#include "minilm/options.hpp"
 #include "spruce/text/wordpiece.hpp"
 #include "spruce/torch/convert.hpp"
 
 namespace minilm {
-
-// third_party/all-MiniLM-L6-v2 under the source tree, or $SPRUCE_MINILM_DIR when set.
-std::string default_model_dir();
 
 struct Inputs {
   ::torch::Tensor ids, mask;  // [B][T] int64
@@ -27,7 +25,7 @@ struct Inputs {
 
 class SentenceEncoder {
  public:
-  static constexpr int64_t kMaxLength = 128;  // tokens, [CLS] and [SEP] included
+  static constexpr int64_t kMaxLength = minilm::kMaxLength;
   // Throws spruce::Error naming the missing or malformed file and the fix.
   static SentenceEncoder load(const std::string& model_dir, int64_t max_length = kMaxLength);
 
@@ -42,7 +40,7 @@ class SentenceEncoder {
   // Between layers a pass's activations stay in cache: at 32 x 128 tokens one f32 [tokens][1152]
   // Q/K/V output is 19 MB and streams through memory, and INT8 sparse ran 505 seq/s in one
   // pass against 680 at batch 8 (Zen 4, 2 threads).
-  static constexpr int64_t kTokensPerPass = 1024;
+  static constexpr int64_t kTokensPerPass = minilm::kTokensPerPass;
   void set_tokens_per_pass(int64_t tokens);
   // The sequences of `length` tokens one pass of a batch of `rows` holds.
   static int64_t sequences_per_pass(int64_t tokens_per_pass, int64_t length, int64_t rows) {

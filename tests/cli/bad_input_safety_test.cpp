@@ -57,11 +57,21 @@ TEST_F(BadInput, OutputsNeverReplaceTheDataTheyRead) {
   expect_refused({"convert", "--checkpoint", path("run"), "--data", data, "--out", labels}, 2,
                  "a file of the dataset (--data)");
   EXPECT_EQ(fs::file_size(labels), labels_before);
+  // Other files there are not read: a run may write beside the data, and write there again.
+  for (int run = 0; run < 2; ++run) {
+    const auto result =
+        spruce::test::run({"train", "--epochs", "1", "--train-limit", "64", "--test-limit", "64", "--threads", "1",
+                           "--no-progress", "--data", data, "--json", path("data/run.json")});
+    EXPECT_EQ(result.status, 0) << "run " << run << ": " << result.err;
+  }
 
   fs::create_directories(path("fortunes"));
   write("fortunes/tiny", "A fortune.\n%\nAnother one.\n%\n");
   expect_refused({"distill", "--fortunes", path("fortunes"), "--json", path("fortunes/tiny")}, 2,
                  "the fortunes (--fortunes)");
+  // Every file there is a fortune file: a new one would be read as fortunes by the next run.
+  expect_refused({"distill", "--fortunes", path("fortunes"), "--json", path("fortunes/new.json")}, 2,
+                 "is inside the fortunes (--fortunes), every file of which is read");
   fs::create_directories(path("model"));
   write("model/model.safetensors", "weights");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("model"), "--json", path("model/model.safetensors")},
@@ -98,6 +108,10 @@ TEST_F(BadInput, EmbedBoundsALineOnStandardInput) {
   write("texts.txt", "one text\n");
   expect_refused({"embed", "--input", path("texts.txt"), "--output", path("e.npy"), "--format", "jsonl"}, 2,
                  "named as NPY");
+  expect_refused({"embed", "--input", path("texts.txt"), "--output", path("E.NPY"), "--format", "jsonl"}, 2,
+                 "named as NPY");
+  expect_refused({"embed", "--input", path("texts.txt"), "--output", path("e.jsonl"), "--format", "npy"}, 2,
+                 "binary NPY into");
   const Outcome npy = run({"embed", "--input", path("texts.txt"), "--output", path("e.npy"), "--threads", "1"});
   ASSERT_EQ(npy.status, 0) << npy.err;
   std::ifstream in(path("e.npy"), std::ios::binary);
@@ -132,7 +146,7 @@ TEST_F(BadInput, SentenceModelConfigsNameTheirField) {
 
 // OMP_NUM_THREADS=100000 failed as "out of memory", and 600 ran for minutes; --threads is bounded.
 TEST_F(BadInput, ThreadCountsFromTheEnvironmentAreBounded) {
-  for (const char* value : {"100000", "0", "four", "2x"}) {
+  for (const char* value : {"100000", "0", "four", "2x", "2,abc", "4,0", " 4", "2,"}) {
     const Outcome o = run({"inspect", ckpt_}, 60, "", {{"OMP_NUM_THREADS", value}});
     EXPECT_EQ(o.status, 2) << value << ": " << o.err;
     EXPECT_NE(o.err.find("OMP_NUM_THREADS='" + std::string(value) + "' is not a thread count in 1..512"),
@@ -149,7 +163,19 @@ TEST_F(BadInput, FailedWritesToStandardOutputAreErrors) {
   EXPECT_NE(err.find("cannot write standard output: No space left on device"), std::string::npos) << err;
   EXPECT_EQ(shell("\\$SPRUCE inspect '" + ckpt_ + "' >&-", path("err.txt"), err), 1) << err;
   EXPECT_NE(err.find("cannot write standard output"), std::string::npos) << err;
+  // A run that fails replaces nothing: prune exited 1 over a full standard output, yet had
+  // replaced its output file; make-checkpoint and bench --json too.
   fs::remove(path("err.txt"));
+  const auto before = snapshot();
+  for (const std::string& command :
+       {"prune '" + ckpt_ + "' -o '" + old_output_ + "' --pattern 4x1 --sparsity 0.5",
+        "make-checkpoint -o '" + old_output_ + "'", "bench --shape 8x64x64 --reps 1 --json '" + old_output_ + "'"}) {
+    for (const char* redirect : {" > /dev/full", " >&-"}) {
+      EXPECT_EQ(shell("\\$SPRUCE " + command + redirect, path("err.txt"), err), 1) << command << redirect << err;
+      fs::remove(path("err.txt"));
+      EXPECT_EQ(snapshot(), before) << command << redirect << ": the output was replaced";
+    }
+  }
 }
 
 // -o /dev/stderr, with stderr sent to a log file, replaced the log with the model; -o /proc/version
@@ -161,6 +187,16 @@ TEST_F(BadInput, OutputsThatAreNoPlaceForAFile) {
       << err;
   EXPECT_NE(err.find("is this command's standard error, which the output would replace"), std::string::npos) << err;
   fs::remove(path("log.txt"));
+  // `embed --output /dev/stdin < texts` replaced the texts with their embeddings.
+  write("texts.txt", "a text\n");
+  EXPECT_EQ(
+      shell("\\$SPRUCE prune '" + ckpt_ + "' -o /dev/stdin --pattern 4x1 --sparsity 0.5 < '" + path("texts.txt") + "'",
+            path("log.txt"), err),
+      2)
+      << err;
+  EXPECT_NE(err.find("is this command's standard input, which the output would replace"), std::string::npos) << err;
+  std::ifstream texts(path("texts.txt"));
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(texts), {}), "a text\n");
   expect_refused({"prune", ckpt_, "-o", "/proc/version", "--pattern", "4x1", "--sparsity", "0.5"}, 2,
                  "its folder '/proc' takes no new file");
 }

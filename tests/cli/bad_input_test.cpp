@@ -144,6 +144,15 @@ TEST_F(BadInput, SafetensorsIsStrict) {
   const Outcome listed = run({"inspect", path("many.safetensors")});
   EXPECT_FALSE(listed.hung) << "200,000 tensors";
   EXPECT_EQ(listed.status, 0) << listed.err.substr(0, 500);
+  // And writing them: each name was searched for among those before it (37 s for this file).
+  const std::vector<float> ones(16, 1.0f);
+  write("many-and-a-weight.safetensors",
+        raw_file(many + R"(, "w": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64]}})", 0) +
+            std::string(reinterpret_cast<const char*>(ones.data()), 64));
+  const Outcome pruned =
+      run({"prune", path("many-and-a-weight.safetensors"), "-o", old_output_, "--pattern", "4x1", "--sparsity", "0.5"});
+  EXPECT_FALSE(pruned.hung) << "200,000 tensors written";
+  EXPECT_EQ(pruned.status, 0) << pruned.err.substr(0, 500);
   write("many-dup.safetensors",
         raw_file(many + R"(, "t7": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}})", 0));
   expect_refused({"inspect", path("many-dup.safetensors")}, 1, "the name 't7' is given twice");
@@ -181,6 +190,20 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"bench", "--shape", "1x1x4000000000"}, 2, "too large");
   expect_refused({"bench", "--shape", "9223372036854775807x1x1"}, 2, "too large");
   expect_refused({"bench", "--shape", "65536x65536x65536"}, 2, "M*K + K*N + M*N");
+  // A pattern that does not fit the weight, or a sparsity that zeroes it, measured nothing (100% sparse).
+  expect_refused({"bench", "--shape", "8x64x64", "--pattern", "64x64"}, 2,
+                 "pattern 64x64 does not fit the 64x64 weight of --shape 8x64x64 (64x64 as a matrix: one block)");
+  expect_refused({"bench", "--shape", "8x64x64", "--pattern", "1:128"}, 2, "fewer than a group of 128");
+  expect_refused({"bench", "--shape", "1x1x1"}, 2, "does not fit the 1x1 weight");
+  expect_refused({"bench", "--shape", "8x16x4", "--sparsity", "0.97"}, 2,
+                 "--sparsity 0.97 zeroes all 16 blocks of the 4x16 weight of --shape 8x16x4 (pattern 4x1)");
+  expect_refused({"bench", "--shape", "8x64x64", "--pattern", "4x1,2:4,4x1"}, 2, "--pattern 4x1 is given twice");
+  expect_refused({"prune", ckpt_, "-o", "-", "--pattern", "4x1", "--sparsity", "0.5"}, 2,
+                 "-o '-': this output is a file");
+  expect_refused({"bench", "--shape", "8x64x64", "--json", "-"}, 2, "--json '-': this output is a file");
+  // Global scope caps each layer at 0.98: a higher target stopped there (0.99 trained to 98%).
+  expect_refused({"train", "--pattern", "4x1", "--sparsity", "0.99"}, 2,
+                 "max_sparsity_ratio_per_op 0.98 is below target_sparsity 0.99");
   // CLI11's wording, in this tool's.
   expect_refused({"inspect", ckpt_, "--pattern", "4x1", "--pattern", "2x1"}, 2, "--pattern is given 2 times");
   expect_refused({"--bogus"}, 2, "'--bogus' is not an option of spruce itself");
@@ -343,6 +366,15 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--pattern", "2:4", "--straight-through", "--criterion", "sparsegpt"}, 2, "sparsegpt");
   expect_refused({"distill", "--pattern", "2:4", "--sparsity", "0.7"}, 2, "2:4");
   expect_refused({"distill", "--gradual-nm"}, 2, "--gradual-nm needs an N:M --pattern");
+  expect_refused({"distill", "--neighbour-temperature", "0.1"}, 2, "acts only with --neighbour-weight");
+  expect_refused({"distill", "--checkpoint-every", "10"}, 2, "acts only with --checkpoint DIR");
+  expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0"}, 2, "--sparsity 0 prunes nothing");
+  // Checked against the encoder's layers before anything loads, with no flag that distill lacks.
+  const Outcome misfit = run({"distill", "--pattern", "384x384", "--sparsity", "0.5"});
+  EXPECT_EQ(misfit.status, 2) << misfit.err;
+  EXPECT_EQ(misfit.err,
+            "spruce: error: pattern 384x384 does not fit the encoder's 384->384 Linear layers (384x384 as a matrix: "
+            "one block), so pruning could only zero all of it or none of it; use a smaller pattern\n");
   expect_refused({"distill", "--stop-after", "0"}, 2, "--stop-after");
   expect_refused({"eval", "--calibration", "percentile", "--percentile", "50"}, 2, "(50, 100]");
   expect_refused({"convert", "--checkpoint", path("x"), "--out", path("y"), "--percentile", "50"}, 2, "(50, 100]");

@@ -55,6 +55,12 @@ TEST_F(Cli, HelpOnEveryCommand) {
     EXPECT_TRUE(has(r, "Usage")) << cmd;
   }
   EXPECT_EQ(run_spruce("").status, 2);
+  // `spruce help [COMMAND]`, as git and cargo read it.
+  EXPECT_EQ(run_spruce("help").out, run_spruce("--help").out);
+  const Result train = run_spruce("help train");
+  EXPECT_EQ(train.status, 0);
+  EXPECT_TRUE(has(train, "--epochs")) << train.out;
+  EXPECT_EQ(run_spruce("help train eval").status, 2);
 }
 
 TEST_F(Cli, VersionStandsAlone) {
@@ -211,7 +217,7 @@ TEST_F(Cli, OnlySpruceTorchLoadsLibTorch) {
   EXPECT_NE(own.find("libdnnl"), std::string::npos) << own;
   EXPECT_EQ(own.find("libtorch"), std::string::npos) << own;
   EXPECT_NE(all.find("libtorch_cpu"), std::string::npos) << all;
-  const Result help = run_spruce("--help");  // answered by spruce-torch: it lists every command
+  const Result help = run_spruce("--help");  // spruce parses every command's flags, so it lists them all
   EXPECT_EQ(help.status, 0);
   for (const char* command : {"prune", "train", "eval", "distill", "embed"})
     EXPECT_TRUE(has(help, command)) << help.out;
@@ -233,6 +239,13 @@ TEST_F(Cli, SpruceAloneNamesTheMissingProgram) {
   EXPECT_EQ(run_alone("inspect " + ckpt_).status, 0);
   const Result help = run_alone("--help");
   EXPECT_EQ(help.status, 0);
-  EXPECT_TRUE(has(help, "prune")) << help.out;
+  EXPECT_TRUE(has(help, "prune") && has(help, "distill")) << help.out;
+  // The LibTorch commands' flags are parsed before the hand-over: help and refusals need no spruce-torch.
+  const Result train_help = run_alone("train --help");
+  EXPECT_EQ(train_help.status, 0);
+  EXPECT_TRUE(has(train_help, "--epochs")) << train_help.out;
+  const Result refused = run_alone("eval --threads 0");
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_TRUE(has(refused, "--threads")) << refused.out;
 }
 #endif

@@ -1,55 +1,15 @@
 // spruce convert --model mlp --checkpoint DIR --variant int8-sparse --out FILE: a trained
 // classifier converted for inference and saved as one file that `spruce eval --converted` loads.
-#include <iostream>
+// Its flags; the work is in run_convert.cpp.
+#include "cmd_convert.hpp"
+
+#include <memory>
 
 #include "command.hpp"
-#include "fashion_mnist/eval.hpp"
 #include "flags.hpp"
-#include "spruce/error.hpp"
-#include "spruce/safetensors.hpp"
-#include "spruce/torch/model_file.hpp"
-#include "table.hpp"
 
 namespace spruce::cli {
 namespace {
-
-struct ConvertArgs {
-  fashion_mnist::EvalOptions o;
-  std::string checkpoint_dir, variant = "int8-sparse", calibration = "minmax", out, fallback = "auto";
-  CLI::App* cmd = nullptr;
-};
-
-void run(ConvertArgs& a) {
-  const torch::Variant variant = torch::parse_variant(a.variant);
-  a.o.calibration = parse_calibration(a.calibration);
-  a.o.fallback = parse_fallback(a.fallback);
-  // Calibration flags that would change nothing are refused, saying why (the metadata said "none").
-  if (variant == torch::Variant::F32Sparse)
-    for (const char* flag : {"--calibration", "--percentile", "--calibration-samples"})
-      if (a.cmd->count(flag) > 0)
-        usage_error(std::string(flag) + " has no effect on --variant fp32-sparse, which is not quantized; drop it");
-  if (a.cmd->count("--percentile") > 0 && a.o.calibration != CalibrationMethod::Percentile)
-    usage_error("--percentile acts only with --calibration percentile; add it, or drop --percentile");
-  check_not_inside("--out", a.out, a.checkpoint_dir, "the training run (--checkpoint)");
-  check_not_inside("--out", a.out, a.o.data_dir, "the dataset (--data)");
-  check_output_file("--out", a.out);
-  const auto c = fashion_mnist::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
-
-  Table t({"layer", "shape (in->out)", "pattern", "sparsity", "kernel", "packed KiB", "dense KiB"});
-  for (const auto& l : c.layers) {
-    t.add_row({l.name, std::to_string(l.in_features) + "->" + std::to_string(l.out_features), l.pattern,
-               percent(l.sparsity, 1), l.kernel, fixed(double(l.packed_bytes) / 1024, 1),
-               fixed(double(l.dense_bytes) / 1024, 1)});
-  }
-  torch::save_converted_model(a.out, *c.model,
-                              {{"model", a.o.model},
-                               {"variant", a.variant},
-                               {"checkpoint", a.checkpoint_dir + "/checkpoint.pt"},
-                               {"calibration", a.variant == "fp32-sparse" ? "none" : a.calibration}});
-  t.print(std::cout);
-  std::cout << "\nwrote " << a.out << " (" << a.variant << "); evaluate it with: spruce eval --model " << a.o.model
-            << " --converted " << a.out << "\n";
-}
 
 void add(CLI::App& app) {
   auto a = std::make_shared<ConvertArgs>();
@@ -78,7 +38,7 @@ void add(CLI::App& app) {
       ->check(int_in(1, 1 << 16))
       ->capture_default_str();
   add_fallback_option(cmd, a->fallback);
-  cmd->callback([a] { run(*a); });
+  cmd->callback([a] { run_convert(*a); });
 }
 
 const Command reg{"convert", add};

@@ -42,8 +42,9 @@ void run(const MakeArgs& a) {
   steps.shape = {1};
   steps.bytes = {0x10, 0x27, 0, 0, 0, 0, 0, 0};  // 10000
   f.tensors.push_back(steps);
+  std::cout << "make-checkpoint: " << f.tensors.size() << " tensors, seed " << a.seed << ", to " << a.output << "\n";
+  require_standard_output();  // a run that fails replaces nothing
   write_safetensors(a.output, f);
-  std::cout << "wrote " << a.output << " (" << f.tensors.size() << " tensors, seed " << a.seed << ")\n";
 }
 
 void add(CLI::App& app) {

@@ -98,6 +98,7 @@ void run(const PruneArgs& a) {
     std::cout << "dry run: nothing written\n";
     return;
   }
+  require_standard_output();  // a run that fails replaces nothing
   write_safetensors(a.output, file);
   std::cout << "wrote " << a.output << "\n";
 }
@@ -116,9 +117,12 @@ void add(CLI::App& app) {
                   "YAML recipe with Intel Neural Compressor's keys (pruned by magnitude: a pruning_type it names must "
                   "be magnitude)")
       ->check(non_empty());
-  cmd->add_option("--scope", args->scope, "local (exact ratio per tensor) or global (one threshold)")
+  cmd->add_option("--scope", args->scope,
+                  "local (exact ratio per tensor; the default without a recipe) or global (one threshold)")
       ->check(CLI::IsMember({"local", "global"}));
-  cmd->add_option("--criterion", args->criterion, "Score: magnitude (the only one without gradients)");
+  cmd->add_option(
+      "--criterion", args->criterion,
+      "Score: magnitude (the others need gradients or the layers' inputs, which a checkpoint does not hold)");
   cmd->add_option("--include", args->include, "Only prune tensors whose names match this regex");
   cmd->add_option("--exclude", args->exclude, "Never prune tensors whose names match this regex");
   cmd->add_flag("--dry-run", args->dry_run, "Print the table, write nothing");

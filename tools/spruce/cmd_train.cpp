@@ -1,244 +1,15 @@
 // spruce train --dataset fashion-mnist --model mlp|cnn [--pattern P --sparsity S | --recipe R.yaml]
 //              --epochs N --seed N [--save DIR] [--json FILE] [--threads N]
-#include <unistd.h>
+// Its flags; the work is in run_train.cpp.
+#include "cmd_train.hpp"
 
-#include <chrono>
-#include <cmath>
-#include <filesystem>
-#include <iostream>
 #include <memory>
-#include <nlohmann/json.hpp>
-#include <sstream>
-#include <thread>
-#include <utility>
 
 #include "command.hpp"
-#include "fashion_mnist/models.hpp"
-#include "fashion_mnist/trainer.hpp"
 #include "flags.hpp"
-#include "json_output.hpp"
-#include "launch.hpp"
-#include "spruce/error.hpp"
-#include "spruce/file.hpp"
-#include "spruce/idx.hpp"
-#include "spruce/memory.hpp"
-#include "spruce/safetensors.hpp"
-#include "spruce/torch/checkpoint.hpp"
-#include "spruce/torch/distributed.hpp"
-#include "spruce/torch/threads.hpp"
-#include "table.hpp"
 
 namespace spruce::cli {
 namespace {
-
-struct TrainArgs {
-  std::string dataset = "fashion-mnist", pattern, recipe, json, scope, criterion, resume, teacher_dir;
-  double sparsity = NAN;
-  int threads = 0;
-  bool no_progress = false, overwrite = false;
-  // Data parallel: --nproc launches local ranks; the rest join a job (flags over torchrun's variables).
-  int nproc = 1, world_size = -1, rank = -1, master_port = -1, dist_timeout = 60;
-  std::string master_addr;
-  fashion_mnist::TrainOptions options;
-  CLI::App* cmd = nullptr;  // what was given, for the flags that act only with others
-};
-
-// Flags that would change nothing in this run are refused, saying why: a run with them silently
-// ignored looked like an experiment that made no difference.
-void refuse_flags_without_effect(const TrainArgs& a) {
-  const bool resumed_recipe = !a.resume.empty() && a.recipe == a.resume + "/recipe.yaml";
-  const std::pair<const char*, const char*> pruning_flags[] = {{"--scope", "pruning_scope"},
-                                                               {"--criterion", "pruning_type"},
-                                                               {"--group-lasso", "reg_type: group_lasso, reg_coeff"}};
-  for (const auto& [flag, key] : pruning_flags) {
-    if (a.cmd->count(flag) == 0) continue;
-    if (a.options.recipe)
-      usage_error(std::string(flag) + " has no effect with " +
-                  (resumed_recipe ? "--resume, which continues with " + in_quotes(a.recipe) : std::string("--recipe")) +
-                  "; set " + key + " in the recipe");
-    if (!a.options.pattern)
-      usage_error(std::string(flag) + " needs --pattern (with --sparsity): this run prunes nothing");
-  }
-  if (a.teacher_dir.empty())
-    for (const char* flag : {"--distill-weight", "--distill-temperature"})
-      if (a.cmd->count(flag) > 0) usage_error(std::string(flag) + " acts only with --teacher; add one, or drop it");
-}
-
-void resolve_pruning(TrainArgs& a) {
-  fashion_mnist::TrainOptions& o = a.options;
-  const std::string saved_recipe = a.resume + "/recipe.yaml";
-  if (!a.resume.empty() && a.recipe.empty() && std::filesystem::is_regular_file(saved_recipe)) {
-    if (!a.pattern.empty() || !std::isnan(a.sparsity))
-      usage_error("--resume continues with " + saved_recipe + "; drop --pattern and --sparsity");
-    a.recipe = saved_recipe;  // the same schedule, in steps, whatever --epochs now says
-  }
-  if (!a.recipe.empty()) {
-    if (!a.pattern.empty() || !std::isnan(a.sparsity))
-      usage_error("give either --recipe or --pattern/--sparsity, not both");
-    o.recipe = Recipe::load(a.recipe);
-    return;
-  }
-  if (a.pattern.empty()) {
-    if (!std::isnan(a.sparsity)) usage_error("--sparsity needs --pattern, e.g. --pattern 4x1 --sparsity 0.9");
-    return;
-  }
-  const PruningGroup flags = Recipe::from_flags(a.pattern, a.sparsity).groups[0];
-  o.pattern = flags.pattern;
-  o.sparsity = flags.schedule.target;
-  if (!a.scope.empty()) o.scope = parse_scope(a.scope);
-  if (!a.criterion.empty()) o.criterion = parse_criterion(a.criterion);
-}
-
-void run(TrainArgs& a) {
-  if (a.dataset != "fashion-mnist")
-    usage_error("unknown dataset '" + a.dataset + "'; the one dataset is fashion-mnist");
-  resolve_pruning(a);
-  if (!a.criterion.empty()) parse_criterion(a.criterion);  // a misspelt name is refused, --pattern or not
-  if (a.options.group_lasso < 0) usage_error("--group-lasso is a coefficient >= 0, e.g. 1e-4");
-  refuse_flags_without_effect(a);
-  if (a.options.straight_through && !a.options.pattern)
-    usage_error("--straight-through needs --pattern (in a recipe, set straight_through: true)");
-  if (a.options.straight_through_decay > 0 && !a.options.straight_through)
-    usage_error("--straight-through-decay acts only with --straight-through; add it, or drop the decay");
-  if (a.options.straight_through && a.options.criterion == Criterion::SparseGpt)
-    usage_error("--straight-through cannot be used with --criterion sparsegpt, which rewrites the kept weights");
-  if (a.options.gradual_nm && !(a.options.pattern && a.options.pattern->is_nm()))
-    usage_error("--gradual-nm needs an N:M --pattern, such as 2:4 (in a recipe, set gradual_nm: true)");
-  if (a.options.gradual_nm && a.options.criterion == Criterion::SparseGpt)
-    usage_error("--gradual-nm cannot be used with --criterion sparsegpt, which sets N:M whole");
-  if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
-  if (!a.resume.empty() && !a.options.init_from.empty())
-    usage_error("--init has no effect with --resume, which continues from " + a.options.resume_from + "; drop one");
-  if (a.options.lock_pattern && a.resume.empty() && a.options.init_from.empty())
-    usage_error("--lock-pattern keeps the zeros of loaded weights; add --init (or --resume), or drop it");
-  if (a.overwrite && a.options.save_dir.empty()) usage_error("--overwrite acts only with --save; add it, or drop it");
-  // Input files are checked before the run starts, so a bad one is the only line printed.
-  if (!a.teacher_dir.empty()) a.options.teacher = a.teacher_dir + "/model.safetensors";
-  for (const std::string* file : {&a.options.resume_from, &a.options.init_from, &a.options.teacher})
-    if (!file->empty()) require_regular_file(*file);
-  a.options.progress_bar = !a.no_progress;
-  // Outputs are checked before the run too, by the process that writes them (rank 0, or the launcher).
-  auto check_outputs = [&] {
-    check_not_input("--json", a.json, a.options.init_from, "--init, the starting weights");
-    check_not_input("--json", a.json, a.options.resume_from, "the checkpoint to resume (--resume)");
-    check_not_inside("--json", a.json, a.teacher_dir, "the teacher's run (--teacher)");
-    check_not_inside("--json", a.json, a.options.data_dir, "the dataset (--data)");
-    check_not_input("--json", a.json, a.recipe, "--recipe, the recipe");
-    std::error_code same;
-    if (!a.teacher_dir.empty() && !a.options.save_dir.empty() &&
-        std::filesystem::equivalent(a.options.save_dir, a.teacher_dir, same))
-      usage_error("--save " + in_quotes(a.options.save_dir) +
-                  " is the teacher's run (--teacher), which the output would replace; name another folder");
-    check_output_file("--json", a.json);
-    // A saved run is replaced only when asked: a repeated command line must not cost a long run.
-    if (!a.options.save_dir.empty() && !a.overwrite && std::filesystem::exists(a.options.save_dir + "/checkpoint.pt") &&
-        !(!a.resume.empty() && std::filesystem::equivalent(a.resume, a.options.save_dir, same)))
-      usage_error("--save " + in_quotes(a.options.save_dir) +
-                  " already holds a run (checkpoint.pt); continue it with --resume, add --overwrite to replace "
-                  "it, or name another folder");
-    if (!a.options.save_dir.empty())
-      make_output_folder("--save", a.options.save_dir,
-                         {"checkpoint.pt", "model.safetensors", "masks.safetensors", "recipe.yaml"});
-  };
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  if (a.nproc > 1) {
-    if (a.world_size >= 0 || a.rank >= 0 || !a.master_addr.empty())
-      usage_error("--nproc starts its own local ranks; drop --world-size, --rank and --master-addr");
-    // Each rank is a process with its own LibTorch and its own copy of the data (peak resident
-    // size, MLP and CNN alike: 0.3 GB for a few examples, 0.97 GB for all 70,000): ranks past the
-    // memory would meet the OOM killer.
-    const auto examples = uint64_t(a.options.train_limit > 0 ? a.options.train_limit : 60000) +
-                          uint64_t(a.options.test_limit > 0 ? a.options.test_limit : 10000);
-    const uint64_t per_rank = (384ull << 20) + examples * 10240, available = available_memory();
-    if (available > 0 && uint64_t(a.nproc) * per_rank > available)
-      usage_error("--nproc " + std::to_string(a.nproc) + " needs about " + fixed(double(a.nproc * per_rank) / 1e9, 1) +
-                  " GB (each rank holds LibTorch and the data), and " + fixed(double(available) / 1e9, 1) +
-                  " GB is available; start fewer ranks");
-    LocalLaunch launch;
-    launch.nproc = a.nproc;
-    launch.master_port = std::max(a.master_port, 0);
-    launch.threads_per_rank = a.threads > 0 ? a.threads : std::max(1, cores / a.nproc);
-    launch.log_dir =
-        !a.options.save_dir.empty()
-            ? a.options.save_dir + "/logs"
-            : (std::filesystem::temp_directory_path() / ("spruce-train-" + std::to_string(getpid()))).string();
-    require_fashion_mnist(a.options.data_dir);  // inputs first: a refused run makes no --save folder
-    // The weights too, as one rank would check them: a bad file is one line, not every rank's.
-    for (const std::string* weights : {&a.options.init_from, &a.options.teacher})
-      if (!weights->empty()) torch::load_safetensors_weights(*weights, *fashion_mnist::make_model(a.options.model));
-    if (!a.options.resume_from.empty()) fashion_mnist::check_resume(a.options);
-    check_outputs();
-    std::cout.flush();
-    const int status = launch_local_ranks(launch);
-    // Logs in a temporary folder matter only when a rank failed: its error names its log.
-    std::error_code ignored;
-    if (status == 0 && a.options.save_dir.empty()) std::filesystem::remove_all(launch.log_dir, ignored);
-    std::exit(status);
-  }
-  torch::DistributedOptions d = torch::distributed_options_from_env({});
-  if (a.world_size >= 0) d.world_size = a.world_size;
-  if (a.rank >= 0) d.rank = a.rank;
-  if (a.master_port >= 0) d.master_port = a.master_port;
-  if (!a.master_addr.empty()) d.master_addr = a.master_addr;
-  d.timeout = std::chrono::seconds(a.dist_timeout);
-  torch::check_distributed_options(d);
-  require_fashion_mnist(a.options.data_dir);  // before the header: a missing dataset is the only line
-  if (d.rank <= 0) check_outputs();
-  const int threads = a.threads > 0 ? a.threads : cores;
-  torch::set_training_threads(threads);
-  std::unique_ptr<torch::DataParallel> group;
-  if (d.distributed()) {
-    group = std::make_unique<torch::DataParallel>(d);
-    a.options.data_parallel = group.get();
-  }
-  const bool writer = d.rank == 0;  // other ranks print the same header into their logs
-  std::ostringstream header;
-  header << "spruce train: " << a.options.model << " on fashion-mnist, "
-         << (a.options.recipe    ? "recipe " + a.recipe
-             : a.options.pattern ? a.options.pattern->str() + " at " + percent(a.options.sparsity)
-                                 : std::string("dense"))
-         << ", " << a.options.epochs << " epochs, seed " << a.options.seed << ", " << threads << " threads"
-         << (d.distributed() ? ", rank " + std::to_string(d.rank) + " of " + std::to_string(d.world_size) : "") << "\n";
-  a.options.header = header.str();
-  const fashion_mnist::TrainResult r = fashion_mnist::train(a.options, std::cerr);
-  if (group)
-    std::cerr << "rank " << d.rank << ": gradient all-reduce " << fixed(group->gradient_seconds(), 1) << " s of "
-              << fixed(r.seconds, 1) << " s, " << fixed(double(group->gradient_bytes()) / 1e6, 1) << " MB per step\n";
-  if (!writer) return;
-
-  if (!r.report.layers.empty()) std::cout << '\n' << torch::format_report(r.report);
-  Table table({"Model", "Sparsity Pattern", "Sparsity Ratio", "Dataset", "Accuracy", "Epochs", "Seconds"});
-  table.add_row({a.options.model,
-                 a.options.recipe    ? "recipe"
-                 : a.options.pattern ? a.options.pattern->str()
-                                     : "dense",
-                 percent(r.sparsity, 2), "Fashion-MNIST", percent(r.test_accuracy, 2), std::to_string(r.epochs),
-                 fixed(r.seconds, 1)});
-  std::cout << '\n';
-  table.print(std::cout);
-  if (!a.options.save_dir.empty())
-    std::cout << "\nsaved " << a.options.save_dir << "/{checkpoint.pt, model.safetensors"
-              << (r.report.layers.empty() ? "" : ", masks.safetensors, recipe.yaml") << "}\n";
-  if (!a.json.empty()) {
-    nlohmann::ordered_json j = {
-        {"test_accuracy", r.test_accuracy}, {"sparsity", r.sparsity}, {"epochs", r.epochs}, {"seconds", r.seconds},
-        {"model", a.options.model},         {"seed", a.options.seed}, {"steps", r.steps}};
-    j["pattern"] = a.options.pattern ? a.options.pattern->str() : a.options.recipe ? "recipe" : "dense";
-    if (!a.teacher_dir.empty())
-      j["distillation"] = {{"teacher", a.options.teacher},
-                           {"weight", a.options.distill_weight},
-                           {"temperature", a.options.distill_temperature}};
-    j["history"] = nlohmann::ordered_json::array();
-    for (const auto& e : r.history)
-      j["history"].push_back({{"epoch", e.epoch},
-                              {"loss", e.loss},
-                              {"train_accuracy", e.train_accuracy},
-                              {"test_accuracy", e.test_accuracy},
-                              {"sparsity", e.sparsity},
-                              {"seconds", e.seconds}});
-    write_json(a.json, j);
-  }
-}
 
 void add_train(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
@@ -252,7 +23,8 @@ void add_train(CLI::App& app) {
   auto* pattern =
       cmd->add_option("--pattern", args->pattern, "Sparsity pattern: RxC blocks (4x1, 2x1, 4x16, 1x1) or N:M (2:4)")
           ->check(non_empty());
-  cmd->add_option("--sparsity", args->sparsity, "Target fraction of zeros, e.g. 0.9 (not with N:M)")->check(fraction());
+  cmd->add_option("--sparsity", args->sparsity, "Target fraction of zeros, e.g. 0.9 (an N:M pattern sets its own)")
+      ->check(fraction());
   cmd->add_option("--recipe", args->recipe, "Pruning recipe YAML (Intel Neural Compressor's keys)")
       ->check(non_empty())
       ->excludes(pattern);
@@ -325,7 +97,7 @@ void add_train(CLI::App& app) {
                   "Data-parallel: seconds a rank waits for the others before it fails")
       ->check(int_in(1, 86400))
       ->capture_default_str();
-  cmd->callback([args] { run(*args); });
+  cmd->callback([args] { run_train(*args); });
 }
 
 const Command reg{"train", add_train};

@@ -1,9 +1,13 @@
 #include "flags.hpp"
 
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <string>
 #include <utility>
 
@@ -69,9 +73,12 @@ CLI::Validator non_empty() {
 
 void check_output_file(const std::string& flag, const std::string& path) {
   if (path.empty()) return;
-  // -o /dev/stderr with stderr sent to a log file would replace the log with the output.
+  if (path == "-")  // a file named '-' where the user meant standard output
+    usage_error(flag + " '-': this output is a file; name one (--output - is standard output for embed only)");
+  // -o /dev/stderr with stderr sent to a log file would replace the log with the output, and
+  // /dev/stdin the texts or weights it reads.
   std::error_code ec;
-  for (const auto& [fd, stream] : {std::pair{1, "output"}, std::pair{2, "error"}})
+  for (const auto& [fd, stream] : {std::pair{0, "input"}, std::pair{1, "output"}, std::pair{2, "error"}})
     if (std::filesystem::equivalent(path, "/proc/self/fd/" + std::to_string(fd), ec))
       usage_error(flag + " " + in_quotes(path) + " is this command's standard " + stream +
                   ", which the output would replace; name another file");
@@ -101,17 +108,29 @@ void check_not_input(const std::string& flag, const std::string& path, const std
 }
 
 void check_not_inside(const std::string& flag, const std::string& path, const std::string& folder,
-                      const std::string& folder_is) {
+                      const std::string& folder_is, const std::vector<std::string>& reads) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  if (path.empty() || folder.empty() || !fs::exists(path, ec)) return;
-  const fs::path file = fs::canonical(path, ec);
-  if (ec) return;
+  if (path.empty() || folder.empty()) return;
+  std::error_code ec;  // a missing folder or file: nothing to replace
+  for (const std::string& name : reads)
+    if (fs::equivalent(path, fs::path(folder) / name, ec))
+      usage_error(flag + " " + in_quotes(path) + " is " + name + ", a file of " + folder_is +
+                  ", which the output would replace; name another file");
+  if (!reads.empty()) return;
   const fs::path dir = fs::canonical(folder, ec);
   if (ec) return;
+  const fs::path file = fs::weakly_canonical(path, ec);
+  if (ec) return;
   if (std::mismatch(dir.begin(), dir.end(), file.begin(), file.end()).first == dir.end())
-    usage_error(flag + " " + in_quotes(path) + " is a file of " + folder_is +
-                ", which the output would replace; name a file outside it");
+    usage_error(flag + " " + in_quotes(path) + " is inside " + folder_is +
+                ", every file of which is read; name a file outside it");
+}
+
+void require_standard_output() {
+  errno = 0;
+  std::cout.flush();
+  if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout))
+    data_error(std::string("cannot write standard output: ") + (errno ? std::strerror(errno) : "write failed"));
 }
 
 void add_fallback_option(CLI::App* cmd, std::string& value) {

@@ -33,11 +33,28 @@ void make_output_folder(const std::string& flag, const std::string& dir, const s
 // would replace what the command reads. `input_is` says what the input is, e.g. "--input, the texts".
 void check_not_input(const std::string& flag, const std::string& path, const std::string& input,
                      const std::string& input_is);
-// Refuses an output `path` that is an existing file inside the input folder `folder` (a model or a
-// training run, through any name or link): every file there is part of what the command reads.
-// A new file there is fine. `folder_is` says what the folder is, e.g. "the model (--model)".
+// Refuses an output `path` that the command reads from the input folder `folder` (through any name
+// or link): one of `reads`, the files it takes from there; or, with `reads` empty, any file in it,
+// new ones too (a folder read whole, such as the fortunes, would read the output next time).
+// `folder_is` says what the folder is, e.g. "the model (--model)".
 void check_not_inside(const std::string& flag, const std::string& path, const std::string& folder,
-                      const std::string& folder_is);
+                      const std::string& folder_is, const std::vector<std::string>& reads = {});
+// What the commands read from their input folders.
+inline const std::vector<std::string> kFashionMnistFiles{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                                                         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+inline const std::vector<std::string> kTrainRunFiles{"checkpoint.pt", "model.safetensors", "masks.safetensors",
+                                                     "recipe.yaml"};
+// A sentence-transformers model folder, as `spruce distill --save` writes one.
+inline const std::vector<std::string> kSentenceModelFiles{
+    "config.json",          "model.safetensors",         "vocab.txt",
+    "tokenizer.json",       "tokenizer_config.json",     "special_tokens_map.json",
+    "modules.json",         "sentence_bert_config.json", "config_sentence_transformers.json",
+    "1_Pooling/config.json"};
+
+// Flushes standard output and throws spruce::Error (data) where it could not be written (a full
+// disk, a closed descriptor). Called before an output file replaces another, so that a run that
+// fails does not replace it, and by main() at the end.
+void require_standard_output();
 
 // --fallback auto|never|always into `value`, for the commands that convert sparse layers.
 void add_fallback_option(CLI::App* cmd, std::string& value);

@@ -8,12 +8,12 @@
 #include <filesystem>
 #include <initializer_list>
 #include <iostream>
-#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "command.hpp"
+#include "flags.hpp"
 #include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 #include "spruce/memory.hpp"
@@ -81,36 +81,8 @@ bool quiet_idle_threads(int argc, char** argv) {
 }
 
 #ifdef SPRUCE_HANDS_OVER_TO
-int report(const std::string& message, int status);
-
-bool own_command(int argc, char** argv) {
-  return argc > 1 &&
-         std::any_of(registry().begin(), registry().end(), [&](const auto& c) { return c.first == argv[1]; });
-}
-
-// `spruce` runs its own commands; every other command line (a LibTorch command, --help, a typo)
-// goes to the program that has them all, in this program's folder, with the same arguments. Returns
-// only where this program answers alone, or with the status of a failure to start the other.
-std::optional<int> hand_over(int argc, char** argv) {
-  if (own_command(argc, argv) || (argc > 1 && std::strcmp(argv[1], "--version") == 0)) return std::nullopt;
-  std::error_code error;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
-  if (error) self = std::strchr(argv[0], '/') ? argv[0] : "";  // no /proc: the path it was started by
-  const std::filesystem::path full = self.empty() ? "" : self.parent_path() / SPRUCE_HANDS_OVER_TO;
-  if (full.empty() || !std::filesystem::exists(full, error)) {
-    if (argc < 2 || argv[1][0] == '-') return std::nullopt;  // --help: this program's commands, at least
-    const std::string missing = full.empty() ? SPRUCE_HANDS_OVER_TO " beside spruce (no /proc/self/exe to find it by)"
-                                             : in_quotes(full.string(), 200);
-    return report("cannot find " + missing + ", which runs the command " + in_quotes(argv[1], 60) +
-                      " and the other LibTorch commands; build or install spruce again (make builds both)",
-                  1);
-  }
-  quiet_idle_threads(argc, argv);
-  execv(full.c_str(), argv);
-  return report("cannot start " + in_quotes(full.string(), 200) + " (" + std::strerror(errno) +
-                    "), which runs this command; build or install spruce again",
-                1);
-}
+int command_argc = 0;  // main's, for the hand-over
+char** command_argv = nullptr;
 #endif
 
 // CLI11's wording for two of its errors, in this tool's.
@@ -161,17 +133,25 @@ std::string extras_error(const CLI::App& app) {
 }
 
 // OMP_NUM_THREADS is every OpenMP region's thread count where no flag sets one: held to the flags'
-// bound, so that 100000 is named rather than failing as "out of memory" in a thread pool.
+// bound, so that 100000 is named rather than failing as "out of memory" in a thread pool. A list
+// gives nested levels' counts; each must be one. (libgomp also warns about a bad value as it loads,
+// before this runs.)
 void check_omp_num_threads() {
   const char* value = std::getenv("OMP_NUM_THREADS");
   if (!value || !*value) return;
-  const std::string first(value, std::strcspn(value, ","));  // a list gives nested levels; the first is ours
-  char* end = nullptr;
-  errno = 0;
-  const long n = std::strtol(first.c_str(), &end, 10);
-  if (errno == 0 && end != first.c_str() && *end == '\0' && n >= 1 && n <= kMaxThreads) return;
-  usage_error("OMP_NUM_THREADS=" + in_quotes(value, 60) + " is not a thread count in 1.." +
-              std::to_string(kMaxThreads) + "; set it to one, or unset it and give --threads");
+  const std::string all(value);
+  for (size_t begin = 0; begin <= all.size();) {
+    const size_t end = std::min(all.find(',', begin), all.size());
+    const std::string count = all.substr(begin, end - begin);
+    char* stop = nullptr;
+    errno = 0;
+    const long n = std::strtol(count.c_str(), &stop, 10);
+    if (errno != 0 || stop == count.c_str() || *stop != '\0' || !std::isdigit(static_cast<unsigned char>(count[0])) ||
+        n < 1 || n > kMaxThreads)
+      usage_error("OMP_NUM_THREADS=" + in_quotes(value, 60) + " is not a thread count in 1.." +
+                  std::to_string(kMaxThreads) + " (or a list of them); set it to one, or unset it and give --threads");
+    begin = end + 1;
+  }
 }
 
 // The command a mistyped one most likely meant: the same letters in another case, or a typo away.
@@ -190,14 +170,48 @@ int report(const std::string& message, int status) {
 }
 
 }  // namespace
+
+#ifdef SPRUCE_HANDS_OVER_TO
+// The command line goes to the program that runs the LibTorch commands, in this program's folder,
+// with the same arguments.
+void hand_over_command_line() {
+  char** argv = command_argv;
+  std::error_code error;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) self = std::strchr(argv[0], '/') ? argv[0] : "";  // no /proc: the path it was started by
+  const std::filesystem::path full = self.empty() ? "" : self.parent_path() / SPRUCE_HANDS_OVER_TO;
+  if (full.empty() || !std::filesystem::exists(full, error)) {
+    const std::string missing = full.empty() ? SPRUCE_HANDS_OVER_TO " beside spruce (no /proc/self/exe to find it by)"
+                                             : in_quotes(full.string(), 200);
+    data_error("cannot find " + missing + ", which runs the command " + in_quotes(argv[1], 60) +
+               " and the other LibTorch commands; build or install spruce again (make builds both)");
+  }
+  quiet_idle_threads(command_argc, argv);
+  std::cout.flush();
+  execv(full.c_str(), argv);
+  data_error("cannot start " + in_quotes(full.string(), 200) + " (" + std::strerror(errno) +
+             "), which runs this command; build or install spruce again");
+}
+#endif
+
 }  // namespace spruce::cli
 
 int main(int argc, char** argv) {
   using spruce::cli::one_line;
   using spruce::cli::plain_parse_error;
   using spruce::cli::report;
+  // `spruce help [COMMAND]` is `spruce [COMMAND] --help`, as git and cargo read it.
+  std::vector<char*> help_args;
+  if (argc > 1 && std::strcmp(argv[1], "help") == 0) {
+    if (argc > 3) return report("help takes one command at most, e.g. spruce help train", 2);
+    help_args = {argv[0]};
+    if (argc == 3) help_args.push_back(argv[2]);
+    help_args.push_back(const_cast<char*>("--help"));
+    help_args.push_back(nullptr);
+    argc = int(help_args.size()) - 1, argv = help_args.data();
+  }
 #ifdef SPRUCE_HANDS_OVER_TO
-  if (const auto status = spruce::cli::hand_over(argc, argv)) return *status;
+  spruce::cli::command_argc = argc, spruce::cli::command_argv = argv;
 #else
   if (spruce::cli::quiet_idle_threads(argc, argv)) execv("/proc/self/exe", argv);
 #endif
@@ -248,9 +262,10 @@ int main(int argc, char** argv) {
   }
   // Output written to standard output (a table, JSON, embeddings) must have arrived: a full disk
   // or a closed descriptor is a failure, not exit 0 with nothing written.
-  errno = 0;
-  std::cout.flush();
-  if (!std::cout || std::fflush(stdout) != 0 || std::ferror(stdout))
-    return report(std::string("cannot write standard output: ") + (errno ? std::strerror(errno) : "write failed"), 1);
+  try {
+    spruce::cli::require_standard_output();
+  } catch (const spruce::Error& e) {
+    return report(e.what(), e.exit_code());
+  }
   return 0;
 }

@@ -1,0 +1,20 @@
+// `spruce eval`: its arguments, parsed by both programs (cmd_eval.cpp), and run by
+// spruce-torch (run_eval.cpp); `spruce` hands the command line over instead (hand_over.cpp).
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "fashion_mnist/options.hpp"
+
+namespace spruce::cli {
+
+struct EvalArgs {
+  fashion_mnist::EvalOptions o;
+  std::string dense_dir, sparse_dir, calibration = "minmax", json, fallback = "auto";
+  CLI::App* cmd = nullptr;
+};
+
+void run_eval(EvalArgs& a);
+
+}  // namespace spruce::cli

@@ -1,0 +1,20 @@
+// `spruce` parses the LibTorch commands' flags itself, so that a mistyped flag or `--help` is
+// answered at once; a command line that parses runs in `spruce-torch`, which loads LibTorch.
+#include "cmd_bench_model.hpp"
+#include "cmd_convert.hpp"
+#include "cmd_distill.hpp"
+#include "cmd_embed.hpp"
+#include "cmd_eval.hpp"
+#include "cmd_train.hpp"
+#include "command.hpp"
+
+namespace spruce::cli {
+
+void run_bench_model(BenchModelArgs&) { hand_over_command_line(); }
+void run_convert(ConvertArgs&) { hand_over_command_line(); }
+void run_distill(DistillArgs&) { hand_over_command_line(); }
+void run_embed(const EmbedArgs&) { hand_over_command_line(); }
+void run_eval(EvalArgs&) { hand_over_command_line(); }
+void run_train(TrainArgs&) { hand_over_command_line(); }
+
+}  // namespace spruce::cli
