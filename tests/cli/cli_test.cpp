@@ -57,10 +57,10 @@ TEST_F(Cli, HelpOnEveryCommand) {
   EXPECT_EQ(run_spruce("").status, 2);
   // `spruce help [COMMAND]`, as git and cargo read it.
   EXPECT_EQ(run_spruce("help").out, run_spruce("--help").out);
-  const Result train = run_spruce("help train");
-  EXPECT_EQ(train.status, 0);
-  EXPECT_TRUE(has(train, "--epochs")) << train.out;
-  EXPECT_EQ(run_spruce("help train eval").status, 2);
+  const Result prune = run_spruce("help prune");
+  EXPECT_EQ(prune.status, 0);
+  EXPECT_TRUE(has(prune, "--sparsity")) << prune.out;
+  EXPECT_EQ(run_spruce("help prune inspect").status, 2);
 }
 
 TEST_F(Cli, VersionStandsAlone) {
