@@ -26,7 +26,8 @@ void save_model(minilm::SentenceEncoder& student, const std::string& dir) {
     fs::create_directories(fs::path(temp) / "1_Pooling");
     for (const std::string& file : kSentenceModelFiles) {  // the teacher's, but its weights
       const auto from = fs::path(student.directory()) / file;
-      if (file != "model.safetensors" && fs::is_regular_file(from)) write_file_atomic((fs::path(temp) / file).string(), read_file(from.string()));
+      if (file != "model.safetensors" && fs::is_regular_file(from))
+        write_file_atomic((fs::path(temp) / file).string(), read_file(from.string()));
     }
     minilm::save_weights(*student.model(), (fs::path(temp) / "model.safetensors").string());
   });
