@@ -89,6 +89,8 @@ TEST_F(BadInput, TrainingSettingsThatWouldDoNothing) {
   expect_refused({"train", "--seed", "4294967296"}, 2, "--seed");
   expect_refused({"train", "--overwrite"}, 2, "--overwrite acts only with --save");
   expect_refused({"eval", "--sparse", path("run")}, 2, "is a dense run (no masks.safetensors)");
+  expect_refused({"convert", "--checkpoint", path("run"), "--out", path("m.safetensors")}, 2,
+                 "is a dense run (no masks.safetensors); convert it with --variant int8-dense");
   // Each rank holds LibTorch and the data (about 1 GB): 256 of them met the OOM killer.
   if (spruce::available_memory() < 256ull * (1ull << 30))
     expect_refused({"train", "--nproc", "256"}, 2, "start fewer ranks");

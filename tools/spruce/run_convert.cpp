@@ -1,6 +1,7 @@
 // spruce convert --model mlp --checkpoint DIR --variant int8-sparse --out FILE: a trained
 // classifier converted for inference and saved as one file that `spruce eval --converted` loads.
 // Its work, in spruce-torch; the flags are in cmd_convert.cpp.
+#include <filesystem>
 #include <iostream>
 
 #include "cmd_convert.hpp"
@@ -27,6 +28,11 @@ void run_convert(ConvertArgs& a) {
   check_not_inside("--out", a.out, a.checkpoint_dir, "the training run (--checkpoint)", kTrainRunFiles);
   check_not_inside("--out", a.out, a.o.data_dir, "the dataset (--data)", kFashionMnistFiles);
   check_output_file("--out", a.out);
+  // A run trained without pruning saves no masks: converted as sparse, its "sparse" model was dense.
+  if (variant != torch::Variant::Int8Dense && std::filesystem::exists(a.checkpoint_dir + "/checkpoint.pt") &&
+      !std::filesystem::exists(a.checkpoint_dir + "/masks.safetensors"))
+    usage_error("--checkpoint " + in_quotes(a.checkpoint_dir) + " is a dense run (no masks.safetensors); convert it " +
+                "with --variant int8-dense, or give a pruned run");
   const auto c = fashion_mnist::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
 
   Table t({"layer", "shape (in->out)", "pattern", "sparsity", "kernel", "packed KiB", "dense KiB"});
