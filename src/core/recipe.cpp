@@ -469,7 +469,11 @@ void Recipe::check_every_group_used(const std::vector<std::pair<std::string, std
     if (taker)
       usage_error(which + " prunes no layer: pruning config " + std::to_string(taker - groups.data() + 1) +
                   " comes first and takes every layer it selects; put the narrower config first");
-    usage_error(which + " selects none of the model's layers; fix its op_names, excluded_op_names or pruning_op_types");
+    std::string listed;  // what there was to select, so that a name that almost matches shows
+    for (size_t i = 0; i < layers.size() && i < 8; ++i) listed += (i ? ", " : "") + in_quotes(layers[i].first, 60);
+    if (layers.size() > 8) listed += " and " + std::to_string(layers.size() - 8) + " more";
+    usage_error(which + " selects none of the model's layers (" + listed +
+                "); fix its op_names, excluded_op_names or pruning_op_types");
   }
 }
 

@@ -73,9 +73,11 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
     } else if (has_exclude && exclude.found_in(t.name)) {
       r.reason = "matched by --exclude";
     } else {
+      // A recipe names layers, as in training (fc1 for fc1.weight), so one recipe serves both.
+      const std::string layer = t.name.ends_with(".weight") ? t.name.substr(0, t.name.size() - 7) : t.name;
       const char* op_type = t.shape.size() == 2 ? "Linear" : "Conv";
-      layers.emplace_back(t.name, op_type);
-      if (!(g = opt.recipe.group_for(t.name, op_type))) r.reason = "no recipe group matches";
+      layers.emplace_back(layer, op_type);
+      if (!(g = opt.recipe.group_for(layer, op_type))) r.reason = "no recipe group matches";
     }
     if (g) {
       r.pruned = true;

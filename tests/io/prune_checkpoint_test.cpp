@@ -127,6 +127,34 @@ TEST(PruneCheckpoint, IncludeExcludeAndRecipeGroupsPickTensors) {
   EXPECT_EQ(rr[0].reason, "no recipe group matches");
 }
 
+// A recipe names layers as training does (fc1, not fc1.weight), so one recipe serves `spruce
+// prune` and `spruce train`; `^fc1$` selected nothing here.
+TEST(PruneCheckpoint, RecipesNameLayersAsInTraining) {
+  SafetensorsFile f = checkpoint();
+  CheckpointPruneOptions o;
+  o.recipe = Recipe::parse(
+      "pattern: 4x1\npruning_scope: local\npruning_configs:\n  - op_names: ['^fc1$']\n    target_sparsity: 0.5\n"
+      "  - op_names: ['^conv$']\n    target_sparsity: 0.25\n");
+  const auto r = prune_checkpoint(f, o);
+  EXPECT_TRUE(r[0].pruned);
+  EXPECT_DOUBLE_EQ(r[0].target, 0.5);
+  EXPECT_TRUE(r[2].pruned);
+  EXPECT_DOUBLE_EQ(r[2].target, 0.25);
+  EXPECT_FALSE(r[3].pruned);
+  // A config that selects nothing lists the layers it could have.
+  o.recipe = Recipe::parse(
+      "pattern: 4x1\ntarget_sparsity: 0.5\npruning_configs:\n  - op_names: ['^fc1$']\n  - op_names: ['^fc_2$']\n");
+  try {
+    SafetensorsFile g = checkpoint();
+    prune_checkpoint(g, o);
+    ADD_FAILURE() << "a config that selects nothing was taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("selects none of the model's layers ('fc1', 'conv', 'fc2', 'fc3')"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // The one rule for "is this a weight" (prune_checkpoint and `spruce inspect` both use it).
 TEST(PruneCheckpoint, WeightsAreFloatTensorsOfRankTwoOrFour) {
   const SafetensorsFile f = checkpoint();
