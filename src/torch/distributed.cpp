@@ -42,12 +42,12 @@ DistributedOptions distributed_options_from_env(DistributedOptions o) {
 }
 
 void check_distributed_options(const DistributedOptions& o) {
-  if (o.world_size < 1) usage_error("--world-size must be at least 1");
+  if (o.world_size < 1) usage_error("--world-size (or WORLD_SIZE) must be at least 1");
   if (o.rank < 0 || o.rank >= o.world_size)
-    usage_error("--rank " + std::to_string(o.rank) + " is outside the world of " + std::to_string(o.world_size) +
-                " ranks; ranks run from 0 to " + std::to_string(o.world_size - 1));
+    usage_error("--rank (or RANK) " + std::to_string(o.rank) + " is outside the world of " +
+                std::to_string(o.world_size) + " ranks; ranks run from 0 to " + std::to_string(o.world_size - 1));
   if (o.master_port < 1 || o.master_port > 65535)
-    usage_error("--master-port " + std::to_string(o.master_port) + " is not a TCP port (1-65535)");
+    usage_error("--master-port (or MASTER_PORT) " + std::to_string(o.master_port) + " is not a TCP port (1-65535)");
   if (o.timeout.count() < 1) usage_error("the distributed timeout must be at least 1 second");
 }
 

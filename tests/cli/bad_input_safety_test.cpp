@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bad_input.hpp"
@@ -97,6 +98,14 @@ TEST_F(BadInput, TrainingSettingsThatWouldDoNothing) {
   expect_refused({"convert", "--checkpoint", path("run"), "--out", path("m.safetensors"), "--batch", "70000"}, 2,
                  "--batch");
   expect_refused({"distill", "--steps", "2", "--evaluations", "3"}, 2, "--evaluations 3 is more than --steps 2");
+  // torchrun's variables stand in for the flags, and the message names both (it named the flags alone).
+  for (const auto& [variable, value, message] :
+       {std::tuple{"MASTER_PORT", "99999", "--master-port (or MASTER_PORT) 99999 is not a TCP port"},
+        std::tuple{"RANK", "3", "--rank (or RANK) 3 is outside the world of 1 ranks"}}) {
+    const Outcome o = run({"train", "--epochs", "1"}, 60, "", {{variable, value}});
+    EXPECT_EQ(o.status, 2) << variable << ": " << o.err;
+    EXPECT_NE(o.err.find(message), std::string::npos) << o.err;
+  }
 }
 
 // A stream without line ends (/dev/zero) grew embed's memory by 45 MB/s without end.
