@@ -111,12 +111,10 @@ void check_not_inside(const std::string& flag, const std::string& path, const st
                       const std::string& folder_is, const std::vector<std::string>& reads) {
   namespace fs = std::filesystem;
   if (path.empty() || folder.empty()) return;
-  std::error_code ec;  // a missing folder or file: nothing to replace
   for (const std::string& name : reads)
-    if (fs::equivalent(path, fs::path(folder) / name, ec))
-      usage_error(flag + " " + in_quotes(path) + " is " + name + ", a file of " + folder_is +
-                  ", which the output would replace; name another file");
+    check_not_input(flag, path, (fs::path(folder) / name).string(), name + ", a file of " + folder_is);
   if (!reads.empty()) return;
+  std::error_code ec;  // a missing folder: nothing to replace
   const fs::path dir = fs::canonical(folder, ec);
   if (ec) return;
   const fs::path file = fs::weakly_canonical(path, ec);
