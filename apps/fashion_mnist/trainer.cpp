@@ -16,6 +16,7 @@
 #include "fashion_mnist/models.hpp"
 #include "spruce/checksum.hpp"
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
 #include "spruce/safetensors.hpp"
 #include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/distillation.hpp"
@@ -82,37 +83,34 @@ void set_learning_rate(::torch::optim::Adam& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) static_cast<::torch::optim::AdamOptions&>(group.options()).lr(lr);
 }
 
-// The checkpoint, with the recipe written first: --resume reads the schedule from recipe.yaml, so
-// a checkpoint never stands without it (a dense run removes a stale one, and stale masks).
-void save_resumable(const TrainOptions& o, Classifier& model, const ::torch::optim::Adam& optimizer,
-                    const Pruner* pruner, TrainPosition position) {
+// The run's files, written as a set (a full disk or a signal part-way leaves the earlier set): the
+// checkpoint with its recipe (--resume reads the schedule from recipe.yaml), and at the end the
+// weights and masks. A dense run removes a stale recipe and masks.
+void save_run(const TrainOptions& o, Classifier& model, const ::torch::optim::Adam& optimizer, const Pruner* pruner,
+              TrainPosition position, const TrainResult* result) {
   std::filesystem::create_directories(o.save_dir);
-  if (pruner) {
-    write_file_atomic(o.save_dir + "/recipe.yaml", pruner->recipe().to_yaml());
-  } else {
-    for (const char* stale : {"/recipe.yaml", "/masks.safetensors"}) {
-      std::error_code ec;
-      std::filesystem::remove(o.save_dir + stale, ec);
-      if (ec) data_error("cannot remove the earlier run's " + o.save_dir + stale + ": " + ec.message());
+  replace_files_together(o.save_dir, [&](const std::string& temp) {
+    if (pruner) write_file_atomic(temp + "/recipe.yaml", pruner->recipe().to_yaml());
+    save_checkpoint(temp + "/checkpoint.pt", model, &optimizer, pruner, position);
+    if (!result) return;
+    std::map<std::string, std::string> metadata{
+        {"spruce.model", o.model},
+        {"spruce.dataset", "fashion-mnist"},
+        {"spruce.test_accuracy", std::to_string(result->test_accuracy)},
+        {"spruce.sparsity", std::to_string(result->sparsity)},
+    };
+    if (pruner) {
+      metadata["spruce.recipe"] = pruner->recipe().to_yaml();
+      export_masks(temp + "/masks.safetensors", *pruner);
     }
+    export_safetensors(temp + "/model.safetensors", model, metadata);
+  });
+  if (pruner) return;
+  for (const char* stale : {"/recipe.yaml", "/masks.safetensors"}) {
+    std::error_code ec;
+    std::filesystem::remove(o.save_dir + stale, ec);
+    if (ec) data_error("cannot remove the earlier run's " + o.save_dir + stale + ": " + ec.message());
   }
-  save_checkpoint(o.save_dir + "/checkpoint.pt", model, &optimizer, pruner, position);
-}
-
-void save_outputs(const TrainOptions& o, Classifier& model, const ::torch::optim::Adam& optimizer, const Pruner* pruner,
-                  TrainPosition position, const TrainResult& result) {
-  save_resumable(o, model, optimizer, pruner, position);
-  std::map<std::string, std::string> metadata{
-      {"spruce.model", o.model},
-      {"spruce.dataset", "fashion-mnist"},
-      {"spruce.test_accuracy", std::to_string(result.test_accuracy)},
-      {"spruce.sparsity", std::to_string(result.sparsity)},
-  };
-  if (pruner) {
-    metadata["spruce.recipe"] = pruner->recipe().to_yaml();
-    export_masks(o.save_dir + "/masks.safetensors", *pruner);
-  }
-  export_safetensors(o.save_dir + "/model.safetensors", model, metadata);
 }
 
 // Test accuracy; data-parallel, each rank scores a slice of the set and the counts are summed.
@@ -287,7 +285,7 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
     // A checkpoint per epoch, written by one rank once every rank has finished the epoch.
     if (!o.save_dir.empty()) {
       if (dp) dp->barrier();
-      if (writer) save_resumable(o, *model, optimizer, pruner ? &*pruner : nullptr, position);
+      if (writer) save_run(o, *model, optimizer, pruner ? &*pruner : nullptr, position, nullptr);
     }
   }
 
@@ -297,7 +295,7 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
   result.epochs = position.epoch;
   result.steps = position.step;
   result.seconds = seconds_since(started);
-  if (!o.save_dir.empty() && writer) save_outputs(o, *model, optimizer, pruner ? &*pruner : nullptr, position, result);
+  if (!o.save_dir.empty() && writer) save_run(o, *model, optimizer, pruner ? &*pruner : nullptr, position, &result);
   if (dp) dp->barrier();  // no rank exits before the files are written
   return result;
 }

@@ -44,7 +44,13 @@ void write_file_atomic(const std::string& path, std::string_view contents);
 
 // A folder written whole or not at all: `fill` writes the files into a new temporary folder beside
 // `dir` (its path given), which then takes the place of `dir` in one step; an existing `dir` is
-// removed after. If `fill` throws, the temporary folder is removed and the exception goes on.
+// removed after. If `fill` throws, or SIGINT, SIGTERM or SIGHUP comes first, the temporary folder
+// is removed (and the exception goes on).
 void write_folder_atomic(const std::string& dir, const std::function<void(const std::string& temp)>& fill);
+
+// Files that replace their namesakes in the existing folder `dir` as a set: `fill` writes them into a
+// temporary folder inside `dir` (its path given); once all are written, each is renamed into place.
+// A failed write (a full disk) or a signal leaves `dir` as it was; other files in `dir` stay.
+void replace_files_together(const std::string& dir, const std::function<void(const std::string& temp)>& fill);
 
 }  // namespace spruce

@@ -1,5 +1,6 @@
 #include "spruce/file.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <vector>
 
 #include "spruce/error.hpp"
 
@@ -36,6 +38,7 @@ const char* kind_of(mode_t mode) {
 constexpr int kSlots = 64;
 struct Slot {
   std::atomic<int> state{0};  // 0 free, 1 being written, 2 holds a temporary file's path
+  bool folder = false;        // a temporary folder, removed with what it holds
   char path[PATH_MAX];
 };
 std::array<Slot, kSlots> slots;
@@ -45,9 +48,40 @@ bool installed[std::size(kSignals)], xfsz_ignored;
 std::mutex install_mutex;
 int open_outputs = 0;
 
+// A folder and what it holds, with async-signal-safe calls only (no opendir, no allocation). Its
+// subfolders are followed a few levels deep: a saved model has one (1_Pooling).
+void remove_folder_in_handler(int parent, const char* name, int depth) {
+  const int fd = ::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  for (bool removed = true; removed;) {  // listing again, since removing entries may skip some
+    removed = false;
+    ::lseek(fd, 0, SEEK_SET);
+    alignas(8) char buffer[4096];
+    for (ssize_t n; (n = ::getdents64(fd, buffer, sizeof buffer)) > 0;)
+      for (ssize_t at = 0; at < n;) {
+        const auto* entry = reinterpret_cast<const struct dirent64*>(buffer + at);
+        at += entry->d_reclen;
+        const char* entry_name = entry->d_name;
+        if (std::strcmp(entry_name, ".") == 0 || std::strcmp(entry_name, "..") == 0) continue;
+        if (entry->d_type == DT_DIR) {
+          if (depth > 0) remove_folder_in_handler(fd, entry_name, depth - 1);
+        } else {
+          removed |= ::unlinkat(fd, entry_name, 0) == 0;
+        }
+      }
+  }
+  ::close(fd);
+  ::unlinkat(parent, name, AT_REMOVEDIR);
+}
+
 void remove_temporaries(int sig) {
   for (auto& s : slots)
-    if (s.state.load(std::memory_order_acquire) == 2) ::unlink(s.path);
+    if (s.state.load(std::memory_order_acquire) == 2) {
+      if (s.folder)
+        remove_folder_in_handler(AT_FDCWD, s.path, 4);
+      else
+        ::unlink(s.path);
+    }
   for (size_t i = 0; i < std::size(kSignals); ++i)
     if (kSignals[i] == sig) ::sigaction(sig, &saved_actions[i], nullptr);
   ::raise(sig);  // now with the disposition it had before: normally, the process ends
@@ -81,18 +115,63 @@ void release_handlers() {
   if (xfsz_ignored) ::sigaction(SIGXFSZ, &saved_xfsz, nullptr);
 }
 
-int claim_slot(const std::string& path) {
+int claim_slot(const std::string& path, bool folder = false) {
   if (path.size() >= PATH_MAX) return -1;
   for (int i = 0; i < kSlots; ++i) {
     Slot& s = slots[size_t(i)];
     int expected = 0;
     if (!s.state.compare_exchange_strong(expected, 1)) continue;
+    s.folder = folder;
     std::memcpy(s.path, path.c_str(), path.size() + 1);
     s.state.store(2, std::memory_order_release);
     return i;
   }
   return -1;  // more than kSlots outputs at once: this one is still removed on failure, not on signals
 }
+
+// A temporary folder that SIGINT, SIGTERM and SIGHUP remove while it is held, and destruction unless
+// it was moved away (kept() after the move). Its path is absolute: the handler cannot know the
+// working folder of the moment.
+class TemporaryFolder {
+ public:
+  TemporaryFolder(const std::filesystem::path& beside, const std::string& target) {
+    std::string tmpl = (beside / "spruce-tmp-XXXXXX").string();
+    retain_handlers();
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      const std::string why = std::strerror(errno);
+      release_handlers();
+      cannot("write", target, why + " (making a temporary folder in " + in_quotes(beside.string()) + ")");
+    }
+    path_ = tmpl;
+    slot_ = claim_slot(path_, true);
+  }
+  ~TemporaryFolder() {
+    std::error_code ec;
+    if (!kept_) std::filesystem::remove_all(path_, ec);
+    if (slot_ >= 0) slots[size_t(slot_)].state.store(0, std::memory_order_release);
+    release_handlers();
+  }
+  TemporaryFolder(const TemporaryFolder&) = delete;
+  TemporaryFolder& operator=(const TemporaryFolder&) = delete;
+  const std::string& path() const { return path_; }
+  void kept() { kept_ = true; }
+  // Runs fill(path()); an error it throws names `target` where it named the temporary folder.
+  void fill(const std::function<void(const std::string& temp)>& fill, const std::string& target) const {
+    try {
+      fill(path_);
+    } catch (const Error& e) {
+      std::string message = e.what();
+      for (size_t at = 0; (at = message.find(path_, at)) != std::string::npos; at += target.size())
+        message.replace(at, path_.size(), target);
+      throw Error(e.kind(), message);
+    }
+  }
+
+ private:
+  std::string path_;
+  int slot_ = -1;
+  bool kept_ = false;
+};
 
 }  // namespace
 
@@ -240,28 +319,21 @@ void write_folder_atomic(const std::string& path, const std::function<void(const
   if (fs::exists(status) && !fs::is_directory(status)) cannot("write", path, "it is not a folder; name a folder");
   // A link to a folder: the folder it leads to is replaced, and the link kept.
   const std::string dir = fs::is_symlink(fs::symlink_status(path, ec)) ? fs::canonical(path, ec).string() : path;
-  const fs::path parent = fs::absolute(dir, ec).parent_path();
-  std::string tmpl = (parent / "spruce-tmp-XXXXXX").string();
-  if (::mkdtemp(tmpl.data()) == nullptr) cannot("write", dir, std::strerror(errno));
+  TemporaryFolder temp(fs::absolute(dir, ec).parent_path(), dir);
+  const std::string& tmpl = temp.path();
   // mkdtemp makes it private (0700): it gets the mode of the folder it replaces, or a new folder's.
   const mode_t umask_bits = ::umask(0);
   ::umask(umask_bits);
   struct stat st {};
   ::chmod(tmpl.c_str(), ::stat(dir.c_str(), &st) == 0 ? st.st_mode & 07777 : 0777 & ~umask_bits);
-  try {
-    fill(tmpl);
-  } catch (...) {
-    fs::remove_all(tmpl, ec);
-    throw;
-  }
+  temp.fill(fill, dir);  // if it throws, the temporary folder goes
   // The new folder takes the old one's place in one step; the old one, now at the temporary
-  // name, is removed after.
+  // name, goes with it.
   const bool replace = fs::exists(dir, ec);
   bool moved = ::renameat2(AT_FDCWD, tmpl.c_str(), AT_FDCWD, dir.c_str(), replace ? RENAME_EXCHANGE : 0) == 0;
   int error = moved ? 0 : errno;
-  std::string old = tmpl;
   if (!moved && replace && (error == EINVAL || error == ENOSYS || error == EOPNOTSUPP)) {
-    old = tmpl + "-old";  // a file system without the exchange: two renames, the old folder moved aside first
+    const std::string old = tmpl + "-old";  // no exchange here: two renames, the old folder moved aside first
     if (::rename(dir.c_str(), old.c_str()) != 0) {
       error = errno;
     } else if (::rename(tmpl.c_str(), dir.c_str()) != 0) {
@@ -269,13 +341,30 @@ void write_folder_atomic(const std::string& path, const std::function<void(const
       ::rename(old.c_str(), dir.c_str());
     } else {
       moved = true;
+      fs::remove_all(old, ec);
     }
   }
-  if (!moved) {
-    fs::remove_all(tmpl, ec);
-    cannot("write", dir, std::strerror(error));
+  if (!moved) cannot("write", dir, std::strerror(error));
+  if (!replace) temp.kept();  // the new folder is `dir` now, and nothing is left at the temporary name
+}
+
+void replace_files_together(const std::string& dir, const std::function<void(const std::string& temp)>& fill) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) cannot("write", dir, "it is not a folder");
+  TemporaryFolder temp(fs::absolute(dir, ec), dir);
+  temp.fill(fill, dir);
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(temp.path())) {
+    const fs::path target = fs::path(dir) / entry.path().filename();
+    if (!entry.is_regular_file() || fs::is_directory(target, ec))
+      cannot("write", target.string(), "only files are replaced together, and this is a folder");
+    files.push_back(entry.path());
   }
-  fs::remove_all(old, ec);
+  // Renames within one file system take no space: they do not fail where the writes above could.
+  for (const fs::path& file : files)
+    if (::rename(file.c_str(), (fs::path(dir) / file.filename()).c_str()) != 0)
+      cannot("write", (fs::path(dir) / file.filename()).string(), std::strerror(errno));
 }
 
 }  // namespace spruce

@@ -167,6 +167,17 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused(prune_to_old({"--pattern", "", "--sparsity", "0.5"}), 2, "--pattern");
   expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "nan"}), 2, "--sparsity");
   expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "1"}), 2, "--sparsity");
+  // Numbers are plain decimals: strtod also took spaces, hex and "infinity".
+  for (const char* odd : {" 0.5", "0.5 ", "0x1p-1", "infinity", "+-0.5", "0,5", "5e-1x"}) {
+    expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", odd}), 2,
+                   "--sparsity: '" + std::string(odd) + "' is not a number in [0, 1)");
+    if (std::string(odd) != "0,5")  // bench reads a list: "0" and "5"
+      expect_refused({"bench", "--shape", "8x64x64", "--sparsity", odd}, 2, "invalid --sparsity '" + std::string(odd));
+  }
+  for (const char* plain : {"+0.5", "5e-1", ".5"}) {
+    const Outcome ok = run(prune_to_old({"--pattern", "4x1", "--sparsity", plain, "--dry-run"}));
+    EXPECT_EQ(ok.status, 0) << plain << "\n" << ok.err;
+  }
   expect_refused({"bench", "--shape", "8x64x64", "--pattern", ""}, 2, "pattern");
   expect_refused({"bench", "--shape", "8x64x64", "--pattern", "4x1,"}, 2, "pattern");
   expect_refused({"bench", "--shape", "8x64x64", "--sparsity", "0.5,"}, 2, "--sparsity");
@@ -338,6 +349,8 @@ TEST_F(BadInput, EmbedNamesTheBadLine) {
   expect_refused(embed("bad.jsonl"), 2, "line 2: holds no text");
   write("broken.jsonl", "{\"text\": \"fine\"\n");
   expect_refused(embed("broken.jsonl"), 2, "line 1: not JSON");
+  write("overflow.jsonl", "{\"text\": \"fine\"}\n{\"text\": 1e999}\n");
+  expect_refused(embed("overflow.jsonl"), 2, "line 2: holds a number too large for a double");
   write("twice.jsonl", "{\"text\": \"fine\", \"meta\": {\"text\": 1}}\n{\"text\": \"a\", \"text\": \"b\"}\n");
   expect_refused(embed("twice.jsonl"), 2, "line 2: has the key \"text\" more than once");
   write("empty.txt", "");
@@ -495,7 +508,7 @@ TEST_F(BadInput, PatternsMustFitTheirTensors) {
   expect_refused(prune_to_old({"--pattern", "16:32"}), 2,
                  "pattern 16:32 does not fit 'conv1.weight' (32x9 as a matrix: rows of 9, fewer than a group of 32)");
   // Blocks that span a whole dimension but leave several blocks are fine, and so is a tensor left out.
-  for (const std::vector<std::string> fits : {std::vector<std::string>{"--pattern", "channelx1", "--sparsity", "0.5"},
+  for (const std::vector<std::string>& fits : {std::vector<std::string>{"--pattern", "channelx1", "--sparsity", "0.5"},
                                               {"--pattern", "1xchannel", "--sparsity", "0.5"},
                                               {"--pattern", "32x32", "--sparsity", "0.5", "--exclude", "conv1"}}) {
     std::vector<std::string> args{"prune", ckpt_, "-o", path("fits.safetensors")};

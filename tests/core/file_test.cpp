@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -204,4 +205,80 @@ TEST_F(Files, FoldersAreWrittenWholeOrNotAtAll) {
   EXPECT_EQ(strays(), std::vector<std::string>{"model"}) << "a temporary folder was left behind";
   EXPECT_NE(error_of([&] { spruce::write_folder_atomic(target_, write_two("", "")); }).find("is not a folder"),
             std::string::npos);
+}
+
+// SIGTERM while a folder is being written (a saved model, after its subfolder and some files):
+// the temporary folder goes with all it holds, and the old folder is intact.
+TEST_F(Files, SignalMidFolderRemovesTheTemporaryFolder) {
+  const std::string model = path("model");
+  spruce::write_folder_atomic(model, [](const std::string& temp) { std::ofstream(temp + "/config.json") << "old"; });
+  for (int sig : {SIGTERM, SIGINT}) {
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    const pid_t child = fork();
+    if (child == 0) {
+      spruce::write_folder_atomic(model, [&](const std::string& temp) {
+        fs::create_directories(temp + "/1_Pooling/deeper");
+        std::ofstream(temp + "/1_Pooling/config.json") << "pooling";
+        std::ofstream(temp + "/1_Pooling/deeper/x") << "x";
+        for (int i = 0; i < 300; ++i) std::ofstream(temp + "/file" + std::to_string(i)) << i;  // > one listing
+        AtomicOutput weights(temp + "/model.safetensors");  // a file being written, too
+        weights.write("partial");
+        const char c = 1;
+        (void)!write(ready[1], &c, 1);
+        for (;;) pause();
+      });
+      _exit(0);
+    }
+    char c;
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    close(ready[0]), close(ready[1]);
+    ASSERT_EQ(strays().size(), 2u);  // the model and the temporary folder beside it
+    kill(child, sig);
+    int st = 0;
+    ASSERT_EQ(waitpid(child, &st, 0), child);
+    ASSERT_TRUE(WIFSIGNALED(st)) << strsignal(sig);
+    EXPECT_EQ(WTERMSIG(st), sig);
+    EXPECT_EQ(strays(), std::vector<std::string>{"model"}) << strsignal(sig);
+    EXPECT_EQ(contents(model + "/config.json"), "old");
+  }
+}
+
+// A training run's files (checkpoint, recipe, weights) replace the earlier ones as a set: a write
+// that fails part-way (a full disk) leaves every earlier file as it was, and files not rewritten stay.
+TEST_F(Files, FilesAreReplacedTogether) {
+  const std::string run = path("run");
+  fs::create_directories(run);
+  std::ofstream(run + "/checkpoint.pt") << "epoch 1";
+  std::ofstream(run + "/recipe.yaml") << "recipe 1";
+  std::ofstream(run + "/notes.txt") << "the user's";
+  // The error names the file as the user knows it, not its temporary folder.
+  EXPECT_EQ(error_of([&] {
+              spruce::replace_files_together(run, [](const std::string& temp) {
+                spruce::write_file_atomic(temp + "/recipe.yaml", "recipe 2");
+                spruce::data_error("cannot write '" + temp + "/checkpoint.pt': no space left on device");
+              });
+            }),
+            "cannot write '" + run + "/checkpoint.pt': no space left on device");
+  EXPECT_EQ(contents(run + "/recipe.yaml"), "recipe 1");
+  spruce::replace_files_together(run, [](const std::string& temp) {
+    spruce::write_file_atomic(temp + "/recipe.yaml", "recipe 2");
+    spruce::write_file_atomic(temp + "/checkpoint.pt", "epoch 2");
+  });
+  EXPECT_EQ(contents(run + "/checkpoint.pt"), "epoch 2");
+  EXPECT_EQ(contents(run + "/recipe.yaml"), "recipe 2");
+  EXPECT_EQ(contents(run + "/notes.txt"), "the user's");
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(run)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"checkpoint.pt", "notes.txt", "recipe.yaml"})) << "a temporary folder stayed";
+  fs::create_directories(run + "/model.safetensors");  // a folder in the way is named, and nothing is replaced
+  EXPECT_NE(error_of([&] {
+              spruce::replace_files_together(run, [](const std::string& temp) {
+                spruce::write_file_atomic(temp + "/checkpoint.pt", "epoch 3");
+                spruce::write_file_atomic(temp + "/model.safetensors", "weights");
+              });
+            }).find("model.safetensors"),
+            std::string::npos);
+  EXPECT_EQ(contents(run + "/checkpoint.pt"), "epoch 2");
 }

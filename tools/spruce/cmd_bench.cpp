@@ -66,9 +66,8 @@ void run_bench(const Options& o) {
   std::vector<double> sps;
   const std::vector<std::string> sparsity_texts = split(o.sparsities);
   for (const auto& t : sparsity_texts) {
-    char* end = nullptr;
-    const double v = std::strtod(t.c_str(), &end);
-    if (t.empty() || *end || !(v >= 0.0 && v < 1.0))
+    double v = 0;
+    if (!parse_real(t, v) || !(v >= 0.0 && v < 1.0))
       usage_error("invalid --sparsity " + in_quotes(t) + ": expected a fraction in [0, 1)");
     sps.push_back(v);
   }

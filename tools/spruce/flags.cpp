@@ -39,6 +39,20 @@ CLI::Validator integer(T lo, T hi, const char* type) {
 
 }  // namespace
 
+bool parse_real(const std::string& text, double& value) {
+  // strtod also took " 0.5", "0x1p-1" and "infinity"; from_chars takes no spaces or hex in this mode.
+  const char* begin = text.data();
+  const char* end = begin + text.size();
+  const bool plus = begin != end && *begin == '+';  // from_chars refuses one, and users may write it
+  if (plus) ++begin;
+  if (begin == end || (plus && *begin == '-')) return false;
+  double v = 0;
+  const auto [ptr, ec] = std::from_chars(begin, end, v, std::chars_format::general);
+  if (ec != std::errc() || ptr != end || !std::isfinite(v)) return false;
+  value = v;
+  return true;
+}
+
 CLI::Validator int_in(int64_t lo, int64_t hi) { return integer<int64_t>(lo, hi, "INT"); }
 CLI::Validator uint_in(uint64_t lo, uint64_t hi) { return integer<uint64_t>(lo, hi, "UINT"); }
 
@@ -53,10 +67,8 @@ CLI::Validator real_in(double lo, double hi, bool lo_open, bool hi_open) {
                             (std::isinf(hi) ? "inf" : show(hi)) + (hi_open ? ")" : "]");
   return CLI::Validator(
       [=](std::string& text) -> std::string {
-        char* end = nullptr;
-        const double v = text.empty() ? NAN : std::strtod(text.c_str(), &end);
-        const bool ok = !text.empty() && end == text.c_str() + text.size() && std::isfinite(v) &&
-                        (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+        double v = 0;
+        const bool ok = parse_real(text, v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
         return ok ? std::string() : "'" + text.substr(0, 40) + "' is not " + range;
       },
       "REAL");

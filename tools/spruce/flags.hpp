@@ -14,6 +14,9 @@ CLI::Validator int_in(int64_t lo, int64_t hi);
 CLI::Validator uint_in(uint64_t lo, uint64_t hi);  // for unsigned flags such as seeds
 // A finite real in [lo, hi], or (lo, hi] / [lo, hi) when an end is open.
 CLI::Validator real_in(double lo, double hi, bool lo_open = false, bool hi_open = false);
+
+// A finite number in plain decimal notation ("0.5", "5e-1", "+.5"): no spaces, hex, inf or nan.
+bool parse_real(const std::string& text, double& value);
 // A fraction of zeros, [0, 1).
 CLI::Validator fraction();
 // 1..kMaxThreads.
