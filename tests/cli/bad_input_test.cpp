@@ -419,6 +419,32 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   write("saved/checkpoint.pt", "a run saved at step 2 of 4");
   expect_refused({"distill", "--pattern", "2:4", "--checkpoint", path("saved")}, 2,
                  "already holds a run ('" + path("saved/checkpoint.pt") + "'); continue it with --resume");
+  // --save replaces its folder whole: the user's files, and anything the run reads or keeps there,
+  // went with it (a folder of notes, the teacher, the fortunes, the resumable run, the JSON).
+  fs::create_directories(path("notes/sub"));
+  write("notes/notes.txt", "precious");
+  write("notes/sub/a", "x");
+  expect_refused({"distill", "--pattern", "2:4", "--save", path("notes")}, 2,
+                 "--save '" + path("notes") + "' holds 'notes.txt' and 2 more, not a saved model's");
+  EXPECT_TRUE(fs::exists(path("notes/notes.txt")));
+  expect_refused({"distill", "--pattern", "2:4", "--save", path("kept"), "--checkpoint", path("kept/run")}, 2,
+                 "--checkpoint '" + path("kept/run") + "' is inside the folder --save replaces whole");
+  fs::create_directories(path("kept"));
+  expect_refused({"distill", "--pattern", "2:4", "--save", path("kept"), "--json", path("kept/d.json")}, 2,
+                 "--json '" + path("kept/d.json") + "' is inside the folder --save replaces whole");
+  expect_refused({"distill", "--pattern", "2:4", "--save", "."}, 2, "--save '.' holds the current folder");
+  expect_refused({"distill", "--pattern", "2:4", "--save", path("saved")}, 2, "holds 'checkpoint.pt'");
+  // --json may not be another output of the same command, existing or not.
+  fs::create_directories(path("fresh"));
+  expect_refused({"distill", "--pattern", "2:4", "--checkpoint", path("fresh"), "--json", path("fresh/checkpoint.pt")},
+                 2, "is checkpoint.pt, one of the files --checkpoint writes");
+  expect_refused({"train", "--save", path("fresh-run"), "--json", path("fresh-run/model.safetensors")}, 2,
+                 "--json '" + path("fresh-run/model.safetensors") + "' is model.safetensors, one of the files --save "
+                 "writes; name another file");
+  expect_refused({"bench-model", "dlrm", "--work-dir", path("bm"), "--json", path("bm/sparse-finetuned.pt")}, 2,
+                 "one of the files --work-dir writes");
+  expect_refused({"bench-model", "dlrm", "--work-dir", path("bm"), "--json", path("bm/loadgen/x.json")}, 2,
+                 "is inside LoadGen's log folder (--log-dir)");
   expect_refused({"bench-model", "minilm"}, 2, "--sparse-model");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("missing")}, 2, "no config.json");
   expect_refused({"bench-model", "minilm", "--sparse-model", path("x"), "--pattern", "4x1"}, 2,

@@ -1,5 +1,6 @@
 #include "flags.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -134,6 +135,39 @@ void check_not_inside(const std::string& flag, const std::string& path, const st
   if (std::mismatch(dir.begin(), dir.end(), file.begin(), file.end()).first == dir.end())
     usage_error(flag + " " + in_quotes(path) + " is inside " + folder_is +
                 ", every file of which is read; name a file outside it");
+}
+
+namespace {
+// The path that `path` will have, with links and dots resolved as far as they exist.
+std::filesystem::path resolved(const std::string& path) {
+  std::error_code ec;
+  auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
+  return ec ? std::filesystem::path() : p;
+}
+}  // namespace
+
+void check_not_output(const std::string& flag, const std::string& path, const std::string& folder,
+                      const std::string& folder_flag, const std::vector<std::string>& files) {
+  if (path.empty() || folder.empty()) return;
+  const auto target = resolved(path);
+  for (const std::string& name : files)
+    if (!target.empty() && target == resolved((std::filesystem::path(folder) / name).string()))
+      usage_error(flag + " " + in_quotes(path) + " is " + name + ", one of the files " + folder_flag +
+                  " writes; name another file");
+}
+
+bool is_within(const std::string& path, const std::string& folder) {
+  if (path.empty() || folder.empty()) return false;
+  const auto inner = resolved(path), outer = resolved(folder);
+  return !inner.empty() && !outer.empty() &&
+         std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end()).first == outer.end();
+}
+
+void check_not_within(const std::string& flag, const std::string& path, const std::string& folder,
+                      const std::string& folder_is) {
+  if (is_within(path, folder))
+    usage_error(flag + " " + in_quotes(path) + (resolved(path) == resolved(folder) ? " is " : " is inside ") +
+                folder_is + "; name a place outside it");
 }
 
 void require_standard_output() {

@@ -42,6 +42,17 @@ void check_not_input(const std::string& flag, const std::string& path, const std
 // `folder_is` says what the folder is, e.g. "the model (--model)".
 void check_not_inside(const std::string& flag, const std::string& path, const std::string& folder,
                       const std::string& folder_is, const std::vector<std::string>& reads = {});
+// Refuses an output `path` that is one of `files` in `folder`, which another output of the same
+// command (`folder_flag`) writes: neither need exist yet. (--json runj/model.safetensors with
+// --save runj was replaced by the weights, or replaced them.)
+void check_not_output(const std::string& flag, const std::string& path, const std::string& folder,
+                      const std::string& folder_flag, const std::vector<std::string>& files);
+// Whether `path` (a file or a folder, existing or not) is `folder` or lies inside it, through any links.
+bool is_within(const std::string& path, const std::string& folder);
+// Refuses a `path` (a file or a folder, existing or not) that is `folder` or lies inside it, where
+// `folder_is` says why that is wrong, e.g. "the folder --save replaces whole".
+void check_not_within(const std::string& flag, const std::string& path, const std::string& folder,
+                      const std::string& folder_is);
 // What the commands read from their input folders.
 inline const std::vector<std::string> kFashionMnistFiles{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};

@@ -1,6 +1,7 @@
 // spruce distill --pattern 4x1 --sparsity 0.8 --save out/minilm-4x1-80: prunes all-MiniLM-L6-v2's
 // encoder by distillation from the dense model, on Debian's fortunes, and reports held-out fidelity.
 // Its work, in spruce-torch; the flags are in cmd_distill.cpp.
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
@@ -31,6 +32,35 @@ void save_model(minilm::SentenceEncoder& student, const std::string& dir) {
     }
     minilm::save_weights(*student.model(), (fs::path(temp) / "model.safetensors").string());
   });
+}
+
+// --save replaces its folder whole, so that folder may hold a saved model and nothing else: the
+// user's notes, the teacher or the fortunes kept inside it were deleted with it.
+void check_save_folder(const DistillArgs& a) {
+  namespace fs = std::filesystem;
+  const std::string why = "the folder --save replaces whole";
+  std::error_code ec;
+  const fs::path cwd = fs::current_path(ec);
+  if (!ec && is_within(cwd.string(), a.save))
+    usage_error("--save " + in_quotes(a.save) + " holds the current folder, which cannot be replaced; name another folder");
+  for (const auto& [flag, path] : {std::pair{"--json", a.json}, std::pair{"--checkpoint", a.o.checkpoint_dir},
+                                   std::pair{"--model", a.model}, std::pair{"--fortunes", a.fortunes},
+                                   std::pair{"--wordnet", a.wordnet}})
+    check_not_within(flag, path, a.save, why);
+  if (!fs::is_directory(a.save, ec)) return;
+  std::vector<std::string> others;
+  for (auto it = fs::recursive_directory_iterator(a.save, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    const std::string name = fs::relative(it->path(), a.save, ec).generic_string();
+    const bool model_file = std::find(kSentenceModelFiles.begin(), kSentenceModelFiles.end(), name) !=
+                            kSentenceModelFiles.end();
+    if (!model_file && !(name == "1_Pooling" && it->is_directory(ec))) others.push_back(name);
+  }
+  std::sort(others.begin(), others.end());
+  if (!others.empty())
+    usage_error("--save " + in_quotes(a.save) + " holds " + in_quotes(others.front()) +
+                (others.size() > 1 ? " and " + std::to_string(others.size() - 1) + " more" : "") +
+                ", not a saved model's; the model replaces the folder whole: name a new or empty folder");
 }
 
 }  // namespace
@@ -99,6 +129,8 @@ void run_distill(DistillArgs& a) {
   check_not_inside("--json", a.json, a.model, "the teacher model (--model)", kSentenceModelFiles);
   check_not_inside("--json", a.json, a.fortunes, "the fortunes (--fortunes)");
   check_not_inside("--json", a.json, a.wordnet, "WordNet (--wordnet)");
+  check_not_output("--json", a.json, a.o.checkpoint_dir, "--checkpoint", {"checkpoint.pt"});
+  if (!a.save.empty()) check_save_folder(a);
   check_output_file("--json", a.json);
   minilm::check_draw_size(a.o);  // before anything loads
   if (a.o.resume && std::filesystem::exists(a.o.checkpoint_dir) && !std::filesystem::is_directory(a.o.checkpoint_dir))

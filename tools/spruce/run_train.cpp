@@ -121,6 +121,7 @@ void run_train(TrainArgs& a) {
     check_not_inside("--json", a.json, a.teacher_dir, "the teacher's run (--teacher)", kTrainRunFiles);
     check_not_inside("--json", a.json, a.options.data_dir, "the dataset (--data)", kFashionMnistFiles);
     check_not_input("--json", a.json, a.recipe, "--recipe, the recipe");
+    check_not_output("--json", a.json, a.options.save_dir, "--save", kTrainRunFiles);
     std::error_code same;
     if (!a.teacher_dir.empty() && !a.options.save_dir.empty() &&
         std::filesystem::equivalent(a.options.save_dir, a.teacher_dir, same))
