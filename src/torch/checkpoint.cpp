@@ -1,9 +1,12 @@
 #include "spruce/torch/checkpoint.hpp"
 
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/utils.h>
 
+#include <climits>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
@@ -59,6 +62,76 @@ namespace {
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
+// Whether every element `t` addresses lies inside its storage.
+bool within_storage(const ::torch::Tensor& t) {
+  if (t.numel() == 0) return true;
+  if (!t.has_storage() || t.storage_offset() < 0) return false;
+  int64_t last = t.storage_offset();
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    const int64_t stride = t.stride(d), extent = t.size(d) - 1;
+    if (stride < 0 || (extent > 0 && stride > (INT64_MAX - last) / extent)) return false;
+    last += stride * extent;
+  }
+  return uint64_t(last) < t.storage().nbytes() / uint64_t(t.element_size());
+}
+
+std::string shape_of(const ::torch::Tensor& t) {
+  std::string out = "[";
+  for (int64_t d = 0; d < t.dim(); ++d) out += (d ? ", " : "") + std::to_string(t.size(d));
+  return out + "]";
+}
+
+// The model's parameters and buffers, each read into a fresh tensor and checked before it is
+// copied in: Module::load takes the file's tensor as it is (its shape, dtype, offset and all), so a
+// damaged file crashed, or trained at another shape.
+void load_module(::torch::serialize::InputArchive& archive, ::torch::nn::Module& module, const std::string& prefix,
+                 const std::string& path) {
+  ::torch::NoGradGuard no_grad;
+  auto load_tensor = [&](const std::string& key, ::torch::Tensor& into, bool is_buffer) {
+    ::torch::Tensor read;  // undefined: read() would otherwise re-point `into` at the file's storage
+    if (!archive.try_read(key, read, is_buffer))
+      data_error(path + " has no tensor " + prefix + key + "; it is not a checkpoint of this model");
+    require_sound_tensor(read, path + ": " + prefix + key, into, into.is_floating_point());
+    into.copy_(read);
+  };
+  for (auto& item : module.named_parameters(/*recurse=*/false)) load_tensor(item.key(), item.value(), false);
+  for (auto& item : module.named_buffers(/*recurse=*/false)) load_tensor(item.key(), item.value(), true);
+  for (const auto& child : module.named_children()) {
+    if (!child.value()->is_serializable()) continue;
+    ::torch::serialize::InputArchive part;
+    if (!archive.try_read(child.key(), part))
+      data_error(path + " has no part " + prefix + child.key() + "; it is not a checkpoint of this model");
+    load_module(part, *child.value(), prefix + child.key() + ".", path);
+  }
+}
+
+// Adam's and AdamW's moments must match their parameters, as the model's tensors must.
+template <typename State>
+bool check_moments(const ::torch::optim::OptimizerParamState* base, const ::torch::Tensor& param,
+                   const std::string& what) {
+  const auto* state = dynamic_cast<const State*>(base);
+  if (!state) return false;
+  if (state->step() < 0) data_error(what + ": a negative step count; the file is damaged");
+  for (const auto& [name, moment] :
+       {std::pair{"exp_avg", state->exp_avg()}, std::pair{"exp_avg_sq", state->exp_avg_sq()},
+        std::pair{"max_exp_avg_sq", state->max_exp_avg_sq()}})
+    if (moment.defined()) require_sound_tensor(moment, what + " " + name, param);
+  return true;
+}
+
+void check_optimizer_state(::torch::optim::Optimizer& optimizer, const std::string& path) {
+  for (size_t g = 0; g < optimizer.param_groups().size(); ++g) {
+    const auto& params = optimizer.param_groups()[g].params();
+    for (size_t i = 0; i < params.size(); ++i) {
+      const auto found = optimizer.state().find(c10::guts::to_string(params[i].unsafeGetTensorImpl()));
+      if (found == optimizer.state().end()) continue;
+      const std::string what = path + ": the optimizer's state of parameter " + std::to_string(i);
+      if (!check_moments<::torch::optim::AdamParamState>(found->second.get(), params[i], what))
+        check_moments<::torch::optim::AdamWParamState>(found->second.get(), params[i], what);
+    }
+  }
+}
+
 // Refuses to resume sparse weights without masks: the next optimizer step would refill them.
 void refuse_silent_densify(const Pruner& pruner, const std::string& path) {
   for (const auto& layer : pruner.layers()) {
@@ -69,25 +142,42 @@ void refuse_silent_densify(const Pruner& pruner, const std::string& path) {
   }
 }
 
-LoopState read_loop_state(::torch::serialize::InputArchive& archive) {
+LoopState read_loop_state(::torch::serialize::InputArchive& archive, const std::string& path) {
   LoopState loop;
   c10::IValue text;
   if (archive.try_read("loop_text", text)) loop.text = text.toStringRef();
   for (const auto& key : archive.keys()) {
     ::torch::Tensor tensor;  // undefined: a defined one would be overwritten in place
-    if (key.rfind("loop.", 0) == 0 && archive.try_read(key, tensor)) loop.tensors[key.substr(5)] = tensor;
+    if (key.rfind("loop.", 0) != 0 || !archive.try_read(key, tensor)) continue;
+    require_sound_tensor(tensor, path + ": " + key);
+    loop.tensors[key.substr(5)] = tensor;
   }
   return loop;
 }
 
 }  // namespace
 
+void require_sound_tensor(const ::torch::Tensor& t, const std::string& what, const ::torch::Tensor& like,
+                          bool finite) {
+  if (!t.defined() || t.layout() != ::torch::kStrided || t.is_quantized())
+    data_error(what + " is not a plain tensor; the file is damaged");
+  if (!within_storage(t)) data_error(what + " lies outside its storage; the file is damaged");
+  if (like.defined() && t.sizes() != like.sizes())
+    data_error(what + " is " + shape_of(t) + " where the model's is " + shape_of(like) +
+               "; it is not a checkpoint of this model");
+  if (like.defined() && t.scalar_type() != like.scalar_type())
+    data_error(what + " holds " + std::string(c10::toString(t.scalar_type())) + " where the model's holds " +
+               c10::toString(like.scalar_type()) + "; the file is damaged");
+  if (finite && t.is_floating_point() && t.numel() > 0 && !::torch::isfinite(t).all().item<bool>())
+    data_error(what + " holds NaN or infinity; the file is damaged, or its training diverged");
+}
+
 LoopState read_loop_state(const std::string& path) {
   require_regular_file(path);
   ::torch::serialize::InputArchive archive;
   try {
     archive.load_from(path);
-    return read_loop_state(archive);
+    return read_loop_state(archive, path);
   } catch (const c10::Error& e) {
     data_error(path + ": not a checkpoint (" + first_line(e.what_without_backtrace()) + ")");
   } catch (const std::out_of_range& e) {  // an archive whose parts disagree
@@ -103,19 +193,29 @@ TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& mode
   try {
     archive.load_from(path);
     archive.read("model", model_part);
-    model.load(model_part);
-    if (optimizer && archive.try_read("optimizer", optimizer_part)) optimizer->load(optimizer_part);
+    load_module(model_part, model, "model.", path);
+    if (optimizer && archive.try_read("optimizer", optimizer_part)) {
+      optimizer->load(optimizer_part);
+      check_optimizer_state(*optimizer, path);
+    }
     ::torch::Tensor value;
     if (archive.try_read("epoch", value)) position.epoch = value.item<int64_t>();
     if (archive.try_read("step", value)) position.step = value.item<int64_t>();
-    if (loop) *loop = read_loop_state(archive);
+    // Each epoch takes a step or more; a trillion steps is beyond any run.
+    if (position.epoch < 0 || position.step < 0 || position.epoch > position.step || position.step > int64_t(1e12))
+      data_error(path + ": its position (epoch " + std::to_string(position.epoch) + ", step " +
+                 std::to_string(position.step) + ") is impossible; the file is damaged");
+    if (loop) *loop = read_loop_state(archive, path);
     if (!pruner && optimizer && archive.try_read("pruner", pruner_part))
       data_error(path +
                  " holds a pruned run's masks, but this run prunes nothing and would refill them; resume "
                  "with the run's recipe (--recipe, or the recipe.yaml saved beside the checkpoint)");
     if (pruner) {
-      if (archive.try_read("pruner", pruner_part))
-        pruner->load(pruner_part);
+      if (archive.try_read("pruner", pruner_part)) try {
+          pruner->load(pruner_part);
+        } catch (const Error& e) {  // the pruner's messages do not know the file
+          throw Error(e.kind(), path + ": " + e.what());
+        }
       else if (source == MaskSource::LockZeros)
         pruner->lock_existing_zeros();
       else

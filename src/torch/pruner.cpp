@@ -14,6 +14,7 @@
 #include "spruce/error.hpp"
 #include "spruce/mask.hpp"
 #include "spruce/regularizer.hpp"
+#include "spruce/torch/checkpoint.hpp"
 #include "spruce/torch/layer_stack.hpp"
 #include "spruce/torch/reconstruction.hpp"
 #include "tensor_matrix.hpp"
@@ -402,6 +403,8 @@ void restore_inputs(::torch::serialize::InputArchive& archive, PrunedLayer& laye
                       (sum_squares.dim() == 1 && sum_squares.size(0) == features);
   const bool gram_ok = !archive.try_read(key + ".gram", gram) ||
                        (gram.dim() == 2 && gram.size(0) == features && gram.size(1) == features);
+  for (const ::torch::Tensor* t : {&rows, &sum_squares, &gram})
+    if (t->defined()) require_sound_tensor(*t, "the checkpoint's input statistics for layer " + layer.name);
   if (!sum_ok || !gram_ok)
     data_error("the checkpoint's input statistics for layer " + layer.name +
                " do not match its weight; resume with the model it was trained with");
@@ -417,18 +420,38 @@ void Pruner::load(::torch::serialize::InputArchive& archive) {
   ::torch::Tensor step;
   if (!archive.try_read("step", step))
     data_error("the checkpoint holds no pruner state (step and masks); resume it with pattern lock instead");
+  require_sound_tensor(step, "the checkpoint's pruner step", {}, false);
+  if (step.numel() != 1 || step.item<int64_t>() < 0) data_error("the checkpoint's pruner step is damaged");
+  // An edited recipe.yaml pruned on with another pattern, while the masks kept the old one. (A
+  // longer schedule, or a higher target, goes on from the masks.)
+  c10::IValue saved_text;
+  if (archive.try_read("recipe", saved_text) && saved_text.isString()) {
+    const Recipe saved = Recipe::parse(saved_text.toStringRef(), "the checkpoint's recipe");
+    for (size_t g = 0; g < saved.groups.size() && g < recipe_.groups.size(); ++g)
+      if (saved.groups[g].pattern != recipe_.groups[g].pattern)
+        usage_error("the checkpoint's masks follow pattern " + saved.groups[g].pattern.str() +
+                    ", and the recipe now says " + recipe_.groups[g].pattern.str() +
+                    "; resume with its pattern, or start a new run");
+  }
   std::vector<::torch::Tensor> masks;
   for (const auto& layer : layers_) {
     ::torch::Tensor mask;
+    const std::string what = "the checkpoint's mask for layer " + layer.name;
     if (!archive.try_read("mask." + layer.name, mask))
       data_error("the checkpoint holds no mask for layer " + layer.name +
                  "; it was pruned with another recipe or model, so resume with the same ones");
+    require_sound_tensor(mask, what, {}, false);
     if (mask.numel() != 0 && mask.sizes() != layer.weight.sizes())
-      data_error("the checkpoint's mask for layer " + layer.name + " has another shape than its weight");
+      data_error(what + " has another shape than its weight");
+    if (mask.numel() != 0 && ((mask != 0) & (mask != 1)).any().item<bool>())
+      data_error(what + " holds values other than 0 and 1; the file is damaged");
+    if (mask.numel() != 0 && !(mask != 0).any().item<bool>())
+      data_error(what + " removes every weight of the layer; the file is damaged");
     masks.push_back(mask);
   }
   ::torch::Tensor reached;
-  if (!archive.try_read("reached", reached) || reached.numel() != int64_t(recipe_.groups.size()))
+  if (archive.try_read("reached", reached)) require_sound_tensor(reached, "the checkpoint's pruner state");
+  if (!reached.defined() || reached.numel() != int64_t(recipe_.groups.size()))
     data_error("the checkpoint's pruner state does not match the recipe's " + std::to_string(recipe_.groups.size()) +
                " groups; resume with the recipe it was trained with");
   step_ = step.item<int64_t>();
@@ -438,6 +461,7 @@ void Pruner::load(::torch::serialize::InputArchive& archive) {
     ::torch::Tensor dense;
     layers_[i].dense = ::torch::Tensor();
     if (archive.try_read("dense." + layers_[i].name, dense)) {
+      require_sound_tensor(dense, "the checkpoint's straight-through weights for layer " + layers_[i].name);
       if (dense.sizes() != layers_[i].weight.sizes() || !layers_[i].mask.defined())
         data_error("the checkpoint's straight-through weights for layer " + layers_[i].name +
                    " do not match its weight and mask; resume with the model it was trained with");
@@ -445,7 +469,9 @@ void Pruner::load(::torch::serialize::InputArchive& archive) {
     }
     ::torch::Tensor scores;
     const auto view = HeldMatrix(layers_[i].weight).view();
-    if (archive.try_read("scores." + layers_[i].name, scores) && scores.dim() == 2 &&
+    const bool has_scores = archive.try_read("scores." + layers_[i].name, scores);
+    if (has_scores) require_sound_tensor(scores, "the checkpoint's scores for layer " + layers_[i].name);
+    if (has_scores && scores.dim() == 2 &&
         scores.size(0) == int64_t(view.rows) && scores.size(1) == int64_t(view.cols)) {
       MatrixF m(view.rows, view.cols);
       const auto src = scores.to(::torch::kFloat32).contiguous();

@@ -1,7 +1,9 @@
 // Checkpoints keep masks and the schedule position; resuming never silently loses sparsity.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "spruce/error.hpp"
 #include "spruce/safetensors.hpp"
@@ -253,6 +255,105 @@ TEST(Checkpoint, ExportsAreSafetensorsWithWeightsAndMasks) {
   TinyNet loaded;
   spruce::torch::load_safetensors_weights((dir / "model.safetensors").string(), loaded);
   EXPECT_TRUE(::torch::equal(loaded.fc->weight, net.fc->weight));
+  fs::remove_all(dir);
+}
+
+// What loading `path` into a fresh TinyNet (and pruner, when a recipe is given) says; "" if it loads.
+std::string load_error(const std::string& path, const Recipe* recipe = nullptr) {
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  std::optional<Pruner> pruner;
+  if (recipe) pruner.emplace(net, *recipe);
+  try {
+    spruce::torch::load_checkpoint(path, net, &opt, pruner ? &*pruner : nullptr);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A damaged file's tensors are checked before they are used: LibTorch takes their offsets,
+// shapes and values as they come (a huge offset crashed eval; a wrong shape trained on).
+TEST(Checkpoint, DamagedTensorsAreRefused) {
+  const fs::path dir = temp_dir("damaged");
+  const std::string path = (dir / "checkpoint.pt").string();
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  spruce::torch::save_checkpoint(path, net, &opt, nullptr, {1, 3});
+  EXPECT_EQ(load_error(path), "");
+  {
+    ::torch::NoGradGuard no_grad;
+    net.fc->weight[0][0] = std::nan("");
+  }
+  spruce::torch::save_checkpoint(path, net, &opt, nullptr, {1, 3});
+  EXPECT_EQ(load_error(path), path + ": model.fc.weight holds NaN or infinity; the file is damaged, or its training diverged");
+  {
+    ::torch::NoGradGuard no_grad;
+    net.fc->weight[0][0] = 0;
+  }
+  struct Wider : ::torch::nn::Module {  // another shape under the same names
+    Wider() {
+      register_module("conv", ::torch::nn::Conv2d(::torch::nn::Conv2dOptions(3, 8, 3).padding(1)));
+      register_module("fc", ::torch::nn::Linear(8 * 6 * 6 / 2, 32));
+      register_module("head", ::torch::nn::Linear(32, 4));
+    }
+  } wider;
+  spruce::torch::save_checkpoint(path, wider, nullptr, nullptr, {1, 3});
+  EXPECT_EQ(load_error(path),
+            path + ": model.fc.weight is [32, 144] where the model's is [32, 288]; it is not a checkpoint of this model");
+  for (const auto& [epoch, step] : {std::pair<int64_t, int64_t>{-3, 2}, {5, 2}, {0, -1}}) {
+    spruce::torch::save_checkpoint(path, net, nullptr, nullptr, {epoch, step});
+    EXPECT_NE(load_error(path).find("is impossible; the file is damaged"), std::string::npos)
+        << epoch << " " << step << ": " << load_error(path);
+  }
+  // A tensor whose offset points past its storage, as a damaged file can declare.
+  auto outside = ::torch::zeros({4, 4});
+  outside.unsafeGetTensorImpl()->set_storage_offset(2147483647);
+  try {
+    spruce::torch::require_sound_tensor(outside, "x.weight");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "x.weight lies outside its storage; the file is damaged");
+  }
+  auto last_row = ::torch::zeros({4, 4});  // one element past the end
+  last_row.unsafeGetTensorImpl()->set_storage_offset(1);
+  EXPECT_THROW(spruce::torch::require_sound_tensor(last_row, "x"), Error);
+  EXPECT_NO_THROW(spruce::torch::require_sound_tensor(::torch::zeros({8}).slice(0, 4), "x"));
+  fs::remove_all(dir);
+}
+
+// A pruned run's masks must be masks, and its recipe the one it was pruned with: an edited
+// recipe.yaml pruned on with another pattern while the masks kept the old one.
+TEST(Checkpoint, DamagedMasksAndChangedRecipesAreRefused) {
+  const fs::path dir = temp_dir("masks");
+  const std::string path = (dir / "checkpoint.pt").string();
+  TinyData d = tiny_data();
+  TinyNet net;
+  ::torch::optim::Adam opt(net.parameters(), ::torch::optim::AdamOptions(1e-2));
+  const Recipe recipe = growing_recipe();
+  Pruner pruner(net, recipe);
+  pruner.on_train_begin();
+  for (int64_t step = 0; step < 5; ++step) train_step(net, opt, pruner, d, step);
+  spruce::torch::save_checkpoint(path, net, &opt, &pruner, {1, 5});
+  EXPECT_EQ(load_error(path, &recipe), "");
+  Recipe other = recipe;
+  other.groups[0].pattern = Pattern::block(1, 4);
+  EXPECT_EQ(load_error(path, &other), path + ": the checkpoint's masks follow pattern 4x1, and the recipe now says 1x4; "
+                                             "resume with its pattern, or start a new run");
+  other = recipe;  // a longer schedule to a higher target goes on from the masks
+  other.groups[0].schedule.end_step = 40;
+  other.groups[0].schedule.target = 0.9;
+  EXPECT_EQ(load_error(path, &other), "");
+  auto& fc = const_cast<::torch::Tensor&>(pruner.layers()[1].mask);
+  ASSERT_TRUE(fc.defined());
+  const auto kept = fc.clone();
+  fc.mul_(255);
+  spruce::torch::save_checkpoint(path, net, &opt, &pruner, {1, 5});
+  EXPECT_NE(load_error(path, &recipe).find("holds values other than 0 and 1"), std::string::npos);
+  fc.zero_();
+  spruce::torch::save_checkpoint(path, net, &opt, &pruner, {1, 5});
+  EXPECT_NE(load_error(path, &recipe).find("removes every weight of the layer"), std::string::npos);
+  fc.copy_(kept);
   fs::remove_all(dir);
 }
 

@@ -46,6 +46,13 @@ enum class MaskSource {
 TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& model, ::torch::optim::Optimizer* optimizer,
                               Pruner* pruner, MaskSource source = MaskSource::Checkpoint, LoopState* loop = nullptr);
 
+// Refuses a tensor read from a checkpoint, with a spruce::Error (data) that begins with `what`
+// (e.g. "run/checkpoint.pt: model.fc1.weight"), when it is undefined or not a strided tensor,
+// addresses memory outside its storage (LibTorch trusts a file's offsets and strides), differs
+// from `like` in shape or dtype (when `like` is defined), or, where `finite`, holds NaN or infinity.
+void require_sound_tensor(const ::torch::Tensor& t, const std::string& what, const ::torch::Tensor& like = {},
+                          bool finite = true);
+
 // The loop state alone (empty if none was saved), e.g. to check a run's settings before restoring
 // anything. Throws spruce::Error (data) when `path` is not a checkpoint.
 LoopState read_loop_state(const std::string& path);
