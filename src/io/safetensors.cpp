@@ -128,9 +128,11 @@ Tensor* SafetensorsFile::find(const std::string& n) {
 
 namespace {
 
-// The keys of a header's top-level object and of its __metadata__, in order.
+// The keys of a header's top-level object and of its __metadata__, in order, and the first field
+// given twice inside a tensor's entry (nlohmann keeps the last; Python's safetensors refuses it).
 struct KeyRecorder : nlohmann::json_sax<nlohmann::json> {
-  std::vector<std::string> keys, metadata_keys;
+  std::vector<std::string> keys, metadata_keys, entry_fields;
+  std::string repeated_field;  // "tensor 'w': the field 'dtype'", or empty
   int depth = 0;
 
   bool null() override { return true; }
@@ -140,7 +142,10 @@ struct KeyRecorder : nlohmann::json_sax<nlohmann::json> {
   bool number_float(number_float_t, const string_t&) override { return true; }
   bool string(string_t&) override { return true; }
   bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override { return ++depth, true; }
+  bool start_object(std::size_t) override {
+    if (++depth == 2) entry_fields.clear();
+    return true;
+  }
   bool end_object() override { return --depth, true; }
   bool start_array(std::size_t) override { return ++depth, true; }
   bool end_array() override { return --depth, true; }
@@ -149,6 +154,11 @@ struct KeyRecorder : nlohmann::json_sax<nlohmann::json> {
       keys.push_back(k);
     else if (depth == 2 && !keys.empty() && keys.back() == "__metadata__")
       metadata_keys.push_back(k);
+    else if (depth == 2 && repeated_field.empty()) {
+      if (std::find(entry_fields.begin(), entry_fields.end(), k) != entry_fields.end())
+        repeated_field = "tensor " + in_quotes(keys.back()) + ": the field " + in_quotes(k);
+      entry_fields.push_back(k);
+    }
     return true;
   }
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
@@ -180,6 +190,11 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
   const std::string_view header = bytes.substr(8, header_len);
   const std::string_view data = bytes.substr(8 + header_len);
 
+  // The format's own rules, which nlohmann alone would let pass: a NUL ended its input early, and
+  // a byte-order mark or spaces before the object were skipped.
+  if (header.empty() || header.front() != '{') bad("header is not a JSON object: it does not begin with '{'");
+  if (const size_t nul = header.find('\0'); nul != std::string_view::npos)
+    bad("the header holds a NUL byte at " + std::to_string(nul) + "; only JSON and trailing spaces belong there");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(header);
@@ -194,6 +209,7 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
   auto& keys = recorder.keys;
   auto& metadata_keys = recorder.metadata_keys;
   if (!j.is_object()) bad("header is not a JSON object");
+  if (!recorder.repeated_field.empty()) bad(recorder.repeated_field + " is given twice");
   for (auto* list : {&keys, &metadata_keys}) {
     std::sort(list->begin(), list->end());
     if (const auto d = std::adjacent_find(list->begin(), list->end()); d != list->end())

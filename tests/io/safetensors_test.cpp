@@ -180,6 +180,15 @@ TEST(Safetensors, IsStrict) {
   expect_data_error(file_with("{" + a + "}", "xyz"), "1 bytes after the last tensor");
   expect_data_error(file_with(R"({"a": {"dtype": "U8", "shape": [2], "data_offsets": [1, 3]}})", "xyz"),
                     "bytes 0 to 1");
+  // Python's safetensors refuses these too; nlohmann alone read another tensor than it does.
+  expect_data_error(file_with(R"({"a": {"dtype": "U8", "shape": [2], "dtype": "I8", "data_offsets": [0, 2]}})", "xy"),
+                    "tensor 'a': the field 'dtype' is given twice");
+  expect_data_error(file_with(R"({"a": {"dtype": "U8", "shape": [2], "shape": [1], "data_offsets": [0, 2]}})", "xy"),
+                    "the field 'shape' is given twice");
+  expect_data_error(file_with("{" + a + "}" + std::string("\0\0\0", 3), "xy"), "the header holds a NUL byte at 60");
+  expect_data_error(file_with("\xef\xbb\xbf{" + a + "}", "xy"), "it does not begin with '{'");
+  expect_data_error(file_with(" {" + a + "}", "xy"), "it does not begin with '{'");
+  EXPECT_NO_THROW(parse_safetensors(file_with("{" + a + "}    ", "xy"), "padded.safetensors"));  // trailing spaces are the format's padding
   SafetensorsFile twice;
   twice.tensors = {Tensor::from_f32("w", {1}, std::vector<float>{1}.data()),
                    Tensor::from_f32("w", {1}, std::vector<float>{2}.data())};
