@@ -141,15 +141,19 @@ BertConfig BertConfig::read(const std::string& path) {
                        "num_attention_heads " + std::to_string(c.num_heads));
   // Every parameter is allocated before the weights are read: sizes that no weights file could
   // fill are refused here, not by the allocator.
-  const double h = double(c.hidden_size),
-               parameters = h * (double(c.vocab_size) + double(c.max_position_embeddings) + double(c.type_vocab_size)) +
-                            double(c.num_layers) * (4 * h * h + 2 * h * double(c.intermediate_size));
+  const double parameters = c.matrix_parameters();
   if (parameters > 4e9)
     spruce::data_error(path + ": sizes out of range (" + std::to_string(int64_t(parameters / 1e9)) +
                        " billion parameters; spruce runs BERT encoders of up to 4 billion)");
   if (!(c.layer_norm_eps >= 0 && c.layer_norm_eps < 1) || !(c.dropout >= 0 && c.dropout < 1))
     spruce::data_error(path + ": layer_norm_eps and hidden_dropout_prob must be in [0, 1)");
   return c;
+}
+
+double BertConfig::matrix_parameters() const {
+  const double h = double(hidden_size);
+  return h * (double(vocab_size) + double(max_position_embeddings) + double(type_vocab_size)) +
+         double(num_layers) * (4 * h * h + 2 * h * double(intermediate_size));
 }
 
 BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
@@ -312,7 +316,10 @@ void BertModelImpl::set_record_attention(bool on) {
 }
 
 void load_weights(::torch::nn::Module& model, const std::string& path) {
-  const spruce::SafetensorsFile file = spruce::read_safetensors(path);
+  load_weights(model, spruce::read_safetensors(path), path);
+}
+
+void load_weights(::torch::nn::Module& model, const spruce::SafetensorsFile& file, const std::string& path) {
   ::torch::NoGradGuard no_grad;
   for (auto& item : model.named_parameters()) {
     const spruce::Tensor* t = file.find(item.key());

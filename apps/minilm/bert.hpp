@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "spruce/attention.hpp"
+#include "spruce/safetensors.hpp"
 #include "spruce/torch/layer_stack.hpp"
 
 namespace minilm {
@@ -58,6 +59,9 @@ struct BertConfig {
   // Reads transformers' config.json; throws spruce::Error (data) for a model this encoder cannot
   // run (not BERT, an activation other than GELU, sizes that do not divide into heads).
   static BertConfig read(const std::string& path);
+  // The embeddings' and the layers' weight matrices: a lower bound on the parameters (no biases
+  // or LayerNorms), which a weights file for this configuration must hold at least.
+  double matrix_parameters() const;
 };
 
 // Q, K and V projections and scaled dot-product attention over [B*T][H] rows.
@@ -158,6 +162,8 @@ TORCH_MODULE(BertModel);
 // (data) naming the first tensor that is missing, not F32, or of another shape. Tensors the model
 // does not use (the pooler, position_ids) are ignored.
 void load_weights(::torch::nn::Module& model, const std::string& safetensors_path);
+// The same from a file already read; `path` names it in errors.
+void load_weights(::torch::nn::Module& model, const spruce::SafetensorsFile& file, const std::string& path);
 // Writes every parameter under its name (F32), atomically, so transformers can load the result.
 void save_weights(const ::torch::nn::Module& model, const std::string& safetensors_path);
 

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "spruce/error.hpp"
+#include "spruce/safetensors.hpp"
 
 namespace minilm {
 
@@ -31,8 +32,22 @@ SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length
         "the maximum length " + std::to_string(max_length) + " is outside 2.." +
         std::to_string(config.max_position_embeddings) + ", the positions " + dir +
         "/config.json gives (max_position_embeddings); give a length within it (--max-length, --seq-length)");
+  // The weights first: sizes in config.json that the file cannot fill were allocated (16 GB for a
+  // vocab_size of ten million) only to be refused.
+  const std::string weights_path = dir + "/model.safetensors";
+  const spruce::SafetensorsFile weights = spruce::read_safetensors(weights_path);
+  double held = 0;
+  for (const auto& t : weights.tensors) {
+    double numel = 1;
+    for (const int64_t d : t.shape) numel *= double(d);
+    held += numel;
+  }
+  if (config.matrix_parameters() > held)
+    spruce::data_error(dir + "/config.json's sizes need at least " + std::to_string(int64_t(config.matrix_parameters())) +
+                       " weights, and " + weights_path + " holds " + std::to_string(int64_t(held)) +
+                       "; the two files belong to different models");
   BertModel model(config);
-  load_weights(*model, dir + "/model.safetensors");
+  load_weights(*model, weights, weights_path);
   model->eval();
   return SentenceEncoder(std::move(tokenizer), std::move(model), max_length, dir);
 }

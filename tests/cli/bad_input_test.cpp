@@ -762,11 +762,15 @@ TEST_F(BadInput, SentenceModelFoldersAreChecked) {
   expect_refused(model("text", R"(, "num_hidden_layers": "1")"), 1, "num_hidden_layers is \"1\", not a whole number");
   // Token ids past the embedding table: "index out of range in self", naming no file.
   expect_refused(model("vocab", R"(, "vocab_size": 3)"), 1, "more than config.json's vocab_size 3");
-  expect_refused(model("f16", "",
-                       raw_file(R"({"embeddings.word_embeddings.weight": {"dtype": "F16", "shape": [6, 4],)"
-                                R"( "data_offsets": [0, 48]}})",
-                                48)),
-                 1, "is F16; spruce reads F32 weights");
+  const std::string f16_weights = raw_file(R"({"embeddings.word_embeddings.weight": {"dtype": "F16", "shape": [6, 4],)"
+                                           R"( "data_offsets": [0, 48]}, "filler": {"dtype": "F16", "shape": [2200],)"
+                                           R"( "data_offsets": [48, 4448]}})",
+                                           4448);
+  expect_refused(model("f16", "", f16_weights), 1, "is F16; spruce reads F32 weights");
+  // Sizes the weights cannot fill are refused before the model is built (16 GB for ten million words).
+  expect_refused(model("wide", R"(, "vocab_size": 10000000)", f16_weights), 1,
+                 "config.json's sizes need at least 40002152 weights, and " + path("wide") +
+                     "/model.safetensors holds 2224; the two files belong to different models");
   // A LibTorch archive given where a safetensors file belongs.
   write("archive.safetensors", std::string("PK\x03\x04", 4) + std::string(100, '\x7f'));
   expect_refused({"inspect", path("archive.safetensors")}, 1, "it is a zip archive");
