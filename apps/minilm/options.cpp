@@ -1,12 +1,28 @@
 #include "minilm/options.hpp"
 
 #include <cstdlib>
+#include <filesystem>
 
 namespace minilm {
 
 std::string default_model_dir() {
   if (const char* dir = std::getenv("SPRUCE_MINILM_DIR"); dir && *dir) return dir;
   return std::string(SPRUCE_SOURCE_DIR) + "/third_party/all-MiniLM-L6-v2";
+}
+
+std::string model_label(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const std::string bundled = std::string(SPRUCE_SOURCE_DIR) + "/third_party/all-MiniLM-L6-v2";
+  if (fs::equivalent(dir, bundled, ec)) return "all-MiniLM-L6-v2";
+  const fs::path path = fs::path(dir).lexically_normal();
+  const std::string name = (path.has_filename() ? path : path.parent_path()).filename().string();
+  return name.empty() ? dir : name;
+}
+
+std::string model_dir_origin(const std::string& dir) {
+  const char* set = std::getenv("SPRUCE_MINILM_DIR");
+  return set && *set && dir == set ? " (from SPRUCE_MINILM_DIR)" : "";
 }
 
 }  // namespace minilm

@@ -14,6 +14,10 @@ namespace minilm {
 
 // third_party/all-MiniLM-L6-v2 under the source tree, or $SPRUCE_MINILM_DIR when set.
 std::string default_model_dir();
+// A model folder's name for reports: "all-MiniLM-L6-v2" for the bundled one, else the folder's own name.
+std::string model_label(const std::string& dir);
+// " (from SPRUCE_MINILM_DIR)" when `dir` is the folder that variable names, else "": for messages.
+std::string model_dir_origin(const std::string& dir);
 
 inline constexpr int64_t kMaxLength = 128;       // tokens, [CLS] and [SEP] included
 inline constexpr int64_t kTokensPerPass = 1024;  // SentenceEncoder's default (set_tokens_per_pass)

@@ -193,6 +193,18 @@ TEST_F(BadInput, FlagsAreValidated) {
               "spruce: error: SPRUCE_MAX_ISA: unknown ISA 'bogus': expected scalar, avx2, avx512, "
               "avx512_vnni or amx\n");
   }
+  // Case-blind, as oneDNN's DNNL_MAX_CPU_ISA is.
+  const Outcome upper = run({"bench", "--shape", "8x64x64", "--threads", "1", "--reps", "3"}, 60, "",
+                            {{"SPRUCE_MAX_ISA", "Scalar"}});
+  EXPECT_EQ(upper.status, 0) << upper.err;
+  EXPECT_NE(upper.out.find("host: scalar (spruce scalar"), std::string::npos) << upper.out;
+  // A path that cannot be followed is named, in one line (it was LibTorch's "filesystem error").
+  fs::create_directories(path("loops"));
+  fs::create_symlink(path("loops/b"), path("loops/a"));
+  fs::create_symlink(path("loops/a"), path("loops/b"));
+  expect_refused({"train", "--data", path("loops/a")}, 2,
+                 "cannot use '" + path("loops/a/train-images-idx3-ubyte.gz") + "': Too many levels of symbolic links");
+  fs::remove_all(path("loops"));
   expect_refused({std::string(100000, 'x')}, 2, "unknown command");
   // A selection that prunes nothing is a mistake, not a copy of the input.
   expect_refused(prune_to_old({"--pattern", "4x1", "--sparsity", "0.5", "--include", "^nothing$"}), 2,

@@ -89,7 +89,7 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
   if (json.empty()) return;
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& r : records)
-    out.push_back(nlohmann::ordered_json{{"model", "all-MiniLM-L6-v2"},
+    out.push_back(nlohmann::ordered_json{{"model", minilm::model_label(o.dense_dir)},
                                          {"variant", r.variant},
                                          {"batch", r.batch},
                                          {"seq_length", r.seq_length},

@@ -257,7 +257,19 @@ int main(int argc, char** argv) {
     return report(one_line(e.what(), true), e.exit_code());
   } catch (const std::bad_alloc&) {
     return report("out of memory; try smaller inputs or batches", 1);
+  } catch (const std::filesystem::filesystem_error& e) {  // a path that cannot be followed (a link loop)
+    return report("cannot use " + spruce::in_quotes(e.path1().string()) + ": " + e.code().message(), 2);
   } catch (const std::exception& e) {
+    // LibTorch's allocator reports in its own words: "[enforce fail at alloc_cpu.cpp:75] ... you
+    // tried to allocate 15360000000 bytes".
+    const std::string what = e.what();
+    if (what.find("alloc_cpu.cpp") != std::string::npos || what.find("not enough memory") != std::string::npos) {
+      const size_t at = what.find("allocate ");
+      const std::string bytes = at == std::string::npos ? "" : what.substr(at + 9, what.find(' ', at + 9) - at - 9);
+      return report(std::string("out of memory") + (bytes.empty() ? "" : " (" + bytes + " bytes asked for at once)") +
+                        "; try smaller inputs or batches",
+                    1);
+    }
     return report(one_line(e.what()), 1);
   }
   // Output written to standard output (a table, JSON, embeddings) must have arrived: a full disk

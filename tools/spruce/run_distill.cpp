@@ -181,7 +181,8 @@ void run_distill(DistillArgs& a) {
   if (!a.save.empty()) save_model(student, a.save);
   if (a.json.empty()) return;
   nlohmann::ordered_json j{
-      {"model", "all-MiniLM-L6-v2"},
+      {"model", minilm::model_label(a.model)},
+      {"model_dir", a.model},
       {"pattern", prune ? a.pattern : "dense"},
       {"sparsity", result.report ? result.report->sparsity() : 0.0},
       {"criterion", prune ? a.criterion : "-"},
