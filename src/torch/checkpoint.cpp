@@ -99,8 +99,12 @@ void load_module(::torch::serialize::InputArchive& archive, ::torch::nn::Module&
   for (const auto& child : module.named_children()) {
     if (!child.value()->is_serializable()) continue;
     ::torch::serialize::InputArchive part;
-    if (!archive.try_read(child.key(), part))
-      data_error(path + " has no part " + prefix + child.key() + "; it is not a checkpoint of this model");
+    if (!archive.try_read(child.key(), part)) {
+      std::string held;  // what it does hold, so that another model's checkpoint shows as one
+      for (const auto& key : archive.keys()) held += (held.empty() ? "" : ", ") + prefix + key;
+      data_error(path + " has no part " + prefix + child.key() + " (it holds " + (held.empty() ? "none" : held) +
+                 "); it is another model's checkpoint (was it trained with another --model?)");
+    }
     load_module(part, *child.value(), prefix + child.key() + ".", path);
   }
 }

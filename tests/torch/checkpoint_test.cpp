@@ -301,6 +301,12 @@ TEST(Checkpoint, DamagedTensorsAreRefused) {
   spruce::torch::save_checkpoint(path, wider, nullptr, nullptr, {1, 3});
   EXPECT_EQ(load_error(path),
             path + ": model.fc.weight is [32, 144] where the model's is [32, 288]; it is not a checkpoint of this model");
+  struct Other : ::torch::nn::Module {  // another model: its parts are named
+    Other() { register_module("body", ::torch::nn::Linear(2, 2)); }
+  } other;
+  spruce::torch::save_checkpoint(path, other, nullptr, nullptr, {1, 3});
+  EXPECT_EQ(load_error(path), path + " has no part model.conv (it holds model.body); it is another model's checkpoint "
+                                     "(was it trained with another --model?)");
   for (const auto& [epoch, step] : {std::pair<int64_t, int64_t>{-3, 2}, {5, 2}, {0, -1}}) {
     spruce::torch::save_checkpoint(path, net, nullptr, nullptr, {epoch, step});
     EXPECT_NE(load_error(path).find("is impossible; the file is damaged"), std::string::npos)
