@@ -93,8 +93,9 @@ std::vector<std::string> read_texts(const std::string& path, TextFormat format) 
       value = nlohmann::json::parse(line, count_text_keys);
     } catch (const nlohmann::json::exception& e) {
       if (e.id == 406)  // valid JSON syntax, but a number beyond double's range
-        line_error(path, line_number, "holds a number too large for a double (such as 1e999); give a JSON string or "
-                                      "{\"text\": \"...\"}");
+        line_error(path, line_number,
+                   "holds a number too large for a double (such as 1e999); give a JSON string or "
+                   "{\"text\": \"...\"}");
       line_error(path, line_number,
                  "not JSON; JSONL needs a string or {\"text\": ...} per line (or use --input-format text)");
     }

@@ -19,7 +19,8 @@ SentenceEncoder::SentenceEncoder(spruce::text::WordPieceTokenizer tokenizer, Ber
 SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length) {
   for (const char* file : {"config.json", "model.safetensors", "vocab.txt"})
     if (!std::filesystem::is_regular_file(std::filesystem::path(dir) / file))
-      spruce::usage_error(spruce::in_quotes(dir) + model_dir_origin(dir) + " is not a sentence-transformers model folder (no " + file +
+      spruce::usage_error(spruce::in_quotes(dir) + model_dir_origin(dir) +
+                          " is not a sentence-transformers model folder (no " + file +
                           "); give one, or run scripts/install-deps.sh, which fetches all-MiniLM-L6-v2");
   auto tokenizer = spruce::text::WordPieceTokenizer::load(dir + "/vocab.txt");
   const BertConfig config = BertConfig::read(dir + "/config.json");
@@ -43,9 +44,9 @@ SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length
     held += numel;
   }
   if (config.matrix_parameters() > held)
-    spruce::data_error(dir + "/config.json's sizes need at least " + std::to_string(int64_t(config.matrix_parameters())) +
-                       " weights, and " + weights_path + " holds " + std::to_string(int64_t(held)) +
-                       "; the two files belong to different models");
+    spruce::data_error(dir + "/config.json's sizes need at least " +
+                       std::to_string(int64_t(config.matrix_parameters())) + " weights, and " + weights_path +
+                       " holds " + std::to_string(int64_t(held)) + "; the two files belong to different models");
   BertModel model(config);
   load_weights(*model, weights, weights_path);
   model->eval();

@@ -1,11 +1,11 @@
 // CPU feature detection: cpuid for the instruction sets, XGETBV for the OS-enabled register state.
 #include "spruce/cpu.hpp"
 
-#include <algorithm>
-#include <cctype>
 #include <cpuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cctype>
 
 #include <cstdint>
 #include <cstdlib>

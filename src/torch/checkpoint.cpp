@@ -161,8 +161,7 @@ LoopState read_loop_state(::torch::serialize::InputArchive& archive, const std::
 
 }  // namespace
 
-void require_sound_tensor(const ::torch::Tensor& t, const std::string& what, const ::torch::Tensor& like,
-                          bool finite) {
+void require_sound_tensor(const ::torch::Tensor& t, const std::string& what, const ::torch::Tensor& like, bool finite) {
   if (!t.defined() || t.layout() != ::torch::kStrided || t.is_quantized())
     data_error(what + " is not a plain tensor; the file is damaged");
   if (!within_storage(t)) data_error(what + " lies outside its storage; the file is damaged");

@@ -471,8 +471,8 @@ void Pruner::load(::torch::serialize::InputArchive& archive) {
     const auto view = HeldMatrix(layers_[i].weight).view();
     const bool has_scores = archive.try_read("scores." + layers_[i].name, scores);
     if (has_scores) require_sound_tensor(scores, "the checkpoint's scores for layer " + layers_[i].name);
-    if (has_scores && scores.dim() == 2 &&
-        scores.size(0) == int64_t(view.rows) && scores.size(1) == int64_t(view.cols)) {
+    if (has_scores && scores.dim() == 2 && scores.size(0) == int64_t(view.rows) &&
+        scores.size(1) == int64_t(view.cols)) {
       MatrixF m(view.rows, view.cols);
       const auto src = scores.to(::torch::kFloat32).contiguous();
       std::copy_n(src.data_ptr<float>(), m.data.size(), m.data.begin());

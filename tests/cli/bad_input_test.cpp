@@ -194,8 +194,8 @@ TEST_F(BadInput, FlagsAreValidated) {
               "avx512_vnni or amx\n");
   }
   // Case-blind, as oneDNN's DNNL_MAX_CPU_ISA is.
-  const Outcome upper = run({"bench", "--shape", "8x64x64", "--threads", "1", "--reps", "3"}, 60, "",
-                            {{"SPRUCE_MAX_ISA", "Scalar"}});
+  const Outcome upper =
+      run({"bench", "--shape", "8x64x64", "--threads", "1", "--reps", "3"}, 60, "", {{"SPRUCE_MAX_ISA", "Scalar"}});
   EXPECT_EQ(upper.status, 0) << upper.err;
   EXPECT_NE(upper.out.find("host: scalar (spruce scalar"), std::string::npos) << upper.out;
   // A path that cannot be followed is named, in one line (it was LibTorch's "filesystem error").
@@ -451,8 +451,9 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--pattern", "2:4", "--checkpoint", path("fresh"), "--json", path("fresh/checkpoint.pt")},
                  2, "is checkpoint.pt, one of the files --checkpoint writes");
   expect_refused({"train", "--save", path("fresh-run"), "--json", path("fresh-run/model.safetensors")}, 2,
-                 "--json '" + path("fresh-run/model.safetensors") + "' is model.safetensors, one of the files --save "
-                 "writes; name another file");
+                 "--json '" + path("fresh-run/model.safetensors") +
+                     "' is model.safetensors, one of the files --save "
+                     "writes; name another file");
   expect_refused({"bench-model", "dlrm", "--work-dir", path("bm"), "--json", path("bm/sparse-finetuned.pt")}, 2,
                  "one of the files --work-dir writes");
   expect_refused({"bench-model", "dlrm", "--work-dir", path("bm"), "--json", path("bm/loadgen/x.json")}, 2,
@@ -547,8 +548,8 @@ TEST_F(BadInput, PatternsMustFitTheirTensors) {
                  "pattern 16:32 does not fit 'conv1.weight' (32x9 as a matrix: rows of 9, fewer than a group of 32)");
   // Blocks that span a whole dimension but leave several blocks are fine, and so is a tensor left out.
   for (const std::vector<std::string>& fits : {std::vector<std::string>{"--pattern", "channelx1", "--sparsity", "0.5"},
-                                              {"--pattern", "1xchannel", "--sparsity", "0.5"},
-                                              {"--pattern", "32x32", "--sparsity", "0.5", "--exclude", "conv1"}}) {
+                                               {"--pattern", "1xchannel", "--sparsity", "0.5"},
+                                               {"--pattern", "32x32", "--sparsity", "0.5", "--exclude", "conv1"}}) {
     std::vector<std::string> args{"prune", ckpt_, "-o", path("fits.safetensors")};
     args.insert(args.end(), fits.begin(), fits.end());
     const Outcome o = run(args);

@@ -271,7 +271,8 @@ TEST_F(Files, FilesAreReplacedTogether) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(run)) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
-  EXPECT_EQ(names, (std::vector<std::string>{"checkpoint.pt", "notes.txt", "recipe.yaml"})) << "a temporary folder stayed";
+  EXPECT_EQ(names, (std::vector<std::string>{"checkpoint.pt", "notes.txt", "recipe.yaml"}))
+      << "a temporary folder stayed";
   fs::create_directories(run + "/model.safetensors");  // a folder in the way is named, and nothing is replaced
   EXPECT_NE(error_of([&] {
               spruce::replace_files_together(run, [](const std::string& temp) {

@@ -188,7 +188,8 @@ TEST(Safetensors, IsStrict) {
   expect_data_error(file_with("{" + a + "}" + std::string("\0\0\0", 3), "xy"), "the header holds a NUL byte at 60");
   expect_data_error(file_with("\xef\xbb\xbf{" + a + "}", "xy"), "it does not begin with '{'");
   expect_data_error(file_with(" {" + a + "}", "xy"), "it does not begin with '{'");
-  EXPECT_NO_THROW(parse_safetensors(file_with("{" + a + "}    ", "xy"), "padded.safetensors"));  // trailing spaces are the format's padding
+  EXPECT_NO_THROW(parse_safetensors(file_with("{" + a + "}    ", "xy"),
+                                    "padded.safetensors"));  // trailing spaces are the format's padding
   SafetensorsFile twice;
   twice.tensors = {Tensor::from_f32("w", {1}, std::vector<float>{1}.data()),
                    Tensor::from_f32("w", {1}, std::vector<float>{2}.data())};

@@ -286,7 +286,8 @@ TEST(Checkpoint, DamagedTensorsAreRefused) {
     net.fc->weight[0][0] = std::nan("");
   }
   spruce::torch::save_checkpoint(path, net, &opt, nullptr, {1, 3});
-  EXPECT_EQ(load_error(path), path + ": model.fc.weight holds NaN or infinity; the file is damaged, or its training diverged");
+  EXPECT_EQ(load_error(path),
+            path + ": model.fc.weight holds NaN or infinity; the file is damaged, or its training diverged");
   {
     ::torch::NoGradGuard no_grad;
     net.fc->weight[0][0] = 0;
@@ -299,14 +300,16 @@ TEST(Checkpoint, DamagedTensorsAreRefused) {
     }
   } wider;
   spruce::torch::save_checkpoint(path, wider, nullptr, nullptr, {1, 3});
-  EXPECT_EQ(load_error(path),
-            path + ": model.fc.weight is [32, 144] where the model's is [32, 288]; it is not a checkpoint of this model");
+  EXPECT_EQ(
+      load_error(path),
+      path + ": model.fc.weight is [32, 144] where the model's is [32, 288]; it is not a checkpoint of this model");
   struct Other : ::torch::nn::Module {  // another model: its parts are named
     Other() { register_module("body", ::torch::nn::Linear(2, 2)); }
   } other;
   spruce::torch::save_checkpoint(path, other, nullptr, nullptr, {1, 3});
-  EXPECT_EQ(load_error(path), path + " has no part model.conv (it holds model.body); it is another model's checkpoint "
-                                     "(was it trained with another --model?)");
+  EXPECT_EQ(load_error(path), path +
+                                  " has no part model.conv (it holds model.body); it is another model's checkpoint "
+                                  "(was it trained with another --model?)");
   for (const auto& [epoch, step] : {std::pair<int64_t, int64_t>{-3, 2}, {5, 2}, {0, -1}}) {
     spruce::torch::save_checkpoint(path, net, nullptr, nullptr, {epoch, step});
     EXPECT_NE(load_error(path).find("is impossible; the file is damaged"), std::string::npos)
@@ -344,8 +347,9 @@ TEST(Checkpoint, DamagedMasksAndChangedRecipesAreRefused) {
   EXPECT_EQ(load_error(path, &recipe), "");
   Recipe other = recipe;
   other.groups[0].pattern = Pattern::block(1, 4);
-  EXPECT_EQ(load_error(path, &other), path + ": the checkpoint's masks follow pattern 4x1, and the recipe now says 1x4; "
-                                             "resume with its pattern, or start a new run");
+  EXPECT_EQ(load_error(path, &other), path +
+                                          ": the checkpoint's masks follow pattern 4x1, and the recipe now says 1x4; "
+                                          "resume with its pattern, or start a new run");
   other = recipe;  // a longer schedule to a higher target goes on from the masks
   other.groups[0].schedule.end_step = 40;
   other.groups[0].schedule.target = 0.9;

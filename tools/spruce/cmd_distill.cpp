@@ -123,7 +123,9 @@ void add(CLI::App& app) {
       ->check(real_in(0, 1))
       ->needs(wordnet)
       ->capture_default_str();
-  cmd->add_option("--save", a->save, "Write the pruned model here, as a sentence-transformers folder (a new folder, or one saved before, which it replaces whole)")
+  cmd->add_option("--save", a->save,
+                  "Write the pruned model here, as a sentence-transformers folder (a new folder, or one saved before, "
+                  "which it replaces whole)")
       ->check(non_empty());
   cmd->add_option("--json", a->json, "Write the fidelity and settings")->check(non_empty());
   cmd->add_option("--threads", a->threads, "Threads")->check(thread_count())->capture_default_str();

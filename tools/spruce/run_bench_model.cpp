@@ -132,7 +132,8 @@ void run_bench_model(BenchModelArgs& a) {
   // The settings, then every output place (made and checked), before the training: a run fails at
   // once or not at all, and a refused setting leaves no folder behind.
   dlrm::check_bench_options(a.o, a.work_dir);
-  check_not_output("--json", a.json, a.work_dir, "--work-dir", {dlrm::kPretrainedFile, dlrm::kDenseFile, dlrm::kSparseFile});
+  check_not_output("--json", a.json, a.work_dir, "--work-dir",
+                   {dlrm::kPretrainedFile, dlrm::kDenseFile, dlrm::kSparseFile});
   check_not_within("--json", a.json, dlrm::loadgen_log_dir(a.o, a.work_dir), "LoadGen's log folder (--log-dir)");
   make_output_folder("--work-dir", a.work_dir, {dlrm::kPretrainedFile, dlrm::kDenseFile, dlrm::kSparseFile});
   make_output_folder("--log-dir", dlrm::loadgen_log_dir(a.o, a.work_dir), {"mlperf_log_summary.txt"});

@@ -42,18 +42,19 @@ void check_save_folder(const DistillArgs& a) {
   std::error_code ec;
   const fs::path cwd = fs::current_path(ec);
   if (!ec && is_within(cwd.string(), a.save))
-    usage_error("--save " + in_quotes(a.save) + " holds the current folder, which cannot be replaced; name another folder");
-  for (const auto& [flag, path] : {std::pair{"--json", a.json}, std::pair{"--checkpoint", a.o.checkpoint_dir},
-                                   std::pair{"--model", a.model}, std::pair{"--fortunes", a.fortunes},
-                                   std::pair{"--wordnet", a.wordnet}})
+    usage_error("--save " + in_quotes(a.save) +
+                " holds the current folder, which cannot be replaced; name another folder");
+  for (const auto& [flag, path] :
+       {std::pair{"--json", a.json}, std::pair{"--checkpoint", a.o.checkpoint_dir}, std::pair{"--model", a.model},
+        std::pair{"--fortunes", a.fortunes}, std::pair{"--wordnet", a.wordnet}})
     check_not_within(flag, path, a.save, why);
   if (!fs::is_directory(a.save, ec)) return;
   std::vector<std::string> others;
   for (auto it = fs::recursive_directory_iterator(a.save, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     const std::string name = fs::relative(it->path(), a.save, ec).generic_string();
-    const bool model_file = std::find(kSentenceModelFiles.begin(), kSentenceModelFiles.end(), name) !=
-                            kSentenceModelFiles.end();
+    const bool model_file =
+        std::find(kSentenceModelFiles.begin(), kSentenceModelFiles.end(), name) != kSentenceModelFiles.end();
     if (!model_file && !(name == "1_Pooling" && it->is_directory(ec))) others.push_back(name);
   }
   std::sort(others.begin(), others.end());
