@@ -174,7 +174,7 @@ double roc_auc(const ::torch::Tensor& scores, const ::torch::Tensor& labels) {
     i = j;
   }
   const double negatives = double(n) - positives;
-  if (positives == 0 || negatives == 0) return 0.5;
+  if (positives == 0 || negatives == 0) return std::nan("");  // undefined: it ranks positives above negatives
   return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives);
 }
 

@@ -84,6 +84,6 @@ struct ClickData {
 ClickData make_synthetic_clicks(int64_t n, uint64_t sample_seed, uint64_t teacher_seed, int64_t table_cap);
 
 // Area under the ROC curve of `scores` against 0/1 `labels` (ties share their rank).
-double roc_auc(const ::torch::Tensor& scores, const ::torch::Tensor& labels);
+double roc_auc(const ::torch::Tensor& scores, const ::torch::Tensor& labels);  // NaN when all labels agree
 
 }  // namespace spruce::dlrm

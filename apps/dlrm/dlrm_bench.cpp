@@ -31,7 +31,13 @@ Dlrm load_dlrm(const std::string& path, int64_t table_cap) {
 void ensure_cached(const std::string& path, const std::string& settings, const DlrmBenchOptions& o, uint64_t seed,
                    std::ostream& log, const std::function<void(Dlrm&)>& train) {
   if (!o.retrain && std::filesystem::exists(path)) {
-    const std::string cached = read_loop_state(path).text;
+    std::string cached;
+    try {
+      cached = read_loop_state(path).text;
+      if (cached == settings) load_dlrm(path, o.table_cap);  // checked whole now, not after the first timings
+    } catch (const Error& e) {
+      throw Error(e.kind(), std::string(e.what()) + "; add --retrain to train it again");
+    }
     if (cached == settings) {
       log << "using the cached " << path << " (--retrain trains it again)\n";
       return;

@@ -7,7 +7,10 @@
 #include <filesystem>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
+
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
 #include "spruce/safetensors.hpp"
 
 namespace minilm {
@@ -15,6 +18,80 @@ namespace minilm {
 SentenceEncoder::SentenceEncoder(spruce::text::WordPieceTokenizer tokenizer, BertModel model, int64_t max_length,
                                  std::string dir)
     : tokenizer_(std::move(tokenizer)), model_(std::move(model)), max_length_(max_length), directory_(std::move(dir)) {}
+
+namespace {
+
+// A JSON file of the model folder, or null when it is absent.
+nlohmann::json read_json_file(const std::filesystem::path& path) {
+  if (!std::filesystem::exists(path)) return nullptr;
+  try {
+    return nlohmann::json::parse(spruce::read_file(path.string()));
+  } catch (const nlohmann::json::exception& e) {
+    spruce::data_error(path.string() + " is not valid JSON (" + std::string(e.what()).substr(0, 120) + ")");
+  }
+}
+
+[[noreturn]] void unsupported(const std::filesystem::path& file, const std::string& what) {
+  spruce::data_error(file.string() + ": " + what +
+                     "; spruce embeds as all-MiniLM-L6-v2 does (lower-cased WordPiece, "
+                     "mean pooling, then L2 normalization), so this model would embed differently");
+}
+
+// The sentence-transformers settings that spruce does not read but follows: a folder asking for
+// others (cased text, [CLS] pooling, no normalization, another vocabulary in tokenizer.json) got
+// all-MiniLM-L6-v2's treatment, with no word said.
+void check_sentence_transformers_settings(const std::string& dir, const spruce::text::WordPieceTokenizer& tokenizer,
+                                          int64_t hidden_size) {
+  namespace fs = std::filesystem;
+  const fs::path folder(dir);
+  if (const auto modules = read_json_file(folder / "modules.json"); !modules.is_null()) {
+    std::vector<std::string> types;
+    if (modules.is_array())
+      for (const auto& m : modules)
+        if (m.is_object() && m.contains("type") && m["type"].is_string()) types.push_back(m["type"]);
+    const std::vector<std::string> expected{"sentence_transformers.models.Transformer",
+                                            "sentence_transformers.models.Pooling",
+                                            "sentence_transformers.models.Normalize"};
+    if (types != expected) unsupported(folder / "modules.json", "its modules are not Transformer, Pooling, Normalize");
+  }
+  if (const auto pooling = read_json_file(folder / "1_Pooling" / "config.json"); !pooling.is_null()) {
+    if (!pooling.is_object()) unsupported(folder / "1_Pooling" / "config.json", "it is not a JSON object");
+    for (const auto& [key, value] : pooling.items())
+      if (key.starts_with("pooling_mode_") && value.is_boolean() &&
+          value.get<bool>() != (key == "pooling_mode_mean_tokens"))
+        unsupported(folder / "1_Pooling" / "config.json", key + " is " + (value.get<bool>() ? "true" : "false"));
+    if (pooling.contains("word_embedding_dimension") && pooling["word_embedding_dimension"] != hidden_size)
+      unsupported(folder / "1_Pooling" / "config.json", "word_embedding_dimension is not config.json's hidden_size");
+  }
+  if (const auto config = read_json_file(folder / "tokenizer_config.json"); config.is_object())
+    for (const char* key : {"do_lower_case", "tokenize_chinese_chars", "do_basic_tokenize"})
+      if (config.contains(key) && config[key] == false)
+        unsupported(folder / "tokenizer_config.json", key + std::string(" is false"));
+  const auto fast = read_json_file(folder / "tokenizer.json");
+  if (!fast.is_object()) return;
+  const fs::path file = folder / "tokenizer.json";
+  if (const auto& n = fast.value("normalizer", nlohmann::json()); n.is_object()) {
+    if (n.value("lowercase", true) == false) unsupported(file, "its normalizer does not lower-case");
+    if (n.value("handle_chinese_chars", true) == false) unsupported(file, "its normalizer does not split Chinese");
+  }
+  // sentence-transformers' fast tokenizer reads this vocabulary, not vocab.txt.
+  if (const auto& model = fast.value("model", nlohmann::json()); model.is_object() && model.contains("vocab")) {
+    const auto& vocab = model["vocab"];
+    bool same = vocab.is_object() && vocab.size() == tokenizer.vocabulary_size();
+    for (auto it = vocab.begin(); same && it != vocab.end(); ++it)
+      same = it.value().is_number_integer() && tokenizer.id_of(it.key()) == it.value().get<int64_t>();
+    if (!same) unsupported(file, "its vocabulary is not vocab.txt's");
+  }
+}
+
+}  // namespace
+
+int64_t SentenceEncoder::folder_max_length(const std::string& dir) {
+  const auto config = read_json_file(std::filesystem::path(dir) / "sentence_bert_config.json");
+  return config.is_object() && config.contains("max_seq_length") && config["max_seq_length"].is_number_integer()
+             ? config["max_seq_length"].get<int64_t>()
+             : 0;
+}
 
 SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length) {
   for (const char* file : {"config.json", "model.safetensors", "vocab.txt"})
@@ -47,6 +124,7 @@ SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length
     spruce::data_error(dir + "/config.json's sizes need at least " +
                        std::to_string(int64_t(config.matrix_parameters())) + " weights, and " + weights_path +
                        " holds " + std::to_string(int64_t(held)) + "; the two files belong to different models");
+  check_sentence_transformers_settings(dir, tokenizer, config.hidden_size);
   BertModel model(config);
   load_weights(*model, weights, weights_path);
   model->eval();

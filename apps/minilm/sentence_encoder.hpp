@@ -28,6 +28,8 @@ class SentenceEncoder {
   static constexpr int64_t kMaxLength = minilm::kMaxLength;
   // Throws spruce::Error naming the missing or malformed file and the fix.
   static SentenceEncoder load(const std::string& model_dir, int64_t max_length = kMaxLength);
+  // The folder's own truncation length (sentence_bert_config.json's max_seq_length), or 0.
+  static int64_t folder_max_length(const std::string& model_dir);
 
   Inputs tokenize(const std::vector<std::string>& texts) const;
   // Unit-length embeddings [N][H], computed in batches of similar lengths (sorted, as

@@ -53,4 +53,10 @@ void write_folder_atomic(const std::string& dir, const std::function<void(const 
 // A failed write (a full disk) or a signal leaves `dir` as it was; other files in `dir` stay.
 void replace_files_together(const std::string& dir, const std::function<void(const std::string& temp)>& fill);
 
+// Holds an exclusive lock on the folder `dir` until the process ends (flock on the folder itself,
+// so nothing is added to it): two commands writing one run folder at once mixed their files. A
+// folder that another process holds is refused with a spruce::Error (usage) naming `flag`; asking
+// again for a folder this process holds does nothing.
+void lock_folder(const std::string& flag, const std::string& dir);
+
 }  // namespace spruce

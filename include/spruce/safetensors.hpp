@@ -40,6 +40,12 @@ struct SafetensorsFile {
   Tensor* find(const std::string& name);
 };
 
+// The metadata key that marks a file of `spruce convert` (its value: the format's version).
+inline constexpr const char* kConvertedModelKey = "spruce.format";
+// Refuses (spruce::Error, data) a converted model given where weights to train or prune belong:
+// its layers are packed for inference, so none of the weights is there by its name.
+void refuse_converted_model(const SafetensorsFile& file, const std::string& source);
+
 // Strict, as the format requires: header length, JSON, unique tensor names, dtypes, shapes against
 // byte sizes, and data offsets that cover the data section exactly (no gaps, overlaps or trailing
 // bytes). Any failure throws spruce::Error (data) naming the file and the problem.

@@ -3,9 +3,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -353,7 +355,11 @@ void replace_files_together(const std::string& dir, const std::function<void(con
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) cannot("write", dir, "it is not a folder");
   TemporaryFolder temp(fs::absolute(dir, ec), dir);
-  temp.fill(fill, dir);
+  try {
+    temp.fill(fill, dir);
+  } catch (const Error& e) {
+    throw Error(e.kind(), std::string(e.what()) + "; " + dir + " keeps its earlier files");
+  }
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(temp.path())) {
     const fs::path target = fs::path(dir) / entry.path().filename();
@@ -365,6 +371,26 @@ void replace_files_together(const std::string& dir, const std::function<void(con
   for (const fs::path& file : files)
     if (::rename(file.c_str(), (fs::path(dir) / file.filename()).c_str()) != 0)
       cannot("write", (fs::path(dir) / file.filename()).string(), std::strerror(errno));
+}
+
+void lock_folder(const std::string& flag, const std::string& dir) {
+  static std::mutex mutex;
+  static std::vector<std::string> held;  // their descriptors stay open, and locked, until exit
+  std::error_code ec;
+  const std::string key = std::filesystem::canonical(dir, ec).string();
+  std::lock_guard lock(mutex);
+  if (ec || std::find(held.begin(), held.end(), key) != held.end()) return;
+  const int fd = ::open(key.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;  // the writes that follow will say what is wrong with it
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    ::close(fd);
+    if (error == EWOULDBLOCK)
+      usage_error(flag + " " + in_quotes(dir) +
+                  " is in use by another spruce command, which writes there too; wait for it, or name another folder");
+    return;  // a file system without locks: go on as before
+  }
+  held.push_back(key);
 }
 
 }  // namespace spruce

@@ -295,6 +295,13 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& sou
   return file;
 }
 
+void refuse_converted_model(const SafetensorsFile& file, const std::string& source) {
+  if (file.metadata.count(kConvertedModelKey))
+    data_error(source +
+               " is a converted model (from `spruce convert`), packed for inference; give the weights of "
+               "a training run instead (its model.safetensors)");
+}
+
 SafetensorsFile read_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }
 
 std::string serialize_safetensors(const SafetensorsFile& file) {

@@ -1,5 +1,8 @@
 #include "mlperf/log_reader.hpp"
 
+#include <sys/statvfs.h>
+
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -22,6 +25,12 @@ void read_detail_log(const std::string& path, RunResult& r) {
     if (key.rfind("error_", 0) == 0 && first_error.empty()) first_error = key + ": " + value.dump();
     values[key] = value;
   }
+  // LoadGen writes its logs without reporting a failed write: a full disk shows only as a short log.
+  struct statvfs fs {};
+  if (!values.count("result_validity") && ::statvfs(path.c_str(), &fs) == 0 &&
+      double(fs.f_bavail) * double(fs.f_frsize) < 1 << 20)
+    data_error("LoadGen could not write its logs in " + in_quotes(std::filesystem::path(path).parent_path().string()) +
+               ": the file system is full (under 1 MiB free); free some space or give another --log-dir");
   if (!values.count("result_validity"))
     data_error("LoadGen's detail log " + in_quotes(path) + " has no result" +
                (first_error.empty() ? "" : " (" + first_error + ")"));

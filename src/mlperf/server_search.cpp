@@ -49,13 +49,14 @@ ServerSearch find_server_qps(const BatchFn& run, const Settings& s, double offli
   v << std::fixed << std::setprecision(0);
   if (out.best) {
     v << "highest VALID Server run: " << out.best->qps << " QPS scheduled (offered " << out.best->target_qps
-      << "), p99 " << std::setprecision(2) << out.best->p99_ms << std::setprecision(0) << " ms within "
-      << out.best->target_latency_ms << " ms; " << out.probes.size() << " LoadGen runs";
+      << "), p99 " << std::setprecision(2) << out.best->p99_ms << " ms within " << std::defaultfloat
+      << std::setprecision(6) << out.best->target_latency_ms << std::fixed << std::setprecision(0) << " ms; "
+      << out.probes.size() << " LoadGen runs";
     if (missed > 0) v << ", offered " << missed << " was not VALID";
   } else {
     const RunResult& last = out.probes.back();
     v << "no Server rate met LoadGen's rules: the lowest tried, " << last.target_qps << " QPS, gave p99 "
-      << std::setprecision(2) << last.p99_ms << std::setprecision(0) << " ms against a bound of "
+      << std::setprecision(2) << last.p99_ms << " ms against a bound of " << std::defaultfloat << std::setprecision(6)
       << last.target_latency_ms << " ms" << (last.invalid_reason.empty() ? "" : " (" + last.invalid_reason + ")");
   }
   out.verdict = v.str();

@@ -121,9 +121,15 @@ WordPieceTokenizer WordPieceTokenizer::load(const std::string& vocab_path) {
 }
 
 WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocabulary) : vocabulary_(std::move(vocabulary)) {
-  for (size_t i = 0; i < vocabulary_.size(); ++i) ids_.emplace(vocabulary_[i], static_cast<int32_t>(i));
+  // A token on two lines has two ids, and readers disagree on which (Hugging Face takes the last).
+  for (size_t i = 0; i < vocabulary_.size(); ++i)
+    if (const auto [at, added] = ids_.emplace(vocabulary_[i], static_cast<int32_t>(i)); !added)
+      usage_error("has " + in_quotes(vocabulary_[i], 60) + " on lines " + std::to_string(at->second + 1) + " and " +
+                  std::to_string(i + 1) + "; a token may appear once: the vocabulary is damaged");
   auto special = [&](const char* name) {
     auto it = ids_.find(name);
+    if (it == ids_.end() && !vocabulary_.empty() && vocabulary_[0].starts_with("\xef\xbb\xbf"))
+      usage_error("begins with a byte-order mark, which hides its first token; remove it");
     if (it == ids_.end()) usage_error(std::string("has no ") + name + " token; is it a BERT vocabulary?");
     return it->second;
   };

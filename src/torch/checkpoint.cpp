@@ -234,6 +234,7 @@ TrainPosition load_checkpoint(const std::string& path, ::torch::nn::Module& mode
 
 void load_safetensors_weights(const std::string& path, ::torch::nn::Module& model) {
   SafetensorsFile file = read_safetensors(path);
+  refuse_converted_model(file, path);
   ::torch::NoGradGuard no_grad;
   for (auto& item : model.named_parameters()) {
     const Tensor* t = file.find(item.key());

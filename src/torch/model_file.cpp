@@ -16,7 +16,7 @@ namespace spruce::torch {
 namespace {
 
 using Json = nlohmann::ordered_json;
-constexpr const char* kFormatKey = "spruce.format";
+constexpr const char* kFormatKey = kConvertedModelKey;
 constexpr const char* kLayersKey = "spruce.layers";
 
 [[noreturn]] void bad_file(const std::string& source, const std::string& what) { data_error(source + ": " + what); }
@@ -234,9 +234,10 @@ struct Slot {
   size_t index;
 };
 
+// `has_bias`: the model's layer has one, so the file must hold it (a missing one ran without).
 std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::string& source, const Json& r,
-                                         const std::string& name, const ::torch::Tensor& weight, int threads,
-                                         std::set<std::string>& used) {
+                                         const std::string& name, const ::torch::Tensor& weight, bool has_bias,
+                                         int threads, std::set<std::string>& used) {
   PackedLinear p;
   const std::string variant = field<std::string>(r, "variant", source, name);
   p.int8 = variant != to_string(Variant::F32Sparse);
@@ -286,7 +287,7 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
   p.dense_for_m = bucket_choices(field<Json>(r, "tuned", source, name), "tuned", "dense", "sparse", source, name);
   if (r.contains("route"))  // optional: absent in files from hosts without AMX and before it
     p.vnni_for_m = bucket_choices(r["route"], "route", "vnni", "amx", source, name);
-  p.bias = to_array<float>(f, source, t + "bias", DType::F32, false, used);
+  p.bias = to_array<float>(f, source, t + "bias", DType::F32, has_bias, used);
   if (const Tensor* bias = f.find(t + "bias")) require_finite(source, *bias, p.bias, kFiniteUse);
   if (p.int8) {
     p.quant.w_scales = to_array<float>(f, source, t + "w_scales", DType::F32, true, used);
@@ -311,6 +312,33 @@ std::shared_ptr<SparseLinear> load_layer(const SafetensorsFile& f, const std::st
     bad_file(source, "layer " + in_quotes(name) + ": variant '" + variant + "' does not go with fallback '" +
                          fallback_name(o.fallback) + "'; convert the model again");
   return op;
+}
+
+// A layer that hands u8 codes to the next one quantizes them with its y_scale and y_zero_point,
+// and the next reads them with its x_scale and x_zero_point: the two must be the same, and a
+// layer whose output no INT8 layer reads must give f32 (an edited file ran with wrong codes).
+void check_requantized_outputs(::torch::nn::Module& model, const std::string& source) {
+  for (const auto& h : find_layer_hosts(model))
+    for (size_t i = 0; i < h.host->size(); ++i) {
+      const SparseLinearLayer* layer = converted_gemm(*h.host->layer(i));
+      if (!layer || layer->op().quant().out != OutType::U8) continue;
+      const QuantParams& q = layer->op().quant();
+      const bool last = i + 1 == h.host->size();
+      const ::torch::nn::Module* next = !last && h.host->feeds_next(i) ? h.host->layer(i + 1).get()
+                                        : last && h.host->feeds_host() ? h.host->feeds_host()->layer(0).get()
+                                                                       : nullptr;
+      const SparseLinearLayer* reader = next ? converted_gemm(*next) : nullptr;
+      const std::string name = in_quotes(h.layer_path(i));
+      if (!reader || !reader->op().is_int8())
+        bad_file(source, "layer " + name + " gives u8 codes, but no INT8 layer reads them; convert the model again");
+      const QuantParams& r = reader->op().quant();
+      if (r.x.scale != q.y_scale || r.x.zero_point != q.y_zero_point)
+        bad_file(source, "layer " + name + " gives u8 codes with y_scale " + std::to_string(q.y_scale) +
+                             " and y_zero_point " + std::to_string(q.y_zero_point) +
+                             ", and the next layer reads them with x_scale " + std::to_string(r.x.scale) +
+                             " and x_zero_point " + std::to_string(r.x.zero_point) +
+                             "; they must match: convert the model again");
+    }
 }
 
 }  // namespace
@@ -397,7 +425,9 @@ LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& so
                            "' has another kind or conv geometry in the model: build the model it was converted from");
     std::shared_ptr<SparseLinear> op;
     try {
-      op = load_layer(f, source, r, name, weight, threads, used);
+      const auto* linear = host.linear(index);
+      const bool has_bias = linear ? linear->bias.defined() : conv && conv->bias.defined();
+      op = load_layer(f, source, r, name, weight, has_bias, threads, used);
     } catch (const Error& e) {
       const std::string what = e.what();
       if (what.starts_with(source)) throw;
@@ -406,11 +436,17 @@ LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& so
     out.repacked += op->repacked() ? 1 : 0;
     out.layers.push_back(describe_layer(name, field<std::string>(r, "variant", source, name), *op));
     auto gemm = std::make_shared<SparseLinearLayer>(op);
-    if (conv)
-      host.replace_layer(index, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
-    else
-      host.replace_layer(index, gemm);
+    try {  // the host checks the layer's activation against the model's
+      if (conv)
+        host.replace_layer(index, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
+      else
+        host.replace_layer(index, gemm);
+    } catch (const Error& e) {
+      bad_file(source, e.what());
+    }
   }
+
+  check_requantized_outputs(model, source);
 
   auto copy_in = [&](const std::string& name, ::torch::Tensor& x) {
     const Tensor* t = f.find(name);

@@ -295,6 +295,8 @@ TEST(Dlrm, AucOfKnownRankings) {
   EXPECT_DOUBLE_EQ(roc_auc(torch::tensor({0.9f, 0.8f, 0.2f, 0.1f}), y), 0.0);
   EXPECT_DOUBLE_EQ(roc_auc(torch::tensor({0.5f, 0.5f, 0.5f, 0.5f}), y), 0.5);
   EXPECT_DOUBLE_EQ(roc_auc(torch::tensor({0.1f, 0.6f, 0.5f, 0.9f}), y), 0.75);
+  // One class only: no ranking to measure (it printed 0.5000 beside 100% accuracy).
+  EXPECT_TRUE(std::isnan(roc_auc(torch::tensor({0.1f, 0.6f}), torch::tensor({0.0f, 0.0f}))));
 }
 
 TEST(Dlrm, LearnsTheTeacher) {

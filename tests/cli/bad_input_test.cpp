@@ -22,6 +22,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -792,6 +793,25 @@ TEST_F(BadInput, SentenceModelFoldersAreChecked) {
   write("hello.txt", "hello\n");
   const Outcome tiny = run({"embed", "--input", path("hello.txt"), "--model", path("tiny")});
   EXPECT_EQ(tiny.status, 0) << tiny.err;
+  // sentence-transformers settings that spruce does not follow are refused, not ignored (a [CLS]-pooled,
+  // cased or unnormalized model embedded as all-MiniLM-L6-v2 does).
+  const std::tuple<const char*, const char*, const char*> settings[] = {
+      {"1_Pooling/config.json", R"({"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false})",
+       "1_Pooling/config.json: pooling_mode_cls_token is true; spruce embeds as all-MiniLM-L6-v2 does"},
+      {"tokenizer_config.json", R"({"do_lower_case": false})", "tokenizer_config.json: do_lower_case is false"},
+      {"modules.json",
+       R"([{"type": "sentence_transformers.models.Transformer"}, {"type": "sentence_transformers.models.Pooling"}])",
+       "modules.json: its modules are not Transformer, Pooling, Normalize"},
+      {"tokenizer.json", R"({"model": {"vocab": {"[PAD]": 0, "[UNK]": 1}}})",
+       "tokenizer.json: its vocabulary is not vocab.txt's"}};
+  for (const auto& [file, text, message] : settings) {
+    fs::remove_all(path("tiny-st"));
+    fs::copy(path("tiny"), path("tiny-st"), fs::copy_options::recursive);
+    fs::create_directories(path("tiny-st/1_Pooling"));
+    write(std::string("tiny-st/") + file, text);
+    expect_refused({"embed", "--input", path("hello.txt"), "--model", path("tiny-st")}, 1, message);
+  }
+  fs::remove_all(path("tiny-st"));
   // NaN weights are refused as prune and train --init refuse them (embed wrote null embeddings).
   fs::copy(path("tiny"), path("tiny-nan"));
   poison_first_weight(path("tiny/model.safetensors"), path("tiny-nan/model.safetensors"));
@@ -931,7 +951,7 @@ TEST_F(BadInput, FailedCheckpointWritesKeepTheEarlierOne) {
   EXPECT_EQ(o.status, 1) << o.err;
   // After the run's header and epoch line (training happened), the error is the last line, and one line.
   EXPECT_TRUE(o.err.ends_with("\nspruce: error: cannot write '" + path("run/checkpoint.pt") +
-                              "': write failed: File too large\n"))
+                              "': write failed: File too large; " + path("run") + " keeps its earlier files\n"))
       << o.err;
   EXPECT_EQ(o.err.find("frame #"), std::string::npos) << o.err;
   std::vector<std::string> left;

@@ -259,7 +259,7 @@ TEST_F(Files, FilesAreReplacedTogether) {
                 spruce::data_error("cannot write '" + temp + "/checkpoint.pt': no space left on device");
               });
             }),
-            "cannot write '" + run + "/checkpoint.pt': no space left on device");
+            "cannot write '" + run + "/checkpoint.pt': no space left on device; " + run + " keeps its earlier files");
   EXPECT_EQ(contents(run + "/recipe.yaml"), "recipe 1");
   spruce::replace_files_together(run, [](const std::string& temp) {
     spruce::write_file_atomic(temp + "/recipe.yaml", "recipe 2");
@@ -282,4 +282,30 @@ TEST_F(Files, FilesAreReplacedTogether) {
             }).find("model.safetensors"),
             std::string::npos);
   EXPECT_EQ(contents(run + "/checkpoint.pt"), "epoch 2");
+}
+
+// Two commands writing one run folder mixed their files: a folder another process holds is refused.
+TEST_F(Files, AFolderLockedByAnotherProcessIsRefused) {
+  const std::string run = path("run");
+  fs::create_directories(run);
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  const pid_t child = fork();
+  if (child == 0) {
+    spruce::lock_folder("--save", run);
+    const char c = 1;
+    (void)!write(ready[1], &c, 1);
+    for (;;) pause();
+  }
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]), close(ready[1]);
+  EXPECT_EQ(error_of([&] { spruce::lock_folder("--save", run); }),
+            "--save '" + run +
+                "' is in use by another spruce command, which writes there too; wait for it, or name "
+                "another folder");
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  EXPECT_NO_THROW(spruce::lock_folder("--save", run));        // free once that process has ended
+  EXPECT_NO_THROW(spruce::lock_folder("--save", run + "/"));  // and asking again is no conflict
 }

@@ -173,6 +173,22 @@ TEST(Safetensors, ObjectsInATopLevelListAreNotAHeader) {
 }
 
 // The format describes every byte: names are unique and offsets cover the data exactly.
+// A file of `spruce convert` given to prune, train --init or --teacher: named as what it is, not as
+// a file that lacks the weights by their names.
+TEST(Safetensors, ConvertedModelsAreNamedWhereWeightsBelong) {
+  SafetensorsFile f = sample();
+  EXPECT_NO_THROW(refuse_converted_model(f, "run/model.safetensors"));
+  f.metadata[kConvertedModelKey] = "spruce-converted-model/2";
+  try {
+    refuse_converted_model(f, "conv.safetensors");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "conv.safetensors is a converted model (from `spruce convert`), packed for inference; give the weights "
+              "of a training run instead (its model.safetensors)");
+  }
+}
+
 TEST(Safetensors, IsStrict) {
   const std::string a = R"("a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]})";
   expect_data_error(file_with("{" + a + ", " + a + "}", "xy"), "the name 'a' is given twice");

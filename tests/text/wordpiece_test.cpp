@@ -125,6 +125,19 @@ TEST(WordPiece, RefusesAMissingOrForeignVocabulary) {
     EXPECT_NE(std::string(e.what()).find("install-deps"), std::string::npos) << e.what();
   }
   EXPECT_THROW(WordPieceTokenizer({"[CLS]", "[SEP]", "[PAD]", "hello"}), spruce::Error);  // no [UNK]
+  const auto error_of = [](std::vector<std::string> vocabulary) {
+    try {
+      WordPieceTokenizer{std::move(vocabulary)};
+    } catch (const spruce::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  // A token twice took the first line's id, where Hugging Face takes the last.
+  EXPECT_EQ(error_of({"[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "hello"}),
+            "has 'hello' on lines 5 and 6; a token may appear once: the vocabulary is damaged");
+  EXPECT_EQ(error_of({"\xef\xbb\xbf[PAD]", "[UNK]", "[CLS]", "[SEP]"}),
+            "begins with a byte-order mark, which hides its first token; remove it");
 }
 
 }  // namespace

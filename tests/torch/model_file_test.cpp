@@ -190,6 +190,36 @@ TEST_F(BadFiles, VariantMustGoWithFallback) {
   expect_error([&] { load(path); }, "variant 'int8-dense' does not go with fallback 'never'");
 }
 
+// A layer's u8 codes are read by the next with the next's scale and zero point: the two must agree
+// (an edited x_zero_point ran with exit 0 at 10% accuracy), and the last layer gives f32.
+TEST_F(BadFiles, RequantizedOutputsMustMatchTheirReader) {
+  const auto shifted = edited("zero-point.safetensors", [](SafetensorsFile& f) {
+    auto layers = nlohmann::json::parse(f.metadata["spruce.layers"]);
+    ASSERT_EQ(layers[0]["output"], "u8");
+    ASSERT_EQ(layers[1]["name"], "mlp.1");
+    layers[1]["x_zero_point"] = (layers[1]["x_zero_point"].get<int>() + 1) % 256;
+    f.metadata["spruce.layers"] = layers.dump();
+  });
+  expect_error([&] { load(shifted); }, "layer 'mlp.0' gives u8 codes with y_scale");
+  const auto last = edited("last.safetensors", [](SafetensorsFile& f) {
+    auto layers = nlohmann::json::parse(f.metadata["spruce.layers"]);
+    ASSERT_EQ(layers[2]["output"], "f32");
+    layers[2]["output"] = "u8";
+    layers[2]["y_scale"] = 0.1;
+    layers[2]["y_zero_point"] = 0;
+    f.metadata["spruce.layers"] = layers.dump();
+  });
+  expect_error([&] { load(last); }, "layer 'mlp.2' gives u8 codes, but no INT8 layer reads them");
+}
+
+// The model's layers have biases, so the file must hold them (a missing one ran without).
+TEST_F(BadFiles, MissingBiasIsAnError) {
+  const auto path = edited("no-bias.safetensors", [](SafetensorsFile& f) {
+    std::erase_if(f.tensors, [](const Tensor& t) { return t.name == "mlp.0.packed.bias"; });
+  });
+  expect_error([&] { load(path); }, "tensor 'mlp.0.packed.bias' is missing");
+}
+
 // Non-finite values would reach every output of the layer (a NaN bias scored 10% accuracy).
 TEST_F(BadFiles, NonFiniteBiasOrWeights) {
   const auto poisoned = [&](const std::string& name, const std::string& tensor, float value, size_t element) {

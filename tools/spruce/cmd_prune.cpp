@@ -62,6 +62,7 @@ void run(const PruneArgs& a) {
   if (!a.dry_run) check_output_file("-o", a.output);  // before the work, so a typo cannot cost it
 
   SafetensorsFile file = read_safetensors(a.input);
+  refuse_converted_model(file, a.input);
   const auto reports = prune_checkpoint(file, opt);
   const auto chosen = std::find_if(reports.begin(), reports.end(), [](const auto& r) { return r.pruned; });
   if (chosen == reports.end())

@@ -108,6 +108,7 @@ int launch_local_ranks(const LocalLaunch& launch) {
       setenv("RANK", std::to_string(rank).c_str(), 1);
       setenv("MASTER_ADDR", "127.0.0.1", 1);
       setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      setenv(kLauncherHoldsLocks, "1", 1);
       if (rank > 0) {
         const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) dup2(fd, STDOUT_FILENO), dup2(fd, STDERR_FILENO), close(fd);

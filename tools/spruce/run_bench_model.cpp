@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "bench_minilm.hpp"
 #include "cmd_bench_model.hpp"
@@ -16,6 +18,7 @@
 #include "spruce/attention.hpp"
 #include "spruce/bench.hpp"
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
 #include "spruce/mlperf.hpp"
 #include "spruce/recipe.hpp"
 #include "spruce/safetensors.hpp"
@@ -40,6 +43,13 @@ std::string rate_cell(const dlrm::DlrmBenchRecord& r, const dlrm::DlrmBenchRecor
   return cell;
 }
 
+// 15, 0.1, 0.0001: as short as the value allows (fixed(v, 0) showed 0.0001 ms as 0 ms).
+std::string brief(double v) {
+  std::ostringstream out;
+  out << std::setprecision(6) << v;
+  return out.str();
+}
+
 void print_table(const dlrm::DlrmBenchReport& report, const dlrm::DlrmBenchOptions& o) {
   const auto& rs = report.records;
   const char* variants[] = {"fp32-dense", "int8-dense", "int8-sparse"};
@@ -52,7 +62,7 @@ void print_table(const dlrm::DlrmBenchReport& report, const dlrm::DlrmBenchOptio
     const auto* s = find(rs, v, "server");
     const bool int8 = std::string(v) != "fp32-dense";
     acc.push_back(percent(a->accuracy, 2) + " (" + percent(a->accuracy / base->accuracy, 2) + ")");
-    auc.push_back(fixed(a->auc, 4));
+    auc.push_back(std::isnan(a->auc) ? "n/a (the test clicks are of one class)" : fixed(a->auc, 4));
     off.push_back(rate_cell(*a, int8 ? find(rs, "int8-dense", "offline") : nullptr));
     srv.push_back(rate_cell(*s, int8 ? find(rs, "int8-dense", "server") : nullptr));
     fp32x.push_back(a->run && base->run ? fixed(a->run->qps / base->run->qps, 2) + "x" : "-");
@@ -64,8 +74,8 @@ void print_table(const dlrm::DlrmBenchReport& report, const dlrm::DlrmBenchOptio
             << percent(o.sparsity, 0) << ", " << o.threads << " threads. Every model trained on the same "
             << report.pretrain_clicks << " + " << report.finetune_clicks << " clicks, " << report.steps
             << " steps. Rates from MLPerf LoadGen (VALID unless marked), Server p99 bound "
-            << fixed(offline.target_latency_ms, 0) << " ms"
-            << (offline.shortened ? ", runs SHORTENED to " + fixed(offline.min_duration_s, 0) + " s (LoadGen's: 600 s)"
+            << brief(offline.target_latency_ms) << " ms"
+            << (offline.shortened ? ", runs SHORTENED to " + brief(offline.min_duration_s) + " s (LoadGen's: 600 s)"
                                   : std::string())
             << "; ratios in parentheses against INT8 dense\nhost: " << bench::host_line() << "\n\n";
   t.print(std::cout);
@@ -136,6 +146,7 @@ void run_bench_model(BenchModelArgs& a) {
                    {dlrm::kPretrainedFile, dlrm::kDenseFile, dlrm::kSparseFile});
   check_not_within("--json", a.json, dlrm::loadgen_log_dir(a.o, a.work_dir), "LoadGen's log folder (--log-dir)");
   make_output_folder("--work-dir", a.work_dir, {dlrm::kPretrainedFile, dlrm::kDenseFile, dlrm::kSparseFile});
+  lock_folder("--work-dir", a.work_dir);  // two runs trained into the same cached models
   make_output_folder("--log-dir", dlrm::loadgen_log_dir(a.o, a.work_dir), {"mlperf_log_summary.txt"});
   check_output_file("--json", a.json);
   // LoadGen logs every completed sample on a thread of its own, which spinning workers starve.

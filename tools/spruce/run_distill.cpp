@@ -131,6 +131,9 @@ void run_distill(DistillArgs& a) {
   check_not_inside("--json", a.json, a.fortunes, "the fortunes (--fortunes)");
   check_not_inside("--json", a.json, a.wordnet, "WordNet (--wordnet)");
   check_not_output("--json", a.json, a.o.checkpoint_dir, "--checkpoint", {"checkpoint.pt"});
+  std::error_code same_error;
+  if (!a.save.empty() && std::filesystem::equivalent(a.save, a.model, same_error))
+    usage_error("--save " + in_quotes(a.save) + " is the teacher's folder (--model); name another folder");
   if (!a.save.empty()) check_save_folder(a);
   check_output_file("--json", a.json);
   minilm::check_draw_size(a.o);  // before anything loads
@@ -144,19 +147,31 @@ void run_distill(DistillArgs& a) {
     usage_error("--checkpoint " + in_quotes(a.o.checkpoint_dir) + " already holds a run (" +
                 in_quotes(minilm::checkpoint_path(a.o.checkpoint_dir)) +
                 "); continue it with --resume, or name another folder (or remove it to start over)");
-  std::error_code same_error;
-  if (!a.save.empty() && std::filesystem::equivalent(a.save, a.model, same_error))
-    usage_error("--save " + in_quotes(a.save) + " is the teacher's folder (--model); name another folder");
   minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
   minilm::check_held_out(corpus, "the fortunes in " + in_quotes(a.fortunes), "give a folder with more fortunes");
   if (!a.wordnet.empty()) minilm::add_wordnet(corpus, a.wordnet);
-  if (!a.o.checkpoint_dir.empty()) make_output_folder("--checkpoint", a.o.checkpoint_dir, {"checkpoint.pt"});
+  if (!a.o.checkpoint_dir.empty()) {
+    make_output_folder("--checkpoint", a.o.checkpoint_dir, {"checkpoint.pt"});
+    lock_folder("--checkpoint", a.o.checkpoint_dir);  // to the end: one run at a time keeps it
+    if (!a.o.resume && std::filesystem::exists(minilm::checkpoint_path(a.o.checkpoint_dir)))
+      usage_error("--checkpoint " + in_quotes(a.o.checkpoint_dir) + " has just been given a run by another command");
+  }
+  std::error_code ec;
+  const bool new_save_folder = !a.save.empty() && !std::filesystem::exists(a.save, ec);
   if (!a.save.empty()) {
     std::vector<std::string> files;  // 1_Pooling/ is made when the model is saved
     for (const auto& file : kSentenceModelFiles)
       if (file.find('/') == std::string::npos) files.push_back(file);
     make_output_folder("--save", a.save, files);
   }
+  // The folder was made above to check it; a run that fails leaves it no more than it found it.
+  struct RemoveIfEmpty {
+    std::string dir;
+    ~RemoveIfEmpty() {
+      std::error_code ignored;
+      if (!dir.empty() && std::filesystem::is_empty(dir, ignored)) std::filesystem::remove(dir, ignored);
+    }
+  } remove_if_empty{new_save_folder ? a.save : std::string()};
   auto teacher = minilm::SentenceEncoder::load(a.model);
   auto student = minilm::SentenceEncoder::load(a.model);
   std::cerr << "distil: " << corpus.train.size() << " training and " << corpus.held_out.size() << " held-out fortunes"

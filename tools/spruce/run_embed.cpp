@@ -68,9 +68,15 @@ void run_embed(const EmbedArgs& a) {
             << " s (" << static_cast<int64_t>(double(texts.size()) / seconds) << " texts/s, batch " << a.batch << ", "
             << a.threads << " threads, " << idle_wait() << ")" << (output.empty() ? "" : ", written to " + output)
             << "\n";
-  if (encoder.truncated() > 0)
+  if (encoder.truncated() > 0) {
+    const int64_t own = minilm::SentenceEncoder::folder_max_length(a.model);
     std::cerr << "embed: note: " << encoder.truncated() << " of " << texts.size() << " texts were longer than "
-              << a.max_length << " tokens and were truncated, as sentence-transformers truncates them\n";
+              << a.max_length << " tokens (--max-length) and were truncated"
+              << (own > a.max_length ? "; sentence-transformers keeps up to " + std::to_string(own) +
+                                           " for this model (its sentence_bert_config.json)"
+                                     : std::string())
+              << "\n";
+  }
 }
 
 }  // namespace spruce::cli

@@ -128,15 +128,18 @@ void run_train(TrainArgs& a) {
       usage_error("--save " + in_quotes(a.options.save_dir) +
                   " is the teacher's run (--teacher), which the output would replace; name another folder");
     check_output_file("--json", a.json);
+    if (a.options.save_dir.empty()) return;
+    make_output_folder("--save", a.options.save_dir,
+                       {"checkpoint.pt", "model.safetensors", "masks.safetensors", "recipe.yaml"});
+    // Held to the end (by the launcher for its ranks), and taken before the check below: two runs
+    // started at once both found the folder free, and left one's checkpoint beside the other's masks.
+    if (!std::getenv(kLauncherHoldsLocks)) lock_folder("--save", a.options.save_dir);
     // A saved run is replaced only when asked: a repeated command line must not cost a long run.
-    if (!a.options.save_dir.empty() && !a.overwrite && std::filesystem::exists(a.options.save_dir + "/checkpoint.pt") &&
+    if (!a.overwrite && std::filesystem::exists(a.options.save_dir + "/checkpoint.pt") &&
         !(!a.resume.empty() && std::filesystem::equivalent(a.resume, a.options.save_dir, same)))
       usage_error("--save " + in_quotes(a.options.save_dir) +
                   " already holds a run (checkpoint.pt); continue it with --resume, add --overwrite to replace "
                   "it, or name another folder");
-    if (!a.options.save_dir.empty())
-      make_output_folder("--save", a.options.save_dir,
-                         {"checkpoint.pt", "model.safetensors", "masks.safetensors", "recipe.yaml"});
   };
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   if (a.nproc > 1) {
@@ -217,6 +220,9 @@ void run_train(TrainArgs& a) {
   if (!a.options.save_dir.empty())
     std::cout << "\nsaved " << a.options.save_dir << "/{checkpoint.pt, model.safetensors"
               << (r.report.layers.empty() ? "" : ", masks.safetensors, recipe.yaml") << "}\n";
+  else if (!a.resume.empty())  // --resume reads a run; only --save writes one
+    std::cerr << "note: the resumed run was not saved, and " << a.resume
+              << " is as it was; add --save (the same folder continues it there)\n";
   if (!a.json.empty()) {
     nlohmann::ordered_json j = {
         {"test_accuracy", r.test_accuracy}, {"sparsity", r.sparsity}, {"epochs", r.epochs}, {"seconds", r.seconds},

@@ -50,6 +50,10 @@ class WordPieceTokenizer {
 
   const std::string& token(int32_t id) const { return vocabulary_.at(static_cast<size_t>(id)); }
   size_t vocabulary_size() const { return vocabulary_.size(); }
+  int32_t id_of(const std::string& token) const {  // -1 when the token is not in the vocabulary
+    const auto it = ids_.find(token);
+    return it == ids_.end() ? -1 : it->second;
+  }
   int32_t cls_id() const { return cls_; }
   int32_t sep_id() const { return sep_; }
   int32_t pad_id() const { return pad_; }
