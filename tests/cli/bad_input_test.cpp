@@ -376,6 +376,8 @@ TEST_F(BadInput, EmbedNamesTheBadLine) {
   expect_refused(embed("fine.txt", {"--model", path("no-vocab")}), 2, "no vocab.txt");
   expect_refused({"embed", "--input", path("fine.txt"), "--format", "npy"}, 2, "--output");
   expect_refused(embed("fine.txt", {"--format", "csv"}), 2, "use jsonl, npy or auto");
+  // Room for [CLS] and [SEP] alone embedded every text alike.
+  expect_refused(embed("fine.txt", {"--max-length", "2"}), 2, "--max-length: '2' is not an integer in [3, 512]");
 }
 
 // spruce distill and bench-model minilm refuse bad settings before any model loads or trains.

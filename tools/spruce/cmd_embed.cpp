@@ -31,8 +31,9 @@ void add(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch", a->batch, "Texts per forward pass")->check(int_in(1, 4096))->capture_default_str();
   cmd->add_option("--max-length", a->max_length,
-                  "Tokens per text, [CLS] and [SEP] included; longer texts are truncated")
-      ->check(int_in(2, 512))
+                  "Tokens per text, [CLS] and [SEP] included (so at least 3, or every text embeds alike); longer "
+                  "texts are truncated")
+      ->check(int_in(3, 512))
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Threads")->check(thread_count())->capture_default_str();
   cmd->callback([a] { run_embed(*a); });

@@ -146,9 +146,9 @@ void run_bench_model(BenchModelArgs& a) {
                    {dlrm::kPretrainedFile, dlrm::kDenseFile, dlrm::kSparseFile});
   check_not_within("--json", a.json, dlrm::loadgen_log_dir(a.o, a.work_dir), "LoadGen's log folder (--log-dir)");
   make_output_folder("--work-dir", a.work_dir, {dlrm::kPretrainedFile, dlrm::kDenseFile, dlrm::kSparseFile});
-  lock_folder("--work-dir", a.work_dir);  // two runs trained into the same cached models
   make_output_folder("--log-dir", dlrm::loadgen_log_dir(a.o, a.work_dir), {"mlperf_log_summary.txt"});
   check_output_file("--json", a.json);
+  lock_folder("--work-dir", a.work_dir);  // two runs trained into the same cached models; after every check
   // LoadGen logs every completed sample on a thread of its own, which spinning workers starve.
   if (const char* policy = std::getenv("OMP_WAIT_POLICY"); policy && strcasecmp(policy, "active") == 0)
     std::cerr << "note: OMP_WAIT_POLICY=active: spinning OpenMP workers take the cores LoadGen's own threads "
