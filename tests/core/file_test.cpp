@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "spruce/error.hpp"
@@ -56,6 +57,27 @@ std::string error_of(F&& f) {
     return e.what();
   }
   return "(no error)";
+}
+
+// Forks a child that runs `work`, which calls hold() at the moment to be interrupted (mid-write, or
+// holding a lock): the parent is told, and the child waits there to be killed. Returns the child
+// once it holds, or -1.
+pid_t holding_child(const std::function<void(const std::function<void()>& hold)>& work) {
+  int ready[2];
+  if (pipe(ready) != 0) return -1;
+  const pid_t child = fork();
+  if (child == 0) {
+    work([&] {
+      const char c = 1;
+      (void)!write(ready[1], &c, 1);
+      for (;;) pause();
+    });
+    _exit(0);
+  }
+  char c = 0;
+  const bool held = read(ready[0], &c, 1) == 1;
+  close(ready[0]), close(ready[1]);
+  return held ? child : -1;
 }
 
 }  // namespace
@@ -130,19 +152,12 @@ TEST_F(Files, FileSizeLimitIsAnErrorNotASignal) {
 // temporary file is gone, and the old output is intact.
 TEST_F(Files, SignalMidWriteRemovesTheTemporaryFile) {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
-    int ready[2];
-    ASSERT_EQ(pipe(ready), 0);
-    const pid_t child = fork();
-    if (child == 0) {
+    const pid_t child = holding_child([&](const auto& hold) {
       AtomicOutput out(target_);
       out.write("partial");
-      const char c = 1;
-      (void)!write(ready[1], &c, 1);
-      for (;;) pause();
-    }
-    char c;
-    ASSERT_EQ(read(ready[0], &c, 1), 1);
-    close(ready[0]), close(ready[1]);
+      hold();
+    });
+    ASSERT_GT(child, 0);
     ASSERT_EQ(strays().size(), 1u);  // the temporary file, while the write is open
     kill(child, sig);
     int st = 0;
@@ -213,10 +228,7 @@ TEST_F(Files, SignalMidFolderRemovesTheTemporaryFolder) {
   const std::string model = path("model");
   spruce::write_folder_atomic(model, [](const std::string& temp) { std::ofstream(temp + "/config.json") << "old"; });
   for (int sig : {SIGTERM, SIGINT}) {
-    int ready[2];
-    ASSERT_EQ(pipe(ready), 0);
-    const pid_t child = fork();
-    if (child == 0) {
+    const pid_t child = holding_child([&](const auto& hold) {
       spruce::write_folder_atomic(model, [&](const std::string& temp) {
         fs::create_directories(temp + "/1_Pooling/deeper");
         std::ofstream(temp + "/1_Pooling/config.json") << "pooling";
@@ -224,15 +236,10 @@ TEST_F(Files, SignalMidFolderRemovesTheTemporaryFolder) {
         for (int i = 0; i < 300; ++i) std::ofstream(temp + "/file" + std::to_string(i)) << i;  // > one listing
         AtomicOutput weights(temp + "/model.safetensors");  // a file being written, too
         weights.write("partial");
-        const char c = 1;
-        (void)!write(ready[1], &c, 1);
-        for (;;) pause();
+        hold();
       });
-      _exit(0);
-    }
-    char c;
-    ASSERT_EQ(read(ready[0], &c, 1), 1);
-    close(ready[0]), close(ready[1]);
+    });
+    ASSERT_GT(child, 0);
     ASSERT_EQ(strays().size(), 2u);  // the model and the temporary folder beside it
     kill(child, sig);
     int st = 0;
@@ -288,18 +295,11 @@ TEST_F(Files, FilesAreReplacedTogether) {
 TEST_F(Files, AFolderLockedByAnotherProcessIsRefused) {
   const std::string run = path("run");
   fs::create_directories(run);
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t child = fork();
-  if (child == 0) {
+  const pid_t child = holding_child([&](const auto& hold) {
     spruce::lock_folder("--save", run);
-    const char c = 1;
-    (void)!write(ready[1], &c, 1);
-    for (;;) pause();
-  }
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1);
-  close(ready[0]), close(ready[1]);
+    hold();
+  });
+  ASSERT_GT(child, 0);
   EXPECT_EQ(error_of([&] { spruce::lock_folder("--save", run); }),
             "--save '" + run +
                 "' is in use by another spruce command, which writes there too; wait for it, or name "
