@@ -5,16 +5,22 @@
 
 namespace minilm {
 
+namespace {
+const std::string& bundled_model_dir() {  // a function's static: safe from static initialization order
+  static const std::string dir = std::string(SPRUCE_SOURCE_DIR) + "/third_party/all-MiniLM-L6-v2";
+  return dir;
+}
+}  // namespace
+
 std::string default_model_dir() {
   if (const char* dir = std::getenv("SPRUCE_MINILM_DIR"); dir && *dir) return dir;
-  return std::string(SPRUCE_SOURCE_DIR) + "/third_party/all-MiniLM-L6-v2";
+  return bundled_model_dir();
 }
 
 std::string model_label(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  const std::string bundled = std::string(SPRUCE_SOURCE_DIR) + "/third_party/all-MiniLM-L6-v2";
-  if (fs::equivalent(dir, bundled, ec)) return "all-MiniLM-L6-v2";
+  if (fs::equivalent(dir, bundled_model_dir(), ec)) return "all-MiniLM-L6-v2";
   const fs::path path = fs::path(dir).lexically_normal();
   const std::string name = (path.has_filename() ? path : path.parent_path()).filename().string();
   return name.empty() ? dir : name;

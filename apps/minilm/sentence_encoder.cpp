@@ -115,11 +115,7 @@ SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length
   const std::string weights_path = dir + "/model.safetensors";
   const spruce::SafetensorsFile weights = spruce::read_safetensors(weights_path);
   double held = 0;
-  for (const auto& t : weights.tensors) {
-    double numel = 1;
-    for (const int64_t d : t.shape) numel *= double(d);
-    held += numel;
-  }
+  for (const auto& t : weights.tensors) held += double(t.numel());
   if (config.matrix_parameters() > held)
     spruce::data_error(dir + "/config.json's sizes need at least " +
                        std::to_string(int64_t(config.matrix_parameters())) + " weights, and " + weights_path +

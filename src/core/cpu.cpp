@@ -94,13 +94,10 @@ std::string_view isa_name(Isa isa) {
 
 Isa parse_isa(std::string_view name) {
   // Case-blind, as oneDNN's DNNL_MAX_CPU_ISA is (AVX2 and avx2 alike).
-  const auto same = [](std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-             return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-  };
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
   for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni, Isa::Amx})
-    if (same(isa_name(i), name)) return i;
+    if (isa_name(i) == lower) return i;
   usage_error("unknown ISA " + in_quotes(name, 40) + ": expected scalar, avx2, avx512, avx512_vnni or amx");
 }
 

@@ -16,7 +16,6 @@ namespace spruce::torch {
 namespace {
 
 using Json = nlohmann::ordered_json;
-constexpr const char* kFormatKey = kConvertedModelKey;
 constexpr const char* kLayersKey = "spruce.layers";
 
 [[noreturn]] void bad_file(const std::string& source, const std::string& what) { data_error(source + ": " + what); }
@@ -370,15 +369,15 @@ void save_converted_model(const std::string& path, ::torch::nn::Module& model,
     usage_error("the model has no converted layers: convert() it first, or save a checkpoint instead");
   for (const auto& item : model.named_parameters(true)) f.tensors.push_back(from_torch(item.key(), item.value()));
   for (const auto& item : model.named_buffers(true)) f.tensors.push_back(from_torch(item.key(), item.value()));
-  f.metadata[kFormatKey] = kModelFileFormat;
+  f.metadata[kConvertedModelKey] = kModelFileFormat;
   f.metadata[kLayersKey] = layers.dump();
   write_safetensors(path, f);
 }
 
 std::map<std::string, std::string> converted_model_metadata(const SafetensorsFile& f, const std::string& source) {
-  const auto it = f.metadata.find(kFormatKey);
+  const auto it = f.metadata.find(kConvertedModelKey);
   if (it == f.metadata.end())
-    bad_file(source, "not a spruce converted-model file (no '" + std::string(kFormatKey) +
+    bad_file(source, "not a spruce converted-model file (no '" + std::string(kConvertedModelKey) +
                          "' metadata): make one with `spruce convert`");
   if (it->second != kModelFileFormat)
     bad_file(source, "model file format '" + it->second + "' is not " + kModelFileFormat + ": convert the model again");

@@ -38,6 +38,13 @@ CLI::Validator integer(T lo, T hi, const char* type) {
       type);
 }
 
+// The path that `path` will have, with links and dots resolved as far as they exist.
+std::filesystem::path resolved(const std::string& path) {
+  std::error_code ec;
+  auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
+  return ec ? std::filesystem::path() : p;
+}
+
 }  // namespace
 
 bool parse_real(const std::string& text, double& value) {
@@ -126,25 +133,11 @@ void check_not_inside(const std::string& flag, const std::string& path, const st
   if (path.empty() || folder.empty()) return;
   for (const std::string& name : reads)
     check_not_input(flag, path, (fs::path(folder) / name).string(), name + ", a file of " + folder_is);
-  if (!reads.empty()) return;
   std::error_code ec;  // a missing folder: nothing to replace
-  const fs::path dir = fs::canonical(folder, ec);
-  if (ec) return;
-  const fs::path file = fs::weakly_canonical(path, ec);
-  if (ec) return;
-  if (std::mismatch(dir.begin(), dir.end(), file.begin(), file.end()).first == dir.end())
+  if (reads.empty() && fs::exists(folder, ec) && is_within(path, folder))
     usage_error(flag + " " + in_quotes(path) + " is inside " + folder_is +
                 ", every file of which is read; name a file outside it");
 }
-
-namespace {
-// The path that `path` will have, with links and dots resolved as far as they exist.
-std::filesystem::path resolved(const std::string& path) {
-  std::error_code ec;
-  auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec);
-  return ec ? std::filesystem::path() : p;
-}
-}  // namespace
 
 void check_not_output(const std::string& flag, const std::string& path, const std::string& folder,
                       const std::string& folder_flag, const std::vector<std::string>& files) {
