@@ -39,7 +39,7 @@ def load(record, folders):
     # Grouped by pattern and sparsity, shortest and slowest-learning runs first.
     order = lambda item: (item[1]["pattern"], item[1]["sparsity"], item[1]["steps"], item[1]["learning_rate"],
                           item[1].get("crop", 0), item[1].get("extra_share", 0), item[1].get("straight_through", False),
-                          item[1].get("gradual_nm", False))
+                          item[1].get("gradual_nm", False), item[1].get("permute_channels", False))
     return dict(sorted(runs.items(), key=order))
 
 
@@ -66,7 +66,8 @@ def losses(r):
 
 
 def notes(r):
-    """What else the run changed: cropped texts, WordNet steps, dropout, straight-through, gradual N:M, weight average, global scope."""
+    """What else the run changed: cropped texts, WordNet steps, dropout, straight-through, gradual N:M, channel
+    permutation, weight average, global scope."""
     out = []
     if r.get("crop", 0):
         out.append(f"{100 * r['crop']:g}% of texts cropped")
@@ -78,6 +79,8 @@ def notes(r):
         out.append(f"straight-through, decay {r.get('straight_through_decay', 0):g}")
     if r.get("gradual_nm", False):
         out.append("gradual 2:4" if r.get("pattern") == "2:4" else "gradual N:M")
+    if r.get("permute_channels", False):
+        out.append("channels permuted")
     if r.get("ema", 0):
         out.append(f"weight average, decay {r['ema']:g}")
     if r.get("train_embeddings", False):
@@ -159,6 +162,8 @@ def short_label(r):
         loss += f", STE {r.get('straight_through_decay', 0):g}"
     if r.get("gradual_nm", False):
         loss += ", gradual"
+    if r.get("permute_channels", False):
+        loss += ", permuted"
     if r.get("ema", 0):
         loss += f", EMA {r['ema']:g}"
     if r.get("train_embeddings", False):

@@ -18,7 +18,9 @@
 # learn through the masked forward until 70% of the steps (straight-through, mask updates may bring
 # them back), shrinking them by a fraction D per step; SPREAD=W adds the embedding error weighted by
 # how the training texts vary; EMBEDDINGS=1 trains the embeddings too; GRADUAL_NM=1 grows an N:M
-# pattern on the schedule (--gradual-nm) instead of setting it whole at the start; THREADS (default 2);
+# pattern on the schedule (--gradual-nm) instead of setting it whole at the start; PERMUTE=1 first
+# reorders the channels an N:M mask groups (--permute-channels); FORTUNES=DIR reads the fortunes from
+# DIR (e.g. a copy without some collections, to repeat an older run's texts); THREADS (default 2);
 # EVALUATIONS (default 8) held-out checks. RESUMABLE=1 keeps each run in out/.../<config>.run/ and
 # resumes it from there when run again (STOP_AFTER=N ends a sitting after step N).
 set -euo pipefail
@@ -40,6 +42,8 @@ if [ "${DECAY:-0}" = 1 ]; then extra+=(--decay-lr); else extra+=(--no-decay-lr);
 [ -n "${SPREAD:-}" ] && extra+=(--spread-weight "$SPREAD")
 [ -n "${EMBEDDINGS:-}" ] && extra+=(--train-embeddings)
 [ -n "${GRADUAL_NM:-}" ] && extra+=(--gradual-nm)
+[ -n "${PERMUTE:-}" ] && extra+=(--permute-channels)
+[ -n "${FORTUNES:-}" ] && extra+=(--fortunes "$FORTUNES")
 [ -n "${NEIGHBOUR:-}" ] && extra+=(--neighbour-weight "$NEIGHBOUR" --neighbour-temperature "${NEIGHBOUR_T:-0.05}")
 configs=(
   "2in4|--pattern 2:4"

@@ -111,6 +111,35 @@ struct BankTerms {
   return loss;
 }
 
+// Reorders the student's channels for the recipe's N:M pattern, scored as its criterion scores at
+// the first update (wanda and sparsegpt from the inputs of the run's first batches), and says what
+// the masks gain.
+ChannelOrderReport reorder_channels(SentenceEncoder& student, const std::vector<TrainingBatch>& batches,
+                                    const DistillOptions& o, std::ostream& log) {
+  if (!o.recipe || o.recipe->groups.size() != 1 || !o.recipe->groups[0].pattern.is_nm())
+    spruce::usage_error("channel permutation needs one N:M pattern for the encoder, such as 2:4");
+  const spruce::PruningGroup& g = o.recipe->groups[0];
+  std::optional<ReorderedInputs> inputs;
+  if (spruce::needs_inputs(g.criterion)) {
+    std::vector<Inputs> first;
+    for (size_t b = 0; b < std::min<size_t>(batches.size(), 8); ++b) {
+      std::vector<std::string> texts;
+      for (size_t i : batches[b].indices) texts.push_back((*batches[b].texts)[i]);
+      first.push_back(student.tokenize(texts));
+    }
+    inputs = gather_reordered_inputs(*student.model(), first);
+  }
+  const ChannelOrderReport r = reorder_for_nm(*student.model(), g.pattern, g.criterion, inputs ? &*inputs : nullptr);
+  char line[300];
+  std::snprintf(line, sizeof line,
+                "channel permutation: %s keeps %.2f%% of the %s scores of the %lld reordered layers, %.2f%% before "
+                "(%.1f s)\n",
+                g.pattern.str().c_str(), 100 * r.kept_after / r.total, to_string(g.criterion).c_str(),
+                (long long)r.layers, 100 * r.kept_before / r.total, r.seconds);
+  log << line << std::flush;
+  return r;
+}
+
 }  // namespace
 
 Fidelity measure_fidelity(const ::torch::Tensor& student, const ::torch::Tensor& teacher) {
@@ -238,6 +267,9 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   ::torch::manual_seed(o.seed);
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   teacher.model()->eval();
+  DistillResult result;
+  const auto batches = training_batches(student, corpus, o);
+  if (o.permute_channels && !o.resume) result.channel_order = reorder_channels(student, batches, o, log);
   // Dropout off by default: the student follows the teacher's deterministic outputs. With
   // o.dropout, the student's dropout layers (BERT's: hidden states and attention) regularize it.
   if (!(o.dropout >= 0 && o.dropout < 1)) spruce::usage_error("the dropout probability must be in [0, 1)");
@@ -286,12 +318,10 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   const ::torch::Tensor bank =
       o.neighbour_weight > 0 || o.spread_weight > 0 ? teacher.encode(corpus.train, 64) : ::torch::Tensor();
   const ::torch::Tensor spread = o.spread_weight > 0 ? spruce::torch::embedding_spread(bank) : ::torch::Tensor();
-  const auto batches = training_batches(student, corpus, o);
   std::mt19937_64 crop_rng(o.seed ^ 0x63726f70u);
   std::bernoulli_distribution cropped(o.crop);
   double loss_sum = 0, cosine_sum = 0;
   int64_t window = 0, first_step = 0;
-  DistillResult result;
   const int64_t every = std::max<int64_t>(1, o.steps / std::max<int64_t>(1, o.evaluations));  // held-out checks
   if (o.checkpoint_every < 0 || o.stop_after < 0) spruce::usage_error("checkpoint steps must not be negative");
   if ((o.resume || o.stop_after > 0) && o.checkpoint_dir.empty())
@@ -307,6 +337,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     p.crop_rng = rng.str();
     p.torch_rng = at::globalContext().defaultGenerator(at::kCPU).get_state();
     p.averaged = averaged;
+    p.channel_order = result.channel_order;
     save_distill_checkpoint(o.checkpoint_dir, student, optimizer, pruner ? &*pruner : nullptr, p, fingerprint);
   };
   if (o.resume) {
@@ -325,6 +356,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     at::Generator generator = at::globalContext().defaultGenerator(at::kCPU);
     generator.set_state(p.torch_rng);
     averaged = std::move(p.averaged);
+    result.channel_order = p.channel_order;
     log << "distil: resumed from " << checkpoint_path(o.checkpoint_dir) << " after step " << first_step << "\n";
   }
   int64_t step = first_step;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "minilm/channel_order.hpp"
 #include "minilm/corpus.hpp"
 #include "minilm/options.hpp"
 #include "minilm/sentence_encoder.hpp"
@@ -41,6 +42,7 @@ struct DistillResult {
   double seconds = 0, final_loss = 0;
   Fidelity fidelity;
   std::optional<spruce::torch::SparsityReport> report;
+  std::optional<ChannelOrderReport> channel_order;  // with options.permute_channels, in a new run
 };
 
 // A recipe for every Linear of the encoder (Q, K, V, attention output, FFN in and out), with the

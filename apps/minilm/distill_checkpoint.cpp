@@ -29,6 +29,7 @@ std::string distill_fingerprint(const DistillOptions& o, const Corpus& corpus) {
                            {"crop", o.crop},
                            {"dropout", o.dropout},
                            {"ema", o.ema},
+                           {"permute_channels", o.permute_channels},
                            {"extra_share", o.extra_share},
                            {"seed", o.seed},
                            {"evaluations", o.evaluations},
@@ -69,14 +70,18 @@ void save_distill_checkpoint(const std::string& dir, SentenceEncoder& student,
   for (const auto& h : p.history)
     history.push_back({h.step, h.sparsity, h.loss, h.fidelity.mean_cosine, h.fidelity.top10_overlap,
                        h.fidelity.spearman, h.fidelity.texts});
-  const nlohmann::ordered_json state{{"settings", nlohmann::json::parse(fingerprint)},
-                                     {"seconds", p.seconds},
-                                     {"loss_sum", p.loss_sum},
-                                     {"cosine_sum", p.cosine_sum},
-                                     {"window", p.window},
-                                     {"crop_rng", p.crop_rng},
-                                     {"averaged", p.averaged.size()},
-                                     {"history", history}};
+  nlohmann::ordered_json state{{"settings", nlohmann::json::parse(fingerprint)},
+                               {"seconds", p.seconds},
+                               {"loss_sum", p.loss_sum},
+                               {"cosine_sum", p.cosine_sum},
+                               {"window", p.window},
+                               {"crop_rng", p.crop_rng},
+                               {"averaged", p.averaged.size()},
+                               {"history", history}};
+  if (p.channel_order) {
+    const auto& c = *p.channel_order;
+    state["channel_order"] = {c.layers, c.kept_before, c.kept_after, c.total, c.seconds};
+  }
   spruce::torch::LoopState loop{state.dump(), {{"torch_rng", p.torch_rng}}};
   for (size_t i = 0; i < p.averaged.size(); ++i) loop.tensors["average." + std::to_string(i)] = p.averaged[i];
   std::filesystem::create_directories(dir);
@@ -118,6 +123,11 @@ DistillProgress load_distill_checkpoint(const std::string& dir, SentenceEncoder&
     for (const auto& h : state.at("history"))
       p.history.push_back({h.at(0).get<int64_t>(), number(h.at(1)), number(h.at(2)),
                            Fidelity{number(h.at(3)), number(h.at(4)), number(h.at(5)), h.at(6).get<int64_t>()}});
+    if (state.contains("channel_order")) {
+      const auto& c = state.at("channel_order");
+      p.channel_order = ChannelOrderReport{c.at(0).get<int64_t>(), c.at(1).get<double>(), c.at(2).get<double>(),
+                                           c.at(3).get<double>(), c.at(4).get<double>()};
+    }
     const auto averaged = state.at("averaged").get<size_t>();
     for (size_t i = 0; i < averaged; ++i) p.averaged.push_back(loop.tensors.at("average." + std::to_string(i)));
     p.torch_rng = loop.tensors.at("torch_rng");

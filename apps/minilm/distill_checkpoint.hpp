@@ -6,6 +6,7 @@
 #include <torch/optim/optimizer.h>
 #include <torch/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,9 +20,10 @@ struct DistillProgress {
   double loss_sum = 0, cosine_sum = 0;  // the running window since the last held-out check
   int64_t window = 0;
   std::vector<FidelityPoint> history;
-  std::string crop_rng;                   // the crop generator's state
-  ::torch::Tensor torch_rng;              // LibTorch's CPU generator (dropout)
-  std::vector<::torch::Tensor> averaged;  // the weight average, once started
+  std::string crop_rng;                             // the crop generator's state
+  ::torch::Tensor torch_rng;                        // LibTorch's CPU generator (dropout)
+  std::vector<::torch::Tensor> averaged;            // the weight average, once started
+  std::optional<ChannelOrderReport> channel_order;  // the first sitting's, with permute_channels
 };
 
 // The settings a resumed run must share with the run it continues (JSON).

@@ -52,6 +52,10 @@ struct DistillOptions {
   // ema) w, from the step after the last mask update (so pruned weights stay exactly zero); the
   // held-out checks and the returned student use the average (Polyak averaging). 0: off.
   double ema = 0.0;
+  // For an N:M recipe: before training, reorder the input channels of the attention and FFN
+  // outputs so that the N:M masks keep more of their scores (channel_order.hpp); the model computes
+  // the same function.
+  bool permute_channels = false;
   // The share of the batches drawn from Corpus::extra, when it has texts; the rest from train.
   double extra_share = 0.5;
   // Checkpoints: every checkpoint_every steps (0: at each held-out check) the run is saved to

@@ -255,6 +255,45 @@ TEST(Distill, PrunesEveryEncoderLinearToTwoOfFourAndKeepsTheTeacher) {
   EXPECT_TRUE(teacher.model()->forward(in.ids, in.mask).attention_log_probs.empty());
 }
 
+// Reordering the channels for 2:4 changes no embedding (each permutation is undone by the layer
+// that reads it), raises the score the 2:4 masks keep, and moves V's rows only within their heads.
+TEST(ChannelOrder, ReorderingForTwoOfFourKeepsTheFunction) {
+  auto teacher = minilm::SentenceEncoder::load(minilm::default_model_dir());
+  auto student = minilm::SentenceEncoder::load(minilm::default_model_dir());
+  const std::vector<std::string> texts{"A cat sat on the mat.", "Stocks fell sharply on Monday.",
+                                       "The quick brown fox jumps over the lazy dog.", "Fortune favours the bold."};
+  const auto inputs = minilm::gather_reordered_inputs(*student.model(), {student.tokenize(texts)});
+  ASSERT_EQ(inputs.ffn_output.size(), 6u);
+  EXPECT_EQ(inputs.ffn_output[0].size(), 1536u);
+  EXPECT_EQ(inputs.attention_output[5].size(), 384u);
+  const auto report =
+      minilm::reorder_for_nm(*student.model(), spruce::Pattern::parse("2:4"), spruce::Criterion::Wanda, &inputs);
+  EXPECT_EQ(report.layers, 12);
+  EXPECT_GT(report.kept_after, report.kept_before * 1.005);
+  EXPECT_LE(report.kept_after, report.total);
+  torch::NoGradGuard no_grad;
+  const auto cosine = (student.encode(texts) * teacher.encode(texts)).sum(1);
+  EXPECT_GT(cosine.min().item<double>(), 0.99999);
+  auto weight = [](minilm::SentenceEncoder& e, const std::string& name) {
+    return e.model()->named_parameters()["encoder.layer.3." + name];
+  };
+  // Reordered: FFN in's rows and FFN out's columns; V's rows, each a row of the same head.
+  EXPECT_FALSE(
+      torch::equal(weight(student, "intermediate.dense.weight"), weight(teacher, "intermediate.dense.weight")));
+  const auto v_student = weight(student, "attention.self.value.weight"),
+             v_teacher = weight(teacher, "attention.self.value.weight");
+  EXPECT_FALSE(torch::equal(v_student, v_teacher));
+  for (int64_t head = 0; head < 12; ++head) {
+    const auto rows = [&](const torch::Tensor& v) { return v.slice(0, head * 32, head * 32 + 32).sum(0); };
+    EXPECT_TRUE(torch::allclose(rows(v_student), rows(v_teacher), 1e-5, 1e-6)) << "head " << head;
+  }
+  // Unchanged: what reads the residual stream.
+  EXPECT_TRUE(
+      torch::equal(weight(student, "attention.self.query.weight"), weight(teacher, "attention.self.query.weight")));
+  EXPECT_THROW(minilm::reorder_for_nm(*student.model(), spruce::Pattern::parse("4x1"), spruce::Criterion::Magnitude),
+               spruce::Error);
+}
+
 // 64 training and 12 held-out texts, enough for a few steps of 8.
 minilm::Corpus tiny_corpus() {
   minilm::Corpus corpus;
@@ -318,6 +357,7 @@ TEST(Distill, AResumedRunGivesWhatAnUninterruptedOneGives) {
   for (const char* pattern : {"4x1", "2:4"}) {
     SCOPED_TRACE(pattern);
     o.recipe = minilm::encoder_recipe(spruce::Pattern::parse(pattern), 0.5, o.steps, spruce::Criterion::Wanda);
+    o.permute_channels = o.recipe->groups[0].pattern.is_nm();  // reordered once, in the first sitting
     o.checkpoint_dir.clear();
     o.resume = false;
     o.stop_after = 0;
@@ -346,6 +386,10 @@ TEST(Distill, AResumedRunGivesWhatAnUninterruptedOneGives) {
       EXPECT_EQ(got.history[i].fidelity.mean_cosine, expected.history[i].fidelity.mean_cosine) << i;
     }
     EXPECT_EQ(got.report->zeros(), expected.report->zeros());
+    EXPECT_EQ(got.channel_order.has_value(), o.permute_channels);
+    if (got.channel_order) {
+      EXPECT_EQ(got.channel_order->kept_after, expected.channel_order->kept_after);
+    }
   }
 
   // Another setting than the checkpoint's is refused, naming it; so is resuming from nothing.

@@ -410,6 +410,9 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"convert", "--checkpoint", path("x"), "--out", path("y"), "--percentile", "50"}, 2, "(50, 100]");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--gradual-nm"}, 2, "only on N:M");
   expect_refused({"distill", "--pattern", "2:4", "--gradual-nm", "--criterion", "sparsegpt"}, 2, "sparsegpt");
+  expect_refused({"distill", "--permute-channels"}, 2, "--permute-channels needs an N:M --pattern");
+  expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--permute-channels"}, 2,
+                 "--permute-channels acts on N:M patterns such as 2:4, not 4x1");
   expect_refused({"distill", "--pattern", "3x3x3", "--sparsity", "0.5"}, 2, "3x3x3");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--fortunes", path("none")}, 2, "fortunes");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.5", "--criterion", "luck"}, 2, "luck");

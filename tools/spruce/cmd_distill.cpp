@@ -38,6 +38,10 @@ void add(CLI::App& app) {
                 "An N:M pattern grows like a block one: the share of weight groups pruned to N:M rises on the "
                 "schedule to all of them at 70% of the steps, those that lose least first (default: whole at "
                 "the start)");
+  cmd->add_flag("--permute-channels", a->o.permute_channels,
+                "With an N:M pattern: first reorder the input channels of every attention output and FFN output "
+                "(and the rows of V and FFN in that produce them) so that the N:M masks keep more of the "
+                "criterion's scores; the model computes the same function (Pool & Yu 2021)");
   cmd->add_option("--straight-through-decay", a->straight_through_decay,
                   "With --straight-through: the fraction by which pruned weights shrink each step, so that the "
                   "masks settle (SR-STE's refined term; 0: none)")

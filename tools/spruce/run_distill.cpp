@@ -72,6 +72,7 @@ void run_distill(DistillArgs& a) {
   if (!prune && a.straight_through) usage_error("--straight-through needs --pattern");
   if (!prune && !std::isnan(a.max_layer_sparsity)) usage_error("--max-layer-sparsity needs --pattern");
   if (!prune && a.gradual_nm) usage_error("--gradual-nm needs an N:M --pattern, such as 2:4");
+  if (!prune && a.o.permute_channels) usage_error("--permute-channels needs an N:M --pattern, such as 2:4");
   parse_criterion(a.criterion), parse_scope(a.scope);  // a misspelt name is refused, --pattern or not
   if (a.straight_through_decay > 0 && !a.straight_through)
     usage_error("--straight-through-decay acts only with --straight-through; add it, or drop the decay");
@@ -99,6 +100,9 @@ void run_distill(DistillArgs& a) {
     if (a.gradual_nm && criterion == Criterion::SparseGpt)
       usage_error(
           "--gradual-nm cannot be used with --criterion sparsegpt, which sets N:M whole; use wanda or magnitude");
+    if (a.o.permute_channels && !g.pattern.is_nm())
+      usage_error("--permute-channels acts on N:M patterns such as 2:4, not " + a.pattern +
+                  ", whose blocks span output channels; drop --permute-channels");
     g.gradual_nm = a.gradual_nm;
     g.scope = parse_scope(a.scope);
     if (g.scope == Scope::Local && !std::isnan(a.max_layer_sparsity))
@@ -206,6 +210,7 @@ void run_distill(DistillArgs& a) {
       {"straight_through", a.straight_through},
       {"straight_through_decay", a.straight_through_decay},
       {"gradual_nm", a.gradual_nm},
+      {"permute_channels", a.o.permute_channels},
       {"max_layer_sparsity", prune && a.scope == "global" ? a.o.recipe->groups[0].limits.max_ratio : 1.0},
       {"steps", result.steps},
       {"batch", a.o.batch},
@@ -240,6 +245,13 @@ void run_distill(DistillArgs& a) {
                        {"mean_cosine", h.fidelity.mean_cosine},
                        {"top10_overlap", h.fidelity.top10_overlap},
                        {"spearman", h.fidelity.spearman}});
+  if (result.channel_order) {
+    const auto& c = *result.channel_order;
+    j["channel_order"] = {{"layers", c.layers},
+                          {"kept_before", c.kept_before / c.total},
+                          {"kept_after", c.kept_after / c.total},
+                          {"seconds", c.seconds}};
+  }
   j["history"] = history;
   write_json(a.json, j);
 }
