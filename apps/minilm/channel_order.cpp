@@ -63,8 +63,11 @@ ReorderedInputs gather_reordered_inputs(BertModelImpl& model, const std::vector<
     }
   } unobserve{model};
   ::torch::NoGradGuard no_grad;
+  const bool training = model.is_training();
+  model.eval();  // no dropout
   // Padding rows count too, as in the Pruner's wanda statistics.
   for (const Inputs& in : batches) model.forward(in.ids, in.mask);
+  model.train(training);
   for (size_t i = 0; i < layers; ++i) {
     for (double& v : out.attention_output[i]) v /= std::max(1.0, rows_attention[i]);
     for (double& v : out.ffn_output[i]) v /= std::max(1.0, rows_ffn[i]);

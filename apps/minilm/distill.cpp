@@ -111,9 +111,9 @@ struct BankTerms {
   return loss;
 }
 
-// Reorders the student's channels for the recipe's N:M pattern, scored as its criterion scores at
-// the first update (wanda and sparsegpt from the inputs of the run's first batches), and says what
-// the masks gain.
+// Reorders the student's channels for the recipe's N:M pattern, by |W| x input RMS (the inputs of
+// the run's first batches) for the criteria that read inputs, wanda and sparsegpt, else by |W|; and
+// says what the masks gain.
 ChannelOrderReport reorder_channels(SentenceEncoder& student, const std::vector<TrainingBatch>& batches,
                                     const DistillOptions& o, std::ostream& log) {
   if (!o.recipe || o.recipe->groups.size() != 1 || !o.recipe->groups[0].pattern.is_nm())
@@ -130,12 +130,18 @@ ChannelOrderReport reorder_channels(SentenceEncoder& student, const std::vector<
     inputs = gather_reordered_inputs(*student.model(), first);
   }
   const ChannelOrderReport r = reorder_for_nm(*student.model(), g.pattern, g.criterion, inputs ? &*inputs : nullptr);
+  // The scores used: wanda's for the criteria that read inputs, |W| for the others, whose own scores
+  // (gradients) are zero while the student is the teacher.
+  const char* scores = inputs ? "|W| x input RMS" : "|W|";
   char line[300];
-  std::snprintf(line, sizeof line,
-                "channel permutation: %s keeps %.2f%% of the %s scores of the %lld reordered layers, %.2f%% before "
-                "(%.1f s)\n",
-                g.pattern.str().c_str(), 100 * r.kept_after / r.total, to_string(g.criterion).c_str(),
-                (long long)r.layers, 100 * r.kept_before / r.total, r.seconds);
+  if (r.total > 0)
+    std::snprintf(line, sizeof line,
+                  "channel permutation: %s keeps %.2f%% of the %s scores of the %lld reordered layers, %.2f%% "
+                  "before (%.1f s)\n",
+                  g.pattern.str().c_str(), 100 * r.kept_after / r.total, scores, (long long)r.layers,
+                  100 * r.kept_before / r.total, r.seconds);
+  else
+    std::snprintf(line, sizeof line, "channel permutation: every %s score is zero, so the order stays\n", scores);
   log << line << std::flush;
   return r;
 }
@@ -186,7 +192,8 @@ spruce::Recipe encoder_recipe(const spruce::Pattern& pattern, double sparsity, i
   if (straight_through) {
     g.straight_through = true;
     g.straight_through_decay = straight_through_decay;
-    g.schedule.end_step = std::max<int64_t>(1, steps * 7 / 10);
+    // The last update at step `steps` - 1 at the latest, or a 1-step run never reaches its masks.
+    g.schedule.end_step = std::min<int64_t>(std::max<int64_t>(1, steps * 7 / 10), std::max<int64_t>(0, steps - 1));
     g.schedule.frequency = std::max<int64_t>(1, g.schedule.end_step / 100);
   }
   return r;
@@ -267,9 +274,11 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   ::torch::manual_seed(o.seed);
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   teacher.model()->eval();
+  if (o.checkpoint_every < 0 || o.stop_after < 0) spruce::usage_error("checkpoint steps must not be negative");
+  if ((o.resume || o.stop_after > 0) && o.checkpoint_dir.empty())
+    spruce::usage_error("resuming and stopping early need a checkpoint folder (--checkpoint DIR)");
   DistillResult result;
   const auto batches = training_batches(student, corpus, o);
-  if (o.permute_channels && !o.resume) result.channel_order = reorder_channels(student, batches, o, log);
   // Dropout off by default: the student follows the teacher's deterministic outputs. With
   // o.dropout, the student's dropout layers (BERT's: hidden states and attention) regularize it.
   if (!(o.dropout >= 0 && o.dropout < 1)) spruce::usage_error("the dropout probability must be in [0, 1)");
@@ -307,14 +316,17 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       averaged[i].copy_(held);
     }
   };
+  if (!(o.neighbour_temperature > 0)) spruce::usage_error("the neighbourhood temperature must be positive");
+  if (!(o.spread_weight >= 0)) spruce::usage_error("the spread loss's weight must not be negative");
+  // Before the Pruner, whose input observers the calibration forwards would replace; a resumed run's
+  // student was reordered in its first sitting.
+  if (o.permute_channels && !o.resume) result.channel_order = reorder_channels(student, batches, o, log);
   std::optional<spruce::torch::Pruner> pruner;
   if (o.recipe) pruner.emplace(*student.model(), *o.recipe);
   if (pruner) pruner->on_train_begin();
   const bool redraw = o.progress_bar && isatty(STDERR_FILENO) && &log == &std::cerr;
   const int64_t decay_from = decay_start(o);
-  if (!(o.neighbour_temperature > 0)) spruce::usage_error("the neighbourhood temperature must be positive");
   // The teacher's embeddings of every training text: the bank each text's neighbours are drawn from.
-  if (!(o.spread_weight >= 0)) spruce::usage_error("the spread loss's weight must not be negative");
   const ::torch::Tensor bank =
       o.neighbour_weight > 0 || o.spread_weight > 0 ? teacher.encode(corpus.train, 64) : ::torch::Tensor();
   const ::torch::Tensor spread = o.spread_weight > 0 ? spruce::torch::embedding_spread(bank) : ::torch::Tensor();
@@ -323,11 +335,10 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   double loss_sum = 0, cosine_sum = 0;
   int64_t window = 0, first_step = 0;
   const int64_t every = std::max<int64_t>(1, o.steps / std::max<int64_t>(1, o.evaluations));  // held-out checks
-  if (o.checkpoint_every < 0 || o.stop_after < 0) spruce::usage_error("checkpoint steps must not be negative");
-  if ((o.resume || o.stop_after > 0) && o.checkpoint_dir.empty())
-    spruce::usage_error("resuming and stopping early need a checkpoint folder (--checkpoint DIR)");
   const int64_t checkpoint_every = o.checkpoint_every > 0 ? o.checkpoint_every : every;
-  const std::string fingerprint = distill_fingerprint(o, corpus);
+  // Reads the teacher's files for their checksum: only for a run kept in a checkpoint.
+  const std::string fingerprint =
+      o.checkpoint_dir.empty() ? std::string() : distill_fingerprint(o, corpus, teacher.directory());
   auto save = [&](int64_t done) {
     DistillProgress p;
     p.step = done, p.seconds = elapsed(), p.history = result.history;
@@ -342,7 +353,8 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   };
   if (o.resume) {
     DistillProgress p =
-        load_distill_checkpoint(o.checkpoint_dir, student, optimizer, pruner ? &*pruner : nullptr, fingerprint);
+        load_distill_checkpoint(o.checkpoint_dir, student, optimizer, pruner ? &*pruner : nullptr, fingerprint,
+                                distill_fingerprint(DistillOptions{}, corpus, teacher.directory()));
     first_step = p.step;
     seconds_before = p.seconds - elapsed();
     loss_sum = p.loss_sum, cosine_sum = p.cosine_sum, window = p.window;
@@ -358,6 +370,8 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     averaged = std::move(p.averaged);
     result.channel_order = p.channel_order;
     log << "distil: resumed from " << checkpoint_path(o.checkpoint_dir) << " after step " << first_step << "\n";
+    if (o.stop_after > 0 && first_step >= o.stop_after)
+      log << "distil: the run is already past --stop-after " << o.stop_after << "; nothing to do in this sitting\n";
   }
   int64_t step = first_step;
   for (; step < o.steps; ++step) {

@@ -4,17 +4,46 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <random>
 #include <sstream>
 
+#include "spruce/checksum.hpp"
 #include "spruce/error.hpp"
+#include "spruce/file.hpp"
 #include "spruce/torch/checkpoint.hpp"
 
 namespace minilm {
 
-std::string distill_fingerprint(const DistillOptions& o, const Corpus& corpus) {
-  nlohmann::ordered_json j{{"recipe", o.recipe ? o.recipe->to_yaml() : std::string("none")},
+namespace {
+
+// FNV-1a over the teacher's files (name, size, bytes) that the run reads or a saved model copies.
+std::string teacher_checksum(const std::string& dir) {
+  uint64_t hash = spruce::kFnv1aBasis;
+  for (const char* name : {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                           "special_tokens_map.json", "modules.json", "sentence_bert_config.json",
+                           "config_sentence_transformers.json", "1_Pooling/config.json"}) {
+    const auto path = std::filesystem::path(dir) / name;
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) continue;
+    const std::string bytes = spruce::read_file(path.string());
+    hash = spruce::fnv1a(name, std::strlen(name) + 1, hash);
+    const uint64_t size = bytes.size();
+    hash = spruce::fnv1a(&size, sizeof size, hash);
+    hash = spruce::fnv1a(bytes.data(), bytes.size(), hash);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return hex;
+}
+
+}  // namespace
+
+std::string distill_fingerprint(const DistillOptions& o, const Corpus& corpus, const std::string& teacher_dir) {
+  nlohmann::ordered_json j{{"teacher", teacher_checksum(teacher_dir)},
+                           {"recipe", o.recipe ? o.recipe->to_yaml() : std::string("none")},
                            {"steps", o.steps},
                            {"batch", o.batch},
                            {"learning_rate", o.learning_rate},
@@ -90,7 +119,7 @@ void save_distill_checkpoint(const std::string& dir, SentenceEncoder& student,
 
 DistillProgress load_distill_checkpoint(const std::string& dir, SentenceEncoder& student,
                                         ::torch::optim::Optimizer& optimizer, spruce::torch::Pruner* pruner,
-                                        const std::string& fingerprint) {
+                                        const std::string& fingerprint, const std::string& defaults) {
   const std::string path = checkpoint_path(dir);
   if (!std::filesystem::is_regular_file(path))
     spruce::usage_error("--resume: " + path + " does not exist; start the run without --resume");
@@ -102,8 +131,16 @@ DistillProgress load_distill_checkpoint(const std::string& dir, SentenceEncoder&
   try {
     state = nlohmann::json::parse(loop.text);
     expected = nlohmann::json::parse(fingerprint);
+    const nlohmann::json fallback = nlohmann::json::parse(defaults);
+    const nlohmann::json& settings = state.at("settings");
     for (const auto& [key, value] : expected.items()) {
-      const nlohmann::json saved = state.at("settings").value(key, nlohmann::json());
+      const nlohmann::json saved = settings.contains(key) ? settings.at(key) : fallback.value(key, nlohmann::json());
+      if (saved != value && key == "teacher")
+        spruce::usage_error(path +
+                            " was made with another teacher: the files of --model differ from those the run "
+                            "started with (checksum " +
+                            first_difference(saved, value) +
+                            "); resume with the same --model, or start afresh in another folder");
       if (saved != value)
         spruce::usage_error(path + " was made with another " + key + " (" + first_difference(saved, value) +
                             "); resume with the same settings, or start afresh in another folder");
@@ -115,28 +152,56 @@ DistillProgress load_distill_checkpoint(const std::string& dir, SentenceEncoder&
   try {
     DistillProgress p;
     p.step = position.step;
-    p.seconds = state.at("seconds").get<double>();
-    p.loss_sum = number(state.at("loss_sum"));
-    p.cosine_sum = number(state.at("cosine_sum"));
-    p.window = state.at("window").get<int64_t>();
+    const auto steps = expected.at("steps").get<int64_t>();
+    // Numbers as a run writes them, or the checkpoint is refused: what passed went into --json.
+    auto damaged = [&](const std::string& what) {
+      spruce::data_error(path + ": not a distillation checkpoint (" + what + ")");
+    };
+    auto integer = [&](const nlohmann::json& j, int64_t lo, int64_t hi, const char* what) {
+      if (!j.is_number_integer() || j.get<int64_t>() < lo || j.get<int64_t>() > hi)
+        damaged(std::string(what) + " " + j.dump() + " is not a whole number in [" + std::to_string(lo) + ", " +
+                std::to_string(hi) + "]");
+      return j.get<int64_t>();
+    };
+    auto within = [&](double v, double lo, double hi, const char* what, bool nan_ok = false) {
+      if (!(v >= lo && v <= hi) && !(nan_ok && std::isnan(v)))
+        damaged(std::string(what) + " " + std::to_string(v) + " is outside [" + std::to_string(lo) + ", " +
+                std::to_string(hi) + "]");
+      return v;
+    };
+    if (p.step < 0 || p.step > steps)
+      damaged("step " + std::to_string(p.step) + " of a run of " + std::to_string(steps) + " steps");
+    p.seconds = within(state.at("seconds").get<double>(), 0, 1e12, "seconds");
+    p.window = integer(state.at("window"), 0, p.step, "window");
+    p.loss_sum = number(state.at("loss_sum"));  // NaN: a diverged loss
+    p.cosine_sum = within(number(state.at("cosine_sum")), -double(p.window) - 1e-6, double(p.window) + 1e-6,
+                          "the window's cosine sum", true);
     p.crop_rng = state.at("crop_rng").get<std::string>();
-    for (const auto& h : state.at("history"))
-      p.history.push_back({h.at(0).get<int64_t>(), number(h.at(1)), number(h.at(2)),
-                           Fidelity{number(h.at(3)), number(h.at(4)), number(h.at(5)), h.at(6).get<int64_t>()}});
+    int64_t last_step = 0;
+    for (const auto& h : state.at("history")) {
+      const int64_t at = integer(h.at(0), last_step + 1, p.step, "a held-out check's step");
+      last_step = at;
+      p.history.push_back({at, within(number(h.at(1)), 0, 1, "a sparsity"), number(h.at(2)),
+                           Fidelity{within(number(h.at(3)), -1 - 1e-6, 1 + 1e-6, "a mean cosine", true),
+                                    within(number(h.at(4)), 0, 1, "a top-10 overlap", true),
+                                    within(number(h.at(5)), -1 - 1e-6, 1 + 1e-6, "a Spearman correlation", true),
+                                    integer(h.at(6), 11, INT64_MAX, "a held-out text count")}});
+    }
     if (state.contains("channel_order")) {
       const auto& c = state.at("channel_order");
-      p.channel_order = ChannelOrderReport{c.at(0).get<int64_t>(), c.at(1).get<double>(), c.at(2).get<double>(),
-                                           c.at(3).get<double>(), c.at(4).get<double>()};
+      const int64_t layers = integer(c.at(0), 1, 2 * student.model()->config().num_layers, "the reordered layers");
+      const double total = within(c.at(3).get<double>(), 0, 1e300, "the channel scores' total");
+      p.channel_order = ChannelOrderReport{layers, within(c.at(1).get<double>(), 0, total, "the kept channel score"),
+                                           within(c.at(2).get<double>(), 0, total, "the kept channel score"), total,
+                                           within(c.at(4).get<double>(), 0, 1e12, "the reordering's seconds")};
+    } else if (expected.value("permute_channels", false)) {
+      damaged("its settings reorder the channels, and it does not say how that went");
     }
-    const auto averaged = state.at("averaged").get<size_t>();
+    const auto averaged = static_cast<size_t>(integer(state.at("averaged"), 0, 1'000'000, "the averaged tensors"));
     for (size_t i = 0; i < averaged; ++i) p.averaged.push_back(loop.tensors.at("average." + std::to_string(i)));
     p.torch_rng = loop.tensors.at("torch_rng");
-    // What the loop would index or restore without a check: a step past the run's batches, a weight
-    // average of other weights, generator states that do not parse.
-    const auto steps = expected.at("steps").get<int64_t>();
-    if (p.step < 0 || p.step > steps || p.window < 0 || p.window > p.step)
-      spruce::data_error(path + ": not a distillation checkpoint (step " + std::to_string(p.step) + ", window " +
-                         std::to_string(p.window) + ", of a run of " + std::to_string(steps) + " steps)");
+    // What the loop would restore without a check: a weight average of other weights, generator
+    // states that do not parse.
     const auto& trained = optimizer.param_groups().at(0).params();
     if (!p.averaged.empty() && p.averaged.size() != trained.size())
       spruce::data_error(path + ": not a distillation checkpoint (a weight average of " +

@@ -26,8 +26,9 @@ struct DistillProgress {
   std::optional<ChannelOrderReport> channel_order;  // the first sitting's, with permute_channels
 };
 
-// The settings a resumed run must share with the run it continues (JSON).
-std::string distill_fingerprint(const DistillOptions& options, const Corpus& corpus);
+// The settings a resumed run must share with the run it continues (JSON), the teacher included:
+// a checksum of the files in `teacher_dir` that the student and a saved model take from it.
+std::string distill_fingerprint(const DistillOptions& options, const Corpus& corpus, const std::string& teacher_dir);
 
 std::string checkpoint_path(const std::string& dir);
 
@@ -37,9 +38,11 @@ void save_distill_checkpoint(const std::string& dir, SentenceEncoder& student,
 
 // Restores the student, optimizer and pruner in place. Throws spruce::Error: usage when DIR holds
 // no checkpoint or one made with other settings (naming the first that differs), data when the
-// file is not a checkpoint of this run.
+// file is not a checkpoint of this run or holds numbers no run gives. A setting that an older
+// checkpoint lacks was added since, and is taken at its value in `defaults` (a fingerprint of the
+// default options), what runs then did.
 DistillProgress load_distill_checkpoint(const std::string& dir, SentenceEncoder& student,
                                         ::torch::optim::Optimizer& optimizer, spruce::torch::Pruner* pruner,
-                                        const std::string& fingerprint);
+                                        const std::string& fingerprint, const std::string& defaults);
 
 }  // namespace minilm

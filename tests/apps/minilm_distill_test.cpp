@@ -4,10 +4,15 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <random>
 #include <set>
+#include <sstream>
 
 #include "minilm/distill.hpp"
 #include "minilm/distill_checkpoint.hpp"
@@ -294,6 +299,21 @@ TEST(ChannelOrder, ReorderingForTwoOfFourKeepsTheFunction) {
                spruce::Error);
 }
 
+// Every recipe the encoder gets ends its mask updates within the run, so its last masks are set: a
+// 1-step straight-through run ended with no pruning at all and saved a dense model.
+TEST(Distill, EveryEncoderRecipeEndsItsUpdatesWithinTheRun) {
+  for (int64_t steps = 1; steps <= 12; ++steps)
+    for (const char* pattern : {"4x1", "2:4"})
+      for (const auto criterion : {spruce::Criterion::Magnitude, spruce::Criterion::SparseGpt})
+        for (const bool straight_through : {false, true}) {
+          if (straight_through && criterion == spruce::Criterion::SparseGpt) continue;
+          const auto r =
+              minilm::encoder_recipe(spruce::Pattern::parse(pattern), 0.5, steps, criterion, straight_through);
+          EXPECT_LE(r.groups[0].schedule.end_step, steps - 1)
+              << pattern << ", " << steps << " steps" << (straight_through ? ", straight-through" : "");
+        }
+}
+
 // 64 training and 12 held-out texts, enough for a few steps of 8.
 minilm::Corpus tiny_corpus() {
   minilm::Corpus corpus;
@@ -425,6 +445,96 @@ TEST(Distill, AResumedRunGivesWhatAnUninterruptedOneGives) {
   o.checkpoint_dir.clear();
   o.stop_after = 4;  // stopping early needs a checkpoint to resume from
   EXPECT_THROW(minilm::distill(teacher, student, corpus, o, log), spruce::Error);
+}
+
+// What a resumed run trusts is checked: the teacher, every setting (one that an older checkpoint
+// lacks taking its default, what runs then did), and every number of the run state, which --json
+// reports (a step of 1e30 came out as INT64_MIN).
+TEST(Distill, ACheckpointIsCheckedAgainstTheRunThatResumesIt) {
+  auto student = minilm::SentenceEncoder::load(minilm::default_model_dir());
+  std::vector<torch::Tensor> trained;
+  for (auto& p : student.model()->parameters()) trained.push_back(p);
+  torch::optim::AdamW optimizer(trained, torch::optim::AdamWOptions(1e-3));
+  const minilm::Corpus corpus = tiny_corpus();
+  minilm::DistillOptions o = few_steps(8);
+  const std::string teacher = minilm::default_model_dir();
+  const auto fingerprint = [&](const std::string& teacher_dir) {
+    return minilm::distill_fingerprint(o, corpus, teacher_dir);
+  };
+  const std::string defaults = minilm::distill_fingerprint(minilm::DistillOptions{}, corpus, teacher);
+  const auto dir = fs::temp_directory_path() / ("spruce-distill-check-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  minilm::DistillProgress good;
+  good.step = 4, good.window = 2, good.seconds = 10, good.loss_sum = 1.5, good.cosine_sum = 1.8;
+  good.history = {{2, 0.5, 0.3, minilm::Fidelity{0.9, 0.6, 0.8, 12}}};
+  std::ostringstream crop;
+  crop << std::mt19937_64();
+  good.crop_rng = crop.str();
+  good.torch_rng = at::globalContext().defaultGenerator(at::kCPU).get_state();
+  const auto save = [&](const minilm::DistillProgress& p, const std::string& settings) {
+    minilm::save_distill_checkpoint(dir.string(), student, optimizer, nullptr, p, settings);
+  };
+  const auto load = [&](const std::string& settings) {
+    return minilm::load_distill_checkpoint(dir.string(), student, optimizer, nullptr, settings, defaults);
+  };
+  const auto refused = [&](const std::string& settings, const std::string& why) {
+    try {
+      load(settings);
+      ADD_FAILURE() << "accepted; expected a refusal naming " << why;
+    } catch (const spruce::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  save(good, fingerprint(teacher));
+  EXPECT_EQ(load(fingerprint(teacher)).history.size(), 1u);
+
+  // A checkpoint from before --permute-channels: the setting is missing, and means off.
+  auto older = nlohmann::json::parse(fingerprint(teacher));
+  older.erase("permute_channels");
+  save(good, older.dump());
+  EXPECT_NO_THROW(load(fingerprint(teacher)));
+  o.permute_channels = true;
+  refused(fingerprint(teacher), "permute_channels");
+  // Permuted, but no word of the reordering in the run state.
+  save(good, fingerprint(teacher));
+  refused(fingerprint(teacher), "does not say how");
+  o.permute_channels = false;
+
+  // Another teacher: one of its files differs.
+  const auto other = fs::temp_directory_path() / ("spruce-distill-other-teacher-" + std::to_string(getpid()));
+  fs::remove_all(other);
+  fs::copy(teacher, other, fs::copy_options::recursive);
+  std::ofstream(other / "config_sentence_transformers.json", std::ios::app) << "\n";
+  save(good, fingerprint(teacher));
+  refused(fingerprint(other.string()), "another teacher");
+  fs::remove_all(other);
+
+  // Numbers that no run writes.
+  const std::vector<std::pair<std::function<void(minilm::DistillProgress&)>, std::string>> edits{
+      {[](auto& p) { p.history[0].step = 7; }, "a held-out check's step"},
+      {[](auto& p) { p.history.push_back(p.history[0]); }, "a held-out check's step"},
+      {[](auto& p) { p.history[0].fidelity.mean_cosine = 7.5; }, "a mean cosine"},
+      {[](auto& p) { p.history[0].fidelity.top10_overlap = -0.1; }, "a top-10 overlap"},
+      {[](auto& p) { p.history[0].fidelity.texts = 3; }, "a held-out text count"},
+      {[](auto& p) { p.seconds = -1; }, "seconds"},
+      {[](auto& p) { p.window = 5; }, "window"},
+      {[](auto& p) { p.cosine_sum = 9; }, "cosine sum"},
+      {[](auto& p) {
+         p.channel_order = minilm::ChannelOrderReport{12, 0.5, 1.5, 1.0, 1.0};
+       },
+       "kept channel score"},
+      {[](auto& p) {
+         p.channel_order = minilm::ChannelOrderReport{-5, 0.5, 0.6, 1.0, 1.0};
+       },
+       "reordered layers"},
+  };
+  for (const auto& [edit, why] : edits) {
+    minilm::DistillProgress p = good;
+    edit(p);
+    save(p, fingerprint(teacher));
+    refused(fingerprint(teacher), why);
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace

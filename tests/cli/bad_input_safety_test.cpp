@@ -1,6 +1,8 @@
 // Hostile input, continued (the fixture is bad_input.hpp): outputs that would replace what a command
 // reads, bounds on what the environment and standard input may ask for, failed writes to standard
 // output, and settings that would do nothing or destroy a tensor.
+#include <sys/file.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -107,6 +109,21 @@ TEST_F(BadInput, TrainingSettingsThatWouldDoNothing) {
     EXPECT_NE(o.err.find(message), std::string::npos) << o.err;
   }
 }
+
+#ifdef SPRUCE_WITH_TORCH
+// Two distill runs saving to one folder both reported success, the later one's model replacing the
+// other's: a run now holds its --save folder, as train holds its own.
+TEST_F(BadInput, DistillHoldsItsSaveFolder) {
+  fs::create_directories(path("held"));
+  const int fd = ::open(path("held").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);  // as a running distill holds it
+  expect_refused(
+      {"distill", "--pattern", "2:4", "--steps", "1", "--evaluations", "1", "--threads", "1", "--save", path("held")},
+      2, "is in use by another spruce command");
+  ::close(fd);
+}
+#endif
 
 // A stream without line ends (/dev/zero) grew embed's memory by 45 MB/s without end.
 TEST_F(BadInput, EmbedBoundsALineOnStandardInput) {

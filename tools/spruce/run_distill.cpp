@@ -121,6 +121,14 @@ void run_distill(DistillArgs& a) {
     for (const auto& [oc, ic] : {std::pair{hidden, hidden}, std::pair{inner, hidden}, std::pair{hidden, inner}})
       require_blocks_fit(a.o.recipe->groups[0].pattern, oc, ic,
                          "the encoder's " + std::to_string(ic) + "->" + std::to_string(oc) + " Linear layers");
+    // Channels move within an attention head and within the FFN: each must hold whole groups of M.
+    const int m = a.o.recipe->groups[0].pattern.is_nm() ? a.o.recipe->groups[0].pattern.m() : 1;
+    const int64_t head_size = hidden / config.num_heads;
+    if (a.o.permute_channels && (head_size % m != 0 || inner % m != 0))
+      usage_error("--permute-channels moves channels within an attention head (" + std::to_string(head_size) +
+                  " channels in " + in_quotes(a.model) + ") and within the FFN (" + std::to_string(inner) +
+                  "), and each must hold whole groups of " + std::to_string(m) + " for " + a.pattern +
+                  "; drop --permute-channels");
   }
   // Outputs are checked before training, so a typo cannot cost the run.
   if (!a.json.empty() && !std::filesystem::is_directory(std::filesystem::absolute(a.json).parent_path()))
@@ -167,6 +175,8 @@ void run_distill(DistillArgs& a) {
     for (const auto& file : kSentenceModelFiles)
       if (file.find('/') == std::string::npos) files.push_back(file);
     make_output_folder("--save", a.save, files);
+    // To the end: a second run saving there replaced the first's model, both reporting success.
+    lock_folder("--save", a.save);
   }
   // The folder was made above to check it; a run that fails leaves it no more than it found it.
   struct RemoveIfEmpty {
@@ -245,11 +255,12 @@ void run_distill(DistillArgs& a) {
                        {"mean_cosine", h.fidelity.mean_cosine},
                        {"top10_overlap", h.fidelity.top10_overlap},
                        {"spearman", h.fidelity.spearman}});
-  if (result.channel_order) {
+  if (result.channel_order) {  // the shares of the scores kept; null where every score was zero
     const auto& c = *result.channel_order;
+    auto share = [&](double kept) { return c.total > 0 ? nlohmann::ordered_json(kept / c.total) : nullptr; };
     j["channel_order"] = {{"layers", c.layers},
-                          {"kept_before", c.kept_before / c.total},
-                          {"kept_after", c.kept_after / c.total},
+                          {"kept_before", share(c.kept_before)},
+                          {"kept_after", share(c.kept_after)},
                           {"seconds", c.seconds}};
   }
   j["history"] = history;
