@@ -19,7 +19,7 @@
 
 namespace {
 
-constexpr int kRows = 4;          // 4x1 blocks
+constexpr int kRows = 4;  // 4x1 blocks
 constexpr double kSparsity = 0.8;
 
 // The |W| a mask of the top (1 - kSparsity) blocks keeps with the rows in `order`; sets `mask`.
@@ -91,8 +91,10 @@ int main(int argc, char** argv) {
     }
     std::vector<float> sorted = w;
     const auto keep = static_cast<size_t>(std::llround((1 - kSparsity) * double(sorted.size())));
-    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(keep), sorted.end(), std::greater<float>());
-    const double unstructured = std::accumulate(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(keep), 0.0);
+    std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(keep), sorted.end(),
+                     std::greater<float>());
+    const double unstructured =
+        std::accumulate(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(keep), 0.0);
     std::printf("%-28s 4x1 @ 80%% keeps %.4f -> %.4f of |W| (unstructured 80%%: %.4f; %.0f%% of the gap closed)%s\n",
                 name, before / total, kept / total, unstructured / total,
                 100 * (kept - before) / (unstructured - before), best_gain > 0 ? "" : "; no exchange gains");

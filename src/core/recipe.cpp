@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
@@ -233,7 +234,7 @@ std::string where(const YAML::Mark& mark) {
 // after a "..." end line (YAML::Load reads the first and ignores the rest; yaml-cpp's LoadAll loops
 // forever on some malformed input, found by the recipe fuzzer).
 bool has_second_document(std::string_view text) {
-  bool content = false, ended = false;
+  bool content = false, ended = false, marked = false;
   for (size_t begin = 0; begin < text.size();) {
     const size_t end = std::min(text.find('\n', begin), text.size());
     std::string_view line = text.substr(begin, end - begin);
@@ -247,7 +248,10 @@ bool has_second_document(std::string_view text) {
     };
     if (marker("---")) {
       if (content || ended) return true;
+      marked = true;
       content = !rest_is_blank(line.substr(3));
+    } else if (!line.empty() && line[0] == '%' && !marked && !content && !ended) {
+      // A directive (%YAML 1.2, %TAG) before the document's --- is not content.
     } else if (marker("...")) {
       ended = content || ended;
     } else if (!rest_is_blank(line)) {
@@ -359,6 +363,12 @@ Recipe Recipe::parse(std::string_view text, const std::string& source) {
 }
 
 std::string Recipe::read_text(const std::string& path) {
+  // A recipe is a few kilobytes; a huge file took seconds and gigabytes to parse before any check.
+  constexpr uintmax_t kMaxBytes = 16u << 20;
+  std::error_code ec;
+  if (const uintmax_t size = std::filesystem::file_size(path, ec); !ec && size > kMaxBytes)
+    usage_error("recipe: " + in_quotes(path) + " is " + std::to_string(size >> 20) +
+                " MiB, and a recipe is a YAML file of at most 16 MiB; is it the right file?");
   try {
     return read_file(path);
   } catch (const Error& e) {

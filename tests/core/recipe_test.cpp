@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "spruce/error.hpp"
 #include "spruce/recipe.hpp"
 
@@ -192,6 +195,11 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   EXPECT_TRUE(contains(error_of("pattern: 4x1\n...\ntarget_sparsity: 0.5\n"), "more than one YAML"));
   EXPECT_EQ(Recipe::parse("# a recipe\n---\npattern: 4x1\ntarget_sparsity: 0.5\n...\n").groups[0].target(), 0.5);
   EXPECT_EQ(Recipe::parse("--- {pattern: 4x1, target_sparsity: 0.5}\n").groups[0].target(), 0.5);
+  // Directives come before a document's ---, and are not a document of their own.
+  EXPECT_EQ(Recipe::parse("%YAML 1.2\n---\npattern: 4x1\ntarget_sparsity: 0.5\n").groups[0].target(), 0.5);
+  EXPECT_EQ(Recipe::parse("%TAG ! tag:x.org,2000:\n---\npattern: 4x1\ntarget_sparsity: 0.5\n").groups[0].target(), 0.5);
+  EXPECT_TRUE(
+      contains(error_of("pattern: 4x1\ntarget_sparsity: 0.5\n...\n%YAML 1.2\n---\nbogus: 1\n"), "more than one YAML"));
   EXPECT_EQ(Recipe::parse("pattern: 4x1\ntarget_sparsity: 0.5\nop_names: ['---x']\n").groups[0].target(), 0.5);
   // Found by the fuzzer: yaml-cpp's LoadAll never returned on this text.
   EXPECT_TRUE(contains(error_of(",y: .]\n"), "no YAML mapping"));
@@ -204,6 +212,17 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   EXPECT_TRUE(contains(error_of(deep), "levels deep (yaml-cpp's limit) by line 1, column"));
   EXPECT_TRUE(contains(error_of(""), "empty"));
   EXPECT_THROW(Recipe::load("/nonexistent/recipe.yaml"), Error);
+  // A recipe is a few kilobytes: a file of 17 MiB is refused before it is read, let alone parsed.
+  const std::string huge = (std::filesystem::temp_directory_path() / "spruce-huge-recipe.yaml").string();
+  std::ofstream(huge) << "# comment\n";
+  std::filesystem::resize_file(huge, 17u << 20);
+  try {
+    Recipe::load(huge);
+    ADD_FAILURE() << "a 17 MiB recipe was read";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.what(), "is 17 MiB, and a recipe is a YAML file of at most 16 MiB")) << e.what();
+  }
+  std::filesystem::remove(huge);
 }
 
 // Found by tests/fuzz/recipe_fuzz: yaml-cpp read a stray byte as it was and to_yaml() wrote it

@@ -24,7 +24,7 @@ void add(CLI::App& app) {
       ->check(non_empty())
       ->capture_default_str();
   cmd->add_option("--input-format", a->input_format, "text, jsonl, or auto (jsonl for *.jsonl)")->capture_default_str();
-  cmd->add_option("--output", a->output, "Write here (atomically); - or none: standard output (JSONL only)")
+  cmd->add_option("--output", a->output, "Write here (atomically); - (or no --output): standard output (JSONL only)")
       ->check(non_empty());
   cmd->add_option("--format", a->format,
                   "jsonl ({\"text\", \"embedding\"} per line), npy (float32 [N][H]), or auto (npy for *.npy)")
