@@ -194,6 +194,11 @@ TEST_F(BadInput, FlagsAreValidated) {
               "spruce: error: SPRUCE_MAX_ISA: unknown ISA 'bogus': expected scalar, avx2, avx512, "
               "avx512_vnni or amx\n");
   }
+  // oneDNN ignores a DNNL_MAX_CPU_ISA it does not know: a typo measured the uncapped host in silence.
+  const Outcome dnnl = run({"bench", "--shape", "8x8x8"}, 60, "", {{"DNNL_MAX_CPU_ISA", "avx512_core_vnn"}});
+  EXPECT_EQ(dnnl.status, 2) << dnnl.err;
+  EXPECT_NE(dnnl.err.find("DNNL_MAX_CPU_ISA='avx512_core_vnn' is not an ISA oneDNN knows"), std::string::npos)
+      << dnnl.err;
   // Case-blind, as oneDNN's DNNL_MAX_CPU_ISA is.
   const Outcome upper =
       run({"bench", "--shape", "8x64x64", "--threads", "1", "--reps", "3"}, 60, "", {{"SPRUCE_MAX_ISA", "Scalar"}});
@@ -425,6 +430,7 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--max-layer-sparsity", "0.9"}, 2,
                  "--max-layer-sparsity needs --scope global");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0.8", "--scope", "everywhere"}, 2, "--scope");
+  expect_refused({"distill", "--pattern", "2:4", "--scope", "global"}, 2, "--scope global changes nothing for 2:4");
   expect_refused(
       {"distill", "--pattern", "4x1", "--sparsity", "0.8", "--scope", "global", "--max-layer-sparsity", "0.5"}, 2,
       "below the target sparsity");

@@ -38,17 +38,8 @@ struct Options {
 
 // oneDNN reads DNNL_MAX_CPU_ISA when it first dispatches, which `spruce bench` has not done yet.
 void cap_dense(const std::string& isa) {
-  static const char* const known[] = {
-      "sse41",           "avx", "avx2", "avx2_vnni", "avx512_core", "avx512_core_vnni", "avx512_core_bf16",
-      "avx512_core_amx", "all"};
-  for (const char* k : known)
-    if (isa == k) {
-      setenv("DNNL_MAX_CPU_ISA", isa.c_str(), 1);
-      return;
-    }
-  usage_error("invalid --dense-isa " + in_quotes(isa) +
-              ": expected sse41, avx, avx2, avx2_vnni, avx512_core, avx512_core_vnni, avx512_core_bf16, "
-              "avx512_core_amx or all");
+  if (!is_onednn_isa(isa)) usage_error("invalid --dense-isa " + in_quotes(isa) + ": expected " + onednn_isa_list());
+  setenv("DNNL_MAX_CPU_ISA", isa.c_str(), 1);
 }
 
 void run_bench(const Options& o) {

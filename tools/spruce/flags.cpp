@@ -1,5 +1,7 @@
 #include "flags.hpp"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -176,6 +178,18 @@ void add_fallback_option(CLI::App* cmd, std::string& value) {
                   "conversion, for these batch sizes; never: always the sparse kernel; always: always oneDNN")
       ->check(CLI::IsMember({"auto", "never", "always"}))
       ->capture_default_str();
+}
+
+bool is_onednn_isa(const std::string& name) {
+  return std::any_of(std::begin(kOnednnIsas), std::end(kOnednnIsas),
+                     [&](const char* isa) { return strcasecmp(isa, name.c_str()) == 0; });
+}
+
+std::string onednn_isa_list() {
+  std::string out;
+  for (size_t i = 0; i < std::size(kOnednnIsas); ++i)
+    out += std::string(i == 0 ? "" : i + 1 == std::size(kOnednnIsas) ? " or " : ", ") + kOnednnIsas[i];
+  return out;
 }
 
 }  // namespace spruce::cli

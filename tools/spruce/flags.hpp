@@ -58,6 +58,21 @@ inline const std::vector<std::string> kFashionMnistFiles{"train-images-idx3-ubyt
                                                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
 inline const std::vector<std::string> kTrainRunFiles{"checkpoint.pt", "model.safetensors", "masks.safetensors",
                                                      "recipe.yaml"};
+// The ISA names oneDNN 2.6 reads from DNNL_MAX_CPU_ISA (any case); it ignores others in silence.
+inline constexpr const char* kOnednnIsas[] = {"sse41",
+                                              "avx",
+                                              "avx2",
+                                              "avx2_vnni",
+                                              "avx512_mic",
+                                              "avx512_mic_4ops",
+                                              "avx512_core",
+                                              "avx512_core_vnni",
+                                              "avx512_core_bf16",
+                                              "avx512_core_amx",
+                                              "all"};
+bool is_onednn_isa(const std::string& name);
+std::string onednn_isa_list();  // "sse41, avx, ... or all"
+
 // A sentence-transformers model folder, as `spruce distill --save` writes one.
 inline const std::vector<std::string> kSentenceModelFiles{
     "config.json",          "model.safetensors",         "vocab.txt",

@@ -154,6 +154,15 @@ void check_omp_num_threads() {
   }
 }
 
+// oneDNN ignores a DNNL_MAX_CPU_ISA it does not know, and a typo (avx512_core_vnn) then measured
+// the uncapped host in silence.
+void check_dnnl_max_cpu_isa() {
+  const char* value = std::getenv("DNNL_MAX_CPU_ISA");
+  if (value && *value && !is_onednn_isa(value))
+    usage_error("DNNL_MAX_CPU_ISA=" + in_quotes(value, 60) + " is not an ISA oneDNN knows, and it would ignore it: " +
+                "expected " + onednn_isa_list() + " (any case), or unset it");
+}
+
 // The command a mistyped one most likely meant: the same letters in another case, or a typo away.
 std::string closest_command(const std::string& typed, const std::vector<std::string>& names) {
   std::string lower = typed, meant;
@@ -215,9 +224,10 @@ int main(int argc, char** argv) {
 #else
   if (spruce::cli::quiet_idle_threads(argc, argv)) execv("/proc/self/exe", argv);
 #endif
-  try {  // an invalid SPRUCE_MAX_ISA or OMP_NUM_THREADS is refused by every command
+  try {  // an invalid SPRUCE_MAX_ISA, OMP_NUM_THREADS or DNNL_MAX_CPU_ISA is refused by every command
     spruce::max_isa();
     spruce::cli::check_omp_num_threads();
+    spruce::cli::check_dnnl_max_cpu_isa();
   } catch (const spruce::Error& e) {
     return report(one_line(e.what(), true), e.exit_code());
   }

@@ -105,6 +105,9 @@ void run_distill(DistillArgs& a) {
                   ", whose blocks span output channels; drop --permute-channels");
     g.gradual_nm = a.gradual_nm;
     g.scope = parse_scope(a.scope);
+    if (g.scope == Scope::Global && g.pattern.is_nm() && !g.gradual_nm)
+      usage_error("--scope global changes nothing for " + a.pattern +
+                  ", which prunes every group of every layer alike; drop --scope");
     if (g.scope == Scope::Local && !std::isnan(a.max_layer_sparsity))
       usage_error("--max-layer-sparsity needs --scope global (with --scope local every layer is at the target)");
     if (g.scope == Scope::Global && g.criterion == Criterion::SparseGpt)
