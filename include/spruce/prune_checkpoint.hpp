@@ -26,6 +26,7 @@ struct TensorPruneReport {
   double target = 0.0;    // the group's target, when pruned
   double sparsity = 0.0;  // zeros after pruning (before, for tensors left alone)
   std::string reason;     // why a tensor was left alone
+  std::string note;       // what a pruned tensor's pattern could not reach (an N:M tail group)
 };
 
 // Prunes every F32/F16/BF16 tensor of rank 2 or 4 that a recipe group takes, by magnitude, to the

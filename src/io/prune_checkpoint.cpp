@@ -83,6 +83,13 @@ std::vector<TensorPruneReport> prune_checkpoint(SafetensorsFile& file, const Che
       r.pruned = true;
       r.pattern = g->pattern.str();
       r.target = g->target();
+      if (const int64_t cols = t.numel() / t.shape[0], m = g->pattern.is_nm() ? g->pattern.m() : 0;
+          m > 0 && cols % m != 0) {
+        const int64_t tail = cols % m, kept = std::min<int64_t>(tail, g->pattern.n());
+        r.note = "the last " + std::to_string(tail) + " of " + std::to_string(cols) +
+                 " input channels are a partial group of " + std::to_string(m) + ", which keeps " +
+                 (kept == tail ? std::string("them all") : std::to_string(kept));
+      }
       if (g->target() > 0)
         require_blocks_fit(g->pattern, t.shape[0], t.numel() / t.shape[0], in_quotes(t.name),
                            "leave the tensor out (--exclude, or the recipe's excluded_op_names)");

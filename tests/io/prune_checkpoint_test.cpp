@@ -91,6 +91,23 @@ TEST(PruneCheckpoint, KeptWeightsAreBitIdenticalAndOthersByteIdentical) {
   }
 }
 
+// An N:M pattern over a width that is not a multiple of M leaves a partial group at the end, which
+// keeps up to N: the report says so, as the achieved sparsity falls short of the target.
+TEST(PruneCheckpoint, APartialNmGroupIsNoted) {
+  SafetensorsFile f;
+  f.tensors.push_back(random_f32("a.weight", {8, 6}, 11));   // 6 = 4 + 2: the tail keeps both
+  f.tensors.push_back(random_f32("b.weight", {8, 7}, 12));   // 7 = 4 + 3: the tail keeps 2 of 3
+  f.tensors.push_back(random_f32("c.weight", {8, 16}, 13));  // whole groups
+  const auto reports = prune_checkpoint(f, options("2:4", 0.5));
+  ASSERT_EQ(reports.size(), 3u);
+  EXPECT_EQ(reports[0].note, "the last 2 of 6 input channels are a partial group of 4, which keeps them all");
+  EXPECT_NEAR(reports[0].sparsity, 2.0 / 6, 1e-9);
+  EXPECT_EQ(reports[1].note, "the last 3 of 7 input channels are a partial group of 4, which keeps 2");
+  EXPECT_NEAR(reports[1].sparsity, 3.0 / 7, 1e-9);
+  EXPECT_EQ(reports[2].note, "");
+  EXPECT_NEAR(reports[2].sparsity, 0.5, 1e-9);
+}
+
 TEST(PruneCheckpoint, ConvWeightsArePrunedInTheirChannelsLastView) {
   SafetensorsFile f = checkpoint();
   prune_checkpoint(f, options("1x4", 0.5));

@@ -76,7 +76,7 @@ void run(const PruneArgs& a) {
   int pruned = 0;
   for (const auto& r : reports) {
     table.add_row({r.name, shape_string(r.shape), to_string(r.dtype), r.pruned ? r.pattern : "-",
-                   r.pruned ? percent(r.target, 2) : "-", percent(r.sparsity, 2), r.pruned ? "" : r.reason});
+                   r.pruned ? percent(r.target, 2) : "-", percent(r.sparsity, 2), r.pruned ? r.note : r.reason});
     if (r.pruned) {
       int64_t n = 1;
       for (auto d : r.shape) n *= d;
