@@ -73,7 +73,7 @@ class GroupSearch {
     const int64_t groups = static_cast<int64_t>(order.size()) / m_;
     kept_.resize(static_cast<size_t>(groups));
     if (fast_) {
-      top_.resize(static_cast<size_t>(groups * 4 * t.rows)), second_.resize(top_.size());
+      second_.resize(static_cast<size_t>(groups * 4 * t.rows));
       top_sum_.resize(static_cast<size_t>(groups * 4));
     }
     for (int64_t g = 0; g < groups; ++g) refresh(g);
@@ -125,9 +125,8 @@ class GroupSearch {
       double sum = 0;
       for (int64_t r = 0; r < t_.rows; ++r) {
         const float hi = std::max(x[r], y[r]), lo = std::min(x[r], y[r]);
-        top_[at + r] = std::max(hi, z[r]);
         second_[at + r] = std::max(lo, std::min(hi, z[r]));
-        sum += top_[at + r];
+        sum += std::max(hi, z[r]);
       }
       top_sum_[static_cast<size_t>(g * 4 + i)] = sum;
     }
@@ -138,8 +137,8 @@ class GroupSearch {
   std::vector<int64_t>& order_;
   const bool fast_;
   std::vector<double> kept_;
-  std::vector<float> top_, second_;  // [group][member][row], fast path only
-  std::vector<double> top_sum_;      // [group][member]
+  std::vector<float> second_;    // [group][member][row], fast path only
+  std::vector<double> top_sum_;  // [group][member]: the largest of the other three, summed over rows
 };
 
 void check_shape(const Pattern& p, int64_t cols, int64_t segment) {
