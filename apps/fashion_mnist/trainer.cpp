@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <numbers>
 #include <ostream>
@@ -83,6 +84,29 @@ void set_learning_rate(::torch::optim::Adam& optimizer, double lr) {
   for (auto& group : optimizer.param_groups()) static_cast<::torch::optim::AdamOptions&>(group.options()).lr(lr);
 }
 
+// How the run distils, kept in its checkpoint so that a resumed run distils alike: the teacher's
+// weights (a checksum of the file), the weight and the temperature; or no teacher.
+std::string distillation_record(const TrainOptions& o) {
+  if (o.teacher.empty()) return "train: no teacher";
+  const std::string bytes = read_file(o.teacher);
+  char line[200];
+  std::snprintf(line, sizeof line, "train: teacher %016llx, weight %g, temperature %g",
+                static_cast<unsigned long long>(fnv1a(bytes.data(), bytes.size())), o.distill_weight,
+                o.distill_temperature);
+  return line;
+}
+
+// A resumed run must distil as its checkpoint did (a checkpoint from before this record: unchecked).
+void require_same_distillation(const TrainOptions& o) {
+  const std::string& path = o.resume_from;
+  const std::string saved = spruce::torch::read_loop_state(path).text;
+  if (!saved.starts_with("train: ")) return;
+  const std::string here = distillation_record(o);
+  if (saved == here) return;
+  usage_error(path + " was trained with " + saved.substr(7) + "; this run has " + here.substr(7) +
+              ": resume with the same --teacher, --distill-weight and --distill-temperature, or start afresh");
+}
+
 // The run's files, written as a set (a full disk or a signal part-way leaves the earlier set): the
 // checkpoint with its recipe (--resume reads the schedule from recipe.yaml), and at the end the
 // weights and masks. A dense run removes a stale recipe and masks.
@@ -91,7 +115,8 @@ void save_run(const TrainOptions& o, Classifier& model, const ::torch::optim::Ad
   std::filesystem::create_directories(o.save_dir);
   replace_files_together(o.save_dir, [&](const std::string& temp) {
     if (pruner) write_file_atomic(temp + "/recipe.yaml", pruner->recipe().to_yaml());
-    save_checkpoint(temp + "/checkpoint.pt", model, &optimizer, pruner, position);
+    const spruce::torch::LoopState loop{distillation_record(o), {}};
+    save_checkpoint(temp + "/checkpoint.pt", model, &optimizer, pruner, position, &loop);
     if (!result) return;
     std::map<std::string, std::string> metadata{
         {"spruce.model", o.model},
@@ -143,6 +168,7 @@ void require_epochs_left(const TrainOptions& o, const TrainPosition& position) {
 void check_resume(const TrainOptions& o) {
   auto model = make_model(o.model);
   require_epochs_left(o, load_checkpoint(o.resume_from, *model, nullptr, nullptr));
+  require_same_distillation(o);
 }
 
 TrainResult train(const TrainOptions& o, std::ostream& log) {
@@ -182,6 +208,7 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
                  "keep its zeros, or --pattern/--sparsity to prune it further");
   }
   if (!o.resume_from.empty()) {
+    require_same_distillation(o);  // the command line checked it already; library callers too
     position = load_checkpoint(o.resume_from, *model, &optimizer, pruner ? &*pruner : nullptr,
                                o.lock_pattern ? MaskSource::LockZeros : MaskSource::Checkpoint);
     require_epochs_left(o, position);

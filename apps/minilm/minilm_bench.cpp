@@ -110,7 +110,16 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
   if (o.seq_length < 3 || o.seq_length > 512) spruce::usage_error("--seq-length must be 3..512");
   spruce::torch::set_threads(o.threads);
   // A bad folder fails now, not after the dense timing.
-  const int64_t sparse_width = any_sparse ? SentenceEncoder::load(o.sparse_dir).model()->config().hidden_size : 0;
+  int64_t sparse_width = 0;
+  if (any_sparse) {
+    auto sparse = SentenceEncoder::load(o.sparse_dir);
+    sparse_width = sparse.model()->config().hidden_size;
+    // A dense model timed under the sparse columns looked like sparsity that bought nothing.
+    if (const double zeros = linear_sparsity(*sparse.model()); zeros < 1e-3)
+      spruce::usage_error("--sparse-model " + spruce::in_quotes(o.sparse_dir) + " has no pruned Linear weights (" +
+                          std::to_string(zeros * 100).substr(0, 4) +
+                          "% zeros); give the --save folder of spruce distill --pattern ...");
+  }
   const Corpus corpus = read_fortunes(o.fortunes);
   std::vector<std::string> calibration(
       corpus.train.begin(), corpus.train.begin() + std::min<int64_t>(o.calibration_texts, corpus.train.size()));

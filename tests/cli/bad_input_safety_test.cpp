@@ -110,7 +110,73 @@ TEST_F(BadInput, TrainingSettingsThatWouldDoNothing) {
   }
 }
 
+// Probe round 8: an empty --pattern was taken as none, and make-checkpoint printed its success line
+// before a write that then failed.
+TEST_F(BadInput, InspectAndMakeCheckpointSayNoMoreThanHappened) {
+  write("w.safetensors", "");
+  expect_refused({"inspect", path("w.safetensors"), "--pattern", ""}, 2, "--pattern");
+  fs::create_directories(path("folder"));
+  const Outcome o = run({"make-checkpoint", "-o", path("folder")});
+  EXPECT_EQ(o.status, 1) << o.err;
+  EXPECT_EQ(o.out, "");
+}
+
 #ifdef SPRUCE_WITH_TORCH
+// Probe round 8: settings that act on nothing the command runs, and outputs two runs shared.
+TEST_F(BadInput, SettingsForVariantsNotRunAndSharedLogFolders) {
+  // eval runs a --converted model as converted.
+  write("c.safetensors", "not read: refused before");
+  expect_refused({"eval", "--converted", path("c.safetensors"), "--fallback", "never"}, 2,
+                 "--fallback acts on the layers eval converts from a pruned run");
+  expect_refused({"eval", "--converted", path("c.safetensors"), "--calibration", "percentile"}, 2,
+                 "--calibration acts on the runs eval converts");
+  // bench-model minilm: attention and fallback act on some variants only; a batch is measured once.
+  expect_refused({"bench-model", "minilm", "--variants", "fp32-sparse", "--attention", "int8"}, 2,
+                 "--attention sets the INT8 variants' attention");
+  expect_refused({"bench-model", "minilm", "--variants", "fp32-dense", "int8-dense", "--fallback", "always"}, 2,
+                 "--fallback acts on the sparse variants");
+  expect_refused({"bench-model", "minilm", "--batches", "1", "1"}, 2, "--batches 1 is given twice");
+  expect_refused({"bench-model", "dlrm", "--batches", "64", "64"}, 2, "--batches 64 is given twice");
+  // A dense model is no --sparse-model.
+  expect_refused({"bench-model", "minilm", "--variants", "int8-sparse", "--threads", "1", "--sparse-model",
+                  SPRUCE_SOURCE_DIR "/third_party/all-MiniLM-L6-v2"},
+                 2, "has no pruned Linear weights");
+  // Two dlrm runs logging into one folder read each other's LoadGen logs.
+  fs::create_directories(path("logs")), fs::create_directories(path("work"));
+  const int fd = ::open(path("logs").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);  // as a running bench-model holds it
+  expect_refused({"bench-model", "dlrm", "--work-dir", path("work"), "--log-dir", path("logs"), "--threads", "1"}, 2,
+                 "--log-dir '" + path("logs") + "' is in use by another spruce command");
+  ::close(fd);
+}
+
+// A run distilled from a teacher resumed without it, or from another, with no word (probe round 8).
+TEST_F(BadInput, TrainResumesDistilFromTheSameTeacher) {
+  const std::vector<std::string> tiny{"--train-limit", "64", "--test-limit", "64", "--batch-size", "64",
+                                      "--threads",     "1",  "--no-progress"};
+  auto train = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "train");
+    args.insert(args.end(), tiny.begin(), tiny.end());
+    return run(args, 120);
+  };
+  ASSERT_EQ(train({"--epochs", "1", "--save", path("dense")}).status, 0);
+  ASSERT_EQ(train({"--epochs", "1", "--pattern", "4x1", "--sparsity", "0.5", "--teacher", path("dense"), "--save",
+                   path("taught")})
+                .status,
+            0);
+  ASSERT_EQ(train({"--epochs", "1", "--seed", "1", "--save", path("other")}).status, 0);  // other weights
+  for (const auto& extra : std::vector<std::vector<std::string>>{
+           {}, {"--teacher", path("other")}, {"--teacher", path("dense"), "--distill-weight", "0.9"}}) {
+    std::vector<std::string> args{"train", "--resume", path("taught"), "--epochs", "2"};
+    args.insert(args.end(), tiny.begin(), tiny.end());
+    args.insert(args.end(), extra.begin(), extra.end());
+    expect_refused(args, 2, "/checkpoint.pt was trained with teacher ");
+  }
+  std::vector<std::string> same{"--resume", path("taught"), "--epochs", "2", "--teacher", path("dense")};
+  EXPECT_EQ(train(same).status, 0);
+}
+
 // Two distill runs saving to one folder both reported success, the later one's model replacing the
 // other's: a run now holds its --save folder, as train holds its own.
 TEST_F(BadInput, DistillHoldsItsSaveFolder) {

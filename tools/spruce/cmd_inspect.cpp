@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "command.hpp"
+#include "flags.hpp"
 #include "json_output.hpp"
 #include "spruce/error.hpp"
 #include "spruce/mask.hpp"
@@ -69,7 +70,8 @@ void add(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "inspect", "Show each tensor's shape, dtype and sparsity, and whether its zeros follow a pattern");
   cmd->add_option("file", args->file, "A .safetensors file")->required();
-  cmd->add_option("--pattern", args->pattern, "Check each weight's zeros against this pattern (e.g. 4x1, 2:4)");
+  cmd->add_option("--pattern", args->pattern, "Check each weight's zeros against this pattern (e.g. 4x1, 2:4)")
+      ->check(non_empty());
   cmd->add_flag("--json", args->json, "Print one JSON object instead of the table");
   cmd->callback([args] { run(*args); });
 }

@@ -42,9 +42,10 @@ void run(const MakeArgs& a) {
   steps.shape = {1};
   steps.bytes = {0x10, 0x27, 0, 0, 0, 0, 0, 0};  // 10000
   f.tensors.push_back(steps);
-  std::cout << "make-checkpoint: " << f.tensors.size() << " tensors, seed " << a.seed << ", to " << a.output << "\n";
   require_standard_output();  // a run that fails replaces nothing
   write_safetensors(a.output, f);
+  // Once written: a script reading standard output saw a success line before a failed write.
+  std::cout << "make-checkpoint: " << f.tensors.size() << " tensors, seed " << a.seed << ", to " << a.output << "\n";
 }
 
 void add(CLI::App& app) {

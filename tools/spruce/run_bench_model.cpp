@@ -3,8 +3,10 @@
 // Its work, in spruce-torch; the flags are in cmd_bench_model.cpp.
 #include <strings.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <initializer_list>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -111,6 +113,11 @@ nlohmann::ordered_json run_json(const mlperf::RunResult& r) {
 
 void run_bench_model(BenchModelArgs& a) {
   a.o.fallback = a.minilm.fallback = parse_fallback(a.fallback);
+  // A batch given twice was measured twice, as two records of one row.
+  for (size_t i = 0; i < a.o.batches.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (a.o.batches[i] == a.o.batches[j])
+        usage_error("--batches " + std::to_string(a.o.batches[i]) + " is given twice; give each once");
   if (a.model == "minilm") {
     for (const char* dlrm_only : {"--pattern", "--sparsity", "--epochs", "--finetune-epochs", "--train-samples",
                                   "--test-samples", "--table-cap", "--retrain", "--p99-ms", "--server-probes",
@@ -120,6 +127,19 @@ void run_bench_model(BenchModelArgs& a) {
     if (a.bf16_attention && a.cmd->count("--attention") > 0 && a.attention != "bf16")
       usage_error("--bf16-attention and --attention " + a.attention + " disagree: give one of them");
     a.minilm.int8_attention = parse_attention_precision(a.bf16_attention ? "bf16" : a.attention);
+    // Settings that act on variants not run would be taken in silence.
+    const auto& v = a.minilm.variants;
+    const auto runs = [&](std::initializer_list<const char*> names) {
+      return std::any_of(names.begin(), names.end(), [&](const char* n) { return std::count(v.begin(), v.end(), n); });
+    };
+    if ((a.cmd->count("--attention") > 0 || a.bf16_attention) && !runs({"int8-dense", "int8-sparse"}))
+      usage_error(
+          "--attention sets the INT8 variants' attention, and --variants runs none; add int8-dense or "
+          "int8-sparse, or drop it");
+    if (a.cmd->count("--fallback") > 0 && !runs({"fp32-sparse", "int8-sparse"}))
+      usage_error(
+          "--fallback acts on the sparse variants, and --variants runs none; add fp32-sparse or int8-sparse, "
+          "or drop it");
     a.minilm.threads = a.o.threads;
     if (a.cmd->count("--batches") > 0) a.minilm.batches = a.o.batches;
     check_not_inside("--json", a.json, a.minilm.sparse_dir, "the pruned model (--sparse-model)", kSentenceModelFiles);
@@ -149,6 +169,8 @@ void run_bench_model(BenchModelArgs& a) {
   make_output_folder("--log-dir", dlrm::loadgen_log_dir(a.o, a.work_dir), {"mlperf_log_summary.txt"});
   check_output_file("--json", a.json);
   lock_folder("--work-dir", a.work_dir);  // two runs trained into the same cached models; after every check
+  // Two runs logging into one folder read each other's LoadGen logs into their reports.
+  lock_folder("--log-dir", dlrm::loadgen_log_dir(a.o, a.work_dir));
   // LoadGen logs every completed sample on a thread of its own, which spinning workers starve.
   if (const char* policy = std::getenv("OMP_WAIT_POLICY"); policy && strcasecmp(policy, "active") == 0)
     std::cerr << "note: OMP_WAIT_POLICY=active: spinning OpenMP workers take the cores LoadGen's own threads "

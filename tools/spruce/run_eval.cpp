@@ -32,6 +32,17 @@ void run_eval(EvalArgs& a) {
   a.o.fallback = parse_fallback(a.fallback);
   if (a.cmd->count("--percentile") > 0 && a.o.calibration != CalibrationMethod::Percentile)
     usage_error("--percentile acts only with --calibration percentile; add it, or drop --percentile");
+  // A --converted model runs as it was converted: these act only on the runs eval converts here.
+  if (a.cmd->count("--fallback") > 0 && a.sparse_dir.empty())
+    usage_error(
+        "--fallback acts on the layers eval converts from a pruned run (--sparse); a --converted model "
+        "keeps the choice it was converted with (convert it again with --fallback)");
+  for (const char* flag : {"--calibration", "--percentile"})
+    if (a.cmd->count(flag) > 0 && a.sparse_dir.empty() && a.dense_dir.empty())
+      usage_error(std::string(flag) +
+                  " acts on the runs eval converts (--dense, --sparse); a --converted model keeps the calibration "
+                  "it was converted with (convert it again with " +
+                  flag + ")");
   for (const auto& file : a.o.converted_files) check_not_input("--json", a.json, file, "a --converted model");
   check_not_inside("--json", a.json, a.dense_dir, "the dense run (--dense)", kTrainRunFiles);
   check_not_inside("--json", a.json, a.sparse_dir, "the pruned run (--sparse)", kTrainRunFiles);
