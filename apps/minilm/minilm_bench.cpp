@@ -111,14 +111,11 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
   spruce::torch::set_threads(o.threads);
   // A bad folder fails now, not after the dense timing.
   int64_t sparse_width = 0;
+  double sparse_zeros = 1;
   if (any_sparse) {
     auto sparse = SentenceEncoder::load(o.sparse_dir);
     sparse_width = sparse.model()->config().hidden_size;
-    // A dense model timed under the sparse columns looked like sparsity that bought nothing.
-    if (const double zeros = linear_sparsity(*sparse.model()); zeros < 1e-3)
-      spruce::usage_error("--sparse-model " + spruce::in_quotes(o.sparse_dir) + " has no pruned Linear weights (" +
-                          std::to_string(zeros * 100).substr(0, 4) +
-                          "% zeros); give the --save folder of spruce distill --pattern ...");
+    sparse_zeros = linear_sparsity(*sparse.model());
   }
   const Corpus corpus = read_fortunes(o.fortunes);
   std::vector<std::string> calibration(
@@ -129,6 +126,11 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
                         std::to_string(sparse_width) + " dimensions, --dense-model " + spruce::in_quotes(o.dense_dir) +
                         " in " + std::to_string(teacher.model()->config().hidden_size) +
                         ": give a pruned copy of the dense model");
+  // A dense model timed under the sparse columns looked like sparsity that bought nothing.
+  if (any_sparse && sparse_zeros < 1e-3)
+    spruce::usage_error("--sparse-model " + spruce::in_quotes(o.sparse_dir) + " has no pruned Linear weights (" +
+                        std::to_string(sparse_zeros * 100).substr(0, 4) +
+                        "% zeros); give the --save folder of spruce distill --pattern ...");
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   std::vector<MinilmBenchRecord> records;
   std::vector<std::pair<std::string, std::string>> variants;  // name, weights folder

@@ -539,8 +539,10 @@ TEST_F(BadInput, JsonOutputTakesPathsThatAreNotUtf8) {
 TEST_F(BadInput, RecipesNameTheirFile) {
   write("list-key.yaml", "[a, b]: 0.5\npattern: 4x1\n");
   expect_refused(prune_to_old({"--recipe", path("list-key.yaml")}), 2, "list-key.yaml");
-  write("huge.yaml", "target_sparsity: 0.5\npattern: " + std::string(50 << 20, 'x') + "\n");
+  write("huge.yaml", "target_sparsity: 0.5\npattern: " + std::string(8 << 20, 'x') + "\n");
   expect_refused(prune_to_old({"--recipe", path("huge.yaml")}), 2, "pattern");
+  write("huge.yaml", "target_sparsity: 0.5\npattern: " + std::string(20 << 20, 'x') + "\n");  // not parsed
+  expect_refused(prune_to_old({"--recipe", path("huge.yaml")}), 2, "is 20 MiB, and a recipe is a YAML file of at most");
   write("huge-key.yaml", std::string(1 << 20, 'k') + ": 1\n");
   expect_refused(prune_to_old({"--recipe", path("huge-key.yaml")}), 2, "huge-key.yaml");
   write("seq.yaml", "- 1\n- 2\n");

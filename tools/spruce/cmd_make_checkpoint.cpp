@@ -42,10 +42,12 @@ void run(const MakeArgs& a) {
   steps.shape = {1};
   steps.bytes = {0x10, 0x27, 0, 0, 0, 0, 0, 0};  // 10000
   f.tensors.push_back(steps);
+  // What it will write, then (as prune does) "wrote" once written: the line that named the output
+  // came before a write that could still fail.
+  std::cout << "make-checkpoint: " << f.tensors.size() << " tensors, seed " << a.seed << "\n";
   require_standard_output();  // a run that fails replaces nothing
   write_safetensors(a.output, f);
-  // Once written: a script reading standard output saw a success line before a failed write.
-  std::cout << "make-checkpoint: " << f.tensors.size() << " tensors, seed " << a.seed << ", to " << a.output << "\n";
+  std::cout << "wrote " << a.output << "\n";
 }
 
 void add(CLI::App& app) {
