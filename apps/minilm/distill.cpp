@@ -337,8 +337,9 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   const int64_t every = std::max<int64_t>(1, o.steps / std::max<int64_t>(1, o.evaluations));  // held-out checks
   const int64_t checkpoint_every = o.checkpoint_every > 0 ? o.checkpoint_every : every;
   // Reads the teacher's files for their checksum: only for a run kept in a checkpoint.
+  const std::string teacher_files = o.checkpoint_dir.empty() ? std::string() : teacher_checksum(teacher.directory());
   const std::string fingerprint =
-      o.checkpoint_dir.empty() ? std::string() : distill_fingerprint(o, corpus, teacher.directory());
+      o.checkpoint_dir.empty() ? std::string() : distill_fingerprint(o, corpus, teacher_files);
   auto save = [&](int64_t done) {
     DistillProgress p;
     p.step = done, p.seconds = elapsed(), p.history = result.history;
@@ -354,7 +355,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
   if (o.resume) {
     DistillProgress p =
         load_distill_checkpoint(o.checkpoint_dir, student, optimizer, pruner ? &*pruner : nullptr, fingerprint,
-                                distill_fingerprint(DistillOptions{}, corpus, teacher.directory()));
+                                distill_fingerprint(DistillOptions{}, corpus, teacher_files));
     first_step = p.step;
     seconds_before = p.seconds - elapsed();
     loss_sum = p.loss_sum, cosine_sum = p.cosine_sum, window = p.window;

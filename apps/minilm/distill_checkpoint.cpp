@@ -17,8 +17,6 @@
 
 namespace minilm {
 
-namespace {
-
 // FNV-1a over the teacher's files (name, size, bytes) that the run reads or a saved model copies.
 std::string teacher_checksum(const std::string& dir) {
   uint64_t hash = spruce::kFnv1aBasis;
@@ -39,10 +37,8 @@ std::string teacher_checksum(const std::string& dir) {
   return hex;
 }
 
-}  // namespace
-
-std::string distill_fingerprint(const DistillOptions& o, const Corpus& corpus, const std::string& teacher_dir) {
-  nlohmann::ordered_json j{{"teacher", teacher_checksum(teacher_dir)},
+std::string distill_fingerprint(const DistillOptions& o, const Corpus& corpus, const std::string& teacher) {
+  nlohmann::ordered_json j{{"teacher", teacher},
                            {"recipe", o.recipe ? o.recipe->to_yaml() : std::string("none")},
                            {"steps", o.steps},
                            {"batch", o.batch},

@@ -26,9 +26,12 @@ struct DistillProgress {
   std::optional<ChannelOrderReport> channel_order;  // the first sitting's, with permute_channels
 };
 
-// The settings a resumed run must share with the run it continues (JSON), the teacher included:
-// a checksum of the files in `teacher_dir` that the student and a saved model take from it.
-std::string distill_fingerprint(const DistillOptions& options, const Corpus& corpus, const std::string& teacher_dir);
+// A checksum of the files in a teacher's folder that the student and a saved model take from it.
+std::string teacher_checksum(const std::string& teacher_dir);
+
+// The settings a resumed run must share with the run it continues (JSON), the teacher's checksum
+// included.
+std::string distill_fingerprint(const DistillOptions& options, const Corpus& corpus, const std::string& teacher);
 
 std::string checkpoint_path(const std::string& dir);
 

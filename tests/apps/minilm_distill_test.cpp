@@ -459,9 +459,10 @@ TEST(Distill, ACheckpointIsCheckedAgainstTheRunThatResumesIt) {
   minilm::DistillOptions o = few_steps(8);
   const std::string teacher = minilm::default_model_dir();
   const auto fingerprint = [&](const std::string& teacher_dir) {
-    return minilm::distill_fingerprint(o, corpus, teacher_dir);
+    return minilm::distill_fingerprint(o, corpus, minilm::teacher_checksum(teacher_dir));
   };
-  const std::string defaults = minilm::distill_fingerprint(minilm::DistillOptions{}, corpus, teacher);
+  const std::string defaults =
+      minilm::distill_fingerprint(minilm::DistillOptions{}, corpus, minilm::teacher_checksum(teacher));
   const auto dir = fs::temp_directory_path() / ("spruce-distill-check-" + std::to_string(getpid()));
   fs::remove_all(dir);
   minilm::DistillProgress good;
