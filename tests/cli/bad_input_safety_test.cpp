@@ -175,6 +175,13 @@ TEST_F(BadInput, TrainResumesDistilFromTheSameTeacher) {
   }
   std::vector<std::string> same{"--resume", path("taught"), "--epochs", "2", "--teacher", path("dense")};
   EXPECT_EQ(train(same).status, 0);
+  // A teacher is a run's folder: its model file was met with "Not a directory" and exit 1.
+  expect_refused({"train", "--epochs", "1", "--teacher", path("dense/model.safetensors")}, 2,
+                 "is a file; it takes the --save folder of a spruce train run");
+  // embed wrote JSONL over a run's weights, named as they are.
+  write("texts.txt", "one text\n");
+  for (const char* name : {"dense/model.safetensors", "x.pt", "X.SAFETENSORS"})
+    expect_refused({"embed", "--input", path("texts.txt"), "--output", path(name)}, 2, "is named as a model file");
 }
 
 // Two distill runs saving to one folder both reported success, the later one's model replacing the

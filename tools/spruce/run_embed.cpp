@@ -45,6 +45,11 @@ void run_embed(const EmbedArgs& a) {
   if (a.format == "npy" && (lower.ends_with(".jsonl") || lower.ends_with(".json") || lower.ends_with(".txt")))
     usage_error("--format npy would write binary NPY into " + in_quotes(output) + ", named as text; drop --format, " +
                 "or name a .npy file");
+  // Embeddings written over a model's weights (a run's model.safetensors) under their name.
+  for (const char* model_file : {".safetensors", ".pt"})
+    if (lower.ends_with(model_file))
+      usage_error("--output " + in_quotes(output) + " is named as a model file, and embed writes " +
+                  (out_format == minilm::EmbeddingFormat::Npy ? "NPY" : "JSONL") + "; name a .jsonl or .npy file");
   if (out_format == minilm::EmbeddingFormat::Npy && output.empty())
     usage_error("--format npy writes a binary file: give it with --output FILE");
   if (a.input != "-") check_not_input("--output", output, a.input, "--input, the texts");

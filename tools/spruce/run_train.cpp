@@ -110,6 +110,9 @@ void run_train(TrainArgs& a) {
     usage_error("--lock-pattern keeps the zeros of loaded weights; add --init (or --resume), or drop it");
   if (a.overwrite && a.options.save_dir.empty()) usage_error("--overwrite acts only with --save; add it, or drop it");
   // Input files are checked before the run starts, so a bad one is the only line printed.
+  if (!a.teacher_dir.empty() && std::filesystem::is_regular_file(a.teacher_dir))
+    usage_error("--teacher " + in_quotes(a.teacher_dir) + " is a file; it takes the --save folder of a spruce train " +
+                "run, whose model.safetensors teaches");
   if (!a.teacher_dir.empty()) a.options.teacher = a.teacher_dir + "/model.safetensors";
   for (const std::string* file : {&a.options.resume_from, &a.options.init_from, &a.options.teacher})
     if (!file->empty()) require_regular_file(*file);
