@@ -7,19 +7,10 @@
 
 #include "spruce/error.hpp"
 #include "spruce/permutation.hpp"
+#include "spruce/torch/pruner.hpp"
 
 namespace minilm {
 namespace {
-
-// Adds each row's squares, per column, into `sums` (sized on first use); counts the rows.
-void accumulate_squares(const ::torch::Tensor& x, std::vector<double>& sums, double& rows) {
-  const auto flat = x.detach().reshape({-1, x.size(-1)}).to(::torch::kDouble);
-  const auto s = flat.square().sum(0).contiguous();
-  if (sums.empty()) sums.assign(static_cast<size_t>(s.numel()), 0.0);
-  const double* p = s.data_ptr<double>();
-  for (size_t c = 0; c < sums.size(); ++c) sums[c] += p[c];
-  rows += static_cast<double>(flat.size(0));
-}
 
 ::torch::Tensor parameter(BertModelImpl& model, const std::string& name) {
   auto* p = model.named_parameters().find(name);
@@ -44,14 +35,12 @@ ReorderedInputs gather_reordered_inputs(BertModelImpl& model, const std::vector<
   const size_t layers = model.layers->size();
   ReorderedInputs out;
   out.attention_output.resize(layers), out.ffn_output.resize(layers);
-  std::vector<double> rows_attention(layers), rows_ffn(layers);
+  // The Pruner's wanda statistics (squares summed in float64), one per reordered layer.
+  std::vector<spruce::torch::InputStatistics> attention(layers), ffn(layers);
   for (size_t i = 0; i < layers; ++i) {
     auto* l = model.layers->ptr(i)->as<BertLayer>();
-    l->attention->output->set_observer([&, i](size_t, const ::torch::Tensor& x) {
-      accumulate_squares(x, out.attention_output[i], rows_attention[i]);
-    });
-    l->output->set_observer(
-        [&, i](size_t, const ::torch::Tensor& x) { accumulate_squares(x, out.ffn_output[i], rows_ffn[i]); });
+    l->attention->output->set_observer([&, i](size_t, const ::torch::Tensor& x) { attention[i].add(x); });
+    l->output->set_observer([&, i](size_t, const ::torch::Tensor& x) { ffn[i].add(x); });
   }
   struct Unobserve {  // however the forwards end
     BertModelImpl& model;
@@ -68,10 +57,13 @@ ReorderedInputs gather_reordered_inputs(BertModelImpl& model, const std::vector<
   // Padding rows count too, as in the Pruner's wanda statistics.
   for (const Inputs& in : batches) model.forward(in.ids, in.mask);
   model.train(training);
-  for (size_t i = 0; i < layers; ++i) {
-    for (double& v : out.attention_output[i]) v /= std::max(1.0, rows_attention[i]);
-    for (double& v : out.ffn_output[i]) v /= std::max(1.0, rows_ffn[i]);
-  }
+  auto mean_squares = [](const spruce::torch::InputStatistics& st) {
+    if (!st.sum_squares.defined()) return std::vector<double>();  // no batch: no scores
+    const auto mean = (st.sum_squares / std::max(1.0, st.rows)).contiguous();
+    return std::vector<double>(mean.data_ptr<double>(), mean.data_ptr<double>() + mean.numel());
+  };
+  for (size_t i = 0; i < layers; ++i)
+    out.attention_output[i] = mean_squares(attention[i]), out.ffn_output[i] = mean_squares(ffn[i]);
   return out;
 }
 

@@ -99,8 +99,9 @@ int64_t weights_revived(bool straight_through, int64_t steps = 30) {
       const auto& layer = pruner.layers()[i];
       EXPECT_EQ(layer.dense.defined(), straight_through && step < 20) << layer.name << " " << when;
       // Every weight the mask keeps has its trained value, revived ones included (the last update too).
-      if (layer.mask.defined())
+      if (layer.mask.defined()) {
         EXPECT_TRUE(::torch::equal(layer.weight, values[i] * layer.mask)) << layer.name << " " << when;
+      }
       if (previous[i].defined()) {
         const int64_t back = ((previous[i] == 0) & (layer.mask == 1)).sum().item<int64_t>();
         revived += back;
@@ -115,17 +116,20 @@ int64_t weights_revived(bool straight_through, int64_t steps = 30) {
     pruner.on_before_optimizer_step();
     for (const auto& layer : pruner.layers()) {
       const float pruned_grad = layer.weight.grad().masked_select(layer.mask == 0).abs().sum().item<float>();
-      if (straight_through && step < 20)
+      if (straight_through && step < 20) {
         pruned_weight_learned |= pruned_grad > 0;
-      else
+      } else {
         EXPECT_EQ(pruned_grad, 0.0f) << layer.name << ": a pruned weight has a gradient " << when;
+      }
     }
     opt.step();
     pruner.on_after_optimizer_step();
     expect_masked_weights_zero(pruner, "after the step " + when);
   }
   EXPECT_EQ(pruned_weight_learned, straight_through);
-  if (straight_through) EXPECT_GT(revived_at_last_update, 0) << "the last update's revivals go unchecked";
+  if (straight_through) {
+    EXPECT_GT(revived_at_last_update, 0) << "the last update's revivals go unchecked";
+  }
   EXPECT_NEAR(pruner.sparsity(), 0.5, 0.01);
   return revived;
 }
