@@ -32,6 +32,12 @@ bool avx512_bf16();
 bool avx512_vbmi();
 // The class of host for figures: "AMX", "AVX-512 VNNI", "AVX-512", "AVX2" or "scalar", from max_isa().
 std::string_view host_class();
+// The CPU's maker (cpuid leaf 0), for tuning choices that follow the microarchitecture rather
+// than the instruction set (e.g. SparseLinear's staged output, which pays on AMD only).
+enum class CpuVendor { Intel, Amd, Other };
+CpuVendor cpu_vendor();
+// Bytes of L2 cache per core (sysconf; 1 MiB where the system does not say).
+long l2_cache_bytes();
 // The CPU itself, for figures: its brand string and family and model numbers, e.g. "AMD EPYC,
 // family 26 model 2" (Zen 5; Zen 3 and 4 are family 25), which the class alone cannot tell apart.
 std::string_view cpu_description();

@@ -54,12 +54,23 @@ enum class Fallback { Auto, Never, Always };
 const char* fallback_name(Fallback f);             // "auto" | "never" | "always"
 Fallback parse_fallback(const std::string& name);  // throws spruce::Error
 
+// Where Y's rows lie a multiple of 4 KiB apart, a kernel's walk down the rows 64 bytes at a time
+// lands every store in one L1 set: on AMD Zen 4 and 5 that walk ran at 9 GB/s against 37 GB/s
+// 3 KiB apart, so the operator writes a band of output channels into a buffer and copies each
+// row's band to Y in one burst. On an Intel Xeon the walk ran at 17 against 21 GB/s, and the copy
+// paid only where a thread's share of Y outgrew twice its L2 (docs/performance/xeon.md). Auto:
+// staged on AMD, and on other CPUs past that size; Always: staged on every CPU (for tests and
+// measurements); Never: Y written directly. Rows off 4 KiB multiples, and blocks under 64 rows,
+// are never staged.
+enum class OutputStaging { Auto, Always, Never };
+
 struct SparseLinearOptions {
   int threads = 0;  // 0: OpenMP's default (omp_get_max_threads())
   Activation activation = Activation::None;
   Fallback fallback = Fallback::Auto;
   std::string kernel;           // force a registry kernel by name ("" = dispatch); for tests and benchmarks
   std::vector<int64_t> tune_m;  // batch sizes to tune for (see tune())
+  OutputStaging staging = OutputStaging::Auto;
 };
 
 // An operator as a saved model stores it, so that loading adopts the packed weights and the
@@ -113,7 +124,7 @@ class SparseLinear {
   const std::map<int64_t, bool>& vnni_for_m() const;   // AMX kernels: where the VNNI route won
   std::string sparse_kernel() const;                   // the registry kernel the sparse path uses
   // Whether run() at m rows writes Y (rows ldy elements apart; 0: out_features) through a staging
-  // buffer, as it does where the rows lie a multiple of 4 KiB apart (docs/performance/zen5.md).
+  // buffer (see OutputStaging).
   bool stages_output(int64_t m, int64_t ldy = 0) const;
   // Whether oneDNN can run at all: not under Fallback::Never, nor for INT8 where oneDNN's INT8 is
   // not exact (no VNNI). Unlike impl(), it builds no oneDNN primitive.

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "spruce/error.hpp"
@@ -76,6 +77,27 @@ std::string describe_cpu() {
 }
 
 }  // namespace
+
+CpuVendor cpu_vendor() {
+  static const CpuVendor vendor = [] {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return CpuVendor::Other;
+    char name[13] = {};
+    std::memcpy(name, &b, 4), std::memcpy(name + 4, &d, 4), std::memcpy(name + 8, &c, 4);
+    const std::string_view v(name);
+    if (v == "GenuineIntel") return CpuVendor::Intel;
+    return v == "AuthenticAMD" || v == "HygonGenuine" ? CpuVendor::Amd : CpuVendor::Other;
+  }();
+  return vendor;
+}
+
+long l2_cache_bytes() {
+  static const long bytes = [] {
+    const long b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return b > 0 ? b : 1L << 20;
+  }();
+  return bytes;
+}
 
 std::string_view cpu_description() {
   static const std::string text = describe_cpu();

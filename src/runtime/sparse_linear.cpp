@@ -323,12 +323,19 @@ struct Tiling {
 // Staged output. A kernel finishes 16 output channels (a panel) for every row of its block before
 // the next 16, so it writes Y 64 bytes a row, down hundreds of rows. Where Y's rows lie a multiple
 // of 4 KiB apart, every line of such a walk falls into the same set of the L1 cache (64 sets on
-// Zen 4 and 5 and on Sapphire Rapids) and the stores crawl: 9 GB/s on Zen 5 for rows 4, 8 or 12
-// KiB apart, 37 at 3 KiB, 115 GB/s for 512 bytes a row (a throwaway store loop). There the
+// Zen 4 and 5 and on Sapphire Rapids), and on AMD the stores crawl: 9 GB/s on Zen 5 for rows 4, 8
+// or 12 KiB apart, 37 at 3 KiB, 115 GB/s for 512 bytes a row (a throwaway store loop). There the
 // operator has the kernel write a band of kBandBytes per row into a buffer, and copies each row's
 // band to Y in one burst (docs/performance/zen5.md, "Staged output": 384x768x3072, one thread, 2.82-2.88x
-// -> 3.12-3.27x oneDNN INT8).
+// -> 3.12-3.27x oneDNN INT8). An Intel Xeon (family 6 model 207) walked at 17 GB/s 4-16 KiB apart
+// and 21 at 3 KiB, and the copy made its layers 10-25% slower while a thread's share of Y stayed
+// within twice its L2 (1.5-4 MB of FP32 on its 2 MiB), 15-30% faster past it (docs/performance/xeon.md).
 constexpr int64_t kBandBytes = 512;
+
+bool staging_wanted(OutputStaging s, double y_bytes_per_thread) {
+  if (s != OutputStaging::Auto) return s == OutputStaging::Always;
+  return cpu_vendor() == CpuVendor::Amd || y_bytes_per_thread > 2.0 * double(l2_cache_bytes());
+}
 
 Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kernels::StripView& w, size_t weight_bytes,
               int64_t m) {
@@ -373,7 +380,9 @@ Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kerne
                              kernels::xt_bytes(s.dtype, m - (t.nm - 1) * t.mb, s.ic, k.layout));
   t.xt_stride = size_t(kernels::round_up(int64_t(xt), 64));
   const int64_t ys = s.ep.out == OutType::F32 ? 4 : 1;
-  const bool stage = t.mb >= 64 && s.oc * ys > kBandBytes;  // fewer rows: the walks are short
+  // Fewer rows: the walks are short.
+  const double y_per_thread = double(m) * double(s.oc * ys) / double(t.threads);
+  const bool stage = staging_wanted(s.opt.staging, y_per_thread) && t.mb >= 64 && s.oc * ys > kBandBytes;
   t.band = stage ? kBandBytes / ys : 0;
   t.stage_stride = stage ? size_t(t.mb * kBandBytes) : 0;
   return t;

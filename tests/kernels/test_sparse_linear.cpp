@@ -40,6 +40,7 @@ void f32_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb,
   o.fallback = fb;
   o.activation = act;
   if (fb == Fallback::Auto) o.tune_m = {m};
+  if (staged >= 0) o.staging = OutputStaging::Always;  // the staged path on every CPU
   SparseLinear op(w.data.data(), n, k, p, bias.data(), o);
   std::vector<float> y(size_t(m * ldy), std::nanf("")), want(y.size(), std::nanf(""));
   Epilogue ep;
@@ -96,6 +97,7 @@ void s8_case(const char* pattern, int64_t m, int64_t k, int64_t n, Fallback fb, 
   o.fallback = fb;
   o.activation = act;
   if (fb == Fallback::Auto) o.tune_m = {m};
+  if (staged >= 0) o.staging = OutputStaging::Always;  // the staged path on every CPU
   SparseLinear op(w.data.data(), n, k, p, q, with_bias ? bias.data() : nullptr, o);
   const size_t es = out == OutType::F32 ? 4 : 1;
   if (ldy == 0) ldy = n;
@@ -159,6 +161,29 @@ TEST(SparseLinear, StagedOutputGivesTheReference) {
       s8_case("1x4", m, 64, 1024, Fallback::Never, t, Activation::None, OutType::S8, true, seed++, 1100, 0);
     }
   f32_case("4x1", 63, 96, 1000, Fallback::Never, 1, Activation::None, seed++, 1024, 0);
+}
+
+// By default the operator stages on AMD, where the aliased walk is slow, and elsewhere only where
+// a thread's share of Y outgrows twice the L2; Never writes Y directly everywhere. Both paths give
+// the reference (the direct one in every other test).
+TEST(SparseLinear, OutputStagingFollowsTheOptionAndTheCpu) {
+  std::mt19937 rng(950);
+  const Pattern p = Pattern::parse("4x1");
+  const int64_t n = 1000, ldy = 1024, k = 96;
+  auto w = bench::pruned_integers<float>(n, k, p, 0.7, rng);
+  const int64_t small_m = 300, large_m = 4 * l2_cache_bytes() / (ldy * 4) + 64;  // Y: 1.2 MB; past 4x the L2
+  for (OutputStaging s : {OutputStaging::Auto, OutputStaging::Always, OutputStaging::Never}) {
+    SparseLinearOptions o;
+    o.threads = 1, o.fallback = Fallback::Never, o.staging = s;
+    const SparseLinear op(w.data.data(), n, k, p, nullptr, o);
+    const bool amd = cpu_vendor() == CpuVendor::Amd;
+    const bool small_y = 1.2e6 <= 2.0 * double(l2_cache_bytes());  // within twice the L2 anywhere
+    EXPECT_EQ(op.stages_output(small_m, ldy),
+              s == OutputStaging::Always || (s == OutputStaging::Auto && (amd || !small_y)))
+        << int(s);
+    EXPECT_EQ(op.stages_output(large_m, ldy), s != OutputStaging::Never) << int(s);
+    EXPECT_FALSE(op.stages_output(small_m, n)) << "rows 4000 bytes apart are not aliased";
+  }
 }
 
 // Where the weights are packed for an AMX kernel, batches below 16 rows run a VNNI kernel on a
