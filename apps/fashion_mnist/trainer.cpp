@@ -113,6 +113,14 @@ void require_same_distillation(const TrainOptions& o) {
 void save_run(const TrainOptions& o, Classifier& model, const ::torch::optim::Adam& optimizer, const Pruner* pruner,
               TrainPosition position, const TrainResult* result) {
   std::filesystem::create_directories(o.save_dir);
+  // Part-way, the final files of an earlier run (or sitting) would sit beside a checkpoint of this
+  // one, describing another model: gone before it is written, the folder reads as unfinished.
+  if (!result)
+    for (const char* final_file : {"/model.safetensors", "/masks.safetensors"}) {
+      std::error_code ec;
+      std::filesystem::remove(o.save_dir + final_file, ec);
+      if (ec) data_error("cannot remove the earlier run's " + o.save_dir + final_file + ": " + ec.message());
+    }
   replace_files_together(o.save_dir, [&](const std::string& temp) {
     if (pruner) write_file_atomic(temp + "/recipe.yaml", pruner->recipe().to_yaml());
     const spruce::torch::LoopState loop{distillation_record(o), {}};

@@ -8,6 +8,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "spruce/attention.hpp"
@@ -101,6 +102,7 @@ BertConfig BertConfig::read(const std::string& path) {
   } catch (const std::exception& e) {
     spruce::data_error(path + " is not valid JSON: " + e.what());
   }
+  if (!j.is_object()) spruce::data_error(path + " is not a JSON object of settings; is it a model's config.json?");
   BertConfig c;
   try {
     const char* only_bert = "; spruce runs BERT encoders only";
@@ -335,6 +337,15 @@ void load_weights(::torch::nn::Module& model, const spruce::SafetensorsFile& fil
     spruce::require_finite(path, *t, values, "the model's embeddings would be NaN");
     std::memcpy(p.data_ptr<float>(), values.data(), values.size() * sizeof(float));
   }
+  // Encoder weights the model has no place for: config.json declares fewer layers (or heads'
+  // parts) than were trained, and the embeddings would silently skip them.
+  std::set<std::string> used;
+  for (const auto& item : model.named_parameters()) used.insert(item.key());
+  for (const auto& t : file.tensors)
+    if (t.name.starts_with("encoder.") && !used.contains(t.name))
+      spruce::data_error(path + " holds " + t.name +
+                         ", which the model of config.json has no place for; does config.json (num_hidden_layers) "
+                         "belong to these weights?");
 }
 
 void save_weights(const ::torch::nn::Module& model, const std::string& path) {

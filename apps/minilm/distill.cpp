@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 #include <ostream>
@@ -402,6 +403,11 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
     if (o.decay_lr)
       static_cast<::torch::optim::AdamWOptions&>(optimizer.param_groups()[0].options())
           .lr(decayed_learning_rate(o.learning_rate, step, decay_from, o.steps));
+    // Diverged: every later step would be NaN too, and the saved model useless.
+    if (const double value = loss.item<double>(); !std::isfinite(value))
+      spruce::data_error("distil step " + std::to_string(step + 1) + ": the loss is " +
+                         (std::isnan(value) ? "NaN" : "infinite") + " (training diverged); lower --lr" +
+                         (o.neighbour_weight > 0 ? " or raise --neighbour-temperature" : ""));
     optimizer.zero_grad();
     loss.backward();
     if (pruner) pruner->on_before_optimizer_step();

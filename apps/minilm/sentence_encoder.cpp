@@ -68,8 +68,10 @@ void check_sentence_transformers_settings(const std::string& dir, const spruce::
       if (config.contains(key) && config[key] == false)
         unsupported(folder / "tokenizer_config.json", key + std::string(" is false"));
   const auto fast = read_json_file(folder / "tokenizer.json");
-  if (!fast.is_object()) return;
+  if (fast.is_null()) return;  // no tokenizer.json
   const fs::path file = folder / "tokenizer.json";
+  if (!fast.is_object() || (fast.contains("model") && !fast["model"].is_object()))
+    spruce::data_error(file.string() + " is not a tokenizer's settings (a JSON object, its \"model\" an object too)");
   if (const auto& n = fast.value("normalizer", nlohmann::json()); n.is_object()) {
     if (n.value("lowercase", true) == false) unsupported(file, "its normalizer does not lower-case");
     if (n.value("handle_chinese_chars", true) == false) unsupported(file, "its normalizer does not split Chinese");

@@ -242,6 +242,59 @@ TEST_F(BadInput, SentenceModelConfigsNameTheirField) {
   expect_refused(
       {"embed", "--input", path("texts.txt"), "--model", model_with("positions", "max_position_embeddings", "4")}, 2,
       "the maximum length 128 is outside 2..4, the positions");
+  // Fewer layers than the weights hold embedded with the first four alone, silently.
+  expect_refused({"embed", "--input", path("texts.txt"), "--model", model_with("fewer", "num_hidden_layers", "4")}, 1,
+                 "holds encoder.layer.4.");
+  // Settings files that are not JSON objects leaked the JSON library's own text, or were accepted.
+  const auto model_with_file = [&](const std::string& name, const std::string& file, const std::string& text) {
+    fs::create_directories(path(name));
+    for (const auto& e : fs::directory_iterator(real))
+      if (e.path().filename() != file) fs::create_symlink(e.path(), path(name) / e.path().filename());
+    write(name + "/" + file, text);
+    return path(name);
+  };
+  expect_refused({"embed", "--input", path("texts.txt"), "--model", model_with_file("cfg-list", "config.json", "[]")},
+                 1, "config.json is not a JSON object of settings");
+  expect_refused(
+      {"embed", "--input", path("texts.txt"), "--model", model_with_file("tok-list", "tokenizer.json", "[]")}, 1,
+      "tokenizer.json is not a tokenizer's settings");
+  expect_refused({"embed", "--input", path("texts.txt"), "--model",
+                  model_with_file("tok-model", "tokenizer.json", "{\"model\": 5}")},
+                 1, "tokenizer.json is not a tokenizer's settings");
+}
+
+// A run stopped part-way left its checkpoint beside the final files of the run it replaced, and
+// eval and convert read that checkpoint as a finished run (or called it a dense one).
+TEST_F(BadInput, UnfinishedTrainingRunsAreNamed) {
+  fs::create_directories(path("part"));
+  write("part/checkpoint.pt", "not read");
+  write("part/recipe.yaml", "pattern: 4x1\ntarget_sparsity: 0.5\n");
+  expect_refused({"eval", "--sparse", path("part")}, 2, "holds a run that has not finished");
+  expect_refused({"eval", "--dense", path("part")}, 2, "holds a run that has not finished");
+  expect_refused({"convert", "--checkpoint", path("part"), "--out", path("c.safetensors")}, 2,
+                 "continue it with spruce train --resume");
+  // A finished run replaced by one stopped after its first epochs: its model.safetensors went first.
+  const std::vector<std::string> tiny{"--train-limit", "256", "--test-limit", "256", "--threads", "1", "--no-progress"};
+  auto train = [&](std::vector<std::string> args) {
+    args.insert(args.end(), tiny.begin(), tiny.end());
+    return args;
+  };
+  ASSERT_EQ(run(train({"train", "--epochs", "1", "--save", path("replaced")})).status, 0);
+  ASSERT_TRUE(fs::exists(path("replaced/model.safetensors")));
+  const Outcome stopped = run(train({"train", "--epochs", "50", "--save", path("replaced"), "--overwrite", "--pattern",
+                                     "4x1", "--sparsity", "0.5"}),
+                              120, "epoch 2/50");
+  EXPECT_TRUE(stopped.signal == SIGINT || stopped.status == 130) << stopped.err;
+  EXPECT_TRUE(fs::exists(path("replaced/checkpoint.pt")));
+  EXPECT_FALSE(fs::exists(path("replaced/model.safetensors")))
+      << "the replaced run's weights beside the new checkpoint";
+  expect_refused({"eval", "--sparse", path("replaced")}, 2, "holds a run that has not finished");
+  // Without --save the ranks' logs go to TMPDIR, whose error named an empty path.
+  const Outcome o = run({"train", "--nproc", "2", "--epochs", "1"}, 60, "", {{"TMPDIR", "/no-such-folder"}});
+  EXPECT_EQ(o.status, 2) << o.err;
+  EXPECT_EQ(o.err,
+            "spruce: error: TMPDIR '/no-such-folder' is not a folder (the ranks' logs go there without --save): "
+            "set it to one, or give --save\n");
 }
 #endif
 

@@ -229,6 +229,12 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"bench", "--shape", "8x16x4", "--sparsity", "0.97"}, 2,
                  "--sparsity 0.97 zeroes all 16 blocks of the 4x16 weight of --shape 8x16x4 (pattern 4x1)");
   expect_refused({"bench", "--shape", "8x64x64", "--pattern", "4x1,2:4,4x1"}, 2, "--pattern 4x1 is given twice");
+  expect_refused({"bench", "--shape", "8x64x64", "--sparsity", "0.9,0.90"}, 2, "--sparsity 0.90 is given twice");
+  expect_refused({"bench", "--shape", "8x64x64", "--shape", "8x64x64"}, 2, "--shape 8x64x64 is given twice");
+  expect_refused({"bench", "--shape", "8x64x64", "--pattern", "2:4", "--sparsity", "0.3"}, 2,
+                 "N:M patterns such as 2:4 fix their own (50.0%)");
+  expect_refused(prune_to_old({"--pattern", "2:4", "--scope", "global"}), 2, "--scope global changes nothing for 2:4");
+  expect_refused({"eval", "--converted", ckpt_, ckpt_}, 2, "is given twice");
   expect_refused({"prune", ckpt_, "-o", "-", "--pattern", "4x1", "--sparsity", "0.5"}, 2,
                  "-o '-': this output is a file");
   expect_refused({"bench", "--shape", "8x64x64", "--json", "-"}, 2, "--json '-': this output is a file");
@@ -267,6 +273,8 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"train", "--group-lasso", "1000"}, 2, "--group-lasso needs --pattern");
   expect_refused({"train", "--distill-weight", "1"}, 2, "--distill-weight acts only with --teacher");
   expect_refused({"train", "--distill-temperature", "2"}, 2, "--distill-temperature acts only with --teacher");
+  // A temperature near 0 made every loss NaN; the message blamed the learning rate.
+  expect_refused({"train", "--distill-temperature", "1e-45"}, 2, "--distill-temperature");
   expect_refused({"convert", "--checkpoint", path("x"), "--out", path("y"), "--variant", "fp32-sparse",
                   "--calibration-samples", "7"},
                  2, "--calibration-samples has no effect on --variant fp32-sparse");
@@ -402,6 +410,9 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"distill", "--pattern", "2:4", "--sparsity", "0.7"}, 2, "2:4");
   expect_refused({"distill", "--gradual-nm"}, 2, "--gradual-nm needs an N:M --pattern");
   expect_refused({"distill", "--neighbour-temperature", "0.1"}, 2, "acts only with --neighbour-weight");
+  // 1e-45 made the loss NaN, and the NaN model was saved with exit 0.
+  expect_refused({"distill", "--neighbour-weight", "1", "--neighbour-temperature", "1e-45"}, 2,
+                 "--neighbour-temperature: '1e-45' is not a number in [0.001, 10]");
   expect_refused({"distill", "--checkpoint-every", "10"}, 2, "acts only with --checkpoint DIR");
   expect_refused({"distill", "--pattern", "4x1", "--sparsity", "0"}, 2, "--sparsity 0 prunes nothing");
   // Checked against the encoder's layers before anything loads, with no flag that distill lacks.

@@ -2,6 +2,7 @@
 //
 // Flags and printing; the cases, their verification and the timing protocol (interleaved rounds,
 // medians, median per-round ratios) are spruce::bench::run_case (include/spruce/bench.hpp).
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -34,6 +35,7 @@ struct Options {
   std::string patterns = "4x1", sparsities = "0.9", dtype = "int8";
   std::string dense_isa;
   int threads = 0, reps = 0;
+  bool sparsity_given = false;
 };
 
 // oneDNN reads DNNL_MAX_CPU_ISA when it first dispatches, which `spruce bench` has not done yet.
@@ -65,6 +67,16 @@ void run_bench(const Options& o) {
   for (size_t i = 0; i < patterns.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (patterns[i] == patterns[j]) usage_error("--pattern " + patterns[i].str() + " is given twice; give it once");
+  for (size_t i = 0; i < sps.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (sps[i] == sps[j]) usage_error("--sparsity " + sparsity_texts[i] + " is given twice; give it once");
+  for (size_t i = 0; i < shapes.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (shapes[i].m == shapes[j].m && shapes[i].k == shapes[j].k && shapes[i].n == shapes[j].n)
+        usage_error("--shape " + bench::to_string(shapes[i]) + " is given twice (--suite included); give it once");
+  if (o.sparsity_given && std::all_of(patterns.begin(), patterns.end(), [](const Pattern& p) { return p.is_nm(); }))
+    usage_error("--sparsity acts on block patterns; N:M patterns such as " + patterns[0].str() + " fix their own (" +
+                percent(patterns[0].natural_sparsity()) + "): drop --sparsity");
   // Each case's weight, n x k, must hold more than one block of its pattern, and keep one at its
   // sparsity: a single block, or all of them zeroed, measured nothing (4x1 @ 0.9 on 1x1x1 ran 100% sparse).
   for (const bench::Shape& s : shapes)
@@ -154,7 +166,10 @@ void add_bench(CLI::App& app) {
                   "cap oneDNN's dense baseline at this ISA (its DNNL_MAX_CPU_ISA names, e.g. avx512_core_vnni); "
                   "default: oneDNN's best, which SPRUCE_MAX_ISA caps at avx512_core_vnni only on an AMX host");
   cmd->add_option("--json", opt->json, "write one JSON record per case to FILE")->check(non_empty());
-  cmd->callback([opt] { run_bench(*opt); });
+  cmd->callback([opt, cmd] {
+    opt->sparsity_given = cmd->count("--sparsity") > 0;
+    run_bench(*opt);
+  });
 }
 
 const Command reg{"bench", add_bench};

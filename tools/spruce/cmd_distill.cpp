@@ -72,7 +72,7 @@ void add(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--neighbour-temperature", a->o.neighbour_temperature,
                   "Temperature of the neighbourhood loss: lower weighs the nearest neighbours more")
-      ->check(real_in(0, 10, true))
+      ->check(real_in(0.001, 10))
       ->capture_default_str();
   cmd->add_option("--spread-weight", a->o.spread_weight,
                   "Weight of the embedding error weighted by how the training texts' embeddings vary, so that "

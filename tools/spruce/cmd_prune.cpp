@@ -54,7 +54,12 @@ void run(const PruneArgs& a) {
   opt.recipe = recipe_from(a);
   if (!a.scope.empty()) opt.scope = parse_scope(a.scope);
   if (opt.scope == Scope::Global)
-    for (const auto& g : opt.recipe.groups) g.check_global_limits(a.recipe.empty() ? "--scope global" : a.recipe);
+    for (const auto& g : opt.recipe.groups) {
+      if (g.pattern.is_nm() && !g.gradual_nm)
+        usage_error("--scope global changes nothing for " + g.pattern.str() +
+                    ", which prunes every group of every tensor alike; drop --scope");
+      g.check_global_limits(a.recipe.empty() ? "--scope global" : a.recipe);
+    }
   opt.include = a.include;
   opt.exclude = a.exclude;
   opt.source = a.input;

@@ -72,7 +72,7 @@ void add_train(CLI::App& app) {
       ->check(real_in(0, 1, true, false))
       ->capture_default_str();
   cmd->add_option("--distill-temperature", o.distill_temperature, "With --teacher: softmax temperature")
-      ->check(real_in(0, 100, true, false))
+      ->check(real_in(0.01, 100))
       ->capture_default_str();
   cmd->add_flag("--lock-pattern", o.lock_pattern,
                 "Keep the loaded weights' zeros as masks when they come without masks");

@@ -141,6 +141,18 @@ void check_not_inside(const std::string& flag, const std::string& path, const st
                 ", every file of which is read; name a file outside it");
 }
 
+void check_finished_run(const std::string& flag, const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (dir.empty() || !fs::exists(fs::path(dir) / "checkpoint.pt", ec) ||
+      fs::exists(fs::path(dir) / "model.safetensors", ec))
+    return;
+  usage_error(flag + " " + in_quotes(dir) +
+              " holds a run that has not finished (a checkpoint, no model.safetensors): continue it with "
+              "spruce train --resume " +
+              dir + " --save " + dir + " and its --epochs, or give a finished run");
+}
+
 void check_not_output(const std::string& flag, const std::string& path, const std::string& folder,
                       const std::string& folder_flag, const std::vector<std::string>& files) {
   if (path.empty() || folder.empty()) return;

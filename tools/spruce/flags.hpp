@@ -53,6 +53,10 @@ bool is_within(const std::string& path, const std::string& folder);
 // `folder_is` says why that is wrong, e.g. "the folder --save replaces whole".
 void check_not_within(const std::string& flag, const std::string& path, const std::string& folder,
                       const std::string& folder_is);
+// Refuses a `spruce train --save` folder whose run has not finished: its checkpoint.pt without the
+// model.safetensors written at the end (a run stopped part-way, whose checkpoint is of an earlier
+// epoch). Nothing to check where the folder holds no checkpoint.
+void check_finished_run(const std::string& flag, const std::string& dir);
 // What the commands read from their input folders.
 inline const std::vector<std::string> kFashionMnistFiles{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};

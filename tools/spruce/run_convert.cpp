@@ -28,6 +28,7 @@ void run_convert(ConvertArgs& a) {
   check_not_inside("--out", a.out, a.checkpoint_dir, "the training run (--checkpoint)", kTrainRunFiles);
   check_not_inside("--out", a.out, a.o.data_dir, "the dataset (--data)", kFashionMnistFiles);
   check_output_file("--out", a.out);
+  check_finished_run("--checkpoint", a.checkpoint_dir);
   // A run trained without pruning saves no masks: converted as sparse, its "sparse" model was dense.
   if (variant != torch::Variant::Int8Dense && std::filesystem::exists(a.checkpoint_dir + "/checkpoint.pt") &&
       !std::filesystem::exists(a.checkpoint_dir + "/masks.safetensors"))

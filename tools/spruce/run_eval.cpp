@@ -21,6 +21,8 @@ std::string checkpoint_in(const std::string& dir) { return dir.empty() ? "" : di
 }  // namespace
 
 void run_eval(EvalArgs& a) {
+  check_finished_run("--dense", a.dense_dir);
+  check_finished_run("--sparse", a.sparse_dir);
   a.o.dense_checkpoint = checkpoint_in(a.dense_dir);
   a.o.sparse_checkpoint = checkpoint_in(a.sparse_dir);
   // A pruned run saves its masks beside the checkpoint; without them the "sparse" rows would be dense.
@@ -44,6 +46,11 @@ void run_eval(EvalArgs& a) {
                   "it was converted with (convert it again with " +
                   flag + ")");
   for (const auto& file : a.o.converted_files) check_not_input("--json", a.json, file, "a --converted model");
+  for (size_t i = 0; i < a.o.converted_files.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (std::error_code ec; a.o.converted_files[i] == a.o.converted_files[j] ||
+                              std::filesystem::equivalent(a.o.converted_files[i], a.o.converted_files[j], ec))
+        usage_error("--converted " + in_quotes(a.o.converted_files[i]) + " is given twice; give it once");
   check_not_inside("--json", a.json, a.dense_dir, "the dense run (--dense)", kTrainRunFiles);
   check_not_inside("--json", a.json, a.sparse_dir, "the pruned run (--sparse)", kTrainRunFiles);
   check_not_inside("--json", a.json, a.o.data_dir, "the dataset (--data)", kFashionMnistFiles);

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -162,10 +163,19 @@ void run_train(TrainArgs& a) {
     launch.nproc = a.nproc;
     launch.master_port = std::max(a.master_port, 0);
     launch.threads_per_rank = a.threads > 0 ? a.threads : std::max(1, cores / a.nproc);
-    launch.log_dir =
-        !a.options.save_dir.empty()
-            ? a.options.save_dir + "/logs"
-            : (std::filesystem::temp_directory_path() / ("spruce-train-" + std::to_string(getpid()))).string();
+    auto temp_folder = [] {  // std::filesystem's own error names no path when TMPDIR is wrong
+      std::error_code ec;
+      const auto dir = std::filesystem::temp_directory_path(ec);
+      if (ec) {
+        const char* env = std::getenv("TMPDIR");
+        usage_error("TMPDIR " + in_quotes(env ? env : "") + " is not a folder (the ranks' logs go there without " +
+                    "--save): set it to one, or give --save");
+      }
+      return dir;
+    };
+    launch.log_dir = !a.options.save_dir.empty()
+                         ? a.options.save_dir + "/logs"
+                         : (temp_folder() / ("spruce-train-" + std::to_string(getpid()))).string();
     require_fashion_mnist(a.options.data_dir);  // inputs first: a refused run makes no --save folder
     // The weights too, as one rank would check them: a bad file is one line, not every rank's.
     for (const std::string* weights : {&a.options.init_from, &a.options.teacher})
