@@ -230,6 +230,7 @@ TEST_F(BadInput, FlagsAreValidated) {
                  "--sparsity 0.97 zeroes all 16 blocks of the 4x16 weight of --shape 8x16x4 (pattern 4x1)");
   expect_refused({"bench", "--shape", "8x64x64", "--pattern", "4x1,2:4,4x1"}, 2, "--pattern 4x1 is given twice");
   expect_refused({"bench", "--shape", "8x64x64", "--sparsity", "0.9,0.90"}, 2, "--sparsity 0.90 is given twice");
+  expect_refused({"bench", "--suite", ""}, 2, "--suite '': give one of bert-base");
   expect_refused({"bench", "--shape", "8x64x64", "--shape", "8x64x64"}, 2, "--shape 8x64x64 is given twice");
   expect_refused({"bench", "--shape", "8x64x64", "--pattern", "2:4", "--sparsity", "0.3"}, 2,
                  "N:M patterns such as 2:4 fix their own (50.0%)");

@@ -35,7 +35,7 @@ struct Options {
   std::string patterns = "4x1", sparsities = "0.9", dtype = "int8";
   std::string dense_isa;
   int threads = 0, reps = 0;
-  bool sparsity_given = false;
+  bool sparsity_given = false, suite_given = false;
 };
 
 // oneDNN reads DNNL_MAX_CPU_ISA when it first dispatches, which `spruce bench` has not done yet.
@@ -44,11 +44,18 @@ void cap_dense(const std::string& isa) {
   setenv("DNNL_MAX_CPU_ISA", isa.c_str(), 1);
 }
 
+std::string suite_help() {
+  std::string h;
+  for (const auto& name : bench::suite_names()) h += name + " | ";
+  return h + "all";
+}
+
 void run_bench(const Options& o) {
   check_output_file("--json", o.json);  // before the benchmark, so a typo cannot cost the run
   if (!o.dense_isa.empty()) cap_dense(o.dense_isa);
   std::vector<bench::Shape> shapes;
   for (const auto& t : o.shapes) shapes.push_back(bench::parse_shape(t));
+  if (o.suite_given && o.suite_name.empty()) usage_error("--suite '': give one of " + suite_help());
   if (!o.suite_name.empty())
     for (auto s : bench::suite(o.suite_name)) shapes.push_back(s);
   if (shapes.empty()) usage_error("nothing to run: give --suite or --shape");
@@ -144,12 +151,6 @@ void run_bench(const Options& o) {
   if (!o.json.empty()) write_json(o.json, records);
 }
 
-std::string suite_help() {
-  std::string h;
-  for (const auto& name : bench::suite_names()) h += name + " | ";
-  return h + "all";
-}
-
 void add_bench(CLI::App& app) {
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("bench", "sparse GEMM vs oneDNN dense FP32 and INT8 (BENCHMARKS.md protocol)");
@@ -168,6 +169,7 @@ void add_bench(CLI::App& app) {
   cmd->add_option("--json", opt->json, "write one JSON record per case to FILE")->check(non_empty());
   cmd->callback([opt, cmd] {
     opt->sparsity_given = cmd->count("--sparsity") > 0;
+    opt->suite_given = cmd->count("--suite") > 0;
     run_bench(*opt);
   });
 }

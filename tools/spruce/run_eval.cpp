@@ -66,7 +66,8 @@ void run_eval(EvalArgs& a) {
     if (r.variant == "fp32-sparse" && r.file.empty()) f32s = &r;
     if (r.variant == "int8-sparse" && r.file.empty()) i8s = &r;
     header.push_back(r.file.empty() ? r.variant : r.variant + " (loaded)");
-    acc.push_back(percent(r.accuracy, 2) + " (" + percent(r.accuracy / base->accuracy, 2) + ")");
+    acc.push_back(percent(r.accuracy, 2) +
+                  (base->accuracy > 0 ? " (" + percent(r.accuracy / base->accuracy, 2) + ")" : ""));
     speed.push_back(fixed(r.images_per_second, 0) + " (" + fixed(r.images_per_second / base->images_per_second, 2) +
                     "x)");
     sparsity.push_back(r.variant.ends_with("dense") && r.sparsity == 0 ? "-" : percent(r.sparsity, 1));
