@@ -96,6 +96,10 @@ std::vector<std::string> read_texts(const std::string& path, TextFormat format) 
         line_error(path, line_number,
                    "holds a number too large for a double (such as 1e999); give a JSON string or "
                    "{\"text\": \"...\"}");
+      if (std::string(e.what()).find("surrogate") != std::string::npos)  // valid syntax, not text
+        line_error(path, line_number,
+                   "holds a \\u escape of half a UTF-16 surrogate pair, which is no character; give the pair, or "
+                   "the character itself");
       line_error(path, line_number,
                  "not JSON; JSONL needs a string or {\"text\": ...} per line (or use --input-format text)");
     }

@@ -223,6 +223,7 @@ AtomicOutput::AtomicOutput(const std::string& path) : target_(path) {
     if (S_ISLNK(st.st_mode)) {
       char resolved[PATH_MAX];
       if (::realpath(path.c_str(), resolved) == nullptr || ::stat(resolved, &st) != 0) {
+        if (errno == ELOOP) cannot("write", path, "it is a loop of symlinks; remove it or name another output");
         // /dev/stdout on a pipe resolves to no path, yet leads somewhere: say where.
         if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
           cannot(

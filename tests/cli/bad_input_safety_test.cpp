@@ -87,6 +87,7 @@ TEST_F(BadInput, OutputsNeverReplaceTheDataTheyRead) {
 TEST_F(BadInput, TrainingSettingsThatWouldDoNothing) {
   fs::create_directories(path("run"));
   write("run/checkpoint.pt", "a dense run's checkpoint");
+  write("run/model.safetensors", "a finished run's weights");
   expect_refused({"train", "--resume", path("run"), "--init", ckpt_}, 2, "--init has no effect with --resume");
   expect_refused({"train", "--lock-pattern"}, 2, "--lock-pattern keeps the zeros of loaded weights");
   expect_refused({"train", "--seed", "4294967296"}, 2, "--seed");

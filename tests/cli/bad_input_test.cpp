@@ -111,6 +111,11 @@ TEST_F(BadInput, OutputsReplaceOnlyRegularFiles) {
   // The harness's stdout is a pipe: /dev/stdout leads to it through a link that resolves to no path.
   expect_refused({"prune", ckpt_, "-o", "/dev/stdout", "--pattern", "4x1", "--sparsity", "0.5"}, 2,
                  "it leads to a FIFO; spruce only replaces regular files");
+  // Two links that lead to each other were called "a symlink to nothing".
+  fs::create_symlink(path("loop-b"), path("loop-a"));
+  fs::create_symlink(path("loop-a"), path("loop-b"));
+  expect_refused({"prune", ckpt_, "-o", path("loop-a"), "--pattern", "4x1", "--sparsity", "0.5"}, 2,
+                 "it is a loop of symlinks");
 }
 
 // A safetensors file of `header` (JSON) and `data_bytes` bytes of data.
@@ -378,6 +383,8 @@ TEST_F(BadInput, EmbedNamesTheBadLine) {
   expect_refused(embed("bad.jsonl"), 2, "line 2: holds no text");
   write("broken.jsonl", "{\"text\": \"fine\"\n");
   expect_refused(embed("broken.jsonl"), 2, "line 1: not JSON");
+  write("surrogate.jsonl", "{\"text\": \"fine\"}\n{\"text\": \"\\ud800\"}\n");
+  expect_refused(embed("surrogate.jsonl"), 2, "line 2: holds a \\u escape of half a UTF-16 surrogate pair");
   write("overflow.jsonl", "{\"text\": \"fine\"}\n{\"text\": 1e999}\n");
   expect_refused(embed("overflow.jsonl"), 2, "line 2: holds a number too large for a double");
   write("twice.jsonl", "{\"text\": \"fine\", \"meta\": {\"text\": 1}}\n{\"text\": \"a\", \"text\": \"b\"}\n");
