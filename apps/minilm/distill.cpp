@@ -404,9 +404,10 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       static_cast<::torch::optim::AdamWOptions&>(optimizer.param_groups()[0].options())
           .lr(decayed_learning_rate(o.learning_rate, step, decay_from, o.steps));
     // Diverged: every later step would be NaN too, and the saved model useless.
-    if (const double value = loss.item<double>(); !std::isfinite(value))
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value))
       spruce::data_error("distil step " + std::to_string(step + 1) + ": the loss is " +
-                         (std::isnan(value) ? "NaN" : "infinite") + " (training diverged); lower --lr" +
+                         (std::isnan(loss_value) ? "NaN" : "infinite") + " (training diverged); lower --lr" +
                          (o.neighbour_weight > 0 ? " or raise --neighbour-temperature" : ""));
     optimizer.zero_grad();
     loss.backward();
@@ -421,7 +422,7 @@ DistillResult distill(SentenceEncoder& teacher, SentenceEncoder& student, const 
       else
         for (size_t i = 0; i < trained.size(); ++i) averaged[i].mul_(o.ema).add_(trained[i].detach(), 1 - o.ema);
     }
-    loss_sum += loss.item<double>();
+    loss_sum += loss_value;
     cosine_sum += (embedding.detach() * target_embedding).sum(1).mean().item<double>();
     ++window;
     const double sparsity = pruner ? pruner->sparsity() : 0.0;

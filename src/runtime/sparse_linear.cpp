@@ -329,7 +329,7 @@ struct Tiling {
 // band to Y in one burst (docs/performance/zen5.md, "Staged output": 384x768x3072, one thread, 2.82-2.88x
 // -> 3.12-3.27x oneDNN INT8). An Intel Xeon (family 6 model 207) walked at 17 GB/s 4-16 KiB apart
 // and 21 at 3 KiB, and the copy made its layers 10-25% slower while a thread's share of Y stayed
-// within twice its L2 (1.5-4 MB of FP32 on its 2 MiB), 15-30% faster past it (docs/performance/xeon.md).
+// within twice its L2 (1.5-4 MB of FP32 on its 2 MiB), 15-35% faster past it (docs/performance/xeon.md).
 constexpr int64_t kBandBytes = 512;
 
 bool staging_wanted(OutputStaging s, double y_bytes_per_thread) {
@@ -380,7 +380,7 @@ Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kerne
                              kernels::xt_bytes(s.dtype, m - (t.nm - 1) * t.mb, s.ic, k.layout));
   t.xt_stride = size_t(kernels::round_up(int64_t(xt), 64));
   const int64_t ys = s.ep.out == OutType::F32 ? 4 : 1;
-  // Fewer rows: the walks are short.
+  // Blocks under 64 rows walk short enough to write Y directly.
   const double y_per_thread = double(m) * double(s.oc * ys) / double(t.threads);
   const bool stage = staging_wanted(s.opt.staging, y_per_thread) && t.mb >= 64 && s.oc * ys > kBandBytes;
   t.band = stage ? kBandBytes / ys : 0;

@@ -171,15 +171,16 @@ TEST(SparseLinear, OutputStagingFollowsTheOptionAndTheCpu) {
   const Pattern p = Pattern::parse("4x1");
   const int64_t n = 1000, ldy = 1024, k = 96;
   auto w = bench::pruned_integers<float>(n, k, p, 0.7, rng);
-  const int64_t small_m = 300, large_m = 4 * l2_cache_bytes() / (ldy * 4) + 64;  // Y: 1.2 MB; past 4x the L2
+  // One thread: its share of Y is all of it, 1.2 MB at 300 rows, and past 4x the L2 at large_m.
+  const int64_t small_m = 300, large_m = 4 * l2_cache_bytes() / (ldy * 4) + 64;
+  const bool small_y_staged_by_auto =
+      cpu_vendor() == CpuVendor::Amd || double(small_m * n * 4) > 2.0 * double(l2_cache_bytes());
   for (OutputStaging s : {OutputStaging::Auto, OutputStaging::Always, OutputStaging::Never}) {
     SparseLinearOptions o;
     o.threads = 1, o.fallback = Fallback::Never, o.staging = s;
     const SparseLinear op(w.data.data(), n, k, p, nullptr, o);
-    const bool amd = cpu_vendor() == CpuVendor::Amd;
-    const bool small_y = 1.2e6 <= 2.0 * double(l2_cache_bytes());  // within twice the L2 anywhere
     EXPECT_EQ(op.stages_output(small_m, ldy),
-              s == OutputStaging::Always || (s == OutputStaging::Auto && (amd || !small_y)))
+              s == OutputStaging::Always || (s == OutputStaging::Auto && small_y_staged_by_auto))
         << int(s);
     EXPECT_EQ(op.stages_output(large_m, ldy), s != OutputStaging::Never) << int(s);
     EXPECT_FALSE(op.stages_output(small_m, n)) << "rows 4000 bytes apart are not aliased";
