@@ -240,7 +240,6 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"bench", "--shape", "8x64x64", "--pattern", "2:4", "--sparsity", "0.3"}, 2,
                  "N:M patterns such as 2:4 fix their own (50.0%)");
   expect_refused(prune_to_old({"--pattern", "2:4", "--scope", "global"}), 2, "--scope global changes nothing for 2:4");
-  expect_refused({"eval", "--converted", ckpt_, ckpt_}, 2, "is given twice");
   expect_refused({"prune", ckpt_, "-o", "-", "--pattern", "4x1", "--sparsity", "0.5"}, 2,
                  "-o '-': this output is a file");
   expect_refused({"bench", "--shape", "8x64x64", "--json", "-"}, 2, "--json '-': this output is a file");
@@ -279,6 +278,7 @@ TEST_F(BadInput, FlagsAreValidated) {
   expect_refused({"train", "--group-lasso", "1000"}, 2, "--group-lasso needs --pattern");
   expect_refused({"train", "--distill-weight", "1"}, 2, "--distill-weight acts only with --teacher");
   expect_refused({"train", "--distill-temperature", "2"}, 2, "--distill-temperature acts only with --teacher");
+  expect_refused({"eval", "--converted", ckpt_, ckpt_}, 2, "is given twice");
   // A temperature near 0 made every loss NaN; the message blamed the learning rate.
   expect_refused({"train", "--distill-temperature", "1e-45"}, 2, "--distill-temperature");
   expect_refused({"convert", "--checkpoint", path("x"), "--out", path("y"), "--variant", "fp32-sparse",
