@@ -71,16 +71,15 @@ void run_bench(const Options& o) {
       usage_error("invalid --sparsity " + in_quotes(t) + ": expected a fraction in [0, 1)");
     sps.push_back(v);
   }
-  for (size_t i = 0; i < patterns.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (patterns[i] == patterns[j]) usage_error("--pattern " + patterns[i].str() + " is given twice; give it once");
-  for (size_t i = 0; i < sps.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (sps[i] == sps[j]) usage_error("--sparsity " + sparsity_texts[i] + " is given twice; give it once");
-  for (size_t i = 0; i < shapes.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (shapes[i].m == shapes[j].m && shapes[i].k == shapes[j].k && shapes[i].n == shapes[j].n)
-        usage_error("--shape " + bench::to_string(shapes[i]) + " is given twice (--suite included); give it once");
+  if (const auto i = first_repeat(patterns))
+    usage_error("--pattern " + patterns[*i].str() + " is given twice; give it once");
+  if (const auto i = first_repeat(sps))
+    usage_error("--sparsity " + sparsity_texts[*i] + " is given twice; give it once");
+  const auto same_shape = [](const bench::Shape& a, const bench::Shape& b) {
+    return a.m == b.m && a.k == b.k && a.n == b.n;
+  };
+  if (const auto i = first_repeat(shapes, same_shape))
+    usage_error("--shape " + bench::to_string(shapes[*i]) + " is given twice (--suite included); give it once");
   if (o.sparsity_given && std::all_of(patterns.begin(), patterns.end(), [](const Pattern& p) { return p.is_nm(); }))
     usage_error("--sparsity acts on block patterns; N:M patterns such as " + patterns[0].str() + " fix their own (" +
                 percent(patterns[0].natural_sparsity()) + "): drop --sparsity");

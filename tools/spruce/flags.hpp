@@ -4,6 +4,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,19 @@ bool is_within(const std::string& path, const std::string& folder);
 // `folder_is` says why that is wrong, e.g. "the folder --save replaces whole".
 void check_not_within(const std::string& flag, const std::string& path, const std::string& folder,
                       const std::string& folder_is);
+// The first item of a list flag that repeats an earlier one (`same` compares two), if any: a case
+// given twice was run twice, a file given twice read twice.
+template <class T, class Same>
+std::optional<size_t> first_repeat(const std::vector<T>& items, Same same) {
+  for (size_t i = 0; i < items.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (same(items[i], items[j])) return i;
+  return std::nullopt;
+}
+template <class T>
+std::optional<size_t> first_repeat(const std::vector<T>& items) {
+  return first_repeat(items, [](const T& a, const T& b) { return a == b; });
+}
 // Refuses a `spruce train --save` folder whose run has not finished: its checkpoint.pt without the
 // model.safetensors written at the end (a run stopped part-way, whose checkpoint is of an earlier
 // epoch). Nothing to check where the folder holds no checkpoint.

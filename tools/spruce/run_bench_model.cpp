@@ -114,10 +114,8 @@ nlohmann::ordered_json run_json(const mlperf::RunResult& r) {
 void run_bench_model(BenchModelArgs& a) {
   a.o.fallback = a.minilm.fallback = parse_fallback(a.fallback);
   // A batch given twice was measured twice, as two records of one row.
-  for (size_t i = 0; i < a.o.batches.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (a.o.batches[i] == a.o.batches[j])
-        usage_error("--batches " + std::to_string(a.o.batches[i]) + " is given twice; give each once");
+  if (const auto i = first_repeat(a.o.batches))
+    usage_error("--batches " + std::to_string(a.o.batches[*i]) + " is given twice; give each once");
   if (a.model == "minilm") {
     for (const char* dlrm_only : {"--pattern", "--sparsity", "--epochs", "--finetune-epochs", "--train-samples",
                                   "--test-samples", "--table-cap", "--retrain", "--p99-ms", "--server-probes",

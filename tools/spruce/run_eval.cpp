@@ -46,11 +46,12 @@ void run_eval(EvalArgs& a) {
                   "it was converted with (convert it again with " +
                   flag + ")");
   for (const auto& file : a.o.converted_files) check_not_input("--json", a.json, file, "a --converted model");
-  for (size_t i = 0; i < a.o.converted_files.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (std::error_code ec; a.o.converted_files[i] == a.o.converted_files[j] ||
-                              std::filesystem::equivalent(a.o.converted_files[i], a.o.converted_files[j], ec))
-        usage_error("--converted " + in_quotes(a.o.converted_files[i]) + " is given twice; give it once");
+  const auto same_file = [](const std::string& a, const std::string& b) {
+    std::error_code ec;
+    return a == b || std::filesystem::equivalent(a, b, ec);
+  };
+  if (const auto i = first_repeat(a.o.converted_files, same_file))
+    usage_error("--converted " + in_quotes(a.o.converted_files[*i]) + " is given twice; give it once");
   check_not_inside("--json", a.json, a.dense_dir, "the dense run (--dense)", kTrainRunFiles);
   check_not_inside("--json", a.json, a.sparse_dir, "the pruned run (--sparse)", kTrainRunFiles);
   check_not_inside("--json", a.json, a.o.data_dir, "the dataset (--data)", kFashionMnistFiles);
