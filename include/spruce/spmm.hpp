@@ -25,6 +25,8 @@
 //      dynamically; a tile is owned by one worker, so no reduction is needed. For the fallback it
 //      sets the calling thread's OpenMP thread count (a per-thread setting) for the call and
 //      restores it, so other threads and the process keep theirs.
+//      Inside an active OpenMP parallel region (callers running their own work side by side), a
+//      call runs on the calling thread alone.
 //
 // Fallback::Auto picks per bucket of m (1-8 alone, then up to each power of two) the path that
 // tune() measured faster; a bucket that was not tuned takes the nearest tuned bucket's choice,

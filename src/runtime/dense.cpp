@@ -1,5 +1,6 @@
 #include "dense.hpp"
 
+#include <omp.h>
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -99,7 +100,7 @@ DenseMatmul::~DenseMatmul() = default;
 
 const DenseMatmul::Plan& DenseMatmul::plan(int64_t m, int64_t ldx, int64_t ldy) const {
   const std::lock_guard lock(mutex_);
-  auto key = std::make_tuple(m, ldx, ldy);
+  auto key = std::make_tuple(m, ldx, ldy, omp_in_parallel() ? 1 : omp_get_max_threads());
   auto it = plans_.find(key);
   if (it != plans_.end()) return *it->second;
   auto p = std::make_unique<Plan>();

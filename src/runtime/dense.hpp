@@ -57,7 +57,10 @@ class DenseMatmul {
   Activation act_;
   QuantParams q_;
   mutable std::mutex mutex_;  // guards the two caches below
-  mutable std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<Plan>> plans_;
+  // By m, ldx, ldy and the OpenMP thread count: oneDNN splits a primitive's work for the threads
+  // it had when made, so a plan made for one thread (inside a caller's parallel region) would run
+  // on one thread ever after.
+  mutable std::map<std::tuple<int64_t, int64_t, int64_t, int>, std::unique_ptr<Plan>> plans_;
   mutable std::vector<std::pair<dnnl::memory::desc, dnnl::memory>> reordered_;  // weights per oneDNN layout
 };
 

@@ -339,7 +339,7 @@ bool staging_wanted(OutputStaging s, double y_bytes_per_thread) {
 
 Tiling tiling(const SparseLinear::Impl& s, const kernels::Kernel& k, const kernels::StripView& w, size_t weight_bytes,
               int64_t m) {
-  const int T = s.nthreads();
+  const int T = s.call_threads();
   const int64_t es = s.dtype == DType::F32 ? 4 : k.layout == kernels::Layout::Words ? 2 : 1;
   const int64_t mb_cache = std::clamp<int64_t>((192 * 1024 / (s.ic * es)) / 64 * 64, 64, 256);
   Tiling t{};
@@ -456,7 +456,7 @@ bool SparseLinear::Impl::stages_output(int64_t m, int64_t ldy) const {
 // set it for the call and restore it, so other threads and later calls are unaffected.
 void SparseLinear::Impl::run_dense(const void* x, int64_t m, int64_t ldx, void* y, int64_t ldy) const {
   const int saved = omp_get_max_threads();
-  omp_set_num_threads(nthreads());
+  omp_set_num_threads(call_threads());
   dense->run(x, m, ldx, y, ldy);
   omp_set_num_threads(saved);
 }

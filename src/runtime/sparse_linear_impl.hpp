@@ -46,6 +46,9 @@ struct SparseLinear::Impl {
   bool repacked = false;                // built from a PackedLinear whose weights could not be adopted
 
   int nthreads() const { return opt.threads > 0 ? opt.threads : omp_get_max_threads(); }
+  // The workers of one call: the calling thread alone inside an active parallel region, whose
+  // threads run their own work side by side (a nested team would have one thread anyway).
+  int call_threads() const { return omp_in_parallel() ? 1 : nthreads(); }
   bool runs_low(int64_t m) const;
   // route: 2 = few rows, 1 = low, 0 = main, -1 = as tuned (few rows where it runs m, else runs_low).
   bool few_route(int64_t m, int route) const { return few && m <= few_max_m && (route < 0 || route == 2); }

@@ -113,9 +113,10 @@ void SparseLinearLayer::tune(std::span<const int64_t> ms) { op_->tune(ms); }
     xq = x.data_ptr<uint8_t>();
   } else {
     if (x.scalar_type() != ::torch::kFloat) x = x.to(::torch::kFloat);
-    xq_.resize(size_t(m * in));
-    parallel_quantize(x.data_ptr<float>(), m * in, *in_quant, xq_.data());
-    xq = xq_.data();
+    thread_local std::vector<uint8_t> quantized;  // per thread: encoders may run passes side by side
+    quantized.resize(size_t(m * in));
+    parallel_quantize(x.data_ptr<float>(), m * in, *in_quant, quantized.data());
+    xq = quantized.data();
   }
   auto y = ::torch::empty({m, out}, op_->quant().out == OutType::U8 ? ::torch::kByte : ::torch::kFloat);
   op_->run(xq, m, y.data_ptr());

@@ -444,6 +444,41 @@ TEST(SparseLinear, RunIsReentrant) {
   }
 }
 
+// Called from inside an active parallel region (a model running its passes side by side), run()
+// does all of its work on the calling thread: with the split planned for its 2 threads, the
+// nested team of one did half the tiles and left the rest of Y unwritten. Each outer thread gets
+// the result of a call made outside, on both paths, sparse on the shapes that split rows and strips.
+TEST(SparseLinear, RunInsideAParallelRegionDoesAllTheWork) {
+  std::mt19937 rng(702);
+  const Pattern p = Pattern::parse("4x1");
+  for (const int64_t m : {int64_t(300), int64_t(1024)}) {
+    const int64_t k = 128, n = 96;
+    auto w = bench::pruned_integers<int8_t>(n, k, p, 0.8, rng, 127);
+    QuantParams q;
+    q.x.scale = 0.02f;
+    q.x.zero_point = 5;
+    q.w_scales.assign(size_t(n), 0.01f);
+    std::vector<std::vector<uint8_t>> xs;
+    for (int t = 0; t < 2; ++t) xs.push_back(bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng));
+    for (Fallback fb : {Fallback::Never, Fallback::Always}) {
+      SparseLinearOptions o;
+      o.fallback = fb;
+      o.threads = 2;
+      const SparseLinear op(w.data.data(), n, k, p, q, nullptr, o);
+      std::vector<std::vector<float>> want(2, std::vector<float>(size_t(m * n))),
+          got(2, std::vector<float>(size_t(m * n), -1e30f));
+      for (int t = 0; t < 2; ++t) op.run(xs[size_t(t)].data(), m, want[size_t(t)].data());
+#pragma omp parallel num_threads(2)
+      {
+        const int t = omp_get_thread_num();
+        op.run(xs[size_t(t)].data(), m, got[size_t(t)].data());
+      }
+      for (int t = 0; t < 2; ++t)
+        EXPECT_EQ(got[size_t(t)], want[size_t(t)]) << fallback_name(fb) << " m=" << m << " thread " << t;
+    }
+  }
+}
+
 TEST(SparseLinear, ScratchFromTheCaller) {
   std::mt19937 rng(701);
   auto w = bench::pruned_integers<float>(32, 64, Pattern::parse("4x1"), 0.5, rng);

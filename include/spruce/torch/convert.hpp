@@ -81,7 +81,6 @@ class SparseLinearLayer : public FusedLayer {
 
  private:
   std::shared_ptr<SparseLinear> op_;
-  std::vector<uint8_t> xq_;  // quantized input, reused
 };
 
 // A converted Conv2d: the input [N][C][H][W] is (quantized to u8 for INT8, then) unfolded
