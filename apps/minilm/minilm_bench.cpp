@@ -138,7 +138,7 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
   if (o.tokens_per_pass < 0) spruce::usage_error("--tokens-per-pass must be >= 0 (0: the whole batch at once)");
   // The sequences each Linear layer sees at once: one pass of the batch.
   const auto pass_rows = [&](int64_t batch) {
-    return SentenceEncoder::sequences_per_pass(o.tokens_per_pass, o.seq_length, batch);
+    return SentenceEncoder::plan_passes(o.tokens_per_pass, o.seq_length, batch, o.threads, o.parallel_passes).sequences;
   };
   std::map<std::string, ::torch::Tensor> own_fp32;  // per weights folder
   for (const auto& [variant, dir] : variants) {
@@ -162,6 +162,7 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
     const double to_own = (held_out * own_fp32[dir]).sum(1).mean().item<double>();
     const double to_teacher = (held_out * teacher_held_out).sum(1).mean().item<double>();
     e.set_tokens_per_pass(o.tokens_per_pass);
+    e.set_parallel_passes(o.parallel_passes);
     for (int64_t batch : o.batches) {
       const Inputs in = full_length_inputs(e, corpus.held_out, batch, o.seq_length);
       ::torch::NoGradGuard no_grad;

@@ -80,6 +80,7 @@ struct MinilmBenchOptions {
   double min_seconds = 3.0;  // per variant and batch size, after warm-up
   int64_t calibration_texts = 256;
   int64_t tokens_per_pass = kTokensPerPass;            // SentenceEncoder::set_tokens_per_pass
+  bool parallel_passes = true;                         // SentenceEncoder::set_parallel_passes
   spruce::Fallback fallback = spruce::Fallback::Auto;  // the sparse variants' (INT8 dense: Always)
   // The INT8 variants' attention products (bert.hpp); the FP32 variants' are always FP32.
   spruce::AttentionPrecision int8_attention = spruce::AttentionPrecision::F32;

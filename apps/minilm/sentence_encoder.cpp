@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <numeric>
 
+#include <omp.h>
+
 #include <nlohmann/json.hpp>
 
 #include "spruce/error.hpp"
@@ -148,18 +150,52 @@ void SentenceEncoder::set_tokens_per_pass(int64_t tokens) {
   tokens_per_pass_ = tokens;
 }
 
+SentenceEncoder::PassPlan SentenceEncoder::plan_passes(int64_t tokens_per_pass, int64_t length, int64_t rows,
+                                                       int threads, bool parallel) {
+  PassPlan plan;
+  plan.sequences = std::max<int64_t>(1, sequences_per_pass(tokens_per_pass, length, rows));
+  if (!parallel || tokens_per_pass == 0 || threads < 2 || rows < 2) return plan;
+  plan.workers = int(std::min<int64_t>(threads, rows));
+  plan.sequences = std::min(plan.sequences, (rows + plan.workers - 1) / plan.workers);
+  return plan;
+}
+
 ::torch::Tensor SentenceEncoder::embed(const Inputs& inputs) {
   const auto pass = [&](const ::torch::Tensor& ids, const ::torch::Tensor& mask) {
     return mean_pool_normalized(model_->forward(ids, mask).last_hidden, mask);
   };
   const int64_t rows = inputs.ids.size(0);
-  const int64_t per = std::max<int64_t>(1, sequences_per_pass(tokens_per_pass_, inputs.ids.size(1), rows));
-  if (::torch::GradMode::is_enabled() || rows <= per) return pass(inputs.ids, inputs.mask);
-  std::vector<::torch::Tensor> parts;
-  for (int64_t r = 0; r < rows; r += per) {
-    const int64_t n = std::min(per, rows - r);
-    parts.push_back(pass(inputs.ids.narrow(0, r, n), inputs.mask.narrow(0, r, n)));
+  if (::torch::GradMode::is_enabled()) return pass(inputs.ids, inputs.mask);
+  const PassPlan plan =
+      plan_passes(tokens_per_pass_, inputs.ids.size(1), rows, ::at::get_num_threads(), parallel_passes_);
+  const int64_t per = plan.sequences, passes = (rows + per - 1) / per;
+  if (passes == 1) return pass(inputs.ids, inputs.mask);
+  std::vector<::torch::Tensor> parts(static_cast<size_t>(passes));
+  const auto run_pass = [&](int64_t p) {
+    const int64_t r = p * per, n = std::min(per, rows - r);
+    parts[size_t(p)] = pass(inputs.ids.narrow(0, r, n), inputs.mask.narrow(0, r, n));
+  };
+  if (plan.workers < 2) {
+    for (int64_t p = 0; p < passes; ++p) run_pass(p);
+    return ::torch::cat(parts);
   }
+  // Side by side: inside the parallel region every operator (spruce's, oneDNN's, LibTorch's) runs
+  // on its calling thread alone. The calling thread is worker 0, so a StageClock on it times its
+  // own passes: about the batch's wall time, stage by stage.
+  std::exception_ptr error;
+#pragma omp parallel num_threads(plan.workers)
+  {
+    ::torch::NoGradGuard no_grad;  // grad mode is per thread
+    for (int64_t p = omp_get_thread_num(); p < passes; p += plan.workers) {
+      try {
+        run_pass(p);
+      } catch (...) {
+#pragma omp critical(minilm_embed_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
   return ::torch::cat(parts);
 }
 

@@ -62,6 +62,19 @@ TEST(MiniLM, ConvertedEncodersFollowTheirFp32Twins) {
   o.variant = spruce::torch::Variant::Int8Dense;
   int8_dense.convert(o, texts);
   EXPECT_GE(min_cosine(int8_dense.encode(texts, 8), fp32), 0.99);
+  // INT8 passes side by side (each operator on its calling thread) give the same bits as one at a
+  // time on 2 threads: spruce's kernels and oneDNN's are exact, whatever the split.
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(2);
+  ASSERT_EQ(minilm::SentenceEncoder::plan_passes(20, 128, 16, at::get_num_threads(), true).workers, 2);
+  for (auto* e : {&int8_sparse, &int8_dense}) {
+    e->set_tokens_per_pass(20);  // a text per pass: 40 texts, passes two at a time
+    const auto side_by_side = e->encode(texts, 16);
+    e->set_parallel_passes(false);
+    EXPECT_TRUE(torch::equal(side_by_side, e->encode(texts, 16))) << (e == &int8_sparse ? "sparse" : "dense");
+    e->set_parallel_passes(true);
+  }
+  at::set_num_threads(threads_before);
 }
 
 // INT8: the FFN up-projection requantizes its GELU output for the down-projection in its

@@ -64,6 +64,45 @@ TEST(MiniLM, PassesOfWholeSequencesChangeNoEmbedding) {
   EXPECT_THROW(e.set_tokens_per_pass(-1), spruce::Error);
 }
 
+// Passes side by side, one thread each, give the embeddings of the same passes run one at a time
+// on every thread, in the batch's order; and the plan gives every thread a pass.
+TEST(MiniLM, PassesSideBySideChangeNoEmbedding) {
+  using minilm::SentenceEncoder;
+  const auto& r = reference();
+  const std::vector<std::string> texts(r.texts.begin(), r.texts.begin() + 11);
+  const auto in = encoder().tokenize(texts);
+  auto& e = encoder();
+  const int64_t length = in.ids.size(1), saved = e.tokens_per_pass();
+  const int threads_before = at::get_num_threads();
+  at::set_num_threads(2);
+  torch::Tensor side_by_side, one_at_a_time;
+  {
+    torch::NoGradGuard no_grad;
+    e.set_tokens_per_pass(3 * length);  // 4 passes: 3, 3, 3, 2 rows
+    side_by_side = e.embed(in);
+    e.set_parallel_passes(false);
+    one_at_a_time = e.embed(in);
+    e.set_parallel_passes(true);
+  }
+  e.set_tokens_per_pass(saved);
+  at::set_num_threads(threads_before);
+  ASSERT_EQ(side_by_side.sizes(), one_at_a_time.sizes());
+  EXPECT_LT((side_by_side - one_at_a_time).abs().max().item<double>(), 1e-5);
+  EXPECT_GT((side_by_side - one_at_a_time.roll(1, 0)).abs().max().item<double>(), 0.1) << "rows must stay in order";
+
+  const auto plan = [](int64_t tokens, int64_t length, int64_t rows, int threads, bool parallel) {
+    const auto p = SentenceEncoder::plan_passes(tokens, length, rows, threads, parallel);
+    return std::make_pair(p.sequences, p.workers);
+  };
+  EXPECT_EQ(plan(1024, 128, 32, 2, true), std::make_pair(int64_t(8), 2));   // 4 passes of 8
+  EXPECT_EQ(plan(1024, 128, 8, 2, true), std::make_pair(int64_t(4), 2));    // one pass would leave a thread idle
+  EXPECT_EQ(plan(1024, 128, 3, 4, true), std::make_pair(int64_t(1), 3));    // no more workers than sequences
+  EXPECT_EQ(plan(1024, 128, 1, 2, true), std::make_pair(int64_t(1), 1));    // one sequence: every thread on it
+  EXPECT_EQ(plan(1024, 128, 32, 2, false), std::make_pair(int64_t(8), 1));  // one at a time
+  EXPECT_EQ(plan(1024, 128, 32, 1, true), std::make_pair(int64_t(8), 1));
+  EXPECT_EQ(plan(0, 128, 32, 2, true), std::make_pair(int64_t(32), 1));  // 0: the whole batch at once
+}
+
 // Inference runs spruce's fused attention and residual + LayerNorm; training runs LibTorch's
 // differentiable ops. On padded batches (masked keys) every layer's hidden states agree to FP32
 // rounding.

@@ -499,6 +499,7 @@ TEST_F(BadInput, TransformerCommandsRefuseBadSettings) {
   expect_refused({"bench-model", "dlrm", "--bf16-attention"}, 2, "--bf16-attention is for minilm");
   expect_refused({"bench-model", "dlrm", "--attention", "int8"}, 2, "--attention is for minilm");
   expect_refused({"bench-model", "dlrm", "--tokens-per-pass", "512"}, 2, "--tokens-per-pass is for minilm");
+  expect_refused({"bench-model", "dlrm", "--one-pass-at-a-time"}, 2, "--one-pass-at-a-time is for minilm");
   // 2:4 fixes its sparsity at 50%: an explicit --sparsity 0.85 ran 2:4 labelled 85%.
   expect_refused({"bench-model", "dlrm", "--pattern", "2:4", "--sparsity", "0.85"}, 2,
                  "fixes the sparsity at 50.0%; drop --sparsity");

@@ -64,13 +64,19 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
     t.add_row(share);
   }
   std::cout << "\nall-MiniLM-L6-v2, " << o.seq_length << " tokens per sequence (no padding), "
-            << (o.tokens_per_pass > 0 ? "in passes of at most " + std::to_string(o.tokens_per_pass) + " tokens, "
-                                      : std::string("whole batches, "))
+            << (o.tokens_per_pass > 0
+                    ? "in passes of at most " + std::to_string(o.tokens_per_pass) + " tokens" +
+                          (o.parallel_passes && o.threads > 1 ? " side by side, one thread each, " : " one at a time, ")
+                    : std::string("whole batches, "))
             << o.threads << " threads; host " << bench::host_line() << "\nsparse weights: " << o.sparse_dir << "\n\n";
   t.print(std::cout);
   const int64_t largest = *std::max_element(o.batches.begin(), o.batches.end());
   std::cout << "\nwhere one batch of " << largest << " x " << o.seq_length
-            << " spends its time, ms (share), mean of 3 batches:\n\n";
+            << " spends its time, ms (share), mean of 3 batches"
+            << (o.parallel_passes && o.threads > 1 && o.tokens_per_pass > 0
+                    ? " (on the first thread: each thread runs its own passes, so its stages add up to the batch)"
+                    : "")
+            << ":\n\n";
   Table stages(header);
   for (int s = 0; s < minilm::kStageCount; ++s) {
     std::vector<std::string> row{minilm::stage_name(static_cast<minilm::Stage>(s))};
@@ -107,6 +113,7 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
                                          {"runs", r.runs},
                                          {"threads", o.threads},
                                          {"tokens_per_pass", o.tokens_per_pass},
+                                         {"parallel_passes", o.parallel_passes},
                                          {"fallback", fallback_name(o.fallback)},
                                          {"host", bench::host_line()},
                                          {"sparse_model", o.sparse_dir}});

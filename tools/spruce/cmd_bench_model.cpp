@@ -38,6 +38,10 @@ void add(CLI::App& app) {
                   "activations stay in cache between layers (0: the whole batch at once)")
       ->check(int_in(0, 1 << 20))
       ->capture_default_str();
+  cmd->add_flag_callback(
+      "--one-pass-at-a-time", [a] { a->minilm.parallel_passes = false; },
+      "minilm: run a batch's passes one after another, each operator on every thread (default: the "
+      "passes side by side, one thread each, with no barrier between operators)");
   cmd->add_option("--attention", a->attention,
                   "minilm: the INT8 variants' attention products: f32; bf16 (BF16-rounded inputs, FP32 sums; "
                   "AVX512_BF16); int8 (8-bit inputs and u8 softmax weights, int32 sums; AVX512_VNNI). Where the "

@@ -147,7 +147,7 @@ void run_bench_model(BenchModelArgs& a) {
     return;
   }
   for (const char* minilm_only : {"--sparse-model", "--dense-model", "--seq-length", "--seconds", "--variants",
-                                  "--attention", "--bf16-attention", "--tokens-per-pass"})
+                                  "--attention", "--bf16-attention", "--tokens-per-pass", "--one-pass-at-a-time"})
     if (a.cmd->count(minilm_only) > 0) usage_error(std::string(minilm_only) + " is for minilm");
   if (a.model != "dlrm") usage_error("unknown model " + in_quotes(a.model) + ": valid are dlrm and minilm");
   a.o.pattern = Pattern::parse(a.pattern);
