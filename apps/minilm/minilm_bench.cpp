@@ -131,6 +131,12 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
     spruce::usage_error("--sparse-model " + spruce::in_quotes(o.sparse_dir) + " has no pruned Linear weights (" +
                         std::to_string(sparse_zeros * 100).substr(0, 4) +
                         "% zeros); give the --save folder of spruce distill --pattern ...");
+  // A pruned model as the dense one: its "dense" baselines would time pruned weights.
+  if (const double dense_zeros = linear_sparsity(*teacher.model()); dense_zeros > 0.05)
+    spruce::usage_error(
+        "--dense-model " + spruce::in_quotes(o.dense_dir) + " is pruned (" +
+        std::to_string(dense_zeros * 100).substr(0, 4) +
+        "% zeros in its Linear weights); give the unpruned model, and the pruned one as --sparse-model");
   const auto teacher_held_out = teacher.encode(corpus.held_out, 64);
   std::vector<MinilmBenchRecord> records;
   std::vector<std::pair<std::string, std::string>> variants;  // name, weights folder

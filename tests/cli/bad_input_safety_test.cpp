@@ -142,6 +142,17 @@ TEST_F(BadInput, SettingsForVariantsNotRunAndSharedLogFolders) {
   expect_refused({"bench-model", "minilm", "--variants", "int8-sparse", "--threads", "1", "--sparse-model",
                   SPRUCE_SOURCE_DIR "/third_party/all-MiniLM-L6-v2"},
                  2, "has no pruned Linear weights");
+  // Nor is a pruned one a --dense-model: its dense baselines timed pruned weights.
+  const std::string bundled = SPRUCE_SOURCE_DIR "/third_party/all-MiniLM-L6-v2";
+  fs::create_directories(path("pruned"));
+  for (const char* file : {"config.json", "vocab.txt"}) fs::copy_file(bundled + "/" + file, path("pruned/") + file);
+  const Outcome pruned =
+      run({"prune", bundled + "/model.safetensors", "-o", path("pruned/model.safetensors"), "--pattern", "4x1",
+           "--sparsity", "0.5", "--include", "encoder\\..*\\.weight$", "--exclude", "LayerNorm"});
+  ASSERT_EQ(pruned.status, 0) << pruned.err;
+  expect_refused(
+      {"bench-model", "minilm", "--variants", "int8-dense", "--threads", "1", "--dense-model", path("pruned")}, 2,
+      "is pruned (50.0% zeros in its Linear weights); give the unpruned model");
   // Two dlrm runs logging into one folder read each other's LoadGen logs.
   fs::create_directories(path("logs")), fs::create_directories(path("work"));
   const int fd = ::open(path("logs").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -691,6 +691,12 @@ TEST_F(BadInput, WeightsMustBeFinite) {
   poison_first_weight(ckpt_, path("nan.safetensors"));
   expect_refused({"prune", path("nan.safetensors"), "-o", old_output_, "--pattern", "4x1", "--sparsity", "0.5"}, 1,
                  "holds NaN");
+  // inspect shows the table (the NaN's tensor among the rest), then fails on it: a checkpoint that
+  // passed inspect used to be NaN everywhere it ran.
+  expect_refused({"inspect", path("nan.safetensors")}, 1, "1 tensor(s) hold NaN or Inf: ");
+  const Outcome shown = run({"inspect", "--json", path("nan.safetensors")});
+  EXPECT_NE(shown.out.find("\"non_finite\": 1"), std::string::npos) << shown.out;
+  EXPECT_EQ(run({"inspect", ckpt_}).status, 0);
 #ifdef SPRUCE_WITH_TORCH
   // One step of 64 examples: the run ends before snip_momentum's first update, which must still be taken.
   const auto tiny = [](std::vector<std::string> args, const char* epochs = "1") {

@@ -63,7 +63,8 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
     t.add_row(latency);
     t.add_row(share);
   }
-  std::cout << "\nall-MiniLM-L6-v2, " << o.seq_length << " tokens per sequence (no padding), "
+  std::cout << "\n"
+            << minilm::model_label(o.dense_dir) << ", " << o.seq_length << " tokens per sequence (no padding), "
             << (o.tokens_per_pass > 0
                     ? "in passes of at most " + std::to_string(o.tokens_per_pass) + " tokens" +
                           (o.parallel_passes && o.threads > 1 ? " side by side, one thread each, " : " one at a time, ")

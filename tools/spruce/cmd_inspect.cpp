@@ -1,4 +1,5 @@
 // spruce inspect FILE.safetensors [--pattern P] [--json]
+#include <cmath>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -28,8 +29,15 @@ void run(const InspectArgs& a) {
   Table table({"tensor", "shape", "dtype", "sparsity", pattern ? "follows " + pattern->str() : "pattern"});
   int64_t weights = 0, all = 0;
   double weight_zeros = 0, all_zeros = 0;
+  std::string non_finite;  // "name (count), ..." of the tensors holding NaN or Inf
+  int64_t tensors_non_finite = 0;
   for (const auto& t : file.tensors) {
     const double s = tensor_sparsity(t);
+    int64_t bad = 0;
+    if (is_prunable(t.dtype))
+      for (const float v : t.to_f32()) bad += !std::isfinite(v);
+    if (bad > 0 && tensors_non_finite++ < 3)
+      non_finite += (non_finite.empty() ? "" : ", ") + t.name + " (" + std::to_string(bad) + ")";
     std::optional<bool> ok;
     if (pattern && is_weight(t)) {
       const MatrixF w = to_matrix(t.to_f32().data(), t.shape);
@@ -43,6 +51,7 @@ void run(const InspectArgs& a) {
                               {"shape", t.shape},
                               {"dtype", to_string(t.dtype)},
                               {"sparsity", s},
+                              {"non_finite", bad},
                               {"pattern_ok", ok ? nlohmann::ordered_json(*ok) : nlohmann::ordered_json(nullptr)}});
   }
   const double total = weights ? weight_zeros / double(weights) : 0.0;
@@ -51,9 +60,16 @@ void run(const InspectArgs& a) {
   out["all_tensors_sparsity"] = all ? all_zeros / double(all) : 0.0;
   if (pattern) out["pattern"] = pattern->str();
   if (!file.metadata.empty()) out["metadata"] = file.metadata;
+  // A diagnosis first, then the error: the table or JSON shows where the NaNs sit.
+  const auto refuse_non_finite = [&] {
+    if (tensors_non_finite == 0) return;
+    data_error(a.file + ": " + std::to_string(tensors_non_finite) + " tensor(s) hold NaN or Inf: " + non_finite +
+               (tensors_non_finite > 3 ? ", ..." : "") + "; a model with them computes NaN");
+  };
   if (a.json) {
     std::cout << json_text(out);
-    return;
+    std::cout.flush();
+    return refuse_non_finite();
   }
   std::cout << a.file << ": " << file.tensors.size() << " tensors\n\n";
   table.print(std::cout);
@@ -63,6 +79,8 @@ void run(const InspectArgs& a) {
   if (pattern && pattern->is_nm())
     std::cout << "N:M means at most " << pattern->n() << " nonzeros in every " << pattern->m()
               << " consecutive input channels\n";
+  std::cout.flush();
+  refuse_non_finite();
 }
 
 void add(CLI::App& app) {
