@@ -15,6 +15,7 @@
 #include "spruce/error.hpp"
 #include "spruce/layer_norm.hpp"
 #include "spruce/safetensors.hpp"
+#include "spruce/torch/convert.hpp"
 
 namespace minilm {
 
@@ -189,7 +190,10 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
   ::torch::Tensor q, k, v;  // [B*T][H]
   {
     StageTimer timer(Stage::QkvProjection);
-    q = run_layer(0, x), k = run_layer(1, x), v = run_layer(2, x);
+    // INT8: x quantized once for the three (they share its calibration), not once each.
+    const auto shared = spruce::torch::quantize_shared_input({layer(0).get(), layer(1).get(), layer(2).get()}, x);
+    const auto& in = shared.defined() ? shared : x;
+    q = run_layer(0, in), k = run_layer(1, in), v = run_layer(2, in);
   }
   StageTimer timer(Stage::Attention);
   if (!::torch::GradMode::is_enabled() && !is_training() && !recording_)

@@ -192,6 +192,22 @@ template <typename T>
   return gemm_->forward(rows).view({x.size(0), oh, ow, -1}).permute({0, 3, 1, 2});
 }
 
+::torch::Tensor quantize_shared_input(std::initializer_list<const ::torch::nn::Module*> layers,
+                                      const ::torch::Tensor& x) {
+  std::optional<U8Quant> shared;
+  for (const auto* layer : layers) {
+    const SparseLinearLayer* gemm = layer ? converted_gemm(*layer) : nullptr;
+    const std::optional<U8Quant> q = gemm ? gemm->input_quant() : std::nullopt;
+    if (!q || (shared && (q->scale != shared->scale || q->zero_point != shared->zero_point))) return {};
+    shared = q;
+  }
+  if (!shared || x.scalar_type() != ::torch::kFloat) return {};
+  const auto xc = x.contiguous();
+  auto out = ::torch::empty(xc.sizes(), ::torch::kByte);
+  parallel_quantize(xc.data_ptr<float>(), xc.numel(), *shared, out.data_ptr<uint8_t>());
+  return out;
+}
+
 const SparseLinearLayer* converted_gemm(const ::torch::nn::Module& layer) {
   if (const auto* l = dynamic_cast<const SparseLinearLayer*>(&layer)) return l;
   if (const auto* c = dynamic_cast<const SparseConvLayer*>(&layer)) return &c->gemm();

@@ -45,6 +45,13 @@ TEST(MiniLM, ConvertedEncodersFollowTheirFp32Twins) {
   EXPECT_GE(min_cosine(f32_sparse.encode(texts, 8), fp32), 0.9999);
   o.variant = spruce::torch::Variant::Int8Sparse;
   int8_sparse.convert(o, texts);
+  // Q, K and V share one calibrated input quantization, so the encoder quantizes their input once.
+  for (const auto& layer : *int8_sparse.model()->layers) {
+    const auto& self = *layer->as<minilm::BertLayer>()->attention->self_attention;
+    EXPECT_TRUE(spruce::torch::quantize_shared_input({self.layer(0).get(), self.layer(1).get(), self.layer(2).get()},
+                                                     torch::zeros({1, 384}))
+                    .defined());
+  }
   const double int8_cosine = min_cosine(int8_sparse.encode(texts, 8), fp32);
   EXPECT_GE(int8_cosine, 0.99);  // the target
   std::cout << "INT8 sparse 4x1@80% vs its FP32 twin: min cosine " << int8_cosine << " over " << texts.size()

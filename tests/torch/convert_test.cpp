@@ -91,6 +91,33 @@ TEST(Convert, Int8LayerIsWithinTheQuantizationBound) {
   }
 }
 
+// Layers that take one input with one quantization (attention's Q, K, V) can share its u8: each
+// gives the same bits from it as from the f32. Layers whose quantizations differ, FP32 layers and
+// unconverted ones get nothing, and quantize for themselves.
+TEST(Convert, SharedInputQuantizationGivesEachLayerItsOwnBits) {
+  ::torch::manual_seed(3);
+  const auto x = ::torch::rand({37, 64}) * 3 - 1;
+  const auto layer = [&](U8Quant q, bool int8 = true) {
+    auto w = ::torch::randn({32, 64});
+    prune_4x1(w, 0.75);
+    SparseLinearOptions o;
+    o.threads = 2;
+    return std::make_shared<SparseLinearLayer>(w, ::torch::randn({32}), Pattern::parse("4x1"), Activation::None,
+                                               int8 ? std::optional<U8Quant>(q) : std::nullopt, std::nullopt, o);
+  };
+  const U8Quant q{3.0f / 255, 85}, other{3.1f / 255, 85};
+  const auto a = layer(q), b = layer(q), c = layer(q);
+  ::torch::NoGradGuard g;
+  const auto shared = quantize_shared_input({a.get(), b.get(), c.get()}, x);
+  ASSERT_TRUE(shared.defined());
+  EXPECT_EQ(shared.scalar_type(), ::torch::kByte);
+  for (const auto& l : {a, b, c}) EXPECT_TRUE(::torch::equal(l->forward(shared), l->forward(x)));
+  EXPECT_FALSE(quantize_shared_input({a.get(), layer(other).get()}, x).defined());
+  EXPECT_FALSE(quantize_shared_input({a.get(), layer(q, false).get()}, x).defined());
+  ::torch::nn::Linear plain(64, 32);
+  EXPECT_FALSE(quantize_shared_input({a.get(), plain.get()}, x).defined());
+}
+
 TEST(Convert, Int8StackRequantizesBetweenLayersAndStaysClose) {
   ::torch::manual_seed(4);
   Net net({64, 128, 128, 4});

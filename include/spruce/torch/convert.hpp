@@ -106,6 +106,12 @@ class SparseConvLayer : public FusedLayer {
 // The GEMM layer of a converted Linear or Conv2d, or null for any other layer.
 const SparseLinearLayer* converted_gemm(const ::torch::nn::Module& layer);
 
+// x [..][in] f32 quantized once for INT8 layers that all take it (attention's Q, K and V) with one
+// input quantization: the u8 tensor each would make of x itself. Undefined where a layer is not an
+// INT8 SparseLinearLayer, or their quantizations differ: each then quantizes x on its own.
+::torch::Tensor quantize_shared_input(std::initializer_list<const ::torch::nn::Module*> layers,
+                                      const ::torch::Tensor& x);
+
 // The report line for a converted layer.
 ConvertedLayer describe_layer(const std::string& name, const std::string& variant, const SparseLinear& op);
 
