@@ -42,12 +42,13 @@ using AttentionFn = void (*)(const AttentionTask& task);
 // The vector kernel adds 128 to q8 (vpdpbusd multiplies u8 by s8) and takes 128 sum_c k8[j][c] back
 // off: the same integers, so it agrees with the reference bit for bit.
 
-// Keys padded to a multiple of 32; scratch: K transposed [head_size][padded], the key bias
-// [padded], and the probabilities of up to 4 query rows [4][padded]; the BF16 kernels use the rest
-// for V in key pairs and the weights in BF16.
+// Keys padded to a multiple of 32; scratch: K transposed [head_size][padded], then
+// kAttentionScratchRows rows of padded floats: the key bias and the probabilities of up to 8 query
+// rows; the BF16 kernels use them for V in key pairs and the weights in BF16.
+constexpr int64_t kAttentionScratchRows = 9;
 constexpr int64_t attention_padded_keys(int64_t tokens) { return (tokens + 31) / 32 * 32; }
 constexpr int64_t attention_scratch_floats(int64_t tokens, int64_t head_size) {
-  return (head_size + 8) * attention_padded_keys(tokens) + 2 * head_size;
+  return (head_size + kAttentionScratchRows) * attention_padded_keys(tokens) + 2 * head_size;
 }
 
 namespace ref {
