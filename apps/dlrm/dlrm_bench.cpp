@@ -173,7 +173,10 @@ void check_bench_options(const DlrmBenchOptions& o, const std::string& work_dir)
       usage_error("Offline batch " + std::to_string(b) + " is outside 1..--test-samples (" +
                   std::to_string(o.test_samples) + "): a batch cannot hold more clicks than the sample library");
   if (o.server_probes < 1) usage_error("--server-probes must be at least 1");
-  // The Server batch, bound and duration.
+  if (o.server_max_batch < 1 || o.server_max_batch > o.test_samples)
+    usage_error("--server-max-batch " + std::to_string(o.server_max_batch) + " is outside 1..--test-samples (" +
+                std::to_string(o.test_samples) + "): a batch cannot hold more clicks than the sample library");
+  // The bound and duration.
   mlperf::validate(loadgen_settings(o, o.batches.front(), loadgen_log_dir(o, work_dir)));
 }
 

@@ -307,7 +307,7 @@ TEST_F(BadInput, FlagsAreValidated) {
                  "cannot hold more clicks than the sample library");
   expect_refused({"bench-model", "dlrm", "--work-dir", path("dlrm"), "--test-samples", "100", "--batches", "64",
                   "--server-max-batch", "256"},
-                 2, "Server max batch 256 is larger than the sample library (100 samples)");
+                 2, "--server-max-batch 256 is outside 1..--test-samples (100)");
   expect_refused({"eval", "--batch", "0"}, 2, "--batch");
 #endif
 }
