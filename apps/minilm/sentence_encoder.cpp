@@ -186,7 +186,9 @@ SentenceEncoder::PassPlan SentenceEncoder::plan_passes(int64_t tokens_per_pass, 
 #pragma omp parallel num_threads(plan.workers)
   {
     ::torch::NoGradGuard no_grad;  // grad mode is per thread
-    for (int64_t p = omp_get_thread_num(); p < passes; p += plan.workers) {
+    // The team's own size: nested in a caller's parallel region it has one thread, which then
+    // runs every pass.
+    for (int64_t p = omp_get_thread_num(); p < passes; p += omp_get_num_threads()) {
       try {
         run_pass(p);
       } catch (...) {

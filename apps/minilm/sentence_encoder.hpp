@@ -53,7 +53,7 @@ class SentenceEncoder {
   // How many passes run side by side, one thread each (no gradients, batches of two or more
   // sequences, tokens_per_pass() > 0): up to LibTorch's thread count, the passes made smaller
   // where the batch would give a thread none. Each thread then keeps its own pass in its caches,
-  // with no barrier between operators: INT8 sparse at 32 x 128 ran 15% faster so than with each
+  // with no barrier between operators: INT8 sparse at 32 x 128 ran 11% faster than with each
   // operator split over 2 threads (Intel Xeon, docs/performance/xeon.md). false: one pass at a time
   // on all threads.
   void set_parallel_passes(bool on) { parallel_passes_ = on; }

@@ -86,7 +86,9 @@ void run(const InspectArgs& a) {
 void add(CLI::App& app) {
   auto args = std::make_shared<InspectArgs>();
   auto* cmd = app.add_subcommand(
-      "inspect", "Show each tensor's shape, dtype and sparsity, and whether its zeros follow a pattern");
+      "inspect",
+      "Show each tensor's shape, dtype and sparsity, and whether its zeros follow a pattern; exit status 1 where a "
+      "tensor holds NaN or Inf");
   cmd->add_option("file", args->file, "A .safetensors file")->required();
   cmd->add_option("--pattern", args->pattern, "Check each weight's zeros against this pattern (e.g. 4x1, 2:4)")
       ->check(non_empty());
