@@ -68,7 +68,6 @@ void run(const InspectArgs& a) {
   };
   if (a.json) {
     std::cout << json_text(out);
-    std::cout.flush();
     return refuse_non_finite();
   }
   std::cout << a.file << ": " << file.tensors.size() << " tensors\n\n";
@@ -79,7 +78,6 @@ void run(const InspectArgs& a) {
   if (pattern && pattern->is_nm())
     std::cout << "N:M means at most " << pattern->n() << " nonzeros in every " << pattern->m()
               << " consecutive input channels\n";
-  std::cout.flush();
   refuse_non_finite();
 }
 
