@@ -408,24 +408,35 @@ TEST(SparseLinear, Reports) {
   EXPECT_EQ(op.in_features(), 64);
 }
 
+// An INT8 4x1 @ 80% operator of n x k on 2 threads, and `inputs` u8 activations of m rows for it.
+struct SharedOperatorCase {
+  Matrix<int8_t> w;
+  QuantParams q;
+  std::vector<std::vector<uint8_t>> xs;
+  SharedOperatorCase(int64_t m, int64_t k, int64_t n, int inputs, std::mt19937& rng)
+      : w(bench::pruned_integers<int8_t>(n, k, Pattern::parse("4x1"), 0.8, rng, 127)) {
+    q.x.scale = 0.02f;
+    q.x.zero_point = 3;
+    q.w_scales.assign(size_t(n), 0.01f);
+    for (int t = 0; t < inputs; ++t) xs.push_back(bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng));
+  }
+  SparseLinear op(Fallback fb) const {
+    SparseLinearOptions o;
+    o.fallback = fb;
+    o.threads = 2;
+    return SparseLinear(w.data.data(), w.rows, w.cols, Pattern::parse("4x1"), q, nullptr, o);
+  }
+};
+
 // run() is const and reentrant: four threads share one operator, on both paths, and each gets
 // the reference result; the callers' OpenMP settings are as they were.
 TEST(SparseLinear, RunIsReentrant) {
   std::mt19937 rng(700);
   const int64_t m = 37, k = 96, n = 80;
-  const Pattern p = Pattern::parse("4x1");
-  auto w = bench::pruned_integers<int8_t>(n, k, p, 0.8, rng, 127);
-  QuantParams q;
-  q.x.scale = 0.02f;
-  q.x.zero_point = 3;
-  q.w_scales.assign(size_t(n), 0.01f);
-  std::vector<std::vector<uint8_t>> xs;
-  for (int t = 0; t < 4; ++t) xs.push_back(bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng));
+  const SharedOperatorCase c(m, k, n, 4, rng);
+  const auto& xs = c.xs;
   for (Fallback fb : {Fallback::Never, Fallback::Always}) {
-    SparseLinearOptions o;
-    o.fallback = fb;
-    o.threads = 2;
-    const SparseLinear op(w.data.data(), n, k, p, q, nullptr, o);
+    const SparseLinear op = c.op(fb);
     std::vector<std::vector<float>> want(4, std::vector<float>(size_t(m * n))), got = want;
     for (int t = 0; t < 4; ++t) op.run(xs[size_t(t)].data(), m, want[size_t(t)].data());
     const int omp_before = omp_get_max_threads();
@@ -450,21 +461,12 @@ TEST(SparseLinear, RunIsReentrant) {
 // the result of a call made outside, on both paths, sparse on the shapes that split rows and strips.
 TEST(SparseLinear, RunInsideAParallelRegionDoesAllTheWork) {
   std::mt19937 rng(702);
-  const Pattern p = Pattern::parse("4x1");
   for (const int64_t m : {int64_t(300), int64_t(1024)}) {
     const int64_t k = 128, n = 96;
-    auto w = bench::pruned_integers<int8_t>(n, k, p, 0.8, rng, 127);
-    QuantParams q;
-    q.x.scale = 0.02f;
-    q.x.zero_point = 5;
-    q.w_scales.assign(size_t(n), 0.01f);
-    std::vector<std::vector<uint8_t>> xs;
-    for (int t = 0; t < 2; ++t) xs.push_back(bench::random_vec<uint8_t>(size_t(m * k), 0, 255, rng));
+    const SharedOperatorCase c(m, k, n, 2, rng);
+    const auto& xs = c.xs;
     for (Fallback fb : {Fallback::Never, Fallback::Always}) {
-      SparseLinearOptions o;
-      o.fallback = fb;
-      o.threads = 2;
-      const SparseLinear op(w.data.data(), n, k, p, q, nullptr, o);
+      const SparseLinear op = c.op(fb);
       std::vector<std::vector<float>> want(2, std::vector<float>(size_t(m * n))),
           got(2, std::vector<float>(size_t(m * n), -1e30f));
       for (int t = 0; t < 2; ++t) op.run(xs[size_t(t)].data(), m, want[size_t(t)].data());
