@@ -153,7 +153,9 @@ void SentenceEncoder::set_tokens_per_pass(int64_t tokens) {
 SentenceEncoder::PassPlan SentenceEncoder::plan_passes(int64_t tokens_per_pass, int64_t length, int64_t rows,
                                                        int threads, bool parallel) {
   PassPlan plan;
-  plan.sequences = std::max<int64_t>(1, sequences_per_pass(tokens_per_pass, length, rows));
+  plan.sequences = tokens_per_pass > 0 ? std::clamp<int64_t>(tokens_per_pass / std::max<int64_t>(1, length), 1,
+                                                             std::max<int64_t>(1, rows))
+                                       : std::max<int64_t>(1, rows);
   if (!parallel || tokens_per_pass == 0 || threads < 2 || rows < 2) return plan;
   plan.workers = int(std::min<int64_t>(threads, rows));
   plan.sequences = std::min(plan.sequences, (rows + plan.workers - 1) / plan.workers);

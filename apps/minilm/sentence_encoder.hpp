@@ -44,11 +44,6 @@ class SentenceEncoder {
   // pass against 680 at batch 8 (Zen 4, 2 threads).
   static constexpr int64_t kTokensPerPass = minilm::kTokensPerPass;
   void set_tokens_per_pass(int64_t tokens);
-  // The sequences of `length` tokens one pass of a batch of `rows` holds.
-  static int64_t sequences_per_pass(int64_t tokens_per_pass, int64_t length, int64_t rows) {
-    return tokens_per_pass > 0 ? std::min(rows, std::max<int64_t>(1, tokens_per_pass / std::max<int64_t>(1, length)))
-                               : rows;
-  }
   int64_t tokens_per_pass() const { return tokens_per_pass_; }
   // How many passes run side by side, one thread each (no gradients, batches of two or more
   // sequences, tokens_per_pass() > 0): up to LibTorch's thread count, the passes made smaller
@@ -58,7 +53,8 @@ class SentenceEncoder {
   // on all threads.
   void set_parallel_passes(bool on) { parallel_passes_ = on; }
   bool parallel_passes() const { return parallel_passes_; }
-  // A batch's passes: `sequences` each, `workers` of them side by side.
+  // A batch of `rows` sequences of `length` tokens in passes: `sequences` each (as many as
+  // tokens_per_pass holds, at least one; 0: the whole batch), `workers` of them side by side.
   struct PassPlan {
     int64_t sequences = 1;
     int workers = 1;

@@ -75,6 +75,7 @@ TEST(MiniLM, PassesSideBySideChangeNoEmbedding) {
   const int64_t length = in.ids.size(1), saved = e.tokens_per_pass();
   const int threads_before = at::get_num_threads();
   at::set_num_threads(2);
+  ASSERT_EQ(SentenceEncoder::plan_passes(3 * length, length, in.ids.size(0), at::get_num_threads(), true).workers, 2);
   torch::Tensor side_by_side, one_at_a_time;
   {
     torch::NoGradGuard no_grad;

@@ -63,18 +63,18 @@ void run_minilm_bench(const minilm::MinilmBenchOptions& o, const std::string& js
     t.add_row(latency);
     t.add_row(share);
   }
+  const bool side_by_side = o.parallel_passes && o.threads > 1 && o.tokens_per_pass > 0;
   std::cout << "\n"
             << minilm::model_label(o.dense_dir) << ", " << o.seq_length << " tokens per sequence (no padding), "
-            << (o.tokens_per_pass > 0
-                    ? "in passes of at most " + std::to_string(o.tokens_per_pass) + " tokens" +
-                          (o.parallel_passes && o.threads > 1 ? " side by side, one thread each, " : " one at a time, ")
-                    : std::string("whole batches, "))
+            << (o.tokens_per_pass > 0 ? "in passes of at most " + std::to_string(o.tokens_per_pass) + " tokens" +
+                                            (side_by_side ? " side by side, one thread each, " : " one at a time, ")
+                                      : std::string("whole batches, "))
             << o.threads << " threads; host " << bench::host_line() << "\nsparse weights: " << o.sparse_dir << "\n\n";
   t.print(std::cout);
   const int64_t largest = *std::max_element(o.batches.begin(), o.batches.end());
   std::cout << "\nwhere one batch of " << largest << " x " << o.seq_length
             << " spends its time, ms (share), mean of 3 batches"
-            << (o.parallel_passes && o.threads > 1 && o.tokens_per_pass > 0
+            << (side_by_side && largest > 1
                     ? " (on the first thread: each thread runs its own passes, so its stages add up to the batch)"
                     : "")
             << ":\n\n";

@@ -33,14 +33,14 @@ void run(const InspectArgs& a) {
   int64_t tensors_non_finite = 0;
   for (const auto& t : file.tensors) {
     const double s = tensor_sparsity(t);
+    const std::vector<float> values = is_prunable(t.dtype) ? t.to_f32() : std::vector<float>();
     int64_t bad = 0;
-    if (is_prunable(t.dtype))
-      for (const float v : t.to_f32()) bad += !std::isfinite(v);
+    for (const float v : values) bad += !std::isfinite(v);
     if (bad > 0 && tensors_non_finite++ < 3)
       non_finite += (non_finite.empty() ? "" : ", ") + t.name + " (" + std::to_string(bad) + ")";
     std::optional<bool> ok;
     if (pattern && is_weight(t)) {
-      const MatrixF w = to_matrix(t.to_f32().data(), t.shape);
+      const MatrixF w = to_matrix(values.data(), t.shape);
       ok = follows_pattern(*pattern, w.view());
     }
     all += t.numel();
