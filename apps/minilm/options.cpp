@@ -1,7 +1,10 @@
 #include "minilm/options.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+
+#include "spruce/cpu.hpp"
 
 namespace minilm {
 
@@ -30,5 +33,12 @@ std::string model_dir_origin(const std::string& dir) {
   const char* set = std::getenv("SPRUCE_MINILM_DIR");
   return set && *set && dir == set ? " (from SPRUCE_MINILM_DIR)" : "";
 }
+
+int64_t tokens_per_pass_for_l2(int64_t l2_bytes) {
+  const int64_t sequences = std::clamp<int64_t>(l2_bytes / (kPassBytesPerToken * kMaxLength), 1, 8);
+  return sequences * kMaxLength;
+}
+
+int64_t default_tokens_per_pass() { return tokens_per_pass_for_l2(spruce::l2_cache_bytes()); }
 
 }  // namespace minilm

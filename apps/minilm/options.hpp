@@ -19,8 +19,17 @@ std::string model_label(const std::string& dir);
 // " (from SPRUCE_MINILM_DIR)" when `dir` is the folder that variable names, else "": for messages.
 std::string model_dir_origin(const std::string& dir);
 
-inline constexpr int64_t kMaxLength = 128;       // tokens, [CLS] and [SEP] included
-inline constexpr int64_t kTokensPerPass = 1024;  // SentenceEncoder's default (set_tokens_per_pass)
+inline constexpr int64_t kMaxLength = 128;  // tokens, [CLS] and [SEP] included
+
+// SentenceEncoder's passes (set_tokens_per_pass) hold as many tokens as fit a core's L2 cache at
+// kPassBytesPerToken each (a token's live activations in a layer: its f32 input, its Q/K/V
+// outputs and its quantized copies, about 7.5 KB), in whole sequences of kMaxLength: 256 tokens
+// for 2 MiB, 128 for 1 MiB or less, at most 1024. With passes side by side each core keeps its
+// own: on an Intel Xeon (2 MiB L2) INT8 sparse ran 416-488 seq/s in passes of 256 tokens against
+// 324-440 in passes of 1024 (docs/performance/xeon.md).
+inline constexpr int64_t kPassBytesPerToken = 8 << 10;
+int64_t tokens_per_pass_for_l2(int64_t l2_bytes);
+int64_t default_tokens_per_pass();  // for this CPU's L2 (spruce::l2_cache_bytes)
 
 // The defaults are the best 2:4 recipe measured (docs/results-minilm.md).
 struct DistillOptions {
@@ -79,7 +88,7 @@ struct MinilmBenchOptions {
   int threads = 2;
   double min_seconds = 3.0;  // per variant and batch size, after warm-up
   int64_t calibration_texts = 256;
-  int64_t tokens_per_pass = kTokensPerPass;            // SentenceEncoder::set_tokens_per_pass
+  int64_t tokens_per_pass = default_tokens_per_pass();  // SentenceEncoder::set_tokens_per_pass
   bool parallel_passes = true;                         // SentenceEncoder::set_parallel_passes
   spruce::Fallback fallback = spruce::Fallback::Auto;  // the sparse variants' (INT8 dense: Always)
   // The INT8 variants' attention products (bert.hpp); the FP32 variants' are always FP32.

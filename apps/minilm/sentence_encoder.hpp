@@ -38,11 +38,11 @@ class SentenceEncoder {
   // One padded batch, with gradients if enabled: the pooled, normalized embeddings. Without
   // gradients the batch runs in passes of whole sequences, at most tokens_per_pass() tokens each.
   ::torch::Tensor embed(const Inputs& inputs);
-  // Passes of at most this many tokens (at least one sequence each; 0: the whole batch at once).
-  // Between layers a pass's activations stay in cache: at 32 x 128 tokens one f32 [tokens][1152]
-  // Q/K/V output is 19 MB and streams through memory, and INT8 sparse ran 505 seq/s in one
-  // pass against 680 at batch 8 (Zen 4, 2 threads).
-  static constexpr int64_t kTokensPerPass = minilm::kTokensPerPass;
+  // Passes of at most this many tokens (at least one sequence each; 0: the whole batch at once;
+  // default: default_tokens_per_pass(), sized to the L2 cache). Between layers a pass's
+  // activations stay in cache: at 32 x 128 tokens one f32 [tokens][1152] Q/K/V output is 19 MB
+  // and streams through memory, and INT8 sparse ran 505 seq/s in one pass against 680 at batch 8
+  // (Zen 4, 2 threads).
   void set_tokens_per_pass(int64_t tokens);
   int64_t tokens_per_pass() const { return tokens_per_pass_; }
   // How many passes run side by side, one thread each (no gradients, batches of two or more
@@ -80,7 +80,7 @@ class SentenceEncoder {
   int64_t max_length_;
   std::string directory_;
   int64_t truncated_ = 0;
-  int64_t tokens_per_pass_ = kTokensPerPass;
+  int64_t tokens_per_pass_ = default_tokens_per_pass();
   bool parallel_passes_ = true;
 };
 

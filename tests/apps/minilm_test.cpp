@@ -10,6 +10,7 @@
 
 #include "minilm/sentence_encoder.hpp"
 #include "minilm_reference.hpp"
+#include "spruce/cpu.hpp"
 #include "spruce/error.hpp"
 
 namespace {
@@ -62,6 +63,18 @@ TEST(MiniLM, PassesOfWholeSequencesChangeNoEmbedding) {
   EXPECT_LT((split - whole).abs().max().item<double>(), 1e-5);
   EXPECT_GT((split - whole.roll(1, 0)).abs().max().item<double>(), 0.1) << "rows must stay in their order";
   EXPECT_THROW(e.set_tokens_per_pass(-1), spruce::Error);
+}
+
+// The default pass fits a core's L2 cache in whole sequences: 256 tokens for an Intel Xeon's 2 MiB,
+// one sequence for Zen 4's 1 MiB (and for a cache too small for one), never more than 1024.
+TEST(MiniLM, DefaultPassesFitTheL2Cache) {
+  using minilm::tokens_per_pass_for_l2;
+  EXPECT_EQ(tokens_per_pass_for_l2(2 << 20), 256);
+  EXPECT_EQ(tokens_per_pass_for_l2(1 << 20), 128);
+  EXPECT_EQ(tokens_per_pass_for_l2(256 << 10), 128);
+  EXPECT_EQ(tokens_per_pass_for_l2(3 << 20), 384);
+  EXPECT_EQ(tokens_per_pass_for_l2(int64_t(32) << 20), 1024);
+  EXPECT_EQ(minilm::default_tokens_per_pass(), tokens_per_pass_for_l2(spruce::l2_cache_bytes()));
 }
 
 // Passes side by side, one thread each, give the embeddings of the same passes run one at a time

@@ -35,7 +35,8 @@ void add(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--tokens-per-pass", a->minilm.tokens_per_pass,
                   "minilm: run each batch in passes of whole sequences, at most this many tokens each, so that "
-                  "activations stay in cache between layers (0: the whole batch at once)")
+                  "activations stay in cache between layers (0: the whole batch at once; the default fits a core's L2 "
+                  "cache at 8 KiB a token, in whole sequences of 128)")
       ->check(int_in(0, 1 << 20))
       ->capture_default_str();
   cmd->add_flag_callback(
