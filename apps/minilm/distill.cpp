@@ -249,12 +249,6 @@ double decayed_learning_rate(double base, int64_t step, int64_t decay_from, int6
   return base * static_cast<double>(std::max<int64_t>(0, steps - step)) / static_cast<double>(steps - decay_from);
 }
 
-void check_draw_size(const DistillOptions& o) {
-  if (double(o.steps) * double(o.batch) > 1e8)
-    spruce::usage_error("--steps x --batch is " + std::to_string(o.steps * o.batch) +
-                        " texts, more than the 100 million a run can draw; take fewer steps or a smaller batch");
-}
-
 void check_held_out(const Corpus& corpus, const std::string& source, const std::string& fix) {
   if (corpus.held_out.size() < 11)
     spruce::usage_error(source + ": " + std::to_string(corpus.held_out.size()) +

@@ -78,10 +78,6 @@ struct TrainingBatch {
 std::vector<TrainingBatch> training_batches(const SentenceEncoder& encoder, const Corpus& corpus,
                                             const DistillOptions& options);
 
-// Throws spruce::Error (usage) when options.steps x options.batch texts are more than a run can
-// draw up front (100 million, 8 bytes each).
-void check_draw_size(const DistillOptions& options);
-
 // Throws spruce::Error (usage) unless `corpus` holds out 11 or more texts, the fewest the top-10
 // retrieval check can rank. `source` names where the texts came from, `fix` what to do instead.
 void check_held_out(const Corpus& corpus, const std::string& source = "the corpus",

@@ -86,8 +86,6 @@ double number(const nlohmann::json& j) { return j.is_null() ? NAN : j.get<double
 
 }  // namespace
 
-std::string checkpoint_path(const std::string& dir) { return (std::filesystem::path(dir) / "checkpoint.pt").string(); }
-
 void save_distill_checkpoint(const std::string& dir, SentenceEncoder& student,
                              const ::torch::optim::Optimizer& optimizer, const spruce::torch::Pruner* pruner,
                              const DistillProgress& p, const std::string& fingerprint) {

@@ -33,8 +33,6 @@ std::string teacher_checksum(const std::string& teacher_dir);
 // included.
 std::string distill_fingerprint(const DistillOptions& options, const Corpus& corpus, const std::string& teacher);
 
-std::string checkpoint_path(const std::string& dir);
-
 void save_distill_checkpoint(const std::string& dir, SentenceEncoder& student,
                              const ::torch::optim::Optimizer& optimizer, const spruce::torch::Pruner* pruner,
                              const DistillProgress& progress, const std::string& fingerprint);

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "spruce/cpu.hpp"
+#include "spruce/error.hpp"
 
 namespace minilm {
 
@@ -33,6 +34,14 @@ std::string model_dir_origin(const std::string& dir) {
   const char* set = std::getenv("SPRUCE_MINILM_DIR");
   return set && *set && dir == set ? " (from SPRUCE_MINILM_DIR)" : "";
 }
+
+void check_draw_size(const DistillOptions& o) {
+  if (double(o.steps) * double(o.batch) > 1e8)
+    spruce::usage_error("--steps x --batch is " + std::to_string(o.steps * o.batch) +
+                        " texts, more than the 100 million a run can draw; take fewer steps or a smaller batch");
+}
+
+std::string checkpoint_path(const std::string& dir) { return (std::filesystem::path(dir) / "checkpoint.pt").string(); }
 
 int64_t tokens_per_pass_for_l2(int64_t l2_bytes) {
   const int64_t sequences = std::clamp<int64_t>(l2_bytes / (kPassBytesPerToken * kMaxLength), 1, 8);

@@ -78,6 +78,13 @@ struct DistillOptions {
   bool progress_bar = true;
 };
 
+// Throws spruce::Error (usage) when options.steps x options.batch texts are more than a run can
+// draw up front (100 million, 8 bytes each).
+void check_draw_size(const DistillOptions& options);
+
+// DIR/checkpoint.pt, where `spruce distill --checkpoint DIR` keeps its run.
+std::string checkpoint_path(const std::string& dir);
+
 struct MinilmBenchOptions {
   std::string dense_dir, sparse_dir;  // sentence-transformers folders: the teacher, a pruned copy
   std::string fortunes = "/usr/share/games/fortunes";
@@ -89,8 +96,8 @@ struct MinilmBenchOptions {
   double min_seconds = 3.0;  // per variant and batch size, after warm-up
   int64_t calibration_texts = 256;
   int64_t tokens_per_pass = default_tokens_per_pass();  // SentenceEncoder::set_tokens_per_pass
-  bool parallel_passes = true;                         // SentenceEncoder::set_parallel_passes
-  spruce::Fallback fallback = spruce::Fallback::Auto;  // the sparse variants' (INT8 dense: Always)
+  bool parallel_passes = true;                          // SentenceEncoder::set_parallel_passes
+  spruce::Fallback fallback = spruce::Fallback::Auto;   // the sparse variants' (INT8 dense: Always)
   // The INT8 variants' attention products (bert.hpp); the FP32 variants' are always FP32.
   spruce::AttentionPrecision int8_attention = spruce::AttentionPrecision::F32;
 };

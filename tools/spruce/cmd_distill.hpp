@@ -21,6 +21,10 @@ struct DistillArgs {
   CLI::App* cmd = nullptr;  // what was given, for the flags that act only with others
 };
 
+// The checks that need neither LibTorch nor the model: flags that conflict or change nothing, the
+// outputs (--json, --save, --checkpoint) and a run to resume. `spruce` runs them before it hands over, so that a
+// refusal takes milliseconds, not LibTorch's load; run_distill runs them again.
+void check_distill_args(const DistillArgs& a);
 void run_distill(DistillArgs& a);
 
 }  // namespace spruce::cli

@@ -3,13 +3,73 @@
 // Its flags; the work is in run_train.cpp.
 #include "cmd_train.hpp"
 
+#include <cmath>
+#include <filesystem>
 #include <memory>
+#include <string>
+#include <utility>
 
 #include "command.hpp"
 #include "flags.hpp"
+#include "spruce/criteria.hpp"
+#include "spruce/error.hpp"
+#include "spruce/file.hpp"
+#include "spruce/recipe.hpp"
 
 namespace spruce::cli {
 namespace {
+
+// Flags that would change nothing in this run are refused, saying why: a run with them silently
+// ignored looked like an experiment that made no difference.
+void refuse_flags_without_effect(const TrainArgs& a) {
+  const bool resumed_recipe = !a.resume.empty() && a.recipe == a.resume + "/recipe.yaml";
+  const std::pair<const char*, const char*> pruning_flags[] = {{"--scope", "pruning_scope"},
+                                                               {"--criterion", "pruning_type"},
+                                                               {"--group-lasso", "reg_type: group_lasso, reg_coeff"}};
+  for (const auto& [flag, key] : pruning_flags) {
+    if (a.cmd->count(flag) == 0) continue;
+    if (a.options.recipe)
+      usage_error(std::string(flag) + " has no effect with " +
+                  (resumed_recipe ? "--resume, which continues with " + in_quotes(a.recipe) : std::string("--recipe")) +
+                  "; set " + key + " in the recipe");
+    if (!a.options.pattern)
+      usage_error(std::string(flag) + " needs --pattern (with --sparsity): this run prunes nothing");
+  }
+  if (a.teacher_dir.empty())
+    for (const char* flag : {"--distill-weight", "--distill-temperature"})
+      if (a.cmd->count(flag) > 0) usage_error(std::string(flag) + " acts only with --teacher; add one, or drop it");
+}
+
+void resolve_pruning(TrainArgs& a) {
+  fashion_mnist::TrainOptions& o = a.options;
+  const std::string saved_recipe = a.resume + "/recipe.yaml";
+  if (!a.resume.empty() && a.recipe.empty() && std::filesystem::is_regular_file(saved_recipe)) {
+    if (!a.pattern.empty() || !std::isnan(a.sparsity))
+      usage_error("--resume continues with " + saved_recipe + "; drop --pattern and --sparsity");
+    a.recipe = saved_recipe;  // the same schedule, in steps, whatever --epochs now says
+  }
+  if (!a.recipe.empty()) {
+    if (!a.pattern.empty() || !std::isnan(a.sparsity))
+      usage_error("give either --recipe or --pattern/--sparsity, not both");
+    o.recipe = Recipe::load(a.recipe);
+    return;
+  }
+  if (a.pattern.empty()) {
+    if (!std::isnan(a.sparsity)) usage_error("--sparsity needs --pattern, e.g. --pattern 4x1 --sparsity 0.9");
+    return;
+  }
+  const PruningGroup flags = Recipe::from_flags(a.pattern, a.sparsity).groups[0];
+  o.pattern = flags.pattern;
+  o.sparsity = flags.schedule.target;
+  if (!a.scope.empty()) o.scope = parse_scope(a.scope);
+  if (!a.criterion.empty()) o.criterion = parse_criterion(a.criterion);
+  // The group recipe_for_flags builds: under global scope a target past the per-layer cap stopped
+  // at the cap (0.99 gave 98%), as a recipe or `spruce prune` refuses.
+  PruningGroup group = flags;
+  if (o.scope) group.scope = *o.scope;
+  if (group.scope == Scope::Global)
+    group.check_global_limits(std::string("--sparsity under global scope") + (o.scope ? "" : " (the default)"));
+}
 
 void add_train(CLI::App& app) {
   auto args = std::make_shared<TrainArgs>();
@@ -103,4 +163,37 @@ void add_train(CLI::App& app) {
 const Command reg{"train", add_train};
 
 }  // namespace
+
+void check_train_args(TrainArgs& a) {
+  if (a.dataset != "fashion-mnist")
+    usage_error("unknown dataset '" + a.dataset + "'; the one dataset is fashion-mnist");
+  resolve_pruning(a);
+  if (!a.criterion.empty()) parse_criterion(a.criterion);  // a misspelt name is refused, --pattern or not
+  if (a.options.group_lasso < 0) usage_error("--group-lasso is a coefficient >= 0, e.g. 1e-4");
+  refuse_flags_without_effect(a);
+  if (a.options.straight_through && !a.options.pattern)
+    usage_error("--straight-through needs --pattern (in a recipe, set straight_through: true)");
+  if (a.options.straight_through_decay > 0 && !a.options.straight_through)
+    usage_error("--straight-through-decay acts only with --straight-through; add it, or drop the decay");
+  if (a.options.straight_through && a.options.criterion == Criterion::SparseGpt)
+    usage_error("--straight-through cannot be used with --criterion sparsegpt, which rewrites the kept weights");
+  if (a.options.gradual_nm && !(a.options.pattern && a.options.pattern->is_nm()))
+    usage_error("--gradual-nm needs an N:M --pattern, such as 2:4 (in a recipe, set gradual_nm: true)");
+  if (a.options.gradual_nm && a.options.criterion == Criterion::SparseGpt)
+    usage_error("--gradual-nm cannot be used with --criterion sparsegpt, which sets N:M whole");
+  if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
+  if (!a.resume.empty() && !a.options.init_from.empty())
+    usage_error("--init has no effect with --resume, which continues from " + a.options.resume_from + "; drop one");
+  if (a.options.lock_pattern && a.resume.empty() && a.options.init_from.empty())
+    usage_error("--lock-pattern keeps the zeros of loaded weights; add --init (or --resume), or drop it");
+  if (a.overwrite && a.options.save_dir.empty()) usage_error("--overwrite acts only with --save; add it, or drop it");
+  // Input files are checked before the run starts, so a bad one is the only line printed.
+  if (!a.teacher_dir.empty() && std::filesystem::is_regular_file(a.teacher_dir))
+    usage_error("--teacher " + in_quotes(a.teacher_dir) + " is a file; it takes the --save folder of a spruce train " +
+                "run, whose model.safetensors teaches");
+  if (!a.teacher_dir.empty()) a.options.teacher = a.teacher_dir + "/model.safetensors";
+  for (const std::string* file : {&a.options.resume_from, &a.options.init_from, &a.options.teacher})
+    if (!file->empty()) require_regular_file(*file);
+}
+
 }  // namespace spruce::cli

@@ -22,6 +22,11 @@ struct TrainArgs {
   CLI::App* cmd = nullptr;  // what was given, for the flags that act only with others
 };
 
+// The checks that need neither LibTorch nor the data: flags that conflict or change nothing, the
+// recipe (--recipe, --pattern/--sparsity or the --resume folder's), resolved into a.options,
+// and the input files. `spruce` runs them before it hands over, so that a refusal takes milliseconds, not
+// LibTorch's load; run_train runs them again.
+void check_train_args(TrainArgs& a);
 void run_train(TrainArgs& a);
 
 }  // namespace spruce::cli

@@ -12,9 +12,15 @@ namespace spruce::cli {
 
 void run_bench_model(BenchModelArgs&) { hand_over_command_line(); }
 void run_convert(ConvertArgs&) { hand_over_command_line(); }
-void run_distill(DistillArgs&) { hand_over_command_line(); }
+void run_distill(DistillArgs& a) {
+  check_distill_args(a);  // refused in milliseconds, before LibTorch loads
+  hand_over_command_line();
+}
 void run_embed(const EmbedArgs&) { hand_over_command_line(); }
 void run_eval(EvalArgs&) { hand_over_command_line(); }
-void run_train(TrainArgs&) { hand_over_command_line(); }
+void run_train(TrainArgs& a) {
+  check_train_args(a);  // refused in milliseconds, before LibTorch loads
+  hand_over_command_line();
+}
 
 }  // namespace spruce::cli
