@@ -247,5 +247,19 @@ TEST_F(Cli, SpruceAloneNamesTheMissingProgram) {
   const Result refused = run_alone("eval --threads 0");
   EXPECT_EQ(refused.status, 2);
   EXPECT_TRUE(has(refused, "--threads")) << refused.out;
+  // So are distill's and train's flags that conflict, and their paths: refused in milliseconds.
+  for (const auto& [args, message] :
+       {std::pair{"distill --sparsity 0.8", "spruce: error: --sparsity needs --pattern\n"},
+        std::pair{"distill --pattern 2:4 --resume",
+                  "spruce: error: --resume needs --checkpoint DIR, the folder the run "
+                  "is kept in\n"},
+        std::pair{"train --overwrite", "spruce: error: --overwrite acts only with --save; add it, or drop it\n"}}) {
+    const Result r = run_alone(args);
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_EQ(r.out, message) << args;
+  }
+  const Result no_recipe = run_alone("train --recipe " + path("none.yaml"));
+  EXPECT_EQ(no_recipe.status, 2) << no_recipe.out;
+  EXPECT_TRUE(has(no_recipe, "none.yaml") && !has(no_recipe, "spruce-torch")) << no_recipe.out;
 }
 #endif
