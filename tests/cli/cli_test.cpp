@@ -247,13 +247,17 @@ TEST_F(Cli, SpruceAloneNamesTheMissingProgram) {
   const Result refused = run_alone("eval --threads 0");
   EXPECT_EQ(refused.status, 2);
   EXPECT_TRUE(has(refused, "--threads")) << refused.out;
-  // So are distill's and train's flags that conflict, and their paths: refused in milliseconds.
+  // So are distill's, train's and bench-model's flags that conflict, and their paths: refused in
+  // milliseconds.
   for (const auto& [args, message] :
        {std::pair{"distill --sparsity 0.8", "spruce: error: --sparsity needs --pattern\n"},
         std::pair{"distill --pattern 2:4 --resume",
                   "spruce: error: --resume needs --checkpoint DIR, the folder the run "
                   "is kept in\n"},
-        std::pair{"train --overwrite", "spruce: error: --overwrite acts only with --save; add it, or drop it\n"}}) {
+        std::pair{"train --overwrite", "spruce: error: --overwrite acts only with --save; add it, or drop it\n"},
+        std::pair{"bench-model minilm --pattern 4x1",
+                  "spruce: error: --pattern is for dlrm; minilm measures the "
+                  "weights given by --sparse-model\n"}}) {
     const Result r = run_alone(args);
     EXPECT_EQ(r.status, 2) << args;
     EXPECT_EQ(r.out, message) << args;

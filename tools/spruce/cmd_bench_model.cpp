@@ -3,10 +3,17 @@
 // Its flags; the work is in run_bench_model.cpp.
 #include "cmd_bench_model.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <initializer_list>
 #include <memory>
 
 #include "command.hpp"
 #include "flags.hpp"
+#include "spruce/attention.hpp"
+#include "spruce/error.hpp"
+#include "spruce/recipe.hpp"
+#include "spruce/spmm.hpp"
 
 namespace spruce::cli {
 namespace {
@@ -108,4 +115,52 @@ void add(CLI::App& app) {
 const Command reg{"bench-model", add};
 
 }  // namespace
+
+void check_bench_model_args(BenchModelArgs& a) {
+  a.o.fallback = a.minilm.fallback = parse_fallback(a.fallback);
+  // A batch given twice was measured twice, as two records of one row.
+  if (const auto i = first_repeat(a.o.batches))
+    usage_error("--batches " + std::to_string(a.o.batches[*i]) + " is given twice; give each once");
+  if (a.model == "minilm") {
+    for (const char* dlrm_only : {"--pattern", "--sparsity", "--epochs", "--finetune-epochs", "--train-samples",
+                                  "--test-samples", "--table-cap", "--retrain", "--p99-ms", "--server-probes",
+                                  "--log-dir", "--server-max-batch", "--work-dir", "--min-duration", "--seed"})
+      if (a.cmd->count(dlrm_only) > 0)
+        usage_error(std::string(dlrm_only) + " is for dlrm; minilm measures the weights given by --sparse-model");
+    if (a.bf16_attention && a.cmd->count("--attention") > 0 && a.attention != "bf16")
+      usage_error("--bf16-attention and --attention " + a.attention + " disagree: give one of them");
+    a.minilm.int8_attention = parse_attention_precision(a.bf16_attention ? "bf16" : a.attention);
+    // Settings that act on variants not run would be taken in silence.
+    const auto& v = a.minilm.variants;
+    const auto runs = [&](std::initializer_list<const char*> names) {
+      return std::any_of(names.begin(), names.end(), [&](const char* n) { return std::count(v.begin(), v.end(), n); });
+    };
+    if ((a.cmd->count("--attention") > 0 || a.bf16_attention) && !runs({"int8-dense", "int8-sparse"}))
+      usage_error(
+          "--attention sets the INT8 variants' attention, and --variants runs none; add int8-dense or "
+          "int8-sparse, or drop it");
+    if (a.cmd->count("--fallback") > 0 && !runs({"fp32-sparse", "int8-sparse"}))
+      usage_error(
+          "--fallback acts on the sparse variants, and --variants runs none; add fp32-sparse or int8-sparse, "
+          "or drop it");
+    a.minilm.threads = a.o.threads;
+    if (a.cmd->count("--batches") > 0) a.minilm.batches = a.o.batches;
+    check_not_inside("--json", a.json, a.minilm.sparse_dir, "the pruned model (--sparse-model)", kSentenceModelFiles);
+    check_not_inside("--json", a.json, a.minilm.dense_dir, "the dense model (--dense-model)", kSentenceModelFiles);
+    check_output_file("--json", a.json);
+    return;
+  }
+  for (const char* minilm_only : {"--sparse-model", "--dense-model", "--seq-length", "--seconds", "--variants",
+                                  "--attention", "--bf16-attention", "--tokens-per-pass", "--one-pass-at-a-time"})
+    if (a.cmd->count(minilm_only) > 0) usage_error(std::string(minilm_only) + " is for minilm");
+  if (a.model != "dlrm") usage_error("unknown model " + in_quotes(a.model) + ": valid are dlrm and minilm");
+  a.o.pattern = Pattern::parse(a.pattern);
+  // An N:M pattern fixes its own sparsity, as in prune, train and distill: an explicit --sparsity
+  // must agree with it, and the default 0.85 gives way to it (2:4 ran at 50% labelled 85%).
+  if (a.o.pattern.is_nm())
+    a.o.sparsity =
+        Recipe::from_flags(a.pattern, a.cmd->count("--sparsity") > 0 ? a.o.sparsity : NAN).groups[0].target();
+  if (!(a.o.sparsity > 0 && a.o.sparsity < 1)) usage_error("--sparsity must be in (0, 1), e.g. 0.85");
+}
+
 }  // namespace spruce::cli

@@ -21,6 +21,10 @@ struct BenchModelArgs {
   CLI::App* cmd = nullptr;
 };
 
+// The checks that need neither LibTorch nor a model: flags for the other model, settings that
+// disagree or act on no variant run, and --json. `spruce` runs them before it hands over, so that a
+// refusal takes milliseconds, not LibTorch's load; run_bench_model runs them again.
+void check_bench_model_args(BenchModelArgs& a);
 void run_bench_model(BenchModelArgs& a);
 
 }  // namespace spruce::cli

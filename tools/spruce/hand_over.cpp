@@ -10,7 +10,10 @@
 
 namespace spruce::cli {
 
-void run_bench_model(BenchModelArgs&) { hand_over_command_line(); }
+void run_bench_model(BenchModelArgs& a) {
+  check_bench_model_args(a);  // refused in milliseconds, before LibTorch loads
+  hand_over_command_line();
+}
 void run_convert(ConvertArgs&) { hand_over_command_line(); }
 void run_distill(DistillArgs& a) {
   check_distill_args(a);  // refused in milliseconds, before LibTorch loads
