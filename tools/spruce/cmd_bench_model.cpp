@@ -1,6 +1,6 @@
 // spruce bench-model dlrm: whole-model Offline and Server throughput through MLPerf LoadGen, in the
 // seed's table form, with the seed's own figures beside it.
-// Its flags; the work is in run_bench_model.cpp.
+// Its flags, and the checks that need no LibTorch (both programs run them); the work is in run_bench_model.cpp.
 #include "cmd_bench_model.hpp"
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // spruce distill --pattern 4x1 --sparsity 0.8 --save out/minilm-4x1-80: prunes all-MiniLM-L6-v2's
 // encoder by distillation from the dense model, on Debian's fortunes, and reports held-out fidelity.
-// Its flags; the work is in run_distill.cpp.
+// Its flags, and the checks that need no LibTorch (both programs run them); the work is in run_distill.cpp.
 #include "cmd_distill.hpp"
 
 #include <cmath>

@@ -1,6 +1,6 @@
 // spruce train --dataset fashion-mnist --model mlp|cnn [--pattern P --sparsity S | --recipe R.yaml]
 //              --epochs N --seed N [--save DIR] [--json FILE] [--threads N]
-// Its flags; the work is in run_train.cpp.
+// Its flags, and the checks that need no LibTorch (both programs run them); the work is in run_train.cpp.
 #include "cmd_train.hpp"
 
 #include <cmath>

@@ -1,6 +1,6 @@
 // spruce bench-model dlrm: whole-model Offline and Server throughput through MLPerf LoadGen, in the
 // seed's table form, with the seed's own figures beside it.
-// Its work, in spruce-torch; the flags are in cmd_bench_model.cpp.
+// Its work, in spruce-torch; the flags and the checks that need no LibTorch are in cmd_bench_model.cpp.
 #include <strings.h>
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // spruce distill --pattern 4x1 --sparsity 0.8 --save out/minilm-4x1-80: prunes all-MiniLM-L6-v2's
 // encoder by distillation from the dense model, on Debian's fortunes, and reports held-out fidelity.
-// Its work, in spruce-torch; the flags are in cmd_distill.cpp.
+// Its work, in spruce-torch; the flags and the checks that need no LibTorch are in cmd_distill.cpp.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>

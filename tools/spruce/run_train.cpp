@@ -1,6 +1,6 @@
 // spruce train --dataset fashion-mnist --model mlp|cnn [--pattern P --sparsity S | --recipe R.yaml]
 //              --epochs N --seed N [--save DIR] [--json FILE] [--threads N]
-// Its work, in spruce-torch; the flags are in cmd_train.cpp.
+// Its work, in spruce-torch; the flags and the checks that need no LibTorch are in cmd_train.cpp.
 #include <unistd.h>
 
 #include <chrono>
