@@ -251,6 +251,11 @@ TEST_F(BadInput, FlagsAreValidated) {
                  "unknown option '--spars'; did you mean --sparsity? (see `spruce prune --help`)");
   expect_refused(prune_to_old({"--pattern", "4x1", "--sparsty", "0.5"}), 2, "did you mean --sparsity?");
   expect_refused({"inspect", ckpt_, "one", "two"}, 2, "unexpected arguments: 'one' 'two'");
+  // A file named with a leading '-' read as an option, and then "file is required".
+  expect_refused({"inspect", "-dash.safetensors"}, 2,
+                 "unknown option '-dash.safetensors'; a file whose name begins with '-' goes after `--`, or as "
+                 "./-dash.safetensors (see `spruce inspect --help`)");
+  expect_refused({"inspect", "-x"}, 2, "unknown option '-x' (see `spruce inspect --help`)");
   // A newline or escape in a name stays on the line, escaped, in a message that quotes it or not.
   expect_refused({"inspect", path("missing\nname\x1b.safetensors")}, 1, "missing\\nname\\x1b");
   write("bad\nname\x1b.safetensors", "x");

@@ -125,7 +125,11 @@ std::string extras_error(const CLI::App& app) {
         const size_t d = flag.rfind(first, 0) == 0 ? 0 : edit_distance(first, flag);
         if (d < closest) closest = d, meant = flag;
       }
-    return "unknown option " + in_quotes(first, 60) + (meant.empty() ? "" : "; did you mean " + meant + "?");
+    // A file whose name begins with '-' reads as an option (and the command then found its file
+    // missing): say how to give it.
+    const bool file_like = meant.empty() && first.find_first_of("./") != std::string::npos;
+    return "unknown option " + in_quotes(first, 60) + (meant.empty() ? "" : "; did you mean " + meant + "?") +
+           (file_like ? "; a file whose name begins with '-' goes after `--`, or as ./" + first : "");
   }
   std::string listed;
   for (const auto& extra : extras) listed += " " + in_quotes(extra, 60);
@@ -260,7 +264,11 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     const std::string command = argc > 1 && argv[1][0] != '-' ? std::string(argv[1]) + " " : "";
-    std::string message = dynamic_cast<const CLI::ExtrasError*>(&e) ? spruce::cli::extras_error(app) : "";
+    // Within a command, an unknown option explains a missing argument better than the missing
+    // argument does.
+    const bool extras = dynamic_cast<const CLI::ExtrasError*>(&e) ||
+                        (dynamic_cast<const CLI::RequiredError*>(&e) && !app.get_subcommands().empty());
+    std::string message = extras ? spruce::cli::extras_error(app) : "";
     if (message.empty()) message = plain_parse_error(one_line(e.what()), argc, argv);
     return report(message + " (see `spruce " + command + "--help`)", 2);
   } catch (const spruce::Error& e) {
