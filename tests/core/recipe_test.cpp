@@ -2,6 +2,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+
+#include <unistd.h>
 
 #include "spruce/error.hpp"
 #include "spruce/recipe.hpp"
@@ -213,7 +216,9 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   EXPECT_TRUE(contains(error_of(""), "empty"));
   EXPECT_THROW(Recipe::load("/nonexistent/recipe.yaml"), Error);
   // A recipe is a few kilobytes: a file of 17 MiB is refused before it is read, let alone parsed.
-  const std::string huge = (std::filesystem::temp_directory_path() / "spruce-huge-recipe.yaml").string();
+  // Named per process: ctest runs this suite under every ISA cap at once.
+  const std::string huge =
+      (std::filesystem::temp_directory_path() / ("spruce-huge-recipe-" + std::to_string(::getpid()) + ".yaml")).string();
   std::ofstream(huge) << "# comment\n";
   std::filesystem::resize_file(huge, 17u << 20);
   try {
