@@ -218,7 +218,8 @@ TEST(Recipe, InconsistentSettingsAreErrors) {
   // A recipe is a few kilobytes: a file of 17 MiB is refused before it is read, let alone parsed.
   // Named per process: ctest runs this suite under every ISA cap at once.
   const std::string huge =
-      (std::filesystem::temp_directory_path() / ("spruce-huge-recipe-" + std::to_string(::getpid()) + ".yaml")).string();
+      (std::filesystem::temp_directory_path() / ("spruce-huge-recipe-" + std::to_string(::getpid()) + ".yaml"))
+          .string();
   std::ofstream(huge) << "# comment\n";
   std::filesystem::resize_file(huge, 17u << 20);
   try {
