@@ -31,6 +31,7 @@ struct TrainOptions {
   double straight_through_decay = 0;
   bool gradual_nm = false;  // PruningGroup::gradual_nm: an N:M pattern follows the schedule
   int64_t epochs = 5;
+  int64_t stop_after = 0;  // end this sitting after that epoch, its checkpoint saved (0: run to `epochs`)
   int64_t batch_size = 128;
   double learning_rate = 1e-3;
   uint64_t seed = 0;

@@ -5,12 +5,16 @@
 #include <torch/utils.h>
 
 #include <unistd.h>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <numbers>
 #include <ostream>
+#include <sstream>
+#include <utility>
 
 #include "common/progress.hpp"
 #include "fashion_mnist/data.hpp"
@@ -96,15 +100,64 @@ std::string distillation_record(const TrainOptions& o) {
   return line;
 }
 
-// A resumed run must distil as its checkpoint did (a checkpoint from before this record: unchecked).
-void require_same_distillation(const TrainOptions& o) {
+// The flags besides the recipe and the teacher that decide a run's steps, as the command line
+// gives them: kept in its checkpoint, so that a resumed run continues the same run.
+std::vector<std::pair<std::string, std::string>> run_settings(const TrainOptions& o) {
+  char lr[32];
+  const auto end = std::to_chars(lr, lr + sizeof lr, o.learning_rate).ptr;  // shortest exact form
+  return {{"--model", o.model},
+          {"--batch-size", std::to_string(o.batch_size)},
+          {"--lr", std::string(lr, end)},
+          {"--seed", std::to_string(o.seed)},
+          {"--train-limit", o.train_limit > 0 ? std::to_string(o.train_limit) : "all"}};
+}
+
+// A checkpoint's run state: how the run distils, then "settings:" and its run_settings.
+std::string run_record(const TrainOptions& o) {
+  std::string record = distillation_record(o) + "\nsettings:";
+  for (const auto& [flag, value] : run_settings(o)) record += " " + flag + " " + value;
+  return record;
+}
+
+// A resumed run must distil as its checkpoint did, and with its settings; a checkpoint from before
+// each record leaves that part unchecked.
+void require_same_run(const TrainOptions& o, const LoopState& saved) {
   const std::string& path = o.resume_from;
-  const std::string saved = spruce::torch::read_loop_state(path).text;
-  if (!saved.starts_with("train: ")) return;
-  const std::string here = distillation_record(o);
-  if (saved == here) return;
-  usage_error(path + " was trained with " + saved.substr(7) + "; this run has " + here.substr(7) +
-              ": resume with the same --teacher, --distill-weight and --distill-temperature, or start afresh");
+  if (!saved.text.starts_with("train: ")) return;
+  const size_t newline = saved.text.find('\n');
+  const std::string distillation = saved.text.substr(0, newline), here = distillation_record(o);
+  if (distillation != here)
+    usage_error(path + " was trained with " + distillation.substr(7) + "; this run has " + here.substr(7) +
+                ": resume with the same --teacher, --distill-weight and --distill-temperature, or start afresh");
+  if (newline == std::string::npos) return;
+  std::istringstream words(saved.text.substr(newline + 1));
+  std::string word, flag, value;
+  words >> word;
+  std::map<std::string, std::string> settings;
+  while (word == "settings:" && words >> flag >> value) settings[flag] = value;
+  std::string theirs, ours, fix;
+  for (const auto& [flag, value] : run_settings(o)) {
+    const auto it = settings.find(flag);
+    if (word != "settings:" || it == settings.end())
+      data_error(path + ": not a checkpoint of spruce train (its settings lack " + flag + ")");
+    if (it->second == value) continue;
+    const char* comma = theirs.empty() ? "" : ", ";
+    theirs += comma + flag + " " + it->second;
+    ours += comma + flag + " " + value;
+    fix += comma + (it->second == "all" ? "no " + flag : flag + " " + it->second);
+  }
+  if (!theirs.empty())
+    usage_error(path + " holds a run trained with " + theirs + ", and this one has " + ours + ": resume with " + fix +
+                " to continue it, or start afresh in another folder");
+}
+
+// The generator a resumed run draws its shuffles from, where the checkpoint left it.
+void restore_generator(const std::string& path, const ::torch::Tensor& state) {
+  at::Generator generator = at::globalContext().defaultGenerator(at::kCPU);
+  const ::torch::Tensor current = generator.get_state();
+  if (!state.defined() || state.scalar_type() != current.scalar_type() || !state.sizes().equals(current.sizes()))
+    data_error(path + ": not a checkpoint of spruce train (its random generator's state is damaged)");
+  generator.set_state(state);
 }
 
 // The run's files, written as a set (a full disk or a signal part-way leaves the earlier set): the
@@ -123,7 +176,8 @@ void save_run(const TrainOptions& o, Classifier& model, const ::torch::optim::Ad
     }
   replace_files_together(o.save_dir, [&](const std::string& temp) {
     if (pruner) write_file_atomic(temp + "/recipe.yaml", pruner->recipe().to_yaml());
-    const spruce::torch::LoopState loop{distillation_record(o), {}};
+    const spruce::torch::LoopState loop{run_record(o),
+                                        {{"torch_rng", at::globalContext().defaultGenerator(at::kCPU).get_state()}}};
     save_checkpoint(temp + "/checkpoint.pt", model, &optimizer, pruner, position, &loop);
     if (!result) return;
     std::map<std::string, std::string> metadata{
@@ -165,6 +219,9 @@ uint64_t bytes_checksum(const ::torch::Tensor& t) {
 
 // Nothing would train, and the table and notes would describe a run that did not happen.
 void require_epochs_left(const TrainOptions& o, const TrainPosition& position) {
+  if (o.stop_after > 0 && o.stop_after <= position.epoch)
+    usage_error("--stop-after " + std::to_string(o.stop_after) + ": " + o.resume_from + " has finished " +
+                std::to_string(position.epoch) + " epochs already; give a later epoch, or drop it");
   if (position.epoch < o.epochs) return;
   usage_error("--epochs " + std::to_string(o.epochs) + ": " + o.resume_from + " has finished " +
               std::to_string(position.epoch) + (position.epoch == 1 ? " epoch" : " epochs") +
@@ -174,13 +231,16 @@ void require_epochs_left(const TrainOptions& o, const TrainPosition& position) {
 }  // namespace
 
 void check_resume(const TrainOptions& o) {
+  require_same_run(o, read_loop_state(o.resume_from));  // first: another --model is named as such
   auto model = make_model(o.model);
   require_epochs_left(o, load_checkpoint(o.resume_from, *model, nullptr, nullptr));
-  require_same_distillation(o);
 }
 
 TrainResult train(const TrainOptions& o, std::ostream& log) {
   if (o.epochs < 1 || o.batch_size < 1) usage_error("--epochs and --batch-size must be at least 1");
+  if (o.stop_after < 0 || o.stop_after >= o.epochs || (o.stop_after > 0 && o.save_dir.empty()))
+    usage_error("--stop-after ends a sitting before the last epoch, its checkpoint in --save: give an epoch below " +
+                std::to_string(o.epochs) + " and --save DIR");
   const auto started = Clock::now();
   ::torch::manual_seed(o.seed);
   ImageTensors train_set = load_fashion_mnist_tensors(o.data_dir, Split::Train, o.train_limit);
@@ -215,11 +275,14 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
                  " holds sparse weights and dense training would refill them; add --lock-pattern to "
                  "keep its zeros, or --pattern/--sparsity to prune it further");
   }
+  ::torch::Tensor saved_generator;
   if (!o.resume_from.empty()) {
-    require_same_distillation(o);  // the command line checked it already; library callers too
+    const LoopState saved = read_loop_state(o.resume_from);
+    require_same_run(o, saved);  // the command line checked it already; library callers too
     position = load_checkpoint(o.resume_from, *model, &optimizer, pruner ? &*pruner : nullptr,
                                o.lock_pattern ? MaskSource::LockZeros : MaskSource::Checkpoint);
     require_epochs_left(o, position);
+    if (const auto it = saved.tensors.find("torch_rng"); it != saved.tensors.end()) saved_generator = it->second;
   }
 
   log << o.header;
@@ -242,6 +305,9 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
   // torch's RandomSampler drew one order when built and one per epoch; drawing the same keeps a
   // seed's runs (and RESULTS.md's figures) as they were.
   ::torch::randperm(examples, ::torch::kInt64);
+  // A resumed run draws the shuffles an uninterrupted one would (a checkpoint from before the
+  // generator was kept: the first epoch's again).
+  if (saved_generator.defined()) restore_generator(o.resume_from, saved_generator);
   if (pruner) pruner->on_train_begin();
   int64_t checked_masks = pruner ? pruner->mask_updates() : 0;
   for (int64_t epoch = position.epoch; epoch < o.epochs; ++epoch) {
@@ -322,15 +388,20 @@ TrainResult train(const TrainOptions& o, std::ostream& log) {
       if (dp) dp->barrier();
       if (writer) save_run(o, *model, optimizer, pruner ? &*pruner : nullptr, position, nullptr);
     }
+    if (position.epoch == o.stop_after) {  // the sitting ends; the checkpoint just saved continues it
+      result.finished = false;
+      break;
+    }
   }
 
-  if (pruner) result.report = pruner->on_train_end();
+  if (pruner && result.finished) result.report = pruner->on_train_end();
   result.test_accuracy = evaluate(*model, test_set, dp);
   result.sparsity = pruner ? pruner->sparsity() : weight_sparsity(*model);
   result.epochs = position.epoch;
   result.steps = position.step;
   result.seconds = seconds_since(started);
-  if (!o.save_dir.empty() && writer) save_run(o, *model, optimizer, pruner ? &*pruner : nullptr, position, &result);
+  if (!o.save_dir.empty() && writer && result.finished)
+    save_run(o, *model, optimizer, pruner ? &*pruner : nullptr, position, &result);
   if (dp) dp->barrier();  // no rank exits before the files are written
   return result;
 }

@@ -24,6 +24,7 @@ struct TrainResult {
   double sparsity = 0;       // zeros over the pruned weights (over every Linear/Conv weight when dense)
   double seconds = 0;
   int64_t epochs = 0, steps = 0;
+  bool finished = true;  // false when `stop_after` ended the sitting first
   std::vector<EpochLog> history;
   torch::SparsityReport report;
 };
@@ -40,8 +41,9 @@ double test_accuracy(Classifier& model, const ImageTensors& set);
 int64_t steps_per_epoch(int64_t examples, int64_t batch_size);
 
 // Checks what a run that resumes from `options.resume_from` can check without its optimizer and
-// pruner: that the file is a checkpoint of this model, with epochs left to train. A launcher calls
-// it once, before its ranks start; `train` checks the rest.
+// pruner: that the file is a checkpoint of this model, trained with these settings (teacher, batch
+// size, learning rate, seed, examples), with epochs left to train. A launcher calls it once, before
+// its ranks start; `train` checks the rest.
 void check_resume(const TrainOptions& options);
 
 TrainResult train(const TrainOptions& options, std::ostream& log);

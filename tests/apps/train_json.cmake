@@ -49,3 +49,23 @@ execute_process(
 if(rc EQUAL 0 OR NOT err MATCHES "spruce: error: ")
   message(FATAL_ERROR "an mlp taught by a cnn was not refused (exit ${rc}): ${err}")
 endif()
+
+# A run stopped after its first epoch and resumed ends with the weights of an uninterrupted run:
+# the optimizer, the masks' schedule and the shuffles all continue where they stopped.
+set(tiny --dataset fashion-mnist --model mlp --pattern 4x1 --sparsity 0.5 --epochs 2 --train-limit 256
+         --test-limit 64 --threads 1 --no-progress)
+execute_process(COMMAND ${SPRUCE} train ${tiny} --save ${OUT}/straight RESULT_VARIABLE straight_rc)
+execute_process(COMMAND ${SPRUCE} train ${tiny} --save ${OUT}/sittings --stop-after 1 --json ${OUT}/first.json
+                RESULT_VARIABLE first_rc)
+file(READ ${OUT}/first.json json)
+string(JSON finished GET "${json}" finished)
+if(NOT straight_rc EQUAL 0 OR NOT first_rc EQUAL 0 OR finished OR EXISTS ${OUT}/sittings/model.safetensors)
+  message(FATAL_ERROR "the first sitting (exit ${first_rc}, finished ${finished}) or the straight run (${straight_rc})")
+endif()
+list(REMOVE_ITEM tiny --pattern 4x1 --sparsity 0.5)  # the saved recipe continues
+execute_process(COMMAND ${SPRUCE} train ${tiny} --resume ${OUT}/sittings --save ${OUT}/sittings RESULT_VARIABLE rc)
+file(SHA256 ${OUT}/straight/model.safetensors straight)
+file(SHA256 ${OUT}/sittings/model.safetensors resumed)
+if(NOT rc EQUAL 0 OR NOT straight STREQUAL resumed)
+  message(FATAL_ERROR "the resumed run (exit ${rc}) did not end with the uninterrupted run's weights")
+endif()

@@ -92,6 +92,9 @@ TEST_F(BadInput, TrainingSettingsThatWouldDoNothing) {
   expect_refused({"train", "--lock-pattern"}, 2, "--lock-pattern keeps the zeros of loaded weights");
   expect_refused({"train", "--seed", "4294967296"}, 2, "--seed");
   expect_refused({"train", "--overwrite"}, 2, "--overwrite acts only with --save");
+  expect_refused({"train", "--stop-after", "1"}, 2, "--stop-after needs --save DIR");
+  expect_refused({"train", "--epochs", "2", "--stop-after", "2", "--save", path("s")}, 2,
+                 "--stop-after 2 is not before the last epoch (--epochs 2)");
   expect_refused({"eval", "--sparse", path("run")}, 2, "is a dense run (no masks.safetensors)");
   expect_refused({"convert", "--checkpoint", path("run"), "--out", path("m.safetensors")}, 2,
                  "is a dense run (no masks.safetensors); convert it with --variant int8-dense");
@@ -185,6 +188,15 @@ TEST_F(BadInput, TrainResumesDistilFromTheSameTeacher) {
     args.insert(args.end(), extra.begin(), extra.end());
     expect_refused(args, 2, "/checkpoint.pt was trained with teacher ");
   }
+  // Another batch size, seed or set of examples would continue another run than the one saved.
+  expect_refused({"train", "--resume", path("taught"), "--epochs", "2", "--teacher", path("dense"), "--train-limit",
+                  "64", "--batch-size", "32", "--seed", "3", "--threads", "1"},
+                 2,
+                 "/checkpoint.pt holds a run trained with --batch-size 64, --seed 0, and this one has --batch-size 32, "
+                 "--seed 3: resume with --batch-size 64, --seed 0 to continue it");
+  expect_refused({"train", "--resume", path("taught"), "--epochs", "2", "--teacher", path("dense"), "--batch-size",
+                  "64", "--threads", "1"},
+                 2, "resume with --train-limit 64 to continue it");
   std::vector<std::string> same{"--resume", path("taught"), "--epochs", "2", "--teacher", path("dense")};
   EXPECT_EQ(train(same).status, 0);
   // A teacher is a run's folder: its model file was met with "Not a directory" and exit 1.

@@ -89,6 +89,10 @@ void add_train(CLI::App& app) {
       ->check(non_empty())
       ->excludes(pattern);
   cmd->add_option("--epochs", o.epochs, "Training epochs")->check(int_in(1, 10000))->capture_default_str();
+  cmd->add_option("--stop-after", o.stop_after,
+                  "End this sitting after epoch N, its checkpoint in --save; --resume continues it as if never "
+                  "stopped")
+      ->check(int_in(1, 10000));
   cmd->add_option("--seed", o.seed, "Seed of initialization and shuffling")
       ->check(uint_in(0, UINT32_MAX))
       ->capture_default_str();
@@ -122,7 +126,9 @@ void add_train(CLI::App& app) {
   cmd->add_option("--straight-through-decay", o.straight_through_decay,
                   "With --straight-through: the fraction by which pruned weights shrink each step (0: none)")
       ->check(real_in(0, 1, false, true));
-  cmd->add_option("--resume", args->resume, "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model)")
+  cmd->add_option("--resume", args->resume,
+                  "Continue from DIR/checkpoint.pt with DIR/recipe.yaml (same --model, --batch-size, --lr, --seed, "
+                  "--train-limit)")
       ->check(non_empty());
   cmd->add_option("--init", o.init_from, "Start from the weights of a .safetensors file")->check(non_empty());
   cmd->add_option("--teacher", args->teacher_dir,
@@ -187,6 +193,11 @@ void check_train_args(TrainArgs& a) {
   if (a.options.lock_pattern && a.resume.empty() && a.options.init_from.empty())
     usage_error("--lock-pattern keeps the zeros of loaded weights; add --init (or --resume), or drop it");
   if (a.overwrite && a.options.save_dir.empty()) usage_error("--overwrite acts only with --save; add it, or drop it");
+  if (a.options.stop_after > 0 && a.options.save_dir.empty())
+    usage_error("--stop-after needs --save DIR, where the checkpoint to resume from is kept");
+  if (a.options.stop_after >= a.options.epochs)
+    usage_error("--stop-after " + std::to_string(a.options.stop_after) + " is not before the last epoch (--epochs " +
+                std::to_string(a.options.epochs) + "); give an earlier one, or drop it");
   // Input files are checked before the run starts, so a bad one is the only line printed.
   if (!a.teacher_dir.empty() && std::filesystem::is_regular_file(a.teacher_dir))
     usage_error("--teacher " + in_quotes(a.teacher_dir) + " is a file; it takes the --save folder of a spruce train " +

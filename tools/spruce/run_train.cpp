@@ -31,7 +31,18 @@
 #include "table.hpp"
 
 namespace spruce::cli {
-namespace {}  // namespace
+namespace {
+
+// The table's and the JSON's pattern: a recipe's, resumed or given, when all its groups share one.
+std::string pattern_label(const fashion_mnist::TrainOptions& o) {
+  if (o.pattern) return o.pattern->str();
+  if (!o.recipe) return "dense";
+  for (const auto& g : o.recipe->groups)
+    if (g.pattern != o.recipe->groups[0].pattern) return "recipe";
+  return o.recipe->groups[0].pattern.str();
+}
+
+}  // namespace
 
 void run_train(TrainArgs& a) {
   check_train_args(a);
@@ -140,15 +151,15 @@ void run_train(TrainArgs& a) {
 
   if (!r.report.layers.empty()) std::cout << '\n' << torch::format_report(r.report);
   Table table({"Model", "Sparsity Pattern", "Sparsity Ratio", "Dataset", "Accuracy", "Epochs", "Seconds"});
-  table.add_row({a.options.model,
-                 a.options.recipe    ? "recipe"
-                 : a.options.pattern ? a.options.pattern->str()
-                                     : "dense",
-                 percent(r.sparsity, 2), "Fashion-MNIST", percent(r.test_accuracy, 2), std::to_string(r.epochs),
-                 fixed(r.seconds, 1)});
+  table.add_row({a.options.model, pattern_label(a.options), percent(r.sparsity, 2), "Fashion-MNIST",
+                 percent(r.test_accuracy, 2), std::to_string(r.epochs), fixed(r.seconds, 1)});
   std::cout << '\n';
   table.print(std::cout);
-  if (!a.options.save_dir.empty())
+  if (!r.finished)
+    std::cout << "\nstopped after epoch " << r.epochs << " of " << a.options.epochs << "; " << a.options.save_dir
+              << "/checkpoint.pt holds the run: continue it with --resume " << a.options.save_dir << " --save "
+              << a.options.save_dir << " and the same settings\n";
+  else if (!a.options.save_dir.empty())
     std::cout << "\nsaved " << a.options.save_dir << "/{checkpoint.pt, model.safetensors"
               << (r.report.layers.empty() ? "" : ", masks.safetensors, recipe.yaml") << "}\n";
   else if (!a.resume.empty())  // --resume reads a run; only --save writes one
@@ -158,7 +169,8 @@ void run_train(TrainArgs& a) {
     nlohmann::ordered_json j = {
         {"test_accuracy", r.test_accuracy}, {"sparsity", r.sparsity}, {"epochs", r.epochs}, {"seconds", r.seconds},
         {"model", a.options.model},         {"seed", a.options.seed}, {"steps", r.steps}};
-    j["pattern"] = a.options.pattern ? a.options.pattern->str() : a.options.recipe ? "recipe" : "dense";
+    j["finished"] = r.finished;
+    j["pattern"] = pattern_label(a.options);
     if (!a.teacher_dir.empty())
       j["distillation"] = {{"teacher", a.options.teacher},
                            {"weight", a.options.distill_weight},
