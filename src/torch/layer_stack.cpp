@@ -53,10 +53,7 @@ size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, A
     x = fused->forward(x);
     applied = fused->fused_activation();
   }
-  if (applied == activation_after_[i]) return x;
-  if (applied != Activation::None)
-    data_error("layer '" + names_[i] + "' applies " + activation_name(applied) + " where the model has " +
-               activation_name(activation_after_[i]) + " after it");
+  if (applied == activation_after_[i]) return x;  // replace_layer allows only this, or none fused
   switch (activation_after_[i]) {
     case Activation::ReLU: return ::torch::relu(x);
     case Activation::GELU: return ::torch::gelu(x);
@@ -67,6 +64,10 @@ size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, A
 
 void LayerHost::replace_layer(size_t i, std::shared_ptr<FusedLayer> layer) {
   if (i >= layers_.size()) usage_error("layer " + std::to_string(i) + " is past the last layer");
+  const Activation fused = layer->fused_activation();
+  if (fused != Activation::None && fused != activation_after_[i])
+    data_error("layer '" + names_[i] + "' applies " + activation_name(fused) + " where the model has " +
+               activation_name(activation_after_[i]) + " after it");
   replace_module(names_[i], layer);
   layers_[i] = std::move(layer);
 }

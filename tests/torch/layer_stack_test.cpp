@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "spruce/error.hpp"
+#include "spruce/torch/convert.hpp"
 
 namespace {
 
@@ -73,3 +74,24 @@ struct GeluIntoNext : spruce::torch::LayerHost {
 
 // A GELU layer's output does not requantize into the next layer: the host refuses the chain.
 TEST(LayerStack, GeluLayerCannotFeedTheNextOne) { EXPECT_THROW(GeluIntoNext{}, spruce::Error); }
+
+// A replacement that fuses another activation than the model has after the layer is refused when
+// it is installed, not at the first forward pass.
+TEST(LayerStack, ReplacementMustFuseTheModelsActivation) {
+  spruce::torch::LayerStack stack(std::vector<int64_t>{8, 8, 4}, true);  // ReLU after both
+  auto layer = [&](spruce::Activation a, int64_t out = 8) {
+    return std::make_shared<spruce::torch::SparseLinearLayer>(torch::randn({out, 8}), torch::randn({out}),
+                                                              spruce::Pattern::block(1, 1), a, std::nullopt,
+                                                              std::nullopt, spruce::SparseLinearOptions{});
+  };
+  try {
+    stack->replace_layer(0, layer(spruce::Activation::GELU));
+    ADD_FAILURE() << "a GELU layer took a ReLU layer's place";
+  } catch (const spruce::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("applies gelu where the model has relu after it"), std::string::npos)
+        << e.what();
+  }
+  stack->replace_layer(0, layer(spruce::Activation::ReLU));     // fused: the host applies nothing more
+  stack->replace_layer(1, layer(spruce::Activation::None, 4));  // the host applies ReLU itself
+  EXPECT_GE(stack->forward(torch::randn({2, 8})).min().item<float>(), 0.0f);
+}

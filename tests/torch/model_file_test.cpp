@@ -212,6 +212,18 @@ TEST_F(BadFiles, RequantizedOutputsMustMatchTheirReader) {
   expect_error([&] { load(last); }, "layer 'mlp.2' gives u8 codes, but no INT8 layer reads them");
 }
 
+// A layer that fuses another activation than the model has after it is the file's fault, and named
+// with it when the model loads (it was found only at the first forward pass, without the file).
+TEST_F(BadFiles, FusedActivationMustBeTheModels) {
+  const auto path = edited("gelu.safetensors", [](SafetensorsFile& f) {
+    auto layers = nlohmann::json::parse(f.metadata["spruce.layers"]);
+    ASSERT_EQ(layers[0]["activation"], "relu");
+    layers[0]["activation"] = "gelu";
+    f.metadata["spruce.layers"] = layers.dump();
+  });
+  expect_error([&] { load(path); }, path + ": layer 'mlp.0' applies gelu where the model has relu after it");
+}
+
 // The model's layers have biases, so the file must hold them (a missing one ran without).
 TEST_F(BadFiles, MissingBiasIsAnError) {
   const auto path = edited("no-bias.safetensors", [](SafetensorsFile& f) {
