@@ -219,10 +219,13 @@ uint64_t bytes_checksum(const ::torch::Tensor& t) {
 
 // Nothing would train, and the table and notes would describe a run that did not happen.
 void require_epochs_left(const TrainOptions& o, const TrainPosition& position) {
-  if (o.stop_after > 0 && o.stop_after <= position.epoch)
-    usage_error("--stop-after " + std::to_string(o.stop_after) + ": " + o.resume_from + " has finished " +
-                std::to_string(position.epoch) + " epochs already; give a later epoch, or drop it");
-  if (position.epoch < o.epochs) return;
+  if (position.epoch < o.epochs) {
+    if (o.stop_after > 0 && o.stop_after <= position.epoch)
+      usage_error("--stop-after " + std::to_string(o.stop_after) + ": " + o.resume_from + " has finished " +
+                  std::to_string(position.epoch) + (position.epoch == 1 ? " epoch" : " epochs") +
+                  " already; give a later epoch, or drop it");
+    return;
+  }
   usage_error("--epochs " + std::to_string(o.epochs) + ": " + o.resume_from + " has finished " +
               std::to_string(position.epoch) + (position.epoch == 1 ? " epoch" : " epochs") +
               " already; give --epochs above " + std::to_string(position.epoch) + " to continue it");

@@ -93,6 +93,8 @@ TEST_F(BadInput, TrainingSettingsThatWouldDoNothing) {
   expect_refused({"train", "--seed", "4294967296"}, 2, "--seed");
   expect_refused({"train", "--overwrite"}, 2, "--overwrite acts only with --save");
   expect_refused({"train", "--stop-after", "1"}, 2, "--stop-after needs --save DIR");
+  expect_refused({"train", "--resume", path("run/model.safetensors")}, 2,
+                 "is a file; it takes the --save folder of a spruce train run");
   expect_refused({"train", "--epochs", "2", "--stop-after", "2", "--save", path("s")}, 2,
                  "--stop-after 2 is not before the last epoch (--epochs 2)");
   expect_refused({"eval", "--sparse", path("run")}, 2, "is a dense run (no masks.safetensors)");

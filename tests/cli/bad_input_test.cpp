@@ -715,6 +715,8 @@ TEST_F(BadInput, WeightsMustBeFinite) {
   EXPECT_NE(trained.out.find("| 50.00%"), std::string::npos) << "a one-step run pruned nothing:\n" << trained.out;
   // Resuming to as many epochs as it has finished trains nothing: refused, not reported as a run.
   expect_refused(tiny({"train", "--resume", path("run")}), 2, "has finished 1 epoch already; give --epochs above 1");
+  expect_refused(tiny({"train", "--resume", path("run"), "--save", path("run"), "--stop-after", "1"}, "3"), 2,
+                 "--stop-after 1: " + path("run") + "/checkpoint.pt has finished 1 epoch already; give a later epoch");
 
   poison_first_weight(path("run/model.safetensors"), path("nan-mlp.safetensors"));
   expect_refused(tiny({"train", "--init", path("nan-mlp.safetensors")}), 1, "holds NaN");

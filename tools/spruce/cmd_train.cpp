@@ -187,6 +187,9 @@ void check_train_args(TrainArgs& a) {
     usage_error("--gradual-nm needs an N:M --pattern, such as 2:4 (in a recipe, set gradual_nm: true)");
   if (a.options.gradual_nm && a.options.criterion == Criterion::SparseGpt)
     usage_error("--gradual-nm cannot be used with --criterion sparsegpt, which sets N:M whole");
+  if (!a.resume.empty() && std::filesystem::is_regular_file(a.resume))
+    usage_error("--resume " + in_quotes(a.resume) + " is a file; it takes the --save folder of a spruce train run, " +
+                "whose checkpoint.pt continues");
   if (!a.resume.empty()) a.options.resume_from = a.resume + "/checkpoint.pt";
   if (!a.resume.empty() && !a.options.init_from.empty())
     usage_error("--init has no effect with --resume, which continues from " + a.options.resume_from + "; drop one");
