@@ -299,6 +299,12 @@ TEST_F(BadInput, UnfinishedTrainingRunsAreNamed) {
   expect_refused({"eval", "--dense", path("part")}, 2, "holds a run that has not finished");
   expect_refused({"convert", "--checkpoint", path("part"), "--out", path("c.safetensors")}, 2,
                  "continue it with spruce train --resume");
+  // A run's file given for its folder was read as FILE/checkpoint.pt: "Not a directory", exit 1.
+  for (const char* flag : {"--sparse", "--dense"})
+    expect_refused({"eval", flag, path("part/recipe.yaml")}, 2,
+                   "recipe.yaml' is a file; it takes the --save folder of a spruce train run");
+  expect_refused({"convert", "--checkpoint", path("part/checkpoint.pt"), "--out", path("c.safetensors")}, 2,
+                 "checkpoint.pt' is a file; it takes the --save folder");
   // A finished run replaced by one stopped after its first epochs: its model.safetensors went first.
   const std::vector<std::string> tiny{"--train-limit", "256", "--test-limit", "256", "--threads", "1", "--no-progress"};
   auto train = [&](std::vector<std::string> args) {
