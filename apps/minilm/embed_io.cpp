@@ -51,19 +51,6 @@ bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n\f\v") == st
 
 }  // namespace
 
-TextFormat parse_text_format(const std::string& name, const std::string& path) {
-  if (name == "text") return TextFormat::Lines;
-  if (name == "jsonl") return TextFormat::Jsonl;
-  if (name == "auto") return path.ends_with(".jsonl") ? TextFormat::Jsonl : TextFormat::Lines;
-  spruce::usage_error("unknown input format " + spruce::in_quotes(name) + "; use text, jsonl or auto");
-}
-
-EmbeddingFormat parse_embedding_format(const std::string& name) {
-  if (name == "jsonl") return EmbeddingFormat::Jsonl;
-  if (name == "npy") return EmbeddingFormat::Npy;
-  spruce::usage_error("unknown output format " + spruce::in_quotes(name) + "; use jsonl, npy or auto");
-}
-
 std::vector<std::string> read_texts(const std::string& path, TextFormat format) {
   const std::string data = path == "-" ? read_standard_input() : spruce::read_file(path);
   std::vector<std::string> texts;

@@ -6,13 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "minilm/options.hpp"  // the formats
 #include "spruce/text/wordpiece.hpp"
 
 namespace minilm {
-
-enum class TextFormat { Lines, Jsonl };
-// "text" or "jsonl"; "auto" picks jsonl for a *.jsonl path and text otherwise.
-TextFormat parse_text_format(const std::string& name, const std::string& path);
 
 // Reads texts: one per line (a line ends at \n, \r\n or a lone \r), or one JSON value per line,
 // either a string or an object with a string "text". Throws spruce::Error (usage, exit 2) naming
@@ -24,9 +21,6 @@ std::vector<std::string> read_texts(const std::string& path, TextFormat format);
 // be embedded as the empty text, like the blank line read_texts refuses.
 void refuse_empty_texts(const std::vector<std::string>& texts, const spruce::text::WordPieceTokenizer& tokenizer,
                         const std::string& path);
-
-enum class EmbeddingFormat { Jsonl, Npy };
-EmbeddingFormat parse_embedding_format(const std::string& name);  // "jsonl" or "npy"
 
 // JSONL: {"text": ..., "embedding": [...]} per line, as sentence-transformers users store them.
 std::string to_jsonl(const std::vector<std::string>& texts, const ::torch::Tensor& embeddings);

@@ -71,14 +71,6 @@ std::array<double, kStageCount> stage_ms(SentenceEncoder& e, const Inputs& in, i
   return ms;
 }
 
-std::string kernel_summary(const std::vector<spruce::torch::ConvertedLayer>& layers) {
-  std::map<std::string, int> count;
-  for (const auto& l : layers) ++count[l.kernel];
-  std::string out;
-  for (const auto& [kernel, n] : count) out += (out.empty() ? "" : ", ") + kernel + " x" + std::to_string(n);
-  return out;
-}
-
 // What each converted Linear runs for m rows (the operator's tuned choice), counted.
 std::string runs_at(::torch::nn::Module& model, int64_t m) {
   std::map<std::string, int> count;
@@ -151,24 +143,15 @@ std::vector<MinilmBenchRecord> bench_minilm(const MinilmBenchOptions& o, std::os
     auto e = SentenceEncoder::load(dir);
     if (!own_fp32.count(dir)) own_fp32[dir] = e.encode(corpus.held_out, 64);
     const double sparsity = linear_sparsity(*e.model());
-    std::string kernels = "libtorch";
-    if (variant != "fp32-dense") {
-      spruce::torch::ConvertOptions c;
-      c.threads = o.threads;
-      c.variant = spruce::torch::parse_variant(variant);
-      if (is_sparse(variant)) c.fallback = o.fallback;
-      for (int64_t b : o.batches) c.tune_m.push_back(pass_rows(b) * o.seq_length);
-      log << "bench-model minilm: converting " << variant << " (calibrating and tuning)\n";
-      kernels = kernel_summary(e.convert(c, calibration));
-    }
-    // Inference runs spruce's fused attention in every variant; BF16 or INT8 only where asked, for INT8.
-    const std::string attention = e.model()->set_attention_precision(
-        variant.rfind("int8", 0) == 0 ? o.int8_attention : spruce::AttentionPrecision::F32);
+    e.set_tokens_per_pass(o.tokens_per_pass);
+    e.set_parallel_passes(o.parallel_passes);
+    if (variant != "fp32-dense") log << "bench-model minilm: converting " << variant << " (calibrating and tuning)\n";
+    const auto served = e.serve(variant, calibration, o.batches, o.seq_length, o.threads, o.fallback, o.int8_attention);
+    const std::string kernels = served.kernels();
+    const std::string& attention = served.attention;
     const auto held_out = e.encode(corpus.held_out, 64);
     const double to_own = (held_out * own_fp32[dir]).sum(1).mean().item<double>();
     const double to_teacher = (held_out * teacher_held_out).sum(1).mean().item<double>();
-    e.set_tokens_per_pass(o.tokens_per_pass);
-    e.set_parallel_passes(o.parallel_passes);
     for (int64_t batch : o.batches) {
       const Inputs in = full_length_inputs(e, corpus.held_out, batch, o.seq_length);
       ::torch::NoGradGuard no_grad;

@@ -21,6 +21,27 @@ std::string default_model_dir() {
   return bundled_model_dir();
 }
 
+void require_model_folder(const std::string& dir) {
+  for (const char* file : {"config.json", "model.safetensors", "vocab.txt"})
+    if (!std::filesystem::is_regular_file(std::filesystem::path(dir) / file))
+      spruce::usage_error(spruce::in_quotes(dir) + model_dir_origin(dir) +
+                          " is not a sentence-transformers model folder (no " + file +
+                          "); give one, or run scripts/install-deps.sh, which fetches all-MiniLM-L6-v2");
+}
+
+TextFormat parse_text_format(const std::string& name, const std::string& path) {
+  if (name == "text") return TextFormat::Lines;
+  if (name == "jsonl") return TextFormat::Jsonl;
+  if (name == "auto") return path.ends_with(".jsonl") ? TextFormat::Jsonl : TextFormat::Lines;
+  spruce::usage_error("unknown input format " + spruce::in_quotes(name) + "; use text, jsonl or auto");
+}
+
+EmbeddingFormat parse_embedding_format(const std::string& name) {
+  if (name == "jsonl") return EmbeddingFormat::Jsonl;
+  if (name == "npy") return EmbeddingFormat::Npy;
+  spruce::usage_error("unknown output format " + spruce::in_quotes(name) + "; use jsonl, npy or auto");
+}
+
 std::string model_label(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;

@@ -21,6 +21,17 @@ std::string model_dir_origin(const std::string& dir);
 
 inline constexpr int64_t kMaxLength = 128;  // tokens, [CLS] and [SEP] included
 
+// Throws spruce::Error (usage, exit 2) unless `dir` holds a sentence-transformers model's
+// config.json, model.safetensors and vocab.txt.
+void require_model_folder(const std::string& dir);
+
+// `spruce embed`'s formats.
+enum class TextFormat { Lines, Jsonl };
+// "text" or "jsonl"; "auto" picks jsonl for a *.jsonl path and text otherwise.
+TextFormat parse_text_format(const std::string& name, const std::string& path);
+enum class EmbeddingFormat { Jsonl, Npy };
+EmbeddingFormat parse_embedding_format(const std::string& name);  // "jsonl" or "npy"
+
 // SentenceEncoder's passes (set_tokens_per_pass) hold as many tokens as fit a core's L2 cache at
 // kPassBytesPerToken each (a token's live activations in a layer: its f32 input, its Q/K/V
 // outputs and its quantized copies, about 7.5 KB), in whole sequences of kMaxLength: 256 tokens

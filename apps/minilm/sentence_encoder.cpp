@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <numeric>
 
 #include <omp.h>
@@ -98,11 +99,7 @@ int64_t SentenceEncoder::folder_max_length(const std::string& dir) {
 }
 
 SentenceEncoder SentenceEncoder::load(const std::string& dir, int64_t max_length) {
-  for (const char* file : {"config.json", "model.safetensors", "vocab.txt"})
-    if (!std::filesystem::is_regular_file(std::filesystem::path(dir) / file))
-      spruce::usage_error(spruce::in_quotes(dir) + model_dir_origin(dir) +
-                          " is not a sentence-transformers model folder (no " + file +
-                          "); give one, or run scripts/install-deps.sh, which fetches all-MiniLM-L6-v2");
+  require_model_folder(dir);
   auto tokenizer = spruce::text::WordPieceTokenizer::load(dir + "/vocab.txt");
   const BertConfig config = BertConfig::read(dir + "/config.json");
   if (tokenizer.vocabulary_size() > static_cast<size_t>(config.vocab_size))
@@ -241,7 +238,38 @@ std::vector<spruce::torch::ConvertedLayer> SentenceEncoder::convert(const spruce
                                                                     const std::vector<std::string>& calibration_texts) {
   const bool int8 = options.variant != spruce::torch::Variant::F32Sparse;
   if (int8 && calibration_texts.empty()) spruce::usage_error("INT8 conversion of the encoder needs calibration texts");
-  return spruce::torch::convert(*model_, options, [&] { encode(calibration_texts, 32); });
+  const int64_t truncated = truncated_;  // the count is of the caller's texts, not the calibration's
+  auto layers = spruce::torch::convert(*model_, options, [&] { encode(calibration_texts, 32); });
+  truncated_ = truncated;
+  return layers;
+}
+
+std::string SentenceEncoder::Served::kernels() const {
+  std::map<std::string, int> count;
+  for (const auto& l : layers) ++count[l.kernel];
+  std::string out;
+  for (const auto& [kernel, n] : count) out += (out.empty() ? "" : ", ") + kernel + " x" + std::to_string(n);
+  return out.empty() ? "libtorch" : out;
+}
+
+SentenceEncoder::Served SentenceEncoder::serve(const std::string& variant,
+                                               const std::vector<std::string>& calibration_texts,
+                                               const std::vector<int64_t>& batch_sizes, int64_t length, int threads,
+                                               spruce::Fallback fallback, spruce::AttentionPrecision int8_attention) {
+  Served served;
+  const bool int8 = variant.starts_with("int8");
+  if (variant != "fp32-dense") {
+    spruce::torch::ConvertOptions c;
+    c.threads = threads;
+    c.variant = spruce::torch::parse_variant(variant);
+    if (variant.ends_with("sparse")) c.fallback = fallback;
+    for (int64_t b : batch_sizes)
+      c.tune_m.push_back(plan_passes(tokens_per_pass_, length, b, threads, parallel_passes_).sequences * length);
+    served.layers = convert(c, calibration_texts);
+  }
+  // Spruce's fused attention in every variant; BF16 or INT8 products only where asked, for INT8.
+  served.attention = model_->set_attention_precision(int8 ? int8_attention : spruce::AttentionPrecision::F32);
+  return served;
 }
 
 }  // namespace minilm

@@ -67,6 +67,20 @@ class SentenceEncoder {
   std::vector<spruce::torch::ConvertedLayer> convert(const spruce::torch::ConvertOptions& options,
                                                      const std::vector<std::string>& calibration_texts);
 
+  // The encoder as a runtime serves it: `variant` "fp32-dense" (LibTorch's Linear, nothing
+  // converted), "int8-dense", "fp32-sparse" or "int8-sparse" (convert() with `threads`, the sparse
+  // ones with `fallback`), each operator tuned for this encoder's passes of `batch_sizes` sequences
+  // of `length` tokens; INT8 calibrates on `calibration_texts` and runs its attention products at
+  // `int8_attention`. Returns the converted layers (none for fp32-dense) and the attention kernel.
+  struct Served {
+    std::vector<spruce::torch::ConvertedLayer> layers;
+    std::string attention;
+    std::string kernels() const;  // "s8-spmm-4x1-avx512vnni x36": each kernel, counted; or "libtorch"
+  };
+  Served serve(const std::string& variant, const std::vector<std::string>& calibration_texts,
+               const std::vector<int64_t>& batch_sizes, int64_t length, int threads, spruce::Fallback fallback,
+               spruce::AttentionPrecision int8_attention);
+
   BertModel& model() { return model_; }
   const spruce::text::WordPieceTokenizer& tokenizer() const { return tokenizer_; }
   int64_t max_length() const { return max_length_; }

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -247,17 +249,23 @@ TEST_F(Cli, SpruceAloneNamesTheMissingProgram) {
   const Result refused = run_alone("eval --threads 0");
   EXPECT_EQ(refused.status, 2);
   EXPECT_TRUE(has(refused, "--threads")) << refused.out;
-  // So are distill's, train's and bench-model's flags that conflict, and their paths: refused in
-  // milliseconds.
-  for (const auto& [args, message] :
-       {std::pair{"distill --sparsity 0.8", "spruce: error: --sparsity needs --pattern\n"},
-        std::pair{"distill --pattern 2:4 --resume",
-                  "spruce: error: --resume needs --checkpoint DIR, the folder the run "
-                  "is kept in\n"},
-        std::pair{"train --overwrite", "spruce: error: --overwrite acts only with --save; add it, or drop it\n"},
-        std::pair{"bench-model minilm --pattern 4x1",
-                  "spruce: error: --pattern is for dlrm; minilm measures the "
-                  "weights given by --sparse-model\n"}}) {
+  // So are distill's, train's, embed's and bench-model's flags that conflict, and their paths:
+  // refused in milliseconds.
+  std::ofstream(path("texts.txt")) << "a text\n";
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"distill --sparsity 0.8", "spruce: error: --sparsity needs --pattern\n"},
+           {"distill --pattern 2:4 --resume",
+            "spruce: error: --resume needs --checkpoint DIR, the folder the run "
+            "is kept in\n"},
+           {"train --overwrite", "spruce: error: --overwrite acts only with --save; add it, or drop it\n"},
+           {"bench-model minilm --pattern 4x1",
+            "spruce: error: --pattern is for dlrm; minilm measures the "
+            "weights given by --sparse-model\n"},
+           {"embed --format csv", "spruce: error: unknown output format 'csv'; use jsonl, npy or auto\n"},
+           {"embed --format npy", "spruce: error: --format npy writes a binary file: give it with --output FILE\n"},
+           {"embed --output " + path("texts.txt") + " --input " + path("texts.txt"),
+            "spruce: error: --output '" + path("texts.txt") +
+                "' is --input, the texts, which the output would replace; name another file\n"}}) {
     const Result r = run_alone(args);
     EXPECT_EQ(r.status, 2) << args;
     EXPECT_EQ(r.out, message) << args;
@@ -265,5 +273,88 @@ TEST_F(Cli, SpruceAloneNamesTheMissingProgram) {
   const Result no_recipe = run_alone("train --recipe " + path("none.yaml"));
   EXPECT_EQ(no_recipe.status, 2) << no_recipe.out;
   EXPECT_TRUE(has(no_recipe, "none.yaml") && !has(no_recipe, "spruce-torch")) << no_recipe.out;
+  const Result no_input = run_alone("embed --input " + path("none.txt"));
+  EXPECT_EQ(no_input.status, 1) << no_input.out;
+  EXPECT_EQ(no_input.out, "spruce: error: cannot read '" + path("none.txt") + "': no such file (check the path)\n");
+  const Result no_model = run_alone("embed --model " + path("nowhere"));
+  EXPECT_EQ(no_model.status, 2) << no_model.out;
+  EXPECT_TRUE(has(no_model, "is not a sentence-transformers model folder (no config.json)")) << no_model.out;
+}
+#endif
+
+#ifdef SPRUCE_WITH_TORCH
+namespace {
+// The "embedding" arrays of a JSONL file that spruce embed wrote.
+std::vector<std::vector<double>> embeddings_in(const std::string& file) {
+  std::ifstream in(file);
+  std::vector<std::vector<double>> out;
+  for (std::string line; std::getline(in, line);)
+    out.push_back(nlohmann::json::parse(line).at("embedding").get<std::vector<double>>());
+  return out;
+}
+double cosine(const std::vector<double>& a, const std::vector<double>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) ab += a[i] * b[i], aa += a[i] * a[i], bb += b[i] * b[i];
+  return ab / std::sqrt(aa * bb);
+}
+}  // namespace
+
+// A pruned copy of the sentence model (spruce prune over its encoder's Linear weights), embedded by
+// every --variant: the sparse INT8 embeddings stay within cosine 0.99 of the FP32 reference's, and
+// the FP32 sparse kernels' within 0.9999.
+TEST_F(Cli, EmbedRunsEveryVariant) {
+  const fs::path model = fs::path(SPRUCE_SOURCE_DIR) / "third_party/all-MiniLM-L6-v2";
+  fs::create_directories(path("pruned"));
+  for (const char* file : {"config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(model / file, path("pruned") + "/" + file);
+  const Result pruned =
+      run_spruce("prune " + (model / "model.safetensors").string() + " -o " + path("pruned/model.safetensors") +
+                 " --pattern 4x1 --sparsity 0.5 --include '^encoder\\.layer\\.'");
+  ASSERT_EQ(pruned.status, 0) << pruned.out;
+  write("texts.txt",
+        "A man is playing a guitar.\nThe stock market fell sharply today.\nA woman plays the violin.\n"
+        "Cats sleep most of the day.\nThe economy is shrinking.\n");
+  std::ofstream fortunes(path("fortunes"));
+  for (int i = 0; i < 40; ++i) fortunes << (i ? "%\n" : "") << "fortune number " << i << " says little of note\n";
+  fortunes.close();
+  fs::create_directories(path("fortune-dir"));
+  fs::rename(path("fortunes"), path("fortune-dir/tiny"));
+  // Under an ISA cap the operator's tuning would time the reference kernels for minutes: the capped
+  // runs keep the sparse kernel (--fallback never), which is what they are there to check.
+  const bool capped = std::getenv("SPRUCE_MAX_ISA") != nullptr;
+  auto embed = [&](const std::string& variant) {
+    const Result r = run_spruce("embed --model " + path("pruned") + " --input " + path("texts.txt") + " --output " +
+                                path(variant + ".jsonl") + " --batch 2 --threads 1 --variant " + variant +
+                                (variant.starts_with("int8") ? " --fortunes " + path("fortune-dir") : "") +
+                                (variant.ends_with("sparse") && capped ? " --fallback never" : ""));
+    EXPECT_EQ(r.status, 0) << variant << ": " << r.out;
+    if (variant != "fp32-dense") {
+      EXPECT_TRUE(has(r, "36 Linear layers converted")) << r.out;
+    }
+    if (const size_t at = r.out.find("% zeros"); variant.ends_with("sparse")) {
+      // The pruned half, and in INT8 the few weights that round to zero besides.
+      EXPECT_NE(at, std::string::npos) << r.out;
+      const double zeros = at == std::string::npos ? 0.0 : std::stod(r.out.substr(r.out.rfind(' ', at) + 1));
+      EXPECT_GE(zeros, 50.0) << r.out;
+      EXPECT_LT(zeros, 51.0) << r.out;
+    }
+    return embeddings_in(path(variant + ".jsonl"));
+  };
+  const auto reference = embed("fp32-dense");
+  ASSERT_EQ(reference.size(), 5u);
+  for (const auto& [variant, floor] : std::vector<std::pair<std::string, double>>{
+           {"fp32-sparse", 0.9999}, {"int8-sparse", 0.99}, {"int8-dense", 0.99}}) {
+    const auto got = embed(variant);
+    ASSERT_EQ(got.size(), reference.size()) << variant;
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_GE(cosine(got[i], reference[i]), floor) << variant << ", text " << i;
+  }
+  // The INT8-only settings are refused where they change nothing.
+  const Result refused = run_spruce("embed --input " + path("texts.txt") + " --attention int8");
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_TRUE(has(refused, "--attention acts only with an INT8 --variant")) << refused.out;
+  const Result no_fortunes =
+      run_spruce("embed --input " + path("texts.txt") + " --variant int8-dense --fortunes " + path("nowhere"));
+  EXPECT_EQ(no_fortunes.status, 2);
+  EXPECT_TRUE(has(no_fortunes, "calibrates on fortunes")) << no_fortunes.out;
 }
 #endif

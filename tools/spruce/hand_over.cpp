@@ -19,7 +19,10 @@ void run_distill(DistillArgs& a) {
   check_distill_args(a);  // refused in milliseconds, before LibTorch loads
   hand_over_command_line();
 }
-void run_embed(const EmbedArgs&) { hand_over_command_line(); }
+void run_embed(const EmbedArgs& a) {
+  check_embed_args(a);  // refused in milliseconds, before LibTorch loads
+  hand_over_command_line();
+}
 void run_eval(EvalArgs&) { hand_over_command_line(); }
 void run_train(TrainArgs& a) {
   check_train_args(a);  // refused in milliseconds, before LibTorch loads

@@ -1,19 +1,21 @@
 // spruce embed --input texts.txt --output embeddings.jsonl: sentence embeddings with
 // all-MiniLM-L6-v2 (or a pruned copy of it), one text per line or JSONL in, JSONL or .npy out.
 // Its work, in spruce-torch; the flags are in cmd_embed.cpp.
-#include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
 
 #include "cmd_embed.hpp"
 #include "flags.hpp"
+#include "minilm/corpus.hpp"
 #include "minilm/embed_io.hpp"
 #include "minilm/sentence_encoder.hpp"
+#include "spruce/attention.hpp"
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
+#include "spruce/spmm.hpp"
 #include "spruce/torch/threads.hpp"
+#include "table.hpp"
 
 namespace spruce::cli {
 namespace {
@@ -33,32 +35,39 @@ std::string idle_wait() {
 }  // namespace
 
 void run_embed(const EmbedArgs& a) {
+  const auto out_format = check_embed_args(a);
   const std::string output = a.output == "-" ? "" : a.output;  // -: standard output, as --input - is stdin
-  std::string lower = output;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-  // auto: npy for an --output named *.npy (any case), as --input-format auto reads *.jsonl as JSONL.
-  const auto out_format =
-      minilm::parse_embedding_format(a.format == "auto" ? (lower.ends_with(".npy") ? "npy" : "jsonl") : a.format);
-  if (a.format == "jsonl" && lower.ends_with(".npy"))
-    usage_error("--format jsonl would write text into " + in_quotes(output) + ", named as NPY; drop --format, or " +
-                "name a .jsonl file");
-  if (a.format == "npy" && (lower.ends_with(".jsonl") || lower.ends_with(".json") || lower.ends_with(".txt")))
-    usage_error("--format npy would write binary NPY into " + in_quotes(output) + ", named as text; drop --format, " +
-                "or name a .npy file");
-  // Embeddings written over a model's weights (a run's model.safetensors) under their name.
-  for (const char* model_file : {".safetensors", ".pt"})
-    if (lower.ends_with(model_file))
-      usage_error("--output " + in_quotes(output) + " is named as a model file, and embed writes " +
-                  (out_format == minilm::EmbeddingFormat::Npy ? "NPY" : "JSONL") + "; name a .jsonl or .npy file");
-  if (out_format == minilm::EmbeddingFormat::Npy && output.empty())
-    usage_error("--format npy writes a binary file: give it with --output FILE");
-  if (a.input != "-") check_not_input("--output", output, a.input, "--input, the texts");
-  check_not_inside("--output", output, a.model, "the model (--model)", kSentenceModelFiles);
-  check_output_file("--output", output);
   spruce::torch::set_threads(a.threads);
   const auto texts = minilm::read_texts(a.input, minilm::parse_text_format(a.input_format, a.input));
   auto encoder = minilm::SentenceEncoder::load(a.model, a.max_length);
   minilm::refuse_empty_texts(texts, encoder.tokenizer(), a.input);
+  const auto converting = std::chrono::steady_clock::now();
+  std::vector<std::string> calibration;
+  if (a.variant.starts_with("int8")) {
+    const minilm::Corpus corpus = minilm::read_fortunes(a.fortunes);
+    calibration.assign(corpus.train.begin(),
+                       corpus.train.begin() + std::min<ptrdiff_t>(a.calibration_texts, ptrdiff_t(corpus.train.size())));
+  }
+  const auto served = encoder.serve(a.variant, calibration, {a.batch}, a.max_length, a.threads,
+                                    parse_fallback(a.fallback), parse_attention_precision(a.attention));
+  if (!served.layers.empty()) {
+    double zeros = 0, weights = 0;
+    for (const auto& l : served.layers) {
+      const double n = double(l.in_features) * double(l.out_features);
+      zeros += l.sparsity * n;
+      weights += n;
+    }
+    std::cerr << "embed: " << a.variant << ": " << served.layers.size() << " Linear layers converted ("
+              << served.kernels() << "), " << fixed(100 * zeros / weights, 1) << "% zeros, attention "
+              << served.attention
+              << (calibration.empty() ? "" : ", calibrated on " + std::to_string(calibration.size()) + " fortunes")
+              << ", in "
+              << fixed(std::chrono::duration<double>(std::chrono::steady_clock::now() - converting).count(), 1)
+              << " s\n";
+    if (a.variant.ends_with("sparse") && zeros < 0.05 * weights)
+      std::cerr << "embed: note: " << a.model << " is not pruned, and --variant " << a.variant
+                << " gains from a pruned model (the --save folder of spruce distill)\n";
+  }
   const auto start = std::chrono::steady_clock::now();
   const auto embeddings = encoder.encode(texts, a.batch);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -69,10 +78,10 @@ void run_embed(const EmbedArgs& a) {
   } else {
     write_file_atomic(output, bytes);
   }
-  std::cerr << "embed: " << texts.size() << " texts -> " << embeddings.size(1) << "-d embeddings in " << seconds
-            << " s (" << static_cast<int64_t>(double(texts.size()) / seconds) << " texts/s, batch " << a.batch << ", "
-            << a.threads << " threads, " << idle_wait() << ")" << (output.empty() ? "" : ", written to " + output)
-            << "\n";
+  std::cerr << "embed: " << texts.size() << " texts -> " << embeddings.size(1) << "-d embeddings (" << a.variant
+            << ") in " << seconds << " s (" << static_cast<int64_t>(double(texts.size()) / seconds)
+            << " texts/s, batch " << a.batch << ", " << a.threads << " threads, " << idle_wait() << ")"
+            << (output.empty() ? "" : ", written to " + output) << "\n";
   if (encoder.truncated() > 0) {
     const int64_t own = minilm::SentenceEncoder::folder_max_length(a.model);
     std::cerr << "embed: note: " << encoder.truncated() << " of " << texts.size() << " texts were longer than "
