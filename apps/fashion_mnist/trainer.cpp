@@ -134,12 +134,12 @@ void require_same_run(const TrainOptions& o, const LoopState& saved) {
   std::string word, flag, value;
   words >> word;
   std::map<std::string, std::string> settings;
-  while (word == "settings:" && words >> flag >> value) settings[flag] = value;
+  if (word == "settings:")
+    while (words >> flag >> value) settings[flag] = value;
   std::string theirs, ours, fix;
   for (const auto& [flag, value] : run_settings(o)) {
     const auto it = settings.find(flag);
-    if (word != "settings:" || it == settings.end())
-      data_error(path + ": not a checkpoint of spruce train (its settings lack " + flag + ")");
+    if (it == settings.end()) data_error(path + ": not a checkpoint of spruce train (its settings lack " + flag + ")");
     if (it->second == value) continue;
     const char* comma = theirs.empty() ? "" : ", ";
     theirs += comma + flag + " " + it->second;

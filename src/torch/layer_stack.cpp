@@ -64,12 +64,15 @@ size_t LayerHost::add_linear(const std::string& name, int64_t in, int64_t out, A
 
 void LayerHost::replace_layer(size_t i, std::shared_ptr<FusedLayer> layer) {
   if (i >= layers_.size()) usage_error("layer " + std::to_string(i) + " is past the last layer");
-  const Activation fused = layer->fused_activation();
-  if (fused != Activation::None && fused != activation_after_[i])
-    data_error("layer '" + names_[i] + "' applies " + activation_name(fused) + " where the model has " +
-               activation_name(activation_after_[i]) + " after it");
+  require_fused_activation(names_[i], layer->fused_activation(), activation_after_[i]);
   replace_module(names_[i], layer);
   layers_[i] = std::move(layer);
+}
+
+void require_fused_activation(const std::string& layer, Activation fused, Activation after) {
+  if (fused != Activation::None && fused != after)
+    data_error("layer '" + layer + "' applies " + activation_name(fused) + " where the model has " +
+               activation_name(after) + " after it");
 }
 
 std::vector<NamedHost> find_layer_hosts(::torch::nn::Module& model) {

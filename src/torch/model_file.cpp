@@ -434,12 +434,9 @@ LoadedModel load_converted_model(const SafetensorsFile& f, const std::string& so
     }
     out.repacked += op->repacked() ? 1 : 0;
     out.layers.push_back(describe_layer(name, field<std::string>(r, "variant", source, name), *op));
-    const Activation fused = op->options().activation, after = host.activation_after(index);
-    if (fused != Activation::None && fused != after)
-      bad_file(source, "layer '" + name + "' applies " + activation_name(fused) + " where the model has " +
-                           activation_name(after) + " after it");
     auto gemm = std::make_shared<SparseLinearLayer>(op);
-    try {
+    try {  // checked here first, to name the layer by its path in the model
+      require_fused_activation(name, op->options().activation, host.activation_after(index));
       if (conv)
         host.replace_layer(index, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));
       else

@@ -44,6 +44,7 @@ class LayerHost : public ::torch::nn::Module {
   Activation activation_after(size_t i) const { return activation_after_.at(i); }
   // Whether layer i's output feeds layer i + 1 directly (so i may requantize for i + 1).
   bool feeds_next(size_t i) const { return chained_.at(i); }
+  // Throws (require_fused_activation) when `layer` fuses another activation than the model has after i.
   void replace_layer(size_t i, std::shared_ptr<FusedLayer> layer);
   // Declares that this host's last layer feeds the first layer of `next` directly and nothing
   // else (BERT's FFN: "intermediate" into "output"), so that convert() may requantize it for
@@ -86,6 +87,11 @@ struct NamedHost {
 std::vector<NamedHost> find_layer_hosts(::torch::nn::Module& model);
 
 // Linear layers "0", "1", ... in a chain, each followed by ReLU (the last one optionally not).
+// A layer that fuses `fused` into its output may stand where the model applies `after`: when it
+// fuses nothing (the host applies `after`) or the same. Otherwise throws spruce::Error (data),
+// naming `layer`.
+void require_fused_activation(const std::string& layer, Activation fused, Activation after);
+
 class LayerStackImpl : public LayerHost {
  public:
   // widths {13, 512, 256} makes Linear 13->512 and 512->256.
