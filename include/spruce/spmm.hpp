@@ -39,8 +39,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "spruce/packed_weights.hpp"
@@ -88,6 +90,25 @@ struct PackedLinear {
   std::map<int64_t, bool> vnni_for_m;   // AMX kernels: per bucket of m, whether the VNNI route won
 };
 
+// Tuned choices shared among operators that are alike: the same weight type, shape, pattern,
+// kernels, activation, output type, threads, fallback and staging, and sparsity and packed size
+// within half a point. An operator tuned with a cache times only the buckets of m that no operator
+// alike has timed, and adopts the others' choices: a transformer's 36 layers of three shapes time
+// three times, not 36. spruce::torch::convert shares one among a model's layers.
+class TuningCache {
+ public:
+  size_t timed() const { return timed_; }    // buckets timed
+  size_t shared() const { return shared_; }  // buckets adopted from an operator alike
+
+ private:
+  friend class SparseLinear;
+  struct Choices {
+    std::optional<bool> dense, low;  // dense_for_m, vnni_for_m; unset where not tuned
+  };
+  std::map<std::pair<std::string, int64_t>, Choices> choices_;  // (operator's key, bucket of m)
+  size_t timed_ = 0, shared_ = 0;
+};
+
 class SparseLinear {
  public:
   // FP32. w: W[out_features][in_features], already pruned (zeros are zeros). bias: [out] or null.
@@ -110,6 +131,8 @@ class SparseLinear {
   // packed for an AMX kernel (any fallback but Always), it first times the AMX kernel against the
   // AVX-512 VNNI kernel on a second packing, and keeps the faster for the bucket.
   void tune(std::span<const int64_t> ms);
+  // The same, adopting from `cache` what an operator alike has tuned, and adding what it times.
+  void tune(std::span<const int64_t> ms, TuningCache& cache);
 
   // FP32: x [m][in] (row stride ldx, 0 = in), y [m][out] (row stride ldy, 0 = out).
   void run(const float* x, int64_t m, float* y, int64_t ldx = 0, int64_t ldy = 0) const;

@@ -253,7 +253,31 @@ SparseLinear::~SparseLinear() = default;
 SparseLinear::SparseLinear(SparseLinear&&) noexcept = default;
 SparseLinear& SparseLinear::operator=(SparseLinear&&) noexcept = default;
 
+namespace {
+
+// What makes two operators alike for tuning (TuningCache): everything their timings depend on.
+std::string tuning_key(const SparseLinear::Impl& s) {
+  auto name = [](const kernels::Kernel* k) { return std::string(k ? k->name : "-"); };
+  const double dense_bytes = double(s.oc * s.ic) * (s.dtype == DType::S8 ? 1 : 4);
+  // Half-point buckets of the zeros and of the packed size against dense.
+  const long zeros = std::lround(s.weights.sparsity() * 200);
+  const long packed = std::lround(double(s.weights.size_bytes()) / dense_bytes * 200);
+  return std::to_string(int(s.dtype)) + " " + std::to_string(s.oc) + "x" + std::to_string(s.ic) + " " +
+         s.pattern.str() + " " + name(s.kernel) + " " + name(s.small) + " " + name(s.low) + " " + name(s.low_small) +
+         " " + name(s.few) + " " + std::to_string(s.few_max_m) + " act " + std::to_string(int(s.opt.activation)) +
+         " out " + std::to_string(int(s.q.out)) + " threads " + std::to_string(s.nthreads()) + " fallback " +
+         std::to_string(int(s.opt.fallback)) + " staging " + std::to_string(int(s.opt.staging)) + " zeros " +
+         std::to_string(zeros) + " packed " + std::to_string(packed) + " dense " + std::to_string(s.dense != nullptr);
+}
+
+}  // namespace
+
 void SparseLinear::tune(std::span<const int64_t> ms) {
+  TuningCache own;
+  tune(ms, own);
+}
+
+void SparseLinear::tune(std::span<const int64_t> ms, TuningCache& cache) {
   Impl& s = *impl_;
   if (s.opt.fallback == Fallback::Always || (s.opt.fallback == Fallback::Never && !s.low)) return;
   std::map<int64_t, int64_t> buckets;  // bucket -> the m timed for it
@@ -261,9 +285,20 @@ void SparseLinear::tune(std::span<const int64_t> ms) {
     if (m < 1) usage_error("SparseLinear::tune: batch sizes must be at least 1, not " + std::to_string(m));
     buckets.emplace(decision_bucket(m), m);
   }
+  const std::string key = tuning_key(s);
+  const bool tunes_dense = s.opt.fallback == Fallback::Auto && s.dense;
   for (const auto& [bucket, m] : buckets) {
-    if (s.low) s.low_for_m[bucket] = low_wins(s, m);
-    if (s.opt.fallback == Fallback::Auto && s.dense) s.dense_for_m[bucket] = dense_wins(s, m);
+    auto& c = cache.choices_[{key, bucket}];
+    const bool known = (!s.low || c.low) && (!tunes_dense || c.dense);
+    if (s.low) {
+      if (!c.low) c.low = low_wins(s, m);
+      s.low_for_m[bucket] = *c.low;  // before the dense timing, whose sparse path takes this route
+    }
+    if (tunes_dense) {
+      if (!c.dense) c.dense = dense_wins(s, m);
+      s.dense_for_m[bucket] = *c.dense;
+    }
+    ++(known ? cache.shared_ : cache.timed_);
   }
 }
 

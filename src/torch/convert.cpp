@@ -92,6 +92,7 @@ ConvertedLayer describe_layer(const std::string& name, const std::string& varian
 }
 
 void SparseLinearLayer::tune(std::span<const int64_t> ms) { op_->tune(ms); }
+void SparseLinearLayer::tune(std::span<const int64_t> ms, TuningCache& cache) { op_->tune(ms, cache); }
 
 ::torch::Tensor SparseLinearLayer::forward(const ::torch::Tensor& input) {
   const int64_t in = op_->in_features(), out = op_->out_features();
@@ -278,6 +279,7 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
     return it->second[0];
   };
   std::vector<ConvertedLayer> report;
+  TuningCache tuning;  // layers alike time once
   for (const auto& s : hosts) {
     const size_t n = s.host->size();
     const auto& in_q = input_quant[s.host];
@@ -303,7 +305,7 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
         gemm = std::make_shared<SparseLinearLayer>(weight, bias, pattern, s.host->activation_after(i), in_q[i], out_q,
                                                    dense);
       }
-      gemm->tune(o.tune_m);
+      gemm->tune(o.tune_m, tuning);
       host_report.insert(host_report.begin(), describe_layer(s.layer_path(i), to_string(o.variant), gemm->op()));
       if (conv)
         s.host->replace_layer(i, std::make_shared<SparseConvLayer>(gemm, ConvGeometry::of(*conv)));

@@ -524,6 +524,53 @@ TEST(SparseLinear, TunedChoicesAreKeptAndSaved) {
   EXPECT_EQ(untuned.impl(100), untuned.sparse_kernel());
 }
 
+// Operators alike share a TuningCache's choices; one that differs in shape, sparsity, epilogue or
+// threads times its own.
+TEST(SparseLinear, AlikeOperatorsShareTheirTuning) {
+  std::mt19937 rng(704);
+  const Pattern p = Pattern::parse("4x1");
+  const std::vector<int64_t> ms{1, 100};
+  TuningCache cache;
+  auto tuned = [&](int64_t n, int64_t k, double sparsity, Activation act, int threads) {
+    auto w = bench::pruned_integers<float>(n, k, p, sparsity, rng);
+    SparseLinearOptions o;
+    o.activation = act;
+    o.threads = threads;
+    SparseLinear op(w.data.data(), n, k, p, nullptr, o);
+    op.tune(ms, cache);
+    return op.dense_for_m();
+  };
+  const auto first = tuned(64, 128, 0.9, Activation::None, 2);
+  EXPECT_EQ(cache.timed(), 2u);
+  EXPECT_EQ(cache.shared(), 0u);
+  EXPECT_EQ(tuned(64, 128, 0.9, Activation::None, 2), first);  // other weights, alike
+  EXPECT_EQ(cache.timed(), 2u);
+  EXPECT_EQ(cache.shared(), 2u);
+  tuned(128, 64, 0.9, Activation::None, 2);  // the shape
+  tuned(64, 128, 0.5, Activation::None, 2);  // the sparsity
+  tuned(64, 128, 0.9, Activation::ReLU, 2);  // the epilogue
+  tuned(64, 128, 0.9, Activation::None, 1);  // the threads
+  EXPECT_EQ(cache.timed(), 10u);
+  EXPECT_EQ(cache.shared(), 2u);
+  // A bucket the cache lacks is timed, the others shared.
+  auto w = bench::pruned_integers<float>(64, 128, p, 0.9, rng);
+  SparseLinearOptions two;
+  two.threads = 2;
+  SparseLinear op(w.data.data(), 64, 128, p, nullptr, two);
+  const std::vector<int64_t> more{1, 100, 1000};
+  op.tune(more, cache);
+  EXPECT_EQ(cache.timed(), 11u);
+  EXPECT_EQ(cache.shared(), 4u);
+  EXPECT_EQ(op.dense_for_m().size(), 3u);
+  EXPECT_EQ(op.dense_for_m().at(1), first.at(1));
+  EXPECT_EQ(op.dense_for_m().at(128), first.at(128));
+  // Without a fallback to time, nothing is timed or shared.
+  two.fallback = Fallback::Never;
+  SparseLinear never(w.data.data(), 64, 128, p, nullptr, two);
+  never.tune(ms, cache);
+  EXPECT_EQ(cache.timed() + cache.shared(), 15u);
+}
+
 TEST(SparseLinear, MemoryHeldIsReported) {
   std::mt19937 rng(703);
   const Pattern p = Pattern::parse("4x1");

@@ -42,8 +42,9 @@ struct ConvertOptions {
   // The operators' dense fallback; none: Auto for the sparse variants, Always for INT8 dense.
   std::optional<Fallback> fallback;
   // The batch sizes the model will run: under Auto, each layer times sparse against dense for
-  // them at conversion (the choices are saved with the model). Untuned, Auto runs sparse. Two
-  // conversions may choose differently (and differ in the last bits, where oneDNN rounds its
+  // them at conversion (the choices are saved with the model); layers alike (TuningCache: same
+  // shape, pattern, sparsity, epilogue) time once and share the choice. Untuned, Auto runs sparse.
+  // Two conversions may choose differently (and differ in the last bits, where oneDNN rounds its
   // epilogue otherwise).
   std::vector<int64_t> tune_m;
 };
@@ -75,7 +76,8 @@ class SparseLinearLayer : public FusedLayer {
   Activation fused_activation() const override { return op_->options().activation; }
 
   const SparseLinear& op() const { return *op_; }
-  void tune(std::span<const int64_t> ms);  // SparseLinear::tune
+  void tune(std::span<const int64_t> ms);                      // SparseLinear::tune
+  void tune(std::span<const int64_t> ms, TuningCache& cache);  // sharing with layers alike
   // INT8: the u8 quantization its input takes (the operator's QuantParams::x).
   std::optional<U8Quant> input_quant() const;
 
