@@ -19,7 +19,9 @@ CalibrationMethod parse_calibration(std::string_view text);  // "minmax", "perce
 std::string to_string(CalibrationMethod m);
 
 // Watches activation values across calibration batches. Min and max are exact; percentiles come
-// from a uniform reservoir sample of at most `reservoir` values (fixed seed: reproducible).
+// from a uniform reservoir sample of at most `reservoir` values (fixed seed: reproducible, and
+// the same however the values are split into calls). Past the reservoir's size it draws random
+// numbers only for the values it keeps (Li's Algorithm L), not for every value.
 class ActivationObserver {
  public:
   explicit ActivationObserver(size_t reservoir = 1 << 16, uint64_t seed = 0x5eed);
@@ -36,6 +38,9 @@ class ActivationObserver {
   int64_t seen_ = 0;
   float min_ = 0.f, max_ = 0.f;
   std::mt19937_64 rng_;
+  double w_ = 0;      // Algorithm L: the running largest of the kept values' random keys
+  int64_t next_ = 0;  // the index of the next value kept, once the reservoir is full
+  void draw_next();   // advances w_ and next_
 };
 
 }  // namespace spruce

@@ -83,6 +83,44 @@ TEST(Calibration, MinMaxAndPercentileObservers) {
   EXPECT_LT(pc.scale, mm.scale / 5);
 }
 
+// The reservoir is a uniform sample of everything observed, and the same however the values
+// arrive: one call, or calls of any size.
+TEST(Calibration, TheReservoirIsUniformAndIndependentOfTheCalls) {
+  const int64_t n = 1000000;
+  std::vector<float> values(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) values[size_t(i)] = float(i - n / 2);  // in the order observed
+  auto observed = [&](int64_t chunk) {
+    ActivationObserver obs(1 << 12);
+    for (int64_t i = 0; i < n; i += chunk) obs.observe(values.data() + i, std::min(chunk, n - i));
+    return obs;
+  };
+  const ActivationObserver whole = observed(n);
+  EXPECT_EQ(whole.count(), n);
+  EXPECT_EQ(whole.min(), float(-n / 2));
+  EXPECT_EQ(whole.max(), float(n / 2 - 1));
+  // The cuts of the 90th percentile (the low one the 10th) land near 10% and 90% of the values.
+  auto cuts = [&](const ActivationObserver& obs, double p) {
+    const U8Quant q = obs.choose(CalibrationMethod::Percentile, p);
+    const double low = -double(q.zero_point) * q.scale;
+    return std::pair{low / double(n) + 0.5, (low + 255.0 * q.scale) / double(n) + 0.5};
+  };
+  EXPECT_NEAR(cuts(whole, 90.0).first, 0.10, 0.02);
+  EXPECT_NEAR(cuts(whole, 90.0).second, 0.90, 0.02);
+  for (int64_t chunk : {1, 7, 4096, 100000}) {
+    SCOPED_TRACE(chunk);
+    const ActivationObserver split = observed(chunk);
+    for (double p : {60.0, 90.0, 99.0}) {
+      const U8Quant a = whole.choose(CalibrationMethod::Percentile, p),
+                    b = split.choose(CalibrationMethod::Percentile, p);
+      EXPECT_EQ(a.scale, b.scale);
+      EXPECT_EQ(a.zero_point, b.zero_point);
+    }
+  }
+  // Later values are as likely to be kept as early ones: the sample's median is the values'.
+  const auto [below, above] = cuts(observed(333), 50.5);
+  EXPECT_NEAR((below + above) / 2, 0.5, 0.03);
+}
+
 TEST(Calibration, BadInputIsAnError) {
   ActivationObserver obs;
   EXPECT_THROW(obs.choose(CalibrationMethod::MinMax), Error);
