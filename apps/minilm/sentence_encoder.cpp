@@ -239,7 +239,19 @@ std::vector<spruce::torch::ConvertedLayer> SentenceEncoder::convert(const spruce
   const bool int8 = options.variant != spruce::torch::Variant::F32Sparse;
   if (int8 && calibration_texts.empty()) spruce::usage_error("INT8 conversion of the encoder needs calibration texts");
   const int64_t truncated = truncated_;  // the count is of the caller's texts, not the calibration's
-  auto layers = spruce::torch::convert(*model_, options, [&] { encode(calibration_texts, 32); });
+  // Calibration passes one at a time: the observers then see the texts in one order, so that the
+  // reservoir behind a percentile, and with it the conversion, is the same from run to run.
+  auto layers = spruce::torch::convert(*model_, options, [&] {
+    const bool parallel = parallel_passes_;
+    parallel_passes_ = false;
+    try {
+      encode(calibration_texts, 32);
+    } catch (...) {
+      parallel_passes_ = parallel;
+      throw;
+    }
+    parallel_passes_ = parallel;
+  });
   truncated_ = truncated;
   return layers;
 }

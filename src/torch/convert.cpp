@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 
 #include "spruce/error.hpp"
 #include "spruce/mask.hpp"
@@ -247,10 +248,13 @@ std::vector<ConvertedLayer> convert(::torch::nn::Module& model, const ConvertOpt
         for (size_t h = 0; h < hosts.size(); ++h) hosts[h].host->set_observer(std::move(previous[h]));
       }
     } restore{hosts, previous};
+    // A calibration may run passes side by side (the sentence encoder's): observers are shared.
+    std::mutex observing;
     for (const auto& s : hosts) {
       seen[s.host].resize(s.host->size());
-      s.host->set_observer([&obs = seen[s.host]](size_t i, const ::torch::Tensor& x) {
+      s.host->set_observer([&obs = seen[s.host], &observing](size_t i, const ::torch::Tensor& x) {
         const auto c = x.detach().to(::torch::kFloat).contiguous();
+        const std::lock_guard<std::mutex> one_at_a_time(observing);
         obs[i].observe(c.data_ptr<float>(), c.numel());
       });
     }

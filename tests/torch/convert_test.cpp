@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <thread>
+
 #include "spruce/error.hpp"
 #include "spruce/torch/convert.hpp"
 
@@ -131,6 +133,44 @@ TEST(Convert, Int8StackRequantizesBetweenLayersAndStaysClose) {
   const double rel = ((got - want).norm() / want.norm()).item<double>();
   EXPECT_LT(rel, 0.03);
   EXPECT_GT(rel, 0.0);
+}
+
+// A calibration that runs the model from several threads at once (the sentence encoder can run its
+// passes side by side) sees every value: each layer's range is the one a single thread finds.
+TEST(Convert, CalibrationFromManyThreadsSeesEveryValue) {
+  ::torch::manual_seed(5);
+  Net net({64, 64, 32});
+  std::vector<::torch::Tensor> batches;
+  for (int i = 0; i < 64; ++i) batches.push_back(::torch::randn({256, 64}) * (1 + i % 7));
+  auto input_quants = [&](int threads) {
+    Net copy({64, 64, 32});
+    {
+      ::torch::NoGradGuard g;
+      for (size_t l = 0; l < 2; ++l) {
+        copy.stack->linear(l)->weight.copy_(net.stack->linear(l)->weight);
+        copy.stack->linear(l)->bias.copy_(net.stack->linear(l)->bias);
+      }
+    }
+    convert(copy, options(Variant::Int8Dense), [&] {
+      std::vector<std::thread> team;
+      for (int t = 0; t < threads; ++t)
+        team.emplace_back([&, t] {
+          ::torch::NoGradGuard g;  // per thread
+          for (size_t b = size_t(t); b < batches.size(); b += size_t(threads)) copy.stack->forward(batches[b]);
+        });
+      for (auto& member : team) member.join();
+    });
+    std::vector<std::pair<float, int32_t>> out;
+    for (size_t l = 0; l < copy.stack->size(); ++l)
+      if (const auto* gemm = converted_gemm(*copy.stack->layer(l))) {
+        const U8Quant q = *gemm->input_quant();
+        out.emplace_back(q.scale, q.zero_point);
+      }
+    return out;
+  };
+  const auto alone = input_quants(1);
+  ASSERT_EQ(alone.size(), 2u);
+  for (int round = 0; round < 3; ++round) EXPECT_EQ(input_quants(4), alone) << "round " << round;
 }
 
 TEST(Convert, Int8NeedsCalibrationAndAStack) {
