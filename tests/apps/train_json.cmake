@@ -62,7 +62,15 @@ string(JSON finished GET "${json}" finished)
 if(NOT straight_rc EQUAL 0 OR NOT first_rc EQUAL 0 OR finished OR EXISTS ${OUT}/sittings/model.safetensors)
   message(FATAL_ERROR "the first sitting (exit ${first_rc}, finished ${finished}) or the straight run (${straight_rc})")
 endif()
-list(REMOVE_ITEM tiny --pattern 4x1 --sparsity 0.5)  # the saved recipe continues
+# Another sparsity is refused; the run's own settings, repeated as the first sitting's last line
+# advises, continue it (the saved recipe).
+set(other ${tiny})
+list(TRANSFORM other REPLACE "^0.5$" "0.6")
+execute_process(COMMAND ${SPRUCE} train ${other} --resume ${OUT}/sittings --save ${OUT}/sittings
+                RESULT_VARIABLE other_rc ERROR_VARIABLE other_err)
+if(NOT other_rc EQUAL 2 OR NOT other_err MATCHES "which prunes 4x1 to 50.0%; drop --pattern and --sparsity")
+  message(FATAL_ERROR "a resume with another --sparsity was not refused (exit ${other_rc}): ${other_err}")
+endif()
 execute_process(COMMAND ${SPRUCE} train ${tiny} --resume ${OUT}/sittings --save ${OUT}/sittings RESULT_VARIABLE rc)
 file(SHA256 ${OUT}/straight/model.safetensors straight)
 file(SHA256 ${OUT}/sittings/model.safetensors resumed)

@@ -15,12 +15,24 @@
 #include "spruce/error.hpp"
 #include "spruce/file.hpp"
 #include "spruce/recipe.hpp"
+#include "table.hpp"
 
 namespace spruce::cli {
 namespace {
 
 // Flags that would change nothing in this run are refused, saying why: a run with them silently
 // ignored looked like an experiment that made no difference.
+// Whether the pruning flag given says what the resumed run's single recipe group already does (so
+// that "the same settings" may be repeated when a stopped run is continued).
+bool repeats_resumed(const TrainArgs& a, const std::string& flag) {
+  if (a.resume.empty() || !a.options.recipe || a.options.recipe->groups.size() != 1) return false;
+  const PruningGroup& g = a.options.recipe->groups[0];
+  if (flag == "--scope") return parse_scope(a.scope) == g.scope;
+  if (flag == "--criterion") return parse_criterion(a.criterion) == g.criterion;
+  if (flag == "--group-lasso") return a.options.group_lasso == (g.group_lasso ? g.reg_coeff : 0.0);
+  return false;
+}
+
 void refuse_flags_without_effect(const TrainArgs& a) {
   const bool resumed_recipe = !a.resume.empty() && a.recipe == a.resume + "/recipe.yaml";
   const std::pair<const char*, const char*> pruning_flags[] = {{"--scope", "pruning_scope"},
@@ -28,6 +40,7 @@ void refuse_flags_without_effect(const TrainArgs& a) {
                                                                {"--group-lasso", "reg_type: group_lasso, reg_coeff"}};
   for (const auto& [flag, key] : pruning_flags) {
     if (a.cmd->count(flag) == 0) continue;
+    if (resumed_recipe && repeats_resumed(a, flag)) continue;
     if (a.options.recipe)
       usage_error(std::string(flag) + " has no effect with " +
                   (resumed_recipe ? "--resume, which continues with " + in_quotes(a.recipe) : std::string("--recipe")) +
@@ -44,9 +57,23 @@ void resolve_pruning(TrainArgs& a) {
   fashion_mnist::TrainOptions& o = a.options;
   const std::string saved_recipe = a.resume + "/recipe.yaml";
   if (!a.resume.empty() && a.recipe.empty() && std::filesystem::is_regular_file(saved_recipe)) {
-    if (!a.pattern.empty() || !std::isnan(a.sparsity))
-      usage_error("--resume continues with " + saved_recipe + "; drop --pattern and --sparsity");
     a.recipe = saved_recipe;  // the same schedule, in steps, whatever --epochs now says
+    if (!a.pattern.empty() || !std::isnan(a.sparsity)) {
+      // The run's own --pattern and --sparsity may be repeated; others are refused.
+      const Recipe saved = Recipe::load(saved_recipe);
+      const PruningGroup* g = saved.groups.size() == 1 ? &saved.groups[0] : nullptr;
+      const bool same = g && !a.pattern.empty() && [&] {
+        const PruningGroup flags = Recipe::from_flags(a.pattern, a.sparsity).groups[0];
+        return flags.pattern == g->pattern && std::abs(flags.target() - g->target()) < 1e-9;
+      }();
+      if (!same)
+        usage_error("--resume continues with " + saved_recipe +
+                    (g ? ", which prunes " + g->pattern.str() + " to " + percent(g->target())
+                       : std::string(", a recipe of ") + std::to_string(saved.groups.size()) + " groups") +
+                    "; drop --pattern and --sparsity");
+      a.pattern.clear();
+      a.sparsity = NAN;
+    }
   }
   if (!a.recipe.empty()) {
     if (!a.pattern.empty() || !std::isnan(a.sparsity))
