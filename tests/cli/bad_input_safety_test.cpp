@@ -352,10 +352,11 @@ TEST_F(BadInput, FailedWritesToStandardOutputAreErrors) {
   // A run that fails replaces nothing: prune exited 1 over a full standard output, yet had
   // replaced its output file; make-checkpoint and bench --json too.
   fs::remove(path("err.txt"));
+  write("old.json", "{\"an\": \"earlier report\"}");
   const auto before = snapshot();
-  for (const std::string& command :
-       {"prune '" + ckpt_ + "' -o '" + old_output_ + "' --pattern 4x1 --sparsity 0.5",
-        "make-checkpoint -o '" + old_output_ + "'", "bench --shape 8x64x64 --reps 1 --json '" + old_output_ + "'"}) {
+  for (const std::string& command : {"prune '" + ckpt_ + "' -o '" + old_output_ + "' --pattern 4x1 --sparsity 0.5",
+                                     "make-checkpoint -o '" + old_output_ + "'",
+                                     "bench --shape 8x64x64 --reps 1 --json '" + path("old.json") + "'"}) {
     for (const char* redirect : {" > /dev/full", " >&-"}) {
       EXPECT_EQ(shell("\\$SPRUCE " + command + redirect, path("err.txt"), err), 1) << command << redirect << err;
       fs::remove(path("err.txt"));

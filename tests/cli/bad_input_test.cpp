@@ -651,6 +651,34 @@ TEST_F(BadInput, OutputsAreCheckedBeforeTheWork) {
   expect_refused({"bench-model", "minilm", "--variants", "fp32-dense,fp32-dense"}, 2, "given twice");
 }
 
+// A model written under another format's name (x.npy, recipe.yaml), or a report over a model's
+// name, is refused before the work; names spruce does not know are the user's to choose.
+TEST_F(BadInput, OutputsAreNamedForWhatTheyHold) {
+  expect_refused(
+      {"prune", ckpt_, "-o", path("pruned.npy"), "--pattern", "4x1", "--sparsity", "0.5"}, 2,
+      "-o '" + path("pruned.npy") + "' is named as NPY, and this writes safetensors; name a .safetensors file");
+  expect_refused({"prune", ckpt_, "-o", path("recipe.YAML"), "--pattern", "4x1", "--sparsity", "0.5"}, 2,
+                 "is named as YAML");
+  expect_refused({"convert", "--checkpoint", dir_.string(), "--out", path("model.pt")}, 2,
+                 "is named as a LibTorch archive, and this writes safetensors");
+  expect_refused({"bench", "--json", path("model.safetensors")}, 2,
+                 "is named as safetensors, and this writes JSON; name a .json file");
+  expect_refused({"eval", "--json", path("out.npy")}, 2, "is named as NPY, and this writes JSON");
+  expect_refused({"distill", "--json", path("student.safetensors")}, 2, "is named as safetensors");
+  expect_refused({"train", "--epochs", "1", "--json", path("x.onnx")}, 2, "is named as ONNX");
+  EXPECT_EQ(run({"prune", ckpt_, "-o", path("pruned.weights"), "--pattern", "4x1", "--sparsity", "0.5"}).status, 0);
+  EXPECT_EQ(run({"prune", ckpt_, "-o", path("pruned"), "--pattern", "4x1", "--sparsity", "0.5"}).status, 0);
+}
+
+// eval and convert refuse a run's folder without a checkpoint as reading it would, before LibTorch.
+TEST_F(BadInput, RunFoldersWithoutACheckpointAreRefused) {
+  fs::create_directories(path("empty-run"));
+  const std::string want = "cannot read '" + path("empty-run/checkpoint.pt") + "': no such file (check the path)";
+  expect_refused({"convert", "--checkpoint", path("empty-run"), "--out", path("m.safetensors")}, 1, want);
+  expect_refused({"eval", "--sparse", path("empty-run")}, 1, want);
+  expect_refused({"eval", "--dense", path("empty-run")}, 1, want);
+}
+
 // No output may replace a file the command reads: a model folder's files, a training run's, an
 // --init or --converted file. A new file inside those folders is fine.
 TEST_F(BadInput, OutputsNeverReplaceTheirInputs) {

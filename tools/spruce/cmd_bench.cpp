@@ -51,7 +51,7 @@ std::string suite_help() {
 }
 
 void run_bench(const Options& o) {
-  check_output_file("--json", o.json);  // before the benchmark, so a typo cannot cost the run
+  check_output_file("--json", o.json, "JSON");  // before the benchmark, so a typo cannot cost the run
   if (!o.dense_isa.empty()) cap_dense(o.dense_isa);
   std::vector<bench::Shape> shapes;
   for (const auto& t : o.shapes) shapes.push_back(bench::parse_shape(t));

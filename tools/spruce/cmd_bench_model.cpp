@@ -147,7 +147,7 @@ void check_bench_model_args(BenchModelArgs& a) {
     if (a.cmd->count("--batches") > 0) a.minilm.batches = a.o.batches;
     check_not_inside("--json", a.json, a.minilm.sparse_dir, "the pruned model (--sparse-model)", kSentenceModelFiles);
     check_not_inside("--json", a.json, a.minilm.dense_dir, "the dense model (--dense-model)", kSentenceModelFiles);
-    check_output_file("--json", a.json);
+    check_output_file("--json", a.json, "JSON");
     return;
   }
   for (const char* minilm_only : {"--sparse-model", "--dense-model", "--seq-length", "--seconds", "--variants",

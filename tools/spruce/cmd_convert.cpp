@@ -1,14 +1,43 @@
 // spruce convert --model mlp --checkpoint DIR --variant int8-sparse --out FILE: a trained
 // classifier converted for inference and saved as one file that `spruce eval --converted` loads.
-// Its flags; the work is in run_convert.cpp.
+// Its flags and the checks that need no LibTorch (both programs run them); the work is in
+// run_convert.cpp.
 #include "cmd_convert.hpp"
 
+#include <filesystem>
 #include <memory>
+#include <string>
 
 #include "command.hpp"
 #include "flags.hpp"
+#include "spruce/calibration.hpp"
+#include "spruce/error.hpp"
 
 namespace spruce::cli {
+
+void check_convert_args(ConvertArgs& a) {
+  if (a.variant != "fp32-sparse" && a.variant != "int8-sparse" && a.variant != "int8-dense")
+    usage_error("unknown variant '" + a.variant + "': valid are fp32-sparse, int8-sparse, int8-dense");
+  a.o.calibration = parse_calibration(a.calibration);
+  a.o.fallback = parse_fallback(a.fallback);
+  // Calibration flags that would change nothing are refused, saying why (the metadata said "none").
+  if (a.variant == "fp32-sparse")
+    for (const char* flag : {"--calibration", "--percentile", "--calibration-samples"})
+      if (a.cmd->count(flag) > 0)
+        usage_error(std::string(flag) + " has no effect on --variant fp32-sparse, which is not quantized; drop it");
+  if (a.cmd->count("--percentile") > 0 && a.o.calibration != CalibrationMethod::Percentile)
+    usage_error("--percentile acts only with --calibration percentile; add it, or drop --percentile");
+  check_not_inside("--out", a.out, a.checkpoint_dir, "the training run (--checkpoint)", kTrainRunFiles);
+  check_not_inside("--out", a.out, a.o.data_dir, "the dataset (--data)", kFashionMnistFiles);
+  check_output_file("--out", a.out, "safetensors");
+  check_finished_run("--checkpoint", a.checkpoint_dir);
+  // A run trained without pruning saves no masks: converted as sparse, its "sparse" model was dense.
+  if (a.variant != "int8-dense" && std::filesystem::exists(a.checkpoint_dir + "/checkpoint.pt") &&
+      !std::filesystem::exists(a.checkpoint_dir + "/masks.safetensors"))
+    usage_error("--checkpoint " + in_quotes(a.checkpoint_dir) + " is a dense run (no masks.safetensors); convert it " +
+                "with --variant int8-dense, or give a pruned run");
+}
+
 namespace {
 
 void add(CLI::App& app) {

@@ -15,6 +15,10 @@ struct ConvertArgs {
   CLI::App* cmd = nullptr;
 };
 
+// The checks that need no LibTorch: the variant, the calibration flags, the output and the run's
+// folder. `spruce` runs them before it hands over, so that a refusal takes milliseconds; run_convert
+// runs them again.
+void check_convert_args(ConvertArgs& a);
 void run_convert(ConvertArgs& a);
 
 }  // namespace spruce::cli

@@ -239,7 +239,7 @@ void check_distill_args(const DistillArgs& a) {
   if (!a.save.empty() && std::filesystem::equivalent(a.save, a.model, same_error))
     usage_error("--save " + in_quotes(a.save) + " is the teacher's folder (--model); name another folder");
   if (!a.save.empty()) check_save_folder(a);
-  check_output_file("--json", a.json);
+  check_output_file("--json", a.json, "JSON");
   if (a.o.resume && std::filesystem::exists(a.o.checkpoint_dir) && !std::filesystem::is_directory(a.o.checkpoint_dir))
     usage_error("--checkpoint " + in_quotes(a.o.checkpoint_dir) + " is a file, not a folder; name the run's folder");
   if (a.o.resume && !std::filesystem::is_regular_file(minilm::checkpoint_path(a.o.checkpoint_dir)))

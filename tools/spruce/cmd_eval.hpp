@@ -15,6 +15,9 @@ struct EvalArgs {
   CLI::App* cmd = nullptr;
 };
 
+// The checks that need no LibTorch: the runs' folders, the calibration and fallback flags, and the
+// JSON output. `spruce` runs them before it hands over; run_eval runs them again.
+void check_eval_args(EvalArgs& a);
 void run_eval(EvalArgs& a);
 
 }  // namespace spruce::cli

@@ -64,7 +64,7 @@ void run(const PruneArgs& a) {
   opt.exclude = a.exclude;
   opt.source = a.input;
   check_not_input("-o", a.output, a.recipe, "--recipe, the recipe");
-  if (!a.dry_run) check_output_file("-o", a.output);  // before the work, so a typo cannot cost it
+  if (!a.dry_run) check_output_file("-o", a.output, "safetensors");  // before the work, so a typo cannot cost it
 
   SafetensorsFile file = read_safetensors(a.input);
   refuse_converted_model(file, a.input);

@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -111,6 +112,36 @@ void check_output_file(const std::string& flag, const std::string& path) {
   }
 }
 
+void check_output_file(const std::string& flag, const std::string& path, const std::string& writes) {
+  // Extensions of the formats spruce and its neighbours read, and what each says the file is.
+  static const std::pair<const char*, const char*> kNamed[] = {{".safetensors", "safetensors"},
+                                                               {".json", "JSON"},
+                                                               {".jsonl", "JSONL"},
+                                                               {".npy", "NPY"},
+                                                               {".npz", "NPZ"},
+                                                               {".yaml", "YAML"},
+                                                               {".yml", "YAML"},
+                                                               {".pt", "a LibTorch archive"},
+                                                               {".pth", "a LibTorch archive"},
+                                                               {".onnx", "ONNX"},
+                                                               {".csv", "CSV"},
+                                                               {".txt", "text"},
+                                                               {".png", "PNG"},
+                                                               {".svg", "SVG"},
+                                                               {".gz", "gzip"}};
+  std::string ext = std::filesystem::path(path).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  for (const auto& [named, format] : kNamed) {
+    if (ext != named || format == writes) continue;
+    // A JSON report may go to a text or JSONL file; a model may not.
+    if (writes == "JSON" && (ext == ".txt" || ext == ".jsonl")) break;
+    const std::string suffix = writes == "JSON" ? ".json" : "." + writes;
+    usage_error(flag + " " + in_quotes(path) + " is named as " + format + ", and this writes " + writes + "; name a " +
+                suffix + " file");
+  }
+  check_output_file(flag, path);
+}
+
 void make_output_folder(const std::string& flag, const std::string& dir, const std::vector<std::string>& files) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -146,6 +177,7 @@ void check_finished_run(const std::string& flag, const std::string& dir) {
   std::error_code ec;
   if (!dir.empty() && fs::is_regular_file(dir, ec))  // read as DIR/checkpoint.pt: "Not a directory"
     usage_error(flag + " " + in_quotes(dir) + " is a file; it takes the --save folder of a spruce train run");
+  if (!dir.empty()) require_regular_file((fs::path(dir) / "checkpoint.pt").string());  // as reading it would say
   if (dir.empty() || !fs::exists(fs::path(dir) / "checkpoint.pt", ec) ||
       fs::exists(fs::path(dir) / "model.safetensors", ec))
     return;

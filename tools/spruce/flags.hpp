@@ -30,6 +30,10 @@ CLI::Validator non_empty();
 // (a temporary file is made beside it and removed). Nothing for an empty path. Throws
 // spruce::Error (usage) naming `flag`.
 void check_output_file(const std::string& flag, const std::string& path);
+// The same, for a file in the format `writes` ("safetensors" or "JSON"): a name whose extension
+// says another format (x.npy, recipe.yaml, model.safetensors for JSON) is refused, so that a
+// model is not written under a name that misleads, nor a report over a model's name.
+void check_output_file(const std::string& flag, const std::string& path, const std::string& writes);
 // A folder, created if missing (with its parents), that must take each of `files` (as
 // check_output_file): a folder or FIFO in the way is refused before the work, not after it.
 void make_output_folder(const std::string& flag, const std::string& dir, const std::vector<std::string>& files);
@@ -67,9 +71,10 @@ template <class T>
 std::optional<size_t> first_repeat(const std::vector<T>& items) {
   return first_repeat(items, [](const T& a, const T& b) { return a == b; });
 }
-// Refuses a `spruce train --save` folder whose run has not finished: its checkpoint.pt without the
+// Refuses a `spruce train --save` folder (not empty) whose checkpoint.pt cannot be read (missing: a
+// data error, as reading it says), or whose run has not finished: its checkpoint.pt without the
 // model.safetensors written at the end (a run stopped part-way, whose checkpoint is of an earlier
-// epoch). Nothing to check where the folder holds no checkpoint.
+// epoch).
 void check_finished_run(const std::string& flag, const std::string& dir);
 // What the commands read from their input folders.
 inline const std::vector<std::string> kFashionMnistFiles{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",

@@ -14,7 +14,10 @@ void run_bench_model(BenchModelArgs& a) {
   check_bench_model_args(a);  // refused in milliseconds, before LibTorch loads
   hand_over_command_line();
 }
-void run_convert(ConvertArgs&) { hand_over_command_line(); }
+void run_convert(ConvertArgs& a) {
+  check_convert_args(a);  // refused in milliseconds, before LibTorch loads
+  hand_over_command_line();
+}
 void run_distill(DistillArgs& a) {
   check_distill_args(a);  // refused in milliseconds, before LibTorch loads
   hand_over_command_line();
@@ -23,7 +26,10 @@ void run_embed(const EmbedArgs& a) {
   check_embed_args(a);  // refused in milliseconds, before LibTorch loads
   hand_over_command_line();
 }
-void run_eval(EvalArgs&) { hand_over_command_line(); }
+void run_eval(EvalArgs& a) {
+  check_eval_args(a);  // refused in milliseconds, before LibTorch loads
+  hand_over_command_line();
+}
 void run_train(TrainArgs& a) {
   check_train_args(a);  // refused in milliseconds, before LibTorch loads
   hand_over_command_line();

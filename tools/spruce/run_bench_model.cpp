@@ -125,7 +125,7 @@ void run_bench_model(BenchModelArgs& a) {
   check_not_within("--json", a.json, dlrm::loadgen_log_dir(a.o, a.work_dir), "LoadGen's log folder (--log-dir)");
   make_output_folder("--work-dir", a.work_dir, {dlrm::kPretrainedFile, dlrm::kDenseFile, dlrm::kSparseFile});
   make_output_folder("--log-dir", dlrm::loadgen_log_dir(a.o, a.work_dir), {"mlperf_log_summary.txt"});
-  check_output_file("--json", a.json);
+  check_output_file("--json", a.json, "JSON");
   lock_folder("--work-dir", a.work_dir);  // two runs trained into the same cached models; after every check
   // Two runs logging into one folder read each other's LoadGen logs into their reports.
   lock_folder("--log-dir", dlrm::loadgen_log_dir(a.o, a.work_dir));

@@ -15,25 +15,8 @@
 namespace spruce::cli {
 
 void run_convert(ConvertArgs& a) {
+  check_convert_args(a);
   const torch::Variant variant = torch::parse_variant(a.variant);
-  a.o.calibration = parse_calibration(a.calibration);
-  a.o.fallback = parse_fallback(a.fallback);
-  // Calibration flags that would change nothing are refused, saying why (the metadata said "none").
-  if (variant == torch::Variant::F32Sparse)
-    for (const char* flag : {"--calibration", "--percentile", "--calibration-samples"})
-      if (a.cmd->count(flag) > 0)
-        usage_error(std::string(flag) + " has no effect on --variant fp32-sparse, which is not quantized; drop it");
-  if (a.cmd->count("--percentile") > 0 && a.o.calibration != CalibrationMethod::Percentile)
-    usage_error("--percentile acts only with --calibration percentile; add it, or drop --percentile");
-  check_not_inside("--out", a.out, a.checkpoint_dir, "the training run (--checkpoint)", kTrainRunFiles);
-  check_not_inside("--out", a.out, a.o.data_dir, "the dataset (--data)", kFashionMnistFiles);
-  check_output_file("--out", a.out);
-  check_finished_run("--checkpoint", a.checkpoint_dir);
-  // A run trained without pruning saves no masks: converted as sparse, its "sparse" model was dense.
-  if (variant != torch::Variant::Int8Dense && std::filesystem::exists(a.checkpoint_dir + "/checkpoint.pt") &&
-      !std::filesystem::exists(a.checkpoint_dir + "/masks.safetensors"))
-    usage_error("--checkpoint " + in_quotes(a.checkpoint_dir) + " is a dense run (no masks.safetensors); convert it " +
-                "with --variant int8-dense, or give a pruned run");
   const auto c = fashion_mnist::convert_checkpoint(a.o, a.checkpoint_dir + "/checkpoint.pt", variant);
 
   Table t({"layer", "shape (in->out)", "pattern", "sparsity", "kernel", "packed KiB", "dense KiB"});

@@ -60,7 +60,7 @@ void run_train(TrainArgs& a) {
         std::filesystem::equivalent(a.options.save_dir, a.teacher_dir, same))
       usage_error("--save " + in_quotes(a.options.save_dir) +
                   " is the teacher's run (--teacher), which the output would replace; name another folder");
-    check_output_file("--json", a.json);
+    check_output_file("--json", a.json, "JSON");
     if (a.options.save_dir.empty()) return;
     make_output_folder("--save", a.options.save_dir,
                        {"checkpoint.pt", "model.safetensors", "masks.safetensors", "recipe.yaml"});
