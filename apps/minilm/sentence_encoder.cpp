@@ -200,7 +200,8 @@ SentenceEncoder::PassPlan SentenceEncoder::plan_passes(int64_t tokens_per_pass, 
   return ::torch::cat(parts);
 }
 
-::torch::Tensor SentenceEncoder::encode(const std::vector<std::string>& texts, int64_t batch_size) {
+::torch::Tensor SentenceEncoder::encode(const std::vector<std::string>& texts, int64_t batch_size,
+                                        const std::function<void(const Progress&)>& progress) {
   if (batch_size < 1) spruce::usage_error("the batch size must be at least 1");
   std::vector<spruce::text::Encoding> encodings;  // each text tokenized once
   encodings.reserve(texts.size());
@@ -211,6 +212,8 @@ SentenceEncoder::PassPlan SentenceEncoder::plan_passes(int64_t tokens_per_pass, 
                    [&](size_t a, size_t b) { return encodings[a].ids.size() > encodings[b].ids.size(); });
   ::torch::NoGradGuard no_grad;
   auto out = ::torch::empty({static_cast<int64_t>(texts.size()), model_->config().hidden_size});
+  Progress done{0, static_cast<int64_t>(texts.size()), 0, 0};
+  for (const auto& e : encodings) done.tokens += static_cast<int64_t>(e.ids.size());
   // A pass's attention scores take batch x heads x length^2 floats: longer texts go in smaller
   // passes, so that --batch 4096 at 512 tokens needs 1 GiB of them, not 51 GiB. (Texts are
   // independent: the embeddings do not depend on the pass.)
@@ -226,6 +229,11 @@ SentenceEncoder::PassPlan SentenceEncoder::plan_passes(int64_t tokens_per_pass, 
     truncated_ += inputs.truncated;
     const auto e = embed(inputs);
     for (size_t i = begin; i < end; ++i) out[static_cast<int64_t>(order[i])] = e[static_cast<int64_t>(i - begin)];
+    if (progress) {
+      done.texts_done = static_cast<int64_t>(end);
+      for (size_t i = begin; i < end; ++i) done.tokens_done += static_cast<int64_t>(encodings[order[i]].ids.size());
+      progress(done);
+    }
   }
   return out;
 }

@@ -8,6 +8,7 @@
 #include <torch/types.h>
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,12 @@ class SentenceEncoder {
   Inputs tokenize(const std::vector<std::string>& texts) const;
   // Unit-length embeddings [N][H], computed in batches of similar lengths (sorted, as
   // sentence-transformers does, so little is padding), returned in the input's order.
-  ::torch::Tensor encode(const std::vector<std::string>& texts, int64_t batch_size = 32);
+  // `progress`, where given, is called after each batch with how far the work is.
+  struct Progress {
+    int64_t texts_done = 0, texts = 0, tokens_done = 0, tokens = 0;
+  };
+  ::torch::Tensor encode(const std::vector<std::string>& texts, int64_t batch_size = 32,
+                         const std::function<void(const Progress&)>& progress = {});
   // One padded batch, with gradients if enabled: the pooled, normalized embeddings. Without
   // gradients the batch runs in passes of whole sequences, at most tokens_per_pass() tokens each.
   ::torch::Tensor embed(const Inputs& inputs);

@@ -302,6 +302,28 @@ double cosine(const std::vector<double>& a, const std::vector<double>& b) {
 // A pruned copy of the sentence model (spruce prune over its encoder's Linear weights), embedded by
 // every --variant: the sparse INT8 embeddings stay within cosine 0.99 of the FP32 reference's, and
 // the FP32 sparse kernels' within 0.9999.
+// embed draws its progress line where standard error is a terminal (here, script's pseudo-terminal),
+// clears it at the end, and draws nothing into a pipe or with --no-progress.
+TEST_F(Cli, EmbedDrawsProgressOnlyOnATerminal) {
+  std::string texts;
+  for (int i = 0; i < 7; ++i) texts += "Sentence number " + std::to_string(i) + " is short.\n";
+  write("texts.txt", texts);
+  const std::string embed = std::string(SPRUCE_BINARY) + " embed --input " + path("texts.txt") + " --output " +
+                            path("out.jsonl") + " --batch 2 --threads 1";
+  const Result tty = run_shell("script -qec '" + embed + "' /dev/null");
+  EXPECT_EQ(tty.status, 0) << tty.out;
+  EXPECT_TRUE(has(tty, "embed: 2 / 7 texts (29%)")) << tty.out;
+  EXPECT_TRUE(has(tty, "\r\033[K")) << "the line is not cleared: " << tty.out;
+  const Result quiet = run_shell("script -qec '" + embed + " --no-progress' /dev/null");
+  EXPECT_EQ(quiet.status, 0) << quiet.out;
+  EXPECT_FALSE(has(quiet, " / 7 texts")) << quiet.out;
+  const Result piped =
+      run_spruce("embed --input " + path("texts.txt") + " --output " + path("out.jsonl") + " --batch 2 --threads 1");
+  EXPECT_EQ(piped.status, 0) << piped.out;
+  EXPECT_FALSE(has(piped, " / 7 texts")) << piped.out;
+  EXPECT_TRUE(has(piped, "embed: 7 texts -> 384-d embeddings")) << piped.out;
+}
+
 TEST_F(Cli, EmbedRunsEveryVariant) {
   const fs::path model = fs::path(SPRUCE_SOURCE_DIR) / "third_party/all-MiniLM-L6-v2";
   fs::create_directories(path("pruned"));

@@ -35,6 +35,7 @@ void add(CLI::App& app) {
                   "jsonl ({\"text\", \"embedding\"} per line), npy (float32 [N][H]), or auto (npy for *.npy)")
       ->capture_default_str();
   cmd->add_option("--batch", a->batch, "Texts per forward pass")->check(int_in(1, 4096))->capture_default_str();
+  cmd->add_flag("!--no-progress", a->progress, "No progress line (drawn only where standard error is a terminal)");
   cmd->add_option("--max-length", a->max_length,
                   "Tokens per text, [CLS] and [SEP] included (so at least 3, or every text embeds alike); longer "
                   "texts are truncated")

@@ -18,6 +18,7 @@ struct EmbedArgs {
   std::string variant = "fp32-dense", attention = "f32", fortunes = minilm::MinilmBenchOptions{}.fortunes,
               fallback = "auto";
   int64_t calibration_texts = 256;
+  bool progress = true;     // a progress line on a terminal
   CLI::App* cmd = nullptr;  // what was given, for the flags that act only with others
 };
 

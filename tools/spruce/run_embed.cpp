@@ -1,9 +1,15 @@
 // spruce embed --input texts.txt --output embeddings.jsonl: sentence embeddings with
 // all-MiniLM-L6-v2 (or a pruned copy of it), one text per line or JSONL in, JSONL or .npy out.
 // Its work, in spruce-torch; the flags are in cmd_embed.cpp.
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
+#include <memory>
+#include <optional>
 
 #include "cmd_embed.hpp"
 #include "flags.hpp"
@@ -30,6 +36,29 @@ std::string idle_wait() {
     openmp = std::string("GOMP_SPINCOUNT=") + spin;
   const char* blas = std::getenv("OPENBLAS_THREAD_TIMEOUT");
   return openmp + ", " + (blas ? std::string("OPENBLAS_THREAD_TIMEOUT=") + blas : "OpenBLAS's default spin");
+}
+
+// On a terminal, a line drawn after the first batch and then at most 4 times a second: texts done, the rate, and the
+// time left, estimated from the tokens (the longest texts go first). Cleared when the work ends.
+std::function<void(const minilm::SentenceEncoder::Progress&)> progress_line(
+    bool draw, std::chrono::steady_clock::time_point start) {
+  if (!draw) return {};
+  auto drawn = std::make_shared<std::optional<std::chrono::steady_clock::time_point>>();
+  return [drawn, start](const minilm::SentenceEncoder::Progress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    if (p.texts_done == p.texts) {
+      if (*drawn) std::cerr << "\r\033[K" << std::flush;
+      return;
+    }
+    if (*drawn && now - **drawn < std::chrono::milliseconds(250)) return;  // the first batch draws at once
+    *drawn = now;
+    const double seconds = std::chrono::duration<double>(now - start).count();
+    const double left = p.tokens_done > 0 ? seconds * double(p.tokens - p.tokens_done) / double(p.tokens_done) : 0;
+    std::cerr << "\rembed: " << p.texts_done << " / " << p.texts << " texts ("
+              << fixed(100.0 * double(p.texts_done) / double(p.texts), 0) << "%), "
+              << fixed(double(p.texts_done) / std::max(seconds, 1e-9), 0) << " texts/s, about " << fixed(left, 0)
+              << " s left\033[K" << std::flush;
+  };
 }
 
 }  // namespace
@@ -69,7 +98,7 @@ void run_embed(const EmbedArgs& a) {
                 << " gains from a pruned model (the --save folder of spruce distill)\n";
   }
   const auto start = std::chrono::steady_clock::now();
-  const auto embeddings = encoder.encode(texts, a.batch);
+  const auto embeddings = encoder.encode(texts, a.batch, progress_line(a.progress && isatty(STDERR_FILENO), start));
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::string bytes =
       out_format == minilm::EmbeddingFormat::Npy ? minilm::to_npy(embeddings) : minilm::to_jsonl(texts, embeddings);
