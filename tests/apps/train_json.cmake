@@ -68,7 +68,7 @@ set(other ${tiny})
 list(TRANSFORM other REPLACE "^0.5$" "0.6")
 execute_process(COMMAND ${SPRUCE} train ${other} --resume ${OUT}/sittings --save ${OUT}/sittings
                 RESULT_VARIABLE other_rc ERROR_VARIABLE other_err)
-if(NOT other_rc EQUAL 2 OR NOT other_err MATCHES "which prunes 4x1 to 50.0%; drop --pattern and --sparsity")
+if(NOT other_rc EQUAL 2 OR NOT other_err MATCHES "which prunes 4x1 to 50.00%; drop --pattern and --sparsity")
   message(FATAL_ERROR "a resume with another --sparsity was not refused (exit ${other_rc}): ${other_err}")
 endif()
 execute_process(COMMAND ${SPRUCE} train ${tiny} --resume ${OUT}/sittings --save ${OUT}/sittings RESULT_VARIABLE rc)

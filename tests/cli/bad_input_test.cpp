@@ -745,6 +745,31 @@ TEST_F(BadInput, WeightsMustBeFinite) {
   expect_refused(tiny({"train", "--resume", path("run")}), 2, "has finished 1 epoch already; give --epochs above 1");
   expect_refused(tiny({"train", "--resume", path("run"), "--save", path("run"), "--stop-after", "1"}, "3"), 2,
                  "--stop-after 1: " + path("run") + "/checkpoint.pt has finished 1 epoch already; give a later epoch");
+  // The run's own pruning flags may be repeated on --resume (the refusal that follows is the epochs');
+  // others are refused, naming what the run does.
+  expect_refused(tiny({"train", "--resume", path("run"), "--pattern", "4x1", "--sparsity", "0.5"}), 2,
+                 "has finished 1 epoch already");
+  expect_refused(tiny({"train", "--resume", path("run"), "--pattern", "4x1", "--sparsity", "0.6"}), 2,
+                 "which prunes 4x1 to 50.00%; drop --pattern and --sparsity");
+  expect_refused(tiny({"train", "--resume", path("run"), "--sparsity", "0.5"}), 2,
+                 "(--sparsity alone names no pattern)");
+  expect_refused(
+      tiny({"train", "--resume", path("run"), "--pattern", "4x1", "--sparsity", "0.5", "--straight-through"}), 2,
+      "--straight-through differs from the run --resume continues");
+  fs::copy(path("run"), path("run-ste"));
+  std::string scope;
+  {
+    std::ifstream in(path("run/recipe.yaml"));
+    std::stringstream yaml;
+    yaml << in.rdbuf();
+    std::string text = yaml.str();
+    text.replace(text.find("straight_through: false"), 23, "straight_through: true");
+    write("run-ste/recipe.yaml", text);
+    scope = text.find("pruning_scope: local") != std::string::npos ? "local" : "global";
+  }
+  expect_refused(tiny({"train", "--resume", path("run-ste"), "--pattern", "4x1", "--sparsity", "0.5",
+                       "--straight-through", "--scope", scope}),
+                 2, "has finished 1 epoch already");
 
   poison_first_weight(path("run/model.safetensors"), path("nan-mlp.safetensors"));
   expect_refused(tiny({"train", "--init", path("nan-mlp.safetensors")}), 1, "holds NaN");

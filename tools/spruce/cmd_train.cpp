@@ -53,6 +53,31 @@ void refuse_flags_without_effect(const TrainArgs& a) {
       if (a.cmd->count(flag) > 0) usage_error(std::string(flag) + " acts only with --teacher; add one, or drop it");
 }
 
+// The flags that go into a run's recipe.yaml besides the pattern, given again on --resume: taken
+// where the saved single-group recipe does the same (the resumed run follows the recipe), refused
+// where it does not.
+void take_repeated_recipe_flags(TrainArgs& a, const std::string& saved_recipe) {
+  fashion_mnist::TrainOptions& o = a.options;
+  if (a.cmd->count("--straight-through") + a.cmd->count("--straight-through-decay") + a.cmd->count("--gradual-nm") == 0)
+    return;
+  const Recipe saved = Recipe::load(saved_recipe);
+  const PruningGroup* g = saved.groups.size() == 1 ? &saved.groups[0] : nullptr;
+  auto take = [&](const char* flag, const char* key, bool same) {
+    if (a.cmd->count(flag) == 0) return;
+    if (!g || !same)
+      usage_error(std::string(flag) + " differs from the run --resume continues (" + saved_recipe + ", " + key +
+                  "); drop it, or start afresh in another folder");
+  };
+  take("--straight-through", "straight_through", g && o.straight_through == g->straight_through);
+  take("--straight-through-decay", "straight_through_decay",
+       g && std::abs(o.straight_through_decay - g->straight_through_decay) < 1e-12);
+  take("--gradual-nm", "gradual_nm", g && o.gradual_nm == g->gradual_nm);
+  // The recipe carries them: the checks of these flags against --pattern do not apply.
+  o.straight_through = false;
+  o.straight_through_decay = 0;
+  o.gradual_nm = false;
+}
+
 void resolve_pruning(TrainArgs& a) {
   fashion_mnist::TrainOptions& o = a.options;
   const std::string saved_recipe = a.resume + "/recipe.yaml";
@@ -68,12 +93,14 @@ void resolve_pruning(TrainArgs& a) {
       }();
       if (!same)
         usage_error("--resume continues with " + saved_recipe +
-                    (g ? ", which prunes " + g->pattern.str() + " to " + percent(g->target())
+                    (g ? ", which prunes " + g->pattern.str() + " to " + percent(g->target(), 2)
                        : std::string(", a recipe of ") + std::to_string(saved.groups.size()) + " groups") +
-                    "; drop --pattern and --sparsity");
+                    "; drop --pattern and --sparsity" +
+                    (a.pattern.empty() ? " (--sparsity alone names no pattern)" : ""));
       a.pattern.clear();
       a.sparsity = NAN;
     }
+    take_repeated_recipe_flags(a, saved_recipe);
   }
   if (!a.recipe.empty()) {
     if (!a.pattern.empty() || !std::isnan(a.sparsity))
