@@ -267,7 +267,8 @@ std::string tuning_key(const SparseLinear::Impl& s) {
          " " + name(s.few) + " " + std::to_string(s.few_max_m) + " act " + std::to_string(int(s.opt.activation)) +
          " out " + std::to_string(int(s.q.out)) + " threads " + std::to_string(s.nthreads()) + " fallback " +
          std::to_string(int(s.opt.fallback)) + " staging " + std::to_string(int(s.opt.staging)) + " zeros " +
-         std::to_string(zeros) + " packed " + std::to_string(packed) + " dense " + std::to_string(s.dense != nullptr);
+         std::to_string(zeros) + " packed " + std::to_string(packed) + " dense " + std::to_string(s.dense != nullptr) +
+         " bias " + std::to_string(!s.bias.empty());
 }
 
 }  // namespace
@@ -285,8 +286,9 @@ void SparseLinear::tune(std::span<const int64_t> ms, TuningCache& cache) {
     if (m < 1) usage_error("SparseLinear::tune: batch sizes must be at least 1, not " + std::to_string(m));
     buckets.emplace(decision_bucket(m), m);
   }
-  const std::string key = tuning_key(s);
   const bool tunes_dense = s.opt.fallback == Fallback::Auto && s.dense;
+  if (!s.low && !tunes_dense) return;  // nothing to time (INT8 without an exact oneDNN)
+  const std::string key = tuning_key(s);
   for (const auto& [bucket, m] : buckets) {
     auto& c = cache.choices_[{key, bucket}];
     const bool known = (!s.low || c.low) && (!tunes_dense || c.dense);

@@ -299,9 +299,6 @@ double cosine(const std::vector<double>& a, const std::vector<double>& b) {
 }
 }  // namespace
 
-// A pruned copy of the sentence model (spruce prune over its encoder's Linear weights), embedded by
-// every --variant: the sparse INT8 embeddings stay within cosine 0.99 of the FP32 reference's, and
-// the FP32 sparse kernels' within 0.9999.
 // embed draws its progress line where standard error is a terminal (here, script's pseudo-terminal),
 // clears it at the end, and draws nothing into a pipe or with --no-progress.
 TEST_F(Cli, EmbedDrawsProgressOnlyOnATerminal) {
@@ -324,6 +321,9 @@ TEST_F(Cli, EmbedDrawsProgressOnlyOnATerminal) {
   EXPECT_TRUE(has(piped, "embed: 7 texts -> 384-d embeddings")) << piped.out;
 }
 
+// A pruned copy of the sentence model (spruce prune over its encoder's Linear weights), embedded by
+// every --variant: the sparse INT8 embeddings stay within cosine 0.99 of the FP32 reference's, and
+// the FP32 sparse kernels' within 0.9999.
 TEST_F(Cli, EmbedRunsEveryVariant) {
   const fs::path model = fs::path(SPRUCE_SOURCE_DIR) / "third_party/all-MiniLM-L6-v2";
   fs::create_directories(path("pruned"));

@@ -71,8 +71,8 @@ template <class T>
 std::optional<size_t> first_repeat(const std::vector<T>& items) {
   return first_repeat(items, [](const T& a, const T& b) { return a == b; });
 }
-// Refuses a `spruce train --save` folder (not empty) whose checkpoint.pt cannot be read (missing: a
-// data error, as reading it says), or whose run has not finished: its checkpoint.pt without the
+// Refuses a `spruce train --save` folder (not empty) without a checkpoint.pt that is a regular file
+// (a data error, as reading it says), or whose run has not finished: its checkpoint.pt without the
 // model.safetensors written at the end (a run stopped part-way, whose checkpoint is of an earlier
 // epoch).
 void check_finished_run(const std::string& flag, const std::string& dir);
