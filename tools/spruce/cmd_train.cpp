@@ -20,8 +20,6 @@
 namespace spruce::cli {
 namespace {
 
-// Flags that would change nothing in this run are refused, saying why: a run with them silently
-// ignored looked like an experiment that made no difference.
 // Whether the pruning flag given says what the resumed run's single recipe group already does (so
 // that "the same settings" may be repeated when a stopped run is continued).
 bool repeats_resumed(const TrainArgs& a, const std::string& flag) {
@@ -33,6 +31,8 @@ bool repeats_resumed(const TrainArgs& a, const std::string& flag) {
   return false;
 }
 
+// Flags that would change nothing in this run are refused, saying why: a run with them silently
+// ignored looked like an experiment that made no difference.
 void refuse_flags_without_effect(const TrainArgs& a) {
   const bool resumed_recipe = !a.resume.empty() && a.recipe == a.resume + "/recipe.yaml";
   const std::pair<const char*, const char*> pruning_flags[] = {{"--scope", "pruning_scope"},
@@ -54,14 +54,10 @@ void refuse_flags_without_effect(const TrainArgs& a) {
 }
 
 // The flags that go into a run's recipe.yaml besides the pattern, given again on --resume: taken
-// where the saved single-group recipe does the same (the resumed run follows the recipe), refused
-// where it does not.
-void take_repeated_recipe_flags(TrainArgs& a, const std::string& saved_recipe) {
+// where the saved single-group recipe `g` (null: several groups) does the same (the resumed run
+// follows the recipe), refused where it does not.
+void take_repeated_recipe_flags(TrainArgs& a, const PruningGroup* g, const std::string& saved_recipe) {
   fashion_mnist::TrainOptions& o = a.options;
-  if (a.cmd->count("--straight-through") + a.cmd->count("--straight-through-decay") + a.cmd->count("--gradual-nm") == 0)
-    return;
-  const Recipe saved = Recipe::load(saved_recipe);
-  const PruningGroup* g = saved.groups.size() == 1 ? &saved.groups[0] : nullptr;
   auto take = [&](const char* flag, const char* key, bool same) {
     if (a.cmd->count(flag) == 0) return;
     if (!g || !same)
@@ -83,10 +79,10 @@ void resolve_pruning(TrainArgs& a) {
   const std::string saved_recipe = a.resume + "/recipe.yaml";
   if (!a.resume.empty() && a.recipe.empty() && std::filesystem::is_regular_file(saved_recipe)) {
     a.recipe = saved_recipe;  // the same schedule, in steps, whatever --epochs now says
+    o.recipe = Recipe::load(saved_recipe);
+    const PruningGroup* g = o.recipe->groups.size() == 1 ? &o.recipe->groups[0] : nullptr;
     if (!a.pattern.empty() || !std::isnan(a.sparsity)) {
       // The run's own --pattern and --sparsity may be repeated; others are refused.
-      const Recipe saved = Recipe::load(saved_recipe);
-      const PruningGroup* g = saved.groups.size() == 1 ? &saved.groups[0] : nullptr;
       const bool same = g && !a.pattern.empty() && [&] {
         const PruningGroup flags = Recipe::from_flags(a.pattern, a.sparsity).groups[0];
         return flags.pattern == g->pattern && std::abs(flags.target() - g->target()) < 1e-9;
@@ -94,13 +90,14 @@ void resolve_pruning(TrainArgs& a) {
       if (!same)
         usage_error("--resume continues with " + saved_recipe +
                     (g ? ", which prunes " + g->pattern.str() + " to " + percent(g->target(), 2)
-                       : std::string(", a recipe of ") + std::to_string(saved.groups.size()) + " groups") +
+                       : std::string(", a recipe of ") + std::to_string(o.recipe->groups.size()) + " groups") +
                     "; drop --pattern and --sparsity" +
                     (a.pattern.empty() ? " (--sparsity alone names no pattern)" : ""));
       a.pattern.clear();
       a.sparsity = NAN;
     }
-    take_repeated_recipe_flags(a, saved_recipe);
+    take_repeated_recipe_flags(a, g, saved_recipe);
+    return;
   }
   if (!a.recipe.empty()) {
     if (!a.pattern.empty() || !std::isnan(a.sparsity))
