@@ -250,15 +250,13 @@ std::vector<spruce::torch::ConvertedLayer> SentenceEncoder::convert(const spruce
   // Calibration passes one at a time: the observers then see the texts in one order, so that the
   // reservoir behind a percentile, and with it the conversion, is the same from run to run.
   auto layers = spruce::torch::convert(*model_, options, [&] {
-    const bool parallel = parallel_passes_;
+    struct OnePassAtATime {
+      bool& parallel;
+      const bool was = parallel;
+      ~OnePassAtATime() { parallel = was; }
+    } serial{parallel_passes_};
     parallel_passes_ = false;
-    try {
-      encode(calibration_texts, 32);
-    } catch (...) {
-      parallel_passes_ = parallel;
-      throw;
-    }
-    parallel_passes_ = parallel;
+    encode(calibration_texts, 32);
   });
   truncated_ = truncated;
   return layers;

@@ -175,12 +175,11 @@ void check_not_inside(const std::string& flag, const std::string& path, const st
 void check_finished_run(const std::string& flag, const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!dir.empty() && fs::is_regular_file(dir, ec))  // read as DIR/checkpoint.pt: "Not a directory"
+  if (dir.empty()) return;
+  if (fs::is_regular_file(dir, ec))  // read as DIR/checkpoint.pt: "Not a directory"
     usage_error(flag + " " + in_quotes(dir) + " is a file; it takes the --save folder of a spruce train run");
-  if (!dir.empty()) require_regular_file((fs::path(dir) / "checkpoint.pt").string());  // as reading it would say
-  if (dir.empty() || !fs::exists(fs::path(dir) / "checkpoint.pt", ec) ||
-      fs::exists(fs::path(dir) / "model.safetensors", ec))
-    return;
+  require_regular_file((fs::path(dir) / "checkpoint.pt").string());  // as reading it would say
+  if (fs::exists(fs::path(dir) / "model.safetensors", ec)) return;
   usage_error(flag + " " + in_quotes(dir) +
               " holds a run that has not finished (a checkpoint, no model.safetensors): continue it with "
               "spruce train --resume " +
